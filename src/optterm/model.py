@@ -1,0 +1,205 @@
+"""Domain model shared by providers, engine, store and front ends.
+
+A chain travels as aligned numpy columns (one array per field, indexed by strike) so analytics are
+vectorised and storing a chain is one write. Every array is float64 and NaN means "no value": a
+strike listed with only a CE leg has NaN in all PE columns, and an IV the provider did not give is
+NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+
+import numpy as np
+
+__all__ = [
+    "LEG_FIELDS",
+    "ChainSnapshot",
+    "Feed",
+    "Legs",
+    "Segment",
+    "Side",
+    "Underlying",
+]
+
+
+class Segment(enum.StrEnum):
+    INDEX = "index"
+    EQUITY = "equity"
+    COMMODITY = "commodity"
+
+
+class Side(enum.StrEnum):
+    CE = "CE"
+    PE = "PE"
+
+
+class Feed(enum.StrEnum):
+    """How live the data is; shown next to every number on screen."""
+
+    LIVE = "LIVE"
+    DELAYED = "DELAYED"
+    SIMULATED = "SIMULATED"
+
+
+@dataclass(frozen=True, slots=True)
+class Underlying:
+    symbol: str
+    segment: Segment
+    lot_size: int
+    strike_step: float
+    exchange: str = "NSE"
+
+    def __post_init__(self) -> None:
+        if self.lot_size <= 0:
+            raise ValueError(f"{self.symbol}: lot size must be positive, got {self.lot_size}")
+        if self.strike_step <= 0:
+            raise ValueError(f"{self.symbol}: strike step must be positive, got {self.strike_step}")
+
+
+# Per-leg columns, in storage order. Units: oi, oi_change and volume in contracts as the exchange
+# reports them (fractional OI exists after lot-size changes); ltp, bid, ask in rupees; iv as an
+# annualised decimal fraction (0.1234 = 12.34 %).
+LEG_FIELDS: tuple[str, ...] = ("oi", "oi_change", "volume", "ltp", "bid", "ask", "iv")
+
+
+def _frozen_column(name: str, values: object, n: int | None) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64, copy=True)
+    if arr.ndim != 1:
+        raise ValueError(f"column {name!r} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"column {name!r} has {arr.shape[0]} values, expected {n}")
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Legs:
+    """One side (CE or PE) of a chain: aligned float64 columns, NaN where there is no value."""
+
+    oi: np.ndarray
+    oi_change: np.ndarray
+    volume: np.ndarray
+    ltp: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    iv: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = None
+        for f in fields(self):
+            col = _frozen_column(f.name, getattr(self, f.name), n)
+            n = col.shape[0]
+            object.__setattr__(self, f.name, col)
+
+    def __len__(self) -> int:
+        return int(self.oi.shape[0])
+
+    @classmethod
+    def empty(cls, n: int) -> Legs:
+        nan = np.full(n, np.nan)
+        return cls(*(nan for _ in LEG_FIELDS))
+
+    def column(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    def present(self) -> np.ndarray:
+        """Mask of strikes where this side has a listed contract."""
+        return ~(np.isnan(self.oi) & np.isnan(self.ltp))
+
+    def equals(self, other: Legs) -> bool:
+        return all(
+            np.array_equal(self.column(n), other.column(n), equal_nan=True) for n in LEG_FIELDS
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ChainSnapshot:
+    """One option chain (one underlying, one expiry) as the provider reported it at one moment.
+
+    `provider_ts` is the provider's own timestamp of the data (UTC-aware); `fetched_at` is when we
+    received it. The age shown to a trader is measured from `provider_ts`.
+    """
+
+    symbol: str
+    expiry: date
+    provider: str
+    feed: Feed
+    provider_ts: datetime
+    fetched_at: datetime
+    spot: float
+    lot_size: int
+    strikes: np.ndarray
+    ce: Legs
+    pe: Legs
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("provider_ts", "fetched_at"):
+            ts = getattr(self, name)
+            if ts.tzinfo is None or ts.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware, got {ts!r}")
+        strikes = _frozen_column("strikes", self.strikes, None)
+        if strikes.size and (np.isnan(strikes).any() or np.any(np.diff(strikes) <= 0)):
+            raise ValueError(f"{self.symbol} {self.expiry}: strikes must be strictly ascending")
+        if len(self.ce) != strikes.size or len(self.pe) != strikes.size:
+            raise ValueError(
+                f"{self.symbol} {self.expiry}: {strikes.size} strikes but "
+                f"{len(self.ce)} CE and {len(self.pe)} PE rows"
+            )
+        object.__setattr__(self, "strikes", strikes)
+        object.__setattr__(self, "feed", Feed(self.feed))
+
+    def __len__(self) -> int:
+        return int(self.strikes.shape[0])
+
+    def side(self, side: Side | str) -> Legs:
+        return self.ce if Side(side) is Side.CE else self.pe
+
+    def atm_index(self) -> int:
+        """Index of the strike nearest spot (ties go to the lower strike)."""
+        if not len(self):
+            raise ValueError(f"{self.symbol} {self.expiry}: empty chain has no ATM strike")
+        return int(np.argmin(np.abs(self.strikes - self.spot)))
+
+    def window(self, strikes_each_side: int) -> ChainSnapshot:
+        """The chain cut to `strikes_each_side` strikes either side of ATM."""
+        if strikes_each_side < 0:
+            raise ValueError("strikes_each_side must be >= 0")
+        atm = self.atm_index()
+        lo = max(0, atm - strikes_each_side)
+        hi = min(len(self), atm + strikes_each_side + 1)
+        return self.take(slice(lo, hi))
+
+    def take(self, index: slice | np.ndarray) -> ChainSnapshot:
+        def cut(legs: Legs) -> Legs:
+            return Legs(*(legs.column(n)[index] for n in LEG_FIELDS))
+
+        return ChainSnapshot(
+            symbol=self.symbol,
+            expiry=self.expiry,
+            provider=self.provider,
+            feed=self.feed,
+            provider_ts=self.provider_ts,
+            fetched_at=self.fetched_at,
+            spot=self.spot,
+            lot_size=self.lot_size,
+            strikes=self.strikes[index],
+            ce=cut(self.ce),
+            pe=cut(self.pe),
+            meta=dict(self.meta),
+        )
+
+    def same_data(self, other: ChainSnapshot) -> bool:
+        """True when both carry the same market data (ignoring fetch time)."""
+        return (
+            self.symbol == other.symbol
+            and self.expiry == other.expiry
+            and self.provider_ts == other.provider_ts
+            and self.spot == other.spot
+            and np.array_equal(self.strikes, other.strikes)
+            and self.ce.equals(other.ce)
+            and self.pe.equals(other.pe)
+        )

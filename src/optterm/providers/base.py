@@ -1,0 +1,118 @@
+"""The provider protocol and the error taxonomy every provider maps its failures onto.
+
+The failover (a later layer) decides what to do from the error *kind* alone: a rate limit opens
+the breaker without re-login, an auth failure triggers one re-login, the rest count towards the
+breaker threshold. Providers must never let another exception type escape.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import date
+from typing import Protocol, runtime_checkable
+
+from optterm.model import ChainSnapshot, Feed, Underlying
+
+__all__ = [
+    "AuthError",
+    "BadPayload",
+    "ErrorKind",
+    "Provider",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "ServerError",
+    "UnknownSymbol",
+]
+
+
+class ErrorKind(enum.StrEnum):
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    SERVER = "server"
+    BAD_PAYLOAD = "bad_payload"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+
+
+class ProviderError(Exception):
+    kind: ErrorKind = ErrorKind.SERVER
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+
+
+class ProviderConnectionError(ProviderError):
+    kind = ErrorKind.CONNECTION
+
+
+class ProviderTimeout(ProviderError):
+    kind = ErrorKind.TIMEOUT
+
+
+class AuthError(ProviderError):
+    kind = ErrorKind.AUTH
+
+
+class RateLimited(ProviderError):
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(self, provider: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(provider, message)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    kind = ErrorKind.SERVER
+
+    def __init__(self, provider: str, message: str, status: int | None = None) -> None:
+        super().__init__(provider, message)
+        self.status = status
+
+
+class BadPayload(ProviderError):
+    kind = ErrorKind.BAD_PAYLOAD
+
+
+class UnknownSymbol(ProviderError):
+    """A usage error, not a provider fault: the symbol is not traded or not known here."""
+
+    kind = ErrorKind.UNKNOWN_SYMBOL
+
+    def __init__(self, provider: str, symbol: str, known: Sequence[str]) -> None:
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(provider, f"unknown symbol {symbol!r}; known symbols: {listed}")
+        self.symbol = symbol
+        self.known = tuple(sorted(known))
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the poller needs from a source of option chains. All methods are coroutines.
+
+    Implementations raise only ProviderError subclasses.
+    """
+
+    name: str
+    feed: Feed
+
+    def symbols(self) -> Sequence[str]:
+        """Underlyings this provider can serve (used in 'unknown symbol' messages)."""
+        ...
+
+    async def underlying(self, symbol: str) -> Underlying: ...
+
+    async def list_expiries(self, symbol: str) -> list[date]:
+        """Expiries with listed options, nearest first."""
+        ...
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot: ...
+
+    async def fetch_spot(self, symbol: str) -> float: ...
+
+    async def close(self) -> None: ...
