@@ -1,0 +1,1 @@
+"""The headless engine: the poller (one tick), and later analytics, patterns, alerts, notify."""

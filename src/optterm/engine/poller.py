@@ -1,0 +1,183 @@
+"""The tick: fetch every watched (symbol, expiry) concurrently, store what changed, publish a Tick.
+
+One chain's failure is logged, counted and reported in the Tick; it never stops the other chains or
+the loop. Ticks never overlap: the next one is scheduled from the start of the previous, and a tick
+that overruns its interval delays the next rather than running beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
+from optterm.model import ChainSnapshot, Underlying
+from optterm.providers.base import ErrorKind, Provider, ProviderError
+
+__all__ = ["Poller", "SnapshotSink", "Watch"]
+
+log = logging.getLogger("optterm.poller")
+
+# Expiry lists change a few times a day at most; re-asking every tick would spend a live provider's
+# request budget for nothing.
+EXPIRY_TTL_S = 600.0
+
+
+class SnapshotSink(Protocol):
+    async def write_snapshot(self, snap: ChainSnapshot) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    symbol: str
+    expiries: int  # how many of the nearest expiries
+    strikes: int  # strikes kept each side of ATM
+
+
+class Poller:
+    def __init__(
+        self,
+        provider: Provider,
+        store: SnapshotSink | None,
+        watch: Sequence[Watch],
+        *,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.provider = provider
+        self.store = store
+        self.watch = tuple(watch)
+        self.interval = interval
+        self.timeout = timeout
+        self._clock = clock
+        self._now = now
+        self._bus = EventBus()
+        self._expiries: dict[str, tuple[float, date, list[date]]] = {}
+        self.underlyings: dict[str, Underlying] = {}
+        self.seq = 0
+        self.failures: Counter[tuple[str, str]] = Counter()
+        self.last_tick: Tick | None = None
+
+    def subscribe(self) -> Subscription:
+        return self._bus.subscribe()
+
+    async def resolve(self) -> dict[str, Underlying]:
+        """Check every watched symbol against the provider (raises UnknownSymbol early)."""
+        for w in self.watch:
+            self.underlyings[w.symbol] = await self.provider.underlying(w.symbol)
+        return self.underlyings
+
+    async def _expiries_for(self, w: Watch) -> list[date]:
+        today = self._now().date()
+        cached = self._expiries.get(w.symbol)
+        if cached and self._clock() - cached[0] < EXPIRY_TTL_S and cached[1] == today:
+            return cached[2]
+        async with asyncio.timeout(self.timeout):
+            expiries = await self.provider.list_expiries(w.symbol)
+        self._expiries[w.symbol] = (self._clock(), today, expiries)
+        return expiries
+
+    async def _fetch(self, w: Watch, expiry: date) -> ChainSnapshot:
+        async with asyncio.timeout(self.timeout):
+            snap = await self.provider.fetch_chain(w.symbol, expiry)
+        return snap.window(w.strikes) if len(snap) else snap
+
+    async def tick_once(self) -> Tick:
+        started = self._now()
+        self.seq += 1
+        failures: list[FetchFailure] = []
+
+        jobs: list[tuple[Watch, date]] = []
+        listed = await asyncio.gather(
+            *(self._expiries_for(w) for w in self.watch), return_exceptions=True
+        )
+        for w, result in zip(self.watch, listed, strict=True):
+            if isinstance(result, BaseException):
+                failures.append(self._failure(w.symbol, None, result))
+            else:
+                jobs.extend((w, e) for e in result[: w.expiries])
+
+        fetched = await asyncio.gather(
+            *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
+        )
+        updates: list[ChainUpdate] = []
+        for (w, expiry), result in zip(jobs, fetched, strict=True):
+            if isinstance(result, BaseException):
+                failures.append(self._failure(w.symbol, expiry, result))
+                continue
+            stored = False
+            if self.store is not None:
+                try:
+                    stored = await self.store.write_snapshot(result)
+                    if stored:
+                        log.debug(
+                            "stored %s %s at %s",
+                            result.symbol,
+                            result.expiry.isoformat(),
+                            result.provider_ts.isoformat(),
+                        )
+                except Exception as exc:  # a full disk must not kill the feed
+                    failures.append(self._failure(w.symbol, expiry, exc, kind="store"))
+            updates.append(ChainUpdate(result, stored))
+
+        tick = Tick(self.seq, started, self._now(), tuple(updates), tuple(failures))
+        self.last_tick = tick
+        log.info(
+            "tick %d: %d chains, %d stored, %d failed in %.0f ms",
+            tick.seq,
+            len(updates),
+            tick.stored,
+            len(failures),
+            tick.duration_s * 1000,
+            extra={"tick": tick.seq, "stored": tick.stored, "failed": len(failures)},
+        )
+        self._bus.publish(tick)
+        return tick
+
+    def _failure(
+        self, symbol: str, expiry: date | None, exc: BaseException, kind: str | None = None
+    ) -> FetchFailure:
+        if kind is None:
+            if isinstance(exc, ProviderError):
+                kind = exc.kind.value
+            elif isinstance(exc, TimeoutError):
+                kind = ErrorKind.TIMEOUT.value
+            else:
+                kind = "internal"
+        message = str(exc) or type(exc).__name__
+        if kind == ErrorKind.TIMEOUT.value and not str(exc):
+            message = f"no answer within {self.timeout:g} s"
+        self.failures[(symbol, kind)] += 1
+        where = f"{symbol} {expiry}" if expiry else symbol
+        if kind == "internal":
+            log.error("%s: unexpected error", where, exc_info=exc)
+        else:
+            log.warning("%s: %s failure: %s", where, kind, message)
+        return FetchFailure(symbol, expiry, kind, message)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop` is set; the tick in progress always completes."""
+        next_at = self._clock()
+        while not stop.is_set():
+            try:
+                await self.tick_once()
+            except Exception:  # a bug in one tick must not end the feed
+                log.exception("tick %d failed", self.seq)
+            next_at += self.interval
+            delay = next_at - self._clock()
+            if delay <= 0:
+                next_at = self._clock()  # overran: start now, don't try to catch up
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)

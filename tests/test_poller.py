@@ -1,0 +1,174 @@
+"""The tick loop: isolation of failures, timeouts, no overlapping ticks, skip-unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from optterm.engine.poller import Poller, Watch
+from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
+from optterm.providers.base import ServerError, UnknownSymbol
+
+T0 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+EXP = date(2026, 11, 24)
+
+
+def make_chain(symbol: str, expiry: date, ts: datetime, n: int = 21) -> ChainSnapshot:
+    strikes = 25_000 + 50 * np.arange(n, dtype=float)
+    legs = Legs(*(np.arange(n, dtype=float) + k for k in range(7)))
+    return ChainSnapshot(
+        symbol, expiry, "fake", Feed.SIMULATED, ts, ts, 25_500.0, 65, strikes, legs, legs
+    )
+
+
+class FakeProvider:
+    name = "fake"
+    feed = Feed.SIMULATED
+
+    def __init__(self, clock: list[float] | None = None, tick_cost: float = 0.0) -> None:
+        self.fail: dict[str, BaseException] = {}
+        self.hang: set[str] = set()
+        self.expiry_calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.clock = clock
+        self.tick_cost = tick_cost
+        self.ts = T0
+
+    def symbols(self) -> list[str]:
+        return ["NIFTY", "BANKNIFTY"]
+
+    async def underlying(self, symbol: str) -> Underlying:
+        if symbol not in self.symbols():
+            raise UnknownSymbol(self.name, symbol, self.symbols())
+        return Underlying(symbol, Segment.INDEX, 65, 50)
+
+    async def list_expiries(self, symbol: str) -> list[date]:
+        self.expiry_calls += 1
+        return [EXP, EXP + timedelta(days=7)]
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            if symbol in self.hang:
+                await asyncio.Event().wait()
+            if symbol in self.fail:
+                raise self.fail[symbol]
+            if self.clock is not None:
+                self.clock[0] += self.tick_cost
+            return make_chain(symbol, expiry, self.ts)
+        finally:
+            self.in_flight -= 1
+
+    async def fetch_spot(self, symbol: str) -> float:
+        return 25_500.0
+
+    async def close(self) -> None:
+        pass
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.rows: list[ChainSnapshot] = []
+        self.last: dict[tuple[str, date], datetime] = {}
+
+    async def write_snapshot(self, snap: ChainSnapshot) -> bool:
+        key = (snap.symbol, snap.expiry)
+        if self.last.get(key) == snap.provider_ts:
+            return False
+        self.last[key] = snap.provider_ts
+        self.rows.append(snap)
+        return True
+
+
+WATCH = [Watch("NIFTY", 2, 5), Watch("BANKNIFTY", 1, 5)]
+
+
+async def test_tick_fetches_every_chain_windowed_and_stores_only_new_data() -> None:
+    provider, sink = FakeProvider(), MemorySink()
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=1)
+    tick = await poller.tick_once()
+    assert len(tick.updates) == 3 and tick.stored == 3 and not tick.failures
+    assert all(len(u.snapshot) == 11 for u in tick.updates)  # 5 each side of ATM
+    again = await poller.tick_once()
+    assert again.stored == 0 and len(again.updates) == 3  # same provider_ts: nothing new
+    provider.ts += timedelta(seconds=15)
+    third = await poller.tick_once()
+    assert third.stored == 3 and len(sink.rows) == 6
+    assert provider.expiry_calls == 2  # cached between ticks, once per symbol
+
+
+async def test_one_symbol_failing_never_stops_the_others() -> None:
+    provider, sink = FakeProvider(), MemorySink()
+    provider.fail["BANKNIFTY"] = ServerError("fake", "HTTP 503", status=503)
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=1)
+    tick = await poller.tick_once()
+    assert {u.snapshot.symbol for u in tick.updates} == {"NIFTY"}
+    assert [(f.symbol, f.kind) for f in tick.failures] == [("BANKNIFTY", "server")]
+    provider.fail["BANKNIFTY"] = RuntimeError("a bug in a provider")
+    tick = await poller.tick_once()
+    assert [(f.symbol, f.kind) for f in tick.failures] == [("BANKNIFTY", "internal")]
+    assert poller.failures[("BANKNIFTY", "server")] == 1
+    assert poller.failures[("BANKNIFTY", "internal")] == 1
+
+
+async def test_a_hung_fetch_times_out_without_holding_the_tick() -> None:
+    provider, sink = FakeProvider(), MemorySink()
+    provider.hang.add("NIFTY")
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=0.05)
+    tick = await poller.tick_once()
+    assert {u.snapshot.symbol for u in tick.updates} == {"BANKNIFTY"}
+    assert {(f.symbol, f.kind) for f in tick.failures} == {("NIFTY", "timeout")}
+    assert "0.05 s" in tick.failures[0].message
+
+
+async def test_store_failure_is_reported_not_fatal() -> None:
+    class BrokenSink:
+        async def write_snapshot(self, snap: ChainSnapshot) -> bool:
+            raise OSError("disk full")
+
+    poller = Poller(FakeProvider(), BrokenSink(), WATCH, interval=1, timeout=1)
+    tick = await poller.tick_once()
+    assert len(tick.updates) == 3 and tick.stored == 0
+    assert {f.kind for f in tick.failures} == {"store"}
+
+
+async def test_ticks_never_overlap_and_a_slow_tick_delays_the_next() -> None:
+    clock = [0.0]
+    provider = FakeProvider(clock=clock, tick_cost=0.5)  # 3 fetches → 1.5 s per tick
+    poller = Poller(provider, MemorySink(), WATCH, interval=1, timeout=5, clock=lambda: clock[0])
+    sub = poller.subscribe()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop))
+    seqs = []
+    for _ in range(4):
+        tick = await asyncio.wait_for(sub.get(), 5)
+        seqs.append(tick.seq)
+    stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert seqs == [1, 2, 3, 4]
+    assert provider.max_in_flight <= 3  # only one tick's fetches at a time
+    assert poller.seq in (4, 5)  # the tick in progress when stopped completes, no more start
+
+
+async def test_stop_ends_the_loop_between_ticks() -> None:
+    poller = Poller(FakeProvider(), MemorySink(), WATCH, interval=3600, timeout=1)
+    sub = poller.subscribe()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop))
+    await asyncio.wait_for(sub.get(), 5)
+    stop.set()
+    await asyncio.wait_for(runner, 5)  # does not wait out the hour
+    assert poller.seq == 1
+
+
+async def test_resolve_rejects_unknown_symbols() -> None:
+    poller = Poller(FakeProvider(), None, [Watch("NIFTYX", 1, 5)], interval=1, timeout=1)
+    with pytest.raises(UnknownSymbol) as err:
+        await poller.resolve()
+    assert "BANKNIFTY" in str(err.value)
