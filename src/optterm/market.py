@@ -1,0 +1,189 @@
+"""Exchange calendar for NSE index F&O: trading days, session hours and expiry dates.
+
+Everything here is pure date arithmetic over configurable rules (hours, holidays, expiry weekday),
+so the same class serves the poller's market-hours logic and the simulator's clock. Real expiry
+lists should still come from the exchange when a live provider is available (providers.md §4.2):
+this calendar is the fallback and the simulator's source of truth.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdcal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from optterm.model import Segment, Underlying
+
+__all__ = [
+    "DEFAULT_HOLIDAYS_2026",
+    "IST",
+    "NSE_INDICES",
+    "MarketCalendar",
+]
+
+IST = ZoneInfo("Asia/Kolkata")
+
+# Lot sizes in force from the Jan-2026 expiries (NSE circular of 03-Oct-2025, providers.md §4.1);
+# SEBI reviews them twice a year, so live providers should read them from the instrument master.
+NSE_INDICES: dict[str, Underlying] = {
+    "NIFTY": Underlying("NIFTY", Segment.INDEX, lot_size=65, strike_step=50.0),
+    "BANKNIFTY": Underlying("BANKNIFTY", Segment.INDEX, lot_size=30, strike_step=100.0),
+    "FINNIFTY": Underlying("FINNIFTY", Segment.INDEX, lot_size=60, strike_step=50.0),
+    "MIDCPNIFTY": Underlying("MIDCPNIFTY", Segment.INDEX, lot_size=120, strike_step=25.0),
+}
+
+# NSE F&O trading holidays in 2026 that fall on weekdays. This list must be checked every year
+# against NSE's holiday master (GET /api/holiday-master?type=trading, the "FO" list) because the
+# exchange announces the next year's holidays only in December and occasionally amends them.
+DEFAULT_HOLIDAYS_2026: tuple[date, ...] = (
+    date(2026, 1, 26),
+    date(2026, 3, 3),
+    date(2026, 3, 26),
+    date(2026, 3, 31),
+    date(2026, 4, 3),
+    date(2026, 4, 14),
+    date(2026, 5, 1),
+    date(2026, 5, 28),
+    date(2026, 6, 26),
+    date(2026, 9, 14),
+    date(2026, 10, 2),
+    date(2026, 10, 20),
+    date(2026, 11, 10),
+    date(2026, 11, 24),
+    date(2026, 12, 25),
+)
+
+# Module-level defaults so the dataclass defaults are shared immutable values, not calls.
+_DEFAULT_OPEN = time(9, 15)
+# The F&O close moved from 15:30 to 15:40 on 03-Aug-2026 (providers.md §4.4).
+_DEFAULT_CLOSE = time(15, 40)
+_DEFAULT_HOLIDAYS = frozenset(DEFAULT_HOLIDAYS_2026)
+_DEFAULT_WEEKLY = frozenset({"NIFTY"})
+
+# A search for a trading day gives up after this many calendar days: only a misconfigured
+# holiday list (every weekday a holiday) can get that far, and it must not hang the poller.
+_SEARCH_LIMIT_DAYS = 3660
+_ADJUST_MARGIN = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class MarketCalendar:
+    """Trading days, session hours and expiry rules of one exchange segment.
+
+    `open`/`close` are exchange-local wall times in `tz`; every datetime this class returns is
+    timezone-aware UTC so it can be stored and compared directly.
+    """
+
+    tz: ZoneInfo = IST
+    open: time = _DEFAULT_OPEN
+    close: time = _DEFAULT_CLOSE
+    holidays: frozenset[date] = _DEFAULT_HOLIDAYS
+    weekly_symbols: frozenset[str] = _DEFAULT_WEEKLY
+    expiry_weekday: int = 1  # Tuesday, as datetime.weekday() numbers it
+
+    def __post_init__(self) -> None:
+        if self.open.tzinfo is not None or self.close.tzinfo is not None:
+            raise ValueError("market open/close must be naive exchange-local times")
+        if self.open >= self.close:
+            raise ValueError(
+                f"market open ({self.open:%H:%M}) must be earlier than close ({self.close:%H:%M})"
+            )
+        if not 0 <= self.expiry_weekday <= 6:
+            raise ValueError(f"expiry_weekday must be 0 (Monday) to 6, got {self.expiry_weekday}")
+        # Accept any iterable from callers but keep hashable, case-normalised sets internally.
+        object.__setattr__(self, "holidays", frozenset(self.holidays))
+        object.__setattr__(
+            self, "weekly_symbols", frozenset(s.upper() for s in self.weekly_symbols)
+        )
+
+    # -- trading days -------------------------------------------------------------------------
+
+    def is_trading_day(self, d: date) -> bool:
+        return d.weekday() < 5 and d not in self.holidays
+
+    def previous_trading_day(self, d: date) -> date:
+        """The last trading day strictly before `d`."""
+        return self._search(d, -1)
+
+    def next_trading_day(self, d: date) -> date:
+        """The first trading day strictly after `d`."""
+        return self._search(d, +1)
+
+    def _search(self, d: date, direction: int) -> date:
+        step = timedelta(days=direction)
+        candidate = d + step
+        for _ in range(_SEARCH_LIMIT_DAYS):
+            if self.is_trading_day(candidate):
+                return candidate
+            candidate += step
+        raise ValueError(f"no trading day within {_SEARCH_LIMIT_DAYS} days of {d}")
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def session_bounds(self, d: date) -> tuple[datetime, datetime]:
+        """Open and close of the session on `d`, as UTC-aware datetimes."""
+        opened = datetime.combine(d, self.open, tzinfo=self.tz).astimezone(UTC)
+        closed = datetime.combine(d, self.close, tzinfo=self.tz).astimezone(UTC)
+        return opened, closed
+
+    def is_open(self, at: datetime) -> bool:
+        """True while the normal market is open at `at` (open inclusive, close exclusive)."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"is_open needs a timezone-aware datetime, got {at!r}")
+        local = at.astimezone(self.tz)
+        return self.is_trading_day(local.date()) and self.open <= local.time() < self.close
+
+    def session_seconds(self) -> float:
+        """Length of one normal session in seconds (the same every trading day)."""
+        anchor = date(2000, 1, 3)
+        span = datetime.combine(anchor, self.close) - datetime.combine(anchor, self.open)
+        return span.total_seconds()
+
+    def local_date(self, at: datetime) -> date:
+        """The exchange-local calendar date of an aware datetime."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"local_date needs a timezone-aware datetime, got {at!r}")
+        return at.astimezone(self.tz).date()
+
+    # -- expiries -----------------------------------------------------------------------------
+
+    def expiries(self, symbol: str, today: date, count: int) -> list[date]:
+        """The next `count` expiries of `symbol` on or after `today`, nearest first.
+
+        Weekly symbols expire on every `expiry_weekday`; the others only on the last one of each
+        month. An expiry that falls on a holiday or weekend moves to the previous trading day
+        (providers.md §4.2). An expiry is still live on its own day, hence ">= today".
+        """
+        if count <= 0:
+            return []
+        weekly = symbol.upper() in self.weekly_symbols
+        nominals = self._weekly_nominals(today) if weekly else self._monthly_nominals(today)
+        found: set[date] = set()
+        for _, day in zip(range(_SEARCH_LIMIT_DAYS), nominals, strict=False):
+            actual = day if self.is_trading_day(day) else self.previous_trading_day(day)
+            if actual >= today:
+                found.add(actual)
+            # A holiday moves an expiry back by days, never by a month: once `count` dates are in
+            # hand and the nominal dates have run a month past them, none can still sort earlier.
+            if len(found) >= count and day > sorted(found)[count - 1] + _ADJUST_MARGIN:
+                break
+        return sorted(found)[:count]
+
+    def _weekly_nominals(self, today: date) -> Iterator[date]:
+        day = today + timedelta(days=(self.expiry_weekday - today.weekday()) % 7)
+        while True:
+            yield day
+            day += timedelta(days=7)
+
+    def _monthly_nominals(self, today: date) -> Iterator[date]:
+        year, month = today.year, today.month
+        while True:
+            yield self.last_weekday_of_month(year, month)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+    def last_weekday_of_month(self, year: int, month: int) -> date:
+        """The last `expiry_weekday` of a month, before any holiday adjustment."""
+        last = date(year, month, _stdcal.monthrange(year, month)[1])
+        return last - timedelta(days=(last.weekday() - self.expiry_weekday) % 7)
