@@ -1,0 +1,1 @@
+"""Benchmarks — not tests, never run by pytest. `python -m benchmarks [filter]`."""

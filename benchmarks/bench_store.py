@@ -1,0 +1,146 @@
+"""Store figures on a real SQLite file in a temp dir, through the async Store API.
+
+- store.write_snapshot_ms: one 200-strike chain, median of 300 writes (after 20 warm-up writes).
+- a full simulated day is then written to a fresh file: 3 indices × 3 expiries × 100 strikes every
+  15 s for a 6.4 h session (1,540 ticks, 13,860 snapshots);
+- store.bytes_per_trading_day / store.bytes_per_snapshot: file size after a WAL checkpoint;
+- store.read_latest_chain_ms: latest_chain(symbol) with that day stored (nearest expiry chosen);
+- store.read_strike_series_ms: one strike's CE and PE OI over the whole day (1,540 snapshots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.chains import SESSION_OPEN_UTC, DaySimulator
+from optterm.store import Store, open_store
+
+DAY_TICKS = 1540  # 6 h 25 min at one poll per 15 s
+WRITE_RUNS = 300
+
+
+def _ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 3)
+
+
+async def _write_figure(folder: Path) -> dict[str, Any]:
+    sim = DaySimulator(n_strikes=200, seed=11, indices=DaySimulator().indices[:1], expiry_days=(1,))
+    chains = [sim.tick()[0] for _ in range(WRITE_RUNS + 20)]
+    store = await open_store(str(folder / "write.db"))
+    try:
+        for snap in chains[:20]:
+            await store.write_snapshot(snap)
+        samples = []
+        for snap in chains[20:]:
+            t0 = time.perf_counter()
+            stored = await store.write_snapshot(snap)
+            samples.append(time.perf_counter() - t0)
+            assert stored
+    finally:
+        await store.close()
+    return {
+        "store.write_snapshot_ms": {
+            "value": _ms(samples),
+            "unit": "ms",
+            "budget": 2,
+            "note": f"200-strike chain, median of {WRITE_RUNS} writes, encode + one transaction",
+        },
+        "store.write_snapshot_p95_ms": {
+            "value": round(sorted(samples)[int(len(samples) * 0.95)] * 1000, 3),
+            "unit": "ms",
+            "note": "same writes, 95th percentile",
+        },
+    }
+
+
+async def _write_day(store: Store) -> tuple[list[float], float]:
+    sim = DaySimulator(n_strikes=100, seed=7)
+    samples = []
+    t_all = time.perf_counter()
+    for _ in range(DAY_TICKS):
+        for snap in sim.tick():
+            t0 = time.perf_counter()
+            await store.write_snapshot(snap)
+            samples.append(time.perf_counter() - t0)
+    return samples, time.perf_counter() - t_all
+
+
+async def _day_figures(folder: Path) -> dict[str, Any]:
+    path = folder / "day.db"
+    store = await open_store(str(path))
+    try:
+        samples, elapsed = await _write_day(store)
+        n = await store.count_snapshots()
+        await store.checkpoint()
+        size = path.stat().st_size
+        start, end = SESSION_OPEN_UTC, SESSION_OPEN_UTC + timedelta(days=1)
+
+        latest = await store.latest_chain("NIFTY")
+        assert latest is not None
+        lat = []
+        for _ in range(300):
+            t0 = time.perf_counter()
+            await store.latest_chain("NIFTY")
+            lat.append(time.perf_counter() - t0)
+
+        strike = float(latest.strikes[latest.atm_index()])
+        series = await store.strike_series("NIFTY", latest.expiry, strike, start, end)
+        points = len(series)
+        ser = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            await store.strike_series("NIFTY", latest.expiry, strike, start, end)
+            ser.append(time.perf_counter() - t0)
+    finally:
+        await store.close()
+    return {
+        "store.bytes_per_trading_day": {
+            "value": round(size / 1e6, 2),
+            "unit": "MB",
+            "budget": 50,
+            "note": f"{n:,} snapshots (3 indices x 3 expiries x 100 strikes, 15 s, "
+            f"{DAY_TICKS} ticks), file size after wal_checkpoint(TRUNCATE), MB = 10^6 bytes",
+        },
+        "store.bytes_per_snapshot": {
+            "value": round(size / n),
+            "unit": "B",
+            "note": "100-strike chain incl. row, index and page overhead",
+        },
+        "store.write_snapshot_100_ms": {
+            "value": _ms(samples),
+            "unit": "ms",
+            "note": f"100-strike chain, median over the day's {len(samples):,} writes "
+            f"({elapsed:.1f} s in all)",
+        },
+        "store.read_latest_chain_ms": {
+            "value": _ms(lat),
+            "unit": "ms",
+            "budget": 2,
+            "note": "latest_chain('NIFTY') picking the nearest expiry, a full day stored, "
+            "decoded to a ChainSnapshot; median of 300",
+        },
+        "store.read_strike_series_ms": {
+            "value": _ms(ser),
+            "unit": "ms",
+            "budget": 50,
+            "note": f"ATM strike, CE+PE OI over the day ({points:,} snapshots), median of 15",
+        },
+    }
+
+
+async def _run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="optterm-bench-") as tmp:
+        folder = Path(tmp)
+        figures = await _write_figure(folder)
+        figures.update(await _day_figures(folder))
+    return figures
+
+
+def run() -> dict[str, dict]:
+    return asyncio.run(_run())

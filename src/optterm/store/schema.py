@@ -1,0 +1,90 @@
+"""Table definitions (SQLAlchemy Core) — the live mirror of the Alembic migrations.
+
+Migrations in `migrations/versions/` are frozen copies of history and never import this module;
+a test checks that upgrading an empty database to head yields exactly this metadata.
+
+Portability rules (PostgreSQL comes later): Core types only, timestamps as integer epoch
+microseconds UTC (no timezone-dependent column types), dates as `Date`, blobs as `LargeBinary`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["chains", "metadata", "snapshots", "store_info"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only makes INTEGER PRIMARY KEY the rowid alias; PostgreSQL wants a BIGINT identity.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# One-row-per-key facts about this database (application name, creation time, …). Lets open_store
+# tell an optterm database from any other SQLite/Alembic file before touching it.
+store_info = Table(
+    "store_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row per stored chain snapshot. The chain itself is `data` (see store/codec.py); the other
+# columns are what lists, charts and retention need without decoding a blob.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("symbol", String(32), nullable=False),
+    Column("expiry", Date, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("feed", String(16), nullable=False),
+    Column("provider_ts", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("fetched_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("spot", Double, nullable=True),  # NULL = NaN (SQLite cannot store NaN)
+    Column("lot_size", Integer, nullable=False),
+    Column("n_strikes", Integer, nullable=False),
+    Column("ce_oi_total", Double, nullable=True),
+    Column("pe_oi_total", Double, nullable=True),
+    Column("ce_volume_total", Double, nullable=True),
+    Column("pe_volume_total", Double, nullable=True),
+    Column("meta", Text, nullable=True),  # JSON object of str → str; NULL when empty
+    Column("data", LargeBinary, nullable=False),
+    # The (symbol, expiry, provider_ts) prefix serves every range read; with provider it also
+    # makes a duplicate write impossible even if two processes ever race.
+    Index(
+        "ux_snapshots_symbol_expiry_ts", "symbol", "expiry", "provider_ts", "provider", unique=True
+    ),
+    # Ids never go back after a purge, so "snapshots with id > N" is a safe way to follow the store.
+    sqlite_autoincrement=True,
+)
+
+# Every (symbol, expiry, provider) that has snapshots: one row per chain, written once when its
+# first snapshot is stored (not on every write). "Latest chain" reads this small table, then
+# seeks max(provider_ts) per expiry on the snapshots index — no GROUP BY over history.
+chains = Table(
+    "chains",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("expiry", Date, primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("first_ts", BigInteger, nullable=False),  # provider_ts of its first snapshot
+)
