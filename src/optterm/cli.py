@@ -1,0 +1,380 @@
+"""The `optterm` command. Wiring only: every command imports what it needs when it runs, so
+`optterm --help` stays fast and commands that do not open the TUI never import Textual."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from optterm import __version__
+from optterm.errors import UsageProblem
+from optterm.runtime import CliOptions
+
+app = typer.Typer(
+    name="optterm",
+    help="Options-intelligence terminal for F&O traders. With no command, opens the TUI.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+history_app = typer.Typer(help="Inspect and export the stored history.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"optterm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file (default: OPTTERM_CONFIG or the platform path)."
+        ),
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Simulator scenario (see `optterm scenarios`).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulator seed.")] = None,
+    speed: Annotated[float | None, typer.Option(help="Simulated seconds per real second.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Use only this provider (angelone, nse, simulator).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    opts = CliOptions(config=config)
+    opts.set("OPTTERM_PROVIDERS_SIMULATOR_SCENARIO", "--scenario", scenario)
+    opts.set("OPTTERM_PROVIDERS_SIMULATOR_SEED", "--seed", seed)
+    opts.set("OPTTERM_PROVIDERS_SIMULATOR_SPEED", "--speed", speed)
+    opts.set("OPTTERM_PROVIDERS_ORDER", "--provider", provider)
+    opts.set("OPTTERM_LOG_LEVEL", "--log-level", log_level)
+    ctx.obj = opts
+    if ctx.invoked_subcommand is None:
+        from optterm.app import run_tui
+
+        raise typer.Exit(run_tui(ctx.obj))
+
+
+def _opts(ctx: typer.Context) -> CliOptions:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliOptions) else CliOptions()
+
+
+def _parse_date(value: str, flag: str) -> date:
+    for parse in (date.fromisoformat, lambda v: datetime.strptime(v, "%d-%b-%Y").date()):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    raise UsageProblem(
+        f"{flag} {value!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-11-24) "
+        "or DD-Mon-YYYY (e.g. 24-Nov-2026)."
+    )
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@app.command()
+def chain(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Underlying, e.g. NIFTY.")],
+    expiry: Annotated[
+        str | None,
+        typer.Option(
+            "--expiry", "-e", help="YYYY-MM-DD, DD-Mon-YYYY, or 1 for the nearest, 2 the next…"
+        ),
+    ] = None,
+    strikes: Annotated[
+        int, typer.Option("--strikes", "-n", min=1, max=300, help="Strikes each side of ATM.")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Fetch one option chain now and print it (CE | strike | PE, ATM marked)."""
+    if as_json and as_csv:
+        raise UsageProblem("--json and --csv cannot be used together; pick one.")
+    settings = _load(ctx)
+    snap = asyncio.run(_fetch_chain(settings, symbol.upper(), expiry, strikes))
+    if as_json:
+        from optterm.output import snapshot_to_dict
+
+        _print_json(snapshot_to_dict(snap))
+    elif as_csv:
+        from optterm.output import write_csv
+
+        write_csv(sys.stdout, [snap])
+    else:
+        from rich.console import Console
+
+        from optterm.output import chain_table
+
+        Console().print(chain_table(snap))
+
+
+async def _fetch_chain(settings: Any, symbol: str, expiry_arg: str | None, strikes: int):
+    from optterm.providers.factory import build_provider
+
+    provider = build_provider(settings)
+    try:
+        await provider.underlying(symbol)
+        expiries = await provider.list_expiries(symbol)
+        if not expiries:
+            raise UsageProblem(f"{symbol} has no listed expiries at {provider.name}.")
+        listed = ", ".join(e.isoformat() for e in expiries)
+        if expiry_arg is None:
+            expiry = expiries[0]
+        elif expiry_arg.isdigit():
+            n = int(expiry_arg)
+            if not 1 <= n <= len(expiries):
+                raise UsageProblem(
+                    f"--expiry {n}: {symbol} has {len(expiries)} listed expiries ({listed}); "
+                    f"use 1 to {len(expiries)} or a date."
+                )
+            expiry = expiries[n - 1]
+        else:
+            expiry = _parse_date(expiry_arg, "--expiry")
+            if expiry not in expiries:
+                raise UsageProblem(f"{symbol} has no expiry on {expiry}; listed: {listed}.")
+        snap = await provider.fetch_chain(symbol, expiry)
+        return snap.window(strikes) if len(snap) else snap
+    finally:
+        await provider.close()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between ticks (default from config).")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text or json lines.")
+    ] = None,
+) -> None:
+    """Poll the watchlist headless and keep the history, until Ctrl-C or SIGTERM."""
+    opts = _opts(ctx)
+    opts.set("OPTTERM_POLLER_INTERVAL", "--interval", interval)
+    opts.set("OPTTERM_LOG_FORMAT", "--log-format", log_format)
+    settings = _load(ctx)
+    from optterm.logs import configure_logging
+    from optterm.serve import serve as run_serve
+
+    configure_logging(settings.log.level, settings.log.format)
+    raise typer.Exit(asyncio.run(run_serve(settings)))
+
+
+@app.command()
+def scenarios(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the simulator's scenarios (choose one with --scenario or [providers.simulator])."""
+    from optterm.providers.simulator import SCENARIOS
+
+    if as_json:
+        _print_json(SCENARIOS)
+        return
+    width = max(map(len, SCENARIOS))
+    for name, text in SCENARIOS.items():
+        typer.echo(f"{name:<{width}}  {text}")
+
+
+@app.command()
+def locate(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print where optterm reads its config and keeps its data and logs."""
+    from optterm import paths
+    from optterm.runtime import store_url
+
+    opts = _opts(ctx)
+    settings = _load(ctx)
+    import os
+
+    config_file = opts.config or os.environ.get("OPTTERM_CONFIG") or paths.config_file()
+    doc = {
+        "config": str(config_file),
+        "config_exists": Path(config_file).exists(),
+        "data": str(paths.data_dir()),
+        "logs": str(paths.log_dir()),
+        "store": _redact_url(store_url(settings)),
+    }
+    if as_json:
+        _print_json(doc)
+        return
+    for key, value in doc.items():
+        if key != "config_exists":
+            note = "" if key != "config" or doc["config_exists"] else "  (not created; defaults)"
+            typer.echo(f"{key:<7} {value}{note}")
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+@history_app.command("list")
+def history_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Stored snapshots per symbol, expiry and day."""
+    settings = _load(ctx)
+    rows = asyncio.run(_with_store(settings, _summary))
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Symbol", "Expiry", "Date (IST)", "Provider", "Snapshots", "First", "Last")
+    for r in rows:
+        table.add_row(
+            r["symbol"],
+            r["expiry"],
+            r["date"],
+            r["provider"],
+            str(r["snapshots"]),
+            r["first"][11:19],
+            r["last"][11:19],
+        )
+    if not rows:
+        typer.echo("No history stored yet. Run `optterm serve` (or the TUI) to start recording.")
+        return
+    Console().print(table)
+
+
+async def _summary(store: Any) -> list[dict[str, Any]]:
+    from optterm.history import summary_rows
+
+    return await summary_rows(store)
+
+
+@history_app.command("export")
+def history_export(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Underlying, e.g. NIFTY.")],
+    expiry: Annotated[str | None, typer.Option("--expiry", "-e", help="Only this expiry.")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", "-d", help="One exchange-local day (YYYY-MM-DD).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--from", help="First day (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day (inclusive).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Export stored snapshots (every strike of every tick) as CSV or JSON."""
+    if fmt not in ("csv", "json"):
+        raise UsageProblem(f"--format {fmt!r} is not supported; use csv or json.")
+    if day and (since or until):
+        raise UsageProblem("--date cannot be combined with --from/--to; use one or the other.")
+    settings = _load(ctx)
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from optterm.history import day_bounds
+
+    tz = ZoneInfo(settings.market.timezone)
+    first = _parse_date(day or since, "--date" if day else "--from") if (day or since) else None
+    last = _parse_date(day or until, "--date" if day else "--to") if (day or until) else None
+    start = day_bounds(first, tz)[0] if first else datetime(1970, 1, 2, tzinfo=tz)
+    end = day_bounds(last, tz)[1] if last else datetime(9999, 1, 1, tzinfo=tz) - timedelta(days=2)
+    if end <= start:
+        raise UsageProblem("--to is before --from; nothing to export.")
+    exp = _parse_date(expiry, "--expiry") if expiry else None
+    written = asyncio.run(
+        _with_store(settings, lambda s: _export(s, symbol.upper(), exp, start, end, fmt, output))
+    )
+    if written == 0:
+        typer.echo(
+            f"No stored snapshots for {symbol.upper()} in that range; see `optterm history list`.",
+            err=True,
+        )
+
+
+async def _export(store, symbol, expiry, start, end, fmt, output: Path | None) -> int:
+    from optterm.history import export
+
+    if output is None:
+        return await export(store, symbol, expiry, start, end, fmt, sys.stdout)
+    # Write beside the target and rename, so an interrupted export never leaves half a file.
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            n = await export(store, symbol, expiry, start, end, fmt, fh)
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageProblem(f"cannot write {output}: {exc.strerror or exc}.") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+async def _with_store(settings: Any, fn: Any) -> Any:
+    from optterm.runtime import open_configured_store
+
+    store = await open_configured_store(settings)
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+def _load(ctx: typer.Context) -> Any:
+    from optterm.runtime import load
+
+    return load(_opts(ctx))
+
+
+def main() -> None:
+    """Entry point: known problems become one paragraph on stderr and an exit code, no traceback."""
+    code = 0
+    try:
+        app(prog_name="optterm")
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        code, message = _explain(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"optterm: {message}\n")
+    sys.exit(code)
+
+
+def _explain(exc: Exception) -> tuple[int, str | None]:
+    """(exit code, message) for errors a user can fix; (1, None) re-raises a genuine bug."""
+    from optterm.config import ConfigError
+    from optterm.providers.base import ProviderError, UnknownSymbol
+    from optterm.providers.factory import ProviderUnavailable
+    from optterm.store import StoreError
+
+    if isinstance(exc, ConfigError | StoreError | UsageProblem | ProviderUnavailable):
+        return 2, str(exc)
+    if isinstance(exc, UnknownSymbol):
+        return 2, str(exc)
+    if isinstance(exc, ProviderError):
+        return 1, f"market data unavailable: {exc}"
+    return 1, None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Errors the CLI turns into a one-paragraph message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["UsageProblem"]
+
+
+class UsageProblem(Exception):
+    """Bad command-line input that the CLI parser could not catch (exit code 2)."""

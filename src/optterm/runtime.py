@@ -1,0 +1,68 @@
+"""Start-up shared by commands: settings with CLI overrides, the store, the poller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optterm.config import Settings
+    from optterm.engine.poller import Poller
+    from optterm.providers.base import Provider
+    from optterm.store import Store
+
+__all__ = ["CliOptions", "load", "make_poller", "open_configured_store"]
+
+
+@dataclass
+class CliOptions:
+    """Global options given before the subcommand (`optterm --scenario gamma_squeeze serve`)."""
+
+    config: Path | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # override variable -> CLI flag
+
+    def set(self, variable: str, flag: str, value: object) -> None:
+        if value is not None:
+            self.overrides[variable] = str(value)
+            self.labels[variable] = flag
+
+
+def load(opts: CliOptions, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from file + environment, with CLI flags applied as the highest-priority overrides.
+
+    Flags go through the same environment-override path as OPTTERM_* variables so they are
+    validated by exactly the same rules.
+    """
+    import os
+
+    from optterm.config import load_settings
+
+    merged = dict(os.environ if env is None else env)
+    merged.update(opts.overrides)
+    return load_settings(opts.config, env=merged, labels=opts.labels)
+
+
+def store_url(settings: Settings) -> str:
+    return settings.store.effective_url
+
+
+async def open_configured_store(settings: Settings) -> Store:
+    from optterm.store import open_store
+
+    return await open_store(store_url(settings))
+
+
+def make_poller(settings: Settings, provider: Provider, store: Store | None) -> Poller:
+    from optterm.engine.poller import Poller, Watch
+
+    watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
+    return Poller(
+        provider,
+        store,
+        watch,
+        interval=settings.poller.interval,
+        timeout=settings.poller.timeout,
+    )

@@ -1,0 +1,1 @@
+"""Reusable Textual widgets (chain table, plots, status bar)."""
