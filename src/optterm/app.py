@@ -6,11 +6,14 @@ screen re-renders once per tick. The full dashboard is built on this shell in a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -64,6 +67,7 @@ class OpttermApp(App[int]):
         *(Binding(str(i), f"symbol({i - 1})", show=False) for i in range(1, 10)),
         Binding("right_square_bracket", "expiry(1)", "Next expiry"),
         Binding("left_square_bracket", "expiry(-1)", "Prev expiry"),
+        Binding("c", "centre", "Centre on ATM"),
     ]
 
     def __init__(self, settings: Settings, *, store_history: bool = True) -> None:
@@ -76,6 +80,11 @@ class OpttermApp(App[int]):
         self.latest: dict[tuple[str, Any], ChainSnapshot] = {}
         self.last_tick: Tick | None = None
         self.engine_error: str | None = None
+        # Set on every tick handled; lets tests and attachments wait on data, not on time.
+        self.ticked = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._engine_done = asyncio.Event()
+        self._shown: tuple[str, Any] | None = None  # (symbol, expiry) on screen
 
     def compose(self) -> ComposeResult:
         yield Static("starting…", id="status")
@@ -91,17 +100,16 @@ class OpttermApp(App[int]):
 
     @work(exclusive=True, group="engine")
     async def run_engine(self) -> None:
-        import asyncio
-
         from optterm.providers.factory import build_provider
         from optterm.runtime import make_poller, open_configured_store
 
-        store = await open_configured_store(self.settings) if self.store_history else None
-        provider = build_provider(self.settings)
-        poller = make_poller(self.settings, provider, store)
-        sub = poller.subscribe()
-        stop = asyncio.Event()
+        store = provider = None
+        stop = self._stop
         try:
+            store = await open_configured_store(self.settings) if self.store_history else None
+            provider = build_provider(self.settings)
+            poller = make_poller(self.settings, provider, store)
+            sub = poller.subscribe()
             await poller.resolve()
             runner = asyncio.create_task(poller.run(stop))
             while not runner.done():
@@ -117,9 +125,19 @@ class OpttermApp(App[int]):
             self.refresh_status()
         finally:
             stop.set()
-            await provider.close()
+            if provider is not None:
+                await provider.close()
             if store is not None:
                 await store.close()
+            self._engine_done.set()
+
+    async def action_quit(self) -> None:
+        """Let the tick in progress finish and the store close before leaving."""
+        self._stop.set()
+        if self.workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._engine_done.wait(), 10)
+        self.exit()
 
     def on_tick_arrived(self, message: TickArrived) -> None:
         self.last_tick = message.tick
@@ -128,6 +146,7 @@ class OpttermApp(App[int]):
             self.latest[(snap.symbol, snap.expiry)] = snap
         self.render_chain()
         self.refresh_status()
+        self.ticked.set()
 
     def current(self) -> ChainSnapshot | None:
         expiries = sorted(e for s, e in self.latest if s == self.symbol)
@@ -160,27 +179,46 @@ class OpttermApp(App[int]):
                 _cell(pe.oi_change[i], "signed"),
                 _cell(pe.oi[i], "int"),
             )
-        if row_before is not None and row_before < table.row_count:
+        if self._shown != (snap.symbol, snap.expiry):
+            # A new chain opens on the money, where a trader looks first.
+            self._shown = (snap.symbol, snap.expiry)
+            self.action_centre()
+        elif row_before is not None and row_before < table.row_count:
             table.move_cursor(row=row_before)
+
+    def action_centre(self) -> None:
+        snap = self.current()
+        if snap is None:
+            return
+        table = self.query_one(DataTable)
+        atm = snap.atm_index()
+        table.move_cursor(row=atm, scroll=False)
+        # After layout, so the table knows its height and can put ATM mid-screen.
+        table.call_after_refresh(
+            lambda: table.scroll_to(y=max(0, atm - table.size.height // 2), animate=False)
+        )
 
     def refresh_status(self) -> None:
         status = self.query_one("#status", Static)
         if self.engine_error:
-            status.update(f"ENGINE STOPPED: {self.engine_error}")
+            status.update(Text(f"ENGINE STOPPED: {self.engine_error}"))
             status.set_class(True, "stale")
             return
         snap = self.current()
         if snap is None:
-            status.update(f"{self.symbol}: waiting for the first tick…")
+            status.update(Text(f"{self.symbol}: waiting for the first tick…"))
             return
         age = data_age(snap, datetime.now(UTC))
         stale = age > max(3 * self.settings.poller.interval, 60)
         when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S IST")
+        # Text, not markup: provider names and messages must never be parsed as styles.
         status.update(
-            f"{snap.symbol} {snap.expiry:%d-%b-%Y}  spot {snap.spot:,.2f}  "
-            f"[{source_label(snap)}]  data {when}  age {age:.0f}s"
-            + ("  STALE" if stale else "")
-            + ("  — simulated prices, not the market" if snap.feed is Feed.SIMULATED else "")
+            Text(
+                f"{snap.symbol} {snap.expiry:%d-%b-%Y}  spot {snap.spot:,.2f}  "
+                f"[{source_label(snap)}]  data {when}  age {age:.0f}s"
+                + ("  STALE" if stale else "")
+                + ("  — simulated prices, not the market" if snap.feed is Feed.SIMULATED else "")
+            )
         )
         status.set_class(snap.feed is Feed.SIMULATED, "simulated")
         status.set_class(stale, "stale")
@@ -203,5 +241,20 @@ def run_tui(opts: CliOptions) -> int:
     from optterm.runtime import load
 
     settings = load(opts)
+    # Fail before taking over the screen, with the same messages and exit codes as other commands.
+    asyncio.run(_preflight(settings))
     configure_logging(settings.log.level, settings.log.format, file=paths.log_dir() / "optterm.log")
     return OpttermApp(settings).run() or 0
+
+
+async def _preflight(settings: Settings) -> None:
+    from optterm.providers.factory import build_provider
+    from optterm.runtime import make_poller, open_configured_store
+
+    store = await open_configured_store(settings)
+    provider = build_provider(settings)
+    try:
+        await make_poller(settings, provider, None).resolve()
+    finally:
+        await provider.close()
+        await store.close()
