@@ -189,3 +189,44 @@ def _stored_keys(db: Path) -> set[tuple[str, str, str]]:
             await store.close()
 
     return asyncio.run(keys())
+
+
+def test_serve_purges_history_older_than_the_retention_window(home: Home) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from optterm.market import IST
+    from optterm.providers.simulator import SimulatorProvider
+    from optterm.store import open_store
+
+    old_start = (datetime.now(IST) - timedelta(days=40)).replace(hour=10, minute=0)
+    sim = SimulatorProvider(seed=3, start=old_start, clock=lambda: 0.0)
+    expiry = sim.calendar.expiries("NIFTY", sim.start.date(), 1)[0]
+
+    async def seed() -> None:
+        store = await open_store(str(home.db))
+        try:
+            for k in range(3):
+                assert await store.write_snapshot(sim.chain_at_step("NIFTY", expiry, k))
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    home.config.write_text(
+        f'[store]\nurl = "sqlite+aiosqlite:///{home.db}"\nretention_days = 30\n'
+        '[poller]\ninterval = 1\n[[poller.watch]]\nsymbol = "NIFTY"\nstrikes = 5\n'
+    )
+    proc = _serve(home)
+    try:
+        lines = _lines_until(proc, lambda ln: "tick 1:" in ln, 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert any("retention: removed 3 snapshots" in ln for ln in lines), lines
+    with sqlite3.connect(home.db) as db:
+        assert (
+            db.execute(
+                "SELECT count(*) FROM snapshots WHERE expiry = ?", (expiry.isoformat(),)
+            ).fetchone()[0]
+            == 0
+        )

@@ -5,14 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from optterm.config import Settings
+    from optterm.store import Store
 
-__all__ = ["serve"]
+__all__ = ["purge_expired", "serve"]
 
 log = logging.getLogger("optterm.serve")
+
+
+async def purge_expired(store: Store, retention_days: int) -> int:
+    """Drop history older than the retention window (the scheduler will also run this daily)."""
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    purged = await store.purge(cutoff)
+    if purged:
+        log.info(
+            "retention: removed %d snapshots older than %s (%d days)",
+            purged,
+            cutoff.date().isoformat(),
+            retention_days,
+        )
+    return purged
 
 
 async def serve(settings: Settings) -> int:
@@ -22,6 +38,7 @@ async def serve(settings: Settings) -> int:
     store = await open_configured_store(settings)
     provider = None
     try:
+        await purge_expired(store, settings.store.retention_days)
         provider = build_provider(settings)
         poller = make_poller(settings, provider, store)
         await poller.resolve()
