@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.replay_server import ReplayServer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "providers"
@@ -69,3 +71,13 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """A real HTTP server on 127.0.0.1 replaying recorded provider payloads."""
+    server = ReplayServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,82 @@
+"""What every HTTP provider shares: one client factory, and mapping transport failures and
+non-JSON answers onto the typed errors of `base` so nothing else ever escapes a provider."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from optterm.providers.base import (
+    BadPayload,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    ServerError,
+)
+
+__all__ = ["decode_json", "make_client", "send"]
+
+
+def _accept_encoding() -> str:
+    # httpx decodes brotli only when a brotli package is importable; advertising `br` without it
+    # gets a body we cannot read.
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        try:
+            import brotlicffi  # noqa: F401
+        except ImportError:
+            return "gzip, deflate"
+    return "gzip, deflate, br"
+
+
+def make_client(
+    base_url: str, *, timeout: float, headers: dict[str, str] | None = None, **kw: Any
+) -> httpx.AsyncClient:
+    hdrs = {"Accept-Encoding": _accept_encoding(), **(headers or {})}
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout),
+        headers=hdrs,
+        transport=httpx.AsyncHTTPTransport(
+            retries=1
+        ),  # reconnects only; retries are the failover's job
+        follow_redirects=False,
+        **kw,
+    )
+
+
+async def send(
+    client: httpx.AsyncClient, provider: str, method: str, url: str, **kw: Any
+) -> httpx.Response:
+    """One request; transport failures become ProviderTimeout / ProviderConnectionError."""
+    try:
+        return await client.request(method, url, **kw)
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(
+            provider, f"{method} {url}: no answer in time ({type(exc).__name__})"
+        ) from None
+    except httpx.TransportError as exc:
+        raise ProviderConnectionError(
+            provider, f"{method} {url}: {type(exc).__name__}: {exc}"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ProviderConnectionError(provider, f"{method} {url}: {exc}") from None
+
+
+def decode_json(provider: str, resp: httpx.Response) -> Any:
+    """The JSON body, or BadPayload / ServerError saying what came instead."""
+    where = f"{resp.request.method} {resp.request.url.path}"
+    if resp.status_code >= 500:
+        raise ServerError(provider, f"{where}: HTTP {resp.status_code}", status=resp.status_code)
+    ctype = resp.headers.get("content-type", "")
+    text_start = resp.content[:200].lstrip()[:1]
+    if "json" not in ctype and text_start not in (b"{", b"["):
+        kind = "an HTML page" if b"<" in resp.content[:200] else f"{ctype or 'an untyped body'}"
+        raise BadPayload(provider, f"{where}: expected JSON, got {kind} (HTTP {resp.status_code})")
+    try:
+        return json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadPayload(provider, f"{where}: body is not valid JSON ({exc})") from None
