@@ -11,7 +11,6 @@ import httpx
 from optterm.providers.base import (
     BadPayload,
     ProviderConnectionError,
-    ProviderError,
     ProviderTimeout,
     ServerError,
 )
