@@ -90,7 +90,7 @@ def test_defaults_without_any_file() -> None:
     assert settings.store.url == paths.default_store_url()
     assert settings.store.retention_days == 30
     assert settings.poller.interval == 15.0
-    assert settings.poller.timeout == 10.0
+    assert settings.poller.timeout == 15.0
     assert [(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch] == [
         ("NIFTY", 3, 50),
         ("BANKNIFTY", 3, 50),

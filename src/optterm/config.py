@@ -318,7 +318,7 @@ class PollerSettings(_Section):
         json_schema_extra=_meta("a number of seconds", unit="seconds"),
     )
     timeout: float = Field(
-        default=10.0,
+        default=15.0,
         ge=0.1,
         le=120,
         json_schema_extra=_meta("a number of seconds", unit="seconds"),
@@ -401,7 +401,7 @@ class HttpProviderSettings(_Section):
 
     base_url: str = Field(json_schema_extra=_meta("an http:// or https:// URL"))
     timeout: float = Field(
-        default=10.0,
+        default=5.0,
         ge=0.1,
         le=120,
         json_schema_extra=_meta("a number of seconds", unit="seconds"),
@@ -419,6 +419,26 @@ class HttpProviderSettings(_Section):
             )
         # Providers join paths onto it; a trailing slash would double up.
         return url.rstrip("/")
+
+
+def _seconds(default: float, lo: float, hi: float) -> Any:
+    return Field(
+        default=default,
+        ge=lo,
+        le=hi,
+        json_schema_extra=_meta("a number of seconds", unit="seconds"),
+    )
+
+
+class FailoverSettings(_Section):
+    """``[providers.failover]``: when a provider is set aside and when it is tried again."""
+
+    threshold: int = Field(default=3, ge=1, le=100, json_schema_extra=_meta("a whole number"))
+    cooldown: float = _seconds(30.0, 1, 3600)
+    max_cooldown: float = _seconds(600.0, 1, 86400)
+    rate_limit_cooldown: float = _seconds(180.0, 1, 86400)
+    auth_cooldown: float = _seconds(300.0, 1, 86400)
+    retries: int = Field(default=1, ge=0, le=5, json_schema_extra=_meta("a whole number"))
 
 
 class ProvidersSettings(_Section):
@@ -439,6 +459,7 @@ class ProvidersSettings(_Section):
     angelone: HttpProviderSettings = Field(
         default_factory=lambda: HttpProviderSettings(base_url=ANGELONE_BASE_URL)
     )
+    failover: FailoverSettings = Field(default_factory=FailoverSettings)
 
     @model_validator(mode="before")
     @classmethod

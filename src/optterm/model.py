@@ -19,6 +19,7 @@ __all__ = [
     "ChainSnapshot",
     "Feed",
     "Legs",
+    "ProviderHealth",
     "Segment",
     "Side",
     "Underlying",
@@ -203,3 +204,31 @@ class ChainSnapshot:
             and self.ce.equals(other.ce)
             and self.pe.equals(other.pe)
         )
+
+
+@dataclass(slots=True)
+class ProviderHealth:
+    """One provider's record for one exchange-local day, as the failover counts it."""
+
+    provider: str
+    day: date
+    requests: int = 0
+    successes: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # error kind -> count
+    latency_ms_sum: float = 0.0  # over successful requests
+    latency_ms_last: float | None = None
+    breaker: str = "closed"
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.requests if self.requests else None
+
+    @property
+    def latency_ms_mean(self) -> float | None:
+        return self.latency_ms_sum / self.successes if self.successes else None

@@ -65,4 +65,5 @@ def make_poller(settings: Settings, provider: Provider, store: Store | None) -> 
         watch,
         interval=settings.poller.interval,
         timeout=settings.poller.timeout,
+        health_sink=store,
     )

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from optterm.model import ChainSnapshot
+from optterm.model import ChainSnapshot, ProviderHealth
 
 __all__ = ["ChainUpdate", "EventBus", "FetchFailure", "Subscription", "Tick"]
 
@@ -38,6 +38,7 @@ class Tick:
     finished_at: datetime
     updates: tuple[ChainUpdate, ...] = ()
     failures: tuple[FetchFailure, ...] = ()
+    health: tuple[ProviderHealth, ...] = ()  # per provider, as of the end of this tick
 
     @property
     def stored(self) -> int:

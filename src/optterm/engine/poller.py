@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
-from optterm.model import ChainSnapshot, Underlying
+from optterm.model import ChainSnapshot, ProviderHealth, Underlying
 from optterm.providers.base import ErrorKind, Provider, ProviderError
 
 __all__ = ["Poller", "SnapshotSink", "Watch"]
@@ -32,6 +32,10 @@ EXPIRY_TTL_S = 600.0
 
 class SnapshotSink(Protocol):
     async def write_snapshot(self, snap: ChainSnapshot) -> bool: ...
+
+
+class HealthSink(Protocol):
+    async def save_health(self, rows: Sequence[ProviderHealth]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +56,13 @@ class Poller:
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health_sink: HealthSink | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.provider = provider
         self.store = store
+        self.health_sink = health_sink
         self.watch = tuple(watch)
         self.interval = interval
         self.timeout = timeout
@@ -131,7 +137,13 @@ class Poller:
                     failures.append(self._failure(w.symbol, expiry, exc, kind="store"))
             updates.append(ChainUpdate(result, stored))
 
-        tick = Tick(self.seq, started, self._now(), tuple(updates), tuple(failures))
+        health = tuple(self.provider.health()) if hasattr(self.provider, "health") else ()
+        if health and self.health_sink is not None:
+            try:
+                await self.health_sink.save_health(health)
+            except Exception as exc:  # health bookkeeping must never cost the feed
+                failures.append(self._failure("*", None, exc, kind="store"))
+        tick = Tick(self.seq, started, self._now(), tuple(updates), tuple(failures), health)
         self.last_tick = tick
         log.info(
             "tick %d: %d chains, %d stored, %d failed in %.0f ms",

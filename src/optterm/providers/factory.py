@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from optterm.providers.base import Provider
@@ -10,6 +11,8 @@ if TYPE_CHECKING:
     from optterm.config import Settings
 
 __all__ = ["ProviderUnavailable", "build_provider", "market_calendar"]
+
+log = logging.getLogger("optterm.providers")
 
 
 class ProviderUnavailable(Exception):
@@ -31,15 +34,42 @@ def market_calendar(settings: Settings):  # -> MarketCalendar (lazy import keeps
 
 
 def build_provider(settings: Settings, name: str | None = None) -> Provider:
-    """The named provider, or the first one in `providers.order` that can be built."""
+    """The providers of `providers.order` (or just `name`) behind one failover.
+
+    A provider that cannot be built here (no credentials, not available) is left out with a
+    warning, so the feed starts on whatever can serve; if none can, that is an error.
+    """
+    from optterm.providers.failover import FailoverPolicy, FailoverProvider
+
     names = [name] if name else list(settings.providers.order)
+    built: list[Provider] = []
     reasons: list[str] = []
     for candidate in names:
         try:
-            return _build(settings, candidate)
+            built.append(_build(settings, candidate))
         except ProviderUnavailable as exc:
             reasons.append(str(exc))
-    raise ProviderUnavailable("; ".join(reasons) or "no provider configured")
+    if not built:
+        raise ProviderUnavailable("; ".join(reasons) or "no provider configured")
+    for reason in reasons:
+        log.warning("provider left out: %s", reason)
+    fo = settings.providers.failover
+    policy = FailoverPolicy(
+        threshold=fo.threshold,
+        cooldown=fo.cooldown,
+        max_cooldown=fo.max_cooldown,
+        rate_limit_cooldown=fo.rate_limit_cooldown,
+        auth_cooldown=fo.auth_cooldown,
+        retries=fo.retries,
+    )
+    timeouts = {p.name: _timeout(settings, p.name) for p in built}
+    return FailoverProvider(built, policy=policy, timeouts=timeouts)
+
+
+def _timeout(settings: Settings, name: str) -> float:
+    per_provider = getattr(settings.providers, name, None)
+    # The whole budget for one attempt; the provider's HTTP timeout sits inside it.
+    return getattr(per_provider, "timeout", None) or settings.poller.timeout
 
 
 def _build(settings: Settings, name: str) -> Provider:

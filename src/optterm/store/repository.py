@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from optterm.model import LEG_FIELDS, ChainSnapshot, Feed
+from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, ProviderHealth
 from optterm.store.codec import ColumnBlob, decode_chain, encode_chain
 from optterm.store.db import (
     DatabaseTarget,
@@ -318,6 +318,24 @@ class Store:
         self._check_open()
         async with self._write_lock, self._transaction() as conn:
             yield conn
+
+    async def save_health(self, rows: Sequence[ProviderHealth]) -> None:
+        from optterm.store.health import save_health
+
+        await save_health(self, rows)
+
+    async def load_health(self, day: date | None = None) -> list[ProviderHealth]:
+        from optterm.store.health import load_health
+
+        return await load_health(self, day)
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A reader connection for the store's other repositories; keep what you do short, so
+        the WAL is not pinned."""
+        with self._errors("Reading"):
+            async with self._reader.connect() as conn:
+                yield conn
 
     def _to_snapshot(self, row: Row[Any]) -> ChainSnapshot:
         try:

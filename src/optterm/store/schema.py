@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["chains", "metadata", "snapshots", "store_info"]
+__all__ = ["chains", "metadata", "provider_health", "snapshots", "store_info"]
 
 metadata = MetaData(
     naming_convention={
@@ -87,4 +87,22 @@ chains = Table(
     Column("expiry", Date, primary_key=True),
     Column("provider", String(32), primary_key=True),
     Column("first_ts", BigInteger, nullable=False),  # provider_ts of its first snapshot
+)
+
+# Per provider and exchange-local day: what the failover saw. Upserted once per tick by the poller
+# that owns the store, read by `optterm providers`, the TUI and monitoring.
+provider_health = Table(
+    "provider_health",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("successes", Integer, nullable=False),
+    Column("failures", Text, nullable=False),  # JSON object: error kind -> count
+    Column("latency_ms_sum", Double, nullable=False),  # over successes; mean = sum / successes
+    Column("latency_ms_last", Double, nullable=True),
+    Column("breaker", String(16), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", BigInteger, nullable=True),  # epoch microseconds, UTC
+    Column("updated_at", BigInteger, nullable=False),  # epoch microseconds, UTC
 )
