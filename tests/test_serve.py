@@ -89,6 +89,10 @@ start = {START}
     assert len(exported) == sum(n for (s, _), n in chains.items() if s == "NIFTY")
     _assert_matches_simulator(exported, seed=11)
 
+    health = json.loads(run_cli(home, "--config", str(home.config), "providers", "--json").stdout)
+    assert [(h["provider"], h["breaker"]) for h in health] == [("simulator", "closed")]
+    assert health[0]["requests"] >= 30 and health[0]["success_rate"] == 1.0
+
     csv_out = run_cli(
         home, "--config", str(home.config), "history", "export", "NIFTY", "--format", "csv"
     )

@@ -194,6 +194,63 @@ def scenarios(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
+def providers(
+    ctx: typer.Context,
+    probe: Annotated[
+        str | None,
+        typer.Option("--probe", help="Fetch SYMBOL's nearest chain from each provider now."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Each configured provider: breaker, requests, success rate, latency, last error."""
+    settings = _load(ctx)
+    if probe:
+        from optterm.provider_status import probe as run_probe
+
+        rows = asyncio.run(run_probe(settings, probe.upper()))
+        if as_json:
+            _print_json(rows)
+            return
+        for r in rows:
+            verdict = (
+                f"OK  {r['ms']:>7.1f} ms  {r['feed']} {r['expiry']} {r['strikes']} strikes"
+                if r["ok"]
+                else f"FAIL {r.get('ms', 0):>6.1f} ms  {r.get('error')}"
+            )
+            typer.echo(f"{r['provider']:<10} {verdict}")
+        raise typer.Exit(0 if any(r["ok"] for r in rows) else 1)
+
+    from optterm.provider_status import status_rows
+
+    rows = asyncio.run(_with_store(settings, lambda store: status_rows(settings, store)))
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("#", "Provider", "Breaker", "Requests", "Success", "Latency (mean/last)",
+                  "Last error", title="Providers (today, as recorded by the poller)")  # fmt: skip
+    for r in rows:
+        if not r["available"]:
+            table.add_row(str(r["order"]), r["provider"], "unavailable", "", "", "",
+                          r["unavailable_reason"])  # fmt: skip
+            continue
+        rate = "" if r["success_rate"] is None else f"{r['success_rate']:.0%}"
+        lat = (
+            ""
+            if r["latency_ms_mean"] is None
+            else f"{r['latency_ms_mean']:.0f} / {r['latency_ms_last']:.0f} ms"
+        )
+        err = r["last_error"] or ""
+        if r["last_error_at"]:
+            err = f"{err} ({r['last_error_at'][11:19]} UTC)"
+        table.add_row(str(r["order"]), r["provider"], r["breaker"] or "no data yet",
+                      str(r["requests"]), rate, lat, err)  # fmt: skip
+    Console().print(table)
+
+
+@app.command()
 def locate(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print where optterm reads its config and keeps its data and logs."""
     from optterm import paths

@@ -10,7 +10,7 @@ from optterm.providers.base import Provider
 if TYPE_CHECKING:
     from optterm.config import Settings
 
-__all__ = ["ProviderUnavailable", "build_provider", "market_calendar"]
+__all__ = ["ProviderUnavailable", "build_one", "build_provider", "market_calendar"]
 
 log = logging.getLogger("optterm.providers")
 
@@ -64,6 +64,11 @@ def build_provider(settings: Settings, name: str | None = None) -> Provider:
     )
     timeouts = {p.name: _timeout(settings, p.name) for p in built}
     return FailoverProvider(built, policy=policy, timeouts=timeouts)
+
+
+def build_one(settings: Settings, name: str) -> Provider:
+    """One provider on its own, without failover (for probes and diagnostics)."""
+    return _build(settings, name)
 
 
 def _timeout(settings: Settings, name: str) -> float:
