@@ -190,13 +190,6 @@ def _number(value: object) -> float:
     return out if math.isfinite(out) else math.nan
 
 
-def _positive(value: object, what: str) -> float:
-    out = _number(value)
-    if not out > 0:
-        raise _bad(f"{what} is not a positive number: {value!r:.40}")
-    return out
-
-
 # -- shape ------------------------------------------------------------------------------------
 
 
