@@ -36,6 +36,11 @@ def data_dir() -> Path:
     return _dirs().user_data_path
 
 
+def cache_dir() -> Path:
+    """The user cache directory (instrument masters, cookies; safe to delete)."""
+    return _dirs().user_cache_path
+
+
 def log_dir() -> Path:
     """The user log directory (on Linux ``$XDG_STATE_HOME/optterm/log``; may not exist)."""
     return _dirs().user_log_path

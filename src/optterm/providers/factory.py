@@ -90,9 +90,47 @@ def _build(settings: Settings, name: str) -> Provider:
             start=sim.start,
             calendar=market_calendar(settings),
         )
-    if name in ("nse", "angelone"):
-        raise ProviderUnavailable(
-            f"provider {name!r} is not available in this version of optterm yet; "
-            "use 'simulator' in [providers] order"
+    if name == "nse":
+        from optterm import paths
+        from optterm.providers.nse import NseProvider
+
+        nse = settings.providers.nse
+        return NseProvider(
+            base_url=nse.base_url,
+            timeout=nse.timeout,
+            cookie_path=paths.cache_dir() / "nse_cookies.json",
         )
+    if name == "angelone":
+        return _build_angelone(settings)
     raise ProviderUnavailable(f"unknown provider {name!r}")
+
+
+def _build_angelone(settings: Settings) -> Provider:
+    from optterm import paths
+    from optterm.market import NSE_INDICES
+    from optterm.providers.angel_master import InstrumentMaster
+    from optterm.providers.angelone import AngelOneProvider
+    from optterm.secrets import CredentialError, SecretStore, SecretStoreError
+
+    store = SecretStore()
+    try:
+        creds = store.load()
+    except (CredentialError, SecretStoreError) as exc:
+        raise ProviderUnavailable(f"angelone: {exc}") from None
+    if creds is None:
+        missing = ", ".join(store.describe().get("missing", [])) or "credentials"
+        raise ProviderUnavailable(
+            f"angelone: no credentials (missing {missing}); run `optterm creds set angelone` "
+            "or set OPTTERM_ANGELONE_* (see `optterm doctor`)"
+        )
+    master = InstrumentMaster(
+        paths.cache_dir() / "angelone", names=list(NSE_INDICES), calendar=market_calendar(settings)
+    )
+    angel = settings.providers.angelone
+    return AngelOneProvider(
+        credentials=creds,
+        master=master,
+        token_store=store,
+        base_url=angel.base_url,
+        timeout=angel.timeout,
+    )
