@@ -28,6 +28,15 @@ history_app = typer.Typer(help="Inspect and export the stored history.", no_args
 app.add_typer(history_app, name="history")
 
 
+def _creds_app() -> typer.Typer:
+    from optterm.creds_cli import creds_app
+
+    return creds_app
+
+
+app.add_typer(_creds_app(), name="creds")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"optterm {__version__}")
@@ -248,6 +257,17 @@ def providers(
         table.add_row(str(r["order"]), r["provider"], r["breaker"] or "no data yet",
                       str(r["requests"]), rate, lat, err)  # fmt: skip
     Console().print(table)
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Which secret store is in use, what is missing, and which providers can be built."""
+    from optterm.creds_cli import doctor_report
+
+    lines, ok = doctor_report(_load(ctx))
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
