@@ -260,6 +260,53 @@ def providers(
 
 
 @app.command()
+def master(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download even if today's is cached.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Download Angel One's instrument master now (with progress); keeps the last good copy."""
+    from optterm.providers.factory import angel_master
+
+    store = angel_master(_load(ctx))
+    index = asyncio.run(_download_master(store, force))
+    status = store.status()
+    doc = {
+        "cache": str(status.cache_path),
+        "downloaded_at": status.downloaded_at.isoformat() if status.downloaded_at else None,
+        "current": status.current,
+        "rows": status.rows,
+        "options": status.options,
+        "names": sorted(index.names()),
+        "last_error": status.last_error,
+    }
+    if as_json:
+        _print_json(doc)
+        return
+    typer.echo(f"{doc['rows']:,} rows, {doc['options']:,} options, in {doc['cache']}")
+    if doc["last_error"]:
+        typer.echo(f"the download failed, using the last good copy: {doc['last_error']}", err=True)
+
+
+async def _download_master(store: Any, force: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    console = Console(file=sys.stderr)
+    columns = ("master", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    quiet = not console.is_terminal
+    with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("download", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return await store.ensure(progress=progress, force=force)
+
+
+@app.command()
 def doctor(ctx: typer.Context) -> None:
     """Which secret store is in use, what is missing, and which providers can be built."""
     from optterm.creds_cli import doctor_report

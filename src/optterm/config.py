@@ -421,6 +421,24 @@ class HttpProviderSettings(_Section):
         return url.rstrip("/")
 
 
+ANGELONE_MASTER_URL = (
+    "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
+)
+
+
+class AngelOneSettings(HttpProviderSettings):
+    """``[providers.angelone]``: SmartAPI's address and its instrument master's."""
+
+    master_url: str = Field(
+        default=ANGELONE_MASTER_URL, json_schema_extra=_meta("an http:// or https:// URL")
+    )
+
+    @field_validator("master_url")
+    @classmethod
+    def _check_master_url(cls, value: str) -> str:
+        return HttpProviderSettings._check_base_url(value)
+
+
 def _seconds(default: float, lo: float, hi: float) -> Any:
     return Field(
         default=default,
@@ -456,8 +474,8 @@ class ProvidersSettings(_Section):
     nse: HttpProviderSettings = Field(
         default_factory=lambda: HttpProviderSettings(base_url=NSE_BASE_URL)
     )
-    angelone: HttpProviderSettings = Field(
-        default_factory=lambda: HttpProviderSettings(base_url=ANGELONE_BASE_URL)
+    angelone: AngelOneSettings = Field(
+        default_factory=lambda: AngelOneSettings(base_url=ANGELONE_BASE_URL)
     )
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
 

@@ -106,9 +106,6 @@ def _build(settings: Settings, name: str) -> Provider:
 
 
 def _build_angelone(settings: Settings) -> Provider:
-    from optterm import paths
-    from optterm.market import NSE_INDICES
-    from optterm.providers.angel_master import InstrumentMaster
     from optterm.providers.angelone import AngelOneProvider
     from optterm.secrets import CredentialError, SecretStore, SecretStoreError
 
@@ -123,9 +120,7 @@ def _build_angelone(settings: Settings) -> Provider:
             f"angelone: no credentials (missing {missing}); run `optterm creds set angelone` "
             "or set OPTTERM_ANGELONE_* (see `optterm doctor`)"
         )
-    master = InstrumentMaster(
-        paths.cache_dir() / "angelone", names=list(NSE_INDICES), calendar=market_calendar(settings)
-    )
+    master = angel_master(settings)
     angel = settings.providers.angelone
     return AngelOneProvider(
         credentials=creds,
@@ -133,4 +128,17 @@ def _build_angelone(settings: Settings) -> Provider:
         token_store=store,
         base_url=angel.base_url,
         timeout=angel.timeout,
+    )
+
+
+def angel_master(settings: Settings):  # -> InstrumentMaster
+    from optterm import paths
+    from optterm.market import NSE_INDICES
+    from optterm.providers.angel_master import InstrumentMaster
+
+    return InstrumentMaster(
+        paths.cache_dir() / "angelone",
+        url=settings.providers.angelone.master_url,
+        names=list(NSE_INDICES),
+        calendar=market_calendar(settings),
     )
