@@ -61,6 +61,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from optterm import paths
+from optterm.holidays import NSE_HOLIDAYS_2026
 
 __all__ = [
     "ENV_PREFIX",
@@ -103,26 +104,6 @@ LOG_FORMATS: tuple[str, ...] = ("text", "json")
 # Exchanges trade Monday to Friday, so an expiry can only fall on one of these.
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday")
 
-# NSE F&O trading holidays for 2026. Check yearly against NSE's holiday master
-# (GET https://www.nseindia.com/api/holiday-master?type=trading, the "FO" list) and update
-# this default and config.example.toml together.
-NSE_HOLIDAYS_2026: tuple[date, ...] = (
-    date(2026, 1, 26),
-    date(2026, 3, 3),
-    date(2026, 3, 26),
-    date(2026, 3, 31),
-    date(2026, 4, 3),
-    date(2026, 4, 14),
-    date(2026, 5, 1),
-    date(2026, 5, 28),
-    date(2026, 6, 26),
-    date(2026, 9, 14),
-    date(2026, 10, 2),
-    date(2026, 10, 20),
-    date(2026, 11, 10),
-    date(2026, 11, 24),
-    date(2026, 12, 25),
-)
 
 NSE_BASE_URL = "https://www.nseindia.com"
 ANGELONE_BASE_URL = "https://apiconnect.angelone.in"

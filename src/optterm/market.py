@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from optterm.holidays import NSE_HOLIDAYS_2026 as DEFAULT_HOLIDAYS_2026
 from optterm.model import Segment, Underlying
 
 __all__ = [
@@ -34,26 +35,6 @@ NSE_INDICES: dict[str, Underlying] = {
     "MIDCPNIFTY": Underlying("MIDCPNIFTY", Segment.INDEX, lot_size=120, strike_step=25.0),
 }
 
-# NSE F&O trading holidays in 2026 that fall on weekdays. This list must be checked every year
-# against NSE's holiday master (GET /api/holiday-master?type=trading, the "FO" list) because the
-# exchange announces the next year's holidays only in December and occasionally amends them.
-DEFAULT_HOLIDAYS_2026: tuple[date, ...] = (
-    date(2026, 1, 26),
-    date(2026, 3, 3),
-    date(2026, 3, 26),
-    date(2026, 3, 31),
-    date(2026, 4, 3),
-    date(2026, 4, 14),
-    date(2026, 5, 1),
-    date(2026, 5, 28),
-    date(2026, 6, 26),
-    date(2026, 9, 14),
-    date(2026, 10, 2),
-    date(2026, 10, 20),
-    date(2026, 11, 10),
-    date(2026, 11, 24),
-    date(2026, 12, 25),
-)
 
 # Module-level defaults so the dataclass defaults are shared immutable values, not calls.
 _DEFAULT_OPEN = time(9, 15)
