@@ -87,18 +87,12 @@ def test_unknown_scenario_is_a_value_error_listing_the_scenarios():
         assert name in str(info.value)
 
 
-def test_scenarios_are_the_nine_documented_ones():
-    assert list(SCENARIOS) == [
-        "quiet",
-        "call_writing",
-        "put_writing",
-        "short_covering",
-        "long_unwinding",
-        "gamma_squeeze",
-        "max_pain_pin",
-        "unusual_activity",
-        "momentum_shift",
-    ]
+def test_scenarios_are_the_nine_config_accepts():
+    # config.py keeps its own copy (it must not import numpy); the two must never drift apart.
+    from optterm.config import SCENARIO_NAMES
+
+    assert tuple(SCENARIOS) == SCENARIO_NAMES
+    assert len(SCENARIOS) == 9
     assert all(isinstance(v, str) and v and "\n" not in v for v in SCENARIOS.values())
 
 
