@@ -232,3 +232,152 @@ class ProviderHealth:
     @property
     def latency_ms_mean(self) -> float | None:
         return self.latency_ms_sum / self.successes if self.successes else None
+
+
+# --- analytics and patterns --------------------------------------------------------------------
+
+
+class Buildup(enum.IntEnum):
+    """OI buildup of one leg between two snapshots, from the signs of its price and OI changes.
+
+    Stored per strike as small integers (0 = no classification: a leg missing in either snapshot,
+    or OI or price unchanged)."""
+
+    NONE = 0
+    LONG_BUILDUP = 1  # price up, OI up: fresh longs
+    SHORT_BUILDUP = 2  # price down, OI up: fresh writers
+    SHORT_COVERING = 3  # price up, OI down: writers buying back
+    LONG_UNWINDING = 4  # price down, OI down: longs exiting
+
+    @property
+    def label(self) -> str:
+        return "" if self is Buildup.NONE else self.name.replace("_", " ").lower()
+
+
+class Bias(enum.StrEnum):
+    BULLISH = "bullish"
+    BEARISH = "bearish"
+    NEUTRAL = "neutral"
+    RANGE = "range"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """A one-line bias with the reasons that produced it, so the trader sees why."""
+
+    bias: Bias
+    score: float  # > 0 bullish, < 0 bearish; the sum of the reasons' votes
+    reasons: tuple[str, ...]
+
+    def line(self) -> str:
+        if not self.reasons:
+            return self.bias.value
+        return f"{self.bias.value}: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Chain-level analytics of one snapshot. NaN (floats) or None where not computable.
+
+    Strikes are prices; OI and volume in contracts; IVs annualised decimals; premiums in rupees per
+    unit of the underlying; gamma exposure in rupees of delta per 1 % spot move."""
+
+    symbol: str
+    expiry: date
+    ts: datetime  # the snapshot's provider_ts
+    provider: str
+    feed: Feed
+    spot: float
+    forward: float
+    forward_source: str  # "parity" (from near-the-money quotes), "futures" or "carry"
+    t_years: float  # time to expiry in years (calendar, to 15:30 exchange time)
+    ce_oi: float
+    pe_oi: float
+    ce_oi_change: float
+    pe_oi_change: float
+    ce_volume: float
+    pe_volume: float
+    pcr_oi: float
+    pcr_volume: float
+    pcr_oi_change: float
+    max_pain: float
+    support: float  # strike of the highest put OI
+    resistance: float  # strike of the highest call OI
+    support_change: float  # strike of the largest put OI addition
+    resistance_change: float  # strike of the largest call OI addition
+    atm_strike: float
+    atm_iv: float
+    straddle: float  # ATM call + put premium
+    rr25: float  # 25-delta risk reversal: IV(25Δ call) - IV(25Δ put)
+    gex: float  # net gamma exposure at spot, under the configured sign convention
+    gamma_flip: float  # spot level where net gamma exposure changes sign (NaN if none in range)
+    call_wall: float  # strike with the largest call gamma exposure
+    put_wall: float  # strike with the largest put gamma exposure
+    iv_rank: float | None  # 0..100 over the stored history, None until enough exists
+    iv_percentile: float | None
+    view: MarketView
+
+    @property
+    def max_pain_distance_pct(self) -> float:
+        return (self.spot / self.max_pain - 1.0) * 100.0 if self.max_pain else float("nan")
+
+
+class PatternKind(enum.StrEnum):
+    CALL_BUILDUP = "CALL_BUILDUP"
+    PUT_BUILDUP = "PUT_BUILDUP"
+    CALL_UNWINDING = "CALL_UNWINDING"
+    PUT_UNWINDING = "PUT_UNWINDING"
+    GAMMA_SQUEEZE = "GAMMA_SQUEEZE"
+    MAX_PAIN = "MAX_PAIN"
+    UNUSUAL_ACTIVITY = "UNUSUAL_ACTIVITY"
+    MOMENTUM_SHIFT = "MOMENTUM_SHIFT"
+
+
+class Direction(enum.StrEnum):
+    BULLISH = "bullish"
+    BEARISH = "bearish"
+    NEUTRAL = "neutral"
+
+
+class Strength(enum.StrEnum):
+    WEAK = "WEAK"
+    MODERATE = "MODERATE"
+    STRONG = "STRONG"
+    VERY_STRONG = "VERY_STRONG"
+
+    @classmethod
+    def from_confidence(cls, confidence: float) -> Strength:
+        """Bands of the 0-100 confidence: <50 weak, <70 moderate, <85 strong, else very strong."""
+        if confidence >= 85:
+            return cls.VERY_STRONG
+        if confidence >= 70:
+            return cls.STRONG
+        if confidence >= 50:
+            return cls.MODERATE
+        return cls.WEAK
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One detected pattern. `key` identifies it across ticks (kind, chain and anchor strike) so a
+    pattern that persists updates one signal instead of emitting a new one every tick."""
+
+    key: str
+    kind: PatternKind
+    symbol: str
+    expiry: date
+    direction: Direction
+    strikes: tuple[float, ...]
+    confidence: int  # 0..100, computed from `evidence` as docs/patterns.md states
+    strength: Strength
+    evidence: tuple[tuple[str, float], ...]  # named numbers that produced the confidence
+    summary: str  # one line a trader reads
+    first_seen: datetime
+    last_seen: datetime
+    expires_at: datetime
+    updates: int = 0  # how many ticks refreshed it after the first
+    provider: str = ""
+    feed: Feed = Feed.SIMULATED
+
+    def active(self, now: datetime) -> bool:
+        return now < self.expires_at

@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import math
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,7 +37,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, ProviderHealth
+from optterm.model import (
+    LEG_FIELDS,
+    ChainSnapshot,
+    Feed,
+    Metrics,
+    PatternKind,
+    ProviderHealth,
+    Signal,
+)
 from optterm.store.codec import ColumnBlob, decode_chain, encode_chain
 from optterm.store.db import (
     DatabaseTarget,
@@ -328,6 +336,49 @@ class Store:
         from optterm.store.health import load_health
 
         return await load_health(self, day)
+
+    async def save_metrics(self, rows: Sequence[Metrics]) -> None:
+        from optterm.store.analytics import save_metrics
+
+        await save_metrics(self, rows)
+
+    async def latest_metrics(self, symbol: str, expiry: date | None = None) -> Metrics | None:
+        from optterm.store.analytics import latest_metrics
+
+        return await latest_metrics(self, symbol, expiry)
+
+    async def metrics_series(
+        self,
+        symbol: str,
+        expiry: date,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Metrics]:
+        from optterm.store.analytics import metrics_series
+
+        return await metrics_series(self, symbol, expiry, start, end)
+
+    async def daily_atm_iv(self, symbol: str, before: datetime, days: int) -> list[float]:
+        from optterm.store.analytics import daily_atm_iv
+
+        return await daily_atm_iv(self, symbol, before, days)
+
+    async def save_signals(self, signals: Sequence[Signal]) -> None:
+        from optterm.store.analytics import save_signals
+
+        await save_signals(self, signals)
+
+    async def load_signals(
+        self,
+        symbol: str | None = None,
+        kinds: Iterable[PatternKind | str] | None = None,
+        since: datetime | None = None,
+        active_at: datetime | None = None,
+        limit: int | None = 200,
+    ) -> list[Signal]:
+        from optterm.store.analytics import load_signals
+
+        return await load_signals(self, symbol, kinds, since, active_at, limit)
 
     @contextlib.asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:

@@ -23,7 +23,16 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["chains", "metadata", "provider_health", "snapshots", "store_info"]
+__all__ = [
+    "METRIC_FLOATS",
+    "chains",
+    "metadata",
+    "metrics",
+    "provider_health",
+    "signals",
+    "snapshots",
+    "store_info",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -105,4 +114,79 @@ provider_health = Table(
     Column("last_error", Text, nullable=True),
     Column("last_error_at", BigInteger, nullable=True),  # epoch microseconds, UTC
     Column("updated_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+)
+
+# The float fields of `optterm.model.Metrics`, in column order. NULL = NaN (or None for the two
+# IV-history fields, which are None until enough history exists).
+METRIC_FLOATS = (
+    "spot",
+    "forward",
+    "t_years",
+    "ce_oi",
+    "pe_oi",
+    "ce_oi_change",
+    "pe_oi_change",
+    "ce_volume",
+    "pe_volume",
+    "pcr_oi",
+    "pcr_volume",
+    "pcr_oi_change",
+    "max_pain",
+    "support",
+    "resistance",
+    "support_change",
+    "resistance_change",
+    "atm_strike",
+    "atm_iv",
+    "straddle",
+    "rr25",
+    "gex",
+    "gamma_flip",
+    "call_wall",
+    "put_wall",
+    "iv_rank",
+    "iv_percentile",
+)
+
+# Chain-level analytics: one row per stored chain snapshot (ts = its provider_ts). The primary key
+# serves "series of one expiry over a time range"; (symbol, ts) serves "latest for a symbol".
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("expiry", Date, primary_key=True),
+    Column("ts", BigInteger, primary_key=True),  # epoch microseconds, UTC
+    Column("provider", String(32), nullable=False),
+    Column("feed", String(16), nullable=False),
+    Column("forward_source", String(16), nullable=False),
+    *(Column(name, Double, nullable=True) for name in METRIC_FLOATS),
+    Column("view_bias", String(16), nullable=False),
+    Column("view_score", Double, nullable=True),
+    Column("view_reasons", Text, nullable=False),  # JSON list of strings
+    Index("ix_metrics_symbol_ts", "symbol", "ts"),
+)
+
+# Detected patterns, one row per signal key (kind, chain and anchor strike): a pattern that
+# persists across ticks updates its row; first_seen stays that of the first insert.
+signals = Table(
+    "signals",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("expiry", Date, nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("strikes", Text, nullable=False),  # JSON list of floats
+    Column("confidence", Integer, nullable=False),
+    Column("strength", String(16), nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON list of [name, value] pairs
+    Column("summary", Text, nullable=False),
+    Column("first_seen", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("last_seen", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("expires_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("updates", Integer, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("feed", String(16), nullable=False),
+    Index("ix_signals_symbol_last_seen", "symbol", "last_seen"),
+    Index("ix_signals_expires_at", "expires_at"),
 )
