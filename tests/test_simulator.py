@@ -495,13 +495,13 @@ def test_short_covering_cuts_call_oi_as_call_premiums_rise(seed: int):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_long_unwinding_cuts_call_oi_and_premiums_together(seed: int):
+def test_long_unwinding_cuts_put_oi_and_premiums_together(seed: int):
     early, late = run("long_unwinding", seed, (0, 300))
     atm = early.atm_index()
-    band = slice(atm - 1, atm + 4)
-    assert np.all(late.ce.oi[band] < 0.85 * early.ce.oi[band])
-    assert np.all(late.ce.ltp[band] < early.ce.ltp[band])
-    assert late.spot < early.spot
+    band = slice(atm - 4, atm + 2)
+    assert np.all(late.pe.oi[band] < 0.85 * early.pe.oi[band])
+    assert np.all(late.pe.ltp[band] < early.pe.ltp[band])
+    assert late.spot > early.spot
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -213,23 +213,24 @@ class ShortCovering(Scenario):
 
 
 class LongUnwinding(Scenario):
-    """Call buyers around ATM sell out (40 % of OI from one strike below ATM to four above)
-    while the spot slips 0.6 %: call OI and call premiums fall together."""
+    """Put buyers around ATM sell out (40 % of put OI from one strike above ATM to four below)
+    while the spot climbs 0.6 % and IV eases: put OI and put premiums fall together. (The call
+    side's unwinding is short_covering; this one gives the put-unwinding detector its market.)"""
 
     name = "long_unwinding"
-    summary = "call OI and call premiums fall together (longs exit as spot slips)"
+    summary = "put OI and put premiums fall together (put longs exit as spot rises)"
     iv_bump = -0.02
     has_flow = True
-    _offsets = np.arange(-1, 5)
+    _offsets = -np.arange(-1, 5)
 
     def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
-        return -0.006 * smooth(u, 0.05, 0.95)
+        return 0.006 * smooth(u, 0.05, 0.95)
 
     def flow(self, f: FlowStep) -> None:
         idx, _ = f.band(self._offsets)
-        cut = -f.oi_ce[idx] * f.decay(0.0, 1.0, 0.40)
-        f.d_ce[idx] += cut
-        f.xv_ce[idx] += 2.0 * np.abs(cut)
+        cut = -f.oi_pe[idx] * f.decay(0.0, 1.0, 0.40)
+        f.d_pe[idx] += cut
+        f.xv_pe[idx] += 2.0 * np.abs(cut)
 
 
 class GammaSqueeze(Scenario):
