@@ -1,10 +1,12 @@
 """Run the benchmarks: `python -m benchmarks [name-filter ...]`.
 
 Every `benchmarks/bench_*.py` module exposes `run() -> dict[str, dict]`, each figure being
-`{"value": number, "unit": str, "budget": number (optional), "note": str (optional)}`. The figures
-are merged into build/bench.json (figures from modules not run this time are kept) and printed as
-a table. With filters, only modules whose name contains one of them run (`python -m benchmarks
-store`). Exit status 1 when a figure is over its budget, 2 when a module fails.
+`{"value": number, "unit": str, "budget": number (optional), "floor": number (optional),
+"note": str (optional)}`: `budget` is a maximum (lower is better: times, sizes), `floor` a minimum
+(higher is better: throughputs, speed-up ratios). The figures are merged into build/bench.json
+(figures from modules not run this time are kept) and printed as a table. With filters, only
+modules whose name contains one of them run (`python -m benchmarks store`). Exit status 1 when a
+figure is over its budget or under its floor (both shown as OVER), 2 when a module fails.
 """
 
 from __future__ import annotations
@@ -41,17 +43,28 @@ def _fmt(value: Any) -> str:
 
 def over_budget(fig: dict[str, Any]) -> bool:
     budget = fig.get("budget")
-    return budget is not None and fig["value"] > budget
+    floor = fig.get("floor")
+    return (budget is not None and fig["value"] > budget) or (
+        floor is not None and fig["value"] < floor
+    )
+
+
+def _limits(fig: dict[str, Any]) -> str:
+    """The budget column: `x` for a budget (maximum), `≥ x` for a floor (minimum)."""
+    parts = []
+    if fig.get("floor") is not None:
+        parts.append(f"≥ {_fmt(fig['floor'])}")
+    if fig.get("budget") is not None:
+        parts.append(_fmt(fig["budget"]))
+    return ", ".join(parts)
 
 
 def print_table(figures: dict[str, dict[str, Any]]) -> None:
     rows = [("figure", "value", "unit", "budget", "status")]
     for name, fig in figures.items():
-        budget = fig.get("budget")
-        status = "" if budget is None else ("OVER" if over_budget(fig) else "OK")
-        rows.append(
-            (name, _fmt(fig["value"]), fig["unit"], "" if budget is None else _fmt(budget), status)
-        )
+        limits = _limits(fig)
+        status = "" if not limits else ("OVER" if over_budget(fig) else "OK")
+        rows.append((name, _fmt(fig["value"]), fig["unit"], limits, status))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, r in enumerate(rows):
         print(

@@ -50,6 +50,28 @@ def test_chain_csv_and_table(home: Home) -> None:
     assert "SIMULATED" in table.stdout and "▶" in table.stdout
 
 
+def test_chain_carries_iv_greeks_and_a_metrics_footer(home: Home) -> None:
+    out = run_cli(home, "chain", "NIFTY", "--json", "-n", "10")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    m = doc["metrics"]
+    total_ce = sum(r["ce"]["oi"] or 0 for r in doc["rows"])
+    total_pe = sum(r["pe"]["oi"] or 0 for r in doc["rows"])
+    assert m["pcr_oi"] == pytest.approx(total_pe / total_ce)
+    assert m["max_pain"] in [r["strike"] for r in doc["rows"]]
+    assert m["forward_source"] == "parity" and m["view"]["reasons"]
+    atm = next(r for r in doc["rows"] if r["atm"])
+    assert 0.3 < atm["ce"]["delta"] < 0.7 and -0.7 < atm["pe"]["delta"] < -0.3
+    assert atm["ce"]["gamma"] > 0 and atm["ce"]["theta"] < 0 and atm["ce"]["vega"] > 0
+    assert atm["ce"]["iv_solved"] == pytest.approx(atm["ce"]["iv"], abs=0.005)
+
+    table = run_cli(home, "chain", "NIFTY", "-n", "3", "--greeks", env={"COLUMNS": "220"})
+    assert table.returncode == 0, table.stderr
+    assert "CE Δ" in table.stdout and "Vega" in table.stdout
+    for label in ("PCR OI", "max pain", "support (max put OI)", "ATM", "GEX", "view:"):
+        assert label in table.stdout, label
+
+
 def test_chain_expiry_by_position_and_date(home: Home) -> None:
     first = json.loads(run_cli(home, "chain", "NIFTY", "--json", "-e", "2").stdout)
     again = json.loads(run_cli(home, "chain", "NIFTY", "--json", "-e", first["expiry"]).stdout)

@@ -115,26 +115,38 @@ def chain(
     ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    greeks: Annotated[
+        bool, typer.Option("--greeks", "-g", help="Add delta, gamma, theta/day and vega columns.")
+    ] = False,
 ) -> None:
-    """Fetch one option chain now and print it (CE | strike | PE, ATM marked)."""
+    """Fetch one option chain now and print it with IV, Greeks and the chain's metrics
+    (CE | strike | PE, ATM marked, MP = max pain)."""
     if as_json and as_csv:
         raise UsageProblem("--json and --csv cannot be used together; pick one.")
     settings = _load(ctx)
     snap = asyncio.run(_fetch_chain(settings, symbol.upper(), expiry, strikes))
-    if as_json:
-        from optterm.output import snapshot_to_dict
-
-        _print_json(snapshot_to_dict(snap))
-    elif as_csv:
+    if as_csv:
         from optterm.output import write_csv
 
         write_csv(sys.stdout, [snap])
+        return
+    from optterm.engine.analytics import AnalyticsParams, enrich
+
+    enriched = enrich(snap, params=AnalyticsParams.from_settings(settings)) if len(snap) else None
+    if as_json:
+        from optterm.output import snapshot_to_dict
+
+        _print_json(snapshot_to_dict(snap, enriched=enriched))
     else:
         from rich.console import Console
 
-        from optterm.output import chain_table
+        from optterm.output import chain_table, metrics_lines
 
-        Console().print(chain_table(snap))
+        console = Console()
+        console.print(chain_table(snap, enriched=enriched, greeks=greeks))
+        if enriched is not None:
+            for line in metrics_lines(enriched.metrics):
+                console.print(line, highlight=False)
 
 
 async def _fetch_chain(settings: Any, symbol: str, expiry_arg: str | None, strikes: int):
@@ -451,6 +463,166 @@ async def _export(store, symbol, expiry, start, end, fmt, output: Path | None) -
         tmp.unlink(missing_ok=True)
         raise
     return n
+
+
+@app.command()
+def patterns(
+    ctx: typer.Context,
+    symbol: Annotated[
+        str | None, typer.Argument(metavar="SYMBOL", help="Only this underlying, e.g. NIFTY.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            "-k",
+            metavar="KIND",
+            help="Only this pattern kind, e.g. CALL_BUILDUP (repeatable).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN",
+            help="Also list expired signals seen since a date (YYYY-MM-DD) or a duration "
+            "(2h, 30m, 1d). Default: today's session.",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Pattern signals from the store: the active ones, then recent expired ones."""
+    import re
+    from datetime import UTC, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from optterm.model import PatternKind
+
+    valid = [k.value for k in PatternKind]
+    kinds = []
+    for k in kind or ():
+        name = k.strip().upper().replace("-", "_")
+        if name not in valid:
+            raise UsageProblem(
+                f"--kind {k!r} is not a pattern kind; choose from {', '.join(valid)}."
+            )
+        kinds.append(name)
+    settings = _load(ctx)
+    tz = ZoneInfo(settings.market.timezone)
+    now = datetime.now(UTC)
+    text = (since or "").strip().lower().replace(" ", "")
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        if since is None:
+            start = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
+        elif re.fullmatch(r"(\d+[smhd])+", text):
+            spans = [timedelta(**{units[u]: int(n)}) for n, u in re.findall(r"(\d+)(\w)", text)]
+            start = now - sum(spans, timedelta())
+        else:
+            start = datetime.combine(_parse_date(since.strip(), "--since"), time(0), tzinfo=tz)
+    except (UsageProblem, OverflowError):
+        raise UsageProblem(
+            f"--since {since!r} is neither a date nor a duration; write a date as YYYY-MM-DD "
+            "(e.g. 2026-11-24) or a duration such as 30m, 2h, 1h30m or 3d."
+        ) from None
+    sym = symbol.strip().upper() if symbol else None
+    rows = asyncio.run(
+        _with_store(settings, lambda s: _patterns(s, sym, kinds or None, start, now, limit))
+    )
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        scope = " ".join(filter(None, [sym, ", ".join(kinds)])) or "pattern"
+        typer.echo(
+            f"No {scope} signals active now or seen since {start.astimezone(tz):%d-%b %H:%M %Z}. "
+            "Signals are recorded by `optterm serve` or the TUI while they run."
+        )
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    today = now.astimezone(tz).date()
+    zone = now.astimezone(tz).tzname() or settings.market.timezone
+    feeds = {"SIMULATED": "[bold yellow]SIMULATED[/]", "DELAYED": "[yellow]DELAYED[/]"}
+    colours = {"bullish": "green", "bearish": "red"}
+    console = Console()
+    for active in (True, False):
+        part = [r for r in rows if r["active"] is active]
+        if active and not part:
+            console.print("No signals are active now.")
+        if not part:
+            continue
+        title = (
+            "Current signals (active now)"
+            if active
+            else f"Expired since {start.astimezone(tz):%d-%b %H:%M %Z}"
+        )
+        cols = ("Time", "Symbol", "Expiry", "Kind", "Direction", "Strength", "Confidence",
+                "Strikes", "Summary", "Source")  # fmt: skip
+        table = Table(*cols, title=title, title_justify="left")
+        for r in part:
+            seen = datetime.fromisoformat(r["last_seen"]).astimezone(tz)
+            when = f"{seen:%H:%M:%S} {zone}"
+            if seen.date() != today:
+                when = f"{seen:%d-%b} {when}"
+            conf = max(0, min(100, int(r["confidence"])))
+            filled = (conf + 5) // 10
+            age = int(r["age_seconds"])
+            age_text = (
+                f"{age}s" if age < 60
+                else f"{age // 60}m" if age < 3600
+                else f"{age // 3600}h{age % 3600 // 60:02d}m" if age < 86_400
+                else f"{age // 86_400}d"
+            )  # fmt: skip
+            colour = colours.get(r["direction"], "dim")
+            feed = feeds.get(r["feed"], r["feed"])
+            table.add_row(
+                when,
+                escape(r["symbol"]),
+                r["expiry"],
+                r["kind"],
+                f"[{colour}]{r['direction']}[/]",
+                r["strength"].replace("_", " ").lower(),
+                f"{conf:>3} {'█' * filled}{'░' * (10 - filled)}",
+                ", ".join(f"{k:g}" for k in r["strikes"]),
+                escape(r["summary"]),
+                f"{escape(r['provider'] or '?')} {feed} · age {age_text}",
+            )
+        console.print(table)
+
+
+async def _patterns(
+    store: Any, symbol: str | None, kinds: Any, since: datetime, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    active = await store.load_signals(symbol, kinds, active_at=now, limit=limit)
+    keys = {s.key for s in active}
+    seen = await store.load_signals(symbol, kinds, since=since, limit=limit + len(active))
+    expired = [s for s in seen if s.key not in keys][: limit - len(active)]
+    return [
+        {
+            "key": s.key,
+            "active": s.key in keys,
+            "kind": str(s.kind),
+            "symbol": s.symbol,
+            "expiry": s.expiry.isoformat(),
+            "direction": str(s.direction),
+            "strength": str(s.strength),
+            "confidence": s.confidence,
+            "strikes": list(s.strikes),
+            "summary": s.summary,
+            "evidence": [[n, None if v != v else v] for n, v in s.evidence],  # NaN -> null
+            "first_seen": s.first_seen.isoformat(),
+            "last_seen": s.last_seen.isoformat(),
+            "expires_at": s.expires_at.isoformat(),
+            "updates": s.updates,
+            "provider": s.provider,
+            "feed": str(s.feed),
+            "age_seconds": round((now - s.first_seen).total_seconds(), 3),
+        }
+        for s in (*active, *expired)
+    ]
 
 
 async def _with_store(settings: Any, fn: Any) -> Any:

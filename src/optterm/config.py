@@ -73,10 +73,13 @@ __all__ = [
     "RESERVED_ENV_PREFIXES",
     "SCENARIO_NAMES",
     "WEEKDAYS",
+    "AnalyticsSettings",
     "ConfigError",
     "HttpProviderSettings",
     "LogSettings",
     "MarketSettings",
+    "NotifySettings",
+    "PatternSettings",
     "PollerSettings",
     "ProvidersSettings",
     "Settings",
@@ -583,6 +586,136 @@ class MarketSettings(_Section):
         return WEEKDAYS.index(self.expiry_weekday)
 
 
+def _number(default: float, lo: float, hi: float, expect: str = "a number") -> Any:
+    return Field(default=default, ge=lo, le=hi, json_schema_extra=_meta(expect))
+
+
+def _count(default: int, lo: int, hi: int) -> Any:
+    return Field(default=default, ge=lo, le=hi, json_schema_extra=_meta("a whole number"))
+
+
+SOLVE_IV = ("missing", "all")
+GEX_CONVENTIONS = ("dealer_long_calls", "dealer_short_all")
+
+
+class AnalyticsSettings(_Section):
+    """``[analytics]``: pricing inputs, gamma-exposure sign and the market-view votes."""
+
+    rate: float = _number(0.065, -0.05, 0.5, "an annual rate as a decimal, like 0.065")
+    dividend_yield: float = _number(0.0, 0.0, 0.5, "an annual yield as a decimal, like 0.012")
+    solve_iv: str = Field(
+        default="missing", json_schema_extra=_meta(f"one of {', '.join(SOLVE_IV)}")
+    )
+    gex_convention: str = Field(
+        default="dealer_long_calls", json_schema_extra=_meta(f"one of {', '.join(GEX_CONVENTIONS)}")
+    )
+    pcr_bullish: float = _number(1.2, 0.01, 100.0)
+    pcr_bearish: float = _number(0.8, 0.01, 100.0)
+    max_pain_band_pct: float = _number(0.5, 0.0, 50.0)
+    range_width_pct: float = _number(3.0, 0.0, 50.0)
+    iv_rank_days: int = _count(252, 5, 2520)
+    iv_rank_min_days: int = _count(20, 2, 2520)
+
+    @field_validator("solve_iv")
+    @classmethod
+    def _check_solve(cls, value: str) -> str:
+        return _choice(value, SOLVE_IV)
+
+    @field_validator("gex_convention")
+    @classmethod
+    def _check_gex(cls, value: str) -> str:
+        return _choice(value, GEX_CONVENTIONS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AnalyticsSettings:
+        if self.pcr_bearish >= self.pcr_bullish:
+            raise _problem(
+                f"must be lower than analytics.pcr_bullish ({self.pcr_bullish:g}); "
+                f"got {self.pcr_bearish:g}",
+                "pcr_bearish",
+            )
+        if self.iv_rank_min_days > self.iv_rank_days:
+            raise _problem(
+                f"must be at most analytics.iv_rank_days ({self.iv_rank_days}); "
+                f"got {self.iv_rank_min_days}",
+                "iv_rank_min_days",
+            )
+        return self
+
+
+class PatternSettings(_Section):
+    """``[patterns]``: the detectors' window, lifetime and thresholds (docs/patterns.md)."""
+
+    window: float = _seconds(300.0, 30, 7200)
+    ttl: float = _seconds(900.0, 30, 86400)
+    min_confidence: int = _count(40, 0, 100)
+    band: int = _count(5, 1, 50)
+    buildup_min_pct: float = _number(5.0, 0.1, 1000.0)
+    unwinding_min_pct: float = _number(5.0, 0.1, 100.0)
+    min_breadth: float = _number(0.6, 0.0, 1.0)
+    squeeze_min_move_pct: float = _number(0.3, 0.01, 20.0)
+    squeeze_wall_strikes: int = _count(2, 0, 20)
+    squeeze_min_oi_drop_pct: float = _number(10.0, 0.1, 100.0)
+    max_pain_near_pct: float = _number(0.15, 0.0, 10.0)
+    max_pain_converge_pct: float = _number(0.35, 0.01, 20.0)
+    max_pain_far_pct: float = _number(1.0, 0.0, 50.0)
+    max_pain_diverge_pct: float = _number(0.5, 0.01, 20.0)
+    max_pain_days_scale: float = _number(7.0, 0.1, 365.0)
+    unusual_volume_oi: float = _number(1.5, 0.01, 1000.0)
+    unusual_vs_average: float = _number(5.0, 1.0, 1000.0)
+    unusual_min_oi_share: float = _number(0.05, 0.0, 1.0)
+    unusual_min_session: float = _seconds(900.0, 0, 23400)
+    momentum_min_pct: float = _number(3.0, 0.1, 100.0)
+    momentum_memory: float = _seconds(3600.0, 60, 86400)
+
+
+class NotifySettings(_Section):
+    """``[notify]``: where alerts are delivered and how failed deliveries are retried."""
+
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra=_meta(
+            'a table of name = "Apprise URL" pairs, like ops = "ntfy://ntfy.sh/my-topic"',
+            item="an Apprise URL such as 'tgram://TOKEN/CHAT_ID'",
+        ),
+    )
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 15.0],
+        json_schema_extra=_meta(
+            "an array of seconds like [1, 5, 15]", unit="seconds", item="a number of seconds"
+        ),
+    )
+    timeout: float = _seconds(15.0, 1, 300)
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
+                raise _problem(
+                    f"channel names are 1-32 letters, digits, '_' or '-'; {name!r} is not one",
+                    name,
+                )
+            if "://" not in url:
+                # Never echo the value: an Apprise URL usually carries a token.
+                raise _problem(
+                    "must be an Apprise URL such as 'ntfy://ntfy.sh/topic' (scheme://...); "
+                    "this value has no '://'",
+                    name,
+                )
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 10:
+            raise _problem(f"at most 10 retries; got {len(value)}")
+        for index, delay in enumerate(value):
+            if not 0 <= delay <= 3600:
+                raise _problem(f"each delay must be 0..3600 seconds; got {delay:g}", index)
+        return value
+
+
 class LogSettings(_Section):
     """``[log]``: how much to log, and in which shape."""
 
@@ -607,6 +740,9 @@ class Settings(_Section):
     poller: PollerSettings = Field(default_factory=PollerSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    patterns: PatternSettings = Field(default_factory=PatternSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     _source: Path | None = PrivateAttr(default=None)

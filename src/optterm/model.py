@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import numpy as np
 
@@ -381,3 +381,86 @@ class Signal:
 
     def active(self, now: datetime) -> bool:
         return now < self.expires_at
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+class AlertKind(enum.StrEnum):
+    PRICE = "PRICE"  # spot, or an option's LTP when strike and side are given
+    OI_CHANGE = "OI_CHANGE"  # a leg's OI change on the day (or the chain's, without a strike)
+    VOLUME_SPIKE = "VOLUME_SPIKE"  # a leg's (or chain's) volume in the last window / its average
+    PATTERN_DETECTED = "PATTERN_DETECTED"  # a signal of `pattern` with confidence >= threshold
+    VOLATILITY = "VOLATILITY"  # a leg's IV, the ATM IV or the IV rank (`metric`)
+    PCR = "PCR"  # PCR by OI
+    MAX_PAIN_SHIFT = "MAX_PAIN_SHIFT"  # max pain moved by at least `threshold` points
+    STALE_FEED = "STALE_FEED"  # no fresh data for `threshold` seconds during market hours
+
+
+class Condition(enum.StrEnum):
+    ABOVE = "ABOVE"  # fires when the value crosses up through the threshold
+    BELOW = "BELOW"  # fires when it crosses down through it
+    EQUALS = "EQUALS"  # fires on entering threshold ± tolerance
+    PERCENT_CHANGE = "PERCENT_CHANGE"  # |change over `window_s`| >= threshold percent
+
+
+class RuleState(enum.StrEnum):
+    ARMED = "armed"
+    COOLING = "cooling down"
+    FIRED = "fired"  # one-shot rules after firing, or waiting to re-arm past the hysteresis band
+    DISABLED = "disabled"
+
+
+class Delivery(enum.StrEnum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"  # claimed by a dispatcher; a crash here is resolved by the idempotency key
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One alert rule. `channels` are references, never secrets: "tag:NAME" names a URL kept in
+    the config's [notify.channels]; "keyring:ID" a URL kept in the secret store; "app" the TUI."""
+
+    symbol: str
+    kind: AlertKind
+    condition: Condition
+    threshold: float
+    id: int | None = None
+    expiry: date | None = None
+    strike: float | None = None
+    side: Side | None = None
+    metric: str = ""  # PRICE: spot|ltp; VOLATILITY: iv|atm_iv|iv_rank; else ""
+    pattern: PatternKind | None = None  # PATTERN_DETECTED only
+    hysteresis: float = 0.0  # ABOVE/BELOW re-arm band, in the value's units
+    tolerance: float = 0.0  # EQUALS band
+    window_s: float = 300.0  # PERCENT_CHANGE and VOLUME_SPIKE window
+    cooldown_s: float = 300.0
+    recurring: bool = True  # False: one-shot, disabled after it fires
+    active_from: time | None = None  # None: market hours
+    active_to: time | None = None
+    channels: tuple[str, ...] = ("app",)
+    channel_labels: tuple[str, ...] = ()  # redacted, for display
+    owner: str = ""
+    enabled: bool = True
+    note: str = ""  # the one-line form it was created from, or a description
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One firing of a rule, with the values that made it fire."""
+
+    rule_id: int
+    symbol: str
+    kind: AlertKind
+    fired_at: datetime  # the data's time (provider_ts), UTC-aware
+    value: float
+    threshold: float
+    title: str
+    body: str
+    provider: str
+    feed: Feed
+    context: tuple[tuple[str, float | str], ...] = ()
+    id: int | None = None

@@ -56,6 +56,7 @@ async def open_configured_store(settings: Settings) -> Store:
 
 
 def make_poller(settings: Settings, provider: Provider, store: Store | None) -> Poller:
+    from optterm.engine.analyzer import Analyzer
     from optterm.engine.poller import Poller, Watch
 
     watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
@@ -66,4 +67,6 @@ def make_poller(settings: Settings, provider: Provider, store: Store | None) -> 
         interval=settings.poller.interval,
         timeout=settings.poller.timeout,
         health_sink=store,
+        analyzer=Analyzer.from_settings(settings, history=store),
+        analytics_sink=store,
     )

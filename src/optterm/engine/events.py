@@ -11,8 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-from optterm.model import ChainSnapshot, ProviderHealth
+from optterm.model import ChainSnapshot, Metrics, ProviderHealth, Signal
+
+if TYPE_CHECKING:
+    from optterm.engine.analytics import Enriched
 
 __all__ = ["ChainUpdate", "EventBus", "FetchFailure", "Subscription", "Tick"]
 
@@ -21,6 +25,11 @@ __all__ = ["ChainUpdate", "EventBus", "FetchFailure", "Subscription", "Tick"]
 class ChainUpdate:
     snapshot: ChainSnapshot
     stored: bool  # False when the provider timestamp had not moved (nothing new to keep)
+    enriched: Enriched | None = None  # IV, Greeks, metrics (None if analytics are off or failed)
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return None if self.enriched is None else self.enriched.metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,8 @@ class Tick:
     updates: tuple[ChainUpdate, ...] = ()
     failures: tuple[FetchFailure, ...] = ()
     health: tuple[ProviderHealth, ...] = ()  # per provider, as of the end of this tick
+    signals: tuple[Signal, ...] = ()  # created (updates == 0) or refreshed in this tick
+    active: tuple[Signal, ...] = ()  # every unexpired signal after this tick, strongest first
 
     @property
     def stored(self) -> int:

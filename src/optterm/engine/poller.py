@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
+from optterm.engine.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
-from optterm.model import ChainSnapshot, ProviderHealth, Underlying
+from optterm.model import ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, Provider, ProviderError
 
 __all__ = ["Poller", "SnapshotSink", "Watch"]
@@ -36,6 +37,12 @@ class SnapshotSink(Protocol):
 
 class HealthSink(Protocol):
     async def save_health(self, rows: Sequence[ProviderHealth]) -> None: ...
+
+
+class AnalyticsSink(Protocol):
+    async def save_metrics(self, rows: Sequence[Metrics]) -> None: ...
+
+    async def save_signals(self, signals: Sequence[Signal]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +64,16 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         health_sink: HealthSink | None = None,
+        analyzer: Analyzer | None = None,
+        analytics_sink: AnalyticsSink | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.provider = provider
         self.store = store
         self.health_sink = health_sink
+        self.analyzer = analyzer
+        self.analytics_sink = analytics_sink
         self.watch = tuple(watch)
         self.interval = interval
         self.timeout = timeout
@@ -117,7 +128,11 @@ class Poller:
         fetched = await asyncio.gather(
             *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
         )
+        if self.analyzer is not None:
+            await self.analyzer.load_history({w.symbol for w, _ in jobs}, started)
         updates: list[ChainUpdate] = []
+        signals: list[Signal] = []
+        metrics: list[Metrics] = []
         for (w, expiry), result in zip(jobs, fetched, strict=True):
             if isinstance(result, BaseException):
                 failures.append(self._failure(w.symbol, expiry, result))
@@ -135,7 +150,40 @@ class Poller:
                         )
                 except Exception as exc:  # a full disk must not kill the feed
                     failures.append(self._failure(w.symbol, expiry, exc, kind="store"))
-            updates.append(ChainUpdate(result, stored))
+            enriched = None
+            if self.analyzer is not None and len(result):
+                try:
+                    enriched, found = self.analyzer.process(result)
+                    signals.extend(found)
+                    if stored:
+                        metrics.append(enriched.metrics)
+                except Exception as exc:  # a bad chain must not stop the others' analytics
+                    failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
+            updates.append(ChainUpdate(result, stored, enriched))
+
+        if self.analytics_sink is not None and (metrics or signals):
+            try:
+                await self.analytics_sink.save_metrics(metrics)
+                await self.analytics_sink.save_signals(signals)
+            except Exception as exc:
+                failures.append(self._failure("*", None, exc, kind="store"))
+        active: tuple[Signal, ...] = ()
+        if self.analyzer is not None:
+            newest = max((u.snapshot.provider_ts for u in updates), default=None)
+            if newest is not None:
+                active = tuple(self.analyzer.active_signals(newest))
+        for sig in signals:
+            if sig.updates == 0:
+                log.info(
+                    "signal %s %s %s %s (%d): %s",
+                    sig.kind.value,
+                    sig.symbol,
+                    sig.expiry.isoformat(),
+                    sig.direction.value,
+                    sig.confidence,
+                    sig.summary,
+                    extra={"signal": sig.key},
+                )
 
         health = tuple(self.provider.health()) if hasattr(self.provider, "health") else ()
         if health and self.health_sink is not None:
@@ -143,7 +191,16 @@ class Poller:
                 await self.health_sink.save_health(health)
             except Exception as exc:  # health bookkeeping must never cost the feed
                 failures.append(self._failure("*", None, exc, kind="store"))
-        tick = Tick(self.seq, started, self._now(), tuple(updates), tuple(failures), health)
+        tick = Tick(
+            self.seq,
+            started,
+            self._now(),
+            tuple(updates),
+            tuple(failures),
+            health,
+            tuple(signals),
+            active,
+        )
         self.last_tick = tick
         log.info(
             "tick %d: %d chains, %d stored, %d failed in %.0f ms",

@@ -25,9 +25,13 @@ from sqlalchemy import (
 
 __all__ = [
     "METRIC_FLOATS",
+    "alert_events",
+    "alert_rules",
+    "alert_state",
     "chains",
     "metadata",
     "metrics",
+    "outbox",
     "provider_health",
     "signals",
     "snapshots",
@@ -189,4 +193,92 @@ signals = Table(
     Column("feed", String(16), nullable=False),
     Index("ix_signals_symbol_last_seen", "symbol", "last_seen"),
     Index("ix_signals_expires_at", "expires_at"),
+)
+
+# Alert rules. `channels` holds references ("app", "tag:NAME", "keyring:ID"), never Apprise URLs:
+# those carry tokens and live in the config or the secret store. `updated_at` lets a running
+# daemon pick up edits made from another process.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("condition", String(16), nullable=False),
+    Column("threshold", Double, nullable=False),
+    Column("expiry", Date, nullable=True),
+    Column("strike", Double, nullable=True),
+    Column("side", String(2), nullable=True),
+    Column("metric", String(16), nullable=False),
+    Column("pattern", String(32), nullable=True),
+    Column("hysteresis", Double, nullable=False),
+    Column("tolerance", Double, nullable=False),
+    Column("window_s", Double, nullable=False),
+    Column("cooldown_s", Double, nullable=False),
+    Column("recurring", Integer, nullable=False),  # 0/1
+    Column("active_from", String(5), nullable=True),  # "HH:MM" exchange time; NULL = market hours
+    Column("active_to", String(5), nullable=True),
+    Column("channels", Text, nullable=False),  # JSON list of channel references
+    Column("channel_labels", Text, nullable=False),  # JSON list, redacted for display
+    Column("enabled", Integer, nullable=False),  # 0/1
+    Column("note", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_alert_rules_symbol", "symbol"),
+)
+
+# Evaluation state per rule, so a restart neither re-fires a crossing already fired nor forgets a
+# cooldown.
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule_id", Integer, primary_key=True),
+    Column("armed", Integer, nullable=False),  # 0/1
+    Column("last_value", Double, nullable=True),
+    Column("last_fired_at", BigInteger, nullable=True),
+    Column("fire_count", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Every firing, with the values that made it fire. No foreign key: history outlives its rule.
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("fired_at", BigInteger, nullable=False),  # the data's time, epoch microseconds UTC
+    Column("value", Double, nullable=True),
+    Column("threshold", Double, nullable=True),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("feed", String(16), nullable=False),
+    Column("context", Text, nullable=False),  # JSON list of [name, value]
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alert_events_rule_fired", "rule_id", "fired_at"),
+    Index("ix_alert_events_fired", "fired_at"),
+)
+
+# The notification outbox: one row per (event, channel), written in the event's transaction
+# before anything is sent. `idempotency_key` is unique per (event, channel).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, nullable=False),
+    Column("channel", String(200), nullable=False),  # a reference, never a URL
+    Column("channel_label", String(200), nullable=False),  # redacted, for display
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("status", String(10), nullable=False),  # model.Delivery
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_event", "event_id"),
 )
