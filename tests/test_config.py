@@ -559,3 +559,29 @@ def test_import_stays_light() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
+    from optterm.providers import nse
+    from optterm.providers.factory import build_one
+
+    assert nse.ENDPOINT_FAMILIES == config.NSE_ENDPOINTS
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[providers.nse]\nmin_interval = 2.5\nendpoints = ["Legacy", "v3"]\n'
+        "cache_ttl = 0\nlot_sizes = { reliance = 250 }\n"
+    )
+    settings = load_settings(cfg, env={})
+    assert settings.providers.nse.endpoints == ["legacy", "v3"]
+    assert settings.providers.nse.lot_sizes == {"RELIANCE": 250}
+    provider = build_one(settings, "nse")
+    assert provider.cache_ttl == 0.0
+    assert provider._limiter.spacing >= 2.5
+    assert provider._underlyings["RELIANCE"].lot_size == 250
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[providers.nse]\nendpoints = ["legacy", "legacy"]\n')
+    with pytest.raises(ConfigError, match="repeats 'legacy'"):
+        load_settings(bad, env={})
+    bad.write_text("[providers.nse]\nlot_sizes = { RELIANCE = 0 }\n")
+    with pytest.raises(ConfigError, match="lot sizes must be positive"):
+        load_settings(bad, env={})

@@ -79,6 +79,7 @@ __all__ = [
     "LogSettings",
     "MarketSettings",
     "NotifySettings",
+    "NseSettings",
     "PatternSettings",
     "PollerSettings",
     "ProvidersSettings",
@@ -405,6 +406,54 @@ class HttpProviderSettings(_Section):
         return url.rstrip("/")
 
 
+NSE_ENDPOINTS: tuple[str, ...] = ("getquote", "v3", "legacy")  # = providers.nse.ENDPOINT_FAMILIES
+
+
+class NseSettings(HttpProviderSettings):
+    """``[providers.nse]``: the public website, its pacing and the endpoints to try."""
+
+    min_interval: float = Field(
+        default=1.0, ge=0.2, le=60, json_schema_extra=_meta("a number of seconds", unit="seconds")
+    )
+    endpoints: list[str] = Field(
+        default_factory=lambda: list(NSE_ENDPOINTS),
+        json_schema_extra=_meta(
+            f"an array drawn from {', '.join(NSE_ENDPOINTS)}",
+            item=f"one of {', '.join(NSE_ENDPOINTS)}",
+        ),
+    )
+    cache_ttl: float = Field(
+        default=5.0, ge=0, le=300, json_schema_extra=_meta("a number of seconds", unit="seconds")
+    )
+    lot_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        json_schema_extra=_meta("a table of SYMBOL = lot size, like { RELIANCE = 500 }"),
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: list[str]) -> list[str]:
+        seen: list[str] = []
+        for index, name in enumerate(value):
+            family = _choice(name, NSE_ENDPOINTS, index)
+            if family in seen:
+                raise _problem(f"repeats {family!r}; list each endpoint once", index)
+            seen.append(family)
+        if not seen:
+            raise _problem(f"must name at least one of {', '.join(NSE_ENDPOINTS)}")
+        return seen
+
+    @field_validator("lot_sizes")
+    @classmethod
+    def _check_lots(cls, value: dict[str, int]) -> dict[str, int]:
+        out = {}
+        for symbol, lot in value.items():
+            if lot <= 0:
+                raise _problem(f"lot sizes must be positive; got {lot}", symbol)
+            out[_symbol(symbol, symbol)] = lot
+        return out
+
+
 ANGELONE_MASTER_URL = (
     "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
 )
@@ -415,6 +464,9 @@ class AngelOneSettings(HttpProviderSettings):
 
     master_url: str = Field(
         default=ANGELONE_MASTER_URL, json_schema_extra=_meta("an http:// or https:// URL")
+    )
+    greeks_interval: float = Field(
+        default=60.0, ge=5, le=3600, json_schema_extra=_meta("a number of seconds", unit="seconds")
     )
 
     @field_validator("master_url")
@@ -455,9 +507,7 @@ class ProvidersSettings(_Section):
         ),
     )
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
-    nse: HttpProviderSettings = Field(
-        default_factory=lambda: HttpProviderSettings(base_url=NSE_BASE_URL)
-    )
+    nse: NseSettings = Field(default_factory=lambda: NseSettings(base_url=NSE_BASE_URL))
     angelone: AngelOneSettings = Field(
         default_factory=lambda: AngelOneSettings(base_url=ANGELONE_BASE_URL)
     )

@@ -98,6 +98,10 @@ def _build(settings: Settings, name: str) -> Provider:
         return NseProvider(
             base_url=nse.base_url,
             timeout=nse.timeout,
+            min_interval=nse.min_interval,
+            endpoints=nse.endpoints,
+            cache_ttl=nse.cache_ttl,
+            lot_sizes=nse.lot_sizes or None,
             cookie_path=paths.cache_dir() / "nse_cookies.json",
         )
     if name == "angelone":
@@ -128,6 +132,9 @@ def _build_angelone(settings: Settings) -> Provider:
         token_store=store,
         base_url=angel.base_url,
         timeout=angel.timeout,
+        # Quote only the strikes the watchlist keeps: every extra token costs request budget.
+        strikes_each_side=max((w.strikes for w in settings.poller.watch), default=20),
+        greeks_interval=angel.greeks_interval,
     )
 
 
