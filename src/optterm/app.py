@@ -101,17 +101,18 @@ class OpttermApp(App[int]):
     @work(exclusive=True, group="engine")
     async def run_engine(self) -> None:
         from optterm.providers.factory import build_provider
-        from optterm.runtime import make_poller, open_configured_store
+        from optterm.runtime import make_engine, open_configured_store
 
         store = provider = None
         stop = self._stop
         try:
             store = await open_configured_store(self.settings) if self.store_history else None
             provider = build_provider(self.settings)
-            poller = make_poller(self.settings, provider, store)
+            engine = make_engine(self.settings, provider, store, app_sink=self._toast)
+            poller = engine.poller
             sub = poller.subscribe()
             await poller.resolve()
-            runner = asyncio.create_task(poller.run(stop))
+            runner = asyncio.create_task(engine.run(stop))
             while not runner.done():
                 getter = asyncio.create_task(sub.get())
                 done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
@@ -130,6 +131,10 @@ class OpttermApp(App[int]):
             if store is not None:
                 await store.close()
             self._engine_done.set()
+
+    def _toast(self, item) -> None:
+        """In-app delivery of an alert: a toast (the dispatcher runs on this app's loop)."""
+        self.notify(item.body, title=item.title, severity="warning", timeout=15)
 
     async def action_quit(self) -> None:
         """Let the tick in progress finish and the store close before leaving."""

@@ -37,6 +37,16 @@ def _creds_app() -> typer.Typer:
 app.add_typer(_creds_app(), name="creds")
 
 
+def _alerts_apps() -> tuple[typer.Typer, typer.Typer]:
+    from optterm.alerts_cli import alerts_app, notify_app
+
+    return alerts_app, notify_app
+
+
+app.add_typer(_alerts_apps()[0], name="alerts")
+app.add_typer(_alerts_apps()[1], name="notify")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"optterm {__version__}")

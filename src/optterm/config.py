@@ -116,9 +116,10 @@ ENV_PREFIX = "OPTTERM_"
 # Variables that share the prefix but are not settings. OPTTERM_CONFIG picks the file;
 # OPTTERM_LOG_FILE is read by logging setup. Broker credentials (OPTTERM_ANGELONE_*, and the
 # OPTTERM_ANGEL_* spelling used in reference/reliability.md) are deliberately kept out of the
-# settings so they can never be echoed back in a config dump or error message.
+# settings so they can never be echoed back in a config dump or error message. OPTTERM_TEST_*
+# are the crash-test hooks of the notification dispatcher (engine/notify.py).
 RESERVED_ENV_NAMES: frozenset[str] = frozenset({"OPTTERM_CONFIG", "OPTTERM_LOG_FILE"})
-RESERVED_ENV_PREFIXES: tuple[str, ...] = ("OPTTERM_ANGELONE_", "OPTTERM_ANGEL_")
+RESERVED_ENV_PREFIXES: tuple[str, ...] = ("OPTTERM_ANGELONE_", "OPTTERM_ANGEL_", "OPTTERM_TEST_")
 
 _SYMBOL_RE = re.compile(r"[A-Z0-9&-]+")
 _SQLALCHEMY_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?://")

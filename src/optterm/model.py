@@ -413,7 +413,7 @@ class RuleState(enum.StrEnum):
 
 class Delivery(enum.StrEnum):
     PENDING = "PENDING"
-    SENDING = "SENDING"  # claimed by a dispatcher; a crash here is resolved by the idempotency key
+    SENDING = "SENDING"  # being sent; a crash here leaves it FAILED on restart, never re-sent
     SENT = "SENT"
     FAILED = "FAILED"
 

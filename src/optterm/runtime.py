@@ -1,19 +1,21 @@
-"""Start-up shared by commands: settings with CLI overrides, the store, the poller."""
+"""Start-up shared by commands: settings with CLI overrides, the store, the engine."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optterm.config import Settings
+    from optterm.engine.alert_service import AlertService
+    from optterm.engine.engine import Engine
     from optterm.engine.poller import Poller
     from optterm.providers.base import Provider
     from optterm.store import Store
 
-__all__ = ["CliOptions", "load", "make_poller", "open_configured_store"]
+__all__ = ["CliOptions", "load", "make_engine", "make_poller", "open_configured_store"]
 
 
 @dataclass
@@ -55,7 +57,13 @@ async def open_configured_store(settings: Settings) -> Store:
     return await open_store(store_url(settings))
 
 
-def make_poller(settings: Settings, provider: Provider, store: Store | None) -> Poller:
+def make_poller(
+    settings: Settings,
+    provider: Provider,
+    store: Store | None,
+    *,
+    alerts: AlertService | None = None,
+) -> Poller:
     from optterm.engine.analyzer import Analyzer
     from optterm.engine.poller import Poller, Watch
 
@@ -69,4 +77,26 @@ def make_poller(settings: Settings, provider: Provider, store: Store | None) -> 
         health_sink=store,
         analyzer=Analyzer.from_settings(settings, history=store),
         analytics_sink=store,
+        alerts=alerts,
     )
+
+
+def make_engine(
+    settings: Settings,
+    provider: Provider,
+    store: Store | None,
+    *,
+    app_sink: Any = None,
+) -> Engine:
+    """Poller with analytics and alerts, plus the notification dispatcher (with a store)."""
+    from optterm.engine.alert_service import AlertService
+    from optterm.engine.engine import Engine
+    from optterm.engine.notify import Dispatcher
+    from optterm.providers.factory import market_calendar
+    from optterm.secrets import SecretStore
+
+    if store is None:
+        return Engine(make_poller(settings, provider, None))
+    dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
+    alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
+    return Engine(make_poller(settings, provider, store, alerts=alerts), dispatcher)

@@ -33,14 +33,15 @@ async def purge_expired(store: Store, retention_days: int) -> int:
 
 async def serve(settings: Settings) -> int:
     from optterm.providers.factory import build_provider
-    from optterm.runtime import make_poller, open_configured_store
+    from optterm.runtime import make_engine, open_configured_store
 
     store = await open_configured_store(settings)
     provider = None
     try:
         await purge_expired(store, settings.store.retention_days)
         provider = build_provider(settings)
-        poller = make_poller(settings, provider, store)
+        engine = make_engine(settings, provider, store)
+        poller = engine.poller
         await poller.resolve()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -53,7 +54,7 @@ async def serve(settings: Settings) -> int:
             poller.interval,
             store.url,
         )
-        await poller.run(stop)
+        await engine.run(stop)
         log.info("stopping after tick %d", poller.seq)
         await store.checkpoint()
     finally:

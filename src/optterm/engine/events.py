@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from optterm.model import ChainSnapshot, Metrics, ProviderHealth, Signal
+from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal
 
 if TYPE_CHECKING:
     from optterm.engine.analytics import Enriched
@@ -50,6 +50,7 @@ class Tick:
     health: tuple[ProviderHealth, ...] = ()  # per provider, as of the end of this tick
     signals: tuple[Signal, ...] = ()  # created (updates == 0) or refreshed in this tick
     active: tuple[Signal, ...] = ()  # every unexpired signal after this tick, strongest first
+    alerts: tuple[AlertEvent, ...] = ()  # alert events recorded in this tick (to be delivered)
 
     @property
     def stored(self) -> int:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
+from optterm.engine.alert_service import AlertService
 from optterm.engine.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
-from optterm.model import ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
+from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, Provider, ProviderError
 
 __all__ = ["Poller", "SnapshotSink", "Watch"]
@@ -66,6 +67,7 @@ class Poller:
         health_sink: HealthSink | None = None,
         analyzer: Analyzer | None = None,
         analytics_sink: AnalyticsSink | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -74,6 +76,7 @@ class Poller:
         self.health_sink = health_sink
         self.analyzer = analyzer
         self.analytics_sink = analytics_sink
+        self.alerts = alerts
         self.watch = tuple(watch)
         self.interval = interval
         self.timeout = timeout
@@ -185,6 +188,13 @@ class Poller:
                     extra={"signal": sig.key},
                 )
 
+        fired: list[AlertEvent] = []
+        if self.alerts is not None:
+            try:
+                fired = await self.alerts.on_tick(updates, signals, self._now())
+            except Exception as exc:  # alerts failing must not stop the feed; it is logged
+                failures.append(self._failure("*", None, exc, kind="alerts"))
+
         health = tuple(self.provider.health()) if hasattr(self.provider, "health") else ()
         if health and self.health_sink is not None:
             try:
@@ -200,6 +210,7 @@ class Poller:
             health,
             tuple(signals),
             active,
+            tuple(fired),
         )
         self.last_tick = tick
         log.info(
@@ -229,7 +240,7 @@ class Poller:
             message = f"no answer within {self.timeout:g} s"
         self.failures[(symbol, kind)] += 1
         where = f"{symbol} {expiry}" if expiry else symbol
-        if kind == "internal":
+        if kind in ("internal", "alerts"):
             log.error("%s: unexpected error", where, exc_info=exc)
         else:
             log.warning("%s: %s failure: %s", where, kind, message)

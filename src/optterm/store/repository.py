@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import numpy as np
 from sqlalchemy import (
@@ -39,6 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optterm.model import (
     LEG_FIELDS,
+    AlertEvent,
+    AlertRule,
     ChainSnapshot,
     Feed,
     Metrics,
@@ -62,6 +64,10 @@ from optterm.store.errors import (
 )
 from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_head
 from optterm.store.schema import chains, snapshots
+
+if TYPE_CHECKING:
+    from optterm.engine.channels import Channel
+    from optterm.store.alerts import EventView, RuleStateRow
 
 __all__ = ["SERIES_FIELDS", "HistoryRow", "Store", "StrikeSeries", "open_store"]
 
@@ -379,6 +385,119 @@ class Store:
         from optterm.store.analytics import load_signals
 
         return await load_signals(self, symbol, kinds, since, active_at, limit)
+
+    # The notification outbox (store/outbox.py); items are outbox.OutboxItem.
+    async def outbox_due(self, now: datetime, limit: int = 100) -> list[Any]:
+        from optterm.store.outbox import due
+
+        return await due(self, now, limit)
+
+    async def outbox_claim(self, outbox_id: int, now: datetime) -> bool:
+        from optterm.store.outbox import claim
+
+        return await claim(self, outbox_id, now)
+
+    async def outbox_mark_sent(self, outbox_id: int, at: datetime) -> bool:
+        from optterm.store.outbox import mark_sent
+
+        return await mark_sent(self, outbox_id, at)
+
+    async def outbox_mark_retry(self, outbox_id: int, next_at: datetime, error: str) -> bool:
+        from optterm.store.outbox import mark_retry
+
+        return await mark_retry(self, outbox_id, next_at, error)
+
+    async def outbox_mark_failed(self, outbox_id: int, error: str) -> bool:
+        from optterm.store.outbox import mark_failed
+
+        return await mark_failed(self, outbox_id, error)
+
+    async def outbox_recover_interrupted(self) -> int:
+        from optterm.store.outbox import recover_interrupted
+
+        return await recover_interrupted(self)
+
+    async def outbox_backlog(self) -> dict[str, int]:
+        from optterm.store.outbox import backlog
+
+        return await backlog(self)
+
+    async def outbox_next_due_at(self) -> datetime | None:
+        from optterm.store.outbox import next_due_at
+
+        return await next_due_at(self)
+
+    # Alert rules, state, events and the outbox: store/alerts.py.
+
+    async def add_rule(self, rule: AlertRule) -> AlertRule:
+        from optterm.store.alerts import add_rule
+
+        return await add_rule(self, rule)
+
+    async def update_rule(self, rule: AlertRule) -> AlertRule:
+        from optterm.store.alerts import update_rule
+
+        return await update_rule(self, rule)
+
+    async def set_enabled(self, rule_id: int, enabled: bool) -> bool:
+        from optterm.store.alerts import set_enabled
+
+        return await set_enabled(self, rule_id, enabled)
+
+    async def delete_rule(self, rule_id: int) -> bool:
+        from optterm.store.alerts import delete_rule
+
+        return await delete_rule(self, rule_id)
+
+    async def get_rule(self, rule_id: int) -> AlertRule | None:
+        from optterm.store.alerts import get_rule
+
+        return await get_rule(self, rule_id)
+
+    async def list_rules(
+        self, *, owner: str | None = None, symbol: str | None = None, enabled: bool | None = None
+    ) -> list[AlertRule]:
+        from optterm.store.alerts import list_rules
+
+        return await list_rules(self, owner=owner, symbol=symbol, enabled=enabled)
+
+    async def rules_version(self) -> int:
+        from optterm.store.alerts import rules_version
+
+        return await rules_version(self)
+
+    async def load_states(self) -> dict[int, RuleStateRow]:
+        from optterm.store.alerts import load_states
+
+        return await load_states(self)
+
+    async def save_states(self, states: Sequence[RuleStateRow]) -> None:
+        from optterm.store.alerts import save_states
+
+        await save_states(self, states)
+
+    async def record_firings(
+        self,
+        firings: Sequence[tuple[AlertEvent, Sequence[Channel]]],
+        states: Sequence[RuleStateRow],
+        *,
+        one_shot_done: Sequence[int] = (),
+    ) -> list[AlertEvent]:
+        from optterm.store.alerts import record_firings
+
+        return await record_firings(self, firings, states, one_shot_done=one_shot_done)
+
+    async def list_events(
+        self,
+        *,
+        rule_id: int | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EventView]:
+        from optterm.store.alerts import list_events
+
+        return await list_events(self, rule_id=rule_id, symbol=symbol, since=since, limit=limit)
 
     @contextlib.asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:

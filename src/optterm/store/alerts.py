@@ -1,0 +1,494 @@
+"""Alert rules, their evaluation state, fired events and the notification outbox.
+
+Rules store channel *references* (app, tag:NAME, keyring:ID), never URLs. Floats are NULL where
+the model has NaN; timestamps are integer epoch microseconds UTC and come back tz-aware UTC.
+
+`rules_version` lets a running daemon notice edits made by another process cheaply: it is
+max(updated_at) + the number of rules. Every write here sets `updated_at` strictly above the
+current maximum, so adding, editing, enabling or disabling a rule raises it, and deleting one
+lowers the count: compare it for inequality, not order. It comes back to an earlier value only
+when the rules are exactly what they were then (e.g. a rule added and deleted again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from optterm.model import (
+    AlertEvent,
+    AlertKind,
+    AlertRule,
+    Condition,
+    Delivery,
+    Feed,
+    PatternKind,
+    Side,
+)
+from optterm.store.repository import Store, _from_us, _to_us
+from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
+
+if TYPE_CHECKING:
+    from optterm.engine.channels import Channel
+
+__all__ = [
+    "DeliveryView",
+    "EventView",
+    "RuleStateRow",
+    "UnknownRule",
+    "add_rule",
+    "delete_rule",
+    "get_rule",
+    "idempotency_key",
+    "list_events",
+    "list_rules",
+    "load_states",
+    "record_firings",
+    "rules_version",
+    "save_states",
+    "set_enabled",
+    "update_rule",
+]
+
+
+class UnknownRule(LookupError):
+    """`update_rule` on an id that is not in the store."""
+
+    def __str__(self) -> str:
+        return f"no alert rule {self.args[0]}; `optterm alerts list` shows them"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStateRow:
+    """Where a rule's evaluation stands, kept so a restart neither re-fires nor forgets."""
+
+    rule_id: int
+    armed: bool
+    last_value: float | None
+    last_fired_at: datetime | None
+    fire_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """One outbox row: the event sent (or being sent) to one channel."""
+
+    channel: str  # the reference
+    channel_label: str  # redacted, for display
+    status: Delivery
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    event: AlertEvent
+    deliveries: tuple[DeliveryView, ...]
+
+
+def idempotency_key(event_id: int, channel_ref: str) -> str:
+    return hashlib.sha256(f"{event_id}:{channel_ref}".encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _now_us() -> int:
+    return _to_us(datetime.now(UTC))
+
+
+def _num(value: float | None) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    return None if math.isnan(f) else f
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _hhmm(t: time | None) -> str | None:
+    return None if t is None else f"{t.hour:02d}:{t.minute:02d}"
+
+
+def _time(text: str | None) -> time | None:
+    if not text:
+        return None
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else _from_us(us)
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+async def _stamp(conn: AsyncConnection) -> int:
+    """Now, or just above the newest updated_at, whichever is later (see rules_version)."""
+    newest = await conn.scalar(select(func.max(alert_rules.c.updated_at)))
+    now = _now_us()
+    return now if newest is None or now > newest else int(newest) + 1
+
+
+def _rule_row(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "owner": rule.owner,
+        "symbol": rule.symbol,
+        "kind": str(AlertKind(rule.kind)),
+        "condition": str(Condition(rule.condition)),
+        "threshold": float(rule.threshold),
+        "expiry": rule.expiry,
+        "strike": _num(rule.strike),
+        "side": None if rule.side is None else str(Side(rule.side)),
+        "metric": rule.metric,
+        "pattern": None if rule.pattern is None else str(PatternKind(rule.pattern)),
+        "hysteresis": float(rule.hysteresis),
+        "tolerance": float(rule.tolerance),
+        "window_s": float(rule.window_s),
+        "cooldown_s": float(rule.cooldown_s),
+        "recurring": int(bool(rule.recurring)),
+        "active_from": _hhmm(rule.active_from),
+        "active_to": _hhmm(rule.active_to),
+        "channels": json.dumps(list(rule.channels)),
+        "channel_labels": json.dumps(list(rule.channel_labels), ensure_ascii=False),
+        "enabled": int(bool(rule.enabled)),
+        "note": rule.note,
+    }
+
+
+def _to_rule(r: Row[Any]) -> AlertRule:
+    return AlertRule(
+        id=int(r.id),
+        owner=r.owner,
+        symbol=r.symbol,
+        kind=AlertKind(r.kind),
+        condition=Condition(r.condition),
+        threshold=float(r.threshold),
+        expiry=r.expiry,
+        strike=None if r.strike is None else float(r.strike),
+        side=None if r.side is None else Side(r.side),
+        metric=r.metric,
+        pattern=None if r.pattern is None else PatternKind(r.pattern),
+        hysteresis=float(r.hysteresis),
+        tolerance=float(r.tolerance),
+        window_s=float(r.window_s),
+        cooldown_s=float(r.cooldown_s),
+        recurring=bool(r.recurring),
+        active_from=_time(r.active_from),
+        active_to=_time(r.active_to),
+        channels=tuple(json.loads(r.channels)),
+        channel_labels=tuple(json.loads(r.channel_labels)),
+        enabled=bool(r.enabled),
+        note=r.note,
+        created_at=_from_us(r.created_at),
+    )
+
+
+# ------------------------------------------------------------------------------------- rules
+
+
+async def add_rule(store: Store, rule: AlertRule) -> AlertRule:
+    """Insert `rule` (its id must be None); returns it with its id and created_at."""
+    if rule.id is not None:
+        raise ValueError(f"rule already has id {rule.id}; use update_rule to change it")
+    row = _rule_row(rule)
+    with store._errors("Saving the alert rule"):
+        async with store.write_transaction() as conn:
+            stamp = await _stamp(conn)
+            created = stamp if rule.created_at is None else _to_us(rule.created_at, "created_at")
+            result = await conn.execute(
+                insert(alert_rules).values(**row, created_at=created, updated_at=stamp)
+            )
+            new_id = int(result.inserted_primary_key[0])
+    return replace(rule, id=new_id, created_at=_from_us(created))
+
+
+async def update_rule(store: Store, rule: AlertRule) -> AlertRule:
+    """Replace every field of stored rule `rule.id` (created_at stays). Its evaluation state is
+    dropped, since the old state belongs to the old threshold; its events stay. UnknownRule if
+    there is no such rule."""
+    if rule.id is None:
+        raise ValueError("update_rule needs a rule with an id; use add_rule for a new one")
+    row = _rule_row(rule)
+    with store._errors("Updating the alert rule"):
+        async with store.write_transaction() as conn:
+            created = await conn.scalar(
+                select(alert_rules.c.created_at).where(alert_rules.c.id == rule.id)
+            )
+            if created is not None:
+                stamp = await _stamp(conn)
+                await conn.execute(
+                    update(alert_rules)
+                    .where(alert_rules.c.id == rule.id)
+                    .values(**row, updated_at=stamp)
+                )
+                await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule.id))
+    if created is None:
+        raise UnknownRule(rule.id)
+    return replace(rule, created_at=_from_us(created))
+
+
+async def set_enabled(store: Store, rule_id: int, enabled: bool) -> bool:
+    """Enable or disable a rule; False when there is no such rule. State is kept."""
+    with store._errors("Updating the alert rule"):
+        async with store.write_transaction() as conn:
+            stamp = await _stamp(conn)
+            result = await conn.execute(
+                update(alert_rules)
+                .where(alert_rules.c.id == rule_id)
+                .values(enabled=int(bool(enabled)), updated_at=stamp)
+            )
+    return result.rowcount > 0
+
+
+async def delete_rule(store: Store, rule_id: int) -> bool:
+    """Delete a rule and its state; its events and their deliveries stay as history."""
+    with store._errors("Deleting the alert rule"):
+        async with store.write_transaction() as conn:
+            result = await conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
+            await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule_id))
+    return result.rowcount > 0
+
+
+async def get_rule(store: Store, rule_id: int) -> AlertRule | None:
+    async with store.read_connection() as conn:
+        row = (
+            await conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id))
+        ).one_or_none()
+    return None if row is None else _to_rule(row)
+
+
+async def list_rules(
+    store: Store,
+    *,
+    owner: str | None = None,
+    symbol: str | None = None,
+    enabled: bool | None = None,
+) -> list[AlertRule]:
+    """Rules by id; each filter is optional."""
+    c = alert_rules.c
+    stmt = select(alert_rules)
+    if owner is not None:
+        stmt = stmt.where(c.owner == owner)
+    if symbol is not None:
+        stmt = stmt.where(c.symbol == symbol)
+    if enabled is not None:
+        stmt = stmt.where(c.enabled == int(enabled))
+    async with store.read_connection() as conn:
+        rows = (await conn.execute(stmt.order_by(c.id))).all()
+    return [_to_rule(r) for r in rows]
+
+
+async def rules_version(store: Store) -> int:
+    """Changes whenever a rule is added, edited, enabled, disabled or deleted (module doc)."""
+    c = alert_rules.c
+    async with store.read_connection() as conn:
+        newest, count = (
+            await conn.execute(select(func.coalesce(func.max(c.updated_at), 0), func.count()))
+        ).one()
+    return int(newest) + int(count)
+
+
+# ------------------------------------------------------------------------------------- state
+
+
+def _state_values(states: Iterable[RuleStateRow], now: int) -> list[dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for s in states:  # one row per rule: the last given wins
+        out[int(s.rule_id)] = {
+            "rule_id": int(s.rule_id),
+            "armed": int(bool(s.armed)),
+            "last_value": _num(s.last_value),
+            "last_fired_at": (
+                None if s.last_fired_at is None else _to_us(s.last_fired_at, "last_fired_at")
+            ),
+            "fire_count": int(s.fire_count),
+            "updated_at": now,
+        }
+    return list(out.values())
+
+
+async def _upsert_states(conn: AsyncConnection, values: list[dict[str, Any]]) -> None:
+    if not values:
+        return
+    stmt = _insert(conn)(alert_state)
+    keep = {col: stmt.excluded[col] for col in values[0] if col != "rule_id"}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"], set_=keep), values)
+
+
+async def load_states(store: Store) -> dict[int, RuleStateRow]:
+    async with store.read_connection() as conn:
+        rows = (await conn.execute(select(alert_state))).all()
+    return {
+        int(r.rule_id): RuleStateRow(
+            rule_id=int(r.rule_id),
+            armed=bool(r.armed),
+            last_value=r.last_value,
+            last_fired_at=_dt(r.last_fired_at),
+            fire_count=int(r.fire_count),
+        )
+        for r in rows
+    }
+
+
+async def save_states(store: Store, states: Sequence[RuleStateRow]) -> None:
+    """Upsert state rows in one transaction (NaN last_value is stored as NULL)."""
+    values = _state_values(states, _now_us())
+    if not values:
+        return
+    with store._errors("Saving alert state"):
+        async with store.write_transaction() as conn:
+            await _upsert_states(conn, values)
+
+
+# ------------------------------------------------------------------------------------ events
+
+
+def _context_json(context: Sequence[tuple[str, float | str]]) -> str:
+    pairs = [[str(n), v if isinstance(v, str) else _num(v)] for n, v in context]
+    return json.dumps(pairs, ensure_ascii=False)
+
+
+def _context(text: str) -> tuple[tuple[str, float | str], ...]:
+    return tuple((str(n), v if isinstance(v, str) else _nan(v)) for n, v in json.loads(text))
+
+
+async def record_firings(
+    store: Store,
+    firings: Sequence[tuple[AlertEvent, Sequence[Channel]]],
+    states: Sequence[RuleStateRow],
+    *,
+    one_shot_done: Sequence[int] = (),
+) -> list[AlertEvent]:
+    """In ONE transaction: insert every event, one PENDING outbox row per (event, channel),
+    upsert `states`, and disable the rules in `one_shot_done`. Returns the events with their
+    ids. Any failure (a duplicate idempotency key, a lost database) writes nothing."""
+    now = _now_us()
+    state_values = _state_values(states, now)
+    stored: list[AlertEvent] = []
+    with store._errors("Recording alert events"):
+        async with store.write_transaction() as conn:
+            for event, channels in firings:
+                result = await conn.execute(
+                    insert(alert_events).values(
+                        rule_id=int(event.rule_id),
+                        symbol=event.symbol,
+                        kind=str(AlertKind(event.kind)),
+                        fired_at=_to_us(event.fired_at, "fired_at"),
+                        value=_num(event.value),
+                        threshold=_num(event.threshold),
+                        title=event.title,
+                        body=event.body,
+                        provider=event.provider,
+                        feed=str(Feed(event.feed)),
+                        context=_context_json(event.context),
+                        created_at=now,
+                    )
+                )
+                event_id = int(result.inserted_primary_key[0])
+                rows = [
+                    {
+                        "event_id": event_id,
+                        "channel": ch.ref,
+                        "channel_label": ch.label,
+                        "idempotency_key": idempotency_key(event_id, ch.ref),
+                        "status": str(Delivery.PENDING),
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "last_error": None,
+                        "sent_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for ch in channels
+                ]
+                if rows:
+                    await conn.execute(insert(outbox), rows)
+                stored.append(replace(event, id=event_id))
+            await _upsert_states(conn, state_values)
+            done = sorted({int(i) for i in one_shot_done})
+            if done:
+                stamp = await _stamp(conn)
+                await conn.execute(
+                    update(alert_rules)
+                    .where(alert_rules.c.id.in_(done))
+                    .values(enabled=0, updated_at=stamp)
+                )
+    return stored
+
+
+def _to_event(r: Row[Any]) -> AlertEvent:
+    return AlertEvent(
+        id=int(r.id),
+        rule_id=int(r.rule_id),
+        symbol=r.symbol,
+        kind=AlertKind(r.kind),
+        fired_at=_from_us(r.fired_at),
+        value=_nan(r.value),
+        threshold=_nan(r.threshold),
+        title=r.title,
+        body=r.body,
+        provider=r.provider,
+        feed=Feed(r.feed),
+        context=_context(r.context),
+    )
+
+
+async def list_events(
+    store: Store,
+    *,
+    rule_id: int | None = None,
+    symbol: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[EventView]:
+    """Fired events, newest first (by fired_at, then id), each with its deliveries."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    e = alert_events.c
+    stmt = select(alert_events)
+    if rule_id is not None:
+        stmt = stmt.where(e.rule_id == rule_id)
+    if symbol is not None:
+        stmt = stmt.where(e.symbol == symbol)
+    if since is not None:
+        stmt = stmt.where(e.fired_at >= _to_us(since, "since"))
+    stmt = stmt.order_by(e.fired_at.desc(), e.id.desc()).limit(limit)
+    async with store.read_connection() as conn:
+        events = (await conn.execute(stmt)).all()
+        ids = [int(r.id) for r in events]
+        deliveries: dict[int, list[DeliveryView]] = {i: [] for i in ids}
+        if ids:
+            o = outbox.c
+            rows = (
+                await conn.execute(select(outbox).where(o.event_id.in_(ids)).order_by(o.id))
+            ).all()
+            for r in rows:
+                deliveries[int(r.event_id)].append(
+                    DeliveryView(
+                        channel=r.channel,
+                        channel_label=r.channel_label,
+                        status=Delivery(r.status),
+                        attempts=int(r.attempts),
+                        last_error=r.last_error,
+                        sent_at=_dt(r.sent_at),
+                        next_attempt_at=_from_us(r.next_attempt_at),
+                    )
+                )
+    return [EventView(_to_event(r), tuple(deliveries[int(r.id)])) for r in events]

@@ -1,0 +1,131 @@
+"""Alerts end to end, in process: a rule in the store, the simulator crossing it on a tick, the
+event and its outbox rows committed, and real deliveries to loopback HTTP and SMTP servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from optterm.config import load_settings
+from optterm.engine.alert_service import AlertService
+from optterm.engine.analyzer import Analyzer
+from optterm.engine.channels import Channel
+from optterm.engine.notify import Dispatcher
+from optterm.engine.poller import Poller, Watch
+from optterm.model import AlertKind, Condition, Delivery
+from optterm.providers.simulator import SimulatorProvider
+from optterm.store.repository import open_store
+from tests.notify_servers import CaptureServer, SmtpSink
+
+OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
+
+
+@pytest.fixture
+def servers():
+    with CaptureServer() as http, SmtpSink() as smtp:
+        http.fail("/down")  # this channel always answers 500
+        yield http, smtp
+
+
+async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fails(
+    tmp_path, servers
+) -> None:
+    http, smtp = servers
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        "[notify]\n"
+        f'channels = {{ hook = "{http.json_url("/hook")}", mail = "{smtp.mailto_url()}", '
+        f'down = "{http.json_url("/down")}" }}\n'
+        "retry_schedule = [1, 5]\n"
+    )
+    settings = load_settings(cfg, env={})
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    clock = [0.0]
+    wall = [OPEN]
+    sim = SimulatorProvider(
+        seed=42, scenario="gamma_squeeze", step_seconds=15, start=OPEN, clock=lambda: clock[0]
+    )
+    expiry = sim._listed("NIFTY", 0)[0]
+    spot0 = sim.chain_at_step("NIFTY", expiry, 0).spot
+    threshold = round(spot0 * 1.004)  # the squeeze carries the spot through it
+    from optterm.alert_rules import build_rule
+
+    rule = await store.add_rule(
+        build_rule(
+            settings,
+            symbol="NIFTY",
+            kind=AlertKind.PRICE,
+            condition=Condition.ABOVE,
+            threshold=threshold,
+            channels=[
+                Channel("tag:hook", "tag:hook"),
+                Channel("tag:mail", "tag:mail"),
+                Channel("tag:down", "tag:down"),
+            ],
+            note=f"NIFTY spot crosses above {threshold}",
+            today=OPEN.date(),
+        )
+    )
+    # Outbox rows are stamped on the real clock; retries are driven by moving this offset.
+    later = [timedelta(0)]
+    dispatcher = Dispatcher(store, settings, None, now=lambda: datetime.now(UTC) + later[0])
+    alerts = AlertService(store, on_recorded=dispatcher.wake)
+    poller = Poller(
+        sim,
+        store,
+        [Watch("NIFTY", 1, 20)],
+        interval=15,
+        timeout=5,
+        now=lambda: wall[0],
+        analyzer=Analyzer(history=store),
+        analytics_sink=store,
+        alerts=alerts,
+    )
+    fired = []
+    try:
+        for _ in range(160):  # 40 simulated minutes
+            tick = await poller.tick_once()
+            fired.extend(tick.alerts)
+            clock[0] += 15.0
+            wall[0] += timedelta(seconds=15)
+            if fired:
+                break
+        assert len(fired) == 1, "the squeeze never crossed the threshold"
+        event = fired[0]
+        assert event.rule_id == rule.id and event.value >= threshold
+        assert f"crossed above {threshold:,.2f}" in event.title
+
+        assert await dispatcher.dispatch_once() == 3
+        (hook,) = http.wait_for(1, "/hook")
+        body = json.loads(hook.body)
+        assert body["title"] == event.title
+        assert "NIFTY" in body["message"] and "IST" in body["message"]
+        assert "SIMULATED data, not market prices" in body["message"]
+        (mail,) = smtp.wait_for(1)
+        assert event.title in mail["Subject"]
+        # The dead channel: first attempt now, retries at +1 s and +5 s, then FAILED.
+        for step in (1, 5):
+            later[0] += timedelta(seconds=step)
+            await dispatcher.dispatch_once()
+        assert len(http.hits("/down")) == 3
+        views = await store.list_events(rule_id=rule.id)
+        deliveries = {d.channel_label: d for d in views[0].deliveries}
+        assert deliveries["tag:hook"].status is Delivery.SENT
+        assert deliveries["tag:mail"].status is Delivery.SENT
+        assert deliveries["tag:down"].status is Delivery.FAILED
+        assert "500" in (deliveries["tag:down"].last_error or "")
+
+        # The spot stays above: more ticks fire nothing and send nothing more.
+        for _ in range(8):
+            tick = await poller.tick_once()
+            assert tick.alerts == ()
+            clock[0] += 15.0
+            wall[0] += timedelta(seconds=15)
+        await dispatcher.dispatch_once()
+        await asyncio.sleep(0)
+        assert len(http.hits("/hook")) == 1 and len(smtp.wait_for(1)) == 1
+    finally:
+        await store.close()
