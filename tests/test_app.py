@@ -75,3 +75,50 @@ async def test_history_is_recorded_while_the_tui_runs(home: Home) -> None:
         assert app.last_tick is not None and app.last_tick.stored > 0
         await pilot.press("q")
     assert home.db.exists()
+
+
+async def test_an_in_app_alert_becomes_a_toast(home: Home) -> None:
+    from datetime import UTC, datetime
+
+    from optterm.model import AlertKind, AlertRule, Condition
+    from optterm.providers.simulator import SimulatorProvider
+    from optterm.store.repository import open_store
+
+    start = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
+    sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=start)
+    spot0 = sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot
+    threshold = float(round(spot0 * 1.004))
+    settings = load_settings(
+        home.write_config(
+            '[poller]\ninterval = 0.2\n[[poller.watch]]\nsymbol = "NIFTY"\nexpiries = 1\n'
+            'strikes = 8\n[providers.simulator]\nseed = 42\nscenario = "gamma_squeeze"\n'
+            "speed = 300\nstep_seconds = 15\nstart = 2026-11-20T09:15:00+05:30\n"
+        )
+    )
+    store = await open_store(settings.store.url or "")
+    await store.add_rule(
+        AlertRule(
+            symbol="NIFTY",
+            kind=AlertKind.PRICE,
+            condition=Condition.ABOVE,
+            threshold=threshold,
+            channels=("app",),
+            channel_labels=("in-app",),
+            note="squeeze",
+        )
+    )
+    await store.close()
+    app = OpttermApp(settings)
+    async with app.run_test(size=(160, 40)):
+        for _ in range(200):
+            await next_tick(app)
+            if app.last_tick is not None and app.last_tick.alerts:
+                break
+        assert app.last_tick is not None and app.last_tick.alerts, "no alert fired"
+        for _ in range(20):  # the dispatcher delivers on its own task: wait a few ticks at most
+            if list(app._notifications):
+                break
+            await next_tick(app)
+        (toast,) = list(app._notifications)
+        assert f"crossed above {threshold:,.2f}" in toast.title
+        assert "SIMULATED" in toast.message
