@@ -252,7 +252,15 @@ async def test_download_reports_progress_and_caches_atomically(replay, tmp_path:
     t = FakeTime()
     master = make_master(tmp_path / "cache", replay, t)
     seen: list[tuple[int, int | None]] = []
-    idx = await master.ensure(progress=lambda done, total: seen.append((done, total)))
+    polled: list[tuple[int, int | None] | None] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append((done, total))
+        polled.append(master.status().downloading)  # what a status line polls meanwhile
+
+    idx = await master.ensure(progress=progress)
+    assert polled[-1] == (len(body), len(body))
+    assert master.status().downloading is None  # cleared once done
     assert idx.expiries("NIFTY", NOW.date())[0] == date(2026, 7, 21)
     assert seen[0] == (0, len(body))
     assert seen[-1] == (len(body), len(body))

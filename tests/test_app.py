@@ -1,102 +1,95 @@
-"""The TUI shell driven by Textual's Pilot: live ticks, honest header, keys."""
+"""The TUI with Textual's Pilot: the real engine driven tick by tick on a frozen clock."""
 
 from __future__ import annotations
 
-import asyncio
+from datetime import timedelta
 
-from optterm.app import OpttermApp
-from optterm.config import load_settings
-from tests.conftest import Home
-
-CONFIG = """
-[poller]
-interval = 0.2
-[[poller.watch]]
-symbol = "NIFTY"
-expiries = 2
-strikes = 8
-[[poller.watch]]
-symbol = "BANKNIFTY"
-expiries = 1
-strikes = 8
-[providers.simulator]
-speed = 30
-start = 2026-11-20T09:15:00+05:30
-"""
+from optterm.model import AlertKind, AlertRule, Condition, Feed
+from optterm.providers.failover import FailoverPolicy, FailoverProvider
+from optterm.providers.nse import NseProvider
+from optterm.providers.simulator import SimulatorProvider
+from optterm.widgets.chain_table import ChainTable
+from tests.tui_driver import OPEN, make_driver
 
 
-async def next_tick(app: OpttermApp) -> None:
-    app.ticked.clear()
-    await asyncio.wait_for(app.ticked.wait(), 10)
+def status(app) -> str:
+    return str(app.screen.query_one("#status").render())
 
 
-async def test_chain_screen_follows_ticks_and_keys(home: Home) -> None:
-    settings = load_settings(home.write_config(CONFIG))
-    app = OpttermApp(settings)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await next_tick(app)
-        table = app.query_one("DataTable")
-        assert table.row_count == 17  # 8 each side of ATM
-        labels = [str(table.get_row_at(i)[5]) for i in range(table.row_count)]
-        assert sum("ATM" in label for label in labels) == 1
-        assert "ATM" in labels[table.cursor_row]  # a new chain opens on the money
-        status = str(app.query_one("#status").render())
-        assert "NIFTY" in status and "SIMULATED" in status and "not the market" in status
-        first_expiry = app.current().expiry
+async def test_dashboard_switches_symbol_expiry_greeks_and_window(tmp_path) -> None:
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            dash = d.app.screen
+            chain = dash.query_one(ChainTable)
+            assert dash.symbol == "NIFTY"
+            assert chain.row_count == 25  # 12 each side of ATM
+            assert "SIMULATED" in status(d.app) and "NIFTY" in status(d.app)
+            first_expiry = dash.current().snapshot.expiry
 
-        await pilot.press("]")
-        assert app.current().expiry > first_expiry
-        await pilot.press("[")
-        assert app.current().expiry == first_expiry
+            await pilot.press("right_square_bracket")
+            assert dash.current().snapshot.expiry > first_expiry
+            await pilot.press("left_square_bracket")
+            assert dash.current().snapshot.expiry == first_expiry
 
-        await pilot.press("2")
-        await next_tick(app)
-        assert app.symbol == "BANKNIFTY"
-        assert "BANKNIFTY" in str(app.query_one("#status").render())
-        strikes = [float(str(table.get_row_at(i)[5]).split()[0].replace(",", "")) for i in (0, 1)]
-        assert strikes[1] - strikes[0] == 100
+            await pilot.press("2")
+            assert dash.symbol == "BANKNIFTY" and "BANKNIFTY" in status(d.app)
+            strikes = chain.strikes
+            assert strikes[1] - strikes[0] == 100
 
-        table.move_cursor(row=3)
-        await next_tick(app)
-        assert table.cursor_row == 3  # the cursor survives a refresh
-        await pilot.press("c")
-        assert "ATM" in str(table.get_row_at(table.cursor_row)[5])
+            assert "CE Δ" not in chain.column_labels
+            await pilot.press("g")
+            assert chain.greeks and "CE Δ" in chain.column_labels
 
-        await pilot.press("q")
-    assert app.return_value in (None, 0)
+            await pilot.press("1")
+            await pilot.press("minus")
+            await d.tick(pilot)
+            assert chain.row_count == 21  # window 12 → 10 each side
+            await pilot.press("plus")
+            await d.tick(pilot)
+            assert chain.row_count == 25
 
-
-async def test_history_is_recorded_while_the_tui_runs(home: Home) -> None:
-    settings = load_settings(home.write_config(CONFIG))
-    app = OpttermApp(settings)
-    async with app.run_test() as pilot:
-        for _ in range(3):
-            await next_tick(app)
-        assert app.last_tick is not None and app.last_tick.stored > 0
-        await pilot.press("q")
-    assert home.db.exists()
+            await pilot.press("slash")
+            await pilot.press("down", "enter")
+            assert dash.symbol == "BANKNIFTY"
+            metrics = str(dash.query_one("#metrics").render())
+            assert "PCR OI" in metrics and "max pain" in metrics and "view:" in metrics
+    finally:
+        await d.store.close()
 
 
-async def test_an_in_app_alert_becomes_a_toast(home: Home) -> None:
-    from datetime import UTC, datetime
+async def test_every_screen_opens_from_the_keyboard_and_escape_returns(tmp_path) -> None:
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(160, 45)) as pilot:
+            await d.tick(pilot, 2)
+            for key, name in (
+                ("p", "PatternsScreen"),
+                ("r", "AlertsScreen"),
+                ("v", "ProvidersScreen"),
+                ("h", "HistoryScreen"),
+                ("question_mark", "HelpScreen"),
+            ):
+                await pilot.press(key)
+                await pilot.pause()
+                assert type(d.app.screen).__name__ == name
+                await d.tick(pilot)  # a tick while another screen is shown
+                await pilot.press("escape")
+                await pilot.pause()
+                assert type(d.app.screen).__name__ == "DashboardScreen"
+            await pilot.press("t")
+            assert not d.app.current_theme.dark
+    finally:
+        await d.store.close()
 
-    from optterm.model import AlertKind, AlertRule, Condition
-    from optterm.providers.simulator import SimulatorProvider
-    from optterm.store.repository import open_store
 
-    start = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
-    sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=start)
+async def test_a_fired_alert_toasts_and_appears_in_the_events_pane(tmp_path) -> None:
+    d = await make_driver(tmp_path, scenario="gamma_squeeze")
+    sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=OPEN)
     spot0 = sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot
     threshold = float(round(spot0 * 1.004))
-    settings = load_settings(
-        home.write_config(
-            '[poller]\ninterval = 0.2\n[[poller.watch]]\nsymbol = "NIFTY"\nexpiries = 1\n'
-            'strikes = 8\n[providers.simulator]\nseed = 42\nscenario = "gamma_squeeze"\n'
-            "speed = 300\nstep_seconds = 15\nstart = 2026-11-20T09:15:00+05:30\n"
-        )
-    )
-    store = await open_store(settings.store.url or "")
-    await store.add_rule(
+    await d.store.add_rule(
         AlertRule(
             symbol="NIFTY",
             kind=AlertKind.PRICE,
@@ -107,18 +100,89 @@ async def test_an_in_app_alert_becomes_a_toast(home: Home) -> None:
             note="squeeze",
         )
     )
-    await store.close()
-    app = OpttermApp(settings)
-    async with app.run_test(size=(160, 40)):
-        for _ in range(200):
-            await next_tick(app)
-            if app.last_tick is not None and app.last_tick.alerts:
-                break
-        assert app.last_tick is not None and app.last_tick.alerts, "no alert fired"
-        for _ in range(20):  # the dispatcher delivers on its own task: wait a few ticks at most
-            if list(app._notifications):
-                break
-            await next_tick(app)
-        (toast,) = list(app._notifications)
-        assert f"crossed above {threshold:,.2f}" in toast.title
-        assert "SIMULATED" in toast.message
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            for _ in range(160):
+                tick = await d.tick(pilot)
+                if tick.alerts:
+                    break
+            assert tick.alerts, "the squeeze never crossed the threshold"
+            (toast,) = list(d.app._notifications)
+            assert f"crossed above {threshold:,.2f}" in toast.title
+            assert "SIMULATED" in toast.message
+            events = str(d.app.screen.query_one("#events").render())
+            assert f"crossed above {threshold:,.2f}" in events
+    finally:
+        await d.store.close()
+
+
+async def test_a_provider_failure_shows_in_the_header_and_on_the_providers_screen(
+    tmp_path,
+) -> None:
+    clock = [0.0]
+    dead = NseProvider(base_url="http://127.0.0.1:9", timeout=0.5, min_interval=0.2)
+    sim = SimulatorProvider(seed=1, step_seconds=15, start=OPEN, clock=lambda: clock[0])
+    failover = FailoverProvider(
+        [dead, sim], policy=FailoverPolicy(threshold=1, cooldown=600), clock=lambda: clock[0]
+    )
+    d = await make_driver(tmp_path, provider=failover)
+    d.clock = clock
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, 2)
+            assert d.app.screen.current().snapshot.provider == "simulator"
+            head = status(d.app)
+            assert "nse open" in head
+            await pilot.press("v")
+            await pilot.pause()
+            screen = d.app.screen
+            table = screen.query_one("#providers")
+            rows = [" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+            nse_row = next(r for r in rows if " nse " in f" {r} ")
+            assert "open" in nse_row and "connection" in nse_row
+            assert "simulator" in str(screen.query_one("#serving").render())
+    finally:
+        await failover.close()
+        await d.store.close()
+
+
+async def test_a_feed_that_stops_changing_is_marked_stale(tmp_path) -> None:
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            assert "STALE" not in status(d.app)
+            # The provider keeps answering with the same data while time moves on.
+            for _ in range(6):
+                d.wall[0] += timedelta(seconds=15)
+                await d.tick(pilot, advance=False)
+            d.app.refresh_status()
+            assert "STALE" in status(d.app)
+            assert d.app.screen.current().snapshot.feed is Feed.SIMULATED
+            await d.tick(pilot)  # fresh data clears it
+            assert "STALE" not in status(d.app)
+    finally:
+        await d.store.close()
+
+
+async def test_a_on_a_chain_row_prefills_an_alert_for_that_strike(tmp_path) -> None:
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            chain = d.app.screen.query_one(ChainTable)
+            await pilot.press("down", "down", "right")
+            strike, side = chain.selected()
+            assert strike is not None and side is not None
+            await pilot.press("a")
+            await pilot.pause()
+            form = d.app.screen
+            assert type(form).__name__ == "AlertForm"
+            assert float(form.query_one("#strike").value.replace(",", "")) == strike
+            assert str(form.query_one("#side").value) == str(side.value)
+            assert form.query_one("#symbol").value == "NIFTY"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert type(d.app.screen).__name__ == "DashboardScreen"
+    finally:
+        await d.store.close()

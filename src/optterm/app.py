@@ -1,7 +1,10 @@
-"""The Textual app. For now one screen: the latest chain of a watched symbol, refreshed per tick.
+"""The Textual app: screens for the dashboard, patterns, alerts, providers, history and help, over
+one engine that runs in a background worker.
 
-The engine runs in an async worker that survives errors; each Tick arrives as one message, so the
-screen re-renders once per tick. The full dashboard is built on this shell in a later issue.
+The engine (poller, analytics, detectors, alerts, notification dispatcher) runs in an async worker
+that survives errors and reports them in the header. Each Tick arrives as one message; the app
+applies it to the shared EngineState and asks the screen on display to re-render once. Screens
+never talk to the engine directly.
 """
 
 from __future__ import annotations
@@ -9,20 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.screen import Screen
 
 from optterm.engine.events import Tick
-from optterm.model import ChainSnapshot, Feed
-from optterm.output import IST, data_age, source_label
+from optterm.screens.state import EngineState
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -32,20 +33,21 @@ __all__ = ["OpttermApp", "run_tui"]
 
 log = logging.getLogger("optterm.app")
 
-COLUMNS = ("CE OI", "CE ΔOI", "CE Vol", "CE IV", "CE LTP", "Strike", "PE LTP", "PE IV", "PE Vol",
-           "PE ΔOI", "PE OI")  # fmt: skip
+# Installed once and kept (their state survives switching); history is built per visit.
+SCREENS_BY_KEY = {
+    "dashboard": "optterm.screens.dashboard:DashboardScreen",
+    "patterns": "optterm.screens.patterns:PatternsScreen",
+    "alerts": "optterm.screens.alerts:AlertsScreen",
+    "providers": "optterm.screens.providers:ProvidersScreen",
+    "help": "optterm.screens.help:HelpScreen",
+}
 
 
-def _cell(x: float, kind: str) -> str:
-    if math.isnan(x):
-        return ""
-    if kind == "int":
-        return f"{x:,.0f}"
-    if kind == "signed":
-        return f"{x:+,.0f}"
-    if kind == "iv":
-        return f"{x * 100:.2f}"
-    return f"{x:,.2f}"
+def _load(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class TickArrived(Message):
@@ -56,46 +58,44 @@ class TickArrived(Message):
 
 class OpttermApp(App[int]):
     TITLE = "optterm"
-    CSS = """
-    #status { height: 1; padding: 0 1; background: $boost; }
-    #status.simulated { background: $warning 30%; }
-    #status.stale { background: $error 40%; }
-    DataTable { height: 1fr; }
-    """
     BINDINGS: ClassVar = [
         Binding("q", "quit", "Quit"),
-        *(Binding(str(i), f"symbol({i - 1})", show=False) for i in range(1, 10)),
-        Binding("right_square_bracket", "expiry(1)", "Next expiry"),
-        Binding("left_square_bracket", "expiry(-1)", "Prev expiry"),
-        Binding("c", "centre", "Centre on ATM"),
+        Binding("d", "show('dashboard')", "Dashboard"),
+        Binding("p", "show('patterns')", "Patterns"),
+        Binding("r", "show('alerts')", "Alerts"),
+        Binding("v", "show('providers')", "Providers"),
+        Binding("h", "show('history')", "History"),
+        Binding("question_mark", "show('help')", "Help"),
+        Binding("t", "toggle_theme", "Theme", show=False),
     ]
 
-    def __init__(self, settings: Settings, *, store_history: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store_history: bool = True,
+        now: Callable[[], datetime] | None = None,
+        start_engine: bool = True,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.store_history = store_history
-        self.symbols = [w.symbol for w in settings.poller.watch]
-        self.symbol = self.symbols[0]
-        self.expiry_index = 0
-        self.latest: dict[tuple[str, Any], ChainSnapshot] = {}
-        self.last_tick: Tick | None = None
-        self.engine_error: str | None = None
-        # Set on every tick handled; lets tests and attachments wait on data, not on time.
+        self.state = EngineState(settings, None, **({"now": now} if now else {}))
+        self.start_engine = start_engine
+        # Set on every tick handled; lets tests wait on data, not on time.
         self.ticked = asyncio.Event()
+        self.first_chain = asyncio.Event()
         self._stop = asyncio.Event()
         self._engine_done = asyncio.Event()
-        self._shown: tuple[str, Any] | None = None  # (symbol, expiry) on screen
 
-    def compose(self) -> ComposeResult:
-        yield Static("starting…", id="status")
-        yield DataTable(id="chain", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+    # -- lifecycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        self.run_engine()
+        for name, path in SCREENS_BY_KEY.items():
+            self.install_screen(_load(path)(self.state), name=name)
+        self.push_screen("dashboard")
+        if self.start_engine:
+            self.run_engine()
         self.set_interval(1.0, self.refresh_status)
 
     @work(exclusive=True, group="engine")
@@ -107,7 +107,11 @@ class OpttermApp(App[int]):
         stop = self._stop
         try:
             store = await open_configured_store(self.settings) if self.store_history else None
+            self.state.store = store
             provider = build_provider(self.settings)
+            for p in getattr(provider, "providers", (provider,)):
+                if hasattr(p, "master"):
+                    self.state.master = p.master
             engine = make_engine(self.settings, provider, store, app_sink=self._toast)
             poller = engine.poller
             sub = poller.subscribe()
@@ -120,19 +124,21 @@ class OpttermApp(App[int]):
                     self.post_message(TickArrived(getter.result()))
                 else:
                     getter.cancel()
-        except Exception as exc:  # shown in the status line; the app stays usable
+            runner.result()
+        except Exception as exc:  # shown in the header; the app stays usable
             log.exception("engine stopped")
-            self.engine_error = str(exc)
+            self.state.engine_error = str(exc) or type(exc).__name__
             self.refresh_status()
         finally:
             stop.set()
             if provider is not None:
                 await provider.close()
+            self.state.store = None
             if store is not None:
                 await store.close()
             self._engine_done.set()
 
-    def _toast(self, item) -> None:
+    def _toast(self, item: Any) -> None:
         """In-app delivery of an alert: a toast (the dispatcher runs on this app's loop)."""
         self.notify(item.body, title=item.title, severity="warning", timeout=15)
 
@@ -142,102 +148,99 @@ class OpttermApp(App[int]):
         if self.workers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._engine_done.wait(), 10)
-        self.exit()
+        self.exit(0)
+
+    # -- ticks --------------------------------------------------------------------------------
 
     def on_tick_arrived(self, message: TickArrived) -> None:
-        self.last_tick = message.tick
-        for update in message.tick.updates:
-            snap = update.snapshot
-            self.latest[(snap.symbol, snap.expiry)] = snap
-        self.render_chain()
-        self.refresh_status()
+        self.apply_tick(message.tick)
+
+    def apply_tick(self, tick: Tick) -> None:
+        self.state.apply(tick)
+        self._refresh_screen()
+        if tick.updates and not self.first_chain.is_set():
+            self.first_chain.set()
+            self.call_after_refresh(self._first_paint)
         self.ticked.set()
 
-    def current(self) -> ChainSnapshot | None:
-        expiries = sorted(e for s, e in self.latest if s == self.symbol)
-        if not expiries:
-            return None
-        self.expiry_index = min(self.expiry_index, len(expiries) - 1)
-        return self.latest[(self.symbol, expiries[self.expiry_index])]
+    def _first_paint(self) -> None:
+        """Test/benchmark hook: note when the first chain reached the screen."""
+        import os
+        import time
 
-    def render_chain(self) -> None:
-        snap = self.current()
-        table = self.query_one(DataTable)
-        row_before = table.cursor_row
-        table.clear()
-        if snap is None:
-            return
-        atm = snap.atm_index()
-        for i, strike in enumerate(snap.strikes.tolist()):
-            ce, pe = snap.ce, snap.pe
-            label = f"{strike:,.0f}" + (" ◀ATM" if i == atm else "")
-            table.add_row(
-                _cell(ce.oi[i], "int"),
-                _cell(ce.oi_change[i], "signed"),
-                _cell(ce.volume[i], "int"),
-                _cell(ce.iv[i], "iv"),
-                _cell(ce.ltp[i], "price"),
-                label,
-                _cell(pe.ltp[i], "price"),
-                _cell(pe.iv[i], "iv"),
-                _cell(pe.volume[i], "int"),
-                _cell(pe.oi_change[i], "signed"),
-                _cell(pe.oi[i], "int"),
-            )
-        if self._shown != (snap.symbol, snap.expiry):
-            # A new chain opens on the money, where a trader looks first.
-            self._shown = (snap.symbol, snap.expiry)
-            self.action_centre()
-        elif row_before is not None and row_before < table.row_count:
-            table.move_cursor(row=row_before)
+        target = os.environ.get("OPTTERM_TEST_PAINT_FILE")
+        if target:
+            with open(target, "w", encoding="ascii") as f:
+                f.write(f"{time.time():.6f}\n")
 
-    def action_centre(self) -> None:
-        snap = self.current()
-        if snap is None:
-            return
-        table = self.query_one(DataTable)
-        atm = snap.atm_index()
-        table.move_cursor(row=atm, scroll=False)
-        # After layout, so the table knows its height and can put ATM mid-screen.
-        table.call_after_refresh(
-            lambda: table.scroll_to(y=max(0, atm - table.size.height // 2), animate=False)
-        )
+    def _refresh_screen(self) -> None:
+        screen = self.screen
+        on_state = getattr(screen, "on_state", None)
+        if on_state is not None and screen.is_mounted:
+            on_state(self.state)
 
     def refresh_status(self) -> None:
-        status = self.query_one("#status", Static)
-        if self.engine_error:
-            status.update(Text(f"ENGINE STOPPED: {self.engine_error}"))
-            status.set_class(True, "stale")
-            return
-        snap = self.current()
-        if snap is None:
-            status.update(Text(f"{self.symbol}: waiting for the first tick…"))
-            return
-        age = data_age(snap, datetime.now(UTC))
-        stale = age > max(3 * self.settings.poller.interval, 60)
-        when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S IST")
-        # Text, not markup: provider names and messages must never be parsed as styles.
-        status.update(
-            Text(
-                f"{snap.symbol} {snap.expiry:%d-%b-%Y}  spot {snap.spot:,.2f}  "
-                f"[{source_label(snap)}]  data {when}  age {age:.0f}s"
-                + ("  STALE" if stale else "")
-                + ("  — simulated prices, not the market" if snap.feed is Feed.SIMULATED else "")
-            )
-        )
-        status.set_class(snap.feed is Feed.SIMULATED, "simulated")
-        status.set_class(stale, "stale")
+        """Once a second: ages move and a stopped feed turns stale even without ticks."""
+        screen = self.screen
+        refresh = getattr(screen, "refresh_status", None)
+        if refresh is not None and screen.is_mounted:
+            refresh()
 
-    def action_symbol(self, index: int) -> None:
-        if index < len(self.symbols):
-            self.symbol = self.symbols[index]
-            self.render_chain()
-            self.refresh_status()
+    # -- navigation ---------------------------------------------------------------------------
 
-    def action_expiry(self, step: int) -> None:
-        self.expiry_index = max(0, self.expiry_index + step)
-        self.render_chain()
-        self.refresh_status()
+    def _current_chain(self) -> tuple[str, Any]:
+        dash = self.get_screen("dashboard")
+        update = dash.current() if hasattr(dash, "current") else None
+        symbol = getattr(dash, "symbol", self.state.symbols[0] if self.state.symbols else "")
+        return symbol, (update.snapshot.expiry if update is not None else None)
+
+    def action_show(self, name: str) -> None:
+        while len(self.screen_stack) > 2:  # close modals and pushed screens first
+            self.pop_screen()
+        if name == "history":
+            from optterm.screens.history import HistoryScreen
+
+            symbol, expiry = self._current_chain()
+            screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry)
+        else:
+            screen = name
+        self.switch_screen(screen)
+        self.call_after_refresh(self._refresh_screen)
+
+    def action_back(self) -> None:
+        self.action_show("dashboard")
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, title, help_text in (
+            ("dashboard", "Dashboard", "Watchlist and the option chain"),
+            ("patterns", "Patterns", "Current and recent OI-pattern signals"),
+            ("alerts", "Alerts", "Alert rules and their events"),
+            ("providers", "Providers", "Breakers, latency and errors of the data providers"),
+            ("history", "History", "Charts of the day for the shown chain"),
+            ("help", "Help", "Every key"),
+        ):
+            yield SystemCommand(title, help_text, lambda k=key: self.action_show(k))
+        yield SystemCommand("Toggle light/dark theme", "Switch theme", self.action_toggle_theme)
+        dash = self.get_screen("dashboard")
+        for action, title in (
+            ("toggle_greeks", "Toggle Greeks in the chain"),
+            ("expiry(1)", "Next expiry"),
+            ("expiry(-1)", "Previous expiry"),
+            ("centre", "Jump to ATM"),
+            ("window(1)", "Widen the strike window"),
+            ("window(-1)", "Narrow the strike window"),
+            ("pick_symbol", "Pick a symbol"),
+            ("alert_here", "New alert on the selected strike"),
+        ):
+            yield SystemCommand(title, title, lambda a=action: self._on_dashboard(dash, a))
+
+    def _on_dashboard(self, dash: Screen[Any], action: str) -> None:
+        self.action_show("dashboard")
+        self.call_after_refresh(lambda: dash.run_action(action))
 
 
 def run_tui(opts: CliOptions) -> int:

@@ -359,6 +359,7 @@ class MasterStatus:
     rows: int | None
     options: int | None
     last_error: str | None
+    downloading: tuple[int, int | None] | None = None  # (bytes so far, total) while downloading
 
 
 class InstrumentMaster:
@@ -399,6 +400,7 @@ class InstrumentMaster:
         self._next_attempt: float | None = None
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
+        self.downloading: tuple[int, int | None] | None = None
 
     @property
     def cache_path(self) -> Path:
@@ -438,6 +440,7 @@ class InstrumentMaster:
             rows=idx.rows if idx else None,
             options=idx.option_count if idx else None,
             last_error=self.last_error,
+            downloading=self.downloading,
         )
 
     async def ensure(
@@ -522,6 +525,7 @@ class InstrumentMaster:
                 PROVIDER, f"cannot write the instrument master cache in {self.cache_dir}: {exc}"
             ) from None
         finally:
+            self.downloading = None
             if tmp is not None:
                 await asyncio.to_thread(_discard, tmp)
         self._index = index
@@ -550,10 +554,13 @@ class InstrumentMaster:
                         )
                     total = _content_length(resp)
                     written = 0
+                    self.downloading = (0, total)
                     _report(progress, 0, total)
                     async for chunk in resp.aiter_bytes(_CHUNK):
                         out.write(chunk)
                         written += len(chunk)
+                        # Status screens poll this; the CLI's bar gets the callback.
+                        self.downloading = (resp.num_bytes_downloaded, total)
                         _report(progress, resp.num_bytes_downloaded, total)
                     if total is not None and resp.num_bytes_downloaded < total:
                         raise BadPayload(

@@ -326,6 +326,11 @@ class AngelOneProvider:
         self.logins = 0  # fresh logins performed (doctor, tests)
         self.refreshes = 0
 
+    @property
+    def master(self) -> InstrumentMaster:
+        """The instrument master (the TUI polls its status while it downloads)."""
+        return self._master
+
     def __repr__(self) -> str:
         return (
             f"AngelOneProvider(base_url={self.base_url!r}, credentials={self._creds!r}, "

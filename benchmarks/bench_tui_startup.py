@@ -1,0 +1,109 @@
+"""Start-up figure: the real `optterm` in a pseudo-terminal, from process start to the first chain
+on screen.
+
+- tui.first_chain_paint_ms: wall time from spawning `optterm` (simulator, a fresh store in a
+  temporary home, a 240x60 pty) to the app's first-paint hook (OPTTERM_TEST_PAINT_FILE, written
+  after the refresh that drew the first chain). Median of 5 runs; each run then quits with `q`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+RUNS = 5
+CONFIG = """
+[poller]
+interval = 1
+[[poller.watch]]
+symbol = "NIFTY"
+expiries = 2
+strikes = 50
+[[poller.watch]]
+symbol = "BANKNIFTY"
+expiries = 1
+strikes = 30
+"""
+
+
+def _once(root: Path) -> float:
+    paint = root / "painted"
+    paint.unlink(missing_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OPTTERM_")},
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_DATA_HOME": str(root / "data"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+        "XDG_STATE_HOME": str(root / "state"),
+        "TERM": "xterm-256color",
+        "OPTTERM_TEST_PAINT_FILE": str(paint),
+    }
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 240, 0, 0))
+    start = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optterm.cli", "--config", str(root / "optterm.toml")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    os.close(slave)
+    painted = None
+    deadline = start + 60
+    try:
+        while time.time() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    os.read(master, 65536)  # keep the pty drained
+                except OSError:
+                    break
+            if painted is None and paint.exists() and paint.read_text().strip():
+                painted = float(paint.read_text())
+                os.write(master, b"q")
+            if proc.poll() is not None:
+                break
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    if painted is None:
+        raise RuntimeError(f"optterm never painted a chain (exit {proc.returncode})")
+    if proc.returncode != 0:
+        raise RuntimeError(f"optterm exited with {proc.returncode}")
+    return (painted - start) * 1000
+
+
+def run() -> dict[str, Any]:
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "optterm.toml").write_text(CONFIG)
+        for _ in range(RUNS):
+            samples.append(_once(root))
+    return {
+        "tui.first_chain_paint_ms": {
+            "value": round(statistics.median(samples), 1),
+            "unit": "ms",
+            "budget": 1500,
+            "note": (
+                f"process start → first chain drawn, simulator, 240x60 pty; median of {RUNS} "
+                f"({min(samples):.0f}–{max(samples):.0f} ms)"
+            ),
+        }
+    }

@@ -1,0 +1,1046 @@
+"""The alert-rule form: create or edit one rule with the keyboard, or type it in one line.
+
+Every check is the CLI's: the fields become `build_rule` keyword arguments (thresholds read by
+`parse_threshold`, so "20%", "25k" and "5x" work as on the command line) and the channels go
+through `parse_channel_spec`. While typing, channels are checked without side effects; only Save
+puts a typed URL into the OS keyring (after every channel has been checked, as the CLI does), and
+the rule stores the reference. A URL is shown only as its redacted label and is never logged.
+
+`AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already written
+with `add_rule` / `update_rule`) or None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+
+# _CONDITIONS and _METRICS: which conditions and metrics a kind takes. They are private to
+# alert_rules; imported so that the form can never offer what build_rule would refuse.
+from optterm.alert_rules import (
+    _CONDITIONS,
+    _METRICS,
+    RuleError,
+    build_rule,
+    default_hysteresis,
+    default_owner,
+    default_tolerance,
+    format_duration,
+    known_symbols,
+    parse_duration,
+    parse_rule_text,
+    parse_threshold,
+    rule_summary,
+    rule_text,
+)
+from optterm.engine.channels import (
+    APP,
+    Channel,
+    ChannelError,
+    parse_channel_spec,
+    redact_url,
+    resolve_channel,
+)
+from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
+
+if TYPE_CHECKING:
+    from optterm.engine.notify import SendResult
+    from optterm.screens.state import EngineState
+
+__all__ = ["AlertForm", "result_line", "send_test"]
+
+KIND_LABELS: dict[AlertKind, str] = {
+    AlertKind.PRICE: "Price (spot or an option's LTP)",
+    AlertKind.OI_CHANGE: "OI change",
+    AlertKind.VOLUME_SPIKE: "Volume spike",
+    AlertKind.PATTERN_DETECTED: "Pattern detected",
+    AlertKind.VOLATILITY: "Volatility (IV, ATM IV, IV rank)",
+    AlertKind.PCR: "Put/call ratio (PCR)",
+    AlertKind.MAX_PAIN_SHIFT: "Max pain shift",
+    AlertKind.STALE_FEED: "Stale feed",
+}
+METRIC_LABELS: dict[str, str] = {
+    "spot": "spot (the underlying)",
+    "ltp": "option LTP (strike + side)",
+    "iv": "option IV (strike + side)",
+    "atm_iv": "ATM IV",
+    "iv_rank": "IV rank (0-100)",
+}
+CONDITION_LABELS: dict[Condition, str] = {
+    Condition.ABOVE: "crosses above",
+    Condition.BELOW: "crosses below",
+    Condition.EQUALS: "equals (± tolerance)",
+    Condition.PERCENT_CHANGE: "percent change (in a window)",
+}
+_LEVEL_KINDS = frozenset(
+    {AlertKind.PRICE, AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE, AlertKind.VOLATILITY,
+     AlertKind.PCR}
+)  # fmt: skip
+_LEG_METRICS = frozenset({(AlertKind.PRICE, "ltp"), (AlertKind.VOLATILITY, "iv")})
+_LEG_OPTIONAL = frozenset({AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE})
+_TEST_BODY = "This is a test message; the rule has not fired."
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _num_text(x: float) -> str:
+    """A number for an input field: 25000, 0.7, -50000 (no separators, never an exponent)."""
+    if math.isnan(x) or math.isinf(x):
+        return ""
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return format(Decimal(repr(x)).normalize(), "f")
+
+
+def _iv_decimal(kind: AlertKind, metric: str, condition: Condition | None) -> bool:
+    return (
+        kind is AlertKind.VOLATILITY
+        and metric in ("iv", "atm_iv")
+        and condition is not Condition.PERCENT_CHANGE
+    )
+
+
+def _value_text(x: float, kind: AlertKind, metric: str, condition: Condition | None) -> str:
+    """A threshold (or band) as the one-line grammar writes it, so it reads back the same."""
+    if _iv_decimal(kind, metric, condition):
+        return f"{format((Decimal(repr(x)) * 100).normalize(), 'f')}%"
+    return _num_text(x)
+
+
+def _enum(cls: type[Any], value: Any, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    if isinstance(value, cls):
+        return value
+    name = str(value).strip().upper().replace("-", "_").replace(" ", "_")
+    name = {"CALL": "CE", "PUT": "PE"}.get(name, name) if cls is Side else name
+    try:
+        return cls(name)
+    except ValueError:
+        return default
+
+
+def _specs(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _is_app(spec: str) -> bool:
+    return spec.lower() == APP
+
+
+def _is_url(spec: str) -> bool:
+    return "://" in spec and not spec.startswith("keyring:")
+
+
+def _bad_spec(n: int, spec: str) -> ChannelError:
+    """A channel that is none of app, tag:NAME, a URL or one of the rule's own (never echoed:
+    it may be a pasted token)."""
+    if spec.startswith("keyring:"):
+        return ChannelError(
+            f"channel {n} ({spec}) is not one of this rule's channels; give the Apprise URL itself"
+        )
+    return ChannelError(
+        f"channel {n} is not app, tag:NAME or an Apprise URL (scheme://…, e.g. "
+        "ntfy://ntfy.sh/my-topic)"
+    )
+
+
+def result_line(r: SendResult) -> str:
+    """'label: OK' or 'label: FAILED: why' (the error already names the label: not twice)."""
+    if r.ok:
+        return f"{r.label}: OK"
+    error = r.error or "unknown error"
+    if error.startswith(f"{r.label}: "):
+        error = error[len(r.label) + 2 :]
+    return f"{r.label}: FAILED: {error}"
+
+
+async def send_test(
+    targets: Sequence[tuple[str, str]],
+    lines: list[str | None],
+    title: str,
+    body: str,
+    budget: float,
+) -> list[str]:
+    """Send to every (label, url) target; `lines` holds one entry per channel, None where the
+    next target's result goes. Returns the filled lines."""
+    from optterm.engine.notify import send_now
+
+    results = list(await send_now(targets, title, body, budget)) if targets else []
+    out: list[str] = []
+    for line in lines:
+        out.append(result_line(results.pop(0)) if line is None else line)
+    return out
+
+
+# ------------------------------------------------------------------------------ the values
+
+
+@dataclass
+class _Values:
+    """What every field shows (text or an enum), from a rule or build_rule keyword arguments."""
+
+    symbol: str = ""
+    kind: AlertKind = AlertKind.PRICE
+    metric: str = "spot"
+    expiry: str = ""
+    strike: str = ""
+    side: Side = Side.CE
+    pattern: PatternKind = PatternKind.GAMMA_SQUEEZE
+    condition: Condition = Condition.ABOVE
+    threshold: str = ""
+    window: str = ""
+    tolerance: str = ""
+    rearm: str = ""
+    cooldown: str = ""
+    once: bool = False
+    active_from: str = ""
+    active_to: str = ""
+    channels: str = APP
+
+
+def _values_from_kw(kw: Mapping[str, Any], symbols: Sequence[str]) -> _Values:
+    """Field values from `build_rule` keyword arguments (parse_rule_text's, a prefill, a rule);
+    anything missing gets the form's default."""
+    v = _Values(symbol=symbols[0] if symbols else "")
+    sym = str(kw.get("symbol") or "").strip().upper()
+    if sym:
+        v.symbol = sym
+    v.kind = _enum(AlertKind, kw.get("kind"), AlertKind.PRICE)
+    strike = kw.get("strike")
+    if strike is not None and strike != "":
+        try:
+            v.strike = _num_text(float(str(strike).replace(",", "")))
+        except ValueError:
+            v.strike = str(strike)
+        v.side = _enum(Side, kw.get("side"), Side.CE)
+    metrics = _METRICS.get(v.kind, ("",))
+    metric = str(kw.get("metric") or "").strip().lower()
+    if metric not in metrics:
+        metric = ""
+    if not metric and v.kind in _METRICS:
+        metric = {AlertKind.PRICE: "ltp" if v.strike else "spot",
+                  AlertKind.VOLATILITY: "iv" if v.strike else "atm_iv"}[v.kind]  # fmt: skip
+    v.metric = metric or metrics[0]
+    conditions = _CONDITIONS[v.kind]
+    v.condition = _enum(Condition, kw.get("condition"), conditions[0])
+    if v.condition not in conditions:
+        v.condition = conditions[0]
+    v.pattern = _enum(PatternKind, kw.get("pattern"), PatternKind.GAMMA_SQUEEZE)
+    expiry = kw.get("expiry")
+    v.expiry = expiry.isoformat() if isinstance(expiry, date) else str(expiry or "")
+    threshold = kw.get("threshold")
+    cond = v.condition
+    if isinstance(threshold, int | float):
+        t = float(threshold)
+        if v.kind is AlertKind.STALE_FEED:
+            v.threshold = format_duration(t)
+        elif v.kind is AlertKind.VOLUME_SPIKE:
+            v.threshold = f"{_num_text(t)}x"
+        else:
+            v.threshold = _value_text(t, v.kind, v.metric, cond)
+    elif threshold is not None:
+        v.threshold = str(threshold)
+    for name, attr in (("window_s", "window"), ("cooldown_s", "cooldown")):
+        seconds = kw.get(name)
+        if isinstance(seconds, int | float):
+            setattr(v, attr, format_duration(float(seconds)))
+        elif seconds:
+            setattr(v, attr, str(seconds))
+    for name in ("tolerance", "hysteresis"):
+        band = kw.get(name)
+        attr = "rearm" if name == "hysteresis" else name
+        if isinstance(band, int | float):
+            setattr(v, attr, _value_text(float(band), v.kind, v.metric, cond))
+        elif band:
+            setattr(v, attr, str(band))
+    v.once = kw.get("recurring") is False
+    for name in ("active_from", "active_to"):
+        when = kw.get(name)
+        setattr(v, name, f"{when:%H:%M}" if isinstance(when, time) else str(when or ""))
+    channels = kw.get("channels")
+    if isinstance(channels, str):
+        v.channels = channels
+    elif channels:
+        v.channels = ", ".join(str(c.ref if isinstance(c, Channel) else c) for c in channels)
+    return v
+
+
+def _rule_kw(rule: AlertRule) -> dict[str, Any]:
+    """A stored rule as keyword arguments; bands only where they differ from the default."""
+    kw: dict[str, Any] = {
+        "symbol": rule.symbol,
+        "kind": rule.kind,
+        "metric": rule.metric,
+        "condition": rule.condition,
+        "threshold": rule.threshold,
+        "expiry": rule.expiry,
+        "strike": rule.strike,
+        "side": rule.side,
+        "pattern": rule.pattern,
+        "cooldown_s": rule.cooldown_s,
+        "recurring": rule.recurring,
+        "active_from": rule.active_from,
+        "active_to": rule.active_to,
+        "channels": list(rule.channels),
+    }
+    if rule.condition is Condition.PERCENT_CHANGE or rule.kind is AlertKind.VOLUME_SPIKE:
+        kw["window_s"] = rule.window_s
+    if rule.condition is Condition.EQUALS and not math.isclose(
+        rule.tolerance,
+        default_tolerance(rule.kind, rule.metric, rule.threshold),
+        rel_tol=1e-9,
+        abs_tol=1e-12,
+    ):
+        kw["tolerance"] = rule.tolerance
+    if not math.isclose(
+        rule.hysteresis,
+        default_hysteresis(rule.kind, rule.condition, rule.threshold),
+        rel_tol=1e-9,
+        abs_tol=1e-12,
+    ):
+        kw["hysteresis"] = rule.hysteresis
+    return kw
+
+
+def _leg_shown(kind: AlertKind, metric: str) -> bool:
+    return (kind, metric) in _LEG_METRICS or kind in _LEG_OPTIONAL
+
+
+def _metric_options(kind: AlertKind) -> list[tuple[str, str]]:
+    return [(METRIC_LABELS[m], m) for m in _METRICS.get(kind, ())] or [("—", "")]
+
+
+def _condition_options(kind: AlertKind) -> list[tuple[str, Condition]]:
+    return [(CONDITION_LABELS[c], c) for c in _CONDITIONS[kind]]
+
+
+def _threshold_hint(kind: AlertKind, metric: str, condition: Condition) -> str:
+    if condition is Condition.PERCENT_CHANGE:
+        return "size of the move in percent, e.g. 1%"
+    if kind is AlertKind.PRICE:
+        return "a price, e.g. 25000 or 25k" if metric == "spot" else "a premium, e.g. 150"
+    if kind is AlertKind.VOLATILITY:
+        return "0-100, e.g. 80" if metric == "iv_rank" else "an IV, e.g. 20%"
+    return {
+        AlertKind.OI_CHANGE: "contracts, e.g. 50000, 1l or -50k",
+        AlertKind.VOLUME_SPIKE: "multiple of the average volume, e.g. 5x",
+        AlertKind.PATTERN_DETECTED: "minimum confidence 0-100 (blank: the config's)",
+        AlertKind.PCR: "a ratio, e.g. 0.7 or 1.3",
+        AlertKind.MAX_PAIN_SHIFT: "points, e.g. 100",
+        AlertKind.STALE_FEED: "time without fresh data, e.g. 60s or 2m",
+    }[kind]
+
+
+# -------------------------------------------------------------------------------- the form
+
+
+class AlertForm(ModalScreen[AlertRule | None]):
+    """Create or edit an alert rule (keyboard only; see the module docstring)."""
+
+    DEFAULT_CSS = """
+    AlertForm { align: center middle; }
+    AlertForm > #dialog {
+        width: 100; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary 60%; background: $surface; padding: 0 1;
+    }
+    AlertForm #title { text-style: bold; width: 1fr; }
+    AlertForm #line { margin: 1 0 0 0; }
+    AlertForm #fields { height: auto; margin: 1 0 0 0; }
+    AlertForm .row { height: auto; margin: 0 0 0 0; }
+    AlertForm .row > Label { width: 16; padding: 0 1 0 0; text-align: right; }
+    AlertForm .row > Input { width: 1fr; }
+    AlertForm .row > Select { width: 1fr; }
+    AlertForm .row > Checkbox { width: 1fr; }
+    AlertForm #strike, AlertForm #from, AlertForm #to { width: 16; }
+    AlertForm #side { width: 16; margin-left: 2; }
+    AlertForm .sep { width: auto; padding: 0 1; }
+    AlertForm .hint { color: $text-muted; padding-left: 16; height: auto; }
+    AlertForm #preview { color: $success; height: auto; margin-top: 1; }
+    AlertForm .error { color: $error; text-style: bold; height: auto; }
+    AlertForm #test-result { height: auto; }
+    AlertForm #buttons { height: auto; align-horizontal: right; margin-top: 1; }
+    AlertForm #buttons Button { margin-left: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+        # Arrows move between fields, before a closed Select would take them to open its
+        # menu (enter or space opens it); inside an open menu they move through the options.
+        Binding("down", "next_field", "Next field", show=False, priority=True),
+        Binding("up", "previous_field", "Previous field", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        state: EngineState,
+        rule: AlertRule | None = None,
+        prefill: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.settings = state.settings
+        self.rule = rule
+        self.symbols = known_symbols(self.settings)
+        kw: dict[str, Any] = _rule_kw(rule) if rule is not None else dict(prefill or {})
+        self._initial = _values_from_kw(kw, self.symbols)
+        if self._initial.symbol and self._initial.symbol not in self.symbols:
+            self.symbols.append(self._initial.symbol)  # build_rule says why it is refused
+        # Channels this rule already has that a user cannot retype (keyring:ID: the URL is
+        # only in the keyring): kept as they are when they stay in the field.
+        self._kept: dict[str, str] = {}
+        if rule is not None:
+            labels = rule.channel_labels or rule.channels
+            for i, ref in enumerate(rule.channels):
+                if ref != APP and not ref.startswith("tag:"):
+                    self._kept[ref] = labels[i] if i < len(labels) else ref
+        self._kind = self._initial.kind
+        self._line: tuple[str, str] | None = None  # (the one-line text, its rule_text)
+        self._touched = rule is not None or bool(prefill)
+        self._problem: str | None = None
+        self._saving = False
+        self.saved: AlertRule | None = None
+
+    # ---------------------------------------------------------------------------- layout
+
+    def _row(self, label: str, *widgets: Widget, row_id: str) -> Horizontal:
+        return Horizontal(Label(label), *widgets, classes="row", id=row_id)
+
+    def compose(self) -> ComposeResult:
+        v = self._initial
+        title = f"Edit alert rule {self.rule.id}" if self.rule is not None else "New alert rule"
+        with Vertical(id="dialog"):
+            yield Static(title, id="title")
+            yield Input(
+                placeholder="Type the rule in one line, e.g. NIFTY spot crosses above 25000 "
+                "(enter fills the form)",
+                id="line",
+                compact=True,
+            )
+            with VerticalScroll(id="fields", can_focus=False):
+                yield self._row(
+                    "Symbol",
+                    Select(
+                        [(s, s) for s in self.symbols],
+                        allow_blank=False,
+                        value=v.symbol,
+                        id="symbol",
+                        compact=True,
+                    ),
+                    row_id="row-symbol",
+                )
+                yield self._row(
+                    "Alert on",
+                    Select(
+                        [(KIND_LABELS[k], k) for k in AlertKind],
+                        allow_blank=False,
+                        value=v.kind,
+                        id="kind",
+                        compact=True,
+                    ),
+                    row_id="row-kind",
+                )
+                yield self._row(
+                    "Metric",
+                    Select(
+                        _metric_options(v.kind),
+                        allow_blank=False,
+                        value=v.metric,
+                        id="metric",
+                        compact=True,
+                    ),
+                    row_id="row-metric",
+                )
+                yield self._row(
+                    "Expiry",
+                    Input(
+                        v.expiry,
+                        placeholder="YYYY-MM-DD (blank: the nearest)",
+                        id="expiry",
+                        compact=True,
+                    ),
+                    row_id="row-expiry",
+                )
+                yield self._row(
+                    "Strike, side",
+                    Input(v.strike, placeholder="e.g. 25000", id="strike", compact=True),
+                    Select(
+                        [("CE (call)", Side.CE), ("PE (put)", Side.PE)],
+                        allow_blank=False,
+                        value=v.side,
+                        id="side",
+                        compact=True,
+                    ),
+                    row_id="row-leg",
+                )
+                yield self._row(
+                    "Pattern",
+                    Select(
+                        [(p.value, p) for p in PatternKind],
+                        allow_blank=False,
+                        value=v.pattern,
+                        id="pattern",
+                        compact=True,
+                    ),
+                    row_id="row-pattern",
+                )
+                yield self._row(
+                    "Condition",
+                    Select(
+                        _condition_options(v.kind),
+                        allow_blank=False,
+                        value=v.condition,
+                        id="condition",
+                        compact=True,
+                    ),
+                    row_id="row-condition",
+                )
+                yield self._row(
+                    "Threshold",
+                    Input(v.threshold, id="threshold", compact=True),
+                    row_id="row-threshold",
+                )
+                yield self._row(
+                    "Window",
+                    Input(v.window, placeholder="e.g. 15m (blank: 5m)", id="window", compact=True),
+                    row_id="row-window",
+                )
+                yield self._row(
+                    "Tolerance",
+                    Input(
+                        v.tolerance,
+                        placeholder="± band (blank: the default)",
+                        id="tolerance",
+                        compact=True,
+                    ),
+                    row_id="row-tolerance",
+                )
+                yield self._row(
+                    "Re-arm band",
+                    Input(
+                        v.rearm,
+                        placeholder="blank: 0.1% of the threshold",
+                        id="rearm",
+                        compact=True,
+                    ),
+                    row_id="row-rearm",
+                )
+                yield self._row(
+                    "Cooldown",
+                    Input(
+                        v.cooldown, placeholder="e.g. 10m (blank: 5m)", id="cooldown", compact=True
+                    ),
+                    row_id="row-cooldown",
+                )
+                yield self._row(
+                    "Repeat",
+                    Checkbox("Once: disable after it fires", v.once, id="once", compact=True),
+                    row_id="row-once",
+                )
+                yield self._row(
+                    "Active",
+                    Input(v.active_from, placeholder="HH:MM", id="from", compact=True),
+                    Static("to", classes="sep"),
+                    Input(v.active_to, placeholder="HH:MM", id="to", compact=True),
+                    Static("(blank: market hours)", classes="sep"),
+                    row_id="row-active",
+                )
+                yield self._row(
+                    "Channels",
+                    Input(
+                        v.channels,
+                        placeholder="app, tag:NAME or an Apprise URL; comma-separated",
+                        id="channels",
+                        compact=True,
+                    ),
+                    row_id="row-channels",
+                )
+                yield Static("", id="channel-labels", classes="hint")
+            yield Static("", id="preview")
+            yield Static("", id="error", classes="error")
+            yield Static("", id="test-result")
+            with Horizontal(id="buttons"):
+                yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
+                yield Button("Send test", id="send-test", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+        yield Footer()
+
+    _CHROME = 14  # rows around the fields: border, title, one-line input, messages, buttons, footer
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The fields scroll when the terminal is short; the buttons and messages stay put."""
+        self.query_one("#fields").styles.max_height = max(4, event.size.height - self._CHROME)
+
+    def on_mount(self) -> None:
+        self.query_one("#fields").styles.max_height = max(4, self.size.height - self._CHROME)
+        self._remember()
+        self._sync()
+        self._validate()
+        if self.rule is None and "apprise" not in sys.modules:
+            self._warm_up()
+        self.query_one("#line", Input).focus()
+
+    @work(thread=True, group="alert-form-warmup", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Import Apprise off the event loop (~0.3 s), so typed URLs can be checked as typed."""
+        import apprise  # noqa: F401
+
+    # -------------------------------------------------------------------------- reading
+
+    def _select(self, wid: str) -> Any:
+        value = self.query_one(f"#{wid}", Select).value
+        return None if value is Select.NULL else value
+
+    def _text(self, wid: str) -> str:
+        return self.query_one(f"#{wid}", Input).value.strip()
+
+    @property
+    def _metric(self) -> str:
+        return self._select("metric") or "" if self._kind in _METRICS else ""
+
+    @property
+    def _condition(self) -> Condition:
+        conditions = _CONDITIONS[self._kind]
+        value = self._select("condition")
+        return value if value in conditions else conditions[0]
+
+    def _today(self) -> date:
+        from zoneinfo import ZoneInfo
+
+        return self.state.now().astimezone(ZoneInfo(self.settings.market.timezone)).date()
+
+    def _collect(self) -> dict[str, Any]:
+        """`build_rule` keyword arguments from the visible fields (RuleError for one that does
+        not read); hidden fields are left out, as the CLI leaves out flags not given."""
+        kind, metric, cond = self._kind, self._metric, self._condition
+        single = len(_CONDITIONS[kind]) == 1
+        kw: dict[str, Any] = {
+            "symbol": self._select("symbol") or "",
+            "kind": kind,
+            "metric": metric,
+            "condition": None if single else cond,
+            "recurring": not self.query_one("#once", Checkbox).value,
+            "expiry": self._text("expiry") or None,
+            "active_from": self._text("from") or None,
+            "active_to": self._text("to") or None,
+        }
+        unit = {"kind": kind, "condition": kw["condition"], "metric": metric}
+        if _leg_shown(kind, metric) and (strike := self._text("strike")):
+            kw["strike"] = strike.replace(",", "")
+            kw["side"] = self._select("side")
+        if kind is AlertKind.PATTERN_DETECTED:
+            kw["pattern"] = self._select("pattern")
+        threshold = self._text("threshold")
+        kw["threshold"] = None
+        if threshold:
+            seconds = parse_duration(threshold) if kind is AlertKind.STALE_FEED else None
+            try:
+                kw["threshold"] = (
+                    seconds if seconds is not None else parse_threshold(threshold, **unit)
+                )
+            except RuleError as exc:
+                raise RuleError(f"threshold: {exc}") from None
+        for wid, name in (("tolerance", "tolerance"), ("rearm", "hysteresis")):
+            text = self._text(wid)
+            if text and self.query_one(f"#row-{wid}").display:
+                try:
+                    kw[name] = parse_threshold(text, **unit)
+                except RuleError as exc:
+                    raise RuleError(f"{self._label(wid)}: {exc}") from None
+        for wid, name in (("window", "window_s"), ("cooldown", "cooldown_s")):
+            text = self._text(wid)
+            if text and self.query_one(f"#row-{wid}").display:
+                seconds = parse_duration(text)
+                if seconds is None:
+                    raise RuleError(
+                        f"{wid} {text!r} is not a duration; write seconds (300) or 90s, 15m, "
+                        "1h, 1h30m"
+                    )
+                kw[name] = seconds
+        return kw
+
+    def _label(self, wid: str) -> str:
+        return {"rearm": "re-arm band"}.get(wid, wid)
+
+    def _owner(self) -> str:
+        return self.rule.owner if self.rule is not None and self.rule.owner else default_owner()
+
+    def _note(self, rule: AlertRule) -> str:
+        """The one-line text when the rule is still what it says; else the old note."""
+        if self._line is not None and rule_text(rule) == self._line[1]:
+            return self._line[0]
+        return self.rule.note if self.rule is not None else ""
+
+    def _preview_channels(self, specs: Sequence[str]) -> list[Channel]:
+        """The channels as they would be stored, without side effects: app and tag:NAME through
+        parse_channel_spec, a URL checked by Apprise (once it is loaded) but not kept yet."""
+        from optterm.engine.channels import validate_url
+
+        out: list[Channel] = []
+        for n, spec in enumerate(specs, 1):
+            if _is_app(spec) or spec.startswith("tag:"):
+                out.append(parse_channel_spec(spec, self.settings, None))
+            elif spec in self._kept:
+                out.append(Channel(spec, self._kept[spec]))
+            elif _is_url(spec):
+                if "apprise" in sys.modules:
+                    _protect([spec])
+                    problem = validate_url(spec)
+                    if problem is not None:
+                        raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
+                out.append(Channel(f"url:{n}", redact_url(spec)))
+            else:
+                raise _bad_spec(n, spec)
+        return out
+
+    def _store_channels(self, specs: Sequence[str]) -> list[Channel]:
+        """The channels to store (runs in a thread: the keyring may block). Every spec is
+        checked before any URL is written to the keyring, as `optterm alerts add` does."""
+        from optterm.engine.channels import validate_url
+        from optterm.secrets import SecretStore
+
+        for n, spec in enumerate(specs, 1):
+            if _is_app(spec) or spec.startswith("tag:"):
+                parse_channel_spec(spec, self.settings, None)
+            elif spec in self._kept:
+                continue
+            elif _is_url(spec):
+                _protect([spec])
+                if (problem := validate_url(spec)) is not None:
+                    raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
+            else:
+                raise _bad_spec(n, spec)
+        secrets = SecretStore()
+        return [
+            Channel(spec, self._kept[spec])
+            if spec in self._kept
+            else parse_channel_spec(spec, self.settings, secrets)
+            for spec in specs
+        ]
+
+    def _build(self, channels: Sequence[Channel] | None) -> AlertRule:
+        kw = self._collect()
+        rule = build_rule(
+            self.settings, **kw, channels=channels, owner=self._owner(), today=self._today()
+        )
+        return replace(rule, note=self._note(rule))
+
+    def check(self) -> tuple[AlertRule | None, str | None]:
+        """(the rule the fields make, None) or (None, what is wrong), without side effects."""
+        try:
+            self._build(None)  # the rule first, then its channels (the CLI's order)
+            specs = _specs(self.query_one("#channels", Input).value)
+            rule = self._build(self._preview_channels(specs))
+        except (RuleError, ChannelError) as exc:
+            return None, str(exc)
+        return rule, None
+
+    # ---------------------------------------------------------------------- showing state
+
+    def _show_row(self, wid: str, shown: bool) -> None:
+        self.query_one(f"#row-{wid}").display = shown
+
+    def _sync(self) -> None:
+        """Show the fields the kind, metric and condition use; hide the rest."""
+        kind, metric, cond = self._kind, self._metric, self._condition
+        self._show_row("metric", kind in _METRICS)
+        self._show_row("leg", _leg_shown(kind, metric))
+        self._show_row("pattern", kind is AlertKind.PATTERN_DETECTED)
+        self._show_row("condition", len(_CONDITIONS[kind]) > 1)
+        self._show_row("window", cond is Condition.PERCENT_CHANGE or kind is AlertKind.VOLUME_SPIKE)
+        self._show_row("tolerance", cond is Condition.EQUALS)
+        self._show_row(
+            "rearm",
+            kind in _LEVEL_KINDS
+            and (cond in (Condition.ABOVE, Condition.BELOW) or bool(self._text("rearm"))),
+        )
+        self.query_one("#threshold", Input).placeholder = _threshold_hint(kind, metric, cond)
+
+    def _validate(self) -> AlertRule | None:
+        rule, problem = self.check()
+        self._problem = problem
+        error = self.query_one("#error", Static)
+        preview = self.query_one("#preview", Static)
+        error.update(Text(problem or "") if self._touched else "")
+        preview.update(Text(f"✓ {rule_summary(rule)}") if rule is not None else "")
+        labels = (
+            "→ " + " · ".join(c.label for c in rule_channels_of(rule)) if rule is not None else ""
+        )
+        self.query_one("#channel-labels", Static).update(Text(labels))
+        return rule
+
+    def _error(self, message: str) -> None:
+        self.query_one("#error", Static).update(Text(message))
+
+    def _set_kind(self, kind: AlertKind, metric: str = "", condition: Condition | None = None):
+        """Offer the metrics and conditions of `kind`, keeping the current ones if they apply."""
+        old_metric, old_cond = self._metric, self._condition
+        self._kind = kind
+        metrics = _METRICS.get(kind, ("",))
+        conditions = _CONDITIONS[kind]
+        metric = metric or (old_metric if old_metric in metrics else metrics[0])
+        condition = condition or (old_cond if old_cond in conditions else conditions[0])
+        with self.prevent(Select.Changed):
+            m = self.query_one("#metric", Select)
+            m.set_options(_metric_options(kind))
+            m.value = metric if metric in metrics else metrics[0]
+            c = self.query_one("#condition", Select)
+            c.set_options(_condition_options(kind))
+            c.value = condition if condition in conditions else conditions[0]
+        self._remember()
+
+    def _fill(self, v: _Values) -> None:
+        """Put `v` in every field, without the change events (the caller validates once)."""
+        with self.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
+            symbol = self.query_one("#symbol", Select)
+            if v.symbol not in self.symbols:
+                self.symbols.append(v.symbol)
+                symbol.set_options([(s, s) for s in self.symbols])
+            symbol.value = v.symbol
+            self.query_one("#kind", Select).value = v.kind
+            self._set_kind(v.kind, v.metric, v.condition)
+            self.query_one("#side", Select).value = v.side
+            self.query_one("#pattern", Select).value = v.pattern
+            for wid, text in (
+                ("expiry", v.expiry),
+                ("strike", v.strike),
+                ("threshold", v.threshold),
+                ("window", v.window),
+                ("tolerance", v.tolerance),
+                ("rearm", v.rearm),
+                ("cooldown", v.cooldown),
+                ("from", v.active_from),
+                ("to", v.active_to),
+            ):
+                self.query_one(f"#{wid}", Input).value = text
+            self.query_one("#once", Checkbox).value = v.once
+        self._remember()
+        self._sync()
+
+    # -------------------------------------------------------------------------- events
+
+    @on(Input.Submitted, "#line")
+    def _line_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            return
+        self._touched = True
+        try:
+            kw = parse_rule_text(text, self.settings)
+            values = _values_from_kw(kw, self.symbols)
+        except RuleError as exc:
+            self._error(str(exc))
+            return
+        self._fill(values)  # every field but the channels (the grammar has none)
+        rule = self._validate()
+        self._line = (kw.get("note") or text, rule_text(rule)) if rule is not None else None
+        self.query_one("#threshold", Input).focus()
+
+    @on(Input.Submitted)
+    def _field_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "line":
+            return
+        self._touched = True
+        self._validate()
+        self.focus_next()
+
+    def _remember(self) -> None:
+        """Note every field's value: a change event carrying the same value (as widgets post
+        when they mount) is not the user's doing."""
+        self._seen = {w.id: w.value for w in self.query("Input, Select, Checkbox") if w.id}
+
+    def _user_changed(self, wid: str | None, value: Any) -> bool:
+        if wid is None or self._seen.get(wid, Select.NULL) == value:
+            return False
+        self._seen[wid] = value
+        return True
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "line" or not self._user_changed(event.input.id, event.value):
+            return
+        self._touched = True
+        self._sync()
+        self._validate()
+
+    @on(Checkbox.Changed)
+    def _checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if self._user_changed(event.checkbox.id, event.value):
+            self._touched = True
+            self._validate()
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if not self._user_changed(event.select.id, event.value):
+            return
+        self._touched = True
+        if event.select.id == "kind" and event.value not in (Select.NULL, self._kind):
+            self._set_kind(event.value)
+        self._sync()
+        self._validate()
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_save()
+
+    @on(Button.Pressed, "#send-test")
+    def _test_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_send_test()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_cancel()
+
+    # ------------------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_field", "previous_field"):
+            return not any(select.expanded for select in self.query(Select))
+        return True
+
+    def action_next_field(self) -> None:
+        self.focus_next()
+
+    def action_previous_field(self) -> None:
+        self.focus_previous()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_save(self) -> None:
+        self._touched = True
+        if self._validate() is None or self._saving:
+            return  # refused (the message says why), or already being saved
+        self._saving = True
+        self._save()
+
+    def action_send_test(self) -> None:
+        self._send_test()
+
+    @work(group="alert-form-save", exit_on_error=False)
+    async def _save(self) -> None:
+        try:
+            await self._write()
+        finally:
+            self._saving = False
+
+    async def _write(self) -> None:
+        from optterm.store.alerts import UnknownRule
+        from optterm.store.errors import StoreError
+
+        store = self.state.store
+        if store is None:
+            self._error("No database is open in this session, so the rule cannot be saved.")
+            return
+        specs = _specs(self.query_one("#channels", Input).value)
+        try:
+            self._build(None)
+            channels = await asyncio.to_thread(self._store_channels, specs)
+            rule = self._build(channels)
+        except (RuleError, ChannelError) as exc:
+            self._error(str(exc))
+            return
+        try:
+            if self.rule is not None and self.rule.id is not None:
+                rule = replace(
+                    rule,
+                    id=self.rule.id,
+                    enabled=self.rule.enabled,
+                    created_at=self.rule.created_at,
+                )
+                saved = await store.update_rule(rule)
+            else:
+                saved = await store.add_rule(rule)
+        except (StoreError, UnknownRule) as exc:
+            self._error(str(exc))
+            return
+        self.saved = saved
+        self.dismiss(saved)
+
+    @work(exclusive=True, group="alert-form-test", exit_on_error=False)
+    async def _send_test(self) -> None:
+        from optterm.engine.channels import validate_url
+        from optterm.secrets import SecretStore
+
+        out = self.query_one("#test-result", Static)
+        specs = _specs(self.query_one("#channels", Input).value)
+        if not specs:
+            out.update(Text("Give a channel to test: app, tag:NAME or an Apprise URL."))
+            return
+        out.update(Text("Sending a test message…"))
+        secrets = SecretStore()
+        targets: list[tuple[str, str]] = []
+        lines: list[str | None] = []
+        for n, spec in enumerate(specs, 1):
+            label = f"channel {n}"
+            try:
+                if _is_app(spec):
+                    lines.append("in-app: skipped (in-app alerts show in the TUI only)")
+                    continue
+                if spec.startswith("tag:"):
+                    label = parse_channel_spec(spec, self.settings, None).label
+                    url = resolve_channel(spec, self.settings, None)
+                elif spec in self._kept:
+                    label = self._kept[spec]
+                    url = await asyncio.to_thread(resolve_channel, spec, self.settings, secrets)
+                elif _is_url(spec):
+                    label = redact_url(spec)
+                    _protect([spec])
+                    problem = await asyncio.to_thread(validate_url, spec)
+                    if problem is not None:
+                        raise ChannelError(problem)
+                    url = spec
+                else:
+                    raise _bad_spec(n, spec)
+            except ChannelError as exc:
+                lines.append(f"{label}: FAILED: {exc}")
+                continue
+            if url is None:
+                continue
+            targets.append((label, url))
+            lines.append(None)
+        rule, _ = self.check()
+        what = rule_summary(rule) if rule is not None else "A test of this alert's channels."
+        title = (
+            f"optterm test: alert rule {self.rule.id}"
+            if self.rule is not None and self.rule.id is not None
+            else "optterm test"
+        )
+        result = await send_test(
+            targets, lines, title, f"{what}\n{_TEST_BODY}", self.settings.notify.timeout
+        )
+        out.update(Text("\n".join(["Test:", *result])))
+
+
+def rule_channels_of(rule: AlertRule) -> list[Channel]:
+    from optterm.alert_rules import rule_channels
+
+    return list(rule_channels(rule))
+
+
+def _protect(urls: Sequence[str]) -> None:
+    """Register URLs with notify's log scrubber before Apprise sees them (it may log them)."""
+    from optterm.engine.notify import _protect as protect
+
+    protect(urls)

@@ -1,0 +1,189 @@
+"""The help screen: every key, by screen. `KEYMAP` is the one list of keys the README and this
+screen show; a test checks that every shown or described binding of the app and its screens is
+in it.
+
+A KEYMAP key is one key or several separated by " / " ("enter / e"); "1–9" is a range of digits;
+"pgup"/"pgdn" are Textual's "pageup"/"pagedown". `keymap_keys()` turns them into Textual key names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.keys import _character_to_key
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from optterm.screens.patterns import go_back
+
+if TYPE_CHECKING:
+    from optterm.screens.state import EngineState
+
+__all__ = ["KEYMAP", "HelpScreen", "key_names", "keymap_keys"]
+
+KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "Global",
+        [
+            ("d", "dashboard"),
+            ("p", "patterns"),
+            ("r", "alerts (rules)"),
+            ("v", "providers"),
+            ("h", "history"),
+            ("?", "help"),
+            ("t", "toggle light/dark theme"),
+            ("ctrl+p", "command palette"),
+            ("escape", "back / close"),
+            ("q", "quit"),
+        ],
+    ),
+    (
+        "Dashboard",
+        [
+            ("1–9", "switch symbol"),
+            ("/", "symbol picker"),
+            ("] / [", "next / previous expiry"),
+            ("g", "toggle Greeks"),
+            ("+ / =", "widen the strike window"),
+            ("-", "narrow the strike window"),
+            ("c", "jump to ATM"),
+            ("a", "alert on the selected strike and side"),
+            ("up / down", "move one row"),
+            ("pgup / pgdn", "move one page"),
+            ("home / end", "first / last row"),
+            ("left / right", "call / put side"),
+            ("enter", "select"),
+        ],
+    ),
+    (
+        "Alerts",
+        [
+            ("n", "new rule"),
+            ("enter / e", "edit"),
+            ("space", "enable / disable"),
+            ("x / delete", "delete"),
+            ("t", "send a test notification"),
+            ("ctrl+s", "save the rule (rule form)"),
+            ("up / down", "previous / next field (rule form)"),
+            ("escape", "back (rule form: cancel)"),
+        ],
+    ),
+    (
+        "Patterns",
+        [
+            ("s", "symbol filter (all, then each watched symbol)"),
+            ("k", "kind filter (all, then each pattern kind)"),
+            ("a", "active only / active and recent"),
+        ],
+    ),
+    (
+        "History",
+        [
+            ("[ / ]", "previous / next strike"),
+            ("left / right", "previous / next day"),
+            ("e", "next expiry"),
+            ("c / p", "calls / puts on or off"),
+            ("r", "reload"),
+        ],
+    ),
+    (
+        "Dialogs",
+        [
+            ("y / enter", "yes"),
+            ("n / escape", "no / cancel"),
+        ],
+    ),
+]
+
+_ALIASES = {"pgup": "pageup", "pgdn": "pagedown", "esc": "escape", "del": "delete"}
+
+
+def key_names(keys: str) -> list[str]:
+    """Textual key names of one KEYMAP key string: "] / [" → right/left_square_bracket."""
+    out: list[str] = []
+    for token in keys.split(" / "):
+        token = token.strip()
+        span = re.fullmatch(r"(\d)[–-](\d)", token)
+        if span:
+            out.extend(str(d) for d in range(int(span[1]), int(span[2]) + 1))
+        elif len(token) == 1:
+            out.append(_character_to_key(token))
+        else:
+            out.append(_ALIASES.get(token.lower(), token.lower()))
+    return out
+
+
+def keymap_keys() -> set[str]:
+    """Every key KEYMAP documents, as Textual key names."""
+    return {name for _, entries in KEYMAP for keys, _ in entries for name in key_names(keys)}
+
+
+def section_text(title: str, entries: list[tuple[str, str]], width: int) -> Text:
+    out = Text(title, style="bold underline")
+    for keys, description in entries:
+        out.append("\n  ")
+        out.append(f"{keys:<{width}}", style="bold cyan")
+        out.append(f"  {description}")
+    return out
+
+
+class HelpScreen(Screen[None]):
+    """Every key, grouped by the screen it works on."""
+
+    TITLE = "Help"
+    SUB_TITLE = "keys"
+    DEFAULT_CSS = """
+    HelpScreen #help { padding: 0 1; }
+    HelpScreen #help-columns { height: auto; layout: vertical; }
+    HelpScreen.-wide #help-columns { layout: horizontal; }
+    HelpScreen .help-column { height: auto; width: 100%; }
+    HelpScreen.-wide .help-column { width: 1fr; }
+    HelpScreen .help-section { height: auto; margin-bottom: 1; }
+    """
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS: ClassVar = [Binding("escape", "back", "Back")]
+
+    def __init__(self, state: EngineState) -> None:
+        super().__init__()
+        self.state = state
+
+    def compose(self) -> ComposeResult:
+        width = max(len(keys) for _, entries in KEYMAP for keys, _ in entries)
+        # Two columns on a wide terminal, one below the other on a narrow one; KEYMAP order
+        # either way. The first column takes sections until it holds about half the lines.
+        sizes = [len(entries) + 2 for _, entries in KEYMAP]
+        split, total = 1, sizes[0]
+        while split < len(KEYMAP) - 1 and total + sizes[split] / 2 <= sum(sizes) / 2:
+            total += sizes[split]
+            split += 1
+        yield Header()
+        with VerticalScroll(id="help"):
+            with Container(id="help-columns"):
+                for part in (KEYMAP[:split], KEYMAP[split:]):
+                    with Vertical(classes="help-column"):
+                        for title, entries in part:
+                            yield Static(
+                                section_text(title, entries, width),
+                                id=f"help-{title.lower()}",
+                                classes="help-section",
+                            )
+            yield Static(
+                Text(
+                    "Keys work in any terminal: no binding needs ctrl+enter or function keys. "
+                    "Screen keys apply on that screen; global keys everywhere else.",
+                    style="dim",
+                ),
+                id="help-note",
+            )
+        yield Footer()
+
+    def on_state(self, state: EngineState) -> None:
+        self.state = state  # nothing here changes with the data
+
+    def action_back(self) -> None:
+        go_back(self)

@@ -1,0 +1,114 @@
+"""The header line every screen carries: what is shown, where it came from and how old it is."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from optterm.model import ChainSnapshot, Feed
+from optterm.output import IST, data_age
+from optterm.screens.state import EngineState
+
+__all__ = ["StatusBar", "status_text"]
+
+_FEED_STYLE = {
+    Feed.LIVE: "bold white on dark_green",
+    Feed.DELAYED: "bold black on yellow",
+    Feed.SIMULATED: "bold white on dark_magenta",
+}
+
+
+def stale_after(state: EngineState) -> float:
+    """Seconds without new data after which the feed counts as stale."""
+    return max(3 * state.settings.poller.interval, 60.0)
+
+
+def status_text(
+    state: EngineState, symbol: str | None = None, expiry: date | None = None
+) -> tuple[Text, bool]:
+    """(the header line, whether the data is stale). Plain Text: provider names and errors are
+    never parsed as markup."""
+    now = state.now()
+    if state.engine_error:
+        return Text(f" ENGINE STOPPED: {state.engine_error} ", style="bold white on red"), True
+    if symbol is None:
+        symbol = state.symbols[0] if state.symbols else ""
+    update = state.chain(symbol, expiry)
+    open_now = _market_open(state, now)
+    master = _master_line(state)
+    market = Text(" market open " if open_now else " market closed ", style="reverse")
+    if update is None:
+        return Text.assemble(
+            (f" {symbol} ", "bold"), "waiting for the first chain…  ", market, master
+        ), False
+    snap = update.snapshot
+    age = data_age(snap, now)
+    stale = (open_now and age > stale_after(state)) or _stalled(state, snap, now)
+    first = state.day_open_spot.get(symbol)
+    change = Text("")
+    if first:
+        diff = snap.spot - first
+        change = Text(f" {diff:+,.2f} ({diff / first:+.2%})", style="green" if diff >= 0 else "red")
+    when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S")
+    parts: list[Text | tuple[str, str] | str] = [
+        (f" {snap.symbol} ", "bold"),
+        f"{snap.expiry:%d-%b} ",
+        (f"{snap.spot:,.2f}", "bold"),
+        change,
+        "  ",
+        (f" {snap.feed.value} ", _FEED_STYLE[snap.feed]),
+        f" via {snap.provider} · data {when} IST · age {age:.0f}s  ",
+        market,
+    ]
+    if snap.feed is Feed.SIMULATED:
+        parts.append(("  simulated prices, not the market", "italic"))
+    if stale:
+        parts.append(("  STALE: no new data ", "bold white on red"))
+    if state.failures:
+        parts.append((f"  {len(state.failures)} fetch failure(s)", "bold red"))
+    for h in state.health:
+        if h.breaker != "closed":
+            why = f": {h.last_error}" if h.last_error else ""
+            parts.append((f"  {h.provider} {h.breaker}{why[:60]}", "bold red"))
+    parts.append(master)
+    return Text.assemble(*parts), stale
+
+
+def _master_line(state: EngineState) -> Text:
+    """Angel One's instrument master while it downloads (tens of MB), or why it failed."""
+    if state.master is None:
+        return Text("")
+    status = state.master.status()
+    if status.downloading is not None:
+        done, total = status.downloading
+        size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f}" if total else "") + " MB"
+        return Text(f"  instrument master: downloading {size}", style="bold yellow")
+    if status.last_error and status.rows is None:
+        return Text(f"  instrument master: {status.last_error}", style="bold red")
+    return Text("")
+
+
+def _market_open(state: EngineState, now: datetime) -> bool:
+    from optterm.providers.factory import market_calendar
+
+    return market_calendar(state.settings).is_open(now)
+
+
+def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
+    """The provider keeps answering but its data stopped moving (same timestamp for long)."""
+    since = state.unchanged_since.get((snap.symbol, snap.expiry))
+    return since is not None and (now - since).total_seconds() > stale_after(state)
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $boost; }
+    StatusBar.stale { background: $error 30%; }
+    """
+
+    def show(self, state: EngineState, symbol: str | None = None, expiry: date | None = None):
+        text, stale = status_text(state, symbol, expiry)
+        self.update(text)
+        self.set_class(stale, "stale")
