@@ -424,3 +424,9 @@ def test_urls_are_normalised_and_redacted(tmp_path: Path, monkeypatch: pytest.Mo
     assert not pg.is_sqlite
     with pytest.raises(StoreError, match="not a database URL"):
         resolve_url("nonsense://::")
+
+
+def test_head_from_filenames_is_alembics_head() -> None:
+    from optterm.store.migrate import head_from_filenames, head_revision
+
+    assert head_from_filenames() == head_revision()

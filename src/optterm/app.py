@@ -24,6 +24,7 @@ from textual.screen import Screen
 
 from optterm.engine.events import Tick
 from optterm.screens.state import EngineState
+from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -178,17 +179,24 @@ class OpttermApp(App[int]):
         on_state = getattr(screen, "on_state", None)
         if on_state is not None and screen.is_mounted:
             on_state(self.state)
+        self.refresh_status()
 
     def refresh_status(self) -> None:
-        """Once a second: ages move and a stopped feed turns stale even without ticks."""
+        """Every screen's header; also once a second, since ages move and a stopped feed turns
+        stale even without ticks."""
         screen = self.screen
-        refresh = getattr(screen, "refresh_status", None)
-        if refresh is not None and screen.is_mounted:
-            refresh()
+        if not screen.is_mounted:
+            return
+        symbol, expiry = self._current_chain()
+        for bar in screen.query(StatusBar):
+            bar.show(self.state, symbol, expiry)
 
     # -- navigation ---------------------------------------------------------------------------
 
     def _current_chain(self) -> tuple[str, Any]:
+        """The symbol and expiry the dashboard shows (every header follows them)."""
+        if "dashboard" not in self._installed_screens:
+            return (self.state.symbols[0] if self.state.symbols else ""), None
         dash = self.get_screen("dashboard")
         update = dash.current() if hasattr(dash, "current") else None
         symbol = getattr(dash, "symbol", self.state.symbols[0] if self.state.symbols else "")

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Footer, Static
 from optterm.model import AlertEvent, AlertRule, Delivery
 from optterm.screens.alert_form import AlertForm, send_test
 from optterm.screens.confirm import ConfirmScreen
+from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.screens.state import EngineState
@@ -108,6 +109,7 @@ class AlertsScreen(Screen[None]):
     # ---------------------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
         yield Static("Alert rules", id="rules-title")
         yield Static(Text(NO_STORE), id="no-store")
         yield Static("", id="problem")

@@ -148,11 +148,6 @@ class DashboardScreen(Screen[None]):
         self._render_signals()
         self._render_events()
 
-    def refresh_status(self) -> None:
-        update = self.current()
-        expiry = update.snapshot.expiry if update else None
-        self.query_one(StatusBar).show(self.state, self.symbol, expiry)
-
     def _render_watchlist(self) -> None:
         table = self.query_one("#watchlist", DataTable)
         for symbol in self.state.symbols:

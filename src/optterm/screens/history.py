@@ -36,6 +36,7 @@ from textual_plotext import PlotextPlot
 from optterm.model import Feed, Metrics
 from optterm.output import IST
 from optterm.screens.state import EngineState
+from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.model import ChainSnapshot
@@ -245,6 +246,7 @@ class HistoryScreen(Screen[None]):
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
         yield Static(id="hist-head")
         with Container(id="hist-grid"):
             for pane in PANES:

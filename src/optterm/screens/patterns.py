@@ -30,6 +30,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from optterm.model import Direction, Feed, PatternKind, Signal
 from optterm.output import IST
+from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.screens.state import EngineState
@@ -233,6 +234,7 @@ class PatternsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield StatusBar(id="status")
         yield Static(id="patterns-notice")
         yield DataTable(id="signals", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="detail-pane"):

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from optterm.model import Feed, ProviderHealth
 from optterm.output import IST
 from optterm.screens.patterns import FEED_STYLE, age_text, go_back, sync_table
+from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.screens.state import EngineState
@@ -90,6 +91,7 @@ class ProvidersScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield StatusBar(id="status")
         yield Static(id="serving")
         yield DataTable(id="providers", cursor_type="row")
         with VerticalScroll(id="tick-pane"):
