@@ -66,6 +66,7 @@ async def make_driver(
     seed: int = 42,
     config: str = CONFIG,
     provider: Any = None,
+    app: OpttermApp | None = None,
 ) -> Driver:
     cfg = tmp_path / "optterm.toml"
     cfg.write_text(f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "o.db"}"\n' + config)
@@ -81,7 +82,11 @@ async def make_driver(
         clock=lambda: clock[0],
         now=lambda: wall[0],  # fetched_at on the frozen wall clock: ages are deterministic
     )
-    app = OpttermApp(settings, now=lambda: wall[0], start_engine=False)
+    if app is None:
+        app = OpttermApp(settings, now=lambda: wall[0], start_engine=False)
+    else:  # an app built before the loop ran (snapshot tests): point it at this run
+        app.settings = app.state.settings = settings
+        app.state.now = lambda: wall[0]
     app.state.store = store
     # The outbox is stamped on the real clock; the dispatcher must see those rows as due.
     dispatcher = Dispatcher(store, settings, None, app_sink=app._toast)

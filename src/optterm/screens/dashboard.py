@@ -23,6 +23,8 @@ from optterm.widgets.status_bar import StatusBar
 __all__ = ["DashboardScreen", "SymbolPicker"]
 
 WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
+WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
+SIDE_MIN_WIDTH = 190  # below this many columns the chain gets the whole width
 _DIRECTION_STYLE = {Direction.BULLISH: "green", Direction.BEARISH: "red", Direction.NEUTRAL: ""}
 
 
@@ -65,6 +67,7 @@ class DashboardScreen(Screen[None]):
     DashboardScreen #body { height: 1fr; }
     DashboardScreen #main { width: 1fr; }
     DashboardScreen #side { width: 52; border-left: tall $panel; }
+    DashboardScreen.narrow #side { display: none; }
     DashboardScreen #watchlist { height: auto; max-height: 11; }
     DashboardScreen ChainTable { height: 1fr; }
     DashboardScreen #metrics { height: auto; padding: 0 1; background: $boost; }
@@ -109,12 +112,17 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#watchlist", DataTable)
-        for col in WATCH_COLUMNS:
-            table.add_column(col, key=col)
+        for col, width in zip(WATCH_COLUMNS, WATCH_WIDTHS, strict=True):
+            table.add_column(col, key=col, width=width)
         for symbol in self.state.symbols:
             table.add_row(*([symbol] + [""] * (len(WATCH_COLUMNS) - 1)), key=symbol)
         self.query_one(ChainTable).focus()
         self.on_state(self.state)
+
+    def on_resize(self) -> None:
+        # Signals and alert events move aside when the chain needs the room; `p` and `r` show
+        # them in full.
+        self.set_class(self.app.size.width < SIDE_MIN_WIDTH, "narrow")
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -182,7 +190,7 @@ class DashboardScreen(Screen[None]):
             lines.append(
                 Text.assemble(
                     (f"{sig.symbol} {sig.kind.value}", "bold"),
-                    " ",
+                    " · ",
                     (sig.direction.value, _DIRECTION_STYLE[sig.direction]),
                     f" {sig.confidence:>3} {bar}",
                     f"  {', '.join(f'{k:g}' for k in sig.strikes)} · {age:.0f}m\n",

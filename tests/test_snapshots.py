@@ -1,0 +1,71 @@
+"""Snapshot tests of every screen (pytest-textual-snapshot): the real engine driven tick by tick
+on a frozen clock, so the pictures are the same on every machine. Update after an intended
+change with `pytest tests/test_snapshots.py --snapshot-update` and look at the SVGs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from optterm.app import OpttermApp
+from optterm.config import load_settings
+from optterm.model import AlertKind, AlertRule, Condition
+from tests.tui_driver import OPEN, make_driver
+
+SIZE = (160, 48)
+
+
+def _app() -> OpttermApp:
+    frozen = OPEN
+    return OpttermApp(load_settings(None, env={}), now=lambda: frozen, start_engine=False)
+
+
+def _runner(tmp_path, scenario: str, ticks: int, keys: tuple[str, ...] = (), rule: bool = False):
+    holder: dict[str, object] = {}
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        d = await make_driver(tmp_path, scenario=scenario, app=app)
+        holder["driver"] = d
+        if rule:
+            await d.store.add_rule(
+                AlertRule(
+                    symbol="NIFTY",
+                    kind=AlertKind.PRICE,
+                    condition=Condition.ABOVE,
+                    threshold=26_000.0,
+                    channels=("app",),
+                    channel_labels=("in-app",),
+                    note="NIFTY spot crosses above 26000",
+                    owner="trader",
+                    created_at=datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
+                )
+            )
+        await d.tick(pilot, ticks)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize(
+    ("name", "scenario", "ticks", "keys", "rule"),
+    [
+        ("dashboard", "call_writing", 30, (), False),
+        ("patterns", "call_writing", 30, ("p",), False),
+        ("alerts_form", "quiet", 3, ("r", "n"), True),
+        ("providers", "quiet", 3, ("v",), False),
+        ("history", "put_writing", 30, ("h",), False),
+        ("help", "quiet", 1, ("question_mark",), False),
+    ],
+)
+def test_screen_snapshot(snap_compare, tmp_path, name, scenario, ticks, keys, rule) -> None:
+    assert snap_compare(
+        _app(), terminal_size=SIZE, run_before=_runner(tmp_path, scenario, ticks, keys, rule)
+    )
+    asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop

@@ -1,0 +1,103 @@
+"""The real `optterm` in a real terminal (tmux): the first chain appears, an alert is created from
+the keyboard and lands in the store, and `q` quits with exit code 0.
+
+The app announces its first painted chain through OPTTERM_TEST_PAINT_FILE (a named pipe here, so
+the test blocks on the event rather than polling); the exit code comes back through another pipe.
+Between key presses the test waits for what the screen must show next (capture-pane), bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Home, optterm_cmd, run_cli
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _read_fifo(path: Path, timeout: float) -> str:
+    """Block until a writer sends a line (in a thread, so a hang fails the test)."""
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(path.read_text()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not out:
+        raise AssertionError(f"nothing arrived on {path.name} within {timeout:g} s")
+    return out[0]
+
+
+def _screen(session: str) -> str:
+    return _tmux("capture-pane", "-p", "-t", session)
+
+
+def _wait_screen(session: str, needle: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = _screen(session)
+        if needle in text:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} never appeared; the screen shows:\n{text}")
+        time.sleep(0.1)  # the terminal has no event to wait on; re-read it
+
+
+def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) -> None:
+    home.write_config(
+        '[poller]\ninterval = 1\n[[poller.watch]]\nsymbol = "NIFTY"\nexpiries = 1\n'
+        "strikes = 10\n[providers.simulator]\nstart = 2026-11-20T09:15:00+05:30\n"
+    )
+    painted, rc = tmp_path / "painted", tmp_path / "rc"
+    os.mkfifo(painted)
+    os.mkfifo(rc)
+    env = {**home.env, "OPTTERM_TEST_PAINT_FILE": str(painted), "TERM": "xterm-256color"}
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier())
+    cmd = " ".join(shlex.quote(c) for c in optterm_cmd("--config", str(home.config)))
+    session = f"optterm-test-{os.getpid()}"
+    _tmux(
+        "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
+        f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}",
+    )  # fmt: skip
+    try:
+        _read_fifo(painted, 60)  # the first chain is on screen
+        text = _screen(session)
+        assert "NIFTY" in text and "SIMULATED" in text and "STRIKE" in text
+
+        _tmux("send-keys", "-t", session, "r")
+        _wait_screen(session, "Alert rules")
+        _tmux("send-keys", "-t", session, "n")
+        _wait_screen(session, "New alert rule")
+        _tmux("send-keys", "-t", session, "-l", "NIFTY spot crosses above 30000")
+        _tmux("send-keys", "-t", session, "Enter")
+        _wait_screen(session, "Threshold 30000")  # the sentence filled the form
+        _tmux("send-keys", "-t", session, "C-s")
+        _wait_screen(session, "Alert rules (1)")
+        assert "NIFTY spot crosses above 30,000" in _screen(session)
+        _tmux("send-keys", "-t", session, "q")
+        try:
+            code = _read_fifo(rc, 30).strip()
+        except AssertionError:
+            raise AssertionError("optterm did not exit; screen:\n" + _screen(session)) from None
+        assert code == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+    out = run_cli(home, "--config", str(home.config), "alerts", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    rules = json.loads(out.stdout)
+    assert [(r["symbol"], r["threshold"]) for r in rules] == [("NIFTY", 30000.0)]
