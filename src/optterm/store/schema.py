@@ -29,6 +29,10 @@ __all__ = [
     "alert_rules",
     "alert_state",
     "chains",
+    "daily_spot",
+    "daily_strikes",
+    "jobs",
+    "leases",
     "metadata",
     "metrics",
     "outbox",
@@ -281,4 +285,66 @@ outbox = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_outbox_event", "event_id"),
+)
+
+# The poller's lease: who may write (one daemon per store). `lease_no` grows on every acquisition
+# and every write of the holder carries it, so a stalled former leader cannot write after a
+# takeover (fencing). On SQLite the lease itself is a kernel file lock beside the database; this
+# row records who holds it.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("lease_no", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=False),  # "host:pid"
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("since", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("released_at", BigInteger, nullable=True),
+)
+
+# Every scheduler job run: what ran, when, for how long, and how it ended.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("duration_ms", Double, nullable=True),
+    Column("outcome", String(16), nullable=False),  # running | ok | failed | skipped
+    Column("detail", Text, nullable=False),
+    Index("ix_jobs_name_started", "name", "started_at"),
+)
+
+# End-of-day summary per strike: the day's closing OI, OI change, volume and price per side.
+daily_strikes = Table(
+    "daily_strikes",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("expiry", Date, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("strike", Double, primary_key=True),
+    Column("ce_oi", Double, nullable=True),
+    Column("ce_oi_change", Double, nullable=True),
+    Column("ce_volume", Double, nullable=True),
+    Column("ce_close", Double, nullable=True),
+    Column("pe_oi", Double, nullable=True),
+    Column("pe_oi_change", Double, nullable=True),
+    Column("pe_volume", Double, nullable=True),
+    Column("pe_close", Double, nullable=True),
+)
+
+# End-of-day spot OHLC per underlying, from the stored snapshots.
+daily_spot = Table(
+    "daily_spot",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("open", Double, nullable=False),
+    Column("high", Double, nullable=False),
+    Column("low", Double, nullable=False),
+    Column("close", Double, nullable=False),
+    Column("snapshots", Integer, nullable=False),
 )
