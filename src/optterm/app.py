@@ -68,6 +68,7 @@ class OpttermApp(App[int]):
         Binding("h", "show('history')", "History"),
         Binding("question_mark", "show('help')", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("o", "poll_locally", "Poll here", show=False),
     ]
 
     def __init__(
@@ -100,15 +101,21 @@ class OpttermApp(App[int]):
         self.set_interval(1.0, self.refresh_status)
 
     @work(exclusive=True, group="engine")
-    async def run_engine(self) -> None:
+    async def run_engine(self, local: bool = False) -> None:
+        """Poll (or, when a daemon holds the store's lease, follow it) until quit."""
         from optterm.providers.factory import build_provider
         from optterm.runtime import make_engine, open_configured_store
 
         store = provider = None
-        stop = self._stop
+        stop = self._stop = asyncio.Event()
+        done = self._engine_done = asyncio.Event()
         try:
             store = await open_configured_store(self.settings) if self.store_history else None
             self.state.store = store
+            if store is not None and not local and await self._daemon_running(store):
+                await self._follow(store, stop)
+                return
+            self.state.attached = None
             provider = build_provider(self.settings)
             for p in getattr(provider, "providers", (provider,)):
                 if hasattr(p, "master"):
@@ -120,8 +127,10 @@ class OpttermApp(App[int]):
             runner = asyncio.create_task(engine.run(stop))
             while not runner.done():
                 getter = asyncio.create_task(sub.get())
-                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
+                finished, _ = await asyncio.wait(
+                    {getter, runner}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter in finished:
                     self.post_message(TickArrived(getter.result()))
                 else:
                     getter.cancel()
@@ -134,10 +143,54 @@ class OpttermApp(App[int]):
             stop.set()
             if provider is not None:
                 await provider.close()
-            self.state.store = None
+            if self.state.store is store:
+                self.state.store = None
             if store is not None:
                 await store.close()
-            self._engine_done.set()
+            done.set()
+
+    async def _daemon_running(self, store: Any) -> bool:
+        from optterm.store.lease import current_lease, lease_is_live
+
+        info = await current_lease(store)
+        stale = 2 * self.settings.poller.interval
+        return await lease_is_live(store, info, now=self.state.now(), stale_after=stale)
+
+    async def _follow(self, store: Any, stop: asyncio.Event) -> None:
+        """Attached: read what the daemon writes, never poll or write market data ourselves."""
+        from optterm.engine.follower import Follower
+
+        follower = Follower(store, self.settings, now=self.state.now)
+        self.state.attached = follower
+        warned = False
+        while not stop.is_set():
+            tick = await follower.follow_once()
+            self.post_message(TickArrived(tick))
+            if not follower.lease_live and not warned:
+                warned = True
+                self.notify(
+                    "The daemon serving this store has stopped. Press o to poll from this "
+                    "terminal, or wait for a standby to take over.",
+                    title="optterm serve is gone",
+                    severity="error",
+                    timeout=30,
+                )
+            elif follower.lease_live:
+                warned = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=follower.interval)
+
+    def action_poll_locally(self) -> None:
+        """Attached to a daemon that went away: poll from this terminal instead."""
+        follower = self.state.attached
+        if follower is None:
+            self.notify("Already polling from this terminal.", timeout=5)
+            return
+        if follower.lease_live:
+            self.notify("The daemon is running; this terminal follows it.", timeout=5)
+            return
+        self._stop.set()
+        self.run_engine(local=True)
 
     def _toast(self, item: Any) -> None:
         """In-app delivery of an alert: a toast (the dispatcher runs on this app's loop)."""
@@ -158,6 +211,10 @@ class OpttermApp(App[int]):
 
     def apply_tick(self, tick: Tick) -> None:
         self.state.apply(tick)
+        if self.state.attached is not None:
+            # The daemon delivered these to its channels; this terminal shows them as toasts.
+            for event in tick.alerts:
+                self.notify(event.body, title=event.title, severity="warning", timeout=15)
         self._refresh_screen()
         if tick.updates and not self.first_chain.is_set():
             self.first_chain.set()

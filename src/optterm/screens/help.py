@@ -39,6 +39,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("t", "toggle light/dark theme"),
             ("ctrl+p", "command palette"),
             ("escape", "back / close"),
+            ("o", "poll from this terminal (attached, when the daemon is gone)"),
             ("q", "quit"),
         ],
     ),

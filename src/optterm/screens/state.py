@@ -45,6 +45,7 @@ class EngineState:
     last_tick: Tick | None = None
     engine_error: str | None = None
     master: Any = None  # Angel One's InstrumentMaster, when that provider is configured
+    attached: Any = None  # the Follower when attached to a daemon (engine/follower.py)
     ticks: int = 0
     day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)

@@ -37,7 +37,7 @@ def status_text(
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
     open_now = _market_open(state, now)
-    master = _master_line(state)
+    master = Text.assemble(_attached_line(state), _master_line(state))
     market = Text(" market open " if open_now else " market closed ", style="reverse")
     if update is None:
         return Text.assemble(
@@ -74,6 +74,19 @@ def status_text(
             parts.append((f"  {h.provider} {h.breaker}{why[:60]}", "bold red"))
     parts.append(master)
     return Text.assemble(*parts), stale
+
+
+def _attached_line(state: EngineState) -> Text:
+    """Attached terminals say to which daemon, and loudly when it is gone."""
+    follower = state.attached
+    if follower is None:
+        return Text("")
+    lease = follower.lease
+    who = f"{lease.host} pid {lease.pid}" if lease else "a daemon"
+    if not follower.lease_live:
+        return Text(f"  DAEMON GONE ({who}): press o to poll here ", style="bold white on red")
+    since = lease.since.astimezone(IST).strftime("%H:%M") if lease else "?"
+    return Text(f"  ATTACHED to {who} since {since} IST", style="bold cyan")
 
 
 def _master_line(state: EngineState) -> Text:

@@ -1,0 +1,99 @@
+"""Soak: `optterm serve` on the simulator at a 1 s interval for 10 minutes.
+
+- serve.rss_growth_pct: resident memory at the end against after the first minute (VmRSS of the
+  process, /proc). Budget 10 %.
+- serve.tick_p99_ms: p99 of the process CPU time of one tick (the poller's `cpu_ms`: fetch,
+  store, analytics, detectors, alerts) for the default watch (NIFTY, BANKNIFTY, FINNIFTY, three
+  expiries each, 50 strikes each side); the first 5 ticks (imports, first-time set-up) are left
+  out. Budget 50.
+
+OPTTERM_BENCH_SOAK_S shortens the run for a quick look (the figures note the duration used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DURATION_S = float(os.environ.get("OPTTERM_BENCH_SOAK_S", "600"))
+WARMUP_TICKS = 5
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "optterm.toml").write_text(
+            f'[store]\nurl = "sqlite+aiosqlite:///{root / "o.db"}"\n[poller]\ninterval = 1\n'
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OPTTERM_")},
+            "XDG_CONFIG_HOME": str(root / "c"),
+            "XDG_DATA_HOME": str(root / "d"),
+            "XDG_CACHE_HOME": str(root / "k"),
+            "XDG_STATE_HOME": str(root / "s"),
+        }
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "optterm.cli", "--config", str(root / "optterm.toml")),
+                *("serve", "--log-format", "json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        cpu: list[float] = []
+
+        def read() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if '"cpu_ms"' in line:
+                    cpu.append(json.loads(line)["cpu_ms"])
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        start = time.monotonic()
+        time.sleep(min(60.0, DURATION_S / 2))
+        rss_first = _rss_kb(proc.pid)
+        time.sleep(max(DURATION_S - (time.monotonic() - start), 0))
+        rss_end = _rss_kb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        reader.join(10)
+    if proc.returncode != 0:
+        raise RuntimeError(f"serve exited with {proc.returncode}")
+    ticks = np.array(cpu[WARMUP_TICKS:])
+    minutes = DURATION_S / 60
+    return {
+        "serve.rss_growth_pct": {
+            "value": round((rss_end / rss_first - 1) * 100, 2),
+            "unit": "%",
+            "budget": 10,
+            "note": f"VmRSS {rss_first / 1024:.0f} MB after the first minute → "
+            f"{rss_end / 1024:.0f} MB after {minutes:g} min at a 1 s interval",
+        },
+        "serve.tick_p99_ms": {
+            "value": round(float(np.percentile(ticks, 99)), 2),
+            "unit": "ms",
+            "budget": 50,
+            "note": f"CPU per tick, default watch (9 chains); {ticks.size} ticks, median "
+            f"{np.median(ticks):.1f} ms",
+        },
+    }

@@ -1,0 +1,155 @@
+"""An attached terminal's engine: follow a running daemon through the store instead of polling.
+
+When `optterm serve` holds the store's lease, a terminal must not poll (broker limits are per API
+key, NSE blocks eager clients) and must not write. The follower reads what the daemon wrote —
+new snapshots of the watched chains, signals, alert events and provider health — once per poll
+interval, recomputes the per-leg analytics locally (cheap, and not stored), and publishes the
+same Tick events a local poller would. It also watches the lease: when the daemon goes away it
+says so, so the front end can offer to poll on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from optterm.engine.analytics import AnalyticsParams, Enriched, enrich
+from optterm.engine.events import ChainUpdate, EventBus, Subscription, Tick
+from optterm.model import AlertEvent, ChainSnapshot, Signal
+
+if TYPE_CHECKING:
+    from optterm.config import Settings
+    from optterm.store import Store
+    from optterm.store.lease import LeaseInfo
+
+__all__ = ["Follower"]
+
+log = logging.getLogger("optterm.follower")
+
+EXPIRY_REFRESH_S = 60.0
+
+
+class Follower:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.interval = settings.poller.interval
+        self._now = now
+        self._params = AnalyticsParams.from_settings(settings)
+        self._bus = EventBus()
+        self._seen: dict[tuple[str, date], ChainSnapshot] = {}
+        self._expiries: dict[str, list[date]] = {}
+        self._expiries_at: datetime | None = None
+        self._signals_since: datetime | None = None
+        self._attached_once = False
+        self._known_events: set[int] = set()
+        self._enriched: dict[tuple[str, date], Enriched] = {}
+        self.seq = 0
+        self.lease: LeaseInfo | None = None
+        self.lease_live = False
+
+    def subscribe(self) -> Subscription:
+        return self._bus.subscribe()
+
+    async def check_lease(self) -> bool:
+        """Is the daemon still there? (the lock held and not released)"""
+        from optterm.store.lease import current_lease, lease_is_live
+
+        self.lease = await current_lease(self.store)
+        self.lease_live = await lease_is_live(
+            self.store, self.lease, now=self._now(), stale_after=2 * self.interval
+        )
+        return self.lease_live
+
+    async def _watched_expiries(self) -> dict[str, list[date]]:
+        now = self._now()
+        if self._expiries_at is None or now - self._expiries_at > timedelta(
+            seconds=EXPIRY_REFRESH_S
+        ):
+            rows = await self.store.history_summary()
+            latest_day: dict[str, date] = {}
+            for r in rows:
+                latest_day[r.symbol] = max(latest_day.get(r.symbol, r.trading_date), r.trading_date)
+            found: dict[str, set[date]] = {}
+            for r in rows:
+                if r.trading_date == latest_day[r.symbol] and r.expiry >= r.trading_date:
+                    found.setdefault(r.symbol, set()).add(r.expiry)
+            counts = {w.symbol: w.expiries for w in self.settings.poller.watch}
+            self._expiries = {
+                s: sorted(found.get(s, ()))[: counts[s]] for s in counts if s in found
+            }
+            self._expiries_at = now
+        return self._expiries
+
+    async def follow_once(self) -> Tick:
+        """Read what the daemon wrote since the last call and publish it as one Tick."""
+        started = self._now()
+        self.seq += 1
+        await self.check_lease()
+        updates: list[ChainUpdate] = []
+        for symbol, expiries in (await self._watched_expiries()).items():
+            for expiry in expiries:
+                snap = await self.store.latest_chain(symbol, expiry)
+                if snap is None:
+                    continue
+                before = self._seen.get((symbol, expiry))
+                key = (symbol, expiry)
+                if before is not None and before.provider_ts >= snap.provider_ts:
+                    # Nothing new: publish the chain as it was, with its analytics.
+                    updates.append(ChainUpdate(before, False, self._enriched.get(key)))
+                    continue
+                self._seen[key] = snap
+                self._enriched[key] = enrich(snap, before, self._params)
+                updates.append(ChainUpdate(snap, False, self._enriched[key]))
+
+        newest = max((u.snapshot.provider_ts for u in updates), default=None)
+        active: tuple[Signal, ...] = ()
+        fresh_signals: list[Signal] = []
+        if newest is not None:
+            # Signals live on the data's clock: "active" is judged at the newest data time.
+            active = tuple(await self.store.load_signals(active_at=newest, limit=100))
+            since = self._signals_since or newest - timedelta(hours=1)
+            fresh_signals = await self.store.load_signals(since=since, limit=100)
+            self._signals_since = newest
+        events: list[AlertEvent] = []
+        for view in await self.store.list_events(limit=50):  # newest first, by id
+            event = view.event
+            if event.id is not None and event.id not in self._known_events:
+                self._known_events.add(event.id)
+                if self._attached_once:  # what fired before we attached is history, not news
+                    events.append(event)
+        self._attached_once = True
+        health = tuple(await self.store.load_health())
+        tick = Tick(
+            self.seq,
+            started,
+            self._now(),
+            tuple(updates),
+            (),
+            health,
+            tuple(fresh_signals),
+            active,
+            tuple(reversed(events)),
+        )
+        self._bus.publish(tick)
+        return tick
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow until `stop` is set; a failed read is logged and retried next interval."""
+        while not stop.is_set():
+            try:
+                await self.follow_once()
+            except Exception:
+                log.exception("following the store failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
