@@ -13,6 +13,9 @@ import pytest
 
 from tests.replay_server import ReplayServer
 
+# A real PostgreSQL server for the store tests: fixtures pg_server (session) and pg_url.
+pytest_plugins = ["tests.pg_server"]
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "providers"
 

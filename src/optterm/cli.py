@@ -198,8 +198,19 @@ def serve(
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="text or json lines.")
     ] = None,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="If another serve holds this store's lease, wait as a hot spare and take over "
+            "within seconds when it stops (instead of exiting with status 2).",
+        ),
+    ] = False,
 ) -> None:
-    """Poll the watchlist headless and keep the history, until Ctrl-C or SIGTERM."""
+    """Poll the watchlist headless and keep the history, until Ctrl-C or SIGTERM.
+
+    One serve per store: it takes the store's poller lease first; exit status 2 if another
+    serve holds it (unless --standby), 1 if the lease is lost while polling."""
     opts = _opts(ctx)
     opts.set("OPTTERM_POLLER_INTERVAL", "--interval", interval)
     opts.set("OPTTERM_LOG_FORMAT", "--log-format", log_format)
@@ -208,7 +219,46 @@ def serve(
     from optterm.serve import serve as run_serve
 
     configure_logging(settings.log.level, settings.log.format)
-    raise typer.Exit(asyncio.run(run_serve(settings)))
+    raise typer.Exit(asyncio.run(run_serve(settings, standby=standby)))
+
+
+@app.command(
+    help="Is the daemon healthy? Lease holder and heartbeat, last tick, provider health and "
+    "the notification outbox.\n\n"
+    "Exit status 0 when healthy, 1 when unhealthy, 2 for usage or configuration errors "
+    "(including a store that cannot be opened). Unhealthy when: no optterm serve holds the "
+    "store's poller lease (none running, released, or its holder died); the lease heartbeat "
+    "is older than 3 poll intervals (at least 10 s); during market hours, the newest stored "
+    "snapshot was fetched more than 3 poll intervals (at least 10 s) ago; or a notification "
+    "delivery FAILED in the last hour."
+)
+def status(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from optterm.status import gather_status, render_text
+
+    settings = _load(ctx)
+    report = asyncio.run(_with_existing_store(settings, lambda s: gather_status(settings, s)))
+    if as_json:
+        _print_json(report.doc)
+    else:
+        for line in render_text(report, ZoneInfo(settings.market.timezone)):
+            typer.echo(line)
+    raise typer.Exit(report.exit_code)
+
+
+async def _with_existing_store(settings: Any, fn: Any) -> Any:
+    """Like _with_store, but never creates a database: a status check must not make one."""
+    from optterm.runtime import store_url
+    from optterm.store import open_store
+
+    store = await open_store(store_url(settings), create=False)
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
 
 
 @app.command()
@@ -633,6 +683,59 @@ async def _patterns(
         }
         for s in (*active, *expired)
     ]
+
+
+@app.command()
+def jobs(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Only this job: eod, retention or checkpoint."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recent runs of the daemon's scheduled jobs (end-of-day summary, retention, checkpoint)."""
+    from zoneinfo import ZoneInfo
+
+    from optterm.store.jobs import list_jobs
+
+    settings = _load(ctx)
+    job = name.strip().lower() if name else None
+    runs = asyncio.run(_with_store(settings, lambda s: list_jobs(s, job, limit)))
+    if as_json:
+        _print_json([r.to_dict() for r in runs])
+        return
+    if not runs:
+        what = f"{job!r} job" if job else "scheduled job"
+        typer.echo(f"No {what} runs recorded yet. `optterm serve` runs them and records each run.")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    tz = ZoneInfo(settings.market.timezone)
+    colours = {"ok": "green", "failed": "bold red", "skipped": "yellow", "running": "cyan"}
+    zone = datetime.now(tz).tzname() or settings.market.timezone
+    table = Table("Job", f"Started ({zone})", "Duration", "Outcome", "Detail",
+                  title="Scheduled job runs, newest first", title_justify="left")  # fmt: skip
+    for r in runs:
+        ms = r.duration_ms
+        took = (
+            "" if ms is None
+            else "<1 ms" if ms < 1
+            else f"{ms:.0f} ms" if ms < 10_000
+            else f"{ms / 1000:.1f} s"
+        )  # fmt: skip
+        colour = colours.get(r.outcome, "")
+        table.add_row(
+            escape(r.name),
+            f"{r.started_at.astimezone(tz):%Y-%m-%d %H:%M:%S}",
+            took,
+            f"[{colour}]{r.outcome}[/]" if colour else escape(r.outcome),
+            escape(r.detail),
+        )
+    Console().print(table)
 
 
 async def _with_store(settings: Any, fn: Any) -> Any:

@@ -83,6 +83,7 @@ __all__ = [
     "PatternSettings",
     "PollerSettings",
     "ProvidersSettings",
+    "SchedulerSettings",
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
@@ -784,6 +785,15 @@ class LogSettings(_Section):
         return _choice(value, LOG_FORMATS)
 
 
+class SchedulerSettings(_Section):
+    """``[scheduler]``: the daemon's cadence outside market hours and its housekeeping jobs."""
+
+    idle_interval: float = _seconds(300.0, 1, 3600)
+    eod_delay: float = _seconds(600.0, 0, 21600)
+    checkpoint_every: float = _seconds(1800.0, 60, 86400)
+    retry_after: float = _seconds(300.0, 10, 86400)
+
+
 class Settings(_Section):
     """All of optterm's settings. Build with :func:`load_settings`; ``Settings()`` = defaults."""
 
@@ -795,6 +805,7 @@ class Settings(_Section):
     patterns: PatternSettings = Field(default_factory=PatternSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -54,6 +54,10 @@ class Watch:
 
 
 class Poller:
+    # When set (e.g. by the scheduler: fast in session, slow outside it), called after each tick
+    # for the seconds to the next one instead of `interval`; `run(interval_fn=...)` overrides it.
+    interval_fn: Callable[[], float] | None = None
+
     def __init__(
         self,
         provider: Provider,
@@ -115,6 +119,7 @@ class Poller:
 
     async def tick_once(self) -> Tick:
         started = self._now()
+        cpu0 = time.process_time()
         self.seq += 1
         failures: list[FetchFailure] = []
 
@@ -220,7 +225,13 @@ class Poller:
             tick.stored,
             len(failures),
             tick.duration_s * 1000,
-            extra={"tick": tick.seq, "stored": tick.stored, "failed": len(failures)},
+            extra={
+                "tick": tick.seq,
+                "stored": tick.stored,
+                "failed": len(failures),
+                # Process CPU over the tick (the soak benchmark's per-tick cost).
+                "cpu_ms": round((time.process_time() - cpu0) * 1000, 3),
+            },
         )
         self._bus.publish(tick)
         return tick
@@ -246,18 +257,35 @@ class Poller:
             log.warning("%s: %s failure: %s", where, kind, message)
         return FetchFailure(symbol, expiry, kind, message)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set; the tick in progress always completes."""
+    async def run(
+        self, stop: asyncio.Event, interval_fn: Callable[[], float] | None = None
+    ) -> None:
+        """Tick until `stop` is set; the tick in progress always completes.
+
+        The pause between ticks is `interval`, or what `interval_fn` (else the `interval_fn`
+        attribute) returns after each tick; a failing or non-positive answer falls back to
+        `interval`.
+        """
         next_at = self._clock()
         while not stop.is_set():
             try:
                 await self.tick_once()
             except Exception:  # a bug in one tick must not end the feed
                 log.exception("tick %d failed", self.seq)
-            next_at += self.interval
+            next_at += self._next_interval(interval_fn or self.interval_fn)
             delay = next_at - self._clock()
             if delay <= 0:
                 next_at = self._clock()  # overran: start now, don't try to catch up
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _next_interval(self, fn: Callable[[], float] | None) -> float:
+        if fn is None:
+            return self.interval
+        try:
+            seconds = float(fn())
+        except Exception:  # the cadence hook must never stop the feed
+            log.exception("interval_fn failed; using interval=%gs", self.interval)
+            return self.interval
+        return seconds if 0 < seconds < float("inf") else self.interval

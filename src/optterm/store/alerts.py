@@ -21,8 +21,6 @@ from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optterm.model import (
@@ -35,6 +33,7 @@ from optterm.model import (
     PatternKind,
     Side,
 )
+from optterm.store.dialect import insert_for
 from optterm.store.repository import Store, _from_us, _to_us
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
 
@@ -133,10 +132,6 @@ def _time(text: str | None) -> time | None:
 
 def _dt(us: int | None) -> datetime | None:
     return None if us is None else _from_us(us)
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 async def _stamp(conn: AsyncConnection) -> int:
@@ -327,7 +322,7 @@ def _state_values(states: Iterable[RuleStateRow], now: int) -> list[dict[str, An
 async def _upsert_states(conn: AsyncConnection, values: list[dict[str, Any]]) -> None:
     if not values:
         return
-    stmt = _insert(conn)(alert_state)
+    stmt = insert_for(conn)(alert_state)
     keep = {col: stmt.excluded[col] for col in values[0] if col != "rule_id"}
     await conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"], set_=keep), values)
 

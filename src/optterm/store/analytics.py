@@ -13,9 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import BigInteger, Row, and_, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optterm.model import (
     Bias,
@@ -27,6 +24,7 @@ from optterm.model import (
     Signal,
     Strength,
 )
+from optterm.store.dialect import insert_for
 from optterm.store.repository import (
     _DAY_US,
     _IST_OFFSET_US,
@@ -71,10 +69,6 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _upsert(
     store: Store,
     table: Any,
@@ -86,7 +80,7 @@ async def _upsert(
     keep = set(keep)
     with store._errors(action):
         async with store.write_transaction() as conn:
-            stmt = _insert(conn)(table)
+            stmt = insert_for(conn)(table)
             update = {c: stmt.excluded[c] for c in values[0] if c not in keep}
             await conn.execute(
                 stmt.on_conflict_do_update(index_elements=list(key), set_=update), values

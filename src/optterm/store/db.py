@@ -2,7 +2,8 @@
 
 Nothing here runs at import time: engines exist only inside an open Store. All SQLite-only SQL
 lives in this module (pragmas, checkpoint, incremental vacuum); everything else in the store is
-portable SQLAlchemy Core so PostgreSQL can follow by URL.
+portable SQLAlchemy Core, and a postgresql+asyncpg:// URL runs the same code and migrations
+(the pool settings for it are in `create_engines`; upserts pick their INSERT in dialect.py).
 
 Why the hooks (reference/reliability.md §4): Python's sqlite3 driver issues its own deferred
 BEGIN, and a deferred transaction that reads and then writes can fail with SQLITE_BUSY_SNAPSHOT
@@ -55,7 +56,8 @@ class DatabaseTarget:
 def resolve_url(url: str) -> DatabaseTarget:
     """Normalise `url`: plain paths and `sqlite:///` become `sqlite+aiosqlite:///<absolute path>`.
 
-    Other URLs are passed through untouched (their async driver is the caller's choice).
+    `postgresql://` without a driver becomes `postgresql+asyncpg://` (the async driver optterm
+    ships); other URLs are passed through untouched (their async driver is the caller's choice).
     """
     text = str(url).strip()
     if not text:
@@ -72,6 +74,9 @@ def resolve_url(url: str) -> DatabaseTarget:
             f"{text!r} is not a database URL ({err}). Use a file path or a URL such as "
             "sqlite+aiosqlite:////path/to/optterm.db."
         ) from None
+    if parsed.drivername == "postgresql":
+        # The default (psycopg2) is a sync driver the async engine cannot use.
+        parsed = parsed.set(drivername="postgresql+asyncpg")
     display = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() != "sqlite":
         return DatabaseTarget(parsed, display, None, False, False)
@@ -126,11 +131,35 @@ def create_engines(target: DatabaseTarget) -> tuple[AsyncEngine, AsyncEngine]:
         eng = create_async_engine(target.url, poolclass=pool.StaticPool)
         _sqlite_hooks(eng, writer=True)
         return eng, eng
+    if target.url.get_backend_name() == "postgresql":
+        return _server_engines(target)
     writer = create_async_engine(target.url, pool_size=1, max_overflow=0)
     reader = create_async_engine(target.url, pool_size=4, max_overflow=4)
     if target.is_sqlite:
         _sqlite_hooks(writer, writer=True)
         _sqlite_hooks(reader, writer=False)
+    return writer, reader
+
+
+def _server_engines(target: DatabaseTarget) -> tuple[AsyncEngine, AsyncEngine]:
+    # PostgreSQL (asyncpg). None of the SQLite hooks apply: no pragmas, and a plain BEGIN is
+    # enough (row locks and the unique indexes settle concurrent writers; the Store's write
+    # lock still serialises this process's writes on its one writer connection).
+    common: dict[str, Any] = {
+        # A connection the server dropped (restart, idle timeout, failover) is replaced when
+        # checked out instead of failing the next statement.
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_timeout": 10,
+        "connect_args": {"timeout": 10, "server_settings": {"application_name": "optterm"}},
+    }
+    writer = create_async_engine(target.url, pool_size=1, max_overflow=0, **common)
+    # Readers in autocommit, as on SQLite: each SELECT its own transaction, so no read holds a
+    # snapshot (or a BEGIN/ROLLBACK round trip) open; the store's reads tolerate a write between
+    # their statements.
+    reader = create_async_engine(
+        target.url, pool_size=4, max_overflow=4, isolation_level="AUTOCOMMIT", **common
+    )
     return writer, reader
 
 

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from optterm.model import ProviderHealth
+from optterm.store.dialect import insert_for
 from optterm.store.repository import Store
 from optterm.store.schema import provider_health
 
@@ -46,8 +45,7 @@ async def save_health(store: Store, rows: Sequence[ProviderHealth]) -> None:
         for r in rows
     ]
     async with store.write_transaction() as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(provider_health).values(values)
+        stmt = insert_for(conn)(provider_health).values(values)
         keep = {c: stmt.excluded[c] for c in values[0] if c not in ("day", "provider")}
         await conn.execute(
             stmt.on_conflict_do_update(index_elements=["day", "provider"], set_=keep)

@@ -35,6 +35,8 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 APPLICATION = "optterm"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+# PostgreSQL advisory lock key held while migrating ("optterm" in ASCII, as a bigint).
+_MIGRATE_LOCK = 0x6F70747465726D
 
 
 class FileState(enum.Enum):
@@ -186,6 +188,11 @@ def upgrade_to_head(sync_conn: Any, where: str) -> None:
         rows = sync_conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
         if {r[0] for r in rows} == {head_from_filenames()}:
             return  # the common case: already at head
+    if sync_conn.dialect.name == "postgresql":
+        # On SQLite, BEGIN IMMEDIATE makes two processes opening a new database migrate one
+        # after the other; on PostgreSQL this transaction-scoped advisory lock does (released
+        # at COMMIT/ROLLBACK). The second then finds the first one's tables below.
+        sync_conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 

@@ -63,7 +63,7 @@ from optterm.store.errors import (
     StoreLocationError,
 )
 from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_head
-from optterm.store.schema import chains, snapshots
+from optterm.store.schema import chains, leases, snapshots
 
 if TYPE_CHECKING:
     from optterm.engine.channels import Channel
@@ -121,6 +121,11 @@ _SEED = select(
 _INSERT_SNAPSHOT = insert(snapshots)
 _INSERT_CHAIN = insert(chains)
 _EXISTS = select(snapshots.c.id).where(*_SNAP_KEY, snapshots.c.provider_ts == bindparam("k_ts"))
+# Fencing (store/lease.py): the lease number the store records now. FOR SHARE (PostgreSQL; SQLite
+# renders none and needs none under BEGIN IMMEDIATE) holds off a takeover until our COMMIT.
+_FENCE = (
+    select(leases.c.lease_no).where(leases.c.name == bindparam("fence")).with_for_update(read=True)
+)
 _DELETE_EMPTY_CHAINS = delete(chains).where(
     ~exists().where(
         snapshots.c.symbol == chains.c.symbol,
@@ -267,6 +272,10 @@ class Store:
         # costs about a tenth of a write. Used only under _write_lock.
         self._held: AsyncConnection | None = None
         self._closed = False
+        # Fencing, set by store/lease.py while this process holds a lease: (name, lease_no).
+        # Every write transaction then re-reads that lease's number before COMMIT and raises
+        # LeaseLost (rolling back) if another process has taken the lease over since.
+        self.fence: tuple[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -317,6 +326,12 @@ class Store:
             conn = await self._write_conn()
             async with conn.begin():
                 yield conn
+                if self.fence is not None:  # the body succeeded; check before COMMIT
+                    name, ours = self.fence
+                    if (now := await conn.scalar(_FENCE, {"fence": name})) != ours:
+                        from optterm.store.lease import LeaseLost
+
+                        raise LeaseLost.fenced(self.url, name, ours, now)
         except BaseException:
             await self._drop_write_conn()
             raise
@@ -426,6 +441,55 @@ class Store:
         from optterm.store.outbox import next_due_at
 
         return await next_due_at(self)
+
+    # Scheduler job runs (store/jobs.py, items are jobs.JobRun) and end-of-day summaries
+    # (store/daily.py, items are daily.DailySpot / daily.DailyStrike).
+    async def start_job(self, name: str, at: datetime) -> int:
+        from optterm.store.jobs import start_job
+
+        return await start_job(self, name, at)
+
+    async def finish_job(
+        self,
+        job_id: int,
+        outcome: str,
+        detail: str,
+        at: datetime,
+        *,
+        duration_ms: float | None = None,
+    ) -> bool:
+        from optterm.store.jobs import finish_job
+
+        return await finish_job(self, job_id, outcome, detail, at, duration_ms=duration_ms)
+
+    async def list_jobs(self, name: str | None = None, limit: int = 50) -> list[Any]:
+        from optterm.store.jobs import list_jobs
+
+        return await list_jobs(self, name, limit)
+
+    async def last_job_run(
+        self, name: str, outcome: str | Sequence[str] | None = "ok"
+    ) -> Any | None:
+        from optterm.store.jobs import last_run
+
+        return await last_run(self, name, outcome)
+
+    async def summarize_day(self, day: date, calendar: Any) -> tuple[int, int]:
+        from optterm.store.daily import summarize_day
+
+        return await summarize_day(self, day, calendar)
+
+    async def daily_spot(
+        self, symbol: str, start: date | None = None, end: date | None = None
+    ) -> list[Any]:
+        from optterm.store.daily import daily_spot
+
+        return await daily_spot(self, symbol, start, end)
+
+    async def daily_strikes(self, symbol: str, expiry: date, day: date) -> list[Any]:
+        from optterm.store.daily import daily_strikes
+
+        return await daily_strikes(self, symbol, expiry, day)
 
     # Alert rules, state, events and the outbox: store/alerts.py.
 
@@ -834,6 +898,7 @@ class Store:
                         async with self._transaction() as conn:
                             # Unregister chains that have no snapshot left.
                             await conn.execute(_DELETE_EMPTY_CHAINS)
+                        # PostgreSQL: autovacuum reclaims the deleted rows' space.
                         if self._target.is_sqlite and not self._target.in_memory:
                             await sqlite_incremental_vacuum(await self._write_conn())
             finally:
@@ -843,7 +908,7 @@ class Store:
     async def checkpoint(self) -> None:
         """Fold the WAL into the database file and truncate it (SQLite); no-op elsewhere."""
         if not self._target.is_sqlite or self._target.in_memory:
-            return
+            return  # PostgreSQL: the server's checkpointer manages its WAL
         with self._errors("Checkpointing the database"):
             async with self._write_lock:
                 try:

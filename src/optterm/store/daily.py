@@ -1,0 +1,254 @@
+"""End-of-day summaries: `daily_strikes` (each strike's close) and `daily_spot` (spot OHLC).
+
+Written by the scheduler's `eod` job from the intraday snapshots of one exchange-local day, and
+kept when retention purges those snapshots. Re-summarising a day replaces its rows with the same
+values (delete and insert in one transaction), so the job is idempotent.
+
+A day is the exchange-local calendar day (00:00–24:00 in the calendar's zone), so a snapshot
+fetched after the close but stamped with that day's provider time belongs to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import delete, exists, insert, or_, select
+
+from optterm.store.codec import decode_chain
+from optterm.store.errors import CodecError
+from optterm.store.repository import Store, _from_us, _to_us
+from optterm.store.schema import chains, snapshots
+from optterm.store.schema import daily_spot as _spot_t
+from optterm.store.schema import daily_strikes as _strikes_t
+
+if TYPE_CHECKING:
+    from optterm.market import MarketCalendar
+
+__all__ = [
+    "STRIKE_FIELDS",
+    "DailySpot",
+    "DailyStrike",
+    "daily_spot",
+    "daily_strikes",
+    "day_bounds",
+    "summarize_day",
+    "summarized",
+]
+
+# The per-side columns of daily_strikes and the snapshot leg field each one is taken from.
+_SIDE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("oi", "oi"),
+    ("oi_change", "oi_change"),
+    ("volume", "volume"),
+    ("close", "ltp"),
+)
+STRIKE_FIELDS: tuple[str, ...] = tuple(
+    f"{side}_{name}" for side in ("ce", "pe") for name, _ in _SIDE_FIELDS
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStrike:
+    """One strike at the end of one day: the last stored snapshot's OI, OI change, volume and
+    last price (`*_close`) per side; None where the provider gave no value."""
+
+    symbol: str
+    expiry: date
+    day: date
+    strike: float
+    ce_oi: float | None
+    ce_oi_change: float | None
+    ce_volume: float | None
+    ce_close: float | None
+    pe_oi: float | None
+    pe_oi_change: float | None
+    pe_volume: float | None
+    pe_close: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DailySpot:
+    """Spot open/high/low/close of one underlying over one day's stored snapshots (every
+    expiry's), and how many snapshots carried a spot."""
+
+    symbol: str
+    day: date
+    open: float
+    high: float
+    low: float
+    close: float
+    snapshots: int
+
+
+def day_bounds(day: date, calendar: MarketCalendar) -> tuple[datetime, datetime]:
+    """[start, end) of the exchange-local calendar day `day`, as UTC datetimes."""
+    start = datetime.combine(day, time(0), tzinfo=calendar.tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=calendar.tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _strike_rows(symbol: str, expiry: date, day: date, blob: bytes) -> list[dict[str, Any]]:
+    strikes, ce, pe = decode_chain(blob)
+    columns: dict[str, np.ndarray] = {}
+    for side, legs in (("ce", ce), ("pe", pe)):
+        for name, field in _SIDE_FIELDS:
+            columns[f"{side}_{name}"] = legs.column(field)
+    return [
+        {
+            "symbol": symbol,
+            "expiry": expiry,
+            "day": day,
+            "strike": float(strike),
+            **{name: _num(col[i]) for name, col in columns.items()},
+        }
+        for i, strike in enumerate(strikes)
+    ]
+
+
+def _spot_row(symbol: str, day: date, points: list[tuple[int, int, float]]) -> dict[str, Any]:
+    points.sort()  # by provider_ts, then id: the order snapshots were taken in
+    spots = [p[2] for p in points]
+    return {
+        "symbol": symbol,
+        "day": day,
+        "open": spots[0],
+        "high": max(spots),
+        "low": min(spots),
+        "close": spots[-1],
+        "snapshots": len(spots),
+    }
+
+
+async def summarize_day(store: Store, day: date, calendar: MarketCalendar) -> tuple[int, int]:
+    """Write `day`'s summaries; returns (rows written to daily_strikes, rows to daily_spot).
+
+    daily_strikes: per (symbol, expiry), every strike of the last snapshot stamped that day.
+    daily_spot: per symbol, open/high/low/close of the spots of that day's snapshots, in
+    provider-time order. Chains without a snapshot that day keep whatever summary they have.
+    """
+    start, end = day_bounds(day, calendar)
+    lo, hi = _to_us(start, "start"), _to_us(end, "end")
+    in_day = (snapshots.c.provider_ts >= lo, snapshots.c.provider_ts < hi)
+    strike_rows: dict[tuple[str, date], list[dict[str, Any]]] = {}
+    spot_rows: list[dict[str, Any]] = []
+    async with store.read_connection() as conn:
+        pairs = (
+            await conn.execute(
+                select(chains.c.symbol, chains.c.expiry)
+                .distinct()
+                .order_by(chains.c.symbol, chains.c.expiry)
+            )
+        ).all()
+        for symbol, expiry in pairs:
+            # One index seek per chain: the newest snapshot of the day.
+            last = (
+                await conn.execute(
+                    select(snapshots.c.id, snapshots.c.provider_ts, snapshots.c.data)
+                    .where(snapshots.c.symbol == symbol, snapshots.c.expiry == expiry, *in_day)
+                    .order_by(snapshots.c.provider_ts.desc(), snapshots.c.id.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+            if last is None:
+                continue
+            try:
+                strike_rows[(symbol, expiry)] = _strike_rows(symbol, expiry, day, last.data)
+            except CodecError as err:
+                raise CodecError(
+                    f"Snapshot {last.id} ({symbol} {expiry} at "
+                    f"{_from_us(last.provider_ts).isoformat()}) in {store.url} cannot be read: "
+                    f"{err}. Delete that snapshot or restore the database from a backup."
+                ) from None
+        symbols = sorted({symbol for symbol, _ in pairs})
+        if symbols:
+            points: dict[str, list[tuple[int, int, float]]] = {}
+            rows = await conn.execute(
+                select(
+                    snapshots.c.symbol, snapshots.c.provider_ts, snapshots.c.id, snapshots.c.spot
+                ).where(snapshots.c.symbol.in_(symbols), snapshots.c.spot.is_not(None), *in_day)
+            )
+            for symbol, ts, snap_id, spot in rows:
+                if spot is not None and not math.isnan(spot):
+                    points.setdefault(symbol, []).append((ts, snap_id, float(spot)))
+            spot_rows = [_spot_row(s, day, points[s]) for s in sorted(points)]
+
+    written = sum(len(r) for r in strike_rows.values())
+    if not strike_rows and not spot_rows:
+        return 0, 0
+    async with store.write_transaction() as conn:
+        for (symbol, expiry), rows in strike_rows.items():
+            await conn.execute(
+                delete(_strikes_t).where(
+                    _strikes_t.c.symbol == symbol,
+                    _strikes_t.c.expiry == expiry,
+                    _strikes_t.c.day == day,
+                )
+            )
+            if rows:
+                await conn.execute(insert(_strikes_t), rows)
+        for row in spot_rows:
+            await conn.execute(
+                delete(_spot_t).where(_spot_t.c.symbol == row["symbol"], _spot_t.c.day == day)
+            )
+        if spot_rows:
+            await conn.execute(insert(_spot_t), spot_rows)
+    return written, len(spot_rows)
+
+
+async def summarized(store: Store, day: date) -> bool:
+    """True when `day` has any end-of-day summary row."""
+    stmt = select(
+        or_(
+            exists().where(_spot_t.c.day == day),
+            exists().where(_strikes_t.c.day == day),
+        )
+    )
+    async with store.read_connection() as conn:
+        return bool(await conn.scalar(stmt))
+
+
+async def daily_spot(
+    store: Store, symbol: str, start: date | None = None, end: date | None = None
+) -> list[DailySpot]:
+    """`symbol`'s daily spot OHLC for start <= day <= end (either bound optional), by day."""
+    t = _spot_t
+    stmt = select(t).where(t.c.symbol == symbol).order_by(t.c.day)
+    if start is not None:
+        stmt = stmt.where(t.c.day >= start)
+    if end is not None:
+        stmt = stmt.where(t.c.day <= end)
+    async with store.read_connection() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        DailySpot(r.symbol, r.day, r.open, r.high, r.low, r.close, int(r.snapshots)) for r in rows
+    ]
+
+
+async def daily_strikes(store: Store, symbol: str, expiry: date, day: date) -> list[DailyStrike]:
+    """One chain's end-of-day strikes on `day`, by strike."""
+    t = _strikes_t
+    stmt = (
+        select(t)
+        .where(t.c.symbol == symbol, t.c.expiry == expiry, t.c.day == day)
+        .order_by(t.c.strike)
+    )
+    async with store.read_connection() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        DailyStrike(
+            r.symbol,
+            r.expiry,
+            r.day,
+            r.strike,
+            *(getattr(r, name) for name in STRIKE_FIELDS),
+        )
+        for r in rows
+    ]
