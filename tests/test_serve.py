@@ -151,7 +151,7 @@ start = {START}
     )
     proc = _serve(home, log_level="debug")
     try:
-        lines = _lines_until(proc, lambda ln: " stored " in ln, kill_after)
+        lines = _lines_until(proc, _is_stored, kill_after)
     finally:
         proc.kill()  # SIGKILL: no chance to flush, checkpoint or close
         proc.wait(timeout=30)
@@ -159,10 +159,14 @@ start = {START}
 
     with sqlite3.connect(home.db) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    acked = {_stored_key(ln) for ln in lines if " stored " in ln}
+    acked = {_stored_key(ln) for ln in lines if _is_stored(ln)}
     assert len(acked) == kill_after
     present = _stored_keys(home.db)
     assert acked <= present, acked - present
+
+
+def _is_stored(line: str) -> bool:
+    return "optterm.poller: stored " in line  # the poller's debug line for each committed write
 
 
 def _stored_key(line: str) -> tuple[str, str, str]:

@@ -12,13 +12,16 @@ anyway — and exits 1, or goes back to standing by with --standby. A clean stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from optterm.engine.scheduler import Scheduler
 from optterm.store.errors import StoreError
+from optterm.systemd import Notifier
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -98,6 +101,13 @@ async def _term(settings: Settings, store: Store, stop: _Stop, *, standby: bool)
     provider = build_provider(settings)
     try:
         engine = make_engine(settings, provider, store)
+        # Slow polling outside market hours saves a live provider's request budget; the
+        # simulator runs its own session clock, so it keeps the configured pace.
+        live = settings.providers.order != ["simulator"]
+        scheduler = Scheduler.from_settings(store, settings, poller=engine.poller if live else None)
+        notifier = Notifier()
+        if standby:
+            notifier.status("standing by for the poller lease")
         lease = await _take_lease(store, stop, standby=standby)
         if lease is None:
             return None  # stopped while standing by
@@ -106,6 +116,8 @@ async def _term(settings: Settings, store: Store, stop: _Stop, *, standby: bool)
                 halt,
                 _keep_lease(lease, halt),
                 _poll(settings, store, engine, halt),
+                scheduler.run(halt),
+                _tell_systemd(notifier, engine, halt),
             )
             if lease.lost is None:
                 await store.checkpoint()
@@ -174,6 +186,47 @@ async def _poll(settings: Settings, store: Store, engine: Engine, halt: asyncio.
     )
     await engine.run(halt)
     log.info("stopping after tick %d", poller.seq)
+
+
+async def _tell_systemd(notifier: Notifier, engine: Engine, halt: asyncio.Event) -> None:
+    """READY=1 after the first tick, STATUS per tick, WATCHDOG while the poller is alive.
+
+    The watchdog is fed from the tick loop's own progress, not a bare timer, so a poller stuck
+    in a tick gets restarted; between ticks (slow polling outside market hours) it is fed while
+    the next tick is not overdue."""
+    if not notifier.enabled:
+        await halt.wait()
+        return
+    poller = engine.poller
+    sub = poller.subscribe()
+    ready = False
+    period = notifier.watchdog_s / 2 if notifier.watchdog_s else 30.0
+    try:
+        while not halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                tick = await asyncio.wait_for(sub.get(), timeout=period)
+                status = (
+                    f"tick {tick.seq}: {len(tick.updates)} chains, {tick.stored} stored, "
+                    f"{len(tick.failures)} failed"
+                )
+                if not ready:
+                    notifier.ready(status)
+                    ready = True
+                else:
+                    notifier.status(status)
+            last = poller.last_tick
+            if notifier.watchdog_s and last is not None:
+                overdue = poller.interval + poller.timeout + notifier.watchdog_s
+                fn = getattr(poller, "interval_fn", None)
+                if fn is not None:
+                    with contextlib.suppress(Exception):
+                        overdue = fn() + poller.timeout + notifier.watchdog_s
+                age = (poller._now() - last.finished_at).total_seconds()
+                if age < overdue:
+                    notifier.watchdog()
+    finally:
+        notifier.stopping()
+        notifier.close()
 
 
 async def _run_together(halt: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
