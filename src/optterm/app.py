@@ -106,7 +106,7 @@ class OpttermApp(App[int]):
         from optterm.providers.factory import build_provider
         from optterm.runtime import make_engine, open_configured_store
 
-        store = provider = None
+        store = provider = lease = None
         stop = self._stop = asyncio.Event()
         done = self._engine_done = asyncio.Event()
         try:
@@ -115,6 +115,18 @@ class OpttermApp(App[int]):
             if store is not None and not local and await self._daemon_running(store):
                 await self._follow(store, stop)
                 return
+            if store is not None:
+                # Polling from this terminal makes it the store's one writer: a `serve` started
+                # later refuses (or stands by) instead of polling beside it.
+                from optterm.store.lease import LeaseHeld, acquire_lease
+
+                try:
+                    lease = await acquire_lease(store, wait=False)
+                except LeaseHeld:
+                    await self._follow(store, stop)
+                    return
+                keeper = asyncio.create_task(self._keep_lease(lease, stop), name="lease")
+                self._keeper = keeper  # a reference, so the task is not collected
             self.state.attached = None
             provider = build_provider(self.settings)
             for p in getattr(provider, "providers", (provider,)):
@@ -143,11 +155,23 @@ class OpttermApp(App[int]):
             stop.set()
             if provider is not None:
                 await provider.close()
+            if lease is not None:
+                await lease.release()
             if self.state.store is store:
                 self.state.store = None
             if store is not None:
                 await store.close()
             done.set()
+
+    async def _keep_lease(self, lease: Any, stop: asyncio.Event) -> None:
+        """Heartbeat the lease; if it is lost (taken over), stop polling and say so."""
+        from optterm.store.lease import LeaseLost
+
+        try:
+            await lease.keep(stop)
+        except LeaseLost as err:
+            self.state.engine_error = str(err)
+            stop.set()
 
     async def _daemon_running(self, store: Any) -> bool:
         from optterm.store.lease import current_lease, lease_is_live

@@ -1,0 +1,179 @@
+"""Terminals attached to a running `optterm serve`: they follow its store instead of polling.
+
+One real daemon (a subprocess on the simulator), followers and a real TUI (Pilot) in-process on
+the same SQLite store: they see the daemon's ticks, a rule created from the attached side fires
+from the daemon, and `kill -9` of the daemon is reported within two intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import UTC, datetime
+
+import pytest
+
+from optterm.app import OpttermApp
+from optterm.config import load_settings
+from optterm.engine.follower import Follower
+from optterm.model import AlertKind, AlertRule, Condition
+from optterm.providers.simulator import SimulatorProvider
+from optterm.store.repository import open_store
+from tests.conftest import Home
+from tests.notify_servers import CaptureServer
+from tests.test_serve import _lines_until, _serve
+
+pytestmark = pytest.mark.slow
+
+START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
+
+
+def _config(home: Home, http: CaptureServer) -> None:
+    home.write_config(
+        f"""
+[poller]
+interval = 0.5
+[[poller.watch]]
+symbol = "NIFTY"
+expiries = 1
+strikes = 12
+[providers.simulator]
+seed = 42
+scenario = "gamma_squeeze"
+speed = 120
+step_seconds = 15
+start = {START.isoformat()}
+[notify]
+channels = {{ hook = "{http.json_url("/hook")}" }}
+"""
+    )
+
+
+def _threshold() -> float:
+    sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=START)
+    return float(round(sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot * 1.004))
+
+
+async def test_followers_see_the_daemons_ticks_and_a_rule_made_there_fires_from_it(
+    home: Home,
+) -> None:
+    with CaptureServer() as http:
+        _config(home, http)
+        proc = _serve(home)
+        try:
+            _lines_until(proc, lambda ln: "tick 2:" in ln, 1)
+            settings = load_settings(home.config, env={})
+            store = await open_store(settings.store.url or "")
+            try:
+                a, b = Follower(store, settings), Follower(store, settings)
+                first_a, first_b = await a.follow_once(), await b.follow_once()
+                assert a.lease_live and b.lease_live
+                assert a.lease is not None and a.lease.pid == proc.pid
+                # Both show the daemon's newest chain (read back to back, before its next tick
+                # at most one tick apart).
+                ts_a = first_a.updates[0].snapshot.provider_ts
+                ts_b = first_b.updates[0].snapshot.provider_ts
+                assert abs((ts_a - ts_b).total_seconds()) <= 15
+                assert first_a.updates[0].enriched is not None  # analytics recomputed locally
+
+                # A rule made on the attached side (as the TUI's form does: into the store).
+                threshold = _threshold()
+                await store.add_rule(
+                    AlertRule(
+                        symbol="NIFTY",
+                        kind=AlertKind.PRICE,
+                        condition=Condition.ABOVE,
+                        threshold=threshold,
+                        channels=("tag:hook", "app"),
+                        channel_labels=("tag:hook", "in-app"),
+                        note="attached",
+                    )
+                )
+                # The daemon picks the rule up, the squeeze crosses it, the webhook gets it.
+                (hit,) = await asyncio.to_thread(http.wait_for, 1, "/hook", 60)
+                assert f"crossed above {threshold:,.2f}" in json.loads(hit.body)["title"]
+                seen = []
+                for _ in range(40):
+                    tick = await a.follow_once()
+                    seen.extend(tick.alerts)
+                    if seen:
+                        break
+                assert [e.title for e in seen] == [json.loads(hit.body)["title"]]
+            finally:
+                await store.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+        assert proc.returncode == 0
+
+
+async def test_an_attached_tui_reports_a_killed_daemon_within_two_intervals(home: Home) -> None:
+    with CaptureServer() as http:
+        _config(home, http)
+        proc = _serve(home)
+        try:
+            _lines_until(proc, lambda ln: "tick 2:" in ln, 1)
+            app = OpttermApp(load_settings(home.config, env={}))
+            async with app.run_test(size=(200, 50)) as pilot:
+                await app.ticked.wait()
+                app.ticked.clear()
+                status = str(app.screen.query_one("#status").render())
+                assert "ATTACHED to" in status and f"pid {proc.pid}" in status
+                assert app.state.chains  # the daemon's chain is on screen
+
+                proc.kill()
+                proc.wait(timeout=30)
+                reported = False
+                for _ in range(2):  # two follow intervals at most
+                    await app.ticked.wait()
+                    app.ticked.clear()
+                    await pilot.pause()
+                    if "DAEMON GONE" in str(app.screen.query_one("#status").render()):
+                        reported = True
+                        break
+                assert reported
+                assert any("optterm serve is gone" in n.title for n in app._notifications)
+                await pilot.press("q")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+async def test_sigterm_right_after_a_firing_delivers_it_before_exiting(home: Home) -> None:
+    with CaptureServer() as http:
+        _config(home, http)
+        settings = load_settings(home.config, env={})
+        store = await open_store(settings.store.url or "")
+        threshold = _threshold()
+        await store.add_rule(
+            AlertRule(
+                symbol="NIFTY",
+                kind=AlertKind.PRICE,
+                condition=Condition.ABOVE,
+                threshold=threshold,
+                channels=("tag:hook",),
+                channel_labels=("tag:hook",),
+                note="drain",
+            )
+        )
+        await store.close()
+        proc = _serve(home)
+        try:
+            _lines_until(proc, lambda ln: "alert #1 fired" in ln, 1)
+        finally:
+            proc.send_signal(signal.SIGTERM)  # the outbox row is committed, maybe not yet sent
+        started = asyncio.get_running_loop().time()
+        err = (await asyncio.to_thread(proc.communicate, timeout=60))[1]
+        took = asyncio.get_running_loop().time() - started
+        assert proc.returncode == 0, err
+        assert took < settings.notify.timeout + 5 + 2  # the send's own bound + the drain bound
+        assert len(http.hits("/hook")) == 1
+        store = await open_store(settings.store.url or "")
+        try:
+            backlog = await store.outbox_backlog()
+            assert backlog["SENT"] == 1 and sum(backlog.values()) == 1  # nothing left behind
+        finally:
+            await store.close()
