@@ -29,9 +29,12 @@ pytestmark = pytest.mark.slow
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
 
 
-def _config(home: Home, http: CaptureServer) -> None:
+def _config(home: Home, http: CaptureServer, store_url: str | None = None) -> None:
+    """The daemon's config; `store_url` for another database than the home's SQLite file."""
+    head = f'[store]\nurl = "{store_url}"\n' if store_url else ""
     home.write_config(
-        f"""
+        head
+        + f"""
 [poller]
 interval = 0.5
 [[poller.watch]]
@@ -46,7 +49,8 @@ step_seconds = 15
 start = {START.isoformat()}
 [notify]
 channels = {{ hook = "{http.json_url("/hook")}" }}
-"""
+""",
+        with_store=store_url is None,
     )
 
 

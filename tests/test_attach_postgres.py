@@ -15,34 +15,10 @@ from optterm.model import AlertKind, AlertRule, Condition
 from optterm.store.repository import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
-from tests.test_attach import START, _threshold
+from tests.test_attach import _config, _threshold
 from tests.test_serve import _lines_until, _serve
 
 pytestmark = pytest.mark.slow
-
-
-def _config(home: Home, http: CaptureServer, pg_url: str) -> None:
-    home.write_config(
-        f"""
-[store]
-url = "{pg_url}"
-[poller]
-interval = 0.5
-[[poller.watch]]
-symbol = "NIFTY"
-expiries = 1
-strikes = 12
-[providers.simulator]
-seed = 42
-scenario = "gamma_squeeze"
-speed = 120
-step_seconds = 15
-start = {START.isoformat()}
-[notify]
-channels = {{ hook = "{http.json_url("/hook")}" }}
-""",
-        with_store=False,
-    )
 
 
 async def test_takeover_on_postgres_never_notifies_twice_and_followers_see_ticks(
