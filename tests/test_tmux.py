@@ -21,10 +21,13 @@ import pytest
 
 from tests.conftest import Home, optterm_cmd, run_cli
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_tmux() -> None:
+    # Not a skip: this test is the proof the UI works in a real terminal (.ci/run installs tmux).
+    assert shutil.which("tmux"), "tmux is not installed: apt-get install tmux"
 
 
 def _tmux(*args: str) -> str:
