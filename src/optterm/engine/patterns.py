@@ -23,7 +23,7 @@ import numpy as np
 
 from optterm.config import Settings
 from optterm.engine.analytics import Enriched
-from optterm.model import ChainSnapshot, Direction, PatternKind, Signal, Strength
+from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
 __all__ = ["DETECTORS", "PatternEngine", "PatternParams"]
 
@@ -111,7 +111,7 @@ class _Pair:
     """The current chain and its reference, aligned on the strikes they share."""
 
     cur: Enriched
-    ref: Enriched
+    ref: _Ref
     i1: np.ndarray  # indices into cur
     i0: np.ndarray  # matching indices into ref
     atm: int  # position of the current ATM strike within i1
@@ -130,7 +130,7 @@ class _Pair:
         return self.i1[a:b], self.i0[a:b]
 
 
-def _pair(cur: Enriched, ref: Enriched) -> _Pair | None:
+def _pair(cur: Enriched, ref: _Ref) -> _Pair | None:
     s1, s0 = cur.snapshot, ref.snapshot
     if not len(s1) or not len(s0):
         return None
@@ -476,9 +476,23 @@ DETECTORS = {
 # -- the engine ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """What a reference chain needs to keep: its data and metrics, not its per-leg analytics."""
+
+    snapshot: ChainSnapshot
+    metrics: Metrics
+
+
+# References kept per window: a new one at most every window/HISTORY_POINTS seconds, so memory
+# stays flat however fast the poller ticks (a 1 s poller would otherwise keep 300 per chain).
+HISTORY_POINTS = 30
+
+
 @dataclass(slots=True)
 class _ChainState:
-    history: deque[Enriched] = field(default_factory=deque)
+    history: deque[_Ref] = field(default_factory=deque)
+    last_ts: datetime | None = None
     day: date | None = None
     regime: _Regime = field(default_factory=_Regime)
 
@@ -491,17 +505,21 @@ class PatternEngine:
         self._chains: dict[tuple[str, date], _ChainState] = {}
         self._signals: dict[str, Signal] = {}
 
-    def _reference(self, state: _ChainState, cur: Enriched) -> Enriched | None:
+    def _reference(self, state: _ChainState, cur: Enriched) -> _Ref | None:
         now = cur.snapshot.provider_ts
         day = now.astimezone(self.params.tz).date()
         if state.day != day:
             state.history.clear()
             state.regime = _Regime()
             state.day = day
-        h = state.history
-        if h and h[-1].snapshot.provider_ts >= now:
+            state.last_ts = None
+        if state.last_ts is not None and state.last_ts >= now:
             return None  # the same (or an older) snapshot again: nothing new to judge
-        h.append(cur)
+        state.last_ts = now
+        h = state.history
+        spacing = self.params.window_s / HISTORY_POINTS
+        if not h or (now - h[-1].snapshot.provider_ts).total_seconds() >= spacing:
+            h.append(_Ref(cur.snapshot, cur.metrics))
         cutoff = now - timedelta(seconds=self.params.window_s)
         # Keep exactly one chain at or before the cutoff: the reference.
         while len(h) >= 2 and h[1].snapshot.provider_ts <= cutoff:
