@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -77,13 +78,15 @@ class MemorySink:
         self.rows: list[ChainSnapshot] = []
         self.last: dict[tuple[str, date], datetime] = {}
 
-    async def write_snapshot(self, snap: ChainSnapshot) -> bool:
-        key = (snap.symbol, snap.expiry)
-        if self.last.get(key) == snap.provider_ts:
-            return False
-        self.last[key] = snap.provider_ts
-        self.rows.append(snap)
-        return True
+    async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
+        out = []
+        for snap in snaps:
+            key = (snap.symbol, snap.expiry)
+            out.append(self.last.get(key) != snap.provider_ts)
+            if out[-1]:
+                self.last[key] = snap.provider_ts
+                self.rows.append(snap)
+        return out
 
 
 WATCH = [Watch("NIFTY", 2, 5), Watch("BANKNIFTY", 1, 5)]
@@ -129,7 +132,7 @@ async def test_a_hung_fetch_times_out_without_holding_the_tick() -> None:
 
 async def test_store_failure_is_reported_not_fatal() -> None:
     class BrokenSink:
-        async def write_snapshot(self, snap: ChainSnapshot) -> bool:
+        async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
             raise OSError("disk full")
 
     poller = Poller(FakeProvider(), BrokenSink(), WATCH, interval=1, timeout=1)

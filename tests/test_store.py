@@ -169,6 +169,56 @@ async def test_two_stores_on_one_file_never_duplicate(tmp_path: Path) -> None:
         assert await s2.count_snapshots() == 3
 
 
+async def test_a_batch_is_one_transaction_and_skips_what_is_not_new(store: Store) -> None:
+    statements: list[str] = []
+
+    def spy(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0].upper())
+
+    assert await store.write_snapshot(make_chain("NIFTY", EXP1, seed=1))
+    event.listen(store._writer.sync_engine, "before_cursor_execute", spy)
+    later = T0 + timedelta(seconds=15)
+    batch = [
+        make_chain("NIFTY", EXP1, seed=2),  # same provider_ts as stored: not new
+        make_chain("NIFTY", EXP1, later, seed=3),
+        make_chain("NIFTY", EXP1, later, seed=4),  # a repeat inside the batch
+        make_chain("NIFTY", EXP2, later, seed=5),  # a chain never stored before
+        make_chain("BANKNIFTY", EXP1, later, seed=6),
+    ]
+    assert await store.write_snapshots(batch) == [False, True, False, True, True]
+    assert statements.count("BEGIN") == 1  # one BEGIN IMMEDIATE, one COMMIT
+    assert await store.write_snapshots(batch[1:]) == [False] * 4  # the newest: no transaction
+    assert statements.count("BEGIN") == 1
+    assert await store.write_snapshots(batch) == [False] * 5  # T0 is older: checked, not stored
+    assert await store.count_snapshots() == 4
+    got = await store.latest_chain("NIFTY", EXP1)
+    assert got is not None
+    assert_same(got, batch[1])
+
+
+async def test_a_failed_batch_stores_none_and_forgets_nothing(store: Store) -> None:
+    later = T0 + timedelta(seconds=15)
+    good = make_chain("NIFTY", EXP1, later, seed=1)
+    bad = make_chain("NIFTY", EXP2, later, seed=2, provider="x" * 200)
+    with pytest.raises(ValueError, match="provider must be"):
+        await store.write_snapshots([good, bad])
+    assert await store.count_snapshots() == 0
+
+    def refuse(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO snapshots"):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    event.listen(store._writer.sync_engine, "before_cursor_execute", refuse)
+    other = make_chain("BANKNIFTY", EXP1, later, seed=3)
+    with pytest.raises(StoreError, match="2 snapshots"):
+        await store.write_snapshots([good, other])
+    event.remove(store._writer.sync_engine, "before_cursor_execute", refuse)
+    assert await store.count_snapshots() == 0
+    # Nothing was remembered as stored: the same data is written on the next try.
+    assert await store.write_snapshots([good, other]) == [True, True]
+    assert await store.count_snapshots() == 2
+
+
 async def test_every_write_is_one_immediate_transaction(store: Store) -> None:
     statements: list[str] = []
 

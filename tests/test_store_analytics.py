@@ -334,6 +334,24 @@ async def test_load_signals_filters(store: Store) -> None:
         await store.load_signals(since=datetime(2026, 11, 23))
 
 
+async def test_a_ticks_metrics_and_signals_are_one_transaction(db: Path) -> None:
+    from sqlalchemy import event
+
+    begins: list[str] = []
+    async with await open_store(str(db)) as store:
+
+        def spy(conn: object, cursor: object, statement: str, *args: object) -> None:
+            begins.extend(statement.split()[:1] if statement.startswith("BEGIN") else [])
+
+        event.listen(store._writer.sync_engine, "before_cursor_execute", spy)
+        await store.save_analytics([make_metrics(), make_metrics(T0 + timedelta(minutes=1))], [])
+        await store.save_analytics([make_metrics(T0 + timedelta(minutes=2))], [make_signal("a")])
+        await store.save_analytics([], [])  # nothing: no transaction
+        assert begins == ["BEGIN", "BEGIN"]
+        assert len(await store.metrics_series("NIFTY", EXP1)) == 3
+        assert [s.key for s in await store.load_signals()] == ["a"]
+
+
 async def test_data_survives_reopening_the_store(db: Path) -> None:
     metrics = [make_metrics(T0 + timedelta(minutes=i), atm_iv=0.1 + i / 100) for i in range(3)]
     metrics.append(make_metrics(T0 + timedelta(minutes=3), atm_iv=NAN, iv_rank=None))

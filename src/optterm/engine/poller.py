@@ -33,7 +33,7 @@ EXPIRY_TTL_S = 600.0
 
 
 class SnapshotSink(Protocol):
-    async def write_snapshot(self, snap: ChainSnapshot) -> bool: ...
+    async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]: ...
 
 
 class HealthSink(Protocol):
@@ -41,9 +41,9 @@ class HealthSink(Protocol):
 
 
 class AnalyticsSink(Protocol):
-    async def save_metrics(self, rows: Sequence[Metrics]) -> None: ...
-
-    async def save_signals(self, signals: Sequence[Signal]) -> None: ...
+    async def save_analytics(
+        self, metrics: Sequence[Metrics], signals: Sequence[Signal]
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,41 +138,32 @@ class Poller:
         )
         if self.analyzer is not None:
             await self.analyzer.load_history({w.symbol for w, _ in jobs}, started)
-        updates: list[ChainUpdate] = []
-        signals: list[Signal] = []
-        metrics: list[Metrics] = []
+        got: list[tuple[Watch, date, ChainSnapshot]] = []
         for (w, expiry), result in zip(jobs, fetched, strict=True):
             if isinstance(result, BaseException):
                 failures.append(self._failure(w.symbol, expiry, result))
-                continue
-            stored = False
-            if self.store is not None:
-                try:
-                    stored = await self.store.write_snapshot(result)
-                    if stored:
-                        log.debug(
-                            "stored %s %s at %s",
-                            result.symbol,
-                            result.expiry.isoformat(),
-                            result.provider_ts.isoformat(),
-                        )
-                except Exception as exc:  # a full disk must not kill the feed
-                    failures.append(self._failure(w.symbol, expiry, exc, kind="store"))
+            else:
+                got.append((w, expiry, result))
+        stored = await self._store(got, failures)
+
+        updates: list[ChainUpdate] = []
+        signals: list[Signal] = []
+        metrics: list[Metrics] = []
+        for (w, expiry, result), is_new in zip(got, stored, strict=True):
             enriched = None
             if self.analyzer is not None and len(result):
                 try:
                     enriched, found = self.analyzer.process(result)
                     signals.extend(found)
-                    if stored:
+                    if is_new:
                         metrics.append(enriched.metrics)
                 except Exception as exc:  # a bad chain must not stop the others' analytics
                     failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
-            updates.append(ChainUpdate(result, stored, enriched))
+            updates.append(ChainUpdate(result, is_new, enriched))
 
         if self.analytics_sink is not None and (metrics or signals):
             try:
-                await self.analytics_sink.save_metrics(metrics)
-                await self.analytics_sink.save_signals(signals)
+                await self.analytics_sink.save_analytics(metrics, signals)
             except Exception as exc:
                 failures.append(self._failure("*", None, exc, kind="store"))
         active: tuple[Signal, ...] = ()
@@ -235,6 +226,27 @@ class Poller:
         )
         self._bus.publish(tick)
         return tick
+
+    async def _store(
+        self, got: list[tuple[Watch, date, ChainSnapshot]], failures: list[FetchFailure]
+    ) -> list[bool]:
+        """Write the tick's snapshots in one transaction; which were new."""
+        if self.store is None or not got:
+            return [False] * len(got)
+        try:
+            stored = await self.store.write_snapshots([snap for _, _, snap in got])
+        except Exception as exc:  # a full disk must not kill the feed
+            failures.extend(self._failure(w.symbol, e, exc, kind="store") for w, e, _ in got)
+            return [False] * len(got)
+        for (_, _, snap), new in zip(got, stored, strict=True):
+            if new:
+                log.debug(
+                    "stored %s %s at %s",
+                    snap.symbol,
+                    snap.expiry.isoformat(),
+                    snap.provider_ts.isoformat(),
+                )
+        return stored
 
     def _failure(
         self, symbol: str, expiry: date | None, exc: BaseException, kind: str | None = None

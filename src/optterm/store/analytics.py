@@ -24,7 +24,7 @@ from optterm.model import (
     Signal,
     Strength,
 )
-from optterm.store.dialect import insert_for
+from optterm.store.dialect import upsert_for
 from optterm.store.repository import (
     _DAY_US,
     _IST_OFFSET_US,
@@ -40,6 +40,7 @@ __all__ = [
     "latest_metrics",
     "load_signals",
     "metrics_series",
+    "save_analytics",
     "save_metrics",
     "save_signals",
 ]
@@ -70,21 +71,9 @@ def _nan(value: float | None) -> float:
 
 
 async def _upsert(
-    store: Store,
-    table: Any,
-    values: list[dict[str, Any]],
-    key: Sequence[str],
-    keep: Iterable[str],
-    action: str,
+    conn: Any, table: Any, values: list[dict[str, Any]], key: Sequence[str], keep: Iterable[str]
 ) -> None:
-    keep = set(keep)
-    with store._errors(action):
-        async with store.write_transaction() as conn:
-            stmt = insert_for(conn)(table)
-            update = {c: stmt.excluded[c] for c in values[0] if c not in keep}
-            await conn.execute(
-                stmt.on_conflict_do_update(index_elements=list(key), set_=update), values
-            )
+    await conn.execute(upsert_for(conn, table, key, list(values[0]), tuple(keep)), values)
 
 
 def _last_by_key(values: list[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
@@ -144,8 +133,7 @@ async def save_metrics(store: Store, rows: Sequence[Metrics]) -> None:
     """Upsert `rows` on (symbol, expiry, ts), all in one transaction."""
     if not rows:
         return
-    values = _last_by_key([_metrics_row(m) for m in rows], _METRICS_KEY)
-    await _upsert(store, metrics, values, _METRICS_KEY, _METRICS_KEY, "Storing metrics")
+    await save_analytics(store, rows, ())
 
 
 async def latest_metrics(store: Store, symbol: str, expiry: date | None = None) -> Metrics | None:
@@ -303,8 +291,25 @@ async def save_signals(store: Store, signals_: Sequence[Signal]) -> None:
     except `first_seen`, which stays that of its first insert."""
     if not signals_:
         return
-    values = _last_by_key([_signal_row(s) for s in signals_], ("key",))
-    await _upsert(store, signals, values, ("key",), _SIGNAL_KEEP, "Storing signals")
+    await save_analytics(store, (), signals_)
+
+
+async def save_analytics(
+    store: Store, metrics_: Sequence[Metrics], signals_: Sequence[Signal]
+) -> None:
+    """Upsert a tick's metrics (on symbol, expiry, ts) and signals (by key, as `save_signals`)
+    in one transaction."""
+    if not metrics_ and not signals_:
+        return
+    what = "Storing metrics" if not signals_ else "Storing signals" if not metrics_ else None
+    with store._errors(what or "Storing metrics and signals"):
+        async with store.write_transaction() as conn:
+            if metrics_:
+                values = _last_by_key([_metrics_row(m) for m in metrics_], _METRICS_KEY)
+                await _upsert(conn, metrics, values, _METRICS_KEY, ())
+            if signals_:
+                values = _last_by_key([_signal_row(s) for s in signals_], ("key",))
+                await _upsert(conn, signals, values, ("key",), _SIGNAL_KEEP)
 
 
 async def load_signals(

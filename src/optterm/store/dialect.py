@@ -6,13 +6,16 @@ PostgreSQL insert, with the same signature); everything else in the store is pla
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from optterm.store.errors import StoreError
 
-__all__ = ["insert_for"]
+__all__ = ["insert_for", "upsert_for"]
 
 
 def insert_for(conn: Any) -> Any:
@@ -26,4 +29,24 @@ def insert_for(conn: Any) -> Any:
     raise StoreError(
         f"The optterm store supports SQLite and PostgreSQL databases, not {name}. Use a "
         "sqlite+aiosqlite:// or postgresql+asyncpg:// URL."
+    )
+
+
+def upsert_for(
+    conn: Any, table: Table, key: Sequence[str], columns: Sequence[str], keep: Sequence[str] = ()
+) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE of `columns` except `key` and `keep`, for `conn`'s
+    backend; execute it with a list of row dicts. Built once per (backend, table, key, columns,
+    keep): building `excluded` makes a new alias of the table each time, which is most of the
+    statement's cost on the poller's path."""
+    insert_for(conn)  # refuses other backends with the usual message
+    skip = frozenset(key) | frozenset(keep)
+    return _upsert(conn.dialect.name, table, tuple(key), tuple(c for c in columns if c not in skip))
+
+
+@functools.cache
+def _upsert(backend: str, table: Table, key: tuple[str, ...], update: tuple[str, ...]) -> Any:
+    stmt = (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
     )

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 
 from optterm.model import ProviderHealth
-from optterm.store.dialect import insert_for
+from optterm.store.dialect import upsert_for
 from optterm.store.repository import Store
 from optterm.store.schema import provider_health
 
@@ -45,11 +45,8 @@ async def save_health(store: Store, rows: Sequence[ProviderHealth]) -> None:
         for r in rows
     ]
     async with store.write_transaction() as conn:
-        stmt = insert_for(conn)(provider_health).values(values)
-        keep = {c: stmt.excluded[c] for c in values[0] if c not in ("day", "provider")}
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["day", "provider"], set_=keep)
-        )
+        key = ("day", "provider")
+        await conn.execute(upsert_for(conn, provider_health, key, list(values[0])), values)
 
 
 async def load_health(store: Store, day: date | None = None) -> list[ProviderHealth]:

@@ -208,6 +208,34 @@ def _ist_date(us: int) -> date:
     return date(1970, 1, 1) + timedelta(days=(us + _IST_OFFSET_US) // _DAY_US)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    index: int
+    key: tuple[str, date, str]
+    ts: int
+    row: dict[str, Any]
+
+
+def _snapshot_row(snap: ChainSnapshot, ts: int) -> dict[str, Any]:
+    return {
+        "symbol": snap.symbol,
+        "expiry": snap.expiry,
+        "provider": snap.provider,
+        "feed": str(snap.feed),
+        "provider_ts": ts,
+        "fetched_at": _to_us(snap.fetched_at, "fetched_at"),
+        "spot": None if math.isnan(snap.spot) else float(snap.spot),
+        "lot_size": int(snap.lot_size),
+        "n_strikes": len(snap),
+        "ce_oi_total": _total(snap.ce.oi),
+        "pe_oi_total": _total(snap.pe.oi),
+        "ce_volume_total": _total(snap.ce.volume),
+        "pe_volume_total": _total(snap.pe.volume),
+        "meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
+        "data": encode_chain(snap),
+    }
+
+
 def _total(col: np.ndarray) -> float | None:
     finite = col[~np.isnan(col)]
     return float(finite.sum()) if finite.size else None
@@ -388,6 +416,12 @@ class Store:
         from optterm.store.analytics import save_signals
 
         await save_signals(self, signals)
+
+    async def save_analytics(self, metrics: Sequence[Metrics], signals: Sequence[Signal]) -> None:
+        """A tick's metrics and signals in one transaction."""
+        from optterm.store.analytics import save_analytics
+
+        await save_analytics(self, metrics, signals)
 
     async def load_signals(
         self,
@@ -598,83 +632,96 @@ class Store:
     # ------------------------------------------------------------------------------ writing
 
     async def write_snapshot(self, snap: ChainSnapshot) -> bool:
-        """Store one snapshot in its own transaction.
+        """Store one snapshot in its own transaction; see `write_snapshots`."""
+        return (await self.write_snapshots([snap]))[0]
 
-        Returns False, writing nothing, when its provider_ts equals the last one stored for the
-        same (symbol, expiry, provider) — the provider has not published new data.
+    async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
+        """Store snapshots in one transaction (the poller writes a whole tick at once: one
+        COMMIT and one fence check instead of one per chain). All are stored or none.
+
+        Element i is False, nothing written for it, when snaps[i]'s provider_ts equals the last
+        one stored for the same (symbol, expiry, provider) — the provider has not published new
+        data — or an earlier element of the batch has the same key and provider_ts.
         """
-        for name, value in (("symbol", snap.symbol), ("provider", snap.provider)):
-            if not value or len(value) > _MAX_KEY_LEN:
-                raise ValueError(f"{name} must be 1–{_MAX_KEY_LEN} characters, got {value!r}")
-        key = (snap.symbol, snap.expiry, snap.provider)
-        ts = _to_us(snap.provider_ts, "provider_ts")
-        if self._last.get(key, -1) == ts:
-            return False
-        # Encode before taking the write lock: CPU work must not hold the database lock.
-        row = {
-            "symbol": snap.symbol,
-            "expiry": snap.expiry,
-            "provider": snap.provider,
-            "feed": str(snap.feed),
-            "provider_ts": ts,
-            "fetched_at": _to_us(snap.fetched_at, "fetched_at"),
-            "spot": None if math.isnan(snap.spot) else float(snap.spot),
-            "lot_size": int(snap.lot_size),
-            "n_strikes": len(snap),
-            "ce_oi_total": _total(snap.ce.oi),
-            "pe_oi_total": _total(snap.pe.oi),
-            "ce_volume_total": _total(snap.ce.volume),
-            "pe_volume_total": _total(snap.pe.volume),
-            "meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":"))
-            if snap.meta
-            else None,
-            "data": encode_chain(snap),
-        }
-        params = {"k_symbol": snap.symbol, "k_expiry": snap.expiry, "k_provider": snap.provider}
+        stored = [False] * len(snaps)
+        pending: list[_Pending] = []
+        batch: set[tuple[tuple[str, date, str], int]] = set()
+        for i, snap in enumerate(snaps):
+            for name, value in (("symbol", snap.symbol), ("provider", snap.provider)):
+                if not value or len(value) > _MAX_KEY_LEN:
+                    raise ValueError(f"{name} must be 1–{_MAX_KEY_LEN} characters, got {value!r}")
+            key = (snap.symbol, snap.expiry, snap.provider)
+            ts = _to_us(snap.provider_ts, "provider_ts")
+            if self._last.get(key, -1) == ts or (key, ts) in batch:
+                continue
+            batch.add((key, ts))
+            # Encode before taking the write lock: CPU work must not hold the database lock.
+            pending.append(_Pending(i, key, ts, _snapshot_row(snap, ts)))
+        if not pending:
+            return stored
+        what = (
+            f"Storing {snaps[pending[0].index].symbol} {pending[0].key[1]}"
+            if len(pending) == 1
+            else f"Storing {len(pending)} snapshots"
+        )
         async with self._write_lock:
             for attempt in (1, 2):
                 try:
-                    with self._errors(f"Storing {snap.symbol} {snap.expiry}"):
-                        return await self._write_once(key, ts, row, params, careful=attempt == 2)
+                    with self._errors(what):
+                        for i in await self._write_batch(pending, careful=attempt == 2):
+                            stored[i] = True
+                        return stored
                 except StoreError as err:
                     if not isinstance(err.__cause__, exc.IntegrityError) or attempt == 2:
                         raise
-                    # Another process wrote this key behind our cache: re-seed and re-check.
-                    self._last.pop(key, None)
+                    # Another process wrote these keys behind our cache: re-seed and re-check.
+                    for p in pending:
+                        self._last.pop(p.key, None)
         raise AssertionError("unreachable")
 
-    async def _write_once(
-        self,
-        key: tuple[str, date, str],
-        ts: int,
-        row: dict[str, Any],
-        params: dict[str, Any],
-        *,
-        careful: bool,
-    ) -> bool:
+    async def _write_batch(self, pending: list[_Pending], *, careful: bool) -> list[int]:
+        """Insert what is new in `pending`; the indexes stored. The cache is updated only after
+        COMMIT: a rolled-back write must not be remembered as stored."""
+        last: dict[tuple[str, date, str], int | None] = {}
+        new_chains: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        written: list[int] = []
         async with self._transaction() as conn:
-            # A key in the cache is registered in `chains`; its value is the last provider_ts.
-            registered = key in self._last
-            if registered:
-                last = self._last[key]
-            else:
-                seed = (await conn.execute(_SEED, params)).one()
-                registered, last = seed[0] is not None, seed[1]
-            if last == ts or (
-                careful and await conn.scalar(_EXISTS, {**params, "k_ts": ts}) is not None
-            ):
-                if registered:
-                    self._last[key] = last
-                return False
-            if not registered:
-                await conn.execute(
-                    _INSERT_CHAIN,
-                    {"symbol": key[0], "expiry": key[1], "provider": key[2], "first_ts": ts},
-                )
-            await conn.execute(_INSERT_SNAPSHOT, row)
-        # Only after COMMIT: a rolled-back write must not be remembered as stored.
-        self._last[key] = ts if last is None else max(ts, last)
-        return True
+            for p in pending:
+                # A key in the cache is registered in `chains`; its value is the last provider_ts.
+                if p.key in last:
+                    registered = True
+                elif p.key in self._last:
+                    registered, last[p.key] = True, self._last[p.key]
+                else:
+                    params = {"k_symbol": p.key[0], "k_expiry": p.key[1], "k_provider": p.key[2]}
+                    seed = (await conn.execute(_SEED, params)).one()
+                    registered, last[p.key] = seed[0] is not None, seed[1]
+                    if careful and registered:
+                        exists = await conn.scalar(_EXISTS, {**params, "k_ts": p.ts})
+                        if exists is not None:
+                            continue
+                if last[p.key] == p.ts:
+                    continue
+                if not registered:
+                    new_chains.append(
+                        {
+                            "symbol": p.key[0],
+                            "expiry": p.key[1],
+                            "provider": p.key[2],
+                            "first_ts": p.ts,
+                        }
+                    )
+                prev = last[p.key]
+                last[p.key] = p.ts if prev is None else max(p.ts, prev)
+                rows.append(p.row)
+                written.append(p.index)
+            if new_chains:
+                await conn.execute(_INSERT_CHAIN, new_chains)
+            if rows:
+                await conn.execute(_INSERT_SNAPSHOT, rows)
+        self._last.update((k, v) for k, v in last.items() if v is not None)
+        return written
 
     # ------------------------------------------------------------------------------ reading
 
