@@ -1,8 +1,8 @@
 """Terminals attached to a running `optterm serve`: they follow its store instead of polling.
 
-One real daemon (a subprocess on the simulator), followers and a real TUI (Pilot) in-process on
-the same SQLite store: they see the daemon's ticks, a rule created from the attached side fires
-from the daemon, and `kill -9` of the daemon is reported within two intervals.
+One real daemon (a subprocess on the simulator), two followers and a real TUI (Pilot) in-process
+on the same SQLite store: they see the daemon's ticks, a rule typed into the attached TUI fires from
+the daemon, and `kill -9` of the daemon is reported within two intervals.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from optterm.providers.simulator import SimulatorProvider
 from optterm.store.repository import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
+from tests.test_alerts_screen import focus_field, paste, type_text
 from tests.test_serve import _lines_until, _serve
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def _threshold() -> float:
     return float(round(sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot * 1.004))
 
 
-async def test_followers_see_the_daemons_ticks_and_a_rule_made_there_fires_from_it(
+async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_the_daemon(
     home: Home,
 ) -> None:
     with CaptureServer() as http:
@@ -81,29 +82,49 @@ async def test_followers_see_the_daemons_ticks_and_a_rule_made_there_fires_from_
                 assert abs((ts_a - ts_b).total_seconds()) <= 15
                 assert first_a.updates[0].enriched is not None  # analytics recomputed locally
 
-                # A rule made on the attached side (as the TUI's form does: into the store).
-                threshold = _threshold()
-                await store.add_rule(
-                    AlertRule(
-                        symbol="NIFTY",
-                        kind=AlertKind.PRICE,
-                        condition=Condition.ABOVE,
-                        threshold=threshold,
-                        channels=("tag:hook", "app"),
-                        channel_labels=("tag:hook", "in-app"),
-                        note="attached",
-                    )
-                )
-                # The daemon picks the rule up, the squeeze crosses it, the webhook gets it.
-                (hit,) = await asyncio.to_thread(http.wait_for, 1, "/hook", 60)
-                assert f"crossed above {threshold:,.2f}" in json.loads(hit.body)["title"]
+                app = OpttermApp(settings)
+                async with app.run_test(size=(200, 50)) as pilot:
+                    await app.ticked.wait()
+                    status = str(app.screen.query_one("#status").render())
+                    assert "ATTACHED to" in status and f"pid {proc.pid}" in status
+                    # The rule is made in the attached TUI, from the keyboard.
+                    threshold = _threshold()
+                    await pilot.press("r")
+                    await pilot.pause()
+                    await pilot.press("n")
+                    await pilot.pause()
+                    await paste(pilot, f"NIFTY spot crosses above {threshold:g}")
+                    await pilot.press("enter")
+                    await focus_field(app, pilot, "channels")
+                    await pilot.press("end")
+                    await type_text(pilot, ", tag:hook")
+                    await pilot.press("ctrl+s")
+                    await pilot.pause()
+                    (rule,) = await store.list_rules()
+                    assert rule.channels == ("app", "tag:hook")
+
+                    # The daemon picks the rule up, the squeeze crosses it, the webhook gets it.
+                    (hit,) = await asyncio.to_thread(http.wait_for, 1, "/hook", 60)
+                    title = json.loads(hit.body)["title"]
+                    assert f"crossed above {threshold:,.2f}" in title
+                    # The attached TUI and a follower both get the daemon's event.
+                    for _ in range(40):
+                        app.ticked.clear()
+                        await app.ticked.wait()
+                        await pilot.pause()
+                        if any(title in n.title for n in app._notifications):
+                            break
+                    assert any(title in n.title for n in app._notifications)
+                    await pilot.press("q")
                 seen = []
                 for _ in range(40):
                     tick = await a.follow_once()
                     seen.extend(tick.alerts)
                     if seen:
                         break
-                assert [e.title for e in seen] == [json.loads(hit.body)["title"]]
+                assert [e.title for e in seen] == [title]
+                hook = [r for r in http.requests if r.path == "/hook"]
+                assert len(hook) == 1  # fired once, by the daemon alone
             finally:
                 await store.close()
         finally:
