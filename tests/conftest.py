@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from optterm.store import Store, open_store
 from tests.replay_server import ReplayServer
 
 # A real PostgreSQL server for the store tests: fixtures pg_server (session) and pg_url.
@@ -39,6 +40,22 @@ class Home:
         head = f'[store]\nurl = "sqlite+aiosqlite:///{self.db}"\n' if with_store else ""
         self.config.write_text(head + text, encoding="utf-8")
         return self.config
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A SQLite file in a folder that does not exist yet: the store makes both."""
+    return tmp_path / "data" / "optterm.db"
+
+
+@pytest.fixture
+async def store(db: Path) -> AsyncIterator[Store]:
+    """A new store on `db`, closed after the test."""
+    s = await open_store(str(db))
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture

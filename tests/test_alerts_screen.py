@@ -3,7 +3,7 @@ SQLite store in tmp_path, a frozen clock, and loopback-only test sends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from optterm.screens.alert_form import AlertForm
 from optterm.screens.alerts import AlertsScreen
 from optterm.screens.confirm import ConfirmScreen
 from optterm.screens.state import EngineState
-from optterm.store import Store, open_store
+from optterm.store import Store
 from optterm.store.alerts import RuleStateRow
 from tests.notify_servers import CaptureServer
 
@@ -82,15 +82,6 @@ def settings(tmp_path: Path, server: CaptureServer, memory_keyring: MemoryKeyrin
         encoding="utf-8",
     )
     return load_settings(toml, env={})
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def make_state(settings: Settings, store: Store | None) -> EngineState:

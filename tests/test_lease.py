@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,20 +52,6 @@ asyncio.run(main())
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "optterm.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    s = await open_store(str(db))
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 class Holder:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import exc, insert, select
 
 from optterm.model import AlertKind, Delivery
 from optterm.store import outbox
-from optterm.store.repository import Store, _to_us, open_store
+from optterm.store.repository import Store, _to_us
 from optterm.store.schema import alert_events
 from optterm.store.schema import outbox as outbox_table
 
@@ -90,15 +88,6 @@ async def sent_at(store: Store, outbox_id: int) -> int | None:
 
 
 # ------------------------------------------------------------------------------------- tests
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_due_is_pending_and_due_oldest_first_with_the_event_text(store: Store) -> None:

@@ -11,16 +11,8 @@ from optterm.engine.analyzer import Analyzer
 from optterm.engine.poller import Poller, Watch
 from optterm.model import Bias, Direction, Feed, MarketView, Metrics, PatternKind
 from optterm.providers.simulator import SimulatorProvider
-from optterm.store.repository import open_store
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    yield s
-    await s.close()
 
 
 def sim_poller(store, scenario: str, clock: list[float]) -> tuple[Poller, SimulatorProvider]:

@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from optterm.model import ProviderHealth
-from optterm.store import open_store
+from optterm.store import Store
 
 
-async def test_health_rows_upsert_and_read_back(tmp_path: Path) -> None:
-    store = await open_store(str(tmp_path / "h.db"))
-    try:
-        assert await store.load_health() == []
-        day = date(2026, 11, 20)
-        at = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
-        rows = [
-            ProviderHealth("angelone", day, 10, 7, {"rate_limited": 1, "server": 2}, 700.0, 80.0,
-                           "open", "HTTP 403", at),
-            ProviderHealth("nse", day, 3, 3, {}, 900.0, 250.0, "closed"),
-        ]  # fmt: skip
-        await store.save_health(rows)
-        rows[0].requests = 11
-        rows[0].breaker = "half_open"
-        await store.save_health(rows)
-        back = {h.provider: h for h in await store.load_health()}
-        assert back["angelone"].requests == 11 and back["angelone"].breaker == "half_open"
-        assert back["angelone"].failures == {"rate_limited": 1, "server": 2}
-        assert back["angelone"].last_error_at == at
-        assert back["nse"].latency_ms_mean == 300.0 and back["nse"].last_error is None
-        await store.save_health([ProviderHealth("nse", date(2026, 11, 19), 1, 1)])
-        assert {h.day for h in await store.load_health()} == {day}  # the latest day by default
-        assert len(await store.load_health(date(2026, 11, 19))) == 1
-    finally:
-        await store.close()
+async def test_health_rows_upsert_and_read_back(store: Store) -> None:
+    assert await store.load_health() == []
+    day = date(2026, 11, 20)
+    at = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+    rows = [
+        ProviderHealth("angelone", day, 10, 7, {"rate_limited": 1, "server": 2}, 700.0, 80.0,
+                       "open", "HTTP 403", at),
+        ProviderHealth("nse", day, 3, 3, {}, 900.0, 250.0, "closed"),
+    ]  # fmt: skip
+    await store.save_health(rows)
+    rows[0].requests = 11
+    rows[0].breaker = "half_open"
+    await store.save_health(rows)
+    back = {h.provider: h for h in await store.load_health()}
+    assert back["angelone"].requests == 11 and back["angelone"].breaker == "half_open"
+    assert back["angelone"].failures == {"rate_limited": 1, "server": 2}
+    assert back["angelone"].last_error_at == at
+    assert back["nse"].latency_ms_mean == 300.0 and back["nse"].last_error is None
+    await store.save_health([ProviderHealth("nse", date(2026, 11, 19), 1, 1)])
+    assert {h.day for h in await store.load_health()} == {day}  # the latest day by default
+    assert len(await store.load_health(date(2026, 11, 19))) == 1

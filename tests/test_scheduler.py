@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -52,15 +51,6 @@ def settings(**scheduler: float) -> Settings:
 def make(store: Store, s: Settings | None = None, **kwargs) -> Scheduler:
     s = s or settings()
     return Scheduler(store, s, market_calendar(s), **kwargs)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'optterm.db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def sim() -> SimulatorProvider:

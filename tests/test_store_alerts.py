@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import math
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -62,20 +61,6 @@ def make_event(rule_id: int, at: datetime = T0, **changes: object) -> AlertEvent
         context=(("spot", 25_010.5), ("expiry", "2026-11-24"), ("iv", math.nan)),
     )
     return dataclasses.replace(event, **changes)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "alerts" / "optterm.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    s = await open_store(str(db))
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def rows(db: Path, sql: str) -> list[tuple]:

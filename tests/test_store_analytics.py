@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -105,20 +104,6 @@ def same_metrics(a: Metrics, b: Metrics) -> bool:
         if x != y:
             return False
     return True
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "history" / "optterm.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    s = await open_store(str(db))
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def test_metric_columns_are_exactly_the_float_fields_of_metrics() -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select, text, update
 
-from optterm.model import Delivery, ProviderHealth
+from optterm.model import Delivery
 from optterm.store import SchemaTooNewError, Store, StoreError, open_store, outbox
 from optterm.store.alerts import RuleStateRow, UnknownRule
 from optterm.store.db import resolve_url
@@ -40,6 +40,7 @@ from tests.test_outbox_store import (  # noqa: F401
     test_sent_retry_and_failed_transitions,
     test_times_must_be_aware,
 )
+from tests.test_provider_health_store import test_health_rows_upsert_and_read_back  # noqa: F401
 from tests.test_store import (  # noqa: F401
     EXP1,
     T0,
@@ -267,29 +268,6 @@ async def test_blobs_and_timestamps_are_stored_as_bytea_and_epoch_microseconds(
         ts, data = (await conn.execute(select(snapshots.c.provider_ts, snapshots.c.data))).one()
     assert ts == int(T0.timestamp()) * 1_000_000
     assert isinstance(data, bytes) and len(data) > 100
-
-
-# ------------------------------------------------------------------------------ health
-
-
-async def test_health_rows_upsert_and_read_back(store: Store) -> None:
-    day = T0.date()
-    at = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-    rows = [
-        ProviderHealth("angelone", day, 10, 7, {"rate_limited": 1, "server": 2}, 700.0, 80.0,
-                       "open", "HTTP 403", at),
-        ProviderHealth("nse", day, 3, 3, {}, 900.0, 250.0, "closed"),
-    ]  # fmt: skip
-    await store.save_health(rows)
-    rows[0].requests = 11
-    rows[0].breaker = "half_open"
-    await store.save_health(rows)
-    back = {h.provider: h for h in await store.load_health()}
-    assert back["angelone"].requests == 11 and back["angelone"].breaker == "half_open"
-    assert back["angelone"].failures == {"rate_limited": 1, "server": 2}
-    assert back["angelone"].last_error_at == at
-    assert back["nse"].latency_ms_mean == 300.0 and back["nse"].last_error is None
-    assert await scalar(store, "SELECT count(*) FROM provider_health") == 2
 
 
 # ------------------------------------------------------------------------------ analytics

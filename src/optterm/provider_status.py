@@ -7,9 +7,29 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optterm.config import Settings
+    from optterm.model import ProviderHealth
     from optterm.store import Store
 
-__all__ = ["probe", "status_rows"]
+__all__ = ["health_row", "probe", "status_rows"]
+
+
+def health_row(h: ProviderHealth | None, name: str, order: int | None) -> dict[str, Any]:
+    """One provider's recorded health as `optterm providers --json` and the providers screen show
+    it (`last_error_at` a datetime; the JSON output turns it into ISO text)."""
+    return {
+        "order": order,
+        "provider": name,
+        "day": h.day.isoformat() if h else None,
+        "breaker": h.breaker if h else None,
+        "requests": h.requests if h else 0,
+        "successes": h.successes if h else 0,
+        "success_rate": h.success_rate if h else None,
+        "latency_ms_mean": h.latency_ms_mean if h else None,
+        "latency_ms_last": h.latency_ms_last if h else None,
+        "failures": dict(h.failures) if h else {},
+        "last_error": h.last_error if h else None,
+        "last_error_at": h.last_error_at if h else None,
+    }
 
 
 async def status_rows(settings: Settings, store: Store) -> list[dict[str, Any]]:
@@ -25,23 +45,16 @@ async def status_rows(settings: Settings, store: Store) -> list[dict[str, Any]]:
             await provider.close()
         except ProviderUnavailable as exc:
             available, reason = False, str(exc)
-        h = recorded.get(name)
+        health = health_row(recorded.get(name), name, position)
+        at = health.pop("last_error_at")
         rows.append(
             {
-                "order": position,
-                "provider": name,
+                "order": health.pop("order"),
+                "provider": health.pop("provider"),
                 "available": available,
                 "unavailable_reason": reason,
-                "day": h.day.isoformat() if h else None,
-                "breaker": h.breaker if h else None,
-                "requests": h.requests if h else 0,
-                "successes": h.successes if h else 0,
-                "success_rate": h.success_rate if h else None,
-                "latency_ms_mean": h.latency_ms_mean if h else None,
-                "latency_ms_last": h.latency_ms_last if h else None,
-                "failures": h.failures if h else {},
-                "last_error": h.last_error if h else None,
-                "last_error_at": h.last_error_at.isoformat() if h and h.last_error_at else None,
+                **health,
+                "last_error_at": at.isoformat() if at else None,
             }
         )
     return rows

@@ -18,37 +18,20 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from optterm.model import Feed, ProviderHealth
+from optterm.model import Feed
 from optterm.output import IST
+from optterm.provider_status import health_row
 from optterm.screens.patterns import FEED_STYLE, age_text, go_back, sync_table
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.screens.state import EngineState
 
-__all__ = ["BREAKER_STYLE", "COLUMNS", "ProvidersScreen", "health_row", "serving_line"]
+__all__ = ["BREAKER_STYLE", "COLUMNS", "ProvidersScreen", "serving_line"]
 
 COLUMNS = ("#", "Provider", "Breaker", "Requests", "Success", "Last ms", "Mean ms", "Failures",
            "Last error", "When")  # fmt: skip
 BREAKER_STYLE = {"closed": "green", "half_open": "yellow", "open": "bold red"}
-
-
-def health_row(h: ProviderHealth | None, name: str, order: int | None) -> dict[str, Any]:
-    """One provider's health in the shape `optterm providers --json` prints (provider_status)."""
-    return {
-        "order": order,
-        "provider": name,
-        "day": h.day.isoformat() if h else None,
-        "breaker": h.breaker if h else None,
-        "requests": h.requests if h else 0,
-        "successes": h.successes if h else 0,
-        "success_rate": h.success_rate if h else None,
-        "latency_ms_mean": h.latency_ms_mean if h else None,
-        "latency_ms_last": h.latency_ms_last if h else None,
-        "failures": dict(h.failures) if h else {},
-        "last_error": h.last_error if h else None,
-        "last_error_at": h.last_error_at if h else None,
-    }
 
 
 def serving_line(state: EngineState) -> Text:
