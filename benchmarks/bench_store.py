@@ -6,6 +6,9 @@
 - store.bytes_per_trading_day / store.bytes_per_snapshot: file size after a WAL checkpoint;
 - store.read_latest_chain_ms: latest_chain(symbol) with that day stored (nearest expiry chosen);
 - store.read_strike_series_ms: one strike's CE and PE OI over the whole day (1,540 snapshots).
+- store.write_tick_ms: one poller tick of the default watch (9 chains of 100 strikes) written
+  with write_snapshots, one transaction; store.write_tick_separate_ms, the same ticks as nine
+  transactions (one write_snapshot each), measured in the same run on another file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from optterm.store import Store, open_store
 
 DAY_TICKS = 1540  # 6 h 25 min at one poll per 15 s
 WRITE_RUNS = 300
+TICK_RUNS = 200
 
 
 def _ms(samples: list[float]) -> float:
@@ -134,11 +138,51 @@ async def _day_figures(folder: Path) -> dict[str, Any]:
     }
 
 
+async def _tick_figures(folder: Path) -> dict[str, Any]:
+    sim = DaySimulator(n_strikes=100, seed=5)
+    ticks = [sim.tick() for _ in range(TICK_RUNS + 10)]
+    batch, separate = (
+        await open_store(str(folder / "t1.db")),
+        await open_store(str(folder / "t2.db")),
+    )
+    one: list[float] = []
+    nine: list[float] = []
+    try:
+        for i, tick in enumerate(ticks):
+            t0 = time.perf_counter()
+            assert all(await batch.write_snapshots(tick))
+            t1 = time.perf_counter()
+            for snap in tick:
+                assert await separate.write_snapshot(snap)
+            t2 = time.perf_counter()
+            if i >= 10:  # warm-up: first writes register the chains
+                one.append(t1 - t0)
+                nine.append(t2 - t1)
+    finally:
+        await batch.close()
+        await separate.close()
+    n = len(ticks[0])
+    return {
+        "store.write_tick_ms": {
+            "value": _ms(one),
+            "unit": "ms",
+            "note": f"{n} chains x 100 strikes in one transaction (write_snapshots), median of "
+            f"{TICK_RUNS} ticks",
+        },
+        "store.write_tick_separate_ms": {
+            "value": _ms(nine),
+            "unit": "ms",
+            "note": f"the same ticks as {n} transactions (write_snapshot each), same run",
+        },
+    }
+
+
 async def _run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="optterm-bench-") as tmp:
         folder = Path(tmp)
         figures = await _write_figure(folder)
         figures.update(await _day_figures(folder))
+        figures.update(await _tick_figures(folder))
     return figures
 
 
