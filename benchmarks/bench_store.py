@@ -29,28 +29,35 @@ WRITE_RUNS = 300
 TICK_RUNS = 200
 
 
-def _ms(samples: list[float]) -> float:
+def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 3)
 
 
-async def _write_figure(folder: Path) -> dict[str, Any]:
+async def write_samples(store: Store) -> tuple[str, list[float]]:
+    """The write protocol shared with bench_store_pg: 20 warm-up writes of a 200-strike chain,
+    then WRITE_RUNS timed ones. Returns the symbol written and the seconds of each timed write."""
     sim = DaySimulator(n_strikes=200, seed=11, indices=DaySimulator().indices[:1], expiry_days=(1,))
     chains = [sim.tick()[0] for _ in range(WRITE_RUNS + 20)]
+    for snap in chains[:20]:
+        await store.write_snapshot(snap)
+    samples = []
+    for snap in chains[20:]:
+        t0 = time.perf_counter()
+        stored = await store.write_snapshot(snap)
+        samples.append(time.perf_counter() - t0)
+        assert stored
+    return chains[0].symbol, samples
+
+
+async def _write_figure(folder: Path) -> dict[str, Any]:
     store = await open_store(str(folder / "write.db"))
     try:
-        for snap in chains[:20]:
-            await store.write_snapshot(snap)
-        samples = []
-        for snap in chains[20:]:
-            t0 = time.perf_counter()
-            stored = await store.write_snapshot(snap)
-            samples.append(time.perf_counter() - t0)
-            assert stored
+        _, samples = await write_samples(store)
     finally:
         await store.close()
     return {
         "store.write_snapshot_ms": {
-            "value": _ms(samples),
+            "value": median_ms(samples),
             "unit": "ms",
             "budget": 2,
             "note": f"200-strike chain, median of {WRITE_RUNS} writes, encode + one transaction",
@@ -117,20 +124,20 @@ async def _day_figures(folder: Path) -> dict[str, Any]:
             "note": "100-strike chain incl. row, index and page overhead",
         },
         "store.write_snapshot_100_ms": {
-            "value": _ms(samples),
+            "value": median_ms(samples),
             "unit": "ms",
             "note": f"100-strike chain, median over the day's {len(samples):,} writes "
             f"({elapsed:.1f} s in all)",
         },
         "store.read_latest_chain_ms": {
-            "value": _ms(lat),
+            "value": median_ms(lat),
             "unit": "ms",
             "budget": 2,
             "note": "latest_chain('NIFTY') picking the nearest expiry, a full day stored, "
             "decoded to a ChainSnapshot; median of 300",
         },
         "store.read_strike_series_ms": {
-            "value": _ms(ser),
+            "value": median_ms(ser),
             "unit": "ms",
             "budget": 50,
             "note": f"ATM strike, CE+PE OI over the day ({points:,} snapshots), median of 15",
@@ -164,13 +171,13 @@ async def _tick_figures(folder: Path) -> dict[str, Any]:
     n = len(ticks[0])
     return {
         "store.write_tick_ms": {
-            "value": _ms(one),
+            "value": median_ms(one),
             "unit": "ms",
             "note": f"{n} chains x 100 strikes in one transaction (write_snapshots), median of "
             f"{TICK_RUNS} ticks",
         },
         "store.write_tick_separate_ms": {
-            "value": _ms(nine),
+            "value": median_ms(nine),
             "unit": "ms",
             "note": f"the same ticks as {n} transactions (write_snapshot each), same run",
         },

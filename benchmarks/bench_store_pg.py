@@ -12,45 +12,29 @@ write's figure includes the WAL flush of its COMMIT, as on a real deployment's l
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from typing import Any
 
 from tests.pg_server import start_server
 
-from benchmarks.chains import DaySimulator
+from benchmarks.bench_store import WRITE_RUNS, median_ms, write_samples
 from optterm.store import open_store
-
-WRITE_RUNS = 300
-
-
-def _ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 3)
 
 
 async def _figures(url: str) -> dict[str, Any]:
-    sim = DaySimulator(n_strikes=200, seed=11, indices=DaySimulator().indices[:1], expiry_days=(1,))
-    chains = [sim.tick()[0] for _ in range(WRITE_RUNS + 20)]
     store = await open_store(url)
     try:
-        for snap in chains[:20]:
-            await store.write_snapshot(snap)
-        samples = []
-        for snap in chains[20:]:
-            t0 = time.perf_counter()
-            stored = await store.write_snapshot(snap)
-            samples.append(time.perf_counter() - t0)
-            assert stored
+        symbol, samples = await write_samples(store)
         reads = []
         for _ in range(300):
             t0 = time.perf_counter()
-            assert await store.latest_chain(chains[0].symbol) is not None
+            assert await store.latest_chain(symbol) is not None
             reads.append(time.perf_counter() - t0)
     finally:
         await store.close()
     return {
         "store.pg_write_snapshot_ms": {
-            "value": _ms(samples),
+            "value": median_ms(samples),
             "unit": "ms",
             "budget": 10,
             "note": f"PostgreSQL (local, fsync on): 200-strike chain, median of {WRITE_RUNS} "
@@ -62,7 +46,7 @@ async def _figures(url: str) -> dict[str, Any]:
             "note": "same writes, 95th percentile",
         },
         "store.pg_read_latest_chain_ms": {
-            "value": _ms(reads),
+            "value": median_ms(reads),
             "unit": "ms",
             "note": "latest_chain(symbol), median of 300, 320 snapshots stored",
         },
