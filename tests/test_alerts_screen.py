@@ -3,7 +3,8 @@ SQLite store in tmp_path, a frozen clock, and loopback-only test sends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,22 @@ async def settle(app: App[Any], pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+@contextlib.asynccontextmanager
+async def alerts_app(settings: Settings, store: Store) -> AsyncIterator[tuple[Harness, Pilot[Any]]]:
+    """The alerts screen, settled, on a frozen clock."""
+    app = Harness(make_state(settings, store))
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(app, pilot)
+        yield app, pilot
+
+
+async def new_form(app: App[Any], pilot: Pilot[Any]) -> AlertForm:
+    """`n` on the alerts screen: the new-rule form."""
+    await pilot.press("n")
+    await settle(app, pilot)
+    return form(app)
+
+
 async def type_text(pilot: Pilot[Any], text: str) -> None:
     await pilot.press(*text)
 
@@ -105,6 +122,17 @@ async def paste(pilot: Pilot[Any], text: str) -> None:
     assert focused is not None
     focused.post_message(events.Paste(text))
     await pilot.pause()
+
+
+async def fill_from_sentence(pilot: Pilot[Any], sentence: str, channels: str = "") -> None:
+    """In the open form: paste the one-line rule and enter it (the form fills from it), then
+    type `channels` at the end of the channels field."""
+    await paste(pilot, sentence)
+    await pilot.press("enter")
+    if channels:
+        await focus_field(pilot.app, pilot, "channels")
+        await pilot.press("end")
+        await type_text(pilot, channels)
 
 
 async def focus_field(app: App[Any], pilot: Pilot[Any], wid: str, key: str = "tab") -> None:
@@ -148,13 +176,9 @@ async def add_rule(store: Store, settings: Settings, **kw: Any) -> Any:
 
 
 async def test_a_rule_is_created_with_the_keyboard_only(settings: Settings, store: Store) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
+    async with alerts_app(settings, store) as (app, pilot):
         assert "none yet" in str(app.alerts_screen.query_one("#rules-title", Static).render())
-        await pilot.press("n")
-        await settle(app, pilot)
-        f = form(app)
+        f = await new_form(app, pilot)
         assert app.focused is f.query_one("#line")
         assert str(f.query_one("#error", Static).render()) == ""  # a fresh form is not scolded
 
@@ -226,14 +250,11 @@ async def test_a_rule_is_created_with_the_keyboard_only(settings: Settings, stor
 async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
     settings: Settings, store: Store
 ) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await settle(app, pilot)
-        f = form(app)
-        await paste(pilot, "NIFTY 25000 CE ltp below 350 cooldown 10m once from 09:30 to 15:00")
-        await pilot.press("enter")
+    async with alerts_app(settings, store) as (app, pilot):
+        f = await new_form(app, pilot)
+        await fill_from_sentence(
+            pilot, "NIFTY 25000 CE ltp below 350 cooldown 10m once from 09:30 to 15:00"
+        )
         await pilot.pause()
         assert f.query_one("#symbol", Select).value == "NIFTY"
         assert f.query_one("#kind", Select).value is AlertKind.PRICE
@@ -287,13 +308,10 @@ async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
 async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
     settings: Settings, store: Store
 ) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await settle(app, pilot)
-        await paste(pilot, "NIFTY atm iv below 11%")
-        await pilot.press("enter", "ctrl+s")
+    async with alerts_app(settings, store) as (app, pilot):
+        await new_form(app, pilot)
+        await fill_from_sentence(pilot, "NIFTY atm iv below 11%")
+        await pilot.press("ctrl+s")
         await settle(app, pilot)
         (rule,) = await store.list_rules()
         assert rule.kind is AlertKind.VOLATILITY
@@ -304,9 +322,7 @@ async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
 
 async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: Store) -> None:
     first = await add_rule(store, settings)
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
+    async with alerts_app(settings, store) as (app, pilot):
         table = rules_table(app)
         assert table.row_count == 1
         assert app.focused is table
@@ -366,17 +382,9 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
 async def test_send_test_from_the_form_reaches_the_loopback_server(
     settings: Settings, store: Store, server: CaptureServer
 ) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await settle(app, pilot)
-        f = form(app)
-        await paste(pilot, "NIFTY spot crosses above 25000")
-        await pilot.press("enter")
-        await focus_field(app, pilot, "channels")
-        await pilot.press("end")
-        await type_text(pilot, ", tag:hook")
+    async with alerts_app(settings, store) as (app, pilot):
+        f = await new_form(app, pilot)
+        await fill_from_sentence(pilot, "NIFTY spot crosses above 25000", ", tag:hook")
         await focus_field(app, pilot, "send-test")
         await pilot.press("enter")
         await settle(app, pilot)
@@ -397,14 +405,9 @@ async def test_a_typed_url_is_kept_in_the_keyring_and_never_shown(
     settings: Settings, store: Store, server: CaptureServer, memory_keyring: MemoryKeyring
 ) -> None:
     url = server.json_url(f"direct-{SECRET}")
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await settle(app, pilot)
-        f = form(app)
-        await paste(pilot, "NIFTY pcr above 1.3")
-        await pilot.press("enter")
+    async with alerts_app(settings, store) as (app, pilot):
+        f = await new_form(app, pilot)
+        await fill_from_sentence(pilot, "NIFTY pcr above 1.3")
         await focus_field(app, pilot, "channels")
         await pilot.press("ctrl+u")
         await paste(pilot, url)
@@ -461,9 +464,7 @@ async def test_t_sends_a_test_through_the_rules_channels(
         ],
     )
     server.fail("hook", times=1)
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
+    async with alerts_app(settings, store) as (app, pilot):
         await pilot.press("t")
         await settle(app, pilot)
         (hit,) = await server.await_for(1, "hook")
@@ -485,9 +486,7 @@ async def test_t_sends_a_test_through_the_rules_channels(
 async def test_a_prefilled_form_opens_with_the_chain_rows_values(
     settings: Settings, store: Store
 ) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
+    async with alerts_app(settings, store) as (app, pilot):
         saved: list[Any] = []
         app.push_screen(
             AlertForm(
@@ -524,12 +523,8 @@ async def test_a_prefilled_form_opens_with_the_chain_rows_values(
 
 
 async def test_a_pattern_rule_offers_only_its_fields(settings: Settings, store: Store) -> None:
-    app = Harness(make_state(settings, store))
-    async with app.run_test(size=(120, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await settle(app, pilot)
-        f = form(app)
+    async with alerts_app(settings, store) as (app, pilot):
+        f = await new_form(app, pilot)
         await focus_field(app, pilot, "kind")
         await pilot.press("enter")
         await type_text(pilot, "pattern")

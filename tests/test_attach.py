@@ -10,61 +10,28 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from datetime import UTC, datetime
 
 import pytest
 
 from optterm.app import OpttermApp
 from optterm.config import load_settings
 from optterm.engine.follower import Follower
-from optterm.model import AlertKind, AlertRule, Condition
-from optterm.providers.simulator import SimulatorProvider
 from optterm.store.repository import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
-from tests.test_alerts_screen import focus_field, paste, type_text
+from tests.squeeze_daemon import hook_rule, write_config
+from tests.squeeze_daemon import threshold as squeeze_threshold
+from tests.test_alerts_screen import fill_from_sentence
 from tests.test_serve import _lines_until, _serve
 
 pytestmark = pytest.mark.slow
-
-START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
-
-
-def _config(home: Home, http: CaptureServer, store_url: str | None = None) -> None:
-    """The daemon's config; `store_url` for another database than the home's SQLite file."""
-    head = f'[store]\nurl = "{store_url}"\n' if store_url else ""
-    home.write_config(
-        head
-        + f"""
-[poller]
-interval = 0.5
-[[poller.watch]]
-symbol = "NIFTY"
-expiries = 1
-strikes = 12
-[providers.simulator]
-seed = 42
-scenario = "gamma_squeeze"
-speed = 120
-step_seconds = 15
-start = {START.isoformat()}
-[notify]
-channels = {{ hook = "{http.json_url("/hook")}" }}
-""",
-        with_store=store_url is None,
-    )
-
-
-def _threshold() -> float:
-    sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=START)
-    return float(round(sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot * 1.004))
 
 
 async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_the_daemon(
     home: Home,
 ) -> None:
     with CaptureServer() as http:
-        _config(home, http)
+        write_config(home, http)
         proc = _serve(home)
         try:
             _lines_until(proc, lambda ln: "tick 2:" in ln, 1)
@@ -88,16 +55,13 @@ async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_
                     status = str(app.screen.query_one("#status").render())
                     assert "ATTACHED to" in status and f"pid {proc.pid}" in status
                     # The rule is made in the attached TUI, from the keyboard.
-                    threshold = _threshold()
+                    threshold = squeeze_threshold()
                     await pilot.press("r")
                     await pilot.pause()
                     await pilot.press("n")
                     await pilot.pause()
-                    await paste(pilot, f"NIFTY spot crosses above {threshold:g}")
-                    await pilot.press("enter")
-                    await focus_field(app, pilot, "channels")
-                    await pilot.press("end")
-                    await type_text(pilot, ", tag:hook")
+                    sentence = f"NIFTY spot crosses above {threshold:g}"
+                    await fill_from_sentence(pilot, sentence, ", tag:hook")
                     await pilot.press("ctrl+s")
                     await pilot.pause()
                     (rule,) = await store.list_rules()
@@ -123,8 +87,7 @@ async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_
                     if seen:
                         break
                 assert [e.title for e in seen] == [title]
-                hook = [r for r in http.requests if r.path == "/hook"]
-                assert len(hook) == 1  # fired once, by the daemon alone
+                assert len(http.hits("/hook")) == 1  # fired once, by the daemon alone
             finally:
                 await store.close()
         finally:
@@ -135,7 +98,7 @@ async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_
 
 async def test_an_attached_tui_reports_a_killed_daemon_within_two_intervals(home: Home) -> None:
     with CaptureServer() as http:
-        _config(home, http)
+        write_config(home, http)
         proc = _serve(home)
         try:
             _lines_until(proc, lambda ln: "tick 2:" in ln, 1)
@@ -169,21 +132,11 @@ async def test_an_attached_tui_reports_a_killed_daemon_within_two_intervals(home
 
 async def test_sigterm_right_after_a_firing_delivers_it_before_exiting(home: Home) -> None:
     with CaptureServer() as http:
-        _config(home, http)
+        write_config(home, http)
         settings = load_settings(home.config, env={})
         store = await open_store(settings.store.url or "")
-        threshold = _threshold()
-        await store.add_rule(
-            AlertRule(
-                symbol="NIFTY",
-                kind=AlertKind.PRICE,
-                condition=Condition.ABOVE,
-                threshold=threshold,
-                channels=("tag:hook",),
-                channel_labels=("tag:hook",),
-                note="drain",
-            )
-        )
+        threshold = squeeze_threshold()
+        await store.add_rule(hook_rule(threshold, "drain"))
         await store.close()
         proc = _serve(home)
         try:

@@ -11,11 +11,11 @@ import pytest
 
 from optterm.config import load_settings
 from optterm.engine.follower import Follower
-from optterm.model import AlertKind, AlertRule, Condition
 from optterm.store.repository import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
-from tests.test_attach import _config, _threshold
+from tests.squeeze_daemon import hook_rule, write_config
+from tests.squeeze_daemon import threshold as squeeze_threshold
 from tests.test_serve import _lines_until, _serve
 
 pytestmark = pytest.mark.slow
@@ -25,22 +25,12 @@ async def test_takeover_on_postgres_never_notifies_twice_and_followers_see_ticks
     home: Home, pg_url: str
 ) -> None:
     with CaptureServer() as http:
-        _config(home, http, pg_url)
+        write_config(home, http, store_url=pg_url)
         settings = load_settings(home.config, env={})
         store = await open_store(pg_url)
-        threshold = _threshold()
+        threshold = squeeze_threshold()
         try:
-            await store.add_rule(
-                AlertRule(
-                    symbol="NIFTY",
-                    kind=AlertKind.PRICE,
-                    condition=Condition.ABOVE,
-                    threshold=threshold,
-                    channels=("tag:hook",),
-                    channel_labels=("tag:hook",),
-                    note="pg",
-                )
-            )
+            await store.add_rule(hook_rule(threshold, "pg"))
             leader = _serve(home)
             standby = None
             try:

@@ -6,6 +6,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,14 +21,16 @@ pytestmark = pytest.mark.slow
 START = "2026-11-20T09:15:00+05:30"  # a Friday session
 
 
-def _serve(home: Home, *serve_args: str, log_level: str = "info") -> subprocess.Popen[str]:
+def _serve(
+    home: Home, *serve_args: str, log_level: str = "info", env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         optterm_cmd("--config", str(home.config), "--log-level", log_level, "serve", *serve_args),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=home.env,
+        env={**home.env, **(env or {})},
         cwd=home.root,
     )
 
