@@ -351,6 +351,11 @@ def _threshold_hint(kind: AlertKind, metric: str, condition: Condition) -> str:
 # -------------------------------------------------------------------------------- the form
 
 
+def _choice(options: Any, value: Any, wid: str) -> Select[Any]:
+    """A compact drop-down that always has a value (the form has no blank choices)."""
+    return Select(options, allow_blank=False, value=value, id=wid, compact=True)
+
+
 class AlertForm(ModalScreen[AlertRule | None]):
     """Create or edit an alert rule (keyboard only; see the module docstring)."""
 
@@ -436,35 +441,17 @@ class AlertForm(ModalScreen[AlertRule | None]):
             with VerticalScroll(id="fields", can_focus=False):
                 yield self._row(
                     "Symbol",
-                    Select(
-                        [(s, s) for s in self.symbols],
-                        allow_blank=False,
-                        value=v.symbol,
-                        id="symbol",
-                        compact=True,
-                    ),
+                    _choice([(s, s) for s in self.symbols], v.symbol, "symbol"),
                     row_id="row-symbol",
                 )
                 yield self._row(
                     "Alert on",
-                    Select(
-                        [(KIND_LABELS[k], k) for k in AlertKind],
-                        allow_blank=False,
-                        value=v.kind,
-                        id="kind",
-                        compact=True,
-                    ),
+                    _choice([(KIND_LABELS[k], k) for k in AlertKind], v.kind, "kind"),
                     row_id="row-kind",
                 )
                 yield self._row(
                     "Metric",
-                    Select(
-                        _metric_options(v.kind),
-                        allow_blank=False,
-                        value=v.metric,
-                        id="metric",
-                        compact=True,
-                    ),
+                    _choice(_metric_options(v.kind), v.metric, "metric"),
                     row_id="row-metric",
                 )
                 yield self._row(
@@ -480,35 +467,17 @@ class AlertForm(ModalScreen[AlertRule | None]):
                 yield self._row(
                     "Strike, side",
                     Input(v.strike, placeholder="e.g. 25000", id="strike", compact=True),
-                    Select(
-                        [("CE (call)", Side.CE), ("PE (put)", Side.PE)],
-                        allow_blank=False,
-                        value=v.side,
-                        id="side",
-                        compact=True,
-                    ),
+                    _choice([("CE (call)", Side.CE), ("PE (put)", Side.PE)], v.side, "side"),
                     row_id="row-leg",
                 )
                 yield self._row(
                     "Pattern",
-                    Select(
-                        [(p.value, p) for p in PatternKind],
-                        allow_blank=False,
-                        value=v.pattern,
-                        id="pattern",
-                        compact=True,
-                    ),
+                    _choice([(p.value, p) for p in PatternKind], v.pattern, "pattern"),
                     row_id="row-pattern",
                 )
                 yield self._row(
                     "Condition",
-                    Select(
-                        _condition_options(v.kind),
-                        allow_blank=False,
-                        value=v.condition,
-                        id="condition",
-                        compact=True,
-                    ),
+                    _choice(_condition_options(v.kind), v.condition, "condition"),
                     row_id="row-condition",
                 )
                 yield self._row(
