@@ -16,8 +16,8 @@ only the strikes stay. Snapshots and analytics are built before the timed region
 - tui.chain_vs_datatable_ratio: median of the per-tick ratios datatable / chain.
 
 The two widgets live on two screens of one app; each rep switches to the chain screen, lets it
-settle, times one chain tick, then does the same for the DataTable (interleaved rep by rep, as in
-../shared/reference/performance.md: the machine is noisy, ratios from the same rep are stable).
+settle, times one chain tick, then does the same for the DataTable (interleaved rep by rep: the
+machine is noisy, ratios from the same rep are stable).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from tests.replay_server import ReplayServer
 pytest_plugins = ["tests.pg_server"]
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "providers"
+FIXTURES = REPO / "tests" / "fixtures" / "providers"
 
 
 @dataclass

@@ -5,8 +5,8 @@ forward comes from put-call parity near the money (C - P = D(F - K)) rather than
 index forward carries the dividend yield and the market's own financing, and an ITM quote read
 against a wrong forward sits "below intrinsic" and has no IV at all.
 
-Definitions (PCR, max pain, walls, GEX, risk reversal) follow ../shared/reference/market-features.md
-§3 and are restated in docs/analytics.md, so every number on screen can be checked by hand.
+Definitions (PCR, max pain, walls, GEX, risk reversal) are the standard ones and are restated in
+docs/analytics.md, so every number on screen can be checked by hand.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Why not a DataTable: a 200 × 21 DataTable costs ~100+ ms of CPU per refresh at 240 × 60 even when
 one cell changed, because every update invalidates its whole render cache
-(../shared/reference/performance.md §5). Here every row is one cached `Strip`, keyed by the row's
+(measured by benchmarks/bench_tui.py). Here every row is one cached `Strip`, keyed by the row's
 displayed values (rounded to what the screen shows) and its style state; a tick re-renders only
 the rows whose key changed and refreshes only those lines.
 
