@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from optterm.engine.alerts import AlertEvaluator
-from optterm.engine.analytics import enrich
+from optterm.engine.alerts.evaluate import AlertEvaluator
+from optterm.engine.analytics.chain import enrich
 from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
 SYMBOLS = ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY")

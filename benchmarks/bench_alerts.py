@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from optterm.config import load_settings
-from optterm.engine.notify import Dispatcher
+from optterm.config.settings import load_settings
+from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.model import Delivery
 from optterm.store.outbox import idempotency_key
 from optterm.store.repository import _to_us, open_store

@@ -1,4 +1,4 @@
-"""Analytics figures: the vectorised Black-76 engine (optterm.engine.blackmath), one thread.
+"""Analytics figures: the vectorised Black-76 engine (engine.analytics.blackmath), one thread.
 
 Inputs are one seeded NIFTY-like draw: spot 24,500, strikes 22,000..27,000 step 50, expiries
 2..60 calendar days (t = d/365), sigma uniform 8 %..60 %, r = 6.5 %, q = 0, calls/puts 50/50,
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import QuantLib as ql
 
-from optterm.engine import blackmath
-from optterm.engine.blackmath import black_price, greeks, implied_vol
+from optterm.engine.analytics import blackmath
+from optterm.engine.analytics.blackmath import black_price, greeks, implied_vol
 
 N = 1_000_000
 N_QUANTLIB = 100_000

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from optterm.engine.analytics import AnalyticsParams, max_pain
-from optterm.engine.analyzer import Analyzer
-from optterm.providers.simulator import SimulatorProvider
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.analytics.chain import AnalyticsParams, max_pain
+from optterm.providers.simulator.provider import SimulatorProvider
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)
 WARM_STEPS = 25  # 6 min at 15 s: fills the 5-minute window

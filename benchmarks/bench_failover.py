@@ -13,8 +13,8 @@ from datetime import datetime
 
 from optterm.market import IST
 from optterm.providers.failover import FailoverPolicy, FailoverProvider
-from optterm.providers.nse import NseProvider
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.nse.client import NseProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 
 TIMEOUT = 0.5
 RUNS = 9

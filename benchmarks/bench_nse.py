@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from optterm.providers.nse_parse import loads, parse_chains
+from optterm.providers.nse.parse import loads, parse_chains
 
 PAYLOAD = (
     Path(__file__).resolve().parents[2]

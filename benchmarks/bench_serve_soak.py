@@ -51,7 +51,7 @@ def run() -> dict[str, Any]:
         }
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "optterm.cli", "--config", str(root / "optterm.toml")),
+                *(sys.executable, "-m", "optterm", "--config", str(root / "optterm.toml")),
                 *("serve", "--log-format", "json"),
             ],
             stdout=subprocess.DEVNULL,

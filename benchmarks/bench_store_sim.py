@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optterm.market import IST
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import open_store
 
 TICKS = 1540  # 09:15–15:40 every 15 s

@@ -33,7 +33,7 @@ from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable
 
-from optterm.engine.analytics import Enriched, SideAnalytics, enrich
+from optterm.engine.analytics.chain import Enriched, SideAnalytics, enrich
 from optterm.model import ChainSnapshot, Feed, Legs, Side
 from optterm.widgets.chain_table import ChainTable
 

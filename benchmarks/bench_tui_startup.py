@@ -53,7 +53,7 @@ def _once(root: Path) -> float:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 240, 0, 0))
     start = time.time()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "optterm.cli", "--config", str(root / "optterm.toml")],
+        [sys.executable, "-m", "optterm", "--config", str(root / "optterm.toml")],
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -73,7 +73,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
 
 
 def optterm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "optterm.cli", *args]
+    return [sys.executable, "-m", "optterm", *args]
 
 
 def run_cli(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from optterm.model import AlertKind, AlertRule, Condition
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
 

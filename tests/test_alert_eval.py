@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.engine.alerts import AlertEvaluator
-from optterm.engine.analytics import enrich
+from optterm.engine.alerts.evaluate import AlertEvaluator
+from optterm.engine.analytics.chain import enrich
 from optterm.model import (
     AlertKind,
     AlertRule,

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.alert_rules import (
+from optterm.config.settings import Settings, WatchItem
+from optterm.engine.alerts.rules import (
     RuleError,
     build_rule,
     parse_duration,
@@ -23,8 +24,7 @@ from optterm.alert_rules import (
     rule_summary,
     rule_text,
 )
-from optterm.config import Settings, WatchItem
-from optterm.engine.channels import Channel
+from optterm.engine.notify.channels import Channel
 from optterm.model import AlertKind, Condition, PatternKind, Side
 
 TODAY = date(2026, 11, 24)

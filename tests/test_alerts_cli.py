@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from optterm.engine.channels import Channel
+from optterm.engine.notify.channels import Channel
 from optterm.model import AlertEvent, AlertKind, Feed
 from optterm.store import open_store
 from optterm.store.alerts import RuleStateRow

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from optterm.config import load_settings
-from optterm.engine.alert_service import AlertService
-from optterm.engine.analyzer import Analyzer
-from optterm.engine.channels import Channel
-from optterm.engine.notify import Dispatcher
+from optterm.config.settings import load_settings
+from optterm.engine.alerts.service import AlertService
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.notify.channels import Channel
+from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.engine.poller import Poller, Watch
 from optterm.model import AlertKind, Condition, Delivery
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store.repository import open_store
 from tests.notify_servers import CaptureServer, SmtpSink
 
@@ -51,7 +51,7 @@ async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fail
     expiry = sim._listed("NIFTY", 0)[0]
     spot0 = sim.chain_at_step("NIFTY", expiry, 0).spot
     threshold = round(spot0 * 1.004)  # the squeeze carries the spot through it
-    from optterm.alert_rules import build_rule
+    from optterm.engine.alerts.rules import build_rule
 
     rule = await store.add_rule(
         build_rule(

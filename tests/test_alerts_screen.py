@@ -17,14 +17,14 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
-from optterm.alert_rules import build_rule
-from optterm.config import Settings, load_settings
-from optterm.engine.channels import Channel
+from optterm.config.settings import Settings, load_settings
+from optterm.engine.alerts.rules import build_rule
+from optterm.engine.notify.channels import Channel
+from optterm.engine.state import EngineState
 from optterm.model import AlertEvent, AlertKind, Condition, Feed, PatternKind, Side
 from optterm.screens.alert_form import AlertForm
 from optterm.screens.alerts import AlertsScreen
 from optterm.screens.confirm import ConfirmScreen
-from optterm.screens.state import EngineState
 from optterm.store import Store
 from optterm.store.alerts import RuleStateRow
 from tests.notify_servers import CaptureServer

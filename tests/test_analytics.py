@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.config import load_settings
-from optterm.engine.analytics import (
+from optterm.config.settings import load_settings
+from optterm.engine.analytics.blackmath import black_price
+from optterm.engine.analytics.chain import (
     AnalyticsParams,
     buildups,
     enrich,
@@ -23,10 +24,9 @@ from optterm.engine.analytics import (
     parity_forward,
     time_to_expiry,
 )
-from optterm.engine.blackmath import black_price
 from optterm.model import Bias, Buildup, ChainSnapshot, Feed, Legs
-from optterm.providers.nse_parse import parse_chains
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.nse.parse import parse_chains
+from optterm.providers.simulator.provider import SimulatorProvider
 from tests.conftest import FIXTURES
 
 NSE_WITH_TOTALS = [

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from optterm.market import IST
-from optterm.providers.angel_master import (
+from optterm.providers.angelone.master import (
     BUILTIN_INDEX_TOKENS,
     MASTER_FILENAME,
     InstrumentMaster,

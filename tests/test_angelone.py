@@ -29,10 +29,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from optterm.infra.secrets import AngelCredentials, SecretStore, SessionTokens, make_totp
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed, Segment
-from optterm.providers.angel_master import InstrumentMaster
-from optterm.providers.angelone import (
+from optterm.providers.angelone.client import (
     GREEKS_PATH,
     LOGIN_PATH,
     LOGOUT_PATH,
@@ -44,6 +44,7 @@ from optterm.providers.angelone import (
     MemoryTokenStore,
     redacted_headers,
 )
+from optterm.providers.angelone.master import InstrumentMaster
 from optterm.providers.base import (
     AuthError,
     BadPayload,
@@ -55,7 +56,6 @@ from optterm.providers.base import (
     ServerError,
     UnknownSymbol,
 )
-from optterm.secrets import AngelCredentials, SecretStore, SessionTokens, make_totp
 from tests.conftest import FIXTURES
 from tests.replay_server import ReplayServer, Reply, Request
 from tests.test_angel_master import (

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from optterm.model import AlertKind, AlertRule, Condition, Feed
 from optterm.providers.failover import FailoverPolicy, FailoverProvider
-from optterm.providers.nse import NseProvider
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.nse.client import NseProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.widgets.chain_table import ChainTable
 from tests.tui_driver import OPEN, make_driver
 

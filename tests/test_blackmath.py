@@ -1,4 +1,4 @@
-"""Black-76 pricer, implied volatility and Greeks (optterm.engine.blackmath).
+"""Black-76 pricer, implied volatility and Greeks (optterm.engine.analytics.blackmath).
 
 References: QuantLib (dev-only) for prices and implied volatilities, Hull's textbook examples,
 central finite differences of black_price for the Greeks, and the volatility a price was made
@@ -16,8 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
-from optterm.engine import blackmath
-from optterm.engine.blackmath import Greeks, black_price, greeks, implied_vol
+from optterm.engine.analytics import blackmath
+from optterm.engine.analytics.blackmath import Greeks, black_price, greeks, implied_vol
 
 
 def _market(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:

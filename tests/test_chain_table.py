@@ -12,9 +12,9 @@ from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
-from optterm.engine.analytics import Enriched, enrich
+from optterm.engine.analytics.chain import Enriched, enrich
 from optterm.model import ChainSnapshot, Legs, Side
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.widgets.chain_table import HEADER_ROWS, ChainTable
 
 EXPIRY = date(2026, 11, 23)

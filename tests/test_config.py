@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from optterm import config, paths
-from optterm.config import ConfigError, Settings, load_settings
+from optterm.config import settings as config
+from optterm.config.settings import ConfigError, Settings, load_settings
+from optterm.infra import paths
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -554,7 +555,7 @@ def test_errors_write_nothing(isolated: Path, write, tmp_path: Path) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, optterm.config\n"
+        "import sys, optterm.config.settings\n"
         "heavy = [m for m in ('textual', 'numpy', 'sqlalchemy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -562,8 +563,8 @@ def test_import_stays_light() -> None:
 
 
 def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
-    from optterm.providers import nse
     from optterm.providers.factory import build_one
+    from optterm.providers.nse import client as nse
 
     assert nse.ENDPOINT_FAMILIES == config.NSE_ENDPOINTS
     cfg = tmp_path / "c.toml"

@@ -17,8 +17,8 @@ from optterm.engine.poller import Poller, Watch
 from optterm.market import IST
 from optterm.providers.breaker import BreakerState
 from optterm.providers.failover import FailoverPolicy, FailoverProvider
-from optterm.providers.nse import NseProvider
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.nse.client import NseProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from tests.conftest import FIXTURES
 from tests.replay_server import ReplayServer, Reply, Request
 from tests.test_angel_master import NOW as ANGEL_NOW

@@ -11,27 +11,27 @@ from tests.conftest import Home
 
 HEADLESS = [
     "optterm.model",
-    "optterm.config",
-    "optterm.paths",
+    "optterm.config.settings",
+    "optterm.infra.paths",
     "optterm.market",
     "optterm.store",
     "optterm.providers.base",
-    "optterm.providers.simulator",
+    "optterm.providers.simulator.provider",
     "optterm.providers.factory",
     "optterm.providers.failover",
-    "optterm.providers.nse",
-    "optterm.providers.angelone",
-    "optterm.providers.angel_master",
-    "optterm.secrets",
-    "optterm.provider_status",
-    "optterm.creds_cli",
+    "optterm.providers.nse.client",
+    "optterm.providers.angelone.client",
+    "optterm.providers.angelone.master",
+    "optterm.infra.secrets",
+    "optterm.engine.provider_status",
+    "optterm.cli.creds",
     "optterm.engine.events",
     "optterm.engine.poller",
-    "optterm.serve",
-    "optterm.history",
-    "optterm.output",
-    "optterm.runtime",
-    "optterm.cli",
+    "optterm.cli.serve",
+    "optterm.cli.history",
+    "optterm.present.chain",
+    "optterm.engine.compose",
+    "optterm.cli.root",
 ]
 
 PROBE = """
@@ -67,7 +67,7 @@ def test_non_tui_commands_run_without_textual(home: Home, args: tuple[str, ...])
     home.write_config()
     argv = ["optterm", "--config", str(home.config), *args]
     code = PROBE + f"import sys\nsys.argv = {argv!r}\n"
-    code += "from optterm.cli import main\nmain()\n"
+    code += "from optterm.cli.root import main\nmain()\n"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=home.env, cwd=home.root
     )

@@ -16,14 +16,14 @@ from textual.app import App
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from optterm.config import Settings
-from optterm.engine.analytics import enrich
+from optterm.config.settings import Settings
+from optterm.engine.analytics.chain import enrich
 from optterm.engine.events import ChainUpdate
+from optterm.engine.state import EngineState
 from optterm.model import ChainSnapshot, Metrics
-from optterm.output import IST
-from optterm.providers.simulator import SimulatorProvider
+from optterm.present.chain import IST
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.screens.history import NO_STORE, PANES, HistoryScreen, bucket_changes
-from optterm.screens.state import EngineState
 from optterm.store import Store, open_store
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST, Friday

@@ -21,8 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 import optterm.screens
-from optterm.config import load_settings
+from optterm.config.settings import load_settings
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
+from optterm.engine.state import EngineState
 from optterm.model import (
     ChainSnapshot,
     Direction,
@@ -37,7 +38,6 @@ from optterm.screens import patterns as patterns_module
 from optterm.screens.help import KEYMAP, HelpScreen, key_names, keymap_keys
 from optterm.screens.patterns import PatternsScreen, confidence_bar
 from optterm.screens.providers import ProvidersScreen
-from optterm.screens.state import EngineState
 from tests.conftest import Home
 
 NOW = datetime(2026, 11, 20, 4, 45, tzinfo=UTC)  # 10:15:00 IST

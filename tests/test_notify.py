@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config import Settings, load_settings
-from optterm.engine.channels import parse_channel_spec
-from optterm.engine.notify import PAUSE_AT_ENV, PAUSE_FILE_ENV, Dispatcher, send_now
+from optterm.config.settings import Settings, load_settings
+from optterm.engine.notify.channels import parse_channel_spec
+from optterm.engine.notify.dispatcher import PAUSE_AT_ENV, PAUSE_FILE_ENV, Dispatcher, send_now
 from optterm.model import Delivery
 from optterm.store import outbox
 from optterm.store.repository import Store, open_store
@@ -375,8 +375,8 @@ async def test_a_token_in_the_url_never_reaches_logs_output_or_results(
 
 CRASH_SCRIPT = """
 import asyncio, sys
-from optterm.config import load_settings
-from optterm.engine.notify import Dispatcher
+from optterm.config.settings import load_settings
+from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.store.repository import open_store
 
 async def main():

@@ -30,7 +30,7 @@ from optterm.providers.base import (
     ServerError,
     UnknownSymbol,
 )
-from optterm.providers.nse import NseProvider
+from optterm.providers.nse.client import NseProvider
 from tests.conftest import FIXTURES
 from tests.replay_server import ReplayServer, Reply, Request
 from tests.test_nse_parse import (

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed
 from optterm.providers.base import BadPayload
-from optterm.providers.nse_parse import (
+from optterm.providers.nse.parse import (
     Shape,
     detect_shape,
     format_expiry,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config import load_settings
-from optterm.engine.analyzer import Analyzer
-from optterm.engine.patterns import DETECTORS, PatternParams
+from optterm.config.settings import load_settings
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.analytics.patterns import DETECTORS, PatternParams
 from optterm.model import Direction, PatternKind, Signal, Strength
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "patterns.md"
 SESSION_OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from optterm.engine.analyzer import Analyzer
+from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.poller import Poller, Watch
 from optterm.model import Bias, Direction, Feed, MarketView, Metrics, PatternKind
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
 

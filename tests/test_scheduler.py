@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config import (
+from optterm.config.settings import (
     MarketSettings,
     PollerSettings,
     SchedulerSettings,
@@ -25,7 +25,7 @@ from optterm.engine.scheduler import MAX_SLEEP_S, MIN_SLEEP_S, Scheduler
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.providers.factory import market_calendar
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import Store, StoreError, open_store
 from optterm.store.daily import day_bounds, summarize_day, summarized
 from optterm.store.jobs import finish_job, last_run, list_jobs, start_job

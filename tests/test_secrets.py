@@ -14,7 +14,7 @@ import keyring.backends.null
 import keyring.errors
 import pytest
 
-from optterm.secrets import (
+from optterm.infra.secrets import (
     CREDENTIAL_FIELDS,
     SERVICE,
     AngelCredentials,

@@ -106,7 +106,7 @@ start = {START}
 def _assert_matches_simulator(exported: list[dict], *, seed: int) -> None:
     """Every exported snapshot equals the chain the simulator produces for that moment:
     integers exactly, prices within float32."""
-    from optterm.providers.simulator import SimulatorProvider
+    from optterm.providers.simulator.provider import SimulatorProvider
 
     for doc in exported:
         sim = SimulatorProvider(seed=seed, start=datetime.fromisoformat(START))
@@ -207,7 +207,7 @@ def test_serve_purges_history_older_than_the_retention_window(home: Home) -> Non
     from datetime import timedelta
 
     from optterm.market import IST
-    from optterm.providers.simulator import SimulatorProvider
+    from optterm.providers.simulator.provider import SimulatorProvider
     from optterm.store import open_store
 
     old_start = (datetime.now(IST) - timedelta(days=40)).replace(hour=10, minute=0)

@@ -18,7 +18,7 @@ from optterm.providers.base import (
     ProviderError,
     UnknownSymbol,
 )
-from optterm.providers.simulator import SCENARIOS, SimulatorProvider
+from optterm.providers.simulator.provider import SCENARIOS, SimulatorProvider
 
 # Wednesday 18-Nov-2026, 09:15 IST. Nearest expiry: Monday 23-Nov (the Tuesday is a holiday).
 START = datetime(2026, 11, 18, 9, 15, tzinfo=IST)
@@ -89,7 +89,7 @@ def test_unknown_scenario_is_a_value_error_listing_the_scenarios():
 
 def test_scenarios_are_the_nine_config_accepts():
     # config.py keeps its own copy (it must not import numpy); the two must never drift apart.
-    from optterm.config import SCENARIO_NAMES
+    from optterm.config.settings import SCENARIO_NAMES
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
     assert len(SCENARIOS) == 9
@@ -581,7 +581,7 @@ def test_momentum_shift_flips_trending_oi_midway(seed: int):
 def test_a_later_listed_expiry_and_trimmed_history_stay_deterministic(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    from optterm.providers import sim_state
+    from optterm.providers.simulator import state as sim_state
 
     monkeypatch.setattr(sim_state, "TRIM_STEPS", 50)  # forget spot history aggressively
     # One-minute steps: 385 per session; step 1540 is Wednesday 25-Nov's open, after the

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.engine.channels import Channel
+from optterm.engine.notify.channels import Channel
 from optterm.model import (
     AlertEvent,
     AlertKind,

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from optterm.systemd import Notifier
+from optterm.infra.systemd import Notifier
 from tests.conftest import Home
 from tests.test_serve import START, _lines_until, _serve
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from optterm.app import OpttermApp
-from optterm.config import Settings, load_settings
-from optterm.engine.alert_service import AlertService
-from optterm.engine.analyzer import Analyzer
-from optterm.engine.notify import Dispatcher
+from optterm.config.settings import Settings, load_settings
+from optterm.engine.alerts.service import AlertService
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.engine.poller import Poller, Watch
-from optterm.providers.simulator import SimulatorProvider
+from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store.repository import Store, open_store
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST

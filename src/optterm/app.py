@@ -23,12 +23,12 @@ from textual.message import Message
 from textual.screen import Screen
 
 from optterm.engine.events import Tick
-from optterm.screens.state import EngineState
+from optterm.engine.state import EngineState
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.config import Settings
-    from optterm.runtime import CliOptions
+    from optterm.config.settings import Settings
+    from optterm.engine.compose import CliOptions
 
 __all__ = ["OpttermApp", "run_tui"]
 
@@ -103,8 +103,8 @@ class OpttermApp(App[int]):
     @work(exclusive=True, group="engine")
     async def run_engine(self, local: bool = False) -> None:
         """Poll (or, when a daemon holds the store's lease, follow it) until quit."""
+        from optterm.engine.compose import make_engine, open_configured_store
         from optterm.providers.factory import build_provider
-        from optterm.runtime import make_engine, open_configured_store
 
         store = provider = lease = None
         stop = self._stop = asyncio.Event()
@@ -333,9 +333,9 @@ class OpttermApp(App[int]):
 
 
 def run_tui(opts: CliOptions) -> int:
-    from optterm import paths
-    from optterm.logs import configure_logging
-    from optterm.runtime import load
+    from optterm.engine.compose import load
+    from optterm.infra import paths
+    from optterm.infra.logs import configure_logging
 
     settings = load(opts)
     # Fail before taking over the screen, with the same messages and exit codes as other commands.
@@ -345,8 +345,8 @@ def run_tui(opts: CliOptions) -> int:
 
 
 async def _preflight(settings: Settings) -> None:
+    from optterm.engine.compose import make_poller, open_configured_store
     from optterm.providers.factory import build_provider
-    from optterm.runtime import make_poller, open_configured_store
 
     store = await open_configured_store(settings)
     provider = build_provider(settings)

@@ -1,1 +1,1 @@
-"""The headless engine: the poller (one tick), and later analytics, patterns, alerts, notify."""
+"""The headless engine: runner, poller, follower, scheduler, state; analytics, alerts, notify."""

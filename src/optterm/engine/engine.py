@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from optterm.engine.events import Subscription
 
 if TYPE_CHECKING:
-    from optterm.engine.notify import Dispatcher
+    from optterm.engine.notify.dispatcher import Dispatcher
     from optterm.engine.poller import Poller
 
 __all__ = ["Engine"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal
 
 if TYPE_CHECKING:
-    from optterm.engine.analytics import Enriched
+    from optterm.engine.analytics.chain import Enriched
 
 __all__ = ["ChainUpdate", "EventBus", "FetchFailure", "Subscription", "Tick"]
 

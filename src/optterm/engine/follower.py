@@ -17,12 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from optterm.engine.analytics import AnalyticsParams, Enriched, enrich
+from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
 from optterm.engine.events import ChainUpdate, EventBus, Subscription, Tick
 from optterm.model import AlertEvent, ChainSnapshot, Signal
 
 if TYPE_CHECKING:
-    from optterm.config import Settings
+    from optterm.config.settings import Settings
     from optterm.store import Store
     from optterm.store.lease import LeaseInfo
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from optterm.providers.base import Provider
 
 if TYPE_CHECKING:
-    from optterm.config import Settings
+    from optterm.config.settings import Settings
 
 __all__ = ["ProviderUnavailable", "build_one", "build_provider", "market_calendar"]
 
@@ -79,7 +79,7 @@ def _timeout(settings: Settings, name: str) -> float:
 
 def _build(settings: Settings, name: str) -> Provider:
     if name == "simulator":
-        from optterm.providers.simulator import SimulatorProvider
+        from optterm.providers.simulator.provider import SimulatorProvider
 
         sim = settings.providers.simulator
         return SimulatorProvider(
@@ -91,8 +91,8 @@ def _build(settings: Settings, name: str) -> Provider:
             calendar=market_calendar(settings),
         )
     if name == "nse":
-        from optterm import paths
-        from optterm.providers.nse import NseProvider
+        from optterm.infra import paths
+        from optterm.providers.nse.client import NseProvider
 
         nse = settings.providers.nse
         return NseProvider(
@@ -110,8 +110,8 @@ def _build(settings: Settings, name: str) -> Provider:
 
 
 def _build_angelone(settings: Settings) -> Provider:
-    from optterm.providers.angelone import AngelOneProvider
-    from optterm.secrets import CredentialError, SecretStore, SecretStoreError
+    from optterm.infra.secrets import CredentialError, SecretStore, SecretStoreError
+    from optterm.providers.angelone.client import AngelOneProvider
 
     store = SecretStore()
     try:
@@ -139,9 +139,9 @@ def _build_angelone(settings: Settings) -> Provider:
 
 
 def angel_master(settings: Settings):  # -> InstrumentMaster
-    from optterm import paths
+    from optterm.infra import paths
     from optterm.market import NSE_INDICES
-    from optterm.providers.angel_master import InstrumentMaster
+    from optterm.providers.angelone.master import InstrumentMaster
 
     return InstrumentMaster(
         paths.cache_dir() / "angelone",

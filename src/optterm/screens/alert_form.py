@@ -32,7 +32,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 # _CONDITIONS and _METRICS: which conditions and metrics a kind takes. They are private to
 # alert_rules; imported so that the form can never offer what build_rule would refuse.
-from optterm.alert_rules import (
+from optterm.engine.alerts.rules import (
     _CONDITIONS,
     _METRICS,
     RuleError,
@@ -48,7 +48,7 @@ from optterm.alert_rules import (
     rule_summary,
     rule_text,
 )
-from optterm.engine.channels import (
+from optterm.engine.notify.channels import (
     APP,
     Channel,
     ChannelError,
@@ -59,8 +59,8 @@ from optterm.engine.channels import (
 from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
 
 if TYPE_CHECKING:
-    from optterm.engine.notify import SendResult
-    from optterm.screens.state import EngineState
+    from optterm.engine.notify.dispatcher import SendResult
+    from optterm.engine.state import EngineState
 
 __all__ = ["AlertForm", "result_line", "send_test"]
 
@@ -180,7 +180,7 @@ async def send_test(
 ) -> list[str]:
     """Send to every (label, url) target; `lines` holds one entry per channel, None where the
     next target's result goes. Returns the filled lines."""
-    from optterm.engine.notify import send_now
+    from optterm.engine.notify.dispatcher import send_now
 
     results = list(await send_now(targets, title, body, budget)) if targets else []
     out: list[str] = []
@@ -659,7 +659,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _preview_channels(self, specs: Sequence[str]) -> list[Channel]:
         """The channels as they would be stored, without side effects: app and tag:NAME through
         parse_channel_spec, a URL checked by Apprise (once it is loaded) but not kept yet."""
-        from optterm.engine.channels import validate_url
+        from optterm.engine.notify.channels import validate_url
 
         out: list[Channel] = []
         for n, spec in enumerate(specs, 1):
@@ -681,8 +681,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _store_channels(self, specs: Sequence[str]) -> list[Channel]:
         """The channels to store (runs in a thread: the keyring may block). Every spec is
         checked before any URL is written to the keyring, as `optterm alerts add` does."""
-        from optterm.engine.channels import validate_url
-        from optterm.secrets import SecretStore
+        from optterm.engine.notify.channels import validate_url
+        from optterm.infra.secrets import SecretStore
 
         for n, spec in enumerate(specs, 1):
             if _is_app(spec) or spec.startswith("tag:"):
@@ -949,8 +949,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
     @work(exclusive=True, group="alert-form-test", exit_on_error=False)
     async def _send_test(self) -> None:
-        from optterm.engine.channels import validate_url
-        from optterm.secrets import SecretStore
+        from optterm.engine.notify.channels import validate_url
+        from optterm.infra.secrets import SecretStore
 
         out = self.query_one("#test-result", Static)
         specs = _specs(self.query_one("#channels", Input).value)
@@ -1003,13 +1003,13 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
 
 def rule_channels_of(rule: AlertRule) -> list[Channel]:
-    from optterm.alert_rules import rule_channels
+    from optterm.engine.alerts.rules import rule_channels
 
     return list(rule_channels(rule))
 
 
 def _protect(urls: Sequence[str]) -> None:
     """Register URLs with notify's log scrubber before Apprise sees them (it may log them)."""
-    from optterm.engine.notify import _protect as protect
+    from optterm.engine.notify.dispatcher import _protect as protect
 
     protect(urls)

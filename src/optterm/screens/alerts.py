@@ -29,7 +29,7 @@ from optterm.screens.confirm import ConfirmScreen
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.screens.state import EngineState
+    from optterm.engine.state import EngineState
     from optterm.store.alerts import EventView, RuleStateRow
 
 __all__ = ["EVENTS_SHOWN", "AlertsScreen", "delivery_text"]
@@ -163,8 +163,8 @@ class AlertsScreen(Screen[None]):
         self.refresh_bindings()
 
     def _rule_row(self, rule: AlertRule, now: datetime) -> tuple[Any, ...]:
-        from optterm.alert_rules import rule_summary
-        from optterm.alerts_cli import _state, _when
+        from optterm.cli.alerts import _state, _when
+        from optterm.engine.alerts.rules import rule_summary
 
         st = self.states.get(rule.id or -1)
         state = _state(rule, st, now)
@@ -187,7 +187,7 @@ class AlertsScreen(Screen[None]):
         _update_table(table, rows, self._rule_cells, RULE_COLUMNS)
 
     def _render_events(self, views: Sequence[EventView]) -> None:
-        from optterm.alerts_cli import _when
+        from optterm.cli.alerts import _when
 
         events: list[tuple[AlertEvent, tuple[Any, ...]]] = [(v.event, v.deliveries) for v in views]
         listed = {e.id for e, _ in events if e.id is not None}
@@ -271,7 +271,7 @@ class AlertsScreen(Screen[None]):
 
     def _form_closed(self, rule: AlertRule | None) -> None:
         if rule is not None:
-            from optterm.alert_rules import rule_summary
+            from optterm.engine.alerts.rules import rule_summary
 
             self.notify(
                 f"Saved alert rule {rule.id}: {rule_summary(rule)}", title="Alerts", markup=False
@@ -285,7 +285,7 @@ class AlertsScreen(Screen[None]):
         self._write("enable" if not rule.enabled else "disable", rule)
 
     def action_delete(self) -> None:
-        from optterm.alert_rules import rule_summary
+        from optterm.engine.alerts.rules import rule_summary
 
         rule = self.selected
         if rule is None or rule.id is None or self.state.store is None:
@@ -335,9 +335,9 @@ class AlertsScreen(Screen[None]):
     @work(group="alerts-test", exit_on_error=False)
     async def _test(self, rule: AlertRule) -> None:
         """Send a test message through the rule's channels now (in-app ones are skipped)."""
-        from optterm.alert_rules import rule_channels, rule_summary
-        from optterm.engine.channels import APP, ChannelError, resolve_channel
-        from optterm.secrets import SecretStore
+        from optterm.engine.alerts.rules import rule_channels, rule_summary
+        from optterm.engine.notify.channels import APP, ChannelError, resolve_channel
+        from optterm.infra.secrets import SecretStore
 
         settings = self.state.settings
         secrets = SecretStore()

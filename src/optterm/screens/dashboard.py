@@ -14,9 +14,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from optterm.engine.state import EngineState
 from optterm.model import Direction, Feed
-from optterm.output import IST, metrics_lines
-from optterm.screens.state import EngineState
+from optterm.present.chain import IST, metrics_lines
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, Static
 from optterm.screens.patterns import go_back
 
 if TYPE_CHECKING:
-    from optterm.screens.state import EngineState
+    from optterm.engine.state import EngineState
 
 __all__ = ["KEYMAP", "HelpScreen", "key_names", "keymap_keys"]
 

@@ -33,9 +33,9 @@ from textual.theme import Theme
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
+from optterm.engine.state import EngineState
 from optterm.model import Feed, Metrics
-from optterm.output import IST
-from optterm.screens.state import EngineState
+from optterm.present.chain import IST
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

@@ -29,11 +29,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from optterm.model import Direction, Feed, PatternKind, Signal
-from optterm.output import IST
+from optterm.present.chain import IST
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.screens.state import EngineState
+    from optterm.engine.state import EngineState
 
 __all__ = [
     "COLUMNS",

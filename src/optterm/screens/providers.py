@@ -18,14 +18,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from optterm.engine.provider_status import health_row
 from optterm.model import Feed
-from optterm.output import IST
-from optterm.provider_status import health_row
+from optterm.present.chain import IST
 from optterm.screens.patterns import FEED_STYLE, age_text, go_back, sync_table
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.screens.state import EngineState
+    from optterm.engine.state import EngineState
 
 __all__ = ["BREAKER_STYLE", "COLUMNS", "ProvidersScreen", "serving_line"]
 

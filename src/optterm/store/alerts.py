@@ -38,7 +38,7 @@ from optterm.store.repository import Store, _from_us, _to_us
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
 
 if TYPE_CHECKING:
-    from optterm.engine.channels import Channel
+    from optterm.engine.notify.channels import Channel
 
 __all__ = [
     "DeliveryView",

@@ -41,7 +41,7 @@ from textual.strip import Strip
 from optterm.model import Buildup, ChainSnapshot, Side
 
 if TYPE_CHECKING:
-    from optterm.engine.analytics import Enriched
+    from optterm.engine.analytics.chain import Enriched
 
 __all__ = ["BASE_COLUMNS", "GREEK_COLUMNS", "HEADER_ROWS", "ChainTable", "Column"]
 

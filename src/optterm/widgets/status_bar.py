@@ -7,9 +7,9 @@ from datetime import date, datetime
 from rich.text import Text
 from textual.widgets import Static
 
+from optterm.engine.state import EngineState
 from optterm.model import ChainSnapshot, Feed
-from optterm.output import IST, data_age
-from optterm.screens.state import EngineState
+from optterm.present.chain import IST, data_age
 
 __all__ = ["StatusBar", "status_text"]
 

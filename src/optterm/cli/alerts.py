@@ -1,0 +1,644 @@
+"""`optterm alerts` and `optterm notify`: alert rules in, history and test sends out.
+
+Wiring only, like cli.py: every command imports what it needs when it runs. A rule and its
+channels are validated completely before anything is written, and a channel's URL is never
+printed: only its redacted label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from optterm.cli.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from optterm.config.settings import Settings
+    from optterm.engine.notify.channels import Channel
+    from optterm.model import AlertRule
+    from optterm.store.alerts import EventView, RuleStateRow
+
+__all__ = ["alerts_app", "notify_app"]
+
+alerts_app = typer.Typer(
+    help="Alert rules: add (one line or flags), list, enable, disable, remove, history, test.",
+    no_args_is_help=True,
+)
+notify_app = typer.Typer(help="Notification channels: send a test message.", no_args_is_help=True)
+
+_EXAMPLE = 'optterm alerts add "NIFTY spot crosses above 25000"'
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _load(ctx: typer.Context) -> Settings:
+    from optterm.engine.compose import CliOptions, load
+
+    obj = ctx.find_root().obj
+    return load(obj if isinstance(obj, CliOptions) else CliOptions())
+
+
+def _run(settings: Settings, fn: Any) -> Any:
+    async def go() -> Any:
+        from optterm.engine.compose import open_configured_store
+
+        store = await open_configured_store(settings)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def _unknown(rule_id: int) -> UsageProblem:
+    return UsageProblem(f"no alert rule {rule_id}; `optterm alerts list` shows them.")
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or x != x else x
+
+
+def _tz(settings: Settings) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(settings.market.timezone)
+
+
+def _when(ts: datetime | None, settings: Settings, now: datetime) -> str:
+    if ts is None:
+        return "never"
+    tz = _tz(settings)
+    local = ts.astimezone(tz)
+    text = f"{local:%H:%M:%S} {local.tzname()}"
+    return text if local.date() == now.astimezone(tz).date() else f"{local:%d-%b-%Y} {text}"
+
+
+def _state(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> str:
+    """armed · waiting (beyond the threshold, re-arms when it comes back) · cooling down ·
+    fired (waiting to re-arm, or a one-shot rule done) · disabled."""
+    from optterm.model import RuleState
+
+    fired = st is not None and st.fire_count > 0
+    if not rule.enabled:
+        return RuleState.FIRED.value if (not rule.recurring and fired) else RuleState.DISABLED.value
+    last = st.last_fired_at if st is not None else None
+    if last is not None and (now - last).total_seconds() < rule.cooldown_s:
+        return RuleState.COOLING.value
+    if st is not None and not st.armed:
+        return RuleState.FIRED.value if fired else "waiting"
+    return RuleState.ARMED.value
+
+
+def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[str, Any]:
+    from optterm.engine.alerts.rules import rule_summary
+
+    return {
+        "id": rule.id,
+        "summary": rule_summary(rule),
+        "owner": rule.owner,
+        "symbol": rule.symbol,
+        "kind": rule.kind.value,
+        "condition": rule.condition.value,
+        "threshold": rule.threshold,
+        "expiry": rule.expiry.isoformat() if rule.expiry else None,
+        "strike": rule.strike,
+        "side": rule.side.value if rule.side else None,
+        "metric": rule.metric,
+        "pattern": rule.pattern.value if rule.pattern else None,
+        "hysteresis": rule.hysteresis,
+        "tolerance": rule.tolerance,
+        "window_s": rule.window_s,
+        "cooldown_s": rule.cooldown_s,
+        "recurring": rule.recurring,
+        "active_from": f"{rule.active_from:%H:%M}" if rule.active_from else None,
+        "active_to": f"{rule.active_to:%H:%M}" if rule.active_to else None,
+        "channels": list(rule.channel_labels or rule.channels),
+        "channel_refs": list(rule.channels),
+        "enabled": rule.enabled,
+        "note": rule.note,
+        "created_at": rule.created_at.isoformat() if rule.created_at else None,
+        "state": _state(rule, st, now),
+        "last_fired_at": (
+            st.last_fired_at.isoformat() if st is not None and st.last_fired_at else None
+        ),
+        "fire_count": st.fire_count if st is not None else 0,
+    }
+
+
+def _duration(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    from optterm.engine.alerts.rules import parse_duration
+
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise UsageProblem(
+            f"{flag} {text!r} is not a duration; write seconds (300) or 90s, 15m, 1h, 1h30m."
+        )
+    return seconds
+
+
+def _parse_channels(specs: list[str], settings: Settings) -> list[Channel]:
+    """Every spec checked before any is kept: app and tag:NAME against the config, URLs by
+    Apprise; only then are URLs written to the keyring (the one step with a side effect)."""
+    from optterm.engine.notify.channels import (
+        APP,
+        ChannelError,
+        parse_channel_spec,
+        redact_url,
+        validate_url,
+    )
+    from optterm.infra.secrets import SecretStore
+
+    for spec in specs:
+        s = spec.strip()
+        if not s:
+            raise ChannelError("--notify needs a channel: app, tag:NAME or an Apprise URL")
+        if s.lower() == APP or s.startswith("tag:"):
+            parse_channel_spec(s, settings, None)
+        elif (problem := validate_url(s)) is not None:
+            raise ChannelError(f"notification channel {redact_url(s)}: {problem}")
+    secrets = SecretStore()
+    return [parse_channel_spec(s.strip(), settings, secrets) for s in specs]
+
+
+# ---------------------------------------------------------------------------------------- add
+
+
+@alerts_app.command("add")
+def alerts_add(
+    ctx: typer.Context,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="TEXT",
+            help='The rule in one line, e.g. "NIFTY spot crosses above 25000" (docs/alerts.md).',
+            show_default=False,
+        ),
+    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="Underlying, e.g. NIFTY.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="PRICE, OI_CHANGE, VOLUME_SPIKE, PATTERN_DETECTED, VOLATILITY, PCR, "
+            "MAX_PAIN_SHIFT or STALE_FEED."
+        ),
+    ] = None,
+    condition: Annotated[
+        str | None, typer.Option(help="above, below, equals or percent_change.")
+    ] = None,
+    threshold: Annotated[
+        str | None, typer.Option(help="The value, e.g. 25000, 1.3, 20% (an IV), 5x.")
+    ] = None,
+    expiry: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: nearest).")] = None,
+    strike: Annotated[float | None, typer.Option(help="Strike of the option watched.")] = None,
+    side: Annotated[str | None, typer.Option(help="CE or PE, with --strike.")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="PRICE: spot|ltp; VOLATILITY: iv|atm_iv|iv_rank.")
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="PATTERN_DETECTED: the pattern, e.g. GAMMA_SQUEEZE.")
+    ] = None,
+    hysteresis: Annotated[
+        str | None, typer.Option(help="Re-arm band in the value's units (IV: 0.5%).")
+    ] = None,
+    tolerance: Annotated[str | None, typer.Option(help="equals: the ± band.")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="percent_change / VOLUME_SPIKE window, e.g. 15m.")
+    ] = None,
+    cooldown: Annotated[
+        str | None, typer.Option(help="Quiet time after firing (default 5m).")
+    ] = None,
+    recurring: Annotated[
+        bool | None,
+        typer.Option(
+            "--recurring/--once", help="Fire every crossing (default), or once then disable."
+        ),
+    ] = None,
+    active_from: Annotated[
+        str | None, typer.Option("--from", help="Active from HH:MM (default: market hours).")
+    ] = None,
+    active_to: Annotated[str | None, typer.Option("--to", help="Active until HH:MM.")] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            metavar="SPEC",
+            help="app | tag:NAME ([notify] channels) | an Apprise URL (kept in the OS keyring). "
+            "Repeatable; default app.",
+        ),
+    ] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner (default: your user name).")] = None,
+    note: Annotated[str | None, typer.Option(help="A note kept with the rule.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rule as JSON.")] = False,
+) -> None:
+    """Add an alert rule, from one line of text or from flags (flags win over the text)."""
+    from datetime import UTC
+
+    from optterm.engine.alerts.rules import RuleError, build_rule, parse_rule_text, parse_threshold
+    from optterm.engine.notify.channels import ChannelError
+
+    settings = _load(ctx)
+    line = " ".join(text or []).strip()
+    try:
+        kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
+        flags = {
+            "symbol": symbol,
+            "kind": kind,
+            "condition": condition,
+            "expiry": expiry,
+            "strike": strike,
+            "side": side,
+            "metric": metric,
+            "pattern": pattern,
+            "recurring": recurring,
+            "active_from": active_from,
+            "active_to": active_to,
+            "owner": owner,
+            "note": note,
+            "window_s": _duration(window, "--window"),
+            "cooldown_s": _duration(cooldown, "--cooldown"),
+        }
+        kw.update({k: v for k, v in flags.items() if v is not None})
+        if "symbol" not in kw or "kind" not in kw:
+            raise UsageProblem(
+                "say what to watch: the rule as one line of text, e.g. "
+                f"{_EXAMPLE}, or flags, e.g. --symbol NIFTY --kind PRICE --condition above "
+                "--threshold 25000."
+            )
+        unit = {"kind": kw["kind"], "condition": kw.get("condition"), "metric": kw.get("metric")}
+        if threshold is not None:
+            kw["threshold"] = parse_threshold(threshold, **unit)
+        if hysteresis is not None:
+            kw["hysteresis"] = parse_threshold(hysteresis, **unit)
+        if tolerance is not None:
+            kw["tolerance"] = parse_threshold(tolerance, **unit)
+        kw.setdefault("condition", None)
+        kw.setdefault("threshold", None)
+        build_rule(settings, **kw)  # the rule first: a bad rule must not touch the keyring
+        channels = _parse_channels(notify, settings) if notify else None
+        rule = build_rule(settings, **kw, channels=channels)
+    except (RuleError, ChannelError) as exc:
+        raise UsageProblem(str(exc)) from None
+    rule = _run(settings, lambda store: store.add_rule(rule))
+    now = datetime.now(UTC)
+    if as_json:
+        _print_json(_rule_doc(rule, None, now))
+        return
+    doc = _rule_doc(rule, None, now)
+    typer.echo(f"Added alert rule {rule.id}: {doc['summary']}")
+    typer.echo(f"  notify: {', '.join(doc['channels'])}")
+
+
+# --------------------------------------------------------------------------------------- list
+
+
+@alerts_app.command("list")
+def alerts_list(
+    ctx: typer.Context,
+    all_owners: Annotated[
+        bool, typer.Option("--all-owners", help="Every owner's rules, not only yours.")
+    ] = False,
+    symbol: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Alert rules with their channels (redacted), state and last firing."""
+    from datetime import UTC
+
+    from optterm.engine.alerts.rules import default_owner
+
+    settings = _load(ctx)
+    owner = None if all_owners else default_owner()
+    sym = symbol.strip().upper() if symbol else None
+
+    async def read(store: Any) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
+        return await store.list_rules(owner=owner, symbol=sym), await store.load_states()
+
+    rules, states = _run(settings, read)
+    now = datetime.now(UTC)
+    docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
+    if as_json:
+        _print_json(docs)
+        return
+    if not docs:
+        scope = f" for {sym}" if sym else ""
+        more = "" if all_owners else " of yours (--all-owners shows everyone's)"
+        typer.echo(f"No alert rules{scope}{more}. Add one: {_EXAMPLE}")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    cols = ["ID", *(["Owner"] if all_owners else []), "Rule", "Notify", "State", "Last fired",
+            "Fires"]  # fmt: skip
+    table = Table(*cols, title="Alert rules")
+    colours = {"armed": "green", "disabled": "dim", "cooling down": "yellow", "fired": "cyan"}
+    for r, d in zip(rules, docs, strict=True):
+        st = states.get(r.id or -1)
+        state = d["state"]
+        table.add_row(
+            str(d["id"]),
+            *([escape(d["owner"])] if all_owners else []),
+            escape(d["summary"]),
+            escape(", ".join(d["channels"])),
+            f"[{colours.get(state, 'white')}]{state}[/]",
+            _when(st.last_fired_at if st else None, settings, now),
+            str(d["fire_count"]),
+        )
+    Console().print(table)
+
+
+# --------------------------------------------------------------------------- rm, enable, disable
+
+
+def _existing(settings: Settings, rule_id: int) -> AlertRule:
+    rule = _run(settings, lambda store: store.get_rule(rule_id))
+    if rule is None:
+        raise _unknown(rule_id)
+    return rule
+
+
+@alerts_app.command("rm")
+def alerts_rm(
+    ctx: typer.Context,
+    rule_id: Annotated[int, typer.Argument(metavar="ID", help="The rule's id (alerts list).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an alert rule (its fired events stay in the history)."""
+    from optterm.engine.alerts.rules import rule_summary
+
+    settings = _load(ctx)
+    rule = _existing(settings, rule_id)
+    summary = rule_summary(rule)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageProblem(
+                f"not deleting alert rule {rule_id} ({summary}) without confirmation: there is "
+                "no terminal to ask on; pass --yes to delete it."
+            )
+        if not typer.confirm(f"Delete alert rule {rule_id}: {summary}?"):
+            typer.echo("Nothing deleted.")
+            raise typer.Exit(1)
+    if not _run(settings, lambda store: store.delete_rule(rule_id)):
+        raise _unknown(rule_id)
+    typer.echo(
+        f"Deleted alert rule {rule_id}: {summary}. Its firings stay in "
+        f"`optterm alerts history {rule_id}`."
+    )
+
+
+def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
+    from optterm.engine.alerts.rules import rule_summary
+
+    settings = _load(ctx)
+
+    async def go(store: Any) -> AlertRule | None:
+        if not await store.set_enabled(rule_id, enabled):
+            return None
+        return await store.get_rule(rule_id)
+
+    rule = _run(settings, go)
+    if rule is None:
+        raise _unknown(rule_id)
+    typer.echo(f"{'Enabled' if enabled else 'Disabled'} alert rule {rule_id}: {rule_summary(rule)}")
+
+
+@alerts_app.command("enable")
+def alerts_enable(
+    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
+    """Enable an alert rule (a one-shot rule that fired can be enabled again)."""
+    _set_enabled(ctx, rule_id, True)
+
+
+@alerts_app.command("disable")
+def alerts_disable(
+    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
+    """Disable an alert rule; it keeps its settings and history."""
+    _set_enabled(ctx, rule_id, False)
+
+
+# ------------------------------------------------------------------------------------ history
+
+
+def _since(text: str, settings: Settings, now: datetime) -> datetime:
+    import re
+    from datetime import date, time, timedelta
+
+    from optterm.engine.alerts.rules import parse_duration
+
+    raw = text.strip()
+    seconds = parse_duration(raw) if re.search(r"[a-z]", raw.lower()) else None
+    try:
+        if seconds is not None:
+            return now - timedelta(seconds=seconds)
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            day = datetime.strptime(raw, "%d-%b-%Y").date()
+        return datetime.combine(day, time(0), tzinfo=_tz(settings))
+    except (ValueError, OverflowError):
+        raise UsageProblem(
+            f"--since {text!r} is neither a date nor a duration; write a date as YYYY-MM-DD "
+            "(e.g. 2026-11-24) or a duration such as 30m, 2h, 1h30m or 3d."
+        ) from None
+
+
+def _event_doc(v: EventView) -> dict[str, Any]:
+    e = v.event
+    return {
+        "id": e.id,
+        "rule_id": e.rule_id,
+        "symbol": e.symbol,
+        "kind": e.kind.value,
+        "fired_at": e.fired_at.isoformat(),
+        "value": _num(e.value),
+        "threshold": _num(e.threshold),
+        "title": e.title,
+        "body": e.body,
+        "provider": e.provider,
+        "feed": e.feed.value,
+        "context": [[n, x if isinstance(x, str) else _num(x)] for n, x in e.context],
+        "deliveries": [
+            {
+                "channel": d.channel_label,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            }
+            for d in v.deliveries
+        ],
+    }
+
+
+@alerts_app.command("history")
+def alerts_history(
+    ctx: typer.Context,
+    rule_id: Annotated[
+        int | None, typer.Argument(metavar="ID", help="Only this rule's firings.")
+    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(metavar="WHEN", help="Since a date (YYYY-MM-DD) or a duration (2h, 1d)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fired alerts, newest first, with each channel's delivery status."""
+    from datetime import UTC
+
+    settings = _load(ctx)
+    now = datetime.now(UTC)
+    start = _since(since, settings, now) if since else None
+    sym = symbol.strip().upper() if symbol else None
+    views = _run(
+        settings,
+        lambda store: store.list_events(rule_id=rule_id, symbol=sym, since=start, limit=limit),
+    )
+    docs = [_event_doc(v) for v in views]
+    if as_json:
+        _print_json(docs)
+        return
+    if not docs:
+        typer.echo(
+            "No alerts have fired"
+            + (f" for rule {rule_id}" if rule_id is not None else "")
+            + (f" on {sym}" if sym else "")
+            + (" in that time" if start else "")
+            + ". Rules are evaluated while `optterm serve` or the TUI runs."
+        )
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    colours = {"SENT": "green", "FAILED": "red", "PENDING": "yellow", "SENDING": "yellow"}
+    table = Table("Time", "Rule", "Alert", "Value", "Deliveries", title="Alert history")
+    for v, d in zip(views, docs, strict=True):
+        parts = []
+        for dl in d["deliveries"]:
+            status = f"[{colours.get(dl['status'], 'white')}]{dl['status']}[/]"
+            if dl["attempts"] > 1:
+                status += f" after {dl['attempts']} tries"
+            if dl["last_error"] and dl["status"] != "SENT":
+                status += f": {escape(dl['last_error'])}"
+            parts.append(f"{escape(dl['channel'])} {status}")
+        value = "" if d["value"] is None else f"{d['value']:,.4g}"
+        table.add_row(
+            _when(v.event.fired_at, settings, now),
+            f"#{d['rule_id']}",
+            escape(d["title"]),
+            value,
+            "\n".join(parts) or "—",
+        )
+    Console().print(table)
+
+
+# --------------------------------------------------------------------------------- test sends
+
+
+def _send(targets: list[tuple[str, str]], title: str, body: str, timeout: float) -> list[Any]:
+    from optterm.engine.notify.dispatcher import send_now
+
+    return asyncio.run(send_now(targets, title, body, timeout))
+
+
+def _report(results: list[Any], failed: bool) -> None:
+    for r in results:
+        error = r.error or "unknown error"
+        if error.startswith(f"{r.label}: "):  # the error already names the channel
+            error = error[len(r.label) + 2 :]
+        typer.echo(f"{r.label}: OK" if r.ok else f"{r.label}: FAILED: {error}")
+        failed = failed or not r.ok
+    raise typer.Exit(1 if failed else 0)
+
+
+@alerts_app.command("test")
+def alerts_test(ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Send a test message to every channel of a rule now (in-app channels are skipped)."""
+    from optterm.engine.alerts.rules import rule_channels, rule_summary
+    from optterm.engine.notify.channels import APP, ChannelError, resolve_channel
+    from optterm.infra.secrets import SecretStore
+
+    settings = _load(ctx)
+    rule = _existing(settings, rule_id)
+    secrets = SecretStore()
+    targets: list[tuple[str, str]] = []
+    failed = False
+    for ch in rule_channels(rule):
+        if ch.ref == APP:
+            typer.echo(f"{ch.label}: skipped (in-app alerts show in the TUI only)")
+            continue
+        try:
+            url = resolve_channel(ch.ref, settings, secrets)
+        except ChannelError as exc:
+            typer.echo(f"{ch.label}: FAILED: {exc}")
+            failed = True
+            continue
+        if url is not None:
+            targets.append((ch.label, url))
+    summary = rule_summary(rule)
+    results = (
+        _send(
+            targets,
+            f"optterm test: alert rule {rule_id}",
+            f"{summary}\nThis is a test message; the rule has not fired.",
+            settings.notify.timeout,
+        )
+        if targets
+        else []
+    )
+    _report(results, failed)
+
+
+@notify_app.command("test")
+def notify_test(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="An Apprise URL, or tag:NAME from the config.")
+    ],
+) -> None:
+    """Send a test message to one channel now, to check its URL works."""
+    from optterm.engine.notify.channels import (
+        ChannelError,
+        parse_channel_spec,
+        redact_url,
+        resolve_channel,
+        validate_url,
+    )
+
+    settings = _load(ctx)
+    spec = url.strip()
+    try:
+        if spec.startswith("tag:"):
+            label = parse_channel_spec(spec, settings, None).label
+            target = resolve_channel(spec, settings, None)
+            assert target is not None
+        else:
+            problem = validate_url(spec)
+            if problem is not None:
+                raise ChannelError(f"{redact_url(spec)}: {problem}")
+            label, target = redact_url(spec), spec
+    except ChannelError as exc:
+        raise UsageProblem(str(exc)) from None
+    results = _send(
+        [(label, target)],
+        "optterm test",
+        "If you can read this, optterm can deliver alerts to this channel.",
+        settings.notify.timeout,
+    )
+    _report(results, False)

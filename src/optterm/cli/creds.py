@@ -1,0 +1,116 @@
+"""`optterm creds` and `optterm doctor`: credentials in, diagnostics out — never a secret shown."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from optterm.cli.errors import UsageProblem
+
+__all__ = ["creds_app", "doctor_report"]
+
+creds_app = typer.Typer(
+    help="Store, show (masked) or delete broker credentials.", no_args_is_help=True
+)
+
+_PROVIDERS = ("angelone",)
+
+
+def _check(provider: str) -> None:
+    if provider not in _PROVIDERS:
+        raise UsageProblem(
+            f"no credentials are needed for {provider!r}; credentials exist for: "
+            + ", ".join(_PROVIDERS)
+        )
+
+
+@creds_app.command("set")
+def creds_set(provider: Annotated[str, typer.Argument(help="angelone")]) -> None:
+    """Ask for the API key, client code, MPIN and TOTP secret; keep them in the OS keyring."""
+    _check(provider)
+    from optterm.infra.secrets import (
+        AngelCredentials,
+        CredentialError,
+        SecretStore,
+        SecretStoreError,
+        make_totp,
+        normalise_totp_secret,
+    )
+
+    api_key = typer.prompt("SmartAPI API key", hide_input=True)
+    client = typer.prompt("Client code")
+    mpin = typer.prompt("MPIN", hide_input=True)
+    secret = typer.prompt("TOTP secret (base32, from the enable-totp page)", hide_input=True)
+    try:
+        secret = normalise_totp_secret(secret)
+        creds = AngelCredentials(api_key=api_key, client_code=client, mpin=mpin, totp_secret=secret)
+        code = make_totp(creds.totp_secret).now()
+        where = SecretStore().save(creds)
+    except (CredentialError, SecretStoreError) as exc:
+        raise UsageProblem(str(exc)) from None
+    # The code is not a secret worth keeping: it expires in 30 s, and comparing it with the
+    # authenticator app is how the user knows the secret was typed right.
+    typer.echo(
+        f"Saved to {where}. Current TOTP code: {code} — check it matches your authenticator."
+    )
+
+
+@creds_app.command("show")
+def creds_show(provider: Annotated[str, typer.Argument(help="angelone")],
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:  # fmt: skip
+    """Where each credential comes from, masked."""
+    _check(provider)
+    from optterm.infra.secrets import SecretStore
+
+    info = SecretStore().describe()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    note = "" if info["keyring_usable"] else f" (not used: {info['keyring_note']})"
+    typer.echo(f"keyring backend: {info['keyring_backend']}{note}")
+    typer.echo(f"in use: {info['source'] or 'none — credentials incomplete'}")
+    for field, sources in info["fields"].items():
+        typer.echo(
+            f"  {field:<12} {'●●●●●●  from ' + ', '.join(sources) if sources else 'missing'}"
+        )
+    typer.echo(f"session tokens kept in: {info['tokens_kept_in']}")
+
+
+@creds_app.command("delete")
+def creds_delete(provider: Annotated[str, typer.Argument(help="angelone")]) -> None:
+    """Remove the stored credentials and session tokens from the keyring."""
+    _check(provider)
+    from optterm.infra.secrets import SecretStore, SecretStoreError
+
+    try:
+        removed = SecretStore().delete()
+    except SecretStoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    typer.echo(f"Removed {removed} keyring entr{'y' if removed == 1 else 'ies'}.")
+
+
+def doctor_report(settings: Any) -> tuple[list[str], bool]:
+    """Lines to print and whether everything configured can be used."""
+    from optterm.infra.secrets import SecretStore
+    from optterm.providers.factory import ProviderUnavailable, build_one
+
+    lines: list[str] = []
+    ok = True
+    info = SecretStore().describe()
+    note = "" if info["keyring_usable"] else f" — not used: {info['keyring_note']}"
+    lines.append(f"secret store: keyring backend {info['keyring_backend']}{note}")
+    if info["source"]:
+        lines.append(f"angelone credentials: complete, from {info['source']}")
+    else:
+        lines.append("angelone credentials: missing " + ", ".join(info["missing"] or ["—"]))
+    for name in settings.providers.order:
+        try:
+            build_one(settings, name)
+            lines.append(f"provider {name}: can be built")
+        except ProviderUnavailable as exc:
+            ok = False
+            lines.append(f"provider {name}: UNAVAILABLE — {exc}")
+    return lines, ok

@@ -1,0 +1,290 @@
+"""`optterm status`: is the daemon healthy? For people and for monitoring scripts.
+
+Unhealthy (exit 1) when any of these holds (the `optterm status` help says the same):
+
+* no live lease: no `optterm serve` holds the store's poller lease (none ever did, it was
+  released, or its holder died);
+* the lease's heartbeat is older than 3 poll intervals (at least 10 s): the holder is hung;
+* during market hours, the newest stored snapshot was fetched more than 3 poll intervals (at
+  least 10 s) ago: the feed is stuck (outside market hours nothing new is published, so this is
+  not checked);
+* a notification delivery FAILED in the last hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import select
+
+from optterm.model import Delivery
+from optterm.store.repository import _from_us, _to_us
+from optterm.store.schema import alert_events, outbox, snapshots
+
+if TYPE_CHECKING:
+    from optterm.config.settings import Settings
+    from optterm.market import MarketCalendar
+    from optterm.store import Store
+
+__all__ = ["StatusReport", "gather_status", "render_text"]
+
+STALE_INTERVALS: Final = 3
+STALE_FLOOR_S: Final = 10.0
+FAILED_WINDOW: Final = timedelta(hours=1)
+RECENT_FAILED: Final = 10
+
+
+@dataclass
+class StatusReport:
+    doc: dict[str, Any]
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.doc["healthy"])
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.healthy else 1
+
+
+def stale_after(interval: float) -> float:
+    """Seconds after which a heartbeat or (in market hours) the last tick counts as stale."""
+    return max(STALE_INTERVALS * interval, STALE_FLOOR_S)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(UTC).isoformat()
+
+
+def _age(now: datetime, ts: datetime | None) -> float | None:
+    return None if ts is None else round((now - ts).total_seconds(), 3)
+
+
+async def _last_snapshot(store: Store) -> dict[str, Any] | None:
+    # Ids only grow, so the newest row is the last one written: one index seek, no scan.
+    stmt = (
+        select(
+            snapshots.c.symbol,
+            snapshots.c.expiry,
+            snapshots.c.provider,
+            snapshots.c.feed,
+            snapshots.c.provider_ts,
+            snapshots.c.fetched_at,
+        )
+        .order_by(snapshots.c.id.desc())
+        .limit(1)
+    )
+    async with store.read_connection() as conn:
+        row = (await conn.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    return {
+        "symbol": row.symbol,
+        "expiry": row.expiry.isoformat(),
+        "provider": row.provider,
+        "feed": row.feed,
+        "provider_ts": _iso(_from_us(row.provider_ts)),
+        "fetched_at": _iso(_from_us(row.fetched_at)),
+    }
+
+
+async def _failed_deliveries(store: Store, limit: int) -> list[dict[str, Any]]:
+    o, e = outbox.c, alert_events.c
+    stmt = (
+        select(o.id, o.event_id, o.channel_label, o.attempts, o.last_error, o.updated_at, e.title)
+        .select_from(outbox.outerjoin(alert_events, e.id == o.event_id))
+        .where(o.status == Delivery.FAILED.value)
+        .order_by(o.updated_at.desc(), o.id.desc())
+        .limit(limit)
+    )
+    async with store.read_connection() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        {
+            "id": r.id,
+            "event_id": r.event_id,
+            "title": r.title,
+            "channel": r.channel_label,
+            "attempts": r.attempts,
+            "error": r.last_error,
+            "failed_at": _iso(_from_us(r.updated_at)),
+        }
+        for r in rows
+    ]
+
+
+async def gather_status(
+    settings: Settings,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    calendar: MarketCalendar | None = None,
+) -> StatusReport:
+    """Everything `optterm status` shows, and the verdict."""
+    from optterm.providers.factory import market_calendar
+    from optterm.store.lease import current_lease, lease_is_live
+
+    now = now or datetime.now(UTC)
+    calendar = calendar or market_calendar(settings)
+    interval = float(settings.poller.interval)
+    stale = stale_after(interval)
+    problems: list[str] = []
+
+    info = await current_lease(store)
+    live = await lease_is_live(store, info, now=now, stale_after=stale)
+    lease: dict[str, Any] | None = None
+    if info is not None:
+        lease = {
+            "name": info.name,
+            "lease_no": info.lease_no,
+            "holder": info.holder,
+            "host": info.host,
+            "pid": info.pid,
+            "since": _iso(info.since),
+            "heartbeat_at": _iso(info.heartbeat_at),
+            "heartbeat_age_s": _age(now, info.heartbeat_at),
+            "released_at": _iso(info.released_at),
+            "live": live,
+        }
+    if not live:
+        if info is None:
+            problems.append("no optterm serve has ever held the poller lease of this store")
+        elif info.released_at is not None:
+            problems.append(f"no optterm serve is running (lease #{info.lease_no} released)")
+        else:
+            problems.append(
+                f"no optterm serve is running (the holder of lease #{info.lease_no}, "
+                f"{info.holder}, is gone)"
+            )
+    elif info is not None and (now - info.heartbeat_at).total_seconds() > stale:
+        problems.append(
+            f"the lease heartbeat is {(now - info.heartbeat_at).total_seconds():.0f} s old "
+            f"(more than {stale:g} s): the daemon {info.holder} looks hung"
+        )
+
+    market_open = calendar.is_open(now)
+    last = await _last_snapshot(store)
+    if last is not None:
+        last["age_s"] = _age(now, datetime.fromisoformat(last["fetched_at"]))
+    if market_open:
+        if last is None:
+            problems.append("the market is open and no snapshot has been stored yet")
+        elif last["age_s"] > stale:
+            problems.append(
+                f"the market is open and the newest snapshot was fetched {last['age_s']:.0f} s "
+                f"ago (more than {stale:g} s)"
+            )
+
+    health = await store.load_health()
+    providers = [
+        {
+            "provider": h.provider,
+            "day": h.day.isoformat(),
+            "breaker": h.breaker,
+            "requests": h.requests,
+            "successes": h.successes,
+            "success_rate": None if not h.requests else round(h.successes / h.requests, 4),
+            "latency_ms_last": h.latency_ms_last,
+            "last_error": h.last_error,
+            "last_error_at": _iso(h.last_error_at),
+        }
+        for h in health
+    ]
+
+    backlog = await store.outbox_backlog()
+    failed = await _failed_deliveries(store, RECENT_FAILED)
+    since = _to_us(now - FAILED_WINDOW)
+    recent = [f for f in failed if _to_us(datetime.fromisoformat(f["failed_at"])) >= since]
+    if recent:
+        noun = "delivery" if len(recent) == 1 else "deliveries"
+        problems.append(f"{len(recent)} notification {noun} FAILED in the last hour")
+
+    doc = {
+        "healthy": not problems,
+        "problems": problems,
+        "now": _iso(now),
+        "store": store.url,
+        "poll_interval_s": interval,
+        "stale_after_s": stale,
+        "market_open": market_open,
+        "lease": lease,
+        "last_snapshot": last,
+        "providers": providers,
+        "outbox": backlog,
+        "failed_deliveries": failed,
+        "failed_last_hour": len(recent),
+    }
+    return StatusReport(doc)
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = abs(seconds)
+    text = (
+        f"{s:.1f} s" if s < 60
+        else f"{s / 60:.0f} min" if s < 3600
+        else f"{s / 3600:.1f} h" if s < 86_400
+        else f"{s / 86_400:.1f} d"
+    )  # fmt: skip
+    return f"{text} ago" if seconds >= 0 else f"in {text}"
+
+
+def render_text(report: StatusReport, tz: Any) -> list[str]:
+    """The report as plain lines (no colour: it is read by people and by grep alike)."""
+    d = report.doc
+
+    def local(iso: str | None) -> str:
+        if iso is None:
+            return "?"
+        ts = datetime.fromisoformat(iso).astimezone(tz)
+        return f"{ts:%d-%b %H:%M:%S} {ts.tzname()}"
+
+    lines = [f"store      {d['store']}"]
+    lease = d["lease"]
+    if lease is None:
+        lines.append("lease      none: no optterm serve has run on this store")
+    else:
+        who = f"pid {lease['pid']} on {lease['host']}"
+        since = local(lease["since"])
+        beat = _ago(lease["heartbeat_age_s"])
+        if lease["live"]:
+            text = f"live: held by {who} since {since}; heartbeat {beat}"
+        elif lease["released_at"]:
+            text = f"released {local(lease['released_at'])}: last held by {who} since {since}"
+        else:
+            text = f"NOT live: its holder {who} (since {since}) is gone; last heartbeat {beat}"
+        lines.append(f"lease      #{lease['lease_no']} {text}")
+    last = d["last_snapshot"]
+    if last is None:
+        lines.append("last tick  no snapshot stored yet")
+    else:
+        lines.append(
+            f"last tick  {last['symbol']} {last['expiry']} from {last['provider']} "
+            f"({last['feed']}), fetched {_ago(last['age_s'])}; data time "
+            f"{local(last['provider_ts'])}"
+        )
+    lines.append(f"market     {'open' if d['market_open'] else 'closed'}")
+    if not d["providers"]:
+        lines.append("providers  no health recorded yet")
+    for i, p in enumerate(d["providers"]):
+        rate = "" if p["success_rate"] is None else f", {p['success_rate']:.0%} ok"
+        err = f"; last error: {p['last_error']}" if p["last_error"] else ""
+        head = "providers" if i == 0 else ""
+        lines.append(
+            f"{head:<10} {p['provider']}: breaker {p['breaker']}, {p['requests']} requests"
+            f"{rate} ({p['day']}){err}"
+        )
+    lines.append("outbox     " + ", ".join(f"{k} {v}" for k, v in d["outbox"].items()))
+    for f in d["failed_deliveries"]:
+        lines.append(
+            f"  FAILED   {local(f['failed_at'])} {f['channel']}: {f['title'] or '(event gone)'}"
+            f" — {f['error'] or 'no error recorded'}"
+        )
+    if report.healthy:
+        lines.append("status     healthy")
+    else:
+        lines.append("status     UNHEALTHY: " + "; ".join(d["problems"]))
+    return lines

@@ -1,0 +1,1 @@
+"""Settings: TOML + OPTTERM_* overrides, validated, with messages naming the file and key."""

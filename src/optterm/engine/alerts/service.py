@@ -1,0 +1,106 @@
+"""Alerts inside the tick: keep the rule set current, evaluate, and record firings durably.
+
+Every firing becomes an AlertEvent plus one outbox row per channel in the same transaction as the
+rules' new state (store.record_firings), before anything is sent; the dispatcher is then woken
+to deliver. Rules edited from another process (the CLI, an attached terminal) are picked up on
+the next tick through the store's rules version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from optterm.engine.alerts.evaluate import AlertEvaluator, RuleMemory
+from optterm.engine.alerts.rules import rule_channels
+from optterm.engine.events import ChainUpdate
+from optterm.market import MarketCalendar
+from optterm.model import AlertEvent, Signal
+
+if TYPE_CHECKING:
+    from optterm.store import Store
+
+__all__ = ["AlertService"]
+
+log = logging.getLogger("optterm.alerts")
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: Store,
+        calendar: MarketCalendar | None = None,
+        *,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.evaluator = AlertEvaluator(calendar)
+        self.on_recorded = on_recorded
+        self._version: int | None = None
+        self._seen: dict[tuple[str, date], datetime] = {}
+
+    async def reload_if_changed(self) -> bool:
+        version = await self.store.rules_version()
+        if version == self._version:
+            return False
+        rules = await self.store.list_rules(enabled=True)
+        states = await self.store.load_states()
+        memory = {
+            rid: RuleMemory(
+                armed=row.armed,
+                last_value=row.last_value,
+                last_fired_at=row.last_fired_at,
+                fire_count=row.fire_count,
+            )
+            for rid, row in states.items()
+        }
+        # A running evaluator knows more than the store (unsaved last values, pattern keys).
+        memory.update(self.evaluator.memory)
+        self.evaluator.load(rules, memory)
+        self._version = version
+        log.info("alerts: %d active rule(s)", len(self.evaluator.rules))
+        return True
+
+    async def on_tick(
+        self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
+    ) -> list[AlertEvent]:
+        """Evaluate the tick; returns the recorded events (with ids)."""
+        await self.reload_if_changed()
+        fresh = []
+        for u in updates:
+            key = (u.snapshot.symbol, u.snapshot.expiry)
+            seen = self._seen.get(key)
+            if seen is not None and u.snapshot.provider_ts <= seen:
+                continue
+            self._seen[key] = u.snapshot.provider_ts
+            fresh.append((u.snapshot, u.enriched))
+        firings = self.evaluator.evaluate(fresh, signals, now)
+        dirty = self.evaluator.memories(only_dirty=True)
+        if not firings and not dirty:
+            return []
+        from optterm.store.alerts import RuleStateRow
+
+        states = [
+            RuleStateRow(
+                rule_id=rid,
+                armed=bool(m.armed),
+                last_value=m.last_value,
+                last_fired_at=m.last_fired_at,
+                fire_count=m.fire_count,
+            )
+            for rid, m in dirty.items()
+            if m.armed is not None
+        ]
+        one_shot = [f.rule.id for f in firings if not f.rule.recurring and f.rule.id is not None]
+        events = await self.store.record_firings(
+            [(f.event, rule_channels(f.rule)) for f in firings], states, one_shot_done=one_shot
+        )
+        for e in events:
+            log.info("alert #%s fired: %s", e.rule_id, e.title, extra={"rule": e.rule_id})
+        if one_shot:
+            self._version = None  # the one-shot rules were disabled: reload next tick
+        if events and self.on_recorded is not None:
+            self.on_recorded()
+        return events

@@ -1,0 +1,598 @@
+"""The eight open-interest pattern detectors.
+
+Every detector compares the current enriched chain with a reference chain of the same expiry at
+least `window_s` older (the newest such chain of the same trading day), so a pattern is judged on
+minutes of flow, not on one tick's noise. Each hit carries its evidence as named numbers, and the
+confidence is a stated function of them. docs/patterns.md gives every formula and threshold so a
+trader can check a signal by hand; a test keeps that document and this module in step.
+
+A signal is keyed by (kind, chain, anchor): while the pattern persists the same signal is updated
+(confidence, evidence, `last_seen`, `expires_at`), and it expires `ttl_s` after it was last seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from optterm.config.settings import Settings
+from optterm.engine.analytics.chain import Enriched
+from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
+
+__all__ = ["DETECTORS", "PatternEngine", "PatternParams"]
+
+_IST = ZoneInfo("Asia/Kolkata")
+
+
+@dataclass(frozen=True, slots=True)
+class PatternParams:
+    """Thresholds of the detectors, read from `[patterns]` (docs/patterns.md explains each)."""
+
+    window_s: float = 300.0
+    ttl_s: float = 900.0
+    min_confidence: int = 40
+    band: int = 5
+    buildup_min_pct: float = 5.0
+    unwinding_min_pct: float = 5.0
+    min_breadth: float = 0.6
+    squeeze_min_move_pct: float = 0.3
+    squeeze_wall_strikes: int = 2
+    squeeze_min_oi_drop_pct: float = 10.0
+    max_pain_near_pct: float = 0.15
+    max_pain_converge_pct: float = 0.35
+    max_pain_far_pct: float = 1.0
+    max_pain_diverge_pct: float = 0.5
+    max_pain_days_scale: float = 7.0
+    unusual_volume_oi: float = 1.5
+    unusual_vs_average: float = 5.0
+    unusual_min_oi_share: float = 0.05
+    unusual_min_session_s: float = 900.0
+    momentum_min_pct: float = 3.0
+    momentum_memory_s: float = 3600.0
+    session_open: time = time(9, 15)
+    tz: ZoneInfo = _IST
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PatternParams:
+        p = settings.patterns
+        return cls(
+            window_s=p.window,
+            ttl_s=p.ttl,
+            min_confidence=p.min_confidence,
+            band=p.band,
+            buildup_min_pct=p.buildup_min_pct,
+            unwinding_min_pct=p.unwinding_min_pct,
+            min_breadth=p.min_breadth,
+            squeeze_min_move_pct=p.squeeze_min_move_pct,
+            squeeze_wall_strikes=p.squeeze_wall_strikes,
+            squeeze_min_oi_drop_pct=p.squeeze_min_oi_drop_pct,
+            max_pain_near_pct=p.max_pain_near_pct,
+            max_pain_converge_pct=p.max_pain_converge_pct,
+            max_pain_far_pct=p.max_pain_far_pct,
+            max_pain_diverge_pct=p.max_pain_diverge_pct,
+            max_pain_days_scale=p.max_pain_days_scale,
+            unusual_volume_oi=p.unusual_volume_oi,
+            unusual_vs_average=p.unusual_vs_average,
+            unusual_min_oi_share=p.unusual_min_oi_share,
+            unusual_min_session_s=p.unusual_min_session,
+            momentum_min_pct=p.momentum_min_pct,
+            momentum_memory_s=p.momentum_memory,
+            session_open=settings.market.open,
+            tz=settings.market.tz,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    kind: PatternKind
+    anchor: str
+    direction: Direction
+    strikes: tuple[float, ...]
+    evidence: tuple[tuple[str, float], ...]
+    confidence: float
+    summary: str
+
+
+def _pts(value: float, threshold: float, full_at: float) -> float:
+    """0 at the threshold rising linearly to 1 at `full_at` (clamped)."""
+    if not math.isfinite(value) or full_at == threshold:
+        return 0.0
+    return min(max((value - threshold) / (full_at - threshold), 0.0), 1.0)
+
+
+@dataclass(slots=True)
+class _Pair:
+    """The current chain and its reference, aligned on the strikes they share."""
+
+    cur: Enriched
+    ref: _Ref
+    i1: np.ndarray  # indices into cur
+    i0: np.ndarray  # matching indices into ref
+    atm: int  # position of the current ATM strike within i1
+    dt: float  # seconds between the two
+
+    @property
+    def s1(self) -> ChainSnapshot:
+        return self.cur.snapshot
+
+    @property
+    def s0(self) -> ChainSnapshot:
+        return self.ref.snapshot
+
+    def band(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = max(self.atm + lo, 0), min(self.atm + hi + 1, self.i1.shape[0])
+        return self.i1[a:b], self.i0[a:b]
+
+
+def _pair(cur: Enriched, ref: _Ref) -> _Pair | None:
+    s1, s0 = cur.snapshot, ref.snapshot
+    if not len(s1) or not len(s0):
+        return None
+    common, i1, i0 = np.intersect1d(s1.strikes, s0.strikes, assume_unique=True, return_indices=True)
+    if common.size < 3:
+        return None
+    atm = int(np.argmin(np.abs(common - s1.spot)))
+    dt = (s1.provider_ts - s0.provider_ts).total_seconds()
+    return _Pair(cur, ref, i1, i0, atm, dt)
+
+
+# -- the four OI-flow detectors ------------------------------------------------------------------
+
+_FLOW = {
+    # kind: (side, band lo, band hi, sign of OI change, direction if premiums fall / rise, words)
+    PatternKind.CALL_BUILDUP: ("ce", 0, 1, +1, (Direction.BEARISH, Direction.BULLISH)),
+    PatternKind.PUT_BUILDUP: ("pe", -1, 0, +1, (Direction.BULLISH, Direction.BEARISH)),
+    PatternKind.CALL_UNWINDING: ("ce", 0, 1, -1, (Direction.BEARISH, Direction.BULLISH)),
+    PatternKind.PUT_UNWINDING: ("pe", -1, 0, -1, (Direction.BULLISH, Direction.BEARISH)),
+}
+_FLOW_WORDS = {
+    (PatternKind.CALL_BUILDUP, False): "call writing (short buildup)",
+    (PatternKind.CALL_BUILDUP, True): "call long buildup",
+    (PatternKind.PUT_BUILDUP, False): "put writing (short buildup)",
+    (PatternKind.PUT_BUILDUP, True): "put long buildup",
+    (PatternKind.CALL_UNWINDING, False): "call long unwinding",
+    (PatternKind.CALL_UNWINDING, True): "call short covering",
+    (PatternKind.PUT_UNWINDING, False): "put long unwinding",
+    (PatternKind.PUT_UNWINDING, True): "put short covering",
+}
+
+
+def _flow(kind: PatternKind, p: _Pair, prm: PatternParams) -> list[_Hit]:
+    side, lo, hi, sign, directions = _FLOW[kind]
+    i1, i0 = p.band(lo * prm.band, hi * prm.band)
+    if i1.size < 2:
+        return []
+    leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
+    oi1, oi0 = leg1.oi[i1], leg0.oi[i0]
+    ok = np.isfinite(oi1) & np.isfinite(oi0)
+    if np.count_nonzero(ok) < 2:
+        return []
+    base = float(oi0[ok].sum())
+    if base <= 0:
+        return []
+    d_oi = oi1[ok] - oi0[ok]
+    change_pct = sign * float(d_oi.sum()) / base * 100.0
+    threshold = prm.buildup_min_pct if sign > 0 else prm.unwinding_min_pct
+    breadth = float(np.count_nonzero(sign * d_oi > 0)) / d_oi.size
+    if change_pct < threshold or breadth < prm.min_breadth:
+        return []
+    d_px = leg1.ltp[i1][ok] - leg0.ltp[i0][ok]
+    rising = int(np.count_nonzero(d_px > 0))
+    falling = int(np.count_nonzero(d_px < 0))
+    premiums_rise = rising > falling
+    agreement = (rising if premiums_rise else falling) / d_px.size
+    confidence = (
+        40.0
+        + 30.0 * _pts(change_pct, threshold, 3.0 * threshold)
+        + 15.0 * _pts(breadth, prm.min_breadth, 1.0)
+        + 15.0 * agreement
+    )
+    strikes = p.s1.strikes[i1][ok]
+    top = strikes[np.argsort(-sign * d_oi, kind="stable")[:3]]
+    words = _FLOW_WORDS[kind, premiums_rise]
+    verb = "added" if sign > 0 else "shed"
+    summary = (
+        f"{words}: {side.upper()} OI {verb} {change_pct:.1f}% across "
+        f"{' '.join(f'{k:g}' for k in sorted(top))} in {p.dt / 60:.0f} min, premiums "
+        f"{'up' if premiums_rise else 'down'} on {agreement:.0%} of strikes"
+    )
+    return [
+        _Hit(
+            kind,
+            "up" if premiums_rise else "down",
+            directions[premiums_rise],
+            tuple(float(k) for k in sorted(top)),
+            (
+                ("oi_change_pct", round(change_pct, 3)),
+                ("breadth", round(breadth, 3)),
+                ("premium_agreement", round(agreement, 3)),
+                ("window_s", p.dt),
+            ),
+            confidence,
+            summary,
+        )
+    ]
+
+
+def call_buildup(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    return _flow(PatternKind.CALL_BUILDUP, p, prm)
+
+
+def put_buildup(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    return _flow(PatternKind.PUT_BUILDUP, p, prm)
+
+
+def call_unwinding(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    return _flow(PatternKind.CALL_UNWINDING, p, prm)
+
+
+def put_unwinding(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    return _flow(PatternKind.PUT_UNWINDING, p, prm)
+
+
+# -- gamma squeeze -------------------------------------------------------------------------------
+
+
+def gamma_squeeze(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    hits = []
+    move_pct = (p.s1.spot / p.s0.spot - 1.0) * 100.0
+    step = float(np.median(np.diff(p.s1.strikes))) if len(p.s1) > 1 else 0.0
+    for side, sign in (("ce", 1.0), ("pe", -1.0)):
+        if sign * move_pct < prm.squeeze_min_move_pct:
+            continue
+        oi_ref = getattr(p.s0, side).oi[p.i0]
+        if not np.isfinite(oi_ref).any():
+            continue
+        w = int(np.nanargmax(oi_ref))
+        wall = float(p.s0.strikes[p.i0[w]])
+        # The spot has reached the wall's neighbourhood (or run through it) from its side.
+        if sign * (p.s1.spot - wall) < -prm.squeeze_wall_strikes * step:
+            continue
+        if sign * (p.s0.spot - wall) > 0:
+            continue  # it was already beyond the wall: nothing left to squeeze
+        near = slice(max(w - 1, 0), w + 2)
+        oi0 = getattr(p.s0, side).oi[p.i0[near]]
+        oi1 = getattr(p.s1, side).oi[p.i1[near]]
+        base = float(np.nansum(oi0))
+        if base <= 0:
+            continue
+        drop_pct = (1.0 - float(np.nansum(oi1)) / base) * 100.0
+        if drop_pct < prm.squeeze_min_oi_drop_pct:
+            continue
+        v0 = getattr(p.s0, side).volume[p.i0[near]]
+        v1 = getattr(p.s1, side).volume[p.i1[near]]
+        traded = float(np.nansum(v1 - v0))
+        turnover = traded / base
+        confidence = (
+            40.0
+            + 25.0 * _pts(sign * move_pct, prm.squeeze_min_move_pct, 3 * prm.squeeze_min_move_pct)
+            + 20.0 * _pts(drop_pct, prm.squeeze_min_oi_drop_pct, 4 * prm.squeeze_min_oi_drop_pct)
+            + 15.0 * _pts(turnover, 0.0, 1.0)
+        )
+        label = "call wall" if sign > 0 else "put wall"
+        hits.append(
+            _Hit(
+                PatternKind.GAMMA_SQUEEZE,
+                f"{side}{wall:g}",
+                Direction.BULLISH if sign > 0 else Direction.BEARISH,
+                (wall,),
+                (
+                    ("spot_move_pct", round(move_pct, 4)),
+                    ("wall_oi_drop_pct", round(drop_pct, 3)),
+                    ("wall_turnover", round(turnover, 3)),
+                    ("distance_to_wall_pct", round((p.s1.spot / wall - 1.0) * 100.0, 4)),
+                ),
+                confidence,
+                f"spot {move_pct:+.2f}% into the {label} {wall:g}; its writers cut "
+                f"{drop_pct:.1f}% of OI there, turnover {turnover:.1f}x OI",
+            )
+        )
+    return hits
+
+
+# -- max pain ------------------------------------------------------------------------------------
+
+
+def max_pain_shift(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    pain1, pain0 = p.cur.metrics.max_pain, p.ref.metrics.max_pain
+    if not (math.isfinite(pain1) and pain1 > 0 and pain1 == pain0):
+        return []  # a moving max pain is a different story; judge only a stable one
+    d1 = abs(p.s1.spot / pain1 - 1.0) * 100.0
+    d0 = abs(p.s0.spot / pain0 - 1.0) * 100.0
+    days = p.cur.metrics.t_years * 365.0
+    weight = 1.0 / (1.0 + days / prm.max_pain_days_scale)
+    if d1 <= prm.max_pain_near_pct and d0 - d1 >= prm.max_pain_converge_pct:
+        converging, travelled = True, d0 - d1
+        threshold = prm.max_pain_converge_pct
+    elif d1 >= prm.max_pain_far_pct and d1 - d0 >= prm.max_pain_diverge_pct:
+        converging, travelled = False, d1 - d0
+        threshold = prm.max_pain_diverge_pct
+    else:
+        return []
+    raw = 50.0 + 50.0 * _pts(travelled, threshold, 3.0 * threshold)
+    confidence = raw * (0.5 + 0.5 * weight)
+    if converging:
+        direction = Direction.BULLISH if p.s0.spot < pain1 else Direction.BEARISH
+        summary = f"spot converging on max pain {pain1:g} ({d0:.2f}% → {d1:.2f}% away)"
+    else:
+        direction = Direction.BULLISH if p.s1.spot > pain1 else Direction.BEARISH
+        summary = f"spot diverging from max pain {pain1:g} ({d0:.2f}% → {d1:.2f}% away)"
+    summary += f", {days:.1f} days to expiry"
+    return [
+        _Hit(
+            PatternKind.MAX_PAIN,
+            f"{'pin' if converging else 'away'}{pain1:g}",
+            direction,
+            (pain1,),
+            (
+                ("distance_then_pct", round(d0, 4)),
+                ("distance_now_pct", round(d1, 4)),
+                ("days_to_expiry", round(days, 3)),
+                ("expiry_weight", round(weight, 4)),
+            ),
+            confidence,
+            summary,
+        )
+    ]
+
+
+# -- unusual activity ----------------------------------------------------------------------------
+
+
+def unusual_activity(p: _Pair, prm: PatternParams) -> list[_Hit]:
+    hits = []
+    day_open = datetime.combine(
+        p.s0.provider_ts.astimezone(prm.tz).date(), prm.session_open, tzinfo=prm.tz
+    )
+    elapsed0 = (p.s0.provider_ts - day_open).total_seconds()
+    for side in ("ce", "pe"):
+        leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
+        v1, v0 = leg1.volume[p.i1], leg0.volume[p.i0]
+        oi = leg1.oi[p.i1]
+        traded = v1 - v0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vol_oi = traded / oi
+            eligible = (oi >= prm.unusual_min_oi_share * np.nanmax(oi)) & (traded > 0)
+        vol_oi = np.where(eligible, vol_oi, np.nan)
+        if not np.isfinite(vol_oi).any():
+            continue
+        j = int(np.nanargmax(vol_oi))
+        ratio = float(vol_oi[j])
+        if ratio < prm.unusual_volume_oi:
+            continue
+        spike = math.nan
+        if elapsed0 >= prm.unusual_min_session_s and v0[j] > 0:
+            spike = (traded[j] / p.dt) / (v0[j] / elapsed0)
+            if spike < prm.unusual_vs_average:
+                continue
+        strike = float(p.s1.strikes[p.i1[j]])
+        d_px = leg1.ltp[p.i1[j]] - leg0.ltp[p.i0[j]]
+        if d_px > 0:
+            direction = Direction.BULLISH if side == "ce" else Direction.BEARISH
+        else:
+            direction = Direction.NEUTRAL
+        confidence = (
+            40.0
+            + 30.0 * _pts(ratio, prm.unusual_volume_oi, 4 * prm.unusual_volume_oi)
+            + 30.0 * _pts(spike, prm.unusual_vs_average, 4 * prm.unusual_vs_average)
+        )
+        spike_text = f", {spike:.0f}x its average rate today" if math.isfinite(spike) else ""
+        hits.append(
+            _Hit(
+                PatternKind.UNUSUAL_ACTIVITY,
+                f"{side}{strike:g}",
+                direction,
+                (strike,),
+                (
+                    ("volume", float(traded[j])),
+                    ("volume_to_oi", round(ratio, 3)),
+                    ("vs_average", round(spike, 3) if math.isfinite(spike) else math.nan),
+                    ("premium_change", round(float(d_px), 2)),
+                ),
+                confidence,
+                f"{strike:g} {side.upper()} traded {traded[j]:,.0f} contracts in "
+                f"{p.dt / 60:.0f} min = {ratio:.1f}x its OI{spike_text}",
+            )
+        )
+    return hits
+
+
+# -- momentum shift ------------------------------------------------------------------------------
+
+
+def trending_oi_pct(p: _Pair, band: int) -> float:
+    """(Σ put ΔOI − Σ call ΔOI) over ATM ± band across the window, in % of the band's OI."""
+    i1, i0 = p.band(-band, band)
+    ce0, pe0 = p.s0.ce.oi[i0], p.s0.pe.oi[i0]
+    d_ce = np.nansum(p.s1.ce.oi[i1] - ce0)
+    d_pe = np.nansum(p.s1.pe.oi[i1] - pe0)
+    base = float(np.nansum(ce0) + np.nansum(pe0))
+    return float(d_pe - d_ce) / base * 100.0 if base > 0 else math.nan
+
+
+@dataclass(slots=True)
+class _Regime:
+    sign: int = 0  # +1 puts added faster, -1 calls added faster, 0 none established yet
+    extreme: float = 0.0  # the strongest reading of the regime
+    at: datetime | None = None
+
+
+def momentum_shift(p: _Pair, prm: PatternParams, regime: _Regime) -> list[_Hit]:
+    m = trending_oi_pct(p, prm.band)
+    if not math.isfinite(m):
+        return []
+    now = p.s1.provider_ts
+    sign = 1 if m >= prm.momentum_min_pct else -1 if m <= -prm.momentum_min_pct else 0
+    if sign == 0:
+        return []
+    stale = regime.at is None or (now - regime.at).total_seconds() > prm.momentum_memory_s
+    if sign == regime.sign:
+        regime.extreme = max(regime.extreme, abs(m))
+        regime.at = now
+        return []
+    prior, prior_extreme = (0, 0.0) if stale else (regime.sign, regime.extreme)
+    regime.sign, regime.extreme, regime.at = sign, abs(m), now
+    if prior != -sign:
+        return []
+    confidence = (
+        40.0
+        + 30.0 * _pts(abs(m), prm.momentum_min_pct, 3 * prm.momentum_min_pct)
+        + 30.0 * _pts(prior_extreme, prm.momentum_min_pct, 3 * prm.momentum_min_pct)
+    )
+    bullish = sign > 0
+    return [
+        _Hit(
+            PatternKind.MOMENTUM_SHIFT,
+            "up" if bullish else "down",
+            Direction.BULLISH if bullish else Direction.BEARISH,
+            (float(p.s1.strikes[p.i1[p.atm]]),),
+            (("trending_oi_pct", round(m, 3)), ("previous_extreme_pct", round(prior_extreme, 3))),
+            confidence,
+            f"trending OI flipped {'bullish' if bullish else 'bearish'}: put ΔOI − call ΔOI "
+            f"{m:+.1f}% of ATM±{prm.band} OI, after {'-' if bullish else '+'}"
+            f"{prior_extreme:.1f}%",
+        )
+    ]
+
+
+DETECTORS = {
+    PatternKind.CALL_BUILDUP: call_buildup,
+    PatternKind.PUT_BUILDUP: put_buildup,
+    PatternKind.CALL_UNWINDING: call_unwinding,
+    PatternKind.PUT_UNWINDING: put_unwinding,
+    PatternKind.GAMMA_SQUEEZE: gamma_squeeze,
+    PatternKind.MAX_PAIN: max_pain_shift,
+    PatternKind.UNUSUAL_ACTIVITY: unusual_activity,
+    PatternKind.MOMENTUM_SHIFT: momentum_shift,
+}
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """What a reference chain needs to keep: its data and metrics, not its per-leg analytics."""
+
+    snapshot: ChainSnapshot
+    metrics: Metrics
+
+
+# References kept per window: a new one at most every window/HISTORY_POINTS seconds, so memory
+# stays flat however fast the poller ticks (a 1 s poller would otherwise keep 300 per chain).
+HISTORY_POINTS = 30
+
+
+@dataclass(slots=True)
+class _ChainState:
+    history: deque[_Ref] = field(default_factory=deque)
+    last_ts: datetime | None = None
+    day: date | None = None
+    regime: _Regime = field(default_factory=_Regime)
+
+
+class PatternEngine:
+    """Runs the detectors on each enriched chain and keeps the signals' lifecycle."""
+
+    def __init__(self, params: PatternParams | None = None) -> None:
+        self.params = params or PatternParams()
+        self._chains: dict[tuple[str, date], _ChainState] = {}
+        self._signals: dict[str, Signal] = {}
+
+    def _reference(self, state: _ChainState, cur: Enriched) -> _Ref | None:
+        now = cur.snapshot.provider_ts
+        day = now.astimezone(self.params.tz).date()
+        if state.day != day:
+            state.history.clear()
+            state.regime = _Regime()
+            state.day = day
+            state.last_ts = None
+        if state.last_ts is not None and state.last_ts >= now:
+            return None  # the same (or an older) snapshot again: nothing new to judge
+        state.last_ts = now
+        h = state.history
+        spacing = self.params.window_s / HISTORY_POINTS
+        if not h or (now - h[-1].snapshot.provider_ts).total_seconds() >= spacing:
+            h.append(_Ref(cur.snapshot, cur.metrics))
+        cutoff = now - timedelta(seconds=self.params.window_s)
+        # Keep exactly one chain at or before the cutoff: the reference.
+        while len(h) >= 2 and h[1].snapshot.provider_ts <= cutoff:
+            h.popleft()
+        ref = h[0]
+        return ref if ref.snapshot.provider_ts <= cutoff else None
+
+    def update(self, cur: Enriched) -> list[Signal]:
+        """Feed one enriched chain; returns the signals it created or refreshed."""
+        snap = cur.snapshot
+        state = self._chains.setdefault((snap.symbol, snap.expiry), _ChainState())
+        ref = self._reference(state, cur)
+        if ref is None:
+            return []
+        pair = _pair(cur, ref)
+        if pair is None:
+            return []
+        hits: list[_Hit] = []
+        prm = self.params
+        for kind, detect in DETECTORS.items():
+            if kind is PatternKind.MOMENTUM_SHIFT:
+                hits.extend(momentum_shift(pair, prm, state.regime))
+            else:
+                hits.extend(detect(pair, prm))
+        return [self._record(snap, hit) for hit in hits if hit.confidence >= prm.min_confidence]
+
+    def _record(self, snap: ChainSnapshot, hit: _Hit) -> Signal:
+        now = snap.provider_ts
+        key = f"{hit.kind.value}:{snap.symbol}:{snap.expiry.isoformat()}:{hit.anchor}"
+        confidence = round(min(max(hit.confidence, 0.0), 100.0))
+        expires = now + timedelta(seconds=self.params.ttl_s)
+        old = self._signals.get(key)
+        if old is not None and old.active(now):
+            sig = replace(
+                old,
+                direction=hit.direction,
+                strikes=hit.strikes,
+                confidence=confidence,
+                strength=Strength.from_confidence(confidence),
+                evidence=hit.evidence,
+                summary=hit.summary,
+                last_seen=now,
+                expires_at=expires,
+                updates=old.updates + 1,
+                provider=snap.provider,
+                feed=snap.feed,
+            )
+        else:
+            sig = Signal(
+                key=key,
+                kind=hit.kind,
+                symbol=snap.symbol,
+                expiry=snap.expiry,
+                direction=hit.direction,
+                strikes=hit.strikes,
+                confidence=confidence,
+                strength=Strength.from_confidence(confidence),
+                evidence=hit.evidence,
+                summary=hit.summary,
+                first_seen=now,
+                last_seen=now,
+                expires_at=expires,
+                provider=snap.provider,
+                feed=snap.feed,
+            )
+        self._signals[key] = sig
+        return sig
+
+    def active(self, now: datetime, symbol: str | None = None) -> list[Signal]:
+        """Signals not yet expired at `now`, strongest first; expired ones are forgotten."""
+        for key in [k for k, s in self._signals.items() if not s.active(now)]:
+            del self._signals[key]
+        found: Iterable[Signal] = self._signals.values()
+        if symbol is not None:
+            found = (s for s in found if s.symbol == symbol)
+        return sorted(found, key=lambda s: (-s.confidence, s.key))

@@ -1,0 +1,102 @@
+"""Start-up shared by commands: settings with CLI overrides, the store, the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optterm.config.settings import Settings
+    from optterm.engine.alerts.service import AlertService
+    from optterm.engine.engine import Engine
+    from optterm.engine.poller import Poller
+    from optterm.providers.base import Provider
+    from optterm.store import Store
+
+__all__ = ["CliOptions", "load", "make_engine", "make_poller", "open_configured_store"]
+
+
+@dataclass
+class CliOptions:
+    """Global options given before the subcommand (`optterm --scenario gamma_squeeze serve`)."""
+
+    config: Path | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # override variable -> CLI flag
+
+    def set(self, variable: str, flag: str, value: object) -> None:
+        if value is not None:
+            self.overrides[variable] = str(value)
+            self.labels[variable] = flag
+
+
+def load(opts: CliOptions, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from file + environment, with CLI flags applied as the highest-priority overrides.
+
+    Flags go through the same environment-override path as OPTTERM_* variables so they are
+    validated by exactly the same rules.
+    """
+    import os
+
+    from optterm.config.settings import load_settings
+
+    merged = dict(os.environ if env is None else env)
+    merged.update(opts.overrides)
+    return load_settings(opts.config, env=merged, labels=opts.labels)
+
+
+def store_url(settings: Settings) -> str:
+    return settings.store.effective_url
+
+
+async def open_configured_store(settings: Settings) -> Store:
+    from optterm.store import open_store
+
+    return await open_store(store_url(settings))
+
+
+def make_poller(
+    settings: Settings,
+    provider: Provider,
+    store: Store | None,
+    *,
+    alerts: AlertService | None = None,
+) -> Poller:
+    from optterm.engine.analytics.analyzer import Analyzer
+    from optterm.engine.poller import Poller, Watch
+
+    watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
+    return Poller(
+        provider,
+        store,
+        watch,
+        interval=settings.poller.interval,
+        timeout=settings.poller.timeout,
+        health_sink=store,
+        analyzer=Analyzer.from_settings(settings, history=store),
+        analytics_sink=store,
+        alerts=alerts,
+    )
+
+
+def make_engine(
+    settings: Settings,
+    provider: Provider,
+    store: Store | None,
+    *,
+    app_sink: Any = None,
+) -> Engine:
+    """Poller with analytics and alerts, plus the notification dispatcher (with a store)."""
+    from optterm.engine.alerts.service import AlertService
+    from optterm.engine.engine import Engine
+    from optterm.engine.notify.dispatcher import Dispatcher
+    from optterm.infra.secrets import SecretStore
+    from optterm.providers.factory import market_calendar
+
+    if store is None:
+        return Engine(make_poller(settings, provider, None))
+    dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
+    alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
+    return Engine(make_poller(settings, provider, store, alerts=alerts), dispatcher)

@@ -1,0 +1,1 @@
+"""Notifications: channel specs (channels) and the outbox dispatcher that sends through Apprise."""

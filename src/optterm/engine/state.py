@@ -1,0 +1,101 @@
+"""What the screens read: the engine's latest results, kept by the app and updated once per tick.
+
+Screens never talk to the poller. The app applies each Tick here, then calls `on_state(state)` on
+the screen being shown (and a screen reads the state when it is first shown), so every screen
+re-renders at most once per tick. `now()` is the app's clock: screens measure data ages with it,
+never with `datetime.now()`, so tests and snapshots can freeze it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from optterm.engine.events import ChainUpdate, FetchFailure, Tick
+from optterm.model import AlertEvent, ProviderHealth, Signal
+
+if TYPE_CHECKING:
+    from optterm.config.settings import Settings
+    from optterm.store import Store
+
+__all__ = ["EngineState"]
+
+_IST = ZoneInfo("Asia/Kolkata")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class EngineState:
+    settings: Settings
+    store: Store | None = None
+    now: Callable[[], datetime] = _utcnow
+    chains: dict[tuple[str, date], ChainUpdate] = field(default_factory=dict)
+    active_signals: tuple[Signal, ...] = ()  # unexpired, strongest first
+    recent_signals: deque[Signal] = field(default_factory=lambda: deque(maxlen=300))
+    alerts: deque[AlertEvent] = field(default_factory=lambda: deque(maxlen=200))
+    health: tuple[ProviderHealth, ...] = ()
+    failures: tuple[FetchFailure, ...] = ()  # of the last tick
+    last_tick: Tick | None = None
+    engine_error: str | None = None
+    master: Any = None  # Angel One's InstrumentMaster, when that provider is configured
+    attached: Any = None  # the Follower when attached to a daemon (engine/follower.py)
+    ticks: int = 0
+    day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
+    unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
+    _day: date | None = None
+
+    @property
+    def symbols(self) -> list[str]:
+        return [w.symbol for w in self.settings.poller.watch]
+
+    def apply(self, tick: Tick) -> None:
+        self.last_tick = tick
+        self.ticks += 1
+        now = self.now()
+        for update in tick.updates:
+            snap = update.snapshot
+            key = (snap.symbol, snap.expiry)
+            before = self.chains.get(key)
+            if before is not None and before.snapshot.provider_ts == snap.provider_ts:
+                self.unchanged_since.setdefault(key, now)  # answering, but not moving
+            else:
+                self.unchanged_since.pop(key, None)
+            self.chains[key] = update
+            day = snap.provider_ts.astimezone(_IST).date()
+            if day != self._day:
+                self._day = day
+                self.day_open_spot.clear()
+            self.day_open_spot.setdefault(snap.symbol, snap.spot)
+        self.active_signals = tick.active
+        for sig in tick.signals:
+            if sig.updates == 0:
+                self.recent_signals.appendleft(sig)
+            else:  # a refreshed signal replaces its earlier version in the recent list
+                for i, old in enumerate(self.recent_signals):
+                    if old.key == sig.key:
+                        self.recent_signals[i] = sig
+                        break
+        for event in tick.alerts:
+            self.alerts.appendleft(event)
+        if tick.health:
+            self.health = tick.health
+        self.failures = tick.failures
+
+    def expiries(self, symbol: str) -> list[date]:
+        return sorted(e for s, e in self.chains if s == symbol)
+
+    def chain(self, symbol: str, expiry: date | None = None) -> ChainUpdate | None:
+        """The latest chain of `symbol` at `expiry` (default: its nearest)."""
+        if expiry is None:
+            listed = self.expiries(symbol)
+            if not listed:
+                return None
+            expiry = listed[0]
+        return self.chains.get((symbol, expiry))

@@ -1,0 +1,1 @@
+"""Infrastructure with no domain knowledge: paths, logging, secrets, the systemd notify protocol."""

@@ -1,0 +1,296 @@
+"""Chain and history rendering for the CLI: a Rich table for people, JSON and CSV for scripts.
+
+JSON/CSV carry every value exactly as stored: integral values print as integers, NaN (no value)
+is `null` in JSON and an empty field in CSV, never 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics
+
+if TYPE_CHECKING:
+    from optterm.engine.analytics.chain import Enriched
+
+__all__ = [
+    "CSV_COLUMNS",
+    "chain_table",
+    "csv_rows",
+    "data_age",
+    "metrics_lines",
+    "metrics_to_dict",
+    "snapshot_to_dict",
+    "source_label",
+    "write_csv",
+]
+
+IST = ZoneInfo("Asia/Kolkata")
+CSV_COLUMNS: tuple[str, ...] = (
+    "provider_ts",
+    "symbol",
+    "expiry",
+    "provider",
+    "feed",
+    "spot",
+    "lot_size",
+    "strike",
+    *(f"ce_{f}" for f in LEG_FIELDS),
+    *(f"pe_{f}" for f in LEG_FIELDS),
+)
+
+
+def _num(x: float) -> int | float | None:
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return None
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
+def data_age(snap: ChainSnapshot, now: datetime | None = None) -> float:
+    """Seconds since the data was current.
+
+    Live data ages from the provider's own timestamp. Simulated data runs on a simulated session
+    clock that has nothing to do with the wall clock, so it ages from when it was fetched.
+    """
+    now = now or datetime.now(UTC)
+    since = snap.fetched_at if snap.feed is Feed.SIMULATED else snap.provider_ts
+    return max(0.0, (now - since).total_seconds())
+
+
+def source_label(snap: ChainSnapshot) -> str:
+    return f"{snap.feed.value} via {snap.provider}"
+
+
+_ANALYTIC_FIELDS = ("iv", "delta", "gamma", "theta", "vega")
+
+
+def _leg_dict(snap: ChainSnapshot, enriched: Enriched | None, side: str, i: int) -> dict[str, Any]:
+    legs = snap.side(side)
+    out: dict[str, Any] = {f: _num(float(legs.column(f)[i])) for f in LEG_FIELDS}
+    if enriched is not None:
+        a = enriched.side(side)
+        # The provider's numbers stay as given; ours sit beside them, named as ours.
+        out["iv_used"] = _num(float(a.iv[i]))
+        out["iv_solved"] = _num(float(a.iv_solved[i]))
+        for name in _ANALYTIC_FIELDS[1:]:
+            out[name] = _num(float(getattr(a, name)[i]))
+        out["buildup"] = Buildup(int(a.buildup[i])).label or None
+    return out
+
+
+def metrics_to_dict(m: Metrics) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for name in m.__dataclass_fields__:
+        value = getattr(m, name)
+        if name in ("symbol", "expiry", "ts", "provider", "feed", "view"):
+            continue
+        doc[name] = _num(float(value)) if isinstance(value, float | int) else value
+    doc["view"] = {
+        "bias": m.view.bias.value,
+        "score": m.view.score,
+        "reasons": list(m.view.reasons),
+    }
+    return doc
+
+
+def snapshot_to_dict(
+    snap: ChainSnapshot, *, now: datetime | None = None, enriched: Enriched | None = None
+) -> dict[str, Any]:
+    atm = snap.atm_index() if len(snap) else None
+    rows = []
+    for i, strike in enumerate(snap.strikes.tolist()):
+        rows.append(
+            {
+                "strike": _num(strike),
+                "atm": i == atm,
+                "ce": _leg_dict(snap, enriched, "CE", i),
+                "pe": _leg_dict(snap, enriched, "PE", i),
+            }
+        )
+    doc = {
+        "symbol": snap.symbol,
+        "expiry": snap.expiry.isoformat(),
+        "provider": snap.provider,
+        "feed": snap.feed.value,
+        "provider_ts": snap.provider_ts.astimezone(UTC).isoformat(),
+        "fetched_at": snap.fetched_at.astimezone(UTC).isoformat(),
+        "age_seconds": round(data_age(snap, now), 3),
+        "spot": _num(snap.spot),
+        "lot_size": snap.lot_size,
+        "atm_strike": _num(float(snap.strikes[atm])) if atm is not None else None,
+        "strike_count": len(snap),
+        "rows": rows,
+    }
+    if enriched is not None:
+        doc["metrics"] = metrics_to_dict(enriched.metrics)
+    return doc
+
+
+def csv_rows(snaps: Iterable[ChainSnapshot]) -> Iterator[list[Any]]:
+    for snap in snaps:
+        head = [
+            snap.provider_ts.astimezone(UTC).isoformat(),
+            snap.symbol,
+            snap.expiry.isoformat(),
+            snap.provider,
+            snap.feed.value,
+            _num(snap.spot),
+            snap.lot_size,
+        ]
+        ce = [snap.ce.column(f) for f in LEG_FIELDS]
+        pe = [snap.pe.column(f) for f in LEG_FIELDS]
+        for i, strike in enumerate(snap.strikes.tolist()):
+            vals = [_num(float(c[i])) for c in ce] + [_num(float(c[i])) for c in pe]
+            yield [*head, _num(strike), *("" if v is None else v for v in vals)]
+
+
+def write_csv(out: IO[str], snaps: Iterable[ChainSnapshot], header: bool = True) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    if header:
+        w.writerow(CSV_COLUMNS)
+    w.writerows(csv_rows(snaps))
+
+
+def _fmt_int(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:,.0f}"
+
+
+def _fmt_signed(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:+,.0f}"
+
+
+def _fmt_price(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:,.2f}"
+
+
+def _fmt_iv(x: float) -> str:
+    return "" if math.isnan(x) else f"{x * 100:.2f}"
+
+
+def _fmt_greek(digits: int):
+    def fmt(x: float) -> str:
+        return "" if math.isnan(x) else f"{x:.{digits}f}"
+
+    return fmt
+
+
+# (label, column, formatter, source): "legs" reads the snapshot, "calc" our analytics.
+_CE = (
+    ("OI", "oi", _fmt_int, "legs"),
+    ("ΔOI", "oi_change", _fmt_signed, "legs"),
+    ("Volume", "volume", _fmt_int, "legs"),
+    ("IV%", "iv", _fmt_iv, "calc"),
+    ("Bid", "bid", _fmt_price, "legs"),
+    ("Ask", "ask", _fmt_price, "legs"),
+    ("LTP", "ltp", _fmt_price, "legs"),
+)
+_GREEKS = (
+    ("Δ", "delta", _fmt_greek(2), "calc"),
+    ("Γ", "gamma", _fmt_greek(4), "calc"),
+    ("Θ/day", "theta", _fmt_greek(2), "calc"),
+    ("Vega", "vega", _fmt_greek(2), "calc"),
+)
+
+
+def _pick(snap: ChainSnapshot, enriched: Enriched | None, side: str, field: str, source: str):
+    if source == "calc" and enriched is not None:
+        return getattr(enriched.side(side), field)
+    if field in LEG_FIELDS:
+        return snap.side(side).column(field)
+    return None
+
+
+def _strike(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def _or_na(text: str) -> str:
+    return text or "n/a"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x * 100:.2f}%"
+
+
+def _ratio(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2f}"
+
+
+def metrics_lines(m: Metrics) -> list[str]:
+    """The footer under a chain: the numbers a trader reads first, each with its basis."""
+    rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
+    pct = "" if m.iv_percentile is None else f" · IV pctile {m.iv_percentile:.0f}"
+    return [
+        f"PCR OI {_ratio(m.pcr_oi)} · PCR vol {_ratio(m.pcr_volume)} · "
+        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_strike(m.max_pain)}",
+        f"support (max put OI) {_or_na(_strike(m.support))} · resistance (max call OI) "
+        f"{_or_na(_strike(m.resistance))} · most put OI added {_or_na(_strike(m.support_change))}"
+        f" · most call OI added {_or_na(_strike(m.resistance_change))}",
+        f"ATM {_strike(m.atm_strike)} IV {_pct(m.atm_iv)} · straddle "
+        f"{'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'} · 25Δ RR "
+        f"{'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'} · IV rank {rank}{pct}",
+        f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr'}/1% · flip "
+        f"{_strike(m.gamma_flip) or 'none within 5%'} · call wall {_or_na(_strike(m.call_wall))} · "
+        f"put wall {_or_na(_strike(m.put_wall))} · forward {m.forward:,.2f} ({m.forward_source})",
+        f"view: {m.view.line()}",
+    ]
+
+
+def chain_table(
+    snap: ChainSnapshot,
+    *,
+    now: datetime | None = None,
+    enriched: Enriched | None = None,
+    greeks: bool = False,
+):  # -> rich.table.Table
+    from rich.table import Table
+    from rich.text import Text
+
+    age = data_age(snap, now)
+    ts = snap.provider_ts.astimezone(IST).strftime("%d-%b-%Y %H:%M:%S IST")
+    title = Text.assemble(
+        (f"{snap.symbol} ", "bold"),
+        f"expiry {snap.expiry:%d-%b-%Y} · spot ",
+        (f"{snap.spot:,.2f}", "bold"),
+        f" · lot {snap.lot_size}",
+    )
+    caption = f"{source_label(snap)} · data time {ts} · age {age:.0f}s"
+    if snap.feed is Feed.SIMULATED:
+        caption += " · SIMULATED DATA, NOT MARKET PRICES"
+    if enriched is not None:
+        caption += (
+            "\nIV% is the provider's where it gives one, else solved from LTP (Black-76 on the "
+            f"{enriched.metrics.forward_source} forward); Greeks are ours; "
+            "max pain strike underlined"
+        )
+    cols = list(_CE)
+    if greeks and enriched is not None:
+        # Greeks take the quote columns' place: the table must still fit a terminal.
+        cols = [c for c in cols if c[1] not in ("bid", "ask")]
+        cols[-1:-1] = _GREEKS
+    table = Table(title=title, caption=caption, header_style="bold", pad_edge=False, expand=False)
+    for label, *_ in cols:
+        table.add_column(f"CE {label}", justify="right", style="green")
+    table.add_column("Strike", justify="center", style="bold", no_wrap=True, min_width=12)
+    for label, *_ in reversed(cols):
+        table.add_column(f"PE {label}", justify="right", style="red")
+    ce_cols = [(fmt, _pick(snap, enriched, "CE", f, src)) for _, f, fmt, src in cols]
+    pe_cols = [(fmt, _pick(snap, enriched, "PE", f, src)) for _, f, fmt, src in reversed(cols)]
+    atm = snap.atm_index() if len(snap) else -1
+    pain = enriched.metrics.max_pain if enriched is not None else math.nan
+    for i, strike in enumerate(snap.strikes.tolist()):
+        ce = [fmt(float(c[i])) if c is not None else "" for fmt, c in ce_cols]
+        pe = [fmt(float(c[i])) if c is not None else "" for fmt, c in pe_cols]
+        label = Text(_strike(strike), style="underline" if strike == pain else "")
+        if i == atm:
+            table.add_row(*ce, Text.assemble("▶ ", label, " ◀"), *pe, style="reverse")
+        else:
+            table.add_row(*ce, label, *pe)
+    return table

@@ -1,0 +1,835 @@
+"""Angel One SmartAPI as a live chain provider: a thin async httpx client, not the official SDK.
+
+The SDK blocks on a network call at import, writes logs into the working directory and logs the
+API key (providers.md §0.7, §1.10), so this talks REST directly.
+
+One chain snapshot (providers.md §1.7):
+
+1. the instrument master (angel_master.py) gives the expiry's contracts, lot size and tokens;
+2. `getLtpData` on the index's AMXIDX token gives spot, which picks the ATM ± N strike window;
+3. `market/v1/quote` FULL on the window's CE and PE tokens, at most 50 per request, gives OI
+   (`opnInterest`), volume (`tradeVolume`), LTP and best bid/ask (depth level 1; an empty level is
+   price 0.0 and is NaN here). The quote has no OI change: its `netChange` is the *price* change
+   (the recording shows netChange 7.5 = ltp 996.2 − close 988.7), so `oi_change` is NaN and the
+   engine derives it from consecutive snapshots;
+4. `optionGreek` gives IV (a percentage, stored as a fraction), polled at most once per
+   `greeks_interval` per (underlying, expiry) and cached in between. AB9019 "No Data Available"
+   (every MCX underlying) means no IV, not a failure; other Greeks failures keep the last IVs
+   for a while and never cost the chain.
+
+`provider_ts` is the latest `exchFeedTime` among the fetched quotes (IST wall time, no zone in
+the payload), else the latest `exchTradeTime`, else the fetch time; `meta["provider_ts_from"]`
+says which. `exchFeedTime` moves even when the market is shut, so it is "as of", not "traded at".
+
+Session (providers.md §1.2): login is loginByPassword with the client code, MPIN and a pyotp
+TOTP (if fewer than 2 s are left in the 30 s window we wait for the next one, so the code cannot
+roll over in flight). Tokens are kept in `token_store` and reused by the next process, because a
+new login kicks out the previous session of the same client code. Stored tokens are dropped when
+they were issued on an earlier IST day (Angel forces a logout around midnight IST) or their JWT
+`exp` has passed; an expiring JWT is renewed with generateTokens. A session error (AG8001/2/3,
+AB8050/1, AB1010/1, either dialect) is answered with at most one renewal per failing call —
+generateTokens for AG8002 "Token Expired", a fresh login otherwise — and then AuthError. A rate
+limit (HTTP 403 "exceeding access rate") is RateLimited and never triggers a login. A rejected
+MPIN/client code (AB1000/AB1007) disables further logins for this provider instance (repeating a
+wrong MPIN can lock the account); a rejected TOTP (AB1050) is not retried within the same 30 s
+window.
+
+Secrets (API key, MPIN, TOTP secret and codes, tokens) never reach a log line, an exception or a
+repr: error messages are built from our own text plus the server's short `message`, filtered
+through `redact`; debug logging prints headers with their secret values masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
+from optterm.market import IST, NSE_INDICES
+from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
+from optterm.providers.angelone.errors import (
+    CredentialsRejected,
+    Envelope,
+    NoData,
+    SessionInvalid,
+    check_response,
+    redact,
+)
+from optterm.providers.angelone.master import (
+    MONTH_NUMBERS,
+    Contract,
+    IndexInstrument,
+    InstrumentMaster,
+    MasterIndex,
+)
+from optterm.providers.base import (
+    AuthError,
+    BadPayload,
+    ProviderConnectionError,
+    ProviderError,
+    ServerError,
+    UnknownSymbol,
+)
+from optterm.providers.http import make_client, send
+from optterm.providers.ratelimit import RateLimiter
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "GREEKS_PATH",
+    "LOGIN_PATH",
+    "LOGOUT_PATH",
+    "LTP_PATH",
+    "PROFILE_PATH",
+    "QUOTE_BATCH",
+    "QUOTE_PATH",
+    "REFRESH_PATH",
+    "AngelOneProvider",
+    "MemoryTokenStore",
+    "TokenStore",
+    "redacted_headers",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://apiconnect.angelone.in"
+LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
+REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
+PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
+LOGOUT_PATH = "/rest/secure/angelbroking/user/v1/logout"
+LTP_PATH = "/rest/secure/angelbroking/order/v1/getLtpData"
+# The recorded exchange used the trailing slash; the SDK route omits it. Both are served.
+QUOTE_PATH = "/rest/secure/angelbroking/market/v1/quote/"
+GREEKS_PATH = "/rest/secure/angelbroking/marketData/v1/optionGreek"
+
+QUOTE_BATCH = 50  # tokens per quote request (forum post 16718)
+TOTP_INTERVAL = 30
+TOTP_MIN_REMAINING = 2.0
+_JWT_EXPIRY_MARGIN = timedelta(seconds=60)
+_SECRET_HEADERS = frozenset({"x-privatekey", "authorization"})
+_FEED_TIME_RE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d{2}):(\d{2})$")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenStore(Protocol):
+    """Where a session survives restarts (SecretStore implements it with the keyring)."""
+
+    def load_tokens(self) -> SessionTokens | None: ...
+
+    def save_tokens(self, tokens: SessionTokens) -> None: ...
+
+    def clear_tokens(self) -> None: ...
+
+
+class MemoryTokenStore:
+    """A TokenStore that forgets on exit (the default, and what tests share between instances)."""
+
+    def __init__(self, tokens: SessionTokens | None = None) -> None:
+        self.tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"MemoryTokenStore(has_tokens={self.tokens is not None})"
+
+    def load_tokens(self) -> SessionTokens | None:
+        return self.tokens
+
+    def save_tokens(self, tokens: SessionTokens) -> None:
+        self.tokens = tokens
+
+    def clear_tokens(self) -> None:
+        self.tokens = None
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to log: the API key and the bearer token masked."""
+    return {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def _jwt_expiry(jwt: str) -> datetime | None:
+    """The JWT's `exp` claim (not verified: we only need to know when to renew)."""
+    parts = jwt.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, int | float) and not isinstance(exp, bool) and 0 < exp < 2**33:
+            return datetime.fromtimestamp(exp, UTC)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def _num(value: object) -> float:
+    """A finite float from a JSON number or numeric string; NaN for anything else."""
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float):
+        out = float(value)
+    elif isinstance(value, str):
+        try:
+            out = float(value.strip())
+        except ValueError:
+            return math.nan
+    else:
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
+def _best(depth: object, side: str) -> float:
+    """Level-1 price of one side of the depth; empty levels (0.0 price / 0 qty) are NaN."""
+    if not isinstance(depth, Mapping):
+        return math.nan
+    levels = depth.get(side)
+    if not isinstance(levels, list) or not levels or not isinstance(levels[0], Mapping):
+        return math.nan
+    price = _num(levels[0].get("price"))
+    qty = _num(levels[0].get("quantity"))
+    return price if price > 0 and qty > 0 else math.nan
+
+
+def _feed_time(value: object) -> datetime | None:
+    """`"19-Sep-2026 06:55:07"` (IST, no zone) → UTC-aware datetime."""
+    if not isinstance(value, str):
+        return None
+    m = _FEED_TIME_RE.match(value.strip())
+    if not m:
+        return None
+    month = MONTH_NUMBERS.get(m.group(2).upper())
+    if month is None:
+        return None
+    try:
+        local = datetime(
+            int(m.group(3)),
+            month,
+            int(m.group(1)),
+            int(m.group(4)),
+            int(m.group(5)),
+            int(m.group(6)),
+            tzinfo=IST,
+        )
+    except ValueError:
+        return None
+    return local.astimezone(UTC)
+
+
+@dataclass
+class _Greeks:
+    ivs: dict[tuple[float, str], float]
+    fetched_at: float | None  # clock time of the data in `ivs` (None: never had any)
+    next_fetch: float
+    note: str
+
+
+class AngelOneProvider:
+    """Option chains from Angel One SmartAPI (see the module docstring for the recipe).
+
+    `symbols` are the underlyings served (NSE indices by default; stocks with options work when
+    the master lists them). `strikes_each_side` bounds the ATM window and so the token budget:
+    20 gives 41 strikes, 82 tokens, 2 quote calls per chain. `clock`/`sleep` drive the rate
+    limiters, TOTP wait and Greeks cache; `now` (UTC-aware) stamps snapshots and makes TOTP codes.
+    """
+
+    name = "angelone"
+    feed = Feed.LIVE
+
+    def __init__(
+        self,
+        *,
+        credentials: AngelCredentials,
+        master: InstrumentMaster,
+        token_store: TokenStore | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        strikes_each_side: int = 20,
+        symbols: Sequence[str] = tuple(NSE_INDICES),
+        greeks_interval: float = 60.0,
+        greeks_max_age: float = 600.0,
+        greeks_no_data_interval: float = 3600.0,
+        rate_headroom: float = 0.9,
+        client_local_ip: str = "127.0.0.1",
+        client_public_ip: str = "127.0.0.1",
+        mac_address: str = "00:00:00:00:00:00",
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        if strikes_each_side < 0:
+            raise ValueError(f"strikes_each_side must be >= 0, got {strikes_each_side}")
+        self._creds = credentials
+        self._master = master
+        self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
+        self.base_url = base_url.rstrip("/")
+        self.strikes_each_side = int(strikes_each_side)
+        self._symbols = [s.strip().upper() for s in symbols]
+        self.greeks_interval = greeks_interval
+        self.greeks_max_age = greeks_max_age
+        self.greeks_no_data_interval = greeks_no_data_interval
+        # Community clients send these placeholders and SmartAPI accepts them for market data;
+        # a static IP is only enforced for orders (providers.md §1.1). Never send the real MAC.
+        self._static_headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-UserType": "USER",
+            "X-SourceID": "WEB",
+            "X-ClientLocalIP": client_local_ip,
+            "X-ClientPublicIP": client_public_ip,
+            "X-MACAddress": mac_address,
+        }
+        self._clock = clock
+        self._sleep = sleep
+        self._now = now or (lambda: datetime.now(UTC))
+
+        def limiter(
+            per_s: float, per_min: int | None = None, per_h: int | None = None
+        ) -> RateLimiter:
+            return RateLimiter(
+                per_s, per_min, per_h, headroom=rate_headroom, clock=clock, sleep=sleep
+            )
+
+        # Published limits (providers.md §1.8); optionGreek is not in the table, so 1/s plus the
+        # per-(underlying, expiry) cache.
+        self._limits: dict[str, RateLimiter] = {
+            "login": limiter(1),
+            "refresh": limiter(1, None, 1000),
+            "profile": limiter(3, None, 1000),
+            "logout": limiter(1),
+            "ltp": limiter(10, 500, 5000),
+            "quote": limiter(10, 500, 5000),
+            "greeks": limiter(1),
+        }
+        self._client = make_client(self.base_url, timeout=timeout)
+        self._tokens: SessionTokens | None = None
+        self._tokens_loaded = False
+        self._generation = 0
+        self._session_lock = asyncio.Lock()
+        self._login_disabled: str | None = None
+        self._totp_retry_at: float | None = None
+        self._recent_codes: deque[str] = deque(maxlen=4)
+        self._greeks: dict[tuple[str, str], _Greeks] = {}
+        self._closed = False
+        self.logins = 0  # fresh logins performed (doctor, tests)
+        self.refreshes = 0
+
+    @property
+    def master(self) -> InstrumentMaster:
+        """The instrument master (the TUI polls its status while it downloads)."""
+        return self._master
+
+    def __repr__(self) -> str:
+        return (
+            f"AngelOneProvider(base_url={self.base_url!r}, credentials={self._creds!r}, "
+            f"session={'active' if self._tokens else 'none'})"
+        )
+
+    # -- Provider protocol --------------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    async def underlying(self, symbol: str) -> Underlying:
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            listed = idx.expiries(sym, self._today())
+            if not listed:
+                raise BadPayload(
+                    self.name, f"the instrument master lists no live options for {sym}"
+                )
+            nearest = listed[0]
+            fallback = NSE_INDICES.get(sym)
+            lot = idx.lot_size(sym, nearest) or (fallback.lot_size if fallback else None)
+            step = idx.strike_step(sym, nearest) or (fallback.strike_step if fallback else None)
+            if not lot or not step:
+                raise BadPayload(self.name, f"cannot tell the lot size or strike step of {sym}")
+            exchange = idx.chain(sym, nearest)[0].exchange
+            if exchange == "MCX":
+                segment, spot_exchange = Segment.COMMODITY, "MCX"
+            else:
+                segment = Segment.INDEX if idx.index(sym) else Segment.EQUITY
+                spot_exchange = "BSE" if exchange == "BFO" else "NSE"
+            return Underlying(sym, segment, lot_size=lot, strike_step=step, exchange=spot_exchange)
+
+    async def list_expiries(self, symbol: str) -> list[date]:
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            return idx.expiries(sym, self._today())
+
+    async def fetch_spot(self, symbol: str) -> float:
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            return await self._spot(sym, idx)
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            contracts = idx.chain(sym, expiry)
+            if not contracts:
+                listed = ", ".join(d.isoformat() for d in idx.expiries(sym, self._today())[:8])
+                raise BadPayload(
+                    self.name,
+                    f"no expiry {expiry.isoformat()} for {sym}; listed: {listed or 'none'}",
+                )
+            spot = await self._spot(sym, idx)
+            return await self._chain(sym, idx, contracts, spot)
+
+    async def close(self) -> None:
+        # No logout: the stored session is meant to be reused by the next start (one session per
+        # client code; a login per start would kick out the user's other tools for nothing).
+        self._closed = True
+        await self._client.aclose()
+
+    # -- extras for the CLI ---------------------------------------------------------------------
+
+    async def check_session(self) -> None:
+        """Log in (or reuse the stored session) and call getProfile: for `optterm doctor`."""
+        with self._guard():
+            await self._authed("profile", "GET", PROFILE_PATH, None)
+
+    async def logout(self) -> None:
+        """End the session at Angel and forget the stored tokens (`optterm creds delete`)."""
+        with self._guard():
+            async with self._session_lock:
+                tokens = self._tokens or await self._load_stored()
+                self._tokens = None
+                self._tokens_loaded = True
+                self._generation += 1
+                await self._store_call("clear_tokens")
+            if tokens is None:
+                return
+            try:
+                await self._request(
+                    "logout",
+                    "POST",
+                    LOGOUT_PATH,
+                    {"clientcode": self._creds.client_code},
+                    token=tokens.jwt,
+                    extra_secrets=tokens.secret_values(),
+                )
+            except SessionInvalid:
+                log.info("angelone: the session had already ended")
+
+    # -- chain assembly -----------------------------------------------------------------------
+
+    async def _spot(self, sym: str, idx: MasterIndex) -> float:
+        inst: IndexInstrument | None = idx.spot_instrument(sym)
+        if inst is None:
+            raise BadPayload(self.name, f"no spot instrument for {sym} in the instrument master")
+        body = {
+            "exchange": inst.exchange,
+            "tradingsymbol": inst.tradingsymbol,
+            "symboltoken": inst.token,
+        }
+        env = await self._authed("ltp", "POST", LTP_PATH, body)
+        data = env.data
+        ltp = _num(data.get("ltp")) if isinstance(data, Mapping) else math.nan
+        if not ltp > 0:
+            raise BadPayload(self.name, f"getLtpData for {sym} ({inst.token}) has no positive ltp")
+        return ltp
+
+    async def _chain(
+        self, sym: str, idx: MasterIndex, contracts: list[Contract], spot: float
+    ) -> ChainSnapshot:
+        expiry = contracts[0].expiry
+        strikes_all = np.array(sorted({c.strike for c in contracts}), dtype=np.float64)
+        atm = int(np.argmin(np.abs(strikes_all - spot)))
+        n = self.strikes_each_side
+        window = strikes_all[max(0, atm - n) : atm + n + 1]
+        legs: dict[str, list[Contract | None]] = {
+            side: [idx.option(sym, expiry, float(k), side) for k in window] for side in ("CE", "PE")
+        }
+        by_exchange: dict[str, list[str]] = {}
+        for side_contracts in legs.values():
+            for c in side_contracts:
+                if c is not None:
+                    by_exchange.setdefault(c.exchange, []).append(c.token)
+        fetched_at = self._now()
+        quotes, unfetched = await self._quotes(by_exchange)
+        exchange = contracts[0].exchange
+        ivs, iv_note = await self._ivs(sym, contracts[0].expiry_code, exchange)
+
+        def column(side: str, pick: Callable[[Mapping[str, Any], Contract], float]) -> np.ndarray:
+            out = np.full(len(window), np.nan)
+            for i, c in enumerate(legs[side]):
+                q = quotes.get(c.token) if c is not None else None
+                if c is not None and q is not None:
+                    out[i] = pick(q, c)
+            return out
+
+        def side_legs(side: str) -> Legs:
+            return Legs(
+                oi=column(side, lambda q, c: _num(q.get("opnInterest"))),
+                oi_change=np.full(len(window), np.nan),
+                volume=column(side, lambda q, c: _num(q.get("tradeVolume"))),
+                ltp=column(side, lambda q, c: _num(q.get("ltp"))),
+                bid=column(side, lambda q, c: _best(q.get("depth"), "buy")),
+                ask=column(side, lambda q, c: _best(q.get("depth"), "sell")),
+                iv=column(side, lambda q, c: ivs.get((c.strike, side), math.nan)),
+            )
+
+        provider_ts, ts_from = self._provider_ts(quotes.values(), fetched_at)
+        lot = idx.lot_size(sym, expiry) or 1
+        return ChainSnapshot(
+            symbol=sym,
+            expiry=expiry,
+            provider=self.name,
+            feed=self.feed,
+            provider_ts=provider_ts,
+            fetched_at=fetched_at,
+            spot=spot,
+            lot_size=lot,
+            strikes=window,
+            ce=side_legs("CE"),
+            pe=side_legs("PE"),
+            meta={
+                "provider_ts_from": ts_from,
+                "iv": iv_note,
+                "oi_change": "not in SmartAPI quotes; derive from snapshots",
+                "unfetched_tokens": str(unfetched),
+                "strikes_each_side": str(n),
+                "exchange": exchange,
+            },
+        )
+
+    async def _quotes(self, by_exchange: Mapping[str, list[str]]) -> tuple[dict[str, Any], int]:
+        quotes: dict[str, Mapping[str, Any]] = {}
+        unfetched = 0
+        for exchange, tokens in by_exchange.items():
+            for start in range(0, len(tokens), QUOTE_BATCH):
+                batch = tokens[start : start + QUOTE_BATCH]
+                body = {"mode": "FULL", "exchangeTokens": {exchange: batch}}
+                env = await self._authed("quote", "POST", QUOTE_PATH, body)
+                data = env.data
+                if not isinstance(data, Mapping) or not isinstance(data.get("fetched"), list):
+                    raise BadPayload(self.name, "quote answer has no data.fetched list")
+                for item in data["fetched"]:
+                    if isinstance(item, Mapping) and isinstance(item.get("symbolToken"), str | int):
+                        quotes[str(item["symbolToken"])] = item
+                missing = data.get("unfetched")
+                # A partial answer is data, not a failure (§1.4): those legs stay NaN.
+                unfetched += len(missing) if isinstance(missing, list) else 0
+        return quotes, unfetched
+
+    @staticmethod
+    def _provider_ts(
+        quotes: Iterable[Mapping[str, Any]], fetched_at: datetime
+    ) -> tuple[datetime, str]:
+        items = list(quotes)
+        for key in ("exchFeedTime", "exchTradeTime"):
+            stamps = [t for t in (_feed_time(q.get(key)) for q in items) if t is not None]
+            if stamps:
+                return max(stamps), key
+        return fetched_at, "fetched_at"
+
+    async def _ivs(
+        self, sym: str, expiry_code: str, exchange: str
+    ) -> tuple[dict[tuple[float, str], float], str]:
+        if exchange == "MCX":
+            return {}, "none: optionGreek does not cover MCX"
+        key = (sym, expiry_code)
+        entry = self._greeks.get(key)
+        now = self._clock()
+        if entry is not None and now < entry.next_fetch:
+            return entry.ivs, entry.note
+        body = {"name": sym, "expirydate": expiry_code}
+        try:
+            env = await self._authed("greeks", "POST", GREEKS_PATH, body)
+            ivs = self._parse_greeks(env.data)
+            entry = _Greeks(ivs, now, now + self.greeks_interval, "optionGreek")
+        except NoData:
+            entry = _Greeks(
+                {}, None, now + self.greeks_no_data_interval, "none: optionGreek AB9019"
+            )
+        except ProviderError as exc:
+            log.warning("angelone optionGreek %s %s failed: %s", sym, expiry_code, exc.message)
+            usable = (
+                entry is not None
+                and entry.fetched_at is not None
+                and (now - entry.fetched_at <= self.greeks_max_age)
+            )
+            if usable and entry is not None:
+                entry = _Greeks(entry.ivs, entry.fetched_at, now + self.greeks_interval, "stale")
+            else:
+                entry = _Greeks({}, None, now + self.greeks_interval, f"none: {exc.kind.value}")
+        self._greeks[key] = entry
+        return entry.ivs, entry.note
+
+    def _parse_greeks(self, data: object) -> dict[tuple[float, str], float]:
+        if data is None or data == "":
+            return {}
+        if not isinstance(data, list):
+            raise BadPayload(self.name, "optionGreek data is not a list")
+        ivs: dict[tuple[float, str], float] = {}
+        for row in data:
+            if not isinstance(row, Mapping):
+                continue
+            strike = _num(row.get("strikePrice"))  # not ×100, unlike the master
+            side = row.get("optionType")
+            iv = _num(row.get("impliedVolatility"))
+            if math.isnan(strike) or side not in ("CE", "PE") or not iv > 0:
+                continue
+            ivs[(round(strike, 4), side)] = iv / 100.0  # SmartAPI gives percent
+        return ivs
+
+    # -- session ------------------------------------------------------------------------------
+
+    async def _authed(self, endpoint: str, method: str, path: str, body: Any) -> Envelope:
+        """One authenticated call, with at most one session renewal on a session error."""
+        tokens, generation = await self._session()
+        try:
+            return await self._request(endpoint, method, path, body, token=tokens.jwt)
+        except SessionInvalid as exc:
+            log.info("angelone session rejected (%s); renewing once", exc.code)
+            await self._recover(generation, exc)
+        tokens, _ = await self._session()
+        try:
+            return await self._request(endpoint, method, path, body, token=tokens.jwt)
+        except SessionInvalid as exc:
+            await self._forget_tokens()
+            raise AuthError(
+                self.name, f"{exc.message}; still rejected after renewing the session"
+            ) from None
+
+    async def _session(self) -> tuple[SessionTokens, int]:
+        async with self._session_lock:
+            if self._tokens is None and not self._tokens_loaded:
+                self._tokens_loaded = True
+                stored = await self._load_stored()
+                if stored is not None:
+                    self._tokens = stored
+                    self._generation += 1
+                    log.info("angelone: reusing the stored session")
+            if self._tokens is not None:
+                state = self._freshness(self._tokens)
+                if state != "ok":
+                    await self._renew_locked(prefer_refresh=state == "refresh")
+            if self._tokens is None:
+                await self._login_locked()
+            assert self._tokens is not None
+            return self._tokens, self._generation
+
+    async def _recover(self, generation: int, exc: SessionInvalid) -> None:
+        async with self._session_lock:
+            if generation != self._generation:
+                return  # another call already renewed the session this one was using
+            await self._renew_locked(prefer_refresh=exc.code == "AG8002")
+
+    async def _renew_locked(self, *, prefer_refresh: bool) -> None:
+        old = self._tokens
+        self._tokens = None
+        if prefer_refresh and old is not None and old.refresh:
+            try:
+                await self._refresh_locked(old)
+                return
+            except SessionInvalid as exc:
+                log.info("angelone: generateTokens refused (%s); logging in again", exc.code)
+        await self._store_call("clear_tokens")
+        await self._login_locked()
+
+    def _freshness(self, tokens: SessionTokens) -> str:
+        now = self._now()
+        if tokens.client_code != self._creds.client_code:
+            return "login"
+        if tokens.issued_at.astimezone(IST).date() < now.astimezone(IST).date():
+            return "login"  # Angel logs every session out around midnight IST
+        expires_at = tokens.expires_at or _jwt_expiry(tokens.jwt)
+        if expires_at is not None and now >= expires_at - _JWT_EXPIRY_MARGIN:
+            return "refresh" if tokens.refresh else "login"
+        return "ok"
+
+    async def _load_stored(self) -> SessionTokens | None:
+        stored = await self._store_call("load_tokens")
+        if not isinstance(stored, SessionTokens):
+            return None
+        if self._freshness(stored) == "login":
+            log.info("angelone: the stored session is from another day or account; not reused")
+            return None
+        return stored
+
+    async def _login_locked(self) -> None:
+        if self._login_disabled is not None:
+            raise AuthError(self.name, self._login_disabled)
+        if self._totp_retry_at is not None and self._clock() < self._totp_retry_at:
+            raise AuthError(
+                self.name,
+                "login skipped: the TOTP was rejected moments ago; the next attempt waits for a "
+                "new 30 s window (check the clock (NTP) and the TOTP secret)",
+            )
+        code = await self._totp_code()
+        body = {"clientcode": self._creds.client_code, "password": self._creds.mpin, "totp": code}
+        try:
+            env = await self._request("login", "POST", LOGIN_PATH, body, token=None)
+        except CredentialsRejected as exc:
+            if exc.code == "AB1050":
+                self._totp_retry_at = self._clock() + TOTP_INTERVAL
+            else:
+                self._login_disabled = (
+                    f"{exc.message}. Further logins are disabled for this run so that a wrong "
+                    "MPIN is not repeated (that can lock the account); fix the credentials and "
+                    "restart"
+                )
+            raise
+        self._set_tokens(self._tokens_from(env.data, "loginByPassword"))
+        self.logins += 1
+        self._totp_retry_at = None
+        await self._store_call("save_tokens", self._tokens)
+        log.info("angelone: logged in")
+
+    async def _refresh_locked(self, old: SessionTokens) -> None:
+        env = await self._request(
+            "refresh",
+            "POST",
+            REFRESH_PATH,
+            {"refreshToken": old.refresh},
+            token=old.jwt,
+            extra_secrets=old.secret_values(),
+        )
+        self._set_tokens(self._tokens_from(env.data, "generateTokens"))
+        self.refreshes += 1
+        await self._store_call("save_tokens", self._tokens)
+        log.info("angelone: session renewed with generateTokens")
+
+    def _set_tokens(self, tokens: SessionTokens) -> None:
+        self._tokens = tokens
+        self._generation += 1
+
+    async def _forget_tokens(self) -> None:
+        async with self._session_lock:
+            self._tokens = None
+            self._generation += 1
+            await self._store_call("clear_tokens")
+
+    def _tokens_from(self, data: object, what: str) -> SessionTokens:
+        if not isinstance(data, Mapping):
+            raise BadPayload(self.name, f"{what} answer has no data object")
+        jwt, refresh, feed = (data.get(k) for k in ("jwtToken", "refreshToken", "feedToken"))
+        if not isinstance(jwt, str) or not jwt.strip():
+            raise BadPayload(self.name, f"{what} answer has no jwtToken")
+        jwt = jwt.strip()
+        if jwt.lower().startswith("bearer "):
+            jwt = jwt[7:].strip()  # some answers carry the scheme; we add it ourselves
+        return SessionTokens(
+            jwt=jwt,
+            refresh=refresh.strip() if isinstance(refresh, str) else "",
+            feed=feed.strip() if isinstance(feed, str) else "",
+            client_code=self._creds.client_code,
+            issued_at=self._now(),
+            expires_at=_jwt_expiry(jwt),
+        )
+
+    async def _totp_code(self) -> str:
+        ts = self._now().timestamp()
+        remaining = TOTP_INTERVAL - ts % TOTP_INTERVAL
+        if remaining < TOTP_MIN_REMAINING:
+            # A code sent with a second left can expire before Angel checks it (AB1050).
+            wait = remaining + 0.05
+            await self._sleep(wait)
+            ts = max(self._now().timestamp(), ts + wait)
+        code = make_totp(self._creds.totp_secret).at(int(ts))
+        self._recent_codes.append(code)
+        return code
+
+    async def _store_call(self, method: str, *args: Any) -> Any:
+        # Keyring backends block (D-Bus) and can fail; the session is a cache, so failures are
+        # logged by type only and never stop a login.
+        try:
+            return await asyncio.to_thread(getattr(self._store, method), *args)
+        except Exception as exc:
+            log.warning("angelone token store %s failed: %s", method, type(exc).__name__)
+            return None
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _secrets(self, extra: Sequence[str] = ()) -> tuple[str, ...]:
+        tokens = self._tokens.secret_values() if self._tokens else ()
+        return (*self._creds.secret_values(), *tokens, *self._recent_codes, *extra)
+
+    async def _request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        token: str | None,
+        extra_secrets: Sequence[str] = (),
+    ) -> Envelope:
+        if self._closed:
+            raise ProviderConnectionError(self.name, "provider is closed")
+        await self._limits[endpoint].acquire()
+        headers = {**self._static_headers, "X-PrivateKey": self._creds.api_key}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        started = self._clock()
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            kwargs["json"] = body
+        resp = await send(self._client, self.name, method, path, **kwargs)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "angelone %s %s -> HTTP %d in %.0f ms; headers %s",
+                method,
+                path,
+                resp.status_code,
+                (self._clock() - started) * 1000,
+                redacted_headers(headers),
+            )
+        secrets = self._secrets(extra_secrets) + ((token,) if token else ())
+        return check_response(self.name, resp, secrets)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _today(self) -> date:
+        return self._now().astimezone(IST).date()
+
+    def _resolve(self, symbol: str) -> str:
+        key = symbol.strip().upper() if isinstance(symbol, str) else ""
+        if key not in self._symbols:
+            raise UnknownSymbol(self.name, str(symbol), self._symbols)
+        return key
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        # Only ProviderError subclasses may leave a provider (base.py); anything else is our bug
+        # and is reported without its text, which could in principle quote a payload.
+        if self._closed:
+            raise ProviderConnectionError(self.name, "provider is closed")
+        try:
+            yield
+        except ProviderError as exc:
+            # Messages are built to be clean; this is the last line of defence, and it keeps the
+            # error's type because the failover acts on the kind.
+            clean = redact(exc.message, self._secrets())
+            if clean != exc.message:
+                exc.message = clean
+                exc.args = (f"{exc.provider}: {clean}",)
+            raise
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            ArithmeticError,
+        ) as exc:
+            raise BadPayload(self.name, f"unexpected answer shape ({type(exc).__name__})") from None
+        except Exception as exc:
+            raise ServerError(self.name, f"internal error ({type(exc).__name__})") from None

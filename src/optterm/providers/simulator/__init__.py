@@ -1,0 +1,1 @@
+"""A seeded, realistic market simulator: scenarios, state, pricing and its clock."""

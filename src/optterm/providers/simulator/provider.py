@@ -1,0 +1,231 @@
+"""The built-in market simulator: deterministic, realistic NSE index option chains offline.
+
+It implements the `Provider` protocol so the whole engine (and a demo) runs without a broker or
+the NSE website. Data is always labelled `Feed.SIMULATED`.
+
+Time: the simulator runs on session time only (see sim_clock.py). Simulated trading time advances
+`speed` times as fast as the injected monotonic `clock`, and the market state changes in discrete
+steps of `step_seconds`; `provider_ts` is the time of the current step, so two fetches within one
+step return identical data and the poller can skip the second.
+
+Determinism: the chain at step k depends only on (seed, scenario, symbol, expiry, k) and the
+clock configuration (start, step_seconds, calendar), never on fetch order or frequency
+(see sim_state.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+
+from optterm.market import NSE_INDICES, MarketCalendar
+from optterm.model import ChainSnapshot, Feed, Underlying
+from optterm.providers.base import (
+    BadPayload,
+    ProviderConnectionError,
+    ProviderError,
+    ServerError,
+    UnknownSymbol,
+)
+from optterm.providers.simulator.clock import SessionClock, default_start
+from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
+from optterm.providers.simulator.state import ChainState, SymbolPath, chain_setup, make_plan
+
+__all__ = ["DEFAULT_EPISODE_SECONDS", "EXPIRIES_LISTED", "SCENARIOS", "SimulatorProvider"]
+
+EXPIRIES_LISTED = 6  # expiries per symbol, like the near end of NSE's dropdown
+DEFAULT_EPISODE_SECONDS = 1800.0  # one scenario pattern per 30 simulated minutes
+_EPS = 1e-9
+
+
+class SimulatorProvider:
+    """A deterministic simulated NSE index market (see the module docstring).
+
+    `seed` and `scenario` (a key of SCENARIOS) fix the market; `speed` is simulated trading
+    seconds per second of `clock`; `step_seconds` is the granularity of market changes; `start`
+    defaults to the open of the latest session at or before `now()`; `now` stamps `fetched_at`;
+    `episode_seconds` is how long one scenario pattern takes in simulated time.
+    """
+
+    name = "simulator"
+    feed = Feed.SIMULATED
+
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        scenario: str = "quiet",
+        speed: float = 1.0,
+        step_seconds: float = 1.0,
+        start: datetime | None = None,
+        calendar: MarketCalendar | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] | None = None,
+        underlyings: Mapping[str, Underlying] | None = None,
+        episode_seconds: float = DEFAULT_EPISODE_SECONDS,
+    ) -> None:
+        if scenario not in SCENARIO_OBJECTS:
+            raise ValueError(
+                f"unknown simulator scenario {scenario!r}; valid scenarios: "
+                + ", ".join(SCENARIO_OBJECTS)
+            )
+        if not math.isfinite(speed) or speed < 0:
+            raise ValueError(f"simulator speed must be a finite number >= 0, got {speed!r}")
+        for label, value in (("step_seconds", step_seconds), ("episode_seconds", episode_seconds)):
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"simulator {label} must be a positive number, got {value!r}")
+        self.seed = int(seed)
+        self.scenario = scenario
+        self.speed = float(speed)
+        self.step_seconds = float(step_seconds)
+        self.episode_seconds = float(episode_seconds)
+        self.calendar = calendar or MarketCalendar()
+        self._clock = clock
+        self._now = now or (lambda: datetime.now(UTC))
+        self._clock0 = clock()
+        if start is None:
+            start = default_start(self.calendar, self._now())
+        self._session = SessionClock(self.calendar, start)
+        table = NSE_INDICES if underlyings is None else underlyings
+        self._underlyings = {key.upper(): u for key, u in table.items()}
+        self._paths: dict[str, SymbolPath] = {}
+        self._chains: dict[tuple[str, date], ChainState] = {}
+        self._closed = False
+
+    # -- clock --------------------------------------------------------------------------------
+
+    @property
+    def start(self) -> datetime:
+        """Simulated time of step 0 (UTC)."""
+        return self._session.start
+
+    def _elapsed(self) -> float:
+        return max(self.speed * (self._clock() - self._clock0), 0.0)
+
+    def current_step(self) -> int:
+        """Index of the current step (0 at construction)."""
+        return math.floor(self._elapsed() / self.step_seconds + _EPS)
+
+    def step_time(self, step: int) -> datetime:
+        """Simulated time (UTC) of a step; this is the provider_ts of its chains."""
+        return self._session.at(step * self.step_seconds)
+
+    def sim_now(self) -> datetime:
+        """Current simulated time (UTC), continuous rather than quantised to the step."""
+        return self._session.at(self._elapsed())
+
+    # -- Provider protocol --------------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        return list(self._underlyings)
+
+    async def underlying(self, symbol: str) -> Underlying:
+        with self._guard():
+            return self._underlyings[self._resolve(symbol)]
+
+    async def list_expiries(self, symbol: str) -> list[date]:
+        with self._guard():
+            return self._listed(self._resolve(symbol), self.current_step())
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        with self._guard():
+            return self._snapshot(self._resolve(symbol), expiry, self.current_step())
+
+    async def fetch_spot(self, symbol: str) -> float:
+        with self._guard():
+            return self._path(self._resolve(symbol)).spot_at(self.current_step())
+
+    async def close(self) -> None:
+        self._closed = True
+        self._chains.clear()
+        self._paths.clear()
+
+    # -- replay helpers (tests, benchmarks, export checks) -------------------------------------
+
+    def chain_at_step(self, symbol: str, expiry: date, step: int) -> ChainSnapshot:
+        """The chain as it was (or will be) at `step`, regardless of the clock."""
+        with self._guard():
+            if step < 0:
+                raise BadPayload(self.name, f"step must be >= 0, got {step}")
+            return self._snapshot(self._resolve(symbol), expiry, step)
+
+    def chain_at(self, symbol: str, expiry: date, when: datetime) -> ChainSnapshot:
+        """The chain whose provider_ts is `when` (a step time of this simulator)."""
+        with self._guard():
+            elapsed = self._session.elapsed_at(when)
+            step = None if elapsed is None else round(elapsed / self.step_seconds)
+            if step is None or abs((self.step_time(step) - when).total_seconds()) > 1e-3:
+                raise BadPayload(self.name, f"{when.isoformat()} is not a simulated step time")
+            return self._snapshot(self._resolve(symbol), expiry, step)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        # The failover classifies errors by kind alone, so nothing else may escape (base.py).
+        if self._closed:
+            raise ProviderConnectionError(self.name, "simulator is closed")
+        try:
+            yield
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise ServerError(self.name, f"internal simulator error: {exc!r}") from exc
+
+    def _resolve(self, symbol: str) -> str:
+        key = symbol.strip().upper()
+        if key not in self._underlyings:
+            raise UnknownSymbol(self.name, symbol, list(self._underlyings))
+        return key
+
+    def _path(self, sym: str) -> SymbolPath:
+        path = self._paths.get(sym)
+        if path is None:
+            path = SymbolPath(
+                seed=self.seed,
+                plan=make_plan(self.seed, self._underlyings[sym]),
+                scenario=SCENARIO_OBJECTS[self.scenario],
+                clock=self._session,
+                step_seconds=self.step_seconds,
+                episode_seconds=self.episode_seconds,
+            )
+            self._paths[sym] = path
+        return path
+
+    def _listed(self, sym: str, step: int) -> list[date]:
+        today = self._session.session_date(self._session.session_index(step * self.step_seconds))
+        return self.calendar.expiries(sym, today, EXPIRIES_LISTED)
+
+    def _snapshot(self, sym: str, expiry: date, step: int) -> ChainSnapshot:
+        listed = self._listed(sym, step)
+        if expiry not in listed:
+            shown = ", ".join(d.isoformat() for d in listed)
+            raise BadPayload(self.name, f"no expiry {expiry} for {sym}; listed: {shown}")
+        state = self._chains.get((sym, expiry))
+        if state is None:
+            setup = chain_setup(
+                self.calendar, self._session, self.step_seconds, sym, expiry, EXPIRIES_LISTED
+            )
+            state = ChainState(seed=self.seed, setup=setup, path=self._path(sym))
+            self._chains[(sym, expiry)] = state
+        ce, pe, spot = state.legs_at(step)
+        # Spot history older than every chain of this symbol is only needed for a replay.
+        behind = min(st.k for (s, _), st in self._chains.items() if s == sym)
+        self._path(sym).trim(min(behind, step))
+        return ChainSnapshot(
+            symbol=sym,
+            expiry=expiry,
+            provider=self.name,
+            feed=self.feed,
+            provider_ts=self.step_time(step),
+            fetched_at=self._now(),
+            spot=spot,
+            lot_size=self._underlyings[sym].lot_size,
+            strikes=state.strikes,
+            ce=ce,
+            pe=pe,
+            meta={"scenario": self.scenario, "seed": str(self.seed), "step": str(step)},
+        )

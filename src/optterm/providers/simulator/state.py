@@ -1,0 +1,515 @@
+"""The simulator's state: per-symbol spot/IV paths and per-chain OI/volume books.
+
+Determinism is by construction. Every random number is drawn from a generator seeded with
+(seed, crc32(symbol), a purpose tag, [expiry], block index) and addressed by step, so the state at
+step k depends only on the configuration and k, never on how often or in which order chains were
+fetched. State is cached and advanced forward; asking for an earlier step than the cached one
+replays from the chain's birth.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+from optterm.market import MarketCalendar
+from optterm.model import Legs, Underlying
+from optterm.providers.simulator.clock import SessionClock
+from optterm.providers.simulator.pricing import (
+    TICK,
+    black76,
+    smile,
+    spread_fraction,
+    tick_ceil,
+    tick_floor,
+    tick_round,
+)
+from optterm.providers.simulator.scenarios import Episode, FlowStep, Scenario, SymbolPlan
+
+__all__ = ["ChainState", "SymbolPath", "make_plan"]
+
+YEAR_SECONDS = 365.0 * 86400.0
+_MIN_T = 60.0 / YEAR_SECONDS  # an option on its last step still has a minute of time value
+_RATE = 0.065  # INR risk-free rate for discounting
+_CARRY = 0.055  # forward = spot * exp(carry * T): rate minus index dividend yield
+
+# Purpose tags keep the random streams of different quantities independent.
+_TAG_PLAN, _TAG_SPOT, _TAG_GAP, _TAG_PROFILE, _TAG_CHAIN, _TAG_BIAS = range(1, 7)
+_SPOT_BLOCK = 1024
+_CHAIN_BLOCK = 64
+_EPS = 1e-9
+# Stored spot history beyond this many steps behind every chain is dropped (see SymbolPath.trim).
+TRIM_STEPS = 1 << 16
+# OI of the n-th listed expiry relative to the nearest one (the far months are thin).
+_RANK_OI = (1.0, 0.45, 0.3, 0.2, 0.15, 0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    spot: float
+    iv: float
+    oi_peak: float
+    round_small: float
+    round_big: float
+
+
+# Late-2026 levels, vols and OI magnitudes calibrated on the NSE samples in fixtures/providers.
+_KNOWN: dict[str, _Defaults] = {
+    "NIFTY": _Defaults(25_900.0, 0.125, 100_000.0, 100.0, 500.0),
+    "BANKNIFTY": _Defaults(58_500.0, 0.135, 30_000.0, 500.0, 1000.0),
+    "FINNIFTY": _Defaults(27_600.0, 0.13, 9_000.0, 100.0, 500.0),
+    "MIDCPNIFTY": _Defaults(13_600.0, 0.16, 7_000.0, 100.0, 500.0),
+}
+
+
+def stable_hash(text: str) -> int:
+    """crc32, because Python's hash() of a str changes from process to process."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _rng(seed: int, symbol: str, *parts: int) -> np.random.Generator:
+    return np.random.default_rng([seed % 2**64, stable_hash(symbol), *parts])
+
+
+def make_plan(seed: int, underlying: Underlying) -> SymbolPlan:
+    sym = underlying.symbol.upper()
+    step = float(underlying.strike_step)
+    known = _KNOWN.get(sym) or _Defaults(step * 400.0, 0.2, 10_000.0, step * 2, step * 10)
+    rng = _rng(seed, sym, _TAG_PLAN)
+    z_spot, z_iv = rng.standard_normal(2)
+    spot0 = round(known.spot * (1.0 + 0.004 * z_spot), 2)
+    atm0 = step * round(spot0 / step)
+    atm_iv = known.iv * math.exp(0.05 * z_iv)
+    pin_steps = int(rng.integers(2, 4)) * (1 if rng.random() < 0.5 else -1)
+    return SymbolPlan(
+        symbol=sym,
+        strike_step=step,
+        spot0=spot0,
+        atm0=atm0,
+        sigma=0.95 * atm_iv,
+        atm_iv=atm_iv,
+        pcr=float(rng.uniform(0.9, 1.25)),
+        round_small=known.round_small,
+        round_big=known.round_big,
+        oi_peak=known.oi_peak,
+        pin=atm0 + pin_steps * step,
+        unusual_side=1 if rng.random() < 0.5 else -1,
+    )
+
+
+def ladder(plan: SymbolPlan) -> np.ndarray:
+    """Listed strikes: +-12 % of the starting spot at the symbol's strike step."""
+    half = math.ceil(0.12 * plan.spot0 / plan.strike_step)
+    strikes = plan.atm0 + plan.strike_step * np.arange(-half, half + 1)
+    return strikes[strikes > 0]
+
+
+class SymbolPath:
+    """Spot and IV-level path of one underlying, one value per step, grown on demand."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        plan: SymbolPlan,
+        scenario: Scenario,
+        clock: SessionClock,
+        step_seconds: float,
+        episode_seconds: float,
+    ) -> None:
+        self.seed = seed
+        self.plan = plan
+        self.scenario = scenario
+        self.clock = clock
+        self.step_seconds = step_seconds
+        self.episode_seconds = episode_seconds
+        year_trading = 252.0 * clock.session_length
+        self._sd = plan.sigma * scenario.vol_scale * math.sqrt(step_seconds / year_trading)
+        self._iv_keep = math.exp(-step_seconds / 3600.0)  # IV level mean-reverts over ~1 h
+        self._iv_sd = 0.04 * math.sqrt(1.0 - self._iv_keep**2)
+        self._du = step_seconds / episode_seconds
+        self._restart()
+
+    def _restart(self) -> None:
+        # Values for steps [first, count) are stored at index step - first.
+        self.first = 0
+        self.count = 0
+        self._spot = np.empty(0)
+        self._ivx = np.empty(0)
+        self._episodes: dict[int, Episode] = {}
+        self._block = -1
+        self._noise = np.empty((0, 2))
+
+    # Phase bookkeeping shared with the chains.
+    def episode_of(self, k: int) -> tuple[int, float]:
+        pos = k * self.step_seconds / self.episode_seconds
+        e = math.floor(pos + _EPS)
+        return e, min(max(pos - e, 0.0), 1.0 - _EPS)
+
+    def episode(self, e: int) -> Episode:
+        return self._episodes[e]
+
+    def _z(self, k: int) -> np.ndarray:
+        b = k // _SPOT_BLOCK
+        if b != self._block:
+            self._noise = _rng(self.seed, self.plan.symbol, _TAG_SPOT, b).standard_normal(
+                (_SPOT_BLOCK, 2)
+            )
+            self._block = b
+        return self._noise[k - b * _SPOT_BLOCK]
+
+    def trim(self, keep_from: int) -> None:
+        """Forget steps before `keep_from` once there are many of them, so a long fast demo
+        does not grow without bound; a later request for them recomputes from step 0."""
+        if keep_from - self.first < TRIM_STEPS or keep_from >= self.count:
+            return
+        cut = keep_from - self.first
+        self._spot = self._spot[cut : self.count - self.first].copy()
+        self._ivx = self._ivx[cut : self.count - self.first].copy()
+        self.first = keep_from
+
+    def ensure(self, k: int) -> None:
+        """Make sure steps up to k are computed (and step k is stored)."""
+        if k < self.first:
+            self._restart()
+        if k < self.count:
+            return
+        need = k + 1 - self.first
+        if need > self._spot.shape[0]:
+            size = max(need, 2 * self._spot.shape[0], 256)
+            self._spot = np.resize(self._spot, size)
+            self._ivx = np.resize(self._ivx, size)
+        spot_arr, ivx_arr, base = self._spot, self._ivx, self.first
+        plan, scen, clock = self.plan, self.scenario, self.clock
+        for j in range(self.count, k + 1):
+            i = j - base
+            if j == 0:
+                spot_arr[0], ivx_arr[0] = plan.spot0, 0.0
+                self._episodes[0] = Episode(0, plan.spot0, plan.spot0)
+                continue
+            s_prev = float(spot_arr[i - 1])
+            e0, u0 = self.episode_of(j - 1)
+            e1, u1 = self.episode_of(j)
+            ep0 = self._episodes[e0]
+            if e1 == e0:
+                drift = scen.log_path(u1, ep0, plan) - scen.log_path(u0, ep0, plan)
+            else:
+                ep1 = Episode(e1, s_prev, ep0.start_spot)
+                self._episodes[e1] = ep1
+                drift = scen.log_path(1.0, ep0, plan) - scen.log_path(u0, ep0, plan)
+                drift += scen.log_path(u1, ep1, plan)
+            if scen.pull:
+                drift -= scen.pull * self._du * math.log(s_prev / plan.pin)
+            z_spot, z_iv = self._z(j)
+            shock = self._sd * z_spot
+            n0 = clock.session_index((j - 1) * self.step_seconds)
+            n1 = clock.session_index(j * self.step_seconds)
+            if n1 != n0:
+                # Overnight news: an opening gap of ~0.4 % (damped like the intraday moves).
+                gap = _rng(self.seed, plan.symbol, _TAG_GAP, n1).standard_normal()
+                shock += 0.004 * scen.vol_scale * float(gap)
+            spot_arr[i] = s_prev * math.exp(drift + shock)
+            ivx_arr[i] = self._iv_keep * ivx_arr[i - 1] + self._iv_sd * z_iv
+        self.count = k + 1
+
+    def raw_spot(self, k: int) -> float:
+        """Unrounded spot at step k (the state the chains evolve on)."""
+        self.ensure(k)
+        return float(self._spot[k - self.first])
+
+    def spot_at(self, k: int) -> float:
+        return round(self.raw_spot(k), 2)
+
+    def atm_iv_at(self, k: int, t_years: float) -> float:
+        """ATM implied vol for an expiry `t_years` away: base level, its slow random drift, the
+        scenario's IV move and a gentle upward term structure."""
+        self.ensure(k)
+        e, u = self.episode_of(k)
+        t_days = max(t_years * 365.0, 0.1)
+        term = min(max(1.0 + 0.035 * math.log(t_days / 30.0), 0.85), 1.15)
+        scen = self.scenario.iv_scale(u, self._episodes[e])
+        return self.plan.atm_iv * math.exp(float(self._ivx[k - self.first])) * scen * term
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSetup:
+    symbol: str
+    expiry: date
+    birth: int  # first step the chain is simulated from
+    rank: int  # position among the symbol's listed expiries at birth (0 = nearest)
+    monthly_of_weekly: bool  # the monthly expiry of a symbol that also has weeklies
+
+
+def chain_setup(
+    calendar: MarketCalendar,
+    clock: SessionClock,
+    step_seconds: float,
+    sym: str,
+    expiry: date,
+    listing: int,
+) -> ChainSetup:
+    """When the chain was first listed (at or after the start) and how liquid it is."""
+    n = 0
+    while expiry not in calendar.expiries(sym, clock.session_date(n), listing):
+        n += 1
+        if clock.session_date(n) > expiry:
+            raise ValueError(f"{sym} {expiry} is never listed")
+    birth = 0
+    if n:
+        birth = max(math.ceil((n * clock.session_length - clock.offset0) / step_seconds - _EPS), 0)
+        while clock.session_index(birth * step_seconds) < n:
+            birth += 1
+    listed = calendar.expiries(sym, clock.session_date(n), listing)
+    later = calendar.expiries(sym, expiry + timedelta(days=1), 1)
+    monthly = sym in calendar.weekly_symbols and (not later or later[0].month != expiry.month)
+    return ChainSetup(sym, expiry, birth, listed.index(expiry), monthly)
+
+
+class ChainState:
+    """OI and volume book of one (symbol, expiry) chain, advanced step by step."""
+
+    def __init__(self, *, seed: int, setup: ChainSetup, path: SymbolPath) -> None:
+        self.seed = seed
+        self.setup = setup
+        self.path = path
+        plan = path.plan
+        self.strikes = ladder(plan)
+        self.n = self.strikes.shape[0]
+        self.ref = (
+            plan.oi_peak
+            * _RANK_OI[min(setup.rank, len(_RANK_OI) - 1)]
+            * (1.3 if setup.monthly_of_weekly else 1.0)
+        )
+        self.illiquidity = 1.0 + 0.6 * setup.rank
+        self.close_epoch = path.clock.close_epoch(setup.expiry)
+        self._exp_ord = setup.expiry.toordinal()
+        self._log_k = np.log(self.strikes)
+        self._block = -1
+        self._noise = np.empty((0, 4, self.n))
+        self._ep_atm: dict[int, int] = {}
+        self._priced: tuple[int, Legs, Legs, float] | None = None
+        self.reset()
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the chain's birth: the previous day's OI book, nothing traded yet."""
+        path, setup, plan = self.path, self.setup, self.path.plan
+        scen = path.scenario
+        spot = path.raw_spot(setup.birth)
+        t = self._t_years(setup.birth)
+        width = max(plan.atm_iv * math.sqrt(t), 0.006)
+        rng = _rng(self.seed, plan.symbol, _TAG_PROFILE, self._exp_ord)
+        if scen.mirrored_profile:
+            centre = plan.pin
+            offsets = np.rint((self.strikes - centre) / plan.strike_step).astype(int)
+            m = int(np.abs(offsets).max())
+            g = np.exp(0.3 * rng.standard_normal(2 * m + 1) - 0.045)
+            noise_c, noise_p = g[offsets + m], g[-offsets + m]
+            rel = self.strikes - centre
+            pcr = 1.0
+        else:
+            centre = plan.strike_step * round(spot / plan.strike_step)
+            noise_c, noise_p = np.exp(0.3 * rng.standard_normal((2, self.n)) - 0.045)
+            rel = self.strikes
+            pcr = plan.pcr
+        d = np.log(self.strikes / centre) / width
+        bump = 1.0 + 0.5 * _multiple(rel, plan.round_small) + 0.9 * _multiple(rel, plan.round_big)
+        # Writers sit out of the money: call OI peaks ~0.8 expected moves above the centre and
+        # tails off slowly further out, quickly into the money; puts mirror it.
+        ce = self.ref * (_hump(d) * bump * noise_c + 0.002 * noise_c)
+        pe = self.ref * pcr * (_hump(-d) * bump * noise_p + 0.002 * noise_p)
+        ep_index, _ = path.episode_of(setup.birth)
+        episode = path.episode(ep_index)
+        if scen.mirrored_profile:
+            # A straddle wall at the pin makes it the max-pain strike beyond doubt.
+            i = int(np.argmin(np.abs(self.strikes - centre)))
+            ce[i] += ce.max()
+            pe[i] += pe.max()
+        scen.shape_profile(ce, pe, self.strikes, episode, plan)
+        self.oi_ce, self.oi_pe = np.rint(ce), np.rint(pe)
+        self.prev_ce, self.prev_pe = self.oi_ce.copy(), self.oi_pe.copy()
+        self.vol_ce, self.vol_pe = np.zeros(self.n), np.zeros(self.n)
+        self._base_ce, self._base_pe = self.oi_ce.copy(), self.oi_pe.copy()
+        self._episode = ep_index
+        self.k = setup.birth
+        self.session = path.clock.session_index(setup.birth * path.step_seconds)
+        self._bias = self._session_bias(self.session)
+        self._priced = None
+
+    def _session_bias(self, session: int) -> np.ndarray:
+        # Each leg gets a drift for the day (some strikes add OI, some shed it), as real chains do.
+        rng = _rng(self.seed, self.path.plan.symbol, _TAG_BIAS, self._exp_ord, session)
+        return rng.normal(0.005, 0.02, (2, self.n))
+
+    def _t_years(self, k: int) -> float:
+        now = self.path.clock.epoch(k * self.path.step_seconds)
+        return max((self.close_epoch - now) / YEAR_SECONDS, _MIN_T)
+
+    def _z(self, k: int) -> np.ndarray:
+        b = k // _CHAIN_BLOCK
+        if b != self._block:
+            rng = _rng(self.seed, self.path.plan.symbol, _TAG_CHAIN, self._exp_ord, b)
+            self._noise = rng.standard_normal((_CHAIN_BLOCK, 4, self.n))
+            self._block = b
+        return self._noise[k - b * _CHAIN_BLOCK]
+
+    def _episode_atm(self, e: int) -> int:
+        idx = self._ep_atm.get(e)
+        if idx is None:
+            s = self.path.episode(e).start_spot
+            idx = int(np.argmin(np.abs(self.strikes - s)))
+            self._ep_atm[e] = idx
+        return idx
+
+    # -- evolution ----------------------------------------------------------------------------
+
+    def advance_to(self, k: int) -> None:
+        if k < self.setup.birth:
+            raise ValueError(f"step {k} is before the chain was listed (step {self.setup.birth})")
+        if k < self.k:
+            self.reset()
+        if k == self.k:
+            return
+        path = self.path
+        path.ensure(k)
+        for j in range(self.k + 1, k + 1):
+            self._step(j)
+        self.k = k
+
+    def _step(self, j: int) -> None:
+        path, plan, scen = self.path, self.path.plan, self.path.scenario
+        clock = path.clock
+        session = clock.session_index(j * path.step_seconds)
+        if session != self.session:
+            # New trading day: yesterday's closing OI becomes the baseline, volume restarts.
+            self.prev_ce, self.prev_pe = np.rint(self.oi_ce), np.rint(self.oi_pe)
+            self.vol_ce, self.vol_pe = np.zeros(self.n), np.zeros(self.n)
+            self.session = session
+            self._bias = self._session_bias(session)
+        spot = path.raw_spot(j)
+        t = self._t_years(j)
+        z = self._z(j)
+        # Traded volume: heavier near the money and near expiry (weekly ATM strikes turn over
+        # their OI dozens of times on their last days, far months less than once).
+        t_days = max(t * 365.0, 0.25)
+        turnover = min(40.0 * t_days**-0.9, 80.0) * path.step_seconds / clock.session_length
+        d = (self._log_k - math.log(spot)) / max(plan.atm_iv * math.sqrt(t), 0.004)
+        act = turnover * (0.4 + 2.0 * np.exp(-0.5 * d * d))
+        floor = 0.01 * self.ref
+        bv_ce = act * (self.oi_ce + floor) * np.exp(0.5 * z[0] - 0.125)
+        bv_pe = act * (self.oi_pe + floor) * np.exp(0.5 * z[1] - 0.125)
+        # Net opening/closing is a small, noisy share of what trades.
+        new_ce = self.oi_ce + bv_ce * (self._bias[0] + 0.08 * z[2])
+        new_pe = self.oi_pe + bv_pe * (self._bias[1] + 0.08 * z[3])
+        xv_ce = xv_pe = 0.0
+        e, u = path.episode_of(j)
+        episode = path.episode(e)
+        du = path.step_seconds / path.episode_seconds
+        if e != self._episode:
+            self._episode = e
+            if scen.active(episode):
+                self._base_ce, self._base_pe = self.oi_ce.copy(), self.oi_pe.copy()
+        if scen.has_flow and not scen.active(episode):
+            # Cooldown: the positions the pattern built (or closed) drift 70 % of the way back,
+            # so OI stays bounded however many episodes a demo runs.
+            relax = -math.log1p(-0.7) * du
+            new_ce += (self._base_ce - self.oi_ce) * relax
+            new_pe += (self._base_pe - self.oi_pe) * relax
+        if scen.has_flow and scen.active(episode):
+            f = FlowStep(
+                u=u,
+                du=du,
+                episode=episode,
+                spot=spot,
+                strikes=self.strikes,
+                ep_atm=self._episode_atm(e),
+                oi_ce=self.oi_ce,
+                oi_pe=self.oi_pe,
+                ref=self.ref,
+                nearest=self.setup.rank == 0,
+                plan=plan,
+                d_ce=np.zeros(self.n),
+                d_pe=np.zeros(self.n),
+                xv_ce=np.zeros(self.n),
+                xv_pe=np.zeros(self.n),
+            )
+            scen.flow(f)
+            new_ce += f.d_ce
+            new_pe += f.d_pe
+            xv_ce, xv_pe = f.xv_ce, f.xv_pe
+        np.maximum(new_ce, 0.0, out=new_ce)
+        np.maximum(new_pe, 0.0, out=new_pe)
+        # Every contract opened or closed was traded, so volume covers the OI change.
+        self.vol_ce += np.maximum(bv_ce, 1.2 * np.abs(new_ce - self.oi_ce)) + xv_ce
+        self.vol_pe += np.maximum(bv_pe, 1.2 * np.abs(new_pe - self.oi_pe)) + xv_pe
+        self.oi_ce, self.oi_pe = new_ce, new_pe
+
+    # -- the chain as a provider would report it ----------------------------------------------
+
+    def legs_at(self, k: int) -> tuple[Legs, Legs, float]:
+        """(CE legs, PE legs, spot) at step k."""
+        if self._priced is not None and self._priced[0] == k:
+            return self._priced[1], self._priced[2], self._priced[3]
+        self.advance_to(k)
+        spot = self.path.spot_at(k)
+        t = self._t_years(k)
+        atm = self.path.atm_iv_at(k, t)
+        forward = spot * math.exp(_CARRY * t)
+        vol = smile(atm, self.strikes, forward, t)
+        call, put = black76(forward, self.strikes, t, vol, math.exp(-_RATE * t))
+        # A steep wing can make the smile price a hair non-monotone; real quotes never are.
+        call = np.minimum.accumulate(call)
+        put = np.maximum.accumulate(put)
+        x = np.log(self.strikes / forward) / (atm * math.sqrt(t))
+        iv = np.round(vol, 4)
+        ce = self._legs(
+            call, np.maximum(spot - self.strikes, 0.0), x, iv, self.oi_ce, self.prev_ce, self.vol_ce
+        )
+        pe = self._legs(
+            put, np.maximum(self.strikes - spot, 0.0), x, iv, self.oi_pe, self.prev_pe, self.vol_pe
+        )
+        self._priced = (k, ce, pe, spot)
+        return ce, pe, spot
+
+    def _legs(
+        self,
+        fair: np.ndarray,
+        intrinsic: np.ndarray,
+        x: np.ndarray,
+        iv: np.ndarray,
+        oi: np.ndarray,
+        prev: np.ndarray,
+        volume: np.ndarray,
+    ) -> Legs:
+        half = 0.5 * np.maximum(fair * spread_fraction(x, self.illiquidity), TICK)
+        ltp = np.maximum(tick_round(fair), TICK)
+        bid = tick_floor(fair - half)
+        ask = np.maximum(tick_ceil(fair + half), np.maximum(ltp, bid + TICK))
+        bid = np.where(bid >= TICK, np.minimum(bid, ltp), np.nan)
+        # NSE reports IV 0 (we: missing) when there is no time value to solve from.
+        iv = np.where(ltp - intrinsic < 2 * TICK, np.nan, iv)
+        oi_now = np.rint(oi)
+        return Legs(
+            oi=oi_now,
+            oi_change=oi_now - prev,
+            volume=np.floor(volume),
+            ltp=ltp,
+            bid=bid,
+            ask=ask,
+            iv=iv,
+        )
+
+
+def _hump(d: np.ndarray) -> np.ndarray:
+    inner = np.exp(-((d - 0.8) ** 2) / (2 * 0.55**2))
+    outer = np.exp(-((d - 0.8) ** 2) / (2 * 1.8**2))
+    return np.where(d >= 0.8, outer, inner)
+
+
+def _multiple(values: np.ndarray, unit: float) -> np.ndarray:
+    return (np.abs(values / unit - np.rint(values / unit)) < 1e-6).astype(float)
