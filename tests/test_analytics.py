@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.analytics.blackmath import black_price
 from optterm.engine.analytics.chain import (
     AnalyticsParams,

@@ -9,10 +9,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from optterm.config import settings as config
-from optterm.config.settings import ConfigError, Settings, load_settings
+from optterm import config
+from optterm.config import ConfigError, Settings, load_settings
 from optterm.infra import paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,7 +204,7 @@ def _leaf_keys(model: type, prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, config.BaseModel):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys += _leaf_keys(annotation, f"{prefix}{name}.")
         else:
             keys.append(f"{prefix}{name}")
@@ -555,7 +555,7 @@ def test_errors_write_nothing(isolated: Path, write, tmp_path: Path) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, optterm.config.settings\n"
+        "import sys, optterm.config\n"
         "heavy = [m for m in ('textual', 'numpy', 'sqlalchemy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -11,7 +11,7 @@ from tests.conftest import Home
 
 HEADLESS = [
     "optterm.model",
-    "optterm.config.settings",
+    "optterm.config",
     "optterm.infra.paths",
     "optterm.market",
     "optterm.store",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.analytics.patterns import DETECTORS, PatternParams
 from optterm.model import Direction, PatternKind, Signal, Strength

@@ -27,7 +27,7 @@ from optterm.engine.state import EngineState
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.compose import CliOptions
 
 __all__ = ["OpttermApp", "run_tui"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from optterm.providers.base import Provider
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
 
 __all__ = ["ProviderUnavailable", "build_one", "build_provider", "market_calendar"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Protocol
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
 from optterm.engine.analytics.patterns import PatternEngine, PatternParams
 from optterm.model import ChainSnapshot, Signal

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.model import Bias, Buildup, ChainSnapshot, Legs, MarketView, Metrics

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.engine.analytics.chain import Enriched
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
