@@ -103,6 +103,10 @@ class FailoverProvider:
         by_name = {p.name: p for p in self.providers}
         return by_name[self.active].feed if self.active else self.providers[0].feed
 
+    def members(self) -> tuple[Provider, ...]:
+        """The providers behind this one, in failover order."""
+        return self.providers
+
     def symbols(self) -> list[str]:
         seen: dict[str, None] = {}
         for p in self.providers:
