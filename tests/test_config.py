@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from optterm import config
 from optterm.config import ConfigError, Settings, load_settings
 from optterm.infra import paths
+from optterm.providers.factory import build_one
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -563,7 +564,6 @@ def test_import_stays_light() -> None:
 
 
 def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
-    from optterm.providers.factory import build_one
     from optterm.providers.nse import client as nse
 
     assert nse.ENDPOINT_FAMILIES == config.NSE_ENDPOINTS
@@ -586,3 +586,23 @@ def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
     bad.write_text("[providers.nse]\nlot_sizes = { RELIANCE = 0 }\n")
     with pytest.raises(ConfigError, match="lot sizes must be positive"):
         load_settings(bad, env={})
+
+
+def test_every_provider_setting_is_a_provider_argument() -> None:
+    # The factory passes a provider's section on whole, so each key must be an argument.
+    import inspect
+
+    from optterm.providers.angelone.client import AngelOneProvider
+    from optterm.providers.failover import FailoverProvider
+    from optterm.providers.nse.client import NseProvider
+    from optterm.providers.simulator.provider import SimulatorProvider
+
+    providers = Settings().providers
+    for section, cls, own in (
+        (providers.simulator, SimulatorProvider, set()),
+        (providers.nse, NseProvider, set()),
+        (providers.angelone, AngelOneProvider, {"master_url"}),  # the master's, not the client's
+    ):
+        accepted = set(inspect.signature(cls).parameters)
+        assert set(type(section).model_fields) - own <= accepted, cls.__name__
+    assert FailoverProvider([build_one(Settings(), "simulator")]).policy == providers.failover

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from optterm.config import ANGELONE_BASE_URL
 from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
 from optterm.market import IST, NSE_INDICES
 from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
@@ -102,7 +103,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://apiconnect.angelone.in"
+DEFAULT_BASE_URL = ANGELONE_BASE_URL  # the settings' default, [providers.angelone] base_url
 LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"

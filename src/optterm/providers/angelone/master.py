@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from optterm.config import ANGELONE_MASTER_URL
 from optterm.market import IST, MarketCalendar
 from optterm.providers.base import (
     BadPayload,
@@ -65,9 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MASTER_URL = (
-    "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
-)
+DEFAULT_MASTER_URL = ANGELONE_MASTER_URL  # the settings' default, [providers.angelone]
 MASTER_FILENAME = "OpenAPIScripMaster.json"
 PROVIDER = "angelone"
 

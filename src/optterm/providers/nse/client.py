@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from optterm.config import NSE_BASE_URL, NSE_ENDPOINTS
 from optterm.market import NSE_INDICES
 from optterm.model import ChainSnapshot, Segment, Underlying
 from optterm.providers.base import (
@@ -69,8 +70,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NSE_BASE_URL = "https://www.nseindia.com"
-ENDPOINT_FAMILIES: tuple[str, ...] = ("getquote", "v3", "legacy")
+# The endpoint families are named in the settings schema, which validates `endpoints` against
+# them; this module implements each one (see _expiries_request and _chain_request).
+ENDPOINT_FAMILIES: tuple[str, ...] = NSE_ENDPOINTS
 DEFAULT_ENDPOINTS: tuple[str, ...] = ENDPOINT_FAMILIES
 
 # Stock F&O lot sizes are not in the chain JSON and change with SEBI's half-yearly reviews; this
