@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.model import Delivery
 from optterm.store.outbox import idempotency_key

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from optterm.config import AnalyticsSettings
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.analytics.chain import AnalyticsParams, max_pain
 from optterm.providers.simulator.provider import SimulatorProvider
@@ -34,7 +35,7 @@ def _enrich_figure() -> dict[str, Any]:
     chains = [
         sim.chain_at_step("NIFTY", expiry, k).window(100) for k in range(WARM_STEPS + MEASURED)
     ]
-    analyzer = Analyzer(AnalyticsParams(solve_iv="all"))
+    analyzer = Analyzer(AnalyticsParams(AnalyticsSettings(solve_iv="all")))
     for snap in chains[:WARM_STEPS]:
         analyzer.process(snap)
     samples = []

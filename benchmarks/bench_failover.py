@@ -11,8 +11,9 @@ import statistics
 import time
 from datetime import datetime
 
+from optterm.config import FailoverSettings
 from optterm.market import IST
-from optterm.providers.failover import FailoverPolicy, FailoverProvider
+from optterm.providers.failover import FailoverProvider
 from optterm.providers.nse.client import NseProvider
 from optterm.providers.simulator.provider import SimulatorProvider
 
@@ -38,7 +39,7 @@ async def _run() -> dict[str, dict]:
             # A fresh failover each run: the primary's breaker is closed, so it is tried first.
             fo = FailoverProvider(
                 [nse, sim],
-                policy=FailoverPolicy(retries=0),
+                policy=FailoverSettings(retries=0),
                 timeouts={"nse": TIMEOUT, "simulator": 5.0},
             )
             t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.config.settings import Settings, WatchItem
+from optterm.config import Settings, WatchItem
 from optterm.engine.alerts.rules import (
     RuleError,
     build_rule,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.store.repository import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer

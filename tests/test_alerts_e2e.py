@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.notify.channels import Channel

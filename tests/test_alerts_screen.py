@@ -17,7 +17,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
-from optterm.config.settings import Settings, load_settings
+from optterm.config import Settings, load_settings
 from optterm.engine.alerts.rules import build_rule
 from optterm.engine.notify.channels import Channel
 from optterm.engine.state import EngineState

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.config.settings import load_settings
+from optterm.config import AnalyticsSettings, MarketSettings, load_settings
 from optterm.engine.analytics.blackmath import black_price
 from optterm.engine.analytics.chain import (
     AnalyticsParams,
@@ -156,7 +156,7 @@ def test_real_nifty_chain_enriches_sensibly() -> None:
     payload = json.loads((FIXTURES / NSE_WITH_TOTALS[0]).read_bytes())
     chains = parse_chains(payload, "NIFTY", lot_size=75, fetched_at=TS)
     snap = chains[sorted(chains)[1]]  # the nearest expired at the data's own time (15:30)
-    e = enrich(snap, params=AnalyticsParams(solve_iv="all"))
+    e = enrich(snap, params=AnalyticsParams(AnalyticsSettings(solve_iv="all")))
     m = e.metrics
     assert m.forward_source == "parity"
     assert abs(m.forward / snap.spot - 1) < 0.01
@@ -182,7 +182,7 @@ def test_real_nifty_chain_enriches_sensibly() -> None:
 def priced_chain(forward: float, sigma: float = 0.2, rate: float = 0.065, spot=None):
     ks = np.arange(80.0, 121.0, 2.5)
     snap = chain(ks, spot=spot or forward)
-    t = time_to_expiry(snap, AnalyticsParams())
+    t = time_to_expiry(snap, MarketSettings())
     d = math.exp(-rate * t)
     call = black_price(forward, ks, t, sigma, d, True)
     put = black_price(forward, ks, t, sigma, d, False)
@@ -197,7 +197,7 @@ def priced_chain(forward: float, sigma: float = 0.2, rate: float = 0.065, spot=N
 def test_forward_from_parity_not_from_spot_carry() -> None:
     # The market forward is below spot (a dividend): parity finds it, spot x e^rt would not.
     snap, t = priced_chain(forward=99.0, spot=100.0)
-    forward, source, discount = parity_forward(snap, t, AnalyticsParams())
+    forward, source, discount = parity_forward(snap, t, AnalyticsSettings())
     assert source == "parity"
     assert forward == pytest.approx(99.0, rel=1e-10)
     assert discount == pytest.approx(math.exp(-0.065 * t))
@@ -206,9 +206,9 @@ def test_forward_from_parity_not_from_spot_carry() -> None:
 def test_futures_price_wins_and_carry_is_the_last_resort() -> None:
     snap, t = priced_chain(forward=100.0)
     with_fut = chain(snap.strikes, meta={"futures": "100.7"})
-    assert parity_forward(with_fut, t, AnalyticsParams())[:2] == (100.7, "futures")
+    assert parity_forward(with_fut, t, AnalyticsSettings())[:2] == (100.7, "futures")
     empty = chain(snap.strikes, spot=100.0)
-    forward, source, _ = parity_forward(empty, t, AnalyticsParams(rate=0.06, dividend_yield=0.01))
+    forward, source, _ = parity_forward(empty, t, AnalyticsSettings(rate=0.06, dividend_yield=0.01))
     assert source == "carry" and forward == pytest.approx(100.0 * math.exp(0.05 * t))
 
 
@@ -235,7 +235,7 @@ def test_provider_iv_is_kept_unless_asked_to_solve_all() -> None:
     kept = enrich(with_iv).ce
     assert np.all(kept.iv[np.isfinite(given_iv)] == 0.5)  # the provider's number, untouched
     np.testing.assert_allclose(kept.iv[near], 0.2, atol=1e-7)  # solved where it gave none
-    solved = enrich(with_iv, params=AnalyticsParams(solve_iv="all")).ce
+    solved = enrich(with_iv, params=AnalyticsParams(AnalyticsSettings(solve_iv="all"))).ce
     np.testing.assert_allclose(solved.iv[np.isfinite(solved.iv)], 0.2, atol=1e-7)
 
 
@@ -262,9 +262,16 @@ def test_invalid_quotes_give_nan_not_garbage() -> None:
     assert np.isnan(expired.ce.iv).all() and expired.metrics.t_years == 0.0
 
 
+def test_unconfigured_params_are_the_config_defaults() -> None:
+    # One source of defaults: the schema. A bare AnalyticsParams() is an unconfigured install.
+    defaults = load_settings(None, env={})
+    assert AnalyticsParams() == AnalyticsParams.from_settings(defaults)
+    assert AnalyticsParams().analytics.rate == defaults.analytics.rate
+
+
 def test_time_to_expiry_runs_to_the_settlement_time() -> None:
     snap = chain([100.0], ts=datetime(2026, 12, 1, 4, 0, tzinfo=UTC))  # 09:30 IST expiry day
-    t = time_to_expiry(snap, AnalyticsParams.from_settings(load_settings(None, env={})))
+    t = time_to_expiry(snap, load_settings(None, env={}).market)
     assert t * 365 * 24 == pytest.approx(6 + 10 / 60)  # to 15:40 IST, the F&O close
 
 
@@ -303,7 +310,7 @@ def test_gamma_flip_sits_between_the_put_and_call_walls() -> None:
     ce_oi = np.where(ks >= 105, 1000.0, 10.0)
     pe_oi = np.where(ks <= 95, 1000.0, 10.0)
     snap = chain(ks, ce={"oi": ce_oi}, pe={"oi": pe_oi})
-    t = time_to_expiry(snap, AnalyticsParams())
+    t = time_to_expiry(snap, MarketSettings())
     iv = np.full(ks.size, 0.2)
     flip = gamma_flip(snap, 100.0, t, iv, iv, 1.0, -1.0)
     assert 95.0 < flip < 105.0
@@ -313,8 +320,12 @@ def test_gamma_flip_sits_between_the_put_and_call_walls() -> None:
 
 def test_gex_sign_convention_is_a_setting() -> None:
     snap, _ = priced_chain(forward=100.0)
-    long_calls = enrich(snap, params=AnalyticsParams(gex_convention="dealer_long_calls"))
-    short_all = enrich(snap, params=AnalyticsParams(gex_convention="dealer_short_all"))
+    long_calls = enrich(
+        snap, params=AnalyticsParams(AnalyticsSettings(gex_convention="dealer_long_calls"))
+    )
+    short_all = enrich(
+        snap, params=AnalyticsParams(AnalyticsSettings(gex_convention="dealer_short_all"))
+    )
     assert (long_calls.ce.gex >= 0).all() and (long_calls.pe.gex <= 0).all()
     assert (short_all.ce.gex <= 0).all() and (short_all.pe.gex <= 0).all()
     assert short_all.metrics.gex < long_calls.metrics.gex
@@ -331,7 +342,7 @@ def test_iv_rank_and_percentile() -> None:
 
 
 def test_market_view_says_why() -> None:
-    p = AnalyticsParams()
+    p = AnalyticsSettings()
     bull = market_view(100.0, 1.5, 100.0, 95.0, 110.0, 0.6, p)
     assert bull.bias is Bias.BULLISH
     assert any("PCR 1.50" in r for r in bull.reasons)
@@ -348,7 +359,11 @@ def test_simulated_chain_shows_put_skew_and_a_full_metrics_row() -> None:
     sim = SimulatorProvider(seed=7, step_seconds=15, start=datetime(2026, 11, 20, 4, 0, tzinfo=UTC))
     expiry = sim._listed("NIFTY", 0)[0]
     snap = sim.chain_at_step("NIFTY", expiry, 10)
-    e = enrich(snap, sim.chain_at_step("NIFTY", expiry, 9), AnalyticsParams(solve_iv="all"))
+    e = enrich(
+        snap,
+        sim.chain_at_step("NIFTY", expiry, 9),
+        AnalyticsParams(AnalyticsSettings(solve_iv="all")),
+    )
     m = e.metrics
     assert m.rr25 < 0  # index puts are bid over calls
     assert m.atm_iv > 0.05 and m.straddle > 0 and m.forward_source == "parity"

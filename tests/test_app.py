@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from optterm.config import FailoverSettings
 from optterm.model import AlertKind, AlertRule, Condition, Feed
-from optterm.providers.failover import FailoverPolicy, FailoverProvider
+from optterm.providers.failover import FailoverProvider
 from optterm.providers.nse.client import NseProvider
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.widgets.chain_table import ChainTable
@@ -123,7 +124,7 @@ async def test_a_provider_failure_shows_in_the_header_and_on_the_providers_scree
     dead = NseProvider(base_url="http://127.0.0.1:9", timeout=0.5, min_interval=0.2)
     sim = SimulatorProvider(seed=1, step_seconds=15, start=OPEN, clock=lambda: clock[0])
     failover = FailoverProvider(
-        [dead, sim], policy=FailoverPolicy(threshold=1, cooldown=600), clock=lambda: clock[0]
+        [dead, sim], policy=FailoverSettings(threshold=1, cooldown=600), clock=lambda: clock[0]
     )
     d = await make_driver(tmp_path, provider=failover)
     d.clock = clock

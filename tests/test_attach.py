@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from optterm.app import OpttermApp
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.follower import Follower
 from optterm.store.repository import open_store
 from tests.conftest import Home

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.follower import Follower
 from optterm.store.repository import open_store
 from tests.conftest import Home

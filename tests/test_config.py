@@ -9,11 +9,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from optterm.config import settings as config
-from optterm.config.settings import ConfigError, Settings, load_settings
+from optterm import config
+from optterm.config import ConfigError, Settings, load_settings
 from optterm.infra import paths
+from optterm.providers.factory import build_one
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -204,7 +205,7 @@ def _leaf_keys(model: type, prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, config.BaseModel):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys += _leaf_keys(annotation, f"{prefix}{name}.")
         else:
             keys.append(f"{prefix}{name}")
@@ -555,7 +556,7 @@ def test_errors_write_nothing(isolated: Path, write, tmp_path: Path) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, optterm.config.settings\n"
+        "import sys, optterm.config\n"
         "heavy = [m for m in ('textual', 'numpy', 'sqlalchemy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -563,7 +564,6 @@ def test_import_stays_light() -> None:
 
 
 def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
-    from optterm.providers.factory import build_one
     from optterm.providers.nse import client as nse
 
     assert nse.ENDPOINT_FAMILIES == config.NSE_ENDPOINTS
@@ -586,3 +586,23 @@ def test_nse_tuning_keys_reach_the_provider(tmp_path) -> None:
     bad.write_text("[providers.nse]\nlot_sizes = { RELIANCE = 0 }\n")
     with pytest.raises(ConfigError, match="lot sizes must be positive"):
         load_settings(bad, env={})
+
+
+def test_every_provider_setting_is_a_provider_argument() -> None:
+    # The factory passes a provider's section on whole, so each key must be an argument.
+    import inspect
+
+    from optterm.providers.angelone.client import AngelOneProvider
+    from optterm.providers.failover import FailoverProvider
+    from optterm.providers.nse.client import NseProvider
+    from optterm.providers.simulator.provider import SimulatorProvider
+
+    providers = Settings().providers
+    for section, cls, own in (
+        (providers.simulator, SimulatorProvider, set()),
+        (providers.nse, NseProvider, set()),
+        (providers.angelone, AngelOneProvider, {"master_url"}),  # the master's, not the client's
+    ):
+        accepted = set(inspect.signature(cls).parameters)
+        assert set(type(section).model_fields) - own <= accepted, cls.__name__
+    assert FailoverProvider([build_one(Settings(), "simulator")]).policy == providers.failover

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from optterm.config import FailoverSettings
 from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
 from optterm.providers.base import (
     AuthError,
@@ -21,7 +22,7 @@ from optterm.providers.base import (
     UnknownSymbol,
 )
 from optterm.providers.breaker import BreakerState, CircuitBreaker
-from optterm.providers.failover import FailoverPolicy, FailoverProvider, NoProviderAvailable
+from optterm.providers.failover import FailoverProvider, NoProviderAvailable
 
 EXP = date(2026, 11, 24)
 TS = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ def chain(primary: Scripted, backup: Scripted, clock: Clock, **policy) -> Failov
 
     fo = FailoverProvider(
         [primary, backup],
-        policy=FailoverPolicy(**{"threshold": 3, "cooldown": 30, **policy}),
+        policy=FailoverSettings(**{"threshold": 3, "cooldown": 30, **policy}),
         clock=clock,
         sleep=sleep,
     )

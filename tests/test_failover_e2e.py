@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from optterm.config import FailoverSettings
 from optterm.engine.poller import Poller, Watch
 from optterm.market import IST
 from optterm.providers.breaker import BreakerState
-from optterm.providers.failover import FailoverPolicy, FailoverProvider
+from optterm.providers.failover import FailoverProvider
 from optterm.providers.nse.client import NseProvider
 from optterm.providers.simulator.provider import SimulatorProvider
 from tests.conftest import FIXTURES
@@ -40,7 +41,7 @@ async def run_scenario(
 ) -> None:
     failover = FailoverProvider(
         [primary, fallback],
-        policy=FailoverPolicy(threshold=3, cooldown=30, rate_limit_cooldown=120),
+        policy=FailoverSettings(threshold=3, cooldown=30, rate_limit_cooldown=120),
         timeouts={primary.name: 0.3, fallback.name: 10},
         clock=clock,
     )

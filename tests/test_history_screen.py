@@ -16,7 +16,7 @@ from textual.app import App
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.engine.analytics.chain import enrich
 from optterm.engine.events import ChainUpdate
 from optterm.engine.state import EngineState

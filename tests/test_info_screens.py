@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 import optterm.screens
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
 from optterm.engine.state import EngineState
 from optterm.model import (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config.settings import Settings, load_settings
+from optterm.config import Settings, load_settings
 from optterm.engine.notify.channels import parse_channel_spec
 from optterm.engine.notify.dispatcher import PAUSE_AT_ENV, PAUSE_FILE_ENV, Dispatcher, send_now
 from optterm.model import Delivery
@@ -375,7 +375,7 @@ async def test_a_token_in_the_url_never_reaches_logs_output_or_results(
 
 CRASH_SCRIPT = """
 import asyncio, sys
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.store.repository import open_store
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.engine.analytics.analyzer import Analyzer
-from optterm.engine.analytics.patterns import DETECTORS, PatternParams
+from optterm.engine.analytics.patterns import DETECTORS
 from optterm.model import Direction, PatternKind, Signal, Strength
 from optterm.providers.simulator.provider import SimulatorProvider
 
@@ -120,14 +119,15 @@ def test_a_stalled_feed_neither_repeats_signals_nor_reclassifies() -> None:
 def test_thresholds_come_from_config(tmp_path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[patterns]\nwindow = 600\nbuildup_min_pct = 50\nmin_confidence = 70\n")
-    params = PatternParams.from_settings(load_settings(cfg, env={}))
-    assert (params.window_s, params.buildup_min_pct, params.min_confidence) == (600.0, 50.0, 70)
+    settings = load_settings(cfg, env={})
+    analyzer = Analyzer.from_settings(settings)
+    params = analyzer.patterns.params
+    assert (params.window, params.buildup_min_pct, params.min_confidence) == (600.0, 50.0, 70)
     # A threshold above what the scenario produces silences the detector.
     sim = SimulatorProvider(
         seed=42, scenario="call_writing", step_seconds=STEP_S, start=SESSION_OPEN
     )
     expiry = sim._listed("NIFTY", 0)[0]
-    analyzer = Analyzer(patterns=params)
     kinds = set()
     for k in range(240):
         kinds |= {s.kind for s in analyzer.process(sim.chain_at_step("NIFTY", expiry, k))[1]}
@@ -143,9 +143,3 @@ def test_every_detector_and_threshold_is_documented() -> None:
     settings_doc = set(re.findall(r"`patterns\.(\w+)`", text))
     config_keys = set(load_settings(None, env={}).patterns.model_dump())
     assert config_keys <= settings_doc, config_keys - settings_doc
-    assert {f.name for f in fields(PatternParams)} - {"tz", "session_open"} - {
-        "window_s",
-        "ttl_s",
-        "unusual_min_session_s",
-        "momentum_memory_s",
-    } <= config_keys

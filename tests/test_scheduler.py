@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.config.settings import (
+from optterm.config import (
     MarketSettings,
     PollerSettings,
     SchedulerSettings,

@@ -89,7 +89,7 @@ def test_unknown_scenario_is_a_value_error_listing_the_scenarios():
 
 def test_scenarios_are_the_nine_config_accepts():
     # config.py keeps its own copy (it must not import numpy); the two must never drift apart.
-    from optterm.config.settings import SCENARIO_NAMES
+    from optterm.config import SCENARIO_NAMES
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
     assert len(SCENARIOS) == 9

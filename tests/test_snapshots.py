@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from optterm.app import OpttermApp
-from optterm.config.settings import load_settings
+from optterm.config import load_settings
 from optterm.model import AlertKind, AlertRule, Condition
 from tests.tui_driver import OPEN, make_driver
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from optterm.app import OpttermApp
-from optterm.config.settings import Settings, load_settings
+from optterm.config import Settings, load_settings
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.notify.dispatcher import Dispatcher

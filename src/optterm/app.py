@@ -27,7 +27,7 @@ from optterm.engine.state import EngineState
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.compose import CliOptions
 
 __all__ = ["OpttermApp", "run_tui"]
@@ -104,6 +104,7 @@ class OpttermApp(App[int]):
     async def run_engine(self, local: bool = False) -> None:
         """Poll (or, when a daemon holds the store's lease, follow it) until quit."""
         from optterm.engine.compose import make_engine, open_configured_store
+        from optterm.providers.base import HasMaster, members
         from optterm.providers.factory import build_provider
 
         store = provider = lease = None
@@ -129,8 +130,8 @@ class OpttermApp(App[int]):
                 self._keeper = keeper  # a reference, so the task is not collected
             self.state.attached = None
             provider = build_provider(self.settings)
-            for p in getattr(provider, "providers", (provider,)):
-                if hasattr(p, "master"):
+            for p in members(provider):
+                if isinstance(p, HasMaster):
                     self.state.master = p.master
             engine = make_engine(self.settings, provider, store, app_sink=self._toast)
             poller = engine.poller

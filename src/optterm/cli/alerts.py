@@ -18,7 +18,7 @@ import typer
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.notify.channels import Channel
     from optterm.model import AlertRule
     from optterm.store.alerts import EventView, RuleStateRow

@@ -771,7 +771,7 @@ def main() -> None:
 
 def _explain(exc: Exception) -> tuple[int, str | None]:
     """(exit code, message) for errors a user can fix; (1, None) re-raises a genuine bug."""
-    from optterm.config.settings import ConfigError
+    from optterm.config import ConfigError
     from optterm.providers.base import ProviderError, UnknownSymbol
     from optterm.providers.factory import ProviderUnavailable
     from optterm.store import StoreError

@@ -24,7 +24,7 @@ from optterm.infra.systemd import Notifier
 from optterm.store.errors import StoreError
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.engine import Engine
     from optterm.store import Store
     from optterm.store.lease import Lease

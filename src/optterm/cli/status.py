@@ -24,7 +24,7 @@ from optterm.store.repository import _from_us, _to_us
 from optterm.store.schema import alert_events, outbox, snapshots
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.market import MarketCalendar
     from optterm.store import Store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.alerts.service import AlertService
     from optterm.engine.engine import Engine
     from optterm.engine.poller import Poller
@@ -40,7 +40,7 @@ def load(opts: CliOptions, env: Mapping[str, str] | None = None) -> Settings:
     """
     import os
 
-    from optterm.config.settings import load_settings
+    from optterm.config import load_settings
 
     merged = dict(os.environ if env is None else env)
     merged.update(opts.overrides)

@@ -22,7 +22,7 @@ from optterm.engine.events import ChainUpdate, EventBus, Subscription, Tick
 from optterm.model import AlertEvent, ChainSnapshot, Signal
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.store import Store
     from optterm.store.lease import LeaseInfo
 

@@ -21,7 +21,7 @@ from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
-from optterm.providers.base import ErrorKind, Provider, ProviderError
+from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 
 __all__ = ["Poller", "SnapshotSink", "Watch"]
 
@@ -191,7 +191,7 @@ class Poller:
             except Exception as exc:  # alerts failing must not stop the feed; it is logged
                 failures.append(self._failure("*", None, exc, kind="alerts"))
 
-        health = tuple(self.provider.health()) if hasattr(self.provider, "health") else ()
+        health = tuple(self.provider.health()) if isinstance(self.provider, HasHealth) else ()
         if health and self.health_sink is not None:
             try:
                 await self.health_sink.save_health(health)

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.model import ProviderHealth
     from optterm.store import Store
 

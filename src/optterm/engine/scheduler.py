@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from optterm.store.jobs import JobRun
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.market import MarketCalendar
     from optterm.store import Store
 

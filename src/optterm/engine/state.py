@@ -19,7 +19,7 @@ from optterm.engine.events import ChainUpdate, FetchFailure, Tick
 from optterm.model import AlertEvent, ProviderHealth, Signal
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.store import Store
 
 __all__ = ["EngineState"]

@@ -10,14 +10,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import date
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from optterm.model import ChainSnapshot, Feed, Underlying
+from optterm.model import ChainSnapshot, Feed, ProviderHealth, Underlying
+
+if TYPE_CHECKING:
+    from optterm.providers.angelone.master import InstrumentMaster
 
 __all__ = [
     "AuthError",
     "BadPayload",
     "ErrorKind",
+    "HasHealth",
+    "HasMaster",
+    "HasMembers",
     "Provider",
     "ProviderConnectionError",
     "ProviderError",
@@ -25,6 +31,7 @@ __all__ = [
     "RateLimited",
     "ServerError",
     "UnknownSymbol",
+    "members",
 ]
 
 
@@ -95,11 +102,16 @@ class UnknownSymbol(ProviderError):
 class Provider(Protocol):
     """What the poller needs from a source of option chains. All methods are coroutines.
 
-    Implementations raise only ProviderError subclasses.
+    Implementations raise only ProviderError subclasses. `name` and `feed` are read-only: a
+    plain class attribute satisfies them, and so does a property (the failover's feed is that
+    of whichever member answered last).
     """
 
-    name: str
-    feed: Feed
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def feed(self) -> Feed: ...
 
     def symbols(self) -> Sequence[str]:
         """Underlyings this provider can serve (used in 'unknown symbol' messages)."""
@@ -116,3 +128,36 @@ class Provider(Protocol):
     async def fetch_spot(self, symbol: str) -> float: ...
 
     async def close(self) -> None: ...
+
+
+# Optional capabilities. Callers test for them with isinstance rather than probing attribute
+# names, so a rename is a type error instead of a silently missing feature.
+
+
+@runtime_checkable
+class HasHealth(Protocol):
+    """Keeps a health record per underlying provider (the failover does)."""
+
+    def health(self) -> list[ProviderHealth]:
+        """Today's record per provider, as of now."""
+        ...
+
+
+@runtime_checkable
+class HasMaster(Protocol):
+    """Backed by a downloaded instrument master whose progress the UI shows (Angel One)."""
+
+    @property
+    def master(self) -> InstrumentMaster: ...
+
+
+@runtime_checkable
+class HasMembers(Protocol):
+    """Stands for several providers (the failover); `members` lists them in order."""
+
+    def members(self) -> Sequence[Provider]: ...
+
+
+def members(provider: Provider) -> Sequence[Provider]:
+    """The providers behind `provider`: a failover's members in order, else just itself."""
+    return provider.members() if isinstance(provider, HasMembers) else (provider,)

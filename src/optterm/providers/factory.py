@@ -1,4 +1,9 @@
-"""Build providers from settings. Imports each provider lazily so unused ones cost nothing."""
+"""Build providers from settings. Imports each provider lazily so unused ones cost nothing.
+
+A provider's section is passed on whole (its keys are the provider's keyword arguments), so a
+new setting reaches its provider without another line here; what is not a setting (paths,
+credentials, the calendar) is added beside it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import TYPE_CHECKING
 from optterm.providers.base import Provider
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
+    from optterm.market import MarketCalendar
+    from optterm.providers.angelone.master import InstrumentMaster
 
 __all__ = ["ProviderUnavailable", "build_one", "build_provider", "market_calendar"]
 
@@ -19,7 +26,7 @@ class ProviderUnavailable(Exception):
     """A configured provider cannot be built (not implemented yet, or missing credentials)."""
 
 
-def market_calendar(settings: Settings):  # -> MarketCalendar (lazy import keeps config light)
+def market_calendar(settings: Settings) -> MarketCalendar:
     from optterm.market import MarketCalendar
 
     m = settings.market
@@ -39,7 +46,7 @@ def build_provider(settings: Settings, name: str | None = None) -> Provider:
     A provider that cannot be built here (no credentials, not available) is left out with a
     warning, so the feed starts on whatever can serve; if none can, that is an error.
     """
-    from optterm.providers.failover import FailoverPolicy, FailoverProvider
+    from optterm.providers.failover import FailoverProvider
 
     names = [name] if name else list(settings.providers.order)
     built: list[Provider] = []
@@ -53,17 +60,8 @@ def build_provider(settings: Settings, name: str | None = None) -> Provider:
         raise ProviderUnavailable("; ".join(reasons) or "no provider configured")
     for reason in reasons:
         log.warning("provider left out: %s", reason)
-    fo = settings.providers.failover
-    policy = FailoverPolicy(
-        threshold=fo.threshold,
-        cooldown=fo.cooldown,
-        max_cooldown=fo.max_cooldown,
-        rate_limit_cooldown=fo.rate_limit_cooldown,
-        auth_cooldown=fo.auth_cooldown,
-        retries=fo.retries,
-    )
     timeouts = {p.name: _timeout(settings, p.name) for p in built}
-    return FailoverProvider(built, policy=policy, timeouts=timeouts)
+    return FailoverProvider(built, policy=settings.providers.failover, timeouts=timeouts)
 
 
 def build_one(settings: Settings, name: str) -> Provider:
@@ -81,27 +79,15 @@ def _build(settings: Settings, name: str) -> Provider:
     if name == "simulator":
         from optterm.providers.simulator.provider import SimulatorProvider
 
-        sim = settings.providers.simulator
         return SimulatorProvider(
-            seed=sim.seed,
-            scenario=sim.scenario,
-            speed=sim.speed,
-            step_seconds=sim.step_seconds,
-            start=sim.start,
-            calendar=market_calendar(settings),
+            **settings.providers.simulator.model_dump(), calendar=market_calendar(settings)
         )
     if name == "nse":
         from optterm.infra import paths
         from optterm.providers.nse.client import NseProvider
 
-        nse = settings.providers.nse
         return NseProvider(
-            base_url=nse.base_url,
-            timeout=nse.timeout,
-            min_interval=nse.min_interval,
-            endpoints=nse.endpoints,
-            cache_ttl=nse.cache_ttl,
-            lot_sizes=nse.lot_sizes or None,
+            **settings.providers.nse.model_dump(),
             cookie_path=paths.cache_dir() / "nse_cookies.json",
         )
     if name == "angelone":
@@ -125,20 +111,17 @@ def _build_angelone(settings: Settings) -> Provider:
             "or set OPTTERM_ANGELONE_* (see `optterm doctor`)"
         )
     master = angel_master(settings)
-    angel = settings.providers.angelone
     return AngelOneProvider(
+        **settings.providers.angelone.model_dump(exclude={"master_url"}),  # master's, below
         credentials=creds,
         master=master,
         token_store=store,
-        base_url=angel.base_url,
-        timeout=angel.timeout,
         # Quote only the strikes the watchlist keeps: every extra token costs request budget.
         strikes_each_side=max((w.strikes for w in settings.poller.watch), default=20),
-        greeks_interval=angel.greeks_interval,
     )
 
 
-def angel_master(settings: Settings):  # -> InstrumentMaster
+def angel_master(settings: Settings) -> InstrumentMaster:
     from optterm.infra import paths
     from optterm.market import NSE_INDICES
     from optterm.providers.angelone.master import InstrumentMaster

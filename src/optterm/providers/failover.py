@@ -10,7 +10,8 @@ are provider-aware:
 - unknown symbol: not a health verdict; try the next provider.
 
 When a breaker's cool-down ends, the next call probes that provider (one probe at a time); a
-success closes it and, being first in order, it takes the feed back.
+success closes it and, being first in order, it takes the feed back. The thresholds and
+cool-downs are the `[providers.failover]` settings (FailoverSettings) as they are.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
+from optterm.config import FailoverSettings
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed, ProviderHealth, Underlying
 from optterm.providers.base import (
@@ -36,7 +37,7 @@ from optterm.providers.base import (
 )
 from optterm.providers.breaker import BreakerState, CircuitBreaker
 
-__all__ = ["FailoverPolicy", "FailoverProvider", "NoProviderAvailable"]
+__all__ = ["RETRY_BACKOFF", "FailoverProvider", "NoProviderAvailable"]
 
 log = logging.getLogger("optterm.failover")
 T = TypeVar("T")
@@ -48,15 +49,9 @@ class NoProviderAvailable(ServerError):
     """Every provider failed or is cooling down; the message lists why, provider by provider."""
 
 
-@dataclass(frozen=True, slots=True)
-class FailoverPolicy:
-    threshold: int = 3  # consecutive counted failures that open a breaker
-    cooldown: float = 30.0  # first open period, doubled per consecutive trip
-    max_cooldown: float = 600.0
-    rate_limit_cooldown: float = 180.0
-    auth_cooldown: float = 300.0
-    retries: int = 1  # extra attempts on the last provider standing, transient errors only
-    retry_backoff: float = 0.5  # seconds before such a retry, doubled each time
+# Seconds before retrying the last provider standing, doubled per retry (`retries` in
+# FailoverSettings says how many). A fixed part of the mechanism, not a setting.
+RETRY_BACKOFF = 0.5
 
 
 class FailoverProvider:
@@ -66,7 +61,7 @@ class FailoverProvider:
         self,
         providers: Sequence[Provider],
         *,
-        policy: FailoverPolicy | None = None,
+        policy: FailoverSettings | None = None,
         timeouts: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -78,7 +73,7 @@ class FailoverProvider:
         if len(set(names)) != len(names):
             raise ValueError(f"provider names must be unique, got {names}")
         self.providers = tuple(providers)
-        self.policy = policy or FailoverPolicy()
+        self.policy = policy or FailoverSettings()  # [providers.failover]
         self.timeouts = dict(timeouts or {})
         self._clock = clock
         self._now = now
@@ -102,6 +97,10 @@ class FailoverProvider:
     def feed(self) -> Feed:
         by_name = {p.name: p for p in self.providers}
         return by_name[self.active].feed if self.active else self.providers[0].feed
+
+    def members(self) -> tuple[Provider, ...]:
+        """The providers behind this one, in failover order."""
+        return self.providers
 
     def symbols(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -176,7 +175,7 @@ class FailoverProvider:
                     if not retry or attempt + 1 >= attempts:
                         reasons.append(f"{provider.name}: {exc.message}")
                         break
-                    await self._sleep(self.policy.retry_backoff * 2**attempt)
+                    await self._sleep(RETRY_BACKOFF * 2**attempt)
                     if not breaker.allow():
                         reasons.append(f"{provider.name}: {exc.message}")
                         break

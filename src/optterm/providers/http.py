@@ -4,6 +4,8 @@ non-JSON answers onto the typed errors of `base` so nothing else ever escapes a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -15,17 +17,17 @@ from optterm.providers.base import (
     ServerError,
 )
 
-__all__ = ["decode_json", "make_client", "send"]
+__all__ = ["decode_json", "make_client", "send", "transport_errors"]
 
 
 def _accept_encoding() -> str:
     # httpx decodes brotli only when a brotli package is importable; advertising `br` without it
     # gets a body we cannot read.
     try:
-        import brotli  # noqa: F401
+        import brotli  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         try:
-            import brotlicffi  # noqa: F401
+            import brotlicffi  # type: ignore[import-not-found]  # noqa: F401
         except ImportError:
             return "gzip, deflate"
     return "gzip, deflate, br"
@@ -47,22 +49,29 @@ def make_client(
     )
 
 
+@contextmanager
+def transport_errors(provider: str, where: str) -> Iterator[None]:
+    """Transport failures inside the block become ProviderTimeout / ProviderConnectionError.
+
+    `where` ("GET /path") starts the message; for a streamed download the whole transfer sits
+    inside the block, so a connection lost half-way is mapped too.
+    """
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(
+            provider, f"{where}: no answer in time ({type(exc).__name__})"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ProviderConnectionError(provider, f"{where}: {type(exc).__name__}: {exc}") from None
+
+
 async def send(
     client: httpx.AsyncClient, provider: str, method: str, url: str, **kw: Any
 ) -> httpx.Response:
     """One request; transport failures become ProviderTimeout / ProviderConnectionError."""
-    try:
+    with transport_errors(provider, f"{method} {url}"):
         return await client.request(method, url, **kw)
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeout(
-            provider, f"{method} {url}: no answer in time ({type(exc).__name__})"
-        ) from None
-    except httpx.TransportError as exc:
-        raise ProviderConnectionError(
-            provider, f"{method} {url}: {type(exc).__name__}: {exc}"
-        ) from None
-    except httpx.HTTPError as exc:
-        raise ProviderConnectionError(provider, f"{method} {url}: {exc}") from None
 
 
 def decode_json(provider: str, resp: httpx.Response) -> Any:

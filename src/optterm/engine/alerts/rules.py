@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
 
 if TYPE_CHECKING:
-    from optterm.config.settings import Settings
+    from optterm.config import Settings
     from optterm.engine.notify.channels import Channel
 
 __all__ = [

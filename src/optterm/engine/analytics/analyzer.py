@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from optterm.config.settings import Settings
 from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
-from optterm.engine.analytics.patterns import PatternEngine, PatternParams
+from optterm.engine.analytics.patterns import PatternEngine
 from optterm.model import ChainSnapshot, Signal
+
+if TYPE_CHECKING:
+    from optterm.config import PatternSettings, Settings
 
 __all__ = ["Analyzer", "IvHistorySource"]
 
@@ -26,38 +28,32 @@ class Analyzer:
     def __init__(
         self,
         analytics: AnalyticsParams | None = None,
-        patterns: PatternParams | None = None,
+        patterns: PatternSettings | None = None,
         *,
         history: IvHistorySource | None = None,
-        iv_rank_days: int = 252,
     ) -> None:
         self.params = analytics or AnalyticsParams()
-        self.patterns = PatternEngine(patterns)
+        self.patterns = PatternEngine(patterns, self.params.market)
         self._history_source = history
-        self._iv_rank_days = iv_rank_days
         self._iv_history: dict[str, tuple[date, list[float]]] = {}
         self._latest: dict[tuple[str, date], Enriched] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, history: IvHistorySource | None = None) -> Analyzer:
-        return cls(
-            AnalyticsParams.from_settings(settings),
-            PatternParams.from_settings(settings),
-            history=history,
-            iv_rank_days=settings.analytics.iv_rank_days,
-        )
+        return cls(AnalyticsParams.from_settings(settings), settings.patterns, history=history)
 
     async def load_history(self, symbols: Iterable[str], now: datetime) -> None:
         """Read each symbol's daily ATM-IV closes once per exchange day (for IV rank)."""
         if self._history_source is None:
             return
-        today = now.astimezone(self.params.tz).date()
+        today = now.astimezone(self.params.market.tz).date()
+        days = self.params.analytics.iv_rank_days
         for symbol in symbols:
             cached = self._iv_history.get(symbol)
             if cached is not None and cached[0] == today:
                 continue
             try:
-                values = await self._history_source.daily_atm_iv(symbol, now, self._iv_rank_days)
+                values = await self._history_source.daily_atm_iv(symbol, now, days)
             except Exception as exc:  # IV rank is a nicety; never let it cost the feed
                 log.warning("%s: could not read IV history: %s", symbol, exc)
                 values = []

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import erfcx, ndtr, ndtri
+from scipy.special import erfcx, ndtr, ndtri  # type: ignore[import-untyped]  # no stubs
 
 __all__ = ["Greeks", "black_price", "greeks", "implied_vol"]
 

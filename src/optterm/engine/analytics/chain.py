@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optterm.config.settings import Settings
+from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.model import Bias, Buildup, ChainSnapshot, Legs, MarketView, Metrics
+
+if TYPE_CHECKING:
+    from optterm.config import Settings
 
 __all__ = [
     "AnalyticsParams",
@@ -37,46 +40,25 @@ __all__ = [
 ]
 
 _YEAR_S = 365.0 * 86400.0
-_IST = ZoneInfo("Asia/Kolkata")
 _NAN = float("nan")
+# Fixed parts of the method rather than settings: how many strikes nearest spot the parity
+# forward is read from, and how many on each side of ATM the buildup vote reads.
+PARITY_STRIKES = 3
+BUILDUP_STRIKES = 5
 
 
 @dataclass(frozen=True, slots=True)
 class AnalyticsParams:
-    """The knobs of `enrich`, read once from `[analytics]` (see config.example.toml)."""
+    """What `enrich` reads: the `[analytics]` section as configured, and from `[market]` the
+    exchange clock (expiries settle at `market.close`, exchange-local). The defaults are the
+    schema's own, so a bare `AnalyticsParams()` is exactly an unconfigured install."""
 
-    rate: float = 0.065  # annual, continuously compounded: discounting and the carry fallback
-    dividend_yield: float = 0.0  # only used when no parity forward can be read from the chain
-    solve_iv: str = (
-        "missing"  # "missing": keep the provider's IV where given; "all": solve every leg
-    )
-    gex_convention: str = "dealer_long_calls"  # or "dealer_short_all"
-    parity_strikes: int = 3  # strikes nearest spot used for the parity forward
-    pcr_bullish: float = 1.2
-    pcr_bearish: float = 0.8
-    max_pain_band_pct: float = 0.5  # spot further than this from max pain votes toward it
-    buildup_strikes: int = 5  # strikes each side of ATM read for the buildup vote
-    range_width_pct: float = 3.0  # support..resistance narrower than this, spot inside: "range"
-    iv_rank_min_days: int = 20
-    expiry_time: time = time(15, 30)  # options stop trading (and are settled) at this local time
-    tz: ZoneInfo = _IST
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalyticsParams:
-        a, market = settings.analytics, settings.market
-        return cls(
-            rate=a.rate,
-            dividend_yield=a.dividend_yield,
-            solve_iv=a.solve_iv,
-            gex_convention=a.gex_convention,
-            pcr_bullish=a.pcr_bullish,
-            pcr_bearish=a.pcr_bearish,
-            max_pain_band_pct=a.max_pain_band_pct,
-            range_width_pct=a.range_width_pct,
-            iv_rank_min_days=a.iv_rank_min_days,
-            expiry_time=market.close,
-            tz=market.tz,
-        )
+        return cls(settings.analytics, settings.market)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,9 +89,9 @@ class Enriched:
         return self.ce if side == "CE" else self.pe
 
 
-def time_to_expiry(snap: ChainSnapshot, params: AnalyticsParams) -> float:
+def time_to_expiry(snap: ChainSnapshot, market: MarketSettings) -> float:
     """Calendar years from the data's timestamp to the expiry's settlement time; 0 once past."""
-    settle = datetime.combine(snap.expiry, params.expiry_time, tzinfo=params.tz)
+    settle = datetime.combine(snap.expiry, market.close, tzinfo=market.tz)
     return max((settle - snap.provider_ts).total_seconds(), 0.0) / _YEAR_S
 
 
@@ -121,7 +103,7 @@ def _mid(legs: Legs) -> np.ndarray:
 
 
 def parity_forward(
-    snap: ChainSnapshot, t: float, params: AnalyticsParams
+    snap: ChainSnapshot, t: float, params: AnalyticsSettings
 ) -> tuple[float, str, float]:
     """(forward, source, discount). Median of F = K + (C - P)/D over the strikes nearest spot
     where both legs are priced; the carry forward S e^((r-q)t) when none are."""
@@ -140,7 +122,7 @@ def parity_forward(
         both = np.flatnonzero((call > 0) & (put > 0))
         if both.size:
             near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")]
-            near = near[: params.parity_strikes]
+            near = near[:PARITY_STRIKES]
             estimates = snap.strikes[near] + (call[near] - put[near]) / discount
             forward = float(np.median(estimates))
             # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
@@ -209,9 +191,14 @@ def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) 
 
 
 def _gamma_only(
-    forward: float, strikes: np.ndarray, t: float, sigma: np.ndarray, spot: float
+    forward: float | np.ndarray,
+    strikes: np.ndarray,
+    t: float,
+    sigma: np.ndarray,
+    spot: float | np.ndarray,
 ) -> np.ndarray:
     # Spot gamma without discounting detail: D (F/S)² φ(d1) / (F σ √t) with the carry F/S fixed.
+    # Forward and spot may be columns of hypothetical spot levels (gamma_flip's grid).
     sd = sigma * math.sqrt(t)
     d1 = (np.log(forward / strikes) + 0.5 * sd * sd) / sd
     return (forward / spot) * np.exp(-0.5 * d1 * d1) / (spot * sd * math.sqrt(2.0 * math.pi))
@@ -332,7 +319,7 @@ def market_view(
     support: float,
     resistance: float,
     vote: float,
-    params: AnalyticsParams,
+    params: AnalyticsSettings,
 ) -> MarketView:
     """Add up simple, stated votes. ≥ +1 is bullish, ≤ -1 bearish; a spot boxed between close
     walls with no strong vote is a range; anything else neutral."""
@@ -393,9 +380,10 @@ def enrich(
     iv_history: Sequence[float] = (),
 ) -> Enriched:
     """Everything the trader reads first, for one snapshot (and against the one before it)."""
-    p = params or AnalyticsParams()
+    params = params or AnalyticsParams()
+    p = params.analytics
     n = len(snap)
-    t = time_to_expiry(snap, p)
+    t = time_to_expiry(snap, params.market)
     forward, f_source, discount = parity_forward(snap, t, p)
     k2 = np.concatenate((snap.strikes, snap.strikes))
     is_call = np.zeros(2 * n, dtype=bool)
@@ -443,7 +431,7 @@ def enrich(
     flip = gamma_flip(snap, forward, t, ce.iv, pe.iv, call_sign, put_sign) if n else _NAN
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
-    vote = _buildup_vote(snap, prev, b_ce, b_pe, p.buildup_strikes)
+    vote = _buildup_vote(snap, prev, b_ce, b_pe, BUILDUP_STRIKES)
     view = market_view(snap.spot, pcr, pain_strike, support, resistance, vote, p)
 
     metrics = Metrics(

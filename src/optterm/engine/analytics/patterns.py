@@ -1,91 +1,32 @@
 """The eight open-interest pattern detectors.
 
 Every detector compares the current enriched chain with a reference chain of the same expiry at
-least `window_s` older (the newest such chain of the same trading day), so a pattern is judged on
-minutes of flow, not on one tick's noise. Each hit carries its evidence as named numbers, and the
-confidence is a stated function of them. docs/patterns.md gives every formula and threshold so a
-trader can check a signal by hand; a test keeps that document and this module in step.
+least `patterns.window` seconds older (the newest such chain of the same trading day), so a
+pattern is judged on minutes of flow, not on one tick's noise. Each hit carries its evidence as
+named numbers, and the confidence is a stated function of them. docs/patterns.md gives every
+formula and threshold so a trader can check a signal by hand; a test keeps that document and this
+module in step.
 
 A signal is keyed by (kind, chain, anchor): while the pattern persists the same signal is updated
-(confidence, evidence, `last_seen`, `expires_at`), and it expires `ttl_s` after it was last seen.
+(confidence, evidence, `last_seen`, `expires_at`), and it expires `patterns.ttl` seconds after it
+was last seen. The thresholds are the `[patterns]` settings themselves (PatternSettings).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from optterm.config.settings import Settings
+from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
-__all__ = ["DETECTORS", "PatternEngine", "PatternParams"]
-
-_IST = ZoneInfo("Asia/Kolkata")
-
-
-@dataclass(frozen=True, slots=True)
-class PatternParams:
-    """Thresholds of the detectors, read from `[patterns]` (docs/patterns.md explains each)."""
-
-    window_s: float = 300.0
-    ttl_s: float = 900.0
-    min_confidence: int = 40
-    band: int = 5
-    buildup_min_pct: float = 5.0
-    unwinding_min_pct: float = 5.0
-    min_breadth: float = 0.6
-    squeeze_min_move_pct: float = 0.3
-    squeeze_wall_strikes: int = 2
-    squeeze_min_oi_drop_pct: float = 10.0
-    max_pain_near_pct: float = 0.15
-    max_pain_converge_pct: float = 0.35
-    max_pain_far_pct: float = 1.0
-    max_pain_diverge_pct: float = 0.5
-    max_pain_days_scale: float = 7.0
-    unusual_volume_oi: float = 1.5
-    unusual_vs_average: float = 5.0
-    unusual_min_oi_share: float = 0.05
-    unusual_min_session_s: float = 900.0
-    momentum_min_pct: float = 3.0
-    momentum_memory_s: float = 3600.0
-    session_open: time = time(9, 15)
-    tz: ZoneInfo = _IST
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PatternParams:
-        p = settings.patterns
-        return cls(
-            window_s=p.window,
-            ttl_s=p.ttl,
-            min_confidence=p.min_confidence,
-            band=p.band,
-            buildup_min_pct=p.buildup_min_pct,
-            unwinding_min_pct=p.unwinding_min_pct,
-            min_breadth=p.min_breadth,
-            squeeze_min_move_pct=p.squeeze_min_move_pct,
-            squeeze_wall_strikes=p.squeeze_wall_strikes,
-            squeeze_min_oi_drop_pct=p.squeeze_min_oi_drop_pct,
-            max_pain_near_pct=p.max_pain_near_pct,
-            max_pain_converge_pct=p.max_pain_converge_pct,
-            max_pain_far_pct=p.max_pain_far_pct,
-            max_pain_diverge_pct=p.max_pain_diverge_pct,
-            max_pain_days_scale=p.max_pain_days_scale,
-            unusual_volume_oi=p.unusual_volume_oi,
-            unusual_vs_average=p.unusual_vs_average,
-            unusual_min_oi_share=p.unusual_min_oi_share,
-            unusual_min_session_s=p.unusual_min_session,
-            momentum_min_pct=p.momentum_min_pct,
-            momentum_memory_s=p.momentum_memory,
-            session_open=settings.market.open,
-            tz=settings.market.tz,
-        )
+__all__ = ["DETECTORS", "PatternEngine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +57,7 @@ class _Pair:
     i0: np.ndarray  # matching indices into ref
     atm: int  # position of the current ATM strike within i1
     dt: float  # seconds between the two
+    session_open: datetime  # when the trading day of both chains opened
 
     @property
     def s1(self) -> ChainSnapshot:
@@ -130,7 +72,7 @@ class _Pair:
         return self.i1[a:b], self.i0[a:b]
 
 
-def _pair(cur: Enriched, ref: _Ref) -> _Pair | None:
+def _pair(cur: Enriched, ref: _Ref, session_open: datetime) -> _Pair | None:
     s1, s0 = cur.snapshot, ref.snapshot
     if not len(s1) or not len(s0):
         return None
@@ -139,7 +81,7 @@ def _pair(cur: Enriched, ref: _Ref) -> _Pair | None:
         return None
     atm = int(np.argmin(np.abs(common - s1.spot)))
     dt = (s1.provider_ts - s0.provider_ts).total_seconds()
-    return _Pair(cur, ref, i1, i0, atm, dt)
+    return _Pair(cur, ref, i1, i0, atm, dt, session_open)
 
 
 # -- the four OI-flow detectors ------------------------------------------------------------------
@@ -163,7 +105,7 @@ _FLOW_WORDS = {
 }
 
 
-def _flow(kind: PatternKind, p: _Pair, prm: PatternParams) -> list[_Hit]:
+def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
     side, lo, hi, sign, directions = _FLOW[kind]
     i1, i0 = p.band(lo * prm.band, hi * prm.band)
     if i1.size < 2:
@@ -220,26 +162,26 @@ def _flow(kind: PatternKind, p: _Pair, prm: PatternParams) -> list[_Hit]:
     ]
 
 
-def call_buildup(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def call_buildup(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     return _flow(PatternKind.CALL_BUILDUP, p, prm)
 
 
-def put_buildup(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def put_buildup(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     return _flow(PatternKind.PUT_BUILDUP, p, prm)
 
 
-def call_unwinding(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def call_unwinding(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     return _flow(PatternKind.CALL_UNWINDING, p, prm)
 
 
-def put_unwinding(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def put_unwinding(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     return _flow(PatternKind.PUT_UNWINDING, p, prm)
 
 
 # -- gamma squeeze -------------------------------------------------------------------------------
 
 
-def gamma_squeeze(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def gamma_squeeze(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
     move_pct = (p.s1.spot / p.s0.spot - 1.0) * 100.0
     step = float(np.median(np.diff(p.s1.strikes))) if len(p.s1) > 1 else 0.0
@@ -299,7 +241,7 @@ def gamma_squeeze(p: _Pair, prm: PatternParams) -> list[_Hit]:
 # -- max pain ------------------------------------------------------------------------------------
 
 
-def max_pain_shift(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def max_pain_shift(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     pain1, pain0 = p.cur.metrics.max_pain, p.ref.metrics.max_pain
     if not (math.isfinite(pain1) and pain1 > 0 and pain1 == pain0):
         return []  # a moving max pain is a different story; judge only a stable one
@@ -345,12 +287,9 @@ def max_pain_shift(p: _Pair, prm: PatternParams) -> list[_Hit]:
 # -- unusual activity ----------------------------------------------------------------------------
 
 
-def unusual_activity(p: _Pair, prm: PatternParams) -> list[_Hit]:
+def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
-    day_open = datetime.combine(
-        p.s0.provider_ts.astimezone(prm.tz).date(), prm.session_open, tzinfo=prm.tz
-    )
-    elapsed0 = (p.s0.provider_ts - day_open).total_seconds()
+    elapsed0 = (p.s0.provider_ts - p.session_open).total_seconds()
     for side in ("ce", "pe"):
         leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
         v1, v0 = leg1.volume[p.i1], leg0.volume[p.i0]
@@ -367,7 +306,7 @@ def unusual_activity(p: _Pair, prm: PatternParams) -> list[_Hit]:
         if ratio < prm.unusual_volume_oi:
             continue
         spike = math.nan
-        if elapsed0 >= prm.unusual_min_session_s and v0[j] > 0:
+        if elapsed0 >= prm.unusual_min_session and v0[j] > 0:
             spike = (traded[j] / p.dt) / (v0[j] / elapsed0)
             if spike < prm.unusual_vs_average:
                 continue
@@ -423,7 +362,7 @@ class _Regime:
     at: datetime | None = None
 
 
-def momentum_shift(p: _Pair, prm: PatternParams, regime: _Regime) -> list[_Hit]:
+def momentum_shift(p: _Pair, prm: PatternSettings, regime: _Regime) -> list[_Hit]:
     m = trending_oi_pct(p, prm.band)
     if not math.isfinite(m):
         return []
@@ -431,7 +370,7 @@ def momentum_shift(p: _Pair, prm: PatternParams, regime: _Regime) -> list[_Hit]:
     sign = 1 if m >= prm.momentum_min_pct else -1 if m <= -prm.momentum_min_pct else 0
     if sign == 0:
         return []
-    stale = regime.at is None or (now - regime.at).total_seconds() > prm.momentum_memory_s
+    stale = regime.at is None or (now - regime.at).total_seconds() > prm.momentum_memory
     if sign == regime.sign:
         regime.extreme = max(regime.extreme, abs(m))
         regime.at = now
@@ -461,7 +400,8 @@ def momentum_shift(p: _Pair, prm: PatternParams, regime: _Regime) -> list[_Hit]:
     ]
 
 
-DETECTORS = {
+# Each takes (pair, thresholds); momentum_shift also takes the chain's regime (see update).
+DETECTORS: dict[PatternKind, Callable[..., list[_Hit]]] = {
     PatternKind.CALL_BUILDUP: call_buildup,
     PatternKind.PUT_BUILDUP: put_buildup,
     PatternKind.CALL_UNWINDING: call_unwinding,
@@ -500,14 +440,17 @@ class _ChainState:
 class PatternEngine:
     """Runs the detectors on each enriched chain and keeps the signals' lifecycle."""
 
-    def __init__(self, params: PatternParams | None = None) -> None:
-        self.params = params or PatternParams()
+    def __init__(
+        self, params: PatternSettings | None = None, market: MarketSettings | None = None
+    ) -> None:
+        self.params = params or PatternSettings()  # thresholds: docs/patterns.md
+        self.market = market or MarketSettings()  # the exchange day and when it opens
         self._chains: dict[tuple[str, date], _ChainState] = {}
         self._signals: dict[str, Signal] = {}
 
     def _reference(self, state: _ChainState, cur: Enriched) -> _Ref | None:
         now = cur.snapshot.provider_ts
-        day = now.astimezone(self.params.tz).date()
+        day = now.astimezone(self.market.tz).date()
         if state.day != day:
             state.history.clear()
             state.regime = _Regime()
@@ -517,10 +460,10 @@ class PatternEngine:
             return None  # the same (or an older) snapshot again: nothing new to judge
         state.last_ts = now
         h = state.history
-        spacing = self.params.window_s / HISTORY_POINTS
+        spacing = self.params.window / HISTORY_POINTS
         if not h or (now - h[-1].snapshot.provider_ts).total_seconds() >= spacing:
             h.append(_Ref(cur.snapshot, cur.metrics))
-        cutoff = now - timedelta(seconds=self.params.window_s)
+        cutoff = now - timedelta(seconds=self.params.window)
         # Keep exactly one chain at or before the cutoff: the reference.
         while len(h) >= 2 and h[1].snapshot.provider_ts <= cutoff:
             h.popleft()
@@ -534,7 +477,9 @@ class PatternEngine:
         ref = self._reference(state, cur)
         if ref is None:
             return []
-        pair = _pair(cur, ref)
+        tz = self.market.tz
+        day = ref.snapshot.provider_ts.astimezone(tz).date()
+        pair = _pair(cur, ref, datetime.combine(day, self.market.open, tzinfo=tz))
         if pair is None:
             return []
         hits: list[_Hit] = []
@@ -550,7 +495,7 @@ class PatternEngine:
         now = snap.provider_ts
         key = f"{hit.kind.value}:{snap.symbol}:{snap.expiry.isoformat()}:{hit.anchor}"
         confidence = round(min(max(hit.confidence, 0.0), 100.0))
-        expires = now + timedelta(seconds=self.params.ttl_s)
+        expires = now + timedelta(seconds=self.params.ttl)
         old = self._signals.get(key)
         if old is not None and old.active(now):
             sig = replace(

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.infra.secrets import SERVICE, SecretStore
 
 __all__ = [

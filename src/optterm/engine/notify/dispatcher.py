@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.engine.notify.channels import APP, ChannelError, redact_url, resolve_channel
 from optterm.infra.secrets import SecretStore
 from optterm.model import Delivery

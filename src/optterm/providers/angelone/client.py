@@ -49,14 +49,14 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
 
+from optterm.config import ANGELONE_BASE_URL
 from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
 from optterm.market import IST, NSE_INDICES
 from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
@@ -78,11 +78,10 @@ from optterm.providers.angelone.master import (
 from optterm.providers.base import (
     AuthError,
     BadPayload,
-    ProviderConnectionError,
     ProviderError,
     ServerError,
-    UnknownSymbol,
 )
+from optterm.providers.common import ProviderBase
 from optterm.providers.http import make_client, send
 from optterm.providers.ratelimit import RateLimiter
 
@@ -104,7 +103,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://apiconnect.angelone.in"
+DEFAULT_BASE_URL = ANGELONE_BASE_URL  # the settings' default, [providers.angelone] base_url
 LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
@@ -118,6 +117,8 @@ QUOTE_BATCH = 50  # tokens per quote request (forum post 16718)
 TOTP_INTERVAL = 30
 TOTP_MIN_REMAINING = 2.0
 _JWT_EXPIRY_MARGIN = timedelta(seconds=60)
+# What a payload of an unforeseen shape raises while we pick it apart.
+_SHAPE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError)
 _SECRET_HEADERS = frozenset({"x-privatekey", "authorization"})
 _FEED_TIME_RE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d{2}):(\d{2})$")
 
@@ -236,7 +237,7 @@ class _Greeks:
     note: str
 
 
-class AngelOneProvider:
+class AngelOneProvider(ProviderBase):
     """Option chains from Angel One SmartAPI (see the module docstring for the recipe).
 
     `symbols` are the underlyings served (NSE indices by default; stocks with options work when
@@ -247,6 +248,7 @@ class AngelOneProvider:
 
     name = "angelone"
     feed = Feed.LIVE
+    _hide_cause = True  # secrets and payloads never reach a traceback either
 
     def __init__(
         self,
@@ -276,7 +278,7 @@ class AngelOneProvider:
         self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
         self.base_url = base_url.rstrip("/")
         self.strikes_each_side = int(strikes_each_side)
-        self._symbols = [s.strip().upper() for s in symbols]
+        self._served = [s.strip().upper() for s in symbols]
         self.greeks_interval = greeks_interval
         self.greeks_max_age = greeks_max_age
         self.greeks_no_data_interval = greeks_no_data_interval
@@ -322,7 +324,6 @@ class AngelOneProvider:
         self._totp_retry_at: float | None = None
         self._recent_codes: deque[str] = deque(maxlen=4)
         self._greeks: dict[tuple[str, str], _Greeks] = {}
-        self._closed = False
         self.logins = 0  # fresh logins performed (doctor, tests)
         self.refreshes = 0
 
@@ -338,9 +339,6 @@ class AngelOneProvider:
         )
 
     # -- Provider protocol --------------------------------------------------------------------
-
-    def symbols(self) -> list[str]:
-        return list(self._symbols)
 
     async def underlying(self, symbol: str) -> Underlying:
         with self._guard():
@@ -772,8 +770,7 @@ class AngelOneProvider:
         token: str | None,
         extra_secrets: Sequence[str] = (),
     ) -> Envelope:
-        if self._closed:
-            raise ProviderConnectionError(self.name, "provider is closed")
+        self._ensure_open()
         await self._limits[endpoint].acquire()
         headers = {**self._static_headers, "X-PrivateKey": self._creds.api_key}
         if token:
@@ -800,36 +797,16 @@ class AngelOneProvider:
     def _today(self) -> date:
         return self._now().astimezone(IST).date()
 
-    def _resolve(self, symbol: str) -> str:
-        key = symbol.strip().upper() if isinstance(symbol, str) else ""
-        if key not in self._symbols:
-            raise UnknownSymbol(self.name, str(symbol), self._symbols)
-        return key
+    def _on_provider_error(self, exc: ProviderError) -> None:
+        # Messages are built to be clean; this is the last line of defence, and it keeps the
+        # error's type because the failover acts on the kind.
+        clean = redact(exc.message, self._secrets())
+        if clean != exc.message:
+            exc.message = clean
+            exc.args = (f"{exc.provider}: {clean}",)
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        # Only ProviderError subclasses may leave a provider (base.py); anything else is our bug
-        # and is reported without its text, which could in principle quote a payload.
-        if self._closed:
-            raise ProviderConnectionError(self.name, "provider is closed")
-        try:
-            yield
-        except ProviderError as exc:
-            # Messages are built to be clean; this is the last line of defence, and it keeps the
-            # error's type because the failover acts on the kind.
-            clean = redact(exc.message, self._secrets())
-            if clean != exc.message:
-                exc.message = clean
-                exc.args = (f"{exc.provider}: {clean}",)
-            raise
-        except (
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            AttributeError,
-            ArithmeticError,
-        ) as exc:
-            raise BadPayload(self.name, f"unexpected answer shape ({type(exc).__name__})") from None
-        except Exception as exc:
-            raise ServerError(self.name, f"internal error ({type(exc).__name__})") from None
+    def _unexpected(self, exc: Exception) -> ProviderError:
+        # Reported without its text, which could in principle quote a payload (or a secret).
+        if isinstance(exc, _SHAPE_ERRORS):
+            return BadPayload(self.name, f"unexpected answer shape ({type(exc).__name__})")
+        return ServerError(self.name, f"internal error ({type(exc).__name__})")

@@ -40,15 +40,15 @@ from typing import Any
 
 import httpx
 
+from optterm.config import ANGELONE_MASTER_URL
 from optterm.market import IST, MarketCalendar
 from optterm.providers.base import (
     BadPayload,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
     ServerError,
 )
-from optterm.providers.http import make_client
+from optterm.providers.http import make_client, transport_errors
 
 __all__ = [
     "BUILTIN_INDEX_TOKENS",
@@ -66,9 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MASTER_URL = (
-    "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
-)
+DEFAULT_MASTER_URL = ANGELONE_MASTER_URL  # the settings' default, [providers.angelone]
 MASTER_FILENAME = "OpenAPIScripMaster.json"
 PROVIDER = "angelone"
 
@@ -546,7 +544,7 @@ class InstrumentMaster:
     async def _stream_to(self, out: Any, progress: ProgressCallback | None) -> int:
         where = f"GET {httpx.URL(self.url).copy_with(query=None)}"
         async with make_client("", timeout=self.timeout) as client:
-            try:
+            with transport_errors(PROVIDER, where):
                 async with client.stream("GET", self.url) as resp:
                     if resp.status_code != 200:
                         raise ServerError(
@@ -569,14 +567,6 @@ class InstrumentMaster:
                             f"({resp.num_bytes_downloaded} of {total} bytes)",
                         )
                     return written
-            except httpx.TimeoutException as exc:
-                raise ProviderTimeout(
-                    PROVIDER, f"{where}: no answer in time ({type(exc).__name__})"
-                ) from None
-            except httpx.HTTPError as exc:
-                raise ProviderConnectionError(
-                    PROVIDER, f"{where}: {type(exc).__name__}: {exc}"
-                ) from None
 
     def _write_meta(self, downloaded_at: datetime, size: int, rows: int) -> None:
         doc = {

@@ -29,8 +29,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http.cookiejar import Cookie
@@ -39,17 +39,16 @@ from typing import Any, TypeVar
 
 import httpx
 
+from optterm.config import NSE_BASE_URL, NSE_ENDPOINTS
 from optterm.market import NSE_INDICES
 from optterm.model import ChainSnapshot, Segment, Underlying
 from optterm.providers.base import (
     AuthError,
     BadPayload,
-    ProviderConnectionError,
-    ProviderError,
     RateLimited,
     ServerError,
-    UnknownSymbol,
 )
+from optterm.providers.common import TableProvider
 from optterm.providers.http import decode_json, make_client, send
 from optterm.providers.nse.parse import (
     FEED,
@@ -71,8 +70,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NSE_BASE_URL = "https://www.nseindia.com"
-ENDPOINT_FAMILIES: tuple[str, ...] = ("getquote", "v3", "legacy")
+# The endpoint families are named in the settings schema, which validates `endpoints` against
+# them; this module implements each one (see _expiries_request and _chain_request).
+ENDPOINT_FAMILIES: tuple[str, ...] = NSE_ENDPOINTS
 DEFAULT_ENDPOINTS: tuple[str, ...] = ENDPOINT_FAMILIES
 
 # Stock F&O lot sizes are not in the chain JSON and change with SEBI's half-yearly reviews; this
@@ -141,7 +141,7 @@ class _Cached:
     value: Any
 
 
-class NseProvider:
+class NseProvider(TableProvider):
     """Option chains from the NSE website (see the module docstring for the policy).
 
     `underlyings` maps symbol → Underlying (segment decides the index/equity URLs; lot size is
@@ -193,11 +193,12 @@ class NseProvider:
                 raise ValueError(f"NSE {label} must be >= 0 seconds, got {value}")
         table = {**NSE_INDICES, **DEFAULT_EQUITIES} if underlyings is None else underlyings
         overrides = {k.strip().upper(): int(v) for k, v in (lot_sizes or {}).items()}
-        self._underlyings: dict[str, Underlying] = {}
+        served: dict[str, Underlying] = {}
         for key, u in table.items():
             sym = key.strip().upper()
             lot = overrides.get(sym, u.lot_size)
-            self._underlyings[sym] = Underlying(sym, u.segment, lot, u.strike_step, u.exchange)
+            served[sym] = Underlying(sym, u.segment, lot, u.strike_step, u.exchange)
+        super().__init__(served)
 
         self.base_url = base_url.rstrip("/")
         self.families: tuple[str, ...] = tuple(families)
@@ -230,17 +231,9 @@ class NseProvider:
         self._working: dict[str, str] = {}  # symbol → family that answered last
         self._chains: dict[tuple[str, date], _Cached] = {}
         self._expiries: dict[str, _Cached] = {}
-        self._closed = False
         self._load_cookies()
 
     # -- Provider protocol --------------------------------------------------------------------
-
-    def symbols(self) -> list[str]:
-        return list(self._underlyings)
-
-    async def underlying(self, symbol: str) -> Underlying:
-        with self._guard():
-            return self._underlyings[self._resolve(symbol)]
 
     async def list_expiries(self, symbol: str) -> list[date]:
         with self._guard():
@@ -398,8 +391,7 @@ class NseProvider:
     async def _send(
         self, path: str, params: Params | None, accept: str | None = None
     ) -> httpx.Response:
-        if self._closed:
-            raise ProviderConnectionError(self.name, "provider is closed")
+        self._ensure_open()
         await self._limiter.acquire()
         headers = {"Accept": accept} if accept else None
         return await send(self._client, self.name, "GET", path, params=params, headers=headers)
@@ -499,25 +491,6 @@ class NseProvider:
         if lock is None:
             lock = self._symbol_locks[sym] = asyncio.Lock()
         return lock
-
-    def _resolve(self, symbol: str) -> str:
-        key = symbol.strip().upper() if isinstance(symbol, str) else ""
-        if key not in self._underlyings:
-            raise UnknownSymbol(self.name, str(symbol), list(self._underlyings))
-        return key
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        # The failover classifies errors by kind alone, so nothing else may escape (base.py).
-        if self._closed:
-            raise ProviderConnectionError(self.name, "provider is closed")
-        try:
-            yield
-        except ProviderError:
-            raise
-        except Exception as exc:
-            log.exception("nse: internal error")
-            raise ServerError(self.name, f"internal NSE provider error: {exc!r}") from exc
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

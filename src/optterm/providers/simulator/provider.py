@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 from optterm.market import NSE_INDICES, MarketCalendar
 from optterm.model import ChainSnapshot, Feed, Underlying
-from optterm.providers.base import (
-    BadPayload,
-    ProviderConnectionError,
-    ProviderError,
-    ServerError,
-    UnknownSymbol,
-)
+from optterm.providers.base import BadPayload
+from optterm.providers.common import TableProvider
 from optterm.providers.simulator.clock import SessionClock, default_start
 from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
 from optterm.providers.simulator.state import ChainState, SymbolPath, chain_setup, make_plan
@@ -41,7 +35,7 @@ DEFAULT_EPISODE_SECONDS = 1800.0  # one scenario pattern per 30 simulated minute
 _EPS = 1e-9
 
 
-class SimulatorProvider:
+class SimulatorProvider(TableProvider):
     """A deterministic simulated NSE index market (see the module docstring).
 
     `seed` and `scenario` (a key of SCENARIOS) fix the market; `speed` is simulated trading
@@ -89,11 +83,9 @@ class SimulatorProvider:
         if start is None:
             start = default_start(self.calendar, self._now())
         self._session = SessionClock(self.calendar, start)
-        table = NSE_INDICES if underlyings is None else underlyings
-        self._underlyings = {key.upper(): u for key, u in table.items()}
+        super().__init__(NSE_INDICES if underlyings is None else underlyings)
         self._paths: dict[str, SymbolPath] = {}
         self._chains: dict[tuple[str, date], ChainState] = {}
-        self._closed = False
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -118,13 +110,6 @@ class SimulatorProvider:
         return self._session.at(self._elapsed())
 
     # -- Provider protocol --------------------------------------------------------------------
-
-    def symbols(self) -> list[str]:
-        return list(self._underlyings)
-
-    async def underlying(self, symbol: str) -> Underlying:
-        with self._guard():
-            return self._underlyings[self._resolve(symbol)]
 
     async def list_expiries(self, symbol: str) -> list[date]:
         with self._guard():
@@ -162,24 +147,6 @@ class SimulatorProvider:
             return self._snapshot(self._resolve(symbol), expiry, step)
 
     # -- internals ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        # The failover classifies errors by kind alone, so nothing else may escape (base.py).
-        if self._closed:
-            raise ProviderConnectionError(self.name, "simulator is closed")
-        try:
-            yield
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise ServerError(self.name, f"internal simulator error: {exc!r}") from exc
-
-    def _resolve(self, symbol: str) -> str:
-        key = symbol.strip().upper()
-        if key not in self._underlyings:
-            raise UnknownSymbol(self.name, symbol, list(self._underlyings))
-        return key
 
     def _path(self, sym: str) -> SymbolPath:
         path = self._paths.get(sym)

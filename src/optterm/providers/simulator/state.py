@@ -406,7 +406,9 @@ class ChainState:
         # Net opening/closing is a small, noisy share of what trades.
         new_ce = self.oi_ce + bv_ce * (self._bias[0] + 0.08 * z[2])
         new_pe = self.oi_pe + bv_pe * (self._bias[1] + 0.08 * z[3])
-        xv_ce = xv_pe = 0.0
+        # Extra volume a scenario trades beyond the OI it moves: none, or one per strike.
+        xv_ce: float | np.ndarray = 0.0
+        xv_pe: float | np.ndarray = 0.0
         e, u = path.episode_of(j)
         episode = path.episode(e)
         du = path.step_seconds / path.episode_seconds
