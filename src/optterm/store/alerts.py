@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +27,7 @@ from optterm.model import (
     AlertEvent,
     AlertKind,
     AlertRule,
+    Channel,
     Condition,
     Delivery,
     Feed,
@@ -36,9 +37,6 @@ from optterm.model import (
 from optterm.store.dialect import insert_for
 from optterm.store.repository import Store, _from_us, _to_us
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
-
-if TYPE_CHECKING:
-    from optterm.engine.notify.channels import Channel
 
 __all__ = [
     "DeliveryView",

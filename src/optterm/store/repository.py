@@ -66,7 +66,7 @@ from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_hea
 from optterm.store.schema import chains, leases, snapshots
 
 if TYPE_CHECKING:
-    from optterm.engine.notify.channels import Channel
+    from optterm.model import Channel
     from optterm.store.alerts import EventView, RuleStateRow
 
 __all__ = ["SERIES_FIELDS", "HistoryRow", "Store", "StrikeSeries", "open_store"]
