@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ from sqlalchemy import insert
 from optterm.config import load_settings
 from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.model import Delivery
+from optterm.store import open_store
 from optterm.store.outbox import idempotency_key
-from optterm.store.repository import _to_us, open_store
 from optterm.store.schema import alert_events, outbox
+from optterm.store.timecodec import now_us
 
 RUNS = 30
 WARMUP = 3
@@ -93,7 +93,7 @@ async def _tick_to_delivery() -> dict[str, dict[str, Any]]:
                 fut: asyncio.Future[float] = loop.create_future()
                 sink.waiter = (loop, fut)
                 t0 = time.perf_counter()
-                now = _to_us(datetime.now(UTC))
+                now = now_us()
                 async with store.write_transaction() as conn:
                     event_id = (
                         await conn.execute(
@@ -133,7 +133,7 @@ async def _tick_to_delivery() -> dict[str, dict[str, Any]]:
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
-            backlog = await store.outbox_backlog()
+            backlog = await store.outbox.backlog()
             await store.close()
             sink.stop()
     assert backlog["SENT"] == WARMUP + RUNS, backlog

@@ -4,10 +4,10 @@
 - a full simulated day is then written to a fresh file: 3 indices × 3 expiries × 100 strikes every
   15 s for a 6.4 h session (1,540 ticks, 13,860 snapshots);
 - store.bytes_per_trading_day / store.bytes_per_snapshot: file size after a WAL checkpoint;
-- store.read_latest_chain_ms: latest_chain(symbol) with that day stored (nearest expiry chosen);
+- store.read_latest_chain_ms: snapshots.latest(symbol) with that day stored (nearest expiry chosen);
 - store.read_strike_series_ms: one strike's CE and PE OI over the whole day (1,540 snapshots).
 - store.write_tick_ms: one poller tick of the default watch (9 chains of 100 strikes) written
-  with write_snapshots, one transaction; store.write_tick_separate_ms, the same ticks as nine
+  with snapshots.write_many, one transaction; store.write_tick_separate_ms, the same ticks as nine
   transactions (one write_snapshot each), measured in the same run on another file.
 """
 
@@ -39,11 +39,11 @@ async def write_samples(store: Store) -> tuple[str, list[float]]:
     sim = DaySimulator(n_strikes=200, seed=11, indices=DaySimulator().indices[:1], expiry_days=(1,))
     chains = [sim.tick()[0] for _ in range(WRITE_RUNS + 20)]
     for snap in chains[:20]:
-        await store.write_snapshot(snap)
+        await store.snapshots.write(snap)
     samples = []
     for snap in chains[20:]:
         t0 = time.perf_counter()
-        stored = await store.write_snapshot(snap)
+        stored = await store.snapshots.write(snap)
         samples.append(time.perf_counter() - t0)
         assert stored
     return chains[0].symbol, samples
@@ -77,7 +77,7 @@ async def _write_day(store: Store) -> tuple[list[float], float]:
     for _ in range(DAY_TICKS):
         for snap in sim.tick():
             t0 = time.perf_counter()
-            await store.write_snapshot(snap)
+            await store.snapshots.write(snap)
             samples.append(time.perf_counter() - t0)
     return samples, time.perf_counter() - t_all
 
@@ -87,26 +87,26 @@ async def _day_figures(folder: Path) -> dict[str, Any]:
     store = await open_store(str(path))
     try:
         samples, elapsed = await _write_day(store)
-        n = await store.count_snapshots()
+        n = await store.snapshots.count()
         await store.checkpoint()
         size = path.stat().st_size
         start, end = SESSION_OPEN_UTC, SESSION_OPEN_UTC + timedelta(days=1)
 
-        latest = await store.latest_chain("NIFTY")
+        latest = await store.snapshots.latest("NIFTY")
         assert latest is not None
         lat = []
         for _ in range(300):
             t0 = time.perf_counter()
-            await store.latest_chain("NIFTY")
+            await store.snapshots.latest("NIFTY")
             lat.append(time.perf_counter() - t0)
 
         strike = float(latest.strikes[latest.atm_index()])
-        series = await store.strike_series("NIFTY", latest.expiry, strike, start, end)
+        series = await store.snapshots.strike_series("NIFTY", latest.expiry, strike, start, end)
         points = len(series)
         ser = []
         for _ in range(15):
             t0 = time.perf_counter()
-            await store.strike_series("NIFTY", latest.expiry, strike, start, end)
+            await store.snapshots.strike_series("NIFTY", latest.expiry, strike, start, end)
             ser.append(time.perf_counter() - t0)
     finally:
         await store.close()
@@ -133,7 +133,7 @@ async def _day_figures(folder: Path) -> dict[str, Any]:
             "value": median_ms(lat),
             "unit": "ms",
             "budget": 2,
-            "note": "latest_chain('NIFTY') picking the nearest expiry, a full day stored, "
+            "note": "snapshots.latest('NIFTY') picking the nearest expiry, a full day stored, "
             "decoded to a ChainSnapshot; median of 300",
         },
         "store.read_strike_series_ms": {
@@ -157,10 +157,10 @@ async def _tick_figures(folder: Path) -> dict[str, Any]:
     try:
         for i, tick in enumerate(ticks):
             t0 = time.perf_counter()
-            assert all(await batch.write_snapshots(tick))
+            assert all(await batch.snapshots.write_many(tick))
             t1 = time.perf_counter()
             for snap in tick:
-                assert await separate.write_snapshot(snap)
+                assert await separate.snapshots.write(snap)
             t2 = time.perf_counter()
             if i >= 10:  # warm-up: first writes register the chains
                 one.append(t1 - t0)
@@ -173,8 +173,8 @@ async def _tick_figures(folder: Path) -> dict[str, Any]:
         "store.write_tick_ms": {
             "value": median_ms(one),
             "unit": "ms",
-            "note": f"{n} chains x 100 strikes in one transaction (write_snapshots), median of "
-            f"{TICK_RUNS} ticks",
+            "note": f"{n} chains x 100 strikes in one transaction (snapshots.write_many), "
+            f"median of {TICK_RUNS} ticks",
         },
         "store.write_tick_separate_ms": {
             "value": median_ms(nine),

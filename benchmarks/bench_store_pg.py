@@ -6,7 +6,7 @@ write's figure includes the WAL flush of its COMMIT, as on a real deployment's l
 
 - store.pg_write_snapshot_ms: one 200-strike chain, median of 300 writes (after 20 warm-up
   writes) — the same chains and protocol as store.write_snapshot_ms on SQLite;
-- store.pg_read_latest_chain_ms: latest_chain(symbol) right after those writes.
+- store.pg_read_latest_chain_ms: snapshots.latest(symbol) right after those writes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def _figures(url: str) -> dict[str, Any]:
         reads = []
         for _ in range(300):
             t0 = time.perf_counter()
-            assert await store.latest_chain(symbol) is not None
+            assert await store.snapshots.latest(symbol) is not None
             reads.append(time.perf_counter() - t0)
     finally:
         await store.close()
@@ -48,7 +48,7 @@ async def _figures(url: str) -> dict[str, Any]:
         "store.pg_read_latest_chain_ms": {
             "value": median_ms(reads),
             "unit": "ms",
-            "note": "latest_chain(symbol), median of 300, 320 snapshots stored",
+            "note": "snapshots.latest(symbol), median of 300, 320 snapshots stored",
         },
     }
 

@@ -38,7 +38,7 @@ async def _run() -> dict[str, dict]:
                 for symbol, expiry in chains:
                     snap = sim.chain_at_step(symbol, expiry, k).window(50)
                     strikes += len(snap)
-                    written += await store.write_snapshot(snap)
+                    written += await store.snapshots.write(snap)
             await store.checkpoint()
         finally:
             await store.close()

@@ -308,7 +308,7 @@ def test_enable_disable_and_rm(home: Home) -> None:
 def seed_firings(home: Home) -> None:
     async def go() -> None:
         async with await open_store(str(home.db)) as store:
-            rule = await store.list_rules()
+            rule = await store.alerts.list_rules()
             one, two = rule[0].id or 0, rule[1].id or 0
             t = datetime.now(UTC) - timedelta(minutes=30)
 
@@ -316,7 +316,7 @@ def seed_firings(home: Home) -> None:
                 return AlertEvent(rule_id, symbol, AlertKind.PRICE, at, 25_010.5, 25_000.0,
                                   title, "body", "simulator", Feed.SIMULATED)  # fmt: skip
 
-            await store.record_firings(
+            await store.alerts.record_firings(
                 [
                     (
                         event(one, "NIFTY", t - timedelta(days=3), "old firing"),

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from optterm.config import load_settings
-from optterm.store.repository import open_store
+from optterm.store import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
 from tests.squeeze_daemon import hook_rule, write_config
@@ -41,7 +41,7 @@ async def _add_rule(home: Home) -> float:
     store = await open_store(settings.store.url)
     try:
         note = f"NIFTY spot crosses above {threshold:g}"
-        await store.add_rule(hook_rule(threshold, note, cooldown_s=0.0))
+        await store.alerts.add_rule(hook_rule(threshold, note, cooldown_s=0.0))
     finally:
         await store.close()
     return threshold
@@ -50,7 +50,7 @@ async def _add_rule(home: Home) -> float:
 async def _fired_at(home: Home) -> datetime:
     store = await open_store(load_settings(home.config, env={}).store.url or "")
     try:
-        (view,) = await store.list_events()
+        (view,) = await store.alerts.list_events()
         return view.event.fired_at
     finally:
         await store.close()

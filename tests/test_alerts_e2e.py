@@ -17,7 +17,7 @@ from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.engine.poller import Poller, Watch
 from optterm.model import AlertKind, Condition, Delivery
 from optterm.providers.simulator.provider import SimulatorProvider
-from optterm.store.repository import open_store
+from optterm.store import open_store
 from tests.notify_servers import CaptureServer, SmtpSink
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
@@ -53,7 +53,7 @@ async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fail
     threshold = round(spot0 * 1.004)  # the squeeze carries the spot through it
     from optterm.engine.alerts.rules import build_rule
 
-    rule = await store.add_rule(
+    rule = await store.alerts.add_rule(
         build_rule(
             settings,
             symbol="NIFTY",
@@ -75,13 +75,13 @@ async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fail
     alerts = AlertService(store, on_recorded=dispatcher.wake)
     poller = Poller(
         sim,
-        store,
+        store.snapshots,
         [Watch("NIFTY", 1, 20)],
         interval=15,
         timeout=5,
         now=lambda: wall[0],
-        analyzer=Analyzer(history=store),
-        analytics_sink=store,
+        analyzer=Analyzer(history=store.analytics),
+        analytics_sink=store.analytics,
         alerts=alerts,
     )
     fired = []
@@ -111,7 +111,7 @@ async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fail
             later[0] += timedelta(seconds=step)
             await dispatcher.dispatch_once()
         assert len(http.hits("/down")) == 3
-        views = await store.list_events(rule_id=rule.id)
+        views = await store.alerts.list_events(rule_id=rule.id)
         deliveries = {d.channel_label: d for d in views[0].deliveries}
         assert deliveries["tag:hook"].status is Delivery.SENT
         assert deliveries["tag:mail"].status is Delivery.SENT

@@ -169,7 +169,7 @@ async def add_rule(store: Store, settings: Settings, **kw: Any) -> Any:
         "owner": "trader",
     }
     args.update(kw)
-    return await store.add_rule(build_rule(settings, **args))
+    return await store.alerts.add_rule(build_rule(settings, **args))
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -230,7 +230,7 @@ async def test_a_rule_is_created_with_the_keyboard_only(settings: Settings, stor
         await settle(app, pilot)
 
         assert app.screen is app.alerts_screen
-        (rule,) = await store.list_rules()
+        (rule,) = await store.alerts.list_rules()
         assert rule.symbol == "BANKNIFTY"
         assert rule.kind is AlertKind.PCR
         assert rule.condition is Condition.BELOW
@@ -290,7 +290,7 @@ async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert app.screen is f
-        assert await store.list_rules() == []
+        assert await store.alerts.list_rules() == []
 
         # The grammar's number forms are read as on the command line.
         await pilot.press("ctrl+u")
@@ -302,7 +302,7 @@ async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.screen is app.alerts_screen
-        assert await store.list_rules() == []
+        assert await store.alerts.list_rules() == []
 
 
 async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
@@ -313,7 +313,7 @@ async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
         await fill_from_sentence(pilot, "NIFTY atm iv below 11%")
         await pilot.press("ctrl+s")
         await settle(app, pilot)
-        (rule,) = await store.list_rules()
+        (rule,) = await store.alerts.list_rules()
         assert rule.kind is AlertKind.VOLATILITY
         assert rule.metric == "atm_iv"
         assert rule.threshold == 0.11
@@ -339,7 +339,7 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert app.screen is app.alerts_screen
-        (rule,) = await store.list_rules()
+        (rule,) = await store.alerts.list_rules()
         assert rule.id == first.id
         assert rule.threshold == 25100
         assert rule.owner == "trader"
@@ -351,15 +351,15 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
         assert isinstance(app.screen, AlertForm)
         await pilot.press("escape")
         await settle(app, pilot)
-        assert (await store.list_rules())[0].threshold == 25100
+        assert (await store.alerts.list_rules())[0].threshold == 25100
 
         await pilot.press("space")
         await settle(app, pilot)
-        assert (await store.list_rules())[0].enabled is False
+        assert (await store.alerts.list_rules())[0].enabled is False
         assert cell_text(table, 0, 3) == "disabled"
         await pilot.press("space")
         await settle(app, pilot)
-        assert (await store.list_rules())[0].enabled is True
+        assert (await store.alerts.list_rules())[0].enabled is True
         assert cell_text(table, 0, 3) == "armed"
 
         await pilot.press("x")
@@ -367,7 +367,7 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # keep it
         await settle(app, pilot)
-        assert len(await store.list_rules()) == 1
+        assert len(await store.alerts.list_rules()) == 1
 
         await pilot.press("x")
         await settle(app, pilot)
@@ -375,7 +375,7 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
         await pilot.press("y")
         await settle(app, pilot)
         assert app.screen is app.alerts_screen
-        assert await store.list_rules() == []
+        assert await store.alerts.list_rules() == []
         assert table.row_count == 0
 
 
@@ -398,7 +398,7 @@ async def test_send_test_from_the_form_reaches_the_loopback_server(
         assert "in-app: skipped" in result
         assert f"tag:hook (json://127.0.0.1:{server.port}/…): OK" in result
         assert app.screen is f  # a test send does not save
-        assert await store.list_rules() == []
+        assert await store.alerts.list_rules() == []
 
 
 async def test_a_typed_url_is_kept_in_the_keyring_and_never_shown(
@@ -422,7 +422,7 @@ async def test_a_typed_url_is_kept_in_the_keyring_and_never_shown(
         await settle(app, pilot)
         assert app.screen is app.alerts_screen
 
-        (rule,) = await store.list_rules()
+        (rule,) = await store.alerts.list_rules()
         assert rule.channels[0].startswith("keyring:")
         assert SECRET not in repr(rule)
         assert url in memory_keyring.entries.values()
@@ -438,7 +438,7 @@ async def test_a_typed_url_is_kept_in_the_keyring_and_never_shown(
         assert SECRET not in str(f.query_one("#channel-labels", Static).render())
         await pilot.press("ctrl+s")
         await settle(app, pilot)
-        (again,) = await store.list_rules()
+        (again,) = await store.alerts.list_rules()
         assert again.channels == rule.channels
         assert again.channel_labels == rule.channel_labels
 
@@ -519,7 +519,7 @@ async def test_a_prefilled_form_opens_with_the_chain_rows_values(
             "ltp",
         )
         assert rule.threshold == 150
-        assert await store.list_rules() == [rule]
+        assert await store.alerts.list_rules() == [rule]
 
 
 async def test_a_pattern_rule_offers_only_its_fields(settings: Settings, store: Store) -> None:
@@ -540,7 +540,7 @@ async def test_a_pattern_rule_offers_only_its_fields(settings: Settings, store: 
         await type_text(pilot, "call_b")
         await pilot.press("enter", "ctrl+s")  # threshold blank: [patterns] min_confidence
         await settle(app, pilot)
-        (rule,) = await store.list_rules()
+        (rule,) = await store.alerts.list_rules()
         assert rule.kind is AlertKind.PATTERN_DETECTED
         assert rule.pattern is PatternKind.CALL_BUILDUP
         assert rule.threshold == settings.patterns.min_confidence
@@ -571,19 +571,17 @@ async def test_events_pane_shows_deliveries_newest_first(settings: Settings, sto
         )
 
     channels = [Channel("app", "in-app"), Channel("tag:hook", "tag:hook (json://…)")]
-    older, newer = await store.record_firings(
+    older, newer = await store.alerts.record_firings(
         [(event(50, 25010), channels), (event(55, 25020), channels)],
         [RuleStateRow(rule.id, False, 25020.0, datetime(2026, 11, 20, 4, 55, tzinfo=UTC), 2)],
     )
     # The older event's webhook failed for good; the newer one's in-app row was delivered.
-    from optterm.store import outbox
-
-    for item in await outbox.due(store, now=datetime(2100, 1, 1, tzinfo=UTC)):
+    for item in await store.outbox.due(now=datetime(2100, 1, 1, tzinfo=UTC)):
         if item.event_id == older.id and item.channel == "tag:hook":
-            await outbox.mark_failed(store, item.id, "HTTP 500")
+            await store.outbox.mark_failed(item.id, "HTTP 500")
         if item.event_id == newer.id and item.channel == "app":
-            await outbox.claim(store, item.id, NOW)
-            await outbox.mark_sent(store, item.id, NOW)
+            await store.outbox.claim(item.id, NOW)
+            await store.outbox.mark_sent(item.id, NOW)
     state = make_state(settings, store)
     session_only = event(58, 25030)  # in state.alerts but not in the store
     state.alerts.appendleft(session_only)
@@ -605,10 +603,10 @@ async def test_events_pane_shows_deliveries_newest_first(settings: Settings, sto
         assert "10:25:00" in cell_text(rules, 0, 4)
 
         # A tick later the delivery is done: the cell follows, the rows stay.
-        for item in await outbox.due(store, now=datetime(2100, 1, 1, tzinfo=UTC)):
+        for item in await store.outbox.due(now=datetime(2100, 1, 1, tzinfo=UTC)):
             if item.event_id == newer.id:
-                await outbox.claim(store, item.id, NOW)
-                await outbox.mark_sent(store, item.id, NOW)
+                await store.outbox.claim(item.id, NOW)
+                await store.outbox.mark_sent(item.id, NOW)
         app.alerts_screen.on_state(state)
         await settle(app, pilot)
         assert cell_text(table, 1, 4) == "in-app SENT · tag:hook (json://…) SENT"

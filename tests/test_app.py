@@ -90,7 +90,7 @@ async def test_a_fired_alert_toasts_and_appears_in_the_events_pane(tmp_path) -> 
     sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=OPEN)
     spot0 = sim.chain_at_step("NIFTY", sim._listed("NIFTY", 0)[0], 0).spot
     threshold = float(round(spot0 * 1.004))
-    await d.store.add_rule(
+    await d.store.alerts.add_rule(
         AlertRule(
             symbol="NIFTY",
             kind=AlertKind.PRICE,

@@ -16,7 +16,7 @@ import pytest
 from optterm.app import OpttermApp
 from optterm.config import load_settings
 from optterm.engine.follower import Follower
-from optterm.store.repository import open_store
+from optterm.store import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
 from tests.squeeze_daemon import hook_rule, write_config
@@ -64,7 +64,7 @@ async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_
                     await fill_from_sentence(pilot, sentence, ", tag:hook")
                     await pilot.press("ctrl+s")
                     await pilot.pause()
-                    (rule,) = await store.list_rules()
+                    (rule,) = await store.alerts.list_rules()
                     assert rule.channels == ("app", "tag:hook")
 
                     # The daemon picks the rule up, the squeeze crosses it, the webhook gets it.
@@ -136,7 +136,7 @@ async def test_sigterm_right_after_a_firing_delivers_it_before_exiting(home: Hom
         settings = load_settings(home.config, env={})
         store = await open_store(settings.store.url or "")
         threshold = squeeze_threshold()
-        await store.add_rule(hook_rule(threshold, "drain"))
+        await store.alerts.add_rule(hook_rule(threshold, "drain"))
         await store.close()
         proc = _serve(home)
         try:
@@ -151,7 +151,7 @@ async def test_sigterm_right_after_a_firing_delivers_it_before_exiting(home: Hom
         assert len(http.hits("/hook")) == 1
         store = await open_store(settings.store.url or "")
         try:
-            backlog = await store.outbox_backlog()
+            backlog = await store.outbox.backlog()
             assert backlog["SENT"] == 1 and sum(backlog.values()) == 1  # nothing left behind
         finally:
             await store.close()

@@ -11,7 +11,7 @@ import pytest
 
 from optterm.config import load_settings
 from optterm.engine.follower import Follower
-from optterm.store.repository import open_store
+from optterm.store import open_store
 from tests.conftest import Home
 from tests.notify_servers import CaptureServer
 from tests.squeeze_daemon import hook_rule, write_config
@@ -30,7 +30,7 @@ async def test_takeover_on_postgres_never_notifies_twice_and_followers_see_ticks
         store = await open_store(pg_url)
         threshold = squeeze_threshold()
         try:
-            await store.add_rule(hook_rule(threshold, "pg"))
+            await store.alerts.add_rule(hook_rule(threshold, "pg"))
             leader = _serve(home)
             standby = None
             try:
@@ -62,6 +62,6 @@ async def test_takeover_on_postgres_never_notifies_twice_and_followers_see_ticks
                     await asyncio.to_thread(standby.communicate, timeout=60)
             assert standby is not None and standby.returncode == 0
             assert len(http.hits("/hook")) == 1
-            assert len(await store.list_events()) == 1
+            assert len(await store.alerts.list_events()) == 1
         finally:
             await store.close()

@@ -53,10 +53,10 @@ async def _fill(url: str) -> None:
             prev: ChainSnapshot | None = None
             for step in steps:
                 snap = provider.chain_at_step("NIFTY", expiry, step).window(10)
-                assert await store.write_snapshot(snap)
+                assert await store.snapshots.write(snap)
                 rows.append(enrich(snap, prev).metrics)
                 prev = snap
-            await store.save_metrics(rows)
+            await store.analytics.save_metrics(rows)
         await store.checkpoint()
     finally:
         await store.close()
@@ -108,12 +108,14 @@ async def settle(app: App[None]) -> None:
 
 async def day_metrics(store: Store, expiry: date, day: date) -> list[Metrics]:
     start = datetime.combine(day, datetime.min.time(), IST).astimezone(UTC)
-    return await store.metrics_series("NIFTY", expiry, start, start + timedelta(days=1))
+    return await store.analytics.metrics_series("NIFTY", expiry, start, start + timedelta(days=1))
 
 
 async def day_oi(store: Store, expiry: date, day: date, strike: float) -> dict[str, list[float]]:
     start = datetime.combine(day, datetime.min.time(), IST).astimezone(UTC)
-    got = await store.strike_series("NIFTY", expiry, strike, start, start + timedelta(days=1))
+    got = await store.snapshots.strike_series(
+        "NIFTY", expiry, strike, start, start + timedelta(days=1)
+    )
     return {f: got[f].tolist() for f in ("ce_oi", "pe_oi")}
 
 
@@ -246,8 +248,8 @@ async def test_a_new_snapshot_is_read_incrementally_once_per_tick(store: Store) 
         prev = provider.chain_at_step("NIFTY", e0, DAY2_STEPS[-1]).window(10)
         snap = provider.chain_at_step("NIFTY", e0, DAY2_STEPS[-1] + 1).window(10)
         enriched = enrich(snap, prev)
-        assert await store.write_snapshot(snap)
-        await store.save_metrics([enriched.metrics])
+        assert await store.snapshots.write(snap)
+        await store.analytics.save_metrics([enriched.metrics])
         state.chains[("NIFTY", e0)] = ChainUpdate(snap, True, enriched)
         screen.on_state(state)
         await settle(app)

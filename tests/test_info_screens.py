@@ -100,9 +100,12 @@ PAIN = signal(PatternKind.MAX_PAIN, "FINNIFTY", confidence=55, seen_min_ago=45) 
 
 
 class FakeStore:
+    """A store whose analytics repository returns fixed signals and counts the reads."""
+
     def __init__(self, signals: list[Signal]) -> None:
         self.signals = signals
         self.calls = 0
+        self.analytics = self
 
     async def load_signals(self, *args: Any, **kwargs: Any) -> list[Signal]:
         self.calls += 1
@@ -308,6 +311,9 @@ async def test_definition_falls_back_to_the_built_in_text(
 
 async def test_a_failing_store_is_reported_not_fatal() -> None:
     class BrokenStore:
+        def __init__(self) -> None:
+            self.analytics = self
+
         async def load_signals(self, *args: Any, **kwargs: Any) -> list[Signal]:
             raise RuntimeError("database is locked")
 

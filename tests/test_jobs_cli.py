@@ -11,7 +11,6 @@ import pytest
 
 from optterm.market import IST
 from optterm.store import open_store
-from optterm.store.jobs import finish_job, start_job
 from tests.conftest import Home, run_cli
 
 DAY = date(2026, 11, 20)
@@ -40,10 +39,10 @@ def seeded(home: Home) -> Home:
     async def write() -> None:
         async with await open_store(str(home.db)) as store:
             for name, at, outcome, detail, ms in RUNS:
-                job = await start_job(store, name, at)
+                job = await store.jobs.start(name, at)
                 end = at + timedelta(milliseconds=ms)
-                await finish_job(store, job, outcome, detail, end, duration_ms=ms)
-            await start_job(store, "eod", ist(16, 0))  # still running
+                await store.jobs.finish(job, outcome, detail, end, duration_ms=ms)
+            await store.jobs.start("eod", ist(16, 0))  # still running
 
     asyncio.run(write())
     return home

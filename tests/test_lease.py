@@ -248,22 +248,22 @@ async def test_fencing_stops_a_former_holder_writing_after_a_takeover(
     store: Store, db: Path
 ) -> None:
     lease = await acquire_lease(store, wait=False)
-    assert await store.write_snapshot(make_chain(ts=T0))
+    assert await store.snapshots.write(make_chain(ts=T0))
     await asyncio.to_thread(_take_over, db)  # off the loop: a heartbeat may hold the lock
 
     with pytest.raises(LeaseLost) as caught:
-        await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=1)))
+        await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=1)))
     assert "lease #1" in str(caught.value) and "lease #2" in str(caught.value)
     assert isinstance(caught.value, StoreError)
     assert await _rows(db) == 1  # rolled back
     # Every write path goes through the same transaction: health, outbox, …
     health = ProviderHealth("sim", T0.date(), 1, 1, {}, 1.0, 1.0, "closed", None, None)
     with pytest.raises(LeaseLost):
-        await store.save_health([health])
-    assert await store.load_health() == []
+        await store.health.save([health])
+    assert await store.health.load() == []
     # And again: the connection dropped after the failure is replaced, still fenced.
     with pytest.raises(LeaseLost):
-        await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=2)))
+        await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=2)))
     assert await _rows(db) == 1
 
     with pytest.raises(LeaseLost):
@@ -280,20 +280,20 @@ async def test_writes_pass_while_the_lease_is_ours_and_without_a_fence(
     store: Store, db: Path
 ) -> None:
     assert store.fence is None
-    assert await store.write_snapshot(make_chain(ts=T0))  # not fenced: no lease needed
+    assert await store.snapshots.write(make_chain(ts=T0))  # not fenced: no lease needed
     lease = await acquire_lease(store, wait=False)
-    assert await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=1)))
+    assert await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=1)))
     await lease.release()
     # Released: still fenced to lease #1, which nobody has replaced — so writes still pass…
-    assert await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=2)))
+    assert await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=2)))
     await asyncio.to_thread(_take_over, db)  # off the loop: a heartbeat may hold the lock
     # …until someone takes the lease over.
     with pytest.raises(LeaseLost):
-        await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=3)))
+        await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=3)))
     # A new acquisition in this process resets the fence to the new number.
     lease = await acquire_lease(store, wait=False)
     assert lease.lease_no == 3 and store.fence == ("poller", 3)
-    assert await store.write_snapshot(make_chain(ts=T0 + timedelta(seconds=3)))
+    assert await store.snapshots.write(make_chain(ts=T0 + timedelta(seconds=3)))
     await lease.release()
     assert await _rows(db) == 4
 
@@ -395,7 +395,7 @@ async def test_postgres_lease_connection_killed_loses_the_lease_and_fences(pg_ur
 
     async with await open_store(pg_url) as old, await open_store(pg_url) as new:
         lease = await acquire_lease(old, wait=False)
-        assert await old.write_snapshot(make_chain(ts=T0))
+        assert await old.snapshots.write(make_chain(ts=T0))
         # The lease connection dies (server restart, network, an admin): the lock is gone.
         admin = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
         try:
@@ -414,9 +414,9 @@ async def test_postgres_lease_connection_killed_loses_the_lease_and_fences(pg_ur
         assert taken.lease_no == 2
         # …and the stalled former holder can no longer write: fenced, rolled back.
         with pytest.raises(LeaseLost):
-            await old.write_snapshot(make_chain(ts=T0 + timedelta(seconds=1)))
-        assert await new.count_snapshots() == 1
-        assert await new.write_snapshot(make_chain(ts=T0 + timedelta(seconds=1)))
+            await old.snapshots.write(make_chain(ts=T0 + timedelta(seconds=1)))
+        assert await new.snapshots.count() == 1
+        assert await new.snapshots.write(make_chain(ts=T0 + timedelta(seconds=1)))
         await lease.release()
         await taken.release()
 
@@ -432,9 +432,9 @@ async def test_postgres_fence_holds_off_a_takeover_until_the_write_commits(pg_ur
             await conn.execute(text("SELECT 1"))
             # Inside the old holder's open transaction, run its fence check now (as the Store
             # does before COMMIT) and then let another session try to bump lease_no.
-            from optterm.store.repository import _FENCE
+            from optterm.store.store import FENCE
 
-            assert await conn.scalar(_FENCE, {"fence": "poller"}) == 1
+            assert await conn.scalar(FENCE, {"fence": "poller"}) == 1
             bump = asyncio.create_task(_bump(new))
             await asyncio.sleep(0.3)
             assert not bump.done()  # blocked by our row lock

@@ -20,8 +20,7 @@ from optterm.config import Settings, load_settings
 from optterm.engine.notify.channels import parse_channel_spec
 from optterm.engine.notify.dispatcher import PAUSE_AT_ENV, PAUSE_FILE_ENV, Dispatcher, send_now
 from optterm.model import Delivery
-from optterm.store import outbox
-from optterm.store.repository import Store, open_store
+from optterm.store import Store, open_store, outbox
 from tests.notify_servers import CaptureServer, SmtpSink
 from tests.test_outbox_store import add_event, add_row, row
 
@@ -203,7 +202,7 @@ async def test_retry_schedule_then_failed_while_ok_and_app_deliver_once(
     assert len(server.hits("ok")) == 1 and len(toasts) == 1  # nothing delivered twice
     clock.at(3600)
     assert await d.dispatch_once() == 0
-    assert await store.outbox_backlog() == {"PENDING": 0, "SENDING": 0, "SENT": 2, "FAILED": 1}
+    assert await store.outbox.backlog() == {"PENDING": 0, "SENDING": 0, "SENT": 2, "FAILED": 1}
 
 
 async def test_a_channel_removed_from_the_config_fails_at_once(
@@ -377,7 +376,7 @@ CRASH_SCRIPT = """
 import asyncio, sys
 from optterm.config import load_settings
 from optterm.engine.notify.dispatcher import Dispatcher
-from optterm.store.repository import open_store
+from optterm.store import open_store
 
 async def main():
     store = await open_store(sys.argv[1])

@@ -10,7 +10,6 @@ import pytest
 
 from optterm.model import Direction, Feed, PatternKind, Signal, Strength
 from optterm.store import open_store
-from optterm.store.analytics import save_signals
 from tests.conftest import Home, run_cli
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -52,7 +51,7 @@ def signal(
 def seed(home: Home, signals: list[Signal]) -> None:
     async def write() -> None:
         async with await open_store(str(home.db)) as store:
-            await save_signals(store, signals)
+            await store.analytics.save_signals(signals)
 
     asyncio.run(write())
 

@@ -78,7 +78,7 @@ class MemorySink:
         self.rows: list[ChainSnapshot] = []
         self.last: dict[tuple[str, date], datetime] = {}
 
-    async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
+    async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
         out = []
         for snap in snaps:
             key = (snap.symbol, snap.expiry)
@@ -132,7 +132,7 @@ async def test_a_hung_fetch_times_out_without_holding_the_tick() -> None:
 
 async def test_store_failure_is_reported_not_fatal() -> None:
     class BrokenSink:
-        async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
+        async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
             raise OSError("disk full")
 
     poller = Poller(FakeProvider(), BrokenSink(), WATCH, interval=1, timeout=1)

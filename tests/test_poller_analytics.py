@@ -21,13 +21,13 @@ def sim_poller(store, scenario: str, clock: list[float]) -> tuple[Poller, Simula
     )
     poller = Poller(
         sim,
-        store,
+        store.snapshots,
         [Watch("NIFTY", 1, 20)],
         interval=15,
         timeout=5,
         now=sim.sim_now,
-        analyzer=Analyzer(history=store),
-        analytics_sink=store,
+        analyzer=Analyzer(history=store.analytics),
+        analytics_sink=store.analytics,
     )
     return poller, sim
 
@@ -54,11 +54,11 @@ async def test_ticks_carry_enriched_chains_and_signals_which_are_stored(store) -
     assert ticks[-1].active and ticks[-1].active[0].confidence >= 40
 
     # Stored: one metrics row per stored snapshot, the signal upserted under one key.
-    latest = await store.latest_metrics("NIFTY")
+    latest = await store.analytics.latest_metrics("NIFTY")
     assert latest is not None and latest.ts == ticks[-1].updates[0].snapshot.provider_ts
-    series = await store.metrics_series("NIFTY", m.expiry)
+    series = await store.analytics.metrics_series("NIFTY", m.expiry)
     assert len(series) == 40
-    stored = await store.load_signals("NIFTY", kinds=[PatternKind.CALL_BUILDUP])
+    stored = await store.analytics.load_signals("NIFTY", kinds=[PatternKind.CALL_BUILDUP])
     assert len(stored) == len({s.key for s in writing})
     assert (
         stored[0].updates == writing[-1].updates and stored[0].first_seen == writing[0].first_seen
@@ -95,7 +95,7 @@ async def test_iv_rank_appears_once_enough_daily_history_is_stored(store) -> Non
             )
         )
         day -= timedelta(days=1)
-    await store.save_metrics(rows)
+    await store.analytics.save_metrics(rows)
 
     fresh, _ = sim_poller(store, "quiet", clock)
     clock[0] += 15.0

@@ -9,7 +9,7 @@ from optterm.store import Store
 
 
 async def test_health_rows_upsert_and_read_back(store: Store) -> None:
-    assert await store.load_health() == []
+    assert await store.health.load() == []
     day = date(2026, 11, 20)
     at = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
     rows = [
@@ -17,15 +17,15 @@ async def test_health_rows_upsert_and_read_back(store: Store) -> None:
                        "open", "HTTP 403", at),
         ProviderHealth("nse", day, 3, 3, {}, 900.0, 250.0, "closed"),
     ]  # fmt: skip
-    await store.save_health(rows)
+    await store.health.save(rows)
     rows[0].requests = 11
     rows[0].breaker = "half_open"
-    await store.save_health(rows)
-    back = {h.provider: h for h in await store.load_health()}
+    await store.health.save(rows)
+    back = {h.provider: h for h in await store.health.load()}
     assert back["angelone"].requests == 11 and back["angelone"].breaker == "half_open"
     assert back["angelone"].failures == {"rate_limited": 1, "server": 2}
     assert back["angelone"].last_error_at == at
     assert back["nse"].latency_ms_mean == 300.0 and back["nse"].last_error is None
-    await store.save_health([ProviderHealth("nse", date(2026, 11, 19), 1, 1)])
-    assert {h.day for h in await store.load_health()} == {day}  # the latest day by default
-    assert len(await store.load_health(date(2026, 11, 19))) == 1
+    await store.health.save([ProviderHealth("nse", date(2026, 11, 19), 1, 1)])
+    assert {h.day for h in await store.health.load()} == {day}  # the latest day by default
+    assert len(await store.health.load(date(2026, 11, 19))) == 1

@@ -27,8 +27,7 @@ from optterm.model import ChainSnapshot, Feed
 from optterm.providers.factory import market_calendar
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import Store, StoreError, open_store
-from optterm.store.daily import day_bounds, summarize_day, summarized
-from optterm.store.jobs import finish_job, last_run, list_jobs, start_job
+from optterm.store.daily import day_bounds
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Fri 20-Nov-2026 09:15 IST
 FRI, MON, WED = date(2026, 11, 20), date(2026, 11, 23), date(2026, 11, 25)
@@ -68,7 +67,7 @@ async def fill(store: Store, session: int, steps: range | list[int] | None = Non
             provider.step_time(base)), 2)  # fmt: skip
         for step in steps:
             for expiry in expiries:
-                written += await store.write_snapshot(
+                written += await store.snapshots.write(
                     provider.chain_at_step(symbol, expiry, base + step)
                 )
     return written
@@ -76,7 +75,7 @@ async def fill(store: Store, session: int, steps: range | list[int] | None = Non
 
 async def day_snapshots(store: Store, symbol: str, day: date) -> list[ChainSnapshot]:
     start, end = day_bounds(day, market_calendar(settings()))
-    return [s async for s in store.iter_snapshots(symbol, None, start, end)]
+    return [s async for s in store.snapshots.iterate(symbol, None, start, end)]
 
 
 def names(runs) -> list[str]:
@@ -159,7 +158,7 @@ async def test_eod_waits_for_close_plus_delay_then_writes_the_day(store: Store) 
     assert await fill(store, 0) > 0
     sch = make(store)
     early = await sch.run_due(ist(FRI, 15, 45))  # closed, but not yet close + 10 min
-    assert not await summarized(store, FRI)
+    assert not await store.daily.summarized(FRI)
     # The only eod so far is the start-up catch-up of Thursday, which has no data.
     assert [r.detail for r in early if r.name == "eod"] == [
         "2026-11-19: no snapshots stored that day"
@@ -176,7 +175,7 @@ async def test_eod_waits_for_close_plus_delay_then_writes_the_day(store: Store) 
         snaps = await day_snapshots(store, symbol, FRI)
         # daily_spot: OHLC of every stored spot that day, in provider-time order.
         spots = [s.spot for s in snaps]
-        (row,) = await store.daily_spot(symbol, FRI, FRI)
+        (row,) = await store.daily.spot(symbol, FRI, FRI)
         assert (row.open, row.high, row.low, row.close) == (
             spots[0],
             max(spots),
@@ -187,7 +186,7 @@ async def test_eod_waits_for_close_plus_delay_then_writes_the_day(store: Store) 
         # daily_strikes: the last snapshot of each chain, strike by strike.
         for expiry in {s.expiry for s in snaps}:
             last = [s for s in snaps if s.expiry == expiry][-1]
-            rows = await store.daily_strikes(symbol, expiry, FRI)
+            rows = await store.daily.strikes(symbol, expiry, FRI)
             assert [r.strike for r in rows] == list(last.strikes)
             for i, r in enumerate(rows):
                 for side, legs in (("ce", last.ce), ("pe", last.pe)):
@@ -197,11 +196,11 @@ async def test_eod_waits_for_close_plus_delay_then_writes_the_day(store: Store) 
                     assert same(getattr(r, f"{side}_close"), legs.ltp[i])
 
     # Idempotent: summarising again writes the same rows.
-    before = [await store.daily_spot(s) for s in SYMBOLS]
-    first = await summarize_day(store, FRI, calendar)
-    again = await summarize_day(store, FRI, calendar)
+    before = [await store.daily.spot(s) for s in SYMBOLS]
+    first = await store.daily.summarize(FRI, calendar)
+    again = await store.daily.summarize(FRI, calendar)
     assert first == again and first[1] == len(SYMBOLS)
-    assert [await store.daily_spot(s) for s in SYMBOLS] == before
+    assert [await store.daily.spot(s) for s in SYMBOLS] == before
     assert str(first[0]) in eod.detail
 
     # Once a day: later passes the same evening do nothing more for eod.
@@ -209,7 +208,7 @@ async def test_eod_waits_for_close_plus_delay_then_writes_the_day(store: Store) 
         assert "eod" not in names(await sch.run_due(ist(FRI, hh)))
     # Saturday and Sunday: Friday is done, nothing new is due.
     assert "eod" not in names(await sch.run_due(ist(date(2026, 11, 21), 12)))
-    eods = await list_jobs(store, "eod")
+    eods = await store.jobs.runs("eod")
     assert [r.outcome for r in eods] == ["ok", "skipped"]
 
 
@@ -219,10 +218,10 @@ async def test_catches_up_a_missed_day_at_start(store: Store) -> None:
     runs = await first.run_due(ist(MON, 10))  # Monday morning, in session
     assert names(runs) == ["eod"]  # retention and checkpoint wait for the close
     assert by_name(runs, "eod").detail.startswith("2026-11-20: ")
-    assert await summarized(store, FRI)
+    assert await store.daily.summarized(FRI)
     # A restart the same morning finds the summary and does not redo it.
     assert await make(store).run_due(ist(MON, 11)) == []
-    assert [r.outcome for r in await list_jobs(store, "eod")] == ["ok"]
+    assert [r.outcome for r in await store.jobs.runs("eod")] == ["ok"]
 
 
 async def test_start_up_trusts_a_recorded_run_after_the_close(store: Store) -> None:
@@ -250,8 +249,8 @@ async def test_retention_purges_old_snapshots_and_keeps_summaries(store: Store) 
     runs = await sch.run_due(ist(FRI, 16))
     assert by_name(runs, "eod").outcome == "ok"
     assert by_name(runs, "retention").outcome == "ok"  # nothing that old yet
-    assert await store.count_snapshots() > 0
-    friday = await store.count_snapshots(start=day_bounds(FRI, sch.calendar)[0],
+    assert await store.snapshots.count() > 0
+    friday = await store.snapshots.count(start=day_bounds(FRI, sch.calendar)[0],
                                          end=day_bounds(FRI, sch.calendar)[1])  # fmt: skip
     assert friday > 0
 
@@ -263,12 +262,12 @@ async def test_retention_purges_old_snapshots_and_keeps_summaries(store: Store) 
     assert ret.outcome == "ok"
     assert ret.detail.startswith(f"removed {friday} snapshot(s) before 2026-11-22")
     lo, hi = day_bounds(FRI, sch.calendar)
-    assert await store.count_snapshots(start=lo, end=hi) == 0
+    assert await store.snapshots.count(start=lo, end=hi) == 0
     lo, hi = day_bounds(MON, sch.calendar)
-    assert await store.count_snapshots(start=lo, end=hi) > 0
+    assert await store.snapshots.count(start=lo, end=hi) > 0
     # Friday's summaries outlive its snapshots.
     for symbol in SYMBOLS:
-        assert [r.day for r in await store.daily_spot(symbol)] == [FRI, MON]
+        assert [r.day for r in await store.daily.spot(symbol)] == [FRI, MON]
     # Daily: not again the same day, again the next day.
     assert "retention" not in names(await sch.run_due(ist(MON, 23)))
     assert "retention" in names(await sch.run_due(ist(date(2026, 11, 24), 0, 5)))
@@ -284,7 +283,7 @@ async def test_checkpoint_only_when_idle_and_at_most_every_period(store: Store) 
     assert cp.outcome == "ok" and cp.detail.startswith("WAL checkpointed")
     assert "checkpoint" not in names(await sch.run_due(ist(FRI, 16, 29)))
     assert "checkpoint" in names(await sch.run_due(ist(FRI, 16, 30)))
-    recorded = await list_jobs(store, "checkpoint")
+    recorded = await store.jobs.runs("checkpoint")
     assert [r.outcome for r in recorded] == ["ok", "ok", "ok"]
     assert all(r.finished_at is not None and r.duration_ms is not None for r in recorded)
     # A restart remembers the last checkpoint.
@@ -299,7 +298,7 @@ async def test_checkpoint_is_skipped_on_a_database_without_a_wal_file() -> None:
         assert cp.outcome == "skipped" and "not an SQLite database file" in cp.detail
         # Recorded once, not every period.
         assert "checkpoint" not in names(await sch.run_due(ist(FRI, 23)))
-        assert [r.outcome for r in await list_jobs(store, "checkpoint")] == ["skipped"]
+        assert [r.outcome for r in await store.jobs.runs("checkpoint")] == ["skipped"]
     finally:
         await store.close()
 
@@ -317,7 +316,7 @@ async def test_a_failing_job_is_recorded_and_the_others_still_run(
     async def broken_purge(older_than: datetime) -> int:
         raise StoreError("disk is full")
 
-    monkeypatch.setattr(store, "purge", broken_purge)
+    monkeypatch.setattr(store.snapshots, "purge", broken_purge)
     sch = make(store, settings(retry_after=300.0))
     runs = await sch.run_due(ist(FRI, 16))
     assert names(runs) == ["eod", "retention", "checkpoint"]
@@ -325,7 +324,7 @@ async def test_a_failing_job_is_recorded_and_the_others_still_run(
     assert (ret.outcome, ret.detail) == ("failed", "StoreError: disk is full")
     assert by_name(runs, "eod").outcome == "ok"
     assert by_name(runs, "checkpoint").outcome == "ok"
-    (row,) = await list_jobs(store, "retention")
+    (row,) = await store.jobs.runs("retention")
     assert row.outcome == "failed" and "disk is full" in row.detail
     assert row.finished_at is not None and row.duration_ms is not None
 
@@ -349,20 +348,20 @@ async def test_a_dead_store_never_raises_into_the_caller(tmp_path: Path) -> None
 
 
 async def test_an_interrupted_run_is_closed_at_start(store: Store) -> None:
-    job = await start_job(store, "eod", ist(FRI, 15, 50))
+    job = await store.jobs.start("eod", ist(FRI, 15, 50))
     await make(store).run_due(ist(FRI, 9))
-    row = next(r for r in await list_jobs(store, "eod") if r.id == job)
+    row = next(r for r in await store.jobs.runs("eod") if r.id == job)
     assert row.outcome == "failed" and row.detail.startswith("interrupted")
-    assert not await finish_job(store, 10_000, "ok", "", ist(FRI, 16))
+    assert not await store.jobs.finish(10_000, "ok", "", ist(FRI, 16))
     with pytest.raises(ValueError, match="outcome must be one of"):
-        await finish_job(store, job, "running", "", ist(FRI, 16))
+        await store.jobs.finish(job, "running", "", ist(FRI, 16))
     # The Store's delegates.
-    other = await store.start_job("retention", ist(FRI, 17))
-    assert await store.finish_job(other, "skipped", "why", ist(FRI, 17, 1))
-    done = (await store.list_jobs("retention", limit=1))[0]
+    other = await store.jobs.start("retention", ist(FRI, 17))
+    assert await store.jobs.finish(other, "skipped", "why", ist(FRI, 17, 1))
+    done = (await store.jobs.runs("retention", limit=1))[0]
     assert (done.outcome, done.detail, done.duration_ms) == ("skipped", "why", 60_000.0)
-    assert (await store.last_job_run("retention")).started_at == ist(FRI, 9)  # the last "ok"
-    assert (await store.last_job_run("retention", None)).id == other
+    assert (await store.jobs.last_run("retention")).started_at == ist(FRI, 9)  # the last "ok"
+    assert (await store.jobs.last_run("retention", None)).id == other
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,13 +387,13 @@ async def test_run_sleeps_until_the_next_due_time_and_stops(store: Store) -> Non
     # checkpoint run -> eod due at 15:50, but never more than MAX_SLEEP_S at once.
     assert slept == [120.0, MAX_SLEEP_S, MAX_SLEEP_S, MAX_SLEEP_S]
     assert all(MIN_SLEEP_S <= s <= MAX_SLEEP_S for s in slept)
-    eods = await list_jobs(store, "eod")
+    eods = await store.jobs.runs("eod")
     assert [(r.outcome, r.started_at) for r in eods] == [
         ("ok", ist(FRI, 15, 50)),
         ("skipped", ist(FRI, 15, 38)),
     ]
-    assert (await last_run(store, "retention")).started_at == ist(FRI, 15, 40)
-    assert (await last_run(store, "checkpoint")).started_at == ist(FRI, 15, 40)
+    assert (await store.jobs.last_run("retention")).started_at == ist(FRI, 15, 40)
+    assert (await store.jobs.last_run("checkpoint")).started_at == ist(FRI, 15, 40)
     # Next: the checkpoint period after the close.
     assert sch.next_due_at(ist(FRI, 15, 55)) == ist(FRI, 16, 10)
 
@@ -416,13 +415,13 @@ async def test_jobs_on_postgresql(pg_url: str) -> None:
             ("checkpoint", "skipped"),  # WAL checkpoints are SQLite's
         ]
         snaps = await day_snapshots(store, "NIFTY", FRI)
-        (row,) = await store.daily_spot("NIFTY", FRI, FRI)
+        (row,) = await store.daily.spot("NIFTY", FRI, FRI)
         assert (row.open, row.close, row.snapshots) == (snaps[0].spot, snaps[-1].spot, len(snaps))
-        counts = await summarize_day(store, FRI, sch.calendar)
-        assert counts == await summarize_day(store, FRI, sch.calendar)
-        assert await summarized(store, FRI)
-        assert [r.name for r in await list_jobs(store)] == ["checkpoint", "retention", "eod"]
-        assert (await last_run(store, "eod", ("ok", "skipped"))).outcome == "ok"
+        counts = await store.daily.summarize(FRI, sch.calendar)
+        assert counts == await store.daily.summarize(FRI, sch.calendar)
+        assert await store.daily.summarized(FRI)
+        assert [r.name for r in await store.jobs.runs()] == ["checkpoint", "retention", "eod"]
+        assert (await store.jobs.last_run("eod", ("ok", "skipped"))).outcome == "ok"
         assert await make(store).run_due(ist(FRI, 16, 5)) == []  # restart: all done
     finally:
         await store.close()

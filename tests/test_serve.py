@@ -188,7 +188,7 @@ def _stored_keys(db: Path) -> set[tuple[str, str, str]]:
         try:
             out = set()
             for symbol in ("NIFTY", "BANKNIFTY", "FINNIFTY"):
-                async for snap in store.iter_snapshots(
+                async for snap in store.snapshots.iterate(
                     symbol,
                     None,
                     datetime(2000, 1, 1).astimezone(),
@@ -218,7 +218,7 @@ def test_serve_purges_history_older_than_the_retention_window(home: Home) -> Non
         store = await open_store(str(home.db))
         try:
             for k in range(3):
-                assert await store.write_snapshot(sim.chain_at_step("NIFTY", expiry, k))
+                assert await store.snapshots.write(sim.chain_at_step("NIFTY", expiry, k))
         finally:
             await store.close()
 

@@ -30,7 +30,7 @@ def _runner(tmp_path, scenario: str, ticks: int, keys: tuple[str, ...] = (), rul
         d = await make_driver(tmp_path, scenario=scenario, app=app)
         holder["driver"] = d
         if rule:
-            await d.store.add_rule(
+            await d.store.alerts.add_rule(
                 AlertRule(
                     symbol="NIFTY",
                     kind=AlertKind.PRICE,

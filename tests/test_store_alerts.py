@@ -87,12 +87,12 @@ async def test_rule_round_trip_with_every_field(store: Store, db: Path) -> None:
         active_from=time(9, 30),
         active_to=time(15, 0),
     )
-    added = await store.add_rule(full)
+    added = await store.alerts.add_rule(full)
     assert added.id is not None and added.created_at is not None
     assert added.created_at.tzinfo is not None
-    got = await store.get_rule(added.id)
+    got = await store.alerts.get_rule(added.id)
     assert got == added
-    pattern = await store.add_rule(
+    pattern = await store.alerts.add_rule(
         make_rule(
             kind=AlertKind.PATTERN_DETECTED,
             pattern=PatternKind.GAMMA_SQUEEZE,
@@ -102,107 +102,109 @@ async def test_rule_round_trip_with_every_field(store: Store, db: Path) -> None:
             channel_labels=("in-app",),
         )
     )
-    assert (await store.get_rule(pattern.id or 0)) == pattern
-    assert await store.get_rule(999) is None
+    assert (await store.alerts.get_rule(pattern.id or 0)) == pattern
+    assert await store.alerts.get_rule(999) is None
     # The database holds references and labels, never a URL.
     assert rows(db, "SELECT channels, channel_labels FROM alert_rules WHERE id = 1") == [
         ('["app", "tag:ops"]', '["in-app", "tag:ops (ntfy://ntfy.sh/…)"]')
     ]
     with pytest.raises(ValueError, match="already has id"):
-        await store.add_rule(added)
+        await store.alerts.add_rule(added)
 
 
 async def test_list_rules_filters(store: Store) -> None:
-    a = await store.add_rule(make_rule())
-    b = await store.add_rule(make_rule(symbol="BANKNIFTY", owner="ravi"))
-    c = await store.add_rule(make_rule(enabled=False))
-    assert [r.id for r in await store.list_rules()] == [a.id, b.id, c.id]
-    assert [r.id for r in await store.list_rules(owner="asha")] == [a.id, c.id]
-    assert [r.id for r in await store.list_rules(symbol="BANKNIFTY")] == [b.id]
-    assert [r.id for r in await store.list_rules(enabled=True)] == [a.id, b.id]
-    assert [r.id for r in await store.list_rules(owner="asha", enabled=False)] == [c.id]
+    a = await store.alerts.add_rule(make_rule())
+    b = await store.alerts.add_rule(make_rule(symbol="BANKNIFTY", owner="ravi"))
+    c = await store.alerts.add_rule(make_rule(enabled=False))
+    assert [r.id for r in await store.alerts.list_rules()] == [a.id, b.id, c.id]
+    assert [r.id for r in await store.alerts.list_rules(owner="asha")] == [a.id, c.id]
+    assert [r.id for r in await store.alerts.list_rules(symbol="BANKNIFTY")] == [b.id]
+    assert [r.id for r in await store.alerts.list_rules(enabled=True)] == [a.id, b.id]
+    assert [r.id for r in await store.alerts.list_rules(owner="asha", enabled=False)] == [c.id]
 
 
 async def test_update_enable_delete(store: Store, db: Path) -> None:
-    rule = await store.add_rule(make_rule())
+    rule = await store.alerts.add_rule(make_rule())
     assert rule.id is not None
-    await store.save_states([RuleStateRow(rule.id, False, 25_100.0, T0, 3)])
-    changed = await store.update_rule(dataclasses.replace(rule, threshold=25_500.0, note="x"))
+    await store.alerts.save_states([RuleStateRow(rule.id, False, 25_100.0, T0, 3)])
+    changed = await store.alerts.update_rule(
+        dataclasses.replace(rule, threshold=25_500.0, note="x")
+    )
     assert changed.created_at == rule.created_at
-    assert (await store.get_rule(rule.id)) == changed
-    assert await store.load_states() == {}  # the old state belonged to the old threshold
+    assert (await store.alerts.get_rule(rule.id)) == changed
+    assert await store.alerts.load_states() == {}  # the old state belonged to the old threshold
     with pytest.raises(UnknownRule, match="no alert rule 77"):
-        await store.update_rule(dataclasses.replace(rule, id=77))
+        await store.alerts.update_rule(dataclasses.replace(rule, id=77))
 
-    assert await store.set_enabled(rule.id, False) is True
-    assert (await store.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
-    assert await store.set_enabled(rule.id, True) is True
-    assert await store.set_enabled(999, True) is False
+    assert await store.alerts.set_enabled(rule.id, False) is True
+    assert (await store.alerts.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
+    assert await store.alerts.set_enabled(rule.id, True) is True
+    assert await store.alerts.set_enabled(999, True) is False
 
-    [event] = await store.record_firings(
+    [event] = await store.alerts.record_firings(
         [(make_event(rule.id), [APP])], [RuleStateRow(rule.id, False, 25_600.0, T0, 1)]
     )
-    assert await store.delete_rule(rule.id) is True
-    assert await store.delete_rule(rule.id) is False
-    assert await store.get_rule(rule.id) is None
-    assert await store.load_states() == {}
+    assert await store.alerts.delete_rule(rule.id) is True
+    assert await store.alerts.delete_rule(rule.id) is False
+    assert await store.alerts.get_rule(rule.id) is None
+    assert await store.alerts.load_states() == {}
     # History outlives its rule.
-    assert [v.event.id for v in await store.list_events()] == [event.id]
+    assert [v.event.id for v in await store.alerts.list_events()] == [event.id]
     assert rows(db, "SELECT COUNT(*) FROM outbox") == [(1,)]
 
 
 async def test_rules_version_changes_on_every_edit(store: Store) -> None:
-    seen = [await store.rules_version()]
+    seen = [await store.alerts.rules_version()]
 
     async def changed() -> None:
-        v = await store.rules_version()
+        v = await store.alerts.rules_version()
         assert v != seen[-1]
         seen.append(v)
 
-    a = await store.add_rule(make_rule())
+    a = await store.alerts.add_rule(make_rule())
     await changed()
-    b = await store.add_rule(make_rule(symbol="BANKNIFTY"))
+    b = await store.alerts.add_rule(make_rule(symbol="BANKNIFTY"))
     await changed()
-    assert await store.rules_version() == seen[-1]  # reading changes nothing
-    await store.update_rule(dataclasses.replace(a, threshold=26_000.0))
+    assert await store.alerts.rules_version() == seen[-1]  # reading changes nothing
+    await store.alerts.update_rule(dataclasses.replace(a, threshold=26_000.0))
     await changed()
-    await store.set_enabled(a.id or 0, False)
+    await store.alerts.set_enabled(a.id or 0, False)
     await changed()
-    await store.set_enabled(a.id or 0, True)
+    await store.alerts.set_enabled(a.id or 0, True)
     await changed()
-    await store.delete_rule(b.id or 0)  # the newest-updated rule is a, so max is unchanged
+    await store.alerts.delete_rule(b.id or 0)  # the newest-updated rule is a, so max is unchanged
     await changed()
-    await store.delete_rule(a.id or 0)
+    await store.alerts.delete_rule(a.id or 0)
     await changed()
     assert seen[-1] == seen[0]  # an empty rule set again: the same version is right
-    await store.add_rule(make_rule())
+    await store.alerts.add_rule(make_rule())
     await changed()
     assert len(set(seen[1:])) == len(seen) - 1  # every other rule set had its own version
     # State and events are not rule edits.
-    v = await store.rules_version()
-    await store.save_states([RuleStateRow(1, True, None, None, 0)])
-    assert await store.rules_version() == v
+    v = await store.alerts.rules_version()
+    await store.alerts.save_states([RuleStateRow(1, True, None, None, 0)])
+    assert await store.alerts.rules_version() == v
 
 
 # ------------------------------------------------------------------------------------- state
 
 
 async def test_states_round_trip_and_upsert(store: Store) -> None:
-    assert await store.load_states() == {}
-    await store.save_states(
+    assert await store.alerts.load_states() == {}
+    await store.alerts.save_states(
         [
             RuleStateRow(1, True, 25_000.5, None, 0),
             RuleStateRow(2, False, math.nan, T0, 4),
         ]
     )
-    got = await store.load_states()
+    got = await store.alerts.load_states()
     assert got[1] == RuleStateRow(1, True, 25_000.5, None, 0)
     assert got[2].last_value is None  # NaN is stored as NULL
     assert got[2].last_fired_at == T0 and got[2].last_fired_at.tzinfo is not None
-    await store.save_states([RuleStateRow(1, False, 24_000.0, T0, 1)])
-    got = await store.load_states()
+    await store.alerts.save_states([RuleStateRow(1, False, 24_000.0, T0, 1)])
+    got = await store.alerts.load_states()
     assert got[1] == RuleStateRow(1, False, 24_000.0, T0, 1) and got[2].fire_count == 4
-    await store.save_states([])
+    await store.alerts.save_states([])
 
 
 # ------------------------------------------------------------------------------------ events
@@ -211,12 +213,12 @@ async def test_states_round_trip_and_upsert(store: Store) -> None:
 async def test_record_firings_writes_events_outbox_and_state_together(
     store: Store, db: Path
 ) -> None:
-    r1 = await store.add_rule(make_rule())
-    r2 = await store.add_rule(make_rule(recurring=False, symbol="BANKNIFTY"))
+    r1 = await store.alerts.add_rule(make_rule())
+    r2 = await store.alerts.add_rule(make_rule(recurring=False, symbol="BANKNIFTY"))
     assert r1.id is not None and r2.id is not None
-    version = await store.rules_version()
+    version = await store.alerts.rules_version()
     before = datetime.now(UTC)
-    events = await store.record_firings(
+    events = await store.alerts.record_firings(
         [
             (make_event(r1.id), [APP, OPS]),
             (make_event(r2.id, T0 + timedelta(seconds=5), symbol="BANKNIFTY"), [OPS]),
@@ -240,20 +242,20 @@ async def test_record_firings_writes_events_outbox_and_state_together(
         assert o[3] == hashlib.sha256(f"{o[0]}:{o[1]}".encode()).hexdigest()[:32]
         assert o[4] == "PENDING" and o[5] == 0 and o[7] is None and o[8] is None
         assert o[6] >= int(before.timestamp() * 1e6) - 1  # next_attempt_at = now
-    states = await store.load_states()
+    states = await store.alerts.load_states()
     assert states[r1.id].fire_count == 1 and not states[r1.id].armed
     # The one-shot rule was disabled in the same transaction; the recurring one was not.
-    assert (await store.get_rule(r2.id)).enabled is False  # type: ignore[union-attr]
-    assert (await store.get_rule(r1.id)).enabled is True  # type: ignore[union-attr]
-    assert await store.rules_version() != version
+    assert (await store.alerts.get_rule(r2.id)).enabled is False  # type: ignore[union-attr]
+    assert (await store.alerts.get_rule(r1.id)).enabled is True  # type: ignore[union-attr]
+    assert await store.alerts.rules_version() != version
 
 
 async def test_record_firings_rolls_everything_back_on_failure(store: Store, db: Path) -> None:
-    rule = await store.add_rule(make_rule(recurring=False))
+    rule = await store.alerts.add_rule(make_rule(recurring=False))
     assert rule.id is not None
-    await store.save_states([RuleStateRow(rule.id, True, 24_990.0, None, 0)])
+    await store.alerts.save_states([RuleStateRow(rule.id, True, 24_990.0, None, 0)])
     with pytest.raises(StoreError, match="idempotency_key"):
-        await store.record_firings(
+        await store.alerts.record_firings(
             [
                 (make_event(rule.id), [APP]),
                 (make_event(rule.id), [OPS, OPS]),  # the same (event, channel) twice
@@ -263,28 +265,30 @@ async def test_record_firings_rolls_everything_back_on_failure(store: Store, db:
         )
     assert rows(db, "SELECT COUNT(*) FROM alert_events") == [(0,)]
     assert rows(db, "SELECT COUNT(*) FROM outbox") == [(0,)]
-    assert (await store.load_states())[rule.id] == RuleStateRow(rule.id, True, 24_990.0, None, 0)
-    assert (await store.get_rule(rule.id)).enabled is True  # type: ignore[union-attr]
+    assert (await store.alerts.load_states())[rule.id] == RuleStateRow(
+        rule.id, True, 24_990.0, None, 0
+    )
+    assert (await store.alerts.get_rule(rule.id)).enabled is True  # type: ignore[union-attr]
     # The store is still usable after the failed transaction.
-    [event] = await store.record_firings([(make_event(rule.id), [APP])], [])
+    [event] = await store.alerts.record_firings([(make_event(rule.id), [APP])], [])
     assert event.id is not None
 
 
 async def test_record_firings_with_only_state(store: Store) -> None:
-    assert await store.record_firings([], [RuleStateRow(5, True, 1.0, None, 0)]) == []
-    assert (await store.load_states())[5].armed is True
+    assert await store.alerts.record_firings([], [RuleStateRow(5, True, 1.0, None, 0)]) == []
+    assert (await store.alerts.load_states())[5].armed is True
 
 
 async def test_list_events_newest_first_with_deliveries(store: Store, db: Path) -> None:
-    r1 = await store.add_rule(make_rule())
-    r2 = await store.add_rule(make_rule(symbol="BANKNIFTY"))
+    r1 = await store.alerts.add_rule(make_rule())
+    r2 = await store.alerts.add_rule(make_rule(symbol="BANKNIFTY"))
     assert r1.id is not None and r2.id is not None
-    await store.record_firings([(make_event(r1.id, T0), [APP, OPS])], [])
-    await store.record_firings(
+    await store.alerts.record_firings([(make_event(r1.id, T0), [APP, OPS])], [])
+    await store.alerts.record_firings(
         [(make_event(r2.id, T0 + timedelta(minutes=1), symbol="BANKNIFTY", value=math.nan), [])],
         [],
     )
-    await store.record_firings([(make_event(r1.id, T0 + timedelta(minutes=2)), [OPS])], [])
+    await store.alerts.record_firings([(make_event(r1.id, T0 + timedelta(minutes=2)), [OPS])], [])
     with sqlite3.connect(db) as conn:  # what a dispatcher would have done
         conn.execute(
             "UPDATE outbox SET status='SENT', attempts=1, sent_at=? WHERE id=1",
@@ -293,7 +297,7 @@ async def test_list_events_newest_first_with_deliveries(store: Store, db: Path) 
         conn.execute("UPDATE outbox SET status='FAILED', attempts=3, last_error='HTTP 500' "
                      "WHERE id=2")  # fmt: skip
 
-    views = await store.list_events()
+    views = await store.alerts.list_events()
     assert [v.event.id for v in views] == [3, 2, 1]
     oldest = views[-1]
     assert oldest.event == make_event(r1.id, T0, id=1)
@@ -304,19 +308,19 @@ async def test_list_events_newest_first_with_deliveries(store: Store, db: Path) 
     assert (failed.status, failed.attempts, failed.last_error) == (Delivery.FAILED, 3, "HTTP 500")
     assert failed.sent_at is None
     assert views[1].deliveries == () and math.isnan(views[1].event.value)
-    assert [v.event.id for v in await store.list_events(rule_id=r1.id)] == [3, 1]
-    assert [v.event.id for v in await store.list_events(symbol="BANKNIFTY")] == [2]
-    since = await store.list_events(since=T0 + timedelta(minutes=1))
+    assert [v.event.id for v in await store.alerts.list_events(rule_id=r1.id)] == [3, 1]
+    assert [v.event.id for v in await store.alerts.list_events(symbol="BANKNIFTY")] == [2]
+    since = await store.alerts.list_events(since=T0 + timedelta(minutes=1))
     assert [v.event.id for v in since] == [3, 2]
-    assert [v.event.id for v in await store.list_events(limit=1)] == [3]
+    assert [v.event.id for v in await store.alerts.list_events(limit=1)] == [3]
     with pytest.raises(ValueError, match="limit"):
-        await store.list_events(limit=0)
+        await store.alerts.list_events(limit=0)
 
 
 async def test_rules_survive_reopening(db: Path) -> None:
     async with await open_store(str(db)) as s:
-        rule = await s.add_rule(make_rule())
-        await s.save_states([RuleStateRow(rule.id or 0, False, 1.5, T0, 2)])
+        rule = await s.alerts.add_rule(make_rule())
+        await s.alerts.save_states([RuleStateRow(rule.id or 0, False, 1.5, T0, 2)])
     async with await open_store(str(db)) as s:
-        assert await s.list_rules() == [rule]
-        assert (await s.load_states())[rule.id or 0].fire_count == 2
+        assert await s.alerts.list_rules() == [rule]
+        assert (await s.alerts.load_states())[rule.id or 0].fire_count == 2

@@ -24,14 +24,6 @@ from optterm.model import (
     Strength,
 )
 from optterm.store import Store, open_store
-from optterm.store.analytics import (
-    daily_atm_iv,
-    latest_metrics,
-    load_signals,
-    metrics_series,
-    save_metrics,
-    save_signals,
-)
 from optterm.store.migrate import alembic_config, head_revision
 from optterm.store.schema import METRIC_FLOATS
 
@@ -127,8 +119,8 @@ async def test_metrics_round_trip_with_nan_and_none(store: Store, db: Path) -> N
         feed=Feed.LIVE,
         view=MarketView(Bias.NEUTRAL, NAN, ()),
     )
-    await store.save_metrics([full, holes])
-    back = await store.metrics_series("NIFTY", EXP1)
+    await store.analytics.save_metrics([full, holes])
+    back = await store.analytics.metrics_series("NIFTY", EXP1)
     assert len(back) == 2
     assert same_metrics(back[0], full) and same_metrics(back[1], holes)
     assert math.isnan(back[1].atm_iv) and back[1].iv_rank is None and back[1].iv_percentile is None
@@ -146,40 +138,45 @@ async def test_metrics_round_trip_with_nan_and_none(store: Store, db: Path) -> N
 
 
 async def test_metrics_upsert_on_symbol_expiry_ts(store: Store) -> None:
-    await store.save_metrics([make_metrics()])
+    await store.analytics.save_metrics([make_metrics()])
     bearish = MarketView(Bias.BEARISH, -2.0, ("PCR falling",))
-    await store.save_metrics([make_metrics(spot=24_999.5, view=bearish, iv_rank=None)])
-    (back,) = await store.metrics_series("NIFTY", EXP1)
+    await store.analytics.save_metrics([make_metrics(spot=24_999.5, view=bearish, iv_rank=None)])
+    (back,) = await store.analytics.metrics_series("NIFTY", EXP1)
     assert (back.spot, back.view, back.iv_rank) == (24_999.5, bearish, None)
     # A batch holding one key twice: the last one wins.
-    await store.save_metrics([make_metrics(pcr_oi=0.5), make_metrics(pcr_oi=0.75)])
-    (back,) = await store.metrics_series("NIFTY", EXP1)
+    await store.analytics.save_metrics([make_metrics(pcr_oi=0.5), make_metrics(pcr_oi=0.75)])
+    (back,) = await store.analytics.metrics_series("NIFTY", EXP1)
     assert (back.spot, back.pcr_oi, back.view.bias) == (100.125, 0.75, Bias.BULLISH)
-    await store.save_metrics([])  # nothing to do
+    await store.analytics.save_metrics([])  # nothing to do
 
 
 async def test_metrics_series_orders_and_bounds(store: Store) -> None:
     # Written out of order, across two expiries and two symbols.
     rows = [make_metrics(T0 + timedelta(minutes=i)) for i in (3, 0, 4, 1, 2)]
     rows += [make_metrics(T0, EXP2), make_metrics(T0, symbol="BANKNIFTY")]
-    await save_metrics(store, rows)
-    series = await metrics_series(store, "NIFTY", EXP1)
+    await store.analytics.save_metrics(rows)
+    series = await store.analytics.metrics_series("NIFTY", EXP1)
     assert [m.ts for m in series] == [T0 + timedelta(minutes=i) for i in range(5)]
-    window = await metrics_series(
-        store, "NIFTY", EXP1, T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
+    window = await store.analytics.metrics_series(
+        "NIFTY", EXP1, T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
     )
     assert [m.ts for m in window] == [T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
-    assert len(await metrics_series(store, "NIFTY", EXP1, start=T0 + timedelta(minutes=4))) == 1
-    assert len(await metrics_series(store, "NIFTY", EXP1, end=T0 + timedelta(minutes=1))) == 1
-    assert [m.expiry for m in await metrics_series(store, "NIFTY", EXP2)] == [EXP2]
-    assert await metrics_series(store, "FINNIFTY", EXP1) == []
+    assert (
+        len(await store.analytics.metrics_series("NIFTY", EXP1, start=T0 + timedelta(minutes=4)))
+        == 1
+    )
+    assert (
+        len(await store.analytics.metrics_series("NIFTY", EXP1, end=T0 + timedelta(minutes=1))) == 1
+    )
+    assert [m.expiry for m in await store.analytics.metrics_series("NIFTY", EXP2)] == [EXP2]
+    assert await store.analytics.metrics_series("FINNIFTY", EXP1) == []
     with pytest.raises(ValueError, match="timezone-aware"):
-        await metrics_series(store, "NIFTY", EXP1, start=datetime(2026, 11, 23))
+        await store.analytics.metrics_series("NIFTY", EXP1, start=datetime(2026, 11, 23))
 
 
 async def test_latest_metrics(store: Store) -> None:
-    assert await latest_metrics(store, "NIFTY") is None
-    await store.save_metrics(
+    assert await store.analytics.latest_metrics("NIFTY") is None
+    await store.analytics.save_metrics(
         [
             make_metrics(T0, EXP1, spot=1.0),
             make_metrics(T0 + timedelta(minutes=5), EXP1, spot=2.0),
@@ -188,15 +185,15 @@ async def test_latest_metrics(store: Store) -> None:
         ]
     )
     # No expiry: the nearest live expiry of the newest day, not just the newest row.
-    latest = await latest_metrics(store, "NIFTY")
+    latest = await store.analytics.latest_metrics("NIFTY")
     assert latest is not None and (latest.expiry, latest.spot) == (EXP1, 2.0)
-    far = await store.latest_metrics("NIFTY", EXP2)
+    far = await store.analytics.latest_metrics("NIFTY", EXP2)
     assert far is not None and far.spot == 3.0
-    assert await latest_metrics(store, "NIFTY", date(2027, 1, 1)) is None
+    assert await store.analytics.latest_metrics("NIFTY", date(2027, 1, 1)) is None
     # The next day EXP1 has expired: its rows from the day before no longer make it "live".
     next_day = T0 + timedelta(days=2)
-    await store.save_metrics([make_metrics(next_day, EXP2, spot=4.0)])
-    latest = await latest_metrics(store, "NIFTY")
+    await store.analytics.save_metrics([make_metrics(next_day, EXP2, spot=4.0)])
+    latest = await store.analytics.latest_metrics("NIFTY")
     assert latest is not None and (latest.expiry, latest.spot) == (EXP2, 4.0)
 
 
@@ -217,26 +214,34 @@ async def test_daily_atm_iv_takes_the_last_row_of_each_ist_date(store: Store) ->
         make_metrics(day3 + timedelta(hours=9, minutes=20), atm_iv=0.15),  # the `before` date
         make_metrics(day1 + timedelta(hours=15), symbol="BANKNIFTY", atm_iv=0.5),
     ]
-    await store.save_metrics(rows)
+    await store.analytics.save_metrics(rows)
     before = day3 + timedelta(hours=12)
-    assert await daily_atm_iv(store, "NIFTY", before, 10) == pytest.approx([0.11, 0.12, 0.14])
-    assert await store.daily_atm_iv("NIFTY", before, 2) == pytest.approx([0.12, 0.14])
+    assert await store.analytics.daily_atm_iv("NIFTY", before, 10) == pytest.approx(
+        [0.11, 0.12, 0.14]
+    )
+    assert await store.analytics.daily_atm_iv("NIFTY", before, 2) == pytest.approx([0.12, 0.14])
     # `before` given in UTC: its IST date decides (18:30 UTC on the 23rd is the 24th in IST).
     utc_before = datetime(2026, 11, 23, 18, 30, tzinfo=UTC)
-    assert await daily_atm_iv(store, "NIFTY", utc_before, 10) == pytest.approx([0.11, 0.12, 0.14])
+    assert await store.analytics.daily_atm_iv("NIFTY", utc_before, 10) == pytest.approx(
+        [0.11, 0.12, 0.14]
+    )
     just_before = datetime(2026, 11, 23, 18, 29, tzinfo=UTC)
-    assert await daily_atm_iv(store, "NIFTY", just_before, 10) == pytest.approx([0.11, 0.12])
-    assert await daily_atm_iv(store, "NIFTY", before, 0) == []
-    assert await daily_atm_iv(store, "SENSEX", before, 10) == []
+    assert await store.analytics.daily_atm_iv("NIFTY", just_before, 10) == pytest.approx(
+        [0.11, 0.12]
+    )
+    assert await store.analytics.daily_atm_iv("NIFTY", before, 0) == []
+    assert await store.analytics.daily_atm_iv("SENSEX", before, 10) == []
 
 
 async def test_daily_atm_iv_reaches_past_a_long_gap(store: Store) -> None:
     old = datetime(2025, 1, 10, 15, 0, tzinfo=IST)
     recent = datetime(2026, 11, 20, 15, 0, tzinfo=IST)
-    await store.save_metrics([make_metrics(old, atm_iv=0.2), make_metrics(recent, atm_iv=0.3)])
+    await store.analytics.save_metrics(
+        [make_metrics(old, atm_iv=0.2), make_metrics(recent, atm_iv=0.3)]
+    )
     before = datetime(2026, 11, 24, 10, 0, tzinfo=IST)
-    assert await daily_atm_iv(store, "NIFTY", before, 1) == pytest.approx([0.3])
-    assert await daily_atm_iv(store, "NIFTY", before, 5) == pytest.approx([0.2, 0.3])
+    assert await store.analytics.daily_atm_iv("NIFTY", before, 1) == pytest.approx([0.3])
+    assert await store.analytics.daily_atm_iv("NIFTY", before, 5) == pytest.approx([0.2, 0.3])
 
 
 # ------------------------------------------------------------------------------ signals
@@ -246,8 +251,8 @@ async def test_signal_round_trip(store: Store) -> None:
     sig = make_signal(
         evidence=(("oi_change_pct", 18.5), ("z", NAN)), strikes=(24_500.0,), updates=3
     )
-    await store.save_signals([sig])
-    (back,) = await store.load_signals()
+    await store.analytics.save_signals([sig])
+    (back,) = await store.analytics.load_signals()
     assert dataclasses.replace(back, evidence=()) == dataclasses.replace(sig, evidence=())
     assert back.evidence[0] == ("oi_change_pct", 18.5)
     assert back.evidence[1][0] == "z" and math.isnan(back.evidence[1][1])
@@ -259,7 +264,7 @@ async def test_signal_round_trip(store: Store) -> None:
 
 async def test_a_persisting_signal_updates_its_row_and_keeps_first_seen(store: Store) -> None:
     first = make_signal()
-    await save_signals(store, [first])
+    await store.analytics.save_signals([first])
     later = T0 + timedelta(minutes=2)
     again = make_signal(
         last_seen=later,
@@ -271,8 +276,8 @@ async def test_a_persisting_signal_updates_its_row_and_keeps_first_seen(store: S
         strikes=(24_500.0,),
         updates=1,
     )
-    await save_signals(store, [again])
-    (back,) = await load_signals(store)
+    await store.analytics.save_signals([again])
+    (back,) = await store.analytics.load_signals()
     assert back.first_seen == T0
     assert back.last_seen == later and back.expires_at == later + timedelta(minutes=15)
     assert (back.confidence, back.strength, back.updates) == (88, Strength.VERY_STRONG, 1)
@@ -281,10 +286,10 @@ async def test_a_persisting_signal_updates_its_row_and_keeps_first_seen(store: S
     # The same key twice in one batch: one row, the last values, the earliest first_seen.
     third = make_signal(last_seen=later + timedelta(minutes=1), updates=2)
     fourth = make_signal(last_seen=later + timedelta(minutes=2), updates=3)
-    await save_signals(store, [third, fourth])
-    (back,) = await load_signals(store)
+    await store.analytics.save_signals([third, fourth])
+    (back,) = await store.analytics.load_signals()
     assert (back.first_seen, back.updates) == (T0, 3)
-    await save_signals(store, [])
+    await store.analytics.save_signals([])
 
 
 async def test_load_signals_filters(store: Store) -> None:
@@ -297,10 +302,10 @@ async def test_load_signals_filters(store: Store) -> None:
         make_signal("e", last_seen=t[4], kind=PatternKind.MAX_PAIN, ttl=timedelta(seconds=30)),
         make_signal("f", last_seen=t[5], symbol="BANKNIFTY", kind=PatternKind.PUT_BUILDUP),
     ]
-    await store.save_signals(sigs)
+    await store.analytics.save_signals(sigs)
 
     async def keys(**kw: object) -> list[str]:
-        return [s.key for s in await store.load_signals(**kw)]  # type: ignore[arg-type]
+        return [s.key for s in await store.analytics.load_signals(**kw)]  # type: ignore[arg-type]
 
     assert await keys() == ["f", "e", "d", "c", "b", "a"]  # newest last_seen first
     assert await keys(symbol="NIFTY") == ["e", "d", "b", "a"]
@@ -314,9 +319,9 @@ async def test_load_signals_filters(store: Store) -> None:
     assert await keys(limit=2) == ["f", "e"]
     assert await keys(symbol="NIFTY", since=t[1], limit=2) == ["e", "d"]
     with pytest.raises(ValueError, match="NOT_A_KIND"):
-        await store.load_signals(kinds=["NOT_A_KIND"])
+        await store.analytics.load_signals(kinds=["NOT_A_KIND"])
     with pytest.raises(ValueError, match="timezone-aware"):
-        await store.load_signals(since=datetime(2026, 11, 23))
+        await store.analytics.load_signals(since=datetime(2026, 11, 23))
 
 
 async def test_a_ticks_metrics_and_signals_are_one_transaction(db: Path) -> None:
@@ -329,12 +334,12 @@ async def test_a_ticks_metrics_and_signals_are_one_transaction(db: Path) -> None
             begins.extend(statement.split()[:1] if statement.startswith("BEGIN") else [])
 
         event.listen(store._writer.sync_engine, "before_cursor_execute", spy)
-        await store.save_analytics([make_metrics(), make_metrics(T0 + timedelta(minutes=1))], [])
-        await store.save_analytics([make_metrics(T0 + timedelta(minutes=2))], [make_signal("a")])
-        await store.save_analytics([], [])  # nothing: no transaction
+        await store.analytics.save([make_metrics(), make_metrics(T0 + timedelta(minutes=1))], [])
+        await store.analytics.save([make_metrics(T0 + timedelta(minutes=2))], [make_signal("a")])
+        await store.analytics.save([], [])  # nothing: no transaction
         assert begins == ["BEGIN", "BEGIN"]
-        assert len(await store.metrics_series("NIFTY", EXP1)) == 3
-        assert [s.key for s in await store.load_signals()] == ["a"]
+        assert len(await store.analytics.metrics_series("NIFTY", EXP1)) == 3
+        assert [s.key for s in await store.analytics.load_signals()] == ["a"]
 
 
 async def test_data_survives_reopening_the_store(db: Path) -> None:
@@ -342,13 +347,13 @@ async def test_data_survives_reopening_the_store(db: Path) -> None:
     metrics.append(make_metrics(T0 + timedelta(minutes=3), atm_iv=NAN, iv_rank=None))
     signals = [make_signal("a"), make_signal("b", kind=PatternKind.UNUSUAL_ACTIVITY)]
     async with await open_store(str(db)) as store:
-        await store.save_metrics(metrics)
-        await store.save_signals(signals)
-        before_m = await store.metrics_series("NIFTY", EXP1)
-        before_s = await store.load_signals()
+        await store.analytics.save_metrics(metrics)
+        await store.analytics.save_signals(signals)
+        before_m = await store.analytics.metrics_series("NIFTY", EXP1)
+        before_s = await store.analytics.load_signals()
     async with await open_store(str(db), create=False) as store:
-        after_m = await store.metrics_series("NIFTY", EXP1)
-        after_s = await store.load_signals()
+        after_m = await store.analytics.metrics_series("NIFTY", EXP1)
+        after_s = await store.analytics.load_signals()
     assert len(after_m) == 4
     assert all(same_metrics(a, b) for a, b in zip(after_m, before_m, strict=True))
     assert all(same_metrics(a, b) for a, b in zip(after_m, metrics, strict=True))
@@ -386,8 +391,8 @@ async def test_a_database_at_0002_is_upgraded_in_place(db: Path) -> None:
 
     snap = _snapshot()
     async with await open_store(str(db)) as store:
-        assert await store.write_snapshot(snap)
-        await store.save_metrics([make_metrics()])
+        assert await store.snapshots.write(snap)
+        await store.analytics.save_metrics([make_metrics()])
         await store.checkpoint()
     # Back to 0002 with the migration's own downgrade: the analytics tables go, the rest stays.
     command.downgrade(alembic_config(f"sqlite:///{db}"), "0002")
@@ -397,14 +402,14 @@ async def test_a_database_at_0002_is_upgraded_in_place(db: Path) -> None:
 
     async with await open_store(str(db), create=False) as store:
         assert _revision(db) == head_revision()
-        assert await store.count_snapshots() == 1
-        back = await store.latest_chain("NIFTY")
+        assert await store.snapshots.count() == 1
+        back = await store.snapshots.latest("NIFTY")
         assert back is not None and back.same_data(snap) and back.provider_ts == T0
-        assert await store.latest_metrics("NIFTY") is None  # dropped by the downgrade
-        await store.save_metrics([make_metrics()])
-        await store.save_signals([make_signal()])
-        assert len(await store.load_signals()) == 1
-        assert await store.latest_metrics("NIFTY") is not None
+        assert await store.analytics.latest_metrics("NIFTY") is None  # dropped by the downgrade
+        await store.analytics.save_metrics([make_metrics()])
+        await store.analytics.save_signals([make_signal()])
+        assert len(await store.analytics.load_signals()) == 1
+        assert await store.analytics.latest_metrics("NIFTY") is not None
     assert {"metrics", "signals"} <= _tables(db)
 
 
@@ -415,6 +420,6 @@ async def test_a_fresh_0002_database_upgrades_to_0003(tmp_path: Path) -> None:
     command.upgrade(alembic_config(f"sqlite:///{path}"), "0002")
     assert _revision(path) == "0002" and "metrics" not in _tables(path)
     async with await open_store(str(path), create=False) as store:
-        await store.save_signals([make_signal()])
-        assert [s.key for s in await store.load_signals()] == [make_signal().key]
+        await store.analytics.save_signals([make_signal()])
+        assert [s.key for s in await store.analytics.load_signals()] == [make_signal().key]
     assert _revision(path) == head_revision()

@@ -11,7 +11,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import optterm.store.repository as repo
+import optterm.store.snapshots as snapshots_module
+import optterm.store.store as core
 from optterm.model import ChainSnapshot, Feed, Legs
 from optterm.store import (
     CorruptDatabaseError,
@@ -42,7 +43,7 @@ def listing(folder: Path) -> dict[str, bytes]:
 async def make_real_db(path: Path, snapshots: int = 40) -> None:
     async with await open_store(str(path)) as store:
         for i in range(snapshots):
-            await store.write_snapshot(chain(i))
+            await store.snapshots.write(chain(i))
         await store.checkpoint()
 
 
@@ -51,7 +52,7 @@ async def test_new_database_is_created_with_its_folders_and_migrated(tmp_path: P
     async with await open_store(f"sqlite:///{path}") as store:
         assert store.path == path
         assert store.url == f"sqlite+aiosqlite:///{path}"
-        await store.write_snapshot(chain())
+        await store.snapshots.write(chain())
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
             (head_revision(),)
@@ -61,7 +62,7 @@ async def test_new_database_is_created_with_its_folders_and_migrated(tmp_path: P
         )
     # Opening again (migrations already at head) keeps the data.
     async with await open_store(str(path), create=False) as store:
-        assert await store.count_snapshots() == 1
+        assert await store.snapshots.count() == 1
 
 
 async def test_migrated_schema_matches_the_live_metadata(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ async def test_zero_byte_and_empty_sqlite_files_are_initialised(tmp_path: Path) 
         db.execute("PRAGMA user_version=3")
     for path in (empty, blank):
         async with await open_store(str(path)) as store:
-            assert await store.write_snapshot(chain())
+            assert await store.snapshots.write(chain())
 
 
 async def test_missing_database_with_create_false(tmp_path: Path) -> None:
@@ -201,13 +202,13 @@ async def test_database_from_a_newer_optterm(tmp_path: Path) -> None:
 async def test_failed_creation_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = repo.upgrade_to_head
+    real = core.upgrade_to_head
 
     def upgrade_then_fail(sync_conn: object, where: str) -> None:
         real(sync_conn, where)
         raise RuntimeError("disk pulled out mid-migration")
 
-    monkeypatch.setattr(repo, "upgrade_to_head", upgrade_then_fail)
+    monkeypatch.setattr(core, "upgrade_to_head", upgrade_then_fail)
     path = tmp_path / "new" / "deeper" / "optterm.db"
     with pytest.raises(RuntimeError, match="mid-migration"):
         await open_store(str(path))
@@ -228,7 +229,7 @@ async def test_failed_migration_of_an_existing_database_changes_nothing(
         sync_conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")  # type: ignore[attr-defined]
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(repo, "upgrade_to_head", fail)
+    monkeypatch.setattr(core, "upgrade_to_head", fail)
     with pytest.raises(RuntimeError, match="boom"):
         await open_store(str(path))
     with sqlite3.connect(path) as db:
@@ -244,15 +245,17 @@ def test_statements_and_migrations_render_for_postgresql() -> None:
 
     dialect = postgresql.dialect()
     for name in ("_SEED", "_HEADS", "_HEADS_EXPIRY", "_ROW_AT", "_EXISTS", "_HISTORY"):
-        sql = str(getattr(repo, name).compile(dialect=dialect))
+        sql = str(getattr(snapshots_module, name).compile(dialect=dialect))
         assert "SELECT" in sql, name
-    history = str(repo._HISTORY.compile(dialect=dialect))
+    history = str(snapshots_module._HISTORY.compile(dialect=dialect))
     assert "19800000000" in history  # constants inline: GROUP BY must match the SELECT list
-    assert "DELETE FROM chains" in str(repo._DELETE_EMPTY_CHAINS.compile(dialect=dialect))
+    assert "DELETE FROM chains" in str(
+        snapshots_module._DELETE_EMPTY_CHAINS.compile(dialect=dialect)
+    )
     from sqlalchemy.dialects import sqlite
 
     # FLOOR() is missing from SQLite builds without the math functions.
-    assert "floor" not in str(repo._HISTORY.compile(dialect=sqlite.dialect())).lower()
+    assert "floor" not in str(snapshots_module._HISTORY.compile(dialect=sqlite.dialect())).lower()
 
     import io
 
@@ -280,7 +283,7 @@ from optterm.store import open_store
 async def main():
     store = await open_store(sys.argv[1])
     for i in range(10_000):
-        await store.write_snapshot(chain(i))
+        await store.snapshots.write(chain(i))
         print("stored", i, flush=True)
 
 asyncio.run(main())
@@ -319,9 +322,9 @@ def test_kill_9_mid_write_loses_no_acknowledged_snapshot(tmp_path: Path) -> None
 
     async def reopen() -> int:
         async with await open_store(str(path)) as store:
-            n = await store.count_snapshots()
+            n = await store.snapshots.count()
             # Skip-unchanged still works from what survived.
-            assert not await store.write_snapshot(chain(n - 1))
+            assert not await store.snapshots.write(chain(n - 1))
             return n
 
     assert asyncio.run(reopen()) >= acked + 1

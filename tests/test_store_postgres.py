@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 
 from optterm.model import Delivery
-from optterm.store import SchemaTooNewError, Store, StoreError, open_store, outbox
+from optterm.store import SchemaTooNewError, Store, StoreError, open_store
 from optterm.store.alerts import RuleStateRow, UnknownRule
 from optterm.store.db import resolve_url
 from optterm.store.migrate import alembic_config, head_revision
@@ -82,6 +82,17 @@ from tests.test_store_analytics import (  # noqa: F401
     test_metrics_upsert_on_symbol_expiry_ts,
     test_signal_round_trip,
 )
+from tests.test_store_core import (  # noqa: F401
+    test_a_closed_store_refuses_every_repository,
+    test_database_errors_name_the_action_and_leave_the_store_usable,
+    test_every_repository_belongs_to_its_store,
+)
+from tests.test_store_status import (  # noqa: F401
+    test_failed_deliveries_newest_first_with_their_event,
+    test_failed_since_counts_every_failure_in_the_window,
+    test_last_snapshot_is_the_one_written_last_not_the_newest_data,
+    test_status_reports_every_failure_of_the_last_hour_and_lists_the_latest,
+)
 
 SECOND = timedelta(seconds=1)
 
@@ -140,11 +151,11 @@ async def test_open_migrates_an_empty_database_to_head(pg_url: str) -> None:
 
 async def test_reopening_keeps_data_and_skips_unchanged(pg_url: str) -> None:
     async with await open_store(pg_url) as s1:
-        assert await s1.write_snapshot(make_chain())
+        assert await s1.snapshots.write(make_chain())
     async with await open_store(pg_url, create=False) as s2:
-        assert not await s2.write_snapshot(make_chain(seed=9))  # seeded from the database
-        assert await s2.count_snapshots() == 1
-        latest = await s2.latest_chain("NIFTY")
+        assert not await s2.snapshots.write(make_chain(seed=9))  # seeded from the database
+        assert await s2.snapshots.count() == 1
+        latest = await s2.snapshots.latest("NIFTY")
         assert latest is not None
         assert_same(latest, make_chain())
 
@@ -163,23 +174,23 @@ async def test_two_stores_opening_a_new_database_at_once(pg_url: str) -> None:
 
 async def test_two_stores_on_one_database_never_duplicate(pg_url: str) -> None:
     async with await open_store(pg_url) as s1, await open_store(pg_url) as s2:
-        assert await s1.write_snapshot(make_chain(seed=1))
-        assert await s2.write_snapshot(make_chain(ts=T0 + 15 * SECOND))
+        assert await s1.snapshots.write(make_chain(seed=1))
+        assert await s2.snapshots.write(make_chain(ts=T0 + 15 * SECOND))
         # s1's cache is stale; the unique index and a careful retry keep the data right.
-        assert not await s1.write_snapshot(make_chain(ts=T0 + 15 * SECOND, seed=5))
-        assert await s1.write_snapshot(make_chain(ts=T0 + 30 * SECOND))
+        assert not await s1.snapshots.write(make_chain(ts=T0 + 15 * SECOND, seed=5))
+        assert await s1.snapshots.write(make_chain(ts=T0 + 30 * SECOND))
         # Both write the same new key concurrently: exactly one row.
         results = await asyncio.gather(
-            s1.write_snapshot(make_chain(ts=T0 + 45 * SECOND)),
-            s2.write_snapshot(make_chain(ts=T0 + 45 * SECOND)),
+            s1.snapshots.write(make_chain(ts=T0 + 45 * SECOND)),
+            s2.snapshots.write(make_chain(ts=T0 + 45 * SECOND)),
         )
         assert sorted(results) == [False, True]
-        assert await s2.count_snapshots() == 4
+        assert await s2.snapshots.count() == 4
 
 
 async def test_a_database_from_a_newer_optterm_is_refused_untouched(pg_url: str) -> None:
     async with await open_store(pg_url) as store:
-        await store.write_snapshot(make_chain())
+        await store.snapshots.write(make_chain())
         async with store.write_transaction() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(SchemaTooNewError) as err:
@@ -205,7 +216,7 @@ async def test_an_older_schema_is_upgraded_in_place(pg_url: str) -> None:
     from alembic import command
 
     async with await open_store(pg_url) as store:
-        await store.write_snapshot(make_chain())
+        await store.snapshots.write(make_chain())
 
         def downgrade(sync_conn: object) -> None:
             cfg = alembic_config()
@@ -218,8 +229,8 @@ async def test_an_older_schema_is_upgraded_in_place(pg_url: str) -> None:
         assert await scalar(store, "SELECT to_regclass('alert_rules')") is None
     async with await open_store(pg_url, create=False) as store:
         assert await scalar(store, "SELECT version_num FROM alembic_version") == head_revision()
-        assert await store.count_snapshots() == 1
-        assert (await store.add_rule(make_rule())).id == 1
+        assert await store.snapshots.count() == 1
+        assert (await store.alerts.add_rule(make_rule())).id == 1
 
 
 async def test_an_unreachable_server_is_a_clear_error(pg_server: PgServer) -> None:
@@ -248,10 +259,10 @@ async def test_no_sqlite_only_sql_and_checkpoint_is_a_no_op(store: Store) -> Non
     for engine in (store._writer, store._reader):
         event.listen(engine.sync_engine, "before_cursor_execute", spy)
     for i in range(5):
-        assert await store.write_snapshot(make_chain(ts=T0 + i * 15 * SECOND, seed=i))
+        assert await store.snapshots.write(make_chain(ts=T0 + i * 15 * SECOND, seed=i))
     await store.checkpoint()
-    assert await store.purge(T0 + 2 * 15 * SECOND) == 2
-    assert await store.count_snapshots() == 3
+    assert await store.snapshots.purge(T0 + 2 * 15 * SECOND) == 2
+    assert await store.snapshots.count() == 3
     assert statements
     assert not [s for s in statements if "PRAGMA" in s.upper() or "IMMEDIATE" in s.upper()]
 
@@ -263,7 +274,7 @@ async def test_blobs_and_timestamps_are_stored_as_bytea_and_epoch_microseconds(
     store: Store,
 ) -> None:
     snap = make_chain()
-    assert await store.write_snapshot(snap)
+    assert await store.snapshots.write(snap)
     async with store.read_connection() as conn:
         ts, data = (await conn.execute(select(snapshots.c.provider_ts, snapshots.c.data))).one()
     assert ts == int(T0.timestamp()) * 1_000_000
@@ -275,8 +286,8 @@ async def test_blobs_and_timestamps_are_stored_as_bytea_and_epoch_microseconds(
 
 async def test_metrics_nan_and_none_are_null(store: Store) -> None:
     holes = make_metrics(atm_iv=math.nan, iv_rank=None, iv_percentile=None)
-    await store.save_metrics([holes])
-    (back,) = await store.metrics_series(holes.symbol, holes.expiry)
+    await store.analytics.save_metrics([holes])
+    (back,) = await store.analytics.metrics_series(holes.symbol, holes.expiry)
     assert same_metrics(back, holes)
     assert await scalar(store, "SELECT count(*) FROM metrics WHERE atm_iv IS NULL") == 1
 
@@ -285,52 +296,54 @@ async def test_metrics_nan_and_none_are_null(store: Store) -> None:
 
 
 async def test_alert_rule_crud(store: Store) -> None:
-    rule = await store.add_rule(make_rule())
+    rule = await store.alerts.add_rule(make_rule())
     assert rule.id == 1 and rule.created_at is not None
-    assert await store.get_rule(rule.id) == rule
+    assert await store.alerts.get_rule(rule.id) == rule
     assert await scalar(store, "SELECT channels FROM alert_rules") == '["app", "tag:ops"]'
-    await store.save_states([RuleStateRow(rule.id, False, 25_100.0, T0, 3)])
-    changed = await store.update_rule(dataclasses.replace(rule, threshold=25_500.0, note="x"))
+    await store.alerts.save_states([RuleStateRow(rule.id, False, 25_100.0, T0, 3)])
+    changed = await store.alerts.update_rule(
+        dataclasses.replace(rule, threshold=25_500.0, note="x")
+    )
     assert changed.created_at == rule.created_at
-    assert await store.get_rule(rule.id) == changed
-    assert await store.load_states() == {}
+    assert await store.alerts.get_rule(rule.id) == changed
+    assert await store.alerts.load_states() == {}
     with pytest.raises(UnknownRule):
-        await store.update_rule(dataclasses.replace(rule, id=77))
-    assert await store.set_enabled(rule.id, False) is True
-    assert (await store.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
-    assert await store.set_enabled(999, True) is False
-    assert await store.delete_rule(rule.id) is True
-    assert await store.delete_rule(rule.id) is False
-    assert await store.list_rules() == []
+        await store.alerts.update_rule(dataclasses.replace(rule, id=77))
+    assert await store.alerts.set_enabled(rule.id, False) is True
+    assert (await store.alerts.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
+    assert await store.alerts.set_enabled(999, True) is False
+    assert await store.alerts.delete_rule(rule.id) is True
+    assert await store.alerts.delete_rule(rule.id) is False
+    assert await store.alerts.list_rules() == []
 
 
 async def test_record_firings_then_claim_and_mark_the_outbox(store: Store) -> None:
-    rule = await store.add_rule(make_rule(recurring=False))
+    rule = await store.alerts.add_rule(make_rule(recurring=False))
     assert rule.id is not None
-    [ev] = await store.record_firings(
+    [ev] = await store.alerts.record_firings(
         [(make_event(rule.id), [APP, OPS])],
         [RuleStateRow(rule.id, False, 25_010.5, T0, 1)],
         one_shot_done=[rule.id],
     )
     assert ev.id == 1
-    assert (await store.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
+    assert (await store.alerts.get_rule(rule.id)).enabled is False  # type: ignore[union-attr]
     now = datetime.now(UTC) + SECOND
-    due = await store.outbox_due(now)
+    due = await store.outbox.due(now)
     assert [(i.event_id, i.channel, i.title) for i in due] == [
         (1, "app", ev.title),
         (1, "tag:ops", ev.title),
     ]
     first, second = due
-    assert await store.outbox_claim(first.id, now)
-    assert not await store.outbox_claim(first.id, now)  # claimed once only
-    assert await store.outbox_mark_sent(first.id, now)
-    assert await store.outbox_claim(second.id, now)
-    assert await store.outbox_mark_retry(second.id, now + 60 * SECOND, "HTTP 502")
-    assert await store.outbox_next_due_at() == now + 60 * SECOND
-    assert await store.outbox_claim(second.id, now)
-    assert await store.outbox_mark_failed(second.id, "HTTP 410")
-    assert await store.outbox_backlog() == {"PENDING": 0, "SENDING": 0, "SENT": 1, "FAILED": 1}
-    [view] = await store.list_events()
+    assert await store.outbox.claim(first.id, now)
+    assert not await store.outbox.claim(first.id, now)  # claimed once only
+    assert await store.outbox.mark_sent(first.id, now)
+    assert await store.outbox.claim(second.id, now)
+    assert await store.outbox.mark_retry(second.id, now + 60 * SECOND, "HTTP 502")
+    assert await store.outbox.next_due_at() == now + 60 * SECOND
+    assert await store.outbox.claim(second.id, now)
+    assert await store.outbox.mark_failed(second.id, "HTTP 410")
+    assert await store.outbox.backlog() == {"PENDING": 0, "SENDING": 0, "SENT": 1, "FAILED": 1}
+    [view] = await store.alerts.list_events()
     assert [(d.status, d.attempts) for d in view.deliveries] == [
         (Delivery.SENT, 1),
         (Delivery.FAILED, 2),
@@ -339,10 +352,10 @@ async def test_record_firings_then_claim_and_mark_the_outbox(store: Store) -> No
 
 
 async def test_record_firings_rolls_everything_back_on_a_duplicate_key(store: Store) -> None:
-    rule = await store.add_rule(make_rule(recurring=False))
+    rule = await store.alerts.add_rule(make_rule(recurring=False))
     assert rule.id is not None
     with pytest.raises(StoreError, match="idempotency_key"):
-        await store.record_firings(
+        await store.alerts.record_firings(
             [(make_event(rule.id), [APP]), (make_event(rule.id), [OPS, OPS])],
             [RuleStateRow(rule.id, False, 25_010.0, T0, 1)],
             one_shot_done=[rule.id],
@@ -350,10 +363,10 @@ async def test_record_firings_rolls_everything_back_on_a_duplicate_key(store: St
     async with store.read_connection() as conn:
         assert await conn.scalar(select(func.count()).select_from(alert_events)) == 0
         assert await conn.scalar(select(func.count()).select_from(outbox_table)) == 0
-    assert (await store.get_rule(rule.id)).enabled is True  # type: ignore[union-attr]
+    assert (await store.alerts.get_rule(rule.id)).enabled is True  # type: ignore[union-attr]
     # The store (and its writer connection) is usable after the failed transaction.
-    [event_] = await store.record_firings([(make_event(rule.id), [APP])], [])
+    [event_] = await store.alerts.record_firings([(make_event(rule.id), [APP])], [])
     assert event_.id is not None
     async with store.write_transaction() as conn:
         await conn.execute(update(outbox_table).values(status=Delivery.SENDING.value))
-    assert await outbox.recover_interrupted(store) == 1
+    assert await store.outbox.recover_interrupted() == 1

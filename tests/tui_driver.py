@@ -19,7 +19,7 @@ from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.notify.dispatcher import Dispatcher
 from optterm.engine.poller import Poller, Watch
 from optterm.providers.simulator.provider import SimulatorProvider
-from optterm.store.repository import Store, open_store
+from optterm.store import Store, open_store
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
 CONFIG = """
@@ -93,13 +93,13 @@ async def make_driver(
     alerts = AlertService(store, on_recorded=dispatcher.wake)
     poller = Poller(
         sim,
-        store,
+        store.snapshots,
         [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch],
         interval=15,
         timeout=5,
         now=lambda: wall[0],
-        analyzer=Analyzer(history=store),
-        analytics_sink=store,
+        analyzer=Analyzer(history=store.analytics),
+        analytics_sink=store.analytics,
         alerts=alerts,
     )
     await poller.resolve()

@@ -419,6 +419,12 @@ class Delivery(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    ref: str  # what the rule stores
+    label: str  # what people see (redacted)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRule:
     """One alert rule. `channels` are references, never secrets: "tag:NAME" names a URL kept in
     the config's [notify.channels]; "keyring:ID" a URL kept in the secret store; "app" the TUI."""

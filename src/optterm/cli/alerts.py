@@ -291,7 +291,7 @@ def alerts_add(
         rule = build_rule(settings, **kw, channels=channels)
     except (RuleError, ChannelError) as exc:
         raise UsageProblem(str(exc)) from None
-    rule = _run(settings, lambda store: store.add_rule(rule))
+    rule = _run(settings, lambda store: store.alerts.add_rule(rule))
     now = datetime.now(UTC)
     if as_json:
         _print_json(_rule_doc(rule, None, now))
@@ -323,7 +323,9 @@ def alerts_list(
     sym = symbol.strip().upper() if symbol else None
 
     async def read(store: Any) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
-        return await store.list_rules(owner=owner, symbol=sym), await store.load_states()
+        return await store.alerts.list_rules(
+            owner=owner, symbol=sym
+        ), await store.alerts.load_states()
 
     rules, states = _run(settings, read)
     now = datetime.now(UTC)
@@ -363,7 +365,7 @@ def alerts_list(
 
 
 def _existing(settings: Settings, rule_id: int) -> AlertRule:
-    rule = _run(settings, lambda store: store.get_rule(rule_id))
+    rule = _run(settings, lambda store: store.alerts.get_rule(rule_id))
     if rule is None:
         raise _unknown(rule_id)
     return rule
@@ -390,7 +392,7 @@ def alerts_rm(
         if not typer.confirm(f"Delete alert rule {rule_id}: {summary}?"):
             typer.echo("Nothing deleted.")
             raise typer.Exit(1)
-    if not _run(settings, lambda store: store.delete_rule(rule_id)):
+    if not _run(settings, lambda store: store.alerts.delete_rule(rule_id)):
         raise _unknown(rule_id)
     typer.echo(
         f"Deleted alert rule {rule_id}: {summary}. Its firings stay in "
@@ -404,9 +406,9 @@ def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
     settings = _load(ctx)
 
     async def go(store: Any) -> AlertRule | None:
-        if not await store.set_enabled(rule_id, enabled):
+        if not await store.alerts.set_enabled(rule_id, enabled):
             return None
-        return await store.get_rule(rule_id)
+        return await store.alerts.get_rule(rule_id)
 
     rule = _run(settings, go)
     if rule is None:
@@ -507,7 +509,9 @@ def alerts_history(
     sym = symbol.strip().upper() if symbol else None
     views = _run(
         settings,
-        lambda store: store.list_events(rule_id=rule_id, symbol=sym, since=start, limit=limit),
+        lambda store: store.alerts.list_events(
+            rule_id=rule_id, symbol=sym, since=start, limit=limit
+        ),
     )
     docs = [_event_doc(v) for v in views]
     if as_json:

@@ -23,7 +23,7 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 async def summary_rows(store: Store) -> list[dict[str, Any]]:
-    rows = await store.history_summary()
+    rows = await store.snapshots.history()
     return [
         {
             "symbol": r.symbol,
@@ -52,8 +52,8 @@ async def export(
     """Stream snapshots to `out`; returns how many were written. Shows a progress bar on stderr."""
     from optterm.present.chain import snapshot_to_dict, write_csv
 
-    total = await store.count_snapshots(symbol, expiry, start, end)
-    snaps: AsyncIterator[ChainSnapshot] = store.iter_snapshots(symbol, expiry, start, end)
+    total = await store.snapshots.count(symbol, expiry, start, end)
+    snaps: AsyncIterator[ChainSnapshot] = store.snapshots.iterate(symbol, expiry, start, end)
     written = 0
     bar = _progress(total) if progress and total > 0 else None
     try:

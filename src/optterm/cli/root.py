@@ -656,9 +656,9 @@ def patterns(
 async def _patterns(
     store: Any, symbol: str | None, kinds: Any, since: datetime, now: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    active = await store.load_signals(symbol, kinds, active_at=now, limit=limit)
+    active = await store.analytics.load_signals(symbol, kinds, active_at=now, limit=limit)
     keys = {s.key for s in active}
-    seen = await store.load_signals(symbol, kinds, since=since, limit=limit + len(active))
+    seen = await store.analytics.load_signals(symbol, kinds, since=since, limit=limit + len(active))
     expired = [s for s in seen if s.key not in keys][: limit - len(active)]
     return [
         {
@@ -698,11 +698,9 @@ def jobs(
     """Recent runs of the daemon's scheduled jobs (end-of-day summary, retention, checkpoint)."""
     from zoneinfo import ZoneInfo
 
-    from optterm.store.jobs import list_jobs
-
     settings = _load(ctx)
     job = name.strip().lower() if name else None
-    runs = asyncio.run(_with_store(settings, lambda s: list_jobs(s, job, limit)))
+    runs = asyncio.run(_with_store(settings, lambda s: s.jobs.runs(job, limit)))
     if as_json:
         _print_json([r.to_dict() for r in runs])
         return

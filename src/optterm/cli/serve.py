@@ -39,7 +39,7 @@ EXIT_LEASE_LOST = 1
 async def purge_expired(store: Store, retention_days: int) -> int:
     """Drop history older than the retention window (the scheduler will also run this daily)."""
     cutoff = datetime.now(UTC) - timedelta(days=retention_days)
-    purged = await store.purge(cutoff)
+    purged = await store.snapshots.purge(cutoff)
     if purged:
         log.info(
             "retention: removed %d snapshots older than %s (%d days)",

@@ -17,12 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select
-
-from optterm.model import Delivery
-from optterm.store.repository import _from_us, _to_us
-from optterm.store.schema import alert_events, outbox, snapshots
-
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.market import MarketCalendar
@@ -60,59 +54,6 @@ def _iso(ts: datetime | None) -> str | None:
 
 def _age(now: datetime, ts: datetime | None) -> float | None:
     return None if ts is None else round((now - ts).total_seconds(), 3)
-
-
-async def _last_snapshot(store: Store) -> dict[str, Any] | None:
-    # Ids only grow, so the newest row is the last one written: one index seek, no scan.
-    stmt = (
-        select(
-            snapshots.c.symbol,
-            snapshots.c.expiry,
-            snapshots.c.provider,
-            snapshots.c.feed,
-            snapshots.c.provider_ts,
-            snapshots.c.fetched_at,
-        )
-        .order_by(snapshots.c.id.desc())
-        .limit(1)
-    )
-    async with store.read_connection() as conn:
-        row = (await conn.execute(stmt)).one_or_none()
-    if row is None:
-        return None
-    return {
-        "symbol": row.symbol,
-        "expiry": row.expiry.isoformat(),
-        "provider": row.provider,
-        "feed": row.feed,
-        "provider_ts": _iso(_from_us(row.provider_ts)),
-        "fetched_at": _iso(_from_us(row.fetched_at)),
-    }
-
-
-async def _failed_deliveries(store: Store, limit: int) -> list[dict[str, Any]]:
-    o, e = outbox.c, alert_events.c
-    stmt = (
-        select(o.id, o.event_id, o.channel_label, o.attempts, o.last_error, o.updated_at, e.title)
-        .select_from(outbox.outerjoin(alert_events, e.id == o.event_id))
-        .where(o.status == Delivery.FAILED.value)
-        .order_by(o.updated_at.desc(), o.id.desc())
-        .limit(limit)
-    )
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [
-        {
-            "id": r.id,
-            "event_id": r.event_id,
-            "title": r.title,
-            "channel": r.channel_label,
-            "attempts": r.attempts,
-            "error": r.last_error,
-            "failed_at": _iso(_from_us(r.updated_at)),
-        }
-        for r in rows
-    ]
 
 
 async def gather_status(
@@ -165,9 +106,18 @@ async def gather_status(
         )
 
     market_open = calendar.is_open(now)
-    last = await _last_snapshot(store)
-    if last is not None:
-        last["age_s"] = _age(now, datetime.fromisoformat(last["fetched_at"]))
+    newest = await store.status.last_snapshot()
+    last: dict[str, Any] | None = None
+    if newest is not None:
+        last = {
+            "symbol": newest.symbol,
+            "expiry": newest.expiry.isoformat(),
+            "provider": newest.provider,
+            "feed": str(newest.feed),
+            "provider_ts": _iso(newest.provider_ts),
+            "fetched_at": _iso(newest.fetched_at),
+            "age_s": _age(now, newest.fetched_at),
+        }
     if market_open:
         if last is None:
             problems.append("the market is open and no snapshot has been stored yet")
@@ -177,7 +127,7 @@ async def gather_status(
                 f"ago (more than {stale:g} s)"
             )
 
-    health = await store.load_health()
+    health = await store.health.load()
     providers = [
         {
             "provider": h.provider,
@@ -193,13 +143,23 @@ async def gather_status(
         for h in health
     ]
 
-    backlog = await store.outbox_backlog()
-    failed = await _failed_deliveries(store, RECENT_FAILED)
-    since = _to_us(now - FAILED_WINDOW)
-    recent = [f for f in failed if _to_us(datetime.fromisoformat(f["failed_at"])) >= since]
+    backlog = await store.outbox.backlog()
+    failed = [
+        {
+            "id": f.id,
+            "event_id": f.event_id,
+            "title": f.title,
+            "channel": f.channel_label,
+            "attempts": f.attempts,
+            "error": f.error,
+            "failed_at": _iso(f.failed_at),
+        }
+        for f in await store.status.failed_deliveries(RECENT_FAILED)
+    ]
+    recent = await store.status.failed_since(now - FAILED_WINDOW)
     if recent:
-        noun = "delivery" if len(recent) == 1 else "deliveries"
-        problems.append(f"{len(recent)} notification {noun} FAILED in the last hour")
+        noun = "delivery" if recent == 1 else "deliveries"
+        problems.append(f"{recent} notification {noun} FAILED in the last hour")
 
     doc = {
         "healthy": not problems,
@@ -214,7 +174,7 @@ async def gather_status(
         "providers": providers,
         "outbox": backlog,
         "failed_deliveries": failed,
-        "failed_last_hour": len(recent),
+        "failed_last_hour": recent,
     }
     return StatusReport(doc)
 

@@ -70,13 +70,15 @@ def make_poller(
     watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
     return Poller(
         provider,
-        store,
+        None if store is None else store.snapshots,
         watch,
         interval=settings.poller.interval,
         timeout=settings.poller.timeout,
-        health_sink=store,
-        analyzer=Analyzer.from_settings(settings, history=store),
-        analytics_sink=store,
+        health_sink=None if store is None else store.health,
+        analyzer=Analyzer.from_settings(
+            settings, history=None if store is None else store.analytics
+        ),
+        analytics_sink=None if store is None else store.analytics,
         alerts=alerts,
     )
 

@@ -76,7 +76,7 @@ class Follower:
         if self._expiries_at is None or now - self._expiries_at > timedelta(
             seconds=EXPIRY_REFRESH_S
         ):
-            rows = await self.store.history_summary()
+            rows = await self.store.snapshots.history()
             latest_day: dict[str, date] = {}
             for r in rows:
                 latest_day[r.symbol] = max(latest_day.get(r.symbol, r.trading_date), r.trading_date)
@@ -99,7 +99,7 @@ class Follower:
         updates: list[ChainUpdate] = []
         for symbol, expiries in (await self._watched_expiries()).items():
             for expiry in expiries:
-                snap = await self.store.latest_chain(symbol, expiry)
+                snap = await self.store.snapshots.latest(symbol, expiry)
                 if snap is None:
                     continue
                 before = self._seen.get((symbol, expiry))
@@ -117,19 +117,19 @@ class Follower:
         fresh_signals: list[Signal] = []
         if newest is not None:
             # Signals live on the data's clock: "active" is judged at the newest data time.
-            active = tuple(await self.store.load_signals(active_at=newest, limit=100))
+            active = tuple(await self.store.analytics.load_signals(active_at=newest, limit=100))
             since = self._signals_since or newest - timedelta(hours=1)
-            fresh_signals = await self.store.load_signals(since=since, limit=100)
+            fresh_signals = await self.store.analytics.load_signals(since=since, limit=100)
             self._signals_since = newest
         events: list[AlertEvent] = []
-        for view in await self.store.list_events(limit=50):  # newest first, by id
+        for view in await self.store.alerts.list_events(limit=50):  # newest first, by id
             event = view.event
             if event.id is not None and event.id not in self._known_events:
                 self._known_events.add(event.id)
                 if self._attached_once:  # what fired before we attached is history, not news
                     events.append(event)
         self._attached_once = True
-        health = tuple(await self.store.load_health())
+        health = tuple(await self.store.health.load())
         tick = Tick(
             self.seq,
             started,

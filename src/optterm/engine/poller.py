@@ -33,17 +33,15 @@ EXPIRY_TTL_S = 600.0
 
 
 class SnapshotSink(Protocol):
-    async def write_snapshots(self, snaps: Sequence[ChainSnapshot]) -> list[bool]: ...
+    async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]: ...
 
 
 class HealthSink(Protocol):
-    async def save_health(self, rows: Sequence[ProviderHealth]) -> None: ...
+    async def save(self, rows: Sequence[ProviderHealth]) -> None: ...
 
 
 class AnalyticsSink(Protocol):
-    async def save_analytics(
-        self, metrics: Sequence[Metrics], signals: Sequence[Signal]
-    ) -> None: ...
+    async def save(self, metrics: Sequence[Metrics], signals: Sequence[Signal]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +161,7 @@ class Poller:
 
         if self.analytics_sink is not None and (metrics or signals):
             try:
-                await self.analytics_sink.save_analytics(metrics, signals)
+                await self.analytics_sink.save(metrics, signals)
             except Exception as exc:
                 failures.append(self._failure("*", None, exc, kind="store"))
         active: tuple[Signal, ...] = ()
@@ -194,7 +192,7 @@ class Poller:
         health = tuple(self.provider.health()) if isinstance(self.provider, HasHealth) else ()
         if health and self.health_sink is not None:
             try:
-                await self.health_sink.save_health(health)
+                await self.health_sink.save(health)
             except Exception as exc:  # health bookkeeping must never cost the feed
                 failures.append(self._failure("*", None, exc, kind="store"))
         tick = Tick(
@@ -234,7 +232,7 @@ class Poller:
         if self.store is None or not got:
             return [False] * len(got)
         try:
-            stored = await self.store.write_snapshots([snap for _, _, snap in got])
+            stored = await self.store.write_many([snap for _, _, snap in got])
         except Exception as exc:  # a full disk must not kill the feed
             failures.extend(self._failure(w.symbol, e, exc, kind="store") for w, e, _ in got)
             return [False] * len(got)

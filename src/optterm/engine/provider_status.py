@@ -36,7 +36,7 @@ async def status_rows(settings: Settings, store: Store) -> list[dict[str, Any]]:
     """One row per configured provider, in failover order, with today's recorded health."""
     from optterm.providers.factory import ProviderUnavailable, build_one
 
-    recorded = {h.provider: h for h in await store.load_health()}
+    recorded = {h.provider: h for h in await store.health.load()}
     rows = []
     for position, name in enumerate(settings.providers.order, start=1):
         available, reason = True, None

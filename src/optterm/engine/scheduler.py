@@ -211,28 +211,25 @@ class Scheduler:
 
     async def _start(self, now: datetime) -> None:
         """Once: close runs a dead process left open, and load what earlier runs did."""
-        from optterm.store.daily import summarized
-        from optterm.store.jobs import last_run, recover_interrupted
-
         self._started = True
         try:
-            stale = await recover_interrupted(self.store, now)
+            stale = await self.store.jobs.recover_interrupted(now)
             if stale:
                 log.warning("scheduler: %d job run(s) were interrupted by a stop", stale)
-            if (r := await last_run(self.store, "retention")) is not None:
+            if (r := await self.store.jobs.last_run("retention")) is not None:
                 self._retention_day = self.calendar.local_date(r.started_at)
-            if (r := await last_run(self.store, "checkpoint")) is not None:
+            if (r := await self.store.jobs.last_run("checkpoint")) is not None:
                 self._checkpoint_at = r.started_at
             if getattr(self.store, "path", None) is None:
                 # No WAL here: say so once per database, not at every start.
-                skipped = await last_run(self.store, "checkpoint", "skipped")
+                skipped = await self.store.jobs.last_run("checkpoint", "skipped")
                 self._checkpoint_unsupported = skipped is not None
             target = self.eod_target(now)
             if target is not None:
-                r = await last_run(self.store, "eod", ("ok", "skipped"))
-                if (r is not None and r.started_at >= self.eod_due(target)) or await summarized(
-                    self.store, target
-                ):
+                r = await self.store.jobs.last_run("eod", ("ok", "skipped"))
+                if (
+                    r is not None and r.started_at >= self.eod_due(target)
+                ) or await self.store.daily.summarized(target):
                     self._eod_day = target
         except Exception:
             # Not knowing only means running a job again, and every job is safe to repeat.
@@ -241,12 +238,10 @@ class Scheduler:
     async def _run(
         self, name: str, now: datetime, body: Callable[[], Awaitable[_Outcome]]
     ) -> JobRun:
-        from optterm.store.jobs import finish_job, start_job
-
         t0 = time.monotonic()
         job_id: int | None = None
         try:
-            job_id = await start_job(self.store, name, now)
+            job_id = await self.store.jobs.start(name, now)
         except Exception as exc:
             log.warning("scheduler: cannot record the start of %s: %s", name, exc)
         try:
@@ -266,8 +261,8 @@ class Scheduler:
                 log.info("job %s skipped: %s", name, detail)
         if job_id is not None:
             try:
-                await finish_job(
-                    self.store, job_id, outcome, detail, finished, duration_ms=duration_ms
+                await self.store.jobs.finish(
+                    job_id, outcome, detail, finished, duration_ms=duration_ms
                 )
             except Exception as exc:
                 log.warning("scheduler: cannot record the end of %s: %s", name, exc)
@@ -280,9 +275,7 @@ class Scheduler:
         return None if target is None or target == self._eod_day else target
 
     async def _eod(self, now: datetime, day: date) -> _Outcome:
-        from optterm.store.daily import summarize_day
-
-        strikes, spots = await summarize_day(self.store, day, self.calendar)
+        strikes, spots = await self.store.daily.summarize(day, self.calendar)
         self._eod_day = day
         if not strikes and not spots:
             return "skipped", f"{day.isoformat()}: no snapshots stored that day"
@@ -300,7 +293,7 @@ class Scheduler:
         # Whole exchange-local days: keep today and the `retention_days` days before it.
         first_kept = today - timedelta(days=self.retention_days)
         cutoff = datetime.combine(first_kept, dt_time(0), tzinfo=self.calendar.tz)
-        purged = await self.store.purge(cutoff.astimezone(UTC))
+        purged = await self.store.snapshots.purge(cutoff.astimezone(UTC))
         self._retention_day = today
         return "ok", (
             f"removed {purged} snapshot(s) before {first_kept.isoformat()} "

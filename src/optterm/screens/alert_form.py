@@ -938,9 +938,9 @@ class AlertForm(ModalScreen[AlertRule | None]):
                     enabled=self.rule.enabled,
                     created_at=self.rule.created_at,
                 )
-                saved = await store.update_rule(rule)
+                saved = await store.alerts.update_rule(rule)
             else:
-                saved = await store.add_rule(rule)
+                saved = await store.alerts.add_rule(rule)
         except (StoreError, UnknownRule) as exc:
             self._error(str(exc))
             return

@@ -150,9 +150,9 @@ class AlertsScreen(Screen[None]):
         problem = ""
         if store is not None:
             try:
-                rules = await store.list_rules()
-                states = await store.load_states()
-                views = await store.list_events(limit=EVENTS_SHOWN)
+                rules = await store.alerts.list_rules()
+                states = await store.alerts.load_states()
+                views = await store.alerts.list_events(limit=EVENTS_SHOWN)
             except StoreError as exc:
                 problem = str(exc)
             else:
@@ -314,9 +314,9 @@ class AlertsScreen(Screen[None]):
         assert rule.id is not None
         try:
             if what == "delete":
-                done = await store.delete_rule(rule.id)
+                done = await store.alerts.delete_rule(rule.id)
             else:
-                done = await store.set_enabled(rule.id, what == "enable")
+                done = await store.alerts.set_enabled(rule.id, what == "enable")
         except StoreError as exc:
             self.notify(str(exc), title="Alerts", severity="error", markup=False)
             return

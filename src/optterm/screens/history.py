@@ -7,9 +7,10 @@ Three panes for the shown symbol, expiry and day (default: the latest trading da
 3. the ATM straddle premium.
 
 Every chart's x axis is exchange time (IST, HH:MM). The store is read in an async worker on the
-app's loop (its engine lives there); per-strike OI comes from `Store.strike_series`, which
-decodes only the needed columns, and the chain-level lines from `Store.metrics_series`. After a
-tick brings a newer snapshot of the shown chain, only the rows after the last one loaded are read.
+app's loop (its engine lives there); per-strike OI comes from `store.snapshots.strike_series`,
+which decodes only the needed columns, and the chain-level lines from
+`store.analytics.metrics_series`. After a tick brings a newer snapshot of the shown chain, only the
+rows after the last one loaded are read.
 """
 
 from __future__ import annotations
@@ -422,7 +423,7 @@ class HistoryScreen(Screen[None]):
 
     async def _load_once(self, store: Store, *, full: bool, catalog: bool) -> None:
         if catalog or self._catalog is None:
-            rows = await store.history_summary()
+            rows = await store.snapshots.history()
             cat: dict[date, set[date]] = {}
             for r in rows:
                 if r.symbol == self.symbol:
@@ -455,11 +456,11 @@ class HistoryScreen(Screen[None]):
         # Chain-level metrics: everything after the last row held, or the whole day.
         if same_day and self._metrics:
             since = self._metrics[-1].ts + _US
-            self._metrics = self._metrics + await store.metrics_series(
+            self._metrics = self._metrics + await store.analytics.metrics_series(
                 self.symbol, expiry, since, end
             )
         else:
-            self._metrics = await store.metrics_series(self.symbol, expiry, start, end)
+            self._metrics = await store.analytics.metrics_series(self.symbol, expiry, start, end)
 
         # The strike list (for stepping and the default ATM): the day's first snapshot.
         ref: ChainSnapshot | None = None
@@ -483,12 +484,12 @@ class HistoryScreen(Screen[None]):
         if same_day and self.loaded == key and self._oi_us.size:
             since_us = int(self._oi_us[-1]) + 1
             since = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=since_us)
-            more = await store.strike_series(self.symbol, expiry, self.strike, since, end)
+            more = await store.snapshots.strike_series(self.symbol, expiry, self.strike, since, end)
             self._oi_us = np.concatenate((self._oi_us, more.ts.astype(np.int64)))
             for f in self._oi:
                 self._oi[f] = np.concatenate((self._oi[f], more[f]))
         else:
-            got = await store.strike_series(self.symbol, expiry, self.strike, start, end)
+            got = await store.snapshots.strike_series(self.symbol, expiry, self.strike, start, end)
             self._oi_us = got.ts.astype(np.int64)
             self._oi = {f: np.asarray(got[f], dtype=np.float64) for f in self._oi}
 
@@ -775,7 +776,7 @@ class HistoryScreen(Screen[None]):
 async def _first_snapshot(
     store: Store, symbol: str, expiry: date, start: datetime, end: datetime
 ) -> ChainSnapshot | None:
-    it = store.iter_snapshots(symbol, expiry, start, end, batch=1)
+    it = store.snapshots.iterate(symbol, expiry, start, end, batch=1)
     async with contextlib.aclosing(it):
         async for snap in it:
             return snap

@@ -265,7 +265,7 @@ class PatternsScreen(Screen[None]):
         if store is None:
             return
         try:
-            self.stored = list(await store.load_signals(limit=200))
+            self.stored = list(await store.analytics.load_signals(limit=200))
         except Exception as exc:  # the live signals still show; say why the saved ones do not
             self.store_error = str(exc) or type(exc).__name__
         self.store_loaded = True

@@ -1,4 +1,4 @@
-"""Alert rules, their evaluation state, fired events and the notification outbox.
+"""Alert rules, their evaluation state, and fired events with their deliveries (`store.alerts`).
 
 Rules store channel *references* (app, tag:NAME, keyring:ID), never URLs. Floats are NULL where
 the model has NaN; timestamps are integer epoch microseconds UTC and come back tz-aware UTC.
@@ -12,12 +12,10 @@ when the rules are exactly what they were then (e.g. a rule added and deleted ag
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
@@ -27,37 +25,23 @@ from optterm.model import (
     AlertEvent,
     AlertKind,
     AlertRule,
+    Channel,
     Condition,
     Delivery,
     Feed,
     PatternKind,
     Side,
 )
-from optterm.store.dialect import insert_for
-from optterm.store.repository import Store, _from_us, _to_us
+from optterm.store.dialect import insert_for, inserted_id
+from optterm.store.nulls import nan_to_none, none_to_nan
+from optterm.store.outbox import idempotency_key
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
+from optterm.store.timecodec import from_us, from_us_or_none, now_us, to_us
 
 if TYPE_CHECKING:
-    from optterm.engine.notify.channels import Channel
+    from optterm.store.store import Store
 
-__all__ = [
-    "DeliveryView",
-    "EventView",
-    "RuleStateRow",
-    "UnknownRule",
-    "add_rule",
-    "delete_rule",
-    "get_rule",
-    "idempotency_key",
-    "list_events",
-    "list_rules",
-    "load_states",
-    "record_firings",
-    "rules_version",
-    "save_states",
-    "set_enabled",
-    "update_rule",
-]
+__all__ = ["AlertRepository", "DeliveryView", "EventView", "RuleStateRow", "UnknownRule"]
 
 
 class UnknownRule(LookupError):
@@ -97,26 +81,7 @@ class EventView:
     deliveries: tuple[DeliveryView, ...]
 
 
-def idempotency_key(event_id: int, channel_ref: str) -> str:
-    return hashlib.sha256(f"{event_id}:{channel_ref}".encode()).hexdigest()[:32]
-
-
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _now_us() -> int:
-    return _to_us(datetime.now(UTC))
-
-
-def _num(value: float | None) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    return None if math.isnan(f) else f
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _hhmm(t: time | None) -> str | None:
@@ -130,14 +95,10 @@ def _time(text: str | None) -> time | None:
     return time(int(h), int(m))
 
 
-def _dt(us: int | None) -> datetime | None:
-    return None if us is None else _from_us(us)
-
-
 async def _stamp(conn: AsyncConnection) -> int:
     """Now, or just above the newest updated_at, whichever is later (see rules_version)."""
     newest = await conn.scalar(select(func.max(alert_rules.c.updated_at)))
-    now = _now_us()
+    now = now_us()
     return now if newest is None or now > newest else int(newest) + 1
 
 
@@ -149,7 +110,7 @@ def _rule_row(rule: AlertRule) -> dict[str, Any]:
         "condition": str(Condition(rule.condition)),
         "threshold": float(rule.threshold),
         "expiry": rule.expiry,
-        "strike": _num(rule.strike),
+        "strike": nan_to_none(rule.strike),
         "side": None if rule.side is None else str(Side(rule.side)),
         "metric": rule.metric,
         "pattern": None if rule.pattern is None else str(PatternKind(rule.pattern)),
@@ -167,7 +128,7 @@ def _rule_row(rule: AlertRule) -> dict[str, Any]:
     }
 
 
-def _to_rule(r: Row[Any]) -> AlertRule:
+def _to_rule(r: Row[*tuple[Any, ...]]) -> AlertRule:
     return AlertRule(
         id=int(r.id),
         owner=r.owner,
@@ -191,113 +152,11 @@ def _to_rule(r: Row[Any]) -> AlertRule:
         channel_labels=tuple(json.loads(r.channel_labels)),
         enabled=bool(r.enabled),
         note=r.note,
-        created_at=_from_us(r.created_at),
+        created_at=from_us(r.created_at),
     )
 
 
 # ------------------------------------------------------------------------------------- rules
-
-
-async def add_rule(store: Store, rule: AlertRule) -> AlertRule:
-    """Insert `rule` (its id must be None); returns it with its id and created_at."""
-    if rule.id is not None:
-        raise ValueError(f"rule already has id {rule.id}; use update_rule to change it")
-    row = _rule_row(rule)
-    with store._errors("Saving the alert rule"):
-        async with store.write_transaction() as conn:
-            stamp = await _stamp(conn)
-            created = stamp if rule.created_at is None else _to_us(rule.created_at, "created_at")
-            result = await conn.execute(
-                insert(alert_rules).values(**row, created_at=created, updated_at=stamp)
-            )
-            new_id = int(result.inserted_primary_key[0])
-    return replace(rule, id=new_id, created_at=_from_us(created))
-
-
-async def update_rule(store: Store, rule: AlertRule) -> AlertRule:
-    """Replace every field of stored rule `rule.id` (created_at stays). Its evaluation state is
-    dropped, since the old state belongs to the old threshold; its events stay. UnknownRule if
-    there is no such rule."""
-    if rule.id is None:
-        raise ValueError("update_rule needs a rule with an id; use add_rule for a new one")
-    row = _rule_row(rule)
-    with store._errors("Updating the alert rule"):
-        async with store.write_transaction() as conn:
-            created = await conn.scalar(
-                select(alert_rules.c.created_at).where(alert_rules.c.id == rule.id)
-            )
-            if created is not None:
-                stamp = await _stamp(conn)
-                await conn.execute(
-                    update(alert_rules)
-                    .where(alert_rules.c.id == rule.id)
-                    .values(**row, updated_at=stamp)
-                )
-                await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule.id))
-    if created is None:
-        raise UnknownRule(rule.id)
-    return replace(rule, created_at=_from_us(created))
-
-
-async def set_enabled(store: Store, rule_id: int, enabled: bool) -> bool:
-    """Enable or disable a rule; False when there is no such rule. State is kept."""
-    with store._errors("Updating the alert rule"):
-        async with store.write_transaction() as conn:
-            stamp = await _stamp(conn)
-            result = await conn.execute(
-                update(alert_rules)
-                .where(alert_rules.c.id == rule_id)
-                .values(enabled=int(bool(enabled)), updated_at=stamp)
-            )
-    return result.rowcount > 0
-
-
-async def delete_rule(store: Store, rule_id: int) -> bool:
-    """Delete a rule and its state; its events and their deliveries stay as history."""
-    with store._errors("Deleting the alert rule"):
-        async with store.write_transaction() as conn:
-            result = await conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
-            await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule_id))
-    return result.rowcount > 0
-
-
-async def get_rule(store: Store, rule_id: int) -> AlertRule | None:
-    async with store.read_connection() as conn:
-        row = (
-            await conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id))
-        ).one_or_none()
-    return None if row is None else _to_rule(row)
-
-
-async def list_rules(
-    store: Store,
-    *,
-    owner: str | None = None,
-    symbol: str | None = None,
-    enabled: bool | None = None,
-) -> list[AlertRule]:
-    """Rules by id; each filter is optional."""
-    c = alert_rules.c
-    stmt = select(alert_rules)
-    if owner is not None:
-        stmt = stmt.where(c.owner == owner)
-    if symbol is not None:
-        stmt = stmt.where(c.symbol == symbol)
-    if enabled is not None:
-        stmt = stmt.where(c.enabled == int(enabled))
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt.order_by(c.id))).all()
-    return [_to_rule(r) for r in rows]
-
-
-async def rules_version(store: Store) -> int:
-    """Changes whenever a rule is added, edited, enabled, disabled or deleted (module doc)."""
-    c = alert_rules.c
-    async with store.read_connection() as conn:
-        newest, count = (
-            await conn.execute(select(func.coalesce(func.max(c.updated_at), 0), func.count()))
-        ).one()
-    return int(newest) + int(count)
 
 
 # ------------------------------------------------------------------------------------- state
@@ -309,9 +168,9 @@ def _state_values(states: Iterable[RuleStateRow], now: int) -> list[dict[str, An
         out[int(s.rule_id)] = {
             "rule_id": int(s.rule_id),
             "armed": int(bool(s.armed)),
-            "last_value": _num(s.last_value),
+            "last_value": nan_to_none(s.last_value),
             "last_fired_at": (
-                None if s.last_fired_at is None else _to_us(s.last_fired_at, "last_fired_at")
+                None if s.last_fired_at is None else to_us(s.last_fired_at, "last_fired_at")
             ),
             "fire_count": int(s.fire_count),
             "updated_at": now,
@@ -327,67 +186,180 @@ async def _upsert_states(conn: AsyncConnection, values: list[dict[str, Any]]) ->
     await conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"], set_=keep), values)
 
 
-async def load_states(store: Store) -> dict[int, RuleStateRow]:
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(select(alert_state))).all()
-    return {
-        int(r.rule_id): RuleStateRow(
-            rule_id=int(r.rule_id),
-            armed=bool(r.armed),
-            last_value=r.last_value,
-            last_fired_at=_dt(r.last_fired_at),
-            fire_count=int(r.fire_count),
-        )
-        for r in rows
-    }
-
-
-async def save_states(store: Store, states: Sequence[RuleStateRow]) -> None:
-    """Upsert state rows in one transaction (NaN last_value is stored as NULL)."""
-    values = _state_values(states, _now_us())
-    if not values:
-        return
-    with store._errors("Saving alert state"):
-        async with store.write_transaction() as conn:
-            await _upsert_states(conn, values)
-
-
 # ------------------------------------------------------------------------------------ events
 
 
 def _context_json(context: Sequence[tuple[str, float | str]]) -> str:
-    pairs = [[str(n), v if isinstance(v, str) else _num(v)] for n, v in context]
+    pairs = [[str(n), v if isinstance(v, str) else nan_to_none(v)] for n, v in context]
     return json.dumps(pairs, ensure_ascii=False)
 
 
 def _context(text: str) -> tuple[tuple[str, float | str], ...]:
-    return tuple((str(n), v if isinstance(v, str) else _nan(v)) for n, v in json.loads(text))
+    return tuple((str(n), v if isinstance(v, str) else none_to_nan(v)) for n, v in json.loads(text))
 
 
-async def record_firings(
-    store: Store,
-    firings: Sequence[tuple[AlertEvent, Sequence[Channel]]],
-    states: Sequence[RuleStateRow],
-    *,
-    one_shot_done: Sequence[int] = (),
-) -> list[AlertEvent]:
-    """In ONE transaction: insert every event, one PENDING outbox row per (event, channel),
-    upsert `states`, and disable the rules in `one_shot_done`. Returns the events with their
-    ids. Any failure (a duplicate idempotency key, a lost database) writes nothing."""
-    now = _now_us()
-    state_values = _state_values(states, now)
-    stored: list[AlertEvent] = []
-    with store._errors("Recording alert events"):
-        async with store.write_transaction() as conn:
+def _to_event(r: Row[*tuple[Any, ...]]) -> AlertEvent:
+    return AlertEvent(
+        id=int(r.id),
+        rule_id=int(r.rule_id),
+        symbol=r.symbol,
+        kind=AlertKind(r.kind),
+        fired_at=from_us(r.fired_at),
+        value=none_to_nan(r.value),
+        threshold=none_to_nan(r.threshold),
+        title=r.title,
+        body=r.body,
+        provider=r.provider,
+        feed=Feed(r.feed),
+        context=_context(r.context),
+    )
+
+
+# ------------------------------------------------------------------------------ repository
+
+
+class AlertRepository:
+    """`store.alerts`: rules, their state, and the events they fired."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def add_rule(self, rule: AlertRule) -> AlertRule:
+        """Insert `rule` (its id must be None); returns it with its id and created_at."""
+        if rule.id is not None:
+            raise ValueError(f"rule already has id {rule.id}; use update_rule to change it")
+        row = _rule_row(rule)
+        async with self._store.write_transaction("Saving the alert rule") as conn:
+            stamp = await _stamp(conn)
+            created = stamp if rule.created_at is None else to_us(rule.created_at, "created_at")
+            result = await conn.execute(
+                insert(alert_rules).values(**row, created_at=created, updated_at=stamp)
+            )
+            new_id = inserted_id(result)
+        return replace(rule, id=new_id, created_at=from_us(created))
+
+    async def update_rule(self, rule: AlertRule) -> AlertRule:
+        """Replace every field of stored rule `rule.id` (created_at stays). Its evaluation state is
+        dropped, since the old state belongs to the old threshold; its events stay. UnknownRule if
+        there is no such rule."""
+        if rule.id is None:
+            raise ValueError("update_rule needs a rule with an id; use add_rule for a new one")
+        row = _rule_row(rule)
+        async with self._store.write_transaction("Updating the alert rule") as conn:
+            created = await conn.scalar(
+                select(alert_rules.c.created_at).where(alert_rules.c.id == rule.id)
+            )
+            if created is not None:
+                stamp = await _stamp(conn)
+                await conn.execute(
+                    update(alert_rules)
+                    .where(alert_rules.c.id == rule.id)
+                    .values(**row, updated_at=stamp)
+                )
+                await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule.id))
+        if created is None:
+            raise UnknownRule(rule.id)
+        return replace(rule, created_at=from_us(created))
+
+    async def set_enabled(self, rule_id: int, enabled: bool) -> bool:
+        """Enable or disable a rule; False when there is no such rule. State is kept."""
+        async with self._store.write_transaction("Updating the alert rule") as conn:
+            stamp = await _stamp(conn)
+            result = await conn.execute(
+                update(alert_rules)
+                .where(alert_rules.c.id == rule_id)
+                .values(enabled=int(bool(enabled)), updated_at=stamp)
+            )
+        return result.rowcount > 0
+
+    async def delete_rule(self, rule_id: int) -> bool:
+        """Delete a rule and its state; its events and their deliveries stay as history."""
+        async with self._store.write_transaction("Deleting the alert rule") as conn:
+            result = await conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
+            await conn.execute(delete(alert_state).where(alert_state.c.rule_id == rule_id))
+        return result.rowcount > 0
+
+    async def get_rule(self, rule_id: int) -> AlertRule | None:
+        async with self._store.read_connection() as conn:
+            row = (
+                await conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id))
+            ).one_or_none()
+        return None if row is None else _to_rule(row)
+
+    async def list_rules(
+        self,
+        *,
+        owner: str | None = None,
+        symbol: str | None = None,
+        enabled: bool | None = None,
+    ) -> list[AlertRule]:
+        """Rules by id; each filter is optional."""
+        c = alert_rules.c
+        stmt = select(alert_rules)
+        if owner is not None:
+            stmt = stmt.where(c.owner == owner)
+        if symbol is not None:
+            stmt = stmt.where(c.symbol == symbol)
+        if enabled is not None:
+            stmt = stmt.where(c.enabled == int(enabled))
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt.order_by(c.id))).all()
+        return [_to_rule(r) for r in rows]
+
+    async def rules_version(self) -> int:
+        """Changes whenever a rule is added, edited, enabled, disabled or deleted (module doc)."""
+        c = alert_rules.c
+        async with self._store.read_connection() as conn:
+            newest, count = (
+                await conn.execute(select(func.coalesce(func.max(c.updated_at), 0), func.count()))
+            ).one()
+        return int(newest) + int(count)
+
+    async def load_states(self) -> dict[int, RuleStateRow]:
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(select(alert_state))).all()
+        return {
+            int(r.rule_id): RuleStateRow(
+                rule_id=int(r.rule_id),
+                armed=bool(r.armed),
+                last_value=r.last_value,
+                last_fired_at=from_us_or_none(r.last_fired_at),
+                fire_count=int(r.fire_count),
+            )
+            for r in rows
+        }
+
+    async def save_states(self, states: Sequence[RuleStateRow]) -> None:
+        """Upsert state rows in one transaction (NaN last_value is stored as NULL)."""
+        values = _state_values(states, now_us())
+        if not values:
+            return
+        async with self._store.write_transaction("Saving alert state") as conn:
+            await _upsert_states(conn, values)
+
+    async def record_firings(
+        self,
+        firings: Sequence[tuple[AlertEvent, Sequence[Channel]]],
+        states: Sequence[RuleStateRow],
+        *,
+        one_shot_done: Sequence[int] = (),
+    ) -> list[AlertEvent]:
+        """In ONE transaction: insert every event, one PENDING outbox row per (event, channel),
+        upsert `states`, and disable the rules in `one_shot_done`. Returns the events with their
+        ids. Any failure (a duplicate idempotency key, a lost database) writes nothing."""
+        now = now_us()
+        state_values = _state_values(states, now)
+        stored: list[AlertEvent] = []
+        async with self._store.write_transaction("Recording alert events") as conn:
             for event, channels in firings:
                 result = await conn.execute(
                     insert(alert_events).values(
                         rule_id=int(event.rule_id),
                         symbol=event.symbol,
                         kind=str(AlertKind(event.kind)),
-                        fired_at=_to_us(event.fired_at, "fired_at"),
-                        value=_num(event.value),
-                        threshold=_num(event.threshold),
+                        fired_at=to_us(event.fired_at, "fired_at"),
+                        value=nan_to_none(event.value),
+                        threshold=nan_to_none(event.threshold),
                         title=event.title,
                         body=event.body,
                         provider=event.provider,
@@ -396,7 +368,7 @@ async def record_firings(
                         created_at=now,
                     )
                 )
-                event_id = int(result.inserted_primary_key[0])
+                event_id = inserted_id(result)
                 rows = [
                     {
                         "event_id": event_id,
@@ -425,65 +397,47 @@ async def record_firings(
                     .where(alert_rules.c.id.in_(done))
                     .values(enabled=0, updated_at=stamp)
                 )
-    return stored
+        return stored
 
-
-def _to_event(r: Row[Any]) -> AlertEvent:
-    return AlertEvent(
-        id=int(r.id),
-        rule_id=int(r.rule_id),
-        symbol=r.symbol,
-        kind=AlertKind(r.kind),
-        fired_at=_from_us(r.fired_at),
-        value=_nan(r.value),
-        threshold=_nan(r.threshold),
-        title=r.title,
-        body=r.body,
-        provider=r.provider,
-        feed=Feed(r.feed),
-        context=_context(r.context),
-    )
-
-
-async def list_events(
-    store: Store,
-    *,
-    rule_id: int | None = None,
-    symbol: str | None = None,
-    since: datetime | None = None,
-    limit: int = 100,
-) -> list[EventView]:
-    """Fired events, newest first (by fired_at, then id), each with its deliveries."""
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-    e = alert_events.c
-    stmt = select(alert_events)
-    if rule_id is not None:
-        stmt = stmt.where(e.rule_id == rule_id)
-    if symbol is not None:
-        stmt = stmt.where(e.symbol == symbol)
-    if since is not None:
-        stmt = stmt.where(e.fired_at >= _to_us(since, "since"))
-    stmt = stmt.order_by(e.fired_at.desc(), e.id.desc()).limit(limit)
-    async with store.read_connection() as conn:
-        events = (await conn.execute(stmt)).all()
-        ids = [int(r.id) for r in events]
-        deliveries: dict[int, list[DeliveryView]] = {i: [] for i in ids}
-        if ids:
-            o = outbox.c
-            rows = (
-                await conn.execute(select(outbox).where(o.event_id.in_(ids)).order_by(o.id))
-            ).all()
-            for r in rows:
-                deliveries[int(r.event_id)].append(
-                    DeliveryView(
-                        channel=r.channel,
-                        channel_label=r.channel_label,
-                        status=Delivery(r.status),
-                        attempts=int(r.attempts),
-                        last_error=r.last_error,
-                        sent_at=_dt(r.sent_at),
-                        next_attempt_at=_from_us(r.next_attempt_at),
+    async def list_events(
+        self,
+        *,
+        rule_id: int | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EventView]:
+        """Fired events, newest first (by fired_at, then id), each with its deliveries."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        e = alert_events.c
+        stmt = select(alert_events)
+        if rule_id is not None:
+            stmt = stmt.where(e.rule_id == rule_id)
+        if symbol is not None:
+            stmt = stmt.where(e.symbol == symbol)
+        if since is not None:
+            stmt = stmt.where(e.fired_at >= to_us(since, "since"))
+        stmt = stmt.order_by(e.fired_at.desc(), e.id.desc()).limit(limit)
+        async with self._store.read_connection() as conn:
+            events = (await conn.execute(stmt)).all()
+            ids = [int(r.id) for r in events]
+            deliveries: dict[int, list[DeliveryView]] = {i: [] for i in ids}
+            if ids:
+                o = outbox.c
+                rows = (
+                    await conn.execute(select(outbox).where(o.event_id.in_(ids)).order_by(o.id))
+                ).all()
+                for r in rows:
+                    deliveries[int(r.event_id)].append(
+                        DeliveryView(
+                            channel=r.channel,
+                            channel_label=r.channel_label,
+                            status=Delivery(r.status),
+                            attempts=int(r.attempts),
+                            last_error=r.last_error,
+                            sent_at=from_us_or_none(r.sent_at),
+                            next_attempt_at=from_us(r.next_attempt_at),
+                        )
                     )
-                )
-    return [EventView(_to_event(r), tuple(deliveries[int(r.id)])) for r in events]
+        return [EventView(_to_event(r), tuple(deliveries[int(r.id)])) for r in events]

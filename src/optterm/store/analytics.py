@@ -1,4 +1,5 @@
-"""Chain metrics (one row per stored snapshot) and pattern signals (one row per signal key).
+"""Chain metrics (one row per stored snapshot) and pattern signals (one row per signal key):
+`store.analytics`.
 
 Floats are NULL where the model has NaN (SQLite cannot store NaN) and NaN again when read; the
 two IV-history fields are None ↔ NULL. Timestamps are integer epoch microseconds UTC.
@@ -10,9 +11,10 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import BigInteger, Row, and_, func, literal_column, select
+from sqlalchemy import Row, Table, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optterm.model import (
     Bias,
@@ -25,25 +27,14 @@ from optterm.model import (
     Strength,
 )
 from optterm.store.dialect import upsert_for
-from optterm.store.repository import (
-    _DAY_US,
-    _IST_OFFSET_US,
-    Store,
-    _from_us,
-    _ist_date,
-    _to_us,
-)
+from optterm.store.nulls import nan_to_none, none_to_nan
 from optterm.store.schema import METRIC_FLOATS, metrics, signals
+from optterm.store.timecodec import from_us, ist_date, ist_day_number, ist_day_start_us, to_us
 
-__all__ = [
-    "daily_atm_iv",
-    "latest_metrics",
-    "load_signals",
-    "metrics_series",
-    "save_analytics",
-    "save_metrics",
-    "save_signals",
-]
+if TYPE_CHECKING:
+    from optterm.store.store import Store
+
+__all__ = ["AnalyticsRepository"]
 
 # None (not NaN) when NULL: "not enough history yet" is not a number that failed to compute.
 _OPTIONAL: Final = frozenset({"iv_rank", "iv_percentile"})
@@ -54,24 +45,19 @@ _SIGNAL_KEEP: Final = frozenset({"key", "first_seen"})
 # daily_atm_iv looks that far back and widens only if it found too few days.
 _LOOKBACK_FACTOR: Final = 2
 _LOOKBACK_PAD_DAYS: Final = 14
+# Trading date (IST) of a metrics row, as a day number in portable integer SQL.
+_M_DAY = ist_day_number(metrics.c.ts)
 
 
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _num(value: float | None) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    return None if math.isnan(f) else f
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 async def _upsert(
-    conn: Any, table: Any, values: list[dict[str, Any]], key: Sequence[str], keep: Iterable[str]
+    conn: AsyncConnection,
+    table: Table,
+    values: list[dict[str, Any]],
+    key: Sequence[str],
+    keep: Iterable[str],
 ) -> None:
     await conn.execute(upsert_for(conn, table, key, list(values[0]), tuple(keep)), values)
 
@@ -88,160 +74,45 @@ def _last_by_key(values: list[dict[str, Any]], key: Sequence[str]) -> list[dict[
     return list(out.values())
 
 
-# ------------------------------------------------------------------------------------ metrics
+# ------------------------------------------------------------------------------------ rows
 
 
 def _metrics_row(m: Metrics) -> dict[str, Any]:
     row: dict[str, Any] = {
         "symbol": m.symbol,
         "expiry": m.expiry,
-        "ts": _to_us(m.ts, "ts"),
+        "ts": to_us(m.ts, "ts"),
         "provider": m.provider,
         "feed": str(m.feed),
         "forward_source": m.forward_source,
     }
     for name in METRIC_FLOATS:
-        row[name] = _num(getattr(m, name))
+        row[name] = nan_to_none(getattr(m, name))
     row["view_bias"] = str(m.view.bias)
-    row["view_score"] = _num(m.view.score)
+    row["view_score"] = nan_to_none(m.view.score)
     row["view_reasons"] = json.dumps(list(m.view.reasons), ensure_ascii=False)
     return row
 
 
-def _to_metrics(r: Row[Any]) -> Metrics:
+def _to_metrics(r: Row[*tuple[Any, ...]]) -> Metrics:
     floats = {
-        name: (getattr(r, name) if name in _OPTIONAL else _nan(getattr(r, name)))
+        name: (getattr(r, name) if name in _OPTIONAL else none_to_nan(getattr(r, name)))
         for name in METRIC_FLOATS
     }
     return Metrics(
         symbol=r.symbol,
         expiry=r.expiry,
-        ts=_from_us(r.ts),
+        ts=from_us(r.ts),
         provider=r.provider,
         feed=Feed(r.feed),
         forward_source=r.forward_source,
         view=MarketView(
             bias=Bias(r.view_bias),
-            score=_nan(r.view_score),
+            score=none_to_nan(r.view_score),
             reasons=tuple(json.loads(r.view_reasons)),
         ),
         **floats,
     )
-
-
-async def save_metrics(store: Store, rows: Sequence[Metrics]) -> None:
-    """Upsert `rows` on (symbol, expiry, ts), all in one transaction."""
-    if not rows:
-        return
-    await save_analytics(store, rows, ())
-
-
-async def latest_metrics(store: Store, symbol: str, expiry: date | None = None) -> Metrics | None:
-    """The newest metrics of `symbol` for `expiry`; with expiry None, of the nearest expiry that
-    has rows on the trading day (IST) of the symbol's newest row and had not expired before it
-    (the newest row's expiry when none qualifies) — the same choice as `Store.latest_chain`."""
-    m = metrics.c
-    async with store.read_connection() as conn:
-        if expiry is None:
-            newest = (
-                await conn.execute(
-                    select(m.ts, m.expiry)
-                    .where(m.symbol == symbol)
-                    .order_by(m.ts.desc(), m.expiry)
-                    .limit(1)
-                )
-            ).one_or_none()
-            if newest is None:
-                return None
-            day = _ist_date(newest.ts)
-            live = (
-                await conn.execute(
-                    select(m.expiry)
-                    .where(m.symbol == symbol, m.ts >= _day_start_us(day), m.expiry >= day)
-                    .order_by(m.expiry)
-                    .limit(1)
-                )
-            ).scalar()
-            expiry = newest.expiry if live is None else live
-        row = (
-            await conn.execute(
-                select(metrics)
-                .where(m.symbol == symbol, m.expiry == expiry)
-                .order_by(m.ts.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-    return None if row is None else _to_metrics(row)
-
-
-async def metrics_series(
-    store: Store,
-    symbol: str,
-    expiry: date,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> list[Metrics]:
-    """Metrics of one chain with start <= ts < end (either bound optional), ascending by ts."""
-    m = metrics.c
-    stmt = select(metrics).where(m.symbol == symbol, m.expiry == expiry)
-    if start is not None:
-        stmt = stmt.where(m.ts >= _to_us(start, "start"))
-    if end is not None:
-        stmt = stmt.where(m.ts < _to_us(end, "end"))
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt.order_by(m.ts))).all()
-    return [_to_metrics(r) for r in rows]
-
-
-def _day_start_us(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * _DAY_US - _IST_OFFSET_US
-
-
-# Trading date (IST) as a day number, in portable integer SQL (see repository._DAY).
-_M_DAY = (metrics.c.ts + literal_column(str(_IST_OFFSET_US), BigInteger)) // (
-    literal_column(str(_DAY_US), BigInteger)
-)
-
-
-async def daily_atm_iv(store: Store, symbol: str, before: datetime, days: int) -> list[float]:
-    """The last ATM IV of each trading date (Asia/Kolkata) strictly before `before`'s date, for
-    the nearest expiry observed that day: the most recent `days` dates that have one, oldest
-    first. Rows without an ATM IV are skipped (the day's last valid one counts)."""
-    if days <= 0:
-        return []
-    end_day = _ist_date(_to_us(before, "before"))
-    hi = _day_start_us(end_day)
-    lookback = end_day - timedelta(days=days * _LOOKBACK_FACTOR + _LOOKBACK_PAD_DAYS)
-    m = metrics.c
-    async with store.read_connection() as conn:
-        for lo in (_day_start_us(lookback), None):
-            where = [m.symbol == symbol, m.ts < hi, m.atm_iv.is_not(None)]
-            if lo is not None:
-                where.append(m.ts >= lo)
-            last = (
-                select(_M_DAY.label("day"), m.expiry, func.max(m.ts).label("ts"))
-                .where(*where)
-                .group_by(_M_DAY, m.expiry)
-                .subquery()
-            )
-            stmt = select(last.c.day, last.c.expiry, m.atm_iv).join_from(
-                last,
-                metrics,
-                and_(m.symbol == symbol, m.expiry == last.c.expiry, m.ts == last.c.ts),
-            )
-            rows = (await conn.execute(stmt)).all()
-            by_day: dict[int, tuple[date, float]] = {}
-            for day, exp, iv in rows:
-                if iv is None or math.isnan(iv):
-                    continue
-                if int(day) not in by_day or exp < by_day[int(day)][0]:
-                    by_day[int(day)] = (exp, float(iv))
-            if len(by_day) >= days:
-                break
-    return [by_day[d][1] for d in sorted(by_day)[-days:]]
-
-
-# ------------------------------------------------------------------------------------ signals
 
 
 def _signal_row(s: Signal) -> dict[str, Any]:
@@ -254,18 +125,20 @@ def _signal_row(s: Signal) -> dict[str, Any]:
         "strikes": json.dumps([float(k) for k in s.strikes]),
         "confidence": int(s.confidence),
         "strength": str(Strength(s.strength)),
-        "evidence": json.dumps([[str(n), _num(v)] for n, v in s.evidence], ensure_ascii=False),
+        "evidence": json.dumps(
+            [[str(n), nan_to_none(v)] for n, v in s.evidence], ensure_ascii=False
+        ),
         "summary": s.summary,
-        "first_seen": _to_us(s.first_seen, "first_seen"),
-        "last_seen": _to_us(s.last_seen, "last_seen"),
-        "expires_at": _to_us(s.expires_at, "expires_at"),
+        "first_seen": to_us(s.first_seen, "first_seen"),
+        "last_seen": to_us(s.last_seen, "last_seen"),
+        "expires_at": to_us(s.expires_at, "expires_at"),
         "updates": int(s.updates),
         "provider": s.provider,
         "feed": str(Feed(s.feed)),
     }
 
 
-def _to_signal(r: Row[Any]) -> Signal:
+def _to_signal(r: Row[*tuple[Any, ...]]) -> Signal:
     return Signal(
         key=r.key,
         kind=PatternKind(r.kind),
@@ -275,35 +148,33 @@ def _to_signal(r: Row[Any]) -> Signal:
         strikes=tuple(float(k) for k in json.loads(r.strikes)),
         confidence=int(r.confidence),
         strength=Strength(r.strength),
-        evidence=tuple((str(n), _nan(v)) for n, v in json.loads(r.evidence)),
+        evidence=tuple((str(n), none_to_nan(v)) for n, v in json.loads(r.evidence)),
         summary=r.summary,
-        first_seen=_from_us(r.first_seen),
-        last_seen=_from_us(r.last_seen),
-        expires_at=_from_us(r.expires_at),
+        first_seen=from_us(r.first_seen),
+        last_seen=from_us(r.last_seen),
+        expires_at=from_us(r.expires_at),
         updates=int(r.updates),
         provider=r.provider,
         feed=Feed(r.feed),
     )
 
 
-async def save_signals(store: Store, signals_: Sequence[Signal]) -> None:
-    """Upsert by key in one transaction. A signal already stored gets every field of the new one
-    except `first_seen`, which stays that of its first insert."""
-    if not signals_:
-        return
-    await save_analytics(store, (), signals_)
+# ------------------------------------------------------------------------------ repository
 
 
-async def save_analytics(
-    store: Store, metrics_: Sequence[Metrics], signals_: Sequence[Signal]
-) -> None:
-    """Upsert a tick's metrics (on symbol, expiry, ts) and signals (by key, as `save_signals`)
-    in one transaction."""
-    if not metrics_ and not signals_:
-        return
-    what = "Storing metrics" if not signals_ else "Storing signals" if not metrics_ else None
-    with store._errors(what or "Storing metrics and signals"):
-        async with store.write_transaction() as conn:
+class AnalyticsRepository:
+    """`store.analytics`: what the analyzer computed for each stored snapshot, and signals."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def save(self, metrics_: Sequence[Metrics], signals_: Sequence[Signal]) -> None:
+        """Upsert a tick's metrics (on symbol, expiry, ts) and signals (by key, as
+        `save_signals`) in one transaction."""
+        if not metrics_ and not signals_:
+            return
+        what = "Storing metrics" if not signals_ else "Storing signals" if not metrics_ else None
+        async with self._store.write_transaction(what or "Storing metrics and signals") as conn:
             if metrics_:
                 values = _last_by_key([_metrics_row(m) for m in metrics_], _METRICS_KEY)
                 await _upsert(conn, metrics, values, _METRICS_KEY, ())
@@ -311,36 +182,142 @@ async def save_analytics(
                 values = _last_by_key([_signal_row(s) for s in signals_], ("key",))
                 await _upsert(conn, signals, values, ("key",), _SIGNAL_KEEP)
 
+    async def save_metrics(self, rows: Sequence[Metrics]) -> None:
+        """Upsert `rows` on (symbol, expiry, ts), all in one transaction."""
+        await self.save(rows, ())
 
-async def load_signals(
-    store: Store,
-    symbol: str | None = None,
-    kinds: Iterable[PatternKind | str] | None = None,
-    since: datetime | None = None,
-    active_at: datetime | None = None,
-    limit: int | None = 200,
-) -> list[Signal]:
-    """Stored signals, newest `last_seen` first.
+    async def save_signals(self, signals_: Sequence[Signal]) -> None:
+        """Upsert by key in one transaction. A signal already stored gets every field of the new
+        one except `first_seen`, which stays that of its first insert."""
+        await self.save((), signals_)
 
-    symbol: only this underlying; kinds: only these pattern kinds; since: last_seen >= since;
-    active_at: only signals still active then (expires_at > active_at); limit: at most this many
-    (None for all).
-    """
-    s = signals.c
-    stmt = select(signals)
-    if symbol is not None:
-        stmt = stmt.where(s.symbol == symbol)
-    if kinds is not None:
-        stmt = stmt.where(s.kind.in_(sorted({str(PatternKind(k)) for k in kinds})))
-    if since is not None:
-        stmt = stmt.where(s.last_seen >= _to_us(since, "since"))
-    if active_at is not None:
-        stmt = stmt.where(s.expires_at > _to_us(active_at, "active_at"))
-    stmt = stmt.order_by(s.last_seen.desc(), s.key)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        stmt = stmt.limit(limit)
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [_to_signal(r) for r in rows]
+    # ---------------------------------------------------------------------------- metrics
+
+    async def latest_metrics(self, symbol: str, expiry: date | None = None) -> Metrics | None:
+        """The newest metrics of `symbol` for `expiry`; with expiry None, of the nearest expiry
+        that has rows on the trading day (IST) of the symbol's newest row and had not expired
+        before it (the newest row's expiry when none qualifies) — the same choice as
+        `store.snapshots.latest`."""
+        m = metrics.c
+        async with self._store.read_connection() as conn:
+            if expiry is None:
+                newest = (
+                    await conn.execute(
+                        select(m.ts, m.expiry)
+                        .where(m.symbol == symbol)
+                        .order_by(m.ts.desc(), m.expiry)
+                        .limit(1)
+                    )
+                ).one_or_none()
+                if newest is None:
+                    return None
+                day = ist_date(newest.ts)
+                live = (
+                    await conn.execute(
+                        select(m.expiry)
+                        .where(m.symbol == symbol, m.ts >= ist_day_start_us(day), m.expiry >= day)
+                        .order_by(m.expiry)
+                        .limit(1)
+                    )
+                ).scalar()
+                expiry = newest.expiry if live is None else live
+            row = (
+                await conn.execute(
+                    select(metrics)
+                    .where(m.symbol == symbol, m.expiry == expiry)
+                    .order_by(m.ts.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+        return None if row is None else _to_metrics(row)
+
+    async def metrics_series(
+        self,
+        symbol: str,
+        expiry: date,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Metrics]:
+        """Metrics of one chain with start <= ts < end (either bound optional), ascending by ts."""
+        m = metrics.c
+        stmt = select(metrics).where(m.symbol == symbol, m.expiry == expiry)
+        if start is not None:
+            stmt = stmt.where(m.ts >= to_us(start, "start"))
+        if end is not None:
+            stmt = stmt.where(m.ts < to_us(end, "end"))
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt.order_by(m.ts))).all()
+        return [_to_metrics(r) for r in rows]
+
+    async def daily_atm_iv(self, symbol: str, before: datetime, days: int) -> list[float]:
+        """The last ATM IV of each trading date (Asia/Kolkata) strictly before `before`'s date,
+        for the nearest expiry observed that day: the most recent `days` dates that have one,
+        oldest first. Rows without an ATM IV are skipped (the day's last valid one counts)."""
+        if days <= 0:
+            return []
+        end_day = ist_date(to_us(before, "before"))
+        hi = ist_day_start_us(end_day)
+        lookback = end_day - timedelta(days=days * _LOOKBACK_FACTOR + _LOOKBACK_PAD_DAYS)
+        m = metrics.c
+        by_day: dict[int, tuple[date, float]] = {}
+        async with self._store.read_connection() as conn:
+            for lo in (ist_day_start_us(lookback), None):
+                where = [m.symbol == symbol, m.ts < hi, m.atm_iv.is_not(None)]
+                if lo is not None:
+                    where.append(m.ts >= lo)
+                last = (
+                    select(_M_DAY.label("day"), m.expiry, func.max(m.ts).label("ts"))
+                    .where(*where)
+                    .group_by(_M_DAY, m.expiry)
+                    .subquery()
+                )
+                stmt = select(last.c.day, last.c.expiry, m.atm_iv).join_from(
+                    last,
+                    metrics,
+                    and_(m.symbol == symbol, m.expiry == last.c.expiry, m.ts == last.c.ts),
+                )
+                rows = (await conn.execute(stmt)).all()
+                by_day = {}
+                for day, exp, iv in rows:
+                    if iv is None or math.isnan(iv):
+                        continue
+                    if int(day) not in by_day or exp < by_day[int(day)][0]:
+                        by_day[int(day)] = (exp, float(iv))
+                if len(by_day) >= days:
+                    break
+        return [by_day[d][1] for d in sorted(by_day)[-days:]]
+
+    # ---------------------------------------------------------------------------- signals
+
+    async def load_signals(
+        self,
+        symbol: str | None = None,
+        kinds: Iterable[PatternKind | str] | None = None,
+        since: datetime | None = None,
+        active_at: datetime | None = None,
+        limit: int | None = 200,
+    ) -> list[Signal]:
+        """Stored signals, newest `last_seen` first.
+
+        symbol: only this underlying; kinds: only these pattern kinds; since: last_seen >= since;
+        active_at: only signals still active then (expires_at > active_at); limit: at most this
+        many (None for all).
+        """
+        s = signals.c
+        stmt = select(signals)
+        if symbol is not None:
+            stmt = stmt.where(s.symbol == symbol)
+        if kinds is not None:
+            stmt = stmt.where(s.kind.in_(sorted({str(PatternKind(k)) for k in kinds})))
+        if since is not None:
+            stmt = stmt.where(s.last_seen >= to_us(since, "since"))
+        if active_at is not None:
+            stmt = stmt.where(s.expires_at > to_us(active_at, "active_at"))
+        stmt = stmt.order_by(s.last_seen.desc(), s.key)
+        if limit is not None:
+            if limit < 1:
+                raise ValueError(f"limit must be >= 1, got {limit}")
+            stmt = stmt.limit(limit)
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_to_signal(r) for r in rows]

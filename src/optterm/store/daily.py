@@ -1,4 +1,5 @@
-"""End-of-day summaries: `daily_strikes` (each strike's close) and `daily_spot` (spot OHLC).
+"""End-of-day summaries: `daily_strikes` (each strike's close) and `daily_spot` (spot OHLC),
+in `store.daily`.
 
 Written by the scheduler's `eod` job from the intraday snapshots of one exchange-local day, and
 kept when retention purges those snapshots. Re-summarising a day replaces its rows with the same
@@ -20,24 +21,18 @@ from sqlalchemy import delete, exists, insert, or_, select
 
 from optterm.store.codec import decode_chain
 from optterm.store.errors import CodecError
-from optterm.store.repository import Store, _from_us, _to_us
+from optterm.store.nulls import nan_to_none
 from optterm.store.schema import chains, snapshots
 from optterm.store.schema import daily_spot as _spot_t
 from optterm.store.schema import daily_strikes as _strikes_t
+from optterm.store.snapshots import unreadable
+from optterm.store.timecodec import to_us
 
 if TYPE_CHECKING:
     from optterm.market import MarketCalendar
+    from optterm.store.store import Store
 
-__all__ = [
-    "STRIKE_FIELDS",
-    "DailySpot",
-    "DailyStrike",
-    "daily_spot",
-    "daily_strikes",
-    "day_bounds",
-    "summarize_day",
-    "summarized",
-]
+__all__ = ["STRIKE_FIELDS", "DailyRepository", "DailySpot", "DailyStrike", "day_bounds"]
 
 # The per-side columns of daily_strikes and the snapshot leg field each one is taken from.
 _SIDE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -91,10 +86,6 @@ def day_bounds(day: date, calendar: MarketCalendar) -> tuple[datetime, datetime]
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
 def _strike_rows(symbol: str, expiry: date, day: date, blob: bytes) -> list[dict[str, Any]]:
     strikes, ce, pe = decode_chain(blob)
     columns: dict[str, np.ndarray] = {}
@@ -107,7 +98,7 @@ def _strike_rows(symbol: str, expiry: date, day: date, blob: bytes) -> list[dict
             "expiry": expiry,
             "day": day,
             "strike": float(strike),
-            **{name: _num(col[i]) for name, col in columns.items()},
+            **{name: nan_to_none(col[i]) for name, col in columns.items()},
         }
         for i, strike in enumerate(strikes)
     ]
@@ -127,128 +118,134 @@ def _spot_row(symbol: str, day: date, points: list[tuple[int, int, float]]) -> d
     }
 
 
-async def summarize_day(store: Store, day: date, calendar: MarketCalendar) -> tuple[int, int]:
-    """Write `day`'s summaries; returns (rows written to daily_strikes, rows to daily_spot).
+class DailyRepository:
+    """`store.daily`: the end-of-day summaries that outlive the intraday snapshots."""
 
-    daily_strikes: per (symbol, expiry), every strike of the last snapshot stamped that day.
-    daily_spot: per symbol, open/high/low/close of the spots of that day's snapshots, in
-    provider-time order. Chains without a snapshot that day keep whatever summary they have.
-    """
-    start, end = day_bounds(day, calendar)
-    lo, hi = _to_us(start, "start"), _to_us(end, "end")
-    in_day = (snapshots.c.provider_ts >= lo, snapshots.c.provider_ts < hi)
-    strike_rows: dict[tuple[str, date], list[dict[str, Any]]] = {}
-    spot_rows: list[dict[str, Any]] = []
-    async with store.read_connection() as conn:
-        pairs = (
-            await conn.execute(
-                select(chains.c.symbol, chains.c.expiry)
-                .distinct()
-                .order_by(chains.c.symbol, chains.c.expiry)
-            )
-        ).all()
-        for symbol, expiry in pairs:
-            # One index seek per chain: the newest snapshot of the day.
-            last = (
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def summarize(self, day: date, calendar: MarketCalendar) -> tuple[int, int]:
+        """Write `day`'s summaries; returns (rows written to daily_strikes, rows to daily_spot).
+
+        daily_strikes: per (symbol, expiry), every strike of the last snapshot stamped that day.
+        daily_spot: per symbol, open/high/low/close of the spots of that day's snapshots, in
+        provider-time order. Chains without a snapshot that day keep whatever summary they have.
+        """
+        start, end = day_bounds(day, calendar)
+        lo, hi = to_us(start, "start"), to_us(end, "end")
+        in_day = (snapshots.c.provider_ts >= lo, snapshots.c.provider_ts < hi)
+        strike_rows: dict[tuple[str, date], list[dict[str, Any]]] = {}
+        spot_rows: list[dict[str, Any]] = []
+        async with self._store.read_connection(f"Reading the snapshots of {day}") as conn:
+            pairs = (
                 await conn.execute(
-                    select(snapshots.c.id, snapshots.c.provider_ts, snapshots.c.data)
-                    .where(snapshots.c.symbol == symbol, snapshots.c.expiry == expiry, *in_day)
-                    .order_by(snapshots.c.provider_ts.desc(), snapshots.c.id.desc())
-                    .limit(1)
+                    select(chains.c.symbol, chains.c.expiry)
+                    .distinct()
+                    .order_by(chains.c.symbol, chains.c.expiry)
                 )
-            ).one_or_none()
-            if last is None:
-                continue
-            try:
-                strike_rows[(symbol, expiry)] = _strike_rows(symbol, expiry, day, last.data)
-            except CodecError as err:
-                raise CodecError(
-                    f"Snapshot {last.id} ({symbol} {expiry} at "
-                    f"{_from_us(last.provider_ts).isoformat()}) in {store.url} cannot be read: "
-                    f"{err}. Delete that snapshot or restore the database from a backup."
-                ) from None
-        symbols = sorted({symbol for symbol, _ in pairs})
-        if symbols:
-            points: dict[str, list[tuple[int, int, float]]] = {}
-            rows = await conn.execute(
-                select(
-                    snapshots.c.symbol, snapshots.c.provider_ts, snapshots.c.id, snapshots.c.spot
-                ).where(snapshots.c.symbol.in_(symbols), snapshots.c.spot.is_not(None), *in_day)
-            )
-            for symbol, ts, snap_id, spot in rows:
-                if spot is not None and not math.isnan(spot):
-                    points.setdefault(symbol, []).append((ts, snap_id, float(spot)))
-            spot_rows = [_spot_row(s, day, points[s]) for s in sorted(points)]
-
-    written = sum(len(r) for r in strike_rows.values())
-    if not strike_rows and not spot_rows:
-        return 0, 0
-    async with store.write_transaction() as conn:
-        for (symbol, expiry), rows in strike_rows.items():
-            await conn.execute(
-                delete(_strikes_t).where(
-                    _strikes_t.c.symbol == symbol,
-                    _strikes_t.c.expiry == expiry,
-                    _strikes_t.c.day == day,
+            ).all()
+            for symbol, expiry in pairs:
+                # One index seek per chain: the newest snapshot of the day.
+                last = (
+                    await conn.execute(
+                        select(snapshots.c.id, snapshots.c.provider_ts, snapshots.c.data)
+                        .where(snapshots.c.symbol == symbol, snapshots.c.expiry == expiry, *in_day)
+                        .order_by(snapshots.c.provider_ts.desc(), snapshots.c.id.desc())
+                        .limit(1)
+                    )
+                ).one_or_none()
+                if last is None:
+                    continue
+                try:
+                    strike_rows[(symbol, expiry)] = _strike_rows(symbol, expiry, day, last.data)
+                except CodecError as err:
+                    what = f"{symbol} {expiry}"
+                    raise unreadable(
+                        last.id, what, last.provider_ts, self._store.url, err
+                    ) from None
+            symbols = sorted({symbol for symbol, _ in pairs})
+            if symbols:
+                points: dict[str, list[tuple[int, int, float]]] = {}
+                rows = await conn.execute(
+                    select(
+                        snapshots.c.symbol,
+                        snapshots.c.provider_ts,
+                        snapshots.c.id,
+                        snapshots.c.spot,
+                    ).where(snapshots.c.symbol.in_(symbols), snapshots.c.spot.is_not(None), *in_day)
                 )
+                for symbol, ts, snap_id, spot in rows:
+                    if spot is not None and not math.isnan(spot):
+                        points.setdefault(symbol, []).append((ts, snap_id, float(spot)))
+                spot_rows = [_spot_row(s, day, points[s]) for s in sorted(points)]
+
+        written = sum(len(r) for r in strike_rows.values())
+        if not strike_rows and not spot_rows:
+            return 0, 0
+        async with self._store.write_transaction(f"Writing the summaries of {day}") as conn:
+            for (symbol, expiry), rows_ in strike_rows.items():
+                await conn.execute(
+                    delete(_strikes_t).where(
+                        _strikes_t.c.symbol == symbol,
+                        _strikes_t.c.expiry == expiry,
+                        _strikes_t.c.day == day,
+                    )
+                )
+                if rows_:
+                    await conn.execute(insert(_strikes_t), rows_)
+            for row in spot_rows:
+                await conn.execute(
+                    delete(_spot_t).where(_spot_t.c.symbol == row["symbol"], _spot_t.c.day == day)
+                )
+            if spot_rows:
+                await conn.execute(insert(_spot_t), spot_rows)
+        return written, len(spot_rows)
+
+    async def summarized(self, day: date) -> bool:
+        """True when `day` has any end-of-day summary row."""
+        stmt = select(
+            or_(
+                exists().where(_spot_t.c.day == day),
+                exists().where(_strikes_t.c.day == day),
             )
-            if rows:
-                await conn.execute(insert(_strikes_t), rows)
-        for row in spot_rows:
-            await conn.execute(
-                delete(_spot_t).where(_spot_t.c.symbol == row["symbol"], _spot_t.c.day == day)
+        )
+        async with self._store.read_connection() as conn:
+            return bool(await conn.scalar(stmt))
+
+    async def spot(
+        self, symbol: str, start: date | None = None, end: date | None = None
+    ) -> list[DailySpot]:
+        """`symbol`'s daily spot OHLC for start <= day <= end (either bound optional), by day."""
+        t = _spot_t
+        stmt = select(t).where(t.c.symbol == symbol).order_by(t.c.day)
+        if start is not None:
+            stmt = stmt.where(t.c.day >= start)
+        if end is not None:
+            stmt = stmt.where(t.c.day <= end)
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            DailySpot(r.symbol, r.day, r.open, r.high, r.low, r.close, int(r.snapshots))
+            for r in rows
+        ]
+
+    async def strikes(self, symbol: str, expiry: date, day: date) -> list[DailyStrike]:
+        """One chain's end-of-day strikes on `day`, by strike."""
+        t = _strikes_t
+        stmt = (
+            select(t)
+            .where(t.c.symbol == symbol, t.c.expiry == expiry, t.c.day == day)
+            .order_by(t.c.strike)
+        )
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            DailyStrike(
+                r.symbol,
+                r.expiry,
+                r.day,
+                r.strike,
+                *(getattr(r, name) for name in STRIKE_FIELDS),
             )
-        if spot_rows:
-            await conn.execute(insert(_spot_t), spot_rows)
-    return written, len(spot_rows)
-
-
-async def summarized(store: Store, day: date) -> bool:
-    """True when `day` has any end-of-day summary row."""
-    stmt = select(
-        or_(
-            exists().where(_spot_t.c.day == day),
-            exists().where(_strikes_t.c.day == day),
-        )
-    )
-    async with store.read_connection() as conn:
-        return bool(await conn.scalar(stmt))
-
-
-async def daily_spot(
-    store: Store, symbol: str, start: date | None = None, end: date | None = None
-) -> list[DailySpot]:
-    """`symbol`'s daily spot OHLC for start <= day <= end (either bound optional), by day."""
-    t = _spot_t
-    stmt = select(t).where(t.c.symbol == symbol).order_by(t.c.day)
-    if start is not None:
-        stmt = stmt.where(t.c.day >= start)
-    if end is not None:
-        stmt = stmt.where(t.c.day <= end)
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [
-        DailySpot(r.symbol, r.day, r.open, r.high, r.low, r.close, int(r.snapshots)) for r in rows
-    ]
-
-
-async def daily_strikes(store: Store, symbol: str, expiry: date, day: date) -> list[DailyStrike]:
-    """One chain's end-of-day strikes on `day`, by strike."""
-    t = _strikes_t
-    stmt = (
-        select(t)
-        .where(t.c.symbol == symbol, t.c.expiry == expiry, t.c.day == day)
-        .order_by(t.c.strike)
-    )
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [
-        DailyStrike(
-            r.symbol,
-            r.expiry,
-            r.day,
-            r.strike,
-            *(getattr(r, name) for name in STRIKE_FIELDS),
-        )
-        for r in rows
-    ]
+            for r in rows
+        ]

@@ -10,12 +10,12 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import CursorResult, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from optterm.store.errors import StoreError
 
-__all__ = ["insert_for", "upsert_for"]
+__all__ = ["insert_for", "inserted_id", "upsert_for"]
 
 
 def insert_for(conn: Any) -> Any:
@@ -50,3 +50,12 @@ def _upsert(backend: str, table: Table, key: tuple[str, ...], update: tuple[str,
     return stmt.on_conflict_do_update(
         index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
     )
+
+
+def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
+    """The primary key of the one row an INSERT added (the driver's lastrowid on SQLite, a
+    RETURNING clause SQLAlchemy adds on PostgreSQL)."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise StoreError("The database did not report the id of the row just inserted.")
+    return int(key[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CodecError",
     "CorruptDatabaseError",
+    "LeaseLost",
     "SchemaTooNewError",
     "StoreError",
     "StoreLocationError",
@@ -33,3 +34,19 @@ class SchemaTooNewError(StoreError):
 
 class CodecError(StoreError):
     """A stored snapshot blob cannot be decoded (truncated, damaged or from a newer format)."""
+
+
+class LeaseLost(StoreError):
+    """The lease is no longer ours: taken over (lease_no moved on) or the lock is gone.
+
+    Here rather than in lease.py because the Store raises it itself, when a fenced write finds
+    another process's lease number before COMMIT."""
+
+    @classmethod
+    def fenced(cls, url: str, name: str, ours: int, current: int | None) -> LeaseLost:
+        now = "no lease at all" if current is None else f"lease #{current}"
+        return cls(
+            f"This process no longer holds the {name} lease of {url}: it wrote as lease #{ours} "
+            f"but the store now records {now}, so another optterm serve has taken over. The "
+            "write was rolled back; this process must stop polling."
+        )

@@ -24,7 +24,7 @@ The lock itself (reference/reliability.md §5–§6):
 
 The `leases` row records who holds it. Every acquisition increments `lease_no` and sets
 `store.fence`, so every write transaction of the holder checks, before COMMIT, that `lease_no`
-is still its own (Store._transaction): a stalled former holder cannot write after a takeover,
+is still its own (Store.write_transaction): a stalled former holder cannot write after a takeover,
 it gets LeaseLost instead.
 """
 
@@ -39,20 +39,21 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, select, text, update
 
-from optterm.store.errors import StoreError
-from optterm.store.repository import Store, _from_us, _to_us
+from optterm.store.dialect import insert_for
+from optterm.store.errors import LeaseLost, StoreError
 from optterm.store.schema import leases
+from optterm.store.timecodec import from_us, from_us_or_none, now_us
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+
+    from optterm.store.store import Store
 
 __all__ = [
     "Lease",
@@ -77,19 +78,6 @@ class LeaseHeld(StoreError):
     def __init__(self, message: str, info: LeaseInfo | None) -> None:
         super().__init__(message)
         self.info = info
-
-
-class LeaseLost(StoreError):
-    """The lease is no longer ours: taken over (lease_no moved on) or the lock is gone."""
-
-    @classmethod
-    def fenced(cls, url: str, name: str, ours: int, current: int | None) -> LeaseLost:
-        now = "no lease at all" if current is None else f"lease #{current}"
-        return cls(
-            f"This process no longer holds the {name} lease of {url}: it wrote as lease #{ours} "
-            f"but the store now records {now}, so another optterm serve has taken over. The "
-            "write was rolled back; this process must stop polling."
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +119,6 @@ _PG_OURS: Final = (
     "AND objid = $2::oid AND objsubid = 1 AND granted AND pid = pg_backend_pid() "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
 )
-
-
-def _is_postgres(store: Store) -> bool:
-    return store._target.url.get_backend_name() == "postgresql"
 
 
 def _ist(ts: datetime) -> str:
@@ -291,8 +275,6 @@ class _PgLock:
 
     @staticmethod
     async def held_by_someone(store: Store, name: str) -> bool:
-        from sqlalchemy import text
-
         classid, objid = _pg_lock_ids(_pg_key(name))
         sql = text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c "
@@ -324,8 +306,8 @@ _Lock = _FileLock | _PgLock | _NoLock
 
 
 def _make_lock(store: Store, name: str) -> _Lock:
-    if _is_postgres(store):
-        return _PgLock(store._target.url, name)
+    if store.is_postgres:
+        return _PgLock(store.target.url, name)
     if store.path is not None:
         return _FileLock(lock_path(store.path))
     return _NoLock()
@@ -369,17 +351,17 @@ class Lease:
         ours any more."""
         if self.lost:
             raise self._lose(self.lost)
-        now = _to_us(datetime.now(UTC))
+        now = now_us()
         stmt = (
             update(leases)
             .where(leases.c.name == self.name, leases.c.lease_no == self.lease_no)
             .values(heartbeat_at=now)
         )
         try:
-            with self.store._errors(f"Recording the {self.name} lease heartbeat"):
-                async with self.store.write_transaction() as conn:
-                    if (await conn.execute(stmt)).rowcount != 1:
-                        raise self._lose(f"the store's {self.name} lease row moved on")
+            what = f"Recording the {self.name} lease heartbeat"
+            async with self.store.write_transaction(what) as conn:
+                if (await conn.execute(stmt)).rowcount != 1:
+                    raise self._lose(f"the store's {self.name} lease row moved on")
         except LeaseLost:
             self.lost = self.lost or "another process took it over"
             raise
@@ -406,38 +388,38 @@ class Lease:
         was lost meanwhile. `store.fence` stays set: a late write is still checked."""
         try:
             if self.lost is None and await self._lock.problem() is None:
-                now = _to_us(datetime.now(UTC))
+                now = now_us()
                 stmt = (
                     update(leases)
                     .where(leases.c.name == self.name, leases.c.lease_no == self.lease_no)
                     .values(released_at=now, heartbeat_at=now)
                 )
-                with self.store._errors(f"Releasing the {self.name} lease"):
-                    async with self.store.write_transaction() as conn:
-                        await conn.execute(stmt)
+                what = f"Releasing the {self.name} lease"
+                async with self.store.write_transaction(what) as conn:
+                    await conn.execute(stmt)
         except StoreError as err:
             log.warning("could not mark the %s lease released: %s", self.name, err)
         finally:
             await self._lock.drop()
 
 
-def _row_info(r: Any) -> LeaseInfo:
+def _row_info(r: Row[*tuple[Any, ...]]) -> LeaseInfo:
     return LeaseInfo(
         name=r.name,
         lease_no=int(r.lease_no),
         holder=r.holder,
         host=r.host,
         pid=int(r.pid),
-        since=_from_us(r.since),
-        heartbeat_at=_from_us(r.heartbeat_at),
-        released_at=None if r.released_at is None else _from_us(r.released_at),
+        since=from_us(r.since),
+        heartbeat_at=from_us(r.heartbeat_at),
+        released_at=from_us_or_none(r.released_at),
     )
 
 
 async def _record(store: Store, name: str) -> LeaseInfo:
     """Write the new holder with lease_no = previous + 1, in one transaction."""
     host, pid = socket.gethostname()[:150], os.getpid()
-    now = _to_us(datetime.now(UTC))
+    now = now_us()
     values = {
         "name": name,
         "lease_no": 1,
@@ -448,15 +430,13 @@ async def _record(store: Store, name: str) -> LeaseInfo:
         "heartbeat_at": now,
         "released_at": None,
     }
-    with store._errors(f"Recording the {name} lease"):
-        async with store.write_transaction() as conn:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(leases).values(values)
-            keep = {c: stmt.excluded[c] for c in values if c not in ("name", "lease_no")}
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["name"], set_={**keep, "lease_no": leases.c.lease_no + 1}
-            ).returning(*leases.c)
-            row = (await conn.execute(stmt)).one()
+    async with store.write_transaction(f"Recording the {name} lease") as conn:
+        stmt = insert_for(conn)(leases).values(values)
+        keep = {c: stmt.excluded[c] for c in values if c not in ("name", "lease_no")}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"], set_={**keep, "lease_no": leases.c.lease_no + 1}
+        ).returning(*leases.c)
+        row = (await conn.execute(stmt)).one()
     return _row_info(row)
 
 
@@ -520,8 +500,8 @@ async def acquire_lease(
         else:
             busy_tries += 1
             if not wait and busy_tries >= 3:
-                info = await current_lease(store, name)
-                raise LeaseHeld(_held_message(store, name, info), info)
+                holder = await current_lease(store, name)
+                raise LeaseHeld(_held_message(store, name, holder), holder)
             if not wait:
                 delay = 0.05
         await asyncio.sleep(delay)
@@ -545,7 +525,7 @@ async def lease_is_live(
     """
     if info is None or info.released_at is not None:
         return False
-    if _is_postgres(store):
+    if store.is_postgres:
         return await _PgLock.held_by_someone(store, info.name)
     held = None if store.path is None else _FileLock.held_by_someone(lock_path(store.path))
     if held is None:

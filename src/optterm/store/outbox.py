@@ -1,7 +1,8 @@
-"""The notification outbox: one row per (alert event, channel), each delivered at most once.
+"""The notification outbox: one row per (alert event, channel), each delivered at most once
+(`store.outbox`).
 
 Rows are inserted PENDING in the alert event's own transaction (store/alerts.py) before anything
-is sent; the dispatcher (engine/notify.py) then moves each row through
+is sent; the dispatcher (engine/notify/dispatcher.py) then moves each row through
 
     PENDING ──claim──▶ SENDING ──mark_sent──▶ SENT
        ▲                  │ ──mark_failed─▶ FAILED
@@ -19,29 +20,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 
 from optterm.model import AlertKind, Delivery
-from optterm.store.repository import Store, _from_us, _to_us
 from optterm.store.schema import alert_events, outbox
+from optterm.store.timecodec import from_us, now_us, to_us
+
+if TYPE_CHECKING:
+    from optterm.store.store import Store
 
 __all__ = [
     "INTERRUPTED",
     "OutboxItem",
-    "backlog",
-    "claim",
-    "due",
+    "OutboxRepository",
     "idempotency_key",
-    "item",
-    "mark_failed",
-    "mark_retry",
-    "mark_sent",
-    "next_due_at",
     "notify_type_for",
-    "recover_interrupted",
 ]
 
 INTERRUPTED: Final = (
@@ -73,8 +69,9 @@ class OutboxItem:
 
 
 def idempotency_key(event_id: int, channel: str) -> str:
-    """The outbox key of (event, channel): 32 hex characters, stable across processes."""
-    return hashlib.sha256(f"{event_id}\x1f{channel}".encode()).hexdigest()[:32]
+    """The outbox key of (event, channel): 32 hex characters, stable across processes (the
+    event id is an integer, so the first colon always ends it)."""
+    return hashlib.sha256(f"{event_id}:{channel}".encode()).hexdigest()[:32]
 
 
 def notify_type_for(kind: AlertKind | str | None) -> str:
@@ -96,7 +93,7 @@ def _kind(raw: str | None) -> AlertKind | None:
         return None
 
 
-def _item(r: Row[Any]) -> OutboxItem:
+def _item(r: Row[*tuple[Any, ...]]) -> OutboxItem:
     kind = _kind(r.kind)
     if r.title is None:  # the event was deleted: send what is left rather than nothing
         title = f"optterm alert (event {r.event_id})"
@@ -110,7 +107,7 @@ def _item(r: Row[Any]) -> OutboxItem:
         channel_label=r.channel_label,
         status=Delivery(r.status),
         attempts=r.attempts,
-        next_attempt_at=_from_us(r.next_attempt_at),
+        next_attempt_at=from_us(r.next_attempt_at),
         idempotency_key=r.idempotency_key,
         title=title,
         body=body,
@@ -140,120 +137,113 @@ _ITEM = select(
 ).select_from(outbox.outerjoin(alert_events, _e.id == _o.event_id))
 
 
-async def due(store: Store, now: datetime, limit: int = 100) -> list[OutboxItem]:
-    """PENDING rows whose next attempt is at or before `now`, oldest first."""
-    stmt = (
-        _ITEM.where(_o.status == Delivery.PENDING.value, _o.next_attempt_at <= _to_us(now, "now"))
-        .order_by(_o.next_attempt_at, _o.id)
-        .limit(limit)
-    )
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [_item(r) for r in rows]
+class OutboxRepository:
+    """`store.outbox`: the deliveries waiting, being sent, sent and failed."""
 
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
-async def item(store: Store, outbox_id: int) -> OutboxItem | None:
-    """One row by id (any status), for tests and `alerts history`."""
-    async with store.read_connection() as conn:
-        row = (await conn.execute(_ITEM.where(_o.id == outbox_id))).one_or_none()
-    return None if row is None else _item(row)
+    async def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """PENDING rows whose next attempt is at or before `now`, oldest first."""
+        stmt = (
+            _ITEM.where(
+                _o.status == Delivery.PENDING.value, _o.next_attempt_at <= to_us(now, "now")
+            )
+            .order_by(_o.next_attempt_at, _o.id)
+            .limit(limit)
+        )
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_item(r) for r in rows]
 
+    async def item(self, outbox_id: int) -> OutboxItem | None:
+        """One row by id (any status), for tests and `alerts history`."""
+        async with self._store.read_connection() as conn:
+            row = (await conn.execute(_ITEM.where(_o.id == outbox_id))).one_or_none()
+        return None if row is None else _item(row)
 
-async def _update(store: Store, action: str, outbox_id: int, where: Any, **values: Any) -> bool:
-    stmt = update(outbox).where(_o.id == outbox_id, where).values(**values)
-    with store._errors(action):
-        async with store.write_transaction() as conn:
+    async def _update(
+        self, action: str, outbox_id: int, where: ColumnElement[bool], **values: Any
+    ) -> bool:
+        stmt = update(outbox).where(_o.id == outbox_id, where).values(**values)
+        async with self._store.write_transaction(action) as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
+    async def claim(self, outbox_id: int, now: datetime) -> bool:
+        """PENDING → SENDING and attempts + 1, atomically; False if the row is no longer
+        PENDING (another dispatcher claimed it, or it was delivered or failed meanwhile)."""
+        return await self._update(
+            f"Claiming outbox row {outbox_id}",
+            outbox_id,
+            _o.status == Delivery.PENDING.value,
+            status=Delivery.SENDING.value,
+            attempts=_o.attempts + 1,
+            updated_at=to_us(now, "now"),
+        )
 
-async def claim(store: Store, outbox_id: int, now: datetime) -> bool:
-    """PENDING → SENDING and attempts + 1, atomically; False if the row is no longer PENDING
-    (another dispatcher claimed it, or it was delivered or failed meanwhile)."""
-    return await _update(
-        store,
-        f"Claiming outbox row {outbox_id}",
-        outbox_id,
-        _o.status == Delivery.PENDING.value,
-        status=Delivery.SENDING.value,
-        attempts=_o.attempts + 1,
-        updated_at=_to_us(now, "now"),
-    )
+    async def mark_sent(self, outbox_id: int, at: datetime) -> bool:
+        """SENDING → SENT at `at`; False if the row was not SENDING."""
+        us = to_us(at, "at")
+        return await self._update(
+            f"Marking outbox row {outbox_id} sent",
+            outbox_id,
+            _o.status == Delivery.SENDING.value,
+            status=Delivery.SENT.value,
+            sent_at=us,
+            updated_at=us,
+        )
 
+    async def mark_retry(self, outbox_id: int, next_at: datetime, error: str) -> bool:
+        """SENDING → PENDING, due again at `next_at`, with the attempt's error."""
+        us = to_us(next_at, "next_at")
+        return await self._update(
+            f"Rescheduling outbox row {outbox_id}",
+            outbox_id,
+            _o.status == Delivery.SENDING.value,
+            status=Delivery.PENDING.value,
+            next_attempt_at=us,
+            last_error=_clip(error),
+            updated_at=now_us(),
+        )
 
-async def mark_sent(store: Store, outbox_id: int, at: datetime) -> bool:
-    """SENDING → SENT at `at`; False if the row was not SENDING."""
-    us = _to_us(at, "at")
-    return await _update(
-        store,
-        f"Marking outbox row {outbox_id} sent",
-        outbox_id,
-        _o.status == Delivery.SENDING.value,
-        status=Delivery.SENT.value,
-        sent_at=us,
-        updated_at=us,
-    )
+    async def mark_failed(self, outbox_id: int, error: str) -> bool:
+        """PENDING or SENDING → FAILED for good, with the reason; False if already
+        SENT/FAILED."""
+        return await self._update(
+            f"Marking outbox row {outbox_id} failed",
+            outbox_id,
+            _o.status.in_((Delivery.PENDING.value, Delivery.SENDING.value)),
+            status=Delivery.FAILED.value,
+            last_error=_clip(error),
+            updated_at=now_us(),
+        )
 
+    async def recover_interrupted(self) -> int:
+        """Rows left SENDING by a crash become FAILED (never re-sent); returns how many.
 
-async def mark_retry(store: Store, outbox_id: int, next_at: datetime, error: str) -> bool:
-    """SENDING → PENDING, due again at `next_at`, with the attempt's error."""
-    us = _to_us(next_at, "next_at")
-    return await _update(
-        store,
-        f"Rescheduling outbox row {outbox_id}",
-        outbox_id,
-        _o.status == Delivery.SENDING.value,
-        status=Delivery.PENDING.value,
-        next_attempt_at=us,
-        last_error=_clip(error),
-        updated_at=_now_us(),
-    )
-
-
-async def mark_failed(store: Store, outbox_id: int, error: str) -> bool:
-    """PENDING or SENDING → FAILED for good, with the reason; False if already SENT/FAILED."""
-    return await _update(
-        store,
-        f"Marking outbox row {outbox_id} failed",
-        outbox_id,
-        _o.status.in_((Delivery.PENDING.value, Delivery.SENDING.value)),
-        status=Delivery.FAILED.value,
-        last_error=_clip(error),
-        updated_at=_now_us(),
-    )
-
-
-async def recover_interrupted(store: Store) -> int:
-    """Rows left SENDING by a crash become FAILED (never re-sent); returns how many.
-
-    Call it once when the only dispatcher on the database starts, before it sends anything."""
-    stmt = (
-        update(outbox)
-        .where(_o.status == Delivery.SENDING.value)
-        .values(status=Delivery.FAILED.value, last_error=INTERRUPTED, updated_at=_now_us())
-    )
-    with store._errors("Recovering interrupted deliveries"):
-        async with store.write_transaction() as conn:
+        Call it once when the only dispatcher on the database starts, before it sends
+        anything."""
+        stmt = (
+            update(outbox)
+            .where(_o.status == Delivery.SENDING.value)
+            .values(status=Delivery.FAILED.value, last_error=INTERRUPTED, updated_at=now_us())
+        )
+        async with self._store.write_transaction("Recovering interrupted deliveries") as conn:
             return (await conn.execute(stmt)).rowcount or 0
 
+    async def backlog(self) -> dict[str, int]:
+        """Rows per status, every status present (0 when none)."""
+        out = {d.value: 0 for d in Delivery}
+        async with self._store.read_connection() as conn:
+            rows = (await conn.execute(select(_o.status, func.count()).group_by(_o.status))).all()
+        for status, count in rows:
+            out[status] = int(count)
+        return out
 
-async def backlog(store: Store) -> dict[str, int]:
-    """Rows per status, every status present (0 when none)."""
-    out = {d.value: 0 for d in Delivery}
-    async with store.read_connection() as conn:
-        rows = (await conn.execute(select(_o.status, func.count()).group_by(_o.status))).all()
-    for status, count in rows:
-        out[status] = int(count)
-    return out
-
-
-async def next_due_at(store: Store) -> datetime | None:
-    """When the earliest PENDING row is due; None when nothing is pending."""
-    async with store.read_connection() as conn:
-        us = await conn.scalar(
-            select(func.min(_o.next_attempt_at)).where(_o.status == Delivery.PENDING.value)
-        )
-    return None if us is None else _from_us(int(us))
-
-
-def _now_us() -> int:
-    return _to_us(datetime.now(UTC))
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest PENDING row is due; None when nothing is pending."""
+        async with self._store.read_connection() as conn:
+            us = await conn.scalar(
+                select(func.min(_o.next_attempt_at)).where(_o.status == Delivery.PENDING.value)
+            )
+        return None if us is None else from_us(int(us))

@@ -1,8 +1,8 @@
 """Alerts inside the tick: keep the rule set current, evaluate, and record firings durably.
 
 Every firing becomes an AlertEvent plus one outbox row per channel in the same transaction as the
-rules' new state (store.record_firings), before anything is sent; the dispatcher is then woken
-to deliver. Rules edited from another process (the CLI, an attached terminal) are picked up on
+rules' new state (store.alerts.record_firings), before anything is sent; the dispatcher is then
+woken to deliver. Rules edited from another process (the CLI, an attached terminal) are picked up on
 the next tick through the store's rules version.
 """
 
@@ -42,11 +42,11 @@ class AlertService:
         self._seen: dict[tuple[str, date], datetime] = {}
 
     async def reload_if_changed(self) -> bool:
-        version = await self.store.rules_version()
+        version = await self.store.alerts.rules_version()
         if version == self._version:
             return False
-        rules = await self.store.list_rules(enabled=True)
-        states = await self.store.load_states()
+        rules = await self.store.alerts.list_rules(enabled=True)
+        states = await self.store.alerts.load_states()
         memory = {
             rid: RuleMemory(
                 armed=row.armed,
@@ -94,7 +94,7 @@ class AlertService:
             if m.armed is not None
         ]
         one_shot = [f.rule.id for f in firings if not f.rule.recurring and f.rule.id is not None]
-        events = await self.store.record_firings(
+        events = await self.store.alerts.record_firings(
             [(f.event, rule_channels(f.rule)) for f in firings], states, one_shot_done=one_shot
         )
         for e in events:

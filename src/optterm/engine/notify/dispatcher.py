@@ -49,10 +49,9 @@ from optterm.config import Settings
 from optterm.engine.notify.channels import APP, ChannelError, redact_url, resolve_channel
 from optterm.infra.secrets import SecretStore
 from optterm.model import Delivery
-from optterm.store import outbox
+from optterm.store import Store
 from optterm.store.errors import StoreError
 from optterm.store.outbox import OutboxItem
-from optterm.store.repository import Store
 
 __all__ = ["PAUSE_AT_ENV", "PAUSE_FILE_ENV", "Dispatcher", "SendResult", "send_now"]
 
@@ -316,7 +315,7 @@ class Dispatcher:
         """Mark rows a crashed run left SENDING as FAILED (once per dispatcher)."""
         if self._recovered:
             return 0
-        count = await outbox.recover_interrupted(self.store)
+        count = await self.store.outbox.recover_interrupted()
         self._recovered = True
         if count:
             log.warning(
@@ -376,7 +375,7 @@ class Dispatcher:
     # ----------------------------------------------------------------------------- internals
 
     async def _idle_delay(self) -> float:
-        due = await outbox.next_due_at(self.store)
+        due = await self.store.outbox.next_due_at()
         if due is None:
             return self._max_idle
         return min(self._max_idle, max(0.0, (due - self._now()).total_seconds()))
@@ -402,13 +401,13 @@ class Dispatcher:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _pass(self) -> list[asyncio.Task[bool]]:
-        items = await outbox.due(self.store, self._now(), self._batch)
+        items = await self.store.outbox.due(self._now(), self._batch)
         if not items:
             return []
         await _pause_if("before_send", items[0].id)
         tasks: list[asyncio.Task[bool]] = []
         for item in items:
-            if not await outbox.claim(self.store, item.id, self._now()):
+            if not await self.store.outbox.claim(item.id, self._now()):
                 continue  # someone else has it
             claimed = dataclasses.replace(item, status=Delivery.SENDING, attempts=item.attempts + 1)
             task = asyncio.create_task(self._deliver(claimed), name=f"outbox-{item.id}")
@@ -433,7 +432,7 @@ class Dispatcher:
             try:
                 url = await self._resolve(item.channel) if item.channel != APP else None
             except ChannelError as err:
-                await outbox.mark_failed(self.store, item.id, str(err))
+                await self.store.outbox.mark_failed(item.id, str(err))
                 log.warning("outbox %d → %s: failed: %s", item.id, label, err)
                 return True
             if url is None:
@@ -450,7 +449,7 @@ class Dispatcher:
                 error = None if result.ok else (result.error or f"{label}: failed")
             if error is None:
                 await _pause_if("after_send", item.id)
-                await outbox.mark_sent(self.store, item.id, self._now())
+                await self.store.outbox.mark_sent(item.id, self._now())
                 log.info("outbox %d → %s: sent (attempt %d)", item.id, label, item.attempts)
             else:
                 await self._failed_attempt(item, label, error)
@@ -476,7 +475,7 @@ class Dispatcher:
         if item.attempts <= len(schedule):
             delay = schedule[item.attempts - 1]
             next_at = self._now() + timedelta(seconds=delay)
-            await outbox.mark_retry(self.store, item.id, next_at, error)
+            await self.store.outbox.mark_retry(item.id, next_at, error)
             log.warning(
                 "outbox %d → %s: attempt %d failed, retrying in %g s: %s",
                 item.id,
@@ -488,5 +487,5 @@ class Dispatcher:
             self.wake()  # so the run loop times its next look to this retry
         else:
             reason = f"gave up after {item.attempts} attempt(s): {error}"
-            await outbox.mark_failed(self.store, item.id, reason)
+            await self.store.outbox.mark_failed(item.id, reason)
             log.warning("outbox %d → %s: failed: %s", item.id, label, reason)

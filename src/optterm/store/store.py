@@ -1,0 +1,328 @@
+"""The Store: one open database, its connections and transactions, and its repositories.
+
+    store = await open_store("sqlite+aiosqlite:////path/optterm.db")
+    try:
+        await store.snapshots.write(snap)
+        rules = await store.alerts.list_rules(enabled=True)
+    finally:
+        await store.close()
+
+What the Store itself owns: the two engines (a single-connection writer whose connection it
+keeps checked out, and a pool of autocommit readers — an open read transaction would pin the
+WAL and let it grow), the write lock that serialises this process's writes, fencing (the lease
+number every write re-checks before COMMIT) and the translation of database errors into
+StoreError messages. Everything a caller reads or writes goes through one repository per
+concern, built here and exposed as an attribute: `snapshots`, `analytics`, `health`, `alerts`,
+`outbox`, `jobs`, `daily` and `status`. The poller's lease (store/lease.py) is a lock beside the
+database as much as a row in it, so it stays a set of functions taking the Store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+from sqlalchemy import bindparam, exc, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from optterm.store.alerts import AlertRepository
+from optterm.store.analytics import AnalyticsRepository
+from optterm.store.daily import DailyRepository
+from optterm.store.db import (
+    DatabaseTarget,
+    create_engines,
+    resolve_url,
+    sqlite_checkpoint,
+    sqlite_incremental_vacuum,
+)
+from optterm.store.errors import CorruptDatabaseError, LeaseLost, StoreError, StoreLocationError
+from optterm.store.health import HealthRepository
+from optterm.store.jobs import JobRepository
+from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_head
+from optterm.store.outbox import OutboxRepository
+from optterm.store.schema import leases
+from optterm.store.snapshots import SnapshotRepository
+from optterm.store.status import StatusRepository
+
+__all__ = ["Store", "open_store"]
+
+# Fencing (store/lease.py): the lease number the store records now. FOR SHARE (PostgreSQL; SQLite
+# renders none and needs none under BEGIN IMMEDIATE) holds off a takeover until our COMMIT.
+FENCE: Final = (
+    select(leases.c.lease_no).where(leases.c.name == bindparam("fence")).with_for_update(read=True)
+)
+
+
+class Store:
+    """One open database. Create with `open_store`; always `close()` it."""
+
+    def __init__(self, target: DatabaseTarget, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        self.url: str = target.display
+        self.path: Path | None = target.path
+        self.target: Final = target
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        # The writer's one connection stays checked out between writes: the pool round trip
+        # costs about a tenth of a write. Used only under _write_lock.
+        self._held: AsyncConnection | None = None
+        self._closed = False
+        # Fencing, set by store/lease.py while this process holds a lease: (name, lease_no).
+        # Every write transaction then re-reads that lease's number before COMMIT and raises
+        # LeaseLost (rolling back) if another process has taken the lease over since.
+        self.fence: tuple[str, int] | None = None
+        self.snapshots: Final = SnapshotRepository(self)
+        self.analytics: Final = AnalyticsRepository(self)
+        self.health: Final = HealthRepository(self)
+        self.alerts: Final = AlertRepository(self)
+        self.outbox: Final = OutboxRepository(self)
+        self.jobs: Final = JobRepository(self)
+        self.daily: Final = DailyRepository(self)
+        self.status: Final = StatusRepository(self)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.target.url.get_backend_name() == "postgresql"
+
+    # ------------------------------------------------------------------------- for repositories
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"The store {self.url} is closed; open it again with open_store().")
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Refuse a closed store, and turn a database error raised inside into a StoreError
+        whose message starts with `action` ("Saving the alert rule failed: …")."""
+        self._check_open()
+        try:
+            yield
+        except exc.SQLAlchemyError as err:
+            raise db_error(self.url, action, err) from err
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self, action: str = "Reading") -> AsyncIterator[AsyncConnection]:
+        """A reader connection (autocommit: each statement its own transaction). Keep what you
+        do with it short, so the WAL is not pinned; errors become StoreError("{action} failed…")."""
+        with self.errors(action):
+            async with self._reader.connect() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self, action: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite) on the store's single writer
+        connection, serialised with every other write of this Store, fenced when a lease is held.
+
+        Every repository writes through here: the writer engine's only connection is held by the
+        Store. With `action`, database errors become StoreError("{action} failed…"); without
+        one they propagate as they are (the caller wraps them in `errors`).
+        """
+        self._check_open()
+        with self.errors(action) if action is not None else contextlib.nullcontext():
+            async with self._write_lock, self._transaction() as conn:
+                yield conn
+
+    async def _write_conn(self) -> AsyncConnection:
+        conn = self._held
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._held = await self._writer.connect()
+        return conn
+
+    async def _drop_write_conn(self) -> None:
+        # After a failed write the connection goes back to the pool (which resets or discards
+        # it) rather than being trusted again.
+        conn, self._held = self._held, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        # Caller holds _write_lock. On any failure the connection is dropped, not reused.
+        try:
+            conn = await self._write_conn()
+            async with conn.begin():
+                yield conn
+                if self.fence is not None:  # the body succeeded; check before COMMIT
+                    name, ours = self.fence
+                    if (now := await conn.scalar(FENCE, {"fence": name})) != ours:
+                        raise LeaseLost.fenced(self.url, name, ours, now)
+        except BaseException:
+            await self._drop_write_conn()
+            raise
+
+    async def _on_writer(
+        self, action: str, run: Callable[[AsyncConnection], Awaitable[None]]
+    ) -> None:
+        # SQLite maintenance pragmas run on the writer connection, between transactions.
+        with self.errors(action):
+            async with self._write_lock:
+                try:
+                    await run(await self._write_conn())
+                except BaseException:
+                    await self._drop_write_conn()
+                    raise
+
+    # ------------------------------------------------------------------------------ upkeep
+
+    async def reclaim_space(self) -> None:
+        """Give the pages freed by deletes back to the file system (SQLite); no-op elsewhere,
+        where autovacuum reclaims them."""
+        if not self.target.is_sqlite or self.target.in_memory:
+            return
+        await self._on_writer("Reclaiming free space", sqlite_incremental_vacuum)
+
+    async def checkpoint(self) -> None:
+        """Fold the WAL into the database file and truncate it (SQLite); no-op elsewhere."""
+        if not self.target.is_sqlite or self.target.in_memory:
+            return  # PostgreSQL: the server's checkpointer manages its WAL
+        await self._on_writer("Checkpointing the database", sqlite_checkpoint)
+
+    async def close(self) -> None:
+        """Dispose both engines (closing every connection and its driver thread). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            await self._drop_write_conn()
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
+    """The StoreError (or subclass) a database error means, with what to do about it."""
+    orig = getattr(err, "orig", None) or err
+    text = str(orig).strip() or type(orig).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return StoreError(
+            f"{action} failed: the database {where} stayed locked by another connection for "
+            "more than 5 s. Another optterm process may be writing to it; stop it or wait, "
+            "and try again."
+        )
+    if "unable to open" in low or "readonly" in low or "read-only" in low:
+        return StoreLocationError(
+            f"{action} failed: the database {where} cannot be opened for writing ({text}). Check "
+            "the file's and its folder's permissions, or point optterm at another file."
+        )
+    if "not a database" in low or "malformed" in low:
+        return CorruptDatabaseError(
+            f"{action} failed: the database {where} is corrupted ({text}). Move it aside and "
+            "start optterm again to create a fresh one, or restore it from a backup."
+        )
+    if "disk is full" in low or "disk i/o" in low:
+        return StoreError(
+            f"{action} failed: the disk holding {where} reported an error ({text}). Free some "
+            "space or check the disk, then try again."
+        )
+    return StoreError(f"{action} failed on the database {where}: {text}.")
+
+
+# ------------------------------------------------------------------------------------ opening
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing folders above `path`; return them deepest first (for clean-up)."""
+    missing: list[Path] = []
+    p = path.parent
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    try:
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(p))
+        for d in reversed(missing):
+            d.mkdir()
+    except OSError as err:
+        _remove_dirs([d for d in missing if d.exists()])
+        raise StoreLocationError(
+            f"Cannot create the optterm database {path}: the folder {err.filename or path.parent}"
+            f" cannot be created ({err.strerror or err}). Choose another location for the "
+            "database (the store URL in the config file), or fix that path."
+        ) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        _remove_dirs(missing)
+        raise StoreLocationError(
+            f"Cannot create the optterm database {path}: the folder {path.parent} is not "
+            "writable. Choose another location for the database (the store URL in the config "
+            "file), or fix the folder's permissions."
+        )
+    return missing
+
+
+def _remove_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _remove_new_database(path: Path, dirs: list[Path]) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
+    _remove_dirs(dirs)
+
+
+async def open_store(url: str, *, create: bool = True) -> Store:
+    """Open (and migrate) the store at `url`: a SQLAlchemy URL or a plain file path.
+
+    SQLite: creates the file and its folders when missing (unless create=False), refuses files
+    that are not optterm databases, are damaged, or come from a newer optterm — leaving them
+    untouched — and never leaves a half-created database behind when opening fails.
+    An existing older-schema database is migrated even with create=False.
+    """
+    target = resolve_url(url)
+    path = target.path
+    state: FileState | None = None
+    new_dirs: list[Path] = []
+    if path is not None:
+        state, _ = await asyncio.to_thread(inspect_sqlite_file, path)
+        if state is FileState.MISSING:
+            if not create:
+                raise StoreError(
+                    f"There is no optterm database at {path}. Run optterm once without "
+                    "read-only options to create it, or point optterm at an existing database."
+                )
+            new_dirs = await asyncio.to_thread(_make_parents, path)
+    writer, reader = create_engines(target)
+    try:
+        async with writer.begin() as conn:
+            await conn.run_sync(upgrade_to_head, target.display)
+    except BaseException as err:
+        await writer.dispose()
+        if reader is not writer:
+            await reader.dispose()
+        if state is FileState.MISSING and path is not None:
+            _remove_new_database(path, new_dirs)
+        if isinstance(err, exc.SQLAlchemyError):
+            if path is None:
+                raise StoreError(
+                    f"Cannot open the database {target.display}: "
+                    f"{getattr(err, 'orig', None) or err}. Check that the server is running and "
+                    "the URL, user and password are right."
+                ) from err
+            raise db_error(str(path), "Opening the optterm database", err) from err
+        raise
+    return Store(target, writer, reader)
