@@ -449,6 +449,14 @@ class AlertRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    """Where an alert is delivered: the reference a rule stores and the label people see."""
+
+    ref: str  # what the rule stores: "app", "tag:NAME" or "keyring:ID" (never a URL)
+    label: str  # what people see (redacted)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertEvent:
     """One firing of a rule, with the values that made it fire."""
 

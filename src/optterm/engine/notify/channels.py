@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from optterm.config.settings import Settings
 from optterm.infra.secrets import SERVICE, SecretStore
+from optterm.model import Channel
 
 __all__ = [
     "APP",
@@ -38,12 +38,6 @@ _KEYRING = re.compile(r"keyring:([0-9a-f]{16})")
 
 class ChannelError(ValueError):
     """A channel that cannot be used; the message says how to fix it and never holds a secret."""
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    ref: str  # what the rule stores
-    label: str  # what people see (redacted)
 
 
 def redact_url(url: str) -> str:
