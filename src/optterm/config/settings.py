@@ -60,8 +60,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from optterm.holidays import NSE_HOLIDAYS_2026
 from optterm.infra import paths
+from optterm.market import NSE_HOLIDAYS_2026
 
 __all__ = [
     "ENV_PREFIX",

@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ __all__ = [
     "write_csv",
 ]
 
-IST = ZoneInfo("Asia/Kolkata")
 CSV_COLUMNS: tuple[str, ...] = (
     "provider_ts",
     "symbol",

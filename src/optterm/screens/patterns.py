@@ -28,8 +28,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from optterm.market import IST
 from optterm.model import Direction, Feed, PatternKind, Signal
-from optterm.present.chain import IST
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

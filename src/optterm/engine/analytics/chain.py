@@ -22,6 +22,7 @@ import numpy as np
 from optterm.config.settings import Settings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
+from optterm.market import IST
 from optterm.model import Bias, Buildup, ChainSnapshot, Legs, MarketView, Metrics
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 _YEAR_S = 365.0 * 86400.0
-_IST = ZoneInfo("Asia/Kolkata")
 _NAN = float("nan")
 
 
@@ -59,7 +59,7 @@ class AnalyticsParams:
     range_width_pct: float = 3.0  # support..resistance narrower than this, spot inside: "range"
     iv_rank_min_days: int = 20
     expiry_time: time = time(15, 30)  # options stop trading (and are settled) at this local time
-    tz: ZoneInfo = _IST
+    tz: ZoneInfo = IST  # the exchange zone; from_settings uses [market] timezone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalyticsParams:

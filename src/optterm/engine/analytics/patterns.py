@@ -23,11 +23,10 @@ import numpy as np
 
 from optterm.config.settings import Settings
 from optterm.engine.analytics.chain import Enriched
+from optterm.market import IST
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
 __all__ = ["DETECTORS", "PatternEngine", "PatternParams"]
-
-_IST = ZoneInfo("Asia/Kolkata")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ class PatternParams:
     momentum_min_pct: float = 3.0
     momentum_memory_s: float = 3600.0
     session_open: time = time(9, 15)
-    tz: ZoneInfo = _IST
+    tz: ZoneInfo = IST  # the exchange zone; from_settings uses [market] timezone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PatternParams:
