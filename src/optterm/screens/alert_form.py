@@ -56,6 +56,7 @@ from optterm.engine.notify.channels import (
     redact_url,
     resolve_channel,
 )
+from optterm.engine.notify.redact import protect_urls
 from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
 
 if TYPE_CHECKING:
@@ -669,7 +670,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
                 out.append(Channel(spec, self._kept[spec]))
             elif _is_url(spec):
                 if "apprise" in sys.modules:
-                    _protect([spec])
+                    protect_urls([spec])
                     problem = validate_url(spec)
                     if problem is not None:
                         raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
@@ -690,7 +691,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
             elif spec in self._kept:
                 continue
             elif _is_url(spec):
-                _protect([spec])
+                protect_urls([spec])
                 if (problem := validate_url(spec)) is not None:
                     raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
             else:
@@ -975,7 +976,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
                     url = await asyncio.to_thread(resolve_channel, spec, self.settings, secrets)
                 elif _is_url(spec):
                     label = redact_url(spec)
-                    _protect([spec])
+                    protect_urls([spec])
                     problem = await asyncio.to_thread(validate_url, spec)
                     if problem is not None:
                         raise ChannelError(problem)
@@ -1006,10 +1007,3 @@ def rule_channels_of(rule: AlertRule) -> list[Channel]:
     from optterm.engine.alerts.rules import rule_channels
 
     return list(rule_channels(rule))
-
-
-def _protect(urls: Sequence[str]) -> None:
-    """Register URLs with notify's log scrubber before Apprise sees them (it may log them)."""
-    from optterm.engine.notify.dispatcher import _protect as protect
-
-    protect(urls)
