@@ -30,14 +30,16 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
-# _CONDITIONS and _METRICS: which conditions and metrics a kind takes. They are private to
-# alert_rules; imported so that the form can never offer what build_rule would refuse.
+# The rule vocabulary (which conditions and metrics a kind takes, which take an option) comes
+# from the rules module, so that the form can never offer what build_rule would refuse.
 from optterm.engine.alerts.rules import (
-    _CONDITIONS,
-    _METRICS,
+    CONDITIONS,
+    LEVEL_KINDS,
+    METRICS,
     RuleError,
     build_rule,
     default_hysteresis,
+    default_metric,
     default_owner,
     default_tolerance,
     format_duration,
@@ -47,6 +49,7 @@ from optterm.engine.alerts.rules import (
     parse_threshold,
     rule_summary,
     rule_text,
+    takes_leg,
 )
 from optterm.engine.notify.channels import (
     APP,
@@ -88,12 +91,6 @@ CONDITION_LABELS: dict[Condition, str] = {
     Condition.EQUALS: "equals (± tolerance)",
     Condition.PERCENT_CHANGE: "percent change (in a window)",
 }
-_LEVEL_KINDS = frozenset(
-    {AlertKind.PRICE, AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE, AlertKind.VOLATILITY,
-     AlertKind.PCR}
-)  # fmt: skip
-_LEG_METRICS = frozenset({(AlertKind.PRICE, "ltp"), (AlertKind.VOLATILITY, "iv")})
-_LEG_OPTIONAL = frozenset({AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE})
 _TEST_BODY = "This is a test message; the rule has not fired."
 
 
@@ -231,15 +228,14 @@ def _values_from_kw(kw: Mapping[str, Any], symbols: Sequence[str]) -> _Values:
         except ValueError:
             v.strike = str(strike)
         v.side = _enum(Side, kw.get("side"), Side.CE)
-    metrics = _METRICS.get(v.kind, ("",))
+    metrics = METRICS.get(v.kind, ("",))
     metric = str(kw.get("metric") or "").strip().lower()
     if metric not in metrics:
         metric = ""
-    if not metric and v.kind in _METRICS:
-        metric = {AlertKind.PRICE: "ltp" if v.strike else "spot",
-                  AlertKind.VOLATILITY: "iv" if v.strike else "atm_iv"}[v.kind]  # fmt: skip
+    if not metric and v.kind in METRICS:
+        metric = default_metric(v.kind, bool(v.strike))
     v.metric = metric or metrics[0]
-    conditions = _CONDITIONS[v.kind]
+    conditions = CONDITIONS[v.kind]
     v.condition = _enum(Condition, kw.get("condition"), conditions[0])
     if v.condition not in conditions:
         v.condition = conditions[0]
@@ -320,16 +316,12 @@ def _rule_kw(rule: AlertRule) -> dict[str, Any]:
     return kw
 
 
-def _leg_shown(kind: AlertKind, metric: str) -> bool:
-    return (kind, metric) in _LEG_METRICS or kind in _LEG_OPTIONAL
-
-
 def _metric_options(kind: AlertKind) -> list[tuple[str, str]]:
-    return [(METRIC_LABELS[m], m) for m in _METRICS.get(kind, ())] or [("—", "")]
+    return [(METRIC_LABELS[m], m) for m in METRICS.get(kind, ())] or [("—", "")]
 
 
 def _condition_options(kind: AlertKind) -> list[tuple[str, Condition]]:
-    return [(CONDITION_LABELS[c], c) for c in _CONDITIONS[kind]]
+    return [(CONDITION_LABELS[c], c) for c in CONDITIONS[kind]]
 
 
 def _threshold_hint(kind: AlertKind, metric: str, condition: Condition) -> str:
@@ -582,11 +574,11 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
     @property
     def _metric(self) -> str:
-        return self._select("metric") or "" if self._kind in _METRICS else ""
+        return self._select("metric") or "" if self._kind in METRICS else ""
 
     @property
     def _condition(self) -> Condition:
-        conditions = _CONDITIONS[self._kind]
+        conditions = CONDITIONS[self._kind]
         value = self._select("condition")
         return value if value in conditions else conditions[0]
 
@@ -599,7 +591,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         """`build_rule` keyword arguments from the visible fields (RuleError for one that does
         not read); hidden fields are left out, as the CLI leaves out flags not given."""
         kind, metric, cond = self._kind, self._metric, self._condition
-        single = len(_CONDITIONS[kind]) == 1
+        single = len(CONDITIONS[kind]) == 1
         kw: dict[str, Any] = {
             "symbol": self._select("symbol") or "",
             "kind": kind,
@@ -611,7 +603,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
             "active_to": self._text("to") or None,
         }
         unit = {"kind": kind, "condition": kw["condition"], "metric": metric}
-        if _leg_shown(kind, metric) and (strike := self._text("strike")):
+        if takes_leg(kind, metric) and (strike := self._text("strike")):
             kw["strike"] = strike.replace(",", "")
             kw["side"] = self._select("side")
         if kind is AlertKind.PATTERN_DETECTED:
@@ -729,15 +721,15 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _sync(self) -> None:
         """Show the fields the kind, metric and condition use; hide the rest."""
         kind, metric, cond = self._kind, self._metric, self._condition
-        self._show_row("metric", kind in _METRICS)
-        self._show_row("leg", _leg_shown(kind, metric))
+        self._show_row("metric", kind in METRICS)
+        self._show_row("leg", takes_leg(kind, metric))
         self._show_row("pattern", kind is AlertKind.PATTERN_DETECTED)
-        self._show_row("condition", len(_CONDITIONS[kind]) > 1)
+        self._show_row("condition", len(CONDITIONS[kind]) > 1)
         self._show_row("window", cond is Condition.PERCENT_CHANGE or kind is AlertKind.VOLUME_SPIKE)
         self._show_row("tolerance", cond is Condition.EQUALS)
         self._show_row(
             "rearm",
-            kind in _LEVEL_KINDS
+            kind in LEVEL_KINDS
             and (cond in (Condition.ABOVE, Condition.BELOW) or bool(self._text("rearm"))),
         )
         self.query_one("#threshold", Input).placeholder = _threshold_hint(kind, metric, cond)
@@ -762,8 +754,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
         """Offer the metrics and conditions of `kind`, keeping the current ones if they apply."""
         old_metric, old_cond = self._metric, self._condition
         self._kind = kind
-        metrics = _METRICS.get(kind, ("",))
-        conditions = _CONDITIONS[kind]
+        metrics = METRICS.get(kind, ("",))
+        conditions = CONDITIONS[kind]
         metric = metric or (old_metric if old_metric in metrics else metrics[0])
         condition = condition or (old_cond if old_cond in conditions else conditions[0])
         with self.prevent(Select.Changed):
