@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from optterm.cli.errors import UsageProblem
+from optterm.present.time import SINCE_HELP
 
 if TYPE_CHECKING:
     from optterm.config.settings import Settings
-    from optterm.engine.notify.channels import Channel
+    from optterm.engine.alerts.book import AlertBook, ChannelResult
     from optterm.model import AlertRule
     from optterm.store.alerts import EventView, RuleStateRow
 
@@ -69,39 +71,27 @@ def _num(x: float | None) -> float | None:
     return None if x is None or x != x else x
 
 
-def _tz(settings: Settings) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(settings.market.timezone)
-
-
 def _when(ts: datetime | None, settings: Settings, now: datetime) -> str:
-    if ts is None:
-        return "never"
-    tz = _tz(settings)
-    local = ts.astimezone(tz)
-    text = f"{local:%H:%M:%S} {local.tzname()}"
-    return text if local.date() == now.astimezone(tz).date() else f"{local:%d-%b-%Y} {text}"
+    from optterm.present.time import when_text
+
+    return when_text(ts, settings.market.tz, now)
 
 
-def _state(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> str:
-    """armed · waiting (beyond the threshold, re-arms when it comes back) · cooling down ·
-    fired (waiting to re-arm, or a one-shot rule done) · disabled."""
-    from optterm.model import RuleState
+def _book(settings: Settings, use: Callable[[AlertBook], Awaitable[Any]]) -> Any:
+    """Run one use case of the alert book on the configured store; its errors as usage errors."""
+    from optterm.engine.alerts.book import AlertBook, AlertBookError, UnknownAlertRule
 
-    fired = st is not None and st.fire_count > 0
-    if not rule.enabled:
-        return RuleState.FIRED.value if (not rule.recurring and fired) else RuleState.DISABLED.value
-    last = st.last_fired_at if st is not None else None
-    if last is not None and (now - last).total_seconds() < rule.cooldown_s:
-        return RuleState.COOLING.value
-    if st is not None and not st.armed:
-        return RuleState.FIRED.value if fired else "waiting"
-    return RuleState.ARMED.value
+    try:
+        return _run(settings, lambda store: use(AlertBook(store, settings)))
+    except UnknownAlertRule as exc:
+        raise _unknown(exc.rule_id) from None
+    except AlertBookError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[str, Any]:
     from optterm.engine.alerts.rules import rule_summary
+    from optterm.present.alerts import rule_state
 
     return {
         "id": rule.id,
@@ -128,7 +118,7 @@ def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[s
         "enabled": rule.enabled,
         "note": rule.note,
         "created_at": rule.created_at.isoformat() if rule.created_at else None,
-        "state": _state(rule, st, now),
+        "state": rule_state(rule, st, now),
         "last_fired_at": (
             st.last_fired_at.isoformat() if st is not None and st.last_fired_at else None
         ),
@@ -149,28 +139,13 @@ def _duration(text: str | None, flag: str) -> float | None:
     return seconds
 
 
-def _parse_channels(specs: list[str], settings: Settings) -> list[Channel]:
-    """Every spec checked before any is kept: app and tag:NAME against the config, URLs by
-    Apprise; only then are URLs written to the keyring (the one step with a side effect)."""
-    from optterm.engine.notify.channels import (
-        APP,
-        ChannelError,
-        parse_channel_spec,
-        redact_url,
-        validate_url,
-    )
-    from optterm.infra.secrets import SecretStore
-
-    for spec in specs:
-        s = spec.strip()
-        if not s:
-            raise ChannelError("--notify needs a channel: app, tag:NAME or an Apprise URL")
-        if s.lower() == APP or s.startswith("tag:"):
-            parse_channel_spec(s, settings, None)
-        elif (problem := validate_url(s)) is not None:
-            raise ChannelError(f"notification channel {redact_url(s)}: {problem}")
-    secrets = SecretStore()
-    return [parse_channel_spec(s.strip(), settings, secrets) for s in specs]
+def _notify_specs(notify: list[str] | None) -> list[str] | None:
+    """The --notify specs (None: in-app only); an empty one is refused here, naming the flag."""
+    if not notify:
+        return None
+    if any(not spec.strip() for spec in notify):
+        raise UsageProblem("--notify needs a channel: app, tag:NAME or an Apprise URL")
+    return [spec.strip() for spec in notify]
 
 
 # ---------------------------------------------------------------------------------------- add
@@ -246,10 +221,11 @@ def alerts_add(
     """Add an alert rule, from one line of text or from flags (flags win over the text)."""
     from datetime import UTC
 
-    from optterm.engine.alerts.rules import RuleError, build_rule, parse_rule_text, parse_threshold
-    from optterm.engine.notify.channels import ChannelError
+    from optterm.engine.alerts.book import AlertBookError, draft_rule
+    from optterm.engine.alerts.rules import RuleError, parse_rule_text, parse_threshold
 
     settings = _load(ctx)
+    specs = _notify_specs(notify)
     line = " ".join(text or []).strip()
     try:
         kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
@@ -286,12 +262,10 @@ def alerts_add(
             kw["tolerance"] = parse_threshold(tolerance, **unit)
         kw.setdefault("condition", None)
         kw.setdefault("threshold", None)
-        build_rule(settings, **kw)  # the rule first: a bad rule must not touch the keyring
-        channels = _parse_channels(notify, settings) if notify else None
-        rule = build_rule(settings, **kw, channels=channels)
-    except (RuleError, ChannelError) as exc:
+        draft_rule(settings, kw, specs)  # everything checked before the store is opened
+    except (RuleError, AlertBookError) as exc:
         raise UsageProblem(str(exc)) from None
-    rule = _run(settings, lambda store: store.add_rule(rule))
+    rule = _book(settings, lambda book: book.add(kw, specs))
     now = datetime.now(UTC)
     if as_json:
         _print_json(_rule_doc(rule, None, now))
@@ -343,7 +317,8 @@ def alerts_list(
     cols = ["ID", *(["Owner"] if all_owners else []), "Rule", "Notify", "State", "Last fired",
             "Fires"]  # fmt: skip
     table = Table(*cols, title="Alert rules")
-    colours = {"armed": "green", "disabled": "dim", "cooling down": "yellow", "fired": "cyan"}
+    from optterm.present.alerts import STATE_STYLE
+
     for r, d in zip(rules, docs, strict=True):
         st = states.get(r.id or -1)
         state = d["state"]
@@ -352,7 +327,7 @@ def alerts_list(
             *([escape(d["owner"])] if all_owners else []),
             escape(d["summary"]),
             escape(", ".join(d["channels"])),
-            f"[{colours.get(state, 'white')}]{state}[/]",
+            f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
             _when(st.last_fired_at if st else None, settings, now),
             str(d["fire_count"]),
         )
@@ -363,10 +338,7 @@ def alerts_list(
 
 
 def _existing(settings: Settings, rule_id: int) -> AlertRule:
-    rule = _run(settings, lambda store: store.get_rule(rule_id))
-    if rule is None:
-        raise _unknown(rule_id)
-    return rule
+    return _book(settings, lambda book: book.get(rule_id))
 
 
 @alerts_app.command("rm")
@@ -390,8 +362,7 @@ def alerts_rm(
         if not typer.confirm(f"Delete alert rule {rule_id}: {summary}?"):
             typer.echo("Nothing deleted.")
             raise typer.Exit(1)
-    if not _run(settings, lambda store: store.delete_rule(rule_id)):
-        raise _unknown(rule_id)
+    _book(settings, lambda book: book.remove(rule_id))
     typer.echo(
         f"Deleted alert rule {rule_id}: {summary}. Its firings stay in "
         f"`optterm alerts history {rule_id}`."
@@ -402,15 +373,7 @@ def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
     from optterm.engine.alerts.rules import rule_summary
 
     settings = _load(ctx)
-
-    async def go(store: Any) -> AlertRule | None:
-        if not await store.set_enabled(rule_id, enabled):
-            return None
-        return await store.get_rule(rule_id)
-
-    rule = _run(settings, go)
-    if rule is None:
-        raise _unknown(rule_id)
+    rule = _book(settings, lambda book: book.set_enabled(rule_id, enabled))
     typer.echo(f"{'Enabled' if enabled else 'Disabled'} alert rule {rule_id}: {rule_summary(rule)}")
 
 
@@ -434,26 +397,12 @@ def alerts_disable(
 
 
 def _since(text: str, settings: Settings, now: datetime) -> datetime:
-    import re
-    from datetime import date, time, timedelta
+    from optterm.present.time import SinceError, parse_since
 
-    from optterm.engine.alerts.rules import parse_duration
-
-    raw = text.strip()
-    seconds = parse_duration(raw) if re.search(r"[a-z]", raw.lower()) else None
     try:
-        if seconds is not None:
-            return now - timedelta(seconds=seconds)
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            day = datetime.strptime(raw, "%d-%b-%Y").date()
-        return datetime.combine(day, time(0), tzinfo=_tz(settings))
-    except (ValueError, OverflowError):
-        raise UsageProblem(
-            f"--since {text!r} is neither a date nor a duration; write a date as YYYY-MM-DD "
-            "(e.g. 2026-11-24) or a duration such as 30m, 2h, 1h30m or 3d."
-        ) from None
+        return parse_since(text, now=now, tz=settings.market.tz)
+    except SinceError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _event_doc(v: EventView) -> dict[str, Any]:
@@ -493,7 +442,7 @@ def alerts_history(
     symbol: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
     since: Annotated[
         str | None,
-        typer.Option(metavar="WHEN", help="Since a date (YYYY-MM-DD) or a duration (2h, 1d)."),
+        typer.Option(metavar="WHEN", help=f"Since {SINCE_HELP}."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -551,58 +500,22 @@ def alerts_history(
 # --------------------------------------------------------------------------------- test sends
 
 
-def _send(targets: list[tuple[str, str]], title: str, body: str, timeout: float) -> list[Any]:
-    from optterm.engine.notify.dispatcher import send_now
+def _report(results: list[ChannelResult]) -> None:
+    """One line per channel, those not sent first (as they are known before any send ends);
+    exit status 1 when any failed."""
+    from optterm.present.alerts import channel_result_line
 
-    return asyncio.run(send_now(targets, title, body, timeout))
-
-
-def _report(results: list[Any], failed: bool) -> None:
-    for r in results:
-        error = r.error or "unknown error"
-        if error.startswith(f"{r.label}: "):  # the error already names the channel
-            error = error[len(r.label) + 2 :]
-        typer.echo(f"{r.label}: OK" if r.ok else f"{r.label}: FAILED: {error}")
-        failed = failed or not r.ok
-    raise typer.Exit(1 if failed else 0)
+    for r in sorted(results, key=lambda r: r.sent):
+        typer.echo(channel_result_line(r))
+    raise typer.Exit(1 if any(r.ok is False for r in results) else 0)
 
 
 @alerts_app.command("test")
 def alerts_test(ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Send a test message to every channel of a rule now (in-app channels are skipped)."""
-    from optterm.engine.alerts.rules import rule_channels, rule_summary
-    from optterm.engine.notify.channels import APP, ChannelError, resolve_channel
-    from optterm.infra.secrets import SecretStore
-
     settings = _load(ctx)
-    rule = _existing(settings, rule_id)
-    secrets = SecretStore()
-    targets: list[tuple[str, str]] = []
-    failed = False
-    for ch in rule_channels(rule):
-        if ch.ref == APP:
-            typer.echo(f"{ch.label}: skipped (in-app alerts show in the TUI only)")
-            continue
-        try:
-            url = resolve_channel(ch.ref, settings, secrets)
-        except ChannelError as exc:
-            typer.echo(f"{ch.label}: FAILED: {exc}")
-            failed = True
-            continue
-        if url is not None:
-            targets.append((ch.label, url))
-    summary = rule_summary(rule)
-    results = (
-        _send(
-            targets,
-            f"optterm test: alert rule {rule_id}",
-            f"{summary}\nThis is a test message; the rule has not fired.",
-            settings.notify.timeout,
-        )
-        if targets
-        else []
-    )
-    _report(results, failed)
+    _rule, results = _book(settings, lambda book: book.send_test_message(rule_id))
+    _report(results)
 
 
 @notify_app.command("test")
@@ -613,6 +526,7 @@ def notify_test(
     ],
 ) -> None:
     """Send a test message to one channel now, to check its URL works."""
+    from optterm.engine.alerts.book import send_test_message
     from optterm.engine.notify.channels import (
         ChannelError,
         parse_channel_spec,
@@ -623,22 +537,14 @@ def notify_test(
 
     settings = _load(ctx)
     spec = url.strip()
+    # What cannot be a channel at all is a usage error (exit 2), unlike a channel that fails.
     try:
         if spec.startswith("tag:"):
-            label = parse_channel_spec(spec, settings, None).label
-            target = resolve_channel(spec, settings, None)
-            assert target is not None
-        else:
-            problem = validate_url(spec)
-            if problem is not None:
-                raise ChannelError(f"{redact_url(spec)}: {problem}")
-            label, target = redact_url(spec), spec
+            parse_channel_spec(spec, settings, None)
+            resolve_channel(spec, settings, None)
+        elif (problem := validate_url(spec)) is not None:
+            raise ChannelError(f"{redact_url(spec)}: {problem}")
     except ChannelError as exc:
         raise UsageProblem(str(exc)) from None
-    results = _send(
-        [(label, target)],
-        "optterm test",
-        "If you can read this, optterm can deliver alerts to this channel.",
-        settings.notify.timeout,
-    )
-    _report(results, False)
+    body = "If you can read this, optterm can deliver alerts to this channel."
+    _report(asyncio.run(send_test_message(settings, [spec], "optterm test", body)))

@@ -1,22 +1,22 @@
 """The alert-rule form: create or edit one rule with the keyboard, or type it in one line.
 
 Every check is the CLI's: the fields become `build_rule` keyword arguments (thresholds read by
-`parse_threshold`, so "20%", "25k" and "5x" work as on the command line) and the channels go
-through `parse_channel_spec`. While typing, channels are checked without side effects; only Save
-puts a typed URL into the OS keyring (after every channel has been checked, as the CLI does), and
-the rule stores the reference. A URL is shown only as its redacted label and is never logged.
+`parse_threshold`, so "20%", "25k" and "5x" work as on the command line) and go, with the
+channel specs, to the alert book (engine/alerts/book.py), which `optterm alerts` uses too. While
+typing, `draft_rule` checks them without side effects; only Save puts a typed URL into the OS
+keyring (after every channel has been checked), and the rule stores the reference. A URL is
+shown only as its redacted label and is never logged.
 
-`AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already written
-with `add_rule` / `update_rule`) or None.
+`AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already
+written by the book) or None.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +30,14 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
+from optterm.engine.alerts.book import (
+    AlertBook,
+    AlertBookError,
+    draft_rule,
+    message_for_test,
+    send_test_message,
+)
+
 # The rule vocabulary (which conditions and metrics a kind takes, which take an option) comes
 # from the rules module, so that the form can never offer what build_rule would refuse.
 from optterm.engine.alerts.rules import (
@@ -37,7 +45,6 @@ from optterm.engine.alerts.rules import (
     LEVEL_KINDS,
     METRICS,
     RuleError,
-    build_rule,
     default_hysteresis,
     default_metric,
     default_owner,
@@ -47,26 +54,19 @@ from optterm.engine.alerts.rules import (
     parse_duration,
     parse_rule_text,
     parse_threshold,
+    rule_channels,
     rule_summary,
     rule_text,
     takes_leg,
 )
-from optterm.engine.notify.channels import (
-    APP,
-    Channel,
-    ChannelError,
-    parse_channel_spec,
-    redact_url,
-    resolve_channel,
-)
-from optterm.engine.notify.redact import protect_urls
-from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
+from optterm.engine.notify.channels import APP
+from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
+from optterm.present.alerts import channel_result_line
 
 if TYPE_CHECKING:
-    from optterm.engine.notify.dispatcher import SendResult
     from optterm.engine.state import EngineState
 
-__all__ = ["AlertForm", "result_line", "send_test"]
+__all__ = ["AlertForm"]
 
 KIND_LABELS: dict[AlertKind, str] = {
     AlertKind.PRICE: "Price (spot or an option's LTP)",
@@ -136,55 +136,6 @@ def _enum(cls: type[Any], value: Any, default: Any = None) -> Any:
 
 def _specs(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
-
-
-def _is_app(spec: str) -> bool:
-    return spec.lower() == APP
-
-
-def _is_url(spec: str) -> bool:
-    return "://" in spec and not spec.startswith("keyring:")
-
-
-def _bad_spec(n: int, spec: str) -> ChannelError:
-    """A channel that is none of app, tag:NAME, a URL or one of the rule's own (never echoed:
-    it may be a pasted token)."""
-    if spec.startswith("keyring:"):
-        return ChannelError(
-            f"channel {n} ({spec}) is not one of this rule's channels; give the Apprise URL itself"
-        )
-    return ChannelError(
-        f"channel {n} is not app, tag:NAME or an Apprise URL (scheme://…, e.g. "
-        "ntfy://ntfy.sh/my-topic)"
-    )
-
-
-def result_line(r: SendResult) -> str:
-    """'label: OK' or 'label: FAILED: why' (the error already names the label: not twice)."""
-    if r.ok:
-        return f"{r.label}: OK"
-    error = r.error or "unknown error"
-    if error.startswith(f"{r.label}: "):
-        error = error[len(r.label) + 2 :]
-    return f"{r.label}: FAILED: {error}"
-
-
-async def send_test(
-    targets: Sequence[tuple[str, str]],
-    lines: list[str | None],
-    title: str,
-    body: str,
-    budget: float,
-) -> list[str]:
-    """Send to every (label, url) target; `lines` holds one entry per channel, None where the
-    next target's result goes. Returns the filled lines."""
-    from optterm.engine.notify.dispatcher import send_now
-
-    results = list(await send_now(targets, title, body, budget)) if targets else []
-    out: list[str] = []
-    for line in lines:
-        out.append(result_line(results.pop(0)) if line is None else line)
-    return out
 
 
 # ------------------------------------------------------------------------------ the values
@@ -583,9 +534,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         return value if value in conditions else conditions[0]
 
     def _today(self) -> date:
-        from zoneinfo import ZoneInfo
-
-        return self.state.now().astimezone(ZoneInfo(self.settings.market.timezone)).date()
+        return self.state.now().astimezone(self.settings.market.tz).date()
 
     def _collect(self) -> dict[str, Any]:
         """`build_rule` keyword arguments from the visible fields (RuleError for one that does
@@ -649,67 +598,26 @@ class AlertForm(ModalScreen[AlertRule | None]):
             return self._line[0]
         return self.rule.note if self.rule is not None else ""
 
-    def _preview_channels(self, specs: Sequence[str]) -> list[Channel]:
-        """The channels as they would be stored, without side effects: app and tag:NAME through
-        parse_channel_spec, a URL checked by Apprise (once it is loaded) but not kept yet."""
-        from optterm.engine.notify.channels import validate_url
-
-        out: list[Channel] = []
-        for n, spec in enumerate(specs, 1):
-            if _is_app(spec) or spec.startswith("tag:"):
-                out.append(parse_channel_spec(spec, self.settings, None))
-            elif spec in self._kept:
-                out.append(Channel(spec, self._kept[spec]))
-            elif _is_url(spec):
-                if "apprise" in sys.modules:
-                    protect_urls([spec])
-                    problem = validate_url(spec)
-                    if problem is not None:
-                        raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
-                out.append(Channel(f"url:{n}", redact_url(spec)))
-            else:
-                raise _bad_spec(n, spec)
-        return out
-
-    def _store_channels(self, specs: Sequence[str]) -> list[Channel]:
-        """The channels to store (runs in a thread: the keyring may block). Every spec is
-        checked before any URL is written to the keyring, as `optterm alerts add` does."""
-        from optterm.engine.notify.channels import validate_url
-        from optterm.infra.secrets import SecretStore
-
-        for n, spec in enumerate(specs, 1):
-            if _is_app(spec) or spec.startswith("tag:"):
-                parse_channel_spec(spec, self.settings, None)
-            elif spec in self._kept:
-                continue
-            elif _is_url(spec):
-                protect_urls([spec])
-                if (problem := validate_url(spec)) is not None:
-                    raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
-            else:
-                raise _bad_spec(n, spec)
-        secrets = SecretStore()
-        return [
-            Channel(spec, self._kept[spec])
-            if spec in self._kept
-            else parse_channel_spec(spec, self.settings, secrets)
-            for spec in specs
-        ]
-
-    def _build(self, channels: Sequence[Channel] | None) -> AlertRule:
-        kw = self._collect()
-        rule = build_rule(
-            self.settings, **kw, channels=channels, owner=self._owner(), today=self._today()
-        )
-        return replace(rule, note=self._note(rule))
+    def _fields(self) -> dict[str, Any]:
+        """The rule's `build_rule` keyword arguments: the fields, the owner, the exchange-local
+        day (the app's clock) and the note."""
+        fields = {**self._collect(), "owner": self._owner(), "today": self._today()}
+        rule = draft_rule(self.settings, fields)
+        return {**fields, "note": self._note(rule)}
 
     def check(self) -> tuple[AlertRule | None, str | None]:
-        """(the rule the fields make, None) or (None, what is wrong), without side effects."""
+        """(the rule the fields make, None) or (None, what is wrong), without side effects: a
+        typed URL is checked by Apprise once it is loaded (see _warm_up), and kept only by Save."""
+        specs = _specs(self.query_one("#channels", Input).value)
         try:
-            self._build(None)  # the rule first, then its channels (the CLI's order)
-            specs = _specs(self.query_one("#channels", Input).value)
-            rule = self._build(self._preview_channels(specs))
-        except (RuleError, ChannelError) as exc:
+            rule = draft_rule(
+                self.settings,
+                self._fields(),
+                specs,
+                kept=self._kept,
+                check_urls="apprise" in sys.modules,
+            )
+        except (RuleError, AlertBookError) as exc:
             return None, str(exc)
         return rule, None
 
@@ -741,9 +649,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         preview = self.query_one("#preview", Static)
         error.update(Text(problem or "") if self._touched else "")
         preview.update(Text(f"✓ {rule_summary(rule)}") if rule is not None else "")
-        labels = (
-            "→ " + " · ".join(c.label for c in rule_channels_of(rule)) if rule is not None else ""
-        )
+        labels = "→ " + " · ".join(c.label for c in rule_channels(rule)) if rule is not None else ""
         self.query_one("#channel-labels", Static).update(Text(labels))
         return rule
 
@@ -908,33 +814,19 @@ class AlertForm(ModalScreen[AlertRule | None]):
             self._saving = False
 
     async def _write(self) -> None:
-        from optterm.store.alerts import UnknownRule
-        from optterm.store.errors import StoreError
-
         store = self.state.store
         if store is None:
             self._error("No database is open in this session, so the rule cannot be saved.")
             return
         specs = _specs(self.query_one("#channels", Input).value)
+        book = AlertBook(store, self.settings)
         try:
-            self._build(None)
-            channels = await asyncio.to_thread(self._store_channels, specs)
-            rule = self._build(channels)
-        except (RuleError, ChannelError) as exc:
-            self._error(str(exc))
-            return
-        try:
+            fields = self._fields()
             if self.rule is not None and self.rule.id is not None:
-                rule = replace(
-                    rule,
-                    id=self.rule.id,
-                    enabled=self.rule.enabled,
-                    created_at=self.rule.created_at,
-                )
-                saved = await store.update_rule(rule)
+                saved = await book.update(self.rule.id, fields, specs, kept=self._kept)
             else:
-                saved = await store.add_rule(rule)
-        except (StoreError, UnknownRule) as exc:
+                saved = await book.add(fields, specs, kept=self._kept)
+        except (RuleError, AlertBookError) as exc:
             self._error(str(exc))
             return
         self.saved = saved
@@ -942,60 +834,14 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
     @work(exclusive=True, group="alert-form-test", exit_on_error=False)
     async def _send_test(self) -> None:
-        from optterm.engine.notify.channels import validate_url
-        from optterm.infra.secrets import SecretStore
-
         out = self.query_one("#test-result", Static)
         specs = _specs(self.query_one("#channels", Input).value)
         if not specs:
             out.update(Text("Give a channel to test: app, tag:NAME or an Apprise URL."))
             return
         out.update(Text("Sending a test message…"))
-        secrets = SecretStore()
-        targets: list[tuple[str, str]] = []
-        lines: list[str | None] = []
-        for n, spec in enumerate(specs, 1):
-            label = f"channel {n}"
-            try:
-                if _is_app(spec):
-                    lines.append("in-app: skipped (in-app alerts show in the TUI only)")
-                    continue
-                if spec.startswith("tag:"):
-                    label = parse_channel_spec(spec, self.settings, None).label
-                    url = resolve_channel(spec, self.settings, None)
-                elif spec in self._kept:
-                    label = self._kept[spec]
-                    url = await asyncio.to_thread(resolve_channel, spec, self.settings, secrets)
-                elif _is_url(spec):
-                    label = redact_url(spec)
-                    protect_urls([spec])
-                    problem = await asyncio.to_thread(validate_url, spec)
-                    if problem is not None:
-                        raise ChannelError(problem)
-                    url = spec
-                else:
-                    raise _bad_spec(n, spec)
-            except ChannelError as exc:
-                lines.append(f"{label}: FAILED: {exc}")
-                continue
-            if url is None:
-                continue
-            targets.append((label, url))
-            lines.append(None)
         rule, _ = self.check()
-        what = rule_summary(rule) if rule is not None else "A test of this alert's channels."
-        title = (
-            f"optterm test: alert rule {self.rule.id}"
-            if self.rule is not None and self.rule.id is not None
-            else "optterm test"
-        )
-        result = await send_test(
-            targets, lines, title, f"{what}\n{_TEST_BODY}", self.settings.notify.timeout
-        )
-        out.update(Text("\n".join(["Test:", *result])))
-
-
-def rule_channels_of(rule: AlertRule) -> list[Channel]:
-    from optterm.engine.alerts.rules import rule_channels
-
-    return list(rule_channels(rule))
+        rule_id = self.rule.id if self.rule is not None else None
+        title, body = message_for_test(rule, rule_id)
+        results = await send_test_message(self.settings, specs, title, body, kept=self._kept)
+        out.update(Text("\n".join(["Test:", *(channel_result_line(r) for r in results)])))
