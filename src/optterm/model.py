@@ -419,6 +419,12 @@ class Delivery(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    ref: str  # what the rule stores
+    label: str  # what people see (redacted)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRule:
     """One alert rule. `channels` are references, never secrets: "tag:NAME" names a URL kept in
     the config's [notify.channels]; "keyring:ID" a URL kept in the secret store; "app" the TUI."""
@@ -446,14 +452,6 @@ class AlertRule:
     enabled: bool = True
     note: str = ""  # the one-line form it was created from, or a description
     created_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """Where an alert is delivered: the reference a rule stores and the label people see."""
-
-    ref: str  # what the rule stores: "app", "tag:NAME" or "keyring:ID" (never a URL)
-    label: str  # what people see (redacted)
 
 
 @dataclass(frozen=True, slots=True)
