@@ -31,6 +31,9 @@ HEADLESS = [
     "optterm.cli.history",
     "optterm.present.chain",
     "optterm.engine.compose",
+    "optterm.engine.alerts.book",
+    "optterm.present.alerts",
+    "optterm.present.patterns",
     "optterm.cli.root",
 ]
 

@@ -1,14 +1,14 @@
 """`optterm alerts` and `optterm notify`: alert rules in, history and test sends out.
 
-Wiring only, like cli.py: every command imports what it needs when it runs. A rule and its
-channels are validated completely before anything is written, and a channel's URL is never
-printed: only its redacted label.
+Wiring only: every command imports what it needs when it runs, and every change to the rules
+goes through the alert book (engine/alerts/book.py), as the TUI's do. A rule and its channels
+are validated completely before anything is written, and a channel's URL is never printed: only
+its redacted label.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from optterm.cli.context import load_settings, print_json, run_with_store
 from optterm.cli.errors import UsageProblem
-from optterm.present.time import SINCE_HELP
+from optterm.present.time import SINCE_HELP, when_text
 
 if TYPE_CHECKING:
     from optterm.config.settings import Settings
@@ -39,28 +40,8 @@ _EXAMPLE = 'optterm alerts add "NIFTY spot crosses above 25000"'
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _load(ctx: typer.Context) -> Settings:
-    from optterm.engine.compose import CliOptions, load
-
-    obj = ctx.find_root().obj
-    return load(obj if isinstance(obj, CliOptions) else CliOptions())
-
-
-def _run(settings: Settings, fn: Any) -> Any:
-    async def go() -> Any:
-        from optterm.engine.compose import open_configured_store
-
-        store = await open_configured_store(settings)
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print_json(doc, ensure_ascii=False)  # labels and notes as typed (…, ₹), not as \u escapes
 
 
 def _unknown(rule_id: int) -> UsageProblem:
@@ -72,8 +53,6 @@ def _num(x: float | None) -> float | None:
 
 
 def _when(ts: datetime | None, settings: Settings, now: datetime) -> str:
-    from optterm.present.time import when_text
-
     return when_text(ts, settings.market.tz, now)
 
 
@@ -82,7 +61,7 @@ def _book(settings: Settings, use: Callable[[AlertBook], Awaitable[Any]]) -> Any
     from optterm.engine.alerts.book import AlertBook, AlertBookError, UnknownAlertRule
 
     try:
-        return _run(settings, lambda store: use(AlertBook(store, settings)))
+        return run_with_store(settings, lambda store: use(AlertBook(store, settings)))
     except UnknownAlertRule as exc:
         raise _unknown(exc.rule_id) from None
     except AlertBookError as exc:
@@ -224,7 +203,7 @@ def alerts_add(
     from optterm.engine.alerts.book import AlertBookError, draft_rule
     from optterm.engine.alerts.rules import RuleError, parse_rule_text, parse_threshold
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     specs = _notify_specs(notify)
     line = " ".join(text or []).strip()
     try:
@@ -292,14 +271,14 @@ def alerts_list(
 
     from optterm.engine.alerts.rules import default_owner
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     owner = None if all_owners else default_owner()
     sym = symbol.strip().upper() if symbol else None
 
     async def read(store: Any) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
         return await store.list_rules(owner=owner, symbol=sym), await store.load_states()
 
-    rules, states = _run(settings, read)
+    rules, states = run_with_store(settings, read)
     now = datetime.now(UTC)
     docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
     if as_json:
@@ -350,7 +329,7 @@ def alerts_rm(
     """Delete an alert rule (its fired events stay in the history)."""
     from optterm.engine.alerts.rules import rule_summary
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     rule = _existing(settings, rule_id)
     summary = rule_summary(rule)
     if not yes:
@@ -372,7 +351,7 @@ def alerts_rm(
 def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
     from optterm.engine.alerts.rules import rule_summary
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     rule = _book(settings, lambda book: book.set_enabled(rule_id, enabled))
     typer.echo(f"{'Enabled' if enabled else 'Disabled'} alert rule {rule_id}: {rule_summary(rule)}")
 
@@ -450,11 +429,11 @@ def alerts_history(
     """Fired alerts, newest first, with each channel's delivery status."""
     from datetime import UTC
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     now = datetime.now(UTC)
     start = _since(since, settings, now) if since else None
     sym = symbol.strip().upper() if symbol else None
-    views = _run(
+    views = run_with_store(
         settings,
         lambda store: store.list_events(rule_id=rule_id, symbol=sym, since=start, limit=limit),
     )
@@ -513,7 +492,7 @@ def _report(results: list[ChannelResult]) -> None:
 @alerts_app.command("test")
 def alerts_test(ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Send a test message to every channel of a rule now (in-app channels are skipped)."""
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     _rule, results = _book(settings, lambda book: book.send_test_message(rule_id))
     _report(results)
 
@@ -535,7 +514,7 @@ def notify_test(
         validate_url,
     )
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     spec = url.strip()
     # What cannot be a channel at all is a usage error (exit 2), unlike a channel that fails.
     try:
