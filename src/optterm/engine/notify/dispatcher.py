@@ -1,7 +1,7 @@
 """Alert delivery: the outbox dispatcher and a one-shot `send_now` over Apprise.
 
 `Dispatcher` drains the outbox (store/outbox.py): it claims each due row (PENDING → SENDING),
-resolves the row's channel reference to an Apprise URL (engine/channels.py), sends, and marks
+resolves the row's channel reference to an Apprise URL (notify/channels.py), sends, and marks
 the row SENT, PENDING again on the retry schedule of `[notify] retry_schedule`, or FAILED. Every
 row is sent in its own task, so a slow or failing channel never holds up another channel of the
 same event, nor a later event. The engine calls `wake()` after committing new rows and delivery
