@@ -660,7 +660,7 @@ async def test_without_a_store_the_screen_says_so_and_keys_do_nothing(
         assert screen.query_one("#no-store").display
         assert "No database" in str(screen.query_one("#no-store", Static).render())
         assert not screen.query_one("#rules").display
-        for action in ("new", "edit", "toggle", "delete", "test"):
+        for action in ("new", "edit", "toggle_rule", "delete", "test"):
             assert screen.check_action(action, ()) is None
         await pilot.press("n")
         await settle(app, pilot)

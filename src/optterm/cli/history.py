@@ -74,8 +74,9 @@ def history_export(
         raise UsageProblem("--date cannot be combined with --from/--to; use one or the other.")
     settings = load_settings(ctx)
     tz = settings.market.tz
-    first = parse_date(day or since, "--date" if day else "--from") if (day or since) else None
-    last = parse_date(day or until, "--date" if day else "--to") if (day or until) else None
+    first_text, last_text = (day, day) if day else (since, until)
+    first = parse_date(first_text, "--date" if day else "--from") if first_text else None
+    last = parse_date(last_text, "--date" if day else "--to") if last_text else None
     start = day_bounds(first, tz)[0] if first else datetime(1970, 1, 2, tzinfo=tz)
     end = day_bounds(last, tz)[1] if last else datetime(9999, 1, 1, tzinfo=tz) - timedelta(days=2)
     if end <= start:

@@ -733,7 +733,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _remember(self) -> None:
         """Note every field's value: a change event carrying the same value (as widgets post
         when they mount) is not the user's doing."""
-        self._seen = {w.id: w.value for w in self.query("Input, Select, Checkbox") if w.id}
+        fields = (*self.query(Input), *self.query(Select), *self.query(Checkbox))
+        self._seen = {w.id: w.value for w in fields if w.id}
 
     def _user_changed(self, wid: str | None, value: Any) -> bool:
         if wid is None or self._seen.get(wid, Select.NULL) == value:
@@ -760,8 +761,9 @@ class AlertForm(ModalScreen[AlertRule | None]):
         if not self._user_changed(event.select.id, event.value):
             return
         self._touched = True
-        if event.select.id == "kind" and event.value not in (Select.NULL, self._kind):
-            self._set_kind(event.value)
+        kind = event.value
+        if event.select.id == "kind" and isinstance(kind, AlertKind) and kind is not self._kind:
+            self._set_kind(kind)
         self._sync()
         self._validate()
 

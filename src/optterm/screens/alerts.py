@@ -90,13 +90,13 @@ class AlertsScreen(Screen[None]):
         Binding("n", "new", "New rule"),
         Binding("e", "edit", "Edit"),
         Binding("enter", "edit", "Edit", show=False),
-        Binding("space", "toggle", "Enable/disable"),
+        Binding("space", "toggle_rule", "Enable/disable"),
         Binding("x", "delete", "Delete"),
         Binding("delete", "delete", "Delete", show=False),
         Binding("t", "test", "Send test"),
         Binding("escape", "back", "Back"),
     ]
-    _RULE_ACTIONS: ClassVar = frozenset({"edit", "toggle", "delete", "test"})
+    _RULE_ACTIONS: ClassVar = frozenset({"edit", "toggle_rule", "delete", "test"})
 
     def __init__(self, state: EngineState) -> None:
         super().__init__()
@@ -279,7 +279,7 @@ class AlertsScreen(Screen[None]):
             )
             self.refresh_data()
 
-    def action_toggle(self) -> None:
+    def action_toggle_rule(self) -> None:  # not action_toggle: DOMNode has one (an attribute)
         rule = self.selected
         if rule is None or rule.id is None or self.state.store is None:
             return

@@ -879,8 +879,7 @@ class _Parser:
     # -- values
     def number(self, what: str) -> tuple[float, str, _Tok]:
         tok = self.peek()
-        got = _num_of(tok.low) if tok is not None else None
-        if got is None:
+        if tok is None or (got := _num_of(tok.low)) is None:
             self.fail(f"expected {what}", tok)
         self.pos += 1
         value, unit = got
