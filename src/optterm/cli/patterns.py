@@ -160,16 +160,12 @@ def _cells(r: dict[str, Any], now: datetime, tz: tzinfo) -> tuple[str, ...]:
     from rich.markup import escape
 
     from optterm.present.patterns import confidence_bar
-    from optterm.present.time import age_text
+    from optterm.present.time import age_text, when_text
 
-    seen = datetime.fromisoformat(r["last_seen"]).astimezone(tz)
-    when = f"{seen:%H:%M:%S} {now.astimezone(tz).tzname()}"
-    if seen.date() != now.astimezone(tz).date():
-        when = f"{seen:%d-%b} {when}"
     colour = _DIRECTION_STYLE.get(r["direction"], "dim")
     feed = _FEED_STYLE.get(r["feed"], r["feed"])
     return (
-        when,
+        when_text(datetime.fromisoformat(r["last_seen"]), tz, now),
         escape(r["symbol"]),
         r["expiry"],
         r["kind"],
