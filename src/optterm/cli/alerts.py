@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -198,49 +198,30 @@ def alerts_add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rule as JSON.")] = False,
 ) -> None:
     """Add an alert rule, from one line of text or from flags (flags win over the text)."""
-    from datetime import UTC
-
     from optterm.engine.alerts.book import AlertBookError, draft_rule
-    from optterm.engine.alerts.rules import RuleError, parse_rule_text, parse_threshold
+    from optterm.engine.alerts.rules import RuleError
 
     settings = load_settings(ctx)
     specs = _notify_specs(notify)
-    line = " ".join(text or []).strip()
+    flags = {
+        "symbol": symbol,
+        "kind": kind,
+        "condition": condition,
+        "expiry": expiry,
+        "strike": strike,
+        "side": side,
+        "metric": metric,
+        "pattern": pattern,
+        "recurring": recurring,
+        "active_from": active_from,
+        "active_to": active_to,
+        "owner": owner,
+        "note": note,
+    }
+    typed = {"window": window, "cooldown": cooldown, "threshold": threshold,
+             "hysteresis": hysteresis, "tolerance": tolerance}  # fmt: skip
     try:
-        kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
-        flags = {
-            "symbol": symbol,
-            "kind": kind,
-            "condition": condition,
-            "expiry": expiry,
-            "strike": strike,
-            "side": side,
-            "metric": metric,
-            "pattern": pattern,
-            "recurring": recurring,
-            "active_from": active_from,
-            "active_to": active_to,
-            "owner": owner,
-            "note": note,
-            "window_s": _duration(window, "--window"),
-            "cooldown_s": _duration(cooldown, "--cooldown"),
-        }
-        kw.update({k: v for k, v in flags.items() if v is not None})
-        if "symbol" not in kw or "kind" not in kw:
-            raise UsageProblem(
-                "say what to watch: the rule as one line of text, e.g. "
-                f"{_EXAMPLE}, or flags, e.g. --symbol NIFTY --kind PRICE --condition above "
-                "--threshold 25000."
-            )
-        unit = {"kind": kw["kind"], "condition": kw.get("condition"), "metric": kw.get("metric")}
-        if threshold is not None:
-            kw["threshold"] = parse_threshold(threshold, **unit)
-        if hysteresis is not None:
-            kw["hysteresis"] = parse_threshold(hysteresis, **unit)
-        if tolerance is not None:
-            kw["tolerance"] = parse_threshold(tolerance, **unit)
-        kw.setdefault("condition", None)
-        kw.setdefault("threshold", None)
+        kw = _rule_fields(settings, " ".join(text or []).strip(), flags, typed)
         draft_rule(settings, kw, specs)  # everything checked before the store is opened
     except (RuleError, AlertBookError) as exc:
         raise UsageProblem(str(exc)) from None
@@ -252,6 +233,34 @@ def alerts_add(
     doc = _rule_doc(rule, None, now)
     typer.echo(f"Added alert rule {rule.id}: {doc['summary']}")
     typer.echo(f"  notify: {', '.join(doc['channels'])}")
+
+
+def _rule_fields(
+    settings: Settings, line: str, flags: dict[str, Any], typed: dict[str, str | None]
+) -> dict[str, Any]:
+    """build_rule keyword arguments from the one-line text and the flags given (flags win).
+    `typed` holds the flags still as typed: durations, and the threshold and bands, which are
+    read in the units of the rule's kind, metric and condition."""
+    from optterm.engine.alerts.rules import parse_rule_text, parse_threshold
+
+    kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
+    kw.update({k: v for k, v in flags.items() if v is not None})
+    for name in ("window", "cooldown"):
+        if (seconds := _duration(typed[name], f"--{name}")) is not None:
+            kw[f"{name}_s"] = seconds
+    if "symbol" not in kw or "kind" not in kw:
+        raise UsageProblem(
+            "say what to watch: the rule as one line of text, e.g. "
+            f"{_EXAMPLE}, or flags, e.g. --symbol NIFTY --kind PRICE --condition above "
+            "--threshold 25000."
+        )
+    unit = {"kind": kw["kind"], "condition": kw.get("condition"), "metric": kw.get("metric")}
+    for name in ("threshold", "hysteresis", "tolerance"):
+        if (text := typed[name]) is not None:
+            kw[name] = parse_threshold(text, **unit)
+    kw.setdefault("condition", None)
+    kw.setdefault("threshold", None)
+    return kw
 
 
 # --------------------------------------------------------------------------------------- list
@@ -267,8 +276,6 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Alert rules with their channels (redacted), state and last firing."""
-    from datetime import UTC
-
     from optterm.engine.alerts.rules import default_owner
 
     settings = load_settings(ctx)
@@ -427,8 +434,6 @@ def alerts_history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fired alerts, newest first, with each channel's delivery status."""
-    from datetime import UTC
-
     settings = load_settings(ctx)
     now = datetime.now(UTC)
     start = _since(since, settings, now) if since else None
