@@ -9,6 +9,11 @@ and every default.
 Units: IV thresholds of the `iv` and `atm_iv` metrics are decimals (0.20 = 20 %; the one-line form
 takes "20%"); IV rank is 0-100; PERCENT_CHANGE thresholds are percent; STALE_FEED thresholds and
 every window and cooldown are seconds.
+
+Why one long module: the grammar, `build_rule` and the summary share the number, unit, date and
+duration readers and the vocabulary tables, and `rule_text` must read back through
+`parse_rule_text` to the same rule; kept together, a change to a unit or a word cannot reach one
+of them and miss the others. The sections are marked and each is small.
 """
 
 from __future__ import annotations
