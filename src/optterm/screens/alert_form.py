@@ -10,7 +10,7 @@ shown only as its redacted label and is never logged.
 `AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already
 written by the book) or None.
 
-Over 600 lines because a rule has eighteen fields, each shown only for the kinds that use it and
+Over 600 lines because a rule has seventeen fields, each shown only for the kinds that use it and
 each read back into the form from the one-line text or a stored rule; the checks themselves are
 the book's.
 """
