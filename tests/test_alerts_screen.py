@@ -3,8 +3,10 @@ SQLite store in tmp_path, a frozen clock, and loopback-only test sends."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
+from optterm.cli.root import main
 from optterm.config import Settings, load_settings
 from optterm.engine.alerts.rules import build_rule
 from optterm.engine.notify.channels import Channel
@@ -27,6 +30,7 @@ from optterm.screens.alerts import AlertsScreen
 from optterm.screens.confirm import ConfirmScreen
 from optterm.store import Store
 from optterm.store.alerts import RuleStateRow
+from tests.conftest import Home
 from tests.notify_servers import CaptureServer
 
 NOW = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)  # 10:30 IST, a Friday
@@ -318,6 +322,38 @@ async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
         assert rule.metric == "atm_iv"
         assert rule.threshold == 0.11
         assert rule.note == "NIFTY atm iv below 11%"
+
+
+async def test_the_cli_and_the_form_save_the_same_rule(
+    settings: Settings,
+    store: Store,
+    server: CaptureServer,
+    home: Home,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Both front ends hand the same sentence and channels to the alert book."""
+    sentence = "BANKNIFTY pcr below 0.7 cooldown 10m once"
+    home.write_config(
+        f'[notify]\ntimeout = 5\nchannels = {{ hook = "{server.json_url("hook")}" }}\n'
+    )
+    args = ["--config", str(home.config), "alerts", "add", sentence, "--notify", "app",
+            "--notify", "tag:hook"]  # fmt: skip
+
+    def cli() -> object:
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        return done.value.code
+
+    assert await asyncio.to_thread(cli) == 0, capsys.readouterr().err
+    async with alerts_app(settings, store) as (app, pilot):
+        await new_form(app, pilot)
+        await fill_from_sentence(pilot, sentence, ", tag:hook")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+    by_cli, by_form = await store.alerts.list_rules()
+    assert by_cli.id != by_form.id
+    assert replace(by_form, id=by_cli.id, created_at=by_cli.created_at) == by_cli
+    assert by_cli.channels == ("app", "tag:hook") and by_cli.note == sentence
 
 
 async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: Store) -> None:
@@ -622,7 +658,7 @@ async def test_without_a_store_the_screen_says_so_and_keys_do_nothing(
         assert screen.query_one("#no-store").display
         assert "No database" in str(screen.query_one("#no-store", Static).render())
         assert not screen.query_one("#rules").display
-        for action in ("new", "edit", "toggle", "delete", "test"):
+        for action in ("new", "edit", "toggle_rule", "delete", "test"):
             assert screen.check_action(action, ()) is None
         await pilot.press("n")
         await settle(app, pilot)

@@ -20,8 +20,8 @@ from optterm.config import Settings
 from optterm.engine.analytics.chain import enrich
 from optterm.engine.events import ChainUpdate
 from optterm.engine.state import EngineState
+from optterm.market import IST
 from optterm.model import ChainSnapshot, Metrics
-from optterm.present.chain import IST
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.screens.history import NO_STORE, PANES, HistoryScreen, bucket_changes
 from optterm.store import Store, open_store

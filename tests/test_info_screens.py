@@ -34,9 +34,10 @@ from optterm.model import (
     Signal,
     Strength,
 )
+from optterm.present.patterns import confidence_bar
 from optterm.screens import patterns as patterns_module
 from optterm.screens.help import KEYMAP, HelpScreen, key_names, keymap_keys
-from optterm.screens.patterns import PatternsScreen, confidence_bar
+from optterm.screens.patterns import PatternsScreen
 from optterm.screens.providers import ProvidersScreen
 from tests.conftest import Home
 

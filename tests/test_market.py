@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.market import DEFAULT_HOLIDAYS_2026, IST, NSE_INDICES, MarketCalendar
+from optterm.market import IST, NSE_HOLIDAYS_2026, NSE_INDICES, MarketCalendar
 from optterm.model import Segment
 
 CAL = MarketCalendar()
@@ -29,9 +29,9 @@ def test_nse_indices_carry_2026_lot_sizes_and_strike_steps(symbol: str, lot: int
 
 
 def test_default_holidays_are_2026_weekdays_and_in_the_calendar():
-    assert len(DEFAULT_HOLIDAYS_2026) == 15
-    assert all(d.year == 2026 and d.weekday() < 5 for d in DEFAULT_HOLIDAYS_2026)
-    assert CAL.holidays == frozenset(DEFAULT_HOLIDAYS_2026)
+    assert len(NSE_HOLIDAYS_2026) == 15
+    assert all(d.year == 2026 and d.weekday() < 5 for d in NSE_HOLIDAYS_2026)
+    assert CAL.holidays == frozenset(NSE_HOLIDAYS_2026)
 
 
 def test_trading_days_exclude_weekends_and_holidays():

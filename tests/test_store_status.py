@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete
 
 from optterm.cli.status import RECENT_FAILED, gather_status
-from optterm.config.settings import Settings
+from optterm.config import Settings
 from optterm.market import MarketCalendar
 from optterm.model import Delivery, Feed
 from optterm.store import Store

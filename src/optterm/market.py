@@ -1,9 +1,13 @@
-"""Exchange calendar for NSE index F&O: trading days, session hours and expiry dates.
+"""Exchange calendar for NSE index F&O: the exchange's time zone, trading days, session hours,
+holidays and expiry dates.
 
 Everything here is pure date arithmetic over configurable rules (hours, holidays, expiry weekday),
 so the same class serves the poller's market-hours logic and the simulator's clock. Real expiry
 lists should still come from the exchange when a live provider is available (providers.md §4.2):
 this calendar is the fallback and the simulator's source of truth.
+
+The module stays light (no numpy): the config imports it for the default holidays, and
+`NSE_INDICES`, which needs the model, is built on first use.
 """
 
 from __future__ import annotations
@@ -12,35 +16,94 @@ import calendar as _stdcal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from optterm.holidays import NSE_HOLIDAYS_2026 as DEFAULT_HOLIDAYS_2026
-from optterm.model import Segment, Underlying
+if TYPE_CHECKING:
+    from optterm.model import Underlying
 
 __all__ = [
-    "DEFAULT_HOLIDAYS_2026",
     "IST",
+    "NSE_HOLIDAYS_2026",
     "NSE_INDICES",
     "MarketCalendar",
+    "parse_day",
 ]
 
+# The exchange's zone: the one definition. Code that has the settings at hand uses
+# `settings.market.tz` (the configured zone, this one by default); code that interprets what the
+# exchange itself publishes (NSE and Angel One timestamps are IST wall times) uses this.
 IST = ZoneInfo("Asia/Kolkata")
 
-# Lot sizes in force from the Jan-2026 expiries (NSE circular of 03-Oct-2025, providers.md §4.1);
-# SEBI reviews them twice a year, so live providers should read them from the instrument master.
-NSE_INDICES: dict[str, Underlying] = {
-    "NIFTY": Underlying("NIFTY", Segment.INDEX, lot_size=65, strike_step=50.0),
-    "BANKNIFTY": Underlying("BANKNIFTY", Segment.INDEX, lot_size=30, strike_step=100.0),
-    "FINNIFTY": Underlying("FINNIFTY", Segment.INDEX, lot_size=60, strike_step=50.0),
-    "MIDCPNIFTY": Underlying("MIDCPNIFTY", Segment.INDEX, lot_size=120, strike_step=25.0),
-}
+# NSE F&O trading holidays in 2026 that fall on weekdays. This list must be checked every year
+# against NSE's holiday master (GET /api/holiday-master?type=trading, the "FO" list) because the
+# exchange announces the next year's holidays only in December and occasionally amends them.
+# `[market] holidays` in the config overrides it.
+NSE_HOLIDAYS_2026: tuple[date, ...] = (
+    date(2026, 1, 26),
+    date(2026, 3, 3),
+    date(2026, 3, 26),
+    date(2026, 3, 31),
+    date(2026, 4, 3),
+    date(2026, 4, 14),
+    date(2026, 5, 1),
+    date(2026, 5, 28),
+    date(2026, 6, 26),
+    date(2026, 9, 14),
+    date(2026, 10, 2),
+    date(2026, 10, 20),
+    date(2026, 11, 10),
+    date(2026, 11, 24),
+    date(2026, 12, 25),
+)
+
+
+if TYPE_CHECKING:
+    NSE_INDICES: dict[str, Underlying]
+
+
+def _nse_indices() -> dict[str, Underlying]:
+    from optterm.model import Segment, Underlying
+
+    # Lot sizes in force from the Jan-2026 expiries (NSE circular of 03-Oct-2025, providers.md
+    # §4.1); SEBI reviews them twice a year, so live providers should read them from the
+    # instrument master.
+    return {
+        "NIFTY": Underlying("NIFTY", Segment.INDEX, lot_size=65, strike_step=50.0),
+        "BANKNIFTY": Underlying("BANKNIFTY", Segment.INDEX, lot_size=30, strike_step=100.0),
+        "FINNIFTY": Underlying("FINNIFTY", Segment.INDEX, lot_size=60, strike_step=50.0),
+        "MIDCPNIFTY": Underlying("MIDCPNIFTY", Segment.INDEX, lot_size=120, strike_step=25.0),
+    }
+
+
+def __getattr__(name: str) -> object:
+    # NSE_INDICES is made on first access (PEP 562) and then kept as a plain module attribute,
+    # so importing the calendar never imports the model (and numpy with it).
+    if name == "NSE_INDICES":
+        value = globals()[name] = _nse_indices()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_day(text: str) -> date | None:
+    """A day as people and the exchange write it: 2026-11-24 or 24-Nov-2026 (NSE's form); None
+    when the text is neither."""
+    raw = text.strip()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(raw, "%d-%b-%Y").date()
+    except ValueError:
+        return None
 
 
 # Module-level defaults so the dataclass defaults are shared immutable values, not calls.
 _DEFAULT_OPEN = time(9, 15)
 # The F&O close moved from 15:30 to 15:40 on 03-Aug-2026 (providers.md §4.4).
 _DEFAULT_CLOSE = time(15, 40)
-_DEFAULT_HOLIDAYS = frozenset(DEFAULT_HOLIDAYS_2026)
+_DEFAULT_HOLIDAYS = frozenset(NSE_HOLIDAYS_2026)
 _DEFAULT_WEEKLY = frozenset({"NIFTY"})
 
 # A search for a trading day gives up after this many calendar days: only a misconfigured

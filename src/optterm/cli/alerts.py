@@ -1,25 +1,28 @@
 """`optterm alerts` and `optterm notify`: alert rules in, history and test sends out.
 
-Wiring only, like cli.py: every command imports what it needs when it runs. A rule and its
-channels are validated completely before anything is written, and a channel's URL is never
-printed: only its redacted label.
+Wiring only: every command imports what it needs when it runs, and every change to the rules
+goes through the alert book (engine/alerts/book.py), as the TUI's do. A rule and its channels
+are validated completely before anything is written, and a channel's URL is never printed: only
+its redacted label.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from optterm.cli.context import load_settings, print_json, run_with_store
 from optterm.cli.errors import UsageProblem
+from optterm.present.time import SINCE_HELP, when_text
 
 if TYPE_CHECKING:
     from optterm.config import Settings
-    from optterm.engine.notify.channels import Channel
+    from optterm.engine.alerts.book import AlertBook, ChannelResult
     from optterm.model import AlertRule
     from optterm.store.alerts import EventView, RuleStateRow
 
@@ -37,28 +40,8 @@ _EXAMPLE = 'optterm alerts add "NIFTY spot crosses above 25000"'
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _load(ctx: typer.Context) -> Settings:
-    from optterm.engine.compose import CliOptions, load
-
-    obj = ctx.find_root().obj
-    return load(obj if isinstance(obj, CliOptions) else CliOptions())
-
-
-def _run(settings: Settings, fn: Any) -> Any:
-    async def go() -> Any:
-        from optterm.engine.compose import open_configured_store
-
-        store = await open_configured_store(settings)
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print_json(doc, ensure_ascii=False)  # labels and notes as typed (…, ₹), not as \u escapes
 
 
 def _unknown(rule_id: int) -> UsageProblem:
@@ -69,39 +52,25 @@ def _num(x: float | None) -> float | None:
     return None if x is None or x != x else x
 
 
-def _tz(settings: Settings) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(settings.market.timezone)
-
-
 def _when(ts: datetime | None, settings: Settings, now: datetime) -> str:
-    if ts is None:
-        return "never"
-    tz = _tz(settings)
-    local = ts.astimezone(tz)
-    text = f"{local:%H:%M:%S} {local.tzname()}"
-    return text if local.date() == now.astimezone(tz).date() else f"{local:%d-%b-%Y} {text}"
+    return when_text(ts, settings.market.tz, now)
 
 
-def _state(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> str:
-    """armed · waiting (beyond the threshold, re-arms when it comes back) · cooling down ·
-    fired (waiting to re-arm, or a one-shot rule done) · disabled."""
-    from optterm.model import RuleState
+def _book(settings: Settings, use: Callable[[AlertBook], Awaitable[Any]]) -> Any:
+    """Run one use case of the alert book on the configured store; its errors as usage errors."""
+    from optterm.engine.alerts.book import AlertBook, AlertBookError, UnknownAlertRule
 
-    fired = st is not None and st.fire_count > 0
-    if not rule.enabled:
-        return RuleState.FIRED.value if (not rule.recurring and fired) else RuleState.DISABLED.value
-    last = st.last_fired_at if st is not None else None
-    if last is not None and (now - last).total_seconds() < rule.cooldown_s:
-        return RuleState.COOLING.value
-    if st is not None and not st.armed:
-        return RuleState.FIRED.value if fired else "waiting"
-    return RuleState.ARMED.value
+    try:
+        return run_with_store(settings, lambda store: use(AlertBook(store, settings)))
+    except UnknownAlertRule as exc:
+        raise _unknown(exc.rule_id) from None
+    except AlertBookError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[str, Any]:
     from optterm.engine.alerts.rules import rule_summary
+    from optterm.present.alerts import rule_state
 
     return {
         "id": rule.id,
@@ -128,7 +97,7 @@ def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[s
         "enabled": rule.enabled,
         "note": rule.note,
         "created_at": rule.created_at.isoformat() if rule.created_at else None,
-        "state": _state(rule, st, now),
+        "state": rule_state(rule, st, now),
         "last_fired_at": (
             st.last_fired_at.isoformat() if st is not None and st.last_fired_at else None
         ),
@@ -149,28 +118,13 @@ def _duration(text: str | None, flag: str) -> float | None:
     return seconds
 
 
-def _parse_channels(specs: list[str], settings: Settings) -> list[Channel]:
-    """Every spec checked before any is kept: app and tag:NAME against the config, URLs by
-    Apprise; only then are URLs written to the keyring (the one step with a side effect)."""
-    from optterm.engine.notify.channels import (
-        APP,
-        ChannelError,
-        parse_channel_spec,
-        redact_url,
-        validate_url,
-    )
-    from optterm.infra.secrets import SecretStore
-
-    for spec in specs:
-        s = spec.strip()
-        if not s:
-            raise ChannelError("--notify needs a channel: app, tag:NAME or an Apprise URL")
-        if s.lower() == APP or s.startswith("tag:"):
-            parse_channel_spec(s, settings, None)
-        elif (problem := validate_url(s)) is not None:
-            raise ChannelError(f"notification channel {redact_url(s)}: {problem}")
-    secrets = SecretStore()
-    return [parse_channel_spec(s.strip(), settings, secrets) for s in specs]
+def _notify_specs(notify: list[str] | None) -> list[str] | None:
+    """The --notify specs (None: in-app only); an empty one is refused here, naming the flag."""
+    if not notify:
+        return None
+    if any(not spec.strip() for spec in notify):
+        raise UsageProblem("--notify needs a channel: app, tag:NAME or an Apprise URL")
+    return [spec.strip() for spec in notify]
 
 
 # ---------------------------------------------------------------------------------------- add
@@ -244,54 +198,34 @@ def alerts_add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rule as JSON.")] = False,
 ) -> None:
     """Add an alert rule, from one line of text or from flags (flags win over the text)."""
-    from datetime import UTC
+    from optterm.engine.alerts.book import AlertBookError, draft_rule
+    from optterm.engine.alerts.rules import RuleError
 
-    from optterm.engine.alerts.rules import RuleError, build_rule, parse_rule_text, parse_threshold
-    from optterm.engine.notify.channels import ChannelError
-
-    settings = _load(ctx)
-    line = " ".join(text or []).strip()
+    settings = load_settings(ctx)
+    specs = _notify_specs(notify)
+    flags = {
+        "symbol": symbol,
+        "kind": kind,
+        "condition": condition,
+        "expiry": expiry,
+        "strike": strike,
+        "side": side,
+        "metric": metric,
+        "pattern": pattern,
+        "recurring": recurring,
+        "active_from": active_from,
+        "active_to": active_to,
+        "owner": owner,
+        "note": note,
+    }
+    typed = {"window": window, "cooldown": cooldown, "threshold": threshold,
+             "hysteresis": hysteresis, "tolerance": tolerance}  # fmt: skip
     try:
-        kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
-        flags = {
-            "symbol": symbol,
-            "kind": kind,
-            "condition": condition,
-            "expiry": expiry,
-            "strike": strike,
-            "side": side,
-            "metric": metric,
-            "pattern": pattern,
-            "recurring": recurring,
-            "active_from": active_from,
-            "active_to": active_to,
-            "owner": owner,
-            "note": note,
-            "window_s": _duration(window, "--window"),
-            "cooldown_s": _duration(cooldown, "--cooldown"),
-        }
-        kw.update({k: v for k, v in flags.items() if v is not None})
-        if "symbol" not in kw or "kind" not in kw:
-            raise UsageProblem(
-                "say what to watch: the rule as one line of text, e.g. "
-                f"{_EXAMPLE}, or flags, e.g. --symbol NIFTY --kind PRICE --condition above "
-                "--threshold 25000."
-            )
-        unit = {"kind": kw["kind"], "condition": kw.get("condition"), "metric": kw.get("metric")}
-        if threshold is not None:
-            kw["threshold"] = parse_threshold(threshold, **unit)
-        if hysteresis is not None:
-            kw["hysteresis"] = parse_threshold(hysteresis, **unit)
-        if tolerance is not None:
-            kw["tolerance"] = parse_threshold(tolerance, **unit)
-        kw.setdefault("condition", None)
-        kw.setdefault("threshold", None)
-        build_rule(settings, **kw)  # the rule first: a bad rule must not touch the keyring
-        channels = _parse_channels(notify, settings) if notify else None
-        rule = build_rule(settings, **kw, channels=channels)
-    except (RuleError, ChannelError) as exc:
+        kw = _rule_fields(settings, " ".join(text or []).strip(), flags, typed)
+        draft_rule(settings, kw, specs)  # everything checked before the store is opened
+    except (RuleError, AlertBookError) as exc:
         raise UsageProblem(str(exc)) from None
-    rule = _run(settings, lambda store: store.alerts.add_rule(rule))
+    rule = _book(settings, lambda book: book.add(kw, specs))
     now = datetime.now(UTC)
     if as_json:
         _print_json(_rule_doc(rule, None, now))
@@ -299,6 +233,34 @@ def alerts_add(
     doc = _rule_doc(rule, None, now)
     typer.echo(f"Added alert rule {rule.id}: {doc['summary']}")
     typer.echo(f"  notify: {', '.join(doc['channels'])}")
+
+
+def _rule_fields(
+    settings: Settings, line: str, flags: dict[str, Any], typed: dict[str, str | None]
+) -> dict[str, Any]:
+    """build_rule keyword arguments from the one-line text and the flags given (flags win).
+    `typed` holds the flags still as typed: durations, and the threshold and bands, which are
+    read in the units of the rule's kind, metric and condition."""
+    from optterm.engine.alerts.rules import parse_rule_text, parse_threshold
+
+    kw: dict[str, Any] = parse_rule_text(line, settings) if line else {}
+    kw.update({k: v for k, v in flags.items() if v is not None})
+    for name in ("window", "cooldown"):
+        if (seconds := _duration(typed[name], f"--{name}")) is not None:
+            kw[f"{name}_s"] = seconds
+    if "symbol" not in kw or "kind" not in kw:
+        raise UsageProblem(
+            "say what to watch: the rule as one line of text, e.g. "
+            f"{_EXAMPLE}, or flags, e.g. --symbol NIFTY --kind PRICE --condition above "
+            "--threshold 25000."
+        )
+    unit = {"kind": kw["kind"], "condition": kw.get("condition"), "metric": kw.get("metric")}
+    for name in ("threshold", "hysteresis", "tolerance"):
+        if (text := typed[name]) is not None:
+            kw[name] = parse_threshold(text, **unit)
+    kw.setdefault("condition", None)
+    kw.setdefault("threshold", None)
+    return kw
 
 
 # --------------------------------------------------------------------------------------- list
@@ -314,11 +276,9 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Alert rules with their channels (redacted), state and last firing."""
-    from datetime import UTC
-
     from optterm.engine.alerts.rules import default_owner
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     owner = None if all_owners else default_owner()
     sym = symbol.strip().upper() if symbol else None
 
@@ -327,7 +287,7 @@ def alerts_list(
             owner=owner, symbol=sym
         ), await store.alerts.load_states()
 
-    rules, states = _run(settings, read)
+    rules, states = run_with_store(settings, read)
     now = datetime.now(UTC)
     docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
     if as_json:
@@ -345,7 +305,8 @@ def alerts_list(
     cols = ["ID", *(["Owner"] if all_owners else []), "Rule", "Notify", "State", "Last fired",
             "Fires"]  # fmt: skip
     table = Table(*cols, title="Alert rules")
-    colours = {"armed": "green", "disabled": "dim", "cooling down": "yellow", "fired": "cyan"}
+    from optterm.present.alerts import STATE_STYLE
+
     for r, d in zip(rules, docs, strict=True):
         st = states.get(r.id or -1)
         state = d["state"]
@@ -354,7 +315,7 @@ def alerts_list(
             *([escape(d["owner"])] if all_owners else []),
             escape(d["summary"]),
             escape(", ".join(d["channels"])),
-            f"[{colours.get(state, 'white')}]{state}[/]",
+            f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
             _when(st.last_fired_at if st else None, settings, now),
             str(d["fire_count"]),
         )
@@ -365,10 +326,7 @@ def alerts_list(
 
 
 def _existing(settings: Settings, rule_id: int) -> AlertRule:
-    rule = _run(settings, lambda store: store.alerts.get_rule(rule_id))
-    if rule is None:
-        raise _unknown(rule_id)
-    return rule
+    return _book(settings, lambda book: book.get(rule_id))
 
 
 @alerts_app.command("rm")
@@ -380,7 +338,7 @@ def alerts_rm(
     """Delete an alert rule (its fired events stay in the history)."""
     from optterm.engine.alerts.rules import rule_summary
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     rule = _existing(settings, rule_id)
     summary = rule_summary(rule)
     if not yes:
@@ -392,8 +350,7 @@ def alerts_rm(
         if not typer.confirm(f"Delete alert rule {rule_id}: {summary}?"):
             typer.echo("Nothing deleted.")
             raise typer.Exit(1)
-    if not _run(settings, lambda store: store.alerts.delete_rule(rule_id)):
-        raise _unknown(rule_id)
+    _book(settings, lambda book: book.remove(rule_id))
     typer.echo(
         f"Deleted alert rule {rule_id}: {summary}. Its firings stay in "
         f"`optterm alerts history {rule_id}`."
@@ -403,16 +360,8 @@ def alerts_rm(
 def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
     from optterm.engine.alerts.rules import rule_summary
 
-    settings = _load(ctx)
-
-    async def go(store: Any) -> AlertRule | None:
-        if not await store.alerts.set_enabled(rule_id, enabled):
-            return None
-        return await store.alerts.get_rule(rule_id)
-
-    rule = _run(settings, go)
-    if rule is None:
-        raise _unknown(rule_id)
+    settings = load_settings(ctx)
+    rule = _book(settings, lambda book: book.set_enabled(rule_id, enabled))
     typer.echo(f"{'Enabled' if enabled else 'Disabled'} alert rule {rule_id}: {rule_summary(rule)}")
 
 
@@ -436,26 +385,12 @@ def alerts_disable(
 
 
 def _since(text: str, settings: Settings, now: datetime) -> datetime:
-    import re
-    from datetime import date, time, timedelta
+    from optterm.present.time import SinceError, parse_since
 
-    from optterm.engine.alerts.rules import parse_duration
-
-    raw = text.strip()
-    seconds = parse_duration(raw) if re.search(r"[a-z]", raw.lower()) else None
     try:
-        if seconds is not None:
-            return now - timedelta(seconds=seconds)
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            day = datetime.strptime(raw, "%d-%b-%Y").date()
-        return datetime.combine(day, time(0), tzinfo=_tz(settings))
-    except (ValueError, OverflowError):
-        raise UsageProblem(
-            f"--since {text!r} is neither a date nor a duration; write a date as YYYY-MM-DD "
-            "(e.g. 2026-11-24) or a duration such as 30m, 2h, 1h30m or 3d."
-        ) from None
+        return parse_since(text, now=now, tz=settings.market.tz)
+    except SinceError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _event_doc(v: EventView) -> dict[str, Any]:
@@ -495,19 +430,17 @@ def alerts_history(
     symbol: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
     since: Annotated[
         str | None,
-        typer.Option(metavar="WHEN", help="Since a date (YYYY-MM-DD) or a duration (2h, 1d)."),
+        typer.Option(metavar="WHEN", help=f"Since {SINCE_HELP}."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Fired alerts, newest first, with each channel's delivery status."""
-    from datetime import UTC
-
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     now = datetime.now(UTC)
     start = _since(since, settings, now) if since else None
     sym = symbol.strip().upper() if symbol else None
-    views = _run(
+    views = run_with_store(
         settings,
         lambda store: store.alerts.list_events(
             rule_id=rule_id, symbol=sym, since=start, limit=limit
@@ -555,58 +488,22 @@ def alerts_history(
 # --------------------------------------------------------------------------------- test sends
 
 
-def _send(targets: list[tuple[str, str]], title: str, body: str, timeout: float) -> list[Any]:
-    from optterm.engine.notify.dispatcher import send_now
+def _report(results: list[ChannelResult]) -> None:
+    """One line per channel, those not sent first (as they are known before any send ends);
+    exit status 1 when any failed."""
+    from optterm.present.alerts import channel_result_line
 
-    return asyncio.run(send_now(targets, title, body, timeout))
-
-
-def _report(results: list[Any], failed: bool) -> None:
-    for r in results:
-        error = r.error or "unknown error"
-        if error.startswith(f"{r.label}: "):  # the error already names the channel
-            error = error[len(r.label) + 2 :]
-        typer.echo(f"{r.label}: OK" if r.ok else f"{r.label}: FAILED: {error}")
-        failed = failed or not r.ok
-    raise typer.Exit(1 if failed else 0)
+    for r in sorted(results, key=lambda r: r.sent):
+        typer.echo(channel_result_line(r))
+    raise typer.Exit(1 if any(r.ok is False for r in results) else 0)
 
 
 @alerts_app.command("test")
 def alerts_test(ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Send a test message to every channel of a rule now (in-app channels are skipped)."""
-    from optterm.engine.alerts.rules import rule_channels, rule_summary
-    from optterm.engine.notify.channels import APP, ChannelError, resolve_channel
-    from optterm.infra.secrets import SecretStore
-
-    settings = _load(ctx)
-    rule = _existing(settings, rule_id)
-    secrets = SecretStore()
-    targets: list[tuple[str, str]] = []
-    failed = False
-    for ch in rule_channels(rule):
-        if ch.ref == APP:
-            typer.echo(f"{ch.label}: skipped (in-app alerts show in the TUI only)")
-            continue
-        try:
-            url = resolve_channel(ch.ref, settings, secrets)
-        except ChannelError as exc:
-            typer.echo(f"{ch.label}: FAILED: {exc}")
-            failed = True
-            continue
-        if url is not None:
-            targets.append((ch.label, url))
-    summary = rule_summary(rule)
-    results = (
-        _send(
-            targets,
-            f"optterm test: alert rule {rule_id}",
-            f"{summary}\nThis is a test message; the rule has not fired.",
-            settings.notify.timeout,
-        )
-        if targets
-        else []
-    )
-    _report(results, failed)
+    settings = load_settings(ctx)
+    _rule, results = _book(settings, lambda book: book.send_test_message(rule_id))
+    _report(results)
 
 
 @notify_app.command("test")
@@ -617,6 +514,7 @@ def notify_test(
     ],
 ) -> None:
     """Send a test message to one channel now, to check its URL works."""
+    from optterm.engine.alerts.book import send_test_message
     from optterm.engine.notify.channels import (
         ChannelError,
         parse_channel_spec,
@@ -625,24 +523,16 @@ def notify_test(
         validate_url,
     )
 
-    settings = _load(ctx)
+    settings = load_settings(ctx)
     spec = url.strip()
+    # What cannot be a channel at all is a usage error (exit 2), unlike a channel that fails.
     try:
         if spec.startswith("tag:"):
-            label = parse_channel_spec(spec, settings, None).label
-            target = resolve_channel(spec, settings, None)
-            assert target is not None
-        else:
-            problem = validate_url(spec)
-            if problem is not None:
-                raise ChannelError(f"{redact_url(spec)}: {problem}")
-            label, target = redact_url(spec), spec
+            parse_channel_spec(spec, settings, None)
+            resolve_channel(spec, settings, None)
+        elif (problem := validate_url(spec)) is not None:
+            raise ChannelError(f"{redact_url(spec)}: {problem}")
     except ChannelError as exc:
         raise UsageProblem(str(exc)) from None
-    results = _send(
-        [(label, target)],
-        "optterm test",
-        "If you can read this, optterm can deliver alerts to this channel.",
-        settings.notify.timeout,
-    )
-    _report(results, False)
+    body = "If you can read this, optterm can deliver alerts to this channel."
+    _report(asyncio.run(send_test_message(settings, [spec], "optterm test", body)))

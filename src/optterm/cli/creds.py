@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from optterm.cli.context import load_settings
 from optterm.cli.errors import UsageProblem
 
-__all__ = ["creds_app", "doctor_report"]
+__all__ = ["creds_app", "doctor", "doctor_report"]
 
 creds_app = typer.Typer(
     help="Store, show (masked) or delete broker credentials.", no_args_is_help=True
@@ -90,6 +91,14 @@ def creds_delete(provider: Annotated[str, typer.Argument(help="angelone")]) -> N
     except SecretStoreError as exc:
         raise UsageProblem(str(exc)) from None
     typer.echo(f"Removed {removed} keyring entr{'y' if removed == 1 else 'ies'}.")
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Which secret store is in use, what is missing, and which providers can be built."""
+    lines, ok = doctor_report(load_settings(ctx))
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
 
 
 def doctor_report(settings: Any) -> tuple[list[str], bool]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from optterm.present.time import ago_text
+
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.market import MarketCalendar
@@ -179,19 +181,6 @@ async def gather_status(
     return StatusReport(doc)
 
 
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = abs(seconds)
-    text = (
-        f"{s:.1f} s" if s < 60
-        else f"{s / 60:.0f} min" if s < 3600
-        else f"{s / 3600:.1f} h" if s < 86_400
-        else f"{s / 86_400:.1f} d"
-    )  # fmt: skip
-    return f"{text} ago" if seconds >= 0 else f"in {text}"
-
-
 def render_text(report: StatusReport, tz: Any) -> list[str]:
     """The report as plain lines (no colour: it is read by people and by grep alike)."""
     d = report.doc
@@ -209,7 +198,7 @@ def render_text(report: StatusReport, tz: Any) -> list[str]:
     else:
         who = f"pid {lease['pid']} on {lease['host']}"
         since = local(lease["since"])
-        beat = _ago(lease["heartbeat_age_s"])
+        beat = ago_text(lease["heartbeat_age_s"])
         if lease["live"]:
             text = f"live: held by {who} since {since}; heartbeat {beat}"
         elif lease["released_at"]:
@@ -223,7 +212,7 @@ def render_text(report: StatusReport, tz: Any) -> list[str]:
     else:
         lines.append(
             f"last tick  {last['symbol']} {last['expiry']} from {last['provider']} "
-            f"({last['feed']}), fetched {_ago(last['age_s'])}; data time "
+            f"({last['feed']}), fetched {ago_text(last['age_s'])}; data time "
             f"{local(last['provider_ts'])}"
         )
     lines.append(f"market     {'open' if d['market_open'] else 'closed'}")

@@ -33,8 +33,8 @@ from optterm.config.checks import (
     problem,
     redact_url,
 )
-from optterm.holidays import NSE_HOLIDAYS_2026
 from optterm.infra import paths
+from optterm.market import NSE_HOLIDAYS_2026
 
 __all__ = [
     "ANGELONE_BASE_URL",

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
 from optterm.model import AlertEvent, ProviderHealth, Signal
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from optterm.store import Store
 
 __all__ = ["EngineState"]
-
-_IST = ZoneInfo("Asia/Kolkata")
 
 
 def _utcnow() -> datetime:
@@ -68,7 +65,7 @@ class EngineState:
             else:
                 self.unchanged_since.pop(key, None)
             self.chains[key] = update
-            day = snap.provider_ts.astimezone(_IST).date()
+            day = snap.provider_ts.astimezone(self.settings.market.tz).date()
             if day != self._day:
                 self._day = day
                 self.day_open_spot.clear()

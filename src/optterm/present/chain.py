@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ __all__ = [
     "write_csv",
 ]
 
-IST = ZoneInfo("Asia/Kolkata")
 CSV_COLUMNS: tuple[str, ...] = (
     "provider_ts",
     "symbol",
@@ -114,7 +113,7 @@ def snapshot_to_dict(
                 "pe": _leg_dict(snap, enriched, "PE", i),
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "symbol": snap.symbol,
         "expiry": snap.expiry.isoformat(),
         "provider": snap.provider,
@@ -288,9 +287,9 @@ def chain_table(
     for i, strike in enumerate(snap.strikes.tolist()):
         ce = [fmt(float(c[i])) if c is not None else "" for fmt, c in ce_cols]
         pe = [fmt(float(c[i])) if c is not None else "" for fmt, c in pe_cols]
-        label = Text(_strike(strike), style="underline" if strike == pain else "")
+        strike_text = Text(_strike(strike), style="underline" if strike == pain else "")
         if i == atm:
-            table.add_row(*ce, Text.assemble("▶ ", label, " ◀"), *pe, style="reverse")
+            table.add_row(*ce, Text.assemble("▶ ", strike_text, " ◀"), *pe, style="reverse")
         else:
-            table.add_row(*ce, label, *pe)
+            table.add_row(*ce, strike_text, *pe)
     return table

@@ -1,22 +1,26 @@
 """The alert-rule form: create or edit one rule with the keyboard, or type it in one line.
 
 Every check is the CLI's: the fields become `build_rule` keyword arguments (thresholds read by
-`parse_threshold`, so "20%", "25k" and "5x" work as on the command line) and the channels go
-through `parse_channel_spec`. While typing, channels are checked without side effects; only Save
-puts a typed URL into the OS keyring (after every channel has been checked, as the CLI does), and
-the rule stores the reference. A URL is shown only as its redacted label and is never logged.
+`parse_threshold`, so "20%", "25k" and "5x" work as on the command line) and go, with the
+channel specs, to the alert book (engine/alerts/book.py), which `optterm alerts` uses too. While
+typing, `draft_rule` checks them without side effects; only Save puts a typed URL into the OS
+keyring (after every channel has been checked), and the rule stores the reference. A URL is
+shown only as its redacted label and is never logged.
 
-`AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already written
-with `add_rule` / `update_rule`) or None.
+`AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already
+written by the book) or None.
+
+Over 600 lines because a rule has seventeen fields, each shown only for the kinds that use it and
+each read back into the form from the one-line text or a stored rule; the checks themselves are
+the book's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,14 +34,23 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
-# _CONDITIONS and _METRICS: which conditions and metrics a kind takes. They are private to
-# alert_rules; imported so that the form can never offer what build_rule would refuse.
+from optterm.engine.alerts.book import (
+    AlertBook,
+    AlertBookError,
+    draft_rule,
+    message_for_test,
+    send_test_message,
+)
+
+# The rule vocabulary (which conditions and metrics a kind takes, which take an option) comes
+# from the rules module, so that the form can never offer what build_rule would refuse.
 from optterm.engine.alerts.rules import (
-    _CONDITIONS,
-    _METRICS,
+    CONDITIONS,
+    LEVEL_KINDS,
+    METRICS,
     RuleError,
-    build_rule,
     default_hysteresis,
+    default_metric,
     default_owner,
     default_tolerance,
     format_duration,
@@ -45,24 +58,19 @@ from optterm.engine.alerts.rules import (
     parse_duration,
     parse_rule_text,
     parse_threshold,
+    rule_channels,
     rule_summary,
     rule_text,
+    takes_leg,
 )
-from optterm.engine.notify.channels import (
-    APP,
-    Channel,
-    ChannelError,
-    parse_channel_spec,
-    redact_url,
-    resolve_channel,
-)
-from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
+from optterm.engine.notify.channels import APP
+from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
+from optterm.present.alerts import channel_result_line
 
 if TYPE_CHECKING:
-    from optterm.engine.notify.dispatcher import SendResult
     from optterm.engine.state import EngineState
 
-__all__ = ["AlertForm", "result_line", "send_test"]
+__all__ = ["AlertForm"]
 
 KIND_LABELS: dict[AlertKind, str] = {
     AlertKind.PRICE: "Price (spot or an option's LTP)",
@@ -87,12 +95,6 @@ CONDITION_LABELS: dict[Condition, str] = {
     Condition.EQUALS: "equals (± tolerance)",
     Condition.PERCENT_CHANGE: "percent change (in a window)",
 }
-_LEVEL_KINDS = frozenset(
-    {AlertKind.PRICE, AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE, AlertKind.VOLATILITY,
-     AlertKind.PCR}
-)  # fmt: skip
-_LEG_METRICS = frozenset({(AlertKind.PRICE, "ltp"), (AlertKind.VOLATILITY, "iv")})
-_LEG_OPTIONAL = frozenset({AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE})
 _TEST_BODY = "This is a test message; the rule has not fired."
 
 
@@ -140,55 +142,6 @@ def _specs(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _is_app(spec: str) -> bool:
-    return spec.lower() == APP
-
-
-def _is_url(spec: str) -> bool:
-    return "://" in spec and not spec.startswith("keyring:")
-
-
-def _bad_spec(n: int, spec: str) -> ChannelError:
-    """A channel that is none of app, tag:NAME, a URL or one of the rule's own (never echoed:
-    it may be a pasted token)."""
-    if spec.startswith("keyring:"):
-        return ChannelError(
-            f"channel {n} ({spec}) is not one of this rule's channels; give the Apprise URL itself"
-        )
-    return ChannelError(
-        f"channel {n} is not app, tag:NAME or an Apprise URL (scheme://…, e.g. "
-        "ntfy://ntfy.sh/my-topic)"
-    )
-
-
-def result_line(r: SendResult) -> str:
-    """'label: OK' or 'label: FAILED: why' (the error already names the label: not twice)."""
-    if r.ok:
-        return f"{r.label}: OK"
-    error = r.error or "unknown error"
-    if error.startswith(f"{r.label}: "):
-        error = error[len(r.label) + 2 :]
-    return f"{r.label}: FAILED: {error}"
-
-
-async def send_test(
-    targets: Sequence[tuple[str, str]],
-    lines: list[str | None],
-    title: str,
-    body: str,
-    budget: float,
-) -> list[str]:
-    """Send to every (label, url) target; `lines` holds one entry per channel, None where the
-    next target's result goes. Returns the filled lines."""
-    from optterm.engine.notify.dispatcher import send_now
-
-    results = list(await send_now(targets, title, body, budget)) if targets else []
-    out: list[str] = []
-    for line in lines:
-        out.append(result_line(results.pop(0)) if line is None else line)
-    return out
-
-
 # ------------------------------------------------------------------------------ the values
 
 
@@ -230,15 +183,14 @@ def _values_from_kw(kw: Mapping[str, Any], symbols: Sequence[str]) -> _Values:
         except ValueError:
             v.strike = str(strike)
         v.side = _enum(Side, kw.get("side"), Side.CE)
-    metrics = _METRICS.get(v.kind, ("",))
+    metrics = METRICS.get(v.kind, ("",))
     metric = str(kw.get("metric") or "").strip().lower()
     if metric not in metrics:
         metric = ""
-    if not metric and v.kind in _METRICS:
-        metric = {AlertKind.PRICE: "ltp" if v.strike else "spot",
-                  AlertKind.VOLATILITY: "iv" if v.strike else "atm_iv"}[v.kind]  # fmt: skip
+    if not metric and v.kind in METRICS:
+        metric = default_metric(v.kind, bool(v.strike))
     v.metric = metric or metrics[0]
-    conditions = _CONDITIONS[v.kind]
+    conditions = CONDITIONS[v.kind]
     v.condition = _enum(Condition, kw.get("condition"), conditions[0])
     if v.condition not in conditions:
         v.condition = conditions[0]
@@ -319,16 +271,12 @@ def _rule_kw(rule: AlertRule) -> dict[str, Any]:
     return kw
 
 
-def _leg_shown(kind: AlertKind, metric: str) -> bool:
-    return (kind, metric) in _LEG_METRICS or kind in _LEG_OPTIONAL
-
-
 def _metric_options(kind: AlertKind) -> list[tuple[str, str]]:
-    return [(METRIC_LABELS[m], m) for m in _METRICS.get(kind, ())] or [("—", "")]
+    return [(METRIC_LABELS[m], m) for m in METRICS.get(kind, ())] or [("—", "")]
 
 
 def _condition_options(kind: AlertKind) -> list[tuple[str, Condition]]:
-    return [(CONDITION_LABELS[c], c) for c in _CONDITIONS[kind]]
+    return [(CONDITION_LABELS[c], c) for c in CONDITIONS[kind]]
 
 
 def _threshold_hint(kind: AlertKind, metric: str, condition: Condition) -> str:
@@ -581,24 +529,22 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
     @property
     def _metric(self) -> str:
-        return self._select("metric") or "" if self._kind in _METRICS else ""
+        return self._select("metric") or "" if self._kind in METRICS else ""
 
     @property
     def _condition(self) -> Condition:
-        conditions = _CONDITIONS[self._kind]
+        conditions = CONDITIONS[self._kind]
         value = self._select("condition")
         return value if value in conditions else conditions[0]
 
     def _today(self) -> date:
-        from zoneinfo import ZoneInfo
-
-        return self.state.now().astimezone(ZoneInfo(self.settings.market.timezone)).date()
+        return self.state.now().astimezone(self.settings.market.tz).date()
 
     def _collect(self) -> dict[str, Any]:
         """`build_rule` keyword arguments from the visible fields (RuleError for one that does
         not read); hidden fields are left out, as the CLI leaves out flags not given."""
         kind, metric, cond = self._kind, self._metric, self._condition
-        single = len(_CONDITIONS[kind]) == 1
+        single = len(CONDITIONS[kind]) == 1
         kw: dict[str, Any] = {
             "symbol": self._select("symbol") or "",
             "kind": kind,
@@ -610,7 +556,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
             "active_to": self._text("to") or None,
         }
         unit = {"kind": kind, "condition": kw["condition"], "metric": metric}
-        if _leg_shown(kind, metric) and (strike := self._text("strike")):
+        if takes_leg(kind, metric) and (strike := self._text("strike")):
             kw["strike"] = strike.replace(",", "")
             kw["side"] = self._select("side")
         if kind is AlertKind.PATTERN_DETECTED:
@@ -656,67 +602,26 @@ class AlertForm(ModalScreen[AlertRule | None]):
             return self._line[0]
         return self.rule.note if self.rule is not None else ""
 
-    def _preview_channels(self, specs: Sequence[str]) -> list[Channel]:
-        """The channels as they would be stored, without side effects: app and tag:NAME through
-        parse_channel_spec, a URL checked by Apprise (once it is loaded) but not kept yet."""
-        from optterm.engine.notify.channels import validate_url
-
-        out: list[Channel] = []
-        for n, spec in enumerate(specs, 1):
-            if _is_app(spec) or spec.startswith("tag:"):
-                out.append(parse_channel_spec(spec, self.settings, None))
-            elif spec in self._kept:
-                out.append(Channel(spec, self._kept[spec]))
-            elif _is_url(spec):
-                if "apprise" in sys.modules:
-                    _protect([spec])
-                    problem = validate_url(spec)
-                    if problem is not None:
-                        raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
-                out.append(Channel(f"url:{n}", redact_url(spec)))
-            else:
-                raise _bad_spec(n, spec)
-        return out
-
-    def _store_channels(self, specs: Sequence[str]) -> list[Channel]:
-        """The channels to store (runs in a thread: the keyring may block). Every spec is
-        checked before any URL is written to the keyring, as `optterm alerts add` does."""
-        from optterm.engine.notify.channels import validate_url
-        from optterm.infra.secrets import SecretStore
-
-        for n, spec in enumerate(specs, 1):
-            if _is_app(spec) or spec.startswith("tag:"):
-                parse_channel_spec(spec, self.settings, None)
-            elif spec in self._kept:
-                continue
-            elif _is_url(spec):
-                _protect([spec])
-                if (problem := validate_url(spec)) is not None:
-                    raise ChannelError(f"notification channel {redact_url(spec)}: {problem}")
-            else:
-                raise _bad_spec(n, spec)
-        secrets = SecretStore()
-        return [
-            Channel(spec, self._kept[spec])
-            if spec in self._kept
-            else parse_channel_spec(spec, self.settings, secrets)
-            for spec in specs
-        ]
-
-    def _build(self, channels: Sequence[Channel] | None) -> AlertRule:
-        kw = self._collect()
-        rule = build_rule(
-            self.settings, **kw, channels=channels, owner=self._owner(), today=self._today()
-        )
-        return replace(rule, note=self._note(rule))
+    def _fields(self) -> dict[str, Any]:
+        """The rule's `build_rule` keyword arguments: the fields, the owner, the exchange-local
+        day (the app's clock) and the note."""
+        fields = {**self._collect(), "owner": self._owner(), "today": self._today()}
+        rule = draft_rule(self.settings, fields)
+        return {**fields, "note": self._note(rule)}
 
     def check(self) -> tuple[AlertRule | None, str | None]:
-        """(the rule the fields make, None) or (None, what is wrong), without side effects."""
+        """(the rule the fields make, None) or (None, what is wrong), without side effects: a
+        typed URL is checked by Apprise once it is loaded (see _warm_up), and kept only by Save."""
+        specs = _specs(self.query_one("#channels", Input).value)
         try:
-            self._build(None)  # the rule first, then its channels (the CLI's order)
-            specs = _specs(self.query_one("#channels", Input).value)
-            rule = self._build(self._preview_channels(specs))
-        except (RuleError, ChannelError) as exc:
+            rule = draft_rule(
+                self.settings,
+                self._fields(),
+                specs,
+                kept=self._kept,
+                check_urls="apprise" in sys.modules,
+            )
+        except (RuleError, AlertBookError) as exc:
             return None, str(exc)
         return rule, None
 
@@ -728,15 +633,15 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _sync(self) -> None:
         """Show the fields the kind, metric and condition use; hide the rest."""
         kind, metric, cond = self._kind, self._metric, self._condition
-        self._show_row("metric", kind in _METRICS)
-        self._show_row("leg", _leg_shown(kind, metric))
+        self._show_row("metric", kind in METRICS)
+        self._show_row("leg", takes_leg(kind, metric))
         self._show_row("pattern", kind is AlertKind.PATTERN_DETECTED)
-        self._show_row("condition", len(_CONDITIONS[kind]) > 1)
+        self._show_row("condition", len(CONDITIONS[kind]) > 1)
         self._show_row("window", cond is Condition.PERCENT_CHANGE or kind is AlertKind.VOLUME_SPIKE)
         self._show_row("tolerance", cond is Condition.EQUALS)
         self._show_row(
             "rearm",
-            kind in _LEVEL_KINDS
+            kind in LEVEL_KINDS
             and (cond in (Condition.ABOVE, Condition.BELOW) or bool(self._text("rearm"))),
         )
         self.query_one("#threshold", Input).placeholder = _threshold_hint(kind, metric, cond)
@@ -748,9 +653,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         preview = self.query_one("#preview", Static)
         error.update(Text(problem or "") if self._touched else "")
         preview.update(Text(f"✓ {rule_summary(rule)}") if rule is not None else "")
-        labels = (
-            "→ " + " · ".join(c.label for c in rule_channels_of(rule)) if rule is not None else ""
-        )
+        labels = "→ " + " · ".join(c.label for c in rule_channels(rule)) if rule is not None else ""
         self.query_one("#channel-labels", Static).update(Text(labels))
         return rule
 
@@ -761,8 +664,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
         """Offer the metrics and conditions of `kind`, keeping the current ones if they apply."""
         old_metric, old_cond = self._metric, self._condition
         self._kind = kind
-        metrics = _METRICS.get(kind, ("",))
-        conditions = _CONDITIONS[kind]
+        metrics = METRICS.get(kind, ("",))
+        conditions = CONDITIONS[kind]
         metric = metric or (old_metric if old_metric in metrics else metrics[0])
         condition = condition or (old_cond if old_cond in conditions else conditions[0])
         with self.prevent(Select.Changed):
@@ -834,7 +737,8 @@ class AlertForm(ModalScreen[AlertRule | None]):
     def _remember(self) -> None:
         """Note every field's value: a change event carrying the same value (as widgets post
         when they mount) is not the user's doing."""
-        self._seen = {w.id: w.value for w in self.query("Input, Select, Checkbox") if w.id}
+        fields = (*self.query(Input), *self.query(Select), *self.query(Checkbox))
+        self._seen = {w.id: w.value for w in fields if w.id}
 
     def _user_changed(self, wid: str | None, value: Any) -> bool:
         if wid is None or self._seen.get(wid, Select.NULL) == value:
@@ -861,8 +765,9 @@ class AlertForm(ModalScreen[AlertRule | None]):
         if not self._user_changed(event.select.id, event.value):
             return
         self._touched = True
-        if event.select.id == "kind" and event.value not in (Select.NULL, self._kind):
-            self._set_kind(event.value)
+        kind = event.value
+        if event.select.id == "kind" and isinstance(kind, AlertKind) and kind is not self._kind:
+            self._set_kind(kind)
         self._sync()
         self._validate()
 
@@ -915,33 +820,19 @@ class AlertForm(ModalScreen[AlertRule | None]):
             self._saving = False
 
     async def _write(self) -> None:
-        from optterm.store.alerts import UnknownRule
-        from optterm.store.errors import StoreError
-
         store = self.state.store
         if store is None:
             self._error("No database is open in this session, so the rule cannot be saved.")
             return
         specs = _specs(self.query_one("#channels", Input).value)
+        book = AlertBook(store, self.settings)
         try:
-            self._build(None)
-            channels = await asyncio.to_thread(self._store_channels, specs)
-            rule = self._build(channels)
-        except (RuleError, ChannelError) as exc:
-            self._error(str(exc))
-            return
-        try:
+            fields = self._fields()
             if self.rule is not None and self.rule.id is not None:
-                rule = replace(
-                    rule,
-                    id=self.rule.id,
-                    enabled=self.rule.enabled,
-                    created_at=self.rule.created_at,
-                )
-                saved = await store.alerts.update_rule(rule)
+                saved = await book.update(self.rule.id, fields, specs, kept=self._kept)
             else:
-                saved = await store.alerts.add_rule(rule)
-        except (StoreError, UnknownRule) as exc:
+                saved = await book.add(fields, specs, kept=self._kept)
+        except (RuleError, AlertBookError) as exc:
             self._error(str(exc))
             return
         self.saved = saved
@@ -949,67 +840,14 @@ class AlertForm(ModalScreen[AlertRule | None]):
 
     @work(exclusive=True, group="alert-form-test", exit_on_error=False)
     async def _send_test(self) -> None:
-        from optterm.engine.notify.channels import validate_url
-        from optterm.infra.secrets import SecretStore
-
         out = self.query_one("#test-result", Static)
         specs = _specs(self.query_one("#channels", Input).value)
         if not specs:
             out.update(Text("Give a channel to test: app, tag:NAME or an Apprise URL."))
             return
         out.update(Text("Sending a test message…"))
-        secrets = SecretStore()
-        targets: list[tuple[str, str]] = []
-        lines: list[str | None] = []
-        for n, spec in enumerate(specs, 1):
-            label = f"channel {n}"
-            try:
-                if _is_app(spec):
-                    lines.append("in-app: skipped (in-app alerts show in the TUI only)")
-                    continue
-                if spec.startswith("tag:"):
-                    label = parse_channel_spec(spec, self.settings, None).label
-                    url = resolve_channel(spec, self.settings, None)
-                elif spec in self._kept:
-                    label = self._kept[spec]
-                    url = await asyncio.to_thread(resolve_channel, spec, self.settings, secrets)
-                elif _is_url(spec):
-                    label = redact_url(spec)
-                    _protect([spec])
-                    problem = await asyncio.to_thread(validate_url, spec)
-                    if problem is not None:
-                        raise ChannelError(problem)
-                    url = spec
-                else:
-                    raise _bad_spec(n, spec)
-            except ChannelError as exc:
-                lines.append(f"{label}: FAILED: {exc}")
-                continue
-            if url is None:
-                continue
-            targets.append((label, url))
-            lines.append(None)
         rule, _ = self.check()
-        what = rule_summary(rule) if rule is not None else "A test of this alert's channels."
-        title = (
-            f"optterm test: alert rule {self.rule.id}"
-            if self.rule is not None and self.rule.id is not None
-            else "optterm test"
-        )
-        result = await send_test(
-            targets, lines, title, f"{what}\n{_TEST_BODY}", self.settings.notify.timeout
-        )
-        out.update(Text("\n".join(["Test:", *result])))
-
-
-def rule_channels_of(rule: AlertRule) -> list[Channel]:
-    from optterm.engine.alerts.rules import rule_channels
-
-    return list(rule_channels(rule))
-
-
-def _protect(urls: Sequence[str]) -> None:
-    """Register URLs with notify's log scrubber before Apprise sees them (it may log them)."""
-    from optterm.engine.notify.dispatcher import _protect as protect
-
-    protect(urls)
+        rule_id = self.rule.id if self.rule is not None else None
+        title, body = message_for_test(rule, rule_id)
+        results = await send_test_message(self.settings, specs, title, body, kept=self._kept)
+        out.update(Text("\n".join(["Test:", *(channel_result_line(r) for r in results)])))

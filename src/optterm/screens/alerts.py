@@ -1,15 +1,15 @@
 """The alerts screen: the rules with their state, and the recent firings with their deliveries.
 
-Rules come from the store (every owner's), with their evaluation state computed exactly as
-`optterm alerts list` does (`alerts_cli._state`). Events are the store's newest, plus any in
-`state.alerts` the store does not list (yet). The app calls `on_state(state)` after every tick;
-the screen then re-reads the store in one exclusive worker and updates only the cells that
-changed. Every write (new, edit, enable/disable, delete) goes through the store's own methods.
+Rules come from the store (every owner's), with their state label and times written exactly as
+`optterm alerts list` writes them (present/alerts.py, present/time.py). Events are the store's
+newest, plus any in `state.alerts` the store does not list (yet). The app calls
+`on_state(state)` after every tick; the screen then re-reads the store in one exclusive worker
+and updates only the cells that changed. Every change (new, edit, enable/disable, delete) goes
+through the alert book (engine/alerts/book.py), as the CLI's do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,7 +24,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from optterm.model import AlertEvent, AlertRule, Delivery
-from optterm.screens.alert_form import AlertForm, send_test
+from optterm.present.alerts import STATE_STYLE, channel_result_line, rule_state
+from optterm.present.time import when_text
+from optterm.screens.alert_form import AlertForm
 from optterm.screens.confirm import ConfirmScreen
 from optterm.widgets.status_bar import StatusBar
 
@@ -37,7 +39,6 @@ __all__ = ["EVENTS_SHOWN", "AlertsScreen", "delivery_text"]
 EVENTS_SHOWN = 50
 RULE_COLUMNS = ("ID", "Rule", "Channels", "State", "Last fired", "Fires")
 EVENT_COLUMNS = ("Time", "Rule", "Alert", "Value", "Deliveries")
-_STATE_STYLE = {"armed": "green", "cooling down": "yellow", "fired": "cyan", "disabled": "dim"}
 _DELIVERY_STYLE = {
     Delivery.SENT: "green",
     Delivery.PENDING: "yellow",
@@ -89,13 +90,13 @@ class AlertsScreen(Screen[None]):
         Binding("n", "new", "New rule"),
         Binding("e", "edit", "Edit"),
         Binding("enter", "edit", "Edit", show=False),
-        Binding("space", "toggle", "Enable/disable"),
+        Binding("space", "toggle_rule", "Enable/disable"),
         Binding("x", "delete", "Delete"),
         Binding("delete", "delete", "Delete", show=False),
         Binding("t", "test", "Send test"),
         Binding("escape", "back", "Back"),
     ]
-    _RULE_ACTIONS: ClassVar = frozenset({"edit", "toggle", "delete", "test"})
+    _RULE_ACTIONS: ClassVar = frozenset({"edit", "toggle_rule", "delete", "test"})
 
     def __init__(self, state: EngineState) -> None:
         super().__init__()
@@ -162,18 +163,20 @@ class AlertsScreen(Screen[None]):
         self._render_events(views)
         self.refresh_bindings()
 
+    def _when(self, ts: datetime | None, now: datetime) -> str:
+        return when_text(ts, self.state.settings.market.tz, now)
+
     def _rule_row(self, rule: AlertRule, now: datetime) -> tuple[Any, ...]:
-        from optterm.cli.alerts import _state, _when
         from optterm.engine.alerts.rules import rule_summary
 
         st = self.states.get(rule.id or -1)
-        state = _state(rule, st, now)
+        state = rule_state(rule, st, now)
         return (
             str(rule.id),
             Text(rule_summary(rule)),
             Text(", ".join(rule.channel_labels or rule.channels)),
-            Text(state, style=_STATE_STYLE.get(state, "")),
-            _when(st.last_fired_at if st else None, self.state.settings, now),
+            Text(state, style=STATE_STYLE.get(state, "")),
+            self._when(st.last_fired_at if st else None, now),
             str(st.fire_count if st else 0),
         )
 
@@ -187,8 +190,6 @@ class AlertsScreen(Screen[None]):
         _update_table(table, rows, self._rule_cells, RULE_COLUMNS)
 
     def _render_events(self, views: Sequence[EventView]) -> None:
-        from optterm.cli.alerts import _when
-
         events: list[tuple[AlertEvent, tuple[Any, ...]]] = [(v.event, v.deliveries) for v in views]
         listed = {e.id for e, _ in events if e.id is not None}
         oldest = min((e.fired_at for e, _ in events), default=None)
@@ -209,7 +210,7 @@ class AlertsScreen(Screen[None]):
                 (
                     key,
                     (
-                        _when(e.fired_at, self.state.settings, now),
+                        self._when(e.fired_at, now),
                         f"#{e.rule_id}",
                         Text(e.title),
                         _value(e.value),
@@ -278,7 +279,7 @@ class AlertsScreen(Screen[None]):
             )
             self.refresh_data()
 
-    def action_toggle(self) -> None:
+    def action_toggle_rule(self) -> None:  # not action_toggle: DOMNode has one (an attribute)
         rule = self.selected
         if rule is None or rule.id is None or self.state.store is None:
             return
@@ -307,21 +308,22 @@ class AlertsScreen(Screen[None]):
 
     @work(group="alerts-write", exit_on_error=False)
     async def _write(self, what: str, rule: AlertRule) -> None:
-        from optterm.store.errors import StoreError
+        from optterm.engine.alerts.book import AlertBook, AlertBookError, UnknownAlertRule
 
         store = self.state.store
         assert store is not None
         assert rule.id is not None
+        book = AlertBook(store, self.state.settings)
         try:
             if what == "delete":
-                done = await store.alerts.delete_rule(rule.id)
+                await book.remove(rule.id)
             else:
-                done = await store.alerts.set_enabled(rule.id, what == "enable")
-        except StoreError as exc:
+                await book.set_enabled(rule.id, what == "enable")
+        except UnknownAlertRule:
+            self.notify(f"Alert rule {rule.id} is gone.", title="Alerts", severity="warning")
+        except AlertBookError as exc:
             self.notify(str(exc), title="Alerts", severity="error", markup=False)
             return
-        if not done:
-            self.notify(f"Alert rule {rule.id} is gone.", title="Alerts", severity="warning")
         else:
             verb = {"delete": "Deleted", "enable": "Enabled", "disable": "Disabled"}[what]
             self.notify(f"{verb} alert rule {rule.id}.", title="Alerts", markup=False)
@@ -335,38 +337,20 @@ class AlertsScreen(Screen[None]):
     @work(group="alerts-test", exit_on_error=False)
     async def _test(self, rule: AlertRule) -> None:
         """Send a test message through the rule's channels now (in-app ones are skipped)."""
-        from optterm.engine.alerts.rules import rule_channels, rule_summary
-        from optterm.engine.notify.channels import APP, ChannelError, resolve_channel
-        from optterm.infra.secrets import SecretStore
+        from optterm.engine.alerts.book import AlertBook, AlertBookError
 
-        settings = self.state.settings
-        secrets = SecretStore()
-        targets: list[tuple[str, str]] = []
-        lines: list[str | None] = []
-        for ch in rule_channels(rule):
-            if ch.ref == APP:
-                lines.append(f"{ch.label}: skipped (in-app alerts show in the TUI only)")
-                continue
-            try:
-                url = await asyncio.to_thread(resolve_channel, ch.ref, settings, secrets)
-            except ChannelError as exc:
-                lines.append(f"{ch.label}: FAILED: {exc}")
-                continue
-            if url is not None:
-                targets.append((ch.label, url))
-                lines.append(None)
-        result = await send_test(
-            targets,
-            lines,
-            f"optterm test: alert rule {rule.id}",
-            f"{rule_summary(rule)}\nThis is a test message; the rule has not fired.",
-            settings.notify.timeout,
-        )
-        failed = any(": FAILED" in line for line in result)
+        store = self.state.store
+        if store is None or rule.id is None:
+            return
+        try:
+            _, results = await AlertBook(store, self.state.settings).send_test_message(rule.id)
+        except AlertBookError as exc:
+            self.notify(str(exc), title="Alerts", severity="error", markup=False)
+            return
         self.notify(
-            "\n".join(result) or "The rule has no channels.",
+            "\n".join(channel_result_line(r) for r in results) or "The rule has no channels.",
             title=f"Test of alert rule {rule.id}",
-            severity="error" if failed else "information",
+            severity="error" if any(r.ok is False for r in results) else "information",
             markup=False,
             timeout=15,
         )

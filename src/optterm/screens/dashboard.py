@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from optterm.engine.state import EngineState
+from optterm.market import IST
 from optterm.model import Direction, Feed
-from optterm.present.chain import IST, metrics_lines
+from optterm.present.chain import metrics_lines
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 

@@ -35,8 +35,8 @@ from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from optterm.engine.state import EngineState
+from optterm.market import IST
 from optterm.model import Feed, Metrics
-from optterm.present.chain import IST
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

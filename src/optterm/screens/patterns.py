@@ -28,8 +28,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from optterm.market import IST
 from optterm.model import Direction, Feed, PatternKind, Signal
-from optterm.present.chain import IST
+from optterm.present.patterns import confidence_bar
+from optterm.present.time import age_text
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "PatternsScreen",
-    "age_text",
-    "confidence_bar",
     "definition",
     "go_back",
     "sync_table",
@@ -136,24 +136,6 @@ def sync_table(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]])
             table.add_row(*cells, key=key)
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
-
-
-def age_text(seconds: float) -> str:
-    age = max(0, int(seconds))
-    if age < 60:
-        return f"{age}s"
-    if age < 3600:
-        return f"{age // 60}m"
-    if age < 86_400:
-        return f"{age // 3600}h{age % 3600 // 60:02d}m"
-    return f"{age // 86_400}d"
-
-
-def confidence_bar(confidence: int) -> str:
-    """`82 ████████░░`: the number and a ten-cell bar, rounded to the nearest cell."""
-    conf = max(0, min(100, int(confidence)))
-    filled = (conf + 5) // 10
-    return f"{conf:>3} {'█' * filled}{'░' * (10 - filled)}"
 
 
 def _number(value: float) -> str:

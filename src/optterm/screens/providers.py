@@ -19,9 +19,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from optterm.engine.provider_status import health_row
+from optterm.market import IST
 from optterm.model import Feed
-from optterm.present.chain import IST
-from optterm.screens.patterns import FEED_STYLE, age_text, go_back, sync_table
+from optterm.present.time import age_text
+from optterm.screens.patterns import FEED_STYLE, go_back, sync_table
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

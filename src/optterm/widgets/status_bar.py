@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from optterm.engine.state import EngineState
+from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
-from optterm.present.chain import IST, data_age
+from optterm.present.chain import data_age
 
 __all__ = ["StatusBar", "status_text"]
 

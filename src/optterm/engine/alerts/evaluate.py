@@ -13,7 +13,9 @@ A crossing during a rule's cooldown or outside its active window is consumed wit
 **Cost.** Rules are compiled into flat numpy arrays, grouped by where their value comes from
 (chain and field, plus strike for leg fields). A tick fills one value per rule with a few
 vectorised gathers per group and evaluates every condition in one pass; Python code runs only for
-the rules that fire and for the rare event-like kinds (patterns, stale feed).
+the rules that fire and for the rare event-like kinds (patterns, stale feed). That compiled state
+is why this is one module over 600 lines: the arrays, their compilation and every pass over them
+change together.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 import numpy as np
 
@@ -42,7 +43,6 @@ from optterm.model import (
 
 __all__ = ["AlertEvaluator", "Firing", "RuleMemory", "describe_rule_value"]
 
-_IST = ZoneInfo("Asia/Kolkata")
 _NAN = float("nan")
 
 # Condition codes in the flat arrays.
@@ -470,7 +470,7 @@ class AlertEvaluator:
             line = title
         return Firing(
             rule,
-            _event(rule, snap, value, title, [line, f"spot {snap.spot:,.2f}"]),
+            _event(rule, snap, value, title, [line, f"spot {snap.spot:,.2f}"], self.calendar.tz),
         )
 
     def _specials(
@@ -524,6 +524,7 @@ class AlertEvaluator:
                                     sig.provider,
                                     sig.feed,
                                     rule,
+                                    self.calendar.tz,
                                 ),
                                 provider=sig.provider,
                                 feed=sig.feed,
@@ -560,11 +561,12 @@ class AlertEvaluator:
                                 threshold=rule.threshold,
                                 title=title,
                                 body=_body(
-                                    [title, f"last new data at {_ist(last)}"],
+                                    [title, f"last new data at {_local(last, self.calendar.tz)}"],
                                     now,
                                     "optterm",
                                     Feed.LIVE,
                                     rule,
+                                    self.calendar.tz,
                                 ),
                                 provider="optterm",
                                 feed=Feed.LIVE,
@@ -598,19 +600,25 @@ class AlertEvaluator:
         return out
 
 
-def _ist(ts: datetime) -> str:
-    return ts.astimezone(_IST).strftime("%H:%M:%S IST %d-%b-%Y")
+def _local(ts: datetime, tz: tzinfo) -> str:
+    """Exchange time as an alert body shows it: 14:05:09 IST 24-Nov-2026."""
+    at = ts.astimezone(tz)
+    return f"{at:%H:%M:%S} {at.tzname()} {at:%d-%b-%Y}"
 
 
-def _body(lines: list[str], at: datetime, provider: str, feed: Feed, rule: AlertRule) -> str:
+def _body(
+    lines: list[str], at: datetime, provider: str, feed: Feed, rule: AlertRule, tz: tzinfo
+) -> str:
     source = f"{feed.value} via {provider}"
     if feed is Feed.SIMULATED:
         source += " (SIMULATED data, not market prices)"
-    return "\n".join([*lines, f"{_ist(at)} · {source}", f"rule #{rule.id}: {rule.note or ''}"])
+    return "\n".join(
+        [*lines, f"{_local(at, tz)} · {source}", f"rule #{rule.id}: {rule.note or ''}"]
+    )
 
 
 def _event(
-    rule: AlertRule, snap: ChainSnapshot, value: float, title: str, lines: list[str]
+    rule: AlertRule, snap: ChainSnapshot, value: float, title: str, lines: list[str], tz: tzinfo
 ) -> AlertEvent:
     return AlertEvent(
         rule_id=rule.id or 0,
@@ -620,7 +628,7 @@ def _event(
         value=float(value),
         threshold=rule.threshold,
         title=title,
-        body=_body(lines, snap.provider_ts, snap.provider, snap.feed, rule),
+        body=_body(lines, snap.provider_ts, snap.provider, snap.feed, rule, tz),
         provider=snap.provider,
         feed=snap.feed,
         context=(

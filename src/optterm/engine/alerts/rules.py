@@ -9,6 +9,11 @@ and every default.
 Units: IV thresholds of the `iv` and `atm_iv` metrics are decimals (0.20 = 20 %; the one-line form
 takes "20%"); IV rank is 0-100; PERCENT_CHANGE thresholds are percent; STALE_FEED thresholds and
 every window and cooldown are seconds.
+
+Why one long module: the grammar, `build_rule` and the summary share the number, unit, date and
+duration readers and the vocabulary tables, and `rule_text` must read back through
+`parse_rule_text` to the same rule; kept together, a change to a unit or a word cannot reach one
+of them and miss the others. The sections are marked and each is small.
 """
 
 from __future__ import annotations
@@ -22,19 +27,26 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from optterm.model import AlertKind, AlertRule, Condition, PatternKind, Side
+from optterm.market import NSE_INDICES, parse_day
+from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
 
 if TYPE_CHECKING:
     from optterm.config import Settings
-    from optterm.engine.notify.channels import Channel
 
 __all__ = [
+    "CONDITIONS",
     "DEFAULT_COOLDOWN_S",
     "DEFAULT_WINDOW_S",
     "HYSTERESIS_FRACTION",
+    "LEG_METRICS",
+    "LEG_OPTIONAL",
+    "LEVEL_KINDS",
+    "METRICS",
+    "WINDOWED",
     "RuleError",
     "build_rule",
     "default_hysteresis",
+    "default_metric",
     "default_owner",
     "default_tolerance",
     "format_duration",
@@ -45,6 +57,7 @@ __all__ = [
     "rule_channels",
     "rule_summary",
     "rule_text",
+    "takes_leg",
 ]
 
 DEFAULT_COOLDOWN_S: Final = 300.0
@@ -63,7 +76,12 @@ _MAX_SPIKE: Final = 1000.0
 _MAX_NOTE: Final = 500
 _MAX_OWNER: Final = 64
 
-_LEVEL_KINDS: Final = frozenset(
+# --- the rule vocabulary: what each kind takes. Public, so that a form can never offer what
+# build_rule would refuse.
+
+# Kinds whose value is a level (price, OI change, volume multiple, IV, PCR): above/below rules on
+# them get a re-arm band (hysteresis).
+LEVEL_KINDS: Final = frozenset(
     {
         AlertKind.PRICE,
         AlertKind.OI_CHANGE,
@@ -72,7 +90,8 @@ _LEVEL_KINDS: Final = frozenset(
         AlertKind.PCR,
     }
 )
-_CONDITIONS: Final[dict[AlertKind, tuple[Condition, ...]]] = {
+# The conditions each kind takes; a kind with one has it implied (no condition to choose).
+CONDITIONS: Final[dict[AlertKind, tuple[Condition, ...]]] = {
     AlertKind.PRICE: (Condition.ABOVE, Condition.BELOW, Condition.EQUALS, Condition.PERCENT_CHANGE),
     AlertKind.OI_CHANGE: (Condition.ABOVE, Condition.BELOW),
     AlertKind.VOLUME_SPIKE: (Condition.ABOVE,),
@@ -87,14 +106,33 @@ _CONDITIONS: Final[dict[AlertKind, tuple[Condition, ...]]] = {
     AlertKind.MAX_PAIN_SHIFT: (Condition.ABOVE,),
     AlertKind.STALE_FEED: (Condition.ABOVE,),
 }
-_METRICS: Final[dict[AlertKind, tuple[str, ...]]] = {
+# The metrics of the kinds that have more than one value to watch.
+METRICS: Final[dict[AlertKind, tuple[str, ...]]] = {
     AlertKind.PRICE: ("spot", "ltp"),
     AlertKind.VOLATILITY: ("iv", "atm_iv", "iv_rank"),
 }
-# Kinds whose value belongs to one option (strike + side): required, optional or forbidden.
-_LEG_REQUIRED: Final = frozenset({("PRICE", "ltp"), ("VOLATILITY", "iv")})
-_LEG_OPTIONAL: Final = frozenset({AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE})
-_WINDOWED: Final = frozenset({AlertKind.VOLUME_SPIKE})
+# Kinds whose value belongs to one option (strike + side): required for these (kind, metric)
+# pairs, optional for LEG_OPTIONAL kinds, forbidden for the rest.
+LEG_METRICS: Final = frozenset({(AlertKind.PRICE, "ltp"), (AlertKind.VOLATILITY, "iv")})
+LEG_OPTIONAL: Final = frozenset({AlertKind.OI_CHANGE, AlertKind.VOLUME_SPIKE})
+# Kinds that take a window whatever their condition (the others only with PERCENT_CHANGE).
+WINDOWED: Final = frozenset({AlertKind.VOLUME_SPIKE})
+
+
+def default_metric(kind: AlertKind, leg: bool) -> str:
+    """The metric a rule of `kind` watches when none is given: an option's own value when a
+    strike is given (ltp, iv), else the underlying's (spot, atm_iv); "" for single-value kinds."""
+    if kind is AlertKind.PRICE:
+        return "ltp" if leg else "spot"
+    if kind is AlertKind.VOLATILITY:
+        return "iv" if leg else "atm_iv"
+    return ""
+
+
+def takes_leg(kind: AlertKind, metric: str) -> bool:
+    """Whether a rule of `kind` on `metric` may name one option (strike and side)."""
+    return (kind, metric) in LEG_METRICS or kind in LEG_OPTIONAL
+
 
 _EXAMPLES: Final = ("NIFTY spot crosses above 25000", "BANKNIFTY 52000 CE ltp below 350")
 
@@ -108,8 +146,6 @@ class RuleError(ValueError):
 
 def known_symbols(settings: Settings) -> list[str]:
     """Symbols a rule may watch: the NSE indices and every symbol in [poller] watch."""
-    from optterm.market import NSE_INDICES
-
     names = dict.fromkeys(NSE_INDICES)
     names.update(dict.fromkeys(w.symbol for w in settings.poller.watch))
     return list(names)
@@ -232,8 +268,6 @@ def parse_threshold(
 
 def rule_channels(rule: AlertRule) -> tuple[Channel, ...]:
     """The rule's channels as `Channel`s (reference + redacted label), for the outbox."""
-    from optterm.engine.notify.channels import Channel
-
     labels = rule.channel_labels or rule.channels
     return tuple(
         Channel(ref, labels[i] if i < len(labels) else ref) for i, ref in enumerate(rule.channels)
@@ -324,12 +358,9 @@ def _date(value: date | str | None) -> date | None:
         return value
     if isinstance(value, datetime):
         return value.date()
-    text = str(value).strip()
-    for parse in (date.fromisoformat, lambda v: datetime.strptime(v, "%d-%b-%Y").date()):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
+    day = parse_day(str(value))
+    if day is not None:
+        return day
     raise RuleError(
         f"expiry {value!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-12-29) "
         "or DD-Mon-YYYY (e.g. 29-Dec-2026)"
@@ -413,7 +444,7 @@ def _check_threshold(kind: AlertKind, condition: Condition, metric: str, t: floa
 
 def default_hysteresis(kind: AlertKind, condition: Condition, threshold: float) -> float:
     """0.1 % of |threshold| for above/below rules on a level; 0 for everything else."""
-    if kind in _LEVEL_KINDS and condition in (Condition.ABOVE, Condition.BELOW):
+    if kind in LEVEL_KINDS and condition in (Condition.ABOVE, Condition.BELOW):
         return abs(threshold) * HYSTERESIS_FRACTION
     return 0.0
 
@@ -465,8 +496,64 @@ def build_rule(
     [patterns] min_confidence). `metric` "" picks the kind's natural one (PRICE: ltp with a
     strike, else spot; VOLATILITY: iv with a strike, else atm_iv). `channels` None means in-app
     only. `today` (exchange-local) is for tests: an expiry before it is refused.
+
+    The checks run in the order of the sections below, so the first problem reported is the
+    first one a person would fix: what is watched, when it fires, its bands, windows and
+    timing, then who is told and where.
     """
-    # --- what is watched
+    what = _watched(settings, symbol, kind, metric, strike, side)
+    when = _fires(settings, what, condition, threshold, pattern)
+    hyst, tol = _bands(what, when, hysteresis, tolerance)
+    win = _window(what, when, window_s)
+    cool = _cooldown(cooldown_s)
+    exp = _expiry(settings, expiry, today)
+    start, end = _active_window(settings, active_from, active_to)
+    chans, who, text = _audience(channels, owner, note)
+    return AlertRule(
+        symbol=what.symbol,
+        kind=what.kind,
+        condition=when.condition,
+        threshold=when.threshold,
+        expiry=exp,
+        strike=what.strike,
+        side=what.side,
+        metric=what.metric,
+        pattern=when.pattern,
+        hysteresis=hyst,
+        tolerance=tol,
+        window_s=win,
+        cooldown_s=cool,
+        recurring=bool(recurring),
+        active_from=start,
+        active_to=end,
+        channels=tuple(c.ref for c in chans),
+        channel_labels=tuple(c.label for c in chans),
+        owner=who,
+        note=text,
+    )
+
+
+# --- what is watched
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Watched:
+    symbol: str
+    kind: AlertKind
+    metric: str
+    strike: float | None
+    side: Side | None
+
+
+def _watched(
+    settings: Settings,
+    symbol: str,
+    kind: AlertKind | str,
+    metric: str,
+    strike: float | None,
+    side: Side | str | None,
+) -> _Watched:
+    """The symbol, kind and metric, and the option (strike and side) if the kind takes one."""
     sym = str(symbol or "").strip().upper()
     known = known_symbols(settings)
     if not sym:
@@ -477,7 +564,15 @@ def build_rule(
             "[[poller.watch]] in the config to alert on it)"
         )
     k = _kind(kind)
-    metric = str(metric or "").strip().lower().replace("-", "_").replace(" ", "_")
+    strike_f, side_e = _leg(sym, strike, side)
+    metric = _metric(k, metric, strike_f is not None)
+    _check_leg(sym, k, metric, strike_f is not None)
+    return _Watched(sym, k, metric, strike_f, side_e)
+
+
+def _leg(
+    sym: str, strike: float | None, side: Side | str | None
+) -> tuple[float | None, Side | None]:
     strike_f = _finite(strike, "strike")
     side_e = _side(side) if side is not None else None
     if strike_f is not None and side_e is None:
@@ -488,28 +583,35 @@ def build_rule(
         raise RuleError(f"side {side_e} needs a strike (e.g. {sym} 25000 {side_e})")
     if strike_f is not None and strike_f <= 0:
         raise RuleError(f"strike must be above 0, got {_fmt(strike_f)}")
-    leg = strike_f is not None
-    if k in _METRICS:
-        if not metric:
-            metric = {AlertKind.PRICE: "ltp" if leg else "spot",
-                      AlertKind.VOLATILITY: "iv" if leg else "atm_iv"}[k]  # fmt: skip
-        if metric not in _METRICS[k]:
+    return strike_f, side_e
+
+
+def _metric(k: AlertKind, metric: str, leg: bool) -> str:
+    metric = str(metric or "").strip().lower().replace("-", "_").replace(" ", "_")
+    if k not in METRICS:
+        if metric:
             raise RuleError(
-                f"metric {metric!r} does not apply to {k}; use one of {_choices(_METRICS[k])}"
+                f"metric {metric!r} applies only to PRICE (spot, ltp) and VOLATILITY (iv, "
+                f"atm_iv, iv_rank) rules, not {k}; leave it out"
             )
-    elif metric:
+        return ""
+    metric = metric or default_metric(k, leg)
+    if metric not in METRICS[k]:
         raise RuleError(
-            f"metric {metric!r} applies only to PRICE (spot, ltp) and VOLATILITY (iv, atm_iv, "
-            f"iv_rank) rules, not {k}; leave it out"
+            f"metric {metric!r} does not apply to {k}; use one of {_choices(METRICS[k])}"
         )
-    if (k.value, metric) in _LEG_REQUIRED and not leg:
+    return metric
+
+
+def _check_leg(sym: str, k: AlertKind, metric: str, leg: bool) -> None:
+    if (k, metric) in LEG_METRICS and not leg:
         example = "25000 CE ltp above 150" if metric == "ltp" else "25000 PE iv above 20%"
         other = "spot" if metric == "ltp" else "atm_iv (or iv_rank)"
         raise RuleError(
             f"metric {metric} is an option's own value, so it needs a strike and side "
             f"(e.g. {sym} {example}); for the underlying use {other}"
         )
-    if leg and (k.value, metric) not in _LEG_REQUIRED and k not in _LEG_OPTIONAL:
+    if leg and not takes_leg(k, metric):
         what = f"{k} metric {metric}" if metric else str(k)
         raise RuleError(
             f"{what} is about the whole chain, so it takes no strike or side; leave them out"
@@ -517,26 +619,46 @@ def build_rule(
             + (" (or use metric iv for the option's IV)" if metric in ("atm_iv", "iv_rank") else "")
         )
 
-    # --- when it fires
+
+# --- when it fires
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Fires:
+    condition: Condition
+    threshold: float
+    pattern: PatternKind | None
+
+
+def _fires(
+    settings: Settings,
+    what: _Watched,
+    condition: Condition | str | None,
+    threshold: float | None,
+    pattern: PatternKind | str | None,
+) -> _Fires:
+    """The condition, the threshold (checked against the kind's range) and the pattern."""
+    k = what.kind
+    conditions = CONDITIONS[k]
     if condition is None:
-        if len(_CONDITIONS[k]) > 1:
+        if len(conditions) > 1:
             raise RuleError(
                 f"a {k} rule needs a condition: one of "
-                f"{_choices(c.value.lower() for c in _CONDITIONS[k])}"
+                f"{_choices(c.value.lower() for c in conditions)}"
             )
-        cond = _CONDITIONS[k][0]
+        cond = conditions[0]
     else:
         cond = _condition(condition)
-    if cond not in _CONDITIONS[k]:
+    if cond not in conditions:
         raise RuleError(
             f"condition {cond.value.lower()} does not apply to {k}; use "
-            f"{_choices(c.value.lower() for c in _CONDITIONS[k])}"
+            f"{_choices(c.value.lower() for c in conditions)}"
         )
     pat = _pattern(pattern) if pattern is not None else None
     if k is AlertKind.PATTERN_DETECTED and pat is None:
         raise RuleError(
             f"a PATTERN_DETECTED rule needs a pattern kind; use one of {_choices(PatternKind)} "
-            f"(e.g. {sym} pattern GAMMA_SQUEEZE confidence 70)"
+            f"(e.g. {what.symbol} pattern GAMMA_SQUEEZE confidence 70)"
         )
     if k is not AlertKind.PATTERN_DETECTED and pat is not None:
         raise RuleError(f"a pattern applies only to PATTERN_DETECTED rules, not {k}; leave it out")
@@ -546,62 +668,88 @@ def build_rule(
         raise RuleError(f"a {k} rule needs a threshold")
     t = _finite(threshold, "threshold", allow_negative=True)
     assert t is not None
-    _check_threshold(k, cond, metric, t)
+    _check_threshold(k, cond, what.metric, t)
+    return _Fires(cond, t, pat)
 
-    # --- bands, windows and timing
+
+# --- bands, windows and timing
+
+
+def _bands(
+    what: _Watched, when: _Fires, hysteresis: float | None, tolerance: float | None
+) -> tuple[float, float]:
+    """(hysteresis, tolerance): the re-arm band of level rules and the ± band of equals rules."""
+    k, cond, t = what.kind, when.condition, when.threshold
     hyst = _finite(hysteresis, "hysteresis")
     if hyst is None:
         hyst = default_hysteresis(k, cond, t)
-    elif hyst > 0 and k not in _LEVEL_KINDS:
+    elif hyst > 0 and k not in LEVEL_KINDS:
         raise RuleError(
             "hysteresis (the re-arm band) applies only to PRICE, OI_CHANGE, VOLUME_SPIKE, "
             f"VOLATILITY and PCR rules, not to {k}; leave it out"
         )
     tol = _finite(tolerance, "tolerance")
-    if cond is Condition.EQUALS:
-        if tol is None:
-            tol = default_tolerance(k, metric, t)
-        elif tol <= 0:
+    if cond is not Condition.EQUALS:
+        if tol:
             raise RuleError(
-                "an equals rule needs a tolerance above 0 (it fires on entering threshold ± "
-                "tolerance); give one, e.g. within 10, or leave it out for the default"
+                "tolerance applies only to equals rules (threshold ± tolerance); leave it out"
             )
-    elif tol:
+        return hyst, 0.0
+    if tol is None:
+        return hyst, default_tolerance(k, what.metric, t)
+    if tol <= 0:
         raise RuleError(
-            "tolerance applies only to equals rules (threshold ± tolerance); leave it out"
+            "an equals rule needs a tolerance above 0 (it fires on entering threshold ± "
+            "tolerance); give one, e.g. within 10, or leave it out for the default"
         )
-    else:
-        tol = 0.0
+    return hyst, tol
+
+
+def _window(what: _Watched, when: _Fires, window_s: float | None) -> float:
     win = _finite(window_s, "window")
     if win is None:
-        win = DEFAULT_WINDOW_S
-    elif cond is not Condition.PERCENT_CHANGE and k not in _WINDOWED:
+        return DEFAULT_WINDOW_S
+    if when.condition is not Condition.PERCENT_CHANGE and what.kind not in WINDOWED:
         if win != DEFAULT_WINDOW_S:
             raise RuleError(
                 "a window applies only to percent-change and VOLUME_SPIKE rules; leave it out"
             )
-    elif not _MIN_WINDOW_S <= win <= _MAX_WINDOW_S:
+        return win
+    if not _MIN_WINDOW_S <= win <= _MAX_WINDOW_S:
         raise RuleError(
             f"window must be {_fmt(_MIN_WINDOW_S)} s to {_fmt(_MAX_WINDOW_S)} s (1 day); got "
             f"{_fmt(win)} s"
         )
+    return win
+
+
+def _cooldown(cooldown_s: float | None) -> float:
     cool = _finite(cooldown_s, "cooldown")
     if cool is None:
-        cool = DEFAULT_COOLDOWN_S
-    elif cool > _MAX_COOLDOWN_S:
+        return DEFAULT_COOLDOWN_S
+    if cool > _MAX_COOLDOWN_S:
         raise RuleError(f"cooldown must be at most 7 days ({_fmt(_MAX_COOLDOWN_S)} s)")
+    return cool
 
+
+def _expiry(settings: Settings, expiry: date | str | None, today: date | None) -> date | None:
     exp = _date(expiry)
-    if exp is not None:
-        if today is None:
-            from zoneinfo import ZoneInfo
+    if exp is None:
+        return None
+    if today is None:
+        today = datetime.now(settings.market.tz).date()
+    if exp < today:
+        raise RuleError(
+            f"expiry {exp.isoformat()} has already passed; use a current expiry, or leave it "
+            "out for the nearest one"
+        )
+    return exp
 
-            today = datetime.now(ZoneInfo(settings.market.timezone)).date()
-        if exp < today:
-            raise RuleError(
-                f"expiry {exp.isoformat()} has already passed; use a current expiry, or leave it "
-                "out for the nearest one"
-            )
+
+def _active_window(
+    settings: Settings, active_from: time | str | None, active_to: time | str | None
+) -> tuple[time | None, time | None]:
+    """The rule's own hours (exchange-local); one end given means the market's other end."""
     start, end = _time(active_from, "--from"), _time(active_to, "--to")
     if (start is None) != (end is None):
         start = start or settings.market.open
@@ -611,10 +759,19 @@ def build_rule(
             f"the active window {start:%H:%M}–{end:%H:%M} is empty; the start must be before the "
             "end (both exchange-local, within one day)"
         )
+    return start, end
 
-    # --- who and where
+
+# --- who and where
+
+
+def _audience(
+    channels: Sequence[Channel] | None, owner: str | None, note: str
+) -> tuple[list[Channel], str, str]:
+    """(channels, owner, note): in-app when no channel is given; a repeated channel once."""
     if channels is None:
-        from optterm.engine.notify.channels import APP, Channel
+        # channels.py brings the config and the keyring: needed only for this default.
+        from optterm.engine.notify.channels import APP
 
         channels = (Channel(APP, "in-app"),)
     chans: list[Channel] = []
@@ -628,32 +785,10 @@ def build_rule(
     who = (owner if owner is not None else default_owner()).strip()
     if not who or len(who) > _MAX_OWNER:
         raise RuleError(f"owner must be 1-{_MAX_OWNER} characters, got {who!r}")
-    note = str(note or "").strip()
-    if len(note) > _MAX_NOTE:
-        raise RuleError(f"note must be at most {_MAX_NOTE} characters; got {len(note)}")
-
-    return AlertRule(
-        symbol=sym,
-        kind=k,
-        condition=cond,
-        threshold=t,
-        expiry=exp,
-        strike=strike_f,
-        side=side_e,
-        metric=metric,
-        pattern=pat,
-        hysteresis=hyst,
-        tolerance=tol,
-        window_s=win,
-        cooldown_s=cool,
-        recurring=bool(recurring),
-        active_from=start,
-        active_to=end,
-        channels=tuple(c.ref for c in chans),
-        channel_labels=tuple(c.label for c in chans),
-        owner=who,
-        note=note,
-    )
+    text = str(note or "").strip()
+    if len(text) > _MAX_NOTE:
+        raise RuleError(f"note must be at most {_MAX_NOTE} characters; got {len(text)}")
+    return chans, who, text
 
 
 # ------------------------------------------------------------------------------ the one-line form
@@ -749,8 +884,7 @@ class _Parser:
     # -- values
     def number(self, what: str) -> tuple[float, str, _Tok]:
         tok = self.peek()
-        got = _num_of(tok.low) if tok is not None else None
-        if got is None:
+        if tok is None or (got := _num_of(tok.low)) is None:
             self.fail(f"expected {what}", tok)
         self.pos += 1
         value, unit = got

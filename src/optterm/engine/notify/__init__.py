@@ -1,1 +1,2 @@
-"""Notifications: channel specs (channels) and the outbox dispatcher that sends through Apprise."""
+"""Notifications: channel specs (channels), keeping their URLs out of logs (redact) and the
+outbox dispatcher that sends through Apprise."""

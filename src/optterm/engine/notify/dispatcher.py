@@ -1,7 +1,7 @@
 """Alert delivery: the outbox dispatcher and a one-shot `send_now` over Apprise.
 
 `Dispatcher` drains the outbox (store/outbox.py): it claims each due row (PENDING → SENDING),
-resolves the row's channel reference to an Apprise URL (engine/channels.py), sends, and marks
+resolves the row's channel reference to an Apprise URL (notify/channels.py), sends, and marks
 the row SENT, PENDING again on the retry schedule of `[notify] retry_schedule`, or FAILED. Every
 row is sent in its own task, so a slow or failing channel never holds up another channel of the
 same event, nor a later event. The engine calls `wake()` after committing new rows and delivery
@@ -11,9 +11,8 @@ Exactly-once is not possible over webhooks and mail; optterm chooses *at most on
 crash: a row found SENDING at start-up is marked FAILED ("delivery unknown"), never re-sent.
 
 Secrets: Apprise URLs carry tokens. Nothing here logs or returns a URL — only the row's redacted
-`channel_label` (or `channels.redact_url`) — and Apprise's and urllib3's own log records are
-scrubbed of every piece of the URLs this module has been given (Apprise's "privacy" URL still
-shows header values such as `+X-Token=…`, and urllib3 logs request paths at DEBUG).
+`channel_label` (or `channels.redact_url`) — and every URL is registered with the log scrubber
+(engine/notify/redact.py) before Apprise sees it.
 
 Apprise is used only through `await Apprise.async_notify(...)` (its sync `notify()` would block
 the event loop), one Apprise object per URL so each result maps to its channel, with Apprise's
@@ -37,16 +36,15 @@ import dataclasses
 import inspect
 import logging
 import os
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from optterm.config import Settings
 from optterm.engine.notify.channels import APP, ChannelError, redact_url, resolve_channel
+from optterm.engine.notify.redact import protect_urls, scrub
 from optterm.infra.secrets import SecretStore
 from optterm.model import Delivery
 from optterm.store import Store
@@ -61,93 +59,7 @@ PAUSE_AT_ENV: Final = "OPTTERM_TEST_PAUSE_AT"
 PAUSE_FILE_ENV: Final = "OPTTERM_TEST_PAUSE_FILE"
 MAX_IDLE: Final = 1.0  # seconds between looks at the outbox when nobody wakes the dispatcher
 BATCH: Final = 100
-# Loggers that may print a URL or its path: Apprise ("Loaded JSON URL: …?+X-Token=…"), urllib3
-# (request lines at DEBUG). Filters on a logger see only records logged on that very logger.
-_SCRUBBED_LOGGERS: Final = ("apprise", "urllib3.connectionpool", "urllib3.util.retry", "requests")
-_MIN_PIECE: Final = 3
 _WARNING_OR_WORSE: Final = frozenset({logging.WARNING, logging.ERROR, logging.CRITICAL})
-
-
-# ---------------------------------------------------------------------------- secret scrubbing
-
-
-def _pieces(url: str) -> set[str]:
-    """The parts of `url` that may grant access, in the forms a log line may show them."""
-    out = {url, url.split("://", 1)[-1]}
-    try:
-        parts = urlsplit(url)
-        raw: list[str] = [parts.username or "", parts.password or "", parts.fragment]
-        host = parts.hostname or ""
-        if host and "." not in host and host != "localhost" and ":" not in host:
-            raw.append(host)  # tgram://BOTTOKEN/…: the "host" is a token
-        raw.extend(parts.path.split("/"))
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            raw.append(value)
-            if key[:1] in "+-:":  # header / payload entries: "+X-Token=…"
-                raw.append(key[1:])
-    except ValueError:
-        raw = []
-    for piece in raw:
-        for form in (piece, unquote(piece), quote(unquote(piece), safe="")):
-            if len(form) >= _MIN_PIECE:
-                out.add(form)
-    return out
-
-
-class _Scrubber(logging.Filter):
-    """Masks, in log records, every piece of every URL registered so far (kept for the life of
-    the process: Apprise's worker threads may still log after a send has timed out)."""
-
-    def __init__(self) -> None:
-        super().__init__("optterm.notify.scrub")
-        self._lock = threading.Lock()
-        self._known: set[str] = set()
-        self._ordered: tuple[str, ...] = ()
-
-    def register(self, urls: Iterable[str]) -> None:
-        with self._lock:
-            new = set().union(*(_pieces(u) for u in urls)) - self._known
-            if new:
-                self._known |= new
-                self._ordered = tuple(sorted(self._known, key=len, reverse=True))
-
-    def scrub(self, text: str) -> str:
-        for piece in self._ordered:
-            if piece in text:
-                text = text.replace(piece, "…")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._ordered:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:
-            message = str(record.msg)
-        clean = self.scrub(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = self.scrub(record.exc_text)
-        return True
-
-
-_SCRUBBER = _Scrubber()
-_installed = False
-_install_lock = threading.Lock()
-
-
-def _protect(urls: Iterable[str]) -> None:
-    global _installed
-    _SCRUBBER.register(urls)
-    if not _installed:
-        with _install_lock:
-            if not _installed:
-                for name in _SCRUBBED_LOGGERS:
-                    logging.getLogger(name).addFilter(_SCRUBBER)
-                _installed = True
 
 
 # ------------------------------------------------------------------------------------ sending
@@ -208,12 +120,10 @@ async def _send_one(
     except TimeoutError:
         return SendResult(label, False, f"{label}: timed out after {budget:g} s")
     except Exception as exc:  # a plugin bug must not kill the dispatcher
-        return SendResult(
-            label, False, f"{label}: {type(exc).__name__}: {_SCRUBBER.scrub(str(exc))}"
-        )
+        return SendResult(label, False, f"{label}: {type(exc).__name__}: {scrub(str(exc))}")
     if result:
         return SendResult(label, True)
-    return SendResult(label, False, f"{label}: {_SCRUBBER.scrub(_detail(result))}")
+    return SendResult(label, False, f"{label}: {scrub(_detail(result))}")
 
 
 async def send_now(
@@ -227,7 +137,7 @@ async def send_now(
     order. Never raises for a delivery problem and never returns or logs a URL."""
     if not targets:
         return []
-    _protect(url for _, url in targets)
+    protect_urls(url for _, url in targets)
     return list(
         await asyncio.gather(
             *(_send_one(label, url, title, body, timeout, notify_type) for label, url in targets)

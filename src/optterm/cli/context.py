@@ -1,0 +1,95 @@
+"""What every command needs: the settings its global options make, the store, JSON output and
+dates typed on the command line.
+
+Light on purpose: `optterm --help` imports every command module, and each of those imports only
+this, typer and the errors at the top; the rest is imported where a command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from optterm.cli.errors import UsageProblem
+from optterm.engine.compose import CliOptions
+from optterm.market import parse_day
+
+if TYPE_CHECKING:
+    from optterm.config import Settings
+    from optterm.store import Store
+
+__all__ = [
+    "load_settings",
+    "options",
+    "parse_date",
+    "print_json",
+    "run_with_existing_store",
+    "run_with_store",
+]
+
+T = TypeVar("T")
+
+
+def options(ctx: typer.Context) -> CliOptions:
+    """The global options (`optterm --scenario … COMMAND`), as the root command kept them."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliOptions) else CliOptions()
+
+
+def load_settings(ctx: typer.Context) -> Settings:
+    """Settings from the config file and environment, with the global options applied."""
+    from optterm.engine.compose import load
+
+    return load(options(ctx))
+
+
+def run_with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the configured store (creating it if need be), run `use` on it, close it."""
+
+    async def go() -> T:
+        from optterm.engine.compose import open_configured_store
+
+        store = await open_configured_store(settings)
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def run_with_existing_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+    """Like run_with_store, but never creates a database: a status check must not make one."""
+
+    async def go() -> T:
+        from optterm.engine.compose import store_url
+        from optterm.store import open_store
+
+        store = await open_store(store_url(settings), create=False)
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def print_json(doc: Any, *, ensure_ascii: bool = True) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=ensure_ascii) + "\n")
+
+
+def parse_date(value: str, flag: str) -> date:
+    """A date typed after `flag`: 2026-11-24 or 24-Nov-2026; a usage error otherwise."""
+    day = parse_day(value)
+    if day is None:
+        raise UsageProblem(
+            f"{flag} {value!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-11-24) "
+            "or DD-Mon-YYYY (e.g. 24-Nov-2026)."
+        )
+    return day
