@@ -198,9 +198,12 @@ async def test_an_unknown_id_is_one_error_whatever_is_asked(book: AlertBook) -> 
 
 
 async def test_a_store_failure_is_an_alert_book_error(settings: Settings) -> None:
-    class DownStore:
+    class DownAlerts:
         async def add_rule(self, rule: Any) -> Any:
             raise StoreError("Saving the alert rule failed: the database is unreachable")
+
+    class DownStore:
+        alerts = DownAlerts()
 
     with pytest.raises(AlertBookError, match="the database is unreachable"):
         await AlertBook(DownStore(), settings).add(SPOT_ABOVE)  # type: ignore[arg-type]

@@ -25,7 +25,6 @@ from optterm.model import (
 )
 from optterm.present.time import SinceError, age_text, ago_text, parse_since, when_text
 from optterm.store import open_store
-from optterm.store.analytics import save_signals
 from tests.conftest import Home
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)  # 11:30 IST
@@ -127,7 +126,7 @@ def seeded(home: Home, monkeypatch: pytest.MonkeyPatch) -> datetime:
                                "NIFTY spot crossed above 25,000", "body", "simulator",
                                Feed.SIMULATED)  # fmt: skip
             await store.alerts.record_firings([(event, [Channel("app", "in-app")])], [])
-            await save_signals(store, [_signal(seen)])
+            await store.analytics.save_signals([_signal(seen)])
 
     asyncio.run(seed())
     return seen
