@@ -36,7 +36,7 @@ def status_text(
     if symbol is None:
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
-    open_now = _market_open(state, now)
+    open_now = state.calendar.is_open(now)
     master = Text.assemble(_attached_line(state), _master_line(state))
     market = Text(" market open " if open_now else " market closed ", style="reverse")
     if update is None:
@@ -101,12 +101,6 @@ def _master_line(state: EngineState) -> Text:
     if status.last_error and status.rows is None:
         return Text(f"  instrument master: {status.last_error}", style="bold red")
     return Text("")
-
-
-def _market_open(state: EngineState, now: datetime) -> bool:
-    from optterm.providers.factory import market_calendar
-
-    return market_calendar(state.settings).is_open(now)
 
 
 def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
