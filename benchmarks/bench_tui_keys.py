@@ -50,7 +50,7 @@ async def _measure(root: Path) -> list[float]:
         f'[store]\nurl = "sqlite+aiosqlite:///{store}"\n[poller]\ninterval = {INTERVAL}\n'
     )
     settings = load_settings(config, env={})
-    app = OpttermApp(settings)
+    app = OpttermApp(settings, freeze_heap=True)  # as `optterm` runs it (run_tui)
     rng = random.Random(SEED)
     latencies: list[float] = []
     async with app.run_test(size=SIZE) as pilot:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from optterm.engine.state import EngineState
 from optterm.model import ChainSnapshot, Feed
@@ -109,13 +109,25 @@ def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
     return since is not None and (now - since).total_seconds() > stale_after(state)
 
 
-class StatusBar(Static):
+class StatusBar(Widget):
+    """One line, repainted in place: its size never changes, so an update (every tick, and
+    every second for the ages) costs a repaint of this line, never a layout of the screen."""
+
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $boost; }
+    StatusBar { height: 1; width: 1fr; background: $boost; }
     StatusBar.stale { background: $error 30%; }
     """
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text = Text("")
+
+    def render(self) -> Text:
+        return self._text
+
     def show(self, state: EngineState, symbol: str | None = None, expiry: date | None = None):
         text, stale = status_text(state, symbol, expiry)
-        self.update(text)
+        if text != self._text:
+            self._text = text
+            self.refresh()
         self.set_class(stale, "stale")
