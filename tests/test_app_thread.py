@@ -260,3 +260,53 @@ async def test_an_alert_fired_on_the_engine_thread_toasts(tmp_path: Path) -> Non
         assert f"crossed above {threshold:,.2f}" in toast.title
         await pilot.press("q")
     assert engine_threads() == []
+
+
+async def test_attached_to_a_poller_that_stops_o_polls_from_the_tui(tmp_path: Path) -> None:
+    from optterm.engine.runner import Listener, Runner
+
+    class Ticked(Listener):
+        def __init__(self) -> None:
+            self.ticked = asyncio.Event()
+
+        def tick(self, tick: Any) -> None:
+            self.ticked.set()
+
+    settings = settings_for(tmp_path)
+    stop_daemon = asyncio.Event()
+    heard = Ticked()
+    # The store's poller: in-process here, where a user would have `optterm serve`.
+    serving = asyncio.create_task(Runner(settings, role="poll", listener=heard).run(stop_daemon))
+    await heard.ticked.wait()
+    app = OpttermApp(settings)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.first_chain.wait()
+        assert app.state.attached is not None and "ATTACHED to" in status(app)
+        await pilot.press("o")
+        await pilot.pause()
+        assert "The daemon is running" in list(app._notifications)[-1].message
+
+        stop_daemon.set()
+        assert await serving is None
+        while "DAEMON GONE" not in status(app):
+            app.ticked.clear()
+            await app.ticked.wait()
+            await pilot.pause()
+        assert any("optterm serve is gone" in n.title for n in app._notifications)
+
+        await pilot.press("o")
+        while app.state.attached is not None or app.state.last_tick.next_in is None:
+            app.ticked.clear()
+            await app.ticked.wait()
+        assert app.state.last_tick.next_in == 0.2  # polled by this terminal now
+        await pilot.press("o")
+        await pilot.pause()
+        assert "Already polling" in list(app._notifications)[-1].message
+        await pilot.press("q")
+    assert engine_threads() == []
+    store = await open_store(str(tmp_path / "o.db"))
+    try:
+        lease = await current_lease(store)
+        assert lease is not None and lease.lease_no == 2 and lease.released_at is not None
+    finally:
+        await store.close()

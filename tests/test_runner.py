@@ -118,6 +118,27 @@ async def test_auto_follows_the_poller_hears_it_go_and_polls_here_when_asked(
     assert lease_row(tmp_path)["released_at"] is not None
 
 
+async def test_asked_to_poll_while_another_holds_the_lease_auto_follows_it(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    leader, eager = Recorder(), Recorder()
+    stop_leader, stop_eager = asyncio.Event(), asyncio.Event()
+    leading = asyncio.create_task(Runner(settings, role="poll", listener=leader).run(stop_leader))
+    await leader.until(lambda: leader.ticks)
+
+    runner = Runner(settings, role="auto", listener=eager)
+    runner.poll_here()  # before it runs: no look for a daemon, straight to the lease
+    running = asyncio.create_task(runner.run(stop_eager))
+    await eager.until(lambda: eager.ticks)
+    assert eager.events[:3] == ["store", "following", "tick"]  # the lease was held: follow
+    assert "polling" not in eager.events
+    stop_eager.set()
+    stop_leader.set()
+    assert await running is None and await leading is None
+    assert lease_row(tmp_path)["lease_no"] == 1  # never taken by the follower
+
+
 async def test_poll_refuses_a_held_lease_and_a_standby_takes_over_when_it_is_let_go(
     tmp_path: Path,
 ) -> None:

@@ -196,9 +196,10 @@ class OpttermApp(App[int]):
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
 
-    def _start_engine(self) -> None:
+    def _start_engine(self, *, poll_here: bool = False) -> None:
         """The runner in role `auto`: follow a live daemon, else poll (and be the store's
-        poller: scheduler included, exactly as `serve`)."""
+        poller: scheduler included, exactly as `serve`). `poll_here`: poll without looking
+        for a daemon first."""
         from optterm.engine.runner import Runner
         from optterm.engine.thread import EngineThread
 
@@ -211,6 +212,8 @@ class OpttermApp(App[int]):
             now=self.state.now,
             **self.runner_options,
         )
+        if poll_here:
+            runner.poll_here()
         self.engine = EngineThread(runner, on_exit=self._news.exited)
         self.engine.start()
 
@@ -233,8 +236,12 @@ class OpttermApp(App[int]):
         if follower.lease_live:
             self.notify("The daemon is running; this terminal follows it.", timeout=5)
             return
-        if self.engine is not None:
-            self.engine.call_soon(self.engine.runner.poll_here)
+        engine = self.engine
+        if engine is not None and engine.is_alive():
+            engine.call_soon(engine.runner.poll_here)
+        elif self.start_engine:  # following failed and the engine stopped: start it afresh
+            self.state.engine_error = None
+            self._start_engine(poll_here=True)
 
     def _toast(self, item: Any) -> None:
         """In-app delivery of an alert (the dispatcher's "app" channel, from any thread)."""

@@ -146,7 +146,8 @@ class Runner:
         self._poll_here = asyncio.Event()
 
     def poll_here(self) -> None:
-        """Stop following and poll from this process (call it on the runner's loop)."""
+        """Stop following and poll from this process (call it on the runner's loop, or before
+        `run`: then it polls without looking for a daemon first)."""
         self._poll_here.set()
 
     async def run(self, stop: asyncio.Event) -> str | None:
@@ -157,7 +158,7 @@ class Runner:
         self.store = store
         self.listener.store_opened(store)
         try:
-            follow_first = self.role == "auto"
+            follow_first = self.role == "auto" and not self._poll_here.is_set()
             while not stop.is_set():
                 if store is not None and follow_first and await self._daemon_running(store):
                     await self._follow(store, stop)
