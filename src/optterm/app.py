@@ -1,38 +1,48 @@
 """The Textual app: screens for the dashboard, patterns, alerts, providers, history and help, over
-one engine that runs in a background worker.
+one engine that runs on a thread of its own.
 
-The engine (poller, analytics, detectors, alerts, notification dispatcher) runs in an async worker
-that survives errors and reports them in the header. Each Tick arrives as one message; the app
-applies it to the shared EngineState and asks the screen on display to re-render once. Screens
-never talk to the engine directly.
+The engine's lifecycle (store, lease or following a daemon, poller, scheduler, notifications) is
+the Runner shared with `optterm serve` (engine/runner.py). It runs on its own thread and event
+loop (engine/thread.py), so a key press never waits for a tick. Its news (ticks, following or
+polling, errors) is queued in order and announced with one replaceable message: however many
+ticks arrive while the app is busy, the app applies them all to the shared EngineState and asks
+the screen on display to re-render once. Screens never talk to the engine directly; the store
+they read (`state.store`) runs every call on the engine's loop (engine/loopproxy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
 from optterm.engine.events import Tick
+from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.compose import CliOptions
+    from optterm.engine.engine import Engine
+    from optterm.engine.follower import Follower
+    from optterm.engine.thread import EngineThread
+    from optterm.store import Store
 
 __all__ = ["OpttermApp", "run_tui"]
 
 log = logging.getLogger("optterm.app")
+
+QUIT_WAIT_S = 10.0  # the longest a quit waits for the engine (a tick's timeout plus the drain)
 
 # Installed once and kept (their state survives switching); history is built per visit.
 SCREENS_BY_KEY = {
@@ -51,10 +61,87 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-class TickArrived(Message):
-    def __init__(self, tick: Tick) -> None:
+class EngineNews(Message):
+    """The engine has queued news for the app. One pending message is enough: a newer one
+    replaces it, and handling it takes everything queued."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EngineNews)
+
+
+class AlertToast(Message):
+    """An alert for the "app" channel, from the notification dispatcher (any thread)."""
+
+    def __init__(self, title: str, body: str) -> None:
         super().__init__()
-        self.tick = tick
+        self.title = title
+        self.body = body
+
+
+def _store_gone() -> Exception:
+    from optterm.store.errors import StoreError
+
+    return StoreError("The store is closed: the engine has stopped.")
+
+
+def _instrument_master(engine: Engine) -> Any:
+    """Angel One's instrument master, when that provider is configured (shown while it loads)."""
+    from optterm.providers.base import HasMaster, members
+
+    master = None
+    for p in members(engine.poller.provider):
+        if isinstance(p, HasMaster):
+            master = p.master
+    return master
+
+
+class _News(Listener):
+    """The runner's news for the app, from the engine's thread: each item is a change to make on
+    the app's thread, queued in order; the app is woken with a replaceable EngineNews."""
+
+    def __init__(self, app: OpttermApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._queue: deque[Callable[[], None]] = deque()
+
+    def take(self) -> list[Callable[[], None]]:
+        with self._lock:
+            news = list(self._queue)
+            self._queue.clear()
+        return news
+
+    def _send(self, change: Callable[[], None]) -> None:
+        with self._lock:
+            self._queue.append(change)
+        self._app.post_message(EngineNews())
+
+    def store_opened(self, store: Store | None) -> None:
+        from optterm.engine.loopproxy import LoopProxy
+
+        shared = None
+        if store is not None:
+            shared = cast("Store", LoopProxy(store, asyncio.get_running_loop(), _store_gone))
+        self._send(lambda: self._app._set_store(shared))
+
+    def following(self, follower: Follower) -> None:
+        self._send(lambda: self._app._set_role(follower, None))
+
+    def polling(self, engine: Engine) -> None:
+        master = _instrument_master(engine)
+        self._send(lambda: self._app._set_role(None, master))
+
+    def tick(self, tick: Tick) -> None:
+        self._send(lambda: self._app._take_tick(tick))
+
+    def daemon_gone(self) -> None:
+        self._send(self._app._say_daemon_gone)
+
+    def lease_lost(self, message: str) -> None:
+        self._send(lambda: self._app._engine_stopped(message))
+
+    def exited(self, lost: str | None, error: BaseException | None) -> None:
+        if error is not None:
+            self._send(lambda: self._app._engine_stopped(str(error) or type(error).__name__))
 
 
 class OpttermApp(App[int]):
@@ -78,17 +165,27 @@ class OpttermApp(App[int]):
         store_history: bool = True,
         now: Callable[[], datetime] | None = None,
         start_engine: bool = True,
+        runner_options: Mapping[str, Any] | None = None,
+        freeze_heap: bool = False,
     ) -> None:
+        """`start_engine=False` leaves the engine out (tests drive ticks through `apply_tick`);
+        `runner_options` go to the Runner (tests inject a provider, `sleep`, `cadence`).
+        `freeze_heap` (the real program) moves everything alive once the first chain is on
+        screen out of the garbage collector's sight: a full collection then scans only what
+        came later, and stops both threads for milliseconds instead of a tenth of a second."""
         super().__init__()
         self.settings = settings
         self.store_history = store_history
         self.state = EngineState(settings, None, **({"now": now} if now else {}))
         self.start_engine = start_engine
+        self.runner_options = dict(runner_options or {})
+        self.freeze_heap = freeze_heap
+        self.engine: EngineThread | None = None
+        self._news = _News(self)
         # Set on every tick handled; lets tests wait on data, not on time.
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._engine_done = asyncio.Event()
+        self._fresh_ticks = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -97,113 +194,39 @@ class OpttermApp(App[int]):
             self.install_screen(_load(path)(self.state), name=name)
         self.push_screen("dashboard")
         if self.start_engine:
-            self.run_engine()
+            self._start_engine()
         self.set_interval(1.0, self.refresh_status)
 
-    @work(exclusive=True, group="engine")
-    async def run_engine(self, local: bool = False) -> None:
-        """Poll (or, when a daemon holds the store's lease, follow it) until quit."""
-        from optterm.engine.compose import make_engine, open_configured_store
-        from optterm.providers.base import HasMaster, members
-        from optterm.providers.factory import build_provider
+    def _start_engine(self, *, poll_here: bool = False) -> None:
+        """The runner in role `auto`: follow a live daemon, else poll (and be the store's
+        poller: scheduler included, exactly as `serve`). `poll_here`: poll without looking
+        for a daemon first."""
+        from optterm.engine.runner import Runner
+        from optterm.engine.thread import EngineThread
 
-        store = provider = lease = None
-        stop = self._stop = asyncio.Event()
-        done = self._engine_done = asyncio.Event()
-        try:
-            store = await open_configured_store(self.settings) if self.store_history else None
-            self.state.store = store
-            if store is not None and not local and await self._daemon_running(store):
-                await self._follow(store, stop)
-                return
-            if store is not None:
-                # Polling from this terminal makes it the store's one writer: a `serve` started
-                # later refuses (or stands by) instead of polling beside it.
-                from optterm.store.lease import LeaseHeld, acquire_lease
+        runner = Runner(
+            self.settings,
+            role="auto",
+            listener=self._news,
+            history=self.store_history,
+            app_sink=self._toast,
+            now=self.state.now,
+            **self.runner_options,
+        )
+        if poll_here:
+            runner.poll_here()
+        self.engine = EngineThread(runner, on_exit=self._news.exited)
+        self.engine.start()
 
-                try:
-                    lease = await acquire_lease(store, wait=False)
-                except LeaseHeld:
-                    await self._follow(store, stop)
-                    return
-                keeper = asyncio.create_task(self._keep_lease(lease, stop), name="lease")
-                self._keeper = keeper  # a reference, so the task is not collected
-            self.state.attached = None
-            provider = build_provider(self.settings)
-            for p in members(provider):
-                if isinstance(p, HasMaster):
-                    self.state.master = p.master
-            engine = make_engine(self.settings, provider, store, app_sink=self._toast)
-            poller = engine.poller
-            sub = poller.subscribe()
-            await poller.resolve()
-            runner = asyncio.create_task(engine.run(stop))
-            while not runner.done():
-                getter = asyncio.create_task(sub.get())
-                finished, _ = await asyncio.wait(
-                    {getter, runner}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter in finished:
-                    self.post_message(TickArrived(getter.result()))
-                else:
-                    getter.cancel()
-            runner.result()
-        except Exception as exc:  # shown in the header; the app stays usable
-            log.exception("engine stopped")
-            self.state.engine_error = str(exc) or type(exc).__name__
-            self.refresh_status()
-        finally:
-            stop.set()
-            if provider is not None:
-                await provider.close()
-            if lease is not None:
-                await lease.release()
-            if self.state.store is store:
-                self.state.store = None
-            if store is not None:
-                await store.close()
-            done.set()
-
-    async def _keep_lease(self, lease: Any, stop: asyncio.Event) -> None:
-        """Heartbeat the lease; if it is lost (taken over), stop polling and say so."""
-        from optterm.store.lease import LeaseLost
-
-        try:
-            await lease.keep(stop)
-        except LeaseLost as err:
-            self.state.engine_error = str(err)
-            stop.set()
-
-    async def _daemon_running(self, store: Any) -> bool:
-        from optterm.store.lease import current_lease, lease_is_live
-
-        info = await current_lease(store)
-        stale = 2 * self.settings.poller.interval
-        return await lease_is_live(store, info, now=self.state.now(), stale_after=stale)
-
-    async def _follow(self, store: Any, stop: asyncio.Event) -> None:
-        """Attached: read what the daemon writes, never poll or write market data ourselves."""
-        from optterm.engine.follower import Follower
-
-        follower = Follower(store, self.settings, now=self.state.now)
-        self.state.attached = follower
-        warned = False
-        while not stop.is_set():
-            tick = await follower.follow_once()
-            self.post_message(TickArrived(tick))
-            if not follower.lease_live and not warned:
-                warned = True
-                self.notify(
-                    "The daemon serving this store has stopped. Press o to poll from this "
-                    "terminal, or wait for a standby to take over.",
-                    title="optterm serve is gone",
-                    severity="error",
-                    timeout=30,
-                )
-            elif follower.lease_live:
-                warned = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=follower.interval)
+    async def _stop_engine(self) -> None:
+        """Stop the engine's thread: the tick in progress finishes, due notifications go out,
+        the lease is released and the store closed."""
+        engine = self.engine
+        if engine is None:
+            return
+        engine.stop()
+        if not await engine.wait(QUIT_WAIT_S):
+            log.warning("the engine did not stop within %g s", QUIT_WAIT_S)
 
     def action_poll_locally(self) -> None:
         """Attached to a daemon that went away: poll from this terminal instead."""
@@ -214,42 +237,91 @@ class OpttermApp(App[int]):
         if follower.lease_live:
             self.notify("The daemon is running; this terminal follows it.", timeout=5)
             return
-        self._stop.set()
-        self.run_engine(local=True)
+        engine = self.engine
+        if engine is not None and engine.is_alive():
+            engine.call_soon(engine.runner.poll_here)
+        elif self.start_engine:  # following failed and the engine stopped: start it afresh
+            self.state.engine_error = None
+            self._start_engine(poll_here=True)
 
     def _toast(self, item: Any) -> None:
-        """In-app delivery of an alert: a toast (the dispatcher runs on this app's loop)."""
-        self.notify(item.body, title=item.title, severity="warning", timeout=15)
+        """In-app delivery of an alert (the dispatcher's "app" channel, from any thread)."""
+        self.post_message(AlertToast(item.title, item.body))
+
+    def on_alert_toast(self, message: AlertToast) -> None:
+        self.notify(message.body, title=message.title, severity="warning", timeout=15)
 
     async def action_quit(self) -> None:
         """Let the tick in progress finish and the store close before leaving."""
-        self._stop.set()
-        if self.workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._engine_done.wait(), 10)
+        await self._stop_engine()
         self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self._stop_engine()  # however the app ends, no engine thread outlives it
+
+    # -- the engine's news ----------------------------------------------------------------------
+
+    def on_engine_news(self, message: EngineNews) -> None:
+        news = self._news.take()
+        if not news:
+            return  # taken with an earlier message
+        for change in news:
+            change()
+        self._refresh_screen()
+        if self._fresh_ticks:
+            self._fresh_ticks = False
+            self.ticked.set()
+
+    def _set_store(self, store: Store | None) -> None:
+        self.state.store = store
+
+    def _set_role(self, follower: Follower | None, master: Any) -> None:
+        self.state.attached = follower
+        if follower is None:
+            self.state.master = master
+
+    def _say_daemon_gone(self) -> None:
+        self.notify(
+            "The daemon serving this store has stopped. Press o to poll from this "
+            "terminal, or wait for a standby to take over.",
+            title="optterm serve is gone",
+            severity="error",
+            timeout=30,
+        )
+
+    def _engine_stopped(self, why: str) -> None:
+        self.state.engine_error = why
+        self.refresh_status()
 
     # -- ticks --------------------------------------------------------------------------------
 
-    def on_tick_arrived(self, message: TickArrived) -> None:
-        self.apply_tick(message.tick)
-
     def apply_tick(self, tick: Tick) -> None:
+        """Apply one tick and re-render (tests drive the app tick by tick through this)."""
+        self._take_tick(tick)
+        self._refresh_screen()
+        self._fresh_ticks = False
+        self.ticked.set()
+
+    def _take_tick(self, tick: Tick) -> None:
         self.state.apply(tick)
         if self.state.attached is not None:
             # The daemon delivered these to its channels; this terminal shows them as toasts.
             for event in tick.alerts:
                 self.notify(event.body, title=event.title, severity="warning", timeout=15)
-        self._refresh_screen()
         if tick.updates and not self.first_chain.is_set():
             self.first_chain.set()
             self.call_after_refresh(self._first_paint)
-        self.ticked.set()
+        self._fresh_ticks = True
 
     def _first_paint(self) -> None:
-        """Test/benchmark hook: note when the first chain reached the screen."""
+        """Start-up is over: freeze the heap (see __init__), and, for tests and benchmarks, note
+        when the first chain reached the screen."""
+        import gc
         import os
         import time
+
+        if self.freeze_heap:
+            gc.freeze()
 
         target = os.environ.get("OPTTERM_TEST_PAINT_FILE")
         if target:
@@ -342,7 +414,7 @@ def run_tui(opts: CliOptions) -> int:
     # Fail before taking over the screen, with the same messages and exit codes as other commands.
     asyncio.run(_preflight(settings))
     configure_logging(settings.log.level, settings.log.format, file=paths.log_dir() / "optterm.log")
-    return OpttermApp(settings).run() or 0
+    return OpttermApp(settings, freeze_heap=True).run() or 0
 
 
 async def _preflight(settings: Settings) -> None:

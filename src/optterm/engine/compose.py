@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ def make_poller(
     store: Store | None,
     *,
     alerts: AlertService | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> Poller:
     from optterm.engine.analytics.analyzer import Analyzer
     from optterm.engine.poller import Poller, Watch
@@ -80,6 +82,7 @@ def make_poller(
         ),
         analytics_sink=None if store is None else store.analytics,
         alerts=alerts,
+        **({"now": now} if now is not None else {}),
     )
 
 
@@ -89,6 +92,7 @@ def make_engine(
     store: Store | None,
     *,
     app_sink: Any = None,
+    now: Callable[[], datetime] | None = None,
 ) -> Engine:
     """Poller with analytics and alerts, plus the notification dispatcher (with a store)."""
     from optterm.engine.alerts.service import AlertService
@@ -98,7 +102,7 @@ def make_engine(
     from optterm.providers.factory import market_calendar
 
     if store is None:
-        return Engine(make_poller(settings, provider, None))
+        return Engine(make_poller(settings, provider, None, now=now))
     dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
     alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
-    return Engine(make_poller(settings, provider, store, alerts=alerts), dispatcher)
+    return Engine(make_poller(settings, provider, store, alerts=alerts, now=now), dispatcher)

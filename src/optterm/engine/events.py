@@ -51,6 +51,9 @@ class Tick:
     signals: tuple[Signal, ...] = ()  # created (updates == 0) or refreshed in this tick
     active: tuple[Signal, ...] = ()  # every unexpired signal after this tick, strongest first
     alerts: tuple[AlertEvent, ...] = ()  # alert events recorded in this tick (to be delivered)
+    # Seconds the poller waits before the next tick: `[poller] interval` in session, the
+    # scheduler's idle cadence outside it. None when not polling in a loop (a follower, a test).
+    next_in: float | None = None
 
     @property
     def stored(self) -> int:

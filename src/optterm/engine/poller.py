@@ -115,7 +115,13 @@ class Poller:
             snap = await self.provider.fetch_chain(w.symbol, expiry)
         return snap.window(w.strikes) if len(snap) else snap
 
-    async def tick_once(self) -> Tick:
+    def now(self) -> datetime:
+        """The poller's wall clock (tick times, the day its expiry lists belong to)."""
+        return self._now()
+
+    async def tick_once(self, pause: Callable[[], float] | None = None) -> Tick:
+        """One tick: fetch, store, analyse, alert, publish. `pause`, when given, is asked at the
+        end of the tick for the seconds to the next one, which the Tick carries (`next_in`)."""
         started = self._now()
         cpu0 = time.process_time()
         self.seq += 1
@@ -205,6 +211,7 @@ class Poller:
             tuple(signals),
             active,
             tuple(fired),
+            None if pause is None else pause(),
         )
         self.last_tick = tick
         log.info(
@@ -278,11 +285,15 @@ class Poller:
         """
         next_at = self._clock()
         while not stop.is_set():
+            fn = interval_fn or self.interval_fn
+            pause: float | None = None
             try:
-                await self.tick_once()
+                # The pause is decided at the end of the tick and published with it, so front
+                # ends can show the cadence (and `serve` can pace its watchdog).
+                pause = (await self.tick_once(lambda f=fn: self._next_interval(f))).next_in
             except Exception:  # a bug in one tick must not end the feed
                 log.exception("tick %d failed", self.seq)
-            next_at += self._next_interval(interval_fn or self.interval_fn)
+            next_at += self._next_interval(fn) if pause is None else pause
             delay = next_at - self._clock()
             if delay <= 0:
                 next_at = self._clock()  # overran: start now, don't try to catch up

@@ -150,7 +150,7 @@ class Scheduler:
                 delay = MAX_SLEEP_S
             delay = min(max(delay, MIN_SLEEP_S), MAX_SLEEP_S)
             if self._sleep is not None:
-                await self._sleep(delay)
+                await _until_either(self._sleep(delay), stop)
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -317,6 +317,22 @@ class Scheduler:
         await self.store.checkpoint()
         self._checkpoint_at = now
         return "ok", f"WAL checkpointed: {_size(before)} -> {_size(_wal_size(path))}"
+
+
+async def _until_either(sleep: Awaitable[object], stop: asyncio.Event) -> None:
+    """An injected sleep, cut short by `stop` like the real wait (a stop must never wait for
+    a test's clock to move)."""
+    napping = asyncio.ensure_future(sleep)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({napping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (napping, stopping):
+            t.cancel()
+        await asyncio.gather(napping, stopping, return_exceptions=True)
+    failed = None if napping.cancelled() else napping.exception()
+    if failed is not None:
+        raise failed
 
 
 def _wal_size(path: Path) -> int | None:

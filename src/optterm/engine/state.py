@@ -3,7 +3,11 @@
 Screens never talk to the poller. The app applies each Tick here, then calls `on_state(state)` on
 the screen being shown (and a screen reads the state when it is first shown), so every screen
 re-renders at most once per tick. `now()` is the app's clock: screens measure data ages with it,
-never with `datetime.now()`, so tests and snapshots can freeze it.
+never with `datetime.now()`, so tests and snapshots can freeze it. `calendar` is the exchange's
+(sessions, holidays, the local day), built once per market settings rather than per header refresh.
+
+The app's thread owns this object: the engine runs elsewhere and its news is applied here by the
+app. `store` is the engine's store as the app may use it (every call runs on the engine's loop).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from optterm.engine.events import ChainUpdate, FetchFailure, Tick
 from optterm.model import AlertEvent, ProviderHealth, Signal
 
 if TYPE_CHECKING:
-    from optterm.config import Settings
+    from optterm.config import MarketSettings, Settings
+    from optterm.market import MarketCalendar
     from optterm.store import Store
 
 __all__ = ["EngineState"]
@@ -47,6 +52,17 @@ class EngineState:
     day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
     _day: date | None = None
+    _calendar: tuple[MarketSettings, MarketCalendar] | None = None
+
+    @property
+    def calendar(self) -> MarketCalendar:
+        """The exchange calendar of the current settings (rebuilt only when they change)."""
+        market = self.settings.market
+        if self._calendar is None or self._calendar[0] is not market:
+            from optterm.providers.factory import market_calendar
+
+            self._calendar = (market, market_calendar(self.settings))
+        return self._calendar[1]
 
     @property
     def symbols(self) -> list[str]:
@@ -65,7 +81,7 @@ class EngineState:
             else:
                 self.unchanged_since.pop(key, None)
             self.chains[key] = update
-            day = snap.provider_ts.astimezone(self.settings.market.tz).date()
+            day = self.calendar.local_date(snap.provider_ts)
             if day != self._day:
                 self._day = day
                 self.day_open_spot.clear()

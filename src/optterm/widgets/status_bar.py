@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from optterm.engine.state import EngineState
 from optterm.market import IST
@@ -37,7 +37,7 @@ def status_text(
     if symbol is None:
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
-    open_now = _market_open(state, now)
+    open_now = state.calendar.is_open(now)
     master = Text.assemble(_attached_line(state), _master_line(state))
     market = Text(" market open " if open_now else " market closed ", style="reverse")
     if update is None:
@@ -104,25 +104,31 @@ def _master_line(state: EngineState) -> Text:
     return Text("")
 
 
-def _market_open(state: EngineState, now: datetime) -> bool:
-    from optterm.providers.factory import market_calendar
-
-    return market_calendar(state.settings).is_open(now)
-
-
 def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
     """The provider keeps answering but its data stopped moving (same timestamp for long)."""
     since = state.unchanged_since.get((snap.symbol, snap.expiry))
     return since is not None and (now - since).total_seconds() > stale_after(state)
 
 
-class StatusBar(Static):
+class StatusBar(Widget):
+    """One line, repainted in place: its size never changes, so an update (every tick, and
+    every second for the ages) costs a repaint of this line, never a layout of the screen."""
+
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $boost; }
+    StatusBar { height: 1; width: 1fr; background: $boost; }
     StatusBar.stale { background: $error 30%; }
     """
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text = Text("")
+
+    def render(self) -> Text:
+        return self._text
+
     def show(self, state: EngineState, symbol: str | None = None, expiry: date | None = None):
         text, stale = status_text(state, symbol, expiry)
-        self.update(text)
+        if text != self._text:
+            self._text = text
+            self.refresh()
         self.set_class(stale, "stale")
