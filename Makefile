@@ -22,10 +22,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The quick loop: every test but those marked slow (long scenarios), process (real processes:
-# the entry point, daemons, kill -9, PostgreSQL) and tmux (the real terminal).
+# The quick loop, on every core: all tests but those marked slow (more than ~2 s each), process
+# (real processes: the entry point, daemons, kill -9, PostgreSQL) and tmux (the real terminal).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not process and not tmux" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not process and not tmux" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -397,6 +397,7 @@ async def test_replacing_the_lock_file_loses_the_lease(store: Store, db: Path) -
     await lease.release()
 
 
+@pytest.mark.slow
 async def test_store_errors_propagate_now_but_a_waiting_acquire_rides_them_out(
     store: Store, db: Path, caplog: pytest.LogCaptureFixture, naps: Naps
 ) -> None:
