@@ -1,4 +1,4 @@
-"""`optterm alerts` and `optterm notify` as a user meets them: real processes, a real SQLite file,
+"""`optterm alerts` and `optterm notify` as a user meets them: the real command, a real SQLite file,
 loopback-only deliveries, and never a channel's token on screen."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.notify_servers import CaptureServer
 
 TOKEN = "S3CRETtok3n98765"
 NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-# A keyring backend for the child processes: a JSON file, so `alerts add` can keep a URL that a
+# A keyring backend for the commands: a JSON file, so `alerts add` can keep a URL that a
 # later `alerts test` reads back. (The real OS keyring is not available on a test machine.)
 FILE_KEYRING = """
 import json, os

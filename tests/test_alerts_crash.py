@@ -24,7 +24,7 @@ from tests.squeeze_daemon import hook_rule, write_config
 from tests.squeeze_daemon import threshold as squeeze_threshold
 from tests.test_serve import _lines_until, _serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:

@@ -179,6 +179,7 @@ async def add_rule(store: Store, settings: Settings, **kw: Any) -> Any:
 # ------------------------------------------------------------------------------------ tests
 
 
+@pytest.mark.slow
 async def test_a_rule_is_created_with_the_keyboard_only(settings: Settings, store: Store) -> None:
     async with alerts_app(settings, store) as (app, pilot):
         assert "none yet" in str(app.alerts_screen.query_one("#rules-title", Static).render())
@@ -251,6 +252,7 @@ async def test_a_rule_is_created_with_the_keyboard_only(settings: Settings, stor
         assert cell_text(table, 0, 4) == "never"
 
 
+@pytest.mark.slow
 async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
     settings: Settings, store: Store
 ) -> None:
@@ -309,6 +311,7 @@ async def test_the_one_line_input_fills_the_form_and_a_bad_threshold_is_refused(
         assert await store.alerts.list_rules() == []
 
 
+@pytest.mark.slow
 async def test_a_rule_from_the_one_line_input_is_saved_with_its_text_as_note(
     settings: Settings, store: Store
 ) -> None:
@@ -356,6 +359,7 @@ async def test_the_cli_and_the_form_save_the_same_rule(
     assert by_cli.channels == ("app", "tag:hook") and by_cli.note == sentence
 
 
+@pytest.mark.slow
 async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: Store) -> None:
     first = await add_rule(store, settings)
     async with alerts_app(settings, store) as (app, pilot):
@@ -415,6 +419,7 @@ async def test_edit_disable_enable_and_delete_a_rule(settings: Settings, store: 
         assert table.row_count == 0
 
 
+@pytest.mark.slow
 async def test_send_test_from_the_form_reaches_the_loopback_server(
     settings: Settings, store: Store, server: CaptureServer
 ) -> None:
@@ -437,6 +442,7 @@ async def test_send_test_from_the_form_reaches_the_loopback_server(
         assert await store.alerts.list_rules() == []
 
 
+@pytest.mark.slow
 async def test_a_typed_url_is_kept_in_the_keyring_and_never_shown(
     settings: Settings, store: Store, server: CaptureServer, memory_keyring: MemoryKeyring
 ) -> None:
@@ -519,6 +525,7 @@ async def test_t_sends_a_test_through_the_rules_channels(
         assert f"tag:hook (json://127.0.0.1:{server.port}/…): OK" in toast.message
 
 
+@pytest.mark.slow
 async def test_a_prefilled_form_opens_with_the_chain_rows_values(
     settings: Settings, store: Store
 ) -> None:
@@ -558,6 +565,7 @@ async def test_a_prefilled_form_opens_with_the_chain_rows_values(
         assert await store.alerts.list_rules() == [rule]
 
 
+@pytest.mark.slow
 async def test_a_pattern_rule_offers_only_its_fields(settings: Settings, store: Store) -> None:
     async with alerts_app(settings, store) as (app, pilot):
         f = await new_form(app, pilot)

@@ -360,11 +360,10 @@ async def test_a_bad_download_never_replaces_the_last_good_copy(
 async def test_a_stalled_download_times_out_and_keeps_the_old_copy(replay, tmp_path: Path):
     good = _serve(replay)
     t = FakeTime()
-    master = InstrumentMaster(
-        tmp_path, url=replay.url + MASTER_PATH, now=t.now, clock=t.clock, timeout=0.3
-    )
+    master = InstrumentMaster(tmp_path, url=replay.url + MASTER_PATH, now=t.now, clock=t.clock)
     first = await master.ensure()
     replay.route("GET", MASTER_PATH, Reply(hang=True))
+    master.timeout = 0.3  # a deadline only for the download that cannot answer, not a race
     t.set_now(datetime(2026, 7, 21, 9, 0, tzinfo=IST))
     assert await master.ensure() is first
     assert "no answer in time" in (master.status().last_error or "")

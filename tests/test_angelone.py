@@ -1013,6 +1013,7 @@ hostile = settings(
 )
 
 
+@pytest.mark.slow
 @hostile
 @given(plan=plans)
 def test_mutated_login_answers_only_raise_provider_errors(replay, tmp_path, plan):
@@ -1027,6 +1028,7 @@ def test_mutated_login_answers_only_raise_provider_errors(replay, tmp_path, plan
     run_hostile(replay, tmp_path, scenario)
 
 
+@pytest.mark.slow
 @hostile
 @given(plan=plans, which=st.sampled_from(["quote", "greeks", "ltp"]))
 def test_mutated_market_answers_only_raise_provider_errors(replay, tmp_path, plan, which):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from optterm.config import FailoverSettings
 from optterm.model import AlertKind, AlertRule, Condition, Feed
 from optterm.providers.failover import FailoverProvider
@@ -17,6 +19,7 @@ def status(app) -> str:
     return str(app.screen.query_one("#status").render())
 
 
+@pytest.mark.slow
 async def test_dashboard_switches_symbol_expiry_greeks_and_window(tmp_path) -> None:
     d = await make_driver(tmp_path)
     try:
@@ -60,6 +63,7 @@ async def test_dashboard_switches_symbol_expiry_greeks_and_window(tmp_path) -> N
         await d.store.close()
 
 
+@pytest.mark.slow
 async def test_every_screen_opens_from_the_keyboard_and_escape_returns(tmp_path) -> None:
     d = await make_driver(tmp_path)
     try:
@@ -85,6 +89,7 @@ async def test_every_screen_opens_from_the_keyboard_and_escape_returns(tmp_path)
         await d.store.close()
 
 
+@pytest.mark.slow
 async def test_a_fired_alert_toasts_and_appears_in_the_events_pane(tmp_path) -> None:
     d = await make_driver(tmp_path, scenario="gamma_squeeze")
     sim = SimulatorProvider(seed=42, scenario="gamma_squeeze", step_seconds=15, start=OPEN)
@@ -166,6 +171,7 @@ async def test_a_feed_that_stops_changing_is_marked_stale(tmp_path) -> None:
         await d.store.close()
 
 
+@pytest.mark.slow
 async def test_a_on_a_chain_row_prefills_an_alert_for_that_strike(tmp_path) -> None:
     d = await make_driver(tmp_path)
     try:

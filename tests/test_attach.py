@@ -24,7 +24,7 @@ from tests.squeeze_daemon import threshold as squeeze_threshold
 from tests.test_alerts_screen import fill_from_sentence
 from tests.test_serve import _lines_until, _serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 async def test_followers_and_a_tui_attach_and_a_rule_made_in_the_tui_fires_from_the_daemon(

@@ -18,7 +18,7 @@ from tests.squeeze_daemon import hook_rule, write_config
 from tests.squeeze_daemon import threshold as squeeze_threshold
 from tests.test_serve import _lines_until, _serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 async def test_takeover_on_postgres_never_notifies_twice_and_followers_see_ticks(

@@ -1,4 +1,4 @@
-"""The CLI as a user meets it: real processes, real files, exit codes and messages."""
+"""The CLI as a user meets it: the real command, real files, exit codes and messages."""
 
 from __future__ import annotations
 

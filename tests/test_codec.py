@@ -267,6 +267,7 @@ def _columns(draw: st.DrawFn) -> dict[str, list[float]]:
     return {name: draw(_column(n)) for name in names}
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_columns())
 def test_any_columns_round_trip_within_the_guarantee(cols: dict[str, list[float]]) -> None:

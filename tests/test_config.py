@@ -554,6 +554,7 @@ def test_errors_write_nothing(isolated: Path, write, tmp_path: Path) -> None:
     assert set(tmp_path.rglob("*")) == {*before, tmp_path / "files" / "broken.toml"}
 
 
+@pytest.mark.process
 def test_import_stays_light() -> None:
     code = (
         "import sys, optterm.config\n"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tests.conftest import Home, optterm_cmd, run_cli
+from tests.conftest import Home, run_cli
 
 API_KEY, MPIN, SECRET = "key-S3CR3T-777", "9431", "JBSWY3DPEHPK3PXPJBSWY3DP"
 ENV = {
@@ -19,13 +17,13 @@ ENV = {
 def test_creds_set_without_a_keyring_explains_the_alternatives_and_echoes_nothing(
     home: Home,
 ) -> None:
-    out = subprocess.run(
-        optterm_cmd("creds", "set", "angelone"),
+    out = run_cli(
+        home,
+        "creds",
+        "set",
+        "angelone",
         input=f"{API_KEY}\nA7654321\n{MPIN}\n{SECRET}\n",
-        capture_output=True,
-        text=True,
-        env={**home.env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
-        cwd=home.root,
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
     )
     assert out.returncode == 2
     assert "OPTTERM_ANGELONE_API_KEY" in out.stderr and "CREDENTIALS_DIRECTORY" in out.stderr

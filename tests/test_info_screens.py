@@ -173,6 +173,7 @@ def _isolated(home: Home) -> None:
 # --- patterns --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_patterns_rows_filters_and_detail() -> None:
     store = FakeStore([PAIN, SQUEEZE])
     state = make_state(active_signals=(CALL, PUT))

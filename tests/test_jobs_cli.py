@@ -1,4 +1,4 @@
-"""`optterm jobs`: the scheduler's recorded runs, listed by the real CLI process."""
+"""`optterm jobs`: the scheduler's recorded runs, listed by the real command."""
 
 from __future__ import annotations
 

@@ -387,6 +387,7 @@ asyncio.run(main())
 
 
 @pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("point", ["before_send", "after_send"])
 async def test_kill_9_at_a_send_point_never_delivers_twice(
     point: str, tmp_path: Path, server: CaptureServer, store: Store

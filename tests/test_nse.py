@@ -11,7 +11,6 @@ import itertools
 import json
 import socket
 import stat
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -557,10 +556,14 @@ async def test_hang_is_a_timeout_within_the_configured_limit(
     replay.route("GET", GQ, Reply(hang=True))
     nse = make(replay, fake, timeout=0.2)
     try:
-        started = time.monotonic()
         with pytest.raises(ProviderTimeout):
             await nse.list_expiries("NIFTY")
-        assert time.monotonic() - started < 2.0
+        # Given up at once: the hanging endpoint asked at most once, no other family tried, and
+        # the server still hanging (so the deadline was ours, not the server's). How long the
+        # timeout takes is benchmarks/bench_failover.py's figure (failover.switch_ms).
+        asked = [r.path for r in replay.requests if r.path in API_PATHS]
+        assert asked in ([], [GQ])
+        assert not replay.release.is_set()
     finally:
         await nse.close()
 

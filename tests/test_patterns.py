@@ -73,6 +73,7 @@ def test_the_max_pain_signal_names_the_pinned_strike() -> None:
     assert latest is not None and hit.strikes == (latest.metrics.max_pain,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("symbol", "seed"), [("NIFTY", 42), ("NIFTY", 3), ("BANKNIFTY", 42)])
 def test_quiet_market_produces_no_signal_in_a_whole_session(symbol: str, seed: int) -> None:
     signals, _ = run("quiet", seed, symbol)

@@ -1,4 +1,4 @@
-"""`optterm patterns`: signals recorded in the store, listed by the real CLI process."""
+"""`optterm patterns`: signals recorded in the store, listed by the real command."""
 
 from __future__ import annotations
 

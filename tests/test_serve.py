@@ -16,7 +16,7 @@ import pytest
 from optterm.model import LEG_FIELDS
 from tests.conftest import Home, optterm_cmd, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 START = "2026-11-20T09:15:00+05:30"  # a Friday session
 

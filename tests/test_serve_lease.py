@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import Home, run_cli
+from tests.conftest import Home, run_cli, run_process
 from tests.test_serve import START, _lines_until, _serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 INTERVAL = 0.5
 # Every tick a new simulator step (0.5 s × speed 2 = the 1 s step), so every tick stores.
@@ -65,7 +65,7 @@ def test_a_second_serve_is_refused_with_exit_2(home: Home) -> None:
     leader = _serve(home)
     try:
         _lines_until(leader, _has("holding the poller lease #1"), 1)
-        second = run_cli(home, "--config", str(home.config), "serve")
+        second = run_process(home, "--config", str(home.config), "serve")  # a real second serve
     finally:
         rest = _stop(leader)
     assert second.returncode == 2, second.stderr
@@ -238,7 +238,7 @@ def test_postgres_standby_takes_over_after_kill_9(home: Home, pg_url: str) -> No
     standby = None
     try:
         _lines_until(leader, _has("tick 1:"), 1)
-        second = run_cli(home, "--config", str(home.config), "serve")
+        second = run_process(home, "--config", str(home.config), "serve")  # a real second serve
         assert second.returncode == 2, second.stderr
         assert f"pid {leader.pid}" in second.stderr and "--standby" in second.stderr
         standby = _serve(home, "--standby")

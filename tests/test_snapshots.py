@@ -14,6 +14,9 @@ from optterm.config import load_settings
 from optterm.model import AlertKind, AlertRule, Condition
 from tests.tui_driver import OPEN, make_driver
 
+# Tens of engine ticks and a full render per picture: a few seconds each (`make test-fast` skips).
+pytestmark = pytest.mark.slow
+
 SIZE = (160, 48)
 
 

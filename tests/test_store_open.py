@@ -291,6 +291,7 @@ asyncio.run(main())
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_kill_9_mid_write_loses_no_acknowledged_snapshot(tmp_path: Path) -> None:
     import subprocess
     import sys

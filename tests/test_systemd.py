@@ -12,7 +12,7 @@ from optterm.infra.systemd import Notifier
 from tests.conftest import Home
 from tests.test_serve import START, _lines_until, _serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 def test_notifier_is_silent_outside_systemd() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import Home, optterm_cmd, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process, pytest.mark.tmux]
 
 
 @pytest.fixture(autouse=True)

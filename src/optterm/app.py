@@ -338,6 +338,8 @@ class OpttermApp(App[int]):
     def refresh_status(self) -> None:
         """Every screen's header; also once a second, since ages move and a stopped feed turns
         stale even without ticks."""
+        if not self.screen_stack:  # the app is closing: the once-a-second timer can still fire
+            return
         screen = self.screen
         if not screen.is_mounted:
             return
