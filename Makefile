@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench lock clean
+.PHONY: run check test test-fast lint format bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "optterm needs Python >= 3.11")'
@@ -17,14 +17,20 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/optterm $(ARGS)
 
-test: $(STAMP)
+# Static checks first (seconds), then the whole suite: the part map (import-linter contracts in
+# pyproject.toml) and the types (mypy, zero errors) are rules, not advice.
+check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The quick loop, on every core: all tests but those marked slow (more than ~2 s each), process
 # (real processes: the entry point, daemons, kill -9, PostgreSQL) and tmux (the real terminal).
-test-fast: $(STAMP)
+test-fast: check
 	$(BIN)/python -m pytest -q -n auto -m "not slow and not process and not tmux" $(PYTEST_ARGS)
 
 lint: $(STAMP)

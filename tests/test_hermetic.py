@@ -11,10 +11,10 @@ from pathlib import Path
 
 import keyring
 import pytest
-from optterm.config import Settings, load_settings
 from textual.app import App, ComposeResult
 from textual.widgets import Input, TextArea
 
+from optterm.config import Settings, load_settings
 from optterm.infra import paths
 from tests.conftest import REPO, XDG_DIRS, isolate
 

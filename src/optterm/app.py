@@ -28,6 +28,7 @@ from textual.screen import Screen
 from optterm.engine.events import Tick
 from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
+from optterm.market import utc_now
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ class OpttermApp(App[int]):
         super().__init__()
         self.settings = settings
         self.store_history = store_history
-        self.state = EngineState(settings, None, **({"now": now} if now else {}))
+        self.state = EngineState(settings, None, now=now or utc_now)
         self.start_engine = start_engine
         self.runner_options = dict(runner_options or {})
         self.freeze_heap = freeze_heap
@@ -371,7 +372,7 @@ class OpttermApp(App[int]):
         self.switch_screen(screen)
         self.call_after_refresh(self._refresh_screen)
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         self.action_show("dashboard")
 
     def action_toggle_theme(self) -> None:

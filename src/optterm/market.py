@@ -35,6 +35,12 @@ __all__ = [
 # exchange itself publishes (NSE and Angel One timestamps are IST wall times) uses this.
 IST = ZoneInfo("Asia/Kolkata")
 
+
+def utc_now() -> datetime:
+    """The wall clock, UTC-aware: the default `now` of everything that takes an injectable clock."""
+    return datetime.now(UTC)
+
+
 # NSE F&O trading holidays in 2026 that fall on weekdays. This list must be checked every year
 # against NSE's holiday master (GET /api/holiday-master?type=trading, the "FO" list) because the
 # exchange announces the next year's holidays only in December and occasionally amends them.

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optterm.market import utc_now
+
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.alerts.service import AlertService
@@ -82,7 +84,7 @@ def make_poller(
         ),
         analytics_sink=None if store is None else store.analytics,
         alerts=alerts,
-        **({"now": now} if now is not None else {}),
+        now=now or utc_now,
     )
 
 

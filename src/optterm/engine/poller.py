@@ -14,12 +14,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from functools import partial
 from typing import Protocol
 
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
+from optterm.market import utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 
@@ -65,7 +67,7 @@ class Poller:
         interval: float,
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
         health_sink: HealthSink | None = None,
         analyzer: Analyzer | None = None,
         analytics_sink: AnalyticsSink | None = None,
@@ -131,11 +133,11 @@ class Poller:
         listed = await asyncio.gather(
             *(self._expiries_for(w) for w in self.watch), return_exceptions=True
         )
-        for w, result in zip(self.watch, listed, strict=True):
-            if isinstance(result, BaseException):
-                failures.append(self._failure(w.symbol, None, result))
+        for w, expiries in zip(self.watch, listed, strict=True):
+            if isinstance(expiries, BaseException):
+                failures.append(self._failure(w.symbol, None, expiries))
             else:
-                jobs.extend((w, e) for e in result[: w.expiries])
+                jobs.extend((w, e) for e in expiries[: w.expiries])
 
         fetched = await asyncio.gather(
             *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
@@ -143,27 +145,27 @@ class Poller:
         if self.analyzer is not None:
             await self.analyzer.load_history({w.symbol for w, _ in jobs}, started)
         got: list[tuple[Watch, date, ChainSnapshot]] = []
-        for (w, expiry), result in zip(jobs, fetched, strict=True):
-            if isinstance(result, BaseException):
-                failures.append(self._failure(w.symbol, expiry, result))
+        for (w, expiry), snap in zip(jobs, fetched, strict=True):
+            if isinstance(snap, BaseException):
+                failures.append(self._failure(w.symbol, expiry, snap))
             else:
-                got.append((w, expiry, result))
+                got.append((w, expiry, snap))
         stored = await self._store(got, failures)
 
         updates: list[ChainUpdate] = []
         signals: list[Signal] = []
         metrics: list[Metrics] = []
-        for (w, expiry, result), is_new in zip(got, stored, strict=True):
+        for (w, expiry, chain), is_new in zip(got, stored, strict=True):
             enriched = None
-            if self.analyzer is not None and len(result):
+            if self.analyzer is not None and len(chain):
                 try:
-                    enriched, found = self.analyzer.process(result)
+                    enriched, found = self.analyzer.process(chain)
                     signals.extend(found)
                     if is_new:
                         metrics.append(enriched.metrics)
                 except Exception as exc:  # a bad chain must not stop the others' analytics
                     failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
-            updates.append(ChainUpdate(result, is_new, enriched))
+            updates.append(ChainUpdate(chain, is_new, enriched))
 
         if self.analytics_sink is not None and (metrics or signals):
             try:
@@ -290,7 +292,7 @@ class Poller:
             try:
                 # The pause is decided at the end of the tick and published with it, so front
                 # ends can show the cadence (and `serve` can pace its watchdog).
-                pause = (await self.tick_once(lambda f=fn: self._next_interval(f))).next_in
+                pause = (await self.tick_once(partial(self._next_interval, fn))).next_in
             except Exception:  # a bug in one tick must not end the feed
                 log.exception("tick %d failed", self.seq)
             next_at += self._next_interval(fn) if pause is None else pause

@@ -166,7 +166,8 @@ class Runner:
                     continue
                 outcome = await self._term(store, stop)
                 if isinstance(outcome, _Held):
-                    await self._follow(store, stop)
+                    if store is not None:  # a lease is only ever held on a store
+                        await self._follow(store, stop)
                     continue
                 if outcome is None or self.role != "standby":
                     return outcome

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,6 +52,8 @@ MIN_SLEEP_S: Final = 1.0
 MIN_INTERVAL_S: Final = 0.2
 
 _Outcome = tuple[str, str]  # (outcome, detail)
+# A scheduled job: its name, when it is next due (None: not due) and its body.
+_Job = tuple[str, Callable[[datetime], Any], Callable[[datetime, Any], Awaitable[_Outcome]]]
 
 
 class Scheduler:
@@ -162,11 +165,12 @@ class Scheduler:
         runs: list[JobRun] = []
         if not self._started:
             await self._start(now)
-        for name, pending, body in (
+        jobs: tuple[_Job, ...] = (
             ("eod", self._eod_pending, self._eod),
             ("retention", self._retention_pending, self._retention),
             ("checkpoint", self._checkpoint_pending, self._checkpoint),
-        ):
+        )
+        for name, pending, body in jobs:
             try:
                 retry = self._retry_at.get(name)
                 if retry is not None and now < retry:
@@ -174,7 +178,7 @@ class Scheduler:
                 arg = pending(now)
                 if arg is None:
                     continue
-                runs.append(await self._run(name, now, lambda b=body, a=arg: b(now, a)))
+                runs.append(await self._run(name, now, partial(body, now, arg)))
             except Exception:  # a bug in deciding must not stop the other jobs
                 log.exception("scheduler: %s could not be scheduled", name)
                 self._retry_at[name] = now + self.retry_after

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
+from optterm.market import utc_now
 from optterm.model import AlertEvent, ProviderHealth, Signal
 
 if TYPE_CHECKING:
@@ -29,15 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["EngineState"]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(eq=False)
 class EngineState:
     settings: Settings
     store: Store | None = None
-    now: Callable[[], datetime] = _utcnow
+    now: Callable[[], datetime] = utc_now
     chains: dict[tuple[str, date], ChainUpdate] = field(default_factory=dict)
     active_signals: tuple[Signal, ...] = ()  # unexpired, strongest first
     recent_signals: deque[Signal] = field(default_factory=lambda: deque(maxlen=300))

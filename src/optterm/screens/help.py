@@ -146,7 +146,8 @@ class HelpScreen(Screen[None]):
     HelpScreen.-wide .help-column { width: 1fr; }
     HelpScreen .help-section { height: auto; margin-bottom: 1; }
     """
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    # Textual declares this an instance variable, so it takes no ClassVar annotation here.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar = [Binding("escape", "back", "Back")]
 
     def __init__(self, state: EngineState) -> None:

@@ -11,6 +11,9 @@ app's loop (its engine lives there); per-strike OI comes from `store.snapshots.s
 which decodes only the needed columns, and the chain-level lines from
 `store.analytics.metrics_series`. After a tick brings a newer snapshot of the shown chain, only the
 rows after the last one loaded are read.
+
+Over 600 lines because the three panes share one loaded day (and its incremental reload on a
+tick), one set of scales and one title scheme across terminal widths.
 """
 
 from __future__ import annotations
@@ -709,20 +712,20 @@ class HistoryScreen(Screen[None]):
 
         # 2. Max pain against spot (left scale) and PCR by OI (right scale).
         widget, plt = begin("pcr")
-        legend = []
+        shown = []
         for key, label in (("spot", "spot"), ("max_pain", "max pain")):
             x, y = _finite(s["t"], s[key])
             if x:
-                legend.append(swatch(key, label))
+                shown.append(swatch(key, label))
                 plt.plot(x, y, color=colours[key])
         x, y = _finite(s["t"], s["pcr"])
         pcr = ""
         if x:
             pcr = swatch("pcr", "PCR")
             plt.plot(x, y, color=colours["pcr"], yside="right")
-        if legend or pcr:
-            long = " · ".join([*legend, f"{pcr} (OI, right scale)"] if pcr else legend)
-            terse = ", ".join(legend) + (f" · {pcr} (R)" if pcr else "")
+        if shown or pcr:
+            long = " · ".join([*shown, f"{pcr} (OI, right scale)"] if pcr else shown)
+            terse = ", ".join(shown) + (f" · {pcr} (R)" if pcr else "")
             self._set_title(
                 "pcr",
                 f"{badge}{chain} {long}",

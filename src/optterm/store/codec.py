@@ -237,7 +237,7 @@ def _encode_ints(
     qmin, qmax = _masked_min_max(q, present)
     dmin, dmax = _masked_min_max(d, present)
     use_delta = _bit_cost(d - dmin[:, None], present) < _bit_cost(q - qmin[:, None], present)
-    masked = [False] * rows if nan is None else nan.any(axis=1).tolist()
+    masked: list[bool] = [False] * rows if nan is None else np.asarray(nan.any(axis=1)).tolist()
     out: list[tuple[int, int, bytes] | None] = []
     for r in range(rows):
         if too_far[r]:

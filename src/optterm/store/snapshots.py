@@ -16,7 +16,7 @@ import asyncio
 import datetime as _dt
 import json
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -397,7 +397,7 @@ class SnapshotRepository:
         start: datetime,
         end: datetime,
         batch: int = 200,
-    ) -> AsyncIterator[ChainSnapshot]:
+    ) -> AsyncGenerator[ChainSnapshot, None]:
         """Snapshots of `symbol` (one expiry, or all if None) with start <= provider_ts < end,
         ascending by provider_ts. Reads `batch` rows at a time, each batch in its own short
         reads, so iterating slowly never holds the database.

@@ -18,6 +18,10 @@ The strike cell marks support "S" (max put OI), resistance "R" (max call OI) and
 
 Rows: the `window` strikes each side of ATM (0 = the whole chain), following spot tick by tick.
 The cursor stays on its strike and the scroll offset stays put when the window shifts.
+
+Over 600 lines because the row cache, the column layout that drops columns by priority, the
+cursor that follows its strike and the mirrored rendering all read the same per-row state; split
+apart, each would reach into the others' privates.
 """
 
 from __future__ import annotations
@@ -485,14 +489,14 @@ class ChainTable(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         bottom = top + self._body_height()
         visible = sorted({i for i in rows if top <= i < bottom})
-        start = prev = None
-        for i in [*visible, None]:
-            if start is not None and (i is None or i != prev + 1):
-                self.refresh_lines(HEADER_ROWS + start, prev - start + 1)
-                start = None
-            if start is None:
-                start = i
-            prev = i
+        runs: list[list[int]] = []
+        for i in visible:
+            if runs and i == runs[-1][-1] + 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            self.refresh_lines(HEADER_ROWS + run[0], len(run))
 
     def _move_cursor(self, row: int, column: int | None = None, scroll: bool = True) -> None:
         n = len(self._keys)

@@ -38,7 +38,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,6 +46,7 @@ from optterm.config import Settings
 from optterm.engine.notify.channels import APP, ChannelError, redact_url, resolve_channel
 from optterm.engine.notify.redact import protect_urls, scrub
 from optterm.infra.secrets import SecretStore
+from optterm.market import utc_now
 from optterm.model import Delivery
 from optterm.store import Store
 from optterm.store.errors import StoreError
@@ -159,10 +160,6 @@ async def _pause_if(point: str, outbox_id: int) -> None:
     await asyncio.Event().wait()  # never set: wait here until killed
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 AppSink = Callable[[OutboxItem], Awaitable[None] | None]
 
 
@@ -180,7 +177,7 @@ class Dispatcher:
         settings: Settings,
         secrets: SecretStore | None = None,
         *,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utc_now,
         app_sink: AppSink | None = None,
         max_idle: float = MAX_IDLE,
         batch: int = BATCH,

@@ -37,6 +37,10 @@ window.
 Secrets (API key, MPIN, TOTP secret and codes, tokens) never reach a log line, an exception or a
 repr: error messages are built from our own text plus the server's short `message`, filtered
 through `redact`; debug logging prints headers with their secret values masked.
+
+Over 600 lines because the session (login, TOTP, token reuse and renewal), the chain assembly
+and the error dialect answer to one another on every call; the error parsing (errors.py) and
+the instrument master (master.py) are their own modules.
 """
 
 from __future__ import annotations

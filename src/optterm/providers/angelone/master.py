@@ -17,6 +17,9 @@ Row format (real rows in fixtures/providers/smartapi_scripmaster_*.json): `strik
 `tick_size` are strings ×100 (`"2440000.000000"` is the 24400 strike, `"5.000000"` is ₹0.05),
 `expiry` is `"28JUL2026"` (some third-party copies have title case, so parsing ignores case),
 `lotsize` is a string, and the option side is the `CE`/`PE` suffix of `symbol`.
+
+Over 600 lines because download, edition rules, validation, the atomic cache swap and the index
+over ~160k rows are one lifecycle with one lock; each part is small.
 """
 
 from __future__ import annotations

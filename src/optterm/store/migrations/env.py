@@ -10,15 +10,20 @@ For developers: `optterm.store.migrate.alembic_config(url)` gives a Config usabl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from alembic import context
 from sqlalchemy import create_engine, pool
 
 from optterm.store.schema import metadata
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 config = context.config
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
