@@ -6,7 +6,7 @@ getProfile AG8001/AG8003 (gateway dialect). Not recorded anywhere: option quotes
 optionGreek. So option quote replies are built from the recorded FULL item (same keys, depth
 shape and time format) with the tokens and symbols of option rows from the master fixture
 module, and optionGreek replies follow the documented shape (all values strings, IV in percent,
-strike not ×100; providers.md §1.5). The envelopes around them are the recorded ones.
+strike not ×100). The envelopes around them are the recorded ones.
 """
 
 from __future__ import annotations

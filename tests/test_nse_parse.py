@@ -1,8 +1,8 @@
 """NSE payload parsing on the real recorded payloads, plus property tests on mutated copies.
 
-No real option-chain-v3 payload exists (providers.md §3), so `to_v3` and `to_getquote` derive
-one-expiry payloads from the real legacy NIFTY file, following the key differences documented in
-providers.md §2.4; the real GetQuoteApi file is tested on its own as well.
+No real option-chain-v3 payload exists, so `to_v3` and `to_getquote` derive
+one-expiry payloads from the real legacy NIFTY file, following the key differences documented by
+NSE's page; the real GetQuoteApi file is tested on its own as well.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def chains_of(payload: Any, symbol: str = "NIFTY", lot: int = 75) -> dict[date, 
     return parse_chains(payload, symbol, lot_size=lot, fetched_at=FETCHED)
 
 
-# -- derived shapes (providers.md §2.4) --------------------------------------------------------
+# -- derived shapes --------------------------------------------------------
 
 
 def _rows_for(legacy: dict[str, Any], expiry: str) -> list[dict[str, Any]]:
@@ -170,7 +170,7 @@ def test_real_getquote_payload() -> None:
     assert (ce.oi[i], ce.oi_change[i], ce.volume[i]) == (13729, -15366, 161569)
     assert (ce.ltp[i], ce.bid[i], ce.ask[i]) == (336, 333.25, 336.3)
     assert ce.iv[i] == pytest.approx(0.0749)
-    # 53 of 198 legs report IV 0 in this payload (providers.md §2.5): all NaN, none 0.
+    # 53 of 198 legs report IV 0 in this payload: all NaN, none 0.
     ivs = np.concatenate([chain.ce.iv, chain.pe.iv])
     assert int(np.isnan(ivs).sum()) == 53
     assert not np.any(ivs == 0)
@@ -215,7 +215,7 @@ def test_rows_with_one_leg_have_nan_for_the_other_side() -> None:
     assert jun.strikes[j] == 12000
     assert jun.pe.present()[j] and not jun.ce.present()[j]
     assert all(math.isnan(jun.ce.column(n)[j]) for n in LEG_FIELDS)
-    # providers.md §2.5: 32 CE-only and 131 PE-only rows in this payload.
+    # 32 CE-only and 131 PE-only rows in this payload.
     ce_only = sum(int((c.ce.present() & ~c.pe.present()).sum()) for c in chains.values())
     pe_only = sum(int((c.pe.present() & ~c.ce.present()).sum()) for c in chains.values())
     assert (ce_only, pe_only) == (32, 131)
@@ -231,7 +231,7 @@ def test_iv_zero_is_nan_and_iv_is_a_fraction() -> None:
     present = np.concatenate(
         [np.concatenate([c.ce.present(), c.pe.present()]) for c in chains.values()]
     )
-    assert int(np.isnan(ivs[present]).sum()) == 596  # of 1395 legs (providers.md §2.5)
+    assert int(np.isnan(ivs[present]).sum()) == 596  # of 1395 legs
     assert np.nanmax(ivs) < 5  # fractions, not percent
 
 

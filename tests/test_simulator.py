@@ -443,7 +443,7 @@ def max_pain(chain: ChainSnapshot) -> float:
 
 
 def trending_oi(chain: ChainSnapshot, n: int = 5) -> float:
-    """Sum(put dOI) - Sum(call dOI) over ATM +- n (market-features.md §3.8)."""
+    """Sum(put dOI) - Sum(call dOI) over ATM +- n."""
     w = chain.window(n)
     return float(w.pe.oi_change.sum() - w.ce.oi_change.sum())
 

@@ -3,7 +3,7 @@ holidays and expiry dates.
 
 Everything here is pure date arithmetic over configurable rules (hours, holidays, expiry weekday),
 so the same class serves the poller's market-hours logic and the simulator's clock. Real expiry
-lists should still come from the exchange when a live provider is available (providers.md §4.2):
+lists should still come from the exchange when a live provider is available:
 this calendar is the fallback and the simulator's source of truth.
 
 The module stays light (no numpy): the config imports it for the default holidays, and
@@ -71,8 +71,8 @@ if TYPE_CHECKING:
 def _nse_indices() -> dict[str, Underlying]:
     from optterm.model import Segment, Underlying
 
-    # Lot sizes in force from the Jan-2026 expiries (NSE circular of 03-Oct-2025, providers.md
-    # §4.1); SEBI reviews them twice a year, so live providers should read them from the
+    # Lot sizes in force from the Jan-2026 expiries (NSE circular of 03-Oct-2025); SEBI reviews them
+    # twice a year, so live providers should read them from the
     # instrument master.
     return {
         "NIFTY": Underlying("NIFTY", Segment.INDEX, lot_size=65, strike_step=50.0),
@@ -107,7 +107,7 @@ def parse_day(text: str) -> date | None:
 
 # Module-level defaults so the dataclass defaults are shared immutable values, not calls.
 _DEFAULT_OPEN = time(9, 15)
-# The F&O close moved from 15:30 to 15:40 on 03-Aug-2026 (providers.md §4.4).
+# The F&O close moved from 15:30 to 15:40 on 03-Aug-2026.
 _DEFAULT_CLOSE = time(15, 40)
 _DEFAULT_HOLIDAYS = frozenset(NSE_HOLIDAYS_2026)
 _DEFAULT_WEEKLY = frozenset({"NIFTY"})
@@ -203,8 +203,8 @@ class MarketCalendar:
         """The next `count` expiries of `symbol` on or after `today`, nearest first.
 
         Weekly symbols expire on every `expiry_weekday`; the others only on the last one of each
-        month. An expiry that falls on a holiday or weekend moves to the previous trading day
-        (providers.md §4.2). An expiry is still live on its own day, hence ">= today".
+        month. An expiry that falls on a holiday or weekend moves to the previous trading day. An
+        expiry is still live on its own day, hence ">= today".
         """
         if count <= 0:
             return []

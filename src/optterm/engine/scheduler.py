@@ -14,7 +14,7 @@ the caller — a failed job is tried again after `[scheduler] retry_after`:
 * `retention`: once per exchange-local day, outside market hours, purge snapshots older than
   `[store] retention_days` whole days. Daily summaries are kept.
 * `checkpoint`: outside market hours, at most every `checkpoint_every`, fold the SQLite WAL into
-  the database and truncate it (reliability.md §4); `skipped` on other databases.
+  the database and truncate it; `skipped` on other databases.
 
 Every time is UTC-aware; days and hours are the exchange's, through the MarketCalendar.
 """

@@ -1,8 +1,7 @@
 """Broker credentials and session tokens, kept out of config files, databases and logs.
 
 Where secrets come from is an explicit policy rather than keyring's auto-detection, because
-auto-detection on a server silently picks a plaintext file or a backend that prompts on a TTY
-(reliability.md §2):
+auto-detection on a server silently picks a plaintext file or a backend that prompts on a TTY:
 
 1. the OS keyring, if `keyring.get_keyring()` is a real backend: not the fail/null backends,
    not a plaintext file keyring (keyrings.alt), not one that prompts for a passphrase, and not a
@@ -97,7 +96,7 @@ def normalise_totp_secret(secret: str) -> str:
     """The TOTP secret as pyotp needs it: no whitespace, upper-case, valid base32.
 
     Angel's enrolment page shows the secret in spaced groups and people paste it in lower case;
-    pyotp rejects both (reliability.md §2), so normalise once here and fail with a clear message.
+    pyotp rejects both, so normalise once here and fail with a clear message.
     """
     if not isinstance(secret, str):
         raise CredentialError("the TOTP secret must be text")
@@ -155,7 +154,7 @@ class SessionTokens:
     """A SmartAPI session: JWT, refresh and feed tokens, plus what we know about their life.
 
     `expires_at` comes from the JWT `exp` claim when it decodes, else None; `issued_at` is when we
-    obtained them, used for the forced-logout-at-midnight-IST rule (providers.md §1.2).
+    obtained them, used for the forced-logout-at-midnight-IST rule.
     """
 
     jwt: str

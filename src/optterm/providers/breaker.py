@@ -1,6 +1,6 @@
 """A circuit breaker per provider: closed → open → half-open (one probe) → closed.
 
-Small and in-house on purpose (reliability.md §3): the failover needs provider-aware trips (a rate
+Small and in-house on purpose: the failover needs provider-aware trips (a rate
 limit opens it at once for minutes; a timeout only counts towards the threshold), an injectable
 clock for tests, and exactly one probe in flight when half-open — which the libraries get wrong
 or do not offer for asyncio.

@@ -5,7 +5,7 @@ lives in this module (pragmas, checkpoint, incremental vacuum); everything else 
 portable SQLAlchemy Core, and a postgresql+asyncpg:// URL runs the same code and migrations
 (the pool settings for it are in `create_engines`; upserts pick their INSERT in dialect.py).
 
-Why the hooks (reference/reliability.md §4): Python's sqlite3 driver issues its own deferred
+Why the hooks: Python's sqlite3 driver issues its own deferred
 BEGIN, and a deferred transaction that reads and then writes can fail with SQLITE_BUSY_SNAPSHOT
 immediately, ignoring busy_timeout. So the driver's BEGIN is switched off and SQLAlchemy's `begin`
 event issues `BEGIN IMMEDIATE` on the writer (readers run in autocommit). The writer engine has a
@@ -35,7 +35,7 @@ __all__ = [
 
 BUSY_TIMEOUT_MS = 5000
 # The WAL is truncated back to this after a checkpoint; readers that pin old snapshots can still
-# make it grow past it meanwhile (reliability.md §4).
+# make it grow past it meanwhile.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # Snapshot rows are ~2–4 KB; with 4 KB pages most rows would leave a page half empty. 16 KB pages
 # pack several rows per page. Only takes effect when the file is created.
@@ -106,7 +106,7 @@ def _sqlite_hooks(engine: AsyncEngine, *, writer: bool) -> None:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             # NORMAL in WAL: consistent after any crash, only the last commits can be lost on
-            # power failure — right for quote history (reliability.md §4).
+            # power failure — right for quote history.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             if not writer:
@@ -122,7 +122,7 @@ def _sqlite_hooks(engine: AsyncEngine, *, writer: bool) -> None:
 
     # Readers issue no BEGIN at all: every SELECT is its own implicit transaction. The store's
     # reads are single statements (or tolerate a write in between), and not holding a read
-    # transaction open is what keeps readers from pinning the WAL (reliability.md §4).
+    # transaction open is what keeps readers from pinning the WAL.
 
 
 def create_engines(target: DatabaseTarget) -> tuple[AsyncEngine, AsyncEngine]:

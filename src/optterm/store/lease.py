@@ -7,7 +7,7 @@
     finally:
         await lease.release()
 
-The lock itself (reference/reliability.md §5–§6):
+The lock itself:
 
 * SQLite: an exclusive `flock` on `<database>.lease` beside the database, held by an open file
   descriptor. The kernel drops it when the process dies, even on `kill -9`, so a standby takes

@@ -1,9 +1,9 @@
 """Angel One SmartAPI as a live chain provider: a thin async httpx client, not the official SDK.
 
 The SDK blocks on a network call at import, writes logs into the working directory and logs the
-API key (providers.md §0.7, §1.10), so this talks REST directly.
+API key, so this talks REST directly.
 
-One chain snapshot (providers.md §1.7):
+One chain snapshot:
 
 1. the instrument master (angel_master.py) gives the expiry's contracts, lot size and tokens;
 2. `getLtpData` on the index's AMXIDX token gives spot, which picks the ATM ± N strike window;
@@ -21,7 +21,7 @@ One chain snapshot (providers.md §1.7):
 the payload), else the latest `exchTradeTime`, else the fetch time; `meta["provider_ts_from"]`
 says which. `exchFeedTime` moves even when the market is shut, so it is "as of", not "traded at".
 
-Session (providers.md §1.2): login is loginByPassword with the client code, MPIN and a pyotp
+Session: login is loginByPassword with the client code, MPIN and a pyotp
 TOTP (if fewer than 2 s are left in the 30 s window we wait for the next one, so the code cannot
 roll over in flight). Tokens are kept in `token_store` and reused by the next process, because a
 new login kicks out the previous session of the same client code. Stored tokens are dropped when
@@ -287,7 +287,7 @@ class AngelOneProvider(ProviderBase):
         self.greeks_max_age = greeks_max_age
         self.greeks_no_data_interval = greeks_no_data_interval
         # Community clients send these placeholders and SmartAPI accepts them for market data;
-        # a static IP is only enforced for orders (providers.md §1.1). Never send the real MAC.
+        # a static IP is only enforced for orders. Never send the real MAC.
         self._static_headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -308,7 +308,7 @@ class AngelOneProvider(ProviderBase):
                 per_s, per_min, per_h, headroom=rate_headroom, clock=clock, sleep=sleep
             )
 
-        # Published limits (providers.md §1.8); optionGreek is not in the table, so 1/s plus the
+        # Published limits; optionGreek is not in the table, so 1/s plus the
         # per-(underlying, expiry) cache.
         self._limits: dict[str, RateLimiter] = {
             "login": limiter(1),

@@ -1,4 +1,4 @@
-"""SmartAPI answers → data or a typed provider error (providers.md §1.9).
+"""SmartAPI answers → data or a typed provider error.
 
 SmartAPI speaks two envelope dialects, usually with HTTP 200 even on failure:
 

@@ -1,7 +1,7 @@
 """Angel One's instrument master (`OpenAPIScripMaster.json`): download, cache, index.
 
-The master is one JSON array of ~160k rows and tens of MB, republished daily with no SLA
-(providers.md §1.6). It is the only place SmartAPI's numeric tokens, trading symbols, lot sizes
+The master is one JSON array of ~160k rows and tens of MB, republished daily with no SLA. It is the
+only place SmartAPI's numeric tokens, trading symbols, lot sizes
 and tick sizes come from; symbols are looked up here, never built by hand.
 
 Caching: the file is downloaded at most once per *edition*, the latest IST trading day whose
@@ -116,7 +116,7 @@ class IndexInstrument:
     source: str  # "master" or "builtin"
 
 
-# Used only when the master lacks the AMXIDX rows (providers.md §1.6). The stale rows
+# Used only when the master lacks the AMXIDX rows. The stale rows
 # `26009 BANKNIFTY` / `26074 MIDCPNIFTY` (instrumenttype "") are deliberately not used: 26074 was
 # seen returning empty data.
 BUILTIN_INDEX_TOKENS: dict[str, IndexInstrument] = {

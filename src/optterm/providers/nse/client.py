@@ -1,8 +1,8 @@
 """NSE website option chains (www.nseindia.com public JSON), as a Provider.
 
 This is not an official API: it is the JSON the NSE website's own option-chain page calls,
-guarded by Akamai and by session cookies, and it has changed shape twice (providers.md §2,
-reliability.md §8). So the provider is deliberately conservative:
+guarded by Akamai and by session cookies, and it has changed shape twice. So the provider is
+deliberately conservative:
 
 * **Endpoint families, tried in order, first success remembered per symbol.** GetQuoteApi (2026)
   first, then option-chain-v3 (Dec-2025), then the legacy option-chain-indices/-equities. A

@@ -1,4 +1,4 @@
-"""Pure parsing of NSE option-chain JSON into ChainSnapshots (no I/O; see providers.md §2).
+"""Pure parsing of NSE option-chain JSON into ChainSnapshots (no I/O).
 
 NSE has served three shapes, all handled here and detected from the payload's own keys, never
 from the URL it came from (the site has answered old URLs with new shapes before):
@@ -16,7 +16,7 @@ Normalisation decisions (the ChainSnapshot contract is "NaN = no value", model.p
 
 * a row without a CE (or PE) leg gives NaN in every column of that side, never 0;
 * ``impliedVolatility`` is a percentage; 0 means "NSE could not solve it" (far OTM, illiquid,
-  ITM on expiry day, providers.md §2.5), so 0 → NaN and the rest is divided by 100;
+  ITM on expiry day), so 0 → NaN and the rest is divided by 100;
 * ``lastPrice`` 0 means the strike never traded (NSE shows 0 with pChange -100), so → NaN;
 * ``bidprice``/``askPrice`` 0 means an empty side of the book (no real quote is below one tick),
   so → NaN;
