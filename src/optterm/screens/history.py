@@ -40,6 +40,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Feed, Metrics
 from optterm.screens.base import StateScreen
+from optterm.store.timecodec import DAY_US, IST_OFFSET_US
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ log = logging.getLogger("optterm.screens.history")
 NO_STORE: Final = "history needs the store; it is off in this session"
 PANES: Final = ("oi", "doi", "pcr", "straddle")  # ids: #pane-X, #title-X, #plot-X
 _US: Final = timedelta(microseconds=1)
-_IST_OFFSET_US: Final = 19_800_000_000  # Asia/Kolkata is UTC+05:30 without DST
-_DAY_US: Final = 86_400_000_000
 _MAX_BARS: Final = 24
 _BAR_MINUTES: Final = (1, 5, 10, 15, 30, 60, 120)
 _TICK_MINUTES: Final = (5, 10, 15, 30, 60, 90, 120, 180)
@@ -106,7 +105,7 @@ def _minutes(ts: datetime) -> float:
 
 
 def _minutes_us(us: np.ndarray) -> np.ndarray:
-    return ((us.astype(np.int64) + _IST_OFFSET_US) % _DAY_US) / 60e6
+    return ((us.astype(np.int64) + IST_OFFSET_US) % DAY_US) / 60e6
 
 
 def _hhmm(minute: float) -> str:
