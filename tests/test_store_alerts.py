@@ -324,3 +324,128 @@ async def test_rules_survive_reopening(db: Path) -> None:
     async with await open_store(str(db)) as s:
         assert await s.alerts.list_rules() == [rule]
         assert (await s.alerts.load_states())[rule.id or 0].fire_count == 2
+
+
+# ------------------------------------------------------------------------------ rule ids
+
+
+async def test_a_deleted_rules_id_is_never_given_to_a_new_rule(store: Store) -> None:
+    first = await store.alerts.add_rule(make_rule())
+    newest = await store.alerts.add_rule(make_rule(threshold=25_500.0))
+    assert first.id is not None and newest.id is not None
+    [event] = await store.alerts.record_firings([(make_event(newest.id), [APP])], [])
+    assert await store.alerts.delete_rule(newest.id)
+    after = await store.alerts.add_rule(make_rule(threshold=26_000.0))
+    assert after.id is not None and after.id > newest.id
+    # The deleted rule's firing stays its own: the new rule has no history.
+    assert await store.alerts.list_events(rule_id=after.id) == []
+    assert [v.event.id for v in await store.alerts.list_events(rule_id=newest.id)] == [event.id]
+    # Deleting every rule does not reset the counter either.
+    for rule in await store.alerts.list_rules():
+        assert rule.id is not None and await store.alerts.delete_rule(rule.id)
+    again = await store.alerts.add_rule(make_rule())
+    assert again.id is not None and again.id > after.id
+
+
+T0_US = 1_790_000_000_000_000
+
+
+def _rule_values(rule_id: int, threshold: float) -> dict[str, object]:
+    """One alert_rules row as the 0004 schema stores it."""
+    return {
+        "id": rule_id, "owner": "asha", "symbol": "NIFTY", "kind": "PRICE",
+        "condition": "ABOVE", "threshold": threshold, "expiry": None, "strike": None,
+        "side": None, "metric": "spot", "pattern": None, "hysteresis": 25.0, "tolerance": 0.0,
+        "window_s": 300.0, "cooldown_s": 300.0, "recurring": 1, "active_from": None,
+        "active_to": None, "channels": '["app"]', "channel_labels": '["in-app"]',
+        "enabled": 1, "note": f"NIFTY spot crosses above {threshold:g}",
+        "created_at": T0_US + rule_id, "updated_at": T0_US + rule_id,
+    }  # fmt: skip
+
+
+async def test_a_database_from_before_autoincrement_keeps_its_rules_and_never_reuses_ids(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from optterm.store.migrate import alembic_config, head_revision
+
+    path = tmp_path / "old.db"
+    command.upgrade(alembic_config(f"sqlite:///{path}"), "0005")  # the schema before this fix
+    with sqlite3.connect(path) as raw:
+        assert (
+            "AUTOINCREMENT"
+            not in raw.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'alert_rules'"
+            ).fetchone()[0]
+        )
+        cols = list(_rule_values(0, 0.0))
+        insert = (
+            f"INSERT INTO alert_rules ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        )
+        for rule_id, threshold in ((1, 25_000.0), (2, 25_500.0), (3, 26_000.0)):
+            raw.execute(insert, list(_rule_values(rule_id, threshold).values()))
+        raw.execute(
+            "INSERT INTO alert_state VALUES (1, 0, 25010.5, 1790000000000000, 2, 1790000000000000)"
+        )
+        # Rule 3 fired and was deleted under the old schema; so was rule 4, whose id only its
+        # firing still names. Either id would have been handed out again.
+        for event_id, rule_id in ((1, 1), (2, 3), (3, 4)):
+            raw.execute(
+                "INSERT INTO alert_events (id, rule_id, symbol, kind, fired_at, value, threshold,"
+                " title, body, provider, feed, context, created_at) VALUES"
+                " (?, ?, 'NIFTY', 'PRICE', ?, 25010.5, 25000.0, 't', 'b', 'sim', 'SIMULATED',"
+                " '[]', ?)",
+                (event_id, rule_id, 1_790_000_000_000_000 + event_id, 1_790_000_000_000_000),
+            )
+        raw.execute("DELETE FROM alert_rules WHERE id = 3")
+        before = raw.execute("SELECT * FROM alert_rules ORDER BY id").fetchall()
+        events_before = raw.execute("SELECT * FROM alert_events ORDER BY id").fetchall()
+    raw.close()
+
+    async with await open_store(str(path), create=False) as store:
+        rules = await store.alerts.list_rules()
+        assert [(r.id, r.threshold, r.note) for r in rules] == [
+            (1, 25_000.0, "NIFTY spot crosses above 25000"),
+            (2, 25_500.0, "NIFTY spot crosses above 25500"),
+        ]
+        assert (await store.alerts.load_states())[1].fire_count == 2
+        new = await store.alerts.add_rule(make_rule())
+        assert new.id == 5  # above every id a rule or a firing ever named
+        assert await store.alerts.list_events(rule_id=new.id) == []
+
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            head_revision(),
+        )
+        sql = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'alert_rules'").fetchone()
+        assert "AUTOINCREMENT" in sql[0]
+        assert raw.execute("SELECT * FROM alert_rules WHERE id < 5 ORDER BY id").fetchall() == (
+            before
+        )
+        assert raw.execute("SELECT * FROM alert_events ORDER BY id").fetchall() == events_before
+        assert raw.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert_rules'"
+        ).fetchall() == [("ix_alert_rules_symbol",)]
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    raw.close()
+
+
+async def test_the_rule_id_migration_downgrades_and_upgrades_again(db: Path) -> None:
+    from alembic import command
+
+    from optterm.store.migrate import alembic_config
+
+    async with await open_store(str(db)) as store:
+        kept = await store.alerts.add_rule(make_rule())
+        gone = await store.alerts.add_rule(make_rule(threshold=26_000.0))
+        assert gone.id is not None
+        await store.alerts.record_firings([(make_event(gone.id), [APP])], [])
+        assert await store.alerts.delete_rule(gone.id)
+    command.downgrade(alembic_config(f"sqlite:///{db}"), "0005")
+    (sql,) = rows(db, "SELECT sql FROM sqlite_master WHERE name = 'alert_rules'")[0]
+    assert "AUTOINCREMENT" not in sql
+    async with await open_store(str(db)) as store:  # upgraded again
+        assert await store.alerts.list_rules() == [kept]
+        # The counter starts above the deleted rule, which its firing still names.
+        assert (await store.alerts.add_rule(make_rule())).id == 3

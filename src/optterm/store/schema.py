@@ -230,6 +230,9 @@ alert_rules = Table(
     Column("created_at", BigInteger, nullable=False),  # epoch microseconds, UTC
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_alert_rules_symbol", "symbol"),
+    # Ids never come back after a delete: a rule's firings (alert_events.rule_id) are never
+    # shown under a later rule. PostgreSQL's SERIAL never reuses either.
+    sqlite_autoincrement=True,
 )
 
 # Evaluation state per rule, so a restart neither re-fires a crossing already fired nor forgets a
