@@ -367,6 +367,7 @@ def test_history(home: Home) -> None:
     assert titles("--limit", "1") == ["BANKNIFTY pcr below"]
     table = ok(cli(home, "alerts", "history")).stdout
     assert "FAILED after 3 tries: HTTP 500" in table and "#1" in table
+    assert "25,010.50" in table and "e+04" not in table  # a price, as a trader writes it
     refused(cli(home, "alerts", "history", "--since", "yesterday"), "neither a date nor")
 
     # The rule fired 30 minutes ago with a 2 h cooldown.

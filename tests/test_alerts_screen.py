@@ -641,6 +641,11 @@ async def test_events_pane_shows_deliveries_newest_first(settings: Settings, sto
         assert "25,010" in cell_text(table, 2, 2)
         assert cell_text(table, 2, 4) == "in-app PENDING · tag:hook (json://…) FAILED: HTTP 500"
         assert cell_text(table, 0, 1) == f"#{rule.id}"
+        assert [cell_text(table, row, 3) for row in range(3)] == [
+            "25,030.00",
+            "25,020.00",
+            "25,010.00",
+        ]
         rules = rules_table(app)
         assert cell_text(rules, 0, 3) == "cooling down"  # fired 5 min ago, cooldown 10 min
         assert cell_text(rules, 0, 5) == "2"

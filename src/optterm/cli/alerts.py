@@ -463,6 +463,8 @@ def alerts_history(
     from rich.markup import escape
     from rich.table import Table
 
+    from optterm.present.alerts import event_value_text
+
     colours = {"SENT": "green", "FAILED": "red", "PENDING": "yellow", "SENDING": "yellow"}
     table = Table("Time", "Rule", "Alert", "Value", "Deliveries", title="Alert history")
     for v, d in zip(views, docs, strict=True):
@@ -474,7 +476,7 @@ def alerts_history(
             if dl["last_error"] and dl["status"] != "SENT":
                 status += f": {escape(dl['last_error'])}"
             parts.append(f"{escape(dl['channel'])} {status}")
-        value = "" if d["value"] is None else f"{d['value']:,.4g}"
+        value = "" if d["value"] is None else event_value_text(v.event)
         table.add_row(
             _when(v.event.fired_at, settings, now),
             f"#{d['rule_id']}",

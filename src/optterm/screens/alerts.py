@@ -23,7 +23,12 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Static
 
 from optterm.model import AlertEvent, AlertRule, Delivery
-from optterm.present.alerts import STATE_STYLE, channel_result_line, rule_state
+from optterm.present.alerts import (
+    STATE_STYLE,
+    channel_result_line,
+    event_value_text,
+    rule_state,
+)
 from optterm.present.time import when_text
 from optterm.screens.alert_form import AlertForm
 from optterm.screens.base import StateScreen
@@ -68,10 +73,6 @@ def delivery_text(views: Sequence[Any]) -> Text:
             status += f" (retrying after {d.attempts} tries)"
         out.append(status, style=_DELIVERY_STYLE.get(d.status, ""))
     return out
-
-
-def _value(x: float) -> str:
-    return "" if x is None or math.isnan(x) else f"{x:,.4g}"
 
 
 class AlertsScreen(StateScreen):
@@ -209,7 +210,7 @@ class AlertsScreen(StateScreen):
                         self._when(e.fired_at, now),
                         f"#{e.rule_id}",
                         Text(e.title),
-                        _value(e.value),
+                        "" if math.isnan(e.value) else event_value_text(e),
                         delivery_text(deliveries),
                     ),
                 )

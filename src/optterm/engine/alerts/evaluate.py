@@ -40,8 +40,9 @@ from optterm.model import (
     Side,
     Signal,
 )
+from optterm.present.alerts import value_text
 
-__all__ = ["AlertEvaluator", "Firing", "RuleMemory", "describe_rule_value"]
+__all__ = ["AlertEvaluator", "Firing", "RuleMemory", "describe_rule_value", "value_unit"]
 
 _NAN = float("nan")
 
@@ -121,16 +122,30 @@ def describe_rule_value(rule: AlertRule) -> str:
     return f"{rule.symbol}{exp} {what}".strip()
 
 
-def _fmt(value: float, f: str) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    if f in ("iv", "atm_iv"):
-        return f"{value * 100:.2f}%"
-    if f == "pcr":
-        return f"{value:.2f}"
-    if f in ("oi_change", "oi_change_total", "volume", "volume_total"):
-        return f"{value:+,.0f}" if f.startswith("oi") else f"{value:,.0f}"
-    return f"{value:,.2f}"
+def value_unit(rule: AlertRule) -> str:
+    """The unit of the value a rule watches, for `present.alerts.value_text`."""
+    if rule.condition is Condition.PERCENT_CHANGE:
+        return "percent"
+    k = rule.kind
+    if k is AlertKind.VOLUME_SPIKE:
+        return "multiple"
+    if k is AlertKind.PATTERN_DETECTED:
+        return "confidence"
+    if k is AlertKind.STALE_FEED:
+        return "seconds"
+    if k is AlertKind.MAX_PAIN_SHIFT:
+        return "points"
+    f = _field_of(rule)
+    return {
+        "spot": "price",
+        "ltp": "price",
+        "oi_change": "oi_change",
+        "oi_change_total": "oi_change",
+        "iv": "iv",
+        "atm_iv": "iv",
+        "iv_rank": "iv_rank",
+        "pcr": "ratio",
+    }.get(f, "number")
 
 
 class AlertEvaluator:
@@ -439,38 +454,43 @@ class AlertEvaluator:
         mem.last_fired_at = snap.provider_ts
         mem.fire_count += 1
         self._dirty[i] = True
-        f = _field_of(rule)
+        unit = value_unit(rule)
         what = describe_rule_value(rule)
         verb = {
             Condition.ABOVE: "crossed above",
             Condition.BELOW: "crossed below",
             Condition.EQUALS: "reached",
-            Condition.PERCENT_CHANGE: f"moved {value:.2f}% in {rule.window_s / 60:g} min, past",
+            Condition.PERCENT_CHANGE: (
+                f"moved {value_text(value, unit)} in {rule.window_s / 60:g} min, past"
+            ),
         }[rule.condition]
         if rule.kind is AlertKind.MAX_PAIN_SHIFT:
             before = mem.reference if mem.reference is not None else _NAN
             now_pain = self._pain_now.get(i, _NAN)
-            title = f"{rule.symbol} max pain shifted {value:,.0f} points to {now_pain:,.0f}"
-            line = f"max pain {before:,.0f} → {now_pain:,.0f} (alert at {rule.threshold:,.0f})"
+            title = (
+                f"{rule.symbol} max pain shifted {value_text(value, unit)} points to "
+                f"{value_text(now_pain, unit)}"
+            )
+            line = (
+                f"max pain {value_text(before, unit)} → {value_text(now_pain, unit)} "
+                f"(alert at {value_text(rule.threshold, unit)})"
+            )
             # The next shift is measured from here, so the rule is armed again at once.
             mem.reference = now_pain if math.isfinite(now_pain) else None
             self._armed[i] = True
         else:
-            shown = (
-                f"{value:.2f}%" if rule.condition is Condition.PERCENT_CHANGE else _fmt(value, f)
-            )
-            limit = (
-                f"{rule.threshold:g}%"
-                if rule.condition is Condition.PERCENT_CHANGE
-                else _fmt(rule.threshold, f)
-            )
-            if rule.kind is AlertKind.VOLUME_SPIKE:
-                shown, limit = f"{value:.1f}x", f"{rule.threshold:g}x"
-            title = f"{what} {shown} {verb} {limit}"
+            title = f"{what} {value_text(value, unit)} {verb} {value_text(rule.threshold, unit)}"
             line = title
         return Firing(
             rule,
-            _event(rule, snap, value, title, [line, f"spot {snap.spot:,.2f}"], self.calendar.tz),
+            _event(
+                rule,
+                snap,
+                value,
+                title,
+                [line, f"spot {value_text(snap.spot, 'price')}"],
+                self.calendar.tz,
+            ),
         )
 
     def _specials(
@@ -518,7 +538,11 @@ class AlertEvaluator:
                                     [
                                         sig.summary,
                                         f"strikes {', '.join(f'{k:g}' for k in sig.strikes)}"
-                                        + (f" · spot {spot:,.2f}" if math.isfinite(spot) else ""),
+                                        + (
+                                            f" · spot {value_text(spot, 'price')}"
+                                            if math.isfinite(spot)
+                                            else ""
+                                        ),
                                     ],
                                     sig.last_seen,
                                     sig.provider,
@@ -529,6 +553,7 @@ class AlertEvaluator:
                                 provider=sig.provider,
                                 feed=sig.feed,
                                 context=(
+                                    ("unit", value_unit(rule)),
                                     ("signal", sig.key),
                                     ("confidence", float(sig.confidence)),
                                     *sig.evidence,
@@ -570,7 +595,7 @@ class AlertEvaluator:
                                 ),
                                 provider="optterm",
                                 feed=Feed.LIVE,
-                                context=(("age_s", age),),
+                                context=(("unit", value_unit(rule)), ("age_s", age)),
                             ),
                         )
                     )
@@ -632,6 +657,7 @@ def _event(
         provider=snap.provider,
         feed=snap.feed,
         context=(
+            ("unit", value_unit(rule)),
             ("spot", snap.spot),
             ("expiry", snap.expiry.isoformat()),
             *((("strike", rule.strike),) if rule.strike is not None else ()),
