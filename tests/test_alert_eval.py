@@ -230,7 +230,7 @@ def test_metrics_rules_read_the_enriched_chain() -> None:
     assert "PCR 2.00 crossed above 1.10" in fired[0].event.title
 
 
-def _signal(key: str, confidence: int, at: datetime) -> Signal:
+def make_signal(key: str, confidence: int, at: datetime) -> Signal:
     return Signal(
         key=key,
         kind=PatternKind.GAMMA_SQUEEZE,
@@ -263,11 +263,11 @@ def test_pattern_rule_fires_once_per_signal_when_confidence_is_reached() -> None
         ]
     )
     s = snap(25_000.0)
-    assert ev.evaluate([(s, None)], [_signal("a", 60, T0)], T0) == []
-    (f,) = ev.evaluate([(s, None)], [_signal("a", 75, T0)], T0)
+    assert ev.evaluate([(s, None)], [make_signal("a", 60, T0)], T0) == []
+    (f,) = ev.evaluate([(s, None)], [make_signal("a", 75, T0)], T0)
     assert "GAMMA_SQUEEZE bullish (75/100" in f.event.title
-    assert ev.evaluate([(s, None)], [_signal("a", 90, T0)], T0) == []  # same signal: once
-    assert len(ev.evaluate([(s, None)], [_signal("b", 71, T0)], T0)) == 1  # a new one fires
+    assert ev.evaluate([(s, None)], [make_signal("a", 90, T0)], T0) == []  # same signal: once
+    assert len(ev.evaluate([(s, None)], [make_signal("b", 71, T0)], T0)) == 1  # a new one fires
 
 
 def test_stale_feed_fires_once_and_rearms_on_fresh_data() -> None:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -376,3 +377,37 @@ def test_history(home: Home) -> None:
     # History outlives its rule.
     ok(cli(home, "alerts", "rm", "1", "--yes"))
     assert len(titles("1")) == 2
+
+
+def fire_pattern_rule(db: Any, signals: list[str], at: datetime) -> list[AlertEvent]:
+    """Run the stored rules through a fresh AlertService (as a restarted engine would) with one
+    GAMMA_SQUEEZE signal per key in `signals`, seen at `at`; the events it recorded."""
+    from optterm.engine.alerts.service import AlertService
+    from optterm.engine.events import ChainUpdate
+    from tests.test_alert_eval import make_signal, snap
+
+    async def go() -> list[AlertEvent]:
+        async with await open_store(str(db)) as store:
+            chain = replace(snap(25_000.0), provider_ts=at, fetched_at=at)
+            service = AlertService(store)
+            return await service.on_tick(
+                [ChainUpdate(chain, True)], [make_signal(k, 80, at) for k in signals], at
+            )
+
+    return asyncio.run(go())
+
+
+def test_a_pattern_rule_that_fired_shows_when_and_how_often(home: Home) -> None:
+    ok(cli(home, "alerts", "add", "NIFTY pattern GAMMA_SQUEEZE confidence 70", "--cooldown", "1h"))
+    at = datetime(2026, 11, 20, 4, 30, tzinfo=UTC)  # 10:00 IST, a Friday session
+    [event] = fire_pattern_rule(home.db, ["squeeze-1"], at)
+    assert event.rule_id == 1 and event.kind is AlertKind.PATTERN_DETECTED
+
+    [doc] = rules_json(home)
+    assert doc["fire_count"] == 1 and doc["last_fired_at"] == at.isoformat()
+    table = ok(cli(home, "alerts", "list")).stdout
+    assert "never" not in table and "20-Nov" in table
+    # The firing was saved with the rule's state: a restarted engine keeps the cooldown.
+    assert fire_pattern_rule(home.db, ["squeeze-2"], at + timedelta(minutes=5)) == []
+    assert len(fire_pattern_rule(home.db, ["squeeze-3"], at + timedelta(hours=2))) == 1
+    assert rules_json(home)[0]["fire_count"] == 2

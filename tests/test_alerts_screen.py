@@ -696,3 +696,31 @@ async def test_confirm_screen_answers_with_keys() -> None:
             await pilot.press(*keys)
             await pilot.pause()
         assert answers.pop() is expected
+
+
+async def test_a_pattern_rule_that_fired_shows_its_last_firing_and_count(
+    settings: Settings, store: Store
+) -> None:
+    from optterm.engine.alerts.service import AlertService
+    from optterm.engine.events import ChainUpdate
+    from tests.test_alert_eval import make_signal, snap
+
+    rule = await add_rule(
+        store,
+        settings,
+        kind=AlertKind.PATTERN_DETECTED,
+        condition=None,
+        threshold=70.0,
+        pattern=PatternKind.GAMMA_SQUEEZE,
+    )
+    at = datetime(2026, 11, 20, 4, 45, tzinfo=UTC)  # 10:15 IST
+    chain = replace(snap(25_000.0), provider_ts=at, fetched_at=at)
+    [event] = await AlertService(store).on_tick(
+        [ChainUpdate(chain, True)], [make_signal("squeeze", 80, at)], at
+    )
+    assert event.rule_id == rule.id
+    async with alerts_app(settings, store) as (app, _pilot):
+        rules = rules_table(app)
+        assert "10:15:00" in cell_text(rules, 0, 4)
+        assert cell_text(rules, 0, 5) == "1"
+        assert cell_text(rules, 0, 3) == "armed"  # it fires again on the next signal

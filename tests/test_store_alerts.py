@@ -449,3 +449,33 @@ async def test_the_rule_id_migration_downgrades_and_upgrades_again(db: Path) -> 
         assert await store.alerts.list_rules() == [kept]
         # The counter starts above the deleted rule, which its firing still names.
         assert (await store.alerts.add_rule(make_rule())).id == 3
+
+
+async def test_activity_counts_a_rules_firings_from_the_history(store: Store) -> None:
+    fired = await store.alerts.add_rule(make_rule())
+    pattern = await store.alerts.add_rule(make_rule(threshold=70.0))
+    quiet = await store.alerts.add_rule(make_rule(threshold=26_000.0))
+    assert fired.id and pattern.id and quiet.id
+    later = T0 + timedelta(minutes=7)
+    await store.alerts.record_firings(
+        [
+            (make_event(fired.id, T0), [APP]),
+            (make_event(fired.id, later), [APP]),
+            (make_event(pattern.id, T0), [APP]),
+        ],
+        # The first rule's state says it is waiting to re-arm; the pattern rule has no state
+        # row (as before pattern rules saved theirs); the quiet one's was never fired.
+        [
+            RuleStateRow(fired.id, False, 25_010.5, later, 2),
+            RuleStateRow(quiet.id, True, 1.0, None, 0),
+        ],
+    )
+    activity = await store.alerts.load_activity()
+    assert activity[fired.id] == RuleStateRow(fired.id, False, 25_010.5, later, 2)
+    assert activity[pattern.id] == RuleStateRow(pattern.id, True, None, T0, 1)
+    assert activity[quiet.id] == RuleStateRow(quiet.id, True, 1.0, None, 0)
+    # An edit drops the evaluation state, not the firings.
+    await store.alerts.update_rule(dataclasses.replace(fired, threshold=25_100.0))
+    assert (await store.alerts.load_activity())[fired.id] == RuleStateRow(
+        fired.id, True, None, later, 2
+    )

@@ -64,6 +64,7 @@ from tests.test_store_alerts import (  # noqa: F401
     make_event,
     make_rule,
     test_a_deleted_rules_id_is_never_given_to_a_new_rule,
+    test_activity_counts_a_rules_firings_from_the_history,
     test_list_rules_filters,
     test_record_firings_with_only_state,
     test_rules_survive_reopening,

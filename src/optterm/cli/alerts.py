@@ -285,7 +285,7 @@ def alerts_list(
     async def read(store: Any) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
         return await store.alerts.list_rules(
             owner=owner, symbol=sym
-        ), await store.alerts.load_states()
+        ), await store.alerts.load_activity()
 
     rules, states = run_with_store(settings, read)
     now = datetime.now(UTC)

@@ -149,7 +149,7 @@ class AlertsScreen(StateScreen):
         if store is not None:
             try:
                 rules = await store.alerts.list_rules()
-                states = await store.alerts.load_states()
+                states = await store.alerts.load_activity()
                 views = await store.alerts.list_events(limit=EVENTS_SHOWN)
             except StoreError as exc:
                 problem = str(exc)

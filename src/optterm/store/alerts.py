@@ -329,6 +329,23 @@ class AlertRepository:
             for r in rows
         }
 
+    async def load_activity(self) -> dict[int, RuleStateRow]:
+        """Each rule as people are shown it (`alerts list`, the Alerts screen): its evaluation
+        state, with how many times it fired and when it last did taken from its firings in the
+        history, so the count is what `alerts history ID` lists, for every kind of rule, and an
+        edit (which drops the evaluation state) does not make its firings disappear. A rule
+        that fired but has no state row counts as armed."""
+        e = alert_events.c
+        fired = select(e.rule_id, func.count(), func.max(e.fired_at)).group_by(e.rule_id)
+        async with self._store.read_connection() as conn:
+            counts = (await conn.execute(fired)).all()
+        states = await self.load_states()
+        out = {k: replace(st, fire_count=0, last_fired_at=None) for k, st in states.items()}
+        for rule_id, count, last in counts:
+            st = out.get(int(rule_id)) or RuleStateRow(int(rule_id), True, None, None, 0)
+            out[int(rule_id)] = replace(st, fire_count=int(count), last_fired_at=from_us(last))
+        return out
+
     async def save_states(self, states: Sequence[RuleStateRow]) -> None:
         """Upsert state rows in one transaction (NaN last_value is stored as NULL)."""
         values = _state_values(states, now_us())

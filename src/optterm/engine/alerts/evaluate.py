@@ -504,6 +504,10 @@ class AlertEvaluator:
             rule = self.rules[i]
             mem = self.memory[rule.id or -1]
             if rule.kind is AlertKind.PATTERN_DETECTED:
+                # Always armed: it fires once per signal (seen_signals), not per crossing.
+                if mem.armed is None:
+                    mem.armed = True
+                    self._dirty[i] = True
                 for sig in signals:
                     if sig.symbol != rule.symbol or sig.kind is not rule.pattern:
                         continue
@@ -517,6 +521,7 @@ class AlertEvaluator:
                         continue
                     mem.last_fired_at = sig.last_seen
                     mem.fire_count += 1
+                    self._dirty[i] = True
                     got = nearest.get(sig.symbol)
                     spot = got[0].spot if got else _NAN
                     title = (
@@ -569,10 +574,12 @@ class AlertEvaluator:
                 stale = age >= rule.threshold
                 if mem.armed is None:
                     mem.armed = True
+                    self._dirty[i] = True
                 if stale and mem.armed:
                     mem.armed = False
                     mem.last_fired_at = now
                     mem.fire_count += 1
+                    self._dirty[i] = True
                     title = f"{rule.symbol} feed stale: no new data for {age:.0f} s"
                     out.append(
                         Firing(
@@ -599,14 +606,17 @@ class AlertEvaluator:
                             ),
                         )
                     )
-                elif not stale:
+                elif not stale and not mem.armed:
                     mem.armed = True
+                    self._dirty[i] = True
         return out
 
     def memories(self, only_dirty: bool = False) -> dict[int, RuleMemory]:
         """Rule memories with the arrays' armed state and last value copied in; with
         `only_dirty`, just the rules whose armed state changed or that fired since the last call
-        (what is worth persisting), and the dirty marks are cleared."""
+        (what is worth persisting), and the dirty marks are cleared. Pattern and stale-feed
+        rules keep their state in the memory itself (not in the arrays) and mark themselves
+        dirty the same way, so their firings are persisted like every other rule's."""
         picked = np.flatnonzero(self._dirty) if only_dirty else range(len(self.rules))
         out: dict[int, RuleMemory] = {}
         for i in picked:
@@ -619,9 +629,6 @@ class AlertEvaluator:
             out[rule.id or -1] = mem
         if only_dirty:
             self._dirty[:] = False
-            for i in self._special:
-                rule = self.rules[i]
-                out[rule.id or -1] = self.memory[rule.id or -1]
         return out
 
 
