@@ -132,7 +132,22 @@ def test_event_carries_the_numbers_source_and_exchange_time() -> None:
     assert e.fired_at == s1.provider_ts and e.provider == "angelone" and e.feed is Feed.LIVE
     assert e.title == "NIFTY spot 25,012.30 crossed above 25,000.00"
     assert "09:30:15 IST 20-Nov-2026" in e.body and "LIVE via angelone" in e.body
-    assert "rule #1: NIFTY spot crosses above 25000" in e.body
+    # The rule as it is now (the note, the sentence it was typed as, is not repeated).
+    assert e.body.endswith(
+        "rule #1: NIFTY spot crosses above 25,000 · rearm 0 · cooldown 0s · from 00:00 to 23:59"
+    )
+
+
+def test_a_note_in_the_traders_own_words_is_quoted_in_the_message() -> None:
+    ev = AlertEvaluator()
+    ev.load([rule(note="hedge  the short 25000 CE", hysteresis=25.0, cooldown_s=300.0)])
+    run_path(ev, [24_990.0])
+    s = snap(25_010.0, 1)
+    (firing,) = ev.evaluate([(s, None)], [], s.provider_ts)
+    assert firing.event.body.splitlines()[-2:] == [
+        "rule #1: NIFTY spot crosses above 25,000 · from 00:00 to 23:59",
+        "note: hedge the short 25000 CE",
+    ]
 
 
 def test_simulated_data_says_so_in_the_message() -> None:

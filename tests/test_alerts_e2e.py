@@ -129,3 +129,43 @@ async def test_a_crossing_is_delivered_once_to_every_channel_and_a_dead_one_fail
         assert len(http.hits("/hook")) == 1 and len(smtp.wait_for(1)) == 1
     finally:
         await store.close()
+
+
+async def test_an_edited_rule_is_delivered_as_it_is_now_not_as_it_was_typed(tmp_path) -> None:
+    """A rule made from a sentence, edited as the TUI's form edits it (the fields change, the
+    note keeps the sentence), fires: the message that reaches the channel says the new rule."""
+    from optterm.engine.alerts.book import AlertBook
+    from optterm.engine.alerts.rules import parse_rule_text
+    from optterm.engine.events import ChainUpdate
+    from tests.test_alert_eval import snap
+
+    with CaptureServer() as http:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[notify]\nchannels = {{ hook = "{http.json_url("/hook")}" }}\n')
+        settings = load_settings(cfg, env={})
+        store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+        try:
+            book = AlertBook(store, settings)
+            sentence = "NIFTY spot crosses above 25000"
+            typed = {**parse_rule_text(sentence, settings), "today": OPEN.date()}
+            rule = await book.add(typed, ["tag:hook"])
+            assert rule.id is not None and rule.note == sentence
+            dispatcher = Dispatcher(store, settings, None)
+            alerts = AlertService(store, on_recorded=dispatcher.wake)
+
+            async def tick(k: int, spot: float) -> list:
+                return await alerts.on_tick([ChainUpdate(snap(spot, k), True)], [], OPEN)
+
+            assert await tick(0, 24_900.0) == []  # the running engine has the rule, armed
+            edited = await book.update(rule.id, {**typed, "threshold": 25_500.0}, ["tag:hook"])
+            assert edited.note == sentence  # the note is what was typed; the rule is not
+            assert await tick(1, 25_100.0) == []  # past the old threshold: nothing
+            [event] = await tick(2, 25_510.0)
+            assert await dispatcher.dispatch_once() == 1
+            (hook,) = http.wait_for(1, "/hook")
+            sent = json.loads(hook.body)
+            assert sent["title"] == "NIFTY spot 25,510.00 crossed above 25,500.00" == event.title
+            assert "rule #1: NIFTY spot crosses above 25,500" in sent["message"]
+            assert "25000" not in sent["message"] and "25,000" not in sent["message"]
+        finally:
+            await store.close()

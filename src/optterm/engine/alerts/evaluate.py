@@ -28,6 +28,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 
 import numpy as np
 
+from optterm.engine.alerts.rules import is_rule_sentence, rule_summary
 from optterm.engine.analytics.chain import Enriched
 from optterm.market import MarketCalendar
 from optterm.model import (
@@ -644,9 +645,13 @@ def _body(
     source = f"{feed.value} via {provider}"
     if feed is Feed.SIMULATED:
         source += " (SIMULATED data, not market prices)"
-    return "\n".join(
-        [*lines, f"{_local(at, tz)} · {source}", f"rule #{rule.id}: {rule.note or ''}"]
-    )
+    # The rule as it is now, never the sentence it was first typed as (an edit changes the
+    # rule, not its note); a note in the trader's own words is quoted as well.
+    about = [f"rule #{rule.id}: {rule_summary(rule)}"]
+    note = " ".join(rule.note.split())
+    if note and not is_rule_sentence(note, rule.symbol):
+        about.append(f"note: {note}")
+    return "\n".join([*lines, f"{_local(at, tz)} · {source}", *about])
 
 
 def _event(

@@ -50,6 +50,7 @@ __all__ = [
     "default_owner",
     "default_tolerance",
     "format_duration",
+    "is_rule_sentence",
     "known_symbols",
     "parse_duration",
     "parse_rule_text",
@@ -843,9 +844,9 @@ def _quote(word: str) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str, settings: Settings) -> None:
+    def __init__(self, text: str, known: Sequence[str]) -> None:
         self.text = text
-        self.settings = settings
+        self.known = list(known)  # the symbols a rule may start with
         self.toks = _tokens(text)
         self.pos = 0
         self.out: dict[str, Any] = {}
@@ -935,7 +936,7 @@ class _Parser:
 
     def symbol(self) -> None:
         tok = self.take()
-        known = known_symbols(self.settings)
+        known = self.known
         if tok.low in _SUBJECT_WORDS or _num_of(tok.low) is not None:
             self.fail(f"a rule starts with the underlying's symbol (one of {_choices(known)})", tok)
         sym = tok.text.upper()
@@ -1218,7 +1219,18 @@ def parse_rule_text(text: str, settings: Settings) -> dict[str, Any]:
     `note` (the text itself); RuleError, quoting the word it could not read, otherwise."""
     if not isinstance(text, str):
         raise RuleError("the one-line rule must be text")
-    return _Parser(text, settings).parse()
+    return _Parser(text, known_symbols(settings)).parse()
+
+
+def is_rule_sentence(text: str, symbol: str) -> bool:
+    """Whether `text` is a rule in the one-line form (on `symbol` or an index), rather than a
+    note in someone's own words. A rule's note is often the sentence it was made from; what
+    the rule is *now* is `rule_summary`, so messages show that and quote only real notes."""
+    try:
+        _Parser(text, [*NSE_INDICES, symbol]).parse()
+    except Exception:  # RuleError, or any surprise: a note is never worth a failed tick
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------- summary
