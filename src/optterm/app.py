@@ -29,7 +29,6 @@ from optterm.engine.events import Tick
 from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
 from optterm.market import utc_now
-from optterm.screens.base import StateScreen
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -330,23 +329,35 @@ class OpttermApp(App[int]):
             with open(target, "w", encoding="ascii") as f:
                 f.write(f"{time.time():.6f}\n")
 
+    def _visible_screens(self) -> list[Screen[Any]]:
+        """The screens in view, bottom first: the top one and, while it is a modal (the alert
+        form, a confirmation), the screens it leaves showing beneath it. All of them are kept
+        live: a header frozen behind a dialog would show an age that is no longer true."""
+        shown: list[Screen[Any]] = []
+        for screen in reversed(self.screen_stack):
+            if screen.is_mounted:
+                shown.append(screen)
+            if not screen.is_modal:
+                break
+        return shown[::-1]
+
     def _refresh_screen(self) -> None:
-        screen = self.screen
-        if isinstance(screen, StateScreen) and screen.is_mounted:
-            screen.on_state(self.state)
+        for screen in self._visible_screens():
+            # Every StateScreen, and a dialog that shows live values too (the alert form).
+            on_state = getattr(screen, "on_state", None)
+            if on_state is not None:
+                on_state(self.state)
         self.refresh_status()
 
     def refresh_status(self) -> None:
-        """Every screen's header; also once a second, since ages move and a stopped feed turns
-        stale even without ticks."""
+        """Every visible screen's header; also once a second, since ages move and a stopped feed
+        turns stale even without ticks."""
         if not self.screen_stack:  # the app is closing: the once-a-second timer can still fire
             return
-        screen = self.screen
-        if not screen.is_mounted:
-            return
         symbol, expiry = self._current_chain()
-        for bar in screen.query(StatusBar):
-            bar.show(self.state, symbol, expiry)
+        for screen in self._visible_screens():
+            for bar in screen.query(StatusBar):
+                bar.show(self.state, symbol, expiry)
 
     # -- navigation ---------------------------------------------------------------------------
 
