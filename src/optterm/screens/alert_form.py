@@ -10,6 +10,11 @@ shown only as its redacted label and is never logged.
 `AlertForm(state, rule=None, prefill=None)` dismisses with the saved `AlertRule` (already
 written by the book) or None.
 
+Under the title, the form shows what the rule would watch as it is now (spot, the option's LTP,
+the PCR, a pattern's confidence, ...) with its source and age, read from the engine's state as
+the evaluator reads it (`engine.alerts.evaluate.current_level`); it follows every field change,
+every tick (the app calls `on_state` on the screens in view) and the clock.
+
 Over 600 lines because a rule has seventeen fields, each shown only for the kinds that use it and
 each read back into the form from the one-line text or a stored rule; the checks themselves are
 the book's.
@@ -41,11 +46,13 @@ from optterm.engine.alerts.book import (
     message_for_test,
     send_test_message,
 )
+from optterm.engine.alerts.evaluate import current_level
 
 # The rule vocabulary (which conditions and metrics a kind takes, which take an option) comes
 # from the rules module, so that the form can never offer what build_rule would refuse.
 from optterm.engine.alerts.rules import (
     CONDITIONS,
+    LEG_METRICS,
     LEVEL_KINDS,
     METRICS,
     RuleError,
@@ -64,8 +71,11 @@ from optterm.engine.alerts.rules import (
     takes_leg,
 )
 from optterm.engine.notify.channels import APP
+from optterm.market import IST, parse_day
 from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
-from optterm.present.alerts import channel_result_line
+from optterm.present.alerts import channel_result_line, value_text
+from optterm.present.chain import data_age, source_label
+from optterm.present.time import age_text
 
 if TYPE_CHECKING:
     from optterm.engine.state import EngineState
@@ -314,6 +324,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         border: thick $primary 60%; background: $surface; padding: 0 1;
     }
     AlertForm #title { text-style: bold; width: 1fr; }
+    AlertForm #current { height: 1; width: 1fr; background: $boost; }
     AlertForm #line { margin: 1 0 0 0; }
     AlertForm #fields { height: auto; margin: 1 0 0 0; }
     AlertForm .row { height: auto; margin: 0 0 0 0; }
@@ -380,6 +391,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         title = f"Edit alert rule {self.rule.id}" if self.rule is not None else "New alert rule"
         with Vertical(id="dialog"):
             yield Static(title, id="title")
+            yield Static("", id="current")
             yield Input(
                 placeholder="Type the rule in one line, e.g. NIFTY spot crosses above 25000 "
                 "(enter fills the form)",
@@ -498,7 +510,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
         yield Footer()
 
-    _CHROME = 14  # rows around the fields: border, title, one-line input, messages, buttons, footer
+    _CHROME = 15  # rows around the fields: border, title, value now, one line, messages, buttons…
 
     def on_resize(self, event: events.Resize) -> None:
         """The fields scroll when the terminal is short; the buttons and messages stay put."""
@@ -509,6 +521,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         self._remember()
         self._sync()
         self._validate()
+        self.set_interval(1.0, self._show_current)  # ages move between ticks
         if self.rule is None and "apprise" not in sys.modules:
             self._warm_up()
         self.query_one("#line", Input).focus()
@@ -625,6 +638,94 @@ class AlertForm(ModalScreen[AlertRule | None]):
             return None, str(exc)
         return rule, None
 
+    # ------------------------------------------------------------------------ value now
+
+    def on_state(self, state: EngineState) -> None:
+        """Called by the app after each tick while the form is in view."""
+        self.state = state
+        if self.is_mounted:
+            self._show_current()
+
+    def _show_current(self) -> None:
+        self.query_one("#current", Static).update(self.current_text())
+
+    def _target(self) -> AlertRule:
+        """What the fields point at: enough of a rule to read its value (no threshold yet)."""
+        kind, metric = self._kind, self._metric
+        strike: float | None = None
+        side: Side | None = None
+        if takes_leg(kind, metric):
+            try:
+                strike = float(self._text("strike").replace(",", ""))
+            except ValueError:
+                strike = None
+            side = self._select("side") if strike is not None else None
+        return AlertRule(
+            symbol=self._select("symbol") or "",
+            kind=kind,
+            condition=self._condition,
+            threshold=math.nan,
+            expiry=parse_day(self._text("expiry")),
+            strike=strike if strike is not None and math.isfinite(strike) else None,
+            side=side,
+            metric=metric,
+            pattern=self._select("pattern"),
+        )
+
+    def current_text(self) -> Text:
+        """ "Now: NIFTY 27-Nov spot 25,012.30 · SIMULATED via simulator · data 09:30:15 IST ·
+        age 3s": the value the rule would watch, as it is in the engine's latest chain."""
+        target = self._target()
+        symbol, kind = target.symbol, target.kind
+        typed = self._text("expiry")
+        out = Text.assemble(("Now: ", "bold"))
+        if typed and target.expiry is None:
+            return out.append(f"n/a: expiry {typed!r} is not a date (YYYY-MM-DD)")
+        update = self.state.chain(symbol, target.expiry)
+        if update is None:
+            which = f" {target.expiry:%d-%b-%Y}" if target.expiry else ""
+            return out.append(f"no data for {symbol}{which} yet in this session", style="dim")
+        snap, now = update.snapshot, self.state.now()
+        age = data_age(snap, now)
+        out.append(f"{symbol} {snap.expiry:%d-%b} ")
+        if kind is AlertKind.PATTERN_DETECTED:
+            pattern = target.pattern
+            signals = [
+                sig
+                for sig in self.state.active_signals
+                if sig.symbol == symbol and sig.kind is pattern and sig.expiry == snap.expiry
+            ]
+            if signals:
+                best = max(signals, key=lambda sig: sig.confidence)
+                out.append(f"{pattern} {best.direction.value} ")
+                out.append(value_text(best.confidence, "confidence"), style="bold")
+            else:
+                out.append(f"no {pattern} signal")
+        elif kind is AlertKind.STALE_FEED:
+            out.append("data age ")
+            out.append(age_text(age), style="bold")
+        elif (kind, target.metric) in LEG_METRICS and target.strike is None:
+            what = "LTP" if kind is AlertKind.PRICE else "IV"
+            out.append(f"give a strike and side to see the option's {what}", style="dim")
+        else:
+            level = current_level(target, snap, update.enriched)
+            if level is not None:
+                out.append(f"{level.name.strip()} ")
+                out.append(value_text(level.value, level.unit), style="bold")
+                if not math.isfinite(level.value):
+                    out.append(f" ({self._why_no_value(target, snap, update.enriched)})")
+        when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S")
+        out.append(f" · {source_label(snap)} · data {when} IST · age {age_text(age)}")
+        return out
+
+    @staticmethod
+    def _why_no_value(target: AlertRule, snap: Any, enriched: Any) -> str:
+        if target.strike is not None and not bool((snap.strikes == target.strike).any()):
+            return f"no {target.strike:g} strike in this chain"
+        if enriched is None:
+            return "no analytics for this chain"
+        return "the chain has no value for it"
+
     # ---------------------------------------------------------------------- showing state
 
     def _show_row(self, wid: str, shown: bool) -> None:
@@ -655,6 +756,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
         preview.update(Text(f"✓ {rule_summary(rule)}") if rule is not None else "")
         labels = "→ " + " · ".join(c.label for c in rule_channels(rule)) if rule is not None else ""
         self.query_one("#channel-labels", Static).update(Text(labels))
+        self._show_current()
         return rule
 
     def _error(self, message: str) -> None:

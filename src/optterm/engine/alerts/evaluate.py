@@ -43,7 +43,15 @@ from optterm.model import (
 )
 from optterm.present.alerts import value_text
 
-__all__ = ["AlertEvaluator", "Firing", "RuleMemory", "describe_rule_value", "value_unit"]
+__all__ = [
+    "AlertEvaluator",
+    "Firing",
+    "Level",
+    "RuleMemory",
+    "current_level",
+    "describe_rule_value",
+    "value_unit",
+]
 
 _NAN = float("nan")
 
@@ -99,9 +107,8 @@ def _field_of(rule: AlertRule) -> str:
     return ""
 
 
-def describe_rule_value(rule: AlertRule) -> str:
-    """How a rule's value reads in a message: "NIFTY spot", "NIFTY 25000 CE LTP", ..."""
-    f = _field_of(rule)
+def _level_name(rule: AlertRule, f: str) -> str:
+    """What the field `f` of `rule` is called: "spot", "25000 CE LTP", "PCR", ..."""
     leg = f"{rule.strike:g} {rule.side}" if rule.strike is not None and rule.side else ""
     names = {
         "spot": "spot",
@@ -114,17 +121,42 @@ def describe_rule_value(rule: AlertRule) -> str:
         "atm_iv": "ATM IV",
         "iv_rank": "IV rank",
         "pcr": "PCR",
-        "max_pain": "max pain shift",
+        "max_pain": "max pain",
     }
-    what = names.get(f, rule.kind.value.lower())
+    return names.get(f, rule.kind.value.lower())
+
+
+def describe_rule_value(rule: AlertRule) -> str:
+    """How a rule's value reads in a message: "NIFTY spot", "NIFTY 25000 CE LTP", ..."""
+    what = _level_name(rule, _field_of(rule))
+    if rule.kind is AlertKind.MAX_PAIN_SHIFT:
+        what = "max pain shift"
     if rule.kind is AlertKind.VOLUME_SPIKE:
         what = f"{what} spike (x average)"
     exp = f" {rule.expiry:%d-%b}" if rule.expiry else ""
     return f"{rule.symbol}{exp} {what}".strip()
 
 
+# The unit of each field's level (see present.alerts.value_text).
+_FIELD_UNIT = {
+    "spot": "price",
+    "ltp": "price",
+    "oi_change": "oi_change",
+    "oi_change_total": "oi_change",
+    "volume": "contracts",
+    "volume_total": "contracts",
+    "iv": "iv",
+    "atm_iv": "iv",
+    "iv_rank": "iv_rank",
+    "pcr": "ratio",
+    "max_pain": "points",
+}
+
+
 def value_unit(rule: AlertRule) -> str:
-    """The unit of the value a rule watches, for `present.alerts.value_text`."""
+    """The unit of the value a rule compares with its threshold, for
+    `present.alerts.value_text`: a change, multiple or shift where the rule measures one, else
+    the unit of the level it watches."""
     if rule.condition is Condition.PERCENT_CHANGE:
         return "percent"
     k = rule.kind
@@ -134,19 +166,36 @@ def value_unit(rule: AlertRule) -> str:
         return "confidence"
     if k is AlertKind.STALE_FEED:
         return "seconds"
-    if k is AlertKind.MAX_PAIN_SHIFT:
-        return "points"
+    return _FIELD_UNIT.get(_field_of(rule), "number")
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """The level a rule watches in one chain, read as the evaluator reads it: `name` ("25000
+    CE LTP"), `value` (NaN when the chain has none: a strike it does not list, no analytics)
+    and `unit`. For a percent-change, volume-spike or max-pain-shift rule it is the level the
+    change, multiple or shift is measured on."""
+
+    name: str
+    value: float
+    unit: str
+
+
+def current_level(rule: AlertRule, snap: ChainSnapshot, enriched: Enriched | None) -> Level | None:
+    """The level `rule` watches in this chain; None for the kinds that watch none (a pattern's
+    signals, the feed's age)."""
     f = _field_of(rule)
-    return {
-        "spot": "price",
-        "ltp": "price",
-        "oi_change": "oi_change",
-        "oi_change_total": "oi_change",
-        "iv": "iv",
-        "atm_iv": "iv",
-        "iv_rank": "iv_rank",
-        "pcr": "ratio",
-    }.get(f, "number")
+    if not f:
+        return None
+    if f in _LEG:
+        if rule.strike is None or rule.side is None:
+            value = _NAN
+        else:
+            strikes = np.array([rule.strike], dtype=np.float64)
+            value = float(AlertEvaluator._leg(snap, enriched, f, str(rule.side), strikes)[0])
+    else:
+        value = float(AlertEvaluator._scalar(snap, enriched, f))
+    return Level(_level_name(rule, f), value, _FIELD_UNIT.get(f, "number"))
 
 
 class AlertEvaluator:
