@@ -101,3 +101,29 @@ def test_an_event_recorded_before_units_falls_back_to_its_kinds_unit() -> None:
     assert event_value_text(old(AlertKind.OI_CHANGE, 250_000.0)) == "+2.5L"
     assert event_value_text(old(AlertKind.PCR, 1.3)) == "1.30"
     assert event_value_text(old(AlertKind.VOLATILITY, 0.1234)) == "0.12"  # IV or IV rank?
+
+
+def test_the_level_a_rule_watches_is_read_as_the_evaluator_reads_it() -> None:
+    from optterm.engine.alerts.evaluate import current_level
+    from optterm.engine.analytics.chain import enrich
+
+    s = snap(25_012.3, ltp=12.5, oi_change=125_000.0)
+    e = enrich(s)
+    spot = current_level(rule(), s, e)
+    assert spot is not None and (spot.name, spot.value, spot.unit) == ("spot", 25_012.3, "price")
+    leg = current_level(rule(metric="ltp", strike=25_000.0, side=Side.CE), s, None)
+    assert leg is not None and (leg.name, leg.value, leg.unit) == ("25000 CE LTP", 12.5, "price")
+    oi = current_level(rule(kind=AlertKind.OI_CHANGE, strike=25_000.0, side=Side.PE), s, None)
+    assert oi is not None and value_text(oi.value, oi.unit) == "+1.25L"
+    # A percent-change rule's level is the price it measures the change on.
+    pct = current_level(rule(condition=Condition.PERCENT_CHANGE, threshold=1.0), s, None)
+    assert pct is not None and pct.unit == "price" and pct.value == 25_012.3
+    pcr = current_level(rule(kind=AlertKind.PCR), s, e)
+    assert pcr is not None and pcr.value == e.metrics.pcr_oi and pcr.unit == "ratio"
+    # No value rather than a wrong one: an unlisted strike, analytics that did not run.
+    missing = current_level(rule(metric="ltp", strike=25_050.0, side=Side.CE), s, e)
+    assert missing is not None and math.isnan(missing.value)
+    no_iv = current_level(rule(kind=AlertKind.VOLATILITY, metric="atm_iv"), s, None)
+    assert no_iv is not None and math.isnan(no_iv.value)
+    assert current_level(rule(kind=AlertKind.PATTERN_DETECTED), s, e) is None
+    assert current_level(rule(kind=AlertKind.STALE_FEED), s, e) is None
