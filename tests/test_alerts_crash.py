@@ -80,7 +80,7 @@ def test_killed_around_a_send_delivers_exactly_once(home: Home, point: str) -> N
         proc = _serve(home)
         try:
             if point == "before_send":
-                http.wait_for(1, "/hook", timeout=60)
+                http.wait_for(1, "/hook", timeout=180)  # a restart under load is slow
             else:
                 _lines_until(proc, lambda ln: "interrupted by a crash while sending" in ln, 1)
             _lines_until(

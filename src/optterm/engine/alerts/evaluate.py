@@ -500,10 +500,7 @@ class AlertEvaluator:
         if snap is None:
             return None
         rule = self.rules[i]
-        mem = self.memory[rule.id or -1]
-        mem.last_fired_at = snap.provider_ts
-        mem.fire_count += 1
-        self._dirty[i] = True
+        mem = self._fired(i, snap.provider_ts)
         unit = value_unit(rule)
         what = describe_rule_value(rule)
         verb = {
@@ -531,15 +528,57 @@ class AlertEvaluator:
         else:
             title = f"{what} {value_text(value, unit)} {verb} {value_text(rule.threshold, unit)}"
             line = title
+        return self._firing_of(
+            rule,
+            at=snap.provider_ts,
+            value=value,
+            title=title,
+            lines=[line, f"spot {value_text(snap.spot, 'price')}"],
+            provider=snap.provider,
+            feed=snap.feed,
+            context=(
+                ("spot", snap.spot),
+                ("expiry", snap.expiry.isoformat()),
+                *((("strike", rule.strike),) if rule.strike is not None else ()),
+                *((("side", rule.side.value),) if isinstance(rule.side, Side) else ()),
+            ),
+        )
+
+    def _fired(self, i: int, at: datetime) -> RuleMemory:
+        """Note that rule `i` fired at `at` (its memory is then worth persisting)."""
+        mem = self.memory[self.rules[i].id or -1]
+        mem.last_fired_at = at
+        mem.fire_count += 1
+        self._dirty[i] = True
+        return mem
+
+    def _firing_of(
+        self,
+        rule: AlertRule,
+        *,
+        at: datetime,
+        value: float,
+        title: str,
+        lines: list[str],
+        provider: str,
+        feed: Feed,
+        context: tuple[tuple[str, float | str], ...] = (),
+    ) -> Firing:
+        """The one way an event is built, whatever kind of rule fired."""
         return Firing(
             rule,
-            _event(
-                rule,
-                snap,
-                value,
-                title,
-                [line, f"spot {value_text(snap.spot, 'price')}"],
-                self.calendar.tz,
+            AlertEvent(
+                rule_id=rule.id or 0,
+                symbol=rule.symbol,
+                kind=rule.kind,
+                fired_at=at,
+                value=float(value),
+                threshold=rule.threshold,
+                title=title,
+                body=_body(lines, at, provider, feed, rule, self.calendar.tz),
+                provider=provider,
+                feed=feed,
+                context=(("unit", value_unit(rule)), *context),
             ),
         )
 
@@ -569,50 +608,29 @@ class AlertEvaluator:
                     mem.seen_signals.add(sig.key)
                     if not self._allowed(rule, sig.last_seen):
                         continue
-                    mem.last_fired_at = sig.last_seen
-                    mem.fire_count += 1
-                    self._dirty[i] = True
+                    self._fired(i, sig.last_seen)
                     got = nearest.get(sig.symbol)
                     spot = got[0].spot if got else _NAN
                     title = (
                         f"{sig.symbol} {sig.kind.value} {sig.direction.value} "
                         f"({sig.confidence}/100, {sig.strength.value.replace('_', ' ').lower()})"
                     )
+                    strikes = f"strikes {', '.join(f'{k:g}' for k in sig.strikes)}"
+                    if math.isfinite(spot):
+                        strikes += f" · spot {value_text(spot, 'price')}"
                     out.append(
-                        Firing(
+                        self._firing_of(
                             rule,
-                            AlertEvent(
-                                rule_id=rule.id or 0,
-                                symbol=rule.symbol,
-                                kind=rule.kind,
-                                fired_at=sig.last_seen,
-                                value=float(sig.confidence),
-                                threshold=rule.threshold,
-                                title=title,
-                                body=_body(
-                                    [
-                                        sig.summary,
-                                        f"strikes {', '.join(f'{k:g}' for k in sig.strikes)}"
-                                        + (
-                                            f" · spot {value_text(spot, 'price')}"
-                                            if math.isfinite(spot)
-                                            else ""
-                                        ),
-                                    ],
-                                    sig.last_seen,
-                                    sig.provider,
-                                    sig.feed,
-                                    rule,
-                                    self.calendar.tz,
-                                ),
-                                provider=sig.provider,
-                                feed=sig.feed,
-                                context=(
-                                    ("unit", value_unit(rule)),
-                                    ("signal", sig.key),
-                                    ("confidence", float(sig.confidence)),
-                                    *sig.evidence,
-                                ),
+                            at=sig.last_seen,
+                            value=float(sig.confidence),
+                            title=title,
+                            lines=[sig.summary, strikes],
+                            provider=sig.provider,
+                            feed=sig.feed,
+                            context=(
+                                ("signal", sig.key),
+                                ("confidence", float(sig.confidence)),
+                                *sig.evidence,
                             ),
                         )
                     )
@@ -627,33 +645,18 @@ class AlertEvaluator:
                     self._dirty[i] = True
                 if stale and mem.armed:
                     mem.armed = False
-                    mem.last_fired_at = now
-                    mem.fire_count += 1
-                    self._dirty[i] = True
+                    self._fired(i, now)
                     title = f"{rule.symbol} feed stale: no new data for {age:.0f} s"
                     out.append(
-                        Firing(
+                        self._firing_of(
                             rule,
-                            AlertEvent(
-                                rule_id=rule.id or 0,
-                                symbol=rule.symbol,
-                                kind=rule.kind,
-                                fired_at=now,
-                                value=age,
-                                threshold=rule.threshold,
-                                title=title,
-                                body=_body(
-                                    [title, f"last new data at {_local(last, self.calendar.tz)}"],
-                                    now,
-                                    "optterm",
-                                    Feed.LIVE,
-                                    rule,
-                                    self.calendar.tz,
-                                ),
-                                provider="optterm",
-                                feed=Feed.LIVE,
-                                context=(("unit", value_unit(rule)), ("age_s", age)),
-                            ),
+                            at=now,
+                            value=age,
+                            title=title,
+                            lines=[title, f"last new data at {_local(last, self.calendar.tz)}"],
+                            provider="optterm",
+                            feed=Feed.LIVE,
+                            context=(("age_s", age),),
                         )
                     )
                 elif not stale and not mem.armed:
@@ -701,30 +704,6 @@ def _body(
     if note and not is_rule_sentence(note, rule.symbol):
         about.append(f"note: {note}")
     return "\n".join([*lines, f"{_local(at, tz)} · {source}", *about])
-
-
-def _event(
-    rule: AlertRule, snap: ChainSnapshot, value: float, title: str, lines: list[str], tz: tzinfo
-) -> AlertEvent:
-    return AlertEvent(
-        rule_id=rule.id or 0,
-        symbol=rule.symbol,
-        kind=rule.kind,
-        fired_at=snap.provider_ts,
-        value=float(value),
-        threshold=rule.threshold,
-        title=title,
-        body=_body(lines, snap.provider_ts, snap.provider, snap.feed, rule, tz),
-        provider=snap.provider,
-        feed=snap.feed,
-        context=(
-            ("unit", value_unit(rule)),
-            ("spot", snap.spot),
-            ("expiry", snap.expiry.isoformat()),
-            *((("strike", rule.strike),) if rule.strike is not None else ()),
-            *((("side", rule.side.value),) if isinstance(rule.side, Side) else ()),
-        ),
-    )
 
 
 def with_id(rule: AlertRule, rule_id: int) -> AlertRule:
