@@ -226,10 +226,11 @@ def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) 
 
 
 def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
-    # A strike without gamma or OI adds nothing; a chain where no strike has both has no GEX
-    # at all (NaN, shown "n/a"), which is not the same as a GEX of zero.
-    if not np.isfinite(gamma * oi).any():
-        return _NAN
+    # A strike without gamma or OI adds nothing; a chain where no strike has both (a gamma and
+    # some open interest) has no GEX at all (NaN, shown "n/a"), which is not a GEX of zero.
+    with np.errstate(invalid="ignore"):
+        if not (np.isfinite(gamma) & (oi > 0)).any():
+            return _NAN
     return float(gex_c.sum() + gex_p.sum())
 
 
