@@ -504,3 +504,27 @@ async def test_a_follower_measures_the_interval_from_the_stored_chains(store) ->
     assert known.sum() > 30
     expected = redone.snapshot.pe.oi - base.pe.oi[idx]
     assert np.allclose(e.pe.oi_change[known], expected[known])
+
+
+async def test_i_on_the_dashboard_cycles_the_interval_of_the_running_engine(
+    tmp_path: Path,
+) -> None:
+    from optterm.app import OpttermApp
+
+    app = OpttermApp(settings_for(tmp_path))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await app.first_chain.wait()
+
+        def shown() -> str | None:
+            update = app.state.chain("NIFTY")
+            e = None if update is None else update.enriched
+            return None if e is None else e.change.interval.name
+
+        assert shown() == "day"
+        for expected in ("5m", "15m", "30m", "day"):
+            await pilot.press("i")
+            while shown() != expected:  # the redone chain arrives with the engine's news
+                app.ticked.clear()
+                await app.ticked.wait()
+            assert any(f"over {expected}" in n.message for n in app._notifications)
+        await pilot.press("q")
