@@ -528,3 +528,44 @@ async def test_i_on_the_dashboard_cycles_the_interval_of_the_running_engine(
                 await app.ticked.wait()
             assert any(f"over {expected}" in n.message for n in app._notifications)
         await pilot.press("q")
+
+
+def test_the_day_interval_names_what_each_change_is_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optterm.engine.analytics import changes
+    from optterm.engine.analytics.changes import Sample, day_change
+
+    k = np.array([100.0, 110.0])
+    nan = np.full(2, np.nan)
+
+    def chain(minute: int, oi: float, oi_change: np.ndarray, ltp: float) -> ChainSnapshot:
+        at = OPEN + timedelta(minutes=minute)
+        legs = Legs(np.full(2, oi), oi_change, nan, np.full(2, ltp), nan, nan, nan)
+        return ChainSnapshot("X", EXP, "t", Feed.LIVE, at, at, 105.0, 1, k, legs, legs)
+
+    first = Sample.of(chain(0, 100.0, np.full(2, 10.0), 5.0))
+    with_day = chain(30, 130.0, np.full(2, 40.0), 4.0)  # OI +40 on the day, premium 5 → 4
+    no_day = chain(30, 130.0, nan, 4.0)  # a provider without a day change
+
+    def label(cur: ChainSnapshot, base: Sample | None) -> tuple[str, list[int]]:
+        ch = day_change(cur, base)
+        return ch.basis.label, ch.ce.buildup.tolist()
+
+    sb = int(Buildup.SHORT_BUILDUP)
+    assert label(with_day, first) == ("since prev close (premium since 09:15:00)", [sb, sb])
+    assert label(with_day, None) == (
+        "since prev close (premium change n/a: no earlier chain today)",
+        [0, 0],
+    )
+    assert label(no_day, first) == (
+        "since 09:15:00 (first chain today; no day change given)",
+        [sb, sb],
+    )
+    assert not day_change(no_day, None).basis.available
+    # With the previous close (6.0: premium down 2 on the day) the day is exactly the close's.
+    monkeypatch.setattr(changes, "previous_close", lambda legs: np.full(2, 6.0))
+    ch = day_change(with_day, first)
+    assert ch.basis.label == "since prev close" and ch.basis.complete and ch.basis.since is None
+    assert ch.ce.price.tolist() == [-2.0, -2.0] and ch.ce.oi.tolist() == [40.0, 40.0]
+    assert day_change(no_day, first).basis.label == (
+        "since 09:15:00 (OI: first chain today, no day change given; premium: prev close)"
+    )

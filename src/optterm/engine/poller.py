@@ -257,11 +257,11 @@ class Poller:
         strikes = {w.symbol: w.strikes for w in self.watch}
         updates = []
         for u in last.updates:
-            snap = u.snapshot
-            e = self.analyzer.latest(snap.symbol, snap.expiry)
-            if e is not None and u.enriched is not None:
-                e = e.window(strikes.get(snap.symbol, len(e.snapshot)))
-            updates.append(ChainUpdate(snap, False, e if u.enriched is not None else None))
+            snap, redone = u.snapshot, None
+            whole = self.analyzer.latest(snap.symbol, snap.expiry)
+            if u.enriched is not None and whole is not None:
+                redone = whole.window(strikes.get(snap.symbol, len(whole.snapshot)))
+            updates.append(ChainUpdate(snap, False, redone))
         tick = replace(last, updates=tuple(updates), signals=(), alerts=())
         self.last_tick = tick
         self._bus.publish(tick)

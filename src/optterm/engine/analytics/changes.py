@@ -196,43 +196,45 @@ def between(cur: ChainSnapshot, base: Sample, basis: ChangeBasis) -> Changes:
 def day_change(
     cur: ChainSnapshot, first: Sample | None, market: MarketSettings | None = None
 ) -> Changes:
-    """Changes on the day: the provider's ΔOI and the premium against the previous close (or,
-    lacking one, against `first`, the leg's first sample of today); see the module docstring."""
+    """Changes on the day. OI: the provider's change on the day, else against `first` (the
+    chain's first sample of today). Premium: against the previous close, else against `first`.
+    The label names what each is measured from; see the module docstring."""
     market = market or MarketSettings()
     interval = OiInterval()
-    n = len(cur)
-    has_day = bool(np.isfinite(cur.ce.oi_change).any() or np.isfinite(cur.pe.oi_change).any())
+    n, k = len(cur), cur.strikes
     first = first if first is not None and first.ts < cur.provider_ts else None
-    if not has_day:
-        if first is None:
-            basis = ChangeBasis(interval, "day: no change on the day yet", None, False, False)
-            return Changes.none(n, basis)
-        label = f"since {_hms(first.ts, market)} (first chain today; no day change given)"
-        return between(cur, first, ChangeBasis(interval, label, first.ts, False))
-    d_px: dict[str, np.ndarray] = {}
+    when = "" if first is None else _hms(first.ts, market)
+    has_day = bool(np.isfinite(cur.ce.oi_change).any() or np.isfinite(cur.pe.oi_change).any())
+    if not has_day and first is None:
+        basis = ChangeBasis(interval, "day: no change on the day yet", None, False, False)
+        return Changes.none(n, basis)
+    legs: dict[str, LegChange] = {}
     closes = True
-    for side, legs in (("ce", cur.ce), ("pe", cur.pe)):
-        close = previous_close(legs)
+    for side, now in (("ce", cur.ce), ("pe", cur.pe)):
+        if has_day:
+            d_oi = now.oi_change
+        else:
+            assert first is not None
+            d_oi = now.oi - first.at(k, getattr(first, f"{side}_oi"))
+        close = previous_close(now)
         if close is not None:
-            d_px[side] = legs.ltp - close
-        elif first is not None:
-            closes = False
-            d_px[side] = legs.ltp - first.at(cur.strikes, getattr(first, f"{side}_ltp"))
+            d_px = now.ltp - close
         else:
             closes = False
-            d_px[side] = np.full(n, np.nan)
-    if closes:
-        label, since = "since prev close", None
-    elif first is not None:
-        label, since = f"since prev close (premium since {_hms(first.ts, market)})", first.ts
+            base = None if first is None else first.at(k, getattr(first, f"{side}_ltp"))
+            d_px = np.full(n, np.nan) if base is None else now.ltp - base
+        legs[side] = LegChange.of(d_oi, d_px)
+    if has_day and closes:
+        label = "since prev close"
+    elif has_day:
+        tail = f"premium since {when}" if first else "premium change n/a: no earlier chain today"
+        label = f"since prev close ({tail})"
+    elif closes:
+        label = f"since {when} (OI: first chain today, no day change given; premium: prev close)"
     else:
-        label, since = "since prev close (premium change n/a: no earlier chain today)", None
-    basis = ChangeBasis(interval, label, since, closes)
-    return Changes(
-        basis,
-        LegChange.of(cur.ce.oi_change, d_px["ce"]),
-        LegChange.of(cur.pe.oi_change, d_px["pe"]),
-    )
+        label = f"since {when} (first chain today; no day change given)"
+    since = None if has_day and closes else (first.ts if first is not None else None)
+    return Changes(ChangeBasis(interval, label, since, has_day and closes), legs["ce"], legs["pe"])
 
 
 @dataclass(slots=True)
