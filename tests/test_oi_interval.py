@@ -523,10 +523,10 @@ async def test_i_on_the_dashboard_cycles_the_interval_of_the_running_engine(
         assert shown() == "day"
         for expected in ("5m", "15m", "30m", "day"):
             await pilot.press("i")
+            assert any(f"over {expected}" in n.message for n in app._notifications)
             while shown() != expected:  # the redone chain arrives with the engine's news
                 app.ticked.clear()
                 await app.ticked.wait()
-            assert any(f"over {expected}" in n.message for n in app._notifications)
         await pilot.press("q")
 
 
