@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.home import isolated_env, optterm_cmd
 
 DURATION_S = float(os.environ.get("OPTTERM_BENCH_SOAK_S", "600"))
 WARMUP_TICKS = 5
@@ -42,18 +43,9 @@ def run() -> dict[str, Any]:
         (root / "optterm.toml").write_text(
             f'[store]\nurl = "sqlite+aiosqlite:///{root / "o.db"}"\n[poller]\ninterval = 1\n'
         )
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OPTTERM_")},
-            "XDG_CONFIG_HOME": str(root / "c"),
-            "XDG_DATA_HOME": str(root / "d"),
-            "XDG_CACHE_HOME": str(root / "k"),
-            "XDG_STATE_HOME": str(root / "s"),
-        }
+        env = isolated_env(root)
         proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "optterm", "--config", str(root / "optterm.toml")),
-                *("serve", "--log-format", "json"),
-            ],
+            optterm_cmd(root / "optterm.toml", "serve", "--log-format", "json"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.home import isolated_process
 
 SIZE = (200, 50)
 INTERVAL = 0.5
@@ -87,19 +88,8 @@ async def _measure(root: Path) -> list[float]:
 
 def run() -> dict[str, Any]:
     logging.getLogger("optterm").setLevel(logging.WARNING)
-    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for k in saved:  # nothing of the user's: their config, store and logs stay untouched
-            os.environ[k] = str(root / k.lower())
-        try:
-            latencies = asyncio.run(_measure(root))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with tempfile.TemporaryDirectory() as tmp, isolated_process(Path(tmp)):
+        latencies = asyncio.run(_measure(Path(tmp)))
     p50, p90 = statistics.median(latencies), _quantile(latencies, 0.9)
     return {
         "tui.key_latency_p99_ms": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from textual.widgets import DataTable
 
 from optterm.config import FailoverSettings
 from optterm.model import AlertKind, AlertRule, Condition, Feed
@@ -69,6 +70,7 @@ async def test_every_screen_opens_from_the_keyboard_and_escape_returns(tmp_path)
     try:
         async with d.app.run_test(size=(160, 45)) as pilot:
             await d.tick(pilot, 2)
+            dash = d.app.screen
             for key, name in (
                 ("p", "PatternsScreen"),
                 ("r", "AlertsScreen"),
@@ -80,9 +82,13 @@ async def test_every_screen_opens_from_the_keyboard_and_escape_returns(tmp_path)
                 await pilot.pause()
                 assert type(d.app.screen).__name__ == name
                 await d.tick(pilot)  # a tick while another screen is shown
+                spot = f"{d.app.state.chain('NIFTY').snapshot.spot:,.2f}"
+                watchlist = dash.query_one("#watchlist", DataTable)
+                assert watchlist.get_cell("NIFTY", "Spot") != spot  # it missed the tick
                 await pilot.press("escape")
                 await pilot.pause()
-                assert type(d.app.screen).__name__ == "DashboardScreen"
+                assert d.app.screen is dash
+                assert watchlist.get_cell("NIFTY", "Spot") == spot  # and caught up on return
             await pilot.press("t")
             assert not d.app.current_theme.dark
     finally:

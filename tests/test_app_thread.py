@@ -135,7 +135,12 @@ async def test_the_tui_as_poller_runs_the_scheduler_across_the_close(tmp_path: P
         after = ist(15, 41)  # past the close and its end-of-day delay
         clock.move_to(after)
         await clock.napping(2)  # the scheduler ran what was due and naps again
-        while (tick := app.state.last_tick) is None or tick.started_at < after:
+        # The first tick that ends after the move decides its pause at 15:41. It may have
+        # started before the move (the poller runs beside this test), and then the next tick
+        # is 900 s away: wait for either that tick or one started after the move.
+        while (tick := app.state.last_tick) is None or (
+            tick.started_at < after and tick.next_in != 900.0
+        ):
             app.ticked.clear()
             await app.ticked.wait()
         assert tick.next_in == 900.0  # the off-hours cadence, applied to the poller

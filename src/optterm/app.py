@@ -29,6 +29,7 @@ from optterm.engine.events import Tick
 from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
 from optterm.market import utc_now
+from optterm.screens.base import StateScreen
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -331,9 +332,8 @@ class OpttermApp(App[int]):
 
     def _refresh_screen(self) -> None:
         screen = self.screen
-        on_state = getattr(screen, "on_state", None)
-        if on_state is not None and screen.is_mounted:
-            on_state(self.state)
+        if isinstance(screen, StateScreen) and screen.is_mounted:
+            screen.on_state(self.state)
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -370,7 +370,8 @@ class OpttermApp(App[int]):
         else:
             screen = name
         self.switch_screen(screen)
-        self.call_after_refresh(self._refresh_screen)
+        # The screen's data catches up by itself (StateScreen, on resume); its header here.
+        self.call_after_refresh(self.refresh_status)
 
     async def action_back(self) -> None:
         self.action_show("dashboard")

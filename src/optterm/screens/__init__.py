@@ -1,1 +1,2 @@
-"""Textual screens (one module per screen or modal); the TUI issue fills these in."""
+"""The TUI's screens and dialogs, one module each; `base.StateScreen` is what every full screen
+shares (it shows the engine's state and catches up when it comes back on top)."""

@@ -20,13 +20,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from optterm.model import AlertEvent, AlertRule, Delivery
 from optterm.present.alerts import STATE_STYLE, channel_result_line, rule_state
 from optterm.present.time import when_text
 from optterm.screens.alert_form import AlertForm
+from optterm.screens.base import StateScreen
 from optterm.screens.confirm import ConfirmScreen
 from optterm.widgets.status_bar import StatusBar
 
@@ -74,7 +74,7 @@ def _value(x: float) -> str:
     return "" if x is None or math.isnan(x) else f"{x:,.4g}"
 
 
-class AlertsScreen(Screen[None]):
+class AlertsScreen(StateScreen):
     """Alert rules (top) and recent alerts (bottom). See the module docstring."""
 
     DEFAULT_CSS = """
@@ -99,8 +99,7 @@ class AlertsScreen(Screen[None]):
     _RULE_ACTIONS: ClassVar = frozenset({"edit", "toggle_rule", "delete", "test"})
 
     def __init__(self, state: EngineState) -> None:
-        super().__init__()
-        self.state = state
+        super().__init__(state)
         self.rules: list[AlertRule] = []  # in table order
         self.states: dict[int, RuleStateRow] = {}
         self.events: list[tuple[AlertEvent, tuple[Any, ...]]] = []  # newest first
@@ -135,11 +134,8 @@ class AlertsScreen(Screen[None]):
 
     # -------------------------------------------------------------------------- the data
 
-    def on_state(self, state: EngineState) -> None:
-        """Called by the app after each tick while this screen is shown."""
-        self.state = state
-        if self.is_mounted:
-            self.refresh_data()
+    def render_state(self) -> None:
+        self.refresh_data()
 
     @work(exclusive=True, group="alerts-refresh", exit_on_error=False)
     async def refresh_data(self) -> None:

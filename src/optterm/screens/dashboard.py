@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -18,6 +18,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Direction, Feed
 from optterm.present.chain import metrics_lines
+from optterm.screens.base import StateScreen
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 
@@ -63,7 +64,7 @@ class SymbolPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(StateScreen):
     DEFAULT_CSS = """
     DashboardScreen #body { height: 1fr; }
     DashboardScreen #main { width: 1fr; }
@@ -90,8 +91,7 @@ class DashboardScreen(Screen[None]):
     ]
 
     def __init__(self, state: EngineState) -> None:
-        super().__init__()
-        self.state = state
+        super().__init__(state)
         self.symbol = state.symbols[0] if state.symbols else ""
         self.expiry_index = 0
         watch = {w.symbol: w.strikes for w in state.settings.poller.watch}
@@ -119,7 +119,7 @@ class DashboardScreen(Screen[None]):
         for symbol in self.state.symbols:
             table.add_row(*([symbol] + [""] * (len(WATCH_COLUMNS) - 1)), key=symbol)
         self.query_one(ChainTable).focus()
-        self.on_state(self.state)
+        self.render_state()
 
     def on_resize(self) -> None:
         # Signals and alert events move aside when the chain needs the room; `p` and `r` show
@@ -135,8 +135,8 @@ class DashboardScreen(Screen[None]):
         self.expiry_index = max(0, min(self.expiry_index, len(expiries) - 1))
         return self.state.chain(self.symbol, expiries[self.expiry_index])
 
-    def on_state(self, state: EngineState) -> None:
-        self.state = state
+    def render_state(self) -> None:
+        state = self.state
         update = self.current()
         self.query_one(StatusBar).show(
             state, self.symbol, update.snapshot.expiry if update else None
@@ -215,7 +215,7 @@ class DashboardScreen(Screen[None]):
     # -- actions ------------------------------------------------------------------------------
 
     def _rerender(self) -> None:
-        self.on_state(self.state)
+        self.render_state()
 
     def action_symbol(self, index: int) -> None:
         if index < len(self.state.symbols):

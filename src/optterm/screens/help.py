@@ -16,9 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.keys import _character_to_key
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def section_text(title: str, entries: list[tuple[str, str]], width: int) -> Text
     return out
 
 
-class HelpScreen(Screen[None]):
+class HelpScreen(StateScreen):
     """Every key, grouped by the screen it works on."""
 
     TITLE = "Help"
@@ -152,8 +152,7 @@ class HelpScreen(Screen[None]):
     BINDINGS: ClassVar = [Binding("escape", "back", "Back")]
 
     def __init__(self, state: EngineState) -> None:
-        super().__init__()
-        self.state = state
+        super().__init__(state)
 
     def compose(self) -> ComposeResult:
         width = max(len(keys) for _, entries in KEYMAP for keys, _ in entries)
@@ -184,9 +183,6 @@ class HelpScreen(Screen[None]):
                 id="help-note",
             )
         yield Footer()
-
-    def on_state(self, state: EngineState) -> None:
-        self.state = state  # nothing here changes with the data
 
     def action_back(self) -> None:
         go_back(self)

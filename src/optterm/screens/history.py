@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -32,7 +32,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
-from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
@@ -40,6 +39,8 @@ from textual_plotext import PlotextPlot
 from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Feed, Metrics
+from optterm.screens.base import StateScreen
+from optterm.store.timecodec import DAY_US, IST_OFFSET_US
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ log = logging.getLogger("optterm.screens.history")
 NO_STORE: Final = "history needs the store; it is off in this session"
 PANES: Final = ("oi", "doi", "pcr", "straddle")  # ids: #pane-X, #title-X, #plot-X
 _US: Final = timedelta(microseconds=1)
-_IST_OFFSET_US: Final = 19_800_000_000  # Asia/Kolkata is UTC+05:30 without DST
-_DAY_US: Final = 86_400_000_000
 _MAX_BARS: Final = 24
 _BAR_MINUTES: Final = (1, 5, 10, 15, 30, 60, 120)
 _TICK_MINUTES: Final = (5, 10, 15, 30, 60, 90, 120, 180)
@@ -106,7 +105,7 @@ def _minutes(ts: datetime) -> float:
 
 
 def _minutes_us(us: np.ndarray) -> np.ndarray:
-    return ((us.astype(np.int64) + _IST_OFFSET_US) % _DAY_US) / 60e6
+    return ((us.astype(np.int64) + IST_OFFSET_US) % DAY_US) / 60e6
 
 
 def _hhmm(minute: float) -> str:
@@ -168,7 +167,7 @@ def _oi_scale(values: Sequence[float]) -> tuple[float, str, str]:
     return 1.0, "", ""
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(StateScreen):
     """Charts of one chain's day, read from the store.
 
     `series` holds exactly what was plotted last (lists of floats, NaN where a value is missing;
@@ -215,8 +214,7 @@ class HistoryScreen(Screen[None]):
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        super().__init__(name=name, id=id, classes=classes)
-        self.state = state
+        super().__init__(state, name=name, id=id, classes=classes)
         self.symbol = symbol
         self.expiry: date | None = expiry
         self.day: date | None = day
@@ -277,10 +275,10 @@ class HistoryScreen(Screen[None]):
 
     # -- the app's tick hook ---------------------------------------------------------------------
 
-    def on_state(self, state: EngineState) -> None:
-        """Called by the app after each tick while shown: re-read only if the shown chain has a
+    def render_state(self) -> None:
+        """After each tick while shown, and on return: re-read only if the shown chain has a
         newer stored snapshot than the data on screen (and then only the new rows)."""
-        self.state = state
+        state = self.state
         if state.store is None:
             if self.loaded is None:
                 self._show_message(NO_STORE)
@@ -657,102 +655,96 @@ class HistoryScreen(Screen[None]):
             head += " · simulated data, not the market"
         self.query_one("#hist-head", Static).update(head)
 
-        def begin(pane: str) -> Any:
-            widget = self.query_one(f"#plot-{pane}", PlotextPlot)
+        @contextlib.contextmanager
+        def pane(name: str, nothing: str) -> Iterator[tuple[Any, list[str]]]:
+            """One chart on the shared time axis: the body draws and lists its title variants
+            (longest first), or lists none and the title says there was `nothing`."""
+            widget = self.query_one(f"#plot-{name}", PlotextPlot)
             plt = widget.plt
             plt.clear_figure()
             plt.xlim(x_lo, x_hi)
             plt.xticks(*ticks)
-            return widget, plt
+            titles: list[str] = []
+            yield plt, titles
+            self._set_title(name, *(titles or [f"{badge}{chain}: {nothing} on this day"]))
+            widget.refresh()
 
         # 1. OI of the strike.
-        widget, plt = begin("oi")
-        scale, unit, short = _oi_scale([v for side in sides for v in s[f"{side}_oi"]])
-        drawn = []
-        for side in sides:
-            x, y = _finite(s["oi_t"], s[f"{side}_oi"])
-            if x:
-                drawn.append(swatch(side, side.upper()))
-                plt.plot(x, [v / scale for v in y], color=colours[side])
-        if drawn:
-            legend = " ".join(drawn)
-            self._set_title(
-                "oi",
-                f"{badge}{chain} {strike} OI {legend}{unit}",
-                f"{badge}{self.symbol} {strike} OI {legend}{short}",
-            )
-        else:
-            self._set_title("oi", f"{badge}{chain}: no OI at {strike} on this day")
-        widget.refresh()
+        with pane("oi", f"no OI at {strike}") as (plt, titles):
+            scale, unit, short = _oi_scale([v for side in sides for v in s[f"{side}_oi"]])
+            drawn = []
+            for side in sides:
+                x, y = _finite(s["oi_t"], s[f"{side}_oi"])
+                if x:
+                    drawn.append(swatch(side, side.upper()))
+                    plt.plot(x, [v / scale for v in y], color=colours[side])
+            if drawn:
+                legend = " ".join(drawn)
+                titles += [
+                    f"{badge}{chain} {strike} OI {legend}{unit}",
+                    f"{badge}{self.symbol} {strike} OI {legend}{short}",
+                ]
 
         # 1b. OI change per interval, as bars.
-        widget, plt = begin("doi")
-        bars = [(side, s[f"{side}_doi"]) for side in sides]
-        scale, unit, short = _oi_scale([v for _, ys in bars for v in ys])
-        if s["doi_t"]:
-            bx = [b + self.doi_minutes / 2 for b in s["doi_t"]]  # each bar mid-interval
-            ys = [[v / scale if math.isfinite(v) else 0.0 for v in vals] for _, vals in bars]
-            if len(bars) == 2:
-                plt.multiple_bar(bx, ys, color=[colours["ce"], colours["pe"]])
-            else:
-                plt.bar(bx, ys[0], color=colours[bars[0][0]])
-            plt.xlim(min(x_lo, s["doi_t"][0]), max(x_hi, s["doi_t"][-1] + self.doi_minutes))
-            plt.xticks(*ticks)
-            legend = " ".join(swatch(side, side.upper()) for side, _ in bars)
-            every = self.doi_minutes
-            self._set_title(
-                "doi",
-                f"{badge}{chain} {strike} ΔOI per {every} min {legend}{unit}",
-                f"{badge}{self.symbol} {strike} ΔOI/{every}m {legend}{short}",
-                f"{badge}{strike} ΔOI/{every}m {legend}{short}",
-            )
-        else:
-            self._set_title("doi", f"{badge}{chain}: no ΔOI at {strike} on this day")
-        widget.refresh()
+        with pane("doi", f"no ΔOI at {strike}") as (plt, titles):
+            bars = [(side, s[f"{side}_doi"]) for side in sides]
+            scale, unit, short = _oi_scale([v for _, ys in bars for v in ys])
+            if s["doi_t"]:
+                bx = [b + self.doi_minutes / 2 for b in s["doi_t"]]  # each bar mid-interval
+                ys = [[v / scale if math.isfinite(v) else 0.0 for v in vals] for _, vals in bars]
+                if len(bars) == 2:
+                    plt.multiple_bar(bx, ys, color=[colours["ce"], colours["pe"]])
+                else:
+                    plt.bar(bx, ys[0], color=colours[bars[0][0]])
+                plt.xlim(min(x_lo, s["doi_t"][0]), max(x_hi, s["doi_t"][-1] + self.doi_minutes))
+                plt.xticks(*ticks)
+                legend = " ".join(swatch(side, side.upper()) for side, _ in bars)
+                every = self.doi_minutes
+                titles += [
+                    f"{badge}{chain} {strike} ΔOI per {every} min {legend}{unit}",
+                    f"{badge}{self.symbol} {strike} ΔOI/{every}m {legend}{short}",
+                    f"{badge}{strike} ΔOI/{every}m {legend}{short}",
+                ]
 
         # 2. Max pain against spot (left scale) and PCR by OI (right scale).
-        widget, plt = begin("pcr")
-        shown = []
-        for key, label in (("spot", "spot"), ("max_pain", "max pain")):
-            x, y = _finite(s["t"], s[key])
+        with pane("pcr", "no PCR or max pain") as (plt, titles):
+            shown = []
+            for key, label in (("spot", "spot"), ("max_pain", "max pain")):
+                x, y = _finite(s["t"], s[key])
+                if x:
+                    shown.append(swatch(key, label))
+                    plt.plot(x, y, color=colours[key])
+            x, y = _finite(s["t"], s["pcr"])
+            pcr = ""
             if x:
-                shown.append(swatch(key, label))
-                plt.plot(x, y, color=colours[key])
-        x, y = _finite(s["t"], s["pcr"])
-        pcr = ""
-        if x:
-            pcr = swatch("pcr", "PCR")
-            plt.plot(x, y, color=colours["pcr"], yside="right")
-        if shown or pcr:
-            long = " · ".join([*shown, f"{pcr} (OI, right scale)"] if pcr else shown)
-            terse = ", ".join(shown) + (f" · {pcr} (R)" if pcr else "")
-            self._set_title(
-                "pcr",
-                f"{badge}{chain} {long}",
-                f"{badge}{self.symbol} {terse}",
-                f"{badge}{terse}",
-            )
-        else:
-            self._set_title("pcr", f"{badge}{chain}: no PCR or max pain on this day")
-        widget.refresh()
+                pcr = swatch("pcr", "PCR")
+                plt.plot(x, y, color=colours["pcr"], yside="right")
+            if shown or pcr:
+                long = " · ".join([*shown, f"{pcr} (OI, right scale)"] if pcr else shown)
+                terse = ", ".join(shown) + (f" · {pcr} (R)" if pcr else "")
+                titles += [
+                    f"{badge}{chain} {long}",
+                    f"{badge}{self.symbol} {terse}",
+                    f"{badge}{terse}",
+                ]
 
         # 3. ATM straddle premium.
-        widget, plt = begin("straddle")
-        x, y = _finite(s["t"], s["straddle"])
-        if x:
-            plt.plot(x, y, color=colours["straddle"])
-            last_iv = next((v for v in reversed(s["atm_iv"]) if math.isfinite(v)), math.nan)
-            iv = f"{last_iv * 100:.1f}%" if math.isfinite(last_iv) else ""
-            iv_long, iv_short = (f" · ATM IV {iv}", f" IV {iv}") if iv else ("", "")
-            self._set_title(
-                "straddle",
-                f"{badge}{chain} {swatch('straddle', 'ATM straddle')} ₹{y[-1]:,.1f}{iv_long}",
-                f"{badge}{self.symbol} {swatch('straddle', 'straddle')} ₹{y[-1]:,.1f}{iv_short}",
-                f"{badge}{swatch('straddle', 'straddle')} ₹{y[-1]:,.1f}{iv_short}",
-            )
-        else:
-            self._set_title("straddle", f"{badge}{chain}: no straddle premium on this day")
-        widget.refresh()
+        with pane("straddle", "no straddle premium") as (plt, titles):
+            x, y = _finite(s["t"], s["straddle"])
+            if x:
+                plt.plot(x, y, color=colours["straddle"])
+                last_iv = next((v for v in reversed(s["atm_iv"]) if math.isfinite(v)), math.nan)
+                iv = f"{last_iv * 100:.1f}%" if math.isfinite(last_iv) else ""
+                iv_long, iv_short = (f" · ATM IV {iv}", f" IV {iv}") if iv else ("", "")
+                label, short_label = (
+                    swatch("straddle", "ATM straddle"),
+                    swatch("straddle", "straddle"),
+                )
+                titles += [
+                    f"{badge}{chain} {label} ₹{y[-1]:,.1f}{iv_long}",
+                    f"{badge}{self.symbol} {short_label} ₹{y[-1]:,.1f}{iv_short}",
+                    f"{badge}{short_label} ₹{y[-1]:,.1f}{iv_short}",
+                ]
 
     def _day_label(self) -> str:
         if self.day is None:

@@ -32,6 +32,7 @@ from optterm.market import IST
 from optterm.model import Direction, Feed, PatternKind, Signal
 from optterm.present.patterns import confidence_bar
 from optterm.present.time import age_text
+from optterm.screens.base import StateScreen
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def definition(kind: PatternKind | str) -> tuple[str, str]:
 # --- the screen ------------------------------------------------------------------------------
 
 
-class PatternsScreen(Screen[None]):
+class PatternsScreen(StateScreen):
     """Pattern signals: the active ones first (strongest first), then recent ones (newest first)."""
 
     TITLE = "Patterns"
@@ -203,8 +204,7 @@ class PatternsScreen(Screen[None]):
     ]
 
     def __init__(self, state: EngineState) -> None:
-        super().__init__()
-        self.state = state
+        super().__init__(state)
         self.symbol_filter: str | None = None
         self.kind_filter: PatternKind | None = None
         self.active_only = False
@@ -231,15 +231,6 @@ class PatternsScreen(Screen[None]):
         if self.state.store is not None and not self._started:
             self._started = True
             self.load_stored()
-
-    def on_screen_resume(self) -> None:
-        # on_state is not called while another screen is shown; catch up on return.
-        if self.is_mounted:
-            self.render_state()
-
-    def on_state(self, state: EngineState) -> None:
-        self.state = state
-        self.render_state()
 
     @work(exclusive=True, group="patterns-store", exit_on_error=False)
     async def load_stored(self) -> None:

@@ -15,13 +15,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from optterm.engine.provider_status import health_row
 from optterm.market import IST
 from optterm.model import Feed
 from optterm.present.time import age_text
+from optterm.screens.base import StateScreen
 from optterm.screens.patterns import FEED_STYLE, go_back, sync_table
 from optterm.widgets.status_bar import StatusBar
 
@@ -57,7 +57,7 @@ def serving_line(state: EngineState) -> Text:
     return out
 
 
-class ProvidersScreen(Screen[None]):
+class ProvidersScreen(StateScreen):
     """Breaker state, requests, success rate, latency and errors per provider; last tick's fails."""
 
     TITLE = "Providers"
@@ -70,8 +70,7 @@ class ProvidersScreen(Screen[None]):
     BINDINGS: ClassVar = [Binding("escape", "back", "Back")]
 
     def __init__(self, state: EngineState) -> None:
-        super().__init__()
-        self.state = state
+        super().__init__(state)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -86,14 +85,6 @@ class ProvidersScreen(Screen[None]):
         table = self.query_one("#providers", DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
-        self.render_state()
-
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.render_state()
-
-    def on_state(self, state: EngineState) -> None:
-        self.state = state
         self.render_state()
 
     def action_back(self) -> None:
