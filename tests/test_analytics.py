@@ -110,6 +110,9 @@ def test_max_pain_equals_brute_force(case) -> None:
     strike, curve = max_pain(ks, ce, pe)
     expected = brute_pain(ks, ce, pe)
     np.testing.assert_allclose(curve, expected, rtol=1e-12, atol=1e-6)
+    if not (np.nan_to_num(ce) > 0).any() and not (pe > 0).any():
+        assert math.isnan(strike)  # no OI anywhere: no max pain, not the lowest strike
+        return
     best = expected.min()
     ties = np.sort(ks[np.isclose(expected, best, rtol=1e-12, atol=1e-6)])
     assert strike == ties[0]  # ties go to the lowest strike
@@ -118,6 +121,11 @@ def test_max_pain_equals_brute_force(case) -> None:
 def test_max_pain_of_nothing() -> None:
     strike, curve = max_pain(np.array([]), np.array([]), np.array([]))
     assert math.isnan(strike) and curve.size == 0
+    # Strikes listed but no OI on either side (or none reported): n/a, not the lowest strike.
+    ks = np.array([100.0, 110.0, 120.0])
+    for ce, pe in ((np.zeros(3), np.zeros(3)), (np.full(3, np.nan), np.zeros(3))):
+        strike, curve = max_pain(ks, ce, pe)
+        assert math.isnan(strike) and curve.tolist() == [0.0, 0.0, 0.0]
 
 
 def test_max_pain_worked_example() -> None:

@@ -127,13 +127,24 @@ async def test_rows_are_the_window_around_atm_with_styles_and_blanks() -> None:
         for i in no_bid:
             assert cell(table, i, Side.CE, "bid").strip() == ""
             assert cell(table, i, Side.CE, "ask").strip() != ""
-        # Values as the CLI formats them, ΔOI signed.
+        # Values as the CLI formats them, ΔOI signed and over the analytics' interval (here
+        # since the previous chain), the one the buildup beside it is over.
         i_snap = int(np.flatnonzero(snap.strikes == table.strikes[atm])[0])
         assert cell(table, atm, Side.PE, "ltp").strip() == f"{snap.pe.ltp[i_snap]:,.2f}"
-        assert (
-            cell(table, atm, Side.CE, "oi_change").strip() == f"{snap.ce.oi_change[i_snap]:+,.0f}"
-        )
+        assert cell(table, atm, Side.CE, "oi_change").strip() == f"{enr.ce.oi_change[i_snap]:+,.0f}"
+        assert enr.ce.oi_change[i_snap] != snap.ce.oi_change[i_snap]  # not the day's change
         assert cell(table, atm, Side.CE, "iv").strip() == f"{enr.ce.iv[i_snap] * 100:.2f}"
+        # On every row the buildup and the ΔOI beside it agree: LB/SB with a rise, SC/LU a fall.
+        tags = 0
+        for row in range(table.row_count):
+            for side in (Side.CE, Side.PE):
+                tag = cell(table, row, side, "buildup").strip()
+                shown = cell(table, row, side, "oi_change").strip()
+                if tag:
+                    tags += 1
+                    assert shown[0] == ("+" if tag in ("LB", "SB") else "-"), (row, side, tag)
+                    assert shown.strip("+-0,") != ""  # never beside a ΔOI that reads 0
+        assert tags > 5
 
 
 async def test_without_analytics_greeks_are_blank_and_iv_is_the_providers() -> None:
@@ -147,6 +158,8 @@ async def test_without_analytics_greeks_are_blank_and_iv_is_the_providers() -> N
         for key in ("delta", "gamma", "theta", "vega", "buildup"):
             assert cell(table, atm, Side.CE, key).strip() == ""
         i = snap.atm_index()
+        # With no analytics the ΔOI shown is the provider's own change on the day.
+        assert cell(table, atm, Side.CE, "oi_change").strip() == f"{snap.ce.oi_change[i]:+,.0f}"
         assert cell(table, atm, Side.CE, "iv").strip() == f"{snap.ce.iv[i] * 100:.2f}"
         assert "MP" not in cell(table, atm, None)
 

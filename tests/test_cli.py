@@ -51,14 +51,24 @@ def test_chain_csv_and_table(home: Home) -> None:
 
 
 def test_chain_carries_iv_greeks_and_a_metrics_footer(home: Home) -> None:
-    out = run_cli(home, "chain", "NIFTY", "--json", "-n", "10")
+    # One simulated step per hour: both commands read the same chain.
+    frozen = {"OPTTERM_PROVIDERS_SIMULATOR_STEP_SECONDS": "3600"}
+    out = run_cli(home, "chain", "NIFTY", "--json", "-n", "10", env=frozen)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
+    whole = json.loads(run_cli(home, "chain", "NIFTY", "--json", "-n", "300", env=frozen).stdout)
+    assert whole["provider_ts"] == doc["provider_ts"]
     m = doc["metrics"]
-    total_ce = sum(r["ce"]["oi"] or 0 for r in doc["rows"])
-    total_pe = sum(r["pe"]["oi"] or 0 for r in doc["rows"])
+    # The figures are the whole chain's, whatever number of rows is printed.
+    assert m == whole["metrics"]
+    assert doc["metrics_strikes"] == doc["chain_strikes"] == len(whole["rows"]) > len(doc["rows"])
+    total_ce = sum(r["ce"]["oi"] or 0 for r in whole["rows"])
+    total_pe = sum(r["pe"]["oi"] or 0 for r in whole["rows"])
     assert m["pcr_oi"] == pytest.approx(total_pe / total_ce)
-    assert m["max_pain"] in [r["strike"] for r in doc["rows"]]
+    window_ce = sum(r["ce"]["oi"] or 0 for r in doc["rows"])
+    window_pe = sum(r["pe"]["oi"] or 0 for r in doc["rows"])
+    assert m["pcr_oi"] != pytest.approx(window_pe / window_ce)
+    assert m["max_pain"] in [r["strike"] for r in whole["rows"]]
     assert m["forward_source"] == "parity" and m["view"]["reasons"]
     atm = next(r for r in doc["rows"] if r["atm"])
     assert 0.3 < atm["ce"]["delta"] < 0.7 and -0.7 < atm["pe"]["delta"] < -0.3

@@ -13,6 +13,7 @@ The module stays light (no numpy): the config imports it for the default holiday
 from __future__ import annotations
 
 import calendar as _stdcal
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,7 +27,10 @@ __all__ = [
     "IST",
     "NSE_HOLIDAYS_2026",
     "NSE_INDICES",
+    "OI_INTERVAL_CYCLE",
+    "OI_INTERVAL_MINUTES",
     "MarketCalendar",
+    "OiInterval",
     "parse_day",
 ]
 
@@ -103,6 +107,68 @@ def parse_day(text: str) -> date | None:
         return datetime.strptime(raw, "%d-%b-%Y").date()
     except ValueError:
         return None
+
+
+_MINUTES_RE = re.compile(r"(\d+)\s*m(?:in)?")
+_PIN_RE = re.compile(r"(\d{1,2}):(\d{2})")
+# The minute intervals offered: the engine keeps history for the longest (engine/analytics/
+# changes.py), so this list bounds its memory.
+OI_INTERVAL_MINUTES: tuple[int, ...] = (5, 15, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class OiInterval:
+    """What ΔOI and buildups are measured over: the day (`minutes` 0 and no `at`: since the
+    previous close, as the provider reports the day's change), the last `minutes` minutes, or
+    since `at`, an exchange-local time of today ("pinned").
+
+    Written `day`, `5m`, `15m`, `30m` or `HH:MM` (config, `--interval`, labels)."""
+
+    minutes: int = 0
+    at: time | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> OiInterval:
+        """`day`, `5m`/`15m`/`30m` or `HH:MM`; ValueError with a sentence saying so otherwise."""
+        raw = text.strip().lower()
+        if raw in ("day", "d"):
+            return cls()
+        match = _MINUTES_RE.fullmatch(raw)
+        if match is not None and int(match.group(1)) in OI_INTERVAL_MINUTES:
+            return cls(minutes=int(match.group(1)))
+        match = _PIN_RE.fullmatch(raw)
+        if match is not None and int(match.group(1)) < 24 and int(match.group(2)) < 60:
+            return cls(at=time(int(match.group(1)), int(match.group(2))))
+        minutes = ", ".join(f"{m}m" for m in OI_INTERVAL_MINUTES)
+        raise ValueError(
+            f"{text!r} is not an OI interval; use day, {minutes} or a time of today as HH:MM"
+        )
+
+    @property
+    def is_day(self) -> bool:
+        return not self.minutes and self.at is None
+
+    @property
+    def name(self) -> str:
+        if self.at is not None:
+            return f"{self.at:%H:%M}"
+        return f"{self.minutes}m" if self.minutes else "day"
+
+    def next(self) -> OiInterval:
+        """The next interval of the cycle day → 5m → 15m → 30m → day (a pinned time → day)."""
+        if self.at is not None:
+            return OI_INTERVAL_CYCLE[0]
+        i = OI_INTERVAL_CYCLE.index(self) if self in OI_INTERVAL_CYCLE else -1
+        return OI_INTERVAL_CYCLE[(i + 1) % len(OI_INTERVAL_CYCLE)]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+OI_INTERVAL_CYCLE: tuple[OiInterval, ...] = (
+    OiInterval(),
+    *(OiInterval(minutes=m) for m in OI_INTERVAL_MINUTES),
+)
 
 
 # Module-level defaults so the dataclass defaults are shared immutable values, not calls.

@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 import numpy as np
 
 __all__ = [
+    "CHAIN_STRIKES",
     "LEG_FIELDS",
     "ChainSnapshot",
     "Feed",
@@ -64,6 +65,8 @@ class Underlying:
 # reports them (fractional OI exists after lot-size changes); ltp, bid, ask in rupees; iv as an
 # annualised decimal fraction (0.1234 = 12.34 %).
 LEG_FIELDS: tuple[str, ...] = ("oi", "oi_change", "volume", "ltp", "bid", "ask", "iv")
+# Meta key of a window (`ChainSnapshot.window`): how many strikes the chain it was cut from had.
+CHAIN_STRIKES = "chain_strikes"
 
 
 def _frozen_column(name: str, values: object, n: int | None) -> np.ndarray:
@@ -166,13 +169,25 @@ class ChainSnapshot:
         return int(np.argmin(np.abs(self.strikes - self.spot)))
 
     def window(self, strikes_each_side: int) -> ChainSnapshot:
-        """The chain cut to `strikes_each_side` strikes either side of ATM."""
+        """The chain cut to `strikes_each_side` strikes either side of ATM. Its meta keeps how
+        many strikes the whole chain had (`chain_strikes`), so a stored window says it is one."""
         if strikes_each_side < 0:
             raise ValueError("strikes_each_side must be >= 0")
         atm = self.atm_index()
         lo = max(0, atm - strikes_each_side)
         hi = min(len(self), atm + strikes_each_side + 1)
-        return self.take(slice(lo, hi))
+        cut = self.take(slice(lo, hi))
+        cut.meta.setdefault(CHAIN_STRIKES, str(len(self)))
+        return cut
+
+    @property
+    def chain_strikes(self) -> int:
+        """How many strikes the whole chain had (this snapshot's own count unless it is a
+        window of it)."""
+        try:
+            return int(self.meta.get(CHAIN_STRIKES, len(self)))
+        except ValueError:
+            return len(self)
 
     def take(self, index: slice | np.ndarray) -> ChainSnapshot:
         def cut(legs: Legs) -> Legs:

@@ -1,8 +1,15 @@
-"""`optterm chain`: one option chain fetched now, as a table, JSON or CSV."""
+"""`optterm chain`: one option chain fetched now, as a table, JSON or CSV.
+
+The figures (PCR, max pain, walls, GEX, view) are computed over the whole chain as the provider
+gave it; `--strikes` only sets how many rows are printed. ΔOI and buildups are over `--interval`
+(default `[display] oi_interval`); a minute or pinned interval measures from the store's history
+of the chain when there is one (`optterm serve` recording it), and says so when there is not.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,9 +20,13 @@ from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
     from optterm.config import Settings
+    from optterm.engine.analytics.chain import Enriched
+    from optterm.market import OiInterval
     from optterm.model import ChainSnapshot
 
 __all__ = ["chain"]
+
+log = logging.getLogger("optterm.cli")
 
 
 def chain(
@@ -28,47 +39,74 @@ def chain(
         ),
     ] = None,
     strikes: Annotated[
-        int, typer.Option("--strikes", "-n", min=1, max=300, help="Strikes each side of ATM.")
+        int,
+        typer.Option(
+            "--strikes",
+            "-n",
+            min=1,
+            max=300,
+            help="Strikes printed each side of ATM (the figures are over the whole chain).",
+        ),
     ] = 20,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval",
+            "-i",
+            help="ΔOI and buildups over: day (since the previous close), 5m, 15m, 30m, or "
+            "since a time of today HH:MM. Default: [display] oi_interval.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     greeks: Annotated[
         bool, typer.Option("--greeks", "-g", help="Add delta, gamma, theta/day and vega columns.")
     ] = False,
 ) -> None:
-    """Fetch one option chain now and print it with IV, Greeks and the chain's metrics
-    (CE | strike | PE, ATM marked, MP = max pain)."""
+    """Fetch one option chain now and print it with IV, Greeks, ΔOI and buildups, and the
+    chain's metrics (CE | strike | PE, ATM marked, MP = max pain)."""
+    from optterm.market import OiInterval
+
     if as_json and as_csv:
         raise UsageProblem("--json and --csv cannot be used together; pick one.")
+    chosen: OiInterval | None = None
+    if interval is not None:
+        try:
+            chosen = OiInterval.parse(interval)
+        except ValueError as exc:
+            raise UsageProblem(f"--interval {exc}.") from None
     settings = load_settings(ctx)
-    snap = asyncio.run(_fetch_chain(settings, symbol.upper(), expiry, strikes))
+    chosen = chosen or settings.display.interval
+    whole, enriched = asyncio.run(
+        _fetch_chain(settings, symbol.upper(), expiry, chosen, analyse=not as_csv)
+    )
+    snap = whole.window(strikes) if len(whole) else whole
     if as_csv:
         from optterm.present.chain import write_csv
 
         write_csv(sys.stdout, [snap])
         return
-    from optterm.engine.analytics.chain import AnalyticsParams, enrich
-
-    enriched = enrich(snap, params=AnalyticsParams.from_settings(settings)) if len(snap) else None
+    shown = enriched.window(strikes) if enriched is not None else None
     if as_json:
         from optterm.present.chain import snapshot_to_dict
 
-        print_json(snapshot_to_dict(snap, enriched=enriched))
+        print_json(snapshot_to_dict(snap, enriched=shown))
     else:
         from rich.console import Console
 
-        from optterm.present.chain import chain_table, metrics_lines
+        from optterm.present.chain import basis_line, chain_table, metrics_lines
 
         console = Console()
-        console.print(chain_table(snap, enriched=enriched, greeks=greeks))
-        if enriched is not None:
-            for line in metrics_lines(enriched.metrics):
+        console.print(chain_table(snap, enriched=shown, greeks=greeks))
+        if shown is not None:
+            for line in metrics_lines(shown.metrics):
                 console.print(line, highlight=False)
+            console.print(basis_line(shown, len(snap)), highlight=False)
 
 
 async def _fetch_chain(
-    settings: Settings, symbol: str, expiry_arg: str | None, strikes: int
-) -> ChainSnapshot:
+    settings: Settings, symbol: str, expiry_arg: str | None, interval: OiInterval, analyse: bool
+) -> tuple[ChainSnapshot, Enriched | None]:
     from optterm.providers.factory import build_provider
 
     provider = build_provider(settings)
@@ -93,6 +131,37 @@ async def _fetch_chain(
             if expiry not in expiries:
                 raise UsageProblem(f"{symbol} has no expiry on {expiry}; listed: {listed}.")
         snap = await provider.fetch_chain(symbol, expiry)
-        return snap.window(strikes) if len(snap) else snap
     finally:
         await provider.close()
+    if not analyse or not len(snap):
+        return snap, None
+    return snap, await _analyse(settings, snap, interval)
+
+
+async def _analyse(settings: Settings, snap: ChainSnapshot, interval: OiInterval) -> Enriched:
+    """The whole chain's analytics, ΔOI and buildups measured from the store's history of it
+    when there is a store (never created here: a one-off fetch keeps no history)."""
+    from optterm.engine.analytics.chain import AnalyticsParams, enrich
+    from optterm.engine.analytics.changes import ChangeBook
+    from optterm.engine.compose import store_url
+    from optterm.store import open_store
+    from optterm.store.errors import StoreError
+
+    store = None
+    try:
+        store = await open_store(store_url(settings), create=False)
+    except (StoreError, OSError) as exc:  # no history: the day change still reads from the chain
+        log.debug("no stored history for ΔOI baselines: %s", exc)
+    try:
+        book = ChangeBook(settings.market, None if store is None else store.snapshots)
+        book.set_interval(interval)
+        await book.seed([snap])
+        return enrich(
+            snap,
+            params=AnalyticsParams.from_settings(settings),
+            changes=book.changes(snap),
+            day=book.day(snap),
+        )
+    finally:
+        if store is not None:
+            await store.close()

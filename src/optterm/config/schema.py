@@ -34,7 +34,7 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
-from optterm.market import NSE_HOLIDAYS_2026
+from optterm.market import NSE_HOLIDAYS_2026, OiInterval
 
 __all__ = [
     "ANGELONE_BASE_URL",
@@ -50,6 +50,7 @@ __all__ = [
     "WEEKDAYS",
     "AnalyticsSettings",
     "AngelOneSettings",
+    "DisplaySettings",
     "FailoverSettings",
     "HttpProviderSettings",
     "LogSettings",
@@ -564,6 +565,28 @@ class AnalyticsSettings(_Section):
         return self
 
 
+class DisplaySettings(_Section):
+    """``[display]``: how the chain's figures are shown by default (CLI and TUI)."""
+
+    oi_interval: str = Field(
+        default="day",
+        json_schema_extra=meta("an OI interval: day, 5m, 15m, 30m or a time HH:MM"),
+    )
+
+    @field_validator("oi_interval")
+    @classmethod
+    def _check_interval(cls, value: str) -> str:
+        try:
+            return OiInterval.parse(value).name
+        except ValueError as exc:
+            raise problem(str(exc)) from None
+
+    @property
+    def interval(self) -> OiInterval:
+        """`oi_interval` as the engine reads it."""
+        return OiInterval.parse(self.oi_interval)
+
+
 class PatternSettings(_Section):
     """``[patterns]``: the detectors' window, lifetime and thresholds (docs/patterns.md)."""
 
@@ -671,6 +694,7 @@ class Settings(_Section):
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
     patterns: PatternSettings = Field(default_factory=PatternSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -80,7 +80,9 @@ def make_poller(
         timeout=settings.poller.timeout,
         health_sink=None if store is None else store.health,
         analyzer=Analyzer.from_settings(
-            settings, history=None if store is None else store.analytics
+            settings,
+            history=None if store is None else store.analytics,
+            baselines=None if store is None else store.snapshots,
         ),
         analytics_sink=None if store is None else store.analytics,
         alerts=alerts,

@@ -6,6 +6,10 @@ new snapshots of the watched chains, signals, alert events and provider health �
 interval, recomputes the per-leg analytics locally (cheap, and not stored), and publishes the
 same Tick events a local poller would. It also watches the lease: when the daemon goes away it
 says so, so the front end can offer to poll on its own.
+
+The daemon stores a window of each chain, so chain-level figures are never recomputed here: the
+metrics are the daemon's, read from the store, computed over the whole chain. ΔOI and buildups
+over the chosen interval are measured locally from the stored snapshots (changes.ChangeBook).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
+from optterm.engine.analytics.changes import ChangeBook
 from optterm.engine.events import ChainUpdate, EventBus, Subscription, Tick
-from optterm.model import AlertEvent, ChainSnapshot, Signal
+from optterm.market import OiInterval
+from optterm.model import AlertEvent, ChainSnapshot, Metrics, Signal
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -40,6 +47,7 @@ class Follower:
         settings: Settings,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        interval: OiInterval | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -53,7 +61,10 @@ class Follower:
         self._signals_since: datetime | None = None
         self._attached_once = False
         self._known_events: set[int] = set()
-        self._enriched: dict[tuple[str, date], Enriched] = {}
+        self._enriched: dict[tuple[str, date], Enriched | None] = {}
+        self.changes = ChangeBook(settings.market, store.snapshots)
+        self.changes.set_interval(settings.display.interval if interval is None else interval)
+        self.last_tick: Tick | None = None
         self.seq = 0
         self.lease: LeaseInfo | None = None
         self.lease_live = False
@@ -108,9 +119,16 @@ class Follower:
                     # Nothing new: publish the chain as it was, with its analytics.
                     updates.append(ChainUpdate(before, False, self._enriched.get(key)))
                     continue
-                self._seen[key] = snap
-                self._enriched[key] = enrich(snap, before, self._params)
-                updates.append(ChainUpdate(snap, False, self._enriched[key]))
+                enriched = await self._analyse(snap)
+                if enriched is None and before is not None:
+                    # The daemon stores the chain, then its metrics: until they are there, the
+                    # chain as it was (read again next time).
+                    updates.append(ChainUpdate(before, False, self._enriched.get(key)))
+                    continue
+                if enriched is not None:
+                    self._seen[key] = snap
+                self._enriched[key] = enriched
+                updates.append(ChainUpdate(snap, False, enriched))
 
         newest = max((u.snapshot.provider_ts for u in updates), default=None)
         active: tuple[Signal, ...] = ()
@@ -130,7 +148,7 @@ class Follower:
                     events.append(event)
         self._attached_once = True
         health = tuple(await self.store.health.load())
-        tick = Tick(
+        tick = self.last_tick = Tick(
             self.seq,
             started,
             self._now(),
@@ -144,6 +162,43 @@ class Follower:
         self._bus.publish(tick)
         return tick
 
+    async def _metrics_at(self, snap: ChainSnapshot) -> Metrics | None:
+        rows = await self.store.analytics.metrics_series(
+            snap.symbol, snap.expiry, snap.provider_ts, snap.provider_ts + timedelta(microseconds=1)
+        )
+        return rows[-1] if rows else None
+
+    async def _analyse(self, snap: ChainSnapshot) -> Enriched | None:
+        """The stored window's per-leg analytics and ΔOI, with the daemon's whole-chain metrics;
+        None while those metrics are not stored yet."""
+        if not len(snap):
+            return None
+        metrics = await self._metrics_at(snap)
+        if metrics is None:
+            return None
+        await self.changes.seed([snap])
+        local = enrich(snap, None, self._params, changes=self.changes.changes(snap))
+        self.changes.observe(snap)
+        return replace(local, metrics=metrics, chain_strikes=snap.chain_strikes)
+
+    async def set_oi_interval(self, interval: OiInterval) -> Tick | None:
+        """Measure ΔOI and buildups over `interval` from now on; the last tick again with its
+        chains' ΔOI and buildups redone over it (None before the first)."""
+        self.changes.set_interval(interval)
+        await self.changes.seed(self._seen.values())
+        for key, e in self._enriched.items():
+            if e is not None:
+                self._enriched[key] = e.with_changes(self.changes.changes(e.snapshot))
+        last = self.last_tick
+        if last is None:
+            return None
+        updates = tuple(
+            ChainUpdate(u.snapshot, False, self._enriched.get(_key(u.snapshot)))
+            for u in last.updates
+        )
+        self.last_tick = replace(last, updates=updates, signals=(), alerts=())
+        return self.last_tick
+
     async def run(self, stop: asyncio.Event) -> None:
         """Follow until `stop` is set; a failed read is logged and retried next interval."""
         while not stop.is_set():
@@ -153,3 +208,7 @@ class Follower:
                 log.exception("following the store failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
+
+
+def _key(snap: ChainSnapshot) -> tuple[str, date]:
+    return (snap.symbol, snap.expiry)

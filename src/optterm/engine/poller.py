@@ -1,5 +1,10 @@
 """The tick: fetch every watched (symbol, expiry) concurrently, store what changed, publish a Tick.
 
+Each chain is analysed whole, as the provider gave it: totals, PCR, max pain, walls, GEX and the
+view are over every strike. Only then is it cut to the watch's `strikes` each side of ATM: the
+window is what is stored and published (with the whole chain's metrics) — never what the
+figures are computed from.
+
 One chain's failure is logged, counted and reported in the Tick; it never stops the other chains or
 the loop. Ticks never overlap: the next one is scheduled from the start of the previous, and a tick
 that overruns its interval delays the next rather than running beside it.
@@ -13,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 from typing import Protocol
@@ -21,7 +26,7 @@ from typing import Protocol
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
-from optterm.market import utc_now
+from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 
@@ -50,7 +55,7 @@ class AnalyticsSink(Protocol):
 class Watch:
     symbol: str
     expiries: int  # how many of the nearest expiries
-    strikes: int  # strikes kept each side of ATM
+    strikes: int  # strikes stored and published each side of ATM (analytics see them all)
 
 
 class Poller:
@@ -114,8 +119,7 @@ class Poller:
 
     async def _fetch(self, w: Watch, expiry: date) -> ChainSnapshot:
         async with asyncio.timeout(self.timeout):
-            snap = await self.provider.fetch_chain(w.symbol, expiry)
-        return snap.window(w.strikes) if len(snap) else snap
+            return await self.provider.fetch_chain(w.symbol, expiry)
 
     def now(self) -> datetime:
         """The poller's wall clock (tick times, the day its expiry lists belong to)."""
@@ -142,27 +146,33 @@ class Poller:
         fetched = await asyncio.gather(
             *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
         )
-        if self.analyzer is not None:
-            await self.analyzer.load_history({w.symbol for w, _ in jobs}, started)
-        got: list[tuple[Watch, date, ChainSnapshot]] = []
+        whole: list[tuple[Watch, date, ChainSnapshot]] = []
         for (w, expiry), snap in zip(jobs, fetched, strict=True):
             if isinstance(snap, BaseException):
                 failures.append(self._failure(w.symbol, expiry, snap))
             else:
-                got.append((w, expiry, snap))
+                whole.append((w, expiry, snap))
+        if self.analyzer is not None:
+            await self.analyzer.load_history({w.symbol for w, _ in jobs}, started)
+            try:  # before this tick's chains are stored: their baselines are the earlier ones
+                await self.analyzer.prepare([snap for _, _, snap in whole])
+            except Exception as exc:
+                failures.append(self._failure("*", None, exc, kind="internal"))
+        got = [(w, e, _cut(snap, w.strikes)) for w, e, snap in whole]
         stored = await self._store(got, failures)
 
         updates: list[ChainUpdate] = []
         signals: list[Signal] = []
         metrics: list[Metrics] = []
-        for (w, expiry, chain), is_new in zip(got, stored, strict=True):
+        for (w, expiry, chain), (_, _, full), is_new in zip(got, whole, stored, strict=True):
             enriched = None
-            if self.analyzer is not None and len(chain):
+            if self.analyzer is not None and len(full):
                 try:
-                    enriched, found = self.analyzer.process(chain)
+                    analysed, found = self.analyzer.process(full)
                     signals.extend(found)
                     if is_new:
-                        metrics.append(enriched.metrics)
+                        metrics.append(analysed.metrics)
+                    enriched = analysed.window(w.strikes)
                 except Exception as exc:  # a bad chain must not stop the others' analytics
                     failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
             updates.append(ChainUpdate(chain, is_new, enriched))
@@ -231,6 +241,29 @@ class Poller:
                 "cpu_ms": round((time.process_time() - cpu0) * 1000, 3),
             },
         )
+        self._bus.publish(tick)
+        return tick
+
+    async def set_oi_interval(self, interval: OiInterval) -> Tick | None:
+        """Measure ΔOI and buildups over `interval` from now on, and publish the last tick again
+        with its chains' ΔOI and buildups redone over it (no new signals or alerts: nothing new
+        was fetched). None when there is nothing to redo yet."""
+        if self.analyzer is None:
+            return None
+        await self.analyzer.set_interval(interval)
+        last = self.last_tick
+        if last is None:
+            return None
+        strikes = {w.symbol: w.strikes for w in self.watch}
+        updates = []
+        for u in last.updates:
+            snap, redone = u.snapshot, None
+            whole = self.analyzer.latest(snap.symbol, snap.expiry)
+            if u.enriched is not None and whole is not None:
+                redone = whole.window(strikes.get(snap.symbol, len(whole.snapshot)))
+            updates.append(ChainUpdate(snap, False, redone))
+        tick = replace(last, updates=tuple(updates), signals=(), alerts=())
+        self.last_tick = tick
         self._bus.publish(tick)
         return tick
 
@@ -312,3 +345,8 @@ class Poller:
             log.exception("interval_fn failed; using interval=%gs", self.interval)
             return self.interval
         return seconds if 0 < seconds < float("inf") else self.interval
+
+
+def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
+    """The window of a chain that is stored and published."""
+    return snap.window(strikes_each_side) if len(snap) else snap

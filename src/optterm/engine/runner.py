@@ -20,6 +20,10 @@ the listener and the front end's own job (serve: systemd's notify protocol). A c
 tick in progress finish, drains due notifications, checkpoints the WAL and releases the lease;
 the provider and the store are closed. Without a store (the TUI with history off) there is no
 lease, no scheduler and nothing to follow: just the engine.
+
+What ΔOI and buildups are measured over (`[display] oi_interval`) is the runner's to change while
+it runs (`set_oi_interval`, on its loop): it applies to the engine or the follower of the current
+term and to every later one, and the chains on screen are sent again at once, redone.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from optterm.engine.scheduler import Scheduler
+from optterm.market import OiInterval
 from optterm.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -143,12 +148,38 @@ class Runner:
         self.log = log or logging.getLogger("optterm.runner")
         self.store: Store | None = None
         self.engine: Engine | None = None  # while polling
+        self.follower: Follower | None = None  # while following
+        self.oi_interval: OiInterval = settings.display.interval
         self._poll_here = asyncio.Event()
+        self._jobs: set[asyncio.Task[None]] = set()
 
     def poll_here(self) -> None:
         """Stop following and poll from this process (call it on the runner's loop, or before
         `run`: then it polls without looking for a daemon first)."""
         self._poll_here.set()
+
+    def set_oi_interval(self, interval: OiInterval) -> None:
+        """Measure ΔOI and buildups over `interval` (day, 5m, 15m, 30m or a pinned time) from now
+        on, in this term and every later one. Call it on the runner's loop (the TUI:
+        `engine.call_soon(runner.set_oi_interval, interval)`); the chains already on screen come
+        again through the listener's `tick`, redone, and each chain's `enriched.change.label`
+        says the interval and its actual start ("since 10:05:00 (15m)")."""
+        self.oi_interval = interval
+        job = asyncio.get_running_loop().create_task(self._redo_changes(interval))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _redo_changes(self, interval: OiInterval) -> None:
+        try:
+            if self.engine is not None:
+                # The poller publishes the redone tick; the relay hands it to the listener.
+                await self.engine.poller.set_oi_interval(interval)
+            elif self.follower is not None:
+                tick = await self.follower.set_oi_interval(interval)
+                if tick is not None:
+                    self.listener.tick(tick)
+        except Exception:  # the next tick measures over the new interval anyway
+            self.log.exception("could not redo ΔOI and buildups over %s", interval)
 
     async def run(self, stop: asyncio.Event) -> str | None:
         """Run until `stop` is set (None) or the lease is lost outside role `standby` (why)."""
@@ -191,6 +222,8 @@ class Runner:
             engine = make_engine(
                 self.settings, provider, store, app_sink=self.app_sink, now=self.now
             )
+            if engine.poller.analyzer is not None:
+                engine.poller.analyzer.use_interval(self.oi_interval)
             scheduler = None
             lease = None
             if store is not None:
@@ -331,18 +364,22 @@ class Runner:
         from optterm.engine.follower import Follower
 
         self._poll_here.clear()
-        follower = Follower(store, self.settings, now=self.now)
+        follower = Follower(store, self.settings, now=self.now, interval=self.oi_interval)
+        self.follower = follower
         self.listener.following(follower)
         warned = False
-        while not (stop.is_set() or self._poll_here.is_set()):
-            tick = await follower.follow_once()
-            self.listener.tick(tick)
-            if not follower.lease_live and not warned:
-                warned = True
-                self.listener.daemon_gone()
-            elif follower.lease_live:
-                warned = False
-            await _wait_any((stop, self._poll_here), at_most=follower.interval)
+        try:
+            while not (stop.is_set() or self._poll_here.is_set()):
+                tick = await follower.follow_once()
+                self.listener.tick(tick)
+                if not follower.lease_live and not warned:
+                    warned = True
+                    self.listener.daemon_gone()
+                elif follower.lease_live:
+                    warned = False
+                await _wait_any((stop, self._poll_here), at_most=follower.interval)
+        finally:
+            self.follower = None
 
 
 async def _wait_any(events: tuple[asyncio.Event, ...], at_most: float | None = None) -> None:

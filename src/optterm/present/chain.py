@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSV_COLUMNS",
+    "basis_line",
     "chain_table",
     "csv_rows",
     "data_age",
@@ -80,6 +81,8 @@ def _leg_dict(snap: ChainSnapshot, enriched: Enriched | None, side: str, i: int)
         out["iv_solved"] = _num(float(a.iv_solved[i]))
         for name in _ANALYTIC_FIELDS[1:]:
             out[name] = _num(float(getattr(a, name)[i]))
+        # Over the chosen interval (the document's "change"), like the buildup beside it.
+        out["interval_oi_change"] = _num(float(a.oi_change[i]))
         out["buildup"] = Buildup(int(a.buildup[i])).label or None
     return out
 
@@ -129,6 +132,17 @@ def snapshot_to_dict(
     }
     if enriched is not None:
         doc["metrics"] = metrics_to_dict(enriched.metrics)
+        # The metrics are over the whole chain; the rows may be a window of it.
+        doc["metrics_strikes"] = enriched.chain_strikes
+        doc["chain_strikes"] = snap.chain_strikes
+        change = enriched.change
+        doc["change"] = {
+            "interval": change.interval.name,
+            "label": change.label,
+            "since": None if change.since is None else change.since.astimezone(UTC).isoformat(),
+            "complete": change.complete,
+            "available": change.available,
+        }
     return doc
 
 
@@ -181,9 +195,22 @@ def _fmt_greek(digits: int):
 
 
 # (label, column, formatter, source): "legs" reads the snapshot, "calc" our analytics.
+def _fmt_buildup(x: float) -> str:
+    return _BU_TAGS.get(int(x), "") if x == x else ""
+
+
+_BU_TAGS = {
+    int(Buildup.LONG_BUILDUP): "LB",
+    int(Buildup.SHORT_BUILDUP): "SB",
+    int(Buildup.SHORT_COVERING): "SC",
+    int(Buildup.LONG_UNWINDING): "LU",
+}
+# (label, column, formatter, source): "legs" reads the snapshot, "calc" our analytics (where a
+# leg field, the snapshot's when there are none). ΔOI and BU are over the same interval.
 _CE = (
     ("OI", "oi", _fmt_int, "legs"),
-    ("ΔOI", "oi_change", _fmt_signed, "legs"),
+    ("ΔOI", "oi_change", _fmt_signed, "calc"),
+    ("BU", "buildup", _fmt_buildup, "calc"),
     ("Volume", "volume", _fmt_int, "legs"),
     ("IV%", "iv", _fmt_iv, "calc"),
     ("Bid", "bid", _fmt_price, "legs"),
@@ -226,20 +253,37 @@ def metrics_lines(m: Metrics) -> list[str]:
     """The footer under a chain: the numbers a trader reads first, each with its basis."""
     rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
     pct = "" if m.iv_percentile is None else f" · IV pctile {m.iv_percentile:.0f}"
+    # No gamma exposure at all: no level where it changes sign either.
+    flip = "n/a" if math.isnan(m.gex) else (_strike(m.gamma_flip) or "none within 5%")
     return [
         f"PCR OI {_ratio(m.pcr_oi)} · PCR vol {_ratio(m.pcr_volume)} · "
-        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_strike(m.max_pain)}",
+        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_or_na(_strike(m.max_pain))}",
         f"support (max put OI) {_or_na(_strike(m.support))} · resistance (max call OI) "
         f"{_or_na(_strike(m.resistance))} · most put OI added {_or_na(_strike(m.support_change))}"
         f" · most call OI added {_or_na(_strike(m.resistance_change))}",
         f"ATM {_strike(m.atm_strike)} IV {_pct(m.atm_iv)} · straddle "
         f"{'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'} · 25Δ RR "
         f"{'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'} · IV rank {rank}{pct}",
-        f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr'}/1% · flip "
-        f"{_strike(m.gamma_flip) or 'none within 5%'} · call wall {_or_na(_strike(m.call_wall))} · "
+        f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'} · flip "
+        f"{flip} · call wall {_or_na(_strike(m.call_wall))} · "
         f"put wall {_or_na(_strike(m.put_wall))} · forward {m.forward:,.2f} ({m.forward_source})",
         f"view: {m.view.line()}",
     ]
+
+
+def basis_line(enriched: Enriched, shown: int) -> str:
+    """What the figures are over: the chain's strikes (against the `shown` rows) and the
+    interval of ΔOI and buildups."""
+    listed = enriched.snapshot.chain_strikes
+    over = enriched.chain_strikes
+    if over is None:
+        figures = "figures over the whole chain"
+    elif over < listed:
+        figures = f"figures over the {over} strikes quoted of {listed} listed"
+    else:
+        figures = f"figures over all {over} strikes"
+    table = "" if shown >= (over or listed) else f" (table shows {shown})"
+    return f"{figures}{table} · ΔOI and buildups {enriched.change.label}"
 
 
 def chain_table(
@@ -268,6 +312,7 @@ def chain_table(
             "\nIV% is the provider's where it gives one, else solved from LTP (Black-76 on the "
             f"{enriched.metrics.forward_source} forward); Greeks are ours; "
             "max pain strike underlined"
+            f"\nΔOI and BU (buildup) {enriched.change.label}"
         )
     cols = list(_CE)
     if greeks and enriched is not None:

@@ -86,6 +86,7 @@ class DashboardScreen(StateScreen):
         Binding("plus,equals_sign", "window(1)", "Wider", show=False),
         Binding("minus", "window(-1)", "Narrower", show=False),
         Binding("c", "centre", "ATM"),
+        Binding("i", "oi_interval", "ΔOI interval", show=False),
         Binding("a", "alert_here", "Alert here"),
     ]
 
@@ -242,6 +243,17 @@ class DashboardScreen(StateScreen):
     def action_window(self, step: int) -> None:
         self.window = max(2, min(self.window + 2 * step, 100))
         self._rerender()
+
+    def action_oi_interval(self) -> None:
+        """Cycle what ΔOI and buildups are over (day → 5m → 15m → 30m); the engine redoes the
+        chain on screen at once (Runner.set_oi_interval)."""
+        update = self.current()
+        now = update.enriched.change.interval if update and update.enriched else None
+        interval = (now or self.state.settings.display.interval).next()
+        engine = getattr(self.app, "engine", None)
+        if engine is not None:
+            engine.call_soon(engine.runner.set_oi_interval, interval)
+            self.notify(f"ΔOI and buildups over {interval.name}", timeout=3)
 
     def action_centre(self) -> None:
         self.query_one(ChainTable).center_atm()

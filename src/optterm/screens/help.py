@@ -53,6 +53,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("+ / =", "widen the strike window"),
             ("-", "narrow the strike window"),
             ("c", "jump to ATM"),
+            ("i", "ΔOI and buildups over: day, 5m, 15m, 30m (cycles)"),
             ("a", "alert on the selected strike and side"),
             ("up / down", "move one row"),
             ("pgup / pgdn", "move one page"),

@@ -79,6 +79,8 @@ snapshots = Table(
     Column("spot", Double, nullable=True),  # NULL = NaN (SQLite cannot store NaN)
     Column("lot_size", Integer, nullable=False),
     Column("n_strikes", Integer, nullable=False),
+    # Sums over the strikes stored, which may be a window of the chain: the whole chain's totals
+    # (what PCR and every chain figure are over) are in `metrics`, and that is what is read.
     Column("ce_oi_total", Double, nullable=True),
     Column("pe_oi_total", Double, nullable=True),
     Column("ce_volume_total", Double, nullable=True),

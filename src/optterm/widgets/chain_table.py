@@ -10,9 +10,10 @@ Layout, left to right:
 
     OI (with bar) ΔOI BU Volume IV% LTP Bid Ask | S STRIKE MP | Ask Bid LTP IV% Volume BU ΔOI OI
 
-With `greeks=True`, Δ Γ Θ Vega take the place of Bid/Ask (21 columns in all). BU is the leg's
-buildup against the previous snapshot (LB long buildup, SB short buildup, SC short covering, LU
-long unwinding), coloured by what it says about the underlying (CE LB is bullish, PE LB bearish).
+With `greeks=True`, Δ Γ Θ Vega take the place of Bid/Ask (21 columns in all). ΔOI and BU are
+over the same interval, the engine's (`Enriched.change`: the day by default): BU is the leg's
+buildup (LB long buildup, SB short buildup, SC short covering, LU long unwinding), coloured by
+what it says about the underlying (CE LB is bullish, PE LB bearish).
 The strike cell marks support "S" (max put OI), resistance "R" (max call OI) and max pain "MP"
 (also underlined). NaN is blank, never 0.
 
@@ -97,7 +98,7 @@ class Column:
     spec: str = ""  # format() spec
     scale: float = 1.0
     digits: int = 0
-    source: str = "legs"  # "legs" | "calc" (from Enriched) | "iv" (Enriched, else Legs)
+    source: str = "legs"  # "legs" | "calc" (from Enriched) | "ours" (Enriched, else Legs)
 
     def text(self, value: float) -> str:
         """The cell's text, right-aligned to the column width; blank for no value."""
@@ -116,10 +117,10 @@ class Column:
 _OI = Column("oi", "OI", BAR_WIDTH + 1 + 9, ",.0f")
 _COMMON = (
     _OI,
-    Column("oi_change", "ΔOI", 9, "+,.0f"),
+    Column("oi_change", "ΔOI", 9, "+,.0f", source="ours"),
     Column("buildup", "BU", 2, source="calc"),
     Column("volume", "Volume", 10, ",.0f"),
-    Column("iv", "IV%", 6, ".2f", scale=100.0, digits=2, source="iv"),
+    Column("iv", "IV%", 6, ".2f", scale=100.0, digits=2, source="ours"),
     Column("ltp", "LTP", 9, ",.2f", digits=2),
 )
 BASE_COLUMNS: tuple[Column, ...] = (
@@ -385,8 +386,8 @@ class ChainTable(ScrollView, can_focus=True):
             if enr is None:
                 return np.full(sl.stop - sl.start, np.nan)
             arr = getattr(enr.side(side.value), col.key)[sl]
-        elif col.source == "iv" and enr is not None:
-            arr = enr.side(side.value).iv[sl]
+        elif col.source == "ours" and enr is not None:
+            arr = getattr(enr.side(side.value), col.key)[sl]
         else:
             arr = legs.column(col.key)[sl]
         arr = np.asarray(arr, dtype=np.float64)

@@ -305,10 +305,18 @@ class AlertEvaluator:
     def _scalar(snap: ChainSnapshot, e: Enriched | None, f: str) -> float:
         if f == "spot":
             return snap.spot
-        if f == "oi_change_total":
-            return float(np.nansum(snap.ce.oi_change) + np.nansum(snap.pe.oi_change))
-        if f == "volume_total":
-            return float(np.nansum(snap.ce.volume) + np.nansum(snap.pe.volume))
+        if f in ("oi_change_total", "volume_total"):
+            # Over the whole chain: the metrics' totals. A snapshot's own columns only when it
+            # is the whole chain (a stored or published window would undercount).
+            if e is not None:
+                m = e.metrics
+                if f == "oi_change_total":
+                    return m.ce_oi_change + m.pe_oi_change
+                return m.ce_volume + m.pe_volume
+            if snap.chain_strikes != len(snap):
+                return _NAN
+            col = "oi_change" if f == "oi_change_total" else "volume"
+            return float(np.nansum(snap.ce.column(col)) + np.nansum(snap.pe.column(col)))
         if e is None:
             return _NAN
         m = e.metrics

@@ -1,16 +1,22 @@
-"""Per-chain state between ticks: the previous snapshot (for buildups), the pattern detectors and
-the daily ATM-IV history behind IV rank. The poller hands every fetched chain to `process`."""
+"""Per-chain state between ticks: the baselines of ΔOI and buildups (changes.ChangeBook), the
+market view's hysteresis (viewhold), the pattern detectors and the daily ATM-IV history behind IV
+rank. The poller hands every fetched chain to `prepare` (all of a tick's at once) and `process`
+(each), whole: the window that is shown and stored is cut afterwards."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
+from optterm.engine.analytics.changes import ChangeBook, SnapshotHistory
 from optterm.engine.analytics.patterns import PatternEngine
-from optterm.model import ChainSnapshot, Signal
+from optterm.engine.analytics.viewhold import ViewHold
+from optterm.market import OiInterval
+from optterm.model import ChainSnapshot, Metrics, Signal
 
 if TYPE_CHECKING:
     from optterm.config import PatternSettings, Settings
@@ -21,7 +27,11 @@ log = logging.getLogger("optterm.analytics")
 
 
 class IvHistorySource(Protocol):
+    """What the analyzer reads of stored metrics (the store's `analytics` repository)."""
+
     async def daily_atm_iv(self, symbol: str, before: datetime, days: int) -> list[float]: ...
+
+    async def latest_metrics(self, symbol: str, expiry: date | None = None) -> Metrics | None: ...
 
 
 class Analyzer:
@@ -31,16 +41,38 @@ class Analyzer:
         patterns: PatternSettings | None = None,
         *,
         history: IvHistorySource | None = None,
+        baselines: SnapshotHistory | None = None,
+        interval: OiInterval | None = None,
     ) -> None:
         self.params = analytics or AnalyticsParams()
         self.patterns = PatternEngine(patterns, self.params.market)
+        self.changes = ChangeBook(self.params.market, baselines)
+        if interval is not None:
+            self.changes.set_interval(interval)
         self._history_source = history
         self._iv_history: dict[str, tuple[date, list[float]]] = {}
         self._latest: dict[tuple[str, date], Enriched] = {}
+        self._views: dict[tuple[str, date], ViewHold] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, history: IvHistorySource | None = None) -> Analyzer:
-        return cls(AnalyticsParams.from_settings(settings), settings.patterns, history=history)
+    def from_settings(
+        cls,
+        settings: Settings,
+        history: IvHistorySource | None = None,
+        baselines: SnapshotHistory | None = None,
+    ) -> Analyzer:
+        return cls(
+            AnalyticsParams.from_settings(settings),
+            settings.patterns,
+            history=history,
+            baselines=baselines,
+            interval=settings.display.interval,
+        )
+
+    @property
+    def interval(self) -> OiInterval:
+        """What ΔOI and buildups are measured over."""
+        return self.changes.interval
 
     async def load_history(self, symbols: Iterable[str], now: datetime) -> None:
         """Read each symbol's daily ATM-IV closes once per exchange day (for IV rank)."""
@@ -59,20 +91,61 @@ class Analyzer:
                 values = []
             self._iv_history[symbol] = (today, values)
 
+    async def prepare(self, snaps: Sequence[ChainSnapshot]) -> None:
+        """Before a tick's `process` calls (and before its chains are stored): read from the
+        store what a chain seen for the first time needs — its ΔOI baselines and the view shown
+        last today — so a restart mid-session carries on where the history is."""
+        await self.changes.seed(s for s in snaps if len(s))
+        if self._history_source is None:
+            return
+        tz = self.params.market.tz
+        for snap in snaps:
+            key = (snap.symbol, snap.expiry)
+            if key in self._views or not len(snap):
+                continue
+            self._views[key] = hold = ViewHold()
+            try:
+                last = await self._history_source.latest_metrics(snap.symbol, snap.expiry)
+            except Exception as exc:  # the view starts afresh; never cost the feed
+                log.warning("%s: could not read the last view: %s", snap.symbol, exc)
+                continue
+            if (
+                last is not None
+                and last.ts < snap.provider_ts
+                and last.ts.astimezone(tz).date() == snap.provider_ts.astimezone(tz).date()
+            ):
+                hold.shown = last.view.bias
+
     def process(self, snap: ChainSnapshot) -> tuple[Enriched, list[Signal]]:
-        """Enrich a chain against the previous different one and run the detectors on it.
+        """Enrich a whole chain and run the detectors on it.
 
         The same data seen again (provider timestamp unchanged) returns the earlier result and no
-        signals, so a stalled feed neither repeats signals nor reclassifies buildups."""
+        signals, so a stalled feed neither repeats signals nor moves the view's hysteresis."""
         key = (snap.symbol, snap.expiry)
         last = self._latest.get(key)
         if last is not None and last.snapshot.provider_ts >= snap.provider_ts:
             return last, []
-        prev = last.snapshot if last is not None else None
         history = self._iv_history.get(snap.symbol, (None, []))[1]
-        enriched = enrich(snap, prev, self.params, history)
+        day = self.changes.day(snap)
+        shown = day if self.interval.is_day else self.changes.changes(snap)
+        enriched = enrich(snap, None, self.params, history, changes=shown, day=day)
+        view = self._views.setdefault(key, ViewHold()).update(enriched.metrics.view)
+        enriched = replace(enriched, metrics=replace(enriched.metrics, view=view))
+        self.changes.observe(snap)
         self._latest[key] = enriched
         return enriched, self.patterns.update(enriched)
+
+    def use_interval(self, interval: OiInterval) -> None:
+        """Measure ΔOI and buildups over `interval` from the next chain on."""
+        self.changes.set_interval(interval)
+
+    async def set_interval(self, interval: OiInterval) -> None:
+        """Measure ΔOI and buildups over `interval`, and redo the latest chains' at once (after
+        reading from the store what a newly pinned time needs)."""
+        self.changes.set_interval(interval)
+        await self.changes.seed([e.snapshot for e in self._latest.values()])
+        for key, e in self._latest.items():
+            self._latest[key] = e.with_changes(self.changes.changes(e.snapshot))
 
     def latest(self, symbol: str, expiry: date) -> Enriched | None:
         return self._latest.get((symbol, expiry))

@@ -1,6 +1,9 @@
 """Chain analytics: IV and Greeks per leg, chain metrics, OI buildups and a market view.
 
-Everything is vectorised over the columnar snapshot. Pricing is Black-76 on the forward, and the
+Chain-level figures (totals, PCR, max pain, walls, GEX, flip, view) are computed over the chain
+as the provider gave it, every strike; what is shown or stored is a window of it cut afterwards
+(`Enriched.window`), which keeps the whole-chain metrics. Everything is vectorised over the
+columnar snapshot. Pricing is Black-76 on the forward, and the
 forward comes from put-call parity near the money (C - P = D(F - K)) rather than spot x e^(rt): an
 index forward carries the dividend yield and the market's own financing, and an ITM quote read
 against a wrong forward sits "below intrinsic" and has no IV at all.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,8 @@ import numpy as np
 from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
+from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
+from optterm.market import OiInterval
 from optterm.model import Bias, Buildup, ChainSnapshot, Legs, MarketView, Metrics
 
 if TYPE_CHECKING:
@@ -36,6 +41,7 @@ __all__ = [
     "gamma_flip",
     "iv_rank",
     "max_pain",
+    "since_previous",
     "time_to_expiry",
 ]
 
@@ -45,6 +51,7 @@ _NAN = float("nan")
 # forward is read from, and how many on each side of ATM the buildup vote reads.
 PARITY_STRIKES = 3
 BUILDUP_STRIKES = 5
+VOTE_FULL_PCT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +79,58 @@ class SideAnalytics:
     theta: np.ndarray  # rupees per calendar day, per unit
     vega: np.ndarray  # rupees per vol point, per unit
     gex: np.ndarray  # rupees of delta per 1 % spot move, signed by the convention
-    buildup: np.ndarray  # int8 Buildup codes against the previous snapshot
+    oi_change: np.ndarray  # ΔOI over the chosen interval (`Enriched.change`); NaN: no baseline
+    buildup: np.ndarray  # int8 Buildup codes over the same interval as `oi_change`
+
+    def take(self, index: slice) -> SideAnalytics:
+        return SideAnalytics(*(getattr(self, f)[index] for f in SideAnalytics.__dataclass_fields__))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Enriched:
-    """A snapshot with everything computed from it (and from the snapshot before it)."""
+    """A snapshot with everything computed from it (and from its baselines).
+
+    `metrics` are over the whole chain (`chain_strikes` strikes, None when not known: metrics
+    read back from the store); the per-strike arrays are aligned with `snapshot`, which may be a
+    window of that chain. `change` says what `oi_change` and `buildup` are measured against."""
 
     snapshot: ChainSnapshot
     ce: SideAnalytics
     pe: SideAnalytics
     pain: np.ndarray  # total payout to option holders if expiry settled at each strike
     metrics: Metrics
+    change: ChangeBasis = field(
+        default_factory=lambda: ChangeBasis(OiInterval(), "n/a", None, False, False)
+    )
+    chain_strikes: int | None = None
 
     def side(self, side: str) -> SideAnalytics:
         return self.ce if side == "CE" else self.pe
+
+    def window(self, strikes_each_side: int) -> Enriched:
+        """The same analytics cut to the snapshot's window around ATM; the metrics stay those
+        of the whole chain."""
+        if not len(self.snapshot):
+            return self
+        atm = self.snapshot.atm_index()
+        sl = slice(max(0, atm - strikes_each_side), atm + strikes_each_side + 1)
+        return replace(
+            self,
+            snapshot=self.snapshot.window(strikes_each_side),
+            ce=self.ce.take(sl),
+            pe=self.pe.take(sl),
+            pain=self.pain[sl],
+        )
+
+    def with_changes(self, changes: Changes) -> Enriched:
+        """The same chain with ΔOI and buildups over another interval (the metrics, and the
+        view, do not depend on it)."""
+        return replace(
+            self,
+            ce=replace(self.ce, oi_change=changes.ce.oi, buildup=changes.ce.buildup),
+            pe=replace(self.pe, oi_change=changes.pe.oi, buildup=changes.pe.buildup),
+            change=changes.basis,
+        )
 
 
 def time_to_expiry(snap: ChainSnapshot, market: MarketSettings) -> float:
@@ -138,7 +182,8 @@ def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple
 
     payout(S) = sum_i CE_i max(S - K_i, 0) + PE_i max(K_i - S, 0), evaluated at S = each strike
     with prefix sums after one sort: O(N log N), exact. Missing OI counts as none. Ties go to the
-    lower strike. Strikes need not be sorted; the curve is returned in the input order."""
+    lower strike. Strikes need not be sorted; the curve is returned in the input order. With no
+    OI at all every strike "pays least": there is no max pain (NaN), not the lowest strike."""
     k = np.asarray(strikes, dtype=np.float64)
     if k.size == 0:
         return _NAN, np.empty(0)
@@ -154,40 +199,39 @@ def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple
     curve_sorted = (ks * c0 - c1) + (p1 - ks * p0)
     curve = np.empty_like(curve_sorted)
     curve[order] = curve_sorted
+    if not (np.any(c > 0) or np.any(p > 0)):
+        return _NAN, curve
     return float(ks[int(np.argmin(curve_sorted))]), curve
 
 
+def since_previous(prev: ChainSnapshot, cur: ChainSnapshot) -> Changes:
+    """Changes of `cur` against one earlier chain `prev` (strike by strike)."""
+    basis = ChangeBasis(OiInterval(), "since the previous chain", prev.provider_ts, True)
+    return between(cur, Sample.of(prev), basis)
+
+
 def buildups(prev: ChainSnapshot | None, cur: ChainSnapshot) -> tuple[np.ndarray, np.ndarray]:
-    """Buildup code per strike and side of `cur` against `prev` (0 where either is missing).
-
-    Price up & OI up: long buildup; price down & OI up: short buildup; price up & OI down: short
-    covering; price down & OI down: long unwinding. An unchanged OI or price classifies nothing."""
-    n = len(cur)
-    if prev is None or not len(prev) or not n:
-        zero = np.zeros(n, dtype=np.int8)
+    """Buildup code per strike and side of `cur` against `prev` (0 where either is missing);
+    the classes are `changes.classify`'s."""
+    if prev is None or not len(prev) or not len(cur):
+        zero = np.zeros(len(cur), dtype=np.int8)
         return zero, zero.copy()
-    pos = np.searchsorted(prev.strikes, cur.strikes)
-    pos_c = np.minimum(pos, len(prev) - 1)
-    hit = prev.strikes[pos_c] == cur.strikes
-
-    def classify(now: Legs, before: Legs) -> np.ndarray:
-        d_oi = now.oi - np.where(hit, before.oi[pos_c], np.nan)
-        d_px = now.ltp - np.where(hit, before.ltp[pos_c], np.nan)
-        up_oi, dn_oi = d_oi > 0, d_oi < 0
-        up_px, dn_px = d_px > 0, d_px < 0
-        out = np.zeros(n, dtype=np.int8)
-        out[up_px & up_oi] = Buildup.LONG_BUILDUP
-        out[dn_px & up_oi] = Buildup.SHORT_BUILDUP
-        out[up_px & dn_oi] = Buildup.SHORT_COVERING
-        out[dn_px & dn_oi] = Buildup.LONG_UNWINDING
-        return out
-
-    return classify(cur.ce, prev.ce), classify(cur.pe, prev.pe)
+    ch = since_previous(prev, cur)
+    return ch.ce.buildup, ch.pe.buildup
 
 
 def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) -> np.ndarray:
     # Rupee delta dealers must trade per 1 % spot move: Γ x OI x lot x S² x 1 %.
     return sign * np.nan_to_num(gamma * oi) * (lot * spot * spot * 0.01)
+
+
+def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
+    # A strike without gamma or OI adds nothing; a chain where no strike has both (a gamma and
+    # some open interest) has no GEX at all (NaN, shown "n/a"), which is not a GEX of zero.
+    with np.errstate(invalid="ignore"):
+        if not (np.isfinite(gamma) & (oi > 0)).any():
+            return _NAN
+    return float(gex_c.sum() + gex_p.sum())
 
 
 def _gamma_only(
@@ -294,22 +338,22 @@ _VOTE_CE = np.array([0.0] + [_BULLISH_CODES["CE", b] for b in list(Buildup)[1:]]
 _VOTE_PE = np.array([0.0] + [_BULLISH_CODES["PE", b] for b in list(Buildup)[1:]])
 
 
-def _buildup_vote(
-    snap: ChainSnapshot, prev: ChainSnapshot | None, b_ce: np.ndarray, b_pe: np.ndarray, width: int
-) -> float:
-    """OI-weighted vote of the buildups within `width` strikes of ATM, in -1..1."""
-    if prev is None or not len(snap):
+def _buildup_vote(snap: ChainSnapshot, day: Changes, width: int) -> float:
+    """The day's buildups within `width` strikes of ATM as one number in -1..1: the OI built
+    (or shed) in a bullish minus a bearish way, as a share of those strikes' OI, with
+    VOTE_FULL_PCT % counting fully. Weighing by the OI rather than by the change alone means a
+    quiet day's small changes — premiums following spot on barely moving OI — say little."""
+    if not len(snap) or not day.basis.available:
         return 0.0
     atm = snap.atm_index()
     sl = slice(max(atm - width, 0), atm + width + 1)
-    pos = np.minimum(np.searchsorted(prev.strikes, snap.strikes[sl]), len(prev) - 1)
-    hit = prev.strikes[pos] == snap.strikes[sl]
-    w_c = np.abs(np.nan_to_num(snap.ce.oi[sl] - np.where(hit, prev.ce.oi[pos], np.nan)))
-    w_p = np.abs(np.nan_to_num(snap.pe.oi[sl] - np.where(hit, prev.pe.oi[pos], np.nan)))
-    total = float(w_c.sum() + w_p.sum())
-    if not total:
+    w_c = np.abs(np.nan_to_num(day.ce.oi[sl]))
+    w_p = np.abs(np.nan_to_num(day.pe.oi[sl]))
+    oi = float(np.nansum(snap.ce.oi[sl]) + np.nansum(snap.pe.oi[sl]))
+    if not oi > 0:
         return 0.0
-    return float((w_c @ _VOTE_CE[b_ce[sl]] + w_p @ _VOTE_PE[b_pe[sl]]) / total)
+    net = float(w_c @ _VOTE_CE[day.ce.buildup[sl]] + w_p @ _VOTE_PE[day.pe.buildup[sl]])
+    return max(-1.0, min(1.0, net / oi * 100.0 / VOTE_FULL_PCT))
 
 
 def market_view(
@@ -358,10 +402,10 @@ def market_view(
             reasons.append(f"walls {support:g}–{resistance:g}")
     if vote >= 0.25:
         score += 1.0 if vote >= 0.5 else 0.5
-        reasons.append(f"buildups lean bullish ({vote:+.2f})")
+        reasons.append(f"day's buildups lean bullish ({vote:+.2f})")
     elif vote <= -0.25:
         score -= 1.0 if vote <= -0.5 else 0.5
-        reasons.append(f"buildups lean bearish ({vote:+.2f})")
+        reasons.append(f"day's buildups lean bearish ({vote:+.2f})")
     if score >= 1.0:
         bias = Bias.BULLISH
     elif score <= -1.0:
@@ -378,8 +422,16 @@ def enrich(
     prev: ChainSnapshot | None = None,
     params: AnalyticsParams | None = None,
     iv_history: Sequence[float] = (),
+    *,
+    changes: Changes | None = None,
+    day: Changes | None = None,
 ) -> Enriched:
-    """Everything the trader reads first, for one snapshot (and against the one before it)."""
+    """Everything the trader reads first, for one chain: pass the whole chain, as the provider
+    gave it (cut a window for display with `Enriched.window`).
+
+    `changes` are the ΔOI and buildups to show (default: since `prev` when given, else the day's
+    change as far as the snapshot alone tells it); `day` are the day's changes the market view's
+    buildup vote reads (default: `changes` when they are the day's, else the snapshot's own)."""
     params = params or AnalyticsParams()
     p = params.analytics
     n = len(snap)
@@ -404,10 +456,18 @@ def enrich(
     call_sign, put_sign = (1.0, -1.0) if p.gex_convention == "dealer_long_calls" else (-1.0, -1.0)
     gex_c = _gex(gamma[:n], snap.ce.oi, snap.lot_size, snap.spot, call_sign)
     gex_p = _gex(gamma[n:], snap.pe.oi, snap.lot_size, snap.spot, put_sign)
-    b_ce, b_pe = buildups(prev, snap)
+    if changes is None:
+        changes = since_previous(prev, snap) if prev is not None else day_change(snap, None)
+    if day is None:
+        day = changes if changes.basis.interval.is_day else day_change(snap, None)
 
-    ce = SideAnalytics(iv[:n], solved[:n], delta[:n], gamma[:n], theta[:n], vega[:n], gex_c, b_ce)
-    pe = SideAnalytics(iv[n:], solved[n:], delta[n:], gamma[n:], theta[n:], vega[n:], gex_p, b_pe)
+    c_ch, p_ch = changes.ce, changes.pe
+    ce = SideAnalytics(
+        iv[:n], solved[:n], delta[:n], gamma[:n], theta[:n], vega[:n], gex_c, c_ch.oi, c_ch.buildup
+    )
+    pe = SideAnalytics(
+        iv[n:], solved[n:], delta[n:], gamma[n:], theta[n:], vega[n:], gex_p, p_ch.oi, p_ch.buildup
+    )
 
     ce_oi = float(np.nansum(snap.ce.oi))
     pe_oi = float(np.nansum(snap.pe.oi))
@@ -431,7 +491,7 @@ def enrich(
     flip = gamma_flip(snap, forward, t, ce.iv, pe.iv, call_sign, put_sign) if n else _NAN
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
-    vote = _buildup_vote(snap, prev, b_ce, b_pe, BUILDUP_STRIKES)
+    vote = _buildup_vote(snap, day, BUILDUP_STRIKES)
     view = market_view(snap.spot, pcr, pain_strike, support, resistance, vote, p)
 
     metrics = Metrics(
@@ -462,7 +522,7 @@ def enrich(
         atm_iv=atm_iv,
         straddle=straddle,
         rr25=rr25,
-        gex=float(gex_c.sum() + gex_p.sum()),
+        gex=_total_gex(gex_c, gex_p, gamma, np.concatenate((snap.ce.oi, snap.pe.oi))),
         gamma_flip=flip,
         call_wall=_argmax_strike(snap.strikes, np.abs(gex_c), positive=True),
         put_wall=_argmax_strike(snap.strikes, np.abs(gex_p), positive=True),
@@ -470,4 +530,4 @@ def enrich(
         iv_percentile=pct,
         view=view,
     )
-    return Enriched(snap, ce, pe, pain, metrics)
+    return Enriched(snap, ce, pe, pain, metrics, changes.basis, n)

@@ -63,7 +63,7 @@ import numpy as np
 from optterm.config import ANGELONE_BASE_URL
 from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
 from optterm.market import IST, NSE_INDICES
-from optterm.model import ChainSnapshot, Feed, Legs, Segment, Underlying
+from optterm.model import CHAIN_STRIKES, ChainSnapshot, Feed, Legs, Segment, Underlying
 from optterm.providers.angelone.errors import (
     CredentialsRejected,
     Envelope,
@@ -507,6 +507,9 @@ class AngelOneProvider(ProviderBase):
                 "oi_change": "not in SmartAPI quotes; derive from snapshots",
                 "unfetched_tokens": str(unfetched),
                 "strikes_each_side": str(n),
+                # Quotes are fetched for a window only (the token budget): say how many strikes
+                # are listed, so figures over this chain are shown as over part of it.
+                CHAIN_STRIKES: str(len(strikes_all)),
                 "exchange": exchange,
             },
         )
