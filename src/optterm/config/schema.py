@@ -44,12 +44,14 @@ __all__ = [
     "LOG_LEVELS",
     "NSE_BASE_URL",
     "NSE_ENDPOINTS",
+    "OI_UNIT_NAMES",
     "PROVIDER_NAMES",
     "SCENARIO_NAMES",
     "SOLVE_IV",
     "WEEKDAYS",
     "AnalyticsSettings",
     "AngelOneSettings",
+    "DisplaySettings",
     "FailoverSettings",
     "HttpProviderSettings",
     "LogSettings",
@@ -654,6 +656,23 @@ class LogSettings(_Section):
         return choice(value, LOG_FORMATS)
 
 
+OI_UNIT_NAMES = ("lots", "lakh")
+
+
+class DisplaySettings(_Section):
+    """``[display]``: how the terminal UI shows the chain."""
+
+    oi_unit: str = Field(
+        default="lots",
+        json_schema_extra=meta(f"one of {', '.join(OI_UNIT_NAMES)}"),
+    )
+
+    @field_validator("oi_unit")
+    @classmethod
+    def _check_oi_unit(cls, value: str) -> str:
+        return choice(value, OI_UNIT_NAMES)
+
+
 class SchedulerSettings(_Section):
     """``[scheduler]``: the daemon's cadence outside market hours and its housekeeping jobs."""
 
@@ -675,6 +694,7 @@ class Settings(_Section):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
 
     _source: Path | None = PrivateAttr(default=None)
 
