@@ -27,6 +27,7 @@ __all__ = ["DashboardScreen", "SymbolPicker"]
 WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
 WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
 SIDE_WIDTH = 52  # the signals and alert-events pane, border included
+SHORT_HEIGHT = 32  # below this many lines the watchlist gives its rows to the chain
 _DIRECTION_STYLE = {Direction.BULLISH: "green", Direction.BEARISH: "red", Direction.NEUTRAL: ""}
 
 
@@ -70,6 +71,7 @@ class DashboardScreen(Screen[None]):
     DashboardScreen #main { width: 1fr; }
     DashboardScreen #side { width: 52; border-left: tall $panel; }  /* SIDE_WIDTH */
     DashboardScreen.narrow #side { display: none; }
+    DashboardScreen.short #watchlist { display: none; }
     DashboardScreen #watchlist { height: auto; max-height: 11; }
     DashboardScreen ChainTable { height: 1fr; }
     DashboardScreen #metrics { height: auto; padding: 0 1; background: $boost; }
@@ -84,7 +86,7 @@ class DashboardScreen(Screen[None]):
         Binding("left_square_bracket", "expiry(-1)", "Prev expiry"),
         Binding("g", "toggle_greeks", "Greeks"),
         Binding("u", "toggle_unit", "Lots/lakh"),
-        Binding("O", "oi_profile", "OI profile", key_display="O"),
+        Binding("O", "oi_profile", "OI profile"),
         Binding("plus,equals_sign", "window(1)", "Wider", show=False),
         Binding("minus", "window(-1)", "Narrower", show=False),
         Binding("c", "centre", "ATM"),
@@ -125,6 +127,8 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._place_side_pane()
+        # The symbol stays in the status bar, and 1–9 and / still switch it.
+        self.set_class(self.app.size.height < SHORT_HEIGHT, "short")
 
     def _place_side_pane(self) -> None:
         """Signals and alert events sit beside the chain only when the chain keeps, beside

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from optterm.engine.state import EngineState
     from optterm.model import ChainSnapshot, Metrics
 
-__all__ = ["OiProfileScreen", "profile_lines", "profile_summary"]
+__all__ = ["OiProfileScreen", "profile_bar", "profile_lines", "profile_summary"]
 
 _STYLE = {
     "CE": ("red", "bold bright_red", "dim red"),  # OI held, added since the close, cut since
@@ -70,23 +70,25 @@ def profile_summary(snap: ChainSnapshot, m: Metrics | None, unit: OiUnit) -> Tex
                 f" · PCR OI {m.pcr_oi:.2f}" if math.isfinite(m.pcr_oi) else " · PCR OI n/a",
             )
         )
-    text.append(f"\n CE OI {oi.text(ce_oi).strip()} · PE OI {oi.text(pe_oi).strip()} · ")
-    for side in ("CE", "PE"):
-        held, added, cut = _STYLE[side]
-        text.append_text(
-            Text.assemble(
-                (_HELD * 2, held),
-                f" {side} OI at the close  ",
-                (_ADDED * 2, added),
-                " added since  ",
-                (_CUT * 2, cut),
-                " cut since  ",
-            )
+    (ce_held, ce_added, ce_cut), (pe_held, pe_added, pe_cut) = _STYLE["CE"], _STYLE["PE"]
+    text.append_text(
+        Text.assemble(
+            f"\n CE OI {oi.text(ce_oi).strip()} · PE OI {oi.text(pe_oi).strip()} · ",
+            (_HELD, ce_held),
+            (_HELD, pe_held),
+            " OI before ΔOI  ",
+            (_ADDED, ce_added),
+            (_ADDED, pe_added),
+            " ΔOI added  ",
+            (_CUT, ce_cut),
+            (_CUT, pe_cut),
+            " ΔOI cut · calls red, puts green",
         )
+    )
     return text
 
 
-def _bar(oi: float, change: float, scale: float, width: int, side: str) -> Text:
+def profile_bar(oi: float, change: float, scale: float, width: int, side: str) -> Text:
     """One side's bar, `width` cells, growing away from the strike."""
     held_style, added_style, cut_style = _STYLE[side]
     oi = 0.0 if not math.isfinite(oi) else max(oi, 0.0)
@@ -126,9 +128,10 @@ def profile_lines(snap: ChainSnapshot, m: Metrics | None, unit: OiUnit, width: i
         for side, lg in zip(("CE", "PE"), legs, strict=True):
             oi, chg = float(lg.oi[i]), float(lg.oi_change[i])
             tone = "green" if chg > 0 else ("red" if chg < 0 else "")
-            chg_text = Text(chg_col.text(round(chg * f, chg_col.digits)), style=tone)
-            oi_text = Text(oi_col.text(round(oi * f, oi_col.digits)))
-            cells.append((chg_text, oi_text, _bar(oi, chg, scale, bar_width, side)))
+            # + 0.0: no "-0.00"
+            chg_text = Text(chg_col.text(round(chg * f, chg_col.digits) + 0.0), style=tone)
+            oi_text = Text(oi_col.text(round(oi * f, oi_col.digits) + 0.0))
+            cells.append((chg_text, oi_text, profile_bar(oi, chg, scale, bar_width, side)))
         (ce_chg, ce_oi, ce_bar), (pe_chg, pe_oi, pe_bar) = cells
         strike = Text(_strike(k).center(9), style="bold underline" if k == pain else "bold")
         mark = Text.assemble(

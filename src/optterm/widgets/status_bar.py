@@ -78,7 +78,7 @@ def status_parts(
             (0, (f" {symbol} ", "bold")),
             (1, "waiting for the first chain…  "),
             (0, market),
-            (1, attached),
+            (2, attached),
             (7, master),
         ], False
     snap = update.snapshot
@@ -112,7 +112,7 @@ def status_parts(
         if h.breaker != "closed":
             why = f": {h.last_error}" if h.last_error else ""
             parts.append((2, (f"  {h.provider} {h.breaker}{why[:60]}", "bold red")))
-    parts.append((1, attached))
+    parts.append((2, attached))
     parts.append((7, master))
     return parts, stale
 
