@@ -12,6 +12,7 @@ import pytest
 from rich.text import Text
 
 from optterm.model import Side
+from optterm.screens.dashboard import SIDE_WIDTH
 from optterm.screens.oi_profile import OiProfileScreen, profile_bar, profile_lines
 from optterm.widgets.chain_columns import (
     COLUMNS,
@@ -90,7 +91,8 @@ async def test_every_width_keeps_oi_whole_without_sideways_scrolling(tmp_path) -
                         assert max(c.rank for c in table.columns) < min(c.rank for c in dropped)
                     # The side pane only where the chain keeps Bid/Ask (and Greeks, if on).
                     side_pane = dash.query_one("#side").display
-                    assert side_pane == (width >= 238 and not greeks), width
+                    beside = width_through(PANE_RANK, greeks=greeks, unit=OI_UNITS["lots"])
+                    assert side_pane == (width >= beside + 1 + SIDE_WIDTH), width
                     if side_pane:
                         assert {"bid", "ask"} <= shown
                     head = status(d.app)
@@ -257,11 +259,11 @@ def test_rank_zero_always_fits_and_priority_is_respected() -> None:
                 assert {"oi", "oi_change"} <= {c.key for c in cols}
                 if width >= table_width([c.in_unit(unit) for c in core]):
                     assert table_width(cols) <= width
-        assert [c.key for c in fit_columns(79, greeks=False, unit=unit)] == [
-            "oi",
-            "oi_change",
-            "ltp",
-        ]
+        narrow = fit_columns(79, greeks=False, unit=unit)  # 80 columns, less the scrollbar
+        assert [c.key for c in narrow] == ["oi", "oi_change", "ltp"]
+        common = fit_columns(119, greeks=False, unit=unit)  # 120 columns
+        want = ["oi", "oi_change", "oi_change_pct", "volume", "iv", "ltp"]
+        assert [c.key for c in common] == want
 
 
 def test_a_column_needs_its_legs_fields() -> None:

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from optterm.screens.patterns import go_back
-from optterm.widgets.chain_columns import COLUMNS, OI_UNITS, STRIKE_WIDTH, Column, OiUnit
+from optterm.widgets.chain_columns import COLUMNS, OI_UNITS, Column, OiUnit
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ _STYLE = {
     "PE": ("green", "bold bright_green", "dim green"),
 }
 _HELD, _ADDED, _CUT = "█", "▓", "░"
+_MARK_WIDTH = 15  # " " + S/R (2) + strike (9, centred) + "MP" (2) + " "
 
 
 def _col(key: str, unit: OiUnit) -> Column:
@@ -108,7 +109,7 @@ def profile_lines(snap: ChainSnapshot, m: Metrics | None, unit: OiUnit, width: i
     """One line per strike (the whole chain), and a spot line where spot falls."""
     oi_col, chg_col = _col("oi", unit), _col("oi_change", unit)
     numbers = oi_col.width + chg_col.width + 2
-    bar_width = max(4, (width - STRIKE_WIDTH - 2 * numbers - 2) // 2)
+    bar_width = max(4, (width - _MARK_WIDTH - 2 * numbers - 2) // 2)
     f = unit.factor(snap.lot_size)
     legs = (snap.ce, snap.pe)
     # One scale for both sides: the longest bar is the largest OI, now or at the close.

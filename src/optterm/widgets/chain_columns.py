@@ -45,7 +45,7 @@ __all__ = [
     "width_through",
 ]
 
-STRIKE_WIDTH = 15  # " " + S/R markers (2) + strike (9, centred) + "MP" (2) + " "
+STRIKE_WIDTH = 13  # S/R markers (2) + strike (9, centred) + "MP" (2)
 PANE_RANK = 8
 """The side pane beside the chain never costs it a column of this rank or lower (Bid/Ask)."""
 
@@ -166,7 +166,7 @@ COLUMNS: tuple[Column, ...] = _available((
     Column("oi_change_pct", "ΔOI%", 6, "+.1f", rank=3, digits=1, source="derived",
            needs=("oi", "oi_change"), derive=_oi_change_pct, tone=True),
     Column("buildup", "BU", 2, rank=5, source="tag"),
-    Column("volume", "Vol", 10, ",.0f", rank=4, quantity=True),
+    Column("volume", "Vol", 9, ",.0f", rank=4, quantity=True),
     Column("iv", "IV%", 6, ".2f", rank=2, digits=2, scale=100.0, source="iv"),
     Column("ltp", "LTP", 9, ",.2f", rank=1, digits=2),
     Column("ltp_chg", "LTP Chg", 9, "+,.2f", rank=7, digits=2, source="derived",

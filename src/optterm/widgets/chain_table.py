@@ -717,10 +717,9 @@ class ChainTable(ScrollView, can_focus=True):
                 runs.append([text, style])
 
         self._half(add, key[_FIXED : _FIXED + n], self._palette(ce_bg), Side.CE)
-        # Strike cell: " SR 25,800 MP "
+        # Strike cell: "SR 25,800 MP" (the columns on either side bring their one-space gaps)
         pal = self._palette(st_bg)
         plain = pal["plain"]
-        add(" ", plain)
         add("S" if sup else " ", pal["support"] if sup else plain)
         add("R" if res else " ", pal["resistance"] if res else plain)
         text = _strike_text(strike).center(9)
@@ -734,7 +733,6 @@ class ChainTable(ScrollView, can_focus=True):
         else:
             add(text, plain)
             add("  ", plain)
-        add(" ", plain)
         self._half(add, key[_FIXED + n :], self._palette(pe_bg), Side.PE)
         return Strip([Segment(t, s) for t, s in runs], self._table_width)  # type: ignore[arg-type]
 
