@@ -325,3 +325,20 @@ def test_oi_profile_bars_show_added_and_cut_oi() -> None:
     cut = profile_bar(60.0, -40.0, 0.1, 12, "CE").plain  # 100 before, 40 cut
     assert cut == "  ░░░░██████"
     assert isinstance(profile_bar(math.nan, math.nan, 0.1, 4, "CE"), Text)
+
+
+def test_the_readme_column_table_says_where_each_column_appears() -> None:
+    """README's table of columns and widths is the layout's own numbers."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+)(?:–\d+)? \| .*? \| ([\d, ]+)(?: columns)? \|$", readme, re.M)
+    assert len(rows) >= 7
+    unit = OI_UNITS["lots"]
+    for rank, widths in rows:
+        for width in (int(w) for w in widths.split(",")):
+            # The terminal width (less the scrollbar) where a column of this rank first shows.
+            keys = {c.rank for c in fit_columns(width - 1, greeks=True, unit=unit)}
+            before = {c.rank for c in fit_columns(width - 2, greeks=True, unit=unit)}
+            assert max(keys) >= int(rank) and keys != before, (rank, width)
