@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from optterm.engine.state import EngineState
     from optterm.model import ChainSnapshot, Metrics
 
-__all__ = ["OiProfileScreen", "profile_bar", "profile_lines", "profile_summary"]
+__all__ = ["OiProfileScreen", "profile_bar", "profile_header", "profile_lines", "profile_summary"]
 
 _STYLE = {
     "CE": ("red", "bold bright_red", "dim red"),  # OI held, added since the close, cut since
@@ -105,11 +105,29 @@ def profile_bar(oi: float, change: float, scale: float, width: int, side: str) -
     return Text.assemble(*parts, blank)
 
 
+def _bar_width(unit: OiUnit, width: int) -> int:
+    numbers = _col("oi", unit).width + _col("oi_change", unit).width + 2
+    return max(4, (width - _MARK_WIDTH - 2 * numbers - 2) // 2)
+
+
+def profile_header(unit: OiUnit, width: int) -> Text:
+    """The column heads over `profile_lines`, aligned with them."""
+    oi_col, chg_col = _col("oi", unit), _col("oi_change", unit)
+    bar = _bar_width(unit, width)
+    return Text.assemble(
+        f"{chg_col.label:>{chg_col.width}} {oi_col.label:>{oi_col.width}} ",
+        ("◀ calls".rjust(bar), "bold red"),
+        "STRIKE".center(_MARK_WIDTH),
+        ("puts ▶".ljust(bar), "bold green"),
+        f" {oi_col.label:>{oi_col.width}} {chg_col.label:>{chg_col.width}}",
+        style="bold",
+    )
+
+
 def profile_lines(snap: ChainSnapshot, m: Metrics | None, unit: OiUnit, width: int) -> list[Text]:
     """One line per strike (the whole chain), and a spot line where spot falls."""
     oi_col, chg_col = _col("oi", unit), _col("oi_change", unit)
-    numbers = oi_col.width + chg_col.width + 2
-    bar_width = max(4, (width - _MARK_WIDTH - 2 * numbers - 2) // 2)
+    bar_width = _bar_width(unit, width)
     f = unit.factor(snap.lot_size)
     legs = (snap.ce, snap.pe)
     # One scale for both sides: the longest bar is the largest OI, now or at the close.
@@ -160,6 +178,7 @@ class OiProfileScreen(Screen[None]):
 
     DEFAULT_CSS = """
     OiProfileScreen #profile-summary { height: auto; background: $boost; }
+    OiProfileScreen #profile-head { height: 1; background: $panel; }
     OiProfileScreen #profile { height: 1fr; }
     """
     BINDINGS: ClassVar = [
@@ -177,6 +196,7 @@ class OiProfileScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield Static(id="profile-summary")
+        yield Static(id="profile-head")
         with VerticalScroll(id="profile"):
             yield Static(id="profile-bars")
         yield Footer()
@@ -187,6 +207,7 @@ class OiProfileScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.on_state(self.state)
+        self.call_after_refresh(self._scroll_to_spot)  # spot stays in view at any size
 
     def on_state(self, state: EngineState) -> None:
         self.state = state
@@ -202,6 +223,7 @@ class OiProfileScreen(Screen[None]):
         snap, m = update.snapshot, update.metrics
         summary.update(profile_summary(snap, m, unit))
         width = self.query_one("#profile").scrollable_content_region.width or self.app.size.width
+        self.query_one("#profile-head", Static).update(profile_header(unit, width))
         bars.update(Text("\n").join(profile_lines(snap, m, unit, width)))
 
     def _scroll_to_spot(self) -> None:

@@ -163,7 +163,7 @@ COLUMNS: tuple[Column, ...] = _available((
     Column("bar", "", 5, rank=6, source="bar", needs=("oi",)),
     Column("oi", "OI", 9, ",.0f", rank=0, quantity=True),
     Column("oi_change", "ΔOI", 8, "+,.0f", rank=0, quantity=True, tone=True),
-    Column("oi_change_pct", "ΔOI%", 6, "+.1f", rank=3, digits=1, source="derived",
+    Column("oi_change_pct", "ΔOI%", 5, "+.1f", rank=3, digits=1, source="derived",
            needs=("oi", "oi_change"), derive=_oi_change_pct, tone=True),
     Column("buildup", "BU", 2, rank=5, source="tag"),
     Column("volume", "Vol", 9, ",.0f", rank=4, quantity=True),
