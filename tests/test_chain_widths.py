@@ -13,7 +13,12 @@ from rich.text import Text
 
 from optterm.model import Side
 from optterm.screens.dashboard import SIDE_WIDTH
-from optterm.screens.oi_profile import OiProfileScreen, profile_bar, profile_lines
+from optterm.screens.oi_profile import (
+    OiProfileScreen,
+    profile_bar,
+    profile_header,
+    profile_lines,
+)
 from optterm.widgets.chain_columns import (
     COLUMNS,
     OI_UNITS,
@@ -28,6 +33,10 @@ from optterm.widgets.status_bar import fit
 from tests.tui_driver import make_driver
 
 WIDTHS = range(80, 261, 10)
+
+
+def _strike_label(k: float) -> str:
+    return f"{k:,.0f}"
 
 
 def status(app) -> str:
@@ -295,6 +304,9 @@ async def test_oi_profile_covers_the_whole_chain_with_its_marks(tmp_path) -> Non
                 assert f"{figure:,.0f}" in summary
             assert f"{len(snap)} strikes" in summary and "via simulator" in status(d.app)
             lines = [t.plain for t in profile_lines(snap, m, OI_UNITS["lots"], 118)]
+            head = profile_header(OI_UNITS["lots"], 118).plain
+            assert head.index("STRIKE") == lines[0].index(_strike_label(snap.strikes[0]))
+            assert len(head) == len(lines[0])
             assert len(lines) == len(snap) + 1  # every strike and the spot line
             spot_at = next(i for i, t in enumerate(lines) if "spot" in t)
             assert snap.strikes[spot_at - 1] <= snap.spot < snap.strikes[spot_at]
