@@ -22,6 +22,10 @@ import pytest
 from tests.conftest import Home, optterm_cmd, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.process, pytest.mark.tmux]
+# The pane's size for the app: Python reads LINES/COLUMNS before asking the terminal, and the
+# tmux server hands its panes whatever environment it was started with (LINES=24 from another
+# client's shell made the app draw 24 lines in a 50-line pane).
+TERMINAL_ENV = {"TERM": "xterm-256color", "COLUMNS": "200", "LINES": "50"}
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +47,11 @@ def _read_fifo(path: Path, timeout: float) -> str:
     if not out:
         raise AssertionError(f"nothing arrived on {path.name} within {timeout:g} s")
     return out[0]
+
+
+def _start(session: str, command: str) -> None:
+    """A detached 200 × 50 tmux session running `command` (with TERMINAL_ENV in its env)."""
+    _tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", command)
 
 
 def _screen(session: str) -> str:
@@ -68,14 +77,11 @@ def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) ->
     painted, rc = tmp_path / "painted", tmp_path / "rc"
     os.mkfifo(painted)
     os.mkfifo(rc)
-    env = {**home.env, "OPTTERM_TEST_PAINT_FILE": str(painted), "TERM": "xterm-256color"}
+    env = {**home.env, "OPTTERM_TEST_PAINT_FILE": str(painted), **TERMINAL_ENV}
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier())
     cmd = " ".join(shlex.quote(c) for c in optterm_cmd("--config", str(home.config)))
     session = f"optterm-test-{os.getpid()}"
-    _tmux(
-        "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-        f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}",
-    )  # fmt: skip
+    _start(session, f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}")
     try:
         _read_fifo(painted, 60)  # the first chain is on screen
         # The signal can come before the dashboard has mounted and painted the tick (the app
@@ -92,7 +98,7 @@ def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) ->
         _wait_screen(session, "Threshold 30000")  # the sentence filled the form
         _tmux("send-keys", "-t", session, "C-s")
         _wait_screen(session, "Alert rules (1)")
-        assert "NIFTY spot crosses above 30,000" in _screen(session)
+        _wait_screen(session, "NIFTY spot crosses above 30,000")  # the row may paint a beat later
         _tmux("send-keys", "-t", session, "q")
         try:
             code = _read_fifo(rc, 30).strip()
@@ -106,6 +112,21 @@ def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr
     rules = json.loads(out.stdout)
     assert [(r["symbol"], r["threshold"]) for r in rules] == [("NIFTY", 30000.0)]
+
+
+def _settled_screen(session: str, needle: str, timeout: float = 20) -> str:
+    """The screen once `needle` is on it and two reads in a row agree: capture-pane can catch a
+    frame half written."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        text = _screen(session)
+        if needle in text and text == last:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no settled screen with {needle!r}; it shows:\n{text}")
+        last = text
+        time.sleep(0.2)  # the terminal has no event to wait on; re-read it
 
 
 def _column_end(label_row: str, label: str, which: int) -> int:
@@ -125,18 +146,16 @@ def test_real_terminal_200x50_shows_every_oi_cell_whole(home: Home, tmp_path: Pa
     painted, rc = tmp_path / "painted", tmp_path / "rc"
     os.mkfifo(painted)
     os.mkfifo(rc)
-    env = {**home.env, "OPTTERM_TEST_PAINT_FILE": str(painted), "TERM": "xterm-256color"}
+    env = {**home.env, "OPTTERM_TEST_PAINT_FILE": str(painted), **TERMINAL_ENV}
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier())
     cmd = " ".join(shlex.quote(c) for c in optterm_cmd("--config", str(home.config)))
     session = f"optterm-width-{os.getpid()}"
-    _tmux(
-        "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-        f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}",
-    )  # fmt: skip
+    _start(session, f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}")
     try:
         _read_fifo(painted, 60)
-        _wait_screen(session, "via simulator")  # the header repaints on the next status beat
-        lines = _screen(session).splitlines()
+        # The metrics sit below the chain: once they are painted and the frame is whole, so is
+        # the chain.
+        lines = _settled_screen(session, "PCR OI").splitlines()
         _tmux("send-keys", "-t", session, "q")
         assert _read_fifo(rc, 30).strip() == "0"
     finally:
