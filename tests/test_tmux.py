@@ -84,8 +84,8 @@ def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) ->
     _start(session, f"env {exports} {cmd}; echo $? > {shlex.quote(str(rc))}")
     try:
         _read_fifo(painted, 60)  # the first chain is on screen
-        # The signal can come before the dashboard has mounted and painted the tick (the app
-        # skips an unmounted screen): wait for the header rather than race it.
+        # The header was seen still "waiting for the first chain" when the signal came: wait
+        # for it to name the source rather than race it.
         text = _wait_screen(session, "SIMULATED")
         assert "NIFTY" in text and "STRIKE" in text
 
