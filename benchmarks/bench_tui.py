@@ -2,8 +2,9 @@
 DataTable showing the same cells, headless at 240 × 60.
 
 The chain: 200 strikes (NIFTY-like, step 50, ATM in the middle), `window=100` so all 200 rows are
-in the widget (58 on screen below the 2 header rows), `greeks=True`: per side OI (+ bar), ΔOI,
-BU (buildup tag), Volume, IV%, LTP, Δ, Γ, Θ, Vega — 10 columns × 2 sides + STRIKE = 21 columns.
+in the widget (58 on screen below the 2 header rows), `greeks=True`: per side the OI bar, OI, ΔOI,
+ΔOI%, BU (buildup tag), Vol, IV%, LTP, Δ, Γ, Θ, Vega, Bid, Ask (all fit at 240 columns) — 14
+columns × 2 sides + STRIKE = 29 columns.
 Every tick changes
 every shown value of every row by at least one display unit (OI, ΔOI and volume by whole contracts,
 IV by 0.01 %, LTP by 0.05, Δ by 0.01, Γ by 0.0001, Θ and Vega by 0.01, the buildup tag cycles);
@@ -11,8 +12,8 @@ only the strikes stay. Snapshots and analytics are built before the timed region
 
 - tui.chain_refresh_ms: process CPU (time.process_time) of `set_chain(next)` + `await
   pilot.pause()` (message processing, compositor, line rendering), median of REPS ticks.
-- tui.datatable_refresh_ms: the reference — a DataTable of the same 200 × 21 formatted strings;
-  `update_cell` for all 4,200 cells + `await pilot.pause()`, same clock, same ticks.
+- tui.datatable_refresh_ms: the reference — a DataTable of the same 200 × 29 formatted strings;
+  `update_cell` for all 5,800 cells + `await pilot.pause()`, same clock, same ticks.
 - tui.chain_vs_datatable_ratio: median of the per-tick ratios datatable / chain.
 
 The two widgets live on two screens of one app; each rep switches to the chain screen, lets it
@@ -128,7 +129,7 @@ class _Base:
 
 
 def _split(table: ChainTable, row: int) -> list[str]:
-    """The 21 cell strings of a row exactly as the ChainTable shows them (OI with its bar)."""
+    """The 29 cell strings of a row exactly as the ChainTable shows them."""
     text = table.row_text(row)
     cells = [text[x0:x1] for x0, x1 in (table.column_span(Side.CE, c.key) for c in table.columns)]
     x0, x1 = table.column_span(None)
@@ -170,7 +171,7 @@ async def _measure() -> tuple[list[float], list[float], int]:
         chain.set_chain(snap, enr)
         await pilot.pause()
         assert chain.row_count == N_STRIKES
-        assert len(chain.column_labels) == 21
+        assert len(chain.column_labels) == 29
         labels = chain.column_labels
         await app.switch_screen("table")
         await pilot.pause()
@@ -209,8 +210,9 @@ def run() -> dict[str, dict[str, Any]]:
     chain_ms, table_ms, misses = asyncio.run(_measure())
     ratios = [d / c for c, d in zip(chain_ms, table_ms, strict=True)]
     what = (
-        f"240x60 headless, 200 strikes x 21 columns (greeks=True: OI+bar, ΔOI, BU, Volume, IV%, "
-        f"LTP, Δ, Γ, Θ, Vega per side + STRIKE), every shown value changed; median of {REPS} "
+        f"240x60 headless, 200 strikes x 29 columns (greeks=True: OI bar, OI, ΔOI, ΔOI%, BU, Vol, "
+        f"IV%, LTP, Δ, Γ, Θ, Vega, Bid, Ask per side + STRIKE), every shown value changed; "
+        f"median of {REPS} "
         f"ticks, process CPU of the update + `await pilot.pause()`"
     )
     return {
@@ -223,7 +225,7 @@ def run() -> dict[str, dict[str, Any]]:
         "tui.datatable_refresh_ms": {
             "value": round(statistics.median(table_ms), 2),
             "unit": "ms",
-            "note": f"reference DataTable, update_cell on all 4,200 cells; {what}",
+            "note": f"reference DataTable, update_cell on all 5,800 cells; {what}",
         },
         "tui.chain_vs_datatable_ratio": {
             "value": round(statistics.median(ratios), 2),

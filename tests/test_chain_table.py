@@ -150,7 +150,7 @@ async def test_rows_are_the_window_around_atm_with_styles_and_blanks() -> None:
 async def test_without_analytics_greeks_are_blank_and_iv_is_the_providers() -> None:
     snap, _ = chain(STEP_A)
     app = ChainApp(window=5, greeks=True)
-    async with app.run_test(size=(200, 20)) as pilot:
+    async with app.run_test(size=(240, 20)) as pilot:
         table = app.query_one(ChainTable)
         table.set_chain(snap)
         await pilot.pause()
@@ -164,7 +164,7 @@ async def test_without_analytics_greeks_are_blank_and_iv_is_the_providers() -> N
         assert "MP" not in cell(table, atm, None)
 
 
-async def test_greeks_toggle_swaps_the_columns() -> None:
+async def test_greeks_sit_beside_bid_ask_when_there_is_room() -> None:
     snap, enr = chain(STEP_A)
     app = ChainApp(window=8)
     async with app.run_test(size=(240, 30)) as pilot:
@@ -175,7 +175,7 @@ async def test_greeks_toggle_swaps_the_columns() -> None:
         assert "CE Bid" in labels
         assert "PE Ask" in labels
         assert "CE Δ" not in labels
-        assert len(labels) == 17
+        assert len(labels) == 21  # bar OI ΔOI ΔOI% BU Vol IV LTP Bid Ask, twice, and the strike
         header = table.render_line(1).text
         assert "Bid" in header
         assert "Vega" not in header
@@ -183,28 +183,37 @@ async def test_greeks_toggle_swaps_the_columns() -> None:
         table.greeks = True
         await pilot.pause()
         labels = table.column_labels
-        assert len(labels) == 21
-        for name in ("Δ", "Γ", "Θ", "Vega"):
+        assert len(labels) == 29
+        assert table.greeks_shown == 4
+        for name in ("Δ", "Γ", "Θ", "Vega", "Bid", "Ask", "OI lots", "ΔOI lots"):
             assert f"CE {name}" in labels
             assert f"PE {name}" in labels
-        assert "CE Bid" not in labels
-        assert "PE Ask" not in labels
+        # Beside Bid/Ask: CE … Δ Γ Θ Vega Bid Ask | STRIKE | Ask Bid Vega Θ Γ Δ … (mirrored)
+        strike = labels.index("STRIKE")
+        inner = ["CE Δ", "CE Γ", "CE Θ", "CE Vega", "CE Bid", "CE Ask"]
+        assert labels[strike - 6 : strike] == inner
+        assert labels[strike + 1 :] == ["PE" + x[2:] for x in reversed(labels[:strike])]
+        assert labels[0] == "CE bar" and labels[1] == "CE OI lots"
+        assert table.table_width <= table.scrollable_content_region.width
         header = table.render_line(1).text
         assert "Vega" in header
-        assert "Bid" not in header
-        # The mirror: PE columns in reverse order, OI outermost on both sides.
-        assert labels[0] == "CE OI"
-        assert labels[-1] == "PE OI"
-        assert labels[10] == "STRIKE"
+        assert "Bid" in header
         atm = table.atm_row
         i = snap.atm_index()
         assert cell(table, atm, Side.CE, "delta").strip() == f"{enr.ce.delta[i]:.2f}"
         assert cell(table, atm, Side.PE, "delta").strip() == f"{enr.pe.delta[i]:.2f}"
         assert cell(table, atm, Side.PE, "gamma").strip() == f"{enr.pe.gamma[i]:.4f}"
 
+        # Narrower: the Greeks go first (Γ, then Vega, then Θ, then Δ), never OI.
+        await pilot.resize_terminal(200, 30)
+        await pilot.pause()
+        assert 0 < table.greeks_shown < 4
+        assert "CE Δ" in table.column_labels and "CE Γ" not in table.column_labels
+        assert "CE Bid" in table.column_labels and "CE OI lots" in table.column_labels
+
         table.greeks = False
         await pilot.pause()
-        assert len(table.column_labels) == 17
+        assert table.greeks_shown == 0
         assert "Bid" in table.render_line(1).text
 
 
@@ -348,15 +357,19 @@ async def test_small_terminal(greeks: bool) -> None:
         table.set_chain(snap_a, enr_a)
         table.center_atm()
         await pilot.pause()
-        assert table.table_width > 80
-        # The strike column stays in view as the cursor moves between halves.
+        # The columns fit the width: OI, ΔOI and LTP whole on both sides, nothing scrolls.
+        assert table.table_width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0
+        assert table.greeks_shown == 0
+        assert [c.key for c in table.columns] == ["oi", "oi_change", "ltp"]
+        i = snap_a.atm_index()
+        atm = table.atm_row
+        assert cell(table, atm, Side.CE, "oi").strip() == f"{snap_a.ce.oi[i]:,.0f}"
+        assert cell(table, atm, Side.PE, "oi").strip() == f"{snap_a.pe.oi[i]:,.0f}"
         for key, side in (("right", Side.PE), ("left", None), ("left", Side.CE)):
             await pilot.press(key)
             assert table.cursor_side is side
-            x0, x1 = table.column_span(None)
-            sx = int(table.scroll_offset.x)
-            assert sx <= x0
-            assert x1 <= sx + table.scrollable_content_region.width
+            assert table.scroll_offset.x == 0
         for key in ("down", "pagedown", "end", "pageup", "home", "up", "enter"):
             await pilot.press(key)
         table.set_chain(snap_b, enr_b)
@@ -367,10 +380,10 @@ async def test_small_terminal(greeks: bool) -> None:
         assert table.row_count == 7
         for y in range(24):
             table.render_line(y)
-        await pilot.resize_terminal(40, 10)
+        await pilot.resize_terminal(40, 10)  # too narrow even for OI: cropped, no error
         await pilot.pause()
         for y in range(10):
-            table.render_line(y)
+            assert len(table.render_line(y).text) <= 40
 
 
 async def test_styles_follow_the_theme() -> None:

@@ -12,6 +12,8 @@ import pytest
 from optterm.app import OpttermApp
 from optterm.config import load_settings
 from optterm.model import AlertKind, AlertRule, Condition
+from optterm.widgets.chain_table import ChainTable
+from tests.test_chain_widths import oi_cells_are_whole, status
 from tests.tui_driver import OPEN, make_driver
 
 # Tens of engine ticks and a full render per picture: a few seconds each (`make test-fast` skips).
@@ -72,3 +74,22 @@ def test_screen_snapshot(snap_compare, tmp_path, name, scenario, ticks, keys, ru
         _app(), terminal_size=SIZE, run_before=_runner(tmp_path, scenario, ticks, keys, rule)
     )
     asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50), (240, 60)])
+def test_dashboard_at_every_size(snap_compare, tmp_path, size) -> None:
+    """The dashboard at the sizes traders run: every OI and ΔOI cell on screen whole (checked
+    against the snapshot's numbers before the picture is taken), source and age in the header."""
+    run = _runner(tmp_path, "call_writing", 30)
+
+    async def run_before(pilot) -> None:
+        await run(pilot)
+        screen = pilot.app.screen
+        table = screen.query_one(ChainTable)
+        assert oi_cells_are_whole(table, screen.current().snapshot) > 0
+        assert table.max_scroll_x == 0
+        head = status(pilot.app)
+        assert "via simulator" in head and "age " in head and "SIMULATED" in head
+
+    assert snap_compare(_app(), terminal_size=size, run_before=run_before)
+    asyncio.set_event_loop(asyncio.new_event_loop())

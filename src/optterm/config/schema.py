@@ -44,6 +44,7 @@ __all__ = [
     "LOG_LEVELS",
     "NSE_BASE_URL",
     "NSE_ENDPOINTS",
+    "OI_UNIT_NAMES",
     "PROVIDER_NAMES",
     "SCENARIO_NAMES",
     "SOLVE_IV",
@@ -565,8 +566,16 @@ class AnalyticsSettings(_Section):
         return self
 
 
+OI_UNIT_NAMES = ("lots", "lakh")
+
+
 class DisplaySettings(_Section):
     """``[display]``: how the chain's figures are shown by default (CLI and TUI)."""
+
+    oi_unit: str = Field(
+        default="lots",
+        json_schema_extra=meta(f"one of {', '.join(OI_UNIT_NAMES)}"),
+    )
 
     oi_interval: str = Field(
         default="day",
@@ -580,6 +589,11 @@ class DisplaySettings(_Section):
             return OiInterval.parse(value).name
         except ValueError as exc:
             raise problem(str(exc)) from None
+
+    @field_validator("oi_unit")
+    @classmethod
+    def _check_oi_unit(cls, value: str) -> str:
+        return choice(value, OI_UNIT_NAMES)
 
     @property
     def interval(self) -> OiInterval:

@@ -19,6 +19,7 @@ from optterm.market import IST
 from optterm.model import Direction, Feed
 from optterm.present.chain import metrics_lines
 from optterm.screens.base import StateScreen
+from optterm.widgets.chain_columns import OI_UNITS, PANE_RANK, width_through
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 
@@ -26,7 +27,8 @@ __all__ = ["DashboardScreen", "SymbolPicker"]
 
 WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
 WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
-SIDE_MIN_WIDTH = 190  # below this many columns the chain gets the whole width
+SIDE_WIDTH = 52  # the signals and alert-events pane, border included
+SHORT_HEIGHT = 32  # below this many lines the watchlist gives its rows to the chain
 _DIRECTION_STYLE = {Direction.BULLISH: "green", Direction.BEARISH: "red", Direction.NEUTRAL: ""}
 
 
@@ -68,8 +70,9 @@ class DashboardScreen(StateScreen):
     DEFAULT_CSS = """
     DashboardScreen #body { height: 1fr; }
     DashboardScreen #main { width: 1fr; }
-    DashboardScreen #side { width: 52; border-left: tall $panel; }
+    DashboardScreen #side { width: 52; border-left: tall $panel; }  /* SIDE_WIDTH */
     DashboardScreen.narrow #side { display: none; }
+    DashboardScreen.short #watchlist { display: none; }
     DashboardScreen #watchlist { height: auto; max-height: 11; }
     DashboardScreen ChainTable { height: 1fr; }
     DashboardScreen #metrics { height: auto; padding: 0 1; background: $boost; }
@@ -83,6 +86,8 @@ class DashboardScreen(StateScreen):
         Binding("right_square_bracket", "expiry(1)", "Next expiry"),
         Binding("left_square_bracket", "expiry(-1)", "Prev expiry"),
         Binding("g", "toggle_greeks", "Greeks"),
+        Binding("u", "toggle_unit", "Lots/lakh"),
+        Binding("O", "oi_profile", "OI profile"),
         Binding("plus,equals_sign", "window(1)", "Wider", show=False),
         Binding("minus", "window(-1)", "Narrower", show=False),
         Binding("c", "centre", "ATM"),
@@ -103,7 +108,7 @@ class DashboardScreen(StateScreen):
         with Horizontal(id="body"):
             with Vertical(id="main"):
                 yield DataTable(id="watchlist", cursor_type="row", zebra_stripes=True)
-                yield ChainTable(id="chain")
+                yield ChainTable(id="chain", oi_unit=self.state.settings.display.oi_unit)
                 yield Static(id="metrics")
             with Vertical(id="side"):
                 yield Static("Signals", classes="pane-title")
@@ -122,9 +127,18 @@ class DashboardScreen(StateScreen):
         self.render_state()
 
     def on_resize(self) -> None:
-        # Signals and alert events move aside when the chain needs the room; `p` and `r` show
-        # them in full.
-        self.set_class(self.app.size.width < SIDE_MIN_WIDTH, "narrow")
+        self._place_side_pane()
+        # The symbol stays in the status bar, and 1–9 and / still switch it.
+        self.set_class(self.app.size.height < SHORT_HEIGHT, "short")
+
+    def _place_side_pane(self) -> None:
+        """Signals and alert events sit beside the chain only when the chain keeps, beside
+        them, every column up to Bid/Ask (and the Greeks, when the trader asked for them);
+        else they move aside and `p` and `r` show them in full."""
+        chain = self.query_one(ChainTable)
+        need = width_through(PANE_RANK, greeks=chain.greeks, unit=OI_UNITS[chain.oi_unit])
+        gutter = chain.styles.scrollbar_size_vertical
+        self.set_class(self.app.size.width - SIDE_WIDTH < need + gutter, "narrow")
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -239,6 +253,36 @@ class DashboardScreen(StateScreen):
     def action_toggle_greeks(self) -> None:
         chain = self.query_one(ChainTable)
         chain.greeks = not chain.greeks
+        self._place_side_pane()
+        self.call_after_refresh(self._say_if_greeks_hidden)
+
+    def _say_if_greeks_hidden(self) -> None:
+        chain = self.query_one(ChainTable)
+        if chain.greeks and chain.greeks_shown < 4:
+            need = width_through(PANE_RANK, greeks=True, unit=OI_UNITS[chain.oi_unit])
+            self.notify(
+                f"Greeks: {chain.greeks_shown} of 4 fit in {self.app.size.width} columns; "
+                f"all of them need {need + chain.styles.scrollbar_size_vertical}. "
+                "OI, ΔOI and prices keep their room.",
+                timeout=6,
+            )
+
+    def action_toggle_unit(self) -> None:
+        chain = self.query_one(ChainTable)
+        names = list(OI_UNITS)
+        chain.oi_unit = names[(names.index(chain.oi_unit) + 1) % len(names)]
+
+    def action_oi_profile(self) -> None:
+        update = self.current()
+        if update is None:
+            self.notify("No chain yet.", timeout=3)
+            return
+        from optterm.screens.oi_profile import OiProfileScreen
+
+        chain = self.query_one(ChainTable)
+        self.app.push_screen(
+            OiProfileScreen(self.state, self.symbol, update.snapshot.expiry, chain.oi_unit)
+        )
 
     def action_window(self, step: int) -> None:
         self.window = max(2, min(self.window + 2 * step, 100))

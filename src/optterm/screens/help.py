@@ -49,7 +49,9 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("1–9", "switch symbol"),
             ("/", "symbol picker"),
             ("] / [", "next / previous expiry"),
-            ("g", "toggle Greeks"),
+            ("g", "toggle Greeks (beside Bid/Ask where the width allows)"),
+            ("u", "OI, ΔOI and volume in lots / lakh shares"),
+            ("O", "OI profile of the chain (shift+o)"),
             ("+ / =", "widen the strike window"),
             ("-", "narrow the strike window"),
             ("c", "jump to ATM"),
@@ -91,6 +93,13 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("e", "next expiry"),
             ("c / p", "calls / puts on or off"),
             ("r", "reload"),
+        ],
+    ),
+    (
+        "OI profile",
+        [
+            ("u", "lots / lakh shares"),
+            ("escape", "back to the dashboard"),
         ],
     ),
     (
@@ -171,7 +180,7 @@ class HelpScreen(StateScreen):
                         for title, entries in part:
                             yield Static(
                                 section_text(title, entries, width),
-                                id=f"help-{title.lower()}",
+                                id=f"help-{title.lower().replace(' ', '-')}",
                                 classes="help-section",
                             )
             yield Static(

@@ -6,30 +6,32 @@ one cell changed, because every update invalidates its whole render cache
 displayed values (rounded to what the screen shows) and its style state; a tick re-renders only
 the rows whose key changed and refreshes only those lines.
 
-Layout, left to right:
+Layout, left to right, at full width (chain_columns.py declares the columns and their drop
+priority; a narrower terminal drops whole ranks, never OI or ΔOI, and never scrolls sideways):
 
-    OI (with bar) ΔOI BU Volume IV% LTP Bid Ask | S STRIKE MP | Ask Bid LTP IV% Volume BU ΔOI OI
+    bar OI ΔOI ΔOI% BU Vol IV% LTP [Δ Γ Θ Vega] Bid Ask | S STRIKE MP | Ask Bid … OI bar
 
-With `greeks=True`, Δ Γ Θ Vega take the place of Bid/Ask (21 columns in all). ΔOI and BU are
-over the same interval, the engine's (`Enriched.change`: the day by default): BU is the leg's
-buildup (LB long buildup, SB short buildup, SC short covering, LU long unwinding), coloured by
-what it says about the underlying (CE LB is bullish, PE LB bearish).
+OI, ΔOI and volume show in lots (contracts, as the exchange counts them) or in lakh shares
+(`oi_unit`). ΔOI and BU are over the same interval, the engine's (`Enriched.change`: the day by
+default): BU is the leg's buildup (LB long buildup, SB short buildup, SC short covering, LU long
+unwinding), coloured by what it says about the underlying (CE LB is bullish, PE LB bearish).
 The strike cell marks support "S" (max put OI), resistance "R" (max call OI) and max pain "MP"
-(also underlined). NaN is blank, never 0.
+(also underlined). NaN is blank, never 0. The OI bars are drawn against the largest OI of the
+whole chain, not of the rows shown.
 
 Rows: the `window` strikes each side of ATM (0 = the whole chain), following spot tick by tick.
-The cursor stays on its strike and the scroll offset stays put when the window shifts.
+The cursor stays on its strike and the scroll offset stays put when the window shifts; after a
+resize the ATM row (or the cursor's, once the user moved it) is back in the middle of the view.
 
-Over 600 lines because the row cache, the column layout that drops columns by priority, the
-cursor that follows its strike and the mirrored rendering all read the same per-row state; split
-apart, each would reach into the others' privates.
+Over 600 lines because the row cache, the column layout, the cursor that follows its strike and
+the mirrored rendering all read the same per-row state; split apart, each would reach into the
+others' privates.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -44,97 +46,38 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from optterm.model import Buildup, ChainSnapshot, Side
+from optterm.widgets.chain_columns import (
+    COLUMNS,
+    OI_UNITS,
+    STRIKE_WIDTH,
+    Column,
+    fit_columns,
+    half_width,
+)
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
 
-__all__ = ["BASE_COLUMNS", "GREEK_COLUMNS", "HEADER_ROWS", "ChainTable", "Column"]
+__all__ = ["HEADER_ROWS", "ChainTable", "Column"]
 
 HEADER_ROWS = 2
-BAR_WIDTH = 5  # cells of OI bar inside the OI column
+BAR_WIDTH = next(c.width for c in COLUMNS if c.source == "bar")
 _BAR_LEVELS = 8 * BAR_WIDTH
 _BLOCKS = " ▏▎▍▌▋▊▉█"  # left-aligned eighths: _BLOCKS[k] fills k/8 of a cell from the left
 _NA = -math.inf  # "no value" inside row keys (NaN would never compare equal to itself)
-_STRIKE_WIDTH = 15  # " " + S/R markers (2) + strike (9, centred) + "MP" (2) + " "
-_FIXED = 9  # leading key fields: strike, atm, ce_itm, pe_itm, mp, support, resistance, 2 bars
+_FIXED = 7  # leading key fields: strike, atm, ce_itm, pe_itm, mp, support, resistance
 
-_TAGS: dict[int, str] = {
-    int(Buildup.LONG_BUILDUP): "LB",
-    int(Buildup.SHORT_BUILDUP): "SB",
-    int(Buildup.SHORT_COVERING): "SC",
-    int(Buildup.LONG_UNWINDING): "LU",
-}
 # +1 bullish for the underlying, -1 bearish (same votes as analytics' market view).
 _TAG_VOTE = {
-    (Side.CE, 1): 1,
-    (Side.CE, 2): -1,
-    (Side.CE, 3): 1,
-    (Side.CE, 4): -1,
-    (Side.PE, 1): -1,
-    (Side.PE, 2): 1,
-    (Side.PE, 3): -1,
-    (Side.PE, 4): 1,
+    (Side.CE, int(Buildup.LONG_BUILDUP)): 1,
+    (Side.CE, int(Buildup.SHORT_BUILDUP)): -1,
+    (Side.CE, int(Buildup.SHORT_COVERING)): 1,
+    (Side.CE, int(Buildup.LONG_UNWINDING)): -1,
+    (Side.PE, int(Buildup.LONG_BUILDUP)): -1,
+    (Side.PE, int(Buildup.SHORT_BUILDUP)): 1,
+    (Side.PE, int(Buildup.SHORT_COVERING)): -1,
+    (Side.PE, int(Buildup.LONG_UNWINDING)): 1,
 }
-
-
-def _compact(value: float, signed: bool) -> str:
-    """A number too wide for its column, in lakh/crore units as NSE traders read them."""
-    sign = "+" if signed else ""
-    a = abs(value)
-    for div, suffix in ((1e7, "Cr"), (1e5, "L"), (1e3, "K")):
-        if a >= div:
-            return f"{value / div:{sign}.1f}{suffix}"
-    return f"{value:{sign}.0f}"
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One per-leg column. `digits` is the display resolution: values are rounded to it before
-    they enter a row's cache key, so a change the screen cannot show re-renders nothing."""
-
-    key: str  # a Legs field, "iv" (ours where computed), an analytics field, or "buildup"
-    label: str
-    width: int
-    spec: str = ""  # format() spec
-    scale: float = 1.0
-    digits: int = 0
-    source: str = "legs"  # "legs" | "calc" (from Enriched) | "ours" (Enriched, else Legs)
-
-    def text(self, value: float) -> str:
-        """The cell's text, right-aligned to the column width; blank for no value."""
-        if value == _NA or value != value:
-            return " " * self.width
-        if self.key == "buildup":
-            return _TAGS.get(int(value), "").rjust(self.width)
-        s = format(value, self.spec)
-        if len(s) > self.width:
-            s = _compact(value, "+" in self.spec)
-            if len(s) > self.width:
-                s = s[: self.width - 1] + "…"
-        return s.rjust(self.width)
-
-
-_OI = Column("oi", "OI", BAR_WIDTH + 1 + 9, ",.0f")
-_COMMON = (
-    _OI,
-    Column("oi_change", "ΔOI", 9, "+,.0f", source="ours"),
-    Column("buildup", "BU", 2, source="calc"),
-    Column("volume", "Volume", 10, ",.0f"),
-    Column("iv", "IV%", 6, ".2f", scale=100.0, digits=2, source="ours"),
-    Column("ltp", "LTP", 9, ",.2f", digits=2),
-)
-BASE_COLUMNS: tuple[Column, ...] = (
-    *_COMMON,
-    Column("bid", "Bid", 9, ",.2f", digits=2),
-    Column("ask", "Ask", 9, ",.2f", digits=2),
-)
-GREEK_COLUMNS: tuple[Column, ...] = (
-    *_COMMON,
-    Column("delta", "Δ", 5, ".2f", digits=2, source="calc"),
-    Column("gamma", "Γ", 6, ".4f", digits=4, source="calc"),
-    Column("theta", "Θ", 7, ".2f", digits=2, source="calc"),
-    Column("vega", "Vega", 6, ".2f", digits=2, source="calc"),
-)
 
 
 def _strike_text(x: float) -> str:
@@ -178,6 +121,11 @@ class ChainTable(ScrollView, can_focus=True):
         background: $surface;
         color: $foreground;
         height: 1fr;
+        /* The columns fit the width (chain_columns.py): never a horizontal scrollbar, and the
+           vertical one always reserved so the width the columns were fitted to never changes. */
+        overflow-x: hidden;
+        scrollbar-gutter: stable;
+        scrollbar-size-vertical: 1;
         & > .chain-table--header { background: $panel; color: $foreground; text-style: bold; }
         & > .chain-table--strike { background: $panel; color: $foreground; text-style: bold; }
         & > .chain-table--itm { background: $primary 12%; }
@@ -215,9 +163,11 @@ class ChainTable(ScrollView, can_focus=True):
     ]
 
     greeks: reactive[bool] = reactive(False)
-    """Show Δ Γ Θ Vega in place of Bid/Ask."""
+    """Show Δ Γ Θ Vega beside Bid/Ask (where the width allows: they are the first to go)."""
     window: reactive[int] = reactive(20)
     """Strikes shown each side of ATM; 0 shows the whole chain."""
+    oi_unit: reactive[str] = reactive("lots")
+    """OI, ΔOI and volume in "lots" (contracts) or "lakh" (lakh shares: lots × lot size)."""
 
     class RowSelected(Message):
         """Enter (or a double click) on a row: the strike and the half the cursor is on."""
@@ -237,6 +187,7 @@ class ChainTable(ScrollView, can_focus=True):
         *,
         greeks: bool = False,
         window: int = 20,
+        oi_unit: str = "lots",
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -253,6 +204,9 @@ class ChainTable(ScrollView, can_focus=True):
         self._cursor_col = 0  # -1 calls, 0 strike, 1 puts
         self._cursor_strike: float | None = None
         self._center_pending = False
+        self._moved = False  # the user moved the cursor since it was last put on ATM
+        self._fit_width: int | None = None  # the width the columns were fitted to
+        self._bar_scale = 0.0
         self._strips: dict[tuple[object, ...], Strip] = {}
         self._header: tuple[tuple[object, ...], list[Strip]] | None = None
         self._palettes: dict[str, dict[str, Style]] = {}
@@ -260,10 +214,13 @@ class ChainTable(ScrollView, can_focus=True):
         self._style_check = True
         self.cache_misses = 0
         """Rows rendered from scratch (cache misses) since creation; for tests and benchmarks."""
-        self._set_columns(greeks)
-        self.virtual_size = Size(self._table_width, HEADER_ROWS)
+        if oi_unit not in OI_UNITS:
+            raise ValueError(f"oi_unit must be one of {', '.join(OI_UNITS)}, got {oi_unit!r}")
         self.set_reactive(ChainTable.greeks, greeks)
         self.set_reactive(ChainTable.window, window)
+        self.set_reactive(ChainTable.oi_unit, oi_unit)
+        self._set_columns()
+        self.virtual_size = Size(self._table_width, HEADER_ROWS)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -282,6 +239,7 @@ class ChainTable(ScrollView, can_focus=True):
 
     def center_atm(self) -> None:
         """Put the cursor on the ATM strike and scroll it to the middle of the view."""
+        self._moved = False
         if not self._keys:
             self._center_pending = True
             return
@@ -305,7 +263,7 @@ class ChainTable(ScrollView, can_focus=True):
 
     @cursor_row.setter
     def cursor_row(self, row: int) -> None:
-        self._move_cursor(row)
+        self._user_move(row)
 
     @property
     def cursor_column(self) -> int:
@@ -314,7 +272,7 @@ class ChainTable(ScrollView, can_focus=True):
 
     @cursor_column.setter
     def cursor_column(self, column: int) -> None:
-        self._move_cursor(self._cursor_row, max(-1, min(1, column)))
+        self._user_move(self._cursor_row, max(-1, min(1, column)))
 
     @property
     def cursor_side(self) -> Side | None:
@@ -335,33 +293,43 @@ class ChainTable(ScrollView, can_focus=True):
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        """The per-leg columns (CE order; the PE half shows them mirrored)."""
+        """The per-leg columns shown (CE order; the PE half shows them mirrored)."""
         return self._columns
 
     @property
     def column_labels(self) -> list[str]:
         """All column labels as shown, left to right."""
-        labels = [f"CE {c.label}" for c in self._columns]
-        return [*labels, "STRIKE", *(f"PE {c.label}" for c in reversed(self._columns))]
+        names = [c.label or c.key for c in self._columns]  # the bar has no header
+        return [*(f"CE {n}" for n in names), "STRIKE", *(f"PE {n}" for n in reversed(names))]
 
     @property
     def table_width(self) -> int:
         return self._table_width
 
+    @property
+    def greeks_shown(self) -> int:
+        """How many Greek columns the width leaves room for (0 with Greeks off)."""
+        return sum(c.greek for c in self._columns)
+
     def column_span(self, side: Side | str | None, key: str = "") -> tuple[int, int]:
-        """[x0, x1) of a column within a row's text (`row_text`); side None is the strike."""
+        """[x0, x1) of a column within a row's text (`row_text`); side None is the strike.
+        KeyError for a column not shown."""
         if side is None:
             return self._strike_x0, self._strike_x1
         return self._spans[(Side(side), key)]
 
     def row_text(self, row: int) -> str:
-        """The plain text of a body row as rendered (without centring or scrolling)."""
+        """The plain text of a body row as rendered (without centring)."""
         return self._row_strip(row).text
 
     # -- columns and keys -----------------------------------------------------------------------
 
-    def _set_columns(self, greeks: bool) -> None:
-        cols = GREEK_COLUMNS if greeks else BASE_COLUMNS
+    def _set_columns(self) -> bool:
+        """Fit the columns to the width; True if they changed."""
+        width = self._fit_width if self._fit_width is not None else 10_000
+        cols = fit_columns(width, greeks=self.greeks, unit=OI_UNITS[self.oi_unit])
+        if cols == getattr(self, "_columns", None):
+            return False
         self._columns = cols
         spans: dict[tuple[Side, str], tuple[int, int]] = {}
         x = 0
@@ -370,29 +338,50 @@ class ChainTable(ScrollView, can_focus=True):
             x += c.width + 1
         self._half_width = x
         self._strike_x0 = x
-        self._strike_x1 = x + _STRIKE_WIDTH
+        self._strike_x1 = x + STRIKE_WIDTH
         x = self._strike_x1
         for c in reversed(cols):
             spans[(Side.PE, c.key)] = (x + 1, x + 1 + c.width)
             x += c.width + 1
         self._spans = spans
         self._table_width = x
+        assert x == 2 * half_width(cols) + STRIKE_WIDTH
+        return True
+
+    def _relayout(self) -> None:
+        """After the width, the Greeks toggle or the unit changed: new columns, every row anew."""
+        if self._set_columns():
+            self._strips.clear()
+            self._header = None
+            self._keys = []  # every row's key has a new layout
+            self._apply()
+            self.refresh()
 
     def _column_values(
         self, col: Column, snap: ChainSnapshot, enr: Enriched | None, side: Side, sl: slice
     ) -> np.ndarray:
         legs = snap.side(side)
-        if col.source == "calc":
+        n = sl.stop - sl.start
+        if col.source in ("calc", "tag"):
             if enr is None:
-                return np.full(sl.stop - sl.start, np.nan)
+                return np.full(n, np.nan)
             arr = getattr(enr.side(side.value), col.key)[sl]
         elif col.source == "ours" and enr is not None:
             arr = getattr(enr.side(side.value), col.key)[sl]
+        elif col.source == "derived" and col.derive is not None:
+            shown = enr.side(side.value).oi_change if enr is not None else legs.oi_change
+            arr = col.derive(legs, shown)[sl]
+        elif col.source == "bar":
+            oi = np.nan_to_num(np.asarray(legs.oi[sl], dtype=np.float64), nan=0.0)
+            return np.rint(np.clip(oi, 0, None) * self._bar_scale)
         else:
             arr = legs.column(col.key)[sl]
         arr = np.asarray(arr, dtype=np.float64)
-        if col.scale != 1.0:
-            arr = arr * col.scale
+        scale = col.scale
+        if col.quantity:
+            scale *= OI_UNITS[self.oi_unit].factor(snap.lot_size)
+        if scale != 1.0:
+            arr = arr * scale
         return np.round(arr, col.digits) + 0.0  # + 0.0: no "-0.00"
 
     def _apply(self, recenter: bool = False) -> None:
@@ -418,11 +407,10 @@ class ChainTable(ScrollView, can_focus=True):
             spot = snap.spot
             m = enr.metrics if enr is not None else None
             pain, sup, res = (m.max_pain, m.support, m.resistance) if m else (np.nan,) * 3
-            oi_c = np.nan_to_num(np.asarray(snap.ce.oi[sl], dtype=np.float64), nan=0.0)
-            oi_p = np.nan_to_num(np.asarray(snap.pe.oi[sl], dtype=np.float64), nan=0.0)
-            # Bars: OI against the largest OI (either side) of the strikes shown.
-            oi_max = max(float(oi_c.max(initial=0.0)), float(oi_p.max(initial=0.0)))
-            scale = _BAR_LEVELS / oi_max if oi_max > 0 else 0.0
+            # Bars: OI against the largest OI (either side) of the whole chain, so a bar means
+            # the same length whichever strikes are on screen.
+            oi_max = float(np.nanmax(np.concatenate([snap.ce.oi, snap.pe.oi, [0.0]])))
+            self._bar_scale = _BAR_LEVELS / oi_max if oi_max > 0 else 0.0
             parts = [
                 k,
                 np.arange(lo, hi) == atm,
@@ -431,8 +419,6 @@ class ChainTable(ScrollView, can_focus=True):
                 k == pain,
                 k == sup,
                 k == res,
-                np.rint(np.clip(oi_c, 0, None) * scale),
-                np.rint(np.clip(oi_p, 0, None) * scale),
             ]
             for side in (Side.CE, Side.PE):
                 parts.extend(self._column_values(c, snap, enr, side, sl) for c in self._columns)
@@ -461,11 +447,8 @@ class ChainTable(ScrollView, can_focus=True):
             self._strips = {key: s for key, s in self._strips.items() if key[0] in live}
         size = Size(self._table_width, n + HEADER_ROWS)
         if size != self.virtual_size or not self.is_mounted:
-            width_changed = size.width != self.virtual_size.width
             self.virtual_size = size
             self.refresh()
-            if width_changed:
-                self._scroll_column_into_view()
         else:
             changed = [i for i in range(n) if i >= old_count or old_keys[i] != keys[i]]
             if (self._cursor_row, self._cursor_col) != old_cursor:
@@ -499,6 +482,11 @@ class ChainTable(ScrollView, can_focus=True):
         for run in runs:
             self.refresh_lines(HEADER_ROWS + run[0], len(run))
 
+    def _user_move(self, row: int, column: int | None = None) -> None:
+        """A move the user made: from now on a resize keeps this row in view, not ATM."""
+        self._moved = True
+        self._move_cursor(row, column)
+
     def _move_cursor(self, row: int, column: int | None = None, scroll: bool = True) -> None:
         n = len(self._keys)
         if n == 0:
@@ -512,8 +500,6 @@ class ChainTable(ScrollView, can_focus=True):
             self._cursor_col = column
         if (old, old_col) != (row, self._cursor_col):
             self._refresh_rows({old, row})
-        if column is not None and column != old_col:
-            self._scroll_column_into_view()
         if scroll:
             self._scroll_row_into_view()
 
@@ -528,42 +514,29 @@ class ChainTable(ScrollView, can_focus=True):
         elif r >= top + body:
             self.scroll_to(y=r - body + 1, animate=False, force=True)
 
-    def _scroll_column_into_view(self) -> None:
-        """When the table is wider than the view: keep the strike and the chosen half in view."""
-        width = self.scrollable_content_region.width
-        if width <= 0 or self._table_width <= width:
-            return
-        if self._cursor_col < 0:
-            x = self._strike_x1 - width
-        elif self._cursor_col > 0:
-            x = self._strike_x0
-        else:
-            x = (self._strike_x0 + self._strike_x1 - width) // 2
-        self.scroll_to(x=max(0, x), animate=False, force=True)
-
     def action_cursor_up(self) -> None:
-        self._move_cursor(self._cursor_row - 1)
+        self._user_move(self._cursor_row - 1)
 
     def action_cursor_down(self) -> None:
-        self._move_cursor(self._cursor_row + 1)
+        self._user_move(self._cursor_row + 1)
 
     def action_cursor_page_up(self) -> None:
-        self._move_cursor(self._cursor_row - max(1, self._body_height()))
+        self._user_move(self._cursor_row - max(1, self._body_height()))
 
     def action_cursor_page_down(self) -> None:
-        self._move_cursor(self._cursor_row + max(1, self._body_height()))
+        self._user_move(self._cursor_row + max(1, self._body_height()))
 
     def action_cursor_first(self) -> None:
-        self._move_cursor(0)
+        self._user_move(0)
 
     def action_cursor_last(self) -> None:
-        self._move_cursor(len(self._keys) - 1)
+        self._user_move(len(self._keys) - 1)
 
     def action_cursor_left(self) -> None:
-        self._move_cursor(self._cursor_row, max(-1, self._cursor_col - 1))
+        self._user_move(self._cursor_row, max(-1, self._cursor_col - 1))
 
     def action_cursor_right(self) -> None:
-        self._move_cursor(self._cursor_row, min(1, self._cursor_col + 1))
+        self._user_move(self._cursor_row, min(1, self._cursor_col + 1))
 
     def action_toggle_greeks(self) -> None:
         self.greeks = not self.greeks
@@ -581,7 +554,7 @@ class ChainTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         if self._table_width < width:
             return x - (width - self._table_width) // 2
-        return x + int(self.scroll_offset.x)
+        return x
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -592,25 +565,38 @@ class ChainTable(ScrollView, can_focus=True):
             return
         x = self._content_x(offset.x)
         column = -1 if x < self._strike_x0 else (1 if x >= self._strike_x1 else 0)
-        self._move_cursor(row, column)
+        self._user_move(row, column)
         if event.chain >= 2:
             self.action_select()
 
     def on_resize(self, event: events.Resize) -> None:
         self._header = None
-        if self._center_pending and self._keys:
+        self._fit_width = self.scrollable_content_region.width
+        self._relayout()
+        if not self._keys:
+            return
+        # The row a trader was looking at stays in view: ATM until they move the cursor, then
+        # the cursor's row, put back in the middle of the new height.
+        if self._center_pending or not self._moved:
             self.center_atm()
-        self._scroll_column_into_view()
+        else:
+            body, top = self._body_height(), int(self.scroll_offset.y)
+            if body > 0 and not top <= self._cursor_row < top + body:
+                top = max(0, self._cursor_row - body // 2)
+                self.scroll_to(y=top, animate=False, force=True)
 
     # -- reactives ------------------------------------------------------------------------------
 
     def watch_greeks(self, greeks: bool) -> None:
-        self._set_columns(greeks)
-        self._strips.clear()
-        self._header = None
-        self._keys = []  # every row's key has a new layout
-        self._apply()
-        self.refresh()
+        self._relayout()
+
+    def validate_oi_unit(self, unit: str) -> str:
+        if unit not in OI_UNITS:
+            raise ValueError(f"oi_unit must be one of {', '.join(OI_UNITS)}, got {unit!r}")
+        return unit
+
+    def watch_oi_unit(self, unit: str) -> None:
+        self._relayout()
 
     def watch_window(self, window: int) -> None:
         self._apply()
@@ -683,8 +669,7 @@ class ChainTable(ScrollView, can_focus=True):
             if pad:
                 return Strip([Segment(" " * pad, base), *strip], pad + tw)
             return strip
-        x = int(self.scroll_offset.x)
-        return strip.crop(x, x + width)
+        return strip.crop(0, width)  # narrower than OI and ΔOI need: cropped, never scrolled
 
     def _header_strips(self) -> list[Strip]:
         key = (self._columns, self._spot_text)
@@ -692,10 +677,10 @@ class ChainTable(ScrollView, can_focus=True):
             return self._header[1]
         style = self.rich_style + self.get_component_rich_style("chain-table--header")
         half = self._half_width
-        top = "CALLS".center(half) + self._spot_text.center(_STRIKE_WIDTH) + "PUTS".center(half)
+        top = "CALLS".center(half) + self._spot_text.center(STRIKE_WIDTH) + "PUTS".center(half)
         ce = "".join(f"{c.label:>{c.width}} " for c in self._columns)
         pe = "".join(f" {c.label:>{c.width}}" for c in reversed(self._columns))
-        labels = ce + "STRIKE".center(_STRIKE_WIDTH) + pe
+        labels = ce + "STRIKE".center(STRIKE_WIDTH) + pe
         strips = [
             Strip([Segment(top, style)], self._table_width),
             Strip([Segment(labels, style)], self._table_width),
@@ -715,7 +700,7 @@ class ChainTable(ScrollView, can_focus=True):
         return strip
 
     def _build_row(self, key: tuple[float, ...], cursor: int | None) -> Strip:
-        strike, atm, ce_itm, pe_itm, mp, sup, res, bar_ce, bar_pe = key[:_FIXED]
+        strike, atm, ce_itm, pe_itm, mp, sup, res = key[:_FIXED]
         n = len(self._columns)
         if cursor is None:
             ce_bg = "atm" if atm else ("itm" if ce_itm else "base")
@@ -733,11 +718,10 @@ class ChainTable(ScrollView, can_focus=True):
             else:
                 runs.append([text, style])
 
-        self._half(add, key[_FIXED : _FIXED + n], int(bar_ce), self._palette(ce_bg), Side.CE)
-        # Strike cell: " SR 25,800 MP "
+        self._half(add, key[_FIXED : _FIXED + n], self._palette(ce_bg), Side.CE)
+        # Strike cell: "SR 25,800 MP" (the columns on either side bring their one-space gaps)
         pal = self._palette(st_bg)
         plain = pal["plain"]
-        add(" ", plain)
         add("S" if sup else " ", pal["support"] if sup else plain)
         add("R" if res else " ", pal["resistance"] if res else plain)
         text = _strike_text(strike).center(9)
@@ -751,15 +735,13 @@ class ChainTable(ScrollView, can_focus=True):
         else:
             add(text, plain)
             add("  ", plain)
-        add(" ", plain)
-        self._half(add, key[_FIXED + n :], int(bar_pe), self._palette(pe_bg), Side.PE)
+        self._half(add, key[_FIXED + n :], self._palette(pe_bg), Side.PE)
         return Strip([Segment(t, s) for t, s in runs], self._table_width)  # type: ignore[arg-type]
 
     def _half(
         self,
         add: Callable[[str, Style], None],
         values: tuple[float, ...],
-        bar: int,
         pal: dict[str, Style],
         side: Side,
     ) -> None:
@@ -773,32 +755,12 @@ class ChainTable(ScrollView, can_focus=True):
             col, v = cols[i], values[i]
             if side is Side.PE:
                 add(" ", plain)
-            key = col.key
-            if key == "oi":
-                number = f" {_NUMBER.text(v)}"
-                full, rem = divmod(bar, 8)
-                if side is Side.CE:  # grows leftwards from the number
-                    blank = BAR_WIDTH - full - (1 if rem else 0)
-                    if blank:
-                        add(" " * blank, plain)
-                    if rem:
-                        add(_BLOCKS[8 - rem], pal["bar_rev"])
-                    if full:
-                        add("█" * full, pal["bar"])
-                    add(number, plain)
-                else:  # grows rightwards from the number
-                    add(number[1:] + " ", plain)
-                    if full:
-                        add("█" * full, pal["bar"])
-                    if rem:
-                        add(_BLOCKS[rem], pal["bar"])
-                    blank = BAR_WIDTH - full - (1 if rem else 0)
-                    if blank:
-                        add(" " * blank, plain)
-            elif key == "oi_change":
+            if col.source == "bar":
+                self._bar(add, 0 if v == _NA else int(v), pal, side)
+            elif col.tone:
                 sign = "positive" if v > 0 else "negative"
                 add(col.text(v), plain if v == _NA or v == 0 else pal[sign])
-            elif key == "buildup":
+            elif col.source == "tag":
                 vote = _TAG_VOTE.get((side, int(v))) if v != _NA else None
                 style = plain if vote is None else pal["positive" if vote > 0 else "negative"]
                 add(col.text(v), style)
@@ -807,5 +769,23 @@ class ChainTable(ScrollView, can_focus=True):
             if side is Side.CE:
                 add(" ", plain)
 
-
-_NUMBER = Column("oi", "OI", 9, ",.0f")  # the number part of the OI cell
+    @staticmethod
+    def _bar(add: Callable[[str, Style], None], level: int, pal: dict[str, Style], side: Side):
+        """OI to scale in eighths of a cell, growing outwards from the OI number."""
+        full, rem = divmod(level, 8)
+        blank = BAR_WIDTH - full - (1 if rem else 0)
+        plain = pal["plain"]
+        if side is Side.CE:  # grows leftwards: blank, the partial cell (reversed), full cells
+            if blank:
+                add(" " * blank, plain)
+            if rem:
+                add(_BLOCKS[8 - rem], pal["bar_rev"])
+            if full:
+                add("█" * full, pal["bar"])
+        else:
+            if full:
+                add("█" * full, pal["bar"])
+            if rem:
+                add(_BLOCKS[rem], pal["bar"])
+            if blank:
+                add(" " * blank, plain)

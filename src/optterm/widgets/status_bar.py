@@ -1,7 +1,13 @@
-"""The header line every screen carries: what is shown, where it came from and how old it is."""
+"""The header line every screen carries: what is shown, where it came from and how old it is.
+
+Each field has a rank; when the line is wider than the terminal, fields go highest rank first
+(`fit`). Rank 0, never dropped: the symbol, the feed (LIVE / DELAYED / SIMULATED), the source, the
+data's age, STALE and the market state: a number on screen is never without its source and age.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from rich.text import Text
@@ -12,7 +18,7 @@ from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.present.chain import data_age
 
-__all__ = ["StatusBar", "status_text"]
+__all__ = ["StatusBar", "fit", "status_parts", "status_text"]
 
 _FEED_STYLE = {
     Feed.LIVE: "bold white on dark_green",
@@ -26,24 +32,55 @@ def stale_after(state: EngineState) -> float:
     return max(3 * state.settings.poller.interval, 60.0)
 
 
+Part = tuple[int, Text | tuple[str, str] | str]
+"""(rank, text): rank 0 stays at any width; the highest rank is the first to go."""
+
+
+def fit(parts: Sequence[Part], width: int | None = None) -> Text:
+    """The parts in order, without the highest ranks that do not fit in `width` cells."""
+    texts = [(rank, Text.assemble(t)) for rank, t in parts]
+    if width is not None:
+        for drop in sorted({rank for rank, _ in texts if rank > 0}, reverse=True):
+            if sum(t.cell_len for _, t in texts) <= width:
+                break
+            texts = [(rank, t) for rank, t in texts if rank != drop]
+    return Text.assemble(*(t for _, t in texts))
+
+
 def status_text(
-    state: EngineState, symbol: str | None = None, expiry: date | None = None
+    state: EngineState,
+    symbol: str | None = None,
+    expiry: date | None = None,
+    width: int | None = None,
 ) -> tuple[Text, bool]:
-    """(the header line, whether the data is stale). Plain Text: provider names and errors are
-    never parsed as markup."""
+    """(the header line fitted to `width`, whether the data is stale)."""
+    parts, stale = status_parts(state, symbol, expiry)
+    return fit(parts, width), stale
+
+
+def status_parts(
+    state: EngineState, symbol: str | None = None, expiry: date | None = None
+) -> tuple[list[Part], bool]:
+    """(the header line's ranked fields, whether the data is stale). Plain Text: provider names
+    and errors are never parsed as markup."""
     now = state.now()
     if state.engine_error:
-        return Text(f" ENGINE STOPPED: {state.engine_error} ", style="bold white on red"), True
+        stopped = Text(f" ENGINE STOPPED: {state.engine_error} ", style="bold white on red")
+        return [(0, stopped)], True
     if symbol is None:
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
     open_now = state.calendar.is_open(now)
-    master = Text.assemble(_attached_line(state), _master_line(state))
+    attached, master = _attached_line(state), _master_line(state)
     market = Text(" market open " if open_now else " market closed ", style="reverse")
     if update is None:
-        return Text.assemble(
-            (f" {symbol} ", "bold"), "waiting for the first chain…  ", market, master
-        ), False
+        return [
+            (0, (f" {symbol} ", "bold")),
+            (1, "waiting for the first chain…  "),
+            (0, market),
+            (2, attached),
+            (7, master),
+        ], False
     snap = update.snapshot
     age = data_age(snap, now)
     stale = (open_now and age > stale_after(state)) or _stalled(state, snap, now)
@@ -53,28 +90,31 @@ def status_text(
         diff = snap.spot - first
         change = Text(f" {diff:+,.2f} ({diff / first:+.2%})", style="green" if diff >= 0 else "red")
     when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S")
-    parts: list[Text | tuple[str, str] | str] = [
-        (f" {snap.symbol} ", "bold"),
-        f"{snap.expiry:%d-%b} ",
-        (f"{snap.spot:,.2f}", "bold"),
-        change,
-        "  ",
-        (f" {snap.feed.value} ", _FEED_STYLE[snap.feed]),
-        f" via {snap.provider} · data {when} IST · age {age:.0f}s  ",
-        market,
+    parts: list[Part] = [
+        (0, (f" {snap.symbol} ", "bold")),
+        (3, f"{snap.expiry:%d-%b} "),
+        (1, (f"{snap.spot:,.2f}", "bold")),
+        (5, change),
+        (1, "  "),
+        (0, (f" {snap.feed.value} ", _FEED_STYLE[snap.feed])),
+        (0, f" via {snap.provider}"),
+        (4, f" · data {when} IST"),
+        (0, f" · age {age:.0f}s  "),
+        (0, market),
     ]
     if snap.feed is Feed.SIMULATED:
-        parts.append(("  simulated prices, not the market", "italic"))
+        parts.append((6, ("  simulated prices, not the market", "italic")))
     if stale:
-        parts.append(("  STALE: no new data ", "bold white on red"))
+        parts.append((0, ("  STALE: no new data ", "bold white on red")))
     if state.failures:
-        parts.append((f"  {len(state.failures)} fetch failure(s)", "bold red"))
+        parts.append((2, (f"  {len(state.failures)} fetch failure(s)", "bold red")))
     for h in state.health:
         if h.breaker != "closed":
             why = f": {h.last_error}" if h.last_error else ""
-            parts.append((f"  {h.provider} {h.breaker}{why[:60]}", "bold red"))
-    parts.append(master)
-    return Text.assemble(*parts), stale
+            parts.append((2, (f"  {h.provider} {h.breaker}{why[:60]}", "bold red")))
+    parts.append((2, attached))
+    parts.append((7, master))
+    return parts, stale
 
 
 def _attached_line(state: EngineState) -> Text:
@@ -121,14 +161,15 @@ class StatusBar(Widget):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._text = Text("")
+        self._parts: list[Part] = []
 
     def render(self) -> Text:
-        return self._text
+        # Fitted at paint time, so a resize drops (or restores) fields by rank.
+        return fit(self._parts, self.size.width or None)
 
     def show(self, state: EngineState, symbol: str | None = None, expiry: date | None = None):
-        text, stale = status_text(state, symbol, expiry)
-        if text != self._text:
-            self._text = text
+        parts, stale = status_parts(state, symbol, expiry)
+        if parts != self._parts:
+            self._parts = parts
             self.refresh()
         self.set_class(stale, "stale")
