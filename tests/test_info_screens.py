@@ -561,3 +561,56 @@ async def test_renders_at_small_and_large_sizes(
         await pilot.pause()
         svg = app.export_screenshot()
         assert screen.TITLE and screen.TITLE in svg
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released): connections are
+    refused at once, nothing leaves the machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_provider_shows_zero_success(tmp_path: Path) -> None:
+    """NSE on a closed port, three watched symbols: resolving them asks nothing of the network,
+    so only the chain requests count, and every one of them failed."""
+    from optterm.engine.compose import make_poller
+    from optterm.providers.factory import build_provider
+
+    cfg = tmp_path / "optterm.toml"
+    cfg.write_text(
+        f'[providers]\norder = ["nse"]\n[providers.nse]\nbase_url = "http://127.0.0.1:'
+        f'{closed_port()}"\nmin_interval = 0.2\n[providers.failover]\nretries = 0\n'
+    )
+    settings = load_settings(cfg, env={})
+    assert len(settings.poller.watch) == 3
+    provider = build_provider(settings)
+    poller = make_poller(settings, provider, None)
+    try:
+        await poller.resolve()
+        for _ in range(2):
+            tick = await poller.tick_once()
+            assert tick.failures and not tick.updates
+    finally:
+        await provider.close()
+    (nse,) = tick.health
+    assert nse.requests > 0 and nse.successes == 0 and nse.failed == nse.requests
+    assert nse.success_rate == 0.0
+
+    state = make_state(health=tick.health)
+    state.settings = settings
+    app = Harness(lambda: ProvidersScreen(state))
+    async with app.run_test(size=(200, 50)):
+        screen = app.shown
+        assert isinstance(screen, ProvidersScreen)
+        row = dict(
+            zip(
+                [c.value for c in screen.query_one("#providers", DataTable).columns],
+                cells(screen.query_one("#providers", DataTable), 0),
+                strict=True,
+            )
+        )
+        assert row["Provider"] == "nse" and row["Success"] == "0%"
+        assert row["Requests"] == str(nse.requests) and "connection" in row["Failures"]
