@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from optterm.model import Underlying
 
 __all__ = [
+    "DEFAULT_CLOSE",
+    "DEFAULT_OPEN",
     "IST",
     "NSE_HOLIDAYS_2026",
     "NSE_INDICES",
@@ -105,10 +107,12 @@ def parse_day(text: str) -> date | None:
         return None
 
 
-# Module-level defaults so the dataclass defaults are shared immutable values, not calls.
-_DEFAULT_OPEN = time(9, 15)
+# The session's default hours, exchange-local: the one definition, read by the config's defaults
+# (`[market] open`/`close`) and by a bare MarketCalendar(). Options settle at the close, so this
+# is also the default expiry time of every option (analytics, the simulator).
+DEFAULT_OPEN = time(9, 15)
 # The F&O close moved from 15:30 to 15:40 on 03-Aug-2026.
-_DEFAULT_CLOSE = time(15, 40)
+DEFAULT_CLOSE = time(15, 40)
 _DEFAULT_HOLIDAYS = frozenset(NSE_HOLIDAYS_2026)
 _DEFAULT_WEEKLY = frozenset({"NIFTY"})
 
@@ -127,8 +131,8 @@ class MarketCalendar:
     """
 
     tz: ZoneInfo = IST
-    open: time = _DEFAULT_OPEN
-    close: time = _DEFAULT_CLOSE
+    open: time = DEFAULT_OPEN
+    close: time = DEFAULT_CLOSE
     holidays: frozenset[date] = _DEFAULT_HOLIDAYS
     weekly_symbols: frozenset[str] = _DEFAULT_WEEKLY
     expiry_weekday: int = 1  # Tuesday, as datetime.weekday() numbers it

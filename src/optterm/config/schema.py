@@ -34,7 +34,7 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
-from optterm.market import NSE_HOLIDAYS_2026
+from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN, NSE_HOLIDAYS_2026
 
 __all__ = [
     "ANGELONE_BASE_URL",
@@ -426,10 +426,11 @@ class MarketSettings(_Section):
         json_schema_extra=meta("an IANA time zone name such as 'Asia/Kolkata'"),
     )
     open: time = Field(
-        default=time(9, 15), json_schema_extra=meta("a time of day written HH:MM, like 09:15")
+        default=DEFAULT_OPEN, json_schema_extra=meta("a time of day written HH:MM, like 09:15")
     )
+    # Options settle at the close: analytics and the simulator take every expiry time from here.
     close: time = Field(
-        default=time(15, 40), json_schema_extra=meta("a time of day written HH:MM, like 15:40")
+        default=DEFAULT_CLOSE, json_schema_extra=meta("a time of day written HH:MM, like 15:40")
     )
     holidays: list[date] = Field(
         default_factory=lambda: list(NSE_HOLIDAYS_2026),
