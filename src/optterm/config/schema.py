@@ -173,6 +173,10 @@ class WatchItem(_Section):
         return exchange_symbol(value)
 
 
+# A feed is never called stale before this many poll intervals have passed without new data.
+STALE_INTERVALS = 3
+
+
 def _default_watch() -> list[WatchItem]:
     return [
         WatchItem(symbol=symbol, expiries=3, strikes=50)
@@ -193,6 +197,12 @@ class PollerSettings(_Section):
         default=15.0,
         ge=0.1,
         le=120,
+        json_schema_extra=meta("a number of seconds", unit="seconds"),
+    )
+    stale_after: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
         json_schema_extra=meta("a number of seconds", unit="seconds"),
     )
     watch: list[WatchItem] = Field(
@@ -216,6 +226,13 @@ class PollerSettings(_Section):
                 )
             first_index[item.symbol] = index
         return value
+
+    @property
+    def stale_seconds(self) -> float:
+        """Seconds without new data after which the feed is STALE (the header, `optterm
+        status`): `stale_after`, or three poll intervals when that is longer — a slow poll is
+        not a stuck feed."""
+        return max(self.stale_after, STALE_INTERVALS * self.interval)
 
 
 class SimulatorSettings(_Section):
