@@ -116,6 +116,7 @@ async def test_a_fired_alert_toasts_and_appears_in_the_events_pane(tmp_path) -> 
             (toast,) = list(d.app._notifications)
             assert f"crossed above {threshold:,.2f}" in toast.title
             assert "SIMULATED" in toast.message
+            assert toast.title not in toast.message  # said once
             events = str(d.app.screen.query_one("#events").render())
             assert f"crossed above {threshold:,.2f}" in events
     finally:
@@ -193,3 +194,27 @@ async def test_a_on_a_chain_row_prefills_an_alert_for_that_strike(tmp_path) -> N
             assert type(d.app.screen).__name__ == "DashboardScreen"
     finally:
         await d.store.close()
+
+
+async def test_an_alert_toast_says_its_title_once_and_z_dismisses_toasts(tmp_path) -> None:
+    from optterm.app import AlertToast, OpttermApp
+    from optterm.config import load_settings
+
+    app = OpttermApp(load_settings(None, env={}), start_engine=False)
+    title = "NIFTY spot 25,100.00 crossed above 25,000.00"
+    body = (
+        f"{title}\nspot 25,100.00\n10:15:00 IST 20-Nov-2026 · SIMULATED via simulator\n"
+        "rule #3: [squeeze] watch"
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.post_message(AlertToast(title, body))
+        app.notify("Something else", title="Alerts")
+        await pilot.pause()
+        toast = next(n for n in app._notifications if n.title == title)
+        assert title not in toast.message
+        assert toast.message.startswith("spot 25,100.00")
+        assert "rule #3: [squeeze] watch" in toast.message  # plain text, not markup
+        assert len(list(app._notifications)) == 2
+        await pilot.press("z")
+        await pilot.pause()
+        assert not list(app._notifications)

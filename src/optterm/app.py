@@ -157,6 +157,7 @@ class OpttermApp(App[int]):
         Binding("question_mark", "show('help')", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),
+        Binding("z", "dismiss_toasts", "Dismiss toasts", show=False),
     ]
 
     def __init__(
@@ -250,7 +251,19 @@ class OpttermApp(App[int]):
         self.post_message(AlertToast(item.title, item.body))
 
     def on_alert_toast(self, message: AlertToast) -> None:
-        self.notify(message.body, title=message.title, severity="warning", timeout=15)
+        self.alert_toast(message.title, message.body)
+
+    def alert_toast(self, title: str, body: str) -> None:
+        """An alert as a toast: the title once, the body under it (plain text: a symbol or a
+        rule's note is never markup). `z` dismisses every toast."""
+        from optterm.present.alerts import toast_body
+
+        self.notify(
+            toast_body(title, body), title=title, severity="warning", timeout=15, markup=False
+        )
+
+    def action_dismiss_toasts(self) -> None:
+        self.clear_notifications()
 
     async def action_quit(self) -> None:
         """Let the tick in progress finish and the store close before leaving."""
@@ -308,7 +321,7 @@ class OpttermApp(App[int]):
         if self.state.attached is not None:
             # The daemon delivered these to its channels; this terminal shows them as toasts.
             for event in tick.alerts:
-                self.notify(event.body, title=event.title, severity="warning", timeout=15)
+                self.alert_toast(event.title, event.body)
         if tick.updates and not self.first_chain.is_set():
             self.first_chain.set()
             self.call_after_refresh(self._first_paint)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from optterm.engine.alerts.book import ChannelResult
     from optterm.store.alerts import RuleStateRow
 
-__all__ = ["STATE_STYLE", "WAITING", "channel_result_line", "rule_state"]
+__all__ = ["STATE_STYLE", "WAITING", "channel_result_line", "rule_state", "toast_body"]
 
 # Beyond the threshold and not fired: it re-arms when the value comes back (not a RuleState:
 # the evaluator does not distinguish it from FIRED, people do).
@@ -50,3 +50,10 @@ def channel_result_line(r: ChannelResult) -> str:
     if error.startswith(f"{r.label}: "):
         error = error[len(r.label) + 2 :]
     return f"{r.label}: FAILED: {error}"
+
+
+def toast_body(title: str, body: str) -> str:
+    """An alert's body as a toast shows it under its title: without the lines that only repeat
+    the title (a message body starts with it, for channels that show no title)."""
+    head = title.strip()
+    return "\n".join(line for line in body.splitlines() if line.strip() != head)

@@ -40,6 +40,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("ctrl+p", "command palette"),
             ("escape", "back / close"),
             ("o", "poll from this terminal (attached, when the daemon is gone)"),
+            ("z", "dismiss notifications (toasts)"),
             ("q", "quit"),
         ],
     ),
