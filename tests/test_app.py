@@ -218,3 +218,32 @@ async def test_an_alert_toast_says_its_title_once_and_z_dismisses_toasts(tmp_pat
         await pilot.press("z")
         await pilot.pause()
         assert not list(app._notifications)
+
+
+async def test_a_screenshot_lands_in_a_folder_that_exists_and_says_where(tmp_path) -> None:
+    """No Downloads folder (a server, a fresh account): the data folder's screenshots; with
+    one, there. Either way the toast names the file."""
+    from pathlib import Path
+
+    from optterm.app import OpttermApp
+    from optterm.config import load_settings
+    from optterm.infra import paths
+
+    downloads = Path.home() / "Downloads"
+    assert not downloads.exists()
+    app = OpttermApp(load_settings(None, env={}), start_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.action_screenshot()
+        await pilot.pause()
+        (saved,) = (paths.data_dir() / "screenshots").glob("*.svg")
+        assert "<svg" in saved.read_text(encoding="utf-8")[:500]
+        (toast,) = list(app._notifications)
+        assert str(saved) in toast.message
+
+        downloads.mkdir()
+        app.clear_notifications()
+        app.action_screenshot(filename="here.svg")
+        await pilot.pause()
+        assert (downloads / "here.svg").is_file()
+        (toast,) = list(app._notifications)
+        assert str(downloads / "here.svg") in toast.message

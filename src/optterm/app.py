@@ -265,6 +265,29 @@ class OpttermApp(App[int]):
     def action_dismiss_toasts(self) -> None:
         self.clear_notifications()
 
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """Save the screen as SVG (the palette's "Screenshot") to a folder that exists — the
+        Downloads folder, else the data folder's `screenshots` (made if need be) — and say
+        where. Textual's own would fail where there is no Downloads folder."""
+        from pathlib import Path
+
+        from optterm.infra import paths
+
+        folder = Path(path) if path else paths.screenshot_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"Screenshot not saved: {exc}", severity="error", markup=False)
+            return None
+        self.notify(f"Saved to {saved}", title="Screenshot", markup=False, timeout=10)
+        return saved
+
     async def action_quit(self) -> None:
         """Let the tick in progress finish and the store close before leaving."""
         await self._stop_engine()
