@@ -614,3 +614,30 @@ async def test_an_unreachable_provider_shows_zero_success(tmp_path: Path) -> Non
         )
         assert row["Provider"] == "nse" and row["Success"] == "0%"
         assert row["Requests"] == str(nse.requests) and "connection" in row["Failures"]
+
+
+async def test_dashboard_signal_ages_run_on_the_datas_clock() -> None:
+    """A simulated session days behind the wall clock: a signal first seen two simulated
+    minutes ago is 2m old, not thousands of minutes (the wall clock against simulated time)."""
+    from optterm.screens.dashboard import DashboardScreen
+
+    sim_now = NOW - timedelta(days=3)
+    sig = replace(
+        CALL,
+        first_seen=sim_now - timedelta(minutes=2),
+        last_seen=sim_now - timedelta(seconds=30),
+        expires_at=sim_now + timedelta(minutes=14),
+    )
+    live = replace(PUT, first_seen=NOW - timedelta(minutes=7))  # a live one: the app clock
+    snap = replace(snapshot(), provider_ts=sim_now, fetched_at=NOW)
+    state = make_state(active_signals=(sig, live))
+    state.chains[("NIFTY", EXPIRY)] = ChainUpdate(snap, stored=True)
+    assert state.clock_for(Feed.SIMULATED) == sim_now
+    assert state.clock_for(Feed.LIVE) == NOW
+    app = Harness(lambda: DashboardScreen(state))
+    async with app.run_test(size=(220, 50)):
+        text = content(app.shown.query_one("#signals", Static))
+        lines = [line for line in text.splitlines() if "·" in line and "24500" in line]
+        assert len(lines) == 2, text
+        assert lines[0].rstrip().endswith("· 2m"), text
+        assert lines[1].rstrip().endswith("· 7m"), text

@@ -18,6 +18,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Direction, Feed
 from optterm.present.chain import metrics_lines
+from optterm.present.time import age_text
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 
@@ -183,18 +184,18 @@ class DashboardScreen(Screen[None]):
                 table.move_cursor(row=row, animate=False)
 
     def _render_signals(self) -> None:
-        now = self.state.now()
         lines = []
         for sig in self.state.active_signals[:12]:
             bar = "█" * (sig.confidence // 10) + "░" * (10 - sig.confidence // 10)
-            age = (now - sig.first_seen).total_seconds() / 60
+            # On the data's clock: a simulated signal carries simulated session times.
+            age = age_text((self.state.clock_for(sig.feed) - sig.first_seen).total_seconds())
             lines.append(
                 Text.assemble(
                     (f"{sig.symbol} {sig.kind.value}", "bold"),
                     " · ",
                     (sig.direction.value, _DIRECTION_STYLE[sig.direction]),
                     f" {sig.confidence:>3} {bar}",
-                    f"  {', '.join(f'{k:g}' for k in sig.strikes)} · {age:.0f}m\n",
+                    f"  {', '.join(f'{k:g}' for k in sig.strikes)} · {age}\n",
                     (f"  {sig.summary}", "dim"),
                 )
             )
