@@ -247,3 +247,25 @@ async def test_a_screenshot_lands_in_a_folder_that_exists_and_says_where(tmp_pat
         assert (downloads / "here.svg").is_file()
         (toast,) = list(app._notifications)
         assert str(downloads / "here.svg") in toast.message
+
+
+async def test_h_charts_the_strike_under_the_cursor(tmp_path) -> None:
+    from optterm.screens.history import HistoryScreen
+
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            chain = d.app.screen.query_one(ChainTable)
+            atm, _ = chain.selected()  # a new chain opens on the money
+            await pilot.press("down", "down", "down")
+            strike, _ = chain.selected()
+            assert strike is not None and atm is not None and strike > atm
+            await pilot.press("h")
+            await pilot.pause()
+            history = d.app.screen
+            assert isinstance(history, HistoryScreen)
+            assert history.strike == strike and history.symbol == "NIFTY"
+            assert history.expiry == d.app.get_screen("dashboard").current().snapshot.expiry
+    finally:
+        await d.store.close()

@@ -402,7 +402,10 @@ class OpttermApp(App[int]):
             from optterm.screens.history import HistoryScreen
 
             symbol, expiry = self._current_chain()
-            screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry)
+            # The strike under the dashboard's cursor: the one the trader is looking at.
+            dash = self.get_screen("dashboard") if "dashboard" in self._installed_screens else None
+            strike = dash.selected_strike() if hasattr(dash, "selected_strike") else None
+            screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry, strike)
         else:
             screen = name
         self.switch_screen(screen)

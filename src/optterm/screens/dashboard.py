@@ -135,6 +135,12 @@ class DashboardScreen(Screen[None]):
         self.expiry_index = max(0, min(self.expiry_index, len(expiries) - 1))
         return self.state.chain(self.symbol, expiries[self.expiry_index])
 
+    def selected_strike(self) -> float | None:
+        """The strike under the chain's cursor (what `h` charts), None before a chain is shown."""
+        if self.current() is None:
+            return None
+        return self.query_one(ChainTable).selected()[0]
+
     def on_state(self, state: EngineState) -> None:
         self.state = state
         update = self.current()
