@@ -403,7 +403,9 @@ class OpttermApp(App[int]):
 
             symbol, expiry = self._current_chain()
             # The strike under the dashboard's cursor: the one the trader is looking at.
-            dash = self.get_screen("dashboard") if "dashboard" in self._installed_screens else None
+            dash: Any = None
+            if "dashboard" in self._installed_screens:
+                dash = self.get_screen("dashboard")
             strike = dash.selected_strike() if hasattr(dash, "selected_strike") else None
             screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry, strike)
         else:
