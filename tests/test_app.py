@@ -269,3 +269,59 @@ async def test_h_charts_the_strike_under_the_cursor(tmp_path) -> None:
             assert history.expiry == d.app.get_screen("dashboard").current().snapshot.expiry
     finally:
         await d.store.close()
+
+
+def test_picker_rows_watched_first_then_filtered_by_what_was_typed() -> None:
+    from optterm.screens.dashboard import picker_rows
+
+    watched = ["NIFTY", "BANKNIFTY"]
+    served = ["RELIANCE", "NIFTY", "MIDCPNIFTY", "BANKNIFTY", "FINNIFTY"]
+    assert picker_rows(watched, served, "") == [
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "RELIANCE",
+    ]  # fmt: skip
+    assert picker_rows(watched, served, " fin") == ["FINNIFTY"]
+    assert picker_rows(watched, served, "nifty") == [
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY",
+    ]  # fmt: skip
+    assert picker_rows(watched, served, "n")[:1] == ["NIFTY"]  # starting with it first
+    assert picker_rows(watched, served, "xyz") == []
+    assert picker_rows(watched, (), "") == watched  # following a daemon: its watchlist
+
+
+async def test_the_picker_filters_as_you_type_and_opens_an_unwatched_symbol(tmp_path) -> None:
+    from optterm.screens.dashboard import SymbolPicker
+
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            d.app.state.available_symbols = tuple(d.poller.provider.symbols())
+            dash = d.app.screen
+            await pilot.press("slash")
+            picker = d.app.screen
+            assert isinstance(picker, SymbolPicker)
+            assert picker.shown == ["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY"]
+            await pilot.press("escape")
+            assert d.app.screen is dash and dash.symbol == "NIFTY"
+
+            await pilot.press("slash", "f", "i", "n")
+            assert d.app.screen.shown == ["FINNIFTY"]
+            await pilot.press("backspace", "backspace", "backspace", "i", "d")
+            assert d.app.screen.shown == ["MIDCPNIFTY"]
+            await pilot.press("enter")
+            await pilot.pause()
+            # Not watched and no chain yet: the dashboard keeps the chain it has (never
+            # NIFTY's chain under another name) until the engine polls the new symbol.
+            assert dash.symbol == "NIFTY" and dash.opening == "MIDCPNIFTY"
+            assert any("Opening MIDCPNIFTY" in n.message for n in d.app._notifications)
+            d.poller.show("MIDCPNIFTY")  # what the engine does on the dashboard's message
+            await d.tick(pilot)
+            assert dash.symbol == "MIDCPNIFTY" and dash.opening is None
+            assert dash.current().snapshot.symbol == "MIDCPNIFTY"
+
+            # The picker opens on the shown symbol; up/down move (watched ones first), enter opens.
+            await pilot.press("slash", "up", "up", "up", "down", "enter")
+            await pilot.pause()
+            assert dash.symbol == "BANKNIFTY" and dash.opening is None
+    finally:
+        await d.store.close()

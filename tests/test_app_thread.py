@@ -308,3 +308,46 @@ async def test_attached_to_a_poller_that_stops_o_polls_from_the_tui(tmp_path: Pa
         assert lease is not None and lease.lease_no == 2 and lease.released_at is not None
     finally:
         await store.close()
+
+
+async def _ticks(app: OpttermApp, until: Any) -> None:
+    """Wait, tick by tick, until `until()` holds."""
+    while not until():
+        app.ticked.clear()
+        await app.ticked.wait()
+
+
+async def test_the_picker_opens_any_symbol_and_polls_it_while_shown(tmp_path: Path) -> None:
+    """Only NIFTY is watched; the picker lists every symbol the simulator serves, BANKNIFTY is
+    polled from the moment it is picked, and no longer once NIFTY is shown again."""
+    from optterm.screens.dashboard import SymbolPicker
+
+    app = OpttermApp(settings_for(tmp_path))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.first_chain.wait()
+        assert set(app.state.available_symbols) >= {"NIFTY", "BANKNIFTY", "MIDCPNIFTY"}
+        dash = app.screen
+        await pilot.press("slash")
+        picker = app.screen
+        assert isinstance(picker, SymbolPicker)
+        assert picker.shown[0] == "NIFTY" and "MIDCPNIFTY" in picker.shown
+        await pilot.press("b", "a", "n", "k", "enter")
+        await pilot.pause()
+        assert app.screen is dash
+        await _ticks(app, lambda: dash.symbol == "BANKNIFTY")
+        update = dash.current()
+        assert update is not None and update.snapshot.symbol == "BANKNIFTY"
+        assert "BANKNIFTY" in status(app)
+
+        await pilot.press("1")
+        assert dash.symbol == "NIFTY"
+        seen = app.state.ticks
+        await _ticks(app, lambda: app.state.ticks >= seen + 2)
+        tick = app.state.last_tick
+        assert tick is not None
+        assert {u.snapshot.symbol for u in tick.updates} == {"NIFTY"}  # no longer polled
+        await pilot.press("q")
+    assert engine_threads() == []
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        symbols = {row[0] for row in db.execute("SELECT DISTINCT symbol FROM snapshots")}
+    assert symbols == {"NIFTY", "BANKNIFTY"}

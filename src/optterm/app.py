@@ -129,7 +129,8 @@ class _News(Listener):
 
     def polling(self, engine: Engine) -> None:
         master = _instrument_master(engine)
-        self._send(lambda: self._app._set_role(None, master))
+        symbols = tuple(engine.poller.provider.symbols())
+        self._send(lambda: self._app._set_role(None, master, symbols))
 
     def tick(self, tick: Tick) -> None:
         self._send(lambda: self._app._take_tick(tick))
@@ -213,6 +214,7 @@ class OpttermApp(App[int]):
             history=self.store_history,
             app_sink=self._toast,
             now=self.state.now,
+            quick_stop=True,
             **self.runner_options,
         )
         if poll_here:
@@ -245,6 +247,12 @@ class OpttermApp(App[int]):
         elif self.start_engine:  # following failed and the engine stopped: start it afresh
             self.state.engine_error = None
             self._start_engine(poll_here=True)
+
+    def on_dashboard_screen_symbol_shown(self, message: Any) -> None:
+        """The dashboard shows another symbol: the engine polls it if it is not watched."""
+        engine = self.engine
+        if engine is not None and engine.is_alive():
+            engine.call_soon(engine.runner.show, message.symbol)
 
     def _toast(self, item: Any) -> None:
         """In-app delivery of an alert (the dispatcher's "app" channel, from any thread)."""
@@ -312,8 +320,11 @@ class OpttermApp(App[int]):
     def _set_store(self, store: Store | None) -> None:
         self.state.store = store
 
-    def _set_role(self, follower: Follower | None, master: Any) -> None:
+    def _set_role(
+        self, follower: Follower | None, master: Any, symbols: tuple[str, ...] = ()
+    ) -> None:
         self.state.attached = follower
+        self.state.available_symbols = symbols
         if follower is None:
             self.state.master = master
 

@@ -46,6 +46,9 @@ class EngineState:
     engine_error: str | None = None
     master: Any = None  # Angel One's InstrumentMaster, when that provider is configured
     attached: Any = None  # the Follower when attached to a daemon (engine/follower.py)
+    # Every symbol the polling provider serves (the symbol picker's list); empty while
+    # following a daemon, which polls only its own watchlist.
+    available_symbols: tuple[str, ...] = ()
     ticks: int = 0
     day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
