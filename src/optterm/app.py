@@ -44,7 +44,10 @@ __all__ = ["OpttermApp", "run_tui"]
 
 log = logging.getLogger("optterm.app")
 
-QUIT_WAIT_S = 10.0  # the longest a quit waits for the engine (a tick's timeout plus the drain)
+# A quit waits for the engine at most a notification send's own timeout plus this: the engine
+# stops at once (engine/runner.py, quick_stop) unless a send is in flight, which it lets finish
+# rather than leave its notification "delivery unknown".
+QUIT_MARGIN_S = 3.0
 
 # Installed once and kept (their state survives switching); history is built per visit.
 SCREENS_BY_KEY = {
@@ -224,14 +227,16 @@ class OpttermApp(App[int]):
         self.engine.start()
 
     async def _stop_engine(self) -> None:
-        """Stop the engine's thread: the tick in progress finishes, due notifications go out,
-        the lease is released and the store closed."""
+        """Stop the engine's thread, quickly (the runner's quick_stop): a fetch in progress is
+        abandoned, a commit or a notification send in flight finishes, due notifications stay
+        in the outbox for the next run; the lease is released and the store closed."""
         engine = self.engine
         if engine is None:
             return
         engine.stop()
-        if not await engine.wait(QUIT_WAIT_S):
-            log.warning("the engine did not stop within %g s", QUIT_WAIT_S)
+        at_most = self.settings.notify.timeout + QUIT_MARGIN_S
+        if not await engine.wait(at_most):
+            log.warning("the engine did not stop within %g s", at_most)
 
     def action_poll_locally(self) -> None:
         """Attached to a daemon that went away: poll from this terminal instead."""
@@ -298,7 +303,7 @@ class OpttermApp(App[int]):
         return saved
 
     async def action_quit(self) -> None:
-        """Let the tick in progress finish and the store close before leaving."""
+        """Stop the engine (nothing stored or sent is lost, see _stop_engine), then leave."""
         await self._stop_engine()
         self.exit(0)
 
