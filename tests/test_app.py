@@ -200,7 +200,7 @@ async def test_an_alert_toast_says_its_title_once_and_z_dismisses_toasts(tmp_pat
     from optterm.app import AlertToast, OpttermApp
     from optterm.config import load_settings
 
-    app = OpttermApp(load_settings(None, env={}), start_engine=False)
+    app = OpttermApp(load_settings(None, env={}), now=lambda: OPEN, start_engine=False)
     title = "NIFTY spot 25,100.00 crossed above 25,000.00"
     body = (
         f"{title}\nspot 25,100.00\n10:15:00 IST 20-Nov-2026 · SIMULATED via simulator\n"
@@ -231,7 +231,7 @@ async def test_a_screenshot_lands_in_a_folder_that_exists_and_says_where(tmp_pat
 
     downloads = Path.home() / "Downloads"
     assert not downloads.exists()
-    app = OpttermApp(load_settings(None, env={}), start_engine=False)
+    app = OpttermApp(load_settings(None, env={}), now=lambda: OPEN, start_engine=False)
     async with app.run_test(size=(120, 30)) as pilot:
         app.action_screenshot()
         await pilot.pause()

@@ -253,9 +253,11 @@ async def test_an_alert_fired_on_the_engine_thread_toasts(tmp_path: Path) -> Non
             app.ticked.clear()
             await app.ticked.wait()
             await pilot.pause()
-            if app._notifications:
+            # Only the alert's toast counts (in a year without a complete holiday list the
+            # app also warns about that, once, at start).
+            if [n for n in app._notifications if n.title != "Holiday list"]:
                 break
-        (toast,) = list(app._notifications)
+        (toast,) = [n for n in app._notifications if n.title != "Holiday list"]
         assert f"crossed above {threshold:,.2f}" in toast.title
         await pilot.press("q")
     assert engine_threads() == []

@@ -193,6 +193,7 @@ class OpttermApp(App[int]):
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
         self._fresh_ticks = False
+        self._holidays_checked: int | None = None  # the year whose holiday list was checked
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -203,6 +204,22 @@ class OpttermApp(App[int]):
         if self.start_engine:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
+        self.check_holidays()
+
+    def check_holidays(self) -> None:
+        """Once a year (at start, and when the year turns): warn when this year's NSE holiday
+        list is missing or incomplete, since every expiry and session then counts the missing
+        holidays as trading days."""
+        from optterm.providers.nse.holidays import known_lists, year_warning
+
+        year = self.state.calendar.local_date(self.state.now()).year
+        if year == self._holidays_checked:
+            return
+        self._holidays_checked = year
+        warning = year_warning(known_lists(), year, self.settings.market.holidays)
+        if warning is not None:
+            log.warning("%s", warning)
+            self.notify(warning, title="Holiday list", severity="warning", timeout=30, markup=False)
 
     def _start_engine(self, *, poll_here: bool = False) -> None:
         """The runner in role `auto`: follow a live daemon, else poll (and be the store's
@@ -394,6 +411,7 @@ class OpttermApp(App[int]):
         stale even without ticks."""
         if not self.screen_stack:  # the app is closing: the once-a-second timer can still fire
             return
+        self.check_holidays()
         screen = self.screen
         if not screen.is_mounted:
             return
@@ -438,10 +456,12 @@ class OpttermApp(App[int]):
 
     def get_driver_class(self) -> type[Any]:
         """Textual's driver, except on Linux and macOS: one that gives the terminal back the
-        moment the app quits (see _quick_exit_driver)."""
+        moment the app quits (widgets/terminal.py)."""
+        from optterm.widgets.terminal import quick_exit_driver
+
         driver = super().get_driver_class()
         if driver.__name__ == "LinuxDriver" and driver.__module__ == "textual.drivers.linux_driver":
-            return _quick_exit_driver()
+            return quick_exit_driver()
         return driver
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -472,84 +492,6 @@ class OpttermApp(App[int]):
     def _on_dashboard(self, dash: Screen[Any], action: str) -> None:
         self.action_show("dashboard")
         self.call_after_refresh(lambda: dash.run_action(action))
-
-
-def _quick_exit_driver() -> type[Any]:
-    """Textual's Linux/macOS driver with an input thread that ends the moment the app exits.
-
-    Textual's own reads the terminal in 0.1 s waits, checks whether to stop between them, and
-    on its way out waits another 0.1 s on nothing: every quit cost up to 0.2 s before the
-    terminal was given back. Here the thread also waits on a pipe that the driver's exit event
-    writes to, and does not linger at the end. The rest is Textual's reader as it is (its
-    parser, decoder and message routing)."""
-    import os
-    import selectors
-    import threading
-    from codecs import getincrementaldecoder
-
-    from textual._parser import ParseError
-    from textual._xterm_parser import XTermParser
-    from textual.drivers.linux_driver import LinuxDriver
-
-    class WakingEvent(threading.Event):
-        """A threading.Event whose `set` also makes `fd` readable (and `clear` drains it)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.fd, self._writer = os.pipe()
-            os.set_blocking(self.fd, False)
-
-        def set(self) -> None:
-            super().set()
-            os.write(self._writer, b"x")
-
-        def clear(self) -> None:
-            super().clear()
-            try:
-                while os.read(self.fd, 64):
-                    pass
-            except BlockingIOError:
-                pass
-
-    class QuickExitDriver(LinuxDriver):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.exit_event = WakingEvent()
-
-        def run_input_thread(self) -> None:
-            exit_event = self.exit_event
-            assert isinstance(exit_event, WakingEvent)
-            selector = selectors.SelectSelector()
-            selector.register(self.fileno, selectors.EVENT_READ)
-            selector.register(exit_event.fd, selectors.EVENT_READ)
-            fileno = self.fileno
-            parser = XTermParser(self._debug)
-            decode = getincrementaldecoder("utf-8")().decode
-
-            def process(events: list[tuple[selectors.SelectorKey, int]]) -> None:
-                for key, mask in events:
-                    if key.fd != fileno or not mask & selectors.EVENT_READ:
-                        continue
-                    data = decode(os.read(fileno, 1024 * 4), final=False)
-                    if not data:
-                        break
-                    for event in parser.feed(data):
-                        self.process_message(event)
-                for event in parser.tick():
-                    self.process_message(event)
-
-            try:
-                while not exit_event.is_set():
-                    process(selector.select(0.1))
-            finally:
-                selector.close()
-                try:
-                    for _ in parser.feed(""):
-                        pass
-                except (EOFError, ParseError):
-                    pass
-
-    return QuickExitDriver
 
 
 def run_tui(opts: CliOptions) -> int:

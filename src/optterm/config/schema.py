@@ -34,7 +34,7 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
-from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN, NSE_HOLIDAYS_2026
+from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN
 
 __all__ = [
     "ANGELONE_BASE_URL",
@@ -449,8 +449,10 @@ class MarketSettings(_Section):
     close: time = Field(
         default=DEFAULT_CLOSE, json_schema_extra=meta("a time of day written HH:MM, like 15:40")
     )
+    # Closures beyond the exchange's lists (shipped, refreshed from NSE with a live provider):
+    # added to them, never replacing them (providers/factory.py market_calendar).
     holidays: list[date] = Field(
-        default_factory=lambda: list(NSE_HOLIDAYS_2026),
+        default_factory=list,
         json_schema_extra=meta(
             "an array of dates like [2026-01-26, 2026-03-03]", item="a date like 2026-01-26"
         ),
