@@ -440,7 +440,7 @@ async def test_help_renders_every_key() -> None:
         screen = app.shown
         assert isinstance(screen, HelpScreen)
         for title, entries in KEYMAP:
-            text = content(screen.query_one(f"#help-{title.lower()}", Static))
+            text = content(screen.query_one(f"#help-{title.lower().replace(' ', '-')}", Static))
             assert text.startswith(title)
             for keys, description in entries:
                 assert any(

@@ -34,7 +34,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("p", "patterns"),
             ("r", "alerts (rules)"),
             ("v", "providers"),
-            ("h", "history"),
+            ("h", "history (of the strike under the chain's cursor)"),
             ("?", "help"),
             ("t", "toggle light/dark theme"),
             ("ctrl+p", "command palette"),
@@ -48,7 +48,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
         "Dashboard",
         [
             ("1–9", "switch symbol"),
-            ("/", "symbol picker"),
+            ("/", "symbol picker: type to filter; any symbol the provider serves"),
             ("] / [", "next / previous expiry"),
             ("g", "toggle Greeks"),
             ("+ / =", "widen the strike window"),
@@ -91,6 +91,14 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("e", "next expiry"),
             ("c / p", "calls / puts on or off"),
             ("r", "reload"),
+        ],
+    ),
+    (
+        "Symbol picker",
+        [
+            ("up / down", "previous / next symbol (type to filter)"),
+            ("enter", "open it (one outside the watchlist is polled while shown)"),
+            ("escape", "cancel"),
         ],
     ),
     (
@@ -172,7 +180,7 @@ class HelpScreen(Screen[None]):
                         for title, entries in part:
                             yield Static(
                                 section_text(title, entries, width),
-                                id=f"help-{title.lower()}",
+                                id=f"help-{title.lower().replace(' ', '-')}",
                                 classes="help-section",
                             )
             yield Static(
