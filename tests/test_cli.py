@@ -193,6 +193,9 @@ def test_help_shows_bracketed_config_names_as_written(home: Home) -> None:
     checked = 0
     for path, command in [((), root), *_commands(root)]:
         texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        # A group's help lists its commands with the first line of their help, as `optterm
+        # --help` lists `scenarios` with its [providers.simulator].
+        texts += [(c.help or "").split("\n")[0] for c in getattr(command, "commands", {}).values()]
         wanted = {f"[{a or b}]" for text in texts for a, b in bracketed.findall(text)}
         if not wanted:
             continue
@@ -200,6 +203,6 @@ def test_help_shows_bracketed_config_names_as_written(home: Home) -> None:
         assert out.returncode == 0, out.stderr
         shown = " ".join(out.stdout.split())  # help wraps lines
         for word in wanted:
-            assert word in shown, f"`optterm {' '.join(path)} --help` lost {word}"
+            assert word in shown, f"`{' '.join(('optterm', *path))} --help` lost {word}"
             checked += 1
-    assert checked >= 2  # scenarios' [providers.simulator], alerts add's [notify]
+    assert checked >= 3  # [providers.simulator] in `optterm --help` and `scenarios --help`, …
