@@ -283,6 +283,28 @@ def test_time_to_expiry_runs_to_the_settlement_time() -> None:
     assert t * 365 * 24 == pytest.approx(6 + 10 / 60)  # to 15:40 IST, the F&O close
 
 
+def test_one_expiry_time_the_configured_close_everywhere(tmp_path) -> None:
+    """The library, the config and the simulator agree on when options settle, and a configured
+    close moves all of them: nothing keeps its own 15:30."""
+    from optterm.market import DEFAULT_CLOSE, MarketCalendar
+    from optterm.providers.factory import market_calendar
+
+    defaults = load_settings(None, env={})
+    assert MarketCalendar().close == MarketSettings().close == defaults.market.close
+    assert AnalyticsParams().market.close == DEFAULT_CLOSE == market_calendar(defaults).close
+
+    cfg = tmp_path / "optterm.toml"
+    cfg.write_text('[market]\nclose = "15:30"\n')
+    settings = load_settings(cfg, env={})
+    at_1535 = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)  # 15:35 IST on the expiry day
+    snap = chain([100.0], ts=at_1535)
+    assert time_to_expiry(snap, settings.market) == 0.0  # settled at the configured 15:30
+    assert time_to_expiry(snap, defaults.market) * 365 * 24 * 60 == pytest.approx(5)
+    sim = SimulatorProvider(seed=1, calendar=market_calendar(settings))
+    settle = sim.calendar.session_bounds(date(2026, 12, 1))[1]
+    assert settle == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # 15:30 IST
+
+
 # -- buildups ------------------------------------------------------------------------------------
 
 

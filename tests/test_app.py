@@ -122,6 +122,7 @@ async def test_a_fired_alert_toasts_and_appears_in_the_events_pane(tmp_path) -> 
             (toast,) = list(d.app._notifications)
             assert f"crossed above {threshold:,.2f}" in toast.title
             assert "SIMULATED" in toast.message
+            assert toast.title not in toast.message  # said once
             events = str(d.app.screen.query_one("#events").render())
             assert f"crossed above {threshold:,.2f}" in events
     finally:
@@ -197,5 +198,136 @@ async def test_a_on_a_chain_row_prefills_an_alert_for_that_strike(tmp_path) -> N
             await pilot.press("escape")
             await pilot.pause()
             assert type(d.app.screen).__name__ == "DashboardScreen"
+    finally:
+        await d.store.close()
+
+
+async def test_an_alert_toast_says_its_title_once_and_z_dismisses_toasts(tmp_path) -> None:
+    from optterm.app import AlertToast, OpttermApp
+    from optterm.config import load_settings
+
+    app = OpttermApp(load_settings(None, env={}), now=lambda: OPEN, start_engine=False)
+    title = "NIFTY spot 25,100.00 crossed above 25,000.00"
+    body = (
+        f"{title}\nspot 25,100.00\n10:15:00 IST 20-Nov-2026 · SIMULATED via simulator\n"
+        "rule #3: [squeeze] watch"
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.post_message(AlertToast(title, body))
+        app.notify("Something else", title="Alerts")
+        await pilot.pause()
+        toast = next(n for n in app._notifications if n.title == title)
+        assert title not in toast.message
+        assert toast.message.startswith("spot 25,100.00")
+        assert "rule #3: [squeeze] watch" in toast.message  # plain text, not markup
+        assert len(list(app._notifications)) == 2
+        await pilot.press("z")
+        await pilot.pause()
+        assert not list(app._notifications)
+
+
+async def test_a_screenshot_lands_in_a_folder_that_exists_and_says_where(tmp_path) -> None:
+    """No Downloads folder (a server, a fresh account): the data folder's screenshots; with
+    one, there. Either way the toast names the file."""
+    from pathlib import Path
+
+    from optterm.app import OpttermApp
+    from optterm.config import load_settings
+    from optterm.infra import paths
+
+    downloads = Path.home() / "Downloads"
+    assert not downloads.exists()
+    app = OpttermApp(load_settings(None, env={}), now=lambda: OPEN, start_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.action_screenshot()
+        await pilot.pause()
+        (saved,) = (paths.data_dir() / "screenshots").glob("*.svg")
+        assert "<svg" in saved.read_text(encoding="utf-8")[:500]
+        (toast,) = list(app._notifications)
+        assert str(saved) in toast.message
+
+        downloads.mkdir()
+        app.clear_notifications()
+        app.action_screenshot(filename="here.svg")
+        await pilot.pause()
+        assert (downloads / "here.svg").is_file()
+        (toast,) = list(app._notifications)
+        assert str(downloads / "here.svg") in toast.message
+
+
+async def test_h_charts_the_strike_under_the_cursor(tmp_path) -> None:
+    from optterm.screens.history import HistoryScreen
+
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            chain = d.app.screen.query_one(ChainTable)
+            atm, _ = chain.selected()  # a new chain opens on the money
+            await pilot.press("down", "down", "down")
+            strike, _ = chain.selected()
+            assert strike is not None and atm is not None and strike > atm
+            await pilot.press("h")
+            await pilot.pause()
+            history = d.app.screen
+            assert isinstance(history, HistoryScreen)
+            assert history.strike == strike and history.symbol == "NIFTY"
+            assert history.expiry == d.app.get_screen("dashboard").current().snapshot.expiry
+    finally:
+        await d.store.close()
+
+
+def test_picker_rows_watched_first_then_filtered_by_what_was_typed() -> None:
+    from optterm.screens.dashboard import picker_rows
+
+    watched = ["NIFTY", "BANKNIFTY"]
+    served = ["RELIANCE", "NIFTY", "MIDCPNIFTY", "BANKNIFTY", "FINNIFTY"]
+    assert picker_rows(watched, served, "") == [
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "RELIANCE",
+    ]  # fmt: skip
+    assert picker_rows(watched, served, " fin") == ["FINNIFTY"]
+    assert picker_rows(watched, served, "nifty") == [
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY",
+    ]  # fmt: skip
+    assert picker_rows(watched, served, "n")[:1] == ["NIFTY"]  # starting with it first
+    assert picker_rows(watched, served, "xyz") == []
+    assert picker_rows(watched, (), "") == watched  # following a daemon: its watchlist
+
+
+async def test_the_picker_filters_as_you_type_and_opens_an_unwatched_symbol(tmp_path) -> None:
+    from optterm.screens.dashboard import SymbolPicker
+
+    d = await make_driver(tmp_path)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot)
+            d.app.state.available_symbols = tuple(d.poller.provider.symbols())
+            dash = d.app.screen
+            await pilot.press("slash")
+            picker = d.app.screen
+            assert isinstance(picker, SymbolPicker)
+            assert picker.shown == ["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY"]
+            await pilot.press("escape")
+            assert d.app.screen is dash and dash.symbol == "NIFTY"
+
+            await pilot.press("slash", "f", "i", "n")
+            assert d.app.screen.shown == ["FINNIFTY"]
+            await pilot.press("backspace", "backspace", "backspace", "i", "d")
+            assert d.app.screen.shown == ["MIDCPNIFTY"]
+            await pilot.press("enter")
+            await pilot.pause()
+            # Not watched and no chain yet: the dashboard keeps the chain it has (never
+            # NIFTY's chain under another name) until the engine polls the new symbol.
+            assert dash.symbol == "NIFTY" and dash.opening == "MIDCPNIFTY"
+            assert any("Opening MIDCPNIFTY" in n.message for n in d.app._notifications)
+            d.poller.show("MIDCPNIFTY")  # what the engine does on the dashboard's message
+            await d.tick(pilot)
+            assert dash.symbol == "MIDCPNIFTY" and dash.opening is None
+            assert dash.current().snapshot.symbol == "MIDCPNIFTY"
+
+            # The picker opens on the shown symbol; up/down move (watched ones first), enter opens.
+            await pilot.press("slash", "up", "up", "up", "down", "enter")
+            await pilot.pause()
+            assert dash.symbol == "BANKNIFTY" and dash.opening is None
     finally:
         await d.store.close()

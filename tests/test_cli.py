@@ -179,3 +179,40 @@ def test_usage_errors_exit_2(home: Home) -> None:
     assert out.returncode == 2 and "--json" in out.stderr
     out = run_cli(home, "history", "export", "NIFTY", "--format", "xml")
     assert out.returncode == 2 and "csv or json" in out.stderr
+
+
+def _commands(group, path=()):
+    """Every command of the CLI with its path (`("alerts", "add")`), depth first."""
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if hasattr(command, "commands"):  # a command group
+            yield from _commands(command, (*path, name))
+
+
+def test_help_shows_bracketed_config_names_as_written(home: Home) -> None:
+    """Help text is Rich markup: a config name such as [providers.simulator] would vanish from
+    `--help` unless escaped. Every bracketed word in any command's or option's help is shown."""
+    import re
+
+    import typer
+
+    from optterm.cli.root import app
+
+    root = typer.main.get_command(app)
+    bracketed = re.compile(r"(?<!\\)\[([a-z_.]+)\]|\\\[([a-z_.]+)\]")
+    checked = 0
+    for path, command in [((), root), *_commands(root)]:
+        texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        # A group's help lists its commands with the first line of their help, as `optterm
+        # --help` lists `scenarios` with its [providers.simulator].
+        texts += [(c.help or "").split("\n")[0] for c in getattr(command, "commands", {}).values()]
+        wanted = {f"[{a or b}]" for text in texts for a, b in bracketed.findall(text)}
+        if not wanted:
+            continue
+        out = run_cli(home, *path, "--help")
+        assert out.returncode == 0, out.stderr
+        shown = " ".join(out.stdout.split())  # help wraps lines
+        for word in wanted:
+            assert word in shown, f"`{' '.join(('optterm', *path))} --help` lost {word}"
+            checked += 1
+    assert checked >= 3  # [providers.simulator] in `optterm --help` and `scenarios --help`, …

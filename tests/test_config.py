@@ -106,9 +106,7 @@ def test_defaults_without_any_file() -> None:
     assert settings.providers.angelone.base_url == "https://apiconnect.angelone.in"
     assert settings.market.timezone == "Asia/Kolkata"
     assert (settings.market.open, settings.market.close) == (time(9, 15), time(15, 40))
-    assert len(settings.market.holidays) == 15
-    assert settings.market.holidays[0] == date(2026, 1, 26)
-    assert settings.market.holidays[-1] == date(2026, 12, 25)
+    assert settings.market.holidays == []  # extra closures only; the NSE lists ship as data
     assert settings.market.weekly_expiry_symbols == ["NIFTY"]
     assert settings.market.expiry_weekday == "tuesday"
     assert settings.market.expiry_weekday_number == 1

@@ -561,3 +561,83 @@ async def test_renders_at_small_and_large_sizes(
         await pilot.pause()
         svg = app.export_screenshot()
         assert screen.TITLE and screen.TITLE in svg
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released): connections are
+    refused at once, nothing leaves the machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_provider_shows_zero_success(tmp_path: Path) -> None:
+    """NSE on a closed port, three watched symbols: resolving them asks nothing of the network,
+    so only the chain requests count, and every one of them failed."""
+    from optterm.engine.compose import make_poller
+    from optterm.providers.factory import build_provider
+
+    cfg = tmp_path / "optterm.toml"
+    cfg.write_text(
+        f'[providers]\norder = ["nse"]\n[providers.nse]\nbase_url = "http://127.0.0.1:'
+        f'{closed_port()}"\nmin_interval = 0.2\n[providers.failover]\nretries = 0\n'
+    )
+    settings = load_settings(cfg, env={})
+    assert len(settings.poller.watch) == 3
+    provider = build_provider(settings)
+    poller = make_poller(settings, provider, None)
+    try:
+        await poller.resolve()
+        for _ in range(2):
+            tick = await poller.tick_once()
+            assert tick.failures and not tick.updates
+    finally:
+        await provider.close()
+    (nse,) = tick.health
+    assert nse.requests > 0 and nse.successes == 0 and nse.failed == nse.requests
+    assert nse.success_rate == 0.0
+
+    state = make_state(health=tick.health)
+    state.settings = settings
+    app = Harness(lambda: ProvidersScreen(state))
+    async with app.run_test(size=(200, 50)):
+        screen = app.shown
+        assert isinstance(screen, ProvidersScreen)
+        row = dict(
+            zip(
+                [c.value for c in screen.query_one("#providers", DataTable).columns],
+                cells(screen.query_one("#providers", DataTable), 0),
+                strict=True,
+            )
+        )
+        assert row["Provider"] == "nse" and row["Success"] == "0%"
+        assert row["Requests"] == str(nse.requests) and "connection" in row["Failures"]
+
+
+async def test_dashboard_signal_ages_run_on_the_datas_clock() -> None:
+    """A simulated session days behind the wall clock: a signal first seen two simulated
+    minutes ago is 2m old, not thousands of minutes (the wall clock against simulated time)."""
+    from optterm.screens.dashboard import DashboardScreen
+
+    sim_now = NOW - timedelta(days=3)
+    sig = replace(
+        CALL,
+        first_seen=sim_now - timedelta(minutes=2),
+        last_seen=sim_now - timedelta(seconds=30),
+        expires_at=sim_now + timedelta(minutes=14),
+    )
+    live = replace(PUT, first_seen=NOW - timedelta(minutes=7))  # a live one: the app clock
+    snap = replace(snapshot(), provider_ts=sim_now, fetched_at=NOW)
+    state = make_state(active_signals=(sig, live))
+    state.chains[("NIFTY", EXPIRY)] = ChainUpdate(snap, stored=True)
+    assert state.clock_for(Feed.SIMULATED) == sim_now
+    assert state.clock_for(Feed.LIVE) == NOW
+    app = Harness(lambda: DashboardScreen(state))
+    async with app.run_test(size=(220, 50)):
+        text = content(app.shown.query_one("#signals", Static))
+        lines = [line for line in text.splitlines() if "·" in line and "24500" in line]
+        assert len(lines) == 2, text
+        assert lines[0].rstrip().endswith("· 2m"), text
+        assert lines[1].rstrip().endswith("· 7m"), text

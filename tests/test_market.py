@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optterm.market import IST, NSE_HOLIDAYS_2026, NSE_INDICES, MarketCalendar
+from optterm.market import IST, NSE_INDICES, MarketCalendar, all_days, shipped_holidays
 from optterm.model import Segment
 
 CAL = MarketCalendar()
@@ -28,10 +28,26 @@ def test_nse_indices_carry_2026_lot_sizes_and_strike_steps(symbol: str, lot: int
     assert u.segment is Segment.INDEX and u.exchange == "NSE"
 
 
-def test_default_holidays_are_2026_weekdays_and_in_the_calendar():
-    assert len(NSE_HOLIDAYS_2026) == 15
-    assert all(d.year == 2026 and d.weekday() < 5 for d in NSE_HOLIDAYS_2026)
-    assert CAL.holidays == frozenset(NSE_HOLIDAYS_2026)
+def test_the_shipped_holiday_lists_are_weekdays_of_their_year_and_the_default_calendar():
+    lists = shipped_holidays()
+    assert sorted(lists) == [2025, 2026, 2027]
+    for year, listed in lists.items():
+        assert all(d.year == year and d.weekday() < 5 for d in listed.days), year
+        assert all(listed.days.values()), year  # every day named as the exchange names it
+    assert (len(lists[2025].days), len(lists[2026].days)) == (14, 15)
+    assert lists[2025].complete and lists[2026].complete
+    # 2027: NSE had not announced the year; only its fixed-date weekday holidays, marked so.
+    assert not lists[2027].complete
+    assert list(lists[2027].days) == [date(2027, 1, 26), date(2027, 4, 14)]
+    assert CAL.holidays == all_days(lists)
+
+
+def test_republic_day_2027_is_never_an_expiry():
+    """The last Tuesday of January 2027 is Republic Day: BANKNIFTY's monthly moves to Monday."""
+    expiries = CAL.expiries("BANKNIFTY", date(2026, 12, 3), 3)
+    assert date(2027, 1, 26) not in expiries
+    assert expiries[1] == date(2027, 1, 25)
+    assert not CAL.is_trading_day(date(2027, 1, 26))
 
 
 def test_trading_days_exclude_weekends_and_holidays():

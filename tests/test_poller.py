@@ -175,3 +175,69 @@ async def test_resolve_rejects_unknown_symbols() -> None:
     with pytest.raises(UnknownSymbol) as err:
         await poller.resolve()
     assert "BANKNIFTY" in str(err.value)
+
+
+async def test_a_shown_symbol_is_polled_at_once_and_dropped_when_no_longer_shown() -> None:
+    provider, sink = FakeProvider(), MemorySink()
+    poller = Poller(provider, sink, WATCH, interval=3600, timeout=1)
+    sub = poller.subscribe()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop))
+    first = await asyncio.wait_for(sub.get(), 5)
+    assert {u.snapshot.symbol for u in first.updates} == {"NIFTY", "BANKNIFTY"}
+
+    poller.show("finnifty")  # not watched: polled now, not in an hour
+    second = await asyncio.wait_for(sub.get(), 5)
+    shown = [u.snapshot for u in second.updates if u.snapshot.symbol == "FINNIFTY"]
+    assert len(shown) == 2 and all(len(s) == 11 for s in shown)  # the deepest watch: 2 × ±5
+    assert {s.symbol for s in sink.rows} == {"NIFTY", "BANKNIFTY", "FINNIFTY"}
+
+    poller.show("BANKNIFTY")  # a watched one: the on-demand symbol is dropped, no extra tick
+    assert poller.shown is None and poller.watching == tuple(WATCH)
+    stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert poller.seq == 2
+    third = await poller.tick_once()
+    assert {u.snapshot.symbol for u in third.updates} == {"NIFTY", "BANKNIFTY"}
+
+
+class GatedProvider(FakeProvider):
+    """NIFTY's chain never comes; `fetching` is set once the tick waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang.add("NIFTY")
+        self.fetching = asyncio.Event()
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        if symbol in self.hang:
+            self.fetching.set()
+        return await super().fetch_chain(symbol, expiry)
+
+
+async def test_a_quick_stop_abandons_a_fetch_and_stores_nothing_of_it() -> None:
+    provider, sink = GatedProvider(), MemorySink()
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=60)
+    sub = poller.subscribe()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop, finish_tick=False))
+    await asyncio.wait_for(provider.fetching.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(runner, 5)  # not the 60 s the hung fetch could take
+    assert sink.rows == [] and poller.last_tick is None  # BANKNIFTY's chain was not stored
+    assert sub.queue.empty()  # nothing published
+    assert provider.in_flight == 0  # the fetches were cancelled, none left running
+
+
+async def test_a_stop_lets_a_fetch_finish_by_default() -> None:
+    provider, sink = GatedProvider(), MemorySink()
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=0.05)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop))
+    await asyncio.wait_for(provider.fetching.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(runner, 5)
+    tick = poller.last_tick
+    assert tick is not None and tick.seq == 1  # the tick completed: serve's SIGTERM
+    assert {s.symbol for s in sink.rows} == {"BANKNIFTY"}
+    assert {(f.symbol, f.kind) for f in tick.failures} == {("NIFTY", "timeout")}

@@ -113,7 +113,12 @@ async def test_list_expiries_follow_the_calendar():
     nifty = await sim.list_expiries("NIFTY")
     assert nifty == [date(2026, 11, 23)] + [date(2026, 12, d) for d in (1, 8, 15, 22, 29)]
     bank = await sim.list_expiries("banknifty")
-    assert bank[:3] == [date(2026, 11, 23), date(2026, 12, 29), date(2027, 1, 26)]
+    # 26-Jan-2027, the last Tuesday of January, is Republic Day: the expiry moves to Monday.
+    assert bank[:3] == [
+        date(2026, 11, 23),
+        date(2026, 12, 29),
+        date(2027, 1, 25),
+    ]
 
 
 async def test_closed_provider_raises_a_provider_error():

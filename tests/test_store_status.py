@@ -94,3 +94,36 @@ async def test_status_reports_every_failure_of_the_last_hour_and_lists_the_lates
     assert doc["last_snapshot"]["feed"] == str(snap.feed)
     assert doc["outbox"][Delivery.FAILED.value] == RECENT_FAILED + 3
     assert not report.healthy
+
+
+async def test_one_stale_threshold_for_the_header_and_optterm_status(store: Store) -> None:
+    """`[poller] stale_after` is the feed's STALE everywhere: the TUI header and `optterm status`
+    flip at the same age; a slow poll raises it to three intervals."""
+    from dataclasses import replace
+
+    from optterm.engine.events import ChainUpdate
+    from optterm.engine.state import EngineState
+    from optterm.widgets.status_bar import status_text
+
+    settings = Settings.model_validate({"poller": {"interval": 15, "stale_after": 100}})
+    assert settings.poller.stale_seconds == 100
+    slow = Settings.model_validate({"poller": {"interval": 60, "stale_after": 100}})
+    assert slow.poller.stale_seconds == 180
+    assert Settings().poller.stale_seconds == 60  # the default the README states
+
+    calendar = MarketCalendar()
+    snap = replace(make_chain(ts=T0), feed=Feed.LIVE)
+    await store.snapshots.write(snap)
+    assert calendar.is_open(snap.fetched_at)
+    for age, stale in ((99, False), (101, True)):
+        now = snap.fetched_at + timedelta(seconds=age)
+        doc = (await gather_status(settings, store, now=now, calendar=calendar)).doc
+        stuck = [p for p in doc["problems"] if "newest snapshot was fetched" in p]
+        assert bool(stuck) is stale, (age, doc["problems"])
+        assert doc["feed_stale_after_s"] == 100
+
+        state = EngineState(settings, None, now=lambda now=now: now)
+        state.chains[(snap.symbol, snap.expiry)] = ChainUpdate(snap, stored=True)
+        text, header_stale = status_text(state, snap.symbol)
+        assert header_stale is stale, (age, text.plain)
+        assert ("STALE" in text.plain) is stale

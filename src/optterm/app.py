@@ -13,6 +13,7 @@ they read (`state.store`) runs every call on the engine's loop (engine/loopproxy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -43,7 +44,10 @@ __all__ = ["OpttermApp", "run_tui"]
 
 log = logging.getLogger("optterm.app")
 
-QUIT_WAIT_S = 10.0  # the longest a quit waits for the engine (a tick's timeout plus the drain)
+# A quit waits for the engine at most a notification send's own timeout plus this: the engine
+# stops at once (engine/runner.py, quick_stop) unless a send is in flight, which it lets finish
+# rather than leave its notification "delivery unknown".
+QUIT_MARGIN_S = 3.0
 
 # Installed once and kept (their state survives switching); history is built per visit.
 SCREENS_BY_KEY = {
@@ -129,7 +133,8 @@ class _News(Listener):
 
     def polling(self, engine: Engine) -> None:
         master = _instrument_master(engine)
-        self._send(lambda: self._app._set_role(None, master))
+        symbols = tuple(engine.poller.provider.symbols())
+        self._send(lambda: self._app._set_role(None, master, symbols))
 
     def tick(self, tick: Tick) -> None:
         self._send(lambda: self._app._take_tick(tick))
@@ -157,6 +162,7 @@ class OpttermApp(App[int]):
         Binding("question_mark", "show('help')", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),
+        Binding("z", "dismiss_toasts", "Dismiss toasts", show=False),
     ]
 
     def __init__(
@@ -187,6 +193,7 @@ class OpttermApp(App[int]):
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
         self._fresh_ticks = False
+        self._holidays_checked: int | None = None  # the year whose holiday list was checked
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -197,6 +204,22 @@ class OpttermApp(App[int]):
         if self.start_engine:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
+        self.check_holidays()
+
+    def check_holidays(self) -> None:
+        """Once a year (at start, and when the year turns): warn when this year's NSE holiday
+        list is missing or incomplete, since every expiry and session then counts the missing
+        holidays as trading days."""
+        from optterm.providers.nse.holidays import known_lists, year_warning
+
+        year = self.state.calendar.local_date(self.state.now()).year
+        if year == self._holidays_checked:
+            return
+        self._holidays_checked = year
+        warning = year_warning(known_lists(), year, self.settings.market.holidays)
+        if warning is not None:
+            log.warning("%s", warning)
+            self.notify(warning, title="Holiday list", severity="warning", timeout=30, markup=False)
 
     def _start_engine(self, *, poll_here: bool = False) -> None:
         """The runner in role `auto`: follow a live daemon, else poll (and be the store's
@@ -212,6 +235,7 @@ class OpttermApp(App[int]):
             history=self.store_history,
             app_sink=self._toast,
             now=self.state.now,
+            quick_stop=True,
             **self.runner_options,
         )
         if poll_here:
@@ -220,14 +244,16 @@ class OpttermApp(App[int]):
         self.engine.start()
 
     async def _stop_engine(self) -> None:
-        """Stop the engine's thread: the tick in progress finishes, due notifications go out,
-        the lease is released and the store closed."""
+        """Stop the engine's thread, quickly (the runner's quick_stop): a fetch in progress is
+        abandoned, a commit or a notification send in flight finishes, due notifications stay
+        in the outbox for the next run; the lease is released and the store closed."""
         engine = self.engine
         if engine is None:
             return
         engine.stop()
-        if not await engine.wait(QUIT_WAIT_S):
-            log.warning("the engine did not stop within %g s", QUIT_WAIT_S)
+        at_most = self.settings.notify.timeout + QUIT_MARGIN_S
+        if not await engine.wait(at_most):
+            log.warning("the engine did not stop within %g s", at_most)
 
     def action_poll_locally(self) -> None:
         """Attached to a daemon that went away: poll from this terminal instead."""
@@ -245,15 +271,56 @@ class OpttermApp(App[int]):
             self.state.engine_error = None
             self._start_engine(poll_here=True)
 
+    def on_dashboard_screen_symbol_shown(self, message: Any) -> None:
+        """The dashboard shows another symbol: the engine polls it if it is not watched."""
+        engine = self.engine
+        if engine is not None and engine.is_alive():
+            engine.call_soon(engine.runner.show, message.symbol)
+
     def _toast(self, item: Any) -> None:
         """In-app delivery of an alert (the dispatcher's "app" channel, from any thread)."""
         self.post_message(AlertToast(item.title, item.body))
 
     def on_alert_toast(self, message: AlertToast) -> None:
-        self.notify(message.body, title=message.title, severity="warning", timeout=15)
+        self.alert_toast(message.title, message.body)
+
+    def alert_toast(self, title: str, body: str) -> None:
+        """An alert as a toast: the title once, the body under it (plain text: a symbol or a
+        rule's note is never markup). `z` dismisses every toast."""
+        from optterm.present.alerts import toast_body
+
+        self.notify(
+            toast_body(title, body), title=title, severity="warning", timeout=15, markup=False
+        )
+
+    def action_dismiss_toasts(self) -> None:
+        self.clear_notifications()
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """Save the screen as SVG (the palette's "Screenshot") to a folder that exists — the
+        Downloads folder, else the data folder's `screenshots` (made if need be) — and say
+        where. Textual's own would fail where there is no Downloads folder."""
+        from pathlib import Path
+
+        from optterm.infra import paths
+
+        folder = Path(path) if path else paths.screenshot_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"Screenshot not saved: {exc}", severity="error", markup=False)
+            return None
+        self.notify(f"Saved to {saved}", title="Screenshot", markup=False, timeout=10)
+        return saved
 
     async def action_quit(self) -> None:
-        """Let the tick in progress finish and the store close before leaving."""
+        """Stop the engine (nothing stored or sent is lost, see _stop_engine), then leave."""
         await self._stop_engine()
         self.exit(0)
 
@@ -276,8 +343,11 @@ class OpttermApp(App[int]):
     def _set_store(self, store: Store | None) -> None:
         self.state.store = store
 
-    def _set_role(self, follower: Follower | None, master: Any) -> None:
+    def _set_role(
+        self, follower: Follower | None, master: Any, symbols: tuple[str, ...] = ()
+    ) -> None:
         self.state.attached = follower
+        self.state.available_symbols = symbols
         if follower is None:
             self.state.master = master
 
@@ -308,7 +378,7 @@ class OpttermApp(App[int]):
         if self.state.attached is not None:
             # The daemon delivered these to its channels; this terminal shows them as toasts.
             for event in tick.alerts:
-                self.notify(event.body, title=event.title, severity="warning", timeout=15)
+                self.alert_toast(event.title, event.body)
         if tick.updates and not self.first_chain.is_set():
             self.first_chain.set()
             self.call_after_refresh(self._first_paint)
@@ -354,6 +424,7 @@ class OpttermApp(App[int]):
         turns stale even without ticks."""
         if not self.screen_stack:  # the app is closing: the once-a-second timer can still fire
             return
+        self.check_holidays()
         symbol, expiry = self._current_chain()
         for screen in self._visible_screens():
             for bar in screen.query(StatusBar):
@@ -377,7 +448,12 @@ class OpttermApp(App[int]):
             from optterm.screens.history import HistoryScreen
 
             symbol, expiry = self._current_chain()
-            screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry)
+            # The strike under the dashboard's cursor: the one the trader is looking at.
+            dash: Any = None
+            if "dashboard" in self._installed_screens:
+                dash = self.get_screen("dashboard")
+            strike = dash.selected_strike() if hasattr(dash, "selected_strike") else None
+            screen: Screen[Any] | str = HistoryScreen(self.state, symbol, expiry, strike)
         else:
             screen = name
         self.switch_screen(screen)
@@ -389,6 +465,16 @@ class OpttermApp(App[int]):
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def get_driver_class(self) -> type[Any]:
+        """Textual's driver, except on Linux and macOS: one that gives the terminal back the
+        moment the app quits (widgets/terminal.py)."""
+        from optterm.widgets.terminal import quick_exit_driver
+
+        driver = super().get_driver_class()
+        if driver.__name__ == "LinuxDriver" and driver.__module__ == "textual.drivers.linux_driver":
+            return quick_exit_driver()
+        return driver
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -429,7 +515,24 @@ def run_tui(opts: CliOptions) -> int:
     # Fail before taking over the screen, with the same messages and exit codes as other commands.
     asyncio.run(_preflight(settings))
     configure_logging(settings.log.level, settings.log.format, file=paths.log_dir() / "optterm.log")
-    return OpttermApp(settings, freeze_heap=True).run() or 0
+    code = OpttermApp(settings, freeze_heap=True).run() or 0
+    _leave(code)
+    return code  # not reached
+
+
+def _leave(code: int) -> None:
+    """End the process now that the app has quit. By then the engine has stopped (store closed,
+    lease released) and the terminal is the shell's again; all that is left is the interpreter
+    freeing a heap of chains and widgets one object at a time, a tenth of a second or more the
+    operating system does at once. So: flush the logs and the streams, and exit."""
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 async def _preflight(settings: Settings) -> None:

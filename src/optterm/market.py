@@ -6,17 +6,23 @@ so the same class serves the poller's market-hours logic and the simulator's clo
 lists should still come from the exchange when a live provider is available:
 this calendar is the fallback and the simulator's source of truth.
 
-The module stays light (no numpy): the config imports it for the default holidays, and
+The exchange's holiday lists ship as package data, one file per year (data/holidays/); a year the
+exchange has not announced yet is missing or marked incomplete, and optterm says so.
+
+The module stays light (no numpy): the config imports it for the session's default hours, and
 `NSE_INDICES`, which needs the model, is built on first use.
 """
 
 from __future__ import annotations
 
 import calendar as _stdcal
+import functools
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -24,14 +30,19 @@ if TYPE_CHECKING:
     from optterm.model import Underlying
 
 __all__ = [
+    "DEFAULT_CLOSE",
+    "DEFAULT_OPEN",
     "IST",
-    "NSE_HOLIDAYS_2026",
     "NSE_INDICES",
     "OI_INTERVAL_CYCLE",
     "OI_INTERVAL_MINUTES",
+    "HolidayList",
     "MarketCalendar",
     "OiInterval",
+    "all_days",
+    "holiday_list",
     "parse_day",
+    "shipped_holidays",
 ]
 
 # The exchange's zone: the one definition. Code that has the settings at hand uses
@@ -45,27 +56,58 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# NSE F&O trading holidays in 2026 that fall on weekdays. This list must be checked every year
-# against NSE's holiday master (GET /api/holiday-master?type=trading, the "FO" list) because the
-# exchange announces the next year's holidays only in December and occasionally amends them.
-# `[market] holidays` in the config overrides it.
-NSE_HOLIDAYS_2026: tuple[date, ...] = (
-    date(2026, 1, 26),
-    date(2026, 3, 3),
-    date(2026, 3, 26),
-    date(2026, 3, 31),
-    date(2026, 4, 3),
-    date(2026, 4, 14),
-    date(2026, 5, 1),
-    date(2026, 5, 28),
-    date(2026, 6, 26),
-    date(2026, 9, 14),
-    date(2026, 10, 2),
-    date(2026, 10, 20),
-    date(2026, 11, 10),
-    date(2026, 11, 24),
-    date(2026, 12, 25),
-)
+@dataclass(frozen=True)
+class HolidayList:
+    """One year's NSE F&O trading holidays: the weekdays without a session, each with the
+    exchange's name for it, and where the list came from.
+
+    `complete` is False for a list known to be partial (the fixed-date holidays of a year whose
+    list the exchange has not published yet): optterm then warns. `source` says where it came
+    from (a circular, the exchange's holiday endpoint, the config)."""
+
+    year: int
+    days: Mapping[date, str]
+    complete: bool
+    source: str
+
+
+def holiday_list(doc: Mapping[str, object], source: str) -> HolidayList:
+    """A HolidayList from its TOML/JSON form (`year`, `complete`, `holidays = [{date, name}]`);
+    ValueError naming what is wrong."""
+    year = doc.get("year")
+    rows = doc.get("holidays")
+    if not isinstance(year, int) or not isinstance(rows, list):
+        raise ValueError(f"{source}: needs a whole-number year and a holidays list")
+    days: dict[date, str] = {}
+    for row in rows:
+        day = row.get("date") if isinstance(row, dict) else None
+        if isinstance(day, str):
+            day = parse_day(day)
+        if not isinstance(day, date) or isinstance(day, datetime) or day.year != year:
+            raise ValueError(f"{source}: {row!r} is not a holiday of {year}")
+        days[day] = str(row.get("name", ""))
+    return HolidayList(year, dict(sorted(days.items())), bool(doc.get("complete", True)), source)
+
+
+@functools.cache
+def shipped_holidays() -> dict[int, HolidayList]:
+    """The NSE F&O holiday lists shipped with optterm (src/optterm/data/holidays/, one TOML
+    file per year), by year. The exchange announces a year's list in December and sometimes
+    amends it: with a live provider optterm refreshes these from the exchange
+    (providers/nse/holidays.py)."""
+    folder = resources.files("optterm").joinpath("data", "holidays")
+    lists: dict[int, HolidayList] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            doc = tomllib.loads(entry.read_text(encoding="utf-8"))
+            listed = holiday_list(doc, f"{doc.get('source', 'shipped')} ({entry.name})")
+            lists[listed.year] = listed
+    return lists
+
+
+def all_days(lists: Mapping[int, HolidayList]) -> frozenset[date]:
+    """Every holiday of every list."""
+    return frozenset(day for listed in lists.values() for day in listed.days)
 
 
 if TYPE_CHECKING:
@@ -171,11 +213,12 @@ OI_INTERVAL_CYCLE: tuple[OiInterval, ...] = (
 )
 
 
-# Module-level defaults so the dataclass defaults are shared immutable values, not calls.
-_DEFAULT_OPEN = time(9, 15)
+# The session's default hours, exchange-local: the one definition, read by the config's defaults
+# (`[market] open`/`close`) and by a bare MarketCalendar(). Options settle at the close, so this
+# is also the default expiry time of every option (analytics, the simulator).
+DEFAULT_OPEN = time(9, 15)
 # The F&O close moved from 15:30 to 15:40 on 03-Aug-2026.
-_DEFAULT_CLOSE = time(15, 40)
-_DEFAULT_HOLIDAYS = frozenset(NSE_HOLIDAYS_2026)
+DEFAULT_CLOSE = time(15, 40)
 _DEFAULT_WEEKLY = frozenset({"NIFTY"})
 
 # A search for a trading day gives up after this many calendar days: only a misconfigured
@@ -193,9 +236,11 @@ class MarketCalendar:
     """
 
     tz: ZoneInfo = IST
-    open: time = _DEFAULT_OPEN
-    close: time = _DEFAULT_CLOSE
-    holidays: frozenset[date] = _DEFAULT_HOLIDAYS
+    open: time = DEFAULT_OPEN
+    close: time = DEFAULT_CLOSE
+    # By default the shipped NSE lists (every year); the configured calendar adds the exchange's
+    # refreshed lists and `[market] holidays` (providers/factory.py).
+    holidays: frozenset[date] = field(default_factory=lambda: all_days(shipped_holidays()))
     weekly_symbols: frozenset[str] = _DEFAULT_WEEKLY
     expiry_weekday: int = 1  # Tuesday, as datetime.weekday() numbers it
 

@@ -305,7 +305,7 @@ class Metrics:
     spot: float
     forward: float
     forward_source: str  # "parity" (from near-the-money quotes), "futures" or "carry"
-    t_years: float  # time to expiry in years (calendar, to 15:30 exchange time)
+    t_years: float  # time to expiry in years (calendar, to the settlement: `[market] close`)
     ce_oi: float
     pe_oi: float
     ce_oi_change: float

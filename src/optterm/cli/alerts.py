@@ -189,7 +189,7 @@ def alerts_add(
         typer.Option(
             "--notify",
             metavar="SPEC",
-            help="app | tag:NAME ([notify] channels) | an Apprise URL (kept in the OS keyring). "
+            help="app | tag:NAME (\\[notify] channels) | an Apprise URL (kept in the OS keyring). "
             "Repeatable; default app.",
         ),
     ] = None,

@@ -54,7 +54,7 @@ def chain(
             "--interval",
             "-i",
             help="ΔOI and buildups over: day (since the previous close), 5m, 15m, 30m, or "
-            "since a time of today HH:MM. Default: [display] oi_interval.",
+            "since a time of today HH:MM. Default: \\[display] oi_interval.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

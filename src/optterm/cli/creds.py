@@ -122,4 +122,30 @@ def doctor_report(settings: Any) -> tuple[list[str], bool]:
         except ProviderUnavailable as exc:
             ok = False
             lines.append(f"provider {name}: UNAVAILABLE — {exc}")
+    lines.extend(holiday_report(settings))
     return lines, ok
+
+
+def holiday_report(settings: Any, now: Any = None) -> list[str]:
+    """The NSE holiday lists known, whether they are refreshed, and a WARNING when this year's
+    is missing or incomplete (not a failure of doctor: optterm runs, on a calendar that may be
+    wrong on the missing days)."""
+    from optterm.market import utc_now
+    from optterm.providers.nse.holidays import cache_path, known_lists, refreshes, year_warning
+
+    lists = known_lists()
+    lines = ["holiday lists (NSE F&O):" + ("" if lists else " none")]
+    for year, listed in sorted(lists.items()):
+        state = "complete" if listed.complete else "INCOMPLETE"
+        lines.append(f"  {year}: {len(listed.days)} weekday holidays, {state} — {listed.source}")
+    if settings.market.holidays:
+        lines.append(f"  plus {len(settings.market.holidays)} from [market] holidays")
+    if refreshes(settings):
+        lines.append(f"  refreshed from NSE once a day by the poller; cache {cache_path()}")
+    else:
+        lines.append("  not refreshed: no live provider (nse or angelone) is configured")
+    year = (now or utc_now()).astimezone(settings.market.tz).year
+    warning = year_warning(lists, year, settings.market.holidays)
+    if warning is not None:
+        lines.append(f"WARNING: {warning}")
+    return lines

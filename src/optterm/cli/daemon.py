@@ -22,7 +22,8 @@ STATUS_HELP = (
     "(including a store that cannot be opened). Unhealthy when: no optterm serve holds the "
     "store's poller lease (none running, released, or its holder died); the lease heartbeat "
     "is older than 3 poll intervals (at least 10 s); during market hours, the newest stored "
-    "snapshot was fetched more than 3 poll intervals (at least 10 s) ago; or a notification "
+    "snapshot was fetched more than \\[poller] stale_after seconds ago (60 by default, never "
+    "less than 3 poll intervals); or a notification "
     "delivery FAILED in the last hour."
 )
 

@@ -18,12 +18,13 @@ def jobs(
     ctx: typer.Context,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Only this job: eod, retention or checkpoint."),
+        typer.Option("--name", help="Only this job: eod, retention, checkpoint or holidays."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recent runs of the daemon's scheduled jobs (end-of-day summary, retention, checkpoint)."""
+    """Recent runs of the daemon's scheduled jobs (end-of-day summary, retention, checkpoint,
+    holiday list)."""
     settings = load_settings(ctx)
     job = name.strip().lower() if name else None
     runs = run_with_store(settings, lambda s: s.jobs.runs(job, limit))

@@ -5,9 +5,9 @@ Unhealthy (exit 1) when any of these holds (the `optterm status` help says the s
 * no live lease: no `optterm serve` holds the store's poller lease (none ever did, it was
   released, or its holder died);
 * the lease's heartbeat is older than 3 poll intervals (at least 10 s): the holder is hung;
-* during market hours, the newest stored snapshot was fetched more than 3 poll intervals (at
-  least 10 s) ago: the feed is stuck (outside market hours nothing new is published, so this is
-  not checked);
+* during market hours, the newest stored snapshot was fetched more than `[poller] stale_after`
+  seconds ago (never less than 3 poll intervals; the threshold the TUI's STALE uses): the feed is
+  stuck (outside market hours nothing new is published, so this is not checked);
 * a notification delivery FAILED in the last hour.
 """
 
@@ -46,7 +46,7 @@ class StatusReport:
 
 
 def stale_after(interval: float) -> float:
-    """Seconds after which a heartbeat or (in market hours) the last tick counts as stale."""
+    """Seconds after which the lease heartbeat counts as stale (the holder looks hung)."""
     return max(STALE_INTERVALS * interval, STALE_FLOOR_S)
 
 
@@ -120,13 +120,14 @@ async def gather_status(
             "fetched_at": _iso(newest.fetched_at),
             "age_s": _age(now, newest.fetched_at),
         }
+    stuck = settings.poller.stale_seconds  # the feed's STALE, as the TUI shows it
     if market_open:
         if last is None:
             problems.append("the market is open and no snapshot has been stored yet")
-        elif last["age_s"] > stale:
+        elif last["age_s"] > stuck:
             problems.append(
                 f"the market is open and the newest snapshot was fetched {last['age_s']:.0f} s "
-                f"ago (more than {stale:g} s)"
+                f"ago (more than {stuck:g} s, [poller] stale_after)"
             )
 
     health = await store.health.load()
@@ -169,7 +170,8 @@ async def gather_status(
         "now": _iso(now),
         "store": store.url,
         "poll_interval_s": interval,
-        "stale_after_s": stale,
+        "stale_after_s": stale,  # the lease heartbeat's
+        "feed_stale_after_s": stuck,
         "market_open": market_open,
         "lease": lease,
         "last_snapshot": last,

@@ -34,7 +34,7 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
-from optterm.market import NSE_HOLIDAYS_2026, OiInterval
+from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN, OiInterval
 
 __all__ = [
     "ANGELONE_BASE_URL",
@@ -175,6 +175,10 @@ class WatchItem(_Section):
         return exchange_symbol(value)
 
 
+# A feed is never called stale before this many poll intervals have passed without new data.
+STALE_INTERVALS = 3
+
+
 def _default_watch() -> list[WatchItem]:
     return [
         WatchItem(symbol=symbol, expiries=3, strikes=50)
@@ -195,6 +199,12 @@ class PollerSettings(_Section):
         default=15.0,
         ge=0.1,
         le=120,
+        json_schema_extra=meta("a number of seconds", unit="seconds"),
+    )
+    stale_after: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
         json_schema_extra=meta("a number of seconds", unit="seconds"),
     )
     watch: list[WatchItem] = Field(
@@ -218,6 +228,13 @@ class PollerSettings(_Section):
                 )
             first_index[item.symbol] = index
         return value
+
+    @property
+    def stale_seconds(self) -> float:
+        """Seconds without new data after which the feed is STALE (the header, `optterm
+        status`): `stale_after`, or three poll intervals when that is longer — a slow poll is
+        not a stuck feed."""
+        return max(self.stale_after, STALE_INTERVALS * self.interval)
 
 
 class SimulatorSettings(_Section):
@@ -428,13 +445,16 @@ class MarketSettings(_Section):
         json_schema_extra=meta("an IANA time zone name such as 'Asia/Kolkata'"),
     )
     open: time = Field(
-        default=time(9, 15), json_schema_extra=meta("a time of day written HH:MM, like 09:15")
+        default=DEFAULT_OPEN, json_schema_extra=meta("a time of day written HH:MM, like 09:15")
     )
+    # Options settle at the close: analytics and the simulator take every expiry time from here.
     close: time = Field(
-        default=time(15, 40), json_schema_extra=meta("a time of day written HH:MM, like 15:40")
+        default=DEFAULT_CLOSE, json_schema_extra=meta("a time of day written HH:MM, like 15:40")
     )
+    # Closures beyond the exchange's lists (shipped, refreshed from NSE with a live provider):
+    # added to them, never replacing them (providers/factory.py market_calendar).
     holidays: list[date] = Field(
-        default_factory=lambda: list(NSE_HOLIDAYS_2026),
+        default_factory=list,
         json_schema_extra=meta(
             "an array of dates like [2026-01-26, 2026-03-03]", item="a date like 2026-01-26"
         ),

@@ -28,10 +28,14 @@ class Engine:
     def subscribe(self) -> Subscription:
         return self.poller.subscribe()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll and deliver until `stop` is set; the tick in progress completes and due
-        notifications get up to DRAIN_S seconds to go out."""
-        tasks = [asyncio.create_task(self.poller.run(stop), name="poller")]
+    async def run(self, stop: asyncio.Event, *, quick: bool = False) -> None:
+        """Poll and deliver until `stop` is set. Sends in flight always finish (within their
+        timeout: cut short, a notification would end up "delivery unknown"). Then, by default,
+        the tick in progress completes and due notifications get up to DRAIN_S seconds to go
+        out. A `quick` stop (the TUI's quit) abandons a tick that is still fetching and leaves
+        due notifications in the outbox, where the next run (TUI or serve) sends them."""
+        poll = self.poller.run(stop, finish_tick=not quick)
+        tasks = [asyncio.create_task(poll, name="poller")]
         if self.dispatcher is not None:
             tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatcher"))
         try:
@@ -39,7 +43,7 @@ class Engine:
         finally:
             for t in tasks:
                 t.cancel()
-        if self.dispatcher is not None:
+        if self.dispatcher is not None and not quick:
             sent = await self.dispatcher.drain(DRAIN_S)
             if sent:
                 log.info("delivered %d notification(s) while stopping", sent)

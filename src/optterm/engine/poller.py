@@ -8,20 +8,29 @@ figures are computed from.
 One chain's failure is logged, counted and reported in the Tick; it never stops the other chains or
 the loop. Ticks never overlap: the next one is scheduled from the start of the previous, and a tick
 that overruns its interval delays the next rather than running beside it.
+
+A tick has two phases: fetching (network waits, up to `timeout`) and committing (store, analytics,
+alerts, publish; milliseconds). A stop never interrupts a commit. By default it lets the fetch
+finish too (serve: the tick in progress completes); `run(finish_tick=False)` (the TUI's quit)
+abandons a fetch in progress instead: nothing of that tick is stored or published, exactly as if
+the stop had come a moment earlier.
+
+Besides the watch list, the poller follows the symbol a front end shows (`show`): one that is not
+watched is polled with the watch list's depth for as long as it is shown, from a tick started at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
@@ -30,7 +39,7 @@ from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 
-__all__ = ["Poller", "SnapshotSink", "Watch"]
+__all__ = ["Poller", "SnapshotSink", "TickAbandoned", "Watch"]
 
 log = logging.getLogger("optterm.poller")
 
@@ -56,6 +65,10 @@ class Watch:
     symbol: str
     expiries: int  # how many of the nearest expiries
     strikes: int  # strikes stored and published each side of ATM (analytics see them all)
+
+
+class TickAbandoned(Exception):
+    """A stop came while the tick was fetching: nothing of it was stored or published."""
 
 
 class Poller:
@@ -87,6 +100,8 @@ class Poller:
         self.analytics_sink = analytics_sink
         self.alerts = alerts
         self.watch = tuple(watch)
+        self.shown: Watch | None = None  # a symbol shown by a front end, polled on demand
+        self._wake = asyncio.Event()  # `show` asks for a tick now
         self.interval = interval
         self.timeout = timeout
         self._clock = clock
@@ -100,6 +115,31 @@ class Poller:
 
     def subscribe(self) -> Subscription:
         return self._bus.subscribe()
+
+    @property
+    def watching(self) -> tuple[Watch, ...]:
+        """What the next tick fetches: the watch list, and the shown symbol if it is not in it."""
+        return self.watch if self.shown is None else (*self.watch, self.shown)
+
+    def show(self, symbol: str | None) -> None:
+        """The symbol a front end shows. One outside the watch list is polled from now on, as
+        deep as the deepest watched one (expiries, strikes), until another is shown (or None);
+        a tick starts at once so its chain appears without waiting out the interval. Call it on
+        the poller's loop."""
+        sym = (symbol or "").strip().upper()
+        shown = None
+        if sym and sym not in {w.symbol for w in self.watch}:
+            shown = Watch(
+                sym,
+                max((w.expiries for w in self.watch), default=1),
+                max((w.strikes for w in self.watch), default=20),
+            )
+        if shown == self.shown:
+            return
+        self.shown = shown
+        if shown is not None:
+            log.info("polling %s on demand while it is shown", sym)
+            self._wake.set()
 
     async def resolve(self) -> dict[str, Underlying]:
         """Check every watched symbol against the provider (raises UnknownSymbol early)."""
@@ -125,27 +165,23 @@ class Poller:
         """The poller's wall clock (tick times, the day its expiry lists belong to)."""
         return self._now()
 
-    async def tick_once(self, pause: Callable[[], float] | None = None) -> Tick:
+    async def tick_once(
+        self, pause: Callable[[], float] | None = None, *, stop: asyncio.Event | None = None
+    ) -> Tick:
         """One tick: fetch, store, analyse, alert, publish. `pause`, when given, is asked at the
-        end of the tick for the seconds to the next one, which the Tick carries (`next_in`)."""
+        end of the tick for the seconds to the next one, which the Tick carries (`next_in`).
+        `stop`, when given and set while fetching, abandons the tick (TickAbandoned)."""
         started = self._now()
         cpu0 = time.process_time()
         self.seq += 1
         failures: list[FetchFailure] = []
+        watching = self.watching
 
-        jobs: list[tuple[Watch, date]] = []
-        listed = await asyncio.gather(
-            *(self._expiries_for(w) for w in self.watch), return_exceptions=True
-        )
-        for w, expiries in zip(self.watch, listed, strict=True):
-            if isinstance(expiries, BaseException):
-                failures.append(self._failure(w.symbol, None, expiries))
-            else:
-                jobs.extend((w, e) for e in expiries[: w.expiries])
-
-        fetched = await asyncio.gather(
-            *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
-        )
+        fetch = self._fetch_all(watching, failures)
+        if stop is None:
+            jobs, fetched = await fetch
+        else:
+            jobs, fetched = await _unless_stopped(fetch, stop)
         whole: list[tuple[Watch, date, ChainSnapshot]] = []
         for (w, expiry), snap in zip(jobs, fetched, strict=True):
             if isinstance(snap, BaseException):
@@ -267,6 +303,24 @@ class Poller:
         self._bus.publish(tick)
         return tick
 
+    async def _fetch_all(
+        self, watching: Sequence[Watch], failures: list[FetchFailure]
+    ) -> tuple[list[tuple[Watch, date]], list[ChainSnapshot | BaseException]]:
+        """The fetch phase: each symbol's expiries, then every chain, concurrently."""
+        jobs: list[tuple[Watch, date]] = []
+        listed = await asyncio.gather(
+            *(self._expiries_for(w) for w in watching), return_exceptions=True
+        )
+        for w, expiries in zip(watching, listed, strict=True):
+            if isinstance(expiries, BaseException):
+                failures.append(self._failure(w.symbol, None, expiries))
+            else:
+                jobs.extend((w, e) for e in expiries[: w.expiries])
+        fetched = await asyncio.gather(
+            *(self._fetch(w, e) for w, e in jobs), return_exceptions=True
+        )
+        return jobs, fetched
+
     async def _store(
         self, got: list[tuple[Watch, date, ChainSnapshot]], failures: list[FetchFailure]
     ) -> list[bool]:
@@ -310,22 +364,34 @@ class Poller:
         return FetchFailure(symbol, expiry, kind, message)
 
     async def run(
-        self, stop: asyncio.Event, interval_fn: Callable[[], float] | None = None
+        self,
+        stop: asyncio.Event,
+        interval_fn: Callable[[], float] | None = None,
+        *,
+        finish_tick: bool = True,
     ) -> None:
-        """Tick until `stop` is set; the tick in progress always completes.
+        """Tick until `stop` is set. A tick being committed always completes; one still
+        fetching completes too, unless `finish_tick` is False: then it is abandoned.
 
         The pause between ticks is `interval`, or what `interval_fn` (else the `interval_fn`
         attribute) returns after each tick; a failing or non-positive answer falls back to
-        `interval`.
+        `interval`. `show` cuts the pause short.
         """
         next_at = self._clock()
         while not stop.is_set():
+            self._wake.clear()
             fn = interval_fn or self.interval_fn
             pause: float | None = None
             try:
                 # The pause is decided at the end of the tick and published with it, so front
                 # ends can show the cadence (and `serve` can pace its watchdog).
-                pause = (await self.tick_once(partial(self._next_interval, fn))).next_in
+                tick = await self.tick_once(
+                    partial(self._next_interval, fn), stop=None if finish_tick else stop
+                )
+                pause = tick.next_in
+            except TickAbandoned:
+                log.info("tick %d abandoned while fetching: stopping", self.seq)
+                return
             except Exception:  # a bug in one tick must not end the feed
                 log.exception("tick %d failed", self.seq)
             next_at += self._next_interval(fn) if pause is None else pause
@@ -333,8 +399,9 @@ class Poller:
             if delay <= 0:
                 next_at = self._clock()  # overran: start now, don't try to catch up
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await _until(delay, stop, self._wake)
+            if self._wake.is_set():
+                next_at = self._clock()  # a newly shown symbol: tick now
 
     def _next_interval(self, fn: Callable[[], float] | None) -> float:
         if fn is None:
@@ -350,3 +417,32 @@ class Poller:
 def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
     """The window of a chain that is stored and published."""
     return snap.window(strikes_each_side) if len(snap) else snap
+
+
+async def _until(seconds: float, *events: asyncio.Event) -> None:
+    """Wait `seconds`, or less if one of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
+_T = TypeVar("_T")
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, _T], stop: asyncio.Event) -> _T:
+    """`work`'s result, unless `stop` is set first: then `work` is cancelled (TickAbandoned)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise TickAbandoned
+    return task.result()

@@ -24,6 +24,14 @@ lease, no scheduler and nothing to follow: just the engine.
 What ΔOI and buildups are measured over (`[display] oi_interval`) is the runner's to change while
 it runs (`set_oi_interval`, on its loop): it applies to the engine or the follower of the current
 term and to every later one, and the chains on screen are sent again at once, redone.
+
+A `quick_stop` runner (the TUI, whose quit must be instant) abandons a tick that is still
+fetching, leaves due notifications in the outbox for the next run, and leaves the WAL to the
+checkpoint SQLite makes when the store closes; a commit in progress and a send in flight still
+finish, so nothing stored or sent is lost.
+
+While polling, the runner follows the symbol its front end shows (`show`): the poller polls one
+outside the watch list on demand.
 """
 
 from __future__ import annotations
@@ -120,7 +128,8 @@ class Runner:
     `now` is the wall clock of the poller, follower, scheduler and start-up purge; `sleep`
     replaces the scheduler's wait; `provider_factory` builds the providers (tests inject clocks
     through these). `cadence` overrides `paced_by_market`. `log` names the logger of the
-    lifecycle's lines (serve keeps its own: operators grep them)."""
+    lifecycle's lines (serve keeps its own: operators grep them). `quick_stop`: the TUI's
+    instant stop (module docstring)."""
 
     def __init__(
         self,
@@ -135,6 +144,7 @@ class Runner:
         cadence: bool | None = None,
         provider_factory: Callable[[Settings], Provider] | None = None,
         log: logging.Logger | None = None,
+        quick_stop: bool = False,
     ) -> None:
         self.settings = settings
         self.role = role
@@ -146,12 +156,22 @@ class Runner:
         self.cadence = paced_by_market(settings) if cadence is None else cadence
         self.provider_factory = provider_factory
         self.log = log or logging.getLogger("optterm.runner")
+        self.quick_stop = quick_stop
         self.store: Store | None = None
         self.engine: Engine | None = None  # while polling
         self.follower: Follower | None = None  # while following
         self.oi_interval: OiInterval = settings.display.interval
         self._poll_here = asyncio.Event()
         self._jobs: set[asyncio.Task[None]] = set()
+        self._shown: str | None = None
+
+    def show(self, symbol: str | None) -> None:
+        """The symbol the front end shows (call it on the runner's loop): while this process
+        polls, one outside the watch list is polled on demand (Poller.show). A follower reads
+        only what the daemon polls."""
+        self._shown = symbol
+        if self.engine is not None:
+            self.engine.poller.show(symbol)
 
     def poll_here(self) -> None:
         """Stop following and poll from this process (call it on the runner's loop, or before
@@ -242,6 +262,7 @@ class Runner:
                 lease = taken
             halt = asyncio.Event()
             ticks = engine.subscribe()  # before the first tick
+            engine.poller.show(self._shown)
             self.engine = engine
             self.listener.polling(engine)
             try:
@@ -254,7 +275,8 @@ class Runner:
                     None if lease is None else self._keep_lease(lease, halt),
                     None if scheduler is None else scheduler.run(halt),
                 )
-                if store is not None and lease is not None and lease.lost is None:
+                clean = lease is not None and lease.lost is None
+                if store is not None and clean and not self.quick_stop:
                     await store.checkpoint()
             finally:
                 self.engine = None
@@ -329,7 +351,7 @@ class Runner:
             poller.interval,
             "no store (history off)" if store is None else store.url,
         )
-        await engine.run(halt)
+        await engine.run(halt, quick=self.quick_stop)
         self.log.info("stopping after tick %d", poller.seq)
 
     async def _relay(self, ticks: Subscription, halt: asyncio.Event) -> None:

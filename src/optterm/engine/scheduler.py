@@ -15,6 +15,11 @@ the caller — a failed job is tried again after `[scheduler] retry_after`:
   `[store] retention_days` whole days. Daily summaries are kept.
 * `checkpoint`: outside market hours, at most every `checkpoint_every`, fold the SQLite WAL into
   the database and truncate it; `skipped` on other databases.
+* `holidays`: with a live provider configured, once per exchange-local day (at start if not yet
+  today), fetch NSE's trading-holiday list, check it and cache it (providers/nse/holidays.py);
+  the scheduler's calendar follows at once, the rest of the process from its next start. A
+  failure (NSE refusing, a payload that is not a holiday list) is recorded and logged as a
+  warning, the known lists stay, and NSE is not asked again before the next day.
 
 Every time is UTC-aware; days and hours are the exchange's, through the MarketCalendar.
 """
@@ -43,7 +48,7 @@ __all__ = ["JOB_NAMES", "JobRun", "Scheduler"]
 
 log = logging.getLogger("optterm.scheduler")
 
-JOB_NAMES: Final[tuple[str, ...]] = ("eod", "retention", "checkpoint")
+JOB_NAMES: Final[tuple[str, ...]] = ("eod", "retention", "checkpoint", "holidays")
 # run() wakes at least this often even with nothing due, so a wall-clock jump (suspend, NTP)
 # never leaves a job waiting for hours; and never spins faster than MIN_SLEEP_S.
 MAX_SLEEP_S: Final = 300.0
@@ -90,12 +95,25 @@ class Scheduler:
         self._checkpoint_at: datetime | None = None
         self._checkpoint_unsupported = False
         self._retry_at: dict[str, datetime] = {}  # a failed job waits until then
+        # Fetches and caches the exchange's holiday list (None: no live provider, no job).
+        self.refresh_holidays: Callable[[datetime], Awaitable[str]] | None = None
+        self._holidays_day: date | None = None  # exchange-local day of the last attempt
 
     @classmethod
     def from_settings(cls, store: Store, settings: Settings, **kwargs: Any) -> Scheduler:
         from optterm.providers.factory import market_calendar
+        from optterm.providers.nse.holidays import refresh, refreshes
 
-        return cls(store, settings, market_calendar(settings), **kwargs)
+        sch = cls(store, settings, market_calendar(settings), **kwargs)
+        if refreshes(settings):
+
+            async def holidays(now: datetime) -> str:
+                detail = await refresh(settings, now)
+                sch.calendar = market_calendar(settings)  # the refreshed list, from now on
+                return detail
+
+            sch.refresh_holidays = holidays
+        return sch
 
     # ------------------------------------------------------------------------------ cadence
 
@@ -169,6 +187,7 @@ class Scheduler:
             ("eod", self._eod_pending, self._eod),
             ("retention", self._retention_pending, self._retention),
             ("checkpoint", self._checkpoint_pending, self._checkpoint),
+            ("holidays", self._holidays_pending, self._holidays),
         )
         for name, pending, body in jobs:
             try:
@@ -209,6 +228,12 @@ class Scheduler:
                 last = self._checkpoint_at
                 at = now if last is None else last + self.checkpoint_every
                 due.append(max(at, self._retry_at.get("checkpoint", at)))
+        if self.refresh_holidays is not None:
+            if self._holidays_day != today:
+                due.append(now)
+            else:
+                midnight = datetime.combine(today + timedelta(days=1), dt_time(0))
+                due.append(midnight.replace(tzinfo=cal.tz).astimezone(UTC))
         return max(now, min(due))
 
     # ------------------------------------------------------------------------------ internals
@@ -224,6 +249,8 @@ class Scheduler:
                 self._retention_day = self.calendar.local_date(r.started_at)
             if (r := await self.store.jobs.last_run("checkpoint")) is not None:
                 self._checkpoint_at = r.started_at
+            if (r := await self.store.jobs.last_run("holidays")) is not None:
+                self._holidays_day = self.calendar.local_date(r.started_at)
             if getattr(self.store, "path", None) is None:
                 # No WAL here: say so once per database, not at every start.
                 skipped = await self.store.jobs.last_run("checkpoint", "skipped")
@@ -321,6 +348,25 @@ class Scheduler:
         await self.store.checkpoint()
         self._checkpoint_at = now
         return "ok", f"WAL checkpointed: {_size(before)} -> {_size(_wal_size(path))}"
+
+    # holidays ----------------------------------------------------------------------------------
+
+    def _holidays_pending(self, now: datetime) -> date | None:
+        if self.refresh_holidays is None:
+            return None
+        today = self.calendar.local_date(now)
+        return None if today == self._holidays_day else today
+
+    async def _holidays(self, now: datetime, today: date) -> _Outcome:
+        from optterm.providers.base import ProviderError
+
+        assert self.refresh_holidays is not None
+        self._holidays_day = today  # once a day, whatever the outcome: NSE is not pestered
+        try:
+            return "ok", await self.refresh_holidays(now)
+        except (ProviderError, ValueError) as exc:
+            log.warning("holiday list not refreshed from NSE, keeping the known lists: %s", exc)
+            return "failed", f"kept the known lists: {exc}"
 
 
 async def _until_either(sleep: Awaitable[object], stop: asyncio.Event) -> None:

@@ -3,7 +3,8 @@
 Screens never talk to the poller. The app applies each Tick here, then calls `on_state(state)` on
 the screen being shown (and a screen reads the state when it is first shown), so every screen
 re-renders at most once per tick. `now()` is the app's clock: screens measure data ages with it,
-never with `datetime.now()`, so tests and snapshots can freeze it. `calendar` is the exchange's
+never with `datetime.now()`, so tests and snapshots can freeze it; simulated data is aged on the
+simulator's own clock (`clock_for`). `calendar` is the exchange's
 (sessions, holidays, the local day), built once per market settings rather than per header refresh.
 
 The app's thread owns this object: the engine runs elsewhere and its news is applied here by the
@@ -15,12 +16,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
 from optterm.market import utc_now
-from optterm.model import AlertEvent, ProviderHealth, Signal
+from optterm.model import AlertEvent, Feed, ProviderHealth, Signal
 
 if TYPE_CHECKING:
     from optterm.config import MarketSettings, Settings
@@ -45,6 +46,9 @@ class EngineState:
     engine_error: str | None = None
     master: Any = None  # Angel One's InstrumentMaster, when that provider is configured
     attached: Any = None  # the Follower when attached to a daemon (engine/follower.py)
+    # Every symbol the polling provider serves (the symbol picker's list); empty while
+    # following a daemon, which polls only its own watchlist.
+    available_symbols: tuple[str, ...] = ()
     ticks: int = 0
     day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
@@ -97,6 +101,22 @@ class EngineState:
         if tick.health:
             self.health = tick.health
         self.failures = tick.failures
+
+    def sim_now(self) -> datetime | None:
+        """The simulator's clock now: its newest chain's data time plus the time since that
+        chain was fetched (None without simulated chains). A simulated session runs on its own
+        clock, days or hours away from the wall's."""
+        sims = [u.snapshot for u in self.chains.values() if u.snapshot.feed is Feed.SIMULATED]
+        if not sims:
+            return None
+        snap = max(sims, key=lambda s: s.fetched_at)
+        return snap.provider_ts + max(timedelta(0), self.now() - snap.fetched_at)
+
+    def clock_for(self, feed: Feed) -> datetime:
+        """What data of `feed` is aged against: the app clock, or for simulated data (stamped
+        with simulated times) the simulator's clock."""
+        sim = self.sim_now() if feed is Feed.SIMULATED else None
+        return sim if sim is not None else self.now()
 
     def expiries(self, symbol: str) -> list[date]:
         return sorted(e for s, e in self.chains if s == symbol)

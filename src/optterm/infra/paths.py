@@ -15,7 +15,14 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["APP_NAME", "config_file", "data_dir", "default_store_url", "log_dir"]
+__all__ = [
+    "APP_NAME",
+    "config_file",
+    "data_dir",
+    "default_store_url",
+    "log_dir",
+    "screenshot_dir",
+]
 
 APP_NAME = "optterm"
 
@@ -44,6 +51,13 @@ def cache_dir() -> Path:
 def log_dir() -> Path:
     """The user log directory (on Linux ``$XDG_STATE_HOME/optterm/log``; may not exist)."""
     return _dirs().user_log_path
+
+
+def screenshot_dir() -> Path:
+    """Where the TUI saves a screenshot: the user's Downloads folder when there is one, else
+    ``<data dir>/screenshots`` (servers and fresh accounts often have no Downloads)."""
+    downloads = _dirs().user_downloads_path
+    return downloads if downloads.is_dir() else data_dir() / "screenshots"
 
 
 def default_store_url() -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "event_unit",
     "event_value_text",
     "rule_state",
+    "toast_body",
     "value_text",
 ]
 
@@ -138,3 +139,10 @@ def channel_result_line(r: ChannelResult) -> str:
     if error.startswith(f"{r.label}: "):
         error = error[len(r.label) + 2 :]
     return f"{r.label}: FAILED: {error}"
+
+
+def toast_body(title: str, body: str) -> str:
+    """An alert's body as a toast shows it under its title: without the lines that only repeat
+    the title (a message body starts with it, for channels that show no title)."""
+    head = title.strip()
+    return "\n".join(line for line in body.splitlines() if line.strip() != head)

@@ -27,14 +27,18 @@ class ProviderUnavailable(Exception):
 
 
 def market_calendar(settings: Settings) -> MarketCalendar:
-    from optterm.market import MarketCalendar
+    """The exchange calendar of the settings. Its holidays: every NSE list optterm knows (the
+    shipped ones, each year replaced by the exchange's own once fetched) plus `[market]
+    holidays`, which adds closures and never removes any."""
+    from optterm.market import MarketCalendar, all_days
+    from optterm.providers.nse.holidays import known_lists
 
     m = settings.market
     return MarketCalendar(
         tz=m.tz,
         open=m.open,
         close=m.close,
-        holidays=frozenset(m.holidays),
+        holidays=all_days(known_lists()) | frozenset(m.holidays),
         weekly_symbols=frozenset(s.upper() for s in m.weekly_expiry_symbols),
         expiry_weekday=m.expiry_weekday_number,
     )

@@ -109,7 +109,11 @@ class FailoverProvider:
         return list(seen)
 
     async def underlying(self, symbol: str) -> Underlying:
-        return await self._call("underlying", lambda p: p.underlying(symbol))
+        # Which instrument a symbol names is a lookup of what the provider serves, not a request
+        # for market data: counting it would credit a provider that cannot be reached with a
+        # success per watched symbol (50 % for an unreachable one). Its failures still trip the
+        # breaker and are shown as the last error.
+        return await self._call("underlying", lambda p: p.underlying(symbol), counted=False)
 
     async def list_expiries(self, symbol: str) -> list[date]:
         return await self._call("list_expiries", lambda p: p.list_expiries(symbol))
@@ -148,7 +152,11 @@ class FailoverProvider:
 
     # -- the mechanism ----------------------------------------------------------------------------
 
-    async def _call(self, what: str, fn: Callable[[Provider], Awaitable[T]]) -> T:
+    async def _call(
+        self, what: str, fn: Callable[[Provider], Awaitable[T]], *, counted: bool = True
+    ) -> T:
+        """`fn` on the first provider that can answer. `counted`: the call is a request for
+        market data, counted in the provider's health (requests, successes, failures)."""
         reasons: list[str] = []
         unknown: list[UnknownSymbol] = []
         last_error: ProviderError | None = None
@@ -164,14 +172,14 @@ class FailoverProvider:
             attempts = 1 if later_open else 1 + self.policy.retries
             for attempt in range(attempts):
                 try:
-                    result = await self._attempt(provider, fn)
+                    result = await self._attempt(provider, fn, counted)
                 except UnknownSymbol as exc:
                     breaker.release()
                     unknown.append(exc)
                     break
                 except ProviderError as exc:
                     last_error = exc
-                    retry = self._on_failure(provider.name, breaker, exc)
+                    retry = self._on_failure(provider.name, breaker, exc, counted)
                     if not retry or attempt + 1 >= attempts:
                         reasons.append(f"{provider.name}: {exc.message}")
                         break
@@ -192,9 +200,12 @@ class FailoverProvider:
             raise last_error
         raise NoProviderAvailable(self.name, f"no provider could {what}: " + "; ".join(reasons))
 
-    async def _attempt(self, provider: Provider, fn: Callable[[Provider], Awaitable[T]]) -> T:
+    async def _attempt(
+        self, provider: Provider, fn: Callable[[Provider], Awaitable[T]], counted: bool
+    ) -> T:
         stats = self._stats(provider.name)
-        stats.requests += 1
+        if counted:
+            stats.requests += 1
         t0 = self._clock()
         timeout = self.timeouts.get(provider.name)
         try:
@@ -210,18 +221,22 @@ class FailoverProvider:
         except Exception as exc:  # a provider bug: count it, never let it escape untyped
             log.exception("%s raised an untyped error", provider.name)
             raise ServerError(provider.name, f"internal error: {exc!r}") from exc
-        ms = (self._clock() - t0) * 1000
-        stats.successes += 1
-        stats.latency_ms_sum += ms
-        stats.latency_ms_last = ms
+        if counted:
+            ms = (self._clock() - t0) * 1000
+            stats.successes += 1
+            stats.latency_ms_sum += ms
+            stats.latency_ms_last = ms
         self.breakers[provider.name].record_success()
         return result
 
-    def _on_failure(self, name: str, breaker: CircuitBreaker, exc: ProviderError) -> bool:
-        """Count the failure, trip as its kind demands; True if retrying the same provider
-        could help."""
+    def _on_failure(
+        self, name: str, breaker: CircuitBreaker, exc: ProviderError, counted: bool
+    ) -> bool:
+        """Count the failure (of a `counted` call), record it as the last error, trip as its
+        kind demands; True if retrying the same provider could help."""
         stats = self._stats(name)
-        stats.failures[exc.kind.value] = stats.failures.get(exc.kind.value, 0) + 1
+        if counted:
+            stats.failures[exc.kind.value] = stats.failures.get(exc.kind.value, 0) + 1
         stats.last_error = exc.message
         stats.last_error_at = self._now()
         if exc.kind is ErrorKind.RATE_LIMITED:

@@ -4,26 +4,29 @@ metrics, and side panes with the latest signals and alert events."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Direction, Feed
 from optterm.present.chain import metrics_lines
+from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
 from optterm.widgets.chain_columns import OI_UNITS, PANE_RANK, width_through
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.status_bar import StatusBar
 
-__all__ = ["DashboardScreen", "SymbolPicker"]
+__all__ = ["DashboardScreen", "SymbolPicker", "picker_rows"]
 
 WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
 WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
@@ -36,28 +39,86 @@ def _num(x: float, fmt: str) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
+def picker_rows(watched: Sequence[str], available: Sequence[str], typed: str) -> list[str]:
+    """The symbols a picker lists for what was typed: the watched ones first (in watch order),
+    then every other symbol the provider serves, alphabetically; with text typed, only those
+    containing it (case-insensitive), the ones starting with it first."""
+    ordered = list(dict.fromkeys([*watched, *sorted(set(available) - set(watched))]))
+    text = typed.strip().upper()
+    if not text:
+        return ordered
+    starts = [sym for sym in ordered if sym.startswith(text)]
+    return starts + [sym for sym in ordered if text in sym and sym not in starts]
+
+
 class SymbolPicker(ModalScreen[str | None]):
-    """Pick any watched symbol by name (type to filter, enter to choose, escape to cancel)."""
+    """Pick a symbol: any the data provider serves, not only the watched ones. Type to filter,
+    up/down to move, enter to open, escape to cancel. A symbol outside the watchlist is polled
+    on demand while the dashboard shows it."""
 
     DEFAULT_CSS = """
     SymbolPicker { align: center middle; }
-    SymbolPicker OptionList { width: 40; height: auto; max-height: 20; border: round $accent; }
+    SymbolPicker #picker { width: 46; height: auto; border: round $accent; background: $surface; }
+    SymbolPicker Input { margin: 0 0 1 0; }
+    SymbolPicker OptionList { height: auto; max-height: 16; border: none; }
+    SymbolPicker #picker-note { color: $text-muted; padding: 0 1; }
     """
-    BINDINGS: ClassVar = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("down", "move(1)", "Next", show=False),
+        Binding("up", "move(-1)", "Previous", show=False),
+    ]
 
-    def __init__(self, symbols: list[str], current: str) -> None:
+    def __init__(
+        self,
+        watched: Sequence[str],
+        current: str,
+        available: Sequence[str] = (),
+        note: str = "",
+    ) -> None:
         super().__init__()
-        self.symbols = symbols
+        self.watched = list(watched)
+        self.available = list(available)
         self.current = current
+        self.note = note
+        self.shown: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield OptionList(*(Option(s, id=s) for s in self.symbols), id="symbols")
+        with Vertical(id="picker"):
+            yield Input(placeholder="type to filter", id="filter")
+            yield OptionList(id="symbols")
+            yield Static(self.note, id="picker-note")
 
     def on_mount(self) -> None:
+        self._fill("")
+        if self.current in self.shown:
+            self.query_one(OptionList).highlighted = self.shown.index(self.current)
+        self.query_one(Input).focus()
+
+    def _fill(self, typed: str) -> None:
+        self.shown = picker_rows(self.watched, self.available, typed)
         options = self.query_one(OptionList)
-        if self.current in self.symbols:
-            options.highlighted = self.symbols.index(self.current)
-        options.focus()
+        options.set_options(
+            Option(
+                Text.assemble(sym, ("" if sym in self.watched else "  on demand", "dim")), id=sym
+            )
+            for sym in self.shown
+        )
+        options.highlighted = 0 if self.shown else None
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is not None and self.shown:
+            self.dismiss(self.shown[options.highlighted])
+
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if self.shown:
+            at = options.highlighted if options.highlighted is not None else -step
+            options.highlighted = max(0, min(len(self.shown) - 1, at + step))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
@@ -67,6 +128,14 @@ class SymbolPicker(ModalScreen[str | None]):
 
 
 class DashboardScreen(StateScreen):
+    class SymbolShown(Message):
+        """The dashboard now shows (or is opening) `symbol`: the engine polls it if it is not
+        watched, until another is shown."""
+
+        def __init__(self, symbol: str) -> None:
+            super().__init__()
+            self.symbol = symbol
+
     DEFAULT_CSS = """
     DashboardScreen #body { height: 1fr; }
     DashboardScreen #main { width: 1fr; }
@@ -102,6 +171,7 @@ class DashboardScreen(StateScreen):
         watch = {w.symbol: w.strikes for w in state.settings.poller.watch}
         self.window = min(watch.get(self.symbol, 20), 20)
         self._shown: tuple[str, object] | None = None
+        self.opening: str | None = None  # picked, not watched, its first chain not here yet
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -149,8 +219,18 @@ class DashboardScreen(StateScreen):
         self.expiry_index = max(0, min(self.expiry_index, len(expiries) - 1))
         return self.state.chain(self.symbol, expiries[self.expiry_index])
 
+    def selected_strike(self) -> float | None:
+        """The strike under the chain's cursor (what `h` charts), None before a chain is shown."""
+        if self.current() is None:
+            return None
+        return self.query_one(ChainTable).selected()[0]
+
     def render_state(self) -> None:
         state = self.state
+        if self.opening is not None and state.chain(self.opening) is not None:
+            # The picked symbol's first chain is here: show it (never another symbol's chain
+            # under its name meanwhile).
+            self.symbol, self.opening, self.expiry_index = self.opening, None, 0
         update = self.current()
         self.query_one(StatusBar).show(
             state, self.symbol, update.snapshot.expiry if update else None
@@ -198,18 +278,18 @@ class DashboardScreen(StateScreen):
                 table.move_cursor(row=row, animate=False)
 
     def _render_signals(self) -> None:
-        now = self.state.now()
         lines = []
         for sig in self.state.active_signals[:12]:
             bar = "█" * (sig.confidence // 10) + "░" * (10 - sig.confidence // 10)
-            age = (now - sig.first_seen).total_seconds() / 60
+            # On the data's clock: a simulated signal carries simulated session times.
+            age = age_text((self.state.clock_for(sig.feed) - sig.first_seen).total_seconds())
             lines.append(
                 Text.assemble(
                     (f"{sig.symbol} {sig.kind.value}", "bold"),
                     " · ",
                     (sig.direction.value, _DIRECTION_STYLE[sig.direction]),
                     f" {sig.confidence:>3} {bar}",
-                    f"  {', '.join(f'{k:g}' for k in sig.strikes)} · {age:.0f}m\n",
+                    f"  {', '.join(f'{k:g}' for k in sig.strikes)} · {age}\n",
                     (f"  {sig.summary}", "dim"),
                 )
             )
@@ -233,18 +313,36 @@ class DashboardScreen(StateScreen):
 
     def action_symbol(self, index: int) -> None:
         if index < len(self.state.symbols):
-            self.symbol = self.state.symbols[index]
-            self.expiry_index = 0
-            self._rerender()
+            self.show_symbol(self.state.symbols[index])
+
+    def show_symbol(self, symbol: str) -> None:
+        """Show `symbol`: at once if its chain is here, else once its first chain arrives (the
+        engine is told, and polls it on demand if it is not watched)."""
+        self.post_message(self.SymbolShown(symbol))
+        if self.state.chain(symbol) is None and symbol not in self.state.symbols:
+            self.opening = symbol
+            self.notify(f"Opening {symbol}: waiting for its first chain…", timeout=5)
+            return
+        self.opening = None
+        self.symbol = symbol
+        self.expiry_index = 0
+        self._rerender()
 
     def action_pick_symbol(self) -> None:
         def chosen(symbol: str | None) -> None:
             if symbol:
-                self.symbol = symbol
-                self.expiry_index = 0
-                self._rerender()
+                self.show_symbol(symbol)
 
-        self.app.push_screen(SymbolPicker(self.state.symbols, self.symbol), chosen)
+        state = self.state
+        note = (
+            "attached: the daemon polls only its watchlist"
+            if state.attached is not None
+            else "others are polled on demand while shown"
+            if state.available_symbols
+            else ""
+        )
+        available = () if state.attached is not None else state.available_symbols
+        self.app.push_screen(SymbolPicker(state.symbols, self.symbol, available, note), chosen)
 
     def action_expiry(self, step: int) -> None:
         self.expiry_index = max(0, self.expiry_index + step)

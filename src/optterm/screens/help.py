@@ -34,12 +34,13 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("p", "patterns"),
             ("r", "alerts (rules)"),
             ("v", "providers"),
-            ("h", "history"),
+            ("h", "history (of the strike under the chain's cursor)"),
             ("?", "help"),
             ("t", "toggle light/dark theme"),
             ("ctrl+p", "command palette"),
             ("escape", "back / close"),
             ("o", "poll from this terminal (attached, when the daemon is gone)"),
+            ("z", "dismiss notifications (toasts)"),
             ("q", "quit"),
         ],
     ),
@@ -47,7 +48,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
         "Dashboard",
         [
             ("1–9", "switch symbol"),
-            ("/", "symbol picker"),
+            ("/", "symbol picker: type to filter; any symbol the provider serves"),
             ("] / [", "next / previous expiry"),
             ("g", "toggle Greeks (beside Bid/Ask where the width allows)"),
             ("u", "OI, ΔOI and volume in lots / lakh shares"),
@@ -100,6 +101,14 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("u", "lots / lakh shares"),
             ("escape", "back to the dashboard"),
+        ],
+    ),
+    (
+        "Symbol picker",
+        [
+            ("up / down", "previous / next symbol (type to filter)"),
+            ("enter", "open it (one outside the watchlist is polled while shown)"),
+            ("escape", "cancel"),
         ],
     ),
     (

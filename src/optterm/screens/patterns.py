@@ -16,7 +16,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -273,12 +273,8 @@ class PatternsScreen(StateScreen):
     # -- data -----------------------------------------------------------------------------------
 
     def sim_now(self) -> datetime | None:
-        """The simulator's clock now: its newest chain's data time plus the time since fetch."""
-        sims = [u.snapshot for u in self.state.chains.values() if u.snapshot.feed is Feed.SIMULATED]
-        if not sims:
-            return None
-        snap = max(sims, key=lambda s: s.fetched_at)
-        return snap.provider_ts + max(timedelta(0), self.state.now() - snap.fetched_at)
+        """The simulator's clock now (the engine state keeps the one definition)."""
+        return self.state.sim_now()
 
     def clock_for(self, sig: Signal, now: datetime, sim_now: datetime | None) -> datetime:
         return sim_now if sig.feed is Feed.SIMULATED and sim_now is not None else now

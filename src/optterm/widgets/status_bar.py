@@ -28,8 +28,8 @@ _FEED_STYLE = {
 
 
 def stale_after(state: EngineState) -> float:
-    """Seconds without new data after which the feed counts as stale."""
-    return max(3 * state.settings.poller.interval, 60.0)
+    """Seconds without new data after which the feed counts as stale (`[poller] stale_after`)."""
+    return state.settings.poller.stale_seconds
 
 
 Part = tuple[int, Text | tuple[str, str] | str]

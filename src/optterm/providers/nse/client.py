@@ -261,6 +261,14 @@ class NseProvider(TableProvider):
                 expiries = await self._list_expiries(sym)
                 return (await self._fetch_chain(sym, expiries[0])).spot
 
+    async def trading_holidays(self) -> Any:
+        """NSE's trading-holiday master as the website serves it (GET /api/holiday-master
+        ?type=trading: one list per segment); providers/nse/holidays.py checks and reads it."""
+        with self._guard():
+            return await self._get_json(
+                _Request("/api/holiday-master", {"type": "trading"}, all_expiries=False)
+            )
+
     async def close(self) -> None:
         if self._closed:
             return
