@@ -1,4 +1,10 @@
-"""The header line every screen carries: what is shown, where it came from and how old it is."""
+"""The header every screen carries: what is shown, where it came from and how old it is.
+
+Two lines. The first is the chain's own: symbol, expiry, spot and its change on the day (from
+the previous close the provider gives, so a terminal started at 10:10 shows the day's move, not
++0.00), the feed, provider, data time and age, the market's state and any warning. The second is
+what surrounds it (present/header.py): which listed expiry and how far off, the month's future
+and its basis, India VIX, each with its own source and age, "n/a" where the provider has none."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.present.chain import data_age
+from optterm.present.header import Figure, change_figure, header_figures
 
 __all__ = ["StatusBar", "status_text"]
 
@@ -29,8 +36,8 @@ def stale_after(state: EngineState) -> float:
 def status_text(
     state: EngineState, symbol: str | None = None, expiry: date | None = None
 ) -> tuple[Text, bool]:
-    """(the header line, whether the data is stale). Plain Text: provider names and errors are
-    never parsed as markup."""
+    """(the two header lines, whether the data is stale). Plain Text: provider names and errors
+    are never parsed as markup."""
     now = state.now()
     if state.engine_error:
         return Text(f" ENGINE STOPPED: {state.engine_error} ", style="bold white on red"), True
@@ -47,17 +54,13 @@ def status_text(
     snap = update.snapshot
     age = data_age(snap, now)
     stale = (open_now and age > stale_after(state)) or _stalled(state, snap, now)
-    first = state.day_open_spot.get(symbol)
-    change = Text("")
-    if first:
-        diff = snap.spot - first
-        change = Text(f" {diff:+,.2f} ({diff / first:+.2%})", style="green" if diff >= 0 else "red")
     when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S")
     parts: list[Text | tuple[str, str] | str] = [
         (f" {snap.symbol} ", "bold"),
         f"{snap.expiry:%d-%b} ",
         (f"{snap.spot:,.2f}", "bold"),
-        change,
+        " ",
+        _styled(change_figure(snap)),
         "  ",
         (f" {snap.feed.value} ", _FEED_STYLE[snap.feed]),
         f" via {snap.provider} · data {when} IST · age {age:.0f}s  ",
@@ -74,7 +77,15 @@ def status_text(
             why = f": {h.last_error}" if h.last_error else ""
             parts.append((f"  {h.provider} {h.breaker}{why[:60]}", "bold red"))
     parts.append(master)
-    return Text.assemble(*parts), stale
+    context = Text(" · ").join(_styled(f) for f in header_figures(snap, now))
+    # Each line is cut at the edge, never wrapped: a wrapped first line would push the second
+    # out of the header's two rows.
+    return Text.assemble(*parts, "\n ", context, no_wrap=True, overflow="ellipsis"), stale
+
+
+def _styled(figure: Figure) -> Text:
+    style = {1: "green", -1: "red"}.get(figure.sign, "")
+    return Text(figure.text, style=style)
 
 
 def _attached_line(state: EngineState) -> Text:
@@ -111,11 +122,11 @@ def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
 
 
 class StatusBar(Widget):
-    """One line, repainted in place: its size never changes, so an update (every tick, and
-    every second for the ages) costs a repaint of this line, never a layout of the screen."""
+    """Two lines, repainted in place: its size never changes, so an update (every tick, and
+    every second for the ages) costs a repaint of these lines, never a layout of the screen."""
 
     DEFAULT_CSS = """
-    StatusBar { height: 1; width: 1fr; background: $boost; }
+    StatusBar { height: 2; width: 1fr; background: $boost; }
     StatusBar.stale { background: $error 30%; }
     """
 

@@ -262,7 +262,7 @@ class SymbolPath:
     def close_before(self, session: int) -> Close:
         """The close of the session before session index `session` (0 = the start's). Before
         the start there is no simulated path: that close is the start's spot with its opening
-        gap taken back, on the previous trading day."""
+        gap taken back, and an IV level of its own, on the previous trading day."""
         close = self._closes.get(session)
         if close is not None:
             return close
@@ -277,9 +277,13 @@ class SymbolPath:
         self.ensure(0)
         cal = self.clock.calendar
         before = cal.previous_trading_day(self.clock.session_date(0))
+        # The IV level wanders around its base by ~4 % (the path's stationary spread): the
+        # evening before the start had its own.
+        z_iv = _rng(self.seed, self.plan.symbol, _TAG_GAP, 0, 1).standard_normal()
+        scen = self.scenario.iv_scale(0.0, self._episodes[0])
         close = Close(
             self.plan.spot0 * math.exp(-self._gap(0)),
-            self.plan.atm_iv * self.scenario.iv_scale(0.0, self._episodes[0]),
+            self.plan.atm_iv * math.exp(0.04 * float(z_iv)) * scen,
             cal.session_bounds(before)[1].timestamp(),
         )
         self._closes[0] = close
