@@ -20,14 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
-import numpy as np
-
 from optterm.market import NSE_INDICES, MarketCalendar
 from optterm.model import ChainSnapshot, Feed, Quote, Underlying
 from optterm.providers.base import BadPayload
 from optterm.providers.common import TableProvider
 from optterm.providers.simulator.clock import SessionClock, default_start
-from optterm.providers.simulator.pricing import tick_round
+from optterm.providers.simulator.pricing import TICK
 from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
 from optterm.providers.simulator.state import (
     CARRY,
@@ -105,6 +103,7 @@ class SimulatorProvider(TableProvider):
         super().__init__(NSE_INDICES if underlyings is None else underlyings)
         self._paths: dict[str, SymbolPath] = {}
         self._chains: dict[tuple[str, date], ChainState] = {}
+        self._future_expiries: dict[tuple[int, int, int], date | None] = {}
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -230,20 +229,19 @@ class SimulatorProvider(TableProvider):
         """The future expiring in the option expiry's month, priced at fair value (spot carried
         to its expiry at the simulator's carry rate), as the exchange lists them: the nearest
         FUTURES_LISTED months only."""
-        today = self._session.session_date(self._session.session_index(step * self.step_seconds))
-        month_ends = self._monthly_expiries(today)
-        month = (expiry.year, expiry.month)
-        due = next((d for d in month_ends if (d.year, d.month) == month), None)
+        path = self._path(sym)
+        session = path.session_of(step)
+        due = self._future_expiry(session, expiry)
         if due is None:
             return None
-        path = self._path(sym)
-        close_epoch = self.calendar.session_bounds(due)[1].timestamp()
+        close_epoch = self._session.close_epoch(due)
         now_epoch = self._session.epoch(step * self.step_seconds)
-        close = path.close_before(path.session_of(step))
+        close = path.close_before(session)
 
         def fair(spot: float, at_epoch: float) -> float:
             t = max(close_epoch - at_epoch, 0.0) / YEAR_SECONDS
-            return float(tick_round(np.array(spot * math.exp(CARRY * t)))[()])
+            # On the 0.05 tick like every simulated price (round half to even, as np.rint).
+            return round(round(spot * math.exp(CARRY * t) / TICK) * TICK, 2)
 
         return Quote(
             value=fair(path.spot_at(step), now_epoch),
@@ -251,6 +249,17 @@ class SimulatorProvider(TableProvider):
             source=f"{self.name} {sym} {due:%b} future",
             ts=self.step_time(step),
         )
+
+    def _future_expiry(self, session: int, expiry: date) -> date | None:
+        """The expiry of the listed future in `expiry`'s month, on the day of `session`."""
+        key = (session, expiry.year, expiry.month)
+        if key not in self._future_expiries:
+            today = self._session.session_date(session)
+            month = (expiry.year, expiry.month)
+            listed = self._monthly_expiries(today)
+            due = next((d for d in listed if (d.year, d.month) == month), None)
+            self._future_expiries[key] = due
+        return self._future_expiries[key]
 
     def _monthly_expiries(self, today: date) -> list[date]:
         """This month's and the next months' monthly expiries still live on `today`."""
