@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics, Quote
+from optterm.present.header import change_figure, header_figures
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
@@ -267,8 +268,6 @@ def chain_table(
 ):  # -> rich.table.Table
     from rich.table import Table
     from rich.text import Text
-
-    from optterm.present.header import change_figure, header_figures
 
     now = now or datetime.now(UTC)
     age = data_age(snap, now)
