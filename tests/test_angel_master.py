@@ -184,6 +184,51 @@ def test_index_tokens_fall_back_to_the_builtin_table():
     assert idx.index("SENSEX") is None
 
 
+def test_futures_by_the_month_of_an_option_expiry():
+    template = next(
+        r
+        for r in fixture_rows("smartapi_scripmaster_sample_mixed_rows_2026.json")
+        if r["instrumenttype"] == "FUTSTK"
+    )
+    nifty = [
+        {**template, "token": tok, "symbol": f"NIFTY{code[:5]}{code[-2:]}FUT", "name": "NIFTY",
+         "expiry": code, "instrumenttype": "FUTIDX", "exch_seg": "NFO"}
+        for tok, code in (("91001", "28JUL2026"), ("91002", "25AUG2026"))
+    ]  # fmt: skip
+    idx = MasterIndex.from_rows([*master_rows(), *nifty])
+    # The recorded FUTSTK row, as the master lists it.
+    ashok = idx.future("ASHOKLEY", date(2026, 10, 27))
+    assert ashok is not None and (ashok.token, ashok.tradingsymbol) == (
+        "48731",
+        "ASHOKLEY27OCT26FUT",
+    )
+    assert ashok.expiry == date(2026, 10, 27) and ashok.exchange == "NFO"
+    # A weekly and the monthly of July share July's future; August's its own; none for December.
+    for weekly in (date(2026, 7, 21), date(2026, 7, 28)):
+        assert getattr(idx.future("NIFTY", weekly), "tradingsymbol", None) == "NIFTY28JUL26FUT"
+    assert getattr(idx.future("nifty", date(2026, 8, 4)), "token", None) == "91002"
+    assert idx.future("NIFTY", date(2026, 12, 31)) is None
+    # `names` keeps only the futures of the underlyings asked for, like the options.
+    assert (
+        MasterIndex.from_rows([*master_rows(), *nifty], ["BANKNIFTY"]).future(
+            "NIFTY", date(2026, 7, 28)
+        )
+        is None
+    )
+
+
+def test_india_vix_has_a_spot_instrument():
+    rows = fixture_rows("smartapi_scripmaster_index_AMXIDX_rows_2026.json")
+    vix = MasterIndex.from_rows(rows).index("INDIA VIX")
+    assert vix is not None and (vix.token, vix.exchange, vix.source) == (
+        "99926017",
+        "NSE",
+        "master",
+    )
+    builtin = MasterIndex.from_rows([]).index("India VIX")
+    assert builtin is not None and builtin.token == "99926017" and builtin.source == "builtin"
+
+
 def test_lookups_on_live_expiries():
     idx = MasterIndex.from_rows(master_rows())
     today = NOW.date()

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from optterm.infra.secrets import AngelCredentials, SecretStore, SessionTokens, make_totp
 from optterm.market import IST
-from optterm.model import ChainSnapshot, Feed, Segment
+from optterm.model import ChainSnapshot, Feed, Quote, Segment
 from optterm.providers.angelone.client import (
     GREEKS_PATH,
     LOGIN_PATH,
@@ -63,6 +63,7 @@ from tests.test_angel_master import (
     NIFTY_STRIKES,
     NOW,
     FakeTime,
+    fixture_rows,
     master_rows,
     rows_by_token,
 )
@@ -74,6 +75,7 @@ MPIN = "mpin-S3CR3T-4821"
 TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY"
 CREDS = AngelCredentials(api_key=API_KEY, client_code=CLIENT, mpin=MPIN, totp_secret=TOTP_SECRET)
 SPOT = 25012.35
+PREV_CLOSE = 24890.15  # the index's `close` in getLtpData: the previous session's
 EXPIRY = datetime(2026, 7, 28).date()
 
 
@@ -143,6 +145,8 @@ class Angel:
         self.replay = replay
         self.rows = master_rows() if rows is None else rows
         self.by_token = rows_by_token(self.rows)
+        # Quote items of instruments that are not options (futures, India VIX), by token.
+        self.instruments: dict[str, dict[str, Any]] = {}
         self.logins = 0
         self.refreshes = 0
         self._queued: dict[str, list[Reply | Callable[[Request], Reply]]] = {}
@@ -231,10 +235,13 @@ class Angel:
             tradingsymbol=asked["tradingsymbol"],
             symboltoken=asked["symboltoken"],
             ltp=SPOT,
+            close=PREV_CLOSE,
         )
         return Reply.json(body)
 
     def quote_item(self, token: str) -> dict[str, Any]:
+        if token in self.instruments:
+            return copy.deepcopy(self.instruments[token])
         row = self.by_token[token]
         strike = float(row["strike"]) / 100
         side = row["symbol"][-2:]
@@ -248,6 +255,7 @@ class Angel:
             opnInterest=int(leg_oi(strike, side)),
             tradeVolume=int(leg_volume(strike, side)),
             netChange=1.5,  # a price change: must not end up as an OI change
+            close=round(ltp - 1.5, 2),  # what netChange is measured from
             exchFeedTime="20-Jul-2026 10:00:05",
             exchTradeTime="20-Jul-2026 09:59:58",
         )
@@ -263,10 +271,9 @@ class Angel:
     def quote_body(self, req: Request) -> dict[str, Any]:
         asked = req.json()["exchangeTokens"]
         body = recorded_body("market-quote_FULL_SBIN-EQ")
-        fetched = [
-            self.quote_item(t) for toks in asked.values() for t in toks if t in self.by_token
-        ]
-        unfetched = [t for toks in asked.values() for t in toks if t not in self.by_token]
+        known = self.by_token.keys() | self.instruments.keys()
+        fetched = [self.quote_item(t) for toks in asked.values() for t in toks if t in known]
+        unfetched = [t for toks in asked.values() for t in toks if t not in known]
         body["data"] = {"fetched": fetched, "unfetched": unfetched}
         return body
 
@@ -329,6 +336,8 @@ async def make(replay: ReplayServer, tmp_path: Path, t: FakeTime):
         )
         kw.setdefault("token_store", MemoryTokenStore())
         kw.setdefault("credentials", CREDS)
+        # India VIX has its own tests (below); the others count the chain's requests only.
+        kw.setdefault("vix", False)
         provider = AngelOneProvider(
             master=master,
             base_url=kw.pop("base_url", replay.url),
@@ -1046,3 +1055,105 @@ def test_mutated_market_answers_only_raise_provider_errors(replay, tmp_path, pla
         assert chain.strikes.dtype == np.float64
 
     run_hostile(replay, tmp_path, scenario)
+
+
+# -- around the chain: previous closes, book quantities, futures, India VIX ---------------------
+
+
+def instrument_item(
+    row: dict[str, Any], ltp: float, close: float, feed_time: str
+) -> dict[str, Any]:
+    """A quote FULL item for a master row that is not an option, from the recorded item."""
+    item = copy.deepcopy(QUOTE_ITEM)
+    item.update(
+        exchange=row["exch_seg"], tradingSymbol=row["symbol"], symbolToken=row["token"],
+        ltp=ltp, close=close, netChange=round(ltp - close, 2), exchFeedTime=feed_time,
+    )  # fmt: skip
+    return item
+
+
+def future_row(code: str, token: str) -> dict[str, Any]:
+    """A NIFTY FUTIDX row shaped like the recorded FUTSTK rows (strike -1, ×100 tick)."""
+    template = next(
+        r
+        for r in fixture_rows("smartapi_scripmaster_sample_mixed_rows_2026.json")
+        if r["instrumenttype"] == "FUTSTK"
+    )
+    row = dict(template)
+    row.update(
+        token=token, symbol=f"NIFTY{code[:5]}{code[-2:]}FUT", name="NIFTY", expiry=code,
+        lotsize="65", instrumenttype="FUTIDX", exch_seg="NFO",
+    )  # fmt: skip
+    return row
+
+
+async def test_previous_closes_book_quantities_and_listed_expiries(make, angel: Angel):
+    p = make()
+    chain = await p.fetch_chain("NIFTY", EXPIRY)
+    assert chain.prev_close == PREV_CLOSE and chain.change == pytest.approx(SPOT - PREV_CLOSE)
+    strikes = expected_window()
+    empty = int(np.where(strikes == EMPTY_DEPTH_STRIKE)[0][0])
+    for side, legs in (("CE", chain.ce), ("PE", chain.pe)):
+        np.testing.assert_allclose(legs.prev_close, [leg_ltp(k, side) - 1.5 for k in strikes])
+        bid_qty, ask_qty = np.full(len(strikes), 650.0), np.full(len(strikes), 325.0)
+        if side == "CE":  # the all-zero depth: no quantity, like no price
+            bid_qty[empty] = ask_qty[empty] = np.nan
+        np.testing.assert_array_equal(legs.bid_qty, bid_qty)
+        np.testing.assert_array_equal(legs.ask_qty, ask_qty)
+    # The master lists 21-Jul, 28-Jul, 04-Aug and 31-Dec as live on 20-Jul: the second.
+    assert chain.expiry_rank == (2, 4)
+    assert chain.futures is None  # the master has no NIFTY futures rows: not given
+    assert chain.vix is None  # not asked (vix=False)
+
+
+async def test_the_expiry_month_future_rides_in_the_quote_batches(make, replay: ReplayServer):
+    rows = [*master_rows(), future_row("28JUL2026", "91001"), future_row("25AUG2026", "91002")]
+    angel = Angel(replay, rows)
+    angel.instruments["91001"] = instrument_item(rows[-2], 25080.4, 24951.0, "20-Jul-2026 10:00:09")
+    angel.instruments["91002"] = instrument_item(rows[-1], 25190.0, 25070.5, "20-Jul-2026 10:00:03")
+    p = make()
+    weekly = await p.fetch_chain("NIFTY", datetime(2026, 7, 21).date())
+    monthly = await p.fetch_chain("NIFTY", EXPIRY)
+    august = await p.fetch_chain("NIFTY", datetime(2026, 8, 4).date())
+    # One quote call more than the options need? None: 82 option tokens and the future fit in
+    # the same two batches.
+    assert angel.rest().count("quote") == 6
+    for chain in (weekly, monthly):
+        assert chain.futures == Quote(
+            25080.4,
+            24951.0,
+            "angelone NIFTY28JUL26FUT",
+            datetime(2026, 7, 20, 10, 0, 9, tzinfo=IST),
+        )
+        # The future's later feed time does not move the chain's own timestamp.
+        assert chain.provider_ts == datetime(2026, 7, 20, 10, 0, 7, tzinfo=IST)
+    assert august.futures is not None and august.futures.source == "angelone NIFTY25AUG26FUT"
+    assert august.futures.value - august.spot == pytest.approx(25190.0 - SPOT)
+
+
+async def test_india_vix_is_one_shared_quote_and_never_costs_a_chain(
+    make, angel: Angel, t: FakeTime
+):
+    vix_row = next(r for r in master_rows() if r["token"] == "99926017")
+    angel.instruments["99926017"] = instrument_item(vix_row, 11.4, 11.05, "20-Jul-2026 10:00:06")
+    p = make(vix=True, vix_ttl=10.0, vix_retry=300.0)
+    first = await p.fetch_chain("NIFTY", EXPIRY)
+    assert angel.rest() == ["login", "getLtpData", "quote", "quote", "optionGreek", "quote"]
+    vix_body = angel.requests(QUOTE_PATH)[-1].json()
+    assert vix_body == {"mode": "FULL", "exchangeTokens": {"NSE": ["99926017"]}}
+    assert first.vix == Quote(
+        11.4, 11.05, "angelone India VIX", datetime(2026, 7, 20, 10, 0, 6, tzinfo=IST)
+    )
+    t.advance(5)  # within vix_ttl: every chain shares the one quote
+    second = await p.fetch_chain("NIFTY", datetime(2026, 7, 21).date())
+    assert second.vix == first.vix and angel.rest().count("quote") == 5
+
+    t.advance(10)
+    # The options' two quote calls are answered; the VIX quote fails.
+    angel.queue(QUOTE_PATH, angel._quote, angel._quote, Reply.text("Bad Gateway", 502))
+    third = await p.fetch_chain("NIFTY", EXPIRY)
+    assert third.vix is None
+    assert_chain_matches_market(third)
+    t.advance(60)  # failed: not asked again before vix_retry
+    await p.fetch_chain("NIFTY", EXPIRY)
+    assert angel.rest().count("quote") == 10

@@ -150,7 +150,7 @@ async def test_rows_are_the_window_around_atm_with_styles_and_blanks() -> None:
 async def test_without_analytics_greeks_are_blank_and_iv_is_the_providers() -> None:
     snap, _ = chain(STEP_A)
     app = ChainApp(window=5, greeks=True)
-    async with app.run_test(size=(240, 20)) as pilot:
+    async with app.run_test(size=(300, 20)) as pilot:  # room for every Greek
         table = app.query_one(ChainTable)
         table.set_chain(snap)
         await pilot.pause()
@@ -175,15 +175,17 @@ async def test_greeks_sit_beside_bid_ask_when_there_is_room() -> None:
         assert "CE Bid" in labels
         assert "PE Ask" in labels
         assert "CE Δ" not in labels
-        assert len(labels) == 21  # bar OI ΔOI ΔOI% BU Vol IV LTP Bid Ask, twice, and the strike
+        # bar OI ΔOI ΔOI% BU Vol IV LTP LTP-Chg Bid Ask Bid-qty Ask-qty, twice, and the strike
+        assert len(labels) == 27
         header = table.render_line(1).text
         assert "Bid" in header
         assert "Vega" not in header
 
         table.greeks = True
+        await pilot.resize_terminal(260, 30)  # Γ, the last Greek, shows from 252
         await pilot.pause()
         labels = table.column_labels
-        assert len(labels) == 29
+        assert len(labels) == 31  # the quantities (rank 14) make room for the four Greeks
         assert table.greeks_shown == 4
         for name in ("Δ", "Γ", "Θ", "Vega", "Bid", "Ask", "OI lots", "ΔOI lots"):
             assert f"CE {name}" in labels
@@ -205,7 +207,7 @@ async def test_greeks_sit_beside_bid_ask_when_there_is_room() -> None:
         assert cell(table, atm, Side.PE, "gamma").strip() == f"{enr.pe.gamma[i]:.4f}"
 
         # Narrower: the Greeks go first (Γ, then Vega, then Θ, then Δ), never OI.
-        await pilot.resize_terminal(200, 30)
+        await pilot.resize_terminal(220, 30)  # Δ from 208, Θ from 224
         await pilot.pause()
         assert 0 < table.greeks_shown < 4
         assert "CE Δ" in table.column_labels and "CE Γ" not in table.column_labels
@@ -267,10 +269,7 @@ async def test_cursor_keeps_its_strike_and_scroll_when_the_window_follows_spot()
 def _with_volume(snap: ChainSnapshot, index: int, delta: float) -> ChainSnapshot:
     volume = snap.ce.volume.copy()
     volume[index] += delta
-    ce = Legs(
-        snap.ce.oi, snap.ce.oi_change, volume, snap.ce.ltp, snap.ce.bid, snap.ce.ask, snap.ce.iv
-    )
-    return dataclasses.replace(snap, ce=ce)
+    return dataclasses.replace(snap, ce=dataclasses.replace(snap.ce, volume=volume))
 
 
 async def test_only_changed_rows_are_re_rendered() -> None:

@@ -282,6 +282,52 @@ def test_any_columns_round_trip_within_the_guarantee(cols: dict[str, list[float]
             assert v == out[i] or (np.isnan(v) and np.isnan(out[i]))
 
 
-def test_leg_field_order_matches_the_codec_columns() -> None:
-    assert COLUMNS[1:8] == tuple(f"ce_{f}" for f in LEG_FIELDS)
-    assert COLUMNS[8:] == tuple(f"pe_{f}" for f in LEG_FIELDS)
+def test_column_ids_are_frozen_and_cover_every_leg_field() -> None:
+    # Ids are the format: the first fifteen are what every stored blob since version 1 uses,
+    # and new columns only ever come after them.
+    original = ("oi", "oi_change", "volume", "ltp", "bid", "ask", "iv")
+    added = ("prev_close", "bid_qty", "ask_qty")
+    assert COLUMNS[:15] == (
+        "strike",
+        *(f"ce_{f}" for f in original),
+        *(f"pe_{f}" for f in original),
+    )
+    assert COLUMNS[15:] == (*(f"ce_{f}" for f in added), *(f"pe_{f}" for f in added))
+    assert original + added == LEG_FIELDS
+
+
+def test_a_blob_without_the_new_columns_decodes_them_as_nan() -> None:
+    # What every snapshot stored before prev_close and the quantities existed looks like.
+    snap = realistic_chain(20)
+    cols: dict[str, np.ndarray] = {"strike": snap.strikes}
+    for side, legs in (("ce", snap.ce), ("pe", snap.pe)):
+        for f in LEG_FIELDS[:7]:
+            cols[f"{side}_{f}"] = legs.column(f)
+    strikes, ce, pe = decode_chain(encode_columns(cols))
+    assert np.array_equal(strikes, snap.strikes)
+    for legs, want in ((ce, snap.ce), (pe, snap.pe)):
+        for f in LEG_FIELDS[:7]:
+            assert np.array_equal(legs.column(f), want.column(f), equal_nan=True)
+        for f in LEG_FIELDS[7:]:
+            assert legs.column(f).shape == (20,) and np.isnan(legs.column(f)).all()
+
+
+def test_prev_close_and_quantities_round_trip() -> None:
+    snap = realistic_chain(30, seed=5)
+    rng = np.random.default_rng(9)
+
+    def with_extras(legs: Legs) -> Legs:
+        prev = np.round(legs.ltp * rng.uniform(0.7, 1.3, 30) * 20) / 20
+        prev[4] = np.nan
+        qty = 65.0 * rng.integers(1, 40, 30)
+        qty[np.isnan(legs.bid)] = np.nan
+        cols = {n: legs.column(n) for n in LEG_FIELDS[:7]}
+        return Legs(**cols, prev_close=prev, bid_qty=qty, ask_qty=qty * 2)
+
+    full = ChainSnapshot(
+        snap.symbol, snap.expiry, snap.provider, snap.feed, TS, TS, snap.spot, 65, snap.strikes,
+        with_extras(snap.ce), with_extras(snap.pe),
+    )  # fmt: skip
+    _, ce, pe = decode_chain(encode_chain(full))
+    assert ce.equals(full.ce) and pe.equals(full.pe)
+    assert np.isnan(ce.prev_close[4]) and ce.prev_close[5] == full.ce.prev_close[5]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import socket
 import stat
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from optterm.model import Feed, Segment, Underlying
+from optterm.model import Feed, Quote, Segment, Underlying
 from optterm.providers.base import (
     AuthError,
     BadPayload,
@@ -46,6 +47,7 @@ V3_INFO = "/api/option-chain-contract-info"
 V3 = "/api/option-chain-v3"
 LEGACY = "/api/option-chain-indices"
 LEGACY_EQ = "/api/option-chain-equities"
+BOARD = "/api/allIndices"
 PRIME = "/option-chain"
 API_PATHS = {GQ, V3_INFO, V3, LEGACY, LEGACY_EQ}
 RELIANCE = "nse_option-chain-equities_RELIANCE_2025-07-17_full.json"
@@ -82,6 +84,8 @@ def fake() -> FakeTime:
 
 def make(replay: ReplayServer, fake: FakeTime, **kw: Any) -> NseProvider:
     kw.setdefault("timeout", 5.0)
+    # The index board has its own tests (below); the others count chain requests only.
+    kw.setdefault("index_board", False)
     return NseProvider(base_url=replay.url, clock=fake.clock, sleep=fake.sleep, now=fake.now, **kw)
 
 
@@ -624,3 +628,82 @@ def test_bad_constructor_arguments() -> None:
         NseProvider(endpoints=())
     with pytest.raises(ValueError, match="timeout"):
         NseProvider(timeout=0)
+
+
+# -- the index board: India VIX and previous closes -------------------------------------------
+
+BOARD_FILE = "nse_allIndices_listIndices_2023-10-16_trimmed-by-author.json"
+
+
+def board_with_vix(last: float = 11.4, previous: float = 11.05) -> dict[str, Any]:
+    """The recorded board (its author kept only the NIFTY 50 row) with an INDIA VIX row of the
+    same shape added, as the live board lists it among the indices."""
+    board = fixture(BOARD_FILE)
+    vix = dict(board["data"][0])
+    vix.update(
+        key="BROAD MARKET INDICES", index="INDIA VIX", indexSymbol="INDIA VIX",
+        last=last, previousClose=previous, variation=round(last - previous, 2),
+    )  # fmt: skip
+    board["data"].append(vix)
+    return board
+
+
+async def test_the_board_adds_vix_and_the_previous_close_getquote_lacks(
+    replay: ReplayServer, fake: FakeTime
+) -> None:
+    serve_getquote(replay)
+    replay.route("GET", BOARD, needs_cookie(lambda _req: Reply.json(board_with_vix())))
+    nse = make(replay, fake, index_board=True, board_ttl=10.0)
+    try:
+        listed = await nse.list_expiries("NIFTY")
+        chain = await nse.fetch_chain("NIFTY", date(2026, 7, 14))
+        fake.advance(6)  # past cache_ttl, within board_ttl: the chain is asked again, not it
+        again = await nse.fetch_chain("NIFTY", date(2026, 7, 14))
+    finally:
+        await nse.close()
+    assert paths(replay) == [PRIME, GQ, GQ, BOARD, GQ]
+    # The board's NIFTY 50 row: previousClose 19751.05 (its 2023 value; the chain is 2026's).
+    assert chain.prev_close == 19751.05 and chain.change == pytest.approx(24206.9 - 19751.05)
+    # 16-Oct-2023 15:30:00 IST, the board's own time, named as the board's.
+    assert chain.vix == Quote(
+        11.4, 11.05, "nse allIndices", datetime(2023, 10, 16, 10, 0, tzinfo=UTC)
+    )
+    assert chain.futures is None  # no NSE source for it: not given, never made up
+    # The dropdown fetched first says which expiry this is.
+    assert chain.expiries == tuple(listed) and chain.expiry_rank == (1, 18)
+    assert again.vix == chain.vix and again.prev_close == chain.prev_close
+
+
+async def test_a_chain_payload_previous_close_wins_over_the_board(
+    replay: ReplayServer, fake: FakeTime
+) -> None:
+    serve_legacy_only(replay)
+    replay.route("GET", BOARD, Reply.json(board_with_vix()))
+    nse = make(replay, fake, index_board=True)
+    try:
+        chain = await nse.fetch_chain("NIFTY", date(2025, 7, 17))
+    finally:
+        await nse.close()
+    assert chain.prev_close == 25212.05  # records.index, the same moment as the chain
+    assert chain.vix is not None and chain.vix.value == 11.4
+    assert chain.expiries[0] == date(2025, 7, 17) and len(chain.expiries) == 18
+
+
+async def test_a_failing_board_costs_no_chain_and_is_not_asked_every_time(
+    replay: ReplayServer, fake: FakeTime
+) -> None:
+    serve_getquote(replay)
+    replay.route("GET", BOARD, Reply.file(FIXTURES / AKAMAI, status=404))
+    nse = make(replay, fake, index_board=True, board_retry=300.0, cache_ttl=0)
+    try:
+        first = await nse.fetch_chain("NIFTY", date(2026, 7, 14))
+        fake.advance(60)
+        second = await nse.fetch_chain("NIFTY", date(2026, 7, 14))
+        assert paths(replay).count(BOARD) == 1
+        fake.advance(300)
+        await nse.fetch_chain("NIFTY", date(2026, 7, 14))
+        assert paths(replay).count(BOARD) == 2
+    finally:
+        await nse.close()
+    for chain in (first, second):
+        assert len(chain) == 99 and chain.vix is None and math.isnan(chain.prev_close)

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed
 from optterm.providers.base import BadPayload
 from optterm.providers.nse.parse import (
+    INDEX_NAMES,
+    VIX_NAME,
     Shape,
     detect_shape,
     format_expiry,
@@ -31,6 +33,7 @@ from optterm.providers.nse.parse import (
     parse_chains,
     parse_date,
     parse_expiries,
+    parse_index_board,
     parse_spot,
     parse_timestamp,
 )
@@ -144,8 +147,16 @@ def test_all_three_shapes_give_the_same_chain(expiry: str) -> None:
     from_gq = parse_chain(
         to_getquote(legacy, expiry), "NIFTY", want, lot_size=75, fetched_at=FETCHED
     )
+    # The chain is the same whatever the shape; what surrounds it is what each shape carries:
+    # the legacy payload the index block (previous close) and the expiry list, v3 the list.
+    assert from_legacy.prev_close == 25212.05 and from_one.prev_close == 25212.05
+    assert math.isnan(from_v3.prev_close) and math.isnan(from_gq.prev_close)
+    assert from_legacy.expiries == from_v3.expiries == from_one.expiries
+    assert from_legacy.expiries[0] == date(2025, 7, 17) and len(from_legacy.expiries) == 18
+    assert from_gq.expiries == ()
+    context = {"prev_close": from_legacy.prev_close, "expiries": from_legacy.expiries}
     for other in (from_one, from_v3, from_gq):
-        assert other.same_data(from_legacy)
+        assert other.with_context(**context).same_data(from_legacy)
         assert (other.provider, other.feed, other.lot_size) == ("nse", Feed.DELAYED, 75)
         assert other.fetched_at == FETCHED
     assert {c.meta["shape"] for c in (from_legacy, from_v3, from_gq)} == {
@@ -175,6 +186,59 @@ def test_real_getquote_payload() -> None:
     assert int(np.isnan(ivs).sum()) == 53
     assert not np.any(ivs == 0)
     assert parse_spot(fixture(GETQUOTE)) == 24206.9
+
+
+def test_previous_close_and_book_quantities_of_the_real_getquote_payload() -> None:
+    chain = parse_chain(
+        fixture(GETQUOTE), "NIFTY", date(2026, 7, 14), lot_size=65, fetched_at=FETCHED
+    )
+    i = int(np.searchsorted(chain.strikes, 23900))
+    # lastPrice 336, change 166 (pChange 97.65): the leg closed at 170 the day before.
+    assert chain.ce.prev_close[i] == 170.0
+    assert (chain.ce.bid_qty[i], chain.ce.ask_qty[i]) == (260, 325)  # buy/sellQuantity1
+    # This shape has no index block: the underlying's previous close is not in it.
+    assert math.isnan(chain.prev_close) and math.isnan(chain.change)
+
+
+@pytest.mark.parametrize("name", [NIFTY_FULL, GETQUOTE, *LEGACY_WITH_TOTALS[1:]])
+def test_leg_previous_close_is_last_price_less_change_on_every_real_leg(name: str) -> None:
+    # Checked against NSE's own pChange on every leg of every recorded payload, so the reading
+    # of `change` (today's move from the previous close) is the exchange's, not a guess.
+    payload = fixture(name)
+    chains = chains_of(payload, "X", 1)
+    rows = payload["data"] if "data" in payload else payload["records"]["data"]
+    checked = 0
+    for row in rows:
+        expiry = parse_date(row.get("expiryDate") or row["expiryDates"])
+        chain = chains[expiry]
+        i = int(np.searchsorted(chain.strikes, float(row["strikePrice"])))
+        for side in ("CE", "PE"):
+            leg = row.get(side)
+            if not leg:
+                continue
+            prev = chain.side(side).prev_close[i]
+            if leg["lastPrice"] == 0:  # never traded: NSE gives change 0, and no close
+                assert math.isnan(prev)
+                continue
+            assert prev == round(leg["lastPrice"] - leg["change"], 2)
+            assert leg["change"] / prev * 100 == pytest.approx(leg["pChange"], abs=0.011)
+            checked += 1
+            bid_qty = leg.get("bidQty", leg.get("buyQuantity1"))
+            bid = leg.get("bidprice", leg.get("buyPrice1"))
+            got = chain.side(side).bid_qty[i]
+            assert math.isnan(got) if not (bid and bid_qty) else got == bid_qty
+    assert checked > 100
+
+
+def test_legacy_index_chains_carry_the_underlying_previous_close() -> None:
+    for name, prev in ((NIFTY_FULL, 25212.05), (LEGACY_WITH_TOTALS[2], 43352.1)):
+        chains = chains_of(fixture(name))
+        for chain in chains.values():
+            assert chain.prev_close == prev
+            assert chain.change == pytest.approx(chain.spot - prev)
+    # Payloads without the index block (the 2025 BANKNIFTY, stock chains) say nothing.
+    for name in (LEGACY_WITH_TOTALS[1], LEGACY_WITH_TOTALS[-1]):
+        assert all(math.isnan(c.prev_close) for c in chains_of(fixture(name)).values())
 
 
 def test_columns_are_float64_and_aligned() -> None:
@@ -559,3 +623,33 @@ def test_truncated_json_text_is_bad_payload(name: str, fraction: float) -> None:
     # Only the complete text (or a whitespace-trimmed tail) decodes.
     assert cut.strip() == raw.strip()
     assert payload == json.loads(raw)
+
+
+# -- the index board ------------------------------------------------------------------------------
+
+
+def test_the_recorded_index_board() -> None:
+    board = parse_index_board(
+        fixture("nse_allIndices_listIndices_2023-10-16_trimmed-by-author.json")
+    )
+    assert board.get("NIFTY 50") == (19731.75, 19751.05)
+    assert board.get(*INDEX_NAMES["NIFTY"]) == board.get("nifty 50")
+    assert board.get(VIX_NAME) is None  # its author kept one row
+    assert board.ts == datetime(2023, 10, 16, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"data": []}, {"data": "x"}, [], {"data": [{"last": 1.0}]}, {"data": [{"index": ""}]}],
+)
+def test_an_unusable_index_board_is_a_bad_payload(payload: object) -> None:
+    with pytest.raises(BadPayload):
+        parse_index_board(payload)
+
+
+def test_index_board_values_that_are_not_prices_are_nan() -> None:
+    board = parse_index_board(
+        {"data": [{"index": "INDIA VIX", "last": "-", "previousClose": 0}], "timestamp": ""}
+    )
+    last, prev = board.get("INDIA VIX") or (0.0, 0.0)
+    assert math.isnan(last) and math.isnan(prev) and board.ts is None

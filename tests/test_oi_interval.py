@@ -182,10 +182,12 @@ async def test_quiet_session_view_changes_at_most_three_times_an_hour(
     # chains. Measured: 3 (seed 42) and 2 (seed 1); the view before any of this changed 23
     # times in 34 ticks.
     assert await quiet_hour(seed) <= 3
-    # Without the band and the hold, the same hour flips far more: the test can fail.
-    monkeypatch.setattr(viewhold, "HOLD_TICKS", 1)
-    monkeypatch.setattr(viewhold, "EXIT_SCORE", 1.0)
-    assert await quiet_hour(seed) >= 10
+    if seed == 42:
+        # Without the band and the hold, this hour flips far more: the test can fail. (Seed 1
+        # is steady even without them since premiums are measured from the previous close.)
+        monkeypatch.setattr(viewhold, "HOLD_TICKS", 1)
+        monkeypatch.setattr(viewhold, "EXIT_SCORE", 1.0)
+        assert await quiet_hour(seed) >= 10
 
 
 async def test_a_trending_session_still_gets_its_view() -> None:
@@ -256,9 +258,10 @@ async def test_each_interval_measures_from_its_baseline() -> None:
     # The day: OI from the provider's change on the day; the premium from the day's first
     # chain (the simulator gives no previous close), and the label says so.
     day = book.changes(whole, OiInterval())
-    assert day.basis.label == "since prev close (premium since 09:15:00)"
+    assert day.basis.label == "since prev close"
     assert np.array_equal(day.ce.oi, whole.ce.oi_change, equal_nan=True)
-    assert np.allclose(day.ce.price, whole.ce.ltp - session.at(0).ce.ltp, equal_nan=True)
+    # The day's premium change is from each leg's previous close (the simulator gives one).
+    assert np.allclose(day.ce.price, whole.ce.ltp - whole.ce.prev_close, equal_nan=True)
     # Not reached yet, and nothing before it at all.
     assert not book.changes(whole, OiInterval.parse("14:00")).basis.available
     assert book.changes(whole, OiInterval.parse("14:00")).basis.label == "14:00: not reached yet"
@@ -284,7 +287,7 @@ async def test_switching_the_interval_redoes_the_chain_on_screen_at_once() -> No
         "since 09:16:00 (5m)",
         "since 09:15:00 (6m of 15m)",
         "since 09:16:00 (pinned 09:16)",
-        "since prev close (premium since 09:15:00)",
+        "since prev close",
     ]
     published = []
     while not sub.queue.empty():
@@ -321,7 +324,7 @@ async def test_a_restart_mid_session_measures_from_the_stored_history(store) -> 
     assert update.metrics is not None and update.metrics.view.bias is last_view
     # The day's premium baseline is the day's first stored chain, not this one.
     day = again.analyzer.changes.changes(again.whole(), OiInterval())
-    assert day.basis.label == "since prev close (premium since 09:15:00)"
+    assert day.basis.label == "since prev close"
 
 
 async def test_a_fresh_engine_holds_the_view_stored_earlier_today(store) -> None:
@@ -491,7 +494,7 @@ async def test_a_follower_measures_the_interval_from_the_stored_chains(store) ->
     follower = Follower(store, settings, now=lambda: session.whole().provider_ts)
     (update,) = (await follower.follow_once()).updates
     assert update.enriched is not None
-    assert update.enriched.change.label == "since prev close (premium since 09:15:00)"
+    assert update.enriched.change.label == "since prev close"
     tick = await follower.set_oi_interval(OiInterval.parse("5m"))
     assert tick is not None
     (redone,) = tick.updates

@@ -604,3 +604,108 @@ def test_a_later_listed_expiry_and_trimmed_history_stay_deterministic(
     fresh = make_sim(seed=8, step_seconds=60.0, scenario="put_writing")
     assert same_chain(fresh.chain_at_step("NIFTY", new_weekly, 1600), late)
     assert same_chain(fresh.chain_at_step("NIFTY", NEAREST, 30), back)
+
+
+# -- previous close, the book's quantities, futures, VIX ------------------------------------------
+
+
+def test_previous_close_is_the_last_quote_of_the_session_before():
+    # Start 20 minutes before Friday's close, one-minute steps: step 20 is Monday's open.
+    sim = make_sim(seed=4, start=datetime(2026, 11, 20, 15, 20, tzinfo=IST), step_seconds=60.0)
+    friday_close = sim.chain_at_step("NIFTY", NEAREST, 19)
+    monday = [sim.chain_at_step("NIFTY", NEAREST, k) for k in (20, 21, 25)]
+    for snap in monday:
+        # The underlying, and every contract, priced as it was on Friday's last quote.
+        assert snap.prev_close == friday_close.spot
+        for side in ("CE", "PE"):
+            assert np.array_equal(snap.side(side).prev_close, friday_close.side(side).ltp)
+    assert monday[0].change == pytest.approx(monday[0].spot - friday_close.spot)
+    # Friday's own previous close is Thursday's: the same all session, not the start's spot.
+    friday = [sim.chain_at_step("NIFTY", NEAREST, k) for k in (0, 10, 19)]
+    assert len({s.prev_close for s in friday}) == 1
+    assert friday[0].prev_close != friday[0].spot
+    assert abs(friday[0].change) < 0.02 * friday[0].spot  # an overnight gap, not a crash
+    assert np.all(friday[0].ce.prev_close >= 0.05) and not np.isnan(friday[0].pe.prev_close).any()
+
+
+def test_previous_close_does_not_depend_on_what_was_fetched_before():
+    # Asked first at 10:10 on its second day, a simulator reports the previous close it reports
+    # after walking the whole of the first day: it is the market's, not the process's history.
+    walked = make_sim(seed=8, start=datetime(2026, 11, 19, 9, 15, tzinfo=IST), step_seconds=60.0)
+    for k in range(0, 441, 20):
+        walked.chain_at_step("NIFTY", NEAREST, k)
+    fresh = make_sim(seed=8, start=datetime(2026, 11, 19, 9, 15, tzinfo=IST), step_seconds=60.0)
+    a = fresh.chain_at_step("NIFTY", NEAREST, 440)
+    assert a.provider_ts == datetime(2026, 11, 20, 10, 10, tzinfo=IST)
+    last_of_day_one = walked.chain_at_step("NIFTY", NEAREST, 384)
+    assert last_of_day_one.provider_ts == datetime(2026, 11, 19, 15, 39, tzinfo=IST)
+    assert a.prev_close == walked.chain_at_step("NIFTY", NEAREST, 440).prev_close
+    assert a.prev_close == last_of_day_one.spot != a.spot
+    assert np.array_equal(a.ce.prev_close, last_of_day_one.ce.ltp)
+
+
+def test_best_bid_and_offer_quantities_are_whole_lots(chains: dict[str, ChainSnapshot]):
+    for symbol, chain in chains.items():
+        lot = NSE_INDICES[symbol].lot_size
+        for legs in (chain.ce, chain.pe):
+            has_bid = ~np.isnan(legs.bid)
+            assert np.array_equal(np.isnan(legs.bid_qty), ~has_bid)
+            assert not np.isnan(legs.ask_qty).any()
+            for qty in (legs.bid_qty[has_bid], legs.ask_qty):
+                assert np.all(qty >= lot) and np.all(qty % lot == 0)
+        atm = chain.atm_index()
+        # Deeper books at the money than in the far wings.
+        assert chain.ce.ask_qty[atm - 3 : atm + 4].mean() > chain.ce.ask_qty[-10:].mean()
+
+
+def test_futures_are_the_expiry_month_fair_value_and_only_for_listed_months():
+    sim = make_sim(seed=3)
+    step = 100
+    nifty = {e: sim.chain_at_step("NIFTY", e, step) for e in sim._listed("NIFTY", step)}
+    november = nifty[NEAREST].futures  # 23-Nov is also November's monthly expiry
+    assert november is not None and "Nov" in november.source
+    t = (datetime(2026, 11, 23, 15, 40, tzinfo=IST) - sim.step_time(step)).total_seconds()
+    fair = nifty[NEAREST].spot * np.exp(0.055 * t / (365 * 86400))
+    assert november.value == pytest.approx(fair, abs=0.05)
+    assert 0 < november.value - nifty[NEAREST].spot < 0.01 * nifty[NEAREST].spot
+    assert november.ts == sim.step_time(step) and not np.isnan(november.prev_close)
+    # Every December weekly shows the December future; a later month's basis is wider.
+    december = {e: c.futures for e, c in nifty.items() if e.month == 12}
+    assert len(december) >= 3 and len({q.value for q in december.values() if q}) == 1
+    dec = next(iter(december.values()))
+    spot = nifty[NEAREST].spot
+    assert dec is not None and dec.value - spot > november.value - spot
+    # BANKNIFTY lists six monthlies; the exchange lists futures for three months only.
+    bank = sim._listed("BANKNIFTY", step)
+    futures = [sim.chain_at_step("BANKNIFTY", e, step).futures for e in bank]
+    assert [f is not None for f in futures] == [True, True, True, False, False, False]
+
+
+def test_vix_follows_the_simulated_nifty_iv_level():
+    sim = make_sim(seed=6)
+    snap = sim.chain_at_step("BANKNIFTY", NEAREST, 50)  # a chain of any symbol has it
+    assert snap.vix is not None and snap.vix.source == "simulator India VIX"
+    nifty_path = sim._path("NIFTY")
+    atm30 = nifty_path.atm_iv_at(50, 30 / 365)
+    # Above the 30-day ATM IV by the put skew, as the real index sits above ATM IV.
+    assert 100 * atm30 < snap.vix.value < 1.3 * 100 * atm30
+    assert 8 < snap.vix.value < 25
+    # A market whose IV is bid up (the gamma squeeze raises IV mid-episode) shows a higher VIX.
+    calm = make_sim(seed=6, scenario="quiet", step_seconds=6.0)
+    squeeze = make_sim(seed=6, scenario="gamma_squeeze", step_seconds=6.0)
+    mid = 150  # mid-episode of the first (active) half hour
+    assert (
+        squeeze.chain_at_step("NIFTY", NEAREST, mid).vix.value  # type: ignore[union-attr]
+        > calm.chain_at_step("NIFTY", NEAREST, mid).vix.value  # type: ignore[union-attr]
+    )
+    # Without NIFTY there is nothing to compute it from: none, rather than an invented one.
+    no_nifty = make_sim(underlyings={"BANKNIFTY": NSE_INDICES["BANKNIFTY"]})
+    assert no_nifty.chain_at_step("BANKNIFTY", NEAREST, 5).vix is None
+
+
+async def test_each_chain_says_which_listed_expiry_it_is():
+    sim = make_sim()
+    listed = await sim.list_expiries("NIFTY")
+    second = await sim.fetch_chain("NIFTY", listed[1])
+    assert second.expiries == tuple(listed)
+    assert second.expiry_rank == (2, len(listed))

@@ -9,7 +9,8 @@ NaN, never 0.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "Feed",
     "Legs",
     "ProviderHealth",
+    "Quote",
     "Segment",
     "Side",
     "Underlying",
@@ -62,9 +64,25 @@ class Underlying:
 
 
 # Per-leg columns, in storage order. Units: oi, oi_change and volume in contracts as the exchange
-# reports them (fractional OI exists after lot-size changes); ltp, bid, ask in rupees; iv as an
-# annualised decimal fraction (0.1234 = 12.34 %).
-LEG_FIELDS: tuple[str, ...] = ("oi", "oi_change", "volume", "ltp", "bid", "ask", "iv")
+# reports them (fractional OI exists after lot-size changes); ltp, bid, ask and prev_close (the
+# previous session's closing price) in rupees; iv as an annualised decimal fraction (0.1234 =
+# 12.34 %); bid_qty and ask_qty, the quantity on the best bid and offer, in units of the
+# underlying as the exchange reports them (a multiple of the lot size). Append only: the first
+# seven are the original columns, and older code and stored data know only those.
+LEG_FIELDS: tuple[str, ...] = (
+    "oi",
+    "oi_change",
+    "volume",
+    "ltp",
+    "bid",
+    "ask",
+    "iv",
+    "prev_close",
+    "bid_qty",
+    "ask_qty",
+)
+# A column a provider did not give: filled with NaN of the right length when the Legs is made.
+_NO_COLUMN = np.empty(0)
 # Meta key of a window (`ChainSnapshot.window`): how many strikes the chain it was cut from had.
 CHAIN_STRIKES = "chain_strikes"
 
@@ -90,13 +108,26 @@ class Legs:
     bid: np.ndarray
     ask: np.ndarray
     iv: np.ndarray
+    # Optional: a provider (or old stored data) without them leaves them out, and they are NaN.
+    prev_close: np.ndarray = field(default_factory=lambda: _NO_COLUMN)
+    bid_qty: np.ndarray = field(default_factory=lambda: _NO_COLUMN)
+    ask_qty: np.ndarray = field(default_factory=lambda: _NO_COLUMN)
 
     def __post_init__(self) -> None:
         n = None
+        missing = []
         for f in fields(self):
-            col = _frozen_column(f.name, getattr(self, f.name), n)
+            value = getattr(self, f.name)
+            if value is _NO_COLUMN:
+                missing.append(f.name)
+                continue
+            col = _frozen_column(f.name, value, n)
             n = col.shape[0]
             object.__setattr__(self, f.name, col)
+        if missing:
+            nan = _frozen_column("nan", np.full(n or 0, np.nan), None)
+            for name in missing:
+                object.__setattr__(self, name, nan)
 
     def __len__(self) -> int:
         return int(self.oi.shape[0])
@@ -105,6 +136,9 @@ class Legs:
     def empty(cls, n: int) -> Legs:
         nan = np.full(n, np.nan)
         return cls(*(nan for _ in LEG_FIELDS))
+
+    def take(self, index: slice | np.ndarray) -> Legs:
+        return Legs(*(self.column(n)[index] for n in LEG_FIELDS))
 
     def column(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -119,12 +153,43 @@ class Legs:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One price shown beside a chain (the future of the expiry's month, India VIX), with where
+    and when it came from: it can come from another request, or another source, than the chain.
+
+    `value` and `prev_close` (the previous session's close) are NaN when not given; `ts` is the
+    source's own time of `value` (UTC-aware); `source` names the provider (and, where it says
+    something, the instrument), e.g. "angelone NIFTY28JUL26FUT".
+    """
+
+    value: float
+    prev_close: float
+    source: str
+    ts: datetime
+
+    def __post_init__(self) -> None:
+        if self.ts.tzinfo is None or self.ts.utcoffset() is None:
+            raise ValueError(f"quote time must be timezone-aware, got {self.ts!r}")
+
+    @property
+    def change(self) -> float:
+        """`value` minus the previous close (NaN when either is missing)."""
+        return self.value - self.prev_close
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ChainSnapshot:
     """One option chain (one underlying, one expiry) as the provider reported it at one moment.
 
     `provider_ts` is the provider's own timestamp of the data (UTC-aware); `fetched_at` is when we
     received it. The age shown to a trader is measured from `provider_ts`.
+
+    What a trader reads around the chain, each optional (NaN, None or empty when the provider has
+    no source for it, never a made-up value): `prev_close`, the underlying's previous close (the
+    day's change is measured from it); `futures`, the future of the expiry's month; `vix`, India
+    VIX; `expiries`, the expiries the provider listed for the symbol when it was asked (to say
+    which of them this chain is).
     """
 
     symbol: str
@@ -139,12 +204,18 @@ class ChainSnapshot:
     ce: Legs
     pe: Legs
     meta: dict[str, str] = field(default_factory=dict)
+    prev_close: float = math.nan
+    futures: Quote | None = None
+    vix: Quote | None = None
+    expiries: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("provider_ts", "fetched_at"):
             ts = getattr(self, name)
             if ts.tzinfo is None or ts.utcoffset() is None:
                 raise ValueError(f"{name} must be timezone-aware, got {ts!r}")
+        object.__setattr__(self, "prev_close", float(self.prev_close))
+        object.__setattr__(self, "expiries", tuple(sorted(set(self.expiries))))
         strikes = _frozen_column("strikes", self.strikes, None)
         if strikes.size and (np.isnan(strikes).any() or np.any(np.diff(strikes) <= 0)):
             raise ValueError(f"{self.symbol} {self.expiry}: strikes must be strictly ascending")
@@ -190,23 +261,35 @@ class ChainSnapshot:
             return len(self)
 
     def take(self, index: slice | np.ndarray) -> ChainSnapshot:
-        def cut(legs: Legs) -> Legs:
-            return Legs(*(legs.column(n)[index] for n in LEG_FIELDS))
-
-        return ChainSnapshot(
-            symbol=self.symbol,
-            expiry=self.expiry,
-            provider=self.provider,
-            feed=self.feed,
-            provider_ts=self.provider_ts,
-            fetched_at=self.fetched_at,
-            spot=self.spot,
-            lot_size=self.lot_size,
+        return replace(
+            self,
             strikes=self.strikes[index],
-            ce=cut(self.ce),
-            pe=cut(self.pe),
+            ce=self.ce.take(index),
+            pe=self.pe.take(index),
             meta=dict(self.meta),
         )
+
+    def with_context(self, **changes: object) -> ChainSnapshot:
+        """The same chain with other context (`prev_close`, `futures`, `vix`, `expiries`, `meta`):
+        a provider that learns them from another request adds them this way."""
+        allowed = {"prev_close", "futures", "vix", "expiries", "meta"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"not context fields: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def change(self) -> float:
+        """Spot minus the previous close: the day's move (NaN when either is missing)."""
+        return self.spot - self.prev_close
+
+    @property
+    def expiry_rank(self) -> tuple[int, int] | None:
+        """(k, n): this chain is the k-th (1 = nearest) of the n expiries listed; None when the
+        provider's list is unknown or does not hold this expiry."""
+        if self.expiry not in self.expiries:
+            return None
+        return self.expiries.index(self.expiry) + 1, len(self.expiries)
 
     def same_data(self, other: ChainSnapshot) -> bool:
         """True when both carry the same market data (ignoring fetch time)."""
@@ -218,7 +301,26 @@ class ChainSnapshot:
             and np.array_equal(self.strikes, other.strikes)
             and self.ce.equals(other.ce)
             and self.pe.equals(other.pe)
+            and _same_float(self.prev_close, other.prev_close)
+            and _same_quote(self.futures, other.futures)
+            and _same_quote(self.vix, other.vix)
+            and self.expiries == other.expiries
         )
+
+
+def _same_float(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _same_quote(a: Quote | None, b: Quote | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (
+        _same_float(a.value, b.value)
+        and _same_float(a.prev_close, b.prev_close)
+        and a.source == b.source
+        and a.ts == b.ts
+    )
 
 
 @dataclass(slots=True)

@@ -50,9 +50,7 @@ class EngineState:
     # following a daemon, which polls only its own watchlist.
     available_symbols: tuple[str, ...] = ()
     ticks: int = 0
-    day_open_spot: dict[str, float] = field(default_factory=dict)  # first spot seen today
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
-    _day: date | None = None
     _calendar: tuple[MarketSettings, MarketCalendar] | None = None
 
     @property
@@ -82,11 +80,6 @@ class EngineState:
             else:
                 self.unchanged_since.pop(key, None)
             self.chains[key] = update
-            day = self.calendar.local_date(snap.provider_ts)
-            if day != self._day:
-                self._day = day
-                self.day_open_spot.clear()
-            self.day_open_spot.setdefault(snap.symbol, snap.spot)
         self.active_signals = tick.active
         for sig in tick.signals:
             if sig.updates == 0:

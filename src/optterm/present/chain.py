@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from optterm.market import IST
-from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics
+from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics, Quote
+from optterm.present.header import change_figure, header_figures
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
@@ -125,6 +126,11 @@ def snapshot_to_dict(
         "fetched_at": snap.fetched_at.astimezone(UTC).isoformat(),
         "age_seconds": round(data_age(snap, now), 3),
         "spot": _num(snap.spot),
+        "prev_close": _num(snap.prev_close),
+        "change": _num(snap.change),
+        "futures": _quote_dict(snap.futures),
+        "vix": _quote_dict(snap.vix),
+        "expiries": [d.isoformat() for d in snap.expiries],
         "lot_size": snap.lot_size,
         "atm_strike": _num(float(snap.strikes[atm])) if atm is not None else None,
         "strike_count": len(snap),
@@ -144,6 +150,17 @@ def snapshot_to_dict(
             "available": change.available,
         }
     return doc
+
+
+def _quote_dict(q: Quote | None) -> dict[str, Any] | None:
+    if q is None:
+        return None
+    return {
+        "value": _num(q.value),
+        "prev_close": _num(q.prev_close),
+        "source": q.source,
+        "ts": q.ts.astimezone(UTC).isoformat(),
+    }
 
 
 def csv_rows(snaps: Iterable[ChainSnapshot]) -> Iterator[list[Any]]:
@@ -296,13 +313,19 @@ def chain_table(
     from rich.table import Table
     from rich.text import Text
 
+    now = now or datetime.now(UTC)
     age = data_age(snap, now)
     ts = snap.provider_ts.astimezone(IST).strftime("%d-%b-%Y %H:%M:%S IST")
+    colour = {1: "green", -1: "red"}
+    change = change_figure(snap)
     title = Text.assemble(
         (f"{snap.symbol} ", "bold"),
         f"expiry {snap.expiry:%d-%b-%Y} · spot ",
         (f"{snap.spot:,.2f}", "bold"),
-        f" · lot {snap.lot_size}",
+        " ",
+        (change.text, colour.get(change.sign, "")),
+        f" · lot {snap.lot_size}\n",
+        Text(" · ").join(Text(f.text, colour.get(f.sign, "")) for f in header_figures(snap, now)),
     )
     caption = f"{source_label(snap)} · data time {ts} · age {age:.0f}s"
     if snap.feed is Feed.SIMULATED:

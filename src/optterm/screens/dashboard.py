@@ -259,12 +259,13 @@ class DashboardScreen(StateScreen):
             if update is None:
                 continue
             snap, m = update.snapshot, update.metrics
-            first = self.state.day_open_spot.get(symbol)
-            chg = (snap.spot / first - 1) * 100 if first else math.nan
+            # The day's change: from the provider's previous close, whenever this terminal began.
+            chg = snap.change / snap.prev_close * 100 if snap.prev_close else math.nan
+            moved = "" if math.isnan(chg) or chg == 0 else ("green" if chg > 0 else "red")
             values = [
                 Text(symbol + (" *" if snap.feed is Feed.SIMULATED else ""), style="bold"),
                 _num(snap.spot, ",.2f"),
-                Text(_num(chg, "+.2f"), style="green" if chg >= 0 else "red"),
+                Text(_num(chg, "+.2f") or "n/a", style=moved),
                 _num(m.pcr_oi, ".2f") if m else "",
                 _num(m.max_pain, ",.0f") if m else "",
                 _num(m.atm_iv * 100 if m else math.nan, ".2f"),

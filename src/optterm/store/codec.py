@@ -3,7 +3,7 @@
 One snapshot is stored as one blob so that writing a chain is one row, and a day of a typical
 watch list costs tens of MB instead of hundreds. Each column is a separate segment described by a
 fixed-size directory entry, so a reader can decode only the columns it needs (a strike's intraday
-OI series touches three of the fifteen columns, and only one cell of each).
+OI series touches three of the twenty-one columns, and only one cell of each).
 
 Layout (little-endian)::
 
@@ -87,6 +87,14 @@ COLUMNS: Final[tuple[str, ...]] = (
     "pe_bid",
     "pe_ask",
     "pe_iv",
+    # Appended with the previous close and the quantities on the best bid and offer. A blob
+    # written before them has no such columns, and they decode as NaN.
+    "ce_prev_close",
+    "ce_bid_qty",
+    "ce_ask_qty",
+    "pe_prev_close",
+    "pe_bid_qty",
+    "pe_ask_qty",
 )
 _COLUMN_IDS: Final = {name: i for i, name in enumerate(COLUMNS)}
 # The model's leg fields must all have a column id, or a snapshot would lose data silently.
@@ -396,7 +404,7 @@ class ColumnBlob:
         if len(set(col_ids)) != n_cols:
             raise CodecError("snapshot blob is damaged: a column appears twice")
         # Each entry's encoding is validated when that column is decoded: a reader of two
-        # columns should not pay for checking fifteen.
+        # columns should not pay for checking them all.
         self._entries: dict[int, tuple[int, int, int, int, int]] = {
             col_id: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
             for k, col_id in enumerate(col_ids)

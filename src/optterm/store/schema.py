@@ -87,6 +87,10 @@ snapshots = Table(
     Column("pe_volume_total", Double, nullable=True),
     Column("meta", Text, nullable=True),  # JSON object of str → str; NULL when empty
     Column("data", LargeBinary, nullable=False),
+    # Added in revision 0007 (NULL in older rows): the underlying's previous close, and a JSON
+    # object with the futures and India VIX quotes and the listed expiries (store/snapshots.py).
+    Column("prev_close", Double, nullable=True),
+    Column("context", Text, nullable=True),
     # The (symbol, expiry, provider_ts) prefix serves every range read; with provider it also
     # makes a duplicate write impossible even if two processes ever race.
     Index(

@@ -26,6 +26,7 @@ from sqlalchemy import Row, bindparam, delete, exc, exists, func, insert, or_, s
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed
 from optterm.store.codec import ColumnBlob, decode_chain, encode_chain
+from optterm.store.context import context_fields, context_json
 from optterm.store.errors import CodecError, StoreError
 from optterm.store.schema import chains, snapshots
 from optterm.store.timecodec import from_us, ist_date, ist_day_number, to_us
@@ -67,6 +68,8 @@ _ROW_COLUMNS: Final = (
     snapshots.c.lot_size,
     snapshots.c.meta,
     snapshots.c.data,
+    snapshots.c.prev_close,
+    snapshots.c.context,
 )
 _SNAP_KEY = (
     snapshots.c.symbol == bindparam("k_symbol"),
@@ -225,6 +228,8 @@ def _snapshot_row(snap: ChainSnapshot, ts: int) -> dict[str, Any]:
         "pe_volume_total": _total(snap.pe.volume),
         "meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
         "data": encode_chain(snap),
+        "prev_close": None if math.isnan(snap.prev_close) else float(snap.prev_close),
+        "context": context_json(snap),
     }
 
 
@@ -359,6 +364,8 @@ class SnapshotRepository:
             ce=ce,
             pe=pe,
             meta=json.loads(row.meta) if row.meta else {},
+            prev_close=math.nan if row.prev_close is None else row.prev_close,
+            **context_fields(row.context),
         )
 
     async def latest(self, symbol: str, expiry: date | None = None) -> ChainSnapshot | None:

@@ -177,10 +177,10 @@ COLUMNS: tuple[Column, ...] = _available((
     Column("gamma", "Γ", 6, ".4f", rank=13, digits=4, source="calc", greek=True),
     Column("theta", "Θ", 7, ".2f", rank=11, digits=2, source="calc", greek=True),
     Column("vega", "Vega", 6, ".2f", rank=12, digits=2, source="calc", greek=True),
-    Column("bid_qty", "Bid qty", 8, ",.0f", rank=9),
+    Column("bid_qty", "Bid qty", 8, ",.0f", rank=14),
     Column("bid", "Bid", 9, ",.2f", rank=8, digits=2),
     Column("ask", "Ask", 9, ",.2f", rank=8, digits=2),
-    Column("ask_qty", "Ask qty", 8, ",.0f", rank=9),
+    Column("ask_qty", "Ask qty", 8, ",.0f", rank=14),
 ))
 # fmt: on
 

@@ -1,8 +1,14 @@
-"""The header line every screen carries: what is shown, where it came from and how old it is.
+"""The header every screen carries: what is shown, where it came from and how old it is.
 
-Each field has a rank; when the line is wider than the terminal, fields go highest rank first
-(`fit`). Rank 0, never dropped: the symbol, the feed (LIVE / DELAYED / SIMULATED), the source, the
-data's age, STALE and the market state: a number on screen is never without its source and age.
+Two lines. The first is the chain's own: symbol, expiry, spot and its change on the day (from the
+previous close the provider gives, so a terminal started at 10:10 shows the day's move, not
++0.00), the feed, provider, data time and age, the market's state and any warning. Each of its
+fields has a rank; when the line is wider than the terminal, fields go highest rank first
+(`fit`). Rank 0, never dropped: the symbol, the feed (LIVE / DELAYED / SIMULATED), the source,
+the data's age, STALE and the market state: a number on screen is never without its source and
+age. The second line is what surrounds the chain (present/header.py): which listed expiry and
+how far off, the month's future and its basis, India VIX, each with its own source and age,
+"n/a" where the provider has none; it is cut at the edge, never wrapped.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.present.chain import data_age
+from optterm.present.header import Figure, change_figure, header_figures
 
 __all__ = ["StatusBar", "fit", "status_parts", "status_text"]
 
@@ -53,20 +60,20 @@ def status_text(
     expiry: date | None = None,
     width: int | None = None,
 ) -> tuple[Text, bool]:
-    """(the header line fitted to `width`, whether the data is stale)."""
-    parts, stale = status_parts(state, symbol, expiry)
-    return fit(parts, width), stale
+    """(the two header lines, the first fitted to `width`; whether the data is stale)."""
+    parts, stale, context = status_parts(state, symbol, expiry)
+    return _two_lines(fit(parts, width), context, width), stale
 
 
 def status_parts(
     state: EngineState, symbol: str | None = None, expiry: date | None = None
-) -> tuple[list[Part], bool]:
-    """(the header line's ranked fields, whether the data is stale). Plain Text: provider names
-    and errors are never parsed as markup."""
+) -> tuple[list[Part], bool, Text]:
+    """(the first line's ranked fields, whether the data is stale, the second line). Plain
+    Text: provider names and errors are never parsed as markup."""
     now = state.now()
     if state.engine_error:
         stopped = Text(f" ENGINE STOPPED: {state.engine_error} ", style="bold white on red")
-        return [(0, stopped)], True
+        return [(0, stopped)], True, Text("")
     if symbol is None:
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
@@ -74,27 +81,27 @@ def status_parts(
     attached, master = _attached_line(state), _master_line(state)
     market = Text(" market open " if open_now else " market closed ", style="reverse")
     if update is None:
-        return [
-            (0, (f" {symbol} ", "bold")),
-            (1, "waiting for the first chain…  "),
-            (0, market),
-            (2, attached),
-            (7, master),
-        ], False
+        return (
+            [
+                (0, (f" {symbol} ", "bold")),
+                (1, "waiting for the first chain…  "),
+                (0, market),
+                (2, attached),
+                (7, master),
+            ],
+            False,
+            Text(""),
+        )
     snap = update.snapshot
     age = data_age(snap, now)
     stale = (open_now and age > stale_after(state)) or _stalled(state, snap, now)
-    first = state.day_open_spot.get(symbol)
-    change = Text("")
-    if first:
-        diff = snap.spot - first
-        change = Text(f" {diff:+,.2f} ({diff / first:+.2%})", style="green" if diff >= 0 else "red")
     when = snap.provider_ts.astimezone(IST).strftime("%H:%M:%S")
     parts: list[Part] = [
         (0, (f" {snap.symbol} ", "bold")),
         (3, f"{snap.expiry:%d-%b} "),
         (1, (f"{snap.spot:,.2f}", "bold")),
-        (5, change),
+        (5, " "),
+        (5, _styled(change_figure(snap))),
         (1, "  "),
         (0, (f" {snap.feed.value} ", _FEED_STYLE[snap.feed])),
         (0, f" via {snap.provider}"),
@@ -114,7 +121,22 @@ def status_parts(
             parts.append((2, (f"  {h.provider} {h.breaker}{why[:60]}", "bold red")))
     parts.append((2, attached))
     parts.append((7, master))
-    return parts, stale
+    context = Text(" · ").join(_styled(f) for f in header_figures(snap, now))
+    return parts, stale, context
+
+
+def _two_lines(first: Text, context: Text, width: int | None = None) -> Text:
+    # Each line is cut at the edge, never wrapped: a wrapped first line would push the second
+    # out of the header's two rows.
+    if width is not None and context.cell_len > width - 1:
+        context = context.copy()
+        context.truncate(width - 1, overflow="ellipsis")
+    return Text.assemble(first, "\n ", context, no_wrap=True, overflow="ellipsis")
+
+
+def _styled(figure: Figure) -> Text:
+    style = {1: "green", -1: "red"}.get(figure.sign, "")
+    return Text(figure.text, style=style)
 
 
 def _attached_line(state: EngineState) -> Text:
@@ -151,25 +173,27 @@ def _stalled(state: EngineState, snap: ChainSnapshot, now: datetime) -> bool:
 
 
 class StatusBar(Widget):
-    """One line, repainted in place: its size never changes, so an update (every tick, and
-    every second for the ages) costs a repaint of this line, never a layout of the screen."""
+    """Two lines, repainted in place: its size never changes, so an update (every tick, and
+    every second for the ages) costs a repaint of these lines, never a layout of the screen."""
 
     DEFAULT_CSS = """
-    StatusBar { height: 1; width: 1fr; background: $boost; }
+    StatusBar { height: 2; width: 1fr; background: $boost; }
     StatusBar.stale { background: $error 30%; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._parts: list[Part] = []
+        self._around = Text("")
 
     def render(self) -> Text:
         # Fitted at paint time, so a resize drops (or restores) fields by rank.
-        return fit(self._parts, self.size.width or None)
+        width = self.size.width or None
+        return _two_lines(fit(self._parts, width), self._around, width)
 
     def show(self, state: EngineState, symbol: str | None = None, expiry: date | None = None):
-        parts, stale = status_parts(state, symbol, expiry)
-        if parts != self._parts:
-            self._parts = parts
+        parts, stale, context = status_parts(state, symbol, expiry)
+        if parts != self._parts or context != self._around:
+            self._parts, self._around = parts, context
             self.refresh()
         self.set_class(stale, "stale")

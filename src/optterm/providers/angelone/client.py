@@ -6,16 +6,21 @@ API key, so this talks REST directly.
 One chain snapshot:
 
 1. the instrument master (angel_master.py) gives the expiry's contracts, lot size and tokens;
-2. `getLtpData` on the index's AMXIDX token gives spot, which picks the ATM ± N strike window;
-3. `market/v1/quote` FULL on the window's CE and PE tokens, at most 50 per request, gives OI
-   (`opnInterest`), volume (`tradeVolume`), LTP and best bid/ask (depth level 1; an empty level is
-   price 0.0 and is NaN here). The quote has no OI change: its `netChange` is the *price* change
-   (the recording shows netChange 7.5 = ltp 996.2 − close 988.7), so `oi_change` is NaN and the
-   engine derives it from consecutive snapshots;
+2. `getLtpData` on the index's AMXIDX token gives spot, which picks the ATM ± N strike window,
+   and the underlying's previous close (its `close`: the recording's netChange 7.5 = ltp 996.2
+   − close 988.7 shows `close` is the previous session's);
+3. `market/v1/quote` FULL on the window's CE and PE tokens and the future of the expiry's month
+   (a FUTIDX/FUTSTK/FUTCOM row of the master), at most 50 per request, gives OI
+   (`opnInterest`), volume (`tradeVolume`), LTP, the previous close (`close`) and the best bid
+   and ask with their quantities (depth level 1; an empty level is price 0.0 and is NaN here).
+   The quote has no OI change: its `netChange` is the *price* change, so `oi_change` is NaN and
+   the engine derives it from consecutive snapshots;
 4. `optionGreek` gives IV (a percentage, stored as a fraction), polled at most once per
    `greeks_interval` per (underlying, expiry) and cached in between. AB9019 "No Data Available"
    (every MCX underlying) means no IV, not a failure; other Greeks failures keep the last IVs
-   for a while and never cost the chain.
+   for a while and never cost the chain;
+5. India VIX is one quote FULL on its AMXIDX token, shared by every chain for `vix_ttl` seconds;
+   a failure leaves VIX not given (and is retried after `vix_retry`), never costs a chain.
 
 `provider_ts` is the latest `exchFeedTime` among the fetched quotes (IST wall time, no zone in
 the payload), else the latest `exchTradeTime`, else the fetch time; `meta["provider_ts_from"]`
@@ -63,7 +68,7 @@ import numpy as np
 from optterm.config import ANGELONE_BASE_URL
 from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
 from optterm.market import IST, NSE_INDICES
-from optterm.model import CHAIN_STRIKES, ChainSnapshot, Feed, Legs, Segment, Underlying
+from optterm.model import CHAIN_STRIKES, ChainSnapshot, Feed, Legs, Quote, Segment, Underlying
 from optterm.providers.angelone.errors import (
     CredentialsRejected,
     Envelope,
@@ -74,7 +79,9 @@ from optterm.providers.angelone.errors import (
 )
 from optterm.providers.angelone.master import (
     MONTH_NUMBERS,
+    VIX_NAME,
     Contract,
+    Future,
     IndexInstrument,
     InstrumentMaster,
     MasterIndex,
@@ -196,16 +203,23 @@ def _num(value: object) -> float:
     return out if math.isfinite(out) else math.nan
 
 
-def _best(depth: object, side: str) -> float:
-    """Level-1 price of one side of the depth; empty levels (0.0 price / 0 qty) are NaN."""
+def _best(depth: object, side: str) -> tuple[float, float]:
+    """(price, quantity) of level 1 of one side of the depth; an empty level (0.0 price or 0
+    quantity) is (NaN, NaN)."""
     if not isinstance(depth, Mapping):
-        return math.nan
+        return math.nan, math.nan
     levels = depth.get(side)
     if not isinstance(levels, list) or not levels or not isinstance(levels[0], Mapping):
-        return math.nan
+        return math.nan, math.nan
     price = _num(levels[0].get("price"))
     qty = _num(levels[0].get("quantity"))
-    return price if price > 0 and qty > 0 else math.nan
+    return (price, qty) if price > 0 and qty > 0 else (math.nan, math.nan)
+
+
+def _positive(value: object) -> float:
+    """A price the API gives, NaN unless it is a positive number (0 is "none")."""
+    x = _num(value)
+    return x if x > 0 else math.nan
 
 
 def _feed_time(value: object) -> datetime | None:
@@ -231,6 +245,13 @@ def _feed_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return local.astimezone(UTC)
+
+
+@dataclass
+class _Vix:
+    quote: Quote | None
+    at: float  # clock time it was asked
+    retry_at: float | None = None  # after a failure: not asked again before this
 
 
 @dataclass
@@ -267,6 +288,9 @@ class AngelOneProvider(ProviderBase):
         greeks_interval: float = 60.0,
         greeks_max_age: float = 600.0,
         greeks_no_data_interval: float = 3600.0,
+        vix: bool = True,
+        vix_ttl: float = 10.0,
+        vix_retry: float = 300.0,
         rate_headroom: float = 0.9,
         client_local_ip: str = "127.0.0.1",
         client_public_ip: str = "127.0.0.1",
@@ -286,6 +310,11 @@ class AngelOneProvider(ProviderBase):
         self.greeks_interval = greeks_interval
         self.greeks_max_age = greeks_max_age
         self.greeks_no_data_interval = greeks_no_data_interval
+        self.vix = vix
+        self.vix_ttl = vix_ttl
+        self.vix_retry = vix_retry
+        self._vix_cached: _Vix | None = None
+        self._vix_lock = asyncio.Lock()
         # Community clients send these placeholders and SmartAPI accepts them for market data;
         # a static IP is only enforced for orders. Never send the real MAC.
         self._static_headers = {
@@ -377,7 +406,7 @@ class AngelOneProvider(ProviderBase):
         with self._guard():
             sym = self._resolve(symbol)
             idx = await self._master.ensure()
-            return await self._spot(sym, idx)
+            return (await self._spot_and_close(sym, idx))[0]
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         with self._guard():
@@ -390,8 +419,11 @@ class AngelOneProvider(ProviderBase):
                     self.name,
                     f"no expiry {expiry.isoformat()} for {sym}; listed: {listed or 'none'}",
                 )
-            spot = await self._spot(sym, idx)
-            return await self._chain(sym, idx, contracts, spot)
+            spot, prev_close = await self._spot_and_close(sym, idx)
+            chain = await self._chain(sym, idx, contracts, spot)
+            vix = await self._vix_quote(idx) if self.vix else None
+            expiries = tuple(idx.expiries(sym, self._today()))
+            return chain.with_context(prev_close=prev_close, vix=vix, expiries=expiries)
 
     async def close(self) -> None:
         # No logout: the stored session is meant to be reused by the next start (one session per
@@ -431,7 +463,8 @@ class AngelOneProvider(ProviderBase):
 
     # -- chain assembly -----------------------------------------------------------------------
 
-    async def _spot(self, sym: str, idx: MasterIndex) -> float:
+    async def _spot_and_close(self, sym: str, idx: MasterIndex) -> tuple[float, float]:
+        """(spot, the previous close: NaN when not given)."""
         inst: IndexInstrument | None = idx.spot_instrument(sym)
         if inst is None:
             raise BadPayload(self.name, f"no spot instrument for {sym} in the instrument master")
@@ -445,7 +478,41 @@ class AngelOneProvider(ProviderBase):
         ltp = _num(data.get("ltp")) if isinstance(data, Mapping) else math.nan
         if not ltp > 0:
             raise BadPayload(self.name, f"getLtpData for {sym} ({inst.token}) has no positive ltp")
-        return ltp
+        assert isinstance(data, Mapping)
+        return ltp, _positive(data.get("close"))
+
+    async def _vix_quote(self, idx: MasterIndex) -> Quote | None:
+        """India VIX, shared by every chain for `vix_ttl` (see the module docstring)."""
+        async with self._vix_lock:
+            now = self._clock()
+            held = self._vix_cached
+            if held is not None:
+                if held.retry_at is not None and now < held.retry_at:
+                    return None
+                if held.retry_at is None and now - held.at < self.vix_ttl:
+                    return held.quote
+            inst = idx.index(VIX_NAME)
+            if inst is None:
+                return None
+            fetched_at = self._now()
+            try:
+                quotes, _ = await self._quotes({inst.exchange: [inst.token]})
+            except ProviderError as exc:
+                log.info("angelone: no India VIX quote (%s); next try in %gs", exc, self.vix_retry)
+                self._vix_cached = _Vix(None, now, now + self.vix_retry)
+                return None
+            q = quotes.get(inst.token)
+            quote = None if q is None else self._quote(q, f"{self.name} India VIX", fetched_at)
+            self._vix_cached = _Vix(quote, now)
+            return quote
+
+    def _quote(self, q: Mapping[str, Any], source: str, fetched_at: datetime) -> Quote | None:
+        """One instrument's quote FULL item as a Quote (None without a positive LTP)."""
+        value = _positive(q.get("ltp"))
+        if math.isnan(value):
+            return None
+        ts, _ = self._provider_ts([q], fetched_at)
+        return Quote(value, _positive(q.get("close")), source, ts)
 
     async def _chain(
         self, sym: str, idx: MasterIndex, contracts: list[Contract], spot: float
@@ -463,6 +530,9 @@ class AngelOneProvider(ProviderBase):
             for c in side_contracts:
                 if c is not None:
                     by_exchange.setdefault(c.exchange, []).append(c.token)
+        future: Future | None = idx.future(sym, expiry)
+        if future is not None:
+            by_exchange.setdefault(future.exchange, []).append(future.token)
         fetched_at = self._now()
         quotes, unfetched = await self._quotes(by_exchange)
         exchange = contracts[0].exchange
@@ -482,11 +552,18 @@ class AngelOneProvider(ProviderBase):
                 oi_change=np.full(len(window), np.nan),
                 volume=column(side, lambda q, c: _num(q.get("tradeVolume"))),
                 ltp=column(side, lambda q, c: _num(q.get("ltp"))),
-                bid=column(side, lambda q, c: _best(q.get("depth"), "buy")),
-                ask=column(side, lambda q, c: _best(q.get("depth"), "sell")),
+                bid=column(side, lambda q, c: _best(q.get("depth"), "buy")[0]),
+                ask=column(side, lambda q, c: _best(q.get("depth"), "sell")[0]),
                 iv=column(side, lambda q, c: ivs.get((c.strike, side), math.nan)),
+                prev_close=column(side, lambda q, c: _positive(q.get("close"))),
+                bid_qty=column(side, lambda q, c: _best(q.get("depth"), "buy")[1]),
+                ask_qty=column(side, lambda q, c: _best(q.get("depth"), "sell")[1]),
             )
 
+        fq = quotes.pop(future.token, None) if future is not None else None
+        futures = None
+        if future is not None and fq is not None:
+            futures = self._quote(fq, f"{self.name} {future.tradingsymbol}", fetched_at)
         provider_ts, ts_from = self._provider_ts(quotes.values(), fetched_at)
         lot = idx.lot_size(sym, expiry) or 1
         return ChainSnapshot(
@@ -501,6 +578,7 @@ class AngelOneProvider(ProviderBase):
             strikes=window,
             ce=side_legs("CE"),
             pe=side_legs("PE"),
+            futures=futures,
             meta={
                 "provider_ts_from": ts_from,
                 "iv": iv_note,

@@ -58,7 +58,9 @@ __all__ = [
     "DEFAULT_MASTER_URL",
     "MASTER_FILENAME",
     "MONTH_NUMBERS",
+    "VIX_NAME",
     "Contract",
+    "Future",
     "IndexInstrument",
     "InstrumentMaster",
     "MasterIndex",
@@ -76,6 +78,7 @@ PROVIDER = "angelone"
 ProgressCallback = Callable[[int, int | None], None]
 
 _OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK", "OPTFUT"})
+_FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM"})
 # When an underlying name has options on several segments, which one a chain means.
 _EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX")
 MONTH_NUMBERS = {
@@ -106,6 +109,17 @@ class Contract:
 
 
 @dataclass(frozen=True, slots=True)
+class Future:
+    """One futures contract as the master lists it (`NIFTY28JUL26FUT`, instrument FUTIDX)."""
+
+    token: str
+    tradingsymbol: str
+    name: str
+    expiry: date
+    exchange: str  # exch_seg: "NFO", "BFO", "MCX"
+
+
+@dataclass(frozen=True, slots=True)
 class IndexInstrument:
     """A spot instrument (index AMXIDX row, or an equity's cash row) used for the underlying."""
 
@@ -127,8 +141,10 @@ BUILTIN_INDEX_TOKENS: dict[str, IndexInstrument] = {
         ("FINNIFTY", "99926037", "Nifty Fin Service"),
         ("MIDCPNIFTY", "99926074", "NIFTY MID SELECT"),
         ("NIFTYNXT50", "99926013", "Nifty Next 50"),
+        ("INDIA VIX", "99926017", "India VIX"),
     )
 }
+VIX_NAME = "INDIA VIX"  # the AMXIDX row's `name`
 
 
 def parse_expiry(text: str) -> date:
@@ -180,8 +196,31 @@ def _contract(row: Mapping[str, Any]) -> Contract | None:
     )
 
 
+def _future(row: Mapping[str, Any]) -> Future:
+    """The futures contract in a FUTIDX/FUTSTK/FUTCOM row; ValueError for a broken one."""
+    token = str(row["token"]).strip()
+    name = str(row["name"]).strip().upper()
+    if not token or not name:
+        raise ValueError("futures row without a token or a name")
+    return Future(
+        token=token,
+        tradingsymbol=str(row["symbol"]),
+        name=name,
+        expiry=parse_expiry(str(row["expiry"]).strip()),
+        exchange=str(row.get("exch_seg", "")).upper(),
+    )
+
+
+def _by_preference(exchange: str) -> tuple[int, str]:
+    return (
+        _EXCHANGE_PREFERENCE.index(exchange) if exchange in _EXCHANGE_PREFERENCE else 99,
+        exchange,
+    )
+
+
 class MasterIndex:
-    """Lookups over the parsed master: options by (name, expiry, strike, side), spot tokens."""
+    """Lookups over the parsed master: options by (name, expiry, strike, side), futures by
+    month, spot tokens."""
 
     def __init__(
         self,
@@ -189,6 +228,7 @@ class MasterIndex:
         indices: Mapping[str, IndexInstrument],
         equities: Mapping[str, IndexInstrument] | None = None,
         *,
+        futures: Iterable[Future] = (),
         rows: int = 0,
         skipped: int = 0,
         index_option_rows: int = 0,
@@ -203,19 +243,18 @@ class MasterIndex:
         self._options: dict[str, dict[date, list[Contract]]] = {}
         self._lookup: dict[str, dict[date, dict[tuple[float, str], Contract]]] = {}
         for name in sorted({n for n, _ in by_key}):
-            exchanges = sorted(
-                (ex for n, ex in by_key if n == name),
-                key=lambda ex: (
-                    _EXCHANGE_PREFERENCE.index(ex) if ex in _EXCHANGE_PREFERENCE else 99,
-                    ex,
-                ),
-            )
+            exchanges = sorted((ex for n, ex in by_key if n == name), key=_by_preference)
             chosen = by_key[(name, exchanges[0])]
             self._lookup[name] = {e: dict(v) for e, v in chosen.items()}
             self._options[name] = {
                 e: sorted(v.values(), key=lambda c: (c.strike, c.option_type))
                 for e, v in chosen.items()
             }
+        # Futures per name, preferred segment first, then by expiry (a name can be traded on
+        # several segments; the one its options use comes first).
+        self._futures: dict[str, list[Future]] = defaultdict(list)
+        for f in sorted(futures, key=lambda f: (_by_preference(f.exchange), f.expiry)):
+            self._futures[f.name].append(f)
         self._indices = dict(indices)
         self._equities = dict(equities or {})
         self.rows = rows
@@ -230,6 +269,7 @@ class MasterIndex:
         """Index raw master rows; `names` limits which underlyings' options are kept."""
         wanted = {n.upper() for n in names} if names is not None else None
         contracts: list[Contract] = []
+        futures: list[Future] = []
         indices: dict[str, IndexInstrument] = {}
         cash: dict[str, IndexInstrument] = {}
         total = skipped = optidx = 0
@@ -260,6 +300,10 @@ class MasterIndex:
                             name, str(row["token"]).strip(), symbol, "NSE", "master"
                         )
                     continue
+                if itype in _FUTURE_TYPES:
+                    if wanted is None or str(row.get("name", "")).strip().upper() in wanted:
+                        futures.append(_future(row))
+                    continue
                 if itype not in _OPTION_TYPES:
                     continue
                 if itype == "OPTIDX":
@@ -275,7 +319,13 @@ class MasterIndex:
         names_with_options = {c.name for c in contracts}
         equities = {n: inst for n, inst in cash.items() if n in names_with_options}
         return cls(
-            contracts, indices, equities, rows=total, skipped=skipped, index_option_rows=optidx
+            contracts,
+            indices,
+            equities,
+            futures=futures,
+            rows=total,
+            skipped=skipped,
+            index_option_rows=optidx,
         )
 
     # -- lookups ------------------------------------------------------------------------------
@@ -318,6 +368,13 @@ class MasterIndex:
         strikes = self.strikes(name, expiry)
         gaps = Counter(round(b - a, 4) for a, b in itertools.pairwise(strikes))
         return gaps.most_common(1)[0][0] if gaps else None
+
+    def future(self, name: str, expiry: date) -> Future | None:
+        """The future that expires in the month of an option `expiry` (None when none is
+        listed, as for expiries beyond the three listed futures months)."""
+        month = (expiry.year, expiry.month)
+        listed = self._futures.get(name.upper(), ())
+        return next((f for f in listed if (f.expiry.year, f.expiry.month) == month), None)
 
     def index(self, name: str) -> IndexInstrument | None:
         """The spot instrument of an index (AMXIDX row, else the built-in table)."""

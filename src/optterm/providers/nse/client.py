@@ -17,8 +17,18 @@ deliberately conservative:
 * **Brief caching.** A legacy payload carries every expiry, so one request serves all of a
   tick's expiries; chains are kept for `cache_ttl` seconds with their original provider_ts and
   fetched_at (the poller then sees "unchanged" rather than a restamped copy).
+* **Around the chain, best effort.** The index board (``GET /api/allIndices``, one request per
+  `board_ttl` for every symbol) gives India VIX and, for an index whose chain payload has no
+  `records.index` block, its previous close. A board that fails is skipped for
+  `board_retry` seconds and never costs a chain: VIX and the previous close are then "not
+  given". The chain says which expiries are listed (from the payload or the expiry list this
+  provider fetched). The future of the expiry's month is not given: no NSE futures payload has
+  been recorded to build it from.
 
 Data is labelled ``Feed.DELAYED``: the website's chain is delayed and is not a trading feed.
+
+Over 600 lines because the endpoint families, the cookie session, the pacing and the caches
+are one lifecycle sharing one lock per symbol and one rate limiter; the parsing is parse.py.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -41,10 +52,11 @@ import httpx
 
 from optterm.config import NSE_BASE_URL, NSE_ENDPOINTS
 from optterm.market import NSE_INDICES
-from optterm.model import ChainSnapshot, Segment, Underlying
+from optterm.model import ChainSnapshot, Quote, Segment, Underlying
 from optterm.providers.base import (
     AuthError,
     BadPayload,
+    ProviderError,
     RateLimited,
     ServerError,
 )
@@ -52,11 +64,15 @@ from optterm.providers.common import TableProvider
 from optterm.providers.http import decode_json, make_client, send
 from optterm.providers.nse.parse import (
     FEED,
+    INDEX_NAMES,
     PROVIDER,
+    VIX_NAME,
+    IndexBoard,
     format_expiry,
     parse_chain,
     parse_chains,
     parse_expiries,
+    parse_index_board,
 )
 from optterm.providers.ratelimit import RateLimiter
 
@@ -89,6 +105,7 @@ _API_ACCEPT = "application/json, text/plain, */*"
 _PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _PRIME_PATH = "/option-chain"
 _GETQUOTE_PATH = "/api/NextApi/apiClient/GetQuoteApi"
+_BOARD_PATH = "/api/allIndices"
 # Statuses that mean "this endpoint family is not (or no longer) here": try the next family.
 _GONE = frozenset({400, 404, 405, 410})
 _AUTH = frozenset({401, 403})
@@ -149,6 +166,8 @@ class NseProvider(TableProvider):
     the lot size of any symbol (from config or fo_mktlots.csv). `endpoints` is the family order
     (names from ENDPOINT_FAMILIES). `clock`/`sleep` drive rate limiting and cache ages (inject
     fakes in tests); `now` stamps fetched_at and ages the cookies (it survives restarts).
+    `index_board` turns the index board (VIX, previous closes) on; `board_ttl` and
+    `board_retry` pace it.
     """
 
     name = PROVIDER
@@ -167,6 +186,9 @@ class NseProvider(TableProvider):
         cookie_max_age: float = 900.0,
         cache_ttl: float = 5.0,
         expiry_ttl: float = 300.0,
+        index_board: bool = True,
+        board_ttl: float = 10.0,
+        board_retry: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] | None = None,
@@ -188,6 +210,8 @@ class NseProvider(TableProvider):
             ("min_interval", min_interval),
             ("cache_ttl", cache_ttl),
             ("expiry_ttl", expiry_ttl),
+            ("board_ttl", board_ttl),
+            ("board_retry", board_retry),
         ):
             if not value >= 0:
                 raise ValueError(f"NSE {label} must be >= 0 seconds, got {value}")
@@ -206,6 +230,9 @@ class NseProvider(TableProvider):
         self.cookie_max_age = float(cookie_max_age)
         self.cache_ttl = float(cache_ttl)
         self.expiry_ttl = float(expiry_ttl)
+        self.index_board = bool(index_board)
+        self.board_ttl = float(board_ttl)
+        self.board_retry = float(board_retry)
         self._clock = clock
         self._now = now or (lambda: datetime.now(UTC))
         self._limiter = RateLimiter(
@@ -231,6 +258,9 @@ class NseProvider(TableProvider):
         self._working: dict[str, str] = {}  # symbol → family that answered last
         self._chains: dict[tuple[str, date], _Cached] = {}
         self._expiries: dict[str, _Cached] = {}
+        self._board: _Cached | None = None  # value: (IndexBoard, fetched_at)
+        self._board_retry_at: float | None = None
+        self._board_lock = asyncio.Lock()
         self._load_cookies()
 
     # -- Provider protocol --------------------------------------------------------------------
@@ -245,7 +275,8 @@ class NseProvider(TableProvider):
         with self._guard():
             sym = self._resolve(symbol)
             async with self._symbol_lock(sym):
-                return await self._fetch_chain(sym, expiry)
+                chain = await self._fetch_chain(sym, expiry)
+            return await self._with_context(sym, chain)
 
     async def fetch_spot(self, symbol: str) -> float:
         with self._guard():
@@ -277,6 +308,49 @@ class NseProvider(TableProvider):
         await self._client.aclose()
         self._chains.clear()
         self._expiries.clear()
+
+    # -- around the chain -----------------------------------------------------------------------
+
+    async def _with_context(self, sym: str, chain: ChainSnapshot) -> ChainSnapshot:
+        """The chain with what the index board and the expiry list add (see the docstring)."""
+        changes: dict[str, Any] = {}
+        if not chain.expiries:
+            listed = self._expiries.get(sym)
+            if listed is not None:
+                changes["expiries"] = tuple(listed.value)
+        got = await self._index_board() if self.index_board else None
+        if got is not None:
+            board, fetched_at = got
+            ts = board.ts or fetched_at
+            row = board.get(VIX_NAME)
+            if row is not None and row[0] > 0:
+                changes["vix"] = Quote(row[0], row[1], f"{self.name} allIndices", ts)
+            names = INDEX_NAMES.get(sym)
+            row = board.get(*names) if names else None
+            if row is not None and math.isnan(chain.prev_close) and row[1] > 0:
+                changes["prev_close"] = row[1]
+        return chain.with_context(**changes) if changes else chain
+
+    async def _index_board(self) -> tuple[IndexBoard, datetime] | None:
+        async with self._board_lock:
+            cached = self._board
+            if cached is not None and self._fresh(cached, self.board_ttl):
+                return cached.value
+            if self._board_retry_at is not None and self._clock() < self._board_retry_at:
+                return None
+            try:
+                payload = await self._get_json(_Request(_BOARD_PATH, {}, all_expiries=False))
+                board = parse_index_board(payload)
+            except ProviderError as exc:
+                # VIX and previous closes are extras: their source failing must not cost a
+                # chain, nor be asked again on every chain.
+                log.info("nse: no index board (%s); next try in %gs", exc, self.board_retry)
+                self._board_retry_at = self._clock() + self.board_retry
+                self._board = None
+                return None
+            self._board_retry_at = None
+            self._board = _Cached(self._clock(), (board, self._now()))
+            return self._board.value
 
     # -- fetching -----------------------------------------------------------------------------
 

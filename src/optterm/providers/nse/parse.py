@@ -22,6 +22,13 @@ Normalisation decisions (the ChainSnapshot contract is "NaN = no value", model.p
   so → NaN;
 * open interest, its change and volume keep 0 (a listed contract with no OI is a fact), and
   fractional OI (contracts from before a lot-size change) is kept as is;
+* a leg's previous close is ``lastPrice - change`` (NSE gives the change, not the close),
+  rounded to the paisa to drop float noise such as ``-116.29999999999998``; NaN where the leg
+  never traded (``lastPrice`` 0);
+* the quantities on the best bid and offer (``bidQty``/``askQty``, or ``buyQuantity1``/
+  ``sellQuantity1``) are in units of the underlying; 0, or a side without a price, is NaN;
+* the underlying's previous close is ``records.index.previousClose`` where the payload has that
+  block (legacy index chains); the other shapes do not carry it (the client may add it);
 * numbers may arrive as ints, floats or numeric strings; anything else in a cell (``"-"``,
   None, a dict, a non-finite or a negative price) is NaN for that cell only;
 * a structural problem (no strikes, a strike that is not a positive number, duplicate strikes,
@@ -29,6 +36,10 @@ Normalisation decisions (the ChainSnapshot contract is "NaN = no value", model.p
   or half-read chain is never presented as data.
 
 Any exception raised while parsing becomes BadPayload, so callers only ever see ProviderError.
+
+Over 600 lines because the three chain shapes, the expiry lists and the index board share one
+set of normalisation rules (numbers, dates, NaN) and one error contract; they are one module so
+that a rule is written once.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import enum
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -49,7 +61,10 @@ from optterm.providers.base import BadPayload, ProviderError
 
 __all__ = [
     "FEED",
+    "INDEX_NAMES",
     "PROVIDER",
+    "VIX_NAME",
+    "IndexBoard",
     "Shape",
     "detect_shape",
     "format_expiry",
@@ -58,6 +73,7 @@ __all__ = [
     "parse_chains",
     "parse_date",
     "parse_expiries",
+    "parse_index_board",
     "parse_spot",
     "parse_timestamp",
 ]
@@ -78,6 +94,7 @@ class Shape(enum.StrEnum):
 
 
 # Leg columns in LEG_FIELDS order, each with the NSE keys that may carry it (first found wins).
+# The prev_close column first holds NSE's `change`, and becomes lastPrice - change in _matrix.
 _LEG_KEYS: tuple[tuple[str, ...], ...] = (
     ("openInterest",),
     ("changeinOpenInterest",),
@@ -86,13 +103,16 @@ _LEG_KEYS: tuple[tuple[str, ...], ...] = (
     ("bidprice", "buyPrice1"),
     ("askPrice", "sellPrice1"),
     ("impliedVolatility",),
+    ("change",),
+    ("bidQty", "buyQuantity1"),
+    ("askQty", "sellQuantity1"),
 )
 assert len(_LEG_KEYS) == len(LEG_FIELDS)
 _COL = {name: i for i, name in enumerate(LEG_FIELDS)}
-# Columns where a negative number cannot be real data (oi_change is signed).
-_NON_NEGATIVE = [_COL[n] for n in ("oi", "volume", "ltp", "bid", "ask", "iv")]
+# Columns where a negative number cannot be real data (oi_change and the change are signed).
+_NON_NEGATIVE = [_COL[n] for n in ("oi", "volume", "ltp", "bid", "ask", "iv", "bid_qty", "ask_qty")]
 # Columns where NSE writes 0 for "no value" (see the module docstring).
-_ZERO_IS_MISSING = [_COL[n] for n in ("ltp", "bid", "ask", "iv")]
+_ZERO_IS_MISSING = [_COL[n] for n in ("ltp", "bid", "ask", "iv", "bid_qty", "ask_qty")]
 _MISSING_LEG = (None,) * len(LEG_FIELDS)
 
 # Month names are matched by hand rather than with strptime("%b"): %b follows the process
@@ -352,7 +372,8 @@ def _leg_values(leg: Mapping[str, Any] | None) -> tuple[object, ...]:
 
 
 def _matrix(legs: list[Mapping[str, Any] | None]) -> np.ndarray:
-    """(n, 7) float64 of raw leg values, in LEG_FIELDS order, normalised as documented."""
+    """(n, len(LEG_FIELDS)) float64 of leg values, in LEG_FIELDS order, normalised as
+    documented."""
     raw = [_leg_values(leg) for leg in legs]
     try:
         # One C-level conversion for the common all-numeric case (None becomes NaN).
@@ -372,6 +393,12 @@ def _matrix(legs: list[Mapping[str, Any] | None]) -> np.ndarray:
     sub[sub == 0] = np.nan
     mat[:, _ZERO_IS_MISSING] = sub
     mat[:, _COL["iv"]] /= 100.0
+    prev = np.round(mat[:, _COL["ltp"]] - mat[:, _COL["prev_close"]], 2)
+    prev[~(prev > 0)] = np.nan  # NaN ltp or change, and nonsense
+    mat[:, _COL["prev_close"]] = prev
+    # A quantity on an empty side of the book is not a quote.
+    for qty, price in (("bid_qty", "bid"), ("ask_qty", "ask")):
+        mat[np.isnan(mat[:, _COL[price]]), _COL[qty]] = np.nan
     return mat
 
 
@@ -399,6 +426,8 @@ def _build(
     fetched_at: datetime,
     spot: float,
     lot_size: int,
+    prev_close: float,
+    listed: tuple[date, ...],
 ) -> ChainSnapshot:
     strikes = _strike_column(group.strikes, expiry)
     order = np.argsort(strikes, kind="stable")
@@ -421,6 +450,8 @@ def _build(
         ce=Legs(*ce.T),
         pe=Legs(*pe.T),
         meta={"shape": shape.value},
+        prev_close=prev_close,
+        expiries=listed,
     )
     if not (chain.ce.present().any() or chain.pe.present().any()):
         raise _bad(f"{symbol} {expiry}: no strike carries open interest or a price")
@@ -453,9 +484,32 @@ def parse_spot(payload: object) -> float:
     return _spot(payload, shape, _rows_of(payload, shape))
 
 
-def _prepare(
-    payload: object, symbol: str, lot_size: int
-) -> tuple[Mapping[str, Any], Shape, dict[date, _Group], datetime, float]:
+def _prev_close(payload: Mapping[str, Any], shape: Shape) -> float:
+    """The underlying's previous close, where the payload says it (NaN elsewhere)."""
+    index = None if shape is Shape.GETQUOTE else _records(payload).get("index")
+    value = _number(index.get("previousClose")) if isinstance(index, Mapping) else math.nan
+    return value if value > 0 else math.nan
+
+
+def _listed(payload: Mapping[str, Any], shape: Shape) -> tuple[date, ...]:
+    """The expiries the payload lists for the symbol (legacy `records.expiryDates`), or ()."""
+    listed = None if shape is Shape.GETQUOTE else _records(payload).get("expiryDates")
+    if not isinstance(listed, list):
+        return ()
+    return tuple(sorted({parse_date(text) for text in listed}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    shape: Shape
+    groups: dict[date, _Group]
+    provider_ts: datetime
+    spot: float
+    prev_close: float
+    listed: tuple[date, ...]
+
+
+def _prepare(payload: object, symbol: str, lot_size: int) -> _Prepared:
     shape = detect_shape(payload)
     assert isinstance(payload, Mapping)
     if not isinstance(lot_size, int) or lot_size <= 0:
@@ -464,7 +518,9 @@ def _prepare(
     provider_ts = parse_timestamp(_header(payload, shape).get("timestamp"))
     spot = _spot(payload, shape, rows)
     groups = _group_rows(rows)
-    return payload, shape, groups, provider_ts, spot
+    return _Prepared(
+        shape, groups, provider_ts, spot, _prev_close(payload, shape), _listed(payload, shape)
+    )
 
 
 @_as_bad_payload
@@ -476,19 +532,21 @@ def parse_chains(
     A legacy payload carries all expiries; GetQuoteApi and v3 payloads carry one. `lot_size`
     is the caller's (NSE's chain JSON does not carry it); `fetched_at` must be tz-aware.
     """
-    _, shape, groups, provider_ts, spot = _prepare(payload, symbol, lot_size)
+    p = _prepare(payload, symbol, lot_size)
     return {
         expiry: _build(
-            groups[expiry],
+            p.groups[expiry],
             symbol=symbol,
             expiry=expiry,
-            shape=shape,
-            provider_ts=provider_ts,
+            shape=p.shape,
+            provider_ts=p.provider_ts,
             fetched_at=fetched_at,
-            spot=spot,
+            spot=p.spot,
             lot_size=lot_size,
+            prev_close=p.prev_close,
+            listed=p.listed,
         )
-        for expiry in sorted(groups)
+        for expiry in sorted(p.groups)
     }
 
 
@@ -497,18 +555,77 @@ def parse_chain(
     payload: object, symbol: str, expiry: date, *, lot_size: int, fetched_at: datetime
 ) -> ChainSnapshot:
     """The chain of one `expiry` from `payload`; BadPayload if the payload does not carry it."""
-    _, shape, groups, provider_ts, spot = _prepare(payload, symbol, lot_size)
-    group = groups.get(expiry)
+    p = _prepare(payload, symbol, lot_size)
+    group = p.groups.get(expiry)
     if group is None:
-        listed = ", ".join(format_expiry(d) for d in sorted(groups)) or "none"
+        listed = ", ".join(format_expiry(d) for d in sorted(p.groups)) or "none"
         raise _bad(f"{symbol}: the payload has no expiry {format_expiry(expiry)} (has: {listed})")
     return _build(
         group,
         symbol=symbol,
         expiry=expiry,
-        shape=shape,
-        provider_ts=provider_ts,
+        shape=p.shape,
+        provider_ts=p.provider_ts,
         fetched_at=fetched_at,
-        spot=spot,
+        spot=p.spot,
         lot_size=lot_size,
+        prev_close=p.prev_close,
+        listed=p.listed,
     )
+
+
+# -- the index board (/api/allIndices) ---------------------------------------------------------
+
+# What NSE's index list calls each underlying with options: its rows carry the name twice,
+# `index` ("NIFTY FINANCIAL SERVICES") and the shorter `indexSymbol` ("NIFTY FIN SERVICE"), and
+# either may be matched. The rows have the shape of a legacy chain's `records.index` block.
+INDEX_NAMES: dict[str, tuple[str, ...]] = {
+    "NIFTY": ("NIFTY 50",),
+    "BANKNIFTY": ("NIFTY BANK",),
+    "FINNIFTY": ("NIFTY FINANCIAL SERVICES", "NIFTY FIN SERVICE"),
+    "MIDCPNIFTY": ("NIFTY MIDCAP SELECT", "NIFTY MID SELECT"),
+    "NIFTYNXT50": ("NIFTY NEXT 50",),
+}
+VIX_NAME = "INDIA VIX"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBoard:
+    """NSE's list of index values: (last, previous close) by upper-case index name, and the
+    board's own time (its `timestamp`, IST wall time; None when it has none)."""
+
+    rows: dict[str, tuple[float, float]]
+    ts: datetime | None
+
+    def get(self, *names: str) -> tuple[float, float] | None:
+        for name in names:
+            row = self.rows.get(name.upper())
+            if row is not None:
+                return row
+        return None
+
+
+@_as_bad_payload
+def parse_index_board(payload: object) -> IndexBoard:
+    """`GET /api/allIndices`: `{"data": [{"index", "indexSymbol", "last", "previousClose", …}],
+    "timestamp": "16-Oct-2023 15:30:00", …}`. A value that is not a positive number is NaN."""
+    if not isinstance(payload, Mapping):
+        raise _bad(f"expected a JSON object, got {type(payload).__name__}")
+    data = payload.get("data")
+    if not isinstance(data, list) or not data:
+        raise _bad("the index list has no 'data' rows")
+    rows: dict[str, tuple[float, float]] = {}
+    for row in data:
+        if not isinstance(row, Mapping):
+            continue
+        last, prev = _number(row.get("last")), _number(row.get("previousClose"))
+        value = (last if last > 0 else math.nan, prev if prev > 0 else math.nan)
+        for key in ("index", "indexSymbol"):
+            name = row.get(key)
+            if isinstance(name, str) and name.strip():
+                rows.setdefault(name.strip().upper(), value)
+    if not rows:
+        raise _bad("the index list names no index")
+    stamp = payload.get("timestamp")
+    ts = parse_timestamp(stamp) if isinstance(stamp, str) and stamp.strip() else None
+    return IndexBoard(rows, ts)

@@ -7,17 +7,22 @@ erf, and scipy is not a dependency, so the normal CDF uses a rational approximat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
     "TICK",
+    "VIX_YEARS",
     "black76",
     "norm_cdf",
     "smile",
     "spread_fraction",
+    "term_factor",
     "tick_ceil",
     "tick_floor",
     "tick_round",
+    "vix_level",
 ]
 
 TICK = 0.05  # NSE index options trade in 5-paise ticks
@@ -95,3 +100,34 @@ def _ticks(n: np.ndarray) -> np.ndarray:
     # Rounding to 2 decimals gives the same float a parser of "123.45" would: 0.15, not
     # 0.15000000000000002, so stored and re-read prices compare equal.
     return np.round(n * TICK, 2)
+
+
+def term_factor(t_years: float) -> float:
+    """ATM IV of an expiry `t_years` away relative to the 30-day level: a gentle upward term
+    structure, flat at 30 days."""
+    t_days = max(t_years * 365.0, 0.1)
+    return min(max(1.0 + 0.035 * math.log(t_days / 30.0), 0.85), 1.15)
+
+
+VIX_YEARS = 30.0 / 365.0  # India VIX is the 30-day expected volatility of NIFTY
+_VIX_POINTS = 801
+
+
+def vix_level(spot: float, atm30: float, carry: float, rate: float) -> float:
+    """India VIX as NSE computes it (the CBOE model-free variance of 30-day NIFTY options),
+    applied to the simulator's own smile: the square root of (2/T)·Σ ΔK/K²·e^{rT}·Q(K) −
+    (1/T)(F/K0 − 1)², out-of-the-money options Q over a fine strike grid, × 100. So it sits a
+    little above the ATM IV, by the put skew, as the real index does."""
+    t = VIX_YEARS
+    forward = spot * math.exp(carry * t)
+    sd = atm30 * math.sqrt(t)
+    strikes = forward * np.exp(np.linspace(-8.0 * sd, 6.0 * sd, _VIX_POINTS))
+    vols = smile(atm30, strikes, forward, t)
+    call, put = black76(forward, strikes, t, vols, math.exp(-rate * t))
+    k0 = int(np.searchsorted(strikes, forward)) - 1
+    otm = np.where(np.arange(_VIX_POINTS) < k0, put, call)
+    otm[k0] = 0.5 * (call[k0] + put[k0])
+    dk = np.gradient(strikes)
+    var = 2.0 / t * math.exp(rate * t) * float(np.sum(dk / strikes**2 * otm))
+    var -= (forward / strikes[k0] - 1.0) ** 2 / t
+    return round(100.0 * math.sqrt(max(var, 0.0)), 2)

@@ -21,16 +21,33 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 from optterm.market import NSE_INDICES, MarketCalendar
-from optterm.model import ChainSnapshot, Feed, Underlying
+from optterm.model import ChainSnapshot, Feed, Quote, Underlying
 from optterm.providers.base import BadPayload
 from optterm.providers.common import TableProvider
 from optterm.providers.simulator.clock import SessionClock, default_start
+from optterm.providers.simulator.pricing import TICK
 from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
-from optterm.providers.simulator.state import ChainState, SymbolPath, chain_setup, make_plan
+from optterm.providers.simulator.state import (
+    CARRY,
+    YEAR_SECONDS,
+    ChainState,
+    SymbolPath,
+    chain_setup,
+    make_plan,
+)
 
-__all__ = ["DEFAULT_EPISODE_SECONDS", "EXPIRIES_LISTED", "SCENARIOS", "SimulatorProvider"]
+__all__ = [
+    "DEFAULT_EPISODE_SECONDS",
+    "EXPIRIES_LISTED",
+    "FUTURES_LISTED",
+    "SCENARIOS",
+    "VIX_BASE",
+    "SimulatorProvider",
+]
 
 EXPIRIES_LISTED = 6  # expiries per symbol, like the near end of NSE's dropdown
+FUTURES_LISTED = 3  # NSE lists index futures for the near, next and far month
+VIX_BASE = "NIFTY"  # India VIX is computed from NIFTY options
 DEFAULT_EPISODE_SECONDS = 1800.0  # one scenario pattern per 30 simulated minutes
 _EPS = 1e-9
 
@@ -86,6 +103,7 @@ class SimulatorProvider(TableProvider):
         super().__init__(NSE_INDICES if underlyings is None else underlyings)
         self._paths: dict[str, SymbolPath] = {}
         self._chains: dict[tuple[str, date], ChainState] = {}
+        self._future_expiries: dict[tuple[int, int, int], date | None] = {}
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -176,12 +194,13 @@ class SimulatorProvider(TableProvider):
             setup = chain_setup(
                 self.calendar, self._session, self.step_seconds, sym, expiry, EXPIRIES_LISTED
             )
-            state = ChainState(seed=self.seed, setup=setup, path=self._path(sym))
+            lot = self._underlyings[sym].lot_size
+            state = ChainState(seed=self.seed, setup=setup, path=self._path(sym), lot_size=lot)
             self._chains[(sym, expiry)] = state
         ce, pe, spot = state.legs_at(step)
-        # Spot history older than every chain of this symbol is only needed for a replay.
-        behind = min(st.k for (s, _), st in self._chains.items() if s == sym)
-        self._path(sym).trim(min(behind, step))
+        prev_close = self._path(sym).prev_close_at(step)
+        futures, vix = self._futures(sym, expiry, step), self._vix(step)
+        self._trim(sym, step)
         return ChainSnapshot(
             symbol=sym,
             expiry=expiry,
@@ -195,4 +214,79 @@ class SimulatorProvider(TableProvider):
             ce=ce,
             pe=pe,
             meta={"scenario": self.scenario, "seed": str(self.seed), "step": str(step)},
+            prev_close=prev_close,
+            futures=futures,
+            vix=vix,
+            expiries=tuple(listed),
         )
+
+    def _trim(self, sym: str, step: int) -> None:
+        # Spot history older than every chain of this symbol is only needed for a replay.
+        behind = min((st.k for (s, _), st in self._chains.items() if s == sym), default=step)
+        self._path(sym).trim(min(behind, step))
+
+    def _futures(self, sym: str, expiry: date, step: int) -> Quote | None:
+        """The future expiring in the option expiry's month, priced at fair value (spot carried
+        to its expiry at the simulator's carry rate), as the exchange lists them: the nearest
+        FUTURES_LISTED months only."""
+        path = self._path(sym)
+        session = path.session_of(step)
+        due = self._future_expiry(session, expiry)
+        if due is None:
+            return None
+        close_epoch = self._session.close_epoch(due)
+        now_epoch = self._session.epoch(step * self.step_seconds)
+        close = path.close_before(session)
+
+        def fair(spot: float, at_epoch: float) -> float:
+            t = max(close_epoch - at_epoch, 0.0) / YEAR_SECONDS
+            # On the 0.05 tick like every simulated price (round half to even, as np.rint).
+            return round(round(spot * math.exp(CARRY * t) / TICK) * TICK, 2)
+
+        return Quote(
+            value=fair(path.spot_at(step), now_epoch),
+            prev_close=fair(round(close.spot, 2), close.epoch),
+            source=f"{self.name} {sym} {due:%b} future",
+            ts=self.step_time(step),
+        )
+
+    def _future_expiry(self, session: int, expiry: date) -> date | None:
+        """The expiry of the listed future in `expiry`'s month, on the day of `session`."""
+        key = (session, expiry.year, expiry.month)
+        if key not in self._future_expiries:
+            today = self._session.session_date(session)
+            month = (expiry.year, expiry.month)
+            listed = self._monthly_expiries(today)
+            due = next((d for d in listed if (d.year, d.month) == month), None)
+            self._future_expiries[key] = due
+        return self._future_expiries[key]
+
+    def _monthly_expiries(self, today: date) -> list[date]:
+        """This month's and the next months' monthly expiries still live on `today`."""
+        out: list[date] = []
+        year, month = today.year, today.month
+        while len(out) < FUTURES_LISTED:
+            nominal = self.calendar.last_weekday_of_month(year, month)
+            day = (
+                nominal
+                if self.calendar.is_trading_day(nominal)
+                else self.calendar.previous_trading_day(nominal)
+            )
+            if day >= today:
+                out.append(day)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return out
+
+    def _vix(self, step: int) -> Quote | None:
+        """India VIX from the simulated NIFTY (its 30-day IV and smile); none without NIFTY."""
+        if VIX_BASE not in self._underlyings:
+            return None
+        path = self._path(VIX_BASE)
+        quote = Quote(
+            value=path.vix_at(step),
+            prev_close=path.vix_prev_close_at(step),
+            source=f"{self.name} India VIX",
+            ts=self.step_time(step),
+        )
+        self._trim(VIX_BASE, step)
+        return quote

@@ -1,5 +1,10 @@
 """The simulator's state: per-symbol spot/IV paths and per-chain OI/volume books.
 
+Over 600 lines because the paths and the books share one determinism scheme (random streams
+seeded per purpose and addressed by step, state advanced forward and replayed from birth), and
+the previous closes are read off the same walk; splitting them would spread that invariant
+over modules that must then be audited together.
+
 Determinism is by construction. Every random number is drawn from a generator seeded with
 (seed, crc32(symbol), a purpose tag, [expiry], block index) and addressed by step, so the state at
 step k depends only on the configuration and k, never on how often or in which order chains were
@@ -21,24 +26,34 @@ from optterm.model import Legs, Underlying
 from optterm.providers.simulator.clock import SessionClock
 from optterm.providers.simulator.pricing import (
     TICK,
+    VIX_YEARS,
     black76,
     smile,
     spread_fraction,
+    term_factor,
     tick_ceil,
     tick_floor,
     tick_round,
+    vix_level,
 )
 from optterm.providers.simulator.scenarios import Episode, FlowStep, Scenario, SymbolPlan
 
-__all__ = ["ChainState", "SymbolPath", "make_plan"]
+__all__ = [
+    "CARRY",
+    "YEAR_SECONDS",
+    "ChainState",
+    "Close",
+    "SymbolPath",
+    "make_plan",
+]
 
 YEAR_SECONDS = 365.0 * 86400.0
 _MIN_T = 60.0 / YEAR_SECONDS  # an option on its last step still has a minute of time value
 _RATE = 0.065  # INR risk-free rate for discounting
-_CARRY = 0.055  # forward = spot * exp(carry * T): rate minus index dividend yield
+CARRY = 0.055  # forward = spot * exp(carry * T): rate minus index dividend yield
 
 # Purpose tags keep the random streams of different quantities independent.
-_TAG_PLAN, _TAG_SPOT, _TAG_GAP, _TAG_PROFILE, _TAG_CHAIN, _TAG_BIAS = range(1, 7)
+_TAG_PLAN, _TAG_SPOT, _TAG_GAP, _TAG_PROFILE, _TAG_CHAIN, _TAG_BIAS, _TAG_DEPTH = range(1, 8)
 _SPOT_BLOCK = 1024
 _CHAIN_BLOCK = 64
 _EPS = 1e-9
@@ -101,6 +116,15 @@ def make_plan(seed: int, underlying: Underlying) -> SymbolPlan:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The market at the close of the session before a given one: what its previous close is."""
+
+    spot: float  # unrounded, like the path
+    atm30: float  # 30-day ATM IV at that close
+    epoch: float  # time of the session's last quote (epoch seconds)
+
+
 def ladder(plan: SymbolPlan) -> np.ndarray:
     """Listed strikes: +-12 % of the starting spot at the symbol's strike step."""
     half = math.ceil(0.12 * plan.spot0 / plan.strike_step)
@@ -132,6 +156,11 @@ class SymbolPath:
         self._iv_keep = math.exp(-step_seconds / 3600.0)  # IV level mean-reverts over ~1 h
         self._iv_sd = 0.04 * math.sqrt(1.0 - self._iv_keep**2)
         self._du = step_seconds / episode_seconds
+        # The close before each session index, recorded as the path crosses into it (so a trim
+        # never loses one, and a replay records the same values again).
+        self._closes: dict[int, Close] = {}
+        self._vix: tuple[int, float] | None = None
+        self._vix_close: tuple[int, float] | None = None
         self._restart()
 
     def _restart(self) -> None:
@@ -209,12 +238,76 @@ class SymbolPath:
             n0 = clock.session_index((j - 1) * self.step_seconds)
             n1 = clock.session_index(j * self.step_seconds)
             if n1 != n0:
+                # The last step of a session is its close: the next one's previous close.
+                self._closes.setdefault(n1, self._close_at(j - 1, i - 1))
                 # Overnight news: an opening gap of ~0.4 % (damped like the intraday moves).
-                gap = _rng(self.seed, plan.symbol, _TAG_GAP, n1).standard_normal()
-                shock += 0.004 * scen.vol_scale * float(gap)
+                shock += self._gap(n1)
             spot_arr[i] = s_prev * math.exp(drift + shock)
             ivx_arr[i] = self._iv_keep * ivx_arr[i - 1] + self._iv_sd * z_iv
         self.count = k + 1
+
+    def _gap(self, n: int) -> float:
+        """The opening gap (log move) of session n."""
+        gap = _rng(self.seed, self.plan.symbol, _TAG_GAP, n).standard_normal()
+        return 0.004 * self.scenario.vol_scale * float(gap)
+
+    def _close_at(self, k: int, i: int) -> Close:
+        # The same arithmetic, in the same order, as atm_iv_at: a contract's previous close is
+        # then exactly its last quote of the session before.
+        e, u = self.episode_of(k)
+        scen = self.scenario.iv_scale(u, self._episodes[e])
+        level = self.plan.atm_iv * math.exp(float(self._ivx[i])) * scen
+        return Close(float(self._spot[i]), level, self.clock.epoch(k * self.step_seconds))
+
+    def close_before(self, session: int) -> Close:
+        """The close of the session before session index `session` (0 = the start's). Before
+        the start there is no simulated path: that close is the start's spot with its opening
+        gap taken back, and an IV level of its own, on the previous trading day."""
+        close = self._closes.get(session)
+        if close is not None:
+            return close
+        if session > 0:
+            # Not crossed yet: walk the path to the session's first step.
+            start = session * self.clock.session_length - self.clock.offset0
+            first = max(math.ceil(start / self.step_seconds - _EPS), 1)
+            while self.session_of(first) < session:
+                first += 1
+            self.ensure(first)
+            return self._closes[self.session_of(first)]
+        self.ensure(0)
+        cal = self.clock.calendar
+        before = cal.previous_trading_day(self.clock.session_date(0))
+        # The IV level wanders around its base by ~4 % (the path's stationary spread): the
+        # evening before the start had its own.
+        z_iv = _rng(self.seed, self.plan.symbol, _TAG_GAP, 0, 1).standard_normal()
+        scen = self.scenario.iv_scale(0.0, self._episodes[0])
+        close = Close(
+            self.plan.spot0 * math.exp(-self._gap(0)),
+            self.plan.atm_iv * math.exp(0.04 * float(z_iv)) * scen,
+            cal.session_bounds(before)[1].timestamp(),
+        )
+        self._closes[0] = close
+        return close
+
+    def session_of(self, k: int) -> int:
+        return self.clock.session_index(k * self.step_seconds)
+
+    def prev_close_at(self, k: int) -> float:
+        """The underlying's previous close as of step k, rounded like every quoted spot."""
+        return round(self.close_before(self.session_of(k)).spot, 2)
+
+    def vix_at(self, k: int) -> float:
+        """India VIX at step k, from this path's spot and 30-day ATM IV."""
+        if self._vix is None or self._vix[0] != k:
+            self._vix = (k, vix_level(self.spot_at(k), self.atm_iv_at(k, VIX_YEARS), CARRY, _RATE))
+        return self._vix[1]
+
+    def vix_prev_close_at(self, k: int) -> float:
+        session = self.session_of(k)
+        if self._vix_close is None or self._vix_close[0] != session:
+            close = self.close_before(session)
+            self._vix_close = (session, vix_level(round(close.spot, 2), close.atm30, CARRY, _RATE))
+        return self._vix_close[1]
 
     def raw_spot(self, k: int) -> float:
         """Unrounded spot at step k (the state the chains evolve on)."""
@@ -229,10 +322,9 @@ class SymbolPath:
         scenario's IV move and a gentle upward term structure."""
         self.ensure(k)
         e, u = self.episode_of(k)
-        t_days = max(t_years * 365.0, 0.1)
-        term = min(max(1.0 + 0.035 * math.log(t_days / 30.0), 0.85), 1.15)
         scen = self.scenario.iv_scale(u, self._episodes[e])
-        return self.plan.atm_iv * math.exp(float(self._ivx[k - self.first])) * scen * term
+        level = self.plan.atm_iv * math.exp(float(self._ivx[k - self.first])) * scen
+        return level * term_factor(t_years)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,10 +364,13 @@ def chain_setup(
 class ChainState:
     """OI and volume book of one (symbol, expiry) chain, advanced step by step."""
 
-    def __init__(self, *, seed: int, setup: ChainSetup, path: SymbolPath) -> None:
+    def __init__(
+        self, *, seed: int, setup: ChainSetup, path: SymbolPath, lot_size: int = 1
+    ) -> None:
         self.seed = seed
         self.setup = setup
         self.path = path
+        self.lot_size = lot_size
         plan = path.plan
         self.strikes = ladder(plan)
         self.n = self.strikes.shape[0]
@@ -292,6 +387,9 @@ class ChainState:
         self._noise = np.empty((0, 4, self.n))
         self._ep_atm: dict[int, int] = {}
         self._priced: tuple[int, Legs, Legs, float] | None = None
+        self._depth_block = -1
+        self._depth = np.empty((0, 4, self.n))
+        self._closing: tuple[int, np.ndarray, np.ndarray] | None = None
         self.reset()
 
     # -- setup --------------------------------------------------------------------------------
@@ -357,6 +455,42 @@ class ChainState:
             self._noise = rng.standard_normal((_CHAIN_BLOCK, 4, self.n))
             self._block = b
         return self._noise[k - b * _CHAIN_BLOCK]
+
+    def _depth_z(self, k: int) -> np.ndarray:
+        # Its own stream: the book's quantities never disturb the OI and volume draws.
+        b = k // _CHAIN_BLOCK
+        if b != self._depth_block:
+            rng = _rng(self.seed, self.path.plan.symbol, _TAG_DEPTH, self._exp_ord, b)
+            self._depth = rng.standard_normal((_CHAIN_BLOCK, 4, self.n))
+            self._depth_block = b
+        return self._depth[k - b * _CHAIN_BLOCK]
+
+    def closing_prices(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(CE, PE) previous close per strike as of step k: each contract priced like every
+        quote (Black-76 on the forward, the smile, tick rounding) at the close of the session
+        before step k's, with that close's spot, IV level and time to expiry."""
+        session = self.path.session_of(k)
+        if self._closing is not None and self._closing[0] == session:
+            return self._closing[1], self._closing[2]
+        close = self.path.close_before(session)
+        t = max((self.close_epoch - close.epoch) / YEAR_SECONDS, _MIN_T)
+        call, put = self._price(round(close.spot, 2), close.atm30 * term_factor(t), t)[:2]
+        ce, pe = np.maximum(tick_round(call), TICK), np.maximum(tick_round(put), TICK)
+        self._closing = (session, ce, pe)
+        return ce, pe
+
+    def _price(
+        self, spot: float, atm: float, t: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """(call, put, smile vols, standardised moneyness, forward) at one market state."""
+        forward = spot * math.exp(CARRY * t)
+        vol = smile(atm, self.strikes, forward, t)
+        call, put = black76(forward, self.strikes, t, vol, math.exp(-_RATE * t))
+        # A steep wing can make the smile price a hair non-monotone; real quotes never are.
+        call = np.minimum.accumulate(call)
+        put = np.maximum.accumulate(put)
+        x = np.log(self.strikes / forward) / (atm * math.sqrt(t))
+        return call, put, vol, x, forward
 
     def _episode_atm(self, e: int) -> int:
         idx = self._ep_atm.get(e)
@@ -460,21 +594,18 @@ class ChainState:
         self.advance_to(k)
         spot = self.path.spot_at(k)
         t = self._t_years(k)
-        atm = self.path.atm_iv_at(k, t)
-        forward = spot * math.exp(_CARRY * t)
-        vol = smile(atm, self.strikes, forward, t)
-        call, put = black76(forward, self.strikes, t, vol, math.exp(-_RATE * t))
-        # A steep wing can make the smile price a hair non-monotone; real quotes never are.
-        call = np.minimum.accumulate(call)
-        put = np.maximum.accumulate(put)
-        x = np.log(self.strikes / forward) / (atm * math.sqrt(t))
+        call, put, vol, x, _ = self._price(spot, self.path.atm_iv_at(k, t), t)
         iv = np.round(vol, 4)
+        close_ce, close_pe = self.closing_prices(k)
+        depth = self._depth_z(k)
         ce = self._legs(
-            call, np.maximum(spot - self.strikes, 0.0), x, iv, self.oi_ce, self.prev_ce, self.vol_ce
-        )
+            call, np.maximum(spot - self.strikes, 0.0), x, iv, self.oi_ce, self.prev_ce,
+            self.vol_ce, close_ce, depth[:2],
+        )  # fmt: skip
         pe = self._legs(
-            put, np.maximum(self.strikes - spot, 0.0), x, iv, self.oi_pe, self.prev_pe, self.vol_pe
-        )
+            put, np.maximum(self.strikes - spot, 0.0), x, iv, self.oi_pe, self.prev_pe,
+            self.vol_pe, close_pe, depth[2:],
+        )  # fmt: skip
         self._priced = (k, ce, pe, spot)
         return ce, pe, spot
 
@@ -487,6 +618,8 @@ class ChainState:
         oi: np.ndarray,
         prev: np.ndarray,
         volume: np.ndarray,
+        prev_close: np.ndarray,
+        depth: np.ndarray,
     ) -> Legs:
         half = 0.5 * np.maximum(fair * spread_fraction(x, self.illiquidity), TICK)
         ltp = np.maximum(tick_round(fair), TICK)
@@ -496,6 +629,11 @@ class ChainState:
         # NSE reports IV 0 (we: missing) when there is no time value to solve from.
         iv = np.where(ltp - intrinsic < 2 * TICK, np.nan, iv)
         oi_now = np.rint(oi)
+        # Lots resting at the best bid and offer: a few dozen near the money, a handful in the
+        # wings and on thin far expiries, whole lots as the exchange shows them.
+        typical = (30.0 * np.exp(-0.5 * np.minimum(x * x, 50.0)) + 3.0) / self.illiquidity
+        bid_lots = np.floor(typical * np.exp(0.7 * depth[0] - 0.245)) + 1.0
+        ask_lots = np.floor(typical * np.exp(0.7 * depth[1] - 0.245)) + 1.0
         return Legs(
             oi=oi_now,
             oi_change=oi_now - prev,
@@ -504,6 +642,9 @@ class ChainState:
             bid=bid,
             ask=ask,
             iv=iv,
+            prev_close=prev_close,
+            bid_qty=np.where(np.isnan(bid), np.nan, bid_lots * self.lot_size),
+            ask_qty=ask_lots * self.lot_size,
         )
 
 

@@ -1,0 +1,99 @@
+"""The figures a header shows around a chain, written once for the TUI's header and `optterm
+chain`: the day's change (from the previous close, never from whenever this process started),
+which listed expiry the chain is and how far off, the future of the expiry's month with its
+basis, and India VIX. Each figure that comes from its own quote says its source and age, and a
+figure the provider does not give reads "n/a": nothing here is estimated.
+
+Figures are plain text with a sign (+1 up, -1 down, 0 neither or n/a) that front ends colour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from optterm.market import IST
+from optterm.model import ChainSnapshot, Feed, Quote
+from optterm.present.time import age_text
+
+__all__ = [
+    "Figure",
+    "change_figure",
+    "days_to_expiry",
+    "expiry_figure",
+    "futures_figure",
+    "header_figures",
+    "quote_age",
+    "vix_figure",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    text: str
+    sign: int = 0  # +1 up (green), -1 down (red), 0 neither
+
+
+def _sign(x: float) -> int:
+    return 0 if math.isnan(x) or x == 0 else (1 if x > 0 else -1)
+
+
+def change_figure(snap: ChainSnapshot) -> Figure:
+    """ "+68.12 (+0.27%)": spot against the previous close; "chg n/a" without one."""
+    diff = snap.change
+    if math.isnan(diff) or not snap.prev_close:
+        return Figure("chg n/a")
+    return Figure(f"{diff:+,.2f} ({diff / snap.prev_close:+.2%})", _sign(diff))
+
+
+def days_to_expiry(snap: ChainSnapshot) -> int:
+    """Calendar days from the data's exchange-local date to the expiry (0 on expiry day)."""
+    return (snap.expiry - snap.provider_ts.astimezone(IST).date()).days
+
+
+def expiry_figure(snap: ChainSnapshot) -> Figure:
+    """ "expiry 2/6 · 8d": which of the listed expiries, and the calendar days left."""
+    rank = snap.expiry_rank
+    place = f"expiry {rank[0]}/{rank[1]}" if rank else "expiry n/a"
+    days = days_to_expiry(snap)
+    left = "expires today" if days == 0 else f"{days}d to expiry"
+    return Figure(f"{place} · {left}")
+
+
+def quote_age(snap: ChainSnapshot, quote: Quote, now: datetime) -> float:
+    """Seconds since `quote` was current. Simulated quotes carry simulated times, like their
+    chain, so they age from when the chain was fetched (present.chain.data_age does the same)."""
+    since = snap.fetched_at if snap.feed is Feed.SIMULATED else quote.ts
+    return max(0.0, (now - since).total_seconds())
+
+
+def _where(snap: ChainSnapshot, quote: Quote, now: datetime) -> str:
+    return f"[{quote.source} · {age_text(quote_age(snap, quote, now))}]"
+
+
+def futures_figure(snap: ChainSnapshot, now: datetime) -> Figure:
+    """ "FUT 25,748.75 basis +20.30 [source · age]": the month's future and future − spot."""
+    q = snap.futures
+    if q is None or math.isnan(q.value):
+        return Figure("FUT n/a")
+    basis = q.value - snap.spot
+    shown = "n/a" if math.isnan(basis) else f"{basis:+,.2f}"
+    return Figure(f"FUT {q.value:,.2f} basis {shown} {_where(snap, q, now)}", _sign(basis))
+
+
+def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:
+    """ "VIX 13.54 +0.50 (+3.83%) [source · age]": India VIX against its previous close."""
+    q = snap.vix
+    if q is None or math.isnan(q.value):
+        return Figure("VIX n/a")
+    diff = q.change
+    move = ""
+    if not math.isnan(diff) and q.prev_close:
+        move = f" {diff:+.2f} ({diff / q.prev_close:+.2%})"
+    return Figure(f"VIX {q.value:,.2f}{move} {_where(snap, q, now)}", _sign(diff))
+
+
+def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
+    """The line under the chain's own: expiry, future, VIX."""
+    return [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
