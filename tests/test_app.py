@@ -24,7 +24,7 @@ def status(app) -> str:
 async def test_dashboard_switches_symbol_expiry_greeks_and_window(tmp_path) -> None:
     d = await make_driver(tmp_path)
     try:
-        async with d.app.run_test(size=(200, 50)) as pilot:
+        async with d.app.run_test(size=(220, 50)) as pilot:
             await d.tick(pilot)
             dash = d.app.screen
             chain = dash.query_one(ChainTable)
@@ -44,7 +44,7 @@ async def test_dashboard_switches_symbol_expiry_greeks_and_window(tmp_path) -> N
             assert strikes[1] - strikes[0] == 100
 
             assert "CE Δ" not in chain.column_labels
-            await pilot.press("g")
+            await pilot.press("g")  # Δ, the first Greek, shows from 208 columns
             assert chain.greeks and "CE Δ" in chain.column_labels
 
             await pilot.press("1")
