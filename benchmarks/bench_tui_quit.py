@@ -24,12 +24,13 @@ import select
 import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import termios
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.home import isolated_env, optterm_cmd
 
 RUNS = 7
 SEED = 20261203
@@ -42,19 +43,11 @@ interval = 1
 def _once(root: Path, wait_s: float) -> float:
     paint = root / "painted"
     paint.unlink(missing_ok=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OPTTERM_")},
-        "XDG_CONFIG_HOME": str(root / "config"),
-        "XDG_DATA_HOME": str(root / "data"),
-        "XDG_CACHE_HOME": str(root / "cache"),
-        "XDG_STATE_HOME": str(root / "state"),
-        "TERM": "xterm-256color",
-        "OPTTERM_TEST_PAINT_FILE": str(paint),
-    }
+    env = isolated_env(root, TERM="xterm-256color", OPTTERM_TEST_PAINT_FILE=str(paint))
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 240, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "optterm", "--config", str(root / "optterm.toml")],
+        optterm_cmd(root / "optterm.toml"),
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -13,7 +13,7 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 
 from optterm.engine.analytics.chain import Enriched, enrich
-from optterm.model import ChainSnapshot, Legs, Side
+from optterm.model import ChainSnapshot, Side
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.widgets.chain_table import HEADER_ROWS, ChainTable
 

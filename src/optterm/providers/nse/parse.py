@@ -534,19 +534,7 @@ def parse_chains(
     """
     p = _prepare(payload, symbol, lot_size)
     return {
-        expiry: _build(
-            p.groups[expiry],
-            symbol=symbol,
-            expiry=expiry,
-            shape=p.shape,
-            provider_ts=p.provider_ts,
-            fetched_at=fetched_at,
-            spot=p.spot,
-            lot_size=lot_size,
-            prev_close=p.prev_close,
-            listed=p.listed,
-        )
-        for expiry in sorted(p.groups)
+        expiry: _chain_of(p, expiry, symbol, lot_size, fetched_at) for expiry in sorted(p.groups)
     }
 
 
@@ -560,8 +548,15 @@ def parse_chain(
     if group is None:
         listed = ", ".join(format_expiry(d) for d in sorted(p.groups)) or "none"
         raise _bad(f"{symbol}: the payload has no expiry {format_expiry(expiry)} (has: {listed})")
+    return _chain_of(p, expiry, symbol, lot_size, fetched_at)
+
+
+def _chain_of(
+    p: _Prepared, expiry: date, symbol: str, lot_size: int, fetched_at: datetime
+) -> ChainSnapshot:
+    """One expiry's chain out of a prepared payload."""
     return _build(
-        group,
+        p.groups[expiry],
         symbol=symbol,
         expiry=expiry,
         shape=p.shape,
