@@ -107,9 +107,10 @@ class Allow:
 
 
 # A 90-minute run plays the pattern, its cooldown (the same flow reversed) and the pattern again.
-# REVERSED: the cooldown closes what the pattern opened (writers cover, coverers write again), so
-#   the detector of the reversed flow reads it: at most once per reversal, two a run.
-# TRENDING: each reversal also turns put ΔOI - call ΔOI around: one momentum shift per reversal.
+# REVERSED: the cooldown closes what the pattern opened (writers cover, coverers write again), and
+#   the detector of the reversed flow reads it, with the flow: once in the cooldown, and once
+#   more where the cooldown runs into the next pattern episode, so at most two a run.
+# TRENDING: each of the two reversals turns put ΔOI - call ΔOI around: a momentum shift each.
 # CHANCE: a 0.6-0.7 % drift plus the random walk now and then closes 0.35 points on max pain
 #   within 5 minutes, or runs into the call wall, as a real market does; tolerated in at most a
 #   quarter of the runs. Anything a scenario does not list must stay silent in it.
