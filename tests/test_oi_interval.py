@@ -192,7 +192,9 @@ async def test_quiet_session_view_changes_at_most_three_times_an_hour(
 
 async def test_a_trending_session_still_gets_its_view() -> None:
     session = Session("call_writing", 42)
-    for _ in range(40):
+    # The writing builds at a growing pace: by 20 minutes (80 ticks of 15 s) the day's buildups
+    # and the view are bearish, through the hold.
+    for _ in range(80):
         (update,) = (await session.tick()).updates
     assert update.metrics is not None and update.metrics.view.bias is Bias.BEARISH
     assert any("day's buildups lean bearish" in r for r in update.metrics.view.reasons)

@@ -10,11 +10,20 @@ module in step.
 A signal is keyed by (kind, chain, anchor): while the pattern persists the same signal is updated
 (confidence, evidence, `last_seen`, `expires_at`), and it expires `patterns.ttl` seconds after it
 was last seen. The thresholds are the `[patterns]` settings themselves (PatternSettings).
+
+The buildup/unwinding detectors read who traded from the size of the premium moves, weighted by
+the open interest they reprice and measured in expected moves, never from a count of strikes;
+docs/patterns.md ("With the flow") says why and how that was measured.
+
+This is one module, over 600 lines, because the eight detectors share the chain pair, the
+thresholds and the lifecycle that keys their signals, and docs/patterns.md follows it section by
+section; splitting it would scatter one definition over several files.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -38,6 +47,9 @@ class _Hit:
     evidence: tuple[tuple[str, float], ...]
     confidence: float
     summary: str
+    # May this hit replace an active signal of its kind and chain with another anchor? The flow
+    # detectors allow it only on a decisive reading (see FLOW_REVERSAL).
+    reverses: bool = True
 
 
 def _pts(value: float, threshold: float, full_at: float) -> float:
@@ -58,6 +70,7 @@ class _Pair:
     atm: int  # position of the current ATM strike within i1
     dt: float  # seconds between the two
     session_open: datetime  # when the trading day of both chains opened
+    year_s: float  # trading seconds in a year (TRADING_DAYS sessions)
 
     @property
     def s1(self) -> ChainSnapshot:
@@ -72,7 +85,7 @@ class _Pair:
         return self.i1[a:b], self.i0[a:b]
 
 
-def _pair(cur: Enriched, ref: _Ref, session_open: datetime) -> _Pair | None:
+def _pair(cur: Enriched, ref: _Ref, session_open: datetime, year_s: float) -> _Pair | None:
     s1, s0 = cur.snapshot, ref.snapshot
     if not len(s1) or not len(s0):
         return None
@@ -81,13 +94,13 @@ def _pair(cur: Enriched, ref: _Ref, session_open: datetime) -> _Pair | None:
         return None
     atm = int(np.argmin(np.abs(common - s1.spot)))
     dt = (s1.provider_ts - s0.provider_ts).total_seconds()
-    return _Pair(cur, ref, i1, i0, atm, dt, session_open)
+    return _Pair(cur, ref, i1, i0, atm, dt, session_open, year_s)
 
 
 # -- the four OI-flow detectors ------------------------------------------------------------------
 
 _FLOW = {
-    # kind: (side, band lo, band hi, sign of OI change, direction if premiums fall / rise, words)
+    # kind: (side, band lo, band hi, sign of OI change, direction if premiums fall / rise)
     PatternKind.CALL_BUILDUP: ("ce", 0, 1, +1, (Direction.BEARISH, Direction.BULLISH)),
     PatternKind.PUT_BUILDUP: ("pe", -1, 0, +1, (Direction.BULLISH, Direction.BEARISH)),
     PatternKind.CALL_UNWINDING: ("ce", 0, 1, -1, (Direction.BEARISH, Direction.BULLISH)),
@@ -103,6 +116,10 @@ _FLOW_WORDS = {
     (PatternKind.PUT_UNWINDING, False): "put long unwinding",
     (PatternKind.PUT_UNWINDING, True): "put short covering",
 }
+# A direction already reported for a chain is reversed only by a premium move this many times
+# `patterns.flow_min_moves` (a fixed part of the method: docs/patterns.md).
+FLOW_REVERSAL = 2.0
+TRADING_DAYS = 252  # a year of sessions, to scale the ATM IV to the window
 
 
 def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
@@ -112,28 +129,50 @@ def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
         return []
     leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
     oi1, oi0 = leg1.oi[i1], leg0.oi[i0]
-    ok = np.isfinite(oi1) & np.isfinite(oi0)
+    px1, px0 = leg1.ltp[i1], leg0.ltp[i0]
+    delta = np.abs(getattr(p.cur, side).delta[i1])
+    ok = np.isfinite(oi1) & np.isfinite(oi0) & np.isfinite(px1) & np.isfinite(px0)
+    ok &= np.isfinite(delta)
     if np.count_nonzero(ok) < 2:
         return []
-    base = float(oi0[ok].sum())
+    oi1, oi0, px1, px0, delta = oi1[ok], oi0[ok], px1[ok], px0[ok], delta[ok]
+    base = float(oi0.sum())
     if base <= 0:
         return []
-    d_oi = oi1[ok] - oi0[ok]
+    d_oi = oi1 - oi0
     change_pct = sign * float(d_oi.sum()) / base * 100.0
     threshold = prm.buildup_min_pct if sign > 0 else prm.unwinding_min_pct
     breadth = float(np.count_nonzero(sign * d_oi > 0)) / d_oi.size
     if change_pct < threshold or breadth < prm.min_breadth:
         return []
-    d_px = leg1.ltp[i1][ok] - leg0.ltp[i0][ok]
-    rising = int(np.count_nonzero(d_px > 0))
-    falling = int(np.count_nonzero(d_px < 0))
-    premiums_rise = rising > falling
-    agreement = (rising if premiums_rise else falling) / d_px.size
+    pushed = np.maximum(sign * d_oi, 0.0)
+    top_share = float(pushed.max() / pushed.sum())
+    if top_share > prm.flow_max_strike_share:
+        return []  # one strike's trade, not a flow across the band (UNUSUAL_ACTIVITY's business)
+    # Who traded is read from the premiums, weighted by the open interest they reprice: the
+    # band's option value moved by sum(OI x dPremium). Measured against what a one-sigma spot move
+    # over the window would do to it (sum(OI x |delta| x spot x sigma)), a move is "decisive"
+    # only once it stands clear of the market's own noise.
+    d_px = px1 - px0
+    value = float(oi0 @ px0)
+    moved = float(oi0 @ d_px)
+    sigma = float(p.cur.metrics.atm_iv) * math.sqrt(max(p.dt, 0.0) / p.year_s)
+    expected = float(oi0 @ delta) * p.s0.spot * sigma
+    if not (value > 0 and expected > 0 and math.isfinite(expected)):
+        return []
+    moves = moved / expected
+    if moves == 0 or abs(moves) < prm.flow_min_moves:
+        return []  # OI changed but the premiums did not say who traded
+    premiums_rise = bool(moves > 0)
+    premium_pct = moved / value * 100.0
+    along = np.abs(oi0 * d_px)
+    agreement = float(along[(d_px > 0) == premiums_rise].sum() / along.sum())
     confidence = (
         40.0
-        + 30.0 * _pts(change_pct, threshold, 3.0 * threshold)
-        + 15.0 * _pts(breadth, prm.min_breadth, 1.0)
-        + 15.0 * agreement
+        + 20.0 * _pts(change_pct, threshold, 3.0 * threshold)
+        + 10.0 * _pts(breadth, prm.min_breadth, 1.0)
+        + 20.0 * _pts(abs(moves), prm.flow_min_moves, prm.flow_min_moves + 2.0)
+        + 10.0 * (2.0 * agreement - 1.0)
     )
     strikes = p.s1.strikes[i1][ok]
     top = strikes[np.argsort(-sign * d_oi, kind="stable")[:3]]
@@ -141,8 +180,8 @@ def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
     verb = "added" if sign > 0 else "shed"
     summary = (
         f"{words}: {side.upper()} OI {verb} {change_pct:.1f}% across "
-        f"{' '.join(f'{k:g}' for k in sorted(top))} in {p.dt / 60:.0f} min, premiums "
-        f"{'up' if premiums_rise else 'down'} on {agreement:.0%} of strikes"
+        f"{' '.join(f'{k:g}' for k in sorted(top))} in {p.dt / 60:.0f} min; OI-weighted "
+        f"premiums {premium_pct:+.1f}% ({abs(moves):.1f} expected moves)"
     )
     return [
         _Hit(
@@ -153,11 +192,15 @@ def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
             (
                 ("oi_change_pct", round(change_pct, 3)),
                 ("breadth", round(breadth, 3)),
+                ("top_strike_share", round(top_share, 3)),
+                ("premium_change_pct", round(premium_pct, 3)),
+                ("premium_moves", round(moves, 3)),
                 ("premium_agreement", round(agreement, 3)),
                 ("window_s", p.dt),
             ),
             confidence,
             summary,
+            reverses=abs(moves) >= FLOW_REVERSAL * prm.flow_min_moves,
         )
     ]
 
@@ -287,6 +330,22 @@ def max_pain_shift(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 # -- unusual activity ----------------------------------------------------------------------------
 
 
+# A strike's volume / OI is compared with the median of this many strikes on each side of it
+# (a fixed part of the method; the multiple is `patterns.unusual_vs_neighbours`).
+UNUSUAL_NEIGHBOURS = 2
+
+
+def _neighbours_median(values: np.ndarray, n: int) -> np.ndarray:
+    """Per element, the median of the finite values among the n before and n after it (NaN when
+    there are none)."""
+    padded = np.pad(values.astype(float), n, constant_values=np.nan)
+    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * n + 1)
+    around = np.delete(around, n, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN neighbourhood is NaN
+        return np.nanmedian(around, axis=1)
+
+
 def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
     elapsed0 = (p.s0.provider_ts - p.session_open).total_seconds()
@@ -296,8 +355,12 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
         oi = leg1.oi[p.i1]
         traded = v1 - v0
         with np.errstate(invalid="ignore", divide="ignore"):
-            vol_oi = traded / oi
+            vol_oi = np.where(oi > 0, traded / oi, np.nan)
+            peers = _neighbours_median(vol_oi, UNUSUAL_NEIGHBOURS)
             eligible = (oi >= prm.unusual_min_oi_share * np.nanmax(oi)) & (traded > 0)
+            # Unusual means unlike the strikes next to it: near expiry the whole ATM band turns
+            # its OI over many times a day, which is the market, not one trader.
+            eligible &= vol_oi >= prm.unusual_vs_neighbours * peers
         vol_oi = np.where(eligible, vol_oi, np.nan)
         if not np.isfinite(vol_oi).any():
             continue
@@ -305,6 +368,8 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
         ratio = float(vol_oi[j])
         if ratio < prm.unusual_volume_oi:
             continue
+        # n/a (NaN) when its neighbours traded nothing at all: no ratio to show, and JSON has no inf
+        vs_peers = ratio / float(peers[j]) if peers[j] > 0 else math.nan
         spike = math.nan
         if elapsed0 >= prm.unusual_min_session and v0[j] > 0:
             spike = (traded[j] / p.dt) / (v0[j] / elapsed0)
@@ -332,6 +397,7 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
                     ("volume", float(traded[j])),
                     ("volume_to_oi", round(ratio, 3)),
                     ("vs_average", round(spike, 3) if math.isfinite(spike) else math.nan),
+                    ("vs_neighbours", round(vs_peers, 3) if math.isfinite(vs_peers) else math.nan),
                     ("premium_change", round(float(d_px), 2)),
                 ),
                 confidence,
@@ -479,7 +545,10 @@ class PatternEngine:
             return []
         tz = self.market.tz
         day = ref.snapshot.provider_ts.astimezone(tz).date()
-        pair = _pair(cur, ref, datetime.combine(day, self.market.open, tzinfo=tz))
+        market = self.market
+        opened = datetime.combine(day, market.open, tzinfo=tz)
+        session_s = (datetime.combine(day, market.close, tzinfo=tz) - opened).total_seconds()
+        pair = _pair(cur, ref, opened, TRADING_DAYS * session_s)
         if pair is None:
             return []
         hits: list[_Hit] = []
@@ -489,11 +558,29 @@ class PatternEngine:
                 hits.extend(momentum_shift(pair, prm, state.regime))
             else:
                 hits.extend(detect(pair, prm))
-        return [self._record(snap, hit) for hit in hits if hit.confidence >= prm.min_confidence]
+        return [
+            self._record(snap, hit)
+            for hit in hits
+            if hit.confidence >= prm.min_confidence
+            and (hit.reverses or not self._contradicts(snap, hit))
+        ]
+
+    def _key(self, snap: ChainSnapshot, kind: PatternKind, anchor: str) -> str:
+        return f"{kind.value}:{snap.symbol}:{snap.expiry.isoformat()}:{anchor}"
+
+    def _contradicts(self, snap: ChainSnapshot, hit: _Hit) -> bool:
+        """Is a signal of the hit's kind and chain with another anchor still active?"""
+        prefix = self._key(snap, hit.kind, "")
+        mine = prefix + hit.anchor
+        now = snap.provider_ts
+        return any(
+            key.startswith(prefix) and key != mine and sig.active(now)
+            for key, sig in self._signals.items()
+        )
 
     def _record(self, snap: ChainSnapshot, hit: _Hit) -> Signal:
         now = snap.provider_ts
-        key = f"{hit.kind.value}:{snap.symbol}:{snap.expiry.isoformat()}:{hit.anchor}"
+        key = self._key(snap, hit.kind, hit.anchor)
         confidence = round(min(max(hit.confidence, 0.0), 100.0))
         expires = now + timedelta(seconds=self.params.ttl)
         old = self._signals.get(key)

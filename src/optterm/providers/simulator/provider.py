@@ -164,6 +164,13 @@ class SimulatorProvider(TableProvider):
                 raise BadPayload(self.name, f"{when.isoformat()} is not a simulated step time")
             return self._snapshot(self._resolve(symbol), expiry, step)
 
+    def planned_move(self, symbol: str, step0: int, step1: int) -> float:
+        """The scenario's planned log move of the spot from `step0` to `step1`: the direction its
+        order flow is meant to push the market, without the random part. Tests judge whether a
+        signal points with the flow by it."""
+        with self._guard():
+            return self._path(self._resolve(symbol)).planned_move(step0, step1)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _path(self, sym: str) -> SymbolPath:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "PIN_AWAY",
     "SCENARIOS",
     "SCENARIO_OBJECTS",
     "Episode",
@@ -79,10 +80,12 @@ class FlowStep:
     xv_ce: np.ndarray  # extra traded volume this step
     xv_pe: np.ndarray
 
-    def band(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Strike indices at `offsets` from the episode ATM that exist, and the mask of kept
-        offsets (to cut a weight vector the same way)."""
-        idx = self.ep_atm + offsets
+    def band(self, offsets: np.ndarray, *, now: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Strike indices at `offsets` from the episode ATM (or, with `now`, from the strike
+        nearest the spot now) that exist, and the mask of kept offsets (to cut a weight vector
+        the same way)."""
+        atm = int(np.argmin(np.abs(self.strikes - self.spot))) if now else self.ep_atm
+        idx = atm + offsets
         keep = (idx >= 0) & (idx < self.strikes.shape[0])
         return idx[keep], keep
 
@@ -113,20 +116,28 @@ class Scenario:
     name = ""
     summary = ""
     vol_scale = 1.0  # multiplies the random part of the spot's volatility
-    iv_bump = 0.0  # relative ATM IV change at mid-episode
+    iv_bump = 0.0  # relative ATM IV change: at mid-episode (a bump), over it for _Flow
     cooldown = True  # pattern in even episodes, retrace in odd ones
-    pull = 0.0  # mean reversion toward plan.pin, per episode
+    pull = 0.0  # mean reversion toward plan.pin, per pattern episode
     mirrored_profile = False  # initial OI symmetric around plan.pin (max pain exactly there)
     has_flow = False
 
     def active(self, ep: Episode) -> bool:
         return not self.cooldown or ep.index % 2 == 0
 
+    def pull_at(self, ep: Episode) -> float:
+        """Mean reversion toward plan.pin during `ep`, per episode."""
+        return self.pull if self.active(ep) else 0.0
+
     def log_path(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
         """Planned log move of the spot since the episode started, at phase `u`."""
         if self.active(ep):
             return self.move(u, ep, plan)
-        return -self.move(1.0, ep.previous(), plan) * smooth(u, 0.1, 0.9)
+        return -self.move(1.0, ep.previous(), plan) * self.retrace(u)
+
+    def retrace(self, u: float) -> float:
+        """Share of the previous episode's move undone by phase `u` of a cooldown."""
+        return smooth(u, 0.1, 0.9)
 
     def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
         return 0.0
@@ -154,81 +165,101 @@ class Quiet(Scenario):
     cooldown = False
 
 
-class CallWriting(Scenario):
+class _Flow(Scenario):
+    """Base of the four buildup/unwinding scenarios. Through a pattern episode the spot drifts
+    `spot_move` and the ATM IV moves `iv_bump` (relative) at a steady rate, and positions follow
+    the move at a pace that grows as it goes on (`pace`: more writers, or more covering shorts,
+    join the longer the market keeps going their way). The cooldown closes 70 % of those positions
+    again (fastest at its start, see ChainState) while the spot and the IV go back in step with
+    them, so the flow reverses and so does the price."""
+
+    has_flow = True
+    spot_move = 0.0  # planned log move of the spot over a pattern episode
+
+    @staticmethod
+    def pace(f: FlowStep) -> float:
+        """This step's share of the episode's flow: 2u per unit of u, so it sums to one."""
+        return 2.0 * f.u * f.rate(0.0, 1.0)
+
+    def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
+        return self.spot_move * u
+
+    def retrace(self, u: float) -> float:
+        # The cooldown relaxes positions by a constant fraction per step, 70 % over the episode.
+        return (1.0 - 0.3**u) / 0.7
+
+    def iv_scale(self, u: float, ep: Episode) -> float:
+        done = u if self.active(ep) else 1.0 - self.retrace(u)
+        return 1.0 + self.iv_bump * done
+
+
+class CallWriting(_Flow):
     """Writers sell calls at and just above ATM (per episode 0.6x ref OI plus 60 % of the
-    strike's own OI, tapering outward) while the spot drifts 0.6 % lower and IV eases: call
+    strike's own OI, tapering outward) while the spot drifts 0.6 % lower and IV eases 4 %: call
     premiums fall as call OI rises, the "call short buildup" pattern."""
 
     name = "call_writing"
     summary = "call OI builds at/above ATM while premiums fall (spot drifts down)"
     iv_bump = -0.04
-    has_flow = True
-
-    def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
-        return -0.006 * smooth(u, 0.05, 0.95)
+    spot_move = -0.006
 
     def flow(self, f: FlowStep) -> None:
         idx, keep = f.band(_UP5)
-        add = _W5[keep] * (0.6 * f.ref + 0.6 * f.oi_ce[idx]) * f.rate(0.0, 1.0)
+        add = _W5[keep] * (0.6 * f.ref + 0.6 * f.oi_ce[idx]) * self.pace(f)
         f.d_ce[idx] += add
         f.xv_ce[idx] += 1.5 * add
 
 
-class PutWriting(Scenario):
+class PutWriting(_Flow):
     """Mirror of call_writing: puts written at and below ATM while the spot drifts 0.6 % higher
-    and IV eases, so put premiums fall as put OI rises (bullish "put short buildup")."""
+    and IV eases 4 %, so put premiums fall as put OI rises (bullish "put short buildup")."""
 
     name = "put_writing"
     summary = "put OI builds at/below ATM while premiums fall (spot drifts up)"
     iv_bump = -0.04
-    has_flow = True
-
-    def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
-        return 0.006 * smooth(u, 0.05, 0.95)
+    spot_move = 0.006
 
     def flow(self, f: FlowStep) -> None:
         idx, keep = f.band(_DOWN5)
-        add = _W5[keep] * (0.6 * f.ref + 0.6 * f.oi_pe[idx]) * f.rate(0.0, 1.0)
+        add = _W5[keep] * (0.6 * f.ref + 0.6 * f.oi_pe[idx]) * self.pace(f)
         f.d_pe[idx] += add
         f.xv_pe[idx] += 1.5 * add
 
 
-class ShortCovering(Scenario):
-    """Call writers at and above ATM buy back 45 % of their OI on heavy volume while the spot
-    rallies 0.7 % and IV firms: call OI falls as call premiums rise."""
+class ShortCovering(_Flow):
+    """Call writers from one strike below the money to four above buy back 60 % of their OI on
+    heavy volume while the spot rallies 0.7 % and IV firms 3 %: call OI falls as call premiums
+    rise. The covering follows the spot (the writers who cover are those the rally is reaching or
+    has just run over), where writing stays at the strikes it started at."""
 
     name = "short_covering"
     summary = "call OI falls at/above ATM while premiums rise (spot rallies)"
     iv_bump = 0.03
-    has_flow = True
-
-    def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
-        return 0.007 * smooth(u, 0.05, 0.95)
+    spot_move = 0.007
+    _offsets = np.arange(-1, 5)  # the strike the rally just passed, and the five it is reaching
 
     def flow(self, f: FlowStep) -> None:
-        idx, _ = f.band(_UP5)
-        cut = -f.oi_ce[idx] * f.decay(0.0, 1.0, 0.45)
+        idx, _ = f.band(self._offsets, now=True)
+        cut = f.oi_ce[idx] * math.log1p(-0.60) * self.pace(f)
         f.d_ce[idx] += cut
         f.xv_ce[idx] += 3.0 * np.abs(cut)
 
 
-class LongUnwinding(Scenario):
+class LongUnwinding(_Flow):
     """Put buyers around ATM sell out (40 % of put OI from one strike above ATM to four below)
-    while the spot climbs 0.6 % and IV eases: put OI and put premiums fall together. (The call
-    side's unwinding is short_covering; this one gives the put-unwinding detector its market.)"""
+    while the spot climbs 0.6 % and IV eases 2 %: put OI and put premiums fall together. (The
+    call side's unwinding is short_covering; this one gives the put-unwinding detector its
+    market.)"""
 
     name = "long_unwinding"
     summary = "put OI and put premiums fall together (put longs exit as spot rises)"
     iv_bump = -0.02
-    has_flow = True
+    spot_move = 0.006
     _offsets = -np.arange(-1, 5)
-
-    def move(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
-        return 0.006 * smooth(u, 0.05, 0.95)
 
     def flow(self, f: FlowStep) -> None:
         idx, _ = f.band(self._offsets)
-        cut = -f.oi_pe[idx] * f.decay(0.0, 1.0, 0.40)
+        cut = f.oi_pe[idx] * math.log1p(-0.40) * self.pace(f)
         f.d_pe[idx] += cut
         f.xv_pe[idx] += 2.0 * np.abs(cut)
 
@@ -284,17 +315,30 @@ class GammaSqueeze(Scenario):
             f.xv_ce[idx] += 10.0 * np.abs(cut) + 3.0 * f.ref * weight * f.rate(0.15, 1.0)
 
 
+# How far from the max-pain strike the max_pain_pin market opens, and where each of its
+# cooldowns takes the spot back to: far enough that the pull covers the detector's 0.35 points
+# in one 5-minute window whatever the index's strike step.
+PIN_AWAY = 0.007
+
+
 class MaxPainPin(Scenario):
-    """OI is laid out symmetrically around a strike two or three steps from the spot, with a
-    heavy straddle there, so max pain is that strike; the spot is pulled to it (time constant a
-    tenth of an episode) and held with damped volatility. No scenario OI flow."""
+    """OI is laid out symmetrically around a strike about 0.7 % from the opening spot, with a
+    heavy straddle there, so max pain is that strike. In pattern episodes the spot is pulled to it
+    (time constant a tenth of an episode) and held with damped volatility; in the cooldowns it
+    drifts back out to 0.7 % from the pin, on the side it opened, so every pattern episode
+    converges afresh (as an expiry-day index keeps returning to its pin). No scenario OI flow."""
 
     name = "max_pain_pin"
     summary = "spot pulled to the max-pain strike and pinned there; OI roughly stable"
     vol_scale = 0.6
-    cooldown = False
     pull = 10.0
     mirrored_profile = True
+
+    def log_path(self, u: float, ep: Episode, plan: SymbolPlan) -> float:
+        if self.active(ep):
+            return 0.0  # the pull alone moves it
+        side = 1.0 if plan.spot0 >= plan.pin else -1.0
+        return math.log(plan.pin * (1.0 + side * PIN_AWAY) / ep.start_spot) * smooth(u, 0.1, 0.9)
 
     def iv_scale(self, u: float, ep: Episode) -> float:
         return 0.95  # a pinned market sells vol

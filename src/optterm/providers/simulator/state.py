@@ -36,7 +36,13 @@ from optterm.providers.simulator.pricing import (
     tick_round,
     vix_level,
 )
-from optterm.providers.simulator.scenarios import Episode, FlowStep, Scenario, SymbolPlan
+from optterm.providers.simulator.scenarios import (
+    PIN_AWAY,
+    Episode,
+    FlowStep,
+    Scenario,
+    SymbolPlan,
+)
 
 __all__ = [
     "CARRY",
@@ -99,7 +105,8 @@ def make_plan(seed: int, underlying: Underlying) -> SymbolPlan:
     spot0 = round(known.spot * (1.0 + 0.004 * z_spot), 2)
     atm0 = step * round(spot0 / step)
     atm_iv = known.iv * math.exp(0.05 * z_iv)
-    pin_steps = int(rng.integers(2, 4)) * (1 if rng.random() < 0.5 else -1)
+    rng.integers(2, 4)  # no longer used; drawn so the values after it stay the same per seed
+    pin_side = 1 if rng.random() < 0.5 else -1
     return SymbolPlan(
         symbol=sym,
         strike_step=step,
@@ -111,7 +118,7 @@ def make_plan(seed: int, underlying: Underlying) -> SymbolPlan:
         round_small=known.round_small,
         round_big=known.round_big,
         oi_peak=known.oi_peak,
-        pin=atm0 + pin_steps * step,
+        pin=step * round(spot0 * (1.0 + pin_side * PIN_AWAY) / step),
         unusual_side=1 if rng.random() < 0.5 else -1,
     )
 
@@ -169,6 +176,7 @@ class SymbolPath:
         self.count = 0
         self._spot = np.empty(0)
         self._ivx = np.empty(0)
+        self._plan = np.empty(0)  # the scenario's planned log move since step 0 (no noise)
         self._episodes: dict[int, Episode] = {}
         self._block = -1
         self._noise = np.empty((0, 2))
@@ -199,6 +207,7 @@ class SymbolPath:
         cut = keep_from - self.first
         self._spot = self._spot[cut : self.count - self.first].copy()
         self._ivx = self._ivx[cut : self.count - self.first].copy()
+        self._plan = self._plan[cut : self.count - self.first].copy()
         self.first = keep_from
 
     def ensure(self, k: int) -> None:
@@ -212,12 +221,13 @@ class SymbolPath:
             size = max(need, 2 * self._spot.shape[0], 256)
             self._spot = np.resize(self._spot, size)
             self._ivx = np.resize(self._ivx, size)
-        spot_arr, ivx_arr, base = self._spot, self._ivx, self.first
+            self._plan = np.resize(self._plan, size)
+        spot_arr, ivx_arr, plan_arr, base = self._spot, self._ivx, self._plan, self.first
         plan, scen, clock = self.plan, self.scenario, self.clock
         for j in range(self.count, k + 1):
             i = j - base
             if j == 0:
-                spot_arr[0], ivx_arr[0] = plan.spot0, 0.0
+                spot_arr[0], ivx_arr[0], plan_arr[0] = plan.spot0, 0.0, 0.0
                 self._episodes[0] = Episode(0, plan.spot0, plan.spot0)
                 continue
             s_prev = float(spot_arr[i - 1])
@@ -231,8 +241,10 @@ class SymbolPath:
                 self._episodes[e1] = ep1
                 drift = scen.log_path(1.0, ep0, plan) - scen.log_path(u0, ep0, plan)
                 drift += scen.log_path(u1, ep1, plan)
-            if scen.pull:
-                drift -= scen.pull * self._du * math.log(s_prev / plan.pin)
+            pull = scen.pull_at(self._episodes[e1])
+            if pull:
+                drift -= pull * self._du * math.log(s_prev / plan.pin)
+            plan_arr[i] = plan_arr[i - 1] + drift
             z_spot, z_iv = self._z(j)
             shock = self._sd * z_spot
             n0 = clock.session_index((j - 1) * self.step_seconds)
@@ -313,6 +325,15 @@ class SymbolPath:
         """Unrounded spot at step k (the state the chains evolve on)."""
         self.ensure(k)
         return float(self._spot[k - self.first])
+
+    def planned_move(self, k0: int, k1: int) -> float:
+        """The scenario's own log move of the spot from step k0 to k1: what its order flow is
+        meant to do to the price, without the random part (the ground truth for tests)."""
+        self.ensure(max(k0, k1))
+        if min(k0, k1) < self.first:
+            self._restart()
+            self.ensure(max(k0, k1))
+        return float(self._plan[k1 - self.first] - self._plan[k0 - self.first])
 
     def spot_at(self, k: int) -> float:
         return round(self.raw_spot(k), 2)
