@@ -16,21 +16,16 @@ its input thread at once instead of polling every 0.1 s).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import pty
 import random
 import select
 import statistics
-import struct
-import subprocess
 import tempfile
-import termios
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.home import isolated_env, optterm_cmd
+from benchmarks.home import spawn_tui
 
 RUNS = 7
 SEED = 20261203
@@ -43,19 +38,7 @@ interval = 1
 def _once(root: Path, wait_s: float) -> float:
     paint = root / "painted"
     paint.unlink(missing_ok=True)
-    env = isolated_env(root, TERM="xterm-256color", OPTTERM_TEST_PAINT_FILE=str(paint))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 240, 0, 0))
-    proc = subprocess.Popen(
-        optterm_cmd(root / "optterm.toml"),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-        start_new_session=True,
-    )
-    os.close(slave)
+    proc, master = spawn_tui(root, paint)
     painted: float | None = None
     sent: float | None = None
     deadline = time.monotonic() + 90

@@ -8,20 +8,15 @@ on screen.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import select
 import statistics
-import struct
-import subprocess
 import tempfile
-import termios
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.home import isolated_env, optterm_cmd
+from benchmarks.home import spawn_tui
 
 RUNS = 5
 CONFIG = """
@@ -41,20 +36,8 @@ strikes = 30
 def _once(root: Path) -> float:
     paint = root / "painted"
     paint.unlink(missing_ok=True)
-    env = isolated_env(root, TERM="xterm-256color", OPTTERM_TEST_PAINT_FILE=str(paint))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 240, 0, 0))
     start = time.time()
-    proc = subprocess.Popen(
-        optterm_cmd(root / "optterm.toml"),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-        start_new_session=True,
-    )
-    os.close(slave)
+    proc, master = spawn_tui(root, paint)
     painted = None
     deadline = start + 60
     try:

@@ -4,10 +4,16 @@ settings leaks into a figure, and nothing the benchmark writes lands in the user
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
+import struct
+import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 XDG_DIRS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
 
@@ -39,3 +45,22 @@ def isolated_process(root: Path) -> Iterator[None]:
 def optterm_cmd(config: Path, *args: str) -> list[str]:
     """`optterm --config CONFIG ARGS…` with this interpreter, as a user would run it."""
     return [sys.executable, "-m", "optterm", "--config", str(config), *args]
+
+
+def spawn_tui(root: Path, paint: Path, *, cols: int = 240, rows: int = 60) -> tuple[Any, int]:
+    """`optterm` on a pseudo-terminal of `cols`×`rows`, as a user starts it, with its first-paint
+    signal written to `paint`: (the process, the terminal's master end)."""
+    env = isolated_env(root, TERM="xterm-256color", OPTTERM_TEST_PAINT_FILE=str(paint))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(
+        optterm_cmd(root / "optterm.toml"),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    os.close(slave)
+    return proc, master
