@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
+from optterm.engine.waits import wait_any
 from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
@@ -399,7 +400,7 @@ class Poller:
             if delay <= 0:
                 next_at = self._clock()  # overran: start now, don't try to catch up
                 continue
-            await _until(delay, stop, self._wake)
+            await wait_any((stop, self._wake), at_most=delay)
             if self._wake.is_set():
                 next_at = self._clock()  # a newly shown symbol: tick now
 
@@ -417,17 +418,6 @@ class Poller:
 def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
     """The window of a chain that is stored and published."""
     return snap.window(strikes_each_side) if len(snap) else snap
-
-
-async def _until(seconds: float, *events: asyncio.Event) -> None:
-    """Wait `seconds`, or less if one of `events` is set."""
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
 
 
 _T = TypeVar("_T")

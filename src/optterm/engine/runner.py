@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from optterm.engine.scheduler import Scheduler
+from optterm.engine.waits import wait_any
 from optterm.market import OiInterval
 from optterm.store.errors import StoreError
 
@@ -399,25 +400,14 @@ class Runner:
                     self.listener.daemon_gone()
                 elif follower.lease_live:
                     warned = False
-                await _wait_any((stop, self._poll_here), at_most=follower.interval)
+                await wait_any((stop, self._poll_here), at_most=follower.interval)
         finally:
             self.follower = None
 
 
-async def _wait_any(events: tuple[asyncio.Event, ...], at_most: float | None = None) -> None:
-    """Until one of `events` is set (or `at_most` seconds have passed)."""
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-
-
 async def _stop_halts(stop: asyncio.Event, halt: asyncio.Event) -> None:
     """A stop of the run halts the term; ends with the term either way."""
-    await _wait_any((stop, halt))
+    await wait_any((stop, halt))
 
 
 async def _run_together(halt: asyncio.Event, *jobs: Coroutine[Any, Any, None] | None) -> None:
