@@ -25,6 +25,7 @@ __all__ = [
     "chain_table",
     "csv_rows",
     "data_age",
+    "metrics_fitted",
     "metrics_lines",
     "metrics_to_dict",
     "snapshot_to_dict",
@@ -286,6 +287,93 @@ def metrics_lines(m: Metrics) -> list[str]:
         f"put wall {_or_na(_strike(m.put_wall))} · forward {m.forward:,.2f} ({m.forward_source})",
         f"view: {m.view.line()}",
     ]
+
+
+def _metric_items(m: Metrics) -> list[list[tuple[str, int]]]:
+    """The footer's figures in reading order, grouped as metrics_lines groups them, each with a
+    rank: 1 is what a trader reads first and keeps longest when the footer must be shorter."""
+    rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
+    flip = "n/a" if math.isnan(m.gex) else (_strike(m.gamma_flip) or "none within 5%")
+    groups = [
+        [
+            (f"PCR OI {_ratio(m.pcr_oi)}", 1),
+            (f"PCR vol {_ratio(m.pcr_volume)}", 4),
+            (f"PCR ΔOI {_ratio(m.pcr_oi_change)}", 4),
+            (f"max pain {_or_na(_strike(m.max_pain))}", 1),
+        ],
+        [
+            (f"support (max put OI) {_or_na(_strike(m.support))}", 2),
+            (f"resistance (max call OI) {_or_na(_strike(m.resistance))}", 2),
+            (f"most put OI added {_or_na(_strike(m.support_change))}", 4),
+            (f"most call OI added {_or_na(_strike(m.resistance_change))}", 4),
+        ],
+        [
+            (f"ATM {_strike(m.atm_strike)} IV {_pct(m.atm_iv)}", 2),
+            (f"straddle {'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'}", 2),
+            (f"25Δ RR {'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'}", 4),
+            (f"IV rank {rank}", 4),
+        ],
+        [
+            (f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'}", 3),
+            (f"flip {flip}", 3),
+            (f"call wall {_or_na(_strike(m.call_wall))}", 3),
+            (f"put wall {_or_na(_strike(m.put_wall))}", 3),
+            (f"forward {m.forward:,.2f} ({m.forward_source})", 5),
+        ],
+        # The view's reasons read as one sentence after its bias: "view: neutral: a; b".
+        [(f"view: {m.view.bias.value}", 1)]
+        + [(("; " if i else ": ") + reason, 5) for i, reason in enumerate(m.view.reasons)],
+    ]
+    if m.iv_percentile is not None:
+        groups[2].append((f"IV pctile {m.iv_percentile:.0f}", 4))
+    return groups
+
+
+def _flow(groups: list[list[tuple[str, int]]], width: int, *, grouped: bool) -> list[str]:
+    """Figures laid out in lines of at most `width` cells; a figure is never split across lines
+    (a number is never cut). `grouped`: each group starts a new line (else only the view
+    does). A figure that begins with its own joiner (the view's reasons: ": " or "; ") keeps
+    it within a line and drops it at a line's start."""
+    lines: list[str] = []
+    line = ""
+    for i, group in enumerate(groups):
+        if line and (grouped or i == len(groups) - 1):
+            lines.append(line)
+            line = ""
+        for text, _rank in group:
+            joined = text if text.startswith((": ", "; ")) else " · " + text
+            bare = joined[2:] if joined.startswith((": ", "; ")) else joined[3:]
+            if not line:
+                line = bare
+            elif len(line) + len(joined) <= width:
+                line += joined
+            else:
+                lines.append(line)
+                line = bare
+    if line:
+        lines.append(line)
+    return lines
+
+
+def metrics_fitted(m: Metrics, width: int, max_lines: int) -> list[str]:
+    """The footer for a screen `width` cells wide in at most `max_lines` lines: the figures flow
+    into the width (a line per group while that fits, else packed), and when they need more
+    lines the least important go first (the view's reasons and the forward, then the
+    secondary PCRs and IV figures, then gamma); PCR, max pain and the view's bias stay. A
+    figure wider than the screen is the only one cut, at its end."""
+    groups = _metric_items(m)
+    lines: list[str] = []
+    for drop in (6, 5, 4, 3, 2):
+        kept = [g for g in ([(t, r) for t, r in g if r < drop] for g in groups) if g]
+        for grouped in (True, False):
+            lines = _flow(kept, width, grouped=grouped)
+            if len(lines) <= max_lines:
+                return [_cut(line, width) for line in lines]
+    return [_cut(line, width) for line in lines[:max_lines]]
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
 def basis_line(enriched: Enriched, shown: int) -> str:

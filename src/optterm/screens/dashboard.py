@@ -18,8 +18,8 @@ from textual.widgets.option_list import Option
 
 from optterm.engine.state import EngineState
 from optterm.market import IST
-from optterm.model import Direction, Feed
-from optterm.present.chain import metrics_lines
+from optterm.model import Direction, Feed, Metrics
+from optterm.present.chain import metrics_fitted
 from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
 from optterm.widgets.chain_columns import OI_UNITS, PANE_RANK, width_through
@@ -172,6 +172,7 @@ class DashboardScreen(StateScreen):
         self.window = min(watch.get(self.symbol, 20), 20)
         self._shown: tuple[str, object] | None = None
         self.opening: str | None = None  # picked, not watched, its first chain not here yet
+        self._metrics: Metrics | None = None  # the shown chain's, fitted to the width on resize
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -200,6 +201,7 @@ class DashboardScreen(StateScreen):
         self._place_side_pane()
         # The symbol stays in the status bar, and 1–9 and / still switch it.
         self.set_class(self.app.size.height < SHORT_HEIGHT, "short")
+        self._render_metrics()
 
     def _place_side_pane(self) -> None:
         """Signals and alert events sit beside the chain only when the chain keeps, beside
@@ -245,12 +247,22 @@ class DashboardScreen(StateScreen):
                 # A new chain opens on the money, where a trader looks first.
                 self._shown = key
                 chain.center_atm()
-            m = update.metrics
-            self.query_one("#metrics", Static).update(
-                Text("\n".join(metrics_lines(m))) if m is not None else Text("")
-            )
+            self._metrics = update.metrics
+            self._render_metrics()
         self._render_signals()
         self._render_events()
+
+    def _render_metrics(self) -> None:
+        """The figures under the chain, fitted to the main column: on a short terminal at most
+        three lines (the chain keeps its rows), the least important figures dropped first."""
+        m = self._metrics
+        if m is None:
+            self.query_one("#metrics", Static).update(Text(""))
+            return
+        side = 0 if self.has_class("narrow") else SIDE_WIDTH
+        width = max(self.app.size.width - side - 2, 20)  # 2: the footer's padding
+        lines = metrics_fitted(m, width, max_lines=3 if self.has_class("short") else 6)
+        self.query_one("#metrics", Static).update(Text("\n".join(lines)))
 
     def _render_watchlist(self) -> None:
         table = self.query_one("#watchlist", DataTable)
