@@ -12,9 +12,11 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from optterm.cli.context import load_settings, parse_date, print_json, run_with_store
-from optterm.cli.errors import UsageProblem
+from optterm.cli.errors import OutputFailed, UsageProblem
 
 if TYPE_CHECKING:
+    from optterm.infra.atomicfile import NotARegularFile
+    from optterm.infra.filemode import FileMode
     from optterm.model import ChainSnapshot
     from optterm.store import Store
 
@@ -64,7 +66,12 @@ def history_export(
     until: Annotated[str | None, typer.Option("--to", help="Last day (inclusive).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Regular file to write, replaced in one step (default or -: stdout).",
+        ),
     ] = None,
 ) -> None:
     """Export stored snapshots (every strike of every tick) as CSV or JSON."""
@@ -83,11 +90,35 @@ def history_export(
         raise UsageProblem("--to is before --from; nothing to export.")
     exp = parse_date(expiry, "--expiry") if expiry else None
     sym = symbol.upper()
-    written = run_with_store(settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output))
+    if output is not None and str(output) == "-":
+        output = None
+    if output is not None:
+        _check_output(output)
+    mode = settings.store.files
+    written = run_with_store(
+        settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output, mode)
+    )
     if written == 0:
         typer.echo(
             f"No stored snapshots for {sym} in that range; see `optterm history list`.", err=True
         )
+
+
+def _check_output(output: Path) -> None:
+    """Refuse, before opening the store, a path that is not a regular file (a usage error)."""
+    from optterm.infra.atomicfile import NotARegularFile, check_target
+
+    try:
+        check_target(output)
+    except NotARegularFile as exc:
+        raise UsageProblem(_refusal(exc)) from None
+
+
+def _refusal(exc: NotARegularFile) -> str:
+    return (
+        f"{exc.path} is {exc.kind}, and --output only replaces regular files; nothing was "
+        "written. Name a new or existing regular file, or use -o - to write to stdout."
+    )
 
 
 async def _export_to(
@@ -98,22 +129,24 @@ async def _export_to(
     end: datetime,
     fmt: str,
     output: Path | None,
+    mode: FileMode,
 ) -> int:
     if output is None:
         return await export(store, symbol, expiry, start, end, fmt, sys.stdout)
-    # Write beside the target and rename, so an interrupted export never leaves half a file.
-    tmp = output.with_name(f".{output.name}.partial")
+    from optterm.infra.atomicfile import NotARegularFile, replace_file
+
+    # A temporary file beside the target, renamed over it: an interrupted or failed export
+    # never leaves half a file, and never writes through a link, pipe or device.
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            n = await export(store, symbol, expiry, start, end, fmt, fh)
-        tmp.replace(output)
+        with replace_file(output, mode) as fh:
+            return await export(store, symbol, expiry, start, end, fmt, fh)
+    except NotARegularFile as exc:
+        raise UsageProblem(_refusal(exc)) from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageProblem(f"cannot write {output}: {exc.strerror or exc}.") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return n
+        raise OutputFailed(
+            f"cannot write {output}: {exc.strerror or exc}. Nothing was written and "
+            f"{output} is as it was; free some space or choose another folder."
+        ) from None
 
 
 def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
