@@ -50,7 +50,7 @@ def make_dirs(path: Path, mode: FileMode = FileMode.PRIVATE) -> list[Path]:
             break
         p = p.parent
     for d in reversed(missing):
-        d.mkdir()
+        d.mkdir(exist_ok=True)  # another process may be making it too
     if missing:
         os.chmod(path, mode.dir_bits)
     return missing

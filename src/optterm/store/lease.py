@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,9 +139,20 @@ class _FileLock:
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
 
+    def _open(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        # A new lease file is readable by whoever may read the database beside it (0600, or
+        # 0640 shared), as SQLite does for the -wal and -shm files; set, not cut by the umask.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, stat.S_IMODE(os.stat(self.path.with_suffix("")).st_mode) & 0o666)
+        return fd
+
     async def try_acquire(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = self._open()
         except OSError as err:
             raise StoreError(
                 f"Cannot open the lease file {self.path} ({err.strerror or err}). It must be "
