@@ -13,6 +13,7 @@ import typer
 
 from optterm.cli.context import load_settings, parse_date, print_json, run_with_store
 from optterm.cli.errors import OutputFailed, UsageProblem
+from optterm.infra.clip import clip
 
 if TYPE_CHECKING:
     from optterm.infra.atomicfile import NotARegularFile
@@ -30,14 +31,21 @@ def history_list(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Stored snapshots per symbol, expiry and day."""
-    rows = run_with_store(load_settings(ctx), summary_rows)
+    settings = load_settings(ctx)
+    rows = run_with_store(settings, summary_rows)
     if as_json:
-        print_json(rows)
+        print_json(rows)  # ISO times with their UTC offset: unambiguous as they are
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Symbol", "Expiry", "Date (IST)", "Provider", "Snapshots", "First", "Last")
+    tz = settings.market.tz
+    zone = datetime.now(tz).tzname() or str(tz)  # "IST"
+
+    def clock(iso: str) -> str:  # stored in UTC; the table is in exchange time
+        return datetime.fromisoformat(iso).astimezone(tz).strftime("%H:%M:%S")
+
+    table = Table("Symbol", "Expiry", f"Date ({zone})", "Provider", "Snapshots", "First", "Last")
     for r in rows:
         table.add_row(
             r["symbol"],
@@ -45,8 +53,8 @@ def history_list(
             r["date"],
             r["provider"],
             str(r["snapshots"]),
-            r["first"][11:19],
-            r["last"][11:19],
+            clock(r["first"]),
+            clock(r["last"]),
         )
     if not rows:
         typer.echo("No history stored yet. Run `optterm serve` (or the TUI) to start recording.")
@@ -100,7 +108,8 @@ def history_export(
     )
     if written == 0:
         typer.echo(
-            f"No stored snapshots for {sym} in that range; see `optterm history list`.", err=True
+            f"No stored snapshots for {clip(sym)} in that range; see `optterm history list`.",
+            err=True,
         )
 
 
