@@ -212,3 +212,10 @@ def test_a_full_disk_leaves_the_target_as_it_was(filled: Home, tmp_path: Path) -
     after = out.stdout.split("rc=1\n", 1)[1].split()
     assert after[0] == "old"  # the target's content
     assert not [name for name in after if ".partial" in name]  # the temporary file removed
+
+
+def test_a_folder_that_does_not_exist_is_a_usage_error(filled: Home, tmp_path: Path) -> None:
+    out = _export(filled, tmp_path / "missing" / "out.csv")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "No such file or directory" in out.stderr and "existing folder" in out.stderr
+    assert not (tmp_path / "missing").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -113,6 +114,11 @@ def history_export(
         )
 
 
+_PATH_ERRORS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR}
+)
+
+
 def _check_output(output: Path) -> None:
     """Refuse, before opening the store, a path that is not a regular file (a usage error)."""
     from optterm.infra.atomicfile import NotARegularFile, check_target
@@ -152,9 +158,15 @@ async def _export_to(
     except NotARegularFile as exc:
         raise UsageProblem(_refusal(exc)) from None
     except OSError as exc:
-        raise OutputFailed(
-            f"cannot write {output}: {exc.strerror or exc}. Nothing was written and "
-            f"{output} is as it was; free some space or choose another folder."
+        untouched = f"Nothing was written and {output} is as it was"
+        if exc.errno in _PATH_ERRORS:  # the path is wrong: a usage error
+            raise UsageProblem(
+                f"cannot write {output}: {exc.strerror or exc}. {untouched}; name a file in "
+                "an existing folder you can write to."
+            ) from None
+        raise OutputFailed(  # the disk failed part-way: a runtime failure
+            f"cannot write {output}: {exc.strerror or exc}. {untouched}; free some space or "
+            "choose another folder."
         ) from None
 
 
