@@ -374,3 +374,12 @@ def test_a_second_os_user_is_never_told_the_store_is_corrupt(shared_root: Path, 
         out = desk.optterm_as_peer(*args)
         said = out.stdout + out.stderr
         assert "corrupt" not in said.lower(), (args, said)
+
+
+def test_the_cache_folder_is_private(tmp_path: Path) -> None:
+    from optterm.providers.nse.holidays import write_cache
+
+    cache = tmp_path / "cache" / "optterm" / "holidays.json"
+    with _umask(0o022):
+        write_cache({}, START, "https://nse.example/holidays", path=cache)
+    assert _mode(cache.parent) == 0o700 and _mode(cache) == 0o600
