@@ -81,3 +81,38 @@ async def test_other_failures_are_still_logged_each_time(caplog: pytest.LogCaptu
     for _ in range(2):
         await poller.tick_once()
     assert sum("server failure" in line for line in _store_lines(caplog)) == 2
+
+
+async def test_a_failing_lease_heartbeat_is_logged_once_and_once_when_it_recovers(
+    store, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from optterm.store.lease import acquire_lease
+
+    caplog.set_level(logging.INFO, logger="optterm")
+    lease = await acquire_lease(store, wait=False, check_interval=0.01)
+    beats, done, stop = 0, asyncio.Event(), asyncio.Event()
+    real = lease.heartbeat
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        beats += 1
+        if beats == 12:
+            done.set()
+        if beats <= 8:
+            raise StoreError(FULL.replace("Saving snapshots", "Recording the heartbeat"))
+        await real()
+
+    lease.heartbeat = heartbeat  # type: ignore[method-assign]
+    keeper = asyncio.create_task(lease.keep(stop))
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+    finally:
+        stop.set()
+        await keeper
+        await lease.release()
+    lines = [ln for ln in _store_lines(caplog) if "heartbeat" in ln]
+    assert len(lines) == 2, lines  # was one per beat: 8
+    assert lines[0].startswith("lease heartbeat failed") and "disk is full" in lines[0]
+    assert "lease heartbeat works again after 8 failure(s)" in lines[1]

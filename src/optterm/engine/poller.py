@@ -35,8 +35,8 @@ from typing import Any, Protocol, TypeVar
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
-from optterm.engine.repeats import RepeatedFailure
 from optterm.engine.waits import wait_any
+from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, select, text, update
 
+from optterm.infra.repeats import RepeatedFailure
 from optterm.store.dialect import insert_for
 from optterm.store.errors import LeaseLost, StoreError
 from optterm.store.schema import leases
@@ -338,6 +339,7 @@ class Lease:
         self.lease_no = info.lease_no
         self.check_interval = check_interval
         self.lost: str | None = None  # why, once lost
+        self._beats = RepeatedFailure(log, "lease heartbeat")
         self._lock = lock
 
     def __repr__(self) -> str:
@@ -392,8 +394,10 @@ class Lease:
                 await self.heartbeat()
             except LeaseLost:
                 raise
-            except StoreError as err:
-                log.warning("lease heartbeat failed, retrying: %s", err)
+            except StoreError as err:  # a full disk fails every beat: logged on change only
+                self._beats.failed(f"{err}; retrying")
+            else:
+                self._beats.succeeded()
 
     async def release(self) -> None:
         """Mark the row released and drop the lock. Idempotent; never raises for a lease that

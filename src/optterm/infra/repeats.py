@@ -1,4 +1,4 @@
-"""A failure that repeats every tick, logged when it starts, changes or clears — not each time.
+"""A failure that repeats (each tick, each lease beat): logged as it starts, changes or clears.
 
 A full disk fails every chain's write on every tick: logged per occurrence that was ten
 warnings a tick, burying everything else (and filling the very disk that is full). Instead one
