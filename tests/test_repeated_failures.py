@@ -115,4 +115,4 @@ async def test_a_failing_lease_heartbeat_is_logged_once_and_once_when_it_recover
     lines = [ln for ln in _store_lines(caplog) if "heartbeat" in ln]
     assert len(lines) == 2, lines  # was one per beat: 8
     assert lines[0].startswith("lease heartbeat failed") and "disk is full" in lines[0]
-    assert "lease heartbeat works again after 8 failure(s)" in lines[1]
+    assert "lease heartbeat works again after 8 failure(s) over 8 beat(s)" in lines[1]

@@ -17,12 +17,13 @@ __all__ = ["RepeatedFailure"]
 class RepeatedFailure:
     """One recurring condition (e.g. "storing snapshots"), reported on change only."""
 
-    def __init__(self, log: logging.Logger, what: str) -> None:
+    def __init__(self, log: logging.Logger, what: str, unit: str = "tick") -> None:
         self.log = log
         self.what = what
+        self.unit = unit  # what one round of attempts is called: a tick, a beat
         self.message: str | None = None  # the failure going on, None while all is well
         self.count = 0  # occurrences of it so far
-        self.ticks = 0  # ticks it happened in
+        self.ticks = 0  # rounds (ticks, beats) it happened in
 
     def failed(self, message: str, count: int = 1) -> None:
         """`count` occurrences of a failure saying `message` in this tick."""
@@ -32,20 +33,22 @@ class RepeatedFailure:
             return
         if self.message is None:
             self.log.warning(
-                "%s failed: %s (%d this tick; repeats are counted, not logged, until it "
+                "%s failed: %s (%d this %s; repeats are counted, not logged, until it "
                 "changes or clears)",
                 self.what,
                 message,
                 count,
+                self.unit,
                 extra={"failing": self.what},
             )
         else:
             self.log.warning(
-                "%s now fails with: %s (after %d failure(s) over %d tick(s) of: %s)",
+                "%s now fails with: %s (after %d failure(s) over %d %s(s) of: %s)",
                 self.what,
                 message,
                 self.count,
                 self.ticks,
+                self.unit,
                 self.message,
                 extra={"failing": self.what},
             )
@@ -55,10 +58,11 @@ class RepeatedFailure:
         if self.message is None:
             return
         self.log.warning(
-            "%s works again after %d failure(s) over %d tick(s) of: %s",
+            "%s works again after %d failure(s) over %d %s(s) of: %s",
             self.what,
             self.count,
             self.ticks,
+            self.unit,
             self.message,
             extra={"recovered": self.what},
         )

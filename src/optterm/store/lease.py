@@ -339,7 +339,7 @@ class Lease:
         self.lease_no = info.lease_no
         self.check_interval = check_interval
         self.lost: str | None = None  # why, once lost
-        self._beats = RepeatedFailure(log, "lease heartbeat")
+        self._beats = RepeatedFailure(log, "lease heartbeat", "beat")
         self._lock = lock
 
     def __repr__(self) -> str:
