@@ -20,7 +20,7 @@ from optterm.store import open_store
 from tests.conftest import Home, optterm_cmd, run_cli
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST, a Friday
-STEPS = 40
+STEPS = 12
 
 
 async def _fill(db: Path) -> None:
@@ -184,7 +184,7 @@ _UNSHARE = shutil.which("unshare")
 @pytest.mark.process
 @pytest.mark.skipif(
     os.geteuid() != 0 or _UNSHARE is None,
-    reason="a real full disk needs root and unshare(1): a 64 KB tmpfs in a private mount namespace",
+    reason="a real full disk needs root and unshare(1): a 24 KB tmpfs in a private mount namespace",
 )
 def test_a_full_disk_leaves_the_target_as_it_was(filled: Home, tmp_path: Path) -> None:
     disk = tmp_path / "disk"
@@ -193,7 +193,7 @@ def test_a_full_disk_leaves_the_target_as_it_was(filled: Home, tmp_path: Path) -
         optterm_cmd("--config", str(filled.config), "history", "export", "NIFTY", "-o", "out.csv")
     )
     script = (
-        f"mount -t tmpfs -o size=64k tmpfs {disk} || exit 99; cd {disk} && printf 'old\\n' > "
+        f"mount -t tmpfs -o size=24k tmpfs {disk} || exit 99; cd {disk} && printf 'old\\n' > "
         f'out.csv && {cmd}; echo "rc=$?"; cat out.csv; ls -a'
     )
     out = subprocess.run(
@@ -219,3 +219,12 @@ def test_a_folder_that_does_not_exist_is_a_usage_error(filled: Home, tmp_path: P
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "No such file or directory" in out.stderr and "existing folder" in out.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_the_database_itself_is_refused(filled: Home) -> None:
+    before = filled.db.read_bytes()
+    out = _export(filled, filled.db)
+    assert out.returncode == 2 and "is the optterm database" in out.stderr, out.stderr
+    assert filled.db.read_bytes() == before
+    out = _export(filled, f"{filled.db}-wal")
+    assert out.returncode == 2 and "optterm database file optterm.db-wal" in out.stderr

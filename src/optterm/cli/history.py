@@ -102,7 +102,7 @@ def history_export(
     if output is not None and str(output) == "-":
         output = None
     if output is not None:
-        _check_output(output)
+        _check_output(output, settings.store.effective_url)
     mode = settings.store.files
     written = run_with_store(
         settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output, mode)
@@ -119,14 +119,27 @@ _PATH_ERRORS = frozenset(
 )
 
 
-def _check_output(output: Path) -> None:
-    """Refuse, before opening the store, a path that is not a regular file (a usage error)."""
+def _check_output(output: Path, store_url: str) -> None:
+    """Refuse, before opening the store, a path that is not a regular file, or that is the
+    database itself or one of its companion files (usage errors)."""
     from optterm.infra.atomicfile import NotARegularFile, check_target
+    from optterm.store.db import resolve_url
 
     try:
         check_target(output)
     except NotARegularFile as exc:
         raise UsageProblem(_refusal(exc)) from None
+    db = resolve_url(store_url).path
+    if db is None:
+        return
+    target = output.absolute().resolve()
+    for name in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal", ".lease"))):
+        if target == name.resolve():
+            what = "" if name == db else f" file {name.name}"
+            raise UsageProblem(
+                f"{output} is the optterm database{what}; exporting over it would destroy the "
+                "history. Name another file."
+            )
 
 
 def _refusal(exc: NotARegularFile) -> str:
