@@ -151,6 +151,7 @@ def test_a_device_node_is_refused_and_stays_a_device(filled: Home, tmp_path: Pat
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_a_write_error_leaves_the_target_as_it_was(filled: Home, tmp_path: Path) -> None:
     """A file-size limit makes the write fail half-way (EFBIG), as a full disk would."""
     target = tmp_path / "out.csv"
@@ -182,6 +183,7 @@ _UNSHARE = shutil.which("unshare")
 
 
 @pytest.mark.process
+@pytest.mark.slow
 @pytest.mark.skipif(
     os.geteuid() != 0 or _UNSHARE is None,
     reason="a real full disk needs root and unshare(1): a 24 KB tmpfs in a private mount namespace",
