@@ -161,8 +161,12 @@ def test_doctor_warns_about_a_world_readable_database(home: Home) -> None:
     warnings = [ln for ln in _doctor(home) if str(home.db) in ln]
     assert len(warnings) == 1 and warnings[0].startswith("WARNING")
     assert "readable by everyone" in warnings[0] and f"chmod 600 {home.db}" in warnings[0]
-    home.write_config('file_mode = "group"\n')
-    home.db.chmod(0o640)  # shared on purpose: not a warning
+    assert "file_mode" not in warnings[0]  # no group to share with: just make it private
+    home.db.chmod(0o640)
+    warnings = [ln for ln in _doctor(home) if str(home.db) in ln]
+    assert len(warnings) == 1 and "readable by its group" in warnings[0]
+    assert 'file_mode = "group"' in warnings[0]
+    home.write_config('file_mode = "group"\n')  # shared on purpose: not a warning
     assert not [ln for ln in _doctor(home) if str(home.db) in ln]
 
 

@@ -166,7 +166,11 @@ def file_report(settings: Any) -> list[str]:
     for path in files:
         who = readable_by(path)
         if who == "everyone" or (who is not None and mode is FileMode.PRIVATE):
-            shared = "" if mode is FileMode.GROUP else ' (or set [store] file_mode = "group")'
+            shared = (
+                ' (or, to share it with the group on purpose, set [store] file_mode = "group")'
+                if who == "its group"
+                else ""
+            )
             bits = stat.S_IMODE(path.stat().st_mode)
             lines.append(
                 f"WARNING: {path} is readable by {who} (mode {bits:o}): other users of this "
