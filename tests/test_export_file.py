@@ -230,3 +230,14 @@ def test_the_database_itself_is_refused(filled: Home) -> None:
     assert filled.db.read_bytes() == before
     out = _export(filled, f"{filled.db}-wal")
     assert out.returncode == 2 and "optterm database file optterm.db-wal" in out.stderr
+
+
+def test_a_target_near_the_name_length_limit_still_gets_a_temporary_file(
+    filled: Home, tmp_path: Path
+) -> None:
+    target = tmp_path / ("x" * 250)
+    out = _export(filled, target)
+    assert out.returncode == 0, out.stderr
+    assert target.read_text().startswith("provider_ts,") and _leftovers(tmp_path) == []
+    out = _export(filled, tmp_path / ("y" * 300))
+    assert out.returncode == 2 and "File name too long" in out.stderr, out.stderr

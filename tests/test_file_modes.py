@@ -168,6 +168,9 @@ def test_doctor_warns_about_a_world_readable_database(home: Home) -> None:
     assert 'file_mode = "group"' in warnings[0]
     home.write_config('file_mode = "group"\n')  # shared on purpose: not a warning
     assert not [ln for ln in _doctor(home) if str(home.db) in ln]
+    home.db.chmod(0o600)  # group mode set, but the file from before stays private
+    notes = [ln for ln in _doctor(home) if str(home.db) in ln]
+    assert len(notes) == 1 and notes[0].startswith("NOTE") and "chmod 2750" in notes[0]
 
 
 # ------------------------------------------------------------------- a second OS user

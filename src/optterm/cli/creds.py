@@ -177,6 +177,13 @@ def file_report(settings: Any) -> list[str]:
                 "machine can read your history, alert rules and channel names. "
                 f"Run: chmod {fix} {path}{shared}"
             )
+    if mode is FileMode.GROUP and db is not None and db.exists() and readable_by(db) is None:
+        # Existing files keep their mode: switching to group mode shares nothing by itself.
+        lines.append(
+            f'NOTE: [store] file_mode = "group", but {db} was created private and stays so. '
+            f"To share it: chgrp -R GROUP {db.parent} && chmod 2750 {db.parent} && "
+            f"chmod 640 {db}*"
+        )
     return lines
 
 

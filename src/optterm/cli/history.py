@@ -115,7 +115,15 @@ def history_export(
 
 
 _PATH_ERRORS = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR}
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+    }
 )
 
 
@@ -129,6 +137,8 @@ def _check_output(output: Path, store_url: str) -> None:
         check_target(output)
     except NotARegularFile as exc:
         raise UsageProblem(_refusal(exc)) from None
+    except OSError as exc:  # the path cannot even be looked at: too long, not a folder, …
+        raise UsageProblem(_path_problem(output, exc)) from None
     db = resolve_url(store_url).path
     if db is None:
         return
@@ -171,16 +181,19 @@ async def _export_to(
     except NotARegularFile as exc:
         raise UsageProblem(_refusal(exc)) from None
     except OSError as exc:
-        untouched = f"Nothing was written and {output} is as it was"
         if exc.errno in _PATH_ERRORS:  # the path is wrong: a usage error
-            raise UsageProblem(
-                f"cannot write {output}: {exc.strerror or exc}. {untouched}; name a file in "
-                "an existing folder you can write to."
-            ) from None
+            raise UsageProblem(_path_problem(output, exc)) from None
         raise OutputFailed(  # the disk failed part-way: a runtime failure
-            f"cannot write {output}: {exc.strerror or exc}. {untouched}; free some space or "
-            "choose another folder."
+            f"cannot write {output}: {exc.strerror or exc}. Nothing was written and {output} "
+            "is as it was; free some space or choose another folder."
         ) from None
+
+
+def _path_problem(output: Path, exc: OSError) -> str:
+    return (
+        f"cannot write {clip(str(output), 120)}: {exc.strerror or exc}. Nothing was written; "
+        "name a file (of a sensible length) in an existing folder you can write to."
+    )
 
 
 def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:

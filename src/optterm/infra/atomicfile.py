@@ -66,7 +66,9 @@ def replace_file(path: Path, mode: FileMode = FileMode.PRIVATE) -> Iterator[IO[s
     ends without an error. Raises NotARegularFile before writing anything when `path` is not a
     regular file; OSError (disk full, no such folder, …) with `path` untouched."""
     old = check_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    # The name is cut short so that a target near the 255-byte limit still has a temp name.
+    prefix = f".{path.name[:64]}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             yield fh
