@@ -390,3 +390,23 @@ def test_the_cache_folder_is_private(tmp_path: Path) -> None:
     with _umask(0o022):
         write_cache({}, START, "https://nse.example/holidays", path=cache)
     assert _mode(cache.parent) == 0o700 and _mode(cache) == 0o600
+
+
+def test_group_mode_makes_do_without_setgid_where_it_is_forbidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd's RestrictSUIDSGID=yes (deploy/optterm.service) makes chmod with the setgid bit
+    fail with EPERM; the folder is then 0750."""
+    from optterm.infra import filemode
+
+    real = os.chmod
+
+    def restricted(path, bits, *args, **kwargs):  # what the seccomp filter does
+        if bits & stat.S_ISGID:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real(path, bits, *args, **kwargs)
+
+    monkeypatch.setattr(filemode.os, "chmod", restricted)
+    folder = tmp_path / "state" / "optterm"
+    filemode.make_dirs(folder, FileMode.GROUP)
+    assert _mode(folder) == 0o750

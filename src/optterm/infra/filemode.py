@@ -19,7 +19,7 @@ import stat
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["FileMode", "create_file", "make_dirs", "readable_by"]
+__all__ = ["FileMode", "create_file", "make_dirs", "readable_by", "set_dir_mode"]
 
 
 class FileMode(StrEnum):
@@ -52,8 +52,20 @@ def make_dirs(path: Path, mode: FileMode = FileMode.PRIVATE) -> list[Path]:
     for d in reversed(missing):
         d.mkdir(exist_ok=True)  # another process may be making it too
     if missing:
-        os.chmod(path, mode.dir_bits)
+        set_dir_mode(path, mode)
     return missing
+
+
+def set_dir_mode(path: Path, mode: FileMode) -> None:
+    """Give a folder optterm made `mode`'s bits. Where setgid is not allowed (systemd's
+    RestrictSUIDSGID=yes), group mode makes do with 0750: files then take the creating
+    process's group, which under systemd is the unit's Group=."""
+    try:
+        os.chmod(path, mode.dir_bits)
+    except PermissionError:
+        if not mode.dir_bits & stat.S_ISGID:
+            raise
+        os.chmod(path, mode.dir_bits & ~stat.S_ISGID)
 
 
 def create_file(path: Path, mode: FileMode = FileMode.PRIVATE) -> bool:

@@ -31,7 +31,7 @@ from typing import Final, Self
 from sqlalchemy import bindparam, exc, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from optterm.infra.filemode import FileMode, create_file
+from optterm.infra.filemode import FileMode, create_file, set_dir_mode
 from optterm.store.alerts import AlertRepository
 from optterm.store.analytics import AnalyticsRepository
 from optterm.store.daily import DailyRepository
@@ -278,7 +278,7 @@ def _make_parents(path: Path, mode: FileMode) -> list[Path]:
         for d in reversed(missing):
             d.mkdir()
         if missing:
-            os.chmod(path.parent, mode.dir_bits)
+            set_dir_mode(path.parent, mode)
     except OSError as err:
         _remove_dirs([d for d in missing if d.exists()])
         raise StoreLocationError(
