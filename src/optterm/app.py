@@ -514,7 +514,12 @@ def run_tui(opts: CliOptions) -> int:
     settings = load(opts)
     # Fail before taking over the screen, with the same messages and exit codes as other commands.
     asyncio.run(_preflight(settings))
-    configure_logging(settings.log.level, settings.log.format, file=paths.log_dir() / "optterm.log")
+    configure_logging(
+        settings.log.level,
+        settings.log.format,
+        file=paths.log_dir() / "optterm.log",
+        file_mode=settings.store.files,
+    )
     code = OpttermApp(settings, freeze_heap=True).run() or 0
     _leave(code)
     return code  # not reached

@@ -18,6 +18,7 @@ import typer
 
 from optterm.cli.context import load_settings, print_json, run_with_store
 from optterm.cli.errors import UsageProblem
+from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP, when_text
 
 if TYPE_CHECKING:
@@ -294,7 +295,7 @@ def alerts_list(
         _print_json(docs)
         return
     if not docs:
-        scope = f" for {sym}" if sym else ""
+        scope = f" for {clip(sym)}" if sym else ""
         more = "" if all_owners else " of yours (--all-owners shows everyone's)"
         typer.echo(f"No alert rules{scope}{more}. Add one: {_EXAMPLE}")
         return

@@ -18,6 +18,7 @@ import typer
 
 from optterm.cli.errors import UsageProblem
 from optterm.engine.compose import CliOptions
+from optterm.infra.clip import quoted
 from optterm.market import parse_day
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def parse_date(value: str, flag: str) -> date:
     day = parse_day(value)
     if day is None:
         raise UsageProblem(
-            f"{flag} {value!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-11-24) "
+            f"{flag} {quoted(value)} is not a date; write it as YYYY-MM-DD (e.g. 2026-11-24) "
             "or DD-Mon-YYYY (e.g. 24-Nov-2026)."
         )
     return day

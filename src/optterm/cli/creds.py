@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from optterm.cli.context import load_settings
 from optterm.cli.errors import UsageProblem
 
-__all__ = ["creds_app", "doctor", "doctor_report"]
+__all__ = ["creds_app", "doctor", "doctor_report", "file_report"]
 
 creds_app = typer.Typer(
     help="Store, show (masked) or delete broker credentials.", no_args_is_help=True
@@ -123,7 +124,67 @@ def doctor_report(settings: Any) -> tuple[list[str], bool]:
             ok = False
             lines.append(f"provider {name}: UNAVAILABLE — {exc}")
     lines.extend(holiday_report(settings))
+    lines.extend(file_report(settings))
     return lines, ok
+
+
+def file_report(settings: Any) -> list[str]:
+    """Who may read optterm's files, and a WARNING for each that others can read although it
+    holds secrets (a config with channel tokens or a database password) or the user's history
+    and rules (a world-readable database or log; a group-readable one unless
+    `[store] file_mode = "group"` shares it on purpose)."""
+    import stat
+
+    from sqlalchemy.engine import make_url
+
+    from optterm.infra import paths
+    from optterm.infra.filemode import FileMode, readable_by
+    from optterm.store.db import resolve_url
+
+    mode = settings.store.files
+    lines = [f"file mode: {mode.value} (new folders {mode.dir_bits:o}, files {mode.file_bits:o})"]
+    source = settings.source
+    if source is not None and (who := readable_by(source)) is not None:
+        held = []
+        if settings.notify.channels:
+            held.append("notification channel URLs (their tokens are secrets)")
+        with contextlib.suppress(Exception):
+            if make_url(settings.store.effective_url).password:
+                held.append("the database password")
+        if held:
+            lines.append(
+                f"WARNING: the config file {source} is readable by {who} "
+                f"(mode {stat.S_IMODE(source.stat().st_mode):o}) and holds {' and '.join(held)}."
+                f" Run: chmod 600 {source}"
+            )
+    db = None
+    with contextlib.suppress(Exception):
+        db = resolve_url(settings.store.effective_url).path
+    files = [] if db is None else [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm"))]
+    files.append(paths.log_dir() / "optterm.log")
+    fix = "640" if mode is FileMode.GROUP else "600"
+    for path in files:
+        who = readable_by(path)
+        if who == "everyone" or (who is not None and mode is FileMode.PRIVATE):
+            shared = (
+                ' (or, to share it with the group on purpose, set [store] file_mode = "group")'
+                if who == "its group"
+                else ""
+            )
+            bits = stat.S_IMODE(path.stat().st_mode)
+            lines.append(
+                f"WARNING: {path} is readable by {who} (mode {bits:o}): other users of this "
+                "machine can read your history, alert rules and channel names. "
+                f"Run: chmod {fix} {path}{shared}"
+            )
+    if mode is FileMode.GROUP and db is not None and db.exists() and readable_by(db) is None:
+        # Existing files keep their mode: switching to group mode shares nothing by itself.
+        lines.append(
+            f'NOTE: [store] file_mode = "group", but {db} was created private and stays so. '
+            f"To share it: chgrp -R GROUP {db.parent} && chmod 2750 {db.parent} && "
+            f"chmod 640 {db}*"
+        )
+    return lines
 
 
 def holiday_report(settings: Any, now: Any = None) -> list[str]:

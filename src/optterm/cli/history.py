@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -12,9 +13,12 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from optterm.cli.context import load_settings, parse_date, print_json, run_with_store
-from optterm.cli.errors import UsageProblem
+from optterm.cli.errors import OutputFailed, UsageProblem
+from optterm.infra.clip import clip
 
 if TYPE_CHECKING:
+    from optterm.infra.atomicfile import NotARegularFile
+    from optterm.infra.filemode import FileMode
     from optterm.model import ChainSnapshot
     from optterm.store import Store
 
@@ -28,14 +32,21 @@ def history_list(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Stored snapshots per symbol, expiry and day."""
-    rows = run_with_store(load_settings(ctx), summary_rows)
+    settings = load_settings(ctx)
+    rows = run_with_store(settings, summary_rows)
     if as_json:
-        print_json(rows)
+        print_json(rows)  # ISO times with their UTC offset: unambiguous as they are
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Symbol", "Expiry", "Date (IST)", "Provider", "Snapshots", "First", "Last")
+    tz = settings.market.tz
+    zone = datetime.now(tz).tzname() or str(tz)  # "IST"
+
+    def clock(iso: str) -> str:  # stored in UTC; the table is in exchange time
+        return datetime.fromisoformat(iso).astimezone(tz).strftime("%H:%M:%S")
+
+    table = Table("Symbol", "Expiry", f"Date ({zone})", "Provider", "Snapshots", "First", "Last")
     for r in rows:
         table.add_row(
             r["symbol"],
@@ -43,8 +54,8 @@ def history_list(
             r["date"],
             r["provider"],
             str(r["snapshots"]),
-            r["first"][11:19],
-            r["last"][11:19],
+            clock(r["first"]),
+            clock(r["last"]),
         )
     if not rows:
         typer.echo("No history stored yet. Run `optterm serve` (or the TUI) to start recording.")
@@ -64,7 +75,12 @@ def history_export(
     until: Annotated[str | None, typer.Option("--to", help="Last day (inclusive).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Regular file to write, replaced in one step (default or -: stdout).",
+        ),
     ] = None,
 ) -> None:
     """Export stored snapshots (every strike of every tick) as CSV or JSON."""
@@ -83,11 +99,64 @@ def history_export(
         raise UsageProblem("--to is before --from; nothing to export.")
     exp = parse_date(expiry, "--expiry") if expiry else None
     sym = symbol.upper()
-    written = run_with_store(settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output))
+    if output is not None and str(output) == "-":
+        output = None
+    if output is not None:
+        _check_output(output, settings.store.effective_url)
+    mode = settings.store.files
+    written = run_with_store(
+        settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output, mode)
+    )
     if written == 0:
         typer.echo(
-            f"No stored snapshots for {sym} in that range; see `optterm history list`.", err=True
+            f"No stored snapshots for {clip(sym)} in that range; see `optterm history list`.",
+            err=True,
         )
+
+
+_PATH_ERRORS = frozenset(
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _check_output(output: Path, store_url: str) -> None:
+    """Refuse, before opening the store, a path that is not a regular file, or that is the
+    database itself or one of its companion files (usage errors)."""
+    from optterm.infra.atomicfile import NotARegularFile, check_target
+    from optterm.store.db import resolve_url
+
+    try:
+        check_target(output)
+    except NotARegularFile as exc:
+        raise UsageProblem(_refusal(exc)) from None
+    except OSError as exc:  # the path cannot even be looked at: too long, not a folder, …
+        raise UsageProblem(_path_problem(output, exc)) from None
+    db = resolve_url(store_url).path
+    if db is None:
+        return
+    target = output.absolute().resolve()
+    for name in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal", ".lease"))):
+        if target == name.resolve():
+            what = "" if name == db else f" file {name.name}"
+            raise UsageProblem(
+                f"{output} is the optterm database{what}; exporting over it would destroy the "
+                "history. Name another file."
+            )
+
+
+def _refusal(exc: NotARegularFile) -> str:
+    return (
+        f"{exc.path} is {exc.kind}, and --output only replaces regular files; nothing was "
+        "written. Name a new or existing regular file, or use -o - to write to stdout."
+    )
 
 
 async def _export_to(
@@ -98,22 +167,33 @@ async def _export_to(
     end: datetime,
     fmt: str,
     output: Path | None,
+    mode: FileMode,
 ) -> int:
     if output is None:
         return await export(store, symbol, expiry, start, end, fmt, sys.stdout)
-    # Write beside the target and rename, so an interrupted export never leaves half a file.
-    tmp = output.with_name(f".{output.name}.partial")
+    from optterm.infra.atomicfile import NotARegularFile, replace_file
+
+    # A temporary file beside the target, renamed over it: an interrupted or failed export
+    # never leaves half a file, and never writes through a link, pipe or device.
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            n = await export(store, symbol, expiry, start, end, fmt, fh)
-        tmp.replace(output)
+        with replace_file(output, mode) as fh:
+            return await export(store, symbol, expiry, start, end, fmt, fh)
+    except NotARegularFile as exc:
+        raise UsageProblem(_refusal(exc)) from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageProblem(f"cannot write {output}: {exc.strerror or exc}.") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return n
+        if exc.errno in _PATH_ERRORS:  # the path is wrong: a usage error
+            raise UsageProblem(_path_problem(output, exc)) from None
+        raise OutputFailed(  # the disk failed part-way: a runtime failure
+            f"cannot write {output}: {exc.strerror or exc}. Nothing was written and {output} "
+            "is as it was; free some space or choose another folder."
+        ) from None
+
+
+def _path_problem(output: Path, exc: OSError) -> str:
+    return (
+        f"cannot write {clip(str(output), 120)}: {exc.strerror or exc}. Nothing was written; "
+        "name a file (of a sensible length) in an existing folder you can write to."
+    )
 
 
 def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:

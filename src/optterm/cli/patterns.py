@@ -10,6 +10,7 @@ import typer
 
 from optterm.cli.context import load_settings, print_json, run_with_store
 from optterm.cli.errors import UsageProblem
+from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def patterns(
         print_json(rows)
         return
     if not rows:
-        scope = " ".join(filter(None, [sym, ", ".join(kinds)])) or "pattern"
+        scope = " ".join(filter(None, [sym and clip(sym), ", ".join(kinds)])) or "pattern"
         typer.echo(
             f"No {scope} signals active now or seen since {start.astimezone(tz):%d-%b %H:%M %Z}. "
             "Signals are recorded by `optterm serve` or the TUI while they run."

@@ -18,7 +18,7 @@ from optterm import __version__
 from optterm.cli import chain, daemon, history, jobs, locate, master, patterns, providers
 from optterm.cli.alerts import alerts_app, notify_app
 from optterm.cli.creds import creds_app, doctor
-from optterm.cli.errors import UsageProblem
+from optterm.cli.errors import OutputFailed, UsageProblem
 from optterm.engine.compose import CliOptions
 
 __all__ = ["app", "main"]
@@ -119,6 +119,8 @@ def _explain(exc: Exception) -> tuple[int, str | None]:
         return 2, str(exc)
     if isinstance(exc, UnknownSymbol):
         return 2, str(exc)
+    if isinstance(exc, OutputFailed):
+        return 1, str(exc)
     if isinstance(exc, ProviderError):
         return 1, f"market data unavailable: {exc}"
     return 1, None

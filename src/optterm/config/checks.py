@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
+from optterm.infra.clip import quoted
+
 __all__ = [
     "choice",
     "clock_time",
@@ -75,7 +77,7 @@ def exchange_symbol(value: str, *subloc: str | int) -> str:
     if not _SYMBOL_RE.fullmatch(normalized):
         raise problem(
             "must be an exchange symbol made of letters, digits, '&' and '-' "
-            f"(like NIFTY or M&M); got {value!r}",
+            f"(like NIFTY or M&M); got {quoted(value)}",
             *subloc,
         )
     return normalized

@@ -132,6 +132,9 @@ def _read_toml(file: Path, how: str) -> dict[str, Any]:
             "TOML files must be UTF-8.",
             path=file,
         ) from None
+    # Windows editors (Notepad) save UTF-8 with a byte-order mark, which TOML does not allow
+    # and tomllib reports as an invalid statement at line 1: it carries no meaning, drop it.
+    text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -34,11 +34,13 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
+from optterm.infra.filemode import FileMode
 from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN, OiInterval
 
 __all__ = [
     "ANGELONE_BASE_URL",
     "ANGELONE_MASTER_URL",
+    "FILE_MODES",
     "GEX_CONVENTIONS",
     "LOG_FORMATS",
     "LOG_LEVELS",
@@ -89,6 +91,7 @@ WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "frid
 NSE_BASE_URL = "https://www.nseindia.com"
 ANGELONE_BASE_URL = "https://apiconnect.angelone.in"
 
+FILE_MODES = tuple(m.value for m in FileMode)
 _SQLALCHEMY_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?://")
 
 
@@ -129,6 +132,20 @@ class StoreSettings(_Section):
     retention_days: int = Field(
         default=30, ge=1, le=3650, json_schema_extra=meta("a whole number of days", unit="days")
     )
+    # Who may read the database, its folder and the logs optterm creates (infra/filemode.py).
+    file_mode: str = Field(
+        default="private", json_schema_extra=meta(f"one of {', '.join(FILE_MODES)}")
+    )
+
+    @field_validator("file_mode")
+    @classmethod
+    def _check_file_mode(cls, value: str) -> str:
+        return choice(value, FILE_MODES)
+
+    @property
+    def files(self) -> FileMode:
+        """`file_mode` as the FileMode the store and the logs create their files with."""
+        return FileMode(self.file_mode)
 
     @field_validator("url")
     @classmethod

@@ -57,7 +57,7 @@ def store_url(settings: Settings) -> str:
 async def open_configured_store(settings: Settings) -> Store:
     from optterm.store import open_store
 
-    return await open_store(store_url(settings))
+    return await open_store(store_url(settings), file_mode=settings.store.files)
 
 
 def make_poller(

@@ -36,6 +36,7 @@ from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscription, Tick
 from optterm.engine.waits import wait_any
+from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
@@ -112,6 +113,10 @@ class Poller:
         self.underlyings: dict[str, Underlying] = {}
         self.seq = 0
         self.failures: Counter[tuple[str, str]] = Counter()
+        # Store failures repeat every tick while the disk is full: logged on change only.
+        self._snapshot_writes = RepeatedFailure(log, "storing snapshots")
+        self._analytics_writes = RepeatedFailure(log, "storing metrics and signals")
+        self._health_writes = RepeatedFailure(log, "storing provider health")
         self.last_tick: Tick | None = None
 
     def subscribe(self) -> Subscription:
@@ -218,7 +223,10 @@ class Poller:
             try:
                 await self.analytics_sink.save(metrics, signals)
             except Exception as exc:
-                failures.append(self._failure("*", None, exc, kind="store"))
+                failures.append(self._failure("*", None, exc, kind="store", quiet=True))
+                self._analytics_writes.failed(failures[-1].message)
+            else:
+                self._analytics_writes.succeeded()
         active: tuple[Signal, ...] = ()
         if self.analyzer is not None:
             newest = max((u.snapshot.provider_ts for u in updates), default=None)
@@ -249,7 +257,10 @@ class Poller:
             try:
                 await self.health_sink.save(health)
             except Exception as exc:  # health bookkeeping must never cost the feed
-                failures.append(self._failure("*", None, exc, kind="store"))
+                failures.append(self._failure("*", None, exc, kind="store", quiet=True))
+                self._health_writes.failed(failures[-1].message)
+            else:
+                self._health_writes.succeeded()
         tick = Tick(
             self.seq,
             started,
@@ -331,8 +342,11 @@ class Poller:
         try:
             stored = await self.store.write_many([snap for _, _, snap in got])
         except Exception as exc:  # a full disk must not kill the feed
-            failures.extend(self._failure(w.symbol, e, exc, kind="store") for w, e, _ in got)
+            lost = [self._failure(w.symbol, e, exc, kind="store", quiet=True) for w, e, _ in got]
+            failures.extend(lost)
+            self._snapshot_writes.failed(lost[0].message, len(lost))
             return [False] * len(got)
+        self._snapshot_writes.succeeded()
         for (_, _, snap), new in zip(got, stored, strict=True):
             if new:
                 log.debug(
@@ -344,7 +358,13 @@ class Poller:
         return stored
 
     def _failure(
-        self, symbol: str, expiry: date | None, exc: BaseException, kind: str | None = None
+        self,
+        symbol: str,
+        expiry: date | None,
+        exc: BaseException,
+        kind: str | None = None,
+        *,
+        quiet: bool = False,  # the caller logs it (a RepeatedFailure)
     ) -> FetchFailure:
         if kind is None:
             if isinstance(exc, ProviderError):
@@ -358,7 +378,9 @@ class Poller:
             message = f"no answer within {self.timeout:g} s"
         self.failures[(symbol, kind)] += 1
         where = f"{symbol} {expiry}" if expiry else symbol
-        if kind in ("internal", "alerts"):
+        if quiet:
+            pass
+        elif kind in ("internal", "alerts"):
             log.error("%s: unexpected error", where, exc_info=exc)
         else:
             log.warning("%s: %s failure: %s", where, kind, message)

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from optterm.infra.filemode import FileMode, create_file, make_dirs
+
 __all__ = ["configure_logging"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -27,9 +29,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def configure_logging(level: str = "info", fmt: str = "text", file: Path | None = None) -> None:
+def configure_logging(
+    level: str = "info",
+    fmt: str = "text",
+    file: Path | None = None,
+    file_mode: FileMode = FileMode.PRIVATE,
+) -> None:
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        # Logs name rules, channels and symbols: a new log folder and file are the user's
+        # (0700/0600), or shared read-only with a group (infra/filemode.py).
+        make_dirs(file.parent, file_mode)
+        create_file(file, file_mode)
         handler: logging.Handler = logging.FileHandler(file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from optterm.infra.clip import quoted
 from optterm.model import ChainSnapshot, Feed, ProviderHealth, Underlying
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class UnknownSymbol(ProviderError):
 
     def __init__(self, provider: str, symbol: str, known: Sequence[str]) -> None:
         listed = ", ".join(sorted(known)) or "none"
-        super().__init__(provider, f"unknown symbol {symbol!r}; known symbols: {listed}")
+        super().__init__(provider, f"unknown symbol {quoted(symbol)}; known symbols: {listed}")
         self.symbol = symbol
         self.known = tuple(sorted(known))
 

@@ -31,6 +31,7 @@ __all__ = [
     "resolve_url",
     "sqlite_checkpoint",
     "sqlite_incremental_vacuum",
+    "sqlite_leave_wal",
 ]
 
 BUSY_TIMEOUT_MS = 5000
@@ -185,3 +186,11 @@ async def sqlite_checkpoint(conn: AsyncConnection) -> None:
 async def sqlite_incremental_vacuum(conn: AsyncConnection) -> None:
     """Give the pages freed by a purge back to the file system."""
     await _outside_transaction(conn, "PRAGMA incremental_vacuum")
+
+
+async def sqlite_leave_wal(conn: AsyncConnection) -> None:
+    """Put the database back in rollback-journal mode (checkpointing the WAL); fails while
+    another connection has it open — at once: the connection is closing, so it does not wait
+    out the busy timeout for the others to leave."""
+    await _outside_transaction(conn, "PRAGMA busy_timeout=0")
+    await _outside_transaction(conn, "PRAGMA journal_mode=DELETE")

@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, select, text, update
 
+from optterm.infra.repeats import RepeatedFailure
 from optterm.store.dialect import insert_for
 from optterm.store.errors import LeaseLost, StoreError
 from optterm.store.schema import leases
@@ -138,9 +140,20 @@ class _FileLock:
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
 
+    def _open(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        # A new lease file is readable by whoever may read the database beside it (0600, or
+        # 0640 shared), as SQLite does for the -wal and -shm files; set, not cut by the umask.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, stat.S_IMODE(os.stat(self.path.with_suffix("")).st_mode) & 0o666)
+        return fd
+
     async def try_acquire(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = self._open()
         except OSError as err:
             raise StoreError(
                 f"Cannot open the lease file {self.path} ({err.strerror or err}). It must be "
@@ -326,6 +339,7 @@ class Lease:
         self.lease_no = info.lease_no
         self.check_interval = check_interval
         self.lost: str | None = None  # why, once lost
+        self._beats = RepeatedFailure(log, "lease heartbeat", "beat")
         self._lock = lock
 
     def __repr__(self) -> str:
@@ -380,8 +394,10 @@ class Lease:
                 await self.heartbeat()
             except LeaseLost:
                 raise
-            except StoreError as err:
-                log.warning("lease heartbeat failed, retrying: %s", err)
+            except StoreError as err:  # a full disk fails every beat: logged on change only
+                self._beats.failed(f"{err}; retrying")
+            else:
+                self._beats.succeeded()
 
     async def release(self) -> None:
         """Mark the row released and drop the lock. Idempotent; never raises for a lease that

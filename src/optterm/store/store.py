@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ from typing import Final, Self
 from sqlalchemy import bindparam, exc, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from optterm.infra.filemode import FileMode, create_file, set_dir_mode
 from optterm.store.alerts import AlertRepository
 from optterm.store.analytics import AnalyticsRepository
 from optterm.store.daily import DailyRepository
@@ -39,6 +41,7 @@ from optterm.store.db import (
     resolve_url,
     sqlite_checkpoint,
     sqlite_incremental_vacuum,
+    sqlite_leave_wal,
 )
 from optterm.store.errors import CorruptDatabaseError, LeaseLost, StoreError, StoreLocationError
 from optterm.store.health import HealthRepository
@@ -202,11 +205,29 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        async with self._write_lock:
-            await self._drop_write_conn()
-        await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        async with self._write_lock:
+            if self._shared_with_group():
+                await self._leave_wal()
+            await self._drop_write_conn()
+        await self._writer.dispose()
+
+    def _shared_with_group(self) -> bool:
+        with contextlib.suppress(OSError):
+            return self.path is not None and bool(os.stat(self.path).st_mode & stat.S_IRGRP)
+        return False
+
+    async def _leave_wal(self) -> None:
+        # A reader of a WAL database needs its -shm file, and one who may not write the
+        # folder cannot create it: with the daemon stopped (SQLite deletes -wal and -shm as
+        # the last connection closes) a group member could not read the store. The last one
+        # out leaves it in rollback-journal mode, which needs no -shm; the next writer to
+        # connect switches back to WAL. While anyone else is connected this fails: fine,
+        # the last of them does it.
+        with contextlib.suppress(Exception):
+            conn = await self._write_conn()
+            await sqlite_leave_wal(conn)
 
 
 def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
@@ -241,8 +262,9 @@ def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
 # ------------------------------------------------------------------------------------ opening
 
 
-def _make_parents(path: Path) -> list[Path]:
-    """Create the missing folders above `path`; return them deepest first (for clean-up)."""
+def _make_parents(path: Path, mode: FileMode) -> list[Path]:
+    """Create the missing folders above `path` (the database's own folder with `mode`: 0700,
+    or 2750 shared with a group); return them deepest first (for clean-up)."""
     missing: list[Path] = []
     p = path.parent
     while not p.exists():
@@ -255,6 +277,8 @@ def _make_parents(path: Path) -> list[Path]:
             raise NotADirectoryError(20, "Not a directory", str(p))
         for d in reversed(missing):
             d.mkdir()
+        if missing:
+            set_dir_mode(path.parent, mode)
     except OSError as err:
         _remove_dirs([d for d in missing if d.exists()])
         raise StoreLocationError(
@@ -285,13 +309,17 @@ def _remove_new_database(path: Path, dirs: list[Path]) -> None:
     _remove_dirs(dirs)
 
 
-async def open_store(url: str, *, create: bool = True) -> Store:
+async def open_store(
+    url: str, *, create: bool = True, file_mode: FileMode = FileMode.PRIVATE
+) -> Store:
     """Open (and migrate) the store at `url`: a SQLAlchemy URL or a plain file path.
 
     SQLite: creates the file and its folders when missing (unless create=False), refuses files
     that are not optterm databases, are damaged, or come from a newer optterm — leaving them
     untouched — and never leaves a half-created database behind when opening fails.
-    An existing older-schema database is migrated even with create=False.
+    An existing older-schema database is migrated even with create=False. A new SQLite file
+    (and so its -wal and -shm, which SQLite gives the database's mode) is created with
+    `file_mode`'s bits, 0600 by default; an existing one keeps its mode.
     """
     target = resolve_url(url)
     path = target.path
@@ -305,7 +333,17 @@ async def open_store(url: str, *, create: bool = True) -> Store:
                     f"There is no optterm database at {path}. Run optterm once without "
                     "read-only options to create it, or point optterm at an existing database."
                 )
-            new_dirs = await asyncio.to_thread(_make_parents, path)
+            new_dirs = await asyncio.to_thread(_make_parents, path, file_mode)
+            try:
+                # Made here, not by SQLite (which would use 0644 less the umask).
+                await asyncio.to_thread(create_file, path, file_mode)
+            except OSError as err:
+                _remove_new_database(path, new_dirs)
+                raise StoreLocationError(
+                    f"Cannot create the optterm database {path}: {err.strerror or err}. Choose "
+                    "another location for the database (the store URL in the config file), or "
+                    "fix that folder's permissions."
+                ) from None
     writer, reader = create_engines(target)
     try:
         async with writer.begin() as conn:

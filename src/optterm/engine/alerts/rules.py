@@ -27,6 +27,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from optterm.infra.clip import clip, quoted
 from optterm.market import NSE_INDICES, parse_day
 from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
 
@@ -561,7 +562,7 @@ def _watched(
         raise RuleError(f"a rule needs a symbol; use one of {_choices(known)}")
     if sym not in known:
         raise RuleError(
-            f"symbol {sym!r} is not known; use one of {_choices(known)} (add an equity to "
+            f"symbol {quoted(sym)} is not known; use one of {_choices(known)} (add an equity to "
             "[[poller.watch]] in the config to alert on it)"
         )
     k = _kind(kind)
@@ -840,7 +841,7 @@ def _quote(word: str) -> str:
         from optterm.engine.notify.channels import redact_url
 
         word = redact_url(word)
-    return repr(word)
+    return quoted(word)
 
 
 class _Parser:
@@ -942,8 +943,8 @@ class _Parser:
         sym = tok.text.upper()
         if sym not in known:
             self.fail(
-                f"{sym} is not a known symbol; use one of {_choices(known)} (an equity must be "
-                "in [[poller.watch]] of the config)",
+                f"{clip(sym)} is not a known symbol; use one of {_choices(known)} (an equity "
+                "must be in [[poller.watch]] of the config)",
                 tok,
             )
         self.out["symbol"] = sym

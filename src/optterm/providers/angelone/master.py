@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 
 from optterm.config import ANGELONE_MASTER_URL
+from optterm.infra.filemode import make_dirs
 from optterm.market import IST, MarketCalendar
 from optterm.providers.base import (
     BadPayload,
@@ -560,7 +561,7 @@ class InstrumentMaster:
     async def _download(self, progress: ProgressCallback | None) -> None:
         tmp: Path | None = None
         try:
-            await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_dirs, self.cache_dir)  # the user's own (0700)
             fd, tmp_name = await asyncio.to_thread(
                 tempfile.mkstemp, prefix=f".{MASTER_FILENAME}.", suffix=".part", dir=self.cache_dir
             )

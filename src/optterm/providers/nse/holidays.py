@@ -27,6 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from optterm.infra.filemode import make_dirs
 from optterm.market import HolidayList, holiday_list, parse_day, shipped_holidays
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def write_cache(
             for year, listed in sorted(merged.items())
         ],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)  # the cache folder: the user's own (0700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
