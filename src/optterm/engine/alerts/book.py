@@ -41,7 +41,7 @@ from optterm.engine.notify.channels import (
     resolve_channel,
     validate_url,
 )
-from optterm.engine.notify.redact import protect_urls
+from optterm.infra.redact import protect_urls
 from optterm.infra.secrets import SecretStore
 from optterm.model import AlertRule, Channel
 from optterm.store.alerts import UnknownRule
