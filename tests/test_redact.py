@@ -181,3 +181,29 @@ def test_channel_secrets_keep_the_service_and_host_out() -> None:
     pieces = channel_url_secrets("mailtos://me:app-password@gmail.com:587?to=me@example.com")
     assert "app-password" in pieces
     assert not {"gmail.com", "587", "mailtos"} & pieces
+
+
+UNCAUGHT = """
+import threading
+from optterm.infra.redact import protect
+protect(["tb-secret-value-1"])
+def fail():
+    raise ValueError("in a thread: tb-secret-value-1")
+t = threading.Thread(target=fail)
+t.start()
+t.join()
+raise RuntimeError("uncaught: tb-secret-value-1")
+"""
+
+
+@pytest.mark.process
+def test_an_uncaught_traceback_is_masked_too(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", UNCAUGHT], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert res.returncode == 1
+    assert "RuntimeError: uncaught: …" in res.stderr and "ValueError: in a thread: …" in res.stderr
+    assert "tb-secret-value-1" not in res.stderr

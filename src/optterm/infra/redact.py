@@ -28,8 +28,11 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -219,13 +222,32 @@ REDACTOR: Final = Redactor()
 
 def install(handler: logging.Handler | None = None) -> None:
     """Put the redactor on `handler`, or on every handler of the root logger and on logging's
-    last-resort handler (what prints a warning when no handler is configured). Idempotent."""
+    last-resort handler (what prints a warning when no handler is configured), and on the
+    interpreter's report of an uncaught exception (a traceback quotes values). Idempotent."""
     targets = [handler] if handler is not None else [*logging.getLogger().handlers]
     if handler is None and logging.lastResort is not None:
         targets.append(logging.lastResort)
     for target in targets:
         if REDACTOR not in target.filters:
             target.addFilter(REDACTOR)
+    if handler is None and sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _report_uncaught
+    if handler is None and threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _report_uncaught_in_thread
+
+
+def _report_uncaught(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
+
+
+def _report_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
 
 
 def protect(secrets: Iterable[str]) -> None:
