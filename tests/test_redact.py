@@ -207,3 +207,18 @@ def test_an_uncaught_traceback_is_masked_too(tmp_path) -> None:
     assert res.returncode == 1
     assert "RuntimeError: uncaught: …" in res.stderr and "ValueError: in a thread: …" in res.stderr
     assert "tb-secret-value-1" not in res.stderr
+
+
+def test_loading_the_settings_registers_every_secret_they_hold(tmp_path) -> None:
+    from optterm.engine.compose import CliOptions, load
+
+    config = tmp_path / "optterm.toml"
+    config.write_text(
+        '[store]\nurl = "postgresql+asyncpg://trader:pg-pass-secret-9@db.example.com/optterm"\n'
+        '[notify]\nchannels = { desk = "tgram://123456:tg-secret-token-1/987654321" }\n',
+        encoding="utf-8",
+    )
+    load(CliOptions(config=config), env={})
+    # Quoted without their URL, as an error from a driver or a plugin would.
+    line = "auth failed for pg-pass-secret-9; token tg-secret-token-1 refused"
+    assert redact(line) == "auth failed for …; token … refused"
