@@ -222,3 +222,14 @@ def test_loading_the_settings_registers_every_secret_they_hold(tmp_path) -> None
     # Quoted without their URL, as an error from a driver or a plugin would.
     line = "auth failed for pg-pass-secret-9; token tg-secret-token-1 refused"
     assert redact(line) == "auth failed for …; token … refused"
+
+
+def test_a_short_pin_is_masked_under_its_key_not_as_every_such_number() -> None:
+    protect(["4821"])
+    line = 'tick 4821: {"clientcode": "A1", "password": "4821", "totp": "123456"} mpin=4821'
+    assert redact(line) == 'tick 4821: {"clientcode": "A1", "password": "…", "totp": "…"} mpin=…'
+
+
+def test_a_percent_encoded_password_is_masked_in_both_spellings() -> None:
+    protect_urls(["mailtos://me:p%40ss%2Fw%3Ard99@smtp.example.com?to=a@b.c"])
+    assert redact("login me p@ss/w:rd99 / p%40ss%2Fw%3Ard99") == "login me … / …"

@@ -53,6 +53,7 @@ MASK: Final = "…"
 # nothing anyway. Pieces under _WORDLIKE characters are masked only as whole words.
 _MIN_PIECE: Final = 3
 _WORDLIKE: Final = 8
+_SHORT_NUMBER: Final = 7
 
 # Query keys of Apprise URLs whose values are settings, not credentials: masking "insecure" or
 # "markdown" in every log line would say nothing and hide what the line is about.
@@ -81,7 +82,7 @@ _SHAPES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (
         re.compile(
             r"(?i)\b((?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|key|secret|"
-            r"pass(?:word)?|pwd|webhook[_-]?(?:id|token)|private[_-]?key)"
+            r"pass(?:word)?|pwd|m?pin|totp|webhook[_-]?(?:id|token)|private[_-]?key)"
             r"(?:=|[\"']\s*:\s*[\"']?))"
             r"(?![*…])[^\s&\"',;)}\]\\]{3,}"  # not a value masked already ('***')
         ),
@@ -251,8 +252,12 @@ def _report_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
 
 
 def protect(secrets: Iterable[str]) -> None:
-    """Mask each of `secrets` (exact strings: a password, an API key, a token) from now on."""
-    values = [s for s in secrets if s]
+    """Mask each of `secrets` (exact strings: a password, an API key, a token) from now on.
+
+    A short number (a 4-digit MPIN) is left to the shapes (`"password": "…"`, `mpin=…`):
+    masking every "4821" would blank tick counts, ports and strikes and protect nothing a
+    line would otherwise show, since such a PIN only ever appears under its key."""
+    values = [s for s in secrets if s and not (s.isdigit() and len(s) < _SHORT_NUMBER)]
     REDACTOR.register(v for s in values for v in _forms(s))
     install()
 
