@@ -153,7 +153,28 @@ def angel() -> Iterator[Angel]:
         replay.stop()
 
 
-def test_serve_at_debug_writes_no_secret_anywhere(home: Home, angel: Angel) -> None:
+CREDENTIALS = {"api_key": API_KEY, "client_code": "A1234567", "mpin": MPIN,
+               "totp_secret": TOTP_SECRET}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("log_format", "source"),
+    [("text", "env"), ("json", "systemd")],
+    ids=["text-env", "json-systemd"],
+)
+def test_serve_at_debug_writes_no_secret_anywhere(
+    home: Home, angel: Angel, log_format: str, source: str
+) -> None:
+    # The broker's credentials as a server has them: environment variables, or systemd
+    # credentials (files in $CREDENTIALS_DIRECTORY, written here by the test like the config).
+    given = home.root / "credentials"
+    if source == "env":
+        creds = {f"OPTTERM_ANGELONE_{k.upper()}": v for k, v in CREDENTIALS.items()}
+    else:
+        given.mkdir(mode=0o700)
+        for name, value in CREDENTIALS.items():
+            (given / f"angelone_{name}").write_text(value, encoding="utf-8")
+        creds = {"CREDENTIALS_DIRECTORY": str(given)}
     with CaptureServer() as http, SmtpSink(logins=True) as mail, SmtpSink() as mails:
         urls = channels(http, mail, mails)
         table = ", ".join(f'{name} = "{url}"' for name, url in urls.items())
@@ -185,13 +206,7 @@ channels = {{ {table} }}
 retry_schedule = []
 """
         )
-        env = {
-            **http.proxy_env,
-            "OPTTERM_ANGELONE_API_KEY": API_KEY,
-            "OPTTERM_ANGELONE_CLIENT_CODE": "A1234567",
-            "OPTTERM_ANGELONE_MPIN": MPIN,
-            "OPTTERM_ANGELONE_TOTP_SECRET": TOTP_SECRET,
-        }
+        env = {**http.proxy_env, **creds}
         notify = [arg for name in urls for arg in ("--notify", f"tag:{name}")]
         added = run_cli(
             home,
@@ -201,8 +216,10 @@ retry_schedule = []
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
 
+        serve_args = ["--config", str(home.config), "--log-level", "DEBUG", "serve",
+                      "--log-format", log_format]  # fmt: skip
         proc = subprocess.Popen(
-            optterm_cmd("--config", str(home.config), "--log-level", "DEBUG", "serve"),
+            optterm_cmd(*serve_args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -241,7 +258,10 @@ retry_schedule = []
     # What was exercised: a broker login that issued tokens, DEBUG lines from Apprise, every
     # channel attempted with its secret (the loopback servers and the proxy saw them).
     assert angel.logins >= 1
-    assert "DEBUG" in stderr and "apprise" in stderr
+    assert "apprise" in stderr and ("DEBUG" in stderr or '"level": "debug"' in stderr)
+    assert "credentials loaded from " + source in stderr
+    # Masking left the lines readable: no short word of a channel was taken for a secret.
+    assert "alerts: 1 active rule(s)" in stderr and "feed switched from angelone" in stderr
     assert {"api.telegram.org:443", "discord.com:443", "hooks.slack.com:443"} <= tunnels
     assert len(ntfy_hits) == 3 and len(json_hits) == 2
     assert "ntfy.sh" in {h.headers.get("Host") for h in ntfy_hits}
@@ -254,7 +274,7 @@ retry_schedule = []
     written: dict[str, bytes] = {"stdout": stdout.encode(), "stderr": stderr.encode()}
     for root in (home.root, Path(home.env["HOME"])):
         for path in root.rglob("*"):
-            if path.is_file() and path != home.config:
+            if path.is_file() and path != home.config and path.parent != given:
                 written[str(path)] = path.read_bytes()
     assert str(home.db) in written
     with sqlite3.connect(home.db) as db:
