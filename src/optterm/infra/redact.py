@@ -70,7 +70,7 @@ _PLAIN_KEYS: Final = frozenset(
 # thing is (the scheme, the parameter name) and masks the value.
 _SHAPES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # scheme://user:password@host → scheme://user:…@host
-    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@"), rf"\1{MASK}@"),
+    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)(?![*…]+@)[^\s/@]+@"), rf"\1{MASK}@"),
     # Telegram bot tokens, bare or in the API path: 123456789:AAH…
     (re.compile(r"\b(bot)?(\d{5,12}):[A-Za-z0-9_-]{20,}"), rf"\1\2:{MASK}"),
     # JSON Web Tokens (the broker's session)
