@@ -15,6 +15,7 @@ import keyring.backends.fail
 import pytest
 from textual.widgets import Input, TextArea
 
+from optterm.infra.redact import REDACTOR
 from optterm.store import Store, open_store
 from tests.replay_server import ReplayServer
 
@@ -99,6 +100,7 @@ def hermetic(hermetic_session: Path, tmp_path_factory: pytest.TempPathFactory) -
     with pytest.MonkeyPatch.context() as mp:
         isolate(mp, root)
         keyring.set_keyring(keyring.backends.fail.Keyring())
+        REDACTOR.clear()  # the secrets an earlier test registered are not this test's
         try:
             yield root
         finally:

@@ -84,6 +84,17 @@ class CaptureServer:
 
             do_GET = do_POST = _serve
 
+            def do_CONNECT(self) -> None:
+                # Used as the HTTPS proxy of a process under test: a service whose host is
+                # fixed (api.telegram.org, discord.com) is asked for here and refused, so the
+                # request is seen and goes nowhere — no DNS, no internet.
+                server._record(Captured("CONNECT", self.path, {}, dict(self.headers), b"", 403))
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -114,6 +125,23 @@ class CaptureServer:
     def json_url(self, path: str, query: str = "") -> str:
         """An Apprise json:// URL posting to `path` on this server."""
         return f"json://127.0.0.1:{self.port}/{path.lstrip('/')}" + (f"?{query}" if query else "")
+
+    @property
+    def proxy_env(self) -> dict[str, str]:
+        """Environment that makes a process's HTTP(S) to any host but loopback come here: a
+        plain-HTTP request is answered and recorded, an HTTPS tunnel (CONNECT) recorded and
+        refused."""
+        proxy = f"http://127.0.0.1:{self.port}"
+        loopback = "127.0.0.1,localhost"
+        return {
+            "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+            "https_proxy": proxy, "NO_PROXY": loopback, "no_proxy": loopback,
+        }  # fmt: skip
+
+    def tunnels(self) -> list[str]:
+        """The host:port of every CONNECT asked of this server as a proxy."""
+        with self._cond:
+            return [r.path for r in self.requests if r.method == "CONNECT"]
 
     def fail(self, path: str, times: int | None = None) -> None:
         with self._cond:
@@ -176,9 +204,12 @@ def _free_port() -> int:
 
 
 class SmtpSink:
-    """An aiosmtpd SMTP server on 127.0.0.1 that keeps every message (no AUTH, no TLS)."""
+    """An aiosmtpd SMTP server on 127.0.0.1 that keeps every message (no TLS). With
+    `logins=True` it offers AUTH (over plain text, which only a test may) and accepts any user
+    and password, recording them in `logins`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, logins: bool = False) -> None:
+        self.logins: list[tuple[str, str]] = []
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self._cond = threading.Condition()
@@ -193,8 +224,19 @@ class SmtpSink:
                     sink._cond.notify_all()
                 return "250 Message accepted for delivery"
 
+        def accept(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+            from aiosmtpd.smtp import AuthResult, LoginPassword
+
+            if isinstance(data, LoginPassword):
+                with sink._cond:
+                    sink.logins.append((data.login.decode(), data.password.decode()))
+            return AuthResult(success=True)
+
+        auth: dict[str, Any] = (
+            {"authenticator": accept, "auth_require_tls": False} if logins else {}
+        )
         self.port = _free_port()
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **auth)
 
     def start(self) -> Self:
         self._controller.start()

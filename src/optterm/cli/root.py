@@ -104,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code, message = _explain(exc)
         if message is None:
             raise
-        sys.stderr.write(f"optterm: {message}\n")
+        from optterm.infra.redact import redact
+
+        sys.stderr.write(f"optterm: {redact(message)}\n")
     sys.exit(code)
 
 

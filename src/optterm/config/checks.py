@@ -7,9 +7,12 @@ passwords in URLs, the same field descriptions.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import time
 from typing import Any
 
@@ -18,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from optterm.infra.clip import quoted
 
 __all__ = [
+    "apprise_refusal",
     "choice",
     "clock_time",
     "did_you_mean",
@@ -111,3 +115,47 @@ def parsed(parse: Callable[[str], object], value: object) -> object:
         return parse(value.strip())
     except ValueError:
         return value
+
+
+class _ThisThread(logging.Filter):
+    """Drops the records one thread logs while it asks Apprise about a URL: Apprise reports a
+    URL it cannot use at ERROR ("Unparseable Telegram URL …"), and our own one line says it
+    better. Other threads (a delivery under way) log as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ident = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.ident
+
+
+@contextlib.contextmanager
+def _apprise_quiet() -> Iterator[None]:
+    logger = logging.getLogger("apprise")
+    quiet = _ThisThread()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def apprise_refusal(url: str) -> str | None:
+    """None when Apprise can build a notification service from `url` (nothing is sent), else
+    why not, in words that never quote the URL (it carries a token)."""
+    import apprise  # imported here: it costs ~0.3 s and only configs with channels need it
+
+    from optterm.infra.redact import protect_urls
+
+    protect_urls([url])  # Apprise logs the URL while it reads it
+    with _apprise_quiet():
+        usable = apprise.Apprise.instantiate(url) is not None
+    if usable:
+        return None
+    scheme = url.split("://", 1)[0]
+    return (
+        f"Apprise cannot use this {scheme}:// URL (unknown service or a required part missing, "
+        "such as a token or a recipient); see https://github.com/caronc/apprise/wiki for the "
+        "service's URL form"
+    )

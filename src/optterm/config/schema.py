@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from optterm.config.checks import (
+    apprise_refusal,
     choice,
     clock_time,
     did_you_mean,
@@ -701,6 +702,9 @@ class NotifySettings(_Section):
                     "this value has no '://'",
                     name,
                 )
+            # Checked now, not when an alert fires: a rule's tag:NAME must lead somewhere.
+            if (refusal := apprise_refusal(url)) is not None:
+                raise problem(f"channel tag:{name}: {refusal}", name)
         return value
 
     @field_validator("retry_schedule")

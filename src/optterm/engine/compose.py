@@ -47,7 +47,24 @@ def load(opts: CliOptions, env: Mapping[str, str] | None = None) -> Settings:
 
     merged = dict(os.environ if env is None else env)
     merged.update(opts.overrides)
-    return load_settings(opts.config, env=merged, labels=opts.labels)
+    settings = load_settings(opts.config, env=merged, labels=opts.labels)
+    protect_settings(settings)
+    return settings
+
+
+def protect_settings(settings: Settings) -> None:
+    """Register the secrets the settings hold with the redactor, before anything can log them:
+    the parts of every channel URL that grant access and the password of each server URL."""
+    from optterm.infra.redact import protect_url_password, protect_urls
+
+    protect_urls(settings.notify.channels.values())
+    for url in (
+        settings.store.effective_url,
+        settings.providers.nse.base_url,
+        settings.providers.angelone.base_url,
+        settings.providers.angelone.master_url,
+    ):
+        protect_url_password(url)
 
 
 def store_url(settings: Settings) -> str:

@@ -1,4 +1,9 @@
-"""Logging: text or JSON lines, to stderr (serve, CLI) or a file (the TUI owns the screen)."""
+"""Logging: text or JSON lines, to stderr (serve, CLI) or a file (the TUI owns the screen).
+
+Every line passes the redactor (infra/redact.py) twice over: as a filter on the handler, which
+cleans the record of any library's logger, and in the formatter, which cleans what it prints
+(the finished text line; each field of a JSON line) whatever a record carried.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from optterm.infra.filemode import FileMode, create_file, make_dirs
+from optterm.infra.redact import install, redact
 
 __all__ = ["configure_logging"]
 
@@ -25,8 +31,15 @@ class JsonFormatter(logging.Formatter):
         }
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+            doc["exc"] = record.exc_text or self.formatException(record.exc_info)
+        # Each value, not the finished document: a mask must not eat JSON's escapes.
+        clean = {k: redact(v) if isinstance(v, str) else v for k, v in doc.items()}
+        return json.dumps(clean, default=lambda v: redact(str(v)))
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(
@@ -47,13 +60,17 @@ def configure_logging(
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
+    install(handler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    install()  # logging's last-resort handler too
+    # Python warnings (a library's DeprecationWarning quoting a URL) go through the same handler.
+    logging.captureWarnings(True)
     # Third-party chatter (SQL echo, HTTP internals) is not what a trader's log is for.
     for noisy in ("sqlalchemy", "aiosqlite", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -17,7 +17,9 @@ The first source holding all four fields wins; fields are never mixed across sou
 half-deleted keyring entry cannot pair with a fresh environment. Only the keyring is writable.
 Session tokens go to the keyring when there is one and otherwise stay in memory: never a file.
 
-No value read here is ever put into a message, a repr or a log line.
+No value read here is ever put into a message, a repr or a log line, and each secret is
+registered with the redactor (infra/redact.py) as it is read, so no library's line shows it
+either.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import keyring
 import keyring.backend
 import keyring.errors
 import pyotp
+
+from optterm.infra.redact import protect
 
 __all__ = [
     "CREDENTIAL_FIELDS",
@@ -135,6 +139,8 @@ class AngelCredentials:
             object.__setattr__(self, f.name, value.strip())
         object.__setattr__(self, "totp_secret", normalise_totp_secret(self.totp_secret))
         object.__setattr__(self, "client_code", self.client_code.upper())
+        # Before any library can log one; the TOTP secret also as people paste it (lower case).
+        protect((*self.secret_values(), self.totp_secret.lower()))
 
     def __repr__(self) -> str:
         return (
@@ -163,6 +169,9 @@ class SessionTokens:
     client_code: str
     issued_at: datetime
     expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        protect(self.secret_values())  # before any library can log one
 
     def __repr__(self) -> str:
         exp = self.expires_at.isoformat() if self.expires_at else None

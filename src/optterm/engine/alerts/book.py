@@ -9,8 +9,8 @@ Adding or changing a rule takes four steps, in an order that matters:
 
 1. the rule itself is checked (`build_rule` without channels): a bad rule must not touch the
    keyring;
-2. every channel spec is checked (app, tag:NAME against the config, a URL by Apprise) before any
-   is kept;
+2. every channel spec is checked (app; tag:NAME against the config and its URL by Apprise; a
+   typed URL by Apprise) before any is kept;
 3. only then are typed URLs written to the OS keyring (the one step with a side effect outside
    the store) and replaced by their references;
 4. the rule is built again with those channels and saved.
@@ -41,7 +41,7 @@ from optterm.engine.notify.channels import (
     resolve_channel,
     validate_url,
 )
-from optterm.engine.notify.redact import protect_urls
+from optterm.infra.redact import protect_urls
 from optterm.infra.secrets import SecretStore
 from optterm.model import AlertRule, Channel
 from optterm.store.alerts import UnknownRule
@@ -123,6 +123,17 @@ def _url_problem(url: str) -> str | None:
     return validate_url(url)
 
 
+def _check_tag(channel: Channel, settings: Settings) -> None:
+    """The URL behind tag:NAME must be one Apprise can use: the config may have been checked by
+    an older optterm, or changed under a running one. Refused naming the tag, never the URL."""
+    url = resolve_channel(channel.ref, settings, None)
+    if url is not None and (problem := _url_problem(url)) is not None:
+        name = channel.ref.removeprefix("tag:")
+        raise ChannelError(
+            f"channel {channel.label}: {problem}; fix {name} under [notify] channels in the config"
+        )
+
+
 def _channels_preview(
     settings: Settings, specs: Sequence[str], kept: Mapping[str, str], check_urls: bool
 ) -> list[Channel]:
@@ -132,7 +143,10 @@ def _channels_preview(
     for n, raw in enumerate(specs, 1):
         spec = raw.strip()
         if _is_app(spec) or _is_tag(spec):
-            out.append(parse_channel_spec(spec, settings, None))
+            channel = parse_channel_spec(spec, settings, None)
+            if check_urls and _is_tag(spec):
+                _check_tag(channel, settings)
+            out.append(channel)
         elif spec in kept:
             out.append(Channel(spec, kept[spec]))
         elif _is_url(spec):

@@ -17,6 +17,7 @@ import re
 from urllib.parse import urlsplit
 
 from optterm.config import Settings
+from optterm.config.checks import apprise_refusal
 from optterm.infra.secrets import SERVICE, SecretStore
 from optterm.model import Channel
 
@@ -68,18 +69,11 @@ def _safe_port(parts) -> bool:
 
 
 def validate_url(url: str) -> str | None:
-    """None when Apprise can use `url`, else a message saying what is wrong (without the URL)."""
-    import apprise  # imported here: it costs ~0.3 s and only alert commands need it
-
+    """None when Apprise can use `url`, else a message saying what is wrong (without the URL).
+    The same check as the config's [notify] channels get when they are loaded."""
     if "://" not in url:
         return "an Apprise URL looks like scheme://…, e.g. ntfy://ntfy.sh/my-topic"
-    if apprise.Apprise.instantiate(url) is None:
-        scheme = url.split("://", 1)[0]
-        return (
-            f"Apprise cannot use this {scheme}:// URL (unknown service or a required part "
-            "missing); see https://github.com/caronc/apprise/wiki for the service's URL form"
-        )
-    return None
+    return apprise_refusal(url)
 
 
 def _keyring_id(url: str) -> str:

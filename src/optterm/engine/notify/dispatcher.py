@@ -11,8 +11,8 @@ Exactly-once is not possible over webhooks and mail; optterm chooses *at most on
 crash: a row found SENDING at start-up is marked FAILED ("delivery unknown"), never re-sent.
 
 Secrets: Apprise URLs carry tokens. Nothing here logs or returns a URL — only the row's redacted
-`channel_label` (or `channels.redact_url`) — and every URL is registered with the log scrubber
-(engine/notify/redact.py) before Apprise sees it.
+`channel_label` (or `channels.redact_url`) — and every URL is registered with the redactor
+(infra/redact.py) before Apprise sees it.
 
 Apprise is used only through `await Apprise.async_notify(...)` (its sync `notify()` would block
 the event loop), one Apprise object per URL so each result maps to its channel, with Apprise's
@@ -44,7 +44,7 @@ from typing import Any, Final
 
 from optterm.config import Settings
 from optterm.engine.notify.channels import APP, ChannelError, redact_url, resolve_channel
-from optterm.engine.notify.redact import protect_urls, scrub
+from optterm.infra.redact import protect_urls, redact
 from optterm.infra.secrets import SecretStore
 from optterm.market import utc_now
 from optterm.model import Delivery
@@ -121,10 +121,10 @@ async def _send_one(
     except TimeoutError:
         return SendResult(label, False, f"{label}: timed out after {budget:g} s")
     except Exception as exc:  # a plugin bug must not kill the dispatcher
-        return SendResult(label, False, f"{label}: {type(exc).__name__}: {scrub(str(exc))}")
+        return SendResult(label, False, f"{label}: {type(exc).__name__}: {redact(str(exc))}")
     if result:
         return SendResult(label, True)
-    return SendResult(label, False, f"{label}: {scrub(_detail(result))}")
+    return SendResult(label, False, f"{label}: {redact(_detail(result))}")
 
 
 async def send_now(
