@@ -126,6 +126,8 @@ def test_every_recorded_chain_is_plausible() -> None:
         ("PE", "bid", -0.05, "PE bid -0.05"),
         ("CE", "oi_change", -1e12, "CE oi_change -1e+12"),
         ("PE", "oi_change", 1e9, "PE oi_change 1e+09"),
+        ("CE", "oi", 1e300, "CE oi 1e+300"),
+        ("PE", "iv", 1e5, "PE iv 100000"),
     ],
 )
 def test_an_implausible_leg_is_refused_naming_it(

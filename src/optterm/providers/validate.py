@@ -23,6 +23,10 @@ __all__ = ["MAX_STRIKES", "check_chain"]
 MAX_STRIKES = 1000
 # Columns that count things or are prices: never negative, never infinite (NaN means "no value").
 _NON_NEGATIVE = ("oi", "volume", "ltp", "bid", "ask", "iv", "prev_close", "bid_qty", "ask_qty")
+# Nothing real comes near these (the largest strike's OI is tens of millions of contracts, the
+# dearest underlying a few lakh rupees); a value past one is a unit or parsing error.
+_CEILING = {"oi": 1e12, "volume": 1e13, "bid_qty": 1e12, "ask_qty": 1e12, "ltp": 1e8,
+            "bid": 1e8, "ask": 1e8, "prev_close": 1e8, "iv": 100.0}  # fmt: skip
 # Spot must lie within this factor of the listed strikes: exchanges list strikes around the
 # underlying, so a spot ten times the highest strike is a unit or parsing error.
 _SPOT_BAND = 10.0
@@ -48,7 +52,7 @@ def check_chain(chain: ChainSnapshot, *, max_strikes: int = MAX_STRIKES) -> Chai
         raise bad("a strike that is not a positive number")
     if n and np.any(np.diff(strikes) <= 0):
         raise bad("strikes not strictly ascending")
-    if not (math.isfinite(chain.spot) and chain.spot > 0):
+    if not (math.isfinite(chain.spot) and 0 < chain.spot < _CEILING["ltp"]):
         raise bad(f"spot {chain.spot!r} is not a positive number")
     if n and not (strikes[0] / _SPOT_BAND <= chain.spot <= strikes[-1] * _SPOT_BAND):
         raise bad(
@@ -73,13 +77,14 @@ def _check_side(
 ) -> None:
     for name in _NON_NEGATIVE:
         col = side.column(name)
-        wrong = np.isinf(col) | (col < 0)
+        with np.errstate(invalid="ignore"):
+            wrong = np.isinf(col) | (col < 0) | (col > _CEILING[name])
         if wrong.any():
             i = int(np.argmax(wrong))
             raise bad(f"{label} {name} {col[i]:g} at strike {strikes[i]:g}")
     change = side.oi_change
-    if np.isinf(change).any():
-        i = int(np.argmax(np.isinf(change)))
+    if (np.isinf(change) | (np.abs(change) > _CEILING["oi"])).any():
+        i = int(np.argmax(np.isinf(change) | (np.abs(change) > _CEILING["oi"])))
         raise bad(f"{label} oi_change {change[i]:g} at strike {strikes[i]:g}")
     # Yesterday's OI is OI − ΔOI: it cannot be negative (ΔOI above OI), nor many times the
     # largest position in today's chain.
