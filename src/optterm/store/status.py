@@ -10,6 +10,7 @@ figures rather than from the config another process reads.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -36,6 +37,9 @@ __all__ = [
 # The tables whose writes a daemon reports, one entry each, in the order of a tick.
 REPORTED_TABLES = ("snapshots", "metrics", "signals")
 _MAX_ERROR_CHARS = 300
+# The report is stored and shown: a database URL quoted by an error keeps its user, not its
+# password.
+_PASSWORD_IN_URL = re.compile(r"(://[^/\s:@]+:)[^@\s]+@")
 
 _o, _e = outbox.c, alert_events.c
 # Ids only grow, so the newest row is the last one written: one index seek, no scan.
@@ -117,7 +121,8 @@ class DaemonReport:
             return
         w.failed_at = at
         w.errors += 1
-        w.last_error = (str(error) or type(error).__name__)[:_MAX_ERROR_CHARS]
+        text = _PASSWORD_IN_URL.sub(r"\1***@", str(error) or type(error).__name__)
+        w.last_error = text[:_MAX_ERROR_CHARS]
 
     def to_json(self) -> str:
         return json.dumps(
