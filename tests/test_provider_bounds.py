@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from datetime import date
 
@@ -19,6 +21,7 @@ from optterm.model import ChainSnapshot
 from optterm.providers.base import BadPayload
 from optterm.providers.breaker import BreakerState
 from optterm.providers.failover import FailoverProvider
+from optterm.providers.http import decode_json, make_client, send
 from optterm.providers.nse.client import NseProvider
 from optterm.providers.validate import check_chain
 from tests.replay_server import ReplayServer, Reply, Request
@@ -86,6 +89,33 @@ async def test_a_declared_length_past_the_cap_is_refused_unread(replay: ReplaySe
             await provider.list_expiries("NIFTY")
     finally:
         await provider.close()
+
+
+def gzip_of_spaces(megabytes: int) -> bytes:
+    """`[` + that many MB of spaces + `]`, gzipped (about 1 kB per MB), made piece by piece."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [deflate.compress(b"[")]
+    parts += [deflate.compress(b" " * MB) for _ in range(megabytes)]
+    return b"".join([*parts, deflate.compress(b"]"), deflate.flush()])
+
+
+async def test_a_gzip_bomb_is_refused_without_inflating_it(replay: ReplayServer) -> None:
+    bomb = gzip_of_spaces(256)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    replay.route("GET", "/bomb", Reply(200, bomb, headers))
+    replay.route("GET", "/small", Reply(200, gzip_of_spaces(1), headers))
+    async with make_client(replay.url, timeout=30) as client:
+        small = await send(client, "nse", "GET", "/small", max_body_mb=2)
+        assert decode_json("nse", small) == []  # a gzipped answer under the cap reads as ever
+        tracemalloc.start()
+        try:
+            with pytest.raises(BadPayload, match="response larger than 1 MB"):
+                await send(client, "nse", "GET", "/bomb", max_body_mb=1)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # 256 MB inflated would be 256 MB held; the cap and a chunk of what arrived is all it costs.
+    assert peak < 16 * MB, peak
 
 
 def test_the_cap_is_a_setting_with_a_sixteen_megabyte_default() -> None:
