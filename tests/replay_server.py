@@ -3,14 +3,18 @@
 Routes map (method, path) to a script of responses: a single Reply, a list consumed in order (the
 last one repeats), or a callable that builds a Reply from the Request. A reply with `hang=True`
 holds the connection open until the test releases it (or the server stops), which is how a
-timeout is produced without sleeping. Every request is recorded for assertions.
+timeout is produced without sleeping. A reply with `stream` sends the chunks it yields until
+they run out or the client hangs up, with no Content-Length, and records how many bytes the
+server managed to send (`streamed`): how a huge body is served without holding it anywhere.
+Every request is recorded for assertions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +30,7 @@ class Reply:
     body: bytes | str | Any = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    stream: Callable[[], Iterable[bytes]] | None = None
 
     @classmethod
     def json(cls, doc: Any, status: int = 200, **headers: str) -> Reply:
@@ -67,6 +72,9 @@ class ReplayServer:
         self.release = threading.Event()
         self._lock = threading.Lock()
         self._cursor: dict[tuple[str, str], int] = {}
+        # Bytes each streamed reply got out before it ended; `stream_done` is set as each ends.
+        self.streamed: list[int] = []
+        self.stream_done = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,6 +82,11 @@ class ReplayServer:
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
+
+            def handle(self) -> None:
+                # A client may hang up mid-answer (as the byte cap makes it do).
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                    super().handle()
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -86,6 +99,9 @@ class ReplayServer:
                 if reply.hang:
                     server.release.wait(30)
                     return
+                if reply.stream is not None:
+                    self._stream(reply)
+                    return
                 payload = reply.body
                 if not isinstance(payload, bytes | str):
                     payload = json.dumps(payload)
@@ -96,6 +112,26 @@ class ReplayServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, reply: Reply) -> None:
+                assert reply.stream is not None
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                sent = 0
+                try:
+                    for chunk in reply.stream():
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                except OSError:  # the client hung up: what it cost is what got out
+                    pass
+                finally:
+                    with server._lock:
+                        server.streamed.append(sent)
+                    server.stream_done.set()
 
             do_GET = do_POST = _serve
 

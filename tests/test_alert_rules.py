@@ -379,3 +379,70 @@ def test_command_line_numbers() -> None:
             parse_threshold(bad, kind=kind, condition="above")
     assert parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("2 min") == 120 and parse_duration("soon") is None
+
+
+# ------------------------------------------------------------- contradictions are refused
+
+# Each used to be resolved silently (the first strike dropped, the last of once/recurring kept,
+# an unreachable number stored); now each is refused with one message quoting the words.
+CONTRADICTIONS = [
+    ("NIFTY 25000 CE 25100 PE ltp above 100", ["'25000 CE' (word 2)", "'25100 PE' (word 4)"]),
+    ("NIFTY 25000CE 25100 PE ltp above 100", ["'25000CE'", "'25100 PE'"]),
+    ("NIFTY spot above 25000 once recurring", ["'once' (word 5)", "'recurring' (word 6)"]),
+    ("NIFTY spot above 25000 recurring once", ["'recurring'", "'once'"]),
+    ("NIFTY spot above 25000 cooldown 5m cooldown 10m", ["'cooldown 5m'", "'cooldown 10m'"]),
+    ("NIFTY spot above 25000 rearm 5 rearm 10", ["'rearm 5'", "'rearm 10'"]),
+    ("NIFTY spot equals 25000 within 5 within 10", ["'within 5'", "'within 10'"]),
+    ("NIFTY spot changes 1% in 15m in 30m", ["'in 15m' (word 5)", "'in 30m' (word 7)"]),
+    ("NIFTY 2026-12-29 spot above 1 expiry 2027-01-26", ["'2026-12-29'", "'2027-01-26'"]),
+    ("NIFTY pcr above 1.3 from 09:30 to 11:00 until 12:00", ["'from 09:30'", "'until 12:00'"]),
+    ("NIFTY spot above 25000 once once", ["given twice ('once' at words 5 and 6)"]),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), CONTRADICTIONS, ids=[t for t, _ in CONTRADICTIONS])
+def test_a_part_given_twice_is_refused_naming_both(
+    text: str, words: list[str], cfg: Settings
+) -> None:
+    with pytest.raises(RuleError) as err:
+        parse_rule_text(text, cfg)
+    msg = str(err.value)
+    assert "keep one" in msg and "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+IMPOSSIBLE = [
+    ("NIFTY spot above 1000000000000000000000000000000000000000000000",
+     "threshold 1e+45 for spot can never be reached"),
+    ("NIFTY 25000 CE ltp above 99999999999", "can never be reached"),
+    ("NIFTY max pain shifts by 10000000", "max pain can never shift"),
+    ("NIFTY 25000.5 CE ltp above 100",
+     "strike 25000.5 is not on NIFTY's strike grid (every 50 points); use 25000 or 25050"),
+    ("BANKNIFTY 52050 PE iv above 20%", "strike 52050 is not on BANKNIFTY's strike grid"),
+    ("NIFTY spot above 25000 rearm 25000", "rearm 25,000 can never re-arm this rule"),
+    ("NIFTY 25000 PE iv above 20% rearm 25%", "rearm 25% can never re-arm this rule"),
+    ("NIFTY iv rank below 90 rearm 20", "rearm 20 can never re-arm this rule"),
+    ("NIFTY 2099-12-29 spot above 25000", "expiry 2099-12-29 is not listed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "needle"), IMPOSSIBLE, ids=[t for t, _ in IMPOSSIBLE])
+def test_a_rule_that_could_never_fire_or_rearm_is_refused(
+    text: str, needle: str, cfg: Settings
+) -> None:
+    with pytest.raises(RuleError) as err:
+        build(cfg, **parse_rule_text(text, cfg))
+    assert needle in str(err.value)
+
+
+def test_what_is_possible_stays_possible(cfg: Settings) -> None:
+    for text in (
+        "NIFTY 25050 CE ltp above 100 rearm 99",
+        "NIFTY iv rank below 90 rearm 10",
+        "MIDCPNIFTY 12925 PE ltp below 40",
+        "NIFTY 2031-06-24 spot above 25000",
+        "NIFTY oi change above 5000 rearm 100000",
+        "NIFTY spot above 9999999",
+    ):
+        build(cfg, **parse_rule_text(text, cfg))

@@ -4,7 +4,10 @@ Unhealthy (exit 1) when any of these holds (the `optterm status` help says the s
 
 * no live lease: no `optterm serve` holds the store's poller lease (none ever did, it was
   released, or its holder died);
-* the lease's heartbeat is older than 3 poll intervals (at least 10 s): the holder is hung;
+* the lease's heartbeat is older than 3 of the daemon's own poll intervals (its `--interval`, as
+  it reports with each heartbeat; at least 3 heartbeats and 10 s): the holder is hung;
+* the daemon's last tick ended longer ago than that plus a poll timeout: its poll loop is stuck;
+* the daemon's latest write to one of its tables (snapshots, metrics, signals) failed;
 * during market hours, the newest stored snapshot was fetched more than `[poller] stale_after`
   seconds ago (never less than 3 poll intervals; the threshold the TUI's STALE uses): the feed is
   stuck (outside market hours nothing new is published, so this is not checked);
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.market import MarketCalendar
     from optterm.store import Store
+    from optterm.store.status import DaemonReport
 
 __all__ = ["StatusReport", "gather_status", "render_text"]
 
@@ -45,9 +49,9 @@ class StatusReport:
         return 0 if self.healthy else 1
 
 
-def stale_after(interval: float) -> float:
+def stale_after(interval: float, heartbeat: float = 0.0) -> float:
     """Seconds after which the lease heartbeat counts as stale (the holder looks hung)."""
-    return max(STALE_INTERVALS * interval, STALE_FLOOR_S)
+    return max(STALE_INTERVALS * interval, STALE_INTERVALS * heartbeat, STALE_FLOOR_S)
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -71,11 +75,13 @@ async def gather_status(
 
     now = now or datetime.now(UTC)
     calendar = calendar or market_calendar(settings)
-    interval = float(settings.poller.interval)
-    stale = stale_after(interval)
     problems: list[str] = []
 
     info = await current_lease(store)
+    # The daemon's own figures when it reports them; the config's for an older daemon.
+    report = None if info is None or info.released_at is not None else info.report
+    interval = report.interval_s if report else float(settings.poller.interval)
+    stale = stale_after(interval, report.heartbeat_s if report else 0.0)
     live = await lease_is_live(store, info, now=now, stale_after=stale)
     lease: dict[str, Any] | None = None
     if info is not None:
@@ -106,6 +112,9 @@ async def gather_status(
             f"the lease heartbeat is {(now - info.heartbeat_at).total_seconds():.0f} s old "
             f"(more than {stale:g} s): the daemon {info.holder} looks hung"
         )
+    daemon = None if report is None else _daemon_doc(report, now)
+    if live and report is not None:
+        problems.extend(_daemon_problems(report, now, stale + float(settings.poller.timeout)))
 
     market_open = calendar.is_open(now)
     newest = await store.status.last_snapshot()
@@ -174,6 +183,7 @@ async def gather_status(
         "feed_stale_after_s": stuck,
         "market_open": market_open,
         "lease": lease,
+        "daemon": daemon,
         "last_snapshot": last,
         "providers": providers,
         "outbox": backlog,
@@ -181,6 +191,45 @@ async def gather_status(
         "failed_last_hour": recent,
     }
     return StatusReport(doc)
+
+
+def _daemon_doc(report: DaemonReport, now: datetime) -> dict[str, Any]:
+    return {
+        "interval_s": report.interval_s,
+        "heartbeat_s": report.heartbeat_s,
+        "ticks": report.ticks,
+        "last_tick_at": _iso(report.last_tick_at),
+        "last_tick_age_s": _age(now, report.last_tick_at),
+        "tables": {
+            name: {
+                "ok_at": _iso(w.ok_at),
+                "failed_at": _iso(w.failed_at),
+                "errors": w.errors,
+                "last_error": w.last_error,
+                "failing": w.failing,
+            }
+            for name, w in report.tables.items()
+        },
+    }
+
+
+def _daemon_problems(report: DaemonReport, now: datetime, tick_lag: float) -> list[str]:
+    """What the daemon's own report says is wrong: a stuck poll loop, a table it cannot write."""
+    out = []
+    if report.last_tick_at is not None:
+        age = (now - report.last_tick_at).total_seconds()
+        if age > tick_lag:
+            out.append(
+                f"the daemon's last tick ended {age:.0f} s ago (it polls every "
+                f"{report.interval_s:g} s): its poll loop looks stuck"
+            )
+    for name, w in report.tables.items():
+        if w.failing:
+            out.append(
+                f"the daemon cannot write {name}: its latest write failed ({w.errors} failed "
+                f"since it started; last error: {w.last_error})"
+            )
+    return out
 
 
 def render_text(report: StatusReport, tz: Any) -> list[str]:
@@ -208,6 +257,22 @@ def render_text(report: StatusReport, tz: Any) -> list[str]:
         else:
             text = f"NOT live: its holder {who} (since {since}) is gone; last heartbeat {beat}"
         lines.append(f"lease      #{lease['lease_no']} {text}")
+    daemon = d.get("daemon")
+    if daemon is not None:
+        writes = ", ".join(
+            f"{name} {'FAILING' if w['failing'] else 'ok'}"
+            + (f" ({w['errors']} errors)" if w["errors"] else "")
+            for name, w in daemon["tables"].items()
+        )
+        tick = (
+            "no tick yet"
+            if daemon["last_tick_at"] is None
+            else f"{daemon['ticks']} ticks, last {ago_text(daemon['last_tick_age_s'])}"
+        )
+        lines.append(
+            f"daemon     polls every {daemon['interval_s']:g} s; {tick}"
+            + (f"; writes: {writes}" if writes else "")
+        )
     last = d["last_snapshot"]
     if last is None:
         lines.append("last tick  no snapshot stored yet")

@@ -315,6 +315,10 @@ class HttpProviderSettings(_Section):
         le=120,
         json_schema_extra=meta("a number of seconds", unit="seconds"),
     )
+    # A bound on what one answer may cost in memory (providers/http.py reads no further).
+    max_body_mb: float = Field(
+        default=16.0, ge=1, le=1024, json_schema_extra=meta("a number of megabytes", unit="MB")
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -428,6 +432,10 @@ class ProvidersSettings(_Section):
         default_factory=lambda: AngelOneSettings(base_url=ANGELONE_BASE_URL)
     )
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
+    # Strikes one expiry may list before its chain is refused (providers/validate.py).
+    max_strikes: int = Field(
+        default=1000, ge=10, le=100_000, json_schema_extra=meta("a whole number")
+    )
 
     @model_validator(mode="before")
     @classmethod

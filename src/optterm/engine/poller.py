@@ -40,6 +40,7 @@ from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
+from optterm.store.status import DaemonReport
 
 __all__ = ["Poller", "SnapshotSink", "TickAbandoned", "Watch"]
 
@@ -118,6 +119,9 @@ class Poller:
         self._analytics_writes = RepeatedFailure(log, "storing metrics and signals")
         self._health_writes = RepeatedFailure(log, "storing provider health")
         self.last_tick: Tick | None = None
+        # What the daemon reports with each lease heartbeat: the pause it really uses and how
+        # each table's writes fare (store/status.py); `optterm status` judges from it.
+        self.report = DaemonReport(interval_s=interval, heartbeat_s=interval)
 
     def subscribe(self) -> Subscription:
         return self._bus.subscribe()
@@ -219,14 +223,20 @@ class Poller:
                     failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
             updates.append(ChainUpdate(chain, is_new, enriched))
 
-        if self.analytics_sink is not None and (metrics or signals):
-            try:
-                await self.analytics_sink.save(metrics, signals)
-            except Exception as exc:
-                failures.append(self._failure("*", None, exc, kind="store", quiet=True))
-                self._analytics_writes.failed(failures[-1].message)
-            else:
-                self._analytics_writes.succeeded()
+        if self.analytics_sink is not None:
+            saved: Exception | None = None
+            if metrics or signals:
+                try:
+                    await self.analytics_sink.save(metrics, signals)
+                except Exception as exc:
+                    failures.append(self._failure("*", None, exc, kind="store", quiet=True))
+                    self._analytics_writes.failed(failures[-1].message)
+                    saved = exc
+                else:
+                    self._analytics_writes.succeeded()
+            # One transaction writes both: a failure is each written table's.
+            self.report.record("metrics", self._now(), saved if metrics else None)
+            self.report.record("signals", self._now(), saved if signals else None)
         active: tuple[Signal, ...] = ()
         if self.analyzer is not None:
             newest = max((u.snapshot.provider_ts for u in updates), default=None)
@@ -274,6 +284,8 @@ class Poller:
             None if pause is None else pause(),
         )
         self.last_tick = tick
+        self.report.ticks = tick.seq
+        self.report.last_tick_at = tick.finished_at
         log.info(
             "tick %d: %d chains, %d stored, %d failed in %.0f ms",
             tick.seq,
@@ -337,16 +349,21 @@ class Poller:
         self, got: list[tuple[Watch, date, ChainSnapshot]], failures: list[FetchFailure]
     ) -> list[bool]:
         """Write the tick's snapshots in one transaction; which were new."""
-        if self.store is None or not got:
+        if self.store is None:
             return [False] * len(got)
+        if not got:
+            self.report.record("snapshots", self._now())
+            return []
         try:
             stored = await self.store.write_many([snap for _, _, snap in got])
         except Exception as exc:  # a full disk must not kill the feed
             lost = [self._failure(w.symbol, e, exc, kind="store", quiet=True) for w, e, _ in got]
             failures.extend(lost)
             self._snapshot_writes.failed(lost[0].message, len(lost))
+            self.report.record("snapshots", self._now(), exc)
             return [False] * len(got)
         self._snapshot_writes.succeeded()
+        self.report.record("snapshots", self._now())
         for (_, _, snap), new in zip(got, stored, strict=True):
             if new:
                 log.debug(
@@ -427,6 +444,11 @@ class Poller:
                 next_at = self._clock()  # a newly shown symbol: tick now
 
     def _next_interval(self, fn: Callable[[], float] | None) -> float:
+        seconds = self._pause(fn)
+        self.report.interval_s = seconds
+        return seconds
+
+    def _pause(self, fn: Callable[[], float] | None) -> float:
         if fn is None:
             return self.interval
         try:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from optterm.providers.base import Provider
     from optterm.store import Store
     from optterm.store.lease import Lease
+    from optterm.store.status import DaemonReport
 
 __all__ = ["Listener", "Role", "Runner", "paced_by_market", "purge_expired"]
 
@@ -66,6 +67,17 @@ class _Held:
 
 
 HELD: Final = _Held()
+
+
+def _report_with_heartbeat(lease: Lease, engine: Engine) -> None:
+    """Each heartbeat carries the poller's report of itself (its interval, each table's last
+    write, its write errors): `optterm status` judges the daemon's health from it."""
+
+    def report() -> DaemonReport:
+        engine.poller.report.heartbeat_s = lease.check_interval
+        return engine.poller.report
+
+    lease.report = report
 
 
 def paced_by_market(settings: Settings) -> bool:
@@ -261,6 +273,7 @@ class Runner:
                 if taken is None or isinstance(taken, _Held):
                     return taken
                 lease = taken
+                _report_with_heartbeat(lease, engine)
             halt = asyncio.Event()
             ticks = engine.subscribe()  # before the first tick
             engine.poller.show(self._shown)

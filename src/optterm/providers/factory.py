@@ -65,7 +65,12 @@ def build_provider(settings: Settings, name: str | None = None) -> Provider:
     for reason in reasons:
         log.warning("provider left out: %s", reason)
     timeouts = {p.name: _timeout(settings, p.name) for p in built}
-    return FailoverProvider(built, policy=settings.providers.failover, timeouts=timeouts)
+    return FailoverProvider(
+        built,
+        policy=settings.providers.failover,
+        timeouts=timeouts,
+        max_strikes=settings.providers.max_strikes,
+    )
 
 
 def build_one(settings: Settings, name: str) -> Provider:

@@ -36,6 +36,7 @@ from optterm.providers.base import (
     UnknownSymbol,
 )
 from optterm.providers.breaker import BreakerState, CircuitBreaker
+from optterm.providers.validate import MAX_STRIKES, check_chain
 
 __all__ = ["RETRY_BACKOFF", "FailoverProvider", "NoProviderAvailable"]
 
@@ -66,6 +67,7 @@ class FailoverProvider:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_strikes: int = MAX_STRIKES,
     ) -> None:
         if not providers:
             raise ValueError("failover needs at least one provider")
@@ -78,6 +80,7 @@ class FailoverProvider:
         self._clock = clock
         self._now = now
         self._sleep = sleep
+        self.max_strikes = max_strikes
         self.breakers = {
             p.name: CircuitBreaker(
                 p.name,
@@ -119,7 +122,13 @@ class FailoverProvider:
         return await self._call("list_expiries", lambda p: p.list_expiries(symbol))
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
-        return await self._call("fetch_chain", lambda p: p.fetch_chain(symbol, expiry))
+        # Every chain from every member passes the plausibility check here, inside the attempt,
+        # so an implausible one is a BadPayload of that member: counted by its breaker, the
+        # next member asked, nothing stored.
+        async def checked(p: Provider) -> ChainSnapshot:
+            return check_chain(await p.fetch_chain(symbol, expiry), max_strikes=self.max_strikes)
+
+        return await self._call("fetch_chain", checked)
 
     async def fetch_spot(self, symbol: str) -> float:
         return await self._call("fetch_spot", lambda p: p.fetch_spot(symbol))

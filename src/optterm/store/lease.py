@@ -39,6 +39,7 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ from optterm.infra.repeats import RepeatedFailure
 from optterm.store.dialect import insert_for
 from optterm.store.errors import LeaseLost, StoreError
 from optterm.store.schema import leases
+from optterm.store.status import DaemonReport
 from optterm.store.timecodec import from_us, from_us_or_none, now_us
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ class LeaseInfo:
     since: datetime
     heartbeat_at: datetime
     released_at: datetime | None
+    report: DaemonReport | None = None  # what the holder said with its last heartbeat
 
 
 def lock_path(db: Path) -> Path:
@@ -341,6 +344,8 @@ class Lease:
         self.lost: str | None = None  # why, once lost
         self._beats = RepeatedFailure(log, "lease heartbeat", "beat")
         self._lock = lock
+        # Set by the holder: what each heartbeat reports about it (store/status.py).
+        self.report: Callable[[], DaemonReport] | None = None
 
     def __repr__(self) -> str:
         return f"Lease({self.name!r}, #{self.lease_no}, {self.info.holder})"
@@ -371,6 +376,8 @@ class Lease:
             .where(leases.c.name == self.name, leases.c.lease_no == self.lease_no)
             .values(heartbeat_at=now)
         )
+        if self.report is not None:
+            stmt = stmt.values(report=self.report().to_json())
         try:
             what = f"Recording the {self.name} lease heartbeat"
             async with self.store.write_transaction(what) as conn:
@@ -429,6 +436,7 @@ def _row_info(r: Row[*tuple[Any, ...]]) -> LeaseInfo:
         since=from_us(r.since),
         heartbeat_at=from_us(r.heartbeat_at),
         released_at=from_us_or_none(r.released_at),
+        report=DaemonReport.from_json(r.report),
     )
 
 
@@ -445,6 +453,7 @@ async def _record(store: Store, name: str) -> LeaseInfo:
         "since": now,
         "heartbeat_at": now,
         "released_at": None,
+        "report": None,  # a new holder has said nothing yet
     }
     async with store.write_transaction(f"Recording the {name} lease") as conn:
         stmt = insert_for(conn)(leases).values(values)

@@ -311,6 +311,8 @@ leases = Table(
     Column("since", BigInteger, nullable=False),  # epoch microseconds, UTC
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("released_at", BigInteger, nullable=True),
+    # What the holder reports with each heartbeat (store/status.py DaemonReport, JSON).
+    Column("report", Text, nullable=True),
 )
 
 # Every scheduler job run: what ran, when, for how long, and how it ended.

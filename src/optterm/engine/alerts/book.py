@@ -15,6 +15,9 @@ Adding or changing a rule takes four steps, in an order that matters:
    the store) and replaced by their references;
 4. the rule is built again with those channels and saved.
 
+Between steps 1 and 2 the rule's expiry and strike are checked against what the symbol lists
+(its latest chain in the store): only the market data knows an equity's strike grid.
+
 `draft_rule` runs steps 1 and 2 without any side effect: a preview as the user types, or a
 refusal before a store is opened. `send_test_message` sends a test message through a rule's
 channels or through channels typed but not saved yet, with one result per channel.
@@ -32,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from optterm.engine.alerts.listed import listing_problem
 from optterm.engine.alerts.rules import RuleError, build_rule, rule_summary
 from optterm.engine.notify.channels import (
     APP,
@@ -271,9 +275,19 @@ class AlertBook:
     async def _build(
         self, fields: Mapping[str, Any], specs: Sequence[str] | None, kept: Mapping[str, str]
     ) -> AlertRule:
+        await self._check_listed(fields)
         # In a thread: checking a URL may import Apprise (~0.3 s) and the keyring may block;
         # neither may stall the TUI's event loop.
         return await asyncio.to_thread(self._build_now, fields, specs, kept)
+
+    async def _check_listed(self, fields: Mapping[str, Any]) -> None:
+        """The rule's expiry and strike against the symbol's latest stored chain, before any
+        channel is kept (engine/alerts/listed.py)."""
+        rule = draft_rule(self.settings, fields)
+        with _store_errors():
+            problem = await listing_problem(self.store, rule)
+        if problem is not None:
+            raise AlertBookError(problem)
 
     def _build_now(
         self, fields: Mapping[str, Any], specs: Sequence[str] | None, kept: Mapping[str, str]

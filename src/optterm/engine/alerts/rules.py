@@ -75,6 +75,13 @@ _MAX_IV: Final = 5.0  # 500 %: above this an IV threshold was almost surely writ
 _MAX_PCR: Final = 100.0
 _MAX_PERCENT: Final = 1000.0
 _MAX_SPIKE: Final = 1000.0
+# Prices no underlying or option reaches (₹1 crore; the dearest NSE share is near ₹1.5 lakh): a
+# threshold beyond it can never fire, so it is a typo, not a rule.
+_MAX_PRICE: Final = 1e7
+_MAX_PAIN_POINTS: Final = 1e6
+# Exchanges list options at most about five years out (NIFTY's long-dated ones); an expiry past
+# that cannot be listed.
+_MAX_EXPIRY_DAYS: Final = 5 * 366 + 31
 _MAX_NOTE: Final = 500
 _MAX_OWNER: Final = 64
 
@@ -164,6 +171,11 @@ def _fmt(x: float) -> str:
     if float(text.replace(",", "")) == x:
         return text
     return format(Decimal(repr(x)), ",f")
+
+
+def _huge(x: float) -> str:
+    """A number as typed when it is absurdly large (1e+45, not 46 digits of float noise)."""
+    return f"{x:g}" if abs(x) >= 1e15 else _fmt(x)
 
 
 def _pct(x: float) -> str:
@@ -383,6 +395,13 @@ def _finite(value: float | None, name: str, *, allow_negative: bool = False) -> 
     return x
 
 
+def _level_text(kind: AlertKind, metric: str, x: float) -> str:
+    """A threshold or band as the one-line form writes it (IVs in percent)."""
+    if kind is AlertKind.VOLATILITY and metric in ("iv", "atm_iv"):
+        return _pct(x)
+    return _fmt(x)
+
+
 def _what(kind: AlertKind, metric: str) -> str:
     if kind is AlertKind.VOLATILITY:
         return {"iv": "the option's IV", "atm_iv": "ATM IV", "iv_rank": "IV rank"}[metric]
@@ -402,6 +421,15 @@ def _check_threshold(kind: AlertKind, condition: Condition, metric: str, t: floa
         return
     if kind is AlertKind.PRICE and t <= 0:
         raise RuleError(f"a threshold for {what} must be a price above 0; got {_fmt(t)}")
+    if kind is AlertKind.PRICE and t > _MAX_PRICE:
+        raise RuleError(
+            f"threshold {_huge(t)} for {what} can never be reached (no price comes near "
+            f"{_fmt(_MAX_PRICE)}); check the number"
+        )
+    if kind is AlertKind.MAX_PAIN_SHIFT and t > _MAX_PAIN_POINTS:
+        raise RuleError(
+            f"threshold {_huge(t)}: max pain can never shift that many points; check the number"
+        )
     if kind is AlertKind.OI_CHANGE and abs(t) > 1e12:
         raise RuleError(f"an OI-change threshold of {_fmt(t)} contracts cannot be reached")
     if kind is AlertKind.VOLUME_SPIKE and not 1 < t <= _MAX_SPIKE:
@@ -567,6 +595,8 @@ def _watched(
         )
     k = _kind(kind)
     strike_f, side_e = _leg(sym, strike, side)
+    if strike_f is not None:
+        _check_grid(sym, strike_f)
     metric = _metric(k, metric, strike_f is not None)
     _check_leg(sym, k, metric, strike_f is not None)
     return _Watched(sym, k, metric, strike_f, side_e)
@@ -586,6 +616,22 @@ def _leg(
     if strike_f is not None and strike_f <= 0:
         raise RuleError(f"strike must be above 0, got {_fmt(strike_f)}")
     return strike_f, side_e
+
+
+def _check_grid(sym: str, strike: float) -> None:
+    """An index's strikes are multiples of its strike step; an equity's grid is known only from
+    its chain, which the alert book checks against the store."""
+    index = NSE_INDICES.get(sym)
+    if index is None:
+        return
+    step = index.strike_step
+    below = math.floor(strike / step) * step
+    if abs(strike - below) > 1e-9 and abs(strike - (below + step)) > 1e-9:
+        raise RuleError(
+            f"strike {_fmt(strike).replace(',', '')} is not on {sym}'s strike grid (every "
+            f"{_fmt(step)} points); use {_fmt(below).replace(',', '')} or "
+            f"{_fmt(below + step).replace(',', '')}"
+        )
 
 
 def _metric(k: AlertKind, metric: str, leg: bool) -> str:
@@ -690,6 +736,8 @@ def _bands(
             "hysteresis (the re-arm band) applies only to PRICE, OI_CHANGE, VOLUME_SPIKE, "
             f"VOLATILITY and PCR rules, not to {k}; leave it out"
         )
+    else:
+        _check_rearm(what, cond, t, hyst)
     tol = _finite(tolerance, "tolerance")
     if cond is not Condition.EQUALS:
         if tol:
@@ -705,6 +753,34 @@ def _bands(
             "tolerance); give one, e.g. within 10, or leave it out for the default"
         )
     return hyst, tol
+
+
+# The highest value each bounded metric can take: a BELOW rule re-arms above threshold + band.
+def _ceiling(what: _Watched) -> float | None:
+    if what.kind is AlertKind.VOLATILITY:
+        return 100.0 if what.metric == "iv_rank" else None
+    return None
+
+
+def _check_rearm(what: _Watched, cond: Condition, t: float, hyst: float) -> None:
+    """Refuse a re-arm band the value can never leave: after firing, an ABOVE rule re-arms
+    once the value is back at or below threshold − band, a BELOW rule at or above threshold +
+    band. Prices, IVs, PCRs and volume multiples never go below 0; IV rank never above 100."""
+    band = _level_text(what.kind, what.metric, hyst)
+    level = _level_text(what.kind, what.metric, t)
+    if cond is Condition.ABOVE and what.kind is not AlertKind.OI_CHANGE and t - hyst <= 0:
+        raise RuleError(
+            f"rearm {band} can never re-arm this rule: it re-arms when the value falls back "
+            f"to {level} − {band}, 0 or less, which it never reaches; use a band smaller than "
+            "the threshold"
+        )
+    ceiling = _ceiling(what)
+    if cond is Condition.BELOW and ceiling is not None and t + hyst > ceiling:
+        raise RuleError(
+            f"rearm {band} can never re-arm this rule: it re-arms when the value rises back "
+            f"to {level} + {band}, above {_fmt(ceiling)}, which it never reaches; use a band "
+            f"of at most {_fmt(ceiling - t)}"
+        )
 
 
 def _window(what: _Watched, when: _Fires, window_s: float | None) -> float:
@@ -744,6 +820,12 @@ def _expiry(settings: Settings, expiry: date | str | None, today: date | None) -
         raise RuleError(
             f"expiry {exp.isoformat()} has already passed; use a current expiry, or leave it "
             "out for the nearest one"
+        )
+    if (exp - today).days > _MAX_EXPIRY_DAYS:
+        raise RuleError(
+            f"expiry {exp.isoformat()} is not listed: options are listed at most about 5 years "
+            "out; use a listed expiry (`optterm chain SYMBOL` shows them), or leave it out for "
+            "the nearest one"
         )
     return exp
 
@@ -852,6 +934,9 @@ class _Parser:
         self.pos = 0
         self.out: dict[str, Any] = {}
         self.examples: tuple[str, str] = _EXAMPLES
+        # What each part of the rule was first given by (its words), so a second one is refused
+        # naming both instead of silently replacing the first.
+        self.given: dict[str, tuple[str, _Tok]] = {}
 
     # -- cursor
     def peek(self, ahead: int = 0) -> _Tok | None:
@@ -883,6 +968,23 @@ class _Parser:
             "(docs/alerts.md has every form)"
         )
 
+    def claim(self, part: str, words: str, tok: _Tok) -> None:
+        """Record that `words` (starting at `tok`) give the rule's `part`; a part given twice
+        is a contradiction to refuse, not to resolve by keeping the last."""
+        first = self.given.get(part)
+        if first is None:
+            self.given[part] = (words, tok)
+            return
+        had, at = first
+        if had.lower() == words.lower():
+            problem = f"{part} given twice ({words!r} at words {at.index} and {tok.index})"
+        else:
+            problem = (
+                f"{had!r} (word {at.index}) and {words!r} (word {tok.index}) both give the "
+                f"rule's {part}"
+            )
+        self.fail(f"{problem}; keep one", tok)
+
     # -- values
     def number(self, what: str) -> tuple[float, str, _Tok]:
         tok = self.peek()
@@ -912,6 +1014,12 @@ class _Parser:
         if seconds is None:
             self.fail(f"expected {what}, like 60s, 15m or 1h", tok)
         return seconds
+
+    def window(self) -> None:
+        word, tok = self.toks[self.pos - 1], self.peek()
+        if tok is not None:
+            self.claim("window", f"{word.text} {tok.text}", word)
+        self.out["window_s"] = self.duration("the window")
 
     def clock(self, what: str) -> time:
         tok = self.take()
@@ -957,11 +1065,14 @@ class _Parser:
                 continue
             m = re.fullmatch(r"(\d+(?:\.\d+)?)(ce|pe|call|put)", tok.low)
             if m:
+                self.claim("option (strike and side)", tok.text, tok)
                 self.pos += 1
                 self.out["strike"], self.out["side"] = float(m.group(1)), _SIDES[m.group(2)]
                 continue
             got = _num_of(tok.low)
             if got is not None and got[1] == "" and self.low(1) in _SIDES:
+                side_word = self.low(1)
+                self.claim("option (strike and side)", f"{tok.text} {side_word.upper()}", tok)
                 self.pos += 1
                 self.out["strike"], self.out["side"] = got[0], _SIDES[self.take().low]
                 continue
@@ -970,9 +1081,12 @@ class _Parser:
             return
 
     def expiry(self) -> None:
+        start = self.peek()
         if self.low() in ("expiry", "exp"):
             self.pos += 1
         tok = self.take()
+        assert start is not None
+        self.claim("expiry", tok.text, start)
         try:
             self.out["expiry"] = _date(tok.text)
         except RuleError:
@@ -1040,7 +1154,7 @@ class _Parser:
             self.out["threshold"] = value
             if self.low() in ("in", "over", "within", "window"):
                 self.pos += 1
-                self.out["window_s"] = self.duration("the window")
+                self.window()
         elif w in ("maxpain", "max_pain", "mp") or (w == "max" and w1 == "pain"):
             self.pos += 2 if w == "max" else 1
             self.examples = ("NIFTY max pain shifts by 100", "BANKNIFTY max pain moves 200")
@@ -1104,7 +1218,7 @@ class _Parser:
             self.out["threshold"] = value
             if self.low() in ("in", "within", "over"):
                 self.pos += 1
-                self.out["window_s"] = self.duration("the window")
+                self.window()
         else:
             what = "spot" if kind is AlertKind.PRICE and metric == "spot" else "the value"
             self.fail(
@@ -1165,21 +1279,27 @@ class _Parser:
             w = tok.low
             self.pos += 1
             if w in _WITHIN:
+                self.claim("tolerance", self.span(tok), tok)
                 self.out["tolerance"] = self.band("tolerance", iv)
             elif w in ("rearm", "re-arm", "hysteresis", "hyst"):
+                self.claim("re-arm band", self.span(tok), tok)
                 self.accept("by", "at")
                 self.out["hysteresis"] = self.band("re-arm band", iv)
             elif w in ("in", "over", "window"):
-                self.out["window_s"] = self.duration("the window")
+                self.window()
             elif w in ("cooldown", "cool", "cooldown:"):
+                self.claim("cooldown", self.span(tok), tok)
                 self.accept("down")
                 self.accept("of", "for")
                 self.out["cooldown_s"] = self.duration("the cooldown")
             elif w in ("once", "one-shot", "oneshot", "one_shot"):
+                self.claim("repetition (once or recurring)", tok.text, tok)
                 self.out["recurring"] = False
             elif w in ("recurring", "repeat", "repeating", "always"):
+                self.claim("repetition (once or recurring)", tok.text, tok)
                 self.out["recurring"] = True
             elif w in ("from", "between"):
+                self.claim("active hours", self.span(tok), tok)
                 self.out["active_from"] = self.clock("the start")
                 if not self.accept("to", "until", "and", "-", "till"):
                     self.fail(
@@ -1187,8 +1307,10 @@ class _Parser:
                     )
                 self.out["active_to"] = self.clock("the end")
             elif w in ("until", "till", "to"):
+                self.claim("active hours", self.span(tok), tok)
                 self.out["active_to"] = self.clock("the end")
             elif re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", w):
+                self.claim("active hours", tok.text, tok)
                 a, b = w.split("-")
                 self.out["active_from"], self.out["active_to"] = (
                     _time(a, "start"),
@@ -1203,6 +1325,11 @@ class _Parser:
                     "cooldown 10m, rearm N, once, from 09:30 to 15:00",
                     tok,
                 )
+
+    def span(self, tok: _Tok) -> str:
+        """`tok` and the word after it, as the user wrote them (for naming an option)."""
+        nxt = self.peek()
+        return f"{tok.text} {nxt.text}" if nxt is not None else tok.text
 
     def band(self, what: str, iv: bool) -> float:
         value, unit, tok = self.number(f"the {what}")
@@ -1238,9 +1365,7 @@ def is_rule_sentence(text: str, symbol: str) -> bool:
 
 
 def _value_text(rule: AlertRule, x: float) -> str:
-    if rule.kind is AlertKind.VOLATILITY and rule.metric in ("iv", "atm_iv"):
-        return _pct(x)
-    return _fmt(x)
+    return _level_text(rule.kind, rule.metric, x)
 
 
 def _core(rule: AlertRule) -> str:

@@ -93,7 +93,7 @@ from optterm.providers.base import (
     ServerError,
 )
 from optterm.providers.common import ProviderBase
-from optterm.providers.http import make_client, send
+from optterm.providers.http import MAX_BODY_MB, make_client, send
 from optterm.providers.ratelimit import RateLimiter
 
 __all__ = [
@@ -283,6 +283,7 @@ class AngelOneProvider(ProviderBase):
         token_store: TokenStore | None = None,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 10.0,
+        max_body_mb: float = MAX_BODY_MB,
         strikes_each_side: int = 20,
         symbols: Sequence[str] = tuple(NSE_INDICES),
         greeks_interval: float = 60.0,
@@ -349,6 +350,7 @@ class AngelOneProvider(ProviderBase):
             "greeks": limiter(1),
         }
         self._client = make_client(self.base_url, timeout=timeout)
+        self._max_body_mb = max_body_mb
         self._tokens: SessionTokens | None = None
         self._tokens_loaded = False
         self._generation = 0
@@ -864,7 +866,9 @@ class AngelOneProvider(ProviderBase):
         kwargs: dict[str, Any] = {"headers": headers}
         if body is not None:
             kwargs["json"] = body
-        resp = await send(self._client, self.name, method, path, **kwargs)
+        resp = await send(
+            self._client, self.name, method, path, max_body_mb=self._max_body_mb, **kwargs
+        )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "angelone %s %s -> HTTP %d in %.0f ms; headers %s",

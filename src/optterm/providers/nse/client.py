@@ -61,7 +61,7 @@ from optterm.providers.base import (
     ServerError,
 )
 from optterm.providers.common import TableProvider
-from optterm.providers.http import decode_json, make_client, send
+from optterm.providers.http import MAX_BODY_MB, decode_json, make_client, send
 from optterm.providers.nse.parse import (
     FEED,
     INDEX_NAMES,
@@ -178,6 +178,7 @@ class NseProvider(TableProvider):
         *,
         base_url: str = NSE_BASE_URL,
         timeout: float = 10.0,
+        max_body_mb: float = MAX_BODY_MB,
         min_interval: float = 1.0,
         cookie_path: Path | None = None,
         underlyings: Mapping[str, Underlying] | None = None,
@@ -225,6 +226,7 @@ class NseProvider(TableProvider):
         super().__init__(served)
 
         self.base_url = base_url.rstrip("/")
+        self.max_body_mb = float(max_body_mb)
         self.families: tuple[str, ...] = tuple(families)
         self.cookie_path = cookie_path
         self.cookie_max_age = float(cookie_max_age)
@@ -476,7 +478,15 @@ class NseProvider(TableProvider):
         self._ensure_open()
         await self._limiter.acquire()
         headers = {"Accept": accept} if accept else None
-        return await send(self._client, self.name, "GET", path, params=params, headers=headers)
+        return await send(
+            self._client,
+            self.name,
+            "GET",
+            path,
+            max_body_mb=self.max_body_mb,
+            params=params,
+            headers=headers,
+        )
 
     # -- cookies ------------------------------------------------------------------------------
 
