@@ -76,7 +76,7 @@ def run() -> dict[str, Any]:
         "tui.first_chain_paint_ms": {
             "value": round(statistics.median(samples), 1),
             "unit": "ms",
-            "budget": 1500,
+            "budget": 1200,
             "note": (
                 f"process start → first chain drawn, simulator, 240x60 pty; median of {RUNS} "
                 f"({min(samples):.0f}–{max(samples):.0f} ms)"

@@ -67,6 +67,7 @@ def test_alerts_list_imports_no_tui_analytics_notifier_or_migrations(home: Home)
     loaded = _loaded(home, "--config", str(home.config), "alerts", "list")
     assert "sqlalchemy" in loaded  # it does read the store
     assert _unwanted(loaded, ("textual", "alembic", "apprise", "scipy")) == []
+    assert "sqlalchemy.dialects.postgresql" not in loaded  # the store is SQLite
     # Only the command group that runs is imported, not its fifteen siblings.
     others = {c.module for c in COMMANDS if c.name != "alerts"} - {"optterm.cli.alerts"}
     assert sorted(others & loaded) == []
