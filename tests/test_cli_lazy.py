@@ -53,8 +53,9 @@ def _unwanted(loaded: set[str], names: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.process
-def test_root_help_imports_neither_typer_nor_any_command(home: Home) -> None:
-    loaded = _loaded(home, "--help")
+@pytest.mark.parametrize("flag", ["--help", "-h", "--version"])
+def test_root_help_imports_neither_typer_nor_any_command(home: Home, flag: str) -> None:
+    loaded = _loaded(home, flag)
     assert _unwanted(loaded, HEAVY) == []
     commands = {c.module for c in COMMANDS}
     assert sorted(commands & loaded) == []

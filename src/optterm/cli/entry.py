@@ -1,8 +1,9 @@
-"""The `optterm` entry point: `optterm --help` answered before typer is imported, the rest by
-cli/root.py.
+"""The `optterm` entry point: `optterm --help` and `--version` answered before typer is imported,
+the rest by cli/root.py.
 
 `optterm --help` (or `-h`) with nothing else is printed from the static table in cli/commands.py
-in a few milliseconds; everything else, including `optterm alerts --help`, goes through typer.
+in a few milliseconds; everything else, including `optterm alerts --help`, goes through typer
+(whose root prints the same page and the same version line).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.stdout.write(render_root_help(sys.stdout))
         sys.stdout.flush()
+        sys.exit(0)
+    if args == ["--version"]:
+        from optterm import __version__
+
+        sys.stdout.write(f"optterm {__version__}\n")
         sys.exit(0)
     from optterm.cli.root import main as root_main
 
