@@ -12,13 +12,13 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib
 	@touch $(STAMP)
 
 # Bytecode for optterm's own modules. With PYTHONDONTWRITEBYTECODE=1 (set on some machines) Python
 # never writes .pyc files, only reads them: without these every start compiles all of optterm's
 # modules again. compileall writes regardless of that variable and only recompiles what changed,
-# so `run` and `bench` refresh it each time (the install step compiles the venv's packages).
+# so `run` and `bench` refresh it each time. (pip compiles the venv's packages as it installs them;
+# the editable install of optterm itself gets none, hence this.)
 bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q -j 0 src
 
