@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run check test test-fast lint format bench lock clean
+.PHONY: run check test test-fast lint format bench bytecode lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "optterm needs Python >= 3.11")'
@@ -14,7 +14,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-run: $(STAMP)
+# Bytecode for optterm's own modules. With PYTHONDONTWRITEBYTECODE=1 (set on some machines) Python
+# never writes .pyc files, only reads them: without these every start compiles all of optterm's
+# modules again. compileall writes regardless of that variable and only recompiles what changed,
+# so `run` and `bench` refresh it each time. (pip compiles the venv's packages as it installs them;
+# the editable install of optterm itself gets none, hence this.)
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 src
+
+run: bytecode
 	$(BIN)/optterm $(ARGS)
 
 # Static checks first (seconds), then the whole suite: the part map (import-linter contracts in
@@ -40,7 +48,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python -m benchmarks
 
 # Re-pin after editing pyproject.toml dependencies (needs `pip install uv`).

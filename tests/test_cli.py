@@ -10,6 +10,7 @@ import sqlite3
 from datetime import date
 
 import pytest
+from typer import _click as click
 
 from tests.conftest import Home, run_cli
 
@@ -182,11 +183,20 @@ def test_usage_errors_exit_2(home: Home) -> None:
 
 
 def _commands(group, path=()):
-    """Every command of the CLI with its path (`("alerts", "add")`), depth first."""
-    for name, command in group.commands.items():
+    """Every command of the CLI with its path (`("alerts", "add")`), depth first. Through
+    list_commands/get_command: the root group loads its commands only when asked."""
+    for name, command in _children(group):
         yield (*path, name), command
         if hasattr(command, "commands"):  # a command group
             yield from _commands(command, (*path, name))
+
+
+def _children(command):
+    """(name, command) of a group's commands; nothing for a plain command."""
+    if not hasattr(command, "list_commands"):
+        return []
+    ctx = click.Context(command)
+    return [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]
 
 
 def test_help_shows_bracketed_config_names_as_written(home: Home) -> None:
@@ -205,7 +215,7 @@ def test_help_shows_bracketed_config_names_as_written(home: Home) -> None:
         texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
         # A group's help lists its commands with the first line of their help, as `optterm
         # --help` lists `scenarios` with its [providers.simulator].
-        texts += [(c.help or "").split("\n")[0] for c in getattr(command, "commands", {}).values()]
+        texts += [(c.help or "").split("\n")[0] for _, c in _children(command)]
         wanted = {f"[{a or b}]" for text in texts for a, b in bracketed.findall(text)}
         if not wanted:
             continue

@@ -1,5 +1,5 @@
 """`python -m optterm`: the same entry point as the `optterm` command."""
 
-from optterm.cli.root import main
+from optterm.cli.entry import main
 
 main()

@@ -1,29 +1,66 @@
 """The `optterm` command: the typer root, its global options, `main` and how errors are told.
 
-Every command lives in its own module under cli/ and is registered here. Those modules import
-only typer and cli/context.py at the top and the rest where a command runs, so `optterm --help`
-stays fast and commands that do not open the TUI never import Textual.
+Every command lives in its own module under cli/, listed in cli/commands.py and imported only
+when it runs (the root group below loads it by name), so `optterm alerts list` builds one command
+group, not sixteen, and commands that do not open the TUI never import Textual.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
+from typer import _click as click
 
 from optterm import __version__
-from optterm.cli import chain, daemon, history, jobs, locate, master, patterns, providers
-from optterm.cli.alerts import alerts_app, notify_app
-from optterm.cli.creds import creds_app, doctor
+from optterm.cli.commands import COMMANDS, render_root_help
 from optterm.cli.errors import OutputFailed, UsageProblem
 from optterm.engine.compose import CliOptions
 
 __all__ = ["app", "main"]
 
+
+class LazyRoot(typer.core.TyperGroup):
+    """The root group: commands come from the table in cli/commands.py and their modules are
+    imported on first use; the root's help is drawn from the table, without importing them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [c.name for c in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            entry = next((c for c in COMMANDS if c.name == cmd_name), None)
+            if entry is None:
+                return None
+            self.commands[cmd_name] = _load(entry.name, entry.module, entry.attr)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write(render_root_help(sys.stdout))
+
+
+def _load(name: str, module: str, attr: str) -> click.Command:
+    """The click command for one table entry: a typer sub-app, or one function as a command."""
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, typer.Typer):
+        command: click.Command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        # A command whose help is not its docstring declares it beside it (daemon.STATUS_HELP).
+        help_text = getattr(importlib.import_module(module), f"{attr.upper()}_HELP", None)
+        single.command(name=name, help=help_text)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 app = typer.Typer(
+    cls=LazyRoot,
     name="optterm",
     help="Options-intelligence terminal for F&O traders. With no command, opens the TUI.",
     add_completion=False,
@@ -73,23 +110,6 @@ def root(
         from optterm.app import run_tui  # the only way into the TUI, so only here
 
         raise typer.Exit(run_tui(ctx.obj))
-
-
-# In the order `optterm --help` lists them: the commands, then the command groups.
-app.command()(chain.chain)
-app.command()(daemon.serve)
-app.command(help=daemon.STATUS_HELP)(daemon.status)
-app.command()(providers.scenarios)
-app.command()(providers.providers)
-app.command()(master.master)
-app.command()(doctor)
-app.command()(locate.locate)
-app.command()(patterns.patterns)
-app.command()(jobs.jobs)
-app.add_typer(history.history_app, name="history")
-app.add_typer(creds_app, name="creds")
-app.add_typer(alerts_app, name="alerts")
-app.add_typer(notify_app, name="notify")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import CursorResult, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from typing import TYPE_CHECKING, Any
 
 from optterm.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult, Table
+
+# The dialects' insert() is imported where it is used: a SQLite store never loads the PostgreSQL
+# dialect (a sizeable part of a CLI command's start-up), and the other way round.
 
 __all__ = ["insert_for", "inserted_id", "upsert_for"]
 
@@ -22,10 +25,8 @@ def insert_for(conn: Any) -> Any:
     """The `insert()` supporting `on_conflict_do_update` for `conn`'s backend (a Connection or
     AsyncConnection on SQLite or PostgreSQL)."""
     name = conn.dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
+    if name in ("postgresql", "sqlite"):
+        return _insert_of(name)
     raise StoreError(
         f"The optterm store supports SQLite and PostgreSQL databases, not {name}. Use a "
         "sqlite+aiosqlite:// or postgresql+asyncpg:// URL."
@@ -44,9 +45,19 @@ def upsert_for(
     return _upsert(conn.dialect.name, table, tuple(key), tuple(c for c in columns if c not in skip))
 
 
+def _insert_of(backend: str) -> Any:
+    if backend == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
+
+
 @functools.cache
 def _upsert(backend: str, table: Table, key: tuple[str, ...], update: tuple[str, ...]) -> Any:
-    stmt = (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)
+    stmt = _insert_of(backend)(table)
     return stmt.on_conflict_do_update(
         index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
     )
