@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from optterm.cli.context import load_settings, options, print_json, run_with_existing_store
+from optterm.cli.errors import UsageProblem
 
 __all__ = ["STATUS_HELP", "serve", "status"]
 
@@ -54,6 +55,14 @@ def serve(
     opts.set("OPTTERM_LOG_FORMAT", "--log-format", log_format)
     settings = load_settings(ctx)
     from optterm.cli.serve import serve as run_serve
+    from optterm.engine.compose import store_url
+    from optterm.store.db import resolve_url
+
+    if resolve_url(store_url(settings)).in_memory:
+        raise UsageProblem(
+            "optterm serve keeps history for other processes to read, so it cannot use an "
+            "in-memory store; set [store] url to a file path or a postgresql:// URL."
+        )
     from optterm.infra.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)

@@ -23,6 +23,7 @@ from optterm.store.errors import (
     SchemaTooNewError,
     StoreError,
     StoreLocationError,
+    StoreUnavailable,
 )
 from optterm.store.jobs import JobRun
 from optterm.store.outbox import OutboxItem
@@ -50,6 +51,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLocationError",
+    "StoreUnavailable",
     "StrikeSeries",
     "UnknownRule",
     "decode_chain",

@@ -78,6 +78,13 @@ def resolve_url(url: str) -> DatabaseTarget:
         # The default (psycopg2) is a sync driver the async engine cannot use.
         parsed = parsed.set(drivername="postgresql+asyncpg")
     display = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        # Before any driver is imported: another backend would fail deep in SQLAlchemy.
+        raise StoreError(
+            f"The store URL {display} names a {parsed.get_backend_name()} database; optterm "
+            "stores its history in SQLite or PostgreSQL only. Use a file path, a "
+            "sqlite+aiosqlite:/// URL or a postgresql:// URL."
+        )
     if parsed.get_backend_name() != "sqlite":
         return DatabaseTarget(parsed, display, None, False, False)
     parsed = parsed.set(drivername="sqlite+aiosqlite")

@@ -13,6 +13,7 @@ __all__ = [
     "SchemaTooNewError",
     "StoreError",
     "StoreLocationError",
+    "StoreUnavailable",
 ]
 
 
@@ -22,6 +23,11 @@ class StoreError(Exception):
 
 class StoreLocationError(StoreError):
     """The database path cannot be created, opened or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (down, restarting, refusing connections): an
+    outage to wait out, not a mistake in the command (exit 1; `serve` retries)."""
 
 
 class CorruptDatabaseError(StoreError):

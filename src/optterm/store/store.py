@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +41,13 @@ from optterm.store.db import (
     sqlite_checkpoint,
     sqlite_incremental_vacuum,
 )
-from optterm.store.errors import CorruptDatabaseError, LeaseLost, StoreError, StoreLocationError
+from optterm.store.errors import (
+    CorruptDatabaseError,
+    LeaseLost,
+    StoreError,
+    StoreLocationError,
+    StoreUnavailable,
+)
 from optterm.store.health import HealthRepository
 from optterm.store.jobs import JobRepository
 from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_head
@@ -118,6 +125,10 @@ class Store:
             yield
         except exc.SQLAlchemyError as err:
             raise db_error(self.url, action, err) from err
+        except Exception as err:
+            if not is_outage(err):
+                raise
+            raise unavailable(self.url, action, err) from err
 
     @contextlib.asynccontextmanager
     async def read_connection(self, action: str = "Reading") -> AsyncIterator[AsyncConnection]:
@@ -209,8 +220,51 @@ class Store:
             await self._reader.dispose()
 
 
+def is_outage(err: BaseException) -> bool:
+    """Is `err` the database server being unreachable (refused, reset, timed out, shutting
+    down) rather than a problem with what was asked? asyncpg's connect errors reach us raw
+    (SQLAlchemy wraps only the driver's statement errors), hence the module test."""
+    if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
+        return True
+    orig = getattr(err, "orig", None) or err
+    if isinstance(orig, OSError | TimeoutError | ConnectionError):
+        return True
+    module = type(orig).__module__ or ""
+    if not module.startswith("asyncpg"):
+        return False
+    name = type(orig).__name__
+    return name in _ASYNCPG_OUTAGES or "connection" in str(orig).lower()
+
+
+# asyncpg errors that mean "the server is not there (now)", by class name: the server shutting
+# down, starting up or dropping the connection.
+_ASYNCPG_OUTAGES: Final = frozenset(
+    {
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "ConnectionRejectionError",
+        "InternalClientError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def unavailable(where: str, action: str, err: BaseException) -> StoreUnavailable:
+    orig = getattr(err, "orig", None) or err
+    text = " ".join(str(orig).split()) or type(orig).__name__
+    return StoreUnavailable(
+        f"{action} failed: the database server {where} cannot be reached ({text}). Check "
+        "that it is running and reachable, then try again."
+    )
+
+
 def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
     """The StoreError (or subclass) a database error means, with what to do about it."""
+    if is_outage(err) and not isinstance(getattr(err, "orig", None), sqlite3.Error):
+        return unavailable(where, action, err)
     orig = getattr(err, "orig", None) or err
     text = str(orig).strip() or type(orig).__name__
     low = text.lower()
@@ -316,6 +370,8 @@ async def open_store(url: str, *, create: bool = True) -> Store:
             await reader.dispose()
         if state is FileState.MISSING and path is not None:
             _remove_new_database(path, new_dirs)
+        if path is None and isinstance(err, Exception) and is_outage(err):
+            raise unavailable(target.display, "Opening the optterm database", err) from err
         if isinstance(err, exc.SQLAlchemyError):
             if path is None:
                 raise StoreError(
