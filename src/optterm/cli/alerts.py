@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_reading_store, run_with_store
 from optterm.cli.errors import UsageProblem
 from optterm.present.time import SINCE_HELP, when_text
 
@@ -292,7 +292,7 @@ def alerts_list(
             owner=owner, symbol=sym
         ), await store.alerts.load_activity()
 
-    rules, states = run_with_store(settings, read)
+    rules, states = run_reading_store(settings, read)
     now = datetime.now(UTC)
     docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
     if as_json:
@@ -447,7 +447,7 @@ def alerts_history(
     now = datetime.now(UTC)
     start = _since(since, settings, now) if since else None
     sym = symbol.strip().upper() if symbol else None
-    views = run_with_store(
+    views = run_reading_store(
         settings,
         lambda store: store.alerts.list_events(
             rule_id=rule_id, symbol=sym, since=start, limit=limit

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json, run_with_store
+from optterm.cli.context import load_settings, parse_date, print_json, run_reading_store
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def history_list(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Stored snapshots per symbol, expiry and day."""
-    rows = run_with_store(load_settings(ctx), summary_rows)
+    rows = run_reading_store(load_settings(ctx), summary_rows)
     if as_json:
         print_json(rows)
         return
@@ -83,7 +83,9 @@ def history_export(
         raise UsageProblem("--to is before --from; nothing to export.")
     exp = parse_date(expiry, "--expiry") if expiry else None
     sym = symbol.upper()
-    written = run_with_store(settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output))
+    written = run_reading_store(
+        settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output)
+    )
     if written == 0:
         typer.echo(
             f"No stored snapshots for {sym} in that range; see `optterm history list`.", err=True

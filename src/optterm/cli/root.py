@@ -155,7 +155,7 @@ def _explain(exc: Exception) -> tuple[int, str | None]:
     from optterm.config import ConfigError
     from optterm.providers.base import ProviderError, UnknownSymbol
     from optterm.providers.factory import ProviderUnavailable
-    from optterm.store import StoreError, StoreUnavailable
+    from optterm.store import StoreError, StoreIOError, StoreUnavailable
 
     if isinstance(exc, BrokenPipeError):
         _silence_stdout()  # the reader went away (`| head`): nothing to tell it
@@ -163,7 +163,7 @@ def _explain(exc: Exception) -> tuple[int, str | None]:
     if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS and exc.filename is None:
         _silence_stdout()
         return 1, _output_problem(exc)
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | StoreIOError):
         return 1, str(exc)  # an outage: nothing wrong with the command; try again later
     if isinstance(exc, ConfigError | StoreError | UsageProblem | ProviderUnavailable):
         return 2, str(exc)

@@ -22,6 +22,7 @@ from optterm.store.errors import (
     LeaseLost,
     SchemaTooNewError,
     StoreError,
+    StoreIOError,
     StoreLocationError,
     StoreUnavailable,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "SchemaTooNewError",
     "Store",
     "StoreError",
+    "StoreIOError",
     "StoreLocationError",
     "StoreUnavailable",
     "StrikeSeries",

@@ -51,6 +51,7 @@ class DatabaseTarget:
     path: Path | None  # the SQLite file, None for in-memory or server databases
     is_sqlite: bool
     in_memory: bool
+    read_only: bool = False  # opened with mode=ro by a command that only reads (store/access.py)
 
 
 def resolve_url(url: str) -> DatabaseTarget:
@@ -143,7 +144,8 @@ def create_engines(target: DatabaseTarget) -> tuple[AsyncEngine, AsyncEngine]:
     writer = create_async_engine(target.url, pool_size=1, max_overflow=0)
     reader = create_async_engine(target.url, pool_size=4, max_overflow=4)
     if target.is_sqlite:
-        _sqlite_hooks(writer, writer=True)
+        # Read-only: no journal-mode or page pragmas (they would write); a write is refused.
+        _sqlite_hooks(writer, writer=not target.read_only)
         _sqlite_hooks(reader, writer=False)
     return writer, reader
 

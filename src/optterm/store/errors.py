@@ -12,6 +12,7 @@ __all__ = [
     "LeaseLost",
     "SchemaTooNewError",
     "StoreError",
+    "StoreIOError",
     "StoreLocationError",
     "StoreUnavailable",
 ]
@@ -23,6 +24,11 @@ class StoreError(Exception):
 
 class StoreLocationError(StoreError):
     """The database path cannot be created, opened or written."""
+
+
+class StoreIOError(StoreError):
+    """The disk failed under the database (an I/O error, a full disk, its -wal deleted while
+    open): a runtime fault (exit 1), not damage to the file."""
 
 
 class StoreUnavailable(StoreError):
