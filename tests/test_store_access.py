@@ -17,13 +17,14 @@ import json
 import os
 import pwd
 import re
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Home, optterm_cmd
+from tests.conftest import Home, optterm_cmd, run_process
 from tests.test_serve import START
 from tests.test_store_outage import _Daemon
 
@@ -217,6 +218,29 @@ def test_a_wal_deleted_under_serve_is_detected_and_nothing_stored_is_lost(home: 
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = int(db.execute("SELECT count(*) FROM snapshots").fetchone()[0])
     assert stored >= claimed > 0, (stored, claimed)
+
+
+@pytest.mark.slow
+def test_readers_told_of_a_deleted_wal_are_not_told_of_corruption(home: Home) -> None:
+    home.write_config(CONFIG)
+    daemon = _Daemon(home)
+    try:
+        daemon.until("1 stored", count=3)
+        daemon.proc.send_signal(signal.SIGSTOP)  # hold the writer still while we look
+        try:
+            Path(f"{home.db}-wal").unlink()
+            got = run_process(home, "--config", str(home.config), "history", "list")
+        finally:
+            daemon.proc.send_signal(signal.SIGCONT)
+        _not_corrupt(got)
+        assert got.returncode == 1, got.stderr  # the disk, a runtime fault
+        assert "I/O error" in got.stderr and "-wal and -shm" in got.stderr
+        daemon.until("write-ahead log")  # serve notices at its next write and reopens
+        daemon.until("1 stored", count=2)
+        again = run_process(home, "--config", str(home.config), "history", "list")
+        assert again.returncode == 0, again.stderr
+    finally:
+        daemon.stop()
 
 
 def test_the_io_error_message_is_not_corruption(tmp_path: Path) -> None:

@@ -85,8 +85,9 @@ def sqlite_problem(path: Path, action: str, err: sqlite3.Error) -> StoreError:
         return StoreIOError(
             f"{action} failed: reading or writing {path} hit an I/O error ({text}). The file "
             "itself may be intact: check that its -wal and -shm files were not deleted or moved "
-            "while optterm was running (if so, stop every optterm using it and start again), "
-            "and check the disk (dmesg). Do not delete the database."
+            "while optterm was using it (a running optterm serve notices at its next write and "
+            "reopens the database: try again in a few seconds), and check the disk (dmesg). Do "
+            "not delete the database."
         )
     if name == "SQLITE_FULL" or "disk is full" in low:
         return StoreIOError(
