@@ -286,3 +286,15 @@ start = {START}
     assert "Traceback" not in log, log[-3000:]
     assert log.count("database unreachable") == 1, log[-3000:]
     assert log.count("database back") == 1, log[-3000:]
+
+
+def test_the_retry_backoff_doubles_to_a_cap_with_jitter() -> None:
+    from optterm.cli.serve import Backoff
+
+    retry = Backoff()
+    delays = [retry.failed() for _ in range(10)]
+    bases = [min(Backoff.FIRST_S * 2**i, Backoff.CAP_S) for i in range(10)]
+    assert all(0.8 * b <= d <= 1.2 * b for d, b in zip(delays, bases, strict=True)), delays
+    assert max(delays) <= 1.2 * Backoff.CAP_S
+    retry.reset()
+    assert retry.failed() <= 1.2 * Backoff.FIRST_S

@@ -19,8 +19,9 @@ __all__ = ["STATUS_HELP", "serve", "status"]
 STATUS_HELP = (
     "Is the daemon healthy? Lease holder and heartbeat, last tick, provider health and "
     "the notification outbox.\n\n"
-    "Exit status 0 when healthy, 1 when unhealthy, 2 for usage or configuration errors "
-    "(including a store that cannot be opened). Unhealthy when: no optterm serve holds the "
+    "Exit status 0 when healthy, 1 when unhealthy (including a database server that cannot "
+    "be reached, or a disk error), 2 for usage or configuration errors (including a store that "
+    "cannot be opened). Unhealthy when: no optterm serve holds the "
     "store's poller lease (none running, released, or its holder died); the lease heartbeat "
     "is older than 3 poll intervals (at least 10 s); during market hours, the newest stored "
     "snapshot was fetched more than \\[poller] stale_after seconds ago (60 by default, never "
