@@ -298,3 +298,10 @@ def test_the_retry_backoff_doubles_to_a_cap_with_jitter() -> None:
     assert max(delays) <= 1.2 * Backoff.CAP_S
     retry.reset()
     assert retry.failed() <= 1.2 * Backoff.FIRST_S
+
+
+def test_libpq_sslmode_in_a_postgres_url_is_passed_as_asyncpg_ssl() -> None:
+    from optterm.store.db import resolve_url
+
+    target = resolve_url("postgresql://u@db.example/optterm?sslmode=require")
+    assert target.url.query == {"ssl": "require"}

@@ -78,6 +78,10 @@ def resolve_url(url: str) -> DatabaseTarget:
     if parsed.drivername == "postgresql":
         # The default (psycopg2) is a sync driver the async engine cannot use.
         parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        # libpq's sslmode (in most PostgreSQL URLs) is asyncpg's ssl; asyncpg refuses sslmode.
+        mode = parsed.query["sslmode"]
+        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
     display = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         # Before any driver is imported: another backend would fail deep in SQLAlchemy.
