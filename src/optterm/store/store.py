@@ -142,7 +142,8 @@ class Store:
         except exc.SQLAlchemyError as err:
             raise db_error(self.url, action, err, self.path) from err
         except Exception as err:
-            if not is_outage(err):
+            # Only a server can be unreachable; an OSError beside SQLite is the caller's own.
+            if not (self.is_postgres and is_outage(err)):
                 raise
             raise unavailable(self.url, action, err) from err
 
