@@ -111,6 +111,7 @@ class PgServer:
     port: int
     host: str = "127.0.0.1"
     _as_user: dict[str, Any] = field(default_factory=dict, repr=False)
+    _options: list[str] = field(default_factory=list, repr=False)
     _stopped: bool = False
 
     def url(self, database: str = DATABASE) -> str:
@@ -139,6 +140,30 @@ class PgServer:
             text = (self.root / "server.log").read_text(errors="replace")
             return "\n".join(text.splitlines()[-lines:])
         return "(no server log)"
+
+    def _pg_ctl(self, *args: str) -> None:
+        proc = subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), *args],
+            cwd=self.root,
+            env={**os.environ, "HOME": str(self.root), "LC_ALL": "C", "TZ": "UTC"},
+            capture_output=True,
+            text=True,
+            timeout=_START_TIMEOUT_S + 10,
+            check=False,
+            **self._as_user,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"pg_ctl {args[-1]} failed: {proc.stderr[-2000:]}")
+
+    def pause(self) -> None:
+        """Shut the server down (an outage for its clients), keeping its data for resume()."""
+        self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same port with the same options."""
+        options = " ".join([*self._options, f"-p {self.port}"])
+        log = str(self.root / "server.log")
+        self._pg_ctl("-l", log, "-o", options, "-w", "-t", str(_START_TIMEOUT_S), "start")
 
     def stop(self) -> None:
         if self._stopped:
@@ -227,6 +252,7 @@ def start_server(*, durable: bool = False) -> PgServer:
         ]
         if not durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        server._options = options
         # A free port can be taken between probing and binding: try a few.
         for attempt in range(3):
             server.port = _free_port()

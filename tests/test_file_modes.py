@@ -359,14 +359,7 @@ def test_a_second_os_user_reads_the_store_only_when_it_is_shared(
     [
         "private",
         "group",
-        pytest.param(
-            "group-wal",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect 4, storeerr branch: a WAL database without its -shm, which "
-                "a group member may not create, is reported as corrupted",
-            ),
-        ),
+        "group-wal",
     ],
 )
 def test_a_second_os_user_is_never_told_the_store_is_corrupt(shared_root: Path, mode: str) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_reading_store, run_with_store
 from optterm.cli.errors import UsageProblem
 from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP, when_text
@@ -43,6 +43,11 @@ _EXAMPLE = 'optterm alerts add "NIFTY spot crosses above 25000"'
 
 def _print_json(doc: Any) -> None:
     print_json(doc, ensure_ascii=False)  # labels and notes as typed (…, ₹), not as \u escapes
+
+
+# Rule ids are 64-bit database integers: a larger number is refused as a usage error (exit 2)
+# before it can overflow the database driver.
+ID_RANGE: dict[str, Any] = {"min": 1, "max": 2**63 - 1}
 
 
 def _unknown(rule_id: int) -> UsageProblem:
@@ -288,7 +293,7 @@ def alerts_list(
             owner=owner, symbol=sym
         ), await store.alerts.load_activity()
 
-    rules, states = run_with_store(settings, read)
+    rules, states = run_reading_store(settings, read)
     now = datetime.now(UTC)
     docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
     if as_json:
@@ -333,7 +338,9 @@ def _existing(settings: Settings, rule_id: int) -> AlertRule:
 @alerts_app.command("rm")
 def alerts_rm(
     ctx: typer.Context,
-    rule_id: Annotated[int, typer.Argument(metavar="ID", help="The rule's id (alerts list).")],
+    rule_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The rule's id (alerts list).", **ID_RANGE)
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an alert rule (its fired events stay in the history)."""
@@ -368,7 +375,7 @@ def _set_enabled(ctx: typer.Context, rule_id: int, enabled: bool) -> None:
 
 @alerts_app.command("enable")
 def alerts_enable(
-    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]
+    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID", **ID_RANGE)]
 ) -> None:
     """Enable an alert rule (a one-shot rule that fired can be enabled again)."""
     _set_enabled(ctx, rule_id, True)
@@ -376,7 +383,7 @@ def alerts_enable(
 
 @alerts_app.command("disable")
 def alerts_disable(
-    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]
+    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID", **ID_RANGE)]
 ) -> None:
     """Disable an alert rule; it keeps its settings and history."""
     _set_enabled(ctx, rule_id, False)
@@ -426,7 +433,7 @@ def _event_doc(v: EventView) -> dict[str, Any]:
 def alerts_history(
     ctx: typer.Context,
     rule_id: Annotated[
-        int | None, typer.Argument(metavar="ID", help="Only this rule's firings.")
+        int | None, typer.Argument(metavar="ID", help="Only this rule's firings.", **ID_RANGE)
     ] = None,
     symbol: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
     since: Annotated[
@@ -441,7 +448,7 @@ def alerts_history(
     now = datetime.now(UTC)
     start = _since(since, settings, now) if since else None
     sym = symbol.strip().upper() if symbol else None
-    views = run_with_store(
+    views = run_reading_store(
         settings,
         lambda store: store.alerts.list_events(
             rule_id=rule_id, symbol=sym, since=start, limit=limit
@@ -502,7 +509,9 @@ def _report(results: list[ChannelResult]) -> None:
 
 
 @alerts_app.command("test")
-def alerts_test(ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+def alerts_test(
+    ctx: typer.Context, rule_id: Annotated[int, typer.Argument(metavar="ID", **ID_RANGE)]
+) -> None:
     """Send a test message to every channel of a rule now (in-app channels are skipped)."""
     settings = load_settings(ctx)
     _rule, results = _book(settings, lambda book: book.send_test_message(rule_id))

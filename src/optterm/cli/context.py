@@ -30,6 +30,7 @@ __all__ = [
     "options",
     "parse_date",
     "print_json",
+    "run_reading_store",
     "run_with_existing_store",
     "run_with_store",
 ]
@@ -65,14 +66,33 @@ def run_with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> 
     return asyncio.run(go())
 
 
-def run_with_existing_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
-    """Like run_with_store, but never creates a database: a status check must not make one."""
+def run_reading_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+    """Like run_with_store, for commands that only read: an existing database is opened
+    read-only, so they work for a user who may read it but not write it (store/access.py)."""
 
     async def go() -> T:
         from optterm.engine.compose import store_url
         from optterm.store import open_store
 
-        store = await open_store(store_url(settings), create=False)
+        store = await open_store(
+            store_url(settings), read_only=True, file_mode=settings.store.files
+        )
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def run_with_existing_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+    """Like run_reading_store, but never creates a database: a status check must not make one."""
+
+    async def go() -> T:
+        from optterm.engine.compose import store_url
+        from optterm.store import open_store
+
+        store = await open_store(store_url(settings), create=False, read_only=True)
         try:
             return await use(store)
         finally:

@@ -12,14 +12,16 @@ from typing import Annotated
 import typer
 
 from optterm.cli.context import load_settings, options, print_json, run_with_existing_store
+from optterm.cli.errors import UsageProblem
 
 __all__ = ["STATUS_HELP", "serve", "status"]
 
 STATUS_HELP = (
     "Is the daemon healthy? Lease holder and heartbeat, last tick, provider health and "
     "the notification outbox.\n\n"
-    "Exit status 0 when healthy, 1 when unhealthy, 2 for usage or configuration errors "
-    "(including a store that cannot be opened). Unhealthy when: no optterm serve holds the "
+    "Exit status 0 when healthy, 1 when unhealthy (including a database server that cannot "
+    "be reached, or a disk error), 2 for usage or configuration errors (including a store that "
+    "cannot be opened). Unhealthy when: no optterm serve holds the "
     "store's poller lease (none running, released, or its holder died); the lease heartbeat "
     "is older than 3 of the daemon's own poll intervals (its --interval, as it reports; at "
     "least 10 s); its last tick is older than that plus a poll timeout; its latest write to "
@@ -56,6 +58,14 @@ def serve(
     opts.set("OPTTERM_LOG_FORMAT", "--log-format", log_format)
     settings = load_settings(ctx)
     from optterm.cli.serve import serve as run_serve
+    from optterm.engine.compose import store_url
+    from optterm.store.db import resolve_url
+
+    if resolve_url(store_url(settings)).in_memory:
+        raise UsageProblem(
+            "optterm serve keeps history for other processes to read, so it cannot use an "
+            "in-memory store; set [store] url to a file path or a postgresql:// URL."
+        )
     from optterm.infra.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)

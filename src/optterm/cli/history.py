@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json, run_with_store
+from optterm.cli.context import load_settings, parse_date, print_json, run_reading_store
 from optterm.cli.errors import OutputFailed, UsageProblem
 from optterm.infra.clip import clip
 
@@ -33,7 +33,7 @@ def history_list(
 ) -> None:
     """Stored snapshots per symbol, expiry and day."""
     settings = load_settings(ctx)
-    rows = run_with_store(settings, summary_rows)
+    rows = run_reading_store(settings, summary_rows)
     if as_json:
         print_json(rows)  # ISO times with their UTC offset: unambiguous as they are
         return
@@ -104,7 +104,7 @@ def history_export(
     if output is not None:
         _check_output(output, settings.store.effective_url)
     mode = settings.store.files
-    written = run_with_store(
+    written = run_reading_store(
         settings, lambda s: _export_to(s, sym, exp, start, end, fmt, output, mode)
     )
     if written == 0:

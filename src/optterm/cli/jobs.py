@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_reading_store
 
 __all__ = ["jobs"]
 
@@ -27,7 +27,7 @@ def jobs(
     holiday list)."""
     settings = load_settings(ctx)
     job = name.strip().lower() if name else None
-    runs = run_with_store(settings, lambda s: s.jobs.runs(job, limit))
+    runs = run_reading_store(settings, lambda s: s.jobs.runs(job, limit))
     if as_json:
         print_json([r.to_dict() for r in runs])
         return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_reading_store
 from optterm.cli.errors import UsageProblem
 from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP
@@ -55,7 +55,7 @@ def patterns(
     now = datetime.now(UTC)
     start = _start(since, now, tz)
     sym = symbol.strip().upper() if symbol else None
-    rows = run_with_store(settings, lambda s: _rows(s, sym, kinds or None, start, now, limit))
+    rows = run_reading_store(settings, lambda s: _rows(s, sym, kinds or None, start, now, limit))
     if as_json:
         print_json(rows)
         return

@@ -7,7 +7,10 @@ group, not sixteen, and commands that do not open the TUI never import Textual.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,8 +129,47 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         from optterm.infra.redact import redact
 
-        sys.stderr.write(f"optterm: {redact(message)}\n")
+        if message:
+            with contextlib.suppress(OSError):
+                sys.stderr.write(f"optterm: {redact(message)}\n")
+                sys.stderr.flush()
+    code = _flush_stdout(code)
     sys.exit(code)
+
+
+def _flush_stdout(code: int) -> int:
+    """Flush stdout now, where a failure can still be told: at interpreter exit it would be a
+    traceback-like 'Exception ignored' line. A reader that went away (`| head`) is not an error
+    of ours; a full disk or a closed stdout is (exit 1)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as err:
+        _silence_stdout()
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"optterm: {_output_problem(err)}\n")
+        return code or 1
+    return code
+
+
+def _silence_stdout() -> None:
+    # Point fd 1 at /dev/null so the interpreter's own final flush has nowhere to fail.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _output_problem(err: OSError) -> str:
+    return (
+        f"cannot write the output: {err.strerror or err}. Write it somewhere with free space "
+        "(or to the terminal), then run the command again."
+    )
+
+
+# Writing our output failed: the disk (or /dev/full) is full, or the file system said no.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 
 
 def _explain(exc: Exception) -> tuple[int, str | None]:
@@ -135,8 +177,16 @@ def _explain(exc: Exception) -> tuple[int, str | None]:
     from optterm.config import ConfigError
     from optterm.providers.base import ProviderError, UnknownSymbol
     from optterm.providers.factory import ProviderUnavailable
-    from optterm.store import StoreError
+    from optterm.store import StoreError, StoreIOError, StoreUnavailable
 
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()  # the reader went away (`| head`): nothing to tell it
+        return 1, ""
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS and exc.filename is None:
+        _silence_stdout()
+        return 1, _output_problem(exc)
+    if isinstance(exc, StoreUnavailable | StoreIOError):
+        return 1, str(exc)  # an outage: nothing wrong with the command; try again later
     if isinstance(exc, ConfigError | StoreError | UsageProblem | ProviderUnavailable):
         return 2, str(exc)
     if isinstance(exc, UnknownSymbol):

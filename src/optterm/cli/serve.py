@@ -8,6 +8,11 @@ heartbeats the lease every couple of seconds; if the lease is lost (the PostgreS
 connection dropped, the lease taken over) it stops polling at once — every write is fenced
 anyway — and exits 1, or goes back to standing by with --standby. A clean stop releases it.
 
+A database that cannot be reached (at start, or gone while polling: the lease is lost with it)
+is an outage, not a reason to exit: serve logs it once ("database unreachable: …; retrying in
+Ns"), retries with a capped, jittered backoff, logs "database back" and takes the lease again
+(exit 1 only if another serve took it meanwhile).
+
 The lifecycle itself is the engine's Runner (engine/runner.py), shared with the TUI; this module
 adds the signals, the exit codes and systemd's notify protocol.
 """
@@ -17,15 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from optterm.engine.runner import Listener, Runner
 from optterm.infra.systemd import Notifier
+from optterm.store.errors import StoreError, StoreUnavailable
+from optterm.store.lease import LeaseHeld
 
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.engine import Engine
+    from optterm.store import Store
 
 __all__ = ["EXIT_LEASE_LOST", "serve"]
 
@@ -41,17 +50,92 @@ async def serve(settings: Settings, *, standby: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = Runner(settings, role="standby" if standby else "poll", listener=_Systemd(), log=log)
-    lost = await runner.run(stop)
-    return 0 if lost is None else EXIT_LEASE_LOST
+    retry = Backoff()
+    listener = _Systemd(retry)
+    lost: str | None = None
+    while not stop.is_set():
+        runner = Runner(settings, role="standby" if standby else "poll", listener=listener, log=log)
+        try:
+            lost = await runner.run(stop)
+        except StoreUnavailable as err:
+            await _wait_out(retry, err, stop)
+            continue
+        except LeaseHeld:
+            if lost is None:
+                raise  # at start: another serve holds it (exit 2)
+            # We lost the lease in an outage and another serve took it meanwhile.
+            log.error("the poller lease went to another process while the database was away")
+            return EXIT_LEASE_LOST
+        if lost is None:
+            return 0
+        if not await _database_down(settings):
+            return EXIT_LEASE_LOST  # taken over (or lost) with the database up: stop
+        # Lost because the database went away: wait for it, then take the lease again.
+        await _wait_out(retry, StoreUnavailable(lost), stop)
+    return 0
+
+
+class Backoff:
+    """How long to wait between attempts to reach the database: doubling from FIRST_S up to
+    CAP_S, each ±20 % so that several daemons do not reconnect in step. `outage` is whether
+    the last attempt failed (the state the log lines report changes of)."""
+
+    FIRST_S: Final = 1.0
+    CAP_S: Final = 30.0
+
+    def __init__(self) -> None:
+        self.outage = False
+        self._next = self.FIRST_S
+
+    def failed(self) -> float:
+        delay = self._next * random.uniform(0.8, 1.2)
+        self._next = min(self._next * 2, self.CAP_S)
+        return delay
+
+    def reset(self) -> None:
+        self.outage = False
+        self._next = self.FIRST_S
+
+
+async def _wait_out(retry: Backoff, err: StoreError, stop: asyncio.Event) -> None:
+    """Log the outage once (not once per attempt), wait the backoff or until stopped."""
+    delay = retry.failed()
+    if not retry.outage:
+        retry.outage = True
+        log.error("database unreachable: %s; retrying in %.0fs", str(err).rstrip("."), delay)
+    else:
+        log.debug("database still unreachable; retrying in %.0fs", delay)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+
+
+async def _database_down(settings: Settings) -> bool:
+    """After losing the lease: is it because the database cannot be reached?"""
+    from optterm.engine.compose import open_configured_store
+
+    try:
+        store = await open_configured_store(settings)
+    except StoreUnavailable:
+        return True
+    except StoreError:
+        return False
+    await store.close()
+    return False
 
 
 class _Systemd(Listener):
     """systemd's notify protocol, one Notifier per term: STATUS while standing by, then
     READY/STATUS/WATCHDOG while polling and STOPPING at the term's end."""
 
-    def __init__(self) -> None:
+    def __init__(self, retry: Backoff) -> None:
         self._notifier: Notifier | None = None
+        self._retry = retry
+
+    def store_opened(self, store: Store | None) -> None:
+        if store is not None and self._retry.outage:
+            log.warning("database back: %s", store.url)
+        if store is not None:
+            self._retry.reset()
 
     def _current(self) -> Notifier:
         if self._notifier is None:

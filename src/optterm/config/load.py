@@ -137,6 +137,12 @@ def _read_toml(file: Path, how: str) -> dict[str, Any]:
     text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError(
+            f"Config file {file} nests arrays or tables too deeply to be an optterm config; "
+            "fix or replace it (config.example.toml documents every key).",
+            path=file,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         complaint = str(exc)
         match = _TOML_POSITION_RE.search(complaint)

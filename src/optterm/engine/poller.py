@@ -40,6 +40,7 @@ from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
 from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
+from optterm.store.errors import StoreError
 from optterm.store.status import DaemonReport
 
 __all__ = ["Poller", "SnapshotSink", "TickAbandoned", "Watch"]
@@ -260,7 +261,9 @@ class Poller:
             try:
                 fired = await self.alerts.on_tick(updates, signals, self._now())
             except Exception as exc:  # alerts failing must not stop the feed; it is logged
-                failures.append(self._failure("*", None, exc, kind="alerts"))
+                # The store being away is an outage, said in one line; anything else a bug.
+                kind = "store" if isinstance(exc, StoreError) else "alerts"
+                failures.append(self._failure("*", None, exc, kind=kind))
 
         health = tuple(self.provider.health()) if isinstance(self.provider, HasHealth) else ()
         if health and self.health_sink is not None:

@@ -167,3 +167,5 @@ def decode_json(provider: str, resp: httpx.Response) -> Any:
         return json.loads(resp.content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadPayload(provider, f"{where}: body is not valid JSON ({exc})") from None
+    except RecursionError:  # nested deeper than the parser's stack: hostile, not a chain
+        raise BadPayload(provider, f"{where}: JSON nested too deeply to be a reply") from None

@@ -22,7 +22,9 @@ from optterm.store.errors import (
     LeaseLost,
     SchemaTooNewError,
     StoreError,
+    StoreIOError,
     StoreLocationError,
+    StoreUnavailable,
 )
 from optterm.store.jobs import JobRun
 from optterm.store.outbox import OutboxItem
@@ -49,7 +51,9 @@ __all__ = [
     "SchemaTooNewError",
     "Store",
     "StoreError",
+    "StoreIOError",
     "StoreLocationError",
+    "StoreUnavailable",
     "StrikeSeries",
     "UnknownRule",
     "decode_chain",

@@ -52,6 +52,7 @@ class DatabaseTarget:
     path: Path | None  # the SQLite file, None for in-memory or server databases
     is_sqlite: bool
     in_memory: bool
+    read_only: bool = False  # opened with mode=ro by a command that only reads (store/access.py)
 
 
 def resolve_url(url: str) -> DatabaseTarget:
@@ -78,7 +79,18 @@ def resolve_url(url: str) -> DatabaseTarget:
     if parsed.drivername == "postgresql":
         # The default (psycopg2) is a sync driver the async engine cannot use.
         parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        # libpq's sslmode (in most PostgreSQL URLs) is asyncpg's ssl; asyncpg refuses sslmode.
+        mode = parsed.query["sslmode"]
+        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
     display = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        # Before any driver is imported: another backend would fail deep in SQLAlchemy.
+        raise StoreError(
+            f"The store URL {display} names a {parsed.get_backend_name()} database; optterm "
+            "stores its history in SQLite or PostgreSQL only. Use a file path, a "
+            "sqlite+aiosqlite:/// URL or a postgresql:// URL."
+        )
     if parsed.get_backend_name() != "sqlite":
         return DatabaseTarget(parsed, display, None, False, False)
     parsed = parsed.set(drivername="sqlite+aiosqlite")
@@ -137,7 +149,8 @@ def create_engines(target: DatabaseTarget) -> tuple[AsyncEngine, AsyncEngine]:
     writer = create_async_engine(target.url, pool_size=1, max_overflow=0)
     reader = create_async_engine(target.url, pool_size=4, max_overflow=4)
     if target.is_sqlite:
-        _sqlite_hooks(writer, writer=True)
+        # Read-only: no journal-mode or page pragmas (they would write); a write is refused.
+        _sqlite_hooks(writer, writer=not target.read_only)
         _sqlite_hooks(reader, writer=False)
     return writer, reader
 

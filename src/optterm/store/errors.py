@@ -12,7 +12,9 @@ __all__ = [
     "LeaseLost",
     "SchemaTooNewError",
     "StoreError",
+    "StoreIOError",
     "StoreLocationError",
+    "StoreUnavailable",
 ]
 
 
@@ -22,6 +24,16 @@ class StoreError(Exception):
 
 class StoreLocationError(StoreError):
     """The database path cannot be created, opened or written."""
+
+
+class StoreIOError(StoreError):
+    """The disk failed under the database (an I/O error, a full disk, its -wal deleted while
+    open): a runtime fault (exit 1), not damage to the file."""
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (down, restarting, refusing connections): an
+    outage to wait out, not a mistake in the command (exit 1; `serve` retries)."""
 
 
 class CorruptDatabaseError(StoreError):

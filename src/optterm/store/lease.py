@@ -49,7 +49,7 @@ from sqlalchemy import Row, select, text, update
 
 from optterm.infra.repeats import RepeatedFailure
 from optterm.store.dialect import insert_for
-from optterm.store.errors import LeaseLost, StoreError
+from optterm.store.errors import LeaseLost, StoreError, StoreUnavailable
 from optterm.store.schema import leases
 from optterm.store.status import DaemonReport
 from optterm.store.timecodec import from_us, from_us_or_none, now_us
@@ -239,7 +239,7 @@ class _PgLock:
             try:
                 self._conn = await asyncio.wait_for(asyncpg.connect(self._dsn), 10)
             except (OSError, TimeoutError, asyncpg.PostgresError) as err:
-                raise StoreError(
+                raise StoreUnavailable(
                     f"Cannot open the lease connection to {self._display}: {err or 'timed out'}."
                     " Check that the server is running and reachable."
                 ) from None
@@ -254,7 +254,7 @@ class _PgLock:
             )
         except Exception as err:
             await self.drop()  # reconnect on the next try
-            raise StoreError(
+            raise StoreUnavailable(
                 f"The lease connection to {self._display} failed: {err or type(err).__name__}."
             ) from None
         self._held = bool(got)

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optterm.store.access import read_only_query, sqlite_problem
 from optterm.store.errors import CorruptDatabaseError, SchemaTooNewError, StoreError
 
 if TYPE_CHECKING:
@@ -138,13 +139,11 @@ def inspect_sqlite_file(path: Path) -> tuple[FileState, str | None]:
         raise StoreError(
             f"Cannot read the database {path}: {err.strerror or err}. Check its permissions."
         ) from None
+    query = "&".join(f"{k}={v}" for k, v in read_only_query(path).items())
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.as_uri()}?{query}", uri=True)
     except sqlite3.Error as err:
-        raise StoreError(
-            f"Cannot open the database {path}: {err}. Check the file's permissions and that its "
-            "folder is writable (SQLite needs to create -wal and -shm files beside it)."
-        ) from None
+        raise sqlite_problem(path, "Opening the optterm database", err) from None
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables - {"sqlite_sequence"}:
@@ -159,7 +158,11 @@ def inspect_sqlite_file(path: Path) -> tuple[FileState, str | None]:
         if "snapshots" in tables:
             conn.execute("SELECT max(id) FROM snapshots").fetchone()
     except sqlite3.DatabaseError as err:
-        raise _corrupt(path, str(err)) from None
+        # Only damage is corruption: permissions, a missing -shm or the disk are told apart.
+        problem = sqlite_problem(path, "Opening the optterm database", err)
+        if isinstance(problem, CorruptDatabaseError):
+            raise _corrupt(path, str(err)) from None
+        raise problem from None
     finally:
         conn.close()
     if revisions != {head_from_filenames()}:  # at head needs no Alembic to say it is known

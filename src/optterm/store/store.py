@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
+import sqlite3
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ from sqlalchemy import bindparam, exc, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optterm.infra.filemode import FileMode, create_file, set_dir_mode
+from optterm.store.access import read_only_query, sqlite_problem
 from optterm.store.alerts import AlertRepository
 from optterm.store.analytics import AnalyticsRepository
 from optterm.store.daily import DailyRepository
@@ -43,10 +46,22 @@ from optterm.store.db import (
     sqlite_incremental_vacuum,
     sqlite_leave_wal,
 )
-from optterm.store.errors import CorruptDatabaseError, LeaseLost, StoreError, StoreLocationError
+from optterm.store.errors import (
+    CorruptDatabaseError,
+    LeaseLost,
+    StoreError,
+    StoreIOError,
+    StoreLocationError,
+    StoreUnavailable,
+)
 from optterm.store.health import HealthRepository
 from optterm.store.jobs import JobRepository
-from optterm.store.migrate import FileState, inspect_sqlite_file, upgrade_to_head
+from optterm.store.migrate import (
+    FileState,
+    head_from_filenames,
+    inspect_sqlite_file,
+    upgrade_to_head,
+)
 from optterm.store.outbox import OutboxRepository
 from optterm.store.schema import leases
 from optterm.store.snapshots import SnapshotRepository
@@ -79,6 +94,14 @@ class Store:
         # Every write transaction then re-reads that lease's number before COMMIT and raises
         # LeaseLost (rolling back) if another process has taken the lease over since.
         self.fence: tuple[str, int] | None = None
+        # SQLite: the -wal file our writer connection writes into, as (st_dev, st_ino) once a
+        # commit has made it exist. If it is deleted or replaced under us, SQLite keeps writing
+        # into the unlinked file and everything committed since is lost at the next restart;
+        # every write checks it before COMMIT (one stat) and refuses instead.
+        self._wal_path = (
+            Path(f"{target.path}-wal") if target.path is not None and not target.read_only else None
+        )
+        self._wal: tuple[int, int] | None = None
         self.snapshots: Final = SnapshotRepository(self)
         self.analytics: Final = AnalyticsRepository(self)
         self.health: Final = HealthRepository(self)
@@ -120,7 +143,12 @@ class Store:
         try:
             yield
         except exc.SQLAlchemyError as err:
-            raise db_error(self.url, action, err) from err
+            raise db_error(self.url, action, err, self.path) from err
+        except Exception as err:
+            # Only a server can be unreachable; an OSError beside SQLite is the caller's own.
+            if not (self.is_postgres and is_outage(err)):
+                raise
+            raise unavailable(self.url, action, err) from err
 
     @contextlib.asynccontextmanager
     async def read_connection(self, action: str = "Reading") -> AsyncIterator[AsyncConnection]:
@@ -148,7 +176,34 @@ class Store:
         conn = self._held
         if conn is None or conn.closed or conn.invalidated:
             conn = self._held = await self._writer.connect()
+            self._wal = None  # recorded again after this connection's first commit
         return conn
+
+    async def _reopen(self) -> None:
+        """Close every connection that still has the old -wal open (really close: a pooled
+        connection would keep it), so the next ones open a fresh -wal at the right path."""
+        conn, self._held = self._held, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+                await conn.close()
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+        self._wal = None
+
+    def _wal_moved(self) -> bool:
+        return self._wal is not None and _file_id(self._wal_path) != self._wal
+
+    async def _rescue_wal(self, conn: AsyncConnection) -> str:
+        """After the -wal was deleted or replaced: copy what our connection committed into it
+        (still readable through our open descriptor) into the database file, so closing the
+        connection loses nothing. Says how that went, for the message."""
+        try:
+            await sqlite_checkpoint(conn)
+        except Exception as err:  # the message says so; the rows may be lost
+            return f"copying its earlier commits into the database failed ({err})"
+        return "its earlier commits were copied into the database file"
 
     async def _drop_write_conn(self) -> None:
         # After a failed write the connection goes back to the pool (which resets or discards
@@ -161,6 +216,7 @@ class Store:
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         # Caller holds _write_lock. On any failure the connection is dropped, not reused.
+        conn: AsyncConnection | None = None
         try:
             conn = await self._write_conn()
             async with conn.begin():
@@ -169,6 +225,19 @@ class Store:
                     name, ours = self.fence
                     if (now := await conn.scalar(FENCE, {"fence": name})) != ours:
                         raise LeaseLost.fenced(self.url, name, ours, now)
+                if self._wal_moved():
+                    raise _WalMoved
+            if self._wal is None and self._wal_path is not None:
+                self._wal = _file_id(self._wal_path)
+        except _WalMoved:
+            rescued = await self._rescue_wal(conn) if conn is not None else ""
+            await self._reopen()
+            raise StoreIOError(
+                f"The database's write-ahead log {self._wal_path} was deleted or replaced while "
+                f"optterm was writing to it; {rescued}, and optterm reopened the database with "
+                "a new one. This write was rolled back (not stored). Do not delete -wal or -shm "
+                "files of a database in use."
+            ) from None
         except BaseException:
             await self._drop_write_conn()
             raise
@@ -230,8 +299,67 @@ class Store:
             await sqlite_leave_wal(conn)
 
 
-def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
+class _WalMoved(Exception):
+    """Raised inside a write transaction to roll it back: the -wal is not the one we opened."""
+
+
+def _file_id(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def is_outage(err: BaseException) -> bool:
+    """Is `err` the database server being unreachable (refused, reset, timed out, shutting
+    down) rather than a problem with what was asked? asyncpg's connect errors reach us raw
+    (SQLAlchemy wraps only the driver's statement errors), hence the module test."""
+    if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
+        return True
+    orig = getattr(err, "orig", None) or err
+    if isinstance(orig, OSError | TimeoutError | ConnectionError):
+        return True
+    module = type(orig).__module__ or ""
+    if not module.startswith("asyncpg"):
+        return False
+    name = type(orig).__name__
+    return name in _ASYNCPG_OUTAGES or "connection" in str(orig).lower()
+
+
+# asyncpg errors that mean "the server is not there (now)", by class name: the server shutting
+# down, starting up or dropping the connection.
+_ASYNCPG_OUTAGES: Final = frozenset(
+    {
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "ConnectionRejectionError",
+        "InternalClientError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def unavailable(where: str, action: str, err: BaseException) -> StoreUnavailable:
+    orig = getattr(err, "orig", None) or err
+    text = " ".join(str(orig).split()) or type(orig).__name__
+    return StoreUnavailable(
+        f"{action} failed: the database server {where} cannot be reached ({text}). Check "
+        "that it is running and reachable, then try again."
+    )
+
+
+def db_error(
+    where: str, action: str, err: exc.SQLAlchemyError, path: Path | None = None
+) -> StoreError:
     """The StoreError (or subclass) a database error means, with what to do about it."""
+    if is_outage(err) and not isinstance(getattr(err, "orig", None), sqlite3.Error):
+        return unavailable(where, action, err)
     orig = getattr(err, "orig", None) or err
     text = str(orig).strip() or type(orig).__name__
     low = text.lower()
@@ -241,6 +369,8 @@ def db_error(where: str, action: str, err: exc.SQLAlchemyError) -> StoreError:
             "more than 5 s. Another optterm process may be writing to it; stop it or wait, "
             "and try again."
         )
+    if isinstance(orig, sqlite3.Error) and path is not None:
+        return sqlite_problem(path, action, orig)  # permissions, the disk or damage, told apart
     if "unable to open" in low or "readonly" in low or "read-only" in low:
         return StoreLocationError(
             f"{action} failed: the database {where} cannot be opened for writing ({text}). Check "
@@ -310,7 +440,11 @@ def _remove_new_database(path: Path, dirs: list[Path]) -> None:
 
 
 async def open_store(
-    url: str, *, create: bool = True, file_mode: FileMode = FileMode.PRIVATE
+    url: str,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    file_mode: FileMode = FileMode.PRIVATE,
 ) -> Store:
     """Open (and migrate) the store at `url`: a SQLAlchemy URL or a plain file path.
 
@@ -320,13 +454,23 @@ async def open_store(
     An existing older-schema database is migrated even with create=False. A new SQLite file
     (and so its -wal and -shm, which SQLite gives the database's mode) is created with
     `file_mode`'s bits, 0600 by default; an existing one keeps its mode.
+
+    read_only (the commands that only read): an existing SQLite database at the current schema
+    is opened read-only (store/access.py) — no migration, no write, and it works for a user
+    who may read the file but not write it or its folder. Otherwise it opens as usual.
     """
     target = resolve_url(url)
     path = target.path
     state: FileState | None = None
     new_dirs: list[Path] = []
     if path is not None:
-        state, _ = await asyncio.to_thread(inspect_sqlite_file, path)
+        state, revision = await asyncio.to_thread(inspect_sqlite_file, path)
+        if read_only and state is FileState.OPTTERM and revision == head_from_filenames():
+            query = await asyncio.to_thread(read_only_query, path)
+            ro = target.url.set(database=path.as_uri(), query={**query, "uri": "true"})
+            target = dataclasses.replace(target, url=ro, read_only=True)
+            writer, reader = create_engines(target)
+            return Store(target, writer, reader)
         if state is FileState.MISSING:
             if not create:
                 raise StoreError(
@@ -354,6 +498,8 @@ async def open_store(
             await reader.dispose()
         if state is FileState.MISSING and path is not None:
             _remove_new_database(path, new_dirs)
+        if path is None and isinstance(err, Exception) and is_outage(err):
+            raise unavailable(target.display, "Opening the optterm database", err) from err
         if isinstance(err, exc.SQLAlchemyError):
             if path is None:
                 raise StoreError(
@@ -361,6 +507,6 @@ async def open_store(
                     f"{getattr(err, 'orig', None) or err}. Check that the server is running and "
                     "the URL, user and password are right."
                 ) from err
-            raise db_error(str(path), "Opening the optterm database", err) from err
+            raise db_error(str(path), "Opening the optterm database", err, path) from err
         raise
     return Store(target, writer, reader)
