@@ -361,7 +361,7 @@ def _interp_at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
 
 def _argmax_strike(strikes: np.ndarray, values: np.ndarray, positive: bool = False) -> float:
     v = np.where(np.isnan(values), -np.inf, values)
-    if np.isposinf(values).any() or np.isneginf(values).any():
+    if np.isinf(values).any():  # nan_to_num also maps ±inf to the largest finite floats
         v = np.nan_to_num(values, nan=-np.inf)
     if not v.size:
         return _NAN
