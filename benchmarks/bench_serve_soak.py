@@ -2,10 +2,11 @@
 
 - serve.rss_growth_pct: resident memory at the end against after the first minute (VmRSS of the
   process, /proc). Budget 10 %.
-- serve.tick_p99_ms: p99 of the process CPU time of one tick (the poller's `cpu_ms`: fetch,
-  store, analytics, detectors, alerts) for the default watch (NIFTY, BANKNIFTY, FINNIFTY, three
-  expiries each, 50 strikes each side); the first 5 ticks (imports, first-time set-up) are left
-  out. Budget 50.
+- serve.tick_p99_ms: p99 of the wall latency of one tick, from its start to its publication (the
+  poller's `wall_ms`: fetch, store, analytics, detectors, alerts) for the default watch (NIFTY,
+  BANKNIFTY, FINNIFTY, three expiries each, 50 strikes each side); the first 5 ticks (imports,
+  first-time set-up) are left out. Budget 50.
+- serve.tick_cpu_p99_ms: p99 of the process CPU time of the same ticks (the poller's `cpu_ms`).
 
 OPTTERM_BENCH_SOAK_S shortens the run for a quick look (the figures note the duration used).
 """
@@ -52,12 +53,15 @@ def run() -> dict[str, Any]:
             env=env,
         )
         cpu: list[float] = []
+        wall: list[float] = []
 
         def read() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
                 if '"cpu_ms"' in line:
-                    cpu.append(json.loads(line)["cpu_ms"])
+                    record = json.loads(line)
+                    cpu.append(record["cpu_ms"])
+                    wall.append(record["wall_ms"])
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
@@ -72,6 +76,7 @@ def run() -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"serve exited with {proc.returncode}")
     ticks = np.array(cpu[WARMUP_TICKS:])
+    walls = np.array(wall[WARMUP_TICKS:])
     minutes = DURATION_S / 60
     return {
         "serve.rss_growth_pct": {
@@ -82,10 +87,15 @@ def run() -> dict[str, Any]:
             f"{rss_end / 1024:.0f} MB after {minutes:g} min at a 1 s interval",
         },
         "serve.tick_p99_ms": {
-            "value": round(float(np.percentile(ticks, 99)), 2),
+            "value": round(float(np.percentile(walls, 99)), 2),
             "unit": "ms",
             "budget": 50,
-            "note": f"CPU per tick, default watch (9 chains); {ticks.size} ticks, median "
-            f"{np.median(ticks):.1f} ms",
+            "note": f"wall latency per tick, start to publication, default watch (9 chains); "
+            f"{walls.size} ticks, median {np.median(walls):.1f} ms",
+        },
+        "serve.tick_cpu_p99_ms": {
+            "value": round(float(np.percentile(ticks, 99)), 2),
+            "unit": "ms",
+            "note": f"process CPU per tick, the same ticks; median {np.median(ticks):.1f} ms",
         },
     }

@@ -11,7 +11,13 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from optterm.engine.analytics.chain import AnalyticsParams, Enriched, enrich
+from optterm.engine.analytics.chain import (
+    AnalyticsParams,
+    Enriched,
+    Pricing,
+    enrich,
+    price_chains,
+)
 from optterm.engine.analytics.changes import ChangeBook, SnapshotHistory
 from optterm.engine.analytics.patterns import PatternEngine
 from optterm.engine.analytics.viewhold import ViewHold
@@ -53,6 +59,8 @@ class Analyzer:
         self._iv_history: dict[str, tuple[date, list[float]]] = {}
         self._latest: dict[tuple[str, date], Enriched] = {}
         self._views: dict[tuple[str, date], ViewHold] = {}
+        # During `process_many`: each fresh chain's IV and Greeks, computed for all at once.
+        self._priced: dict[tuple[str, date], tuple[ChainSnapshot, Pricing]] = {}
 
     @classmethod
     def from_settings(
@@ -121,14 +129,51 @@ class Analyzer:
 
         The same data seen again (provider timestamp unchanged) returns the earlier result and no
         signals, so a stalled feed neither repeats signals nor moves the view's hysteresis."""
-        key = (snap.symbol, snap.expiry)
-        last = self._latest.get(key)
-        if last is not None and last.snapshot.provider_ts >= snap.provider_ts:
+        last = self._stale(snap)
+        if last is not None:
             return last, []
+        priced = self._priced.get((snap.symbol, snap.expiry))
+        pricing = priced[1] if priced is not None and priced[0] is snap else None
+        return self._process_one(snap, pricing)
+
+    def process_many(
+        self, snaps: Sequence[ChainSnapshot]
+    ) -> list[tuple[Enriched, list[Signal]] | Exception]:
+        """`process` for each of a tick's chains, with their IV and Greeks computed first for
+        all of them, in one call of each solver (`price_chains`). A chain whose analytics fail
+        gets its exception in its place; the others are unaffected."""
+        fresh = [snap for snap in snaps if self._stale(snap) is None]
+        try:
+            priced = price_chains(fresh, self.params)
+        except Exception:  # one bad chain: each is priced alone in `process`, so only it fails
+            priced = []
+        self._priced = {(s.symbol, s.expiry): (s, p) for s, p in zip(fresh, priced, strict=False)}
+        out: list[tuple[Enriched, list[Signal]] | Exception] = []
+        try:
+            for snap in snaps:
+                try:
+                    out.append(self.process(snap))
+                except Exception as exc:
+                    out.append(exc)
+        finally:
+            self._priced = {}
+        return out
+
+    def _stale(self, snap: ChainSnapshot) -> Enriched | None:
+        """The earlier result when `snap` is not newer than the chain last processed."""
+        last = self._latest.get((snap.symbol, snap.expiry))
+        if last is not None and last.snapshot.provider_ts >= snap.provider_ts:
+            return last
+        return None
+
+    def _process_one(
+        self, snap: ChainSnapshot, pricing: Pricing | None
+    ) -> tuple[Enriched, list[Signal]]:
+        key = (snap.symbol, snap.expiry)
         history = self._iv_history.get(snap.symbol, (None, []))[1]
         day = self.changes.day(snap)
         shown = day if self.interval.is_day else self.changes.changes(snap)
-        enriched = enrich(snap, None, self.params, history, changes=shown, day=day)
+        enriched = enrich(snap, None, self.params, history, changes=shown, day=day, pricing=pricing)
         view = self._views.setdefault(key, ViewHold()).update(enriched.metrics.view)
         enriched = replace(enriched, metrics=replace(enriched.metrics, view=view))
         self.changes.observe(snap)

@@ -107,16 +107,17 @@ class Enriched:
     def side(self, side: str) -> SideAnalytics:
         return self.ce if side == "CE" else self.pe
 
-    def window(self, strikes_each_side: int) -> Enriched:
+    def window(self, strikes_each_side: int, cut: ChainSnapshot | None = None) -> Enriched:
         """The same analytics cut to the snapshot's window around ATM; the metrics stay those
-        of the whole chain."""
+        of the whole chain. `cut`, when given, is that window of the snapshot already made
+        (`snapshot.window(strikes_each_side)`: the poller has it), so it is not made twice."""
         if not len(self.snapshot):
             return self
         atm = self.snapshot.atm_index()
         sl = slice(max(0, atm - strikes_each_side), atm + strikes_each_side + 1)
         return replace(
             self,
-            snapshot=self.snapshot.window(strikes_each_side),
+            snapshot=self.snapshot.window(strikes_each_side) if cut is None else cut,
             ce=self.ce.take(sl),
             pe=self.pe.take(sl),
             pain=self.pain[sl],
@@ -177,6 +178,43 @@ def parity_forward(
     return snap.spot * math.exp(carry * t), "carry", discount
 
 
+def _nz(x: np.ndarray) -> np.ndarray:
+    """`np.nan_to_num(x)` (NaN → 0, ±inf → the largest finite float) for less: its general
+    machinery costs more than the work on a chain's few hundred values. An array with nothing to
+    replace (a finite sum: no NaN, no inf) is returned as it is, not copied: read it only."""
+    if math.isfinite(x.sum()):
+        return x
+    out = np.where(np.isnan(x), 0.0, x)
+    if np.isinf(out).any():
+        return np.nan_to_num(x)
+    return out
+
+
+def _nansum(x: np.ndarray) -> float:
+    """`np.nansum(x)`, the same sum of the same array, without its per-call machinery."""
+    return float(np.where(np.isnan(x), 0.0, x).sum())
+
+
+def _strike_order(k: np.ndarray) -> np.ndarray | None:
+    """The stable ascending order of strikes `k`: None when they are ascending already; placed
+    by index, without a sort, when they are distinct points of one evenly spaced grid (a
+    listing in another order); else a stable sort."""
+    n = k.size
+    step = np.diff(k)
+    if (step >= 0).all():
+        return None
+    lo, hi = k.min(), k.max()
+    if n > 1 and hi > lo and np.isfinite(hi - lo):
+        span = (hi - lo) / (n - 1)
+        pos = np.rint((k - lo) / span)
+        if (lo + pos * span == k).all() and pos.max() <= n - 1:
+            order = np.full(n, -1, dtype=np.intp)
+            order[pos.astype(np.intp)] = np.arange(n)
+            if (order >= 0).all():  # each grid point exactly once: a permutation
+                return order
+    return np.argsort(k, kind="stable")
+
+
 def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple[float, np.ndarray]:
     """The settlement strike that pays option holders least, and the payout at every strike.
 
@@ -187,18 +225,30 @@ def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple
     k = np.asarray(strikes, dtype=np.float64)
     if k.size == 0:
         return _NAN, np.empty(0)
-    order = np.argsort(k, kind="stable")
-    ks = k[order]
-    c = np.nan_to_num(np.asarray(ce_oi, dtype=np.float64)[order])
-    p = np.nan_to_num(np.asarray(pe_oi, dtype=np.float64)[order])
-    c0 = np.cumsum(c)
-    c1 = np.cumsum(c * ks)
-    p0 = np.cumsum(p[::-1])[::-1]  # suffix sums: strikes at or above
-    p1 = np.cumsum((p * ks)[::-1])[::-1]
+    order = _strike_order(k)
+    if order is None:  # already ascending, as every provider lists them
+        ks, c, p = k, _nz(np.asarray(ce_oi, dtype=np.float64)), _nz(np.asarray(pe_oi, np.float64))
+    else:
+        ks = k[order]
+        c = _nz(np.asarray(ce_oi, dtype=np.float64)[order])
+        p = _nz(np.asarray(pe_oi, dtype=np.float64)[order])
+    # One accumulate over four rows (the same left-to-right sums as four cumsum calls): prefix
+    # sums of the calls, suffix sums (strikes at or above) of the puts.
+    rows = np.empty((4, ks.size))
+    rows[0] = c
+    np.multiply(c, ks, out=rows[1])
+    rows[2] = p[::-1]
+    np.multiply(p[::-1], ks[::-1], out=rows[3])
+    np.cumsum(rows, axis=1, out=rows)
+    c0, c1 = rows[0], rows[1]
+    p0, p1 = rows[2, ::-1], rows[3, ::-1]
     # Calls strictly below S pay S - K; puts strictly above pay K - S (at K = S both pay 0).
     curve_sorted = (ks * c0 - c1) + (p1 - ks * p0)
-    curve = np.empty_like(curve_sorted)
-    curve[order] = curve_sorted
+    if order is None:
+        curve = curve_sorted
+    else:
+        curve = np.empty_like(curve_sorted)
+        curve[order] = curve_sorted
     if not (np.any(c > 0) or np.any(p > 0)):
         return _NAN, curve
     return float(ks[int(np.argmin(curve_sorted))]), curve
@@ -222,7 +272,7 @@ def buildups(prev: ChainSnapshot | None, cur: ChainSnapshot) -> tuple[np.ndarray
 
 def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) -> np.ndarray:
     # Rupee delta dealers must trade per 1 % spot move: Γ x OI x lot x S² x 1 %.
-    return sign * np.nan_to_num(gamma * oi) * (lot * spot * spot * 0.01)
+    return sign * _nz(gamma * oi) * (lot * spot * spot * 0.01)
 
 
 def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
@@ -265,8 +315,8 @@ def gamma_flip(
         return _NAN
     levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
     carry = forward / snap.spot
-    oi_c = np.nan_to_num(snap.ce.oi)
-    oi_p = np.nan_to_num(snap.pe.oi)
+    oi_c = _nz(snap.ce.oi)
+    oi_p = _nz(snap.pe.oi)
     ok_c = np.isfinite(iv_ce) & (iv_ce > 0)
     ok_p = np.isfinite(iv_pe) & (iv_pe > 0)
     k = snap.strikes
@@ -310,7 +360,9 @@ def _interp_at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
 
 
 def _argmax_strike(strikes: np.ndarray, values: np.ndarray, positive: bool = False) -> float:
-    v = np.nan_to_num(values, nan=-np.inf)
+    v = np.where(np.isnan(values), -np.inf, values)
+    if np.isinf(values).any():  # nan_to_num also maps ±inf to the largest finite floats
+        v = np.nan_to_num(values, nan=-np.inf)
     if not v.size:
         return _NAN
     i = int(np.argmax(v))
@@ -347,9 +399,9 @@ def _buildup_vote(snap: ChainSnapshot, day: Changes, width: int) -> float:
         return 0.0
     atm = snap.atm_index()
     sl = slice(max(atm - width, 0), atm + width + 1)
-    w_c = np.abs(np.nan_to_num(day.ce.oi[sl]))
-    w_p = np.abs(np.nan_to_num(day.pe.oi[sl]))
-    oi = float(np.nansum(snap.ce.oi[sl]) + np.nansum(snap.pe.oi[sl]))
+    w_c = np.abs(_nz(day.ce.oi[sl]))
+    w_p = np.abs(_nz(day.pe.oi[sl]))
+    oi = _nansum(snap.ce.oi[sl]) + _nansum(snap.pe.oi[sl])
     if not oi > 0:
         return 0.0
     net = float(w_c @ _VOTE_CE[day.ce.buildup[sl]] + w_p @ _VOTE_PE[day.pe.buildup[sl]])
@@ -417,6 +469,107 @@ def market_view(
     return MarketView(bias, score, tuple(reasons))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Pricing:
+    """One chain's per-leg IV and Greeks (CE rows then PE rows), with what they were read
+    against: `enrich_many` computes them for every chain of a tick in one call of each solver."""
+
+    t: float
+    forward: float
+    forward_source: str
+    discount: float
+    solved: np.ndarray
+    iv: np.ndarray
+    delta: np.ndarray
+    gamma: np.ndarray
+    theta: np.ndarray
+    vega: np.ndarray
+
+
+def _pricing_inputs(
+    snap: ChainSnapshot, params: AnalyticsParams
+) -> tuple[float, float, str, float, bool]:
+    """(t, forward, its source, discount, whether IV and Greeks are computed at all)."""
+    t = time_to_expiry(snap, params.market)
+    forward, f_source, discount = parity_forward(snap, t, params.analytics)
+    return t, forward, f_source, discount, bool(t > 0 and len(snap))
+
+
+def price_chains(snaps: Sequence[ChainSnapshot], params: AnalyticsParams) -> list[Pricing]:
+    """IV and Greeks of every leg of every chain, with one `implied_vol` and one `greeks` call
+    over all of them: per call the solvers cost ~100 numpy calls, which on a 200-option chain is
+    most of the work; over a tick's chains it is paid once. Element by element the arithmetic is
+    the one a per-chain call does, so the numbers are the same to the bit."""
+    inputs = [_pricing_inputs(snap, params) for snap in snaps]
+    live = [i for i, inp in enumerate(inputs) if inp[4]]
+    results: dict[int, tuple[np.ndarray, ...]] = {}
+    if live:
+        sizes = [len(snaps[i]) for i in live]
+        strikes = np.concatenate([np.tile(snaps[i].strikes, 2) for i in live])
+        price = np.concatenate([c for i in live for c in (snaps[i].ce.ltp, snaps[i].pe.ltp)])
+        given = np.concatenate([c for i in live for c in (snaps[i].ce.iv, snaps[i].pe.iv)])
+        is_call = np.concatenate([np.repeat((True, False), n) for n in sizes])
+        reps = [2 * n for n in sizes]
+        # Per-chain scalars spread over its legs (one chain: passed as scalars, the same values).
+        scalars = [(inputs[i][0], inputs[i][1], inputs[i][3], snaps[i].spot) for i in live]
+        t: float | np.ndarray
+        forward: float | np.ndarray
+        discount: float | np.ndarray
+        spot: float | np.ndarray
+        if len(live) == 1:
+            t, forward, discount, spot = scalars[0]
+        else:
+            owner = np.repeat(np.arange(len(live)), reps)
+            table = np.array(scalars, dtype=np.float64)[owner]
+            t, forward, discount, spot = table.T
+        solved = implied_vol(price, forward, strikes, t, discount, is_call)
+        iv = solved if params.analytics.solve_iv == "all" else _given_else(given, solved)
+        g = bs_greeks(forward, strikes, t, iv, discount, is_call, spot)
+        cols = (solved, iv, g.delta, g.gamma, g.theta, g.vega)
+        bounds = np.cumsum([0, *reps]).tolist()
+        for k, i in enumerate(live):
+            lo, hi = bounds[k], bounds[k + 1]
+            results[i] = tuple(c[lo:hi] for c in cols)
+    out = []
+    for i, (snap, (t_i, f_i, src, disc, _)) in enumerate(zip(snaps, inputs, strict=True)):
+        cols_i = results.get(i)
+        if cols_i is None:
+            n2 = 2 * len(snap)
+            given = np.concatenate((snap.ce.iv, snap.pe.iv))
+            solved = np.full(n2, np.nan)
+            iv = solved if params.analytics.solve_iv == "all" else _given_else(given, solved)
+            nan = np.full(n2, np.nan)
+            cols_i = (solved, iv, nan, nan, nan, nan)
+        out.append(Pricing(t_i, f_i, src, disc, *cols_i))
+    return out
+
+
+def _given_else(given: np.ndarray, solved: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(given), given, solved)
+
+
+def enrich_many(
+    snaps: Sequence[ChainSnapshot],
+    params: AnalyticsParams | None = None,
+    iv_history: Sequence[Sequence[float]] | None = None,
+    *,
+    changes: Sequence[Changes | None] | None = None,
+    day: Sequence[Changes | None] | None = None,
+) -> list[Enriched]:
+    """`enrich` of each chain, with the IV and Greeks of all of them computed together
+    (`price_chains`): the same results as one `enrich` per chain, for less."""
+    params = params or AnalyticsParams()
+    pricing = price_chains(snaps, params)
+    m = len(snaps)
+    hist = iv_history or [()] * m
+    ch = changes or [None] * m
+    dy = day or [None] * m
+    return [
+        enrich(snaps[i], None, params, hist[i], changes=ch[i], day=dy[i], pricing=pricing[i])
+        for i in range(m)
+    ]
+
+
 def enrich(
     snap: ChainSnapshot,
     prev: ChainSnapshot | None = None,
@@ -425,33 +578,23 @@ def enrich(
     *,
     changes: Changes | None = None,
     day: Changes | None = None,
+    pricing: Pricing | None = None,
 ) -> Enriched:
     """Everything the trader reads first, for one chain: pass the whole chain, as the provider
     gave it (cut a window for display with `Enriched.window`).
 
     `changes` are the ΔOI and buildups to show (default: since `prev` when given, else the day's
     change as far as the snapshot alone tells it); `day` are the day's changes the market view's
-    buildup vote reads (default: `changes` when they are the day's, else the snapshot's own)."""
+    buildup vote reads (default: `changes` when they are the day's, else the snapshot's own).
+    `pricing` is the chain's IV and Greeks when already computed (`price_chains`)."""
     params = params or AnalyticsParams()
     p = params.analytics
     n = len(snap)
-    t = time_to_expiry(snap, params.market)
-    forward, f_source, discount = parity_forward(snap, t, p)
-    k2 = np.concatenate((snap.strikes, snap.strikes))
-    is_call = np.zeros(2 * n, dtype=bool)
-    is_call[:n] = True
-    price = np.concatenate((snap.ce.ltp, snap.pe.ltp))
-    given = np.concatenate((snap.ce.iv, snap.pe.iv))
-    if t > 0 and n:
-        solved = implied_vol(price, forward, k2, t, discount, is_call)
-    else:
-        solved = np.full(2 * n, np.nan)
-    iv = solved if p.solve_iv == "all" else np.where(np.isfinite(given), given, solved)
-    if t > 0 and n:
-        g = bs_greeks(forward, k2, t, iv, discount, is_call, snap.spot)
-        delta, gamma, theta, vega = g.delta, g.gamma, g.theta, g.vega
-    else:
-        delta = gamma = theta = vega = np.full(2 * n, np.nan)
+    if pricing is None:
+        pricing = price_chains([snap], params)[0]
+    t, forward, f_source = pricing.t, pricing.forward, pricing.forward_source
+    solved, iv = pricing.solved, pricing.iv
+    delta, gamma, theta, vega = pricing.delta, pricing.gamma, pricing.theta, pricing.vega
 
     call_sign, put_sign = (1.0, -1.0) if p.gex_convention == "dealer_long_calls" else (-1.0, -1.0)
     gex_c = _gex(gamma[:n], snap.ce.oi, snap.lot_size, snap.spot, call_sign)
@@ -469,12 +612,12 @@ def enrich(
         iv[n:], solved[n:], delta[n:], gamma[n:], theta[n:], vega[n:], gex_p, p_ch.oi, p_ch.buildup
     )
 
-    ce_oi = float(np.nansum(snap.ce.oi))
-    pe_oi = float(np.nansum(snap.pe.oi))
-    ce_chg = float(np.nansum(snap.ce.oi_change))
-    pe_chg = float(np.nansum(snap.pe.oi_change))
-    ce_vol = float(np.nansum(snap.ce.volume))
-    pe_vol = float(np.nansum(snap.pe.volume))
+    ce_oi = _nansum(snap.ce.oi)
+    pe_oi = _nansum(snap.pe.oi)
+    ce_chg = _nansum(snap.ce.oi_change)
+    pe_chg = _nansum(snap.pe.oi_change)
+    ce_vol = _nansum(snap.ce.volume)
+    pe_vol = _nansum(snap.pe.volume)
     pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi)
     support = _argmax_strike(snap.strikes, snap.pe.oi, positive=True)
     resistance = _argmax_strike(snap.strikes, snap.ce.oi, positive=True)

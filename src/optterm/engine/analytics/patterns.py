@@ -23,7 +23,6 @@ section; splitting it would scatter one definition over several files.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -337,13 +336,35 @@ UNUSUAL_NEIGHBOURS = 2
 
 def _neighbours_median(values: np.ndarray, n: int) -> np.ndarray:
     """Per element, the median of the finite values among the n before and n after it (NaN when
-    there are none)."""
-    padded = np.pad(values.astype(float), n, constant_values=np.nan)
-    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * n + 1)
-    around = np.delete(around, n, axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN neighbourhood is NaN
-        return np.nanmedian(around, axis=1)
+    there are none).
+
+    The same numbers as `np.nanmedian` over each neighbourhood, without its per-call cost (a
+    masked sort per row): the neighbourhoods are 2n shifted views, sorted with NaN read as +inf
+    (so NaNs come last; a real +inf among them sorts the same), and the median of the c values
+    that are not NaN is the mean of sorted positions (c - 1) // 2 and c // 2."""
+    m = values.shape[0]
+    padded = np.full(m + 2 * n, np.inf)
+    padded[n : n + m] = values
+    missing = np.isnan(padded)
+    missing[:n] = missing[n + m :] = True
+    padded[missing] = np.inf
+    offsets = [*range(n), *range(n + 1, 2 * n + 1)]
+    cols = np.stack([padded[j : j + m] for j in offsets])
+    count = 2 * n - sum(missing[j : j + m].astype(np.intp) for j in offsets)
+    if 2 * n == 4:  # the detectors' own n: a 5-exchange sorting network, no sort call
+        for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
+            lo_v = np.minimum(cols[i], cols[j])
+            np.maximum(cols[i], cols[j], out=cols[j])
+            cols[i] = lo_v
+    else:
+        cols.sort(axis=0)
+    lo = np.maximum(count - 1, 0) // 2
+    hi = np.minimum(count // 2, 2 * n - 1)
+    idx = np.arange(m)
+    a, b = cols[lo, idx], cols[hi, idx]
+    with np.errstate(invalid="ignore", over="ignore"):
+        med = np.where(lo == hi, a, (a + b) / 2.0)
+    return np.where(count > 0, med, np.nan)
 
 
 def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
