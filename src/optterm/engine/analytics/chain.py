@@ -26,8 +26,10 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
+from optterm.engine.analytics.nanops import nansum, nz
+from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval
-from optterm.model import Bias, Buildup, ChainSnapshot, Legs, MarketView, Metrics
+from optterm.model import ChainSnapshot, Legs, Metrics
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -51,7 +53,6 @@ _NAN = float("nan")
 # forward is read from, and how many on each side of ATM the buildup vote reads.
 PARITY_STRIKES = 3
 BUILDUP_STRIKES = 5
-VOTE_FULL_PCT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,23 +179,6 @@ def parity_forward(
     return snap.spot * math.exp(carry * t), "carry", discount
 
 
-def _nz(x: np.ndarray) -> np.ndarray:
-    """`np.nan_to_num(x)` (NaN → 0, ±inf → the largest finite float) for less: its general
-    machinery costs more than the work on a chain's few hundred values. An array with nothing to
-    replace (a finite sum: no NaN, no inf) is returned as it is, not copied: read it only."""
-    if math.isfinite(x.sum()):
-        return x
-    out = np.where(np.isnan(x), 0.0, x)
-    if np.isinf(out).any():
-        return np.nan_to_num(x)
-    return out
-
-
-def _nansum(x: np.ndarray) -> float:
-    """`np.nansum(x)`, the same sum of the same array, without its per-call machinery."""
-    return float(np.where(np.isnan(x), 0.0, x).sum())
-
-
 def _strike_order(k: np.ndarray) -> np.ndarray | None:
     """The stable ascending order of strikes `k`: None when they are ascending already; placed
     by index, without a sort, when they are distinct points of one evenly spaced grid (a
@@ -227,11 +211,11 @@ def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple
         return _NAN, np.empty(0)
     order = _strike_order(k)
     if order is None:  # already ascending, as every provider lists them
-        ks, c, p = k, _nz(np.asarray(ce_oi, dtype=np.float64)), _nz(np.asarray(pe_oi, np.float64))
+        ks, c, p = k, nz(np.asarray(ce_oi, dtype=np.float64)), nz(np.asarray(pe_oi, np.float64))
     else:
         ks = k[order]
-        c = _nz(np.asarray(ce_oi, dtype=np.float64)[order])
-        p = _nz(np.asarray(pe_oi, dtype=np.float64)[order])
+        c = nz(np.asarray(ce_oi, dtype=np.float64)[order])
+        p = nz(np.asarray(pe_oi, dtype=np.float64)[order])
     # One accumulate over four rows (the same left-to-right sums as four cumsum calls): prefix
     # sums of the calls, suffix sums (strikes at or above) of the puts.
     rows = np.empty((4, ks.size))
@@ -272,7 +256,7 @@ def buildups(prev: ChainSnapshot | None, cur: ChainSnapshot) -> tuple[np.ndarray
 
 def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) -> np.ndarray:
     # Rupee delta dealers must trade per 1 % spot move: Γ x OI x lot x S² x 1 %.
-    return sign * _nz(gamma * oi) * (lot * spot * spot * 0.01)
+    return sign * nz(gamma * oi) * (lot * spot * spot * 0.01)
 
 
 def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
@@ -315,8 +299,8 @@ def gamma_flip(
         return _NAN
     levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
     carry = forward / snap.spot
-    oi_c = _nz(snap.ce.oi)
-    oi_p = _nz(snap.pe.oi)
+    oi_c = nz(snap.ce.oi)
+    oi_p = nz(snap.pe.oi)
     ok_c = np.isfinite(iv_ce) & (iv_ce > 0)
     ok_p = np.isfinite(iv_pe) & (iv_pe > 0)
     k = snap.strikes
@@ -373,100 +357,6 @@ def _argmax_strike(strikes: np.ndarray, values: np.ndarray, positive: bool = Fal
 
 def _ratio(num: float, den: float) -> float:
     return num / den if den else _NAN
-
-
-_BULLISH_CODES = {
-    # (side, buildup) -> vote: writers of puts and buyers of calls lean bullish, and so on.
-    ("CE", Buildup.LONG_BUILDUP): 1.0,
-    ("CE", Buildup.SHORT_BUILDUP): -1.0,
-    ("CE", Buildup.SHORT_COVERING): 1.0,
-    ("CE", Buildup.LONG_UNWINDING): -1.0,
-    ("PE", Buildup.LONG_BUILDUP): -1.0,
-    ("PE", Buildup.SHORT_BUILDUP): 1.0,
-    ("PE", Buildup.SHORT_COVERING): -1.0,
-    ("PE", Buildup.LONG_UNWINDING): 1.0,
-}
-_VOTE_CE = np.array([0.0] + [_BULLISH_CODES["CE", b] for b in list(Buildup)[1:]])
-_VOTE_PE = np.array([0.0] + [_BULLISH_CODES["PE", b] for b in list(Buildup)[1:]])
-
-
-def _buildup_vote(snap: ChainSnapshot, day: Changes, width: int) -> float:
-    """The day's buildups within `width` strikes of ATM as one number in -1..1: the OI built
-    (or shed) in a bullish minus a bearish way, as a share of those strikes' OI, with
-    VOTE_FULL_PCT % counting fully. Weighing by the OI rather than by the change alone means a
-    quiet day's small changes — premiums following spot on barely moving OI — say little."""
-    if not len(snap) or not day.basis.available:
-        return 0.0
-    atm = snap.atm_index()
-    sl = slice(max(atm - width, 0), atm + width + 1)
-    w_c = np.abs(_nz(day.ce.oi[sl]))
-    w_p = np.abs(_nz(day.pe.oi[sl]))
-    oi = _nansum(snap.ce.oi[sl]) + _nansum(snap.pe.oi[sl])
-    if not oi > 0:
-        return 0.0
-    net = float(w_c @ _VOTE_CE[day.ce.buildup[sl]] + w_p @ _VOTE_PE[day.pe.buildup[sl]])
-    return max(-1.0, min(1.0, net / oi * 100.0 / VOTE_FULL_PCT))
-
-
-def market_view(
-    spot: float,
-    pcr: float,
-    pain: float,
-    support: float,
-    resistance: float,
-    vote: float,
-    params: AnalyticsSettings,
-) -> MarketView:
-    """Add up simple, stated votes. ≥ +1 is bullish, ≤ -1 bearish; a spot boxed between close
-    walls with no strong vote is a range; anything else neutral."""
-    score = 0.0
-    reasons: list[str] = []
-    if math.isfinite(pcr):
-        if pcr >= params.pcr_bullish:
-            score += 1.0
-            reasons.append(f"PCR {pcr:.2f} ≥ {params.pcr_bullish:g} (puts written)")
-        elif pcr <= params.pcr_bearish:
-            score -= 1.0
-            reasons.append(f"PCR {pcr:.2f} ≤ {params.pcr_bearish:g} (calls written)")
-        else:
-            reasons.append(f"PCR {pcr:.2f} neutral")
-    if math.isfinite(pain) and pain > 0:
-        dist = (spot / pain - 1.0) * 100.0
-        if dist > params.max_pain_band_pct:
-            score -= 0.5
-            reasons.append(f"spot {dist:.1f}% above max pain {pain:g}")
-        elif dist < -params.max_pain_band_pct:
-            score += 0.5
-            reasons.append(f"spot {-dist:.1f}% below max pain {pain:g}")
-        else:
-            reasons.append(f"spot at max pain {pain:g}")
-    boxed = False
-    if math.isfinite(support) and math.isfinite(resistance):
-        if spot > resistance:
-            score += 1.0
-            reasons.append(f"above call wall {resistance:g}")
-        elif spot < support:
-            score -= 1.0
-            reasons.append(f"below put wall {support:g}")
-        elif support < resistance:
-            width = (resistance - support) / spot * 100.0
-            boxed = width <= params.range_width_pct
-            reasons.append(f"walls {support:g}–{resistance:g}")
-    if vote >= 0.25:
-        score += 1.0 if vote >= 0.5 else 0.5
-        reasons.append(f"day's buildups lean bullish ({vote:+.2f})")
-    elif vote <= -0.25:
-        score -= 1.0 if vote <= -0.5 else 0.5
-        reasons.append(f"day's buildups lean bearish ({vote:+.2f})")
-    if score >= 1.0:
-        bias = Bias.BULLISH
-    elif score <= -1.0:
-        bias = Bias.BEARISH
-    elif boxed:
-        bias = Bias.RANGE
-    else:
-        bias = Bias.NEUTRAL
-    return MarketView(bias, score, tuple(reasons))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -612,12 +502,12 @@ def enrich(
         iv[n:], solved[n:], delta[n:], gamma[n:], theta[n:], vega[n:], gex_p, p_ch.oi, p_ch.buildup
     )
 
-    ce_oi = _nansum(snap.ce.oi)
-    pe_oi = _nansum(snap.pe.oi)
-    ce_chg = _nansum(snap.ce.oi_change)
-    pe_chg = _nansum(snap.pe.oi_change)
-    ce_vol = _nansum(snap.ce.volume)
-    pe_vol = _nansum(snap.pe.volume)
+    ce_oi = nansum(snap.ce.oi)
+    pe_oi = nansum(snap.pe.oi)
+    ce_chg = nansum(snap.ce.oi_change)
+    pe_chg = nansum(snap.pe.oi_change)
+    ce_vol = nansum(snap.ce.volume)
+    pe_vol = nansum(snap.pe.volume)
     pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi)
     support = _argmax_strike(snap.strikes, snap.pe.oi, positive=True)
     resistance = _argmax_strike(snap.strikes, snap.ce.oi, positive=True)
@@ -634,7 +524,7 @@ def enrich(
     flip = gamma_flip(snap, forward, t, ce.iv, pe.iv, call_sign, put_sign) if n else _NAN
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
-    vote = _buildup_vote(snap, day, BUILDUP_STRIKES)
+    vote = buildup_vote(snap, day, BUILDUP_STRIKES)
     view = market_view(snap.spot, pcr, pain_strike, support, resistance, vote, p)
 
     metrics = Metrics(

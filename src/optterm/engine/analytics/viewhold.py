@@ -1,4 +1,4 @@
-"""The market view shown from tick to tick: the raw view (`chain.market_view`) with hysteresis.
+"""The market view shown from tick to tick: the raw view (`view.market_view`) with hysteresis.
 
 A raw view is recomputed from each chain; read as is it flips whenever one vote crosses its
 threshold and back. The view shown changes only under this rule:
