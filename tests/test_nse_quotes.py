@@ -20,7 +20,7 @@ from optterm.model import Quote
 from optterm.present.header import futures_figure
 from optterm.providers.base import BadPayload
 from optterm.providers.nse.quotes import parse_equity_quote, parse_futures
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Home, run_cli
 from tests.replay_server import ReplayServer, Reply, Request
 from tests.test_nse import (
     AKAMAI,
@@ -262,3 +262,18 @@ async def test_a_stock_quote_of_another_day_or_none_leaves_the_close_not_given(
     finally:
         await nse.close()
     assert math.isnan(chain.prev_close)  # yesterday's quote would give the wrong change
+
+
+def test_the_chain_command_shows_a_stock_s_day_change_and_basis_from_nse(
+    home: Home, replay: ReplayServer
+) -> None:
+    serve_reliance(replay, Reply.file(NSE / EQ_RELIANCE))
+    env = {
+        "OPTTERM_PROVIDERS_ORDER": "nse",
+        "OPTTERM_PROVIDERS_NSE_BASE_URL": replay.url,
+        "OPTTERM_PROVIDERS_NSE_MIN_INTERVAL": "0.2",
+    }
+    out = run_cli(home, "chain", "RELIANCE", "-e", "31-Jul-2025", "--strikes", "3", env=env)
+    assert out.returncode == 0, out.stderr
+    # The change from the quote's previous close (1478.70 vs 1483.40), and the July future.
+    assert "-4.70" in out.stdout and "FUT 1,482.30 basis +3.60" in out.stdout, out.stdout
