@@ -88,6 +88,8 @@ def make(replay: ReplayServer, fake: FakeTime, **kw: Any) -> NseProvider:
     kw.setdefault("index_board", False)
     kw.setdefault("futures", False)
     kw.setdefault("equity_quote", False)
+    # Real seconds: generous, so that a loaded machine never turns a quote into "not given".
+    kw.setdefault("quote_wait", 60.0)
     return NseProvider(base_url=replay.url, clock=fake.clock, sleep=fake.sleep, now=fake.now, **kw)
 
 

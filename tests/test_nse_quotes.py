@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -272,8 +273,39 @@ def test_the_chain_command_shows_a_stock_s_day_change_and_basis_from_nse(
         "OPTTERM_PROVIDERS_ORDER": "nse",
         "OPTTERM_PROVIDERS_NSE_BASE_URL": replay.url,
         "OPTTERM_PROVIDERS_NSE_MIN_INTERVAL": "0.2",
+        # The whole attempt's budget, and the quotes' share of it: generous under load.
+        "OPTTERM_PROVIDERS_NSE_TIMEOUT": "60",
+        "OPTTERM_PROVIDERS_NSE_QUOTE_WAIT": "50",
     }
     out = run_cli(home, "chain", "RELIANCE", "-e", "31-Jul-2025", "--strikes", "3", env=env)
     assert out.returncode == 0, out.stderr
     # The change from the quote's previous close (1478.70 vs 1483.40), and the July future.
     assert "-4.70" in out.stdout and "FUT 1,482.30 basis +3.60" in out.stdout, out.stdout
+
+
+async def test_a_slow_futures_quote_holds_the_chain_no_longer_than_quote_wait(
+    replay: ReplayServer, fake: FakeTime
+) -> None:
+    gate = threading.Event()
+
+    def slow(_req: Request) -> Reply:
+        gate.wait(60)  # NSE taking its time (the test opens the gate)
+        return Reply.file(NSE / DERIV_NIFTY)
+
+    replay.route("GET", PRIME, prime_page())
+    replay.route("GET", GQ, getquote_with(getSymbolDerivativesData=Reply.json({})))
+    replay.route("GET", DERIVATIVE, slow)
+    nse = make(replay, fake, futures=True, quote_wait=0.2, cache_ttl=0, timeout=90.0)
+    try:
+        first = await nse.fetch_chain("NIFTY", JULY_14)
+        # Served after quote_wait, without the future: its answer has not come yet.
+        assert len(first) == 99 and first.futures is None
+        gate.set()
+        nse.quote_wait = 60.0
+        second = await nse.fetch_chain("NIFTY", JULY_14)
+    finally:
+        gate.set()
+        await nse.close()
+    # The next chain waited for the refresh already in flight instead of asking again.
+    assert second.futures is not None and second.futures.value == 24290.5
+    assert asked(replay).count(DERIVATIVE) == 1

@@ -30,7 +30,9 @@ deliberately conservative:
   `futures_ttl` per symbol (one request a minute against the chain's one a tick, so the chain
   keeps NSE's ~1 request/s budget). A stock's chain names no previous close of the stock, so
   the equity quote (``getSymbolData``, else ``/api/quote-equity``) gives it, once per
-  `quote_ttl`. Either source failing leaves its figure "not given" and is skipped for
+  `quote_ttl`. Both are refreshed in background tasks that a chain waits for at most
+  `quote_wait` seconds, so a slow quote never holds a chain (what it brings is there for the
+  next one). Either source failing leaves its figure "not given" and is skipped for
   `quote_retry` seconds; it never costs a chain, and an answer from another day than the
   chain's is not used.
 
@@ -220,7 +222,8 @@ class NseProvider(TableProvider):
     fakes in tests); `now` stamps fetched_at and ages the cookies (it survives restarts).
     `index_board` turns the index board (VIX, previous closes) on; `board_ttl` and
     `board_retry` pace it. `futures` turns the futures quote on and `equity_quote` a stock's
-    previous close; `futures_ttl`, `quote_ttl` and `quote_retry` pace them.
+    previous close; `futures_ttl`, `quote_ttl` and `quote_retry` pace them, and a chain waits
+    at most `quote_wait` seconds for them.
     """
 
     name = PROVIDER
@@ -247,6 +250,7 @@ class NseProvider(TableProvider):
         equity_quote: bool = True,
         quote_ttl: float = 600.0,
         quote_retry: float = 300.0,
+        quote_wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] | None = None,
@@ -273,6 +277,7 @@ class NseProvider(TableProvider):
             ("futures_ttl", futures_ttl),
             ("quote_ttl", quote_ttl),
             ("quote_retry", quote_retry),
+            ("quote_wait", quote_wait),
         ):
             if not value >= 0:
                 raise ValueError(f"NSE {label} must be >= 0 seconds, got {value}")
@@ -299,6 +304,7 @@ class NseProvider(TableProvider):
         self.equity_quote = bool(equity_quote)
         self.quote_ttl = float(quote_ttl)
         self.quote_retry = float(quote_retry)
+        self.quote_wait = float(quote_wait)
         self._clock = clock
         self._now = now or (lambda: datetime.now(UTC))
         self._limiter = RateLimiter(
@@ -328,10 +334,10 @@ class NseProvider(TableProvider):
         self._board_retry_at: float | None = None
         self._board_lock = asyncio.Lock()
         # The quotes around a chain, by (what, symbol): value, when to ask again after a
-        # failure, a lock each, and which request answered last (asked first next time).
+        # failure, the refresh in flight, and which request answered last (asked first).
         self._quotes: dict[tuple[str, str], _Cached] = {}
         self._quote_retry_at: dict[tuple[str, str], float] = {}
-        self._quote_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._quote_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._quote_working: dict[str, _Request] = {}
         self._load_cookies()
 
@@ -376,6 +382,10 @@ class NseProvider(TableProvider):
         if self._closed:
             return
         self._closed = True
+        tasks = [t for t in self._quote_tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._save_cookies()
         await self._client.aclose()
         self._chains.clear()
@@ -402,24 +412,38 @@ class NseProvider(TableProvider):
             row = board.get(*names) if names else None
             if row is not None and math.isnan(chain.prev_close) and row[1] > 0:
                 changes["prev_close"] = row[1]
+        # The quotes are refreshed in tasks of their own and waited for at most `quote_wait`:
+        # a slow or hanging quote never holds the chain past that (nor past the caller's
+        # budget), and what it brings later is there for the next chain.
+        segment = self._underlyings[sym].segment
+        wants_close = segment is Segment.EQUITY and math.isnan(chain.prev_close)
+        futures_key, equity_key = ("futures", sym), ("equity quote", sym)
+        due = []
         if self.futures:
-            future = await self._future_of(sym, chain)
+            reqs = _futures_requests(self.families, sym)
+            due.append(self._refreshing(futures_key, reqs, parse_futures, self.futures_ttl))
+        if self.equity_quote and wants_close:
+            reqs = _equity_requests(self.families, sym)
+            due.append(self._refreshing(equity_key, reqs, parse_equity_quote, self.quote_ttl))
+        running = [task for task in due if task is not None]
+        if running:
+            await asyncio.wait(running, timeout=self.quote_wait)
+        if self.futures:
+            future = self._future_of(sym, chain)
             if future is not None:
                 changes["futures"] = future
-        segment = self._underlyings[sym].segment
-        if self.equity_quote and segment is Segment.EQUITY and math.isnan(chain.prev_close):
-            prev = await self._stock_prev_close(sym, chain)
+        if self.equity_quote and wants_close:
+            prev = self._stock_prev_close(sym, chain)
             if prev is not None:
                 changes["prev_close"] = prev
         return chain.with_context(**changes) if changes else chain
 
-    async def _future_of(self, sym: str, chain: ChainSnapshot) -> Quote | None:
+    def _future_of(self, sym: str, chain: ChainSnapshot) -> Quote | None:
         """The future of the chain's expiry month from the symbol's derivative quote."""
-        reqs = _futures_requests(self.families, sym)
-        got = await self._quote("futures", sym, reqs, parse_futures, self.futures_ttl)
+        got = self._quotes.get(("futures", sym))
         if got is None:
             return None
-        board, fetched_at = got
+        board, fetched_at = got.value
         assert isinstance(board, FuturesBoard)
         ts = board.ts or fetched_at
         month = board.of_month(chain.expiry)
@@ -429,69 +453,73 @@ class NseProvider(TableProvider):
         source = f"{self.name} {sym} {format_expiry(due)[3:6]} future"
         return Quote(last, prev, source, ts)
 
-    async def _stock_prev_close(self, sym: str, chain: ChainSnapshot) -> float | None:
+    def _stock_prev_close(self, sym: str, chain: ChainSnapshot) -> float | None:
         """A stock's previous close from its equity quote, if the quote is of the chain's day."""
-        reqs = _equity_requests(self.families, sym)
-        got = await self._quote("equity quote", sym, reqs, parse_equity_quote, self.quote_ttl)
+        got = self._quotes.get(("equity quote", sym))
         if got is None:
             return None
-        quote, fetched_at = got
+        quote, fetched_at = got.value
         assert isinstance(quote, EquityQuote)
         if not _same_session(quote.ts or fetched_at, chain.provider_ts):
             return None
         return quote.prev_close
 
-    async def _quote(
+    def _refreshing(
         self,
-        what: str,
-        sym: str,
+        key: tuple[str, str],
         requests: Sequence[_Request],
         parse: Callable[[Any, str], object],
         ttl: float,
-    ) -> tuple[object, datetime] | None:
-        """(parsed quote, when fetched), cached for `ttl`; None when no source gave one (then
-        not asked again for `quote_retry` seconds). Never raises a provider error: these are
-        extras around a chain that is already in hand."""
-        key = (what, sym)
-        lock = self._quote_locks.get(key)
-        if lock is None:
-            lock = self._quote_locks[key] = asyncio.Lock()
-        async with lock:
-            cached = self._quotes.get(key)
-            if cached is not None and self._fresh(cached, ttl):
-                return cached.value
-            retry_at = self._quote_retry_at.get(key)
-            if retry_at is not None and self._clock() < retry_at:
-                return None
-            order = list(requests)
-            last = self._quote_working.get(what)
-            if last is not None:
-                same = [r for r in order if r.path == last.path and _fn(r) == _fn(last)]
-                order = same + [r for r in order if r not in same]
-            failures: list[str] = []
-            for req in order:
-                try:
-                    value = parse(await self._get_json(req), sym)
-                except BadPayload as exc:
-                    failures.append(exc.message)
-                    continue  # this source is gone or changed: the next one may answer
-                except ProviderError as exc:
-                    failures.append(str(exc))
-                    break  # blocked, slow or overloaded: asking elsewhere would not help
-                self._quote_working[what] = req
-                self._quote_retry_at.pop(key, None)
-                self._quotes[key] = _Cached(self._clock(), (value, self._now()))
-                return self._quotes[key].value
-            log.info(
-                "nse: no %s for %s (%s); next try in %gs",
-                what,
-                sym,
-                "; ".join(failures),
-                self.quote_retry,
-            )
-            self._quotes.pop(key, None)
-            self._quote_retry_at[key] = self._clock() + self.quote_retry
+    ) -> asyncio.Task[None] | None:
+        """The refresh of quote `key` in flight, started now if the cached one is older than
+        `ttl` (and the last failure older than `quote_retry`); None when none is due."""
+        task = self._quote_tasks.get(key)
+        if task is not None and not task.done():
+            return task
+        cached = self._quotes.get(key)
+        if cached is not None and self._fresh(cached, ttl):
             return None
+        retry_at = self._quote_retry_at.get(key)
+        if retry_at is not None and self._clock() < retry_at:
+            return None
+        task = asyncio.get_running_loop().create_task(self._refresh(key, requests, parse))
+        self._quote_tasks[key] = task
+        return task
+
+    async def _refresh(
+        self,
+        key: tuple[str, str],
+        requests: Sequence[_Request],
+        parse: Callable[[Any, str], object],
+    ) -> None:
+        """Ask the quote's sources in turn (the one that answered last first) and cache the
+        first usable answer with when it was fetched. No answer drops the cached one (the
+        figure is then not given) and waits `quote_retry` before asking again. Never raises a
+        provider error: these are extras around chains that are already served."""
+        what, sym = key
+        order = list(requests)
+        last = self._quote_working.get(what)
+        if last is not None:
+            same = [r for r in order if r.path == last.path and _fn(r) == _fn(last)]
+            order = same + [r for r in order if r not in same]
+        failures: list[str] = []
+        for req in order:
+            try:
+                value = parse(await self._get_json(req), sym)
+            except BadPayload as exc:
+                failures.append(exc.message)
+                continue  # this source is gone or changed: the next one may answer
+            except ProviderError as exc:
+                failures.append(str(exc))
+                break  # blocked, slow or overloaded: asking elsewhere would not help
+            self._quote_working[what] = req
+            self._quote_retry_at.pop(key, None)
+            self._quotes[key] = _Cached(self._clock(), (value, self._now()))
+            return
+        log.info("nse: no %s for %s (%s); next try in %gs", what, sym, "; ".join(failures),
+                 self.quote_retry)  # fmt: skip
+        self._quotes.pop(key, None)
+        self._quote_retry_at[key] = self._clock() + self.quote_retry
 
     async def _index_board(self) -> tuple[IndexBoard, datetime] | None:
         async with self._board_lock:
