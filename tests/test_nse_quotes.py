@@ -245,7 +245,9 @@ async def test_a_stock_chain_gets_its_previous_close_and_future(
     assert chain.futures == Quote(
         1482.3, 1487.6, "nse RELIANCE Jul future", ist(2025, 7, 17, 15, 30)
     )
-    assert replay.hits(GQ)[-1].query == {
+    # The futures and the equity quote are asked concurrently: find the latter by its name.
+    (asked_quote,) = [r for r in replay.hits(GQ) if fn(r) == "getSymbolData"]
+    assert asked_quote.query == {
         "functionName": ["getSymbolData"], "marketType": ["N"], "series": ["EQ"],
         "symbol": ["RELIANCE"],
     }  # fmt: skip

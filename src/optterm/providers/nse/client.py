@@ -395,7 +395,8 @@ class NseProvider(TableProvider):
     # -- around the chain -----------------------------------------------------------------------
 
     async def _with_context(self, sym: str, chain: ChainSnapshot) -> ChainSnapshot:
-        """The chain with what the index board and the expiry list add (see the docstring)."""
+        """The chain with what the index board, the expiry list and the futures and equity
+        quotes add (see the module docstring)."""
         changes: dict[str, Any] = {}
         if not chain.expiries:
             listed = self._expiries.get(sym)
@@ -483,6 +484,7 @@ class NseProvider(TableProvider):
         if retry_at is not None and self._clock() < retry_at:
             return None
         task = asyncio.get_running_loop().create_task(self._refresh(key, requests, parse))
+        task.add_done_callback(_log_unexpected)
         self._quote_tasks[key] = task
         return task
 
@@ -763,6 +765,13 @@ class NseProvider(TableProvider):
         if lock is None:
             lock = self._symbol_locks[sym] = asyncio.Lock()
         return lock
+
+
+def _log_unexpected(task: asyncio.Task[None]) -> None:
+    # _refresh turns every provider error into "not given"; anything else is a bug, and a
+    # task nobody awaits would only report it when garbage-collected.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("nse: quote refresh failed", exc_info=task.exception())
 
 
 def _fn(req: _Request) -> str | None:
