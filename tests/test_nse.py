@@ -86,6 +86,10 @@ def make(replay: ReplayServer, fake: FakeTime, **kw: Any) -> NseProvider:
     kw.setdefault("timeout", 5.0)
     # The index board has its own tests (below); the others count chain requests only.
     kw.setdefault("index_board", False)
+    kw.setdefault("futures", False)
+    kw.setdefault("equity_quote", False)
+    # Real seconds: generous, so that a loaded machine never turns a quote into "not given".
+    kw.setdefault("quote_wait", 60.0)
     return NseProvider(base_url=replay.url, clock=fake.clock, sleep=fake.sleep, now=fake.now, **kw)
 
 
@@ -668,7 +672,7 @@ async def test_the_board_adds_vix_and_the_previous_close_getquote_lacks(
     assert chain.vix == Quote(
         11.4, 11.05, "nse allIndices", datetime(2023, 10, 16, 10, 0, tzinfo=UTC)
     )
-    assert chain.futures is None  # no NSE source for it: not given, never made up
+    assert chain.futures is None  # the futures quote is off here (tests/test_nse_quotes.py)
     # The dropdown fetched first says which expiry this is.
     assert chain.expiries == tuple(listed) and chain.expiry_rank == (1, 18)
     assert again.vix == chain.vix and again.prev_close == chain.prev_close

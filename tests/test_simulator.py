@@ -710,3 +710,49 @@ async def test_each_chain_says_which_listed_expiry_it_is():
     second = await sim.fetch_chain("NIFTY", listed[1])
     assert second.expiries == tuple(listed)
     assert second.expiry_rank == (2, len(listed))
+
+
+# -- a day already under way -------------------------------------------------------------------
+
+
+def day_change_pct(snap: ChainSnapshot, side: str, top: int = 10) -> np.ndarray:
+    """ΔOI on the day in % of the previous close's OI, on the `top` strikes by OI."""
+    leg = snap.side(side)
+    rows = np.argsort(leg.oi)[-top:]
+    prev = leg.oi[rows] - leg.oi_change[rows]
+    return np.asarray(100.0 * leg.oi_change[rows] / np.maximum(prev, 1.0))
+
+
+@pytest.mark.parametrize("symbol", sorted(NSE_INDICES))
+async def test_attaching_at_ten_past_ten_shows_the_day_traded_since_the_open(
+    symbol: str,
+) -> None:
+    ten_past_ten = datetime(2026, 11, 18, 10, 10, tzinfo=IST)
+    for seed in (1, 7, 42):
+        sim = make_sim(start=ten_past_ten, seed=seed)
+        expiry = (await sim.list_expiries(symbol))[0]
+        snap = sim.chain_at_step(symbol, expiry, 0)
+        for side in ("CE", "PE"):
+            pct = np.abs(day_change_pct(snap, side))
+            # 55 minutes of a weekly or monthly book: a few % on the active strikes (about
+            # what the same simulator shows when it plays the day from 09:15), not 0.0.
+            assert 0.5 <= float(np.median(pct)) <= 10.0, (symbol, seed, side, pct)
+            leg = snap.side(side)
+            # Every contract opened or closed since the open was traded.
+            assert np.all(leg.volume >= 1.2 * np.abs(leg.oi_change) - 1.0)
+            assert leg.volume.sum() > 0.3 * leg.oi.sum()
+        # The day goes on from there: the next step's ΔOI is still measured from yesterday.
+        later = sim.chain_at_step(symbol, expiry, 60)
+        assert np.array_equal(later.ce.oi - later.ce.oi_change, snap.ce.oi - snap.ce.oi_change)
+    # Seeded: the same start and seed give the same previous close book.
+    again = make_sim(start=ten_past_ten, seed=42)
+    a = again.chain_at_step(symbol, (await again.list_expiries(symbol))[0], 0)
+    assert legs_equal(a.ce, snap.ce) and legs_equal(a.pe, snap.pe)
+
+
+def test_at_the_open_nothing_has_traded_yet() -> None:
+    sim = make_sim(start=START)  # 09:15
+    snap = sim.chain_at_step("NIFTY", NEAREST, 0)
+    for side in ("CE", "PE"):
+        leg = snap.side(side)
+        assert not leg.oi_change.any() and not leg.volume.any()

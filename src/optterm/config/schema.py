@@ -354,6 +354,11 @@ class NseSettings(HttpProviderSettings):
     cache_ttl: float = Field(
         default=5.0, ge=0, le=300, json_schema_extra=meta("a number of seconds", unit="seconds")
     )
+    # How long a chain waits for the futures / equity quote refreshed beside it (the rest of
+    # the answer is used by the next chain).
+    quote_wait: float = Field(
+        default=2.0, ge=0, le=60, json_schema_extra=meta("a number of seconds", unit="seconds")
+    )
     lot_sizes: dict[str, int] = Field(
         default_factory=dict,
         json_schema_extra=meta("a table of SYMBOL = lot size, like { RELIANCE = 500 }"),

@@ -22,13 +22,25 @@ deliberately conservative:
   `records.index` block, its previous close. A board that fails is skipped for
   `board_retry` seconds and never costs a chain: VIX and the previous close are then "not
   given". The chain says which expiries are listed (from the payload or the expiry list this
-  provider fetched). The future of the expiry's month is not given: no NSE futures payload has
-  been recorded to build it from.
+  provider fetched).
+* **Futures and a stock's previous close, paced.** The symbol's derivative quote (GetQuoteApi
+  ``getSymbolDerivativesData``, else the legacy ``/api/quote-derivative``) lists its futures;
+  the chain gets the future of its expiry's month (the month's future for a weekly expiry, as
+  the other providers do), with the quote's own time. It is asked at most once per
+  `futures_ttl` per symbol (one request a minute against the chain's one a tick, so the chain
+  keeps NSE's ~1 request/s budget). A stock's chain names no previous close of the stock, so
+  the equity quote (``getSymbolData``, else ``/api/quote-equity``) gives it, once per
+  `quote_ttl`. Both are refreshed in background tasks that a chain waits for at most
+  `quote_wait` seconds, so a slow quote never holds a chain (what it brings is there for the
+  next one). Either source failing leaves its figure "not given" and is skipped for
+  `quote_retry` seconds; it never costs a chain, and an answer from another day than the
+  chain's is not used.
 
 Data is labelled ``Feed.DELAYED``: the website's chain is delayed and is not a trading feed.
 
-Over 600 lines because the endpoint families, the cookie session, the pacing and the caches
-are one lifecycle sharing one lock per symbol and one rate limiter; the parsing is parse.py.
+Over 700 lines because the endpoint families, the cookie session, the pacing and the caches
+(chains, the board, the quotes around a chain) are one lifecycle sharing one rate limiter; the
+parsing is parse.py and quotes.py.
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ from typing import Any, TypeVar
 import httpx
 
 from optterm.config import NSE_BASE_URL, NSE_ENDPOINTS
-from optterm.market import NSE_INDICES
+from optterm.market import IST, NSE_INDICES
 from optterm.model import ChainSnapshot, Quote, Segment, Underlying
 from optterm.providers.base import (
     AuthError,
@@ -73,6 +85,12 @@ from optterm.providers.nse.parse import (
     parse_chains,
     parse_expiries,
     parse_index_board,
+)
+from optterm.providers.nse.quotes import (
+    EquityQuote,
+    FuturesBoard,
+    parse_equity_quote,
+    parse_futures,
 )
 from optterm.providers.ratelimit import RateLimiter
 
@@ -106,6 +124,8 @@ _PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _PRIME_PATH = "/option-chain"
 _GETQUOTE_PATH = "/api/NextApi/apiClient/GetQuoteApi"
 _BOARD_PATH = "/api/allIndices"
+_DERIVATIVE_PATH = "/api/quote-derivative"
+_EQUITY_PATH = "/api/quote-equity"
 # Statuses that mean "this endpoint family is not (or no longer) here": try the next family.
 _GONE = frozenset({400, 404, 405, 410})
 _AUTH = frozenset({401, 403})
@@ -147,6 +167,40 @@ def _chain_request(family: str, symbol: str, segment: Segment, expiry: date) -> 
     return _legacy_request(symbol, segment)
 
 
+def _futures_requests(families: Sequence[str], symbol: str) -> list[_Request]:
+    """Where the symbol's futures are quoted, in the order of the configured families (the
+    2026 GetQuoteApi, or the legacy derivative quote for the older families)."""
+    out: list[_Request] = []
+    for family in families:
+        if family == "getquote":
+            params = {"functionName": "getSymbolDerivativesData", "symbol": symbol}
+            req = _Request(_GETQUOTE_PATH, params, all_expiries=False)
+        else:
+            req = _Request(_DERIVATIVE_PATH, {"symbol": symbol}, all_expiries=False)
+        if req not in out:
+            out.append(req)
+    return out
+
+
+def _equity_requests(families: Sequence[str], symbol: str) -> list[_Request]:
+    """Where a stock's quote (its previous close) is, in the order of the families."""
+    out: list[_Request] = []
+    for family in families:
+        if family == "getquote":
+            params = {
+                "functionName": "getSymbolData",
+                "marketType": "N",
+                "series": "EQ",
+                "symbol": symbol,
+            }
+            req = _Request(_GETQUOTE_PATH, params, all_expiries=False)
+        else:
+            req = _Request(_EQUITY_PATH, {"symbol": symbol}, all_expiries=False)
+        if req not in out:
+            out.append(req)
+    return out
+
+
 def _legacy_request(symbol: str, segment: Segment) -> _Request:
     path = "/api/option-chain-indices" if segment is Segment.INDEX else "/api/option-chain-equities"
     return _Request(path, {"symbol": symbol}, all_expiries=True)
@@ -167,7 +221,9 @@ class NseProvider(TableProvider):
     (names from ENDPOINT_FAMILIES). `clock`/`sleep` drive rate limiting and cache ages (inject
     fakes in tests); `now` stamps fetched_at and ages the cookies (it survives restarts).
     `index_board` turns the index board (VIX, previous closes) on; `board_ttl` and
-    `board_retry` pace it.
+    `board_retry` pace it. `futures` turns the futures quote on and `equity_quote` a stock's
+    previous close; `futures_ttl`, `quote_ttl` and `quote_retry` pace them, and a chain waits
+    at most `quote_wait` seconds for them.
     """
 
     name = PROVIDER
@@ -190,6 +246,12 @@ class NseProvider(TableProvider):
         index_board: bool = True,
         board_ttl: float = 10.0,
         board_retry: float = 300.0,
+        futures: bool = True,
+        futures_ttl: float = 60.0,
+        equity_quote: bool = True,
+        quote_ttl: float = 600.0,
+        quote_retry: float = 300.0,
+        quote_wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] | None = None,
@@ -213,6 +275,10 @@ class NseProvider(TableProvider):
             ("expiry_ttl", expiry_ttl),
             ("board_ttl", board_ttl),
             ("board_retry", board_retry),
+            ("futures_ttl", futures_ttl),
+            ("quote_ttl", quote_ttl),
+            ("quote_retry", quote_retry),
+            ("quote_wait", quote_wait),
         ):
             if not value >= 0:
                 raise ValueError(f"NSE {label} must be >= 0 seconds, got {value}")
@@ -235,6 +301,12 @@ class NseProvider(TableProvider):
         self.index_board = bool(index_board)
         self.board_ttl = float(board_ttl)
         self.board_retry = float(board_retry)
+        self.futures = bool(futures)
+        self.futures_ttl = float(futures_ttl)
+        self.equity_quote = bool(equity_quote)
+        self.quote_ttl = float(quote_ttl)
+        self.quote_retry = float(quote_retry)
+        self.quote_wait = float(quote_wait)
         self._clock = clock
         self._now = now or (lambda: datetime.now(UTC))
         self._limiter = RateLimiter(
@@ -263,6 +335,12 @@ class NseProvider(TableProvider):
         self._board: _Cached | None = None  # value: (IndexBoard, fetched_at)
         self._board_retry_at: float | None = None
         self._board_lock = asyncio.Lock()
+        # The quotes around a chain, by (what, symbol): value, when to ask again after a
+        # failure, the refresh in flight, and which request answered last (asked first).
+        self._quotes: dict[tuple[str, str], _Cached] = {}
+        self._quote_retry_at: dict[tuple[str, str], float] = {}
+        self._quote_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._quote_working: dict[str, _Request] = {}
         self._load_cookies()
 
     # -- Provider protocol --------------------------------------------------------------------
@@ -306,15 +384,21 @@ class NseProvider(TableProvider):
         if self._closed:
             return
         self._closed = True
+        tasks = [t for t in self._quote_tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._save_cookies()
         await self._client.aclose()
         self._chains.clear()
         self._expiries.clear()
+        self._quotes.clear()
 
     # -- around the chain -----------------------------------------------------------------------
 
     async def _with_context(self, sym: str, chain: ChainSnapshot) -> ChainSnapshot:
-        """The chain with what the index board and the expiry list add (see the docstring)."""
+        """The chain with what the index board, the expiry list and the futures and equity
+        quotes add (see the module docstring)."""
         changes: dict[str, Any] = {}
         if not chain.expiries:
             listed = self._expiries.get(sym)
@@ -331,7 +415,115 @@ class NseProvider(TableProvider):
             row = board.get(*names) if names else None
             if row is not None and math.isnan(chain.prev_close) and row[1] > 0:
                 changes["prev_close"] = row[1]
+        # The quotes are refreshed in tasks of their own and waited for at most `quote_wait`:
+        # a slow or hanging quote never holds the chain past that (nor past the caller's
+        # budget), and what it brings later is there for the next chain.
+        segment = self._underlyings[sym].segment
+        wants_close = segment is Segment.EQUITY and math.isnan(chain.prev_close)
+        futures_key, equity_key = ("futures", sym), ("equity quote", sym)
+        due = []
+        if self.futures:
+            reqs = _futures_requests(self.families, sym)
+            due.append(self._refreshing(futures_key, reqs, parse_futures, self.futures_ttl))
+        if self.equity_quote and wants_close:
+            reqs = _equity_requests(self.families, sym)
+            due.append(self._refreshing(equity_key, reqs, parse_equity_quote, self.quote_ttl))
+        running = [task for task in due if task is not None]
+        if running:
+            await asyncio.wait(running, timeout=self.quote_wait)
+        if self.futures:
+            future = self._future_of(sym, chain)
+            if future is not None:
+                changes["futures"] = future
+        if self.equity_quote and wants_close:
+            prev = self._stock_prev_close(sym, chain)
+            if prev is not None:
+                changes["prev_close"] = prev
         return chain.with_context(**changes) if changes else chain
+
+    def _future_of(self, sym: str, chain: ChainSnapshot) -> Quote | None:
+        """The future of the chain's expiry month from the symbol's derivative quote."""
+        got = self._quotes.get(("futures", sym))
+        if got is None:
+            return None
+        board, fetched_at = got.value
+        assert isinstance(board, FuturesBoard)
+        ts = board.ts or fetched_at
+        month = board.of_month(chain.expiry)
+        if month is None or not _same_session(ts, chain.provider_ts):
+            return None
+        due, last, prev = month
+        source = f"{self.name} {sym} {format_expiry(due)[3:6]} future"
+        return Quote(last, prev, source, ts)
+
+    def _stock_prev_close(self, sym: str, chain: ChainSnapshot) -> float | None:
+        """A stock's previous close from its equity quote, if the quote is of the chain's day."""
+        got = self._quotes.get(("equity quote", sym))
+        if got is None:
+            return None
+        quote, fetched_at = got.value
+        assert isinstance(quote, EquityQuote)
+        if not _same_session(quote.ts or fetched_at, chain.provider_ts):
+            return None
+        return quote.prev_close
+
+    def _refreshing(
+        self,
+        key: tuple[str, str],
+        requests: Sequence[_Request],
+        parse: Callable[[Any, str], object],
+        ttl: float,
+    ) -> asyncio.Task[None] | None:
+        """The refresh of quote `key` in flight, started now if the cached one is older than
+        `ttl` (and the last failure older than `quote_retry`); None when none is due."""
+        task = self._quote_tasks.get(key)
+        if task is not None and not task.done():
+            return task
+        cached = self._quotes.get(key)
+        if cached is not None and self._fresh(cached, ttl):
+            return None
+        retry_at = self._quote_retry_at.get(key)
+        if retry_at is not None and self._clock() < retry_at:
+            return None
+        task = asyncio.get_running_loop().create_task(self._refresh(key, requests, parse))
+        task.add_done_callback(_log_unexpected)
+        self._quote_tasks[key] = task
+        return task
+
+    async def _refresh(
+        self,
+        key: tuple[str, str],
+        requests: Sequence[_Request],
+        parse: Callable[[Any, str], object],
+    ) -> None:
+        """Ask the quote's sources in turn (the one that answered last first) and cache the
+        first usable answer with when it was fetched. No answer drops the cached one (the
+        figure is then not given) and waits `quote_retry` before asking again. Never raises a
+        provider error: these are extras around chains that are already served."""
+        what, sym = key
+        order = list(requests)
+        last = self._quote_working.get(what)
+        if last is not None:
+            same = [r for r in order if r.path == last.path and _fn(r) == _fn(last)]
+            order = same + [r for r in order if r not in same]
+        failures: list[str] = []
+        for req in order:
+            try:
+                value = parse(await self._get_json(req), sym)
+            except BadPayload as exc:
+                failures.append(exc.message)
+                continue  # this source is gone or changed: the next one may answer
+            except ProviderError as exc:
+                failures.append(str(exc))
+                break  # blocked, slow or overloaded: asking elsewhere would not help
+            self._quote_working[what] = req
+            self._quote_retry_at.pop(key, None)
+            self._quotes[key] = _Cached(self._clock(), (value, self._now()))
+            return
+        log.info("nse: no %s for %s (%s); next try in %gs", what, sym, "; ".join(failures),
+                 self.quote_retry)  # fmt: skip
+        self._quotes.pop(key, None)
+        self._quote_retry_at[key] = self._clock() + self.quote_retry
 
     async def _index_board(self) -> tuple[IndexBoard, datetime] | None:
         async with self._board_lock:
@@ -583,6 +775,23 @@ class NseProvider(TableProvider):
         if lock is None:
             lock = self._symbol_locks[sym] = asyncio.Lock()
         return lock
+
+
+def _log_unexpected(task: asyncio.Task[None]) -> None:
+    # _refresh turns every provider error into "not given"; anything else is a bug, and a
+    # task nobody awaits would only report it when garbage-collected.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("nse: quote refresh failed", exc_info=task.exception())
+
+
+def _fn(req: _Request) -> str | None:
+    return req.params.get("functionName")
+
+
+def _same_session(a: datetime, b: datetime) -> bool:
+    """Whether two times fall on the same Indian trading day (a quote from another day would
+    measure the chain's change from the wrong close)."""
+    return a.astimezone(IST).date() == b.astimezone(IST).date()
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -59,7 +59,9 @@ _RATE = 0.065  # INR risk-free rate for discounting
 CARRY = 0.055  # forward = spot * exp(carry * T): rate minus index dividend yield
 
 # Purpose tags keep the random streams of different quantities independent.
-_TAG_PLAN, _TAG_SPOT, _TAG_GAP, _TAG_PROFILE, _TAG_CHAIN, _TAG_BIAS, _TAG_DEPTH = range(1, 8)
+(_TAG_PLAN, _TAG_SPOT, _TAG_GAP, _TAG_PROFILE, _TAG_CHAIN, _TAG_BIAS, _TAG_DEPTH, _TAG_DAY) = range(
+    1, 9
+)
 _SPOT_BLOCK = 1024
 _CHAIN_BLOCK = 64
 _EPS = 1e-9
@@ -458,7 +460,40 @@ class ChainState:
         self.k = setup.birth
         self.session = path.clock.session_index(setup.birth * path.step_seconds)
         self._bias = self._session_bias(self.session)
+        self._traded_since_open(spot, t)
         self._priced = None
+
+    def _traded_since_open(self, spot: float, t: float) -> None:
+        """A chain first simulated mid-session (a simulator started at 10:10) has traded since
+        the open, as every real chain has: its OI has moved from the previous close and volume
+        has built. The book at birth (shaped by the scenario) is today's; the previous close is
+        played back from it with what the steps since the open would have done in sum: the
+        same turnover, the same drift of the day per leg (`_bias`), and the noise of that many
+        steps (the per-step noise, summed, shrinks as 1/sqrt(steps) against the volume).
+        A chain born at the open has traded nothing yet, like the exchange's at 09:15."""
+        path, plan = self.path, self.path.plan
+        _, into = path.clock.locate(self.setup.birth * path.step_seconds)
+        steps = into / path.step_seconds
+        if steps < 1.0:
+            return
+        # The turnover of _step over `into` seconds, at the birth's spot and time to expiry.
+        t_days = max(t * 365.0, 0.25)
+        turnover = min(40.0 * t_days**-0.9, 80.0) * into / path.clock.session_length
+        d = (self._log_k - math.log(spot)) / max(plan.atm_iv * math.sqrt(t), 0.004)
+        act = turnover * (0.4 + 2.0 * np.exp(-0.5 * d * d))
+        floor = 0.01 * self.ref
+        z = _rng(self.seed, plan.symbol, _TAG_DAY, self._exp_ord, self.session).standard_normal(
+            (2, self.n)
+        )
+        prev, vol = [], []
+        for i, oi in enumerate((self.oi_ce, self.oi_pe)):
+            traded = act * (oi + floor)
+            net = traded * (self._bias[i] + 0.08 * z[i] / math.sqrt(steps))
+            before = np.rint(np.maximum(oi - net, 0.0))
+            prev.append(before)
+            vol.append(np.maximum(traded, 1.2 * np.abs(oi - before)))
+        self.prev_ce, self.prev_pe = prev
+        self.vol_ce, self.vol_pe = vol
 
     def _session_bias(self, session: int) -> np.ndarray:
         # Each leg gets a drift for the day (some strikes add OI, some shed it), as real chains do.
