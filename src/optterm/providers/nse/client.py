@@ -38,9 +38,9 @@ deliberately conservative:
 
 Data is labelled ``Feed.DELAYED``: the website's chain is delayed and is not a trading feed.
 
-Over 700 lines because the endpoint families, the cookie session, the pacing and the caches
-(chains, the board, the quotes around a chain) are one lifecycle sharing one rate limiter; the
-parsing is parse.py and quotes.py.
+One long module (over 800 lines) because the endpoint families, the cookie session, the
+pacing and the caches (chains, the board, the quotes around a chain) are one lifecycle sharing
+one rate limiter; the parsing is parse.py and quotes.py.
 """
 
 from __future__ import annotations

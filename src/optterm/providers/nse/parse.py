@@ -66,9 +66,12 @@ __all__ = [
     "VIX_NAME",
     "IndexBoard",
     "Shape",
+    "as_bad_payload",
+    "bad_payload_error",
     "detect_shape",
     "format_expiry",
     "loads",
+    "number",
     "parse_chain",
     "parse_chains",
     "parse_date",
@@ -126,7 +129,7 @@ _MONTHS = {
 _MONTH_NAMES = {i: m.title() for m, i in _MONTHS.items()}
 
 
-def _as_bad_payload(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+def as_bad_payload(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     """Any failure inside a parser is the payload's fault as far as callers are concerned."""
 
     @wraps(fn)
@@ -143,7 +146,7 @@ def _as_bad_payload(fn: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-def _bad(message: str) -> BadPayload:
+def bad_payload_error(message: str) -> BadPayload:
     return BadPayload(PROVIDER, message)
 
 
@@ -153,20 +156,24 @@ def _bad(message: str) -> BadPayload:
 def parse_date(text: object) -> date:
     """``14-Jul-2026`` (legacy, v3, dropdown) or ``14-07-2026`` (GetQuoteApi rows) as a date."""
     if not isinstance(text, str):
-        raise _bad(f"expected a date string, got {type(text).__name__} {text!r:.40}")
+        raise bad_payload_error(f"expected a date string, got {type(text).__name__} {text!r:.40}")
     parts = text.strip().split("-")
     if len(parts) != 3:
-        raise _bad(f"unrecognised date {text!r:.40} (expected DD-Mon-YYYY or DD-MM-YYYY)")
+        raise bad_payload_error(
+            f"unrecognised date {text!r:.40} (expected DD-Mon-YYYY or DD-MM-YYYY)"
+        )
     day, month, year = parts
     if len(year) != 4 or not year.isdigit() or not day.isdigit():
-        raise _bad(f"unrecognised date {text!r:.40} (expected DD-Mon-YYYY or DD-MM-YYYY)")
+        raise bad_payload_error(
+            f"unrecognised date {text!r:.40} (expected DD-Mon-YYYY or DD-MM-YYYY)"
+        )
     month_no = int(month) if month.isdigit() else _MONTHS.get(month.upper())
     if month_no is None:
-        raise _bad(f"unrecognised month in date {text!r:.40}")
+        raise bad_payload_error(f"unrecognised month in date {text!r:.40}")
     try:
         return date(int(year), month_no, int(day))
     except ValueError as exc:
-        raise _bad(f"impossible date {text!r:.40} ({exc})") from None
+        raise bad_payload_error(f"impossible date {text!r:.40} ({exc})") from None
 
 
 def format_expiry(expiry: date) -> str:
@@ -177,21 +184,23 @@ def format_expiry(expiry: date) -> str:
 def parse_timestamp(text: object) -> datetime:
     """NSE's ``17-Jul-2025 15:30:00`` (IST wall time, no zone) as a UTC-aware datetime."""
     if not isinstance(text, str) or not text.strip():
-        raise _bad(f"missing or non-text timestamp {text!r:.40}")
+        raise bad_payload_error(f"missing or non-text timestamp {text!r:.40}")
     day_part, _, time_part = text.strip().partition(" ")
     day = parse_date(day_part)
     pieces = time_part.strip().split(":") if time_part.strip() else []
     if not 2 <= len(pieces) <= 3 or not all(p.isdigit() for p in pieces):
-        raise _bad(f"unrecognised timestamp {text!r:.40} (expected DD-Mon-YYYY HH:MM:SS)")
+        raise bad_payload_error(
+            f"unrecognised timestamp {text!r:.40} (expected DD-Mon-YYYY HH:MM:SS)"
+        )
     hour, minute, second = (int(p) for p in [*pieces, "0"][:3])
     try:
         local = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=IST)
         return local.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise _bad(f"impossible timestamp {text!r:.40} ({exc})") from None
+        raise bad_payload_error(f"impossible timestamp {text!r:.40} ({exc})") from None
 
 
-def _number(value: object) -> float:
+def number(value: object) -> float:
     """One cell as float; NaN for anything that is not a finite number (see module docstring)."""
     if isinstance(value, bool) or value is None:
         return math.nan
@@ -213,43 +222,47 @@ def _number(value: object) -> float:
 # -- shape ------------------------------------------------------------------------------------
 
 
-@_as_bad_payload
+@as_bad_payload
 def loads(raw: bytes | str) -> Any:
     """JSON text → Python objects; HTML block pages and broken JSON become BadPayload."""
     head = raw[:200].lstrip()[:1]
     if head in (b"<", "<"):
-        raise _bad("expected JSON, got an HTML page (an NSE/Akamai block or 'not found' page)")
+        raise bad_payload_error(
+            "expected JSON, got an HTML page (an NSE/Akamai block or 'not found' page)"
+        )
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise _bad(f"body is not valid JSON ({type(exc).__name__}: {exc})") from None
+        raise bad_payload_error(f"body is not valid JSON ({type(exc).__name__}: {exc})") from None
 
 
 def _records(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     records = payload["records"]
     if records is None:
-        raise _bad("'records' is null: NSE served no chain (blocked session or no data)")
+        raise bad_payload_error(
+            "'records' is null: NSE served no chain (blocked session or no data)"
+        )
     if not isinstance(records, Mapping):
-        raise _bad(f"'records' is a {type(records).__name__}, expected an object")
+        raise bad_payload_error(f"'records' is a {type(records).__name__}, expected an object")
     return records
 
 
 def _rows_of(payload: Mapping[str, Any], shape: Shape) -> list[Any]:
     rows = payload.get("data") if shape is Shape.GETQUOTE else _records(payload).get("data")
     if not isinstance(rows, list):
-        raise _bad(f"chain rows ('data') are a {type(rows).__name__}, expected a list")
+        raise bad_payload_error(f"chain rows ('data') are a {type(rows).__name__}, expected a list")
     if not rows:
-        raise _bad("the chain has no rows: NSE answered with an empty option chain")
+        raise bad_payload_error("the chain has no rows: NSE answered with an empty option chain")
     return rows
 
 
-@_as_bad_payload
+@as_bad_payload
 def detect_shape(payload: object) -> Shape:
     """Which of the three NSE chain shapes `payload` is, or BadPayload saying what it is not."""
     if not isinstance(payload, Mapping):
-        raise _bad(f"expected a JSON object, got {type(payload).__name__}")
+        raise bad_payload_error(f"expected a JSON object, got {type(payload).__name__}")
     if not payload:
-        raise _bad("empty JSON object {}: NSE answers this when it blocks the session")
+        raise bad_payload_error("empty JSON object {}: NSE answers this when it blocks the session")
     if "records" in payload:
         rows = _rows_of(payload, Shape.LEGACY)
         first = rows[0]
@@ -260,15 +273,17 @@ def detect_shape(payload: object) -> Shape:
         _rows_of(payload, Shape.GETQUOTE)
         return Shape.GETQUOTE
     if "expiryDates" in payload:
-        raise _bad("this is an expiry list (dropdown/contract-info), not an option chain")
+        raise bad_payload_error(
+            "this is an expiry list (dropdown/contract-info), not an option chain"
+        )
     keys = ", ".join(sorted(map(str, payload))[:8])
-    raise _bad(f"unrecognised payload: no 'records' or 'data' (keys: {keys})")
+    raise bad_payload_error(f"unrecognised payload: no 'records' or 'data' (keys: {keys})")
 
 
 # -- expiries ---------------------------------------------------------------------------------
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_expiries(payload: object) -> list[date]:
     """Expiries listed in any NSE payload, nearest first.
 
@@ -277,25 +292,25 @@ def parse_expiries(payload: object) -> list[date]:
     GetQuoteApi chain (its rows).
     """
     if not isinstance(payload, Mapping):
-        raise _bad(f"expected a JSON object, got {type(payload).__name__}")
+        raise bad_payload_error(f"expected a JSON object, got {type(payload).__name__}")
     if not payload:
-        raise _bad("empty JSON object {}: NSE answers this when it blocks the session")
+        raise bad_payload_error("empty JSON object {}: NSE answers this when it blocks the session")
     listed: object = None
     if "records" in payload:
         listed = _records(payload).get("expiryDates")
     elif "expiryDates" in payload:
         listed = payload["expiryDates"]
         if listed is None:
-            raise _bad("'expiryDates' is null: NSE listed no expiries")
+            raise bad_payload_error("'expiryDates' is null: NSE listed no expiries")
     if listed is None:
         shape = detect_shape(payload)
         groups = _group_rows(_rows_of(payload, shape))
         return sorted(groups)
     if not isinstance(listed, list):
-        raise _bad(f"'expiryDates' is a {type(listed).__name__}, expected a list")
+        raise bad_payload_error(f"'expiryDates' is a {type(listed).__name__}, expected a list")
     expiries = sorted({parse_date(text) for text in listed})
     if not expiries:
-        raise _bad("NSE listed no expiries")
+        raise bad_payload_error("NSE listed no expiries")
     return expiries
 
 
@@ -329,7 +344,9 @@ def _leg(row: Mapping[str, Any], side: str, index: int) -> Mapping[str, Any] | N
     leg = row.get(side)
     if leg is None or isinstance(leg, Mapping):
         return leg or None
-    raise _bad(f"row {index}: {side} leg is a {type(leg).__name__}, expected an object")
+    raise bad_payload_error(
+        f"row {index}: {side} leg is a {type(leg).__name__}, expected an object"
+    )
 
 
 def _group_rows(rows: Iterable[Any]) -> dict[date, _Group]:
@@ -338,7 +355,7 @@ def _group_rows(rows: Iterable[Any]) -> dict[date, _Group]:
     seen: dict[str, date] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise _bad(f"row {i} is a {type(row).__name__}, expected an object")
+            raise bad_payload_error(f"row {i} is a {type(row).__name__}, expected an object")
         text = _row_expiry(row)
         if isinstance(text, str) and text in seen:
             expiry = seen[text]
@@ -379,11 +396,11 @@ def _matrix(legs: list[Mapping[str, Any] | None]) -> np.ndarray:
         # One C-level conversion for the common all-numeric case (None becomes NaN).
         mat = np.array(raw, dtype=np.float64).reshape(len(raw), len(LEG_FIELDS))
     except (TypeError, ValueError, OverflowError):
-        mat = np.array([[_number(v) for v in values] for values in raw], dtype=np.float64)
+        mat = np.array([[number(v) for v in values] for values in raw], dtype=np.float64)
         mat = mat.reshape(len(raw), len(LEG_FIELDS))
     if any(isinstance(v, bool) for values in raw for v in values):
         # numpy reads True as 1.0; a boolean is never a price or a quantity.
-        mat = np.array([[_number(v) for v in values] for values in raw], dtype=np.float64)
+        mat = np.array([[number(v) for v in values] for values in raw], dtype=np.float64)
         mat = mat.reshape(len(raw), len(LEG_FIELDS))
     mat[~np.isfinite(mat)] = np.nan
     sub = mat[:, _NON_NEGATIVE]
@@ -408,11 +425,11 @@ def _strike_column(values: list[object], expiry: date) -> np.ndarray:
         if strikes.ndim != 1 or any(isinstance(v, bool) for v in values):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        strikes = np.array([_number(v) for v in values], dtype=np.float64)
+        strikes = np.array([number(v) for v in values], dtype=np.float64)
     bad = ~(np.isfinite(strikes) & (strikes > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise _bad(f"{expiry}: strike {values[i]!r:.40} is not a positive number")
+        raise bad_payload_error(f"{expiry}: strike {values[i]!r:.40} is not a positive number")
     return strikes
 
 
@@ -434,7 +451,9 @@ def _build(
     strikes = strikes[order]
     dup = np.diff(strikes) == 0
     if dup.any():
-        raise _bad(f"{symbol} {expiry}: strike {strikes[int(np.argmax(dup))]:g} appears twice")
+        raise bad_payload_error(
+            f"{symbol} {expiry}: strike {strikes[int(np.argmax(dup))]:g} appears twice"
+        )
     ce = _matrix(group.ce)[order]
     pe = _matrix(group.pe)[order]
     chain = ChainSnapshot(
@@ -454,7 +473,7 @@ def _build(
         expiries=listed,
     )
     if not (chain.ce.present().any() or chain.pe.present().any()):
-        raise _bad(f"{symbol} {expiry}: no strike carries open interest or a price")
+        raise bad_payload_error(f"{symbol} {expiry}: no strike carries open interest or a price")
     return chain
 
 
@@ -463,7 +482,7 @@ def _header(payload: Mapping[str, Any], shape: Shape) -> Mapping[str, Any]:
 
 
 def _spot(payload: Mapping[str, Any], shape: Shape, rows: list[Any]) -> float:
-    spot = _number(_header(payload, shape).get("underlyingValue"))
+    spot = number(_header(payload, shape).get("underlyingValue"))
     if spot > 0:
         return spot
     # Every leg repeats the underlying's value; use it when the header lacks one.
@@ -471,12 +490,12 @@ def _spot(payload: Mapping[str, Any], shape: Shape, rows: list[Any]) -> float:
         if isinstance(row, Mapping):
             for side in ("CE", "PE"):
                 leg = row.get(side)
-                if isinstance(leg, Mapping) and _number(leg.get("underlyingValue")) > 0:
-                    return _number(leg.get("underlyingValue"))
-    raise _bad("no positive 'underlyingValue' (spot) anywhere in the payload")
+                if isinstance(leg, Mapping) and number(leg.get("underlyingValue")) > 0:
+                    return number(leg.get("underlyingValue"))
+    raise bad_payload_error("no positive 'underlyingValue' (spot) anywhere in the payload")
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_spot(payload: object) -> float:
     """The underlying's value carried by a chain payload of any shape."""
     shape = detect_shape(payload)
@@ -487,7 +506,7 @@ def parse_spot(payload: object) -> float:
 def _prev_close(payload: Mapping[str, Any], shape: Shape) -> float:
     """The underlying's previous close, where the payload says it (NaN elsewhere)."""
     index = None if shape is Shape.GETQUOTE else _records(payload).get("index")
-    value = _number(index.get("previousClose")) if isinstance(index, Mapping) else math.nan
+    value = number(index.get("previousClose")) if isinstance(index, Mapping) else math.nan
     return value if value > 0 else math.nan
 
 
@@ -523,7 +542,7 @@ def _prepare(payload: object, symbol: str, lot_size: int) -> _Prepared:
     )
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_chains(
     payload: object, symbol: str, *, lot_size: int, fetched_at: datetime
 ) -> dict[date, ChainSnapshot]:
@@ -538,7 +557,7 @@ def parse_chains(
     }
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_chain(
     payload: object, symbol: str, expiry: date, *, lot_size: int, fetched_at: datetime
 ) -> ChainSnapshot:
@@ -547,7 +566,9 @@ def parse_chain(
     group = p.groups.get(expiry)
     if group is None:
         listed = ", ".join(format_expiry(d) for d in sorted(p.groups)) or "none"
-        raise _bad(f"{symbol}: the payload has no expiry {format_expiry(expiry)} (has: {listed})")
+        raise bad_payload_error(
+            f"{symbol}: the payload has no expiry {format_expiry(expiry)} (has: {listed})"
+        )
     return _chain_of(p, expiry, symbol, lot_size, fetched_at)
 
 
@@ -600,27 +621,27 @@ class IndexBoard:
         return None
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_index_board(payload: object) -> IndexBoard:
     """`GET /api/allIndices`: `{"data": [{"index", "indexSymbol", "last", "previousClose", …}],
     "timestamp": "16-Oct-2023 15:30:00", …}`. A value that is not a positive number is NaN."""
     if not isinstance(payload, Mapping):
-        raise _bad(f"expected a JSON object, got {type(payload).__name__}")
+        raise bad_payload_error(f"expected a JSON object, got {type(payload).__name__}")
     data = payload.get("data")
     if not isinstance(data, list) or not data:
-        raise _bad("the index list has no 'data' rows")
+        raise bad_payload_error("the index list has no 'data' rows")
     rows: dict[str, tuple[float, float]] = {}
     for row in data:
         if not isinstance(row, Mapping):
             continue
-        last, prev = _number(row.get("last")), _number(row.get("previousClose"))
+        last, prev = number(row.get("last")), number(row.get("previousClose"))
         value = (last if last > 0 else math.nan, prev if prev > 0 else math.nan)
         for key in ("index", "indexSymbol"):
             name = row.get(key)
             if isinstance(name, str) and name.strip():
                 rows.setdefault(name.strip().upper(), value)
     if not rows:
-        raise _bad("the index list names no index")
+        raise bad_payload_error("the index list names no index")
     stamp = payload.get("timestamp")
     ts = parse_timestamp(stamp) if isinstance(stamp, str) and stamp.strip() else None
     return IndexBoard(rows, ts)

@@ -34,9 +34,9 @@ from datetime import date, datetime
 from typing import Any
 
 from optterm.providers.nse.parse import (
-    _as_bad_payload,
-    _bad,
-    _number,
+    as_bad_payload,
+    bad_payload_error,
+    number,
     parse_date,
     parse_timestamp,
 )
@@ -73,15 +73,15 @@ class EquityQuote:
 
 
 def _positive(value: object) -> float:
-    number = _number(value)
-    return number if number > 0 else math.nan
+    x = number(value)
+    return x if x > 0 else math.nan
 
 
 def _same_symbol(named: object, symbol: str, what: str) -> None:
     if not isinstance(named, str) or not named.strip():
-        raise _bad(f"{what} for {symbol} names no symbol")
+        raise bad_payload_error(f"{what} for {symbol} names no symbol")
     if named.strip().upper() != symbol.upper():
-        raise _bad(f"{what} for {symbol} is about {named.strip()!r}")
+        raise bad_payload_error(f"{what} for {symbol} is about {named.strip()!r}")
 
 
 def _stamp(value: object) -> datetime | None:
@@ -90,7 +90,7 @@ def _stamp(value: object) -> datetime | None:
 
 def _object(payload: object, symbol: str, what: str) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping) or not payload:
-        raise _bad(f"{what} for {symbol}: expected a non-empty JSON object")
+        raise bad_payload_error(f"{what} for {symbol}: expected a non-empty JSON object")
     return payload
 
 
@@ -101,11 +101,11 @@ def _future(fields: Mapping[str, Any]) -> tuple[date, float, float] | None:
     last = _positive(fields.get("lastPrice"))
     prev = _positive(fields.get("prevClose"))
     if math.isnan(prev):
-        prev = _positive(round(last - _number(fields.get("change")), 2))
+        prev = _positive(round(last - number(fields.get("change")), 2))
     return parse_date(fields.get("expiryDate")), last, prev
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_futures(payload: object, symbol: str) -> FuturesBoard:
     """The futures listed in a derivative quote for `symbol`, of either shape."""
     doc = _object(payload, symbol, "derivative quote")
@@ -115,7 +115,7 @@ def parse_futures(payload: object, symbol: str) -> FuturesBoard:
         _same_symbol(info.get("symbol") if isinstance(info, Mapping) else None, symbol, "quote")
         stocks = doc["stocks"]
         if not isinstance(stocks, list):
-            raise _bad(f"derivative quote for {symbol}: 'stocks' is not a list")
+            raise bad_payload_error(f"derivative quote for {symbol}: 'stocks' is not a list")
         rows = [r["metadata"] for r in stocks if isinstance(r, Mapping) and _is_map(r, "metadata")]
         ts = _stamp(doc.get("fut_timestamp"))
     elif isinstance(doc.get("data"), list):
@@ -125,14 +125,16 @@ def parse_futures(payload: object, symbol: str) -> FuturesBoard:
         ts = _stamp(doc.get("timestamp"))
     else:
         keys = ", ".join(sorted(map(str, doc))[:8])
-        raise _bad(f"derivative quote for {symbol}: no 'stocks' or 'data' (keys: {keys})")
+        raise bad_payload_error(
+            f"derivative quote for {symbol}: no 'stocks' or 'data' (keys: {keys})"
+        )
     contracts: dict[date, tuple[float, float]] = {}
     for fields in rows:
         got = _future(fields)
         if got is not None and not math.isnan(got[1]):
             contracts.setdefault(got[0], (got[1], got[2]))
     if not contracts:
-        raise _bad(f"derivative quote for {symbol} lists no future with a price")
+        raise bad_payload_error(f"derivative quote for {symbol} lists no future with a price")
     return FuturesBoard(symbol.upper(), contracts, ts)
 
 
@@ -140,7 +142,7 @@ def _is_map(row: Mapping[str, Any], key: str) -> bool:
     return isinstance(row.get(key), Mapping)
 
 
-@_as_bad_payload
+@as_bad_payload
 def parse_equity_quote(payload: object, symbol: str) -> EquityQuote:
     """A stock's previous close from an equity quote of either shape."""
     doc = _object(payload, symbol, "equity quote")
@@ -148,7 +150,9 @@ def parse_equity_quote(payload: object, symbol: str) -> EquityQuote:
         answers = doc["equityResponse"]
         first = answers[0] if isinstance(answers, list) and answers else None
         if not isinstance(first, Mapping) or not _is_map(first, "metaData"):
-            raise _bad(f"equity quote for {symbol}: 'equityResponse' carries no 'metaData'")
+            raise bad_payload_error(
+                f"equity quote for {symbol}: 'equityResponse' carries no 'metaData'"
+            )
         meta = first["metaData"]
         _same_symbol(meta.get("symbol"), symbol, "equity quote")
         prev, ts = _positive(meta.get("previousClose")), _stamp(first.get("lastUpdateTime"))
@@ -160,7 +164,9 @@ def parse_equity_quote(payload: object, symbol: str) -> EquityQuote:
         ts = _stamp(meta.get("lastUpdateTime")) if isinstance(meta, Mapping) else None
     else:
         keys = ", ".join(sorted(map(str, doc))[:8])
-        raise _bad(f"equity quote for {symbol}: no 'equityResponse' or 'priceInfo' ({keys})")
+        raise bad_payload_error(
+            f"equity quote for {symbol}: no 'equityResponse' or 'priceInfo' ({keys})"
+        )
     if math.isnan(prev):
-        raise _bad(f"equity quote for {symbol} has no positive previous close")
+        raise bad_payload_error(f"equity quote for {symbol} has no positive previous close")
     return EquityQuote(symbol.upper(), prev, ts)
