@@ -56,6 +56,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _shown(text: str) -> str:
+    """`text` quoted, or its start and length when long (as infra.clip.quoted does; the market
+    module may not import infra): a 100,000-character --interval is not echoed in full."""
+    return repr(text) if len(text) <= 20 else f"{text[:20] + '…'!r} ({len(text):,} characters)"
+
+
 @dataclass(frozen=True)
 class HolidayList:
     """One year's NSE F&O trading holidays: the weekdays without a session, each with the
@@ -183,7 +189,7 @@ class OiInterval:
             return cls(at=time(int(match.group(1)), int(match.group(2))))
         minutes = ", ".join(f"{m}m" for m in OI_INTERVAL_MINUTES)
         raise ValueError(
-            f"{text!r} is not an OI interval; use day, {minutes} or a time of today as HH:MM"
+            f"{_shown(text)} is not an OI interval; use day, {minutes} or a time of today as HH:MM"
         )
 
     @property

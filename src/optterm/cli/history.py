@@ -14,7 +14,7 @@ import typer
 
 from optterm.cli.context import load_settings, parse_date, print_json, run_reading_store
 from optterm.cli.errors import OutputFailed, UsageProblem
-from optterm.infra.clip import clip
+from optterm.infra.clip import clip, quoted
 
 if TYPE_CHECKING:
     from optterm.infra.atomicfile import NotARegularFile
@@ -85,7 +85,7 @@ def history_export(
 ) -> None:
     """Export stored snapshots (every strike of every tick) as CSV or JSON."""
     if fmt not in ("csv", "json"):
-        raise UsageProblem(f"--format {fmt!r} is not supported; use csv or json.")
+        raise UsageProblem(f"--format {quoted(fmt)} is not supported; use csv or json.")
     if day and (since or until):
         raise UsageProblem("--date cannot be combined with --from/--to; use one or the other.")
     settings = load_settings(ctx)
@@ -93,8 +93,10 @@ def history_export(
     first_text, last_text = (day, day) if day else (since, until)
     first = parse_date(first_text, "--date" if day else "--from") if first_text else None
     last = parse_date(last_text, "--date" if day else "--to") if last_text else None
-    start = day_bounds(first, tz)[0] if first else datetime(1970, 1, 2, tzinfo=tz)
-    end = day_bounds(last, tz)[1] if last else datetime(9999, 1, 1, tzinfo=tz) - timedelta(days=2)
+    # The store's whole range; a day past its end is clamped (9999-12-31 + 1 day overflows).
+    floor, ceiling = datetime(1970, 1, 2, tzinfo=tz), datetime(9998, 12, 30, tzinfo=tz)
+    start = max(day_bounds(min(first, ceiling.date()), tz)[0], floor) if first else floor
+    end = day_bounds(min(last, ceiling.date()), tz)[1] if last else ceiling
     if end <= start:
         raise UsageProblem("--to is before --from; nothing to export.")
     exp = parse_date(expiry, "--expiry") if expiry else None

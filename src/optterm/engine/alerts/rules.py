@@ -391,7 +391,7 @@ def _finite(value: float | None, name: str, *, allow_negative: bool = False) -> 
     if math.isnan(x) or math.isinf(x):
         raise RuleError(f"{name} must be a finite number, got {value!r}")
     if x < 0 and not allow_negative:
-        raise RuleError(f"{name} must not be negative, got {_fmt(x)}; use 0 or more")
+        raise RuleError(f"{name} must not be negative, got {_huge(x)}; use 0 or more")
     return x
 
 
@@ -416,11 +416,11 @@ def _check_threshold(kind: AlertKind, condition: Condition, metric: str, t: floa
         if not 0 < t <= _MAX_PERCENT:
             raise RuleError(
                 f"a percent-change threshold is the size of the move in percent, more than 0 "
-                f"and at most {_fmt(_MAX_PERCENT)}; got {_fmt(t)} (e.g. 1 for a 1% move)"
+                f"and at most {_fmt(_MAX_PERCENT)}; got {_huge(t)} (e.g. 1 for a 1% move)"
             )
         return
     if kind is AlertKind.PRICE and t <= 0:
-        raise RuleError(f"a threshold for {what} must be a price above 0; got {_fmt(t)}")
+        raise RuleError(f"a threshold for {what} must be a price above 0; got {_huge(t)}")
     if kind is AlertKind.PRICE and t > _MAX_PRICE:
         raise RuleError(
             f"threshold {_huge(t)} for {what} can never be reached (no price comes near "
@@ -431,20 +431,20 @@ def _check_threshold(kind: AlertKind, condition: Condition, metric: str, t: floa
             f"threshold {_huge(t)}: max pain can never shift that many points; check the number"
         )
     if kind is AlertKind.OI_CHANGE and abs(t) > 1e12:
-        raise RuleError(f"an OI-change threshold of {_fmt(t)} contracts cannot be reached")
+        raise RuleError(f"an OI-change threshold of {_huge(t)} contracts cannot be reached")
     if kind is AlertKind.VOLUME_SPIKE and not 1 < t <= _MAX_SPIKE:
         raise RuleError(
             "a VOLUME_SPIKE threshold is a multiple of the average volume, more than 1 and at "
-            f"most {_fmt(_MAX_SPIKE)}; got {_fmt(t)} (e.g. 5 for five times the average)"
+            f"most {_fmt(_MAX_SPIKE)}; got {_huge(t)} (e.g. 5 for five times the average)"
         )
     if kind is AlertKind.PATTERN_DETECTED and not 0 <= t <= 100:
         raise RuleError(
-            f"a PATTERN_DETECTED threshold is the minimum confidence, 0 to 100; got {_fmt(t)}"
+            f"a PATTERN_DETECTED threshold is the minimum confidence, 0 to 100; got {_huge(t)}"
         )
     if kind is AlertKind.VOLATILITY:
         if metric == "iv_rank":
             if not 0 <= t <= 100:
-                raise RuleError(f"an IV-rank threshold is 0 to 100; got {_fmt(t)}")
+                raise RuleError(f"an IV-rank threshold is 0 to 100; got {_huge(t)}")
         elif not 0 < t <= _MAX_IV:
             hint = (
                 f" — did you mean {_fmt(t / 100)} ({_fmt(t)}%)? Thresholds for {what} are "
@@ -454,21 +454,21 @@ def _check_threshold(kind: AlertKind, condition: Condition, metric: str, t: floa
             )
             raise RuleError(
                 f"a threshold for {what} must be an IV above 0 and at most {_fmt(_MAX_IV)} "
-                f"({_fmt(_MAX_IV * 100)}%); got {_fmt(t)}{hint}"
+                f"({_fmt(_MAX_IV * 100)}%); got {_huge(t)}{hint}"
             )
     if kind is AlertKind.PCR and not 0 < t <= _MAX_PCR:
         raise RuleError(
-            f"a PCR threshold is a put/call ratio above 0 (like 0.7 or 1.3); got {_fmt(t)}"
+            f"a PCR threshold is a put/call ratio above 0 (like 0.7 or 1.3); got {_huge(t)}"
         )
     if kind is AlertKind.MAX_PAIN_SHIFT and t <= 0:
         raise RuleError(
             f"a MAX_PAIN_SHIFT threshold is how many points max pain must move, above 0; "
-            f"got {_fmt(t)} (e.g. 100)"
+            f"got {_huge(t)} (e.g. 100)"
         )
     if kind is AlertKind.STALE_FEED and not 0 < t <= _MAX_STALE_S:
         raise RuleError(
             "a STALE_FEED threshold is the seconds without fresh data, above 0 and at most "
-            f"{_fmt(_MAX_STALE_S)}; got {_fmt(t)} (e.g. 60)"
+            f"{_fmt(_MAX_STALE_S)}; got {_huge(t)} (e.g. 60)"
         )
 
 
@@ -614,7 +614,13 @@ def _leg(
     if side_e is not None and strike_f is None:
         raise RuleError(f"side {side_e} needs a strike (e.g. {sym} 25000 {side_e})")
     if strike_f is not None and strike_f <= 0:
-        raise RuleError(f"strike must be above 0, got {_fmt(strike_f)}")
+        raise RuleError(f"strike must be above 0, got {_huge(strike_f)}")
+    if strike_f is not None and strike_f > _MAX_PRICE:
+        # No chain lists such a strike; a huge float also passes the grid check (1e300 % 50 == 0)
+        raise RuleError(
+            f"strike {_huge(strike_f)} is not a strike any chain lists (at most "
+            f"{_fmt(_MAX_PRICE)}); check the number"
+        )
     return strike_f, side_e
 
 
@@ -868,7 +874,7 @@ def _audience(
         )
     who = (owner if owner is not None else default_owner()).strip()
     if not who or len(who) > _MAX_OWNER:
-        raise RuleError(f"owner must be 1-{_MAX_OWNER} characters, got {who!r}")
+        raise RuleError(f"owner must be 1-{_MAX_OWNER} characters, got {quoted(who)}")
     text = str(note or "").strip()
     if len(text) > _MAX_NOTE:
         raise RuleError(f"note must be at most {_MAX_NOTE} characters; got {len(text)}")
