@@ -52,6 +52,7 @@ class Analysis:
     spots: np.ndarray
     curve_dates: list[datetime]
     curves: np.ndarray  # P&L (dates, spots)
+    pricer: Pricer
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -127,5 +128,6 @@ def analyse(
         spots=grid,
         curve_dates=dates,
         curves=curves,
+        pricer=pricer,
         notes=notes,
     )
