@@ -41,6 +41,13 @@ COMMANDS: tuple[Command, ...] = (
         "chain's metrics (CE | strike | PE, ATM marked, MP = max pain).",
     ),
     Command(
+        "strategy",
+        "optterm.cli.strategy",
+        "strategy",
+        "Analyse an option strategy on the current chain: legs, Greeks, max profit and loss, "
+        "breakevens, probability of profit, payoff table and spot × IV matrix.",
+    ),
+    Command(
         "serve",
         "optterm.cli.daemon",
         "serve",

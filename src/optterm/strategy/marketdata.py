@@ -89,6 +89,8 @@ class StrategyMarket:
     calendar: MarketCalendar
     expiries: Mapping[date, ExpiryMarket]
     tick: float = 0.05
+    provider: str = ""  # where the chains came from, and whether they were live or simulated
+    feed: str = ""
 
     def expiry(self, day: date) -> ExpiryMarket:
         try:
@@ -147,4 +149,6 @@ def market_from_chains(
         lot_size=int(snap.lot_size),
         calendar=calendar,
         expiries=expiries,
+        provider=snap.provider,
+        feed=str(snap.feed.value),
     )

@@ -69,6 +69,8 @@ def report(a: Analysis) -> dict[str, Any]:
         "view": template.view if template else None,
         "as_of": mk.now.isoformat(),
         "at": a.at.isoformat(),
+        "provider": mk.provider,
+        "feed": mk.feed,
         "spot": _num(spot),
         "lot_size": pos.lot_size,
         "expiries": [d.isoformat() for d in pos.expiries],

@@ -1,0 +1,141 @@
+"""`optterm strategy` as a user meets it: on the simulator's chain, every figure printed, bad
+input refused in one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Home, run_cli
+
+# One fixed simulated market: the chain is the same in every call of a test.
+FROZEN = {
+    "OPTTERM_PROVIDERS_SIMULATOR_START": "2026-11-12T10:00:00+05:30",
+    "OPTTERM_PROVIDERS_SIMULATOR_STEP_SECONDS": "3600",
+}
+
+
+def _json(home: Home, *args: str) -> dict[str, Any]:
+    out = run_cli(home, "strategy", *args, "--json", env=FROZEN)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _strikes(doc: dict[str, Any]) -> str:
+    return "/".join(f"{g['strike']:g}" for g in sorted(doc["legs"], key=lambda g: g["strike"]))
+
+
+def test_template_and_line_give_the_same_strangle_and_lots_scale_it(home: Home) -> None:
+    one = _json(home, "--template", "short_strangle", "NIFTY")
+    assert one["strategy"] == "short_strangle" and one["view"] == "neutral"
+    assert one["provider"] == "simulator"
+    assert one["max_loss_unlimited"] is True and one["max_loss"] is None
+    assert one["max_profit"] == pytest.approx(-one["net_premium"])
+    assert len(one["breakevens"]) == 2
+    assert 0 < one["pop_pct"] < 100
+    lot = one["lot_size"]
+    assert [g["quantity"] for g in one["legs"]] == [-lot, -lot]
+    two = _json(home, f"NIFTY short strangle {_strikes(one)} x2")
+    assert two["strategy"] == "short_strangle"
+    assert [g["quantity"] for g in two["legs"]] == [-2 * lot, -2 * lot]
+    assert two["max_profit"] == pytest.approx(2 * one["max_profit"], abs=0.02)
+    assert two["greeks"]["vega_per_vol_pt"] == pytest.approx(
+        2 * one["greeks"]["vega_per_vol_pt"], abs=0.02
+    )
+    assert two["breakevens"] == one["breakevens"]
+    assert two["pop_pct"] == one["pop_pct"]
+    for key in ("payoff_table", "iv_matrix", "sigma_bands", "model", "expected_pnl"):
+        assert key in two
+
+
+def test_signed_legs_are_recognised_and_iv_and_at_move_the_figures(home: Home) -> None:
+    base = _json(home, "--template", "short_strangle", "NIFTY")
+    lo, hi = (g["strike"] for g in sorted(base["legs"], key=lambda g: g["strike"]))
+    line = f"NIFTY -1 {lo:g}PE -1 {hi:g}CE"
+    legs = _json(home, line)
+    assert legs["strategy"] == "short_strangle"
+    assert legs["pnl_now"] == pytest.approx(base["pnl_now"], abs=0.01)
+    # Short vega: two vol points more cost money now.
+    up = _json(home, line, "--iv", "+2")
+    assert up["model"]["iv_shift"] == 2.0
+    assert up["pnl_now"] < legs["pnl_now"] - 100
+    # Short theta: a day later at the same spot, money made.
+    day = (date.fromisoformat(legs["expiries"][0]) - timedelta(days=1)).isoformat()
+    day_before = _json(home, line, "--at", f"{day} 09:30")
+    assert day_before["at"] == f"{day}T09:30:00+05:30"
+    assert day_before["pnl_now"] > legs["pnl_now"]
+
+
+def test_a_calendar_spans_two_expiries(home: Home) -> None:
+    doc = _json(home, "--template", "call_calendar", "NIFTY", "--day-count", "trading")
+    assert doc["strategy"] == "call_calendar"
+    assert len(doc["expiries"]) == 2
+    assert doc["profile_exact"] is False and doc["notes"]
+    assert doc["max_loss_unlimited"] is False and doc["max_profit_unlimited"] is False
+    assert doc["model"]["day_count"] == "trading"
+
+
+def test_text_prints_every_figure_and_the_model(home: Home) -> None:
+    out = run_cli(home, "strategy", "--template", "iron_condor", "NIFTY", "--delta", "0.2",
+                  env={**FROZEN, "COLUMNS": "200"})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for expected in (
+        "NIFTY iron condor",
+        "SIMULATED",
+        "Legs",
+        "total",
+        "Net premium",
+        "credit",
+        "Max profit",
+        "Max loss",
+        "Reward:risk   1:",
+        "Breakevens",
+        "POP",
+        "P(max profit)",
+        "σ bands",
+        "lognormal on forward, ATM IV, drift 0, calendar/365, IV sticky strike",
+        "P&L by spot and date",
+        "P&L by spot and IV shift",
+    ):
+        assert expected in text, expected
+    assert "Unlimited" not in text
+
+
+def test_templates_are_listed(home: Home) -> None:
+    out = run_cli(home, "strategy", "--templates", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) >= 25
+    assert {"name": "iron_condor", "view": "neutral"}.items() <= rows[16].items()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["NIFTY short strangle 24513/25500"], "is not listed"),
+        (["NIFTY long call 25000", "-e", "2031-01-01"], "NIFTY has no expiry on 2031-01-01"),
+        (["NIFTY short strangle x0"], "multiplier must be a whole number >= 1"),
+        (["NIFTY -0 25000CE"], "non-zero lots"),
+        (["--template", "iron_condor", "NIFTY", "--lots", "0"], "--lots 0"),
+        (["--template", "iron_condor", "NIFTY", "--lots", "-2"], "--lots -2"),
+        (["--template", "iron_condor", "NIFTY", "--offset", "400"], "does not fit the chain"),
+        (["--template", "moonshot", "NIFTY"], "unknown template 'moonshot'"),
+        (["--template", "long_call"], "needs one underlying"),
+        (["NIFTY straddle", "--at", "2031-01-01"], "between now"),
+        (["NIFTY straddle", "--delta", "0.2", "--offset", "2"], "place strikes one way"),
+        (["NIFTY straddle", "--anchor", "moon"], "anchor must be spot or forward"),
+        (["NIFTYX straddle"], "unknown symbol"),
+        ([], "give a strategy"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(home: Home, args: list[str], message: str) -> None:
+    out = run_cli(home, "strategy", *args, env=FROZEN)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stdout == ""
