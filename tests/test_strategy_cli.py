@@ -66,6 +66,10 @@ def test_signed_legs_are_recognised_and_iv_and_at_move_the_figures(home: Home) -
     day = (date.fromisoformat(legs["expiries"][0]) - timedelta(days=1)).isoformat()
     day_before = _json(home, line, "--at", f"{day} 09:30")
     assert day_before["at"] == f"{day}T09:30:00+05:30"
+    # --target adds columns to the payoff table, between --at (first) and the expiry (last).
+    cols = _json(home, line, "--target", day, "--target", f"{day} 12:00")["payoff_table"]
+    assert cols["dates"][1:3] == [f"{day}T12:00:00+05:30", f"{day}T15:40:00+05:30"]
+    assert len(cols["dates"]) == 4 and all(len(row) == 5 for row in cols["pnl"])
     assert day_before["pnl_now"] > legs["pnl_now"]
 
 
@@ -125,7 +129,8 @@ def test_templates_are_listed(home: Home) -> None:
         (["--template", "iron_condor", "NIFTY", "--offset", "400"], "does not fit the chain"),
         (["--template", "moonshot", "NIFTY"], "unknown template 'moonshot'"),
         (["--template", "long_call"], "needs one underlying"),
-        (["NIFTY straddle", "--at", "2031-01-01"], "between now"),
+        (["NIFTY straddle", "--at", "2031-01-01"], "--at 2031-01-01: value the strategy between"),
+        (["NIFTY straddle", "--target", "2026-11-12 25:00"], "--target"),
         (["NIFTY straddle", "--delta", "0.2", "--offset", "2"], "place strikes one way"),
         (["NIFTY straddle", "--anchor", "moon"], "anchor must be spot or forward"),
         (["NIFTYX straddle"], "unknown symbol"),

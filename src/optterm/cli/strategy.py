@@ -72,6 +72,10 @@ def strategy(
             "time), before the first expiry.",
         ),
     ] = None,
+    targets: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Add a P&L column at this date (repeatable), like --at."),
+    ] = None,
     iv: Annotated[float, typer.Option("--iv", help="Shift every leg's IV by vol points.")] = 0.0,
     anchor: Annotated[
         str, typer.Option("--anchor", help="Probabilities anchored on: forward or spot.")
@@ -114,8 +118,17 @@ def strategy(
         from optterm.strategy.analysis import analyse
 
         position = line.resolve(market, placement)
-        when = _at(at, market, min(market.expiry(d).settle for d in position.expiries))
-        analysis = analyse(position, market, model, at=when, iv_shift=iv)
+        first = min(market.expiry(d).settle for d in position.expiries)
+        when = _at(at, market, first, "--at")
+        extra = [_at(t, market, first, "--target") for t in targets or ()]
+        analysis = analyse(
+            position,
+            market,
+            model,
+            at=when,
+            targets=sorted(d for d in extra if d is not None),
+            iv_shift=iv,
+        )
     except StrategyError as exc:
         raise UsageProblem(str(exc)) from None
     from optterm.strategy.report import report
@@ -191,8 +204,8 @@ def _model(anchor: str, day_count: str, iv_rule: str, drift: float, vol: float |
     )
 
 
-def _at(text: str | None, market: StrategyMarket, first: datetime) -> datetime | None:
-    """--at: a date (valued at its close) or a date and time in exchange time."""
+def _at(text: str | None, market: StrategyMarket, first: datetime, flag: str) -> datetime | None:
+    """--at / --target: a date (valued at its close) or a date and time in exchange time."""
     if text is None:
         return None
     cal = market.calendar
@@ -204,17 +217,17 @@ def _at(text: str | None, market: StrategyMarket, first: datetime) -> datetime |
             when_t = time(hh, mm)
         except ValueError:
             raise UsageProblem(
-                f"--at {text!r}: write the time as HH:MM, e.g. --at '2026-11-20 12:30'."
+                f"{flag} {text!r}: write the time as HH:MM, e.g. --at '2026-11-20 12:30'."
             ) from None
     else:
         day_text, when_t = raw, cal.close
-    day = parse_date(day_text, "--at")
+    day = parse_date(day_text, flag)
     when = datetime.combine(day, when_t, tzinfo=cal.tz)
     if not market.now <= when <= first:
         lo = market.now.astimezone(cal.tz)
         hi = first.astimezone(cal.tz)
         raise UsageProblem(
-            f"--at {text}: value the strategy between now ({lo:%Y-%m-%d %H:%M}) and its first "
+            f"{flag} {text}: value the strategy between now ({lo:%Y-%m-%d %H:%M}) and its first "
             f"expiry ({hi:%Y-%m-%d %H:%M})."
         )
     return when
@@ -239,7 +252,7 @@ async def _market(
         wanted = set(listed[: line.expiries_wanted])
         wanted.add(near)
         later = [d for d in listed if d > near]
-        if later and (line.expiries_wanted > 1 or line.template is None):
+        if later and line.expiries_wanted > 1:
             wanted.add(later[0])
         for g in line.legs:
             if isinstance(g.expiry, date):
