@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Home, run_cli
+from tests.span_files import CALL_RA, PUT_RA, write_span
 
 # One fixed simulated market: the chain is the same in every call of a test.
 FROZEN = {
@@ -144,3 +145,41 @@ def test_bad_input_is_one_line_and_exit_2(home: Home, args: list[str], message: 
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stdout == ""
+
+
+def test_span_margin_from_the_exchange_file(home: Home) -> None:
+    base = _json(home, "--template", "short_strangle", "NIFTY")
+    put, call = sorted(base["legs"], key=lambda g: g["strike"])
+    near = base["expiries"][0].replace("-", "")
+    spn = write_span(home.root / "nsccl.spn", near=near, call=call["strike"], put=put["strike"])
+    doc = _json(home, f"NIFTY short strangle {_strikes(base)}", "--span", str(spn))
+    m = doc["margin"]
+    lot = doc["lot_size"]
+    worst = max(-lot * (c + p) for c, p in zip(CALL_RA, PUT_RA, strict=True))
+    assert m["scan_risk"] == pytest.approx(worst)
+    assert m["span"] == pytest.approx(worst + lot * (300 + 80))  # the file's premiums
+    assert m["exposure"] == pytest.approx(0.02 * doc["spot"] * 2 * lot, abs=0.01)
+    assert m["total"] == pytest.approx(m["span"] + m["exposure"], abs=0.01)
+    assert m["return_on_margin_pct"] == pytest.approx(
+        100 * doc["max_profit"] / m["total"], abs=1e-3
+    )
+    assert "2026-11-12" in m["source"]
+    text = run_cli(home, "strategy", f"NIFTY short strangle {_strikes(base)}", "--span", str(spn),
+                   env={**FROZEN, "COLUMNS": "200"})  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert "Margin        SPAN ₹" in text.stdout and "return on margin" in text.stdout
+    # The cache of what was read is kept under the user's cache folder.
+    assert list(home.root.rglob("span/nsccl.spn.json"))
+
+
+def test_a_corrupt_or_foreign_span_file_is_one_line_exit_2(home: Home) -> None:
+    bad = home.root / "bad.spn"
+    bad.write_text("<spanFile><pointInTime><date>2026", encoding="utf-8")
+    out = run_cli(home, "strategy", "NIFTY straddle", "--span", str(bad), env=FROZEN)
+    assert out.returncode == 2
+    assert "is not a usable SPAN risk-parameter file" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == ""
+    good = write_span(home.root / "old.spn")  # its contracts are not the simulator's
+    out = run_cli(home, "strategy", "NIFTY straddle", "--span", str(good), env=FROZEN)
+    assert out.returncode == 2
+    assert "is not in SPAN intraday file of 2026-11-12" in out.stderr

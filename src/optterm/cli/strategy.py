@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +23,9 @@ from optterm.cli.errors import UsageProblem
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.strategy.line import StrategyLine
+    from optterm.strategy.margin import Margin
     from optterm.strategy.marketdata import StrategyMarket
+    from optterm.strategy.position import Position
 
 __all__ = ["strategy"]
 
@@ -94,6 +97,13 @@ def strategy(
         float | None,
         typer.Option("--vol", help="Probability model volatility in % (default: ATM IV)."),
     ] = None,
+    span: Annotated[
+        Path | None,
+        typer.Option(
+            "--span",
+            help="NSE Clearing SPAN file (.spn or its .zip): add SPAN + exposure margin.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     list_templates: Annotated[
         bool, typer.Option("--templates", help="List the templates by view and exit.")
@@ -129,11 +139,14 @@ def strategy(
             targets=sorted(d for d in extra if d is not None),
             iv_shift=iv,
         )
+        margin = None if span is None else _margin(span, position, market)
     except StrategyError as exc:
         raise UsageProblem(str(exc)) from None
-    from optterm.strategy.report import report
+    from optterm.strategy.report import margin_report, report
 
     doc = report(analysis)
+    if margin is not None:
+        doc["margin"] = margin_report(analysis, margin)
     if as_json:
         print_json(doc)
     else:
@@ -231,6 +244,23 @@ def _at(text: str | None, market: StrategyMarket, first: datetime, flag: str) ->
             f"expiry ({hi:%Y-%m-%d %H:%M})."
         )
     return when
+
+
+def _margin(path: Path, position: Position, market: StrategyMarket) -> Margin:
+    """SPAN + exposure on the file, today's expiry-day rules, options' exposure on the spot."""
+    from optterm import market as exchange
+    from optterm.infra.paths import cache_dir
+    from optterm.strategy.margin import span_margin
+    from optterm.strategy.span import load_span
+
+    f = load_span(path, [position.symbol], cache_dir() / "span")
+    return span_margin(
+        position,
+        f,
+        today=market.calendar.local_date(market.now),
+        is_index=position.symbol in exchange.NSE_INDICES,
+        underlying=market.spot,
+    )
 
 
 async def _market(
@@ -415,6 +445,18 @@ def _print_text(doc: dict[str, Any]) -> None:
         f" T {m['years']:.5f} y to {_when(doc['first_expiry'], IST)}; IV shift {m['iv_shift']:+g}",
         highlight=False,
     )
+    if "margin" in doc:
+        mg = doc["margin"]
+        rom = mg["return_on_margin_pct"]
+        out.print(
+            f"Margin        SPAN {_money(mg['span'])} + exposure {_money(mg['exposure'])} = "
+            f"{_money(mg['total'])} (scan {_money(mg['scan_risk'])}, calendar "
+            f"{_money(mg['calendar_charge'])}, net option value "
+            f"{_money(mg['net_option_value'])}) · return on margin "
+            f"{'n/a' if rom is None else f'{rom:.1f} %'}",
+            highlight=False,
+        )
+        out.print(f"              from the {mg['source']}", highlight=False)
     for note in doc["notes"]:
         out.print(f"Note          {note}", highlight=False)
     pt = doc["payoff_table"]

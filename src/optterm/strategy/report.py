@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from optterm.strategy.analysis import Analysis, round_tick
+from optterm.strategy.margin import Margin
 from optterm.strategy.recognise import recognise
 
-__all__ = ["IV_SHIFTS", "report", "table_spots"]
+__all__ = ["IV_SHIFTS", "margin_report", "report", "table_spots"]
 
 IV_SHIFTS = (-5.0, -2.0, 0.0, 2.0, 5.0)
 
@@ -122,4 +123,25 @@ def report(a: Analysis) -> dict[str, Any]:
         },
         "profile_exact": a.profile.exact,
         "notes": a.notes,
+    }
+
+
+def margin_report(a: Analysis, m: Margin) -> dict[str, Any]:
+    """The margin figures; return on margin = max profit / (margin + premium paid), None when
+    the profit is unlimited."""
+    paid = max(a.net_premium, 0.0)
+    funds = m.total + paid
+    rom = a.max_profit / funds if math.isfinite(a.max_profit) and funds > 0 else math.nan
+    return {
+        "scan_risk": _num(m.scan_risk, 2),
+        "calendar_charge": _num(m.calendar_charge, 2),
+        "short_option_minimum": _num(m.short_option_minimum, 2),
+        "net_option_value": _num(m.net_option_value, 2),
+        "span": _num(m.span, 2),
+        "exposure": _num(m.exposure, 2),
+        "total": _num(m.total, 2),
+        "premium_paid": _num(paid, 2),
+        "return_on_margin_pct": _num(100 * rom, 3),
+        "expiry_day_rules": m.expiry_day,
+        "source": m.source,
     }
