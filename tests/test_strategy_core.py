@@ -265,9 +265,14 @@ def test_a_calendar_is_sampled_with_breakevens_on_the_exact_pnl() -> None:
     assert len(bes) == 2
     at = settle(NEAR)
     assert np.abs(p.pnl([at], np.array(bes))[0]).max() < 1e-6
-    # A debit spread: the loss is capped at what was paid (the carry tail is not "unlimited").
+    # A debit spread: the loss is what was paid, plus the carry between the expiries far above
+    # the strikes (the far call grows like e^-qt F): a drift, not "unlimited", and said so.
     a = analyse(pos, mk)
-    assert a.max_loss == pytest.approx(-a.net_premium, rel=1e-9)
+    assert a.profile.drifts
+    assert a.max_loss == pytest.approx(a.profile.tail_end)
+    assert -a.net_premium - 0.05 * a.net_premium < a.max_loss < -a.net_premium
+    assert a.profile.reach == 10 * mk.spot
+    assert any("drifts" in note and "to 250,124" in note for note in a.notes)
     assert math.isfinite(a.max_profit) and a.max_profit > 0
 
 

@@ -107,10 +107,17 @@ def analyse(
     leg_values = pricer.values([when], np.array([market.spot]), iv_shift)[:, 0, 0]
     pnl_now = float(np.sum(pricer.units * (leg_values - pricer.entry)))
     notes = []
+    if profile.drifts:
+        notes.append(
+            f"above the strikes the P&L drifts {1000 * profile.slope:+,.0f} per 1,000 points "
+            "(the carry between expiries), too little to call unlimited: max profit and loss "
+            f"are over spot 0 to {profile.reach:,.0f}"
+        )
     if not profile.exact:
         notes.append(
             "an option outlives the first expiry: its profile is Black-76 on its own forward, "
-            "sampled from spot 0 to 2x the highest strike (breakevens refined on the exact P&L)"
+            "sampled from spot 0 to 2x the highest strike or spot (breakevens refined on the exact "
+            "P&L)"
         )
     return Analysis(
         position=position,

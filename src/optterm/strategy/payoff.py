@@ -30,6 +30,9 @@ __all__ = ["Profile", "expiry_profile"]
 GRID_POINTS = 4001
 GRID_TOP = 2.0
 FLAT_SLOPE = 1e-3
+# A flat tail that still drifts (carry) is followed to TAIL_REACH x the highest strike: the
+# extremes are over spot 0 to there, and say so.
+TAIL_REACH = 10.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -44,6 +47,7 @@ class Profile:
     slope: float
     exact: bool
     scale: float  # sum of |units|: what "zero" is measured against
+    reach: float  # the far end of the spots the extremes are over (see `tail_end`)
 
     def __call__(self, spot: np.ndarray | float) -> np.ndarray:
         s = np.asarray(spot, dtype=np.float64)
@@ -59,13 +63,32 @@ class Profile:
         return abs(self.slope) <= FLAT_SLOPE * self.scale
 
     @property
+    def drifts(self) -> bool:
+        """A flat tail that still moves (by the carry): the extremes include its far end."""
+        return self.flat_tail and abs(self.slope) > 1e-9 * self.scale
+
+    @property
+    def tail_end(self) -> float:
+        """P&L at `reach`, the far end of the domain a drifting tail is followed to."""
+        return float(self.v[-1] + self.slope * max(self.reach - self.x[-1], 0.0))
+
+    @property
+    def drift(self) -> float:
+        """How far a drifting tail moves the P&L by `reach` (0 for a level or unlimited one)."""
+        return abs(self.tail_end - float(self.v[-1])) if self.drifts else 0.0
+
+    @property
     def max_profit(self) -> float:
-        return math.inf if self.slope > 0 and not self.flat_tail else float(np.nanmax(self.v))
+        if self.slope > 0 and not self.flat_tail:
+            return math.inf
+        return max(float(np.nanmax(self.v)), self.tail_end)
 
     @property
     def max_loss(self) -> float:
         """The most negative P&L (a negative number), or -inf when unlimited."""
-        return -math.inf if self.slope < 0 and not self.flat_tail else float(np.nanmin(self.v))
+        if self.slope < 0 and not self.flat_tail:
+            return -math.inf
+        return min(float(np.nanmin(self.v)), self.tail_end)
 
     def tol(self) -> float:
         """Rupee amounts this close to each other are the same (rounding of the repricing)."""
@@ -97,7 +120,8 @@ def expiry_profile(pricer: Pricer, at: datetime | None = None) -> Profile:
         growth,
     )
     slope = float(np.sum(pricer.units * per_unit))
-    return Profile(at, x, v, slope, exact, float(np.sum(np.abs(pricer.units))))
+    reach = TAIL_REACH * max(float(strikes.max()) if strikes.size else spot, spot)
+    return Profile(at, x, v, slope, exact, float(np.sum(np.abs(pricer.units))), reach)
 
 
 def _pnl(pricer: Pricer, tcal: np.ndarray, tdc: np.ndarray, spots: np.ndarray) -> np.ndarray:
@@ -119,8 +143,10 @@ def breakevens(profile: Profile, pricer: Pricer | None = None) -> list[float]:
             roots.append(_root(profile, pricer, i))
     if sign[-1] == 0:
         roots.append(float(x[-1]))
-    elif not profile.flat_tail and sign[-1] * np.sign(profile.slope) < 0:
-        roots.append(float(x[-1] - v[-1] / profile.slope))
+    elif abs(profile.slope) > 1e-9 * profile.scale and sign[-1] * np.sign(profile.slope) < 0:
+        root = float(x[-1] - v[-1] / profile.slope)
+        if not profile.flat_tail or root <= profile.reach:
+            roots.append(root)
     # A zero at spot 0 is no breakeven (the spot cannot go there); a flat zero piece would give
     # both its ends: keep distinct points only.
     out: list[float] = []

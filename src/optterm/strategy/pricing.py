@@ -165,7 +165,8 @@ class Pricer:
             if smile is None:
                 continue
             k, v, offset = smile
-            moved = self.strike[i] * self.forward0[i] / fwd[row]
+            with np.errstate(divide="ignore"):  # spot 0: the far right of the smile
+                moved = self.strike[i] * self.forward0[i] / fwd[row]
             out[row] = np.interp(moved, k, v) + offset + shift[:, None]
         return out
 

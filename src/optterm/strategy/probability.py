@@ -103,7 +103,8 @@ def _p_level(
     """P(P&L at expiry = level): the flat pieces at that level (a single point has none)."""
     if not math.isfinite(level):
         return 0.0
-    at = np.abs(profile.v - level) <= profile.tol()
+    # A drifting tail moves the P&L by `drift` over the domain: that close to the level is at it.
+    at = np.abs(profile.v - level) <= profile.tol() + profile.drift
     flat = at[:-1] & at[1:]
     total = float(np.sum(p[flat]))
     if at[-1] and profile.flat_tail:
