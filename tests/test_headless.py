@@ -57,6 +57,7 @@ COMMANDS = [
     ("scenarios",),
     ("providers",),
     ("doctor",),
+    ("strategy", "NIFTY short strangle", "--json"),
     ("--help",),
 ]
 
