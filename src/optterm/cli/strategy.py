@@ -37,6 +37,7 @@ def strategy(
         typer.Argument(
             help='A strategy line in quotes, e.g. "NIFTY short strangle 24500/25500 x2" or '
             '"NIFTY +1 24900CE -2 25000CE +1 25100CE"; with --template, the underlying.',
+            metavar="LINE",
             show_default=False,
         ),
     ] = None,
