@@ -381,3 +381,29 @@ def test_bad_legs_are_refused_with_one_clear_message() -> None:
     with pytest.raises(StrategyError, match="multiplier"):
         Position("NIFTY", 75, (Leg("CE", NEAR, 1, 10.0, 25000.0),)).scaled(0)
     assert STRIKES[0] == 23000.0
+
+
+def test_probability_of_a_peak_is_zero_and_of_a_capped_side_is_its_tail() -> None:
+    mk = nifty()
+    # A diagonal's maximum profit is a peak at the short strike: no probability of landing on it.
+    diagonal = Position(
+        "NIFTY", 75, (_leg(mk, "CE", NEAR, -1, 25300.0), _leg(mk, "CE", FAR, 1, 25200.0))
+    )
+    a = analyse(diagonal, mk)
+    assert a.profile.drifts
+    assert a.odds.p_max_profit == 0.0
+    # Long a later future (of a small carry), short a near call: the capped side (above the
+    # strike) is the max profit though the future's carry makes it creep up a few rupees per
+    # 1,000 points.
+    spot = mk.spot
+    low = market(
+        spot,
+        [
+            expiry_market(NEAR, spot, STRIKES, 0.12, carry=0.06, rate=0.065),
+            expiry_market(FAR, spot, STRIKES, 0.13, carry=0.01, rate=0.065),
+        ],
+    )
+    covered = Position("NIFTY", 75, (_leg(low, "FUT", FAR, 1), _leg(low, "CE", NEAR, -1, 25300.0)))
+    c = analyse(covered, low)
+    assert c.profile.drifts and c.profile.exact
+    assert c.odds.p_max_profit == pytest.approx(c.dist.between(25300.0, math.inf), abs=1e-12)

@@ -100,13 +100,21 @@ def odds(profile: Profile, dist: Lognormal, breakevens: list[float]) -> Odds:
 def _p_level(
     profile: Profile, dist: Lognormal, level: float, p: np.ndarray, p_tail: float
 ) -> float:
-    """P(P&L at expiry = level): the flat pieces at that level (a single point has none)."""
+    """P(P&L at expiry = level): the flat pieces at that level (a single point has none), and
+    the tail above the strikes when it is level there. A tail drifting by the carry counts when
+    it stays within its drift of the level from its start to its far end (a covered call against
+    a later future: the whole capped side is its max profit)."""
     if not math.isfinite(level):
         return 0.0
-    # A drifting tail moves the P&L by `drift` over the domain: that close to the level is at it.
-    at = np.abs(profile.v - level) <= profile.tol() + profile.drift
+    tol = profile.tol()
+    at = np.abs(profile.v - level) <= tol
     flat = at[:-1] & at[1:]
     total = float(np.sum(p[flat]))
-    if at[-1] and profile.flat_tail:
+    band = tol + profile.drift
+    if (
+        profile.flat_tail
+        and abs(float(profile.v[-1]) - level) <= band
+        and abs(profile.tail_end - level) <= band
+    ):
         total += p_tail
     return min(max(total, 0.0), 1.0)
