@@ -50,6 +50,9 @@ def test_template_and_line_give_the_same_strangle_and_lots_scale_it(home: Home) 
     assert two["pop_pct"] == one["pop_pct"]
     for key in ("payoff_table", "iv_matrix", "sigma_bands", "model", "expected_pnl"):
         assert key in two
+    # Every time in exchange time.
+    times = [two["as_of"], two["at"], two["first_expiry"], *two["payoff_table"]["dates"]]
+    assert all(t.endswith("+05:30") for t in times), times
 
 
 def test_signed_legs_are_recognised_and_iv_and_at_move_the_figures(home: Home) -> None:

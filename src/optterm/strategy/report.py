@@ -8,6 +8,7 @@ The tables: P&L at a few spots (the sigma bands and spot, to the tick) for each 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -64,18 +65,23 @@ def report(a: Analysis) -> dict[str, Any]:
     shifts = np.array(IV_SHIFTS) + a.iv_shift
     matrix = a.pricer.iv_matrix(a.at, np.array(spots), shifts)
     spot = mk.spot
+
+    def local(when: datetime) -> str:
+        """Every time in exchange time, as the exchange's clock reads it."""
+        return when.astimezone(mk.calendar.tz).isoformat()
+
     return {
         "symbol": mk.symbol,
         "strategy": template.name if template else "custom",
         "view": template.view if template else None,
-        "as_of": mk.now.isoformat(),
-        "at": a.at.isoformat(),
+        "as_of": local(mk.now),
+        "at": local(a.at),
         "provider": mk.provider,
         "feed": mk.feed,
         "spot": _num(spot),
         "lot_size": pos.lot_size,
         "expiries": [d.isoformat() for d in pos.expiries],
-        "first_expiry": a.profile.at.isoformat(),
+        "first_expiry": local(a.profile.at),
         "model": {
             "anchor": a.model.anchor,
             "anchor_value": _num(a.dist.anchor),
@@ -113,7 +119,7 @@ def report(a: Analysis) -> dict[str, Any]:
         "sigma_bands": {k: round_tick(v, mk.tick) for k, v in a.dist.bands().items()},
         "payoff_table": {
             "spots": spots,
-            "dates": [d.isoformat() for d in dates],
+            "dates": [local(d) for d in dates],
             "pnl": [[_num(v, 2) for v in row] for row in table],
         },
         "iv_matrix": {
