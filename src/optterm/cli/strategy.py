@@ -10,6 +10,7 @@ are the chain's last traded prices; each expiry is priced on its own forward. No
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -206,8 +207,11 @@ def _placement(
 
 
 def _model(anchor: str, day_count: str, iv_rule: str, drift: float, vol: float | None) -> Any:
+    from optterm.strategy.errors import StrategyError
     from optterm.strategy.settings import ModelSettings
 
+    if vol is not None and not (math.isfinite(vol) and 0 < vol <= 1000):
+        raise StrategyError(f"--vol {vol:g}: give the model's volatility in %, like 12.5.")
     rule = iv_rule.replace("-", "_")
     return ModelSettings(
         anchor=anchor,  # type: ignore[arg-type]

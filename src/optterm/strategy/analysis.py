@@ -13,6 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
+from optterm.strategy.errors import StrategyError
 from optterm.strategy.marketdata import StrategyMarket
 from optterm.strategy.payoff import Profile, breakevens, expiry_profile
 from optterm.strategy.position import Position
@@ -20,7 +21,10 @@ from optterm.strategy.pricing import LegGreeks, Pricer
 from optterm.strategy.probability import Lognormal, Odds, odds
 from optterm.strategy.settings import ModelSettings
 
-__all__ = ["Analysis", "analyse", "round_tick", "spot_grid"]
+__all__ = ["MAX_IV_SHIFT", "Analysis", "analyse", "round_tick", "spot_grid"]
+
+# Vol points: beyond this no listed option's IV is a what-if anyone asks.
+MAX_IV_SHIFT = 500.0
 
 
 def round_tick(value: float, tick: float) -> float:
@@ -89,6 +93,11 @@ def analyse(
     """All figures of `position` in `market`. `at` moves "now" (Greeks, P&L now) to a later
     date; `targets` add P&L curves; `iv_shift` adds vol points to every leg."""
     model = model or ModelSettings()
+    if not (math.isfinite(iv_shift) and abs(iv_shift) <= MAX_IV_SHIFT):
+        raise StrategyError(
+            f"IV shift {iv_shift:g} is not a number of vol points from -{MAX_IV_SHIFT:g} to "
+            f"+{MAX_IV_SHIFT:g}; write e.g. +2 or -1.5."
+        )
     pricer = Pricer(position, market, model)
     when = at or market.now
     profile = expiry_profile(pricer)
