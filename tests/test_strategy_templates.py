@@ -159,7 +159,7 @@ def test_a_strategy_line_of_signed_legs_is_recognised() -> None:
         ("NIFTY +1 25000XE", "must be followed by a leg"),
         ("NIFTY +1 25000CE@9", "@9: NIFTY has 2 listed expiries"),
         ("NIFTY +1 25010CE", "strike 25010 is not listed"),
-        ("NIFTY short strangle 24500/25510", "25510 is not listed"),
+        ("NIFTY short strangle 24500/25510", "25510 is not listed.*pick listed strikes"),
         ("NIFTY long call 25000 2026-12-29", "no expiry on 2026-12-29"),
     ],
 )

@@ -92,7 +92,7 @@ def build(
             legs.append(Leg("FUT", day, spec.lots * lots, e.forward))
             continue
         k = strikes[spec.at] if strikes is not None else _place(spec.at, e0, market, placement)
-        i = _listed(e, k, template, spec.at)
+        i = _listed(e, k, template, spec.at, given=strikes is not None)
         price = float((e.ce_price if spec.kind == "CE" else e.pe_price)[i])
         iv = float((e.ce_iv if spec.kind == "CE" else e.pe_iv)[i])
         if not (math.isfinite(price) and price > 0 and math.isfinite(iv)):
@@ -104,14 +104,14 @@ def build(
     return Position(market.symbol, market.lot_size, tuple(legs))
 
 
-def _listed(e: ExpiryMarket, strike: float, template: Template, expr: str) -> int:
+def _listed(e: ExpiryMarket, strike: float, template: Template, expr: str, given: bool) -> int:
     try:
         return e.index(strike)
     except StrategyError:
+        fix = "pick listed strikes" if given else "use a smaller offset or width"
         raise StrategyError(
             f"{template.name} does not fit the chain: its {expr} strike {strike:g} is not listed "
-            f"for {e.expiry.isoformat()} (strikes {e.strikes[0]:g} to {e.strikes[-1]:g}); "
-            "use a smaller offset or width."
+            f"for {e.expiry.isoformat()} (strikes {e.strikes[0]:g} to {e.strikes[-1]:g}); {fix}."
         ) from None
 
 
