@@ -1,10 +1,12 @@
 """Scans compiled to numpy: each condition evaluates for every underlying at once.
 
 A parsed scan (grammar.Scan) becomes a tree of closures over a `Context`; a value node returns a
-column (one float per underlying), a condition returns two masks, (true, false), so that n/a
-stays n/a: `not (ivp > 80)` is false, not true, for a name whose IV percentile is unknown
-(three-valued logic, as in SQL). A name matches where the whole condition is *true*. No Python
-loop runs per underlying; the cost of a scan is the number of its operators.
+column (one float per underlying), a condition a mask. n/a stays n/a: `not (ivp > 80)` is false,
+not true, for a name whose IV percentile is unknown (three-valued logic, as in SQL): each
+condition compiles to "where it is true" and, under a `not`, "where it is false" (known and not
+true), so the common case of no `not` pays for no known-masks at all. A name matches where
+the whole condition is *true*. No Python loop runs per underlying; the cost of a scan is the
+number of its operators.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from optterm.engine.scanner.fields import FIELD_INDEX, FIELDS, SEGMENT_WORDS
+from optterm.engine.scanner.fields import FIELD_INDEX, SEGMENT_WORDS
 from optterm.engine.scanner.frame import Context
 from optterm.engine.scanner.grammar import (
     Agg,
@@ -40,7 +42,8 @@ from optterm.engine.scanner.grammar import (
 __all__ = ["CompiledScan", "ScanResult", "compile_scan"]
 
 Value = Callable[[Context, int], Any]  # a column, or a float for a constant
-Cond = Callable[[Context, int], tuple[np.ndarray, np.ndarray]]
+Mask = np.ndarray
+Cond = Callable[[Context, int], Mask]
 
 _OPS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -63,7 +66,8 @@ def _value(node: Node) -> Value:
     if isinstance(node, FieldRef):
         i, b0, ago, days = FIELD_INDEX[node.name], node.back, node.ago_s, node.days
         if not (b0 or ago or days):
-            return lambda ctx, back: ctx.column(i, back)
+            # The hot path: this tick's column, without a call into the context.
+            return lambda ctx, back: ctx.values[i] if not back else ctx.column(i, back)
         return lambda ctx, back: ctx.column(i, back + b0, ago, days)
     if isinstance(node, Agg):
         fn, i, n = node.fn, FIELD_INDEX[node.field.name], node.n
@@ -85,86 +89,130 @@ def _value(node: Node) -> Value:
     raise TypeError(f"not a value: {node!r}")  # pragma: no cover - the parser types every node
 
 
-def _cond(node: Node, names: Sequence[str]) -> Cond:
+def _true(node: Node, names: Sequence[str]) -> Cond:
+    """Where `node` is true. Comparisons with n/a are false by numpy's own rules (NaN > x is
+    false), except `!=`, which needs the known mask."""
     if isinstance(node, PresetRef):
-        return _cond(node.condition, names)
+        return _true(node.condition, names)
     if isinstance(node, Compare):
         left, right, op = _value(node.left), _value(node.right), _OPS[node.op]
-
-        def compare(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            a, b = left(ctx, back), right(ctx, back)
-            known: Any = _known(a) & _known(b)
-            hit: Any = op(a, b)
-            return hit & known, ~hit & known
-
-        return compare
+        if node.op == "!=":
+            return lambda ctx, back: _unequal(left(ctx, back), right(ctx, back))
+        if isinstance(node.right, Num):  # most thresholds: skip a call per evaluation
+            k = node.right.value
+            return lambda ctx, back: op(left(ctx, back), k)
+        return lambda ctx, back: op(left(ctx, back), right(ctx, back))
     if isinstance(node, Between):
         v, lo, hi = _value(node.value), _value(node.low), _value(node.high)
 
-        def between(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            x, a, b = v(ctx, back), lo(ctx, back), hi(ctx, back)
-            known: Any = _known(x) & _known(a) & _known(b)
-            hit: Any = (x >= a) & (x <= b)
-            return hit & known, ~hit & known
+        def between(ctx: Context, back: int) -> Mask:
+            x: Any = v(ctx, back)
+            return (x >= lo(ctx, back)) & (x <= hi(ctx, back))
 
         return between
     if isinstance(node, InList):
         v, options = _value(node.value), np.array(node.options)
+        if len(options) > 8:
+            return lambda ctx, back: np.isin(v(ctx, back), options)
 
-        def in_list(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            x = np.asarray(v(ctx, back), dtype=np.float64)
-            hit = np.isin(x, options)
-            known = ~np.isnan(x)
-            return hit & known, ~hit & known
+        def in_few(ctx: Context, back: int) -> Mask:
+            # A short list: a few equalities beat np.isin's sort-based set machinery.
+            x = v(ctx, back)
+            out = x == options[0]
+            for o in options[1:]:
+                out = out | (x == o)
+            return out
 
-        return in_list
+        return in_few
     if isinstance(node, SymbolIn):
-        wanted = set(node.symbols)
-        hit = np.array([n in wanted for n in names], dtype=bool)
-        miss = ~hit
-        return lambda ctx, back: (hit, miss)
+        hit = _symbols(node, names)
+        return lambda ctx, back: hit
     if isinstance(node, Cross):
         left, right, above = _value(node.left), _value(node.right), node.above
 
-        def cross(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
+        def cross(ctx: Context, back: int) -> Mask:
             a, b = left(ctx, back), right(ctx, back)
             pa, pb = left(ctx, back + 1), right(ctx, back + 1)
-            known: Any = _known(a) & _known(b) & _known(pa) & _known(pb)
-            hit: Any = ((a > b) & (pa <= pb)) if above else ((a < b) & (pa >= pb))
-            return hit & known, ~hit & known
+            return ((a > b) & (pa <= pb)) if above else ((a < b) & (pa >= pb))
 
         return cross
     if isinstance(node, And):
-        parts = [_cond(item, names) for item in node.items]
-
-        def all_of(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            t, f = parts[0](ctx, back)
-            for part in parts[1:]:
-                pt, pf = part(ctx, back)
-                t, f = t & pt, f | pf
-            return t, f
-
-        return all_of
+        return _all([_true(item, names) for item in node.items])
     if isinstance(node, Or):
-        parts = [_cond(item, names) for item in node.items]
-
-        def any_of(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            t, f = parts[0](ctx, back)
-            for part in parts[1:]:
-                pt, pf = part(ctx, back)
-                t, f = t | pt, f & pf
-            return t, f
-
-        return any_of
+        return _any([_true(item, names) for item in node.items])
     if isinstance(node, Not):
-        inner = _cond(node.item, names)
-
-        def negate(ctx: Context, back: int) -> tuple[np.ndarray, np.ndarray]:
-            t, f = inner(ctx, back)
-            return f, t
-
-        return negate
+        return _false(node.item, names)
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
+
+
+def _false(node: Node, names: Sequence[str]) -> Cond:
+    """Where `node` is false: known and not true (n/a is neither, so `not` keeps it n/a)."""
+    if isinstance(node, PresetRef):
+        return _false(node.condition, names)
+    if isinstance(node, And):
+        return _any([_false(item, names) for item in node.items])
+    if isinstance(node, Or):
+        return _all([_false(item, names) for item in node.items])
+    if isinstance(node, Not):
+        return _true(node.item, names)
+    if isinstance(node, SymbolIn):
+        miss = ~_symbols(node, names)
+        return lambda ctx, back: miss
+    true = _true(node, names)
+    values = [_value(v) for v in _operands(node)]
+    if isinstance(node, Cross):  # the previous tick's values must be known too
+        values = values + [_shifted(v) for v in values]
+
+    def false(ctx: Context, back: int) -> Mask:
+        known: Any = True
+        for v in values:
+            known = known & _known(v(ctx, back))
+        return ~true(ctx, back) & known
+
+    return false
+
+
+def _shifted(v: Value) -> Value:
+    return lambda ctx, back: v(ctx, back + 1)
+
+
+def _operands(node: Node) -> list[Node]:
+    if isinstance(node, Compare | Cross):
+        return [node.left, node.right]
+    if isinstance(node, Between):
+        return [node.value, node.low, node.high]
+    if isinstance(node, InList):
+        return [node.value]
+    raise TypeError(f"not a comparison: {node!r}")  # pragma: no cover
+
+
+def _unequal(a: Any, b: Any) -> Mask:
+    return (a != b) & _known(a) & _known(b)
+
+
+def _symbols(node: SymbolIn, names: Sequence[str]) -> Mask:
+    wanted = set(node.symbols)
+    return np.array([n in wanted for n in names], dtype=bool)
+
+
+def _all(parts: list[Cond]) -> Cond:
+    def all_of(ctx: Context, back: int) -> Mask:
+        out = parts[0](ctx, back)
+        for part in parts[1:]:
+            out = out & part(ctx, back)
+        return out
+
+    return all_of
+
+
+def _any(parts: list[Cond]) -> Cond:
+    def any_of(ctx: Context, back: int) -> Mask:
+        out = parts[0](ctx, back)
+        for part in parts[1:]:
+            out = out | part(ctx, back)
+        return out
+
+    return any_of
 
 
 @dataclass(frozen=True)
@@ -172,11 +220,15 @@ class ScanResult:
     """One run of one scan: the matching underlyings, ranked and limited, and the n/a columns
     it read (with why), so a caller can say why a name could not match."""
 
-    names: tuple[str, ...]  # ranked, limited
-    rows: np.ndarray  # their indices in the universe
+    universe: tuple[str, ...]
+    rows: np.ndarray  # indices in the universe of the matches, ranked and limited
     matched: np.ndarray  # bool per underlying, before the limit
     sort_values: np.ndarray  # the sort key of `rows` (NaN without a sort)
     unavailable: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.universe[i] for i in self.rows)
 
     @property
     def count(self) -> int:
@@ -189,40 +241,47 @@ class CompiledScan:
     def __init__(self, scan: Scan, names: Sequence[str]) -> None:
         self.scan = scan
         self.names = tuple(names)
-        self._cond = None if scan.where is None else _cond(scan.where, self.names)
+        self._cond = None if scan.where is None else _true(scan.where, self.names)
         self._sort = None if scan.sort is None else _value(scan.sort)
         self.fields = scan.fields()
+        self._segment = (
+            None if scan.universe == "fno"
+            else SEGMENT_WORDS["index" if scan.universe == "indices" else "stock"]
+        )  # fmt: skip
 
     def match(self, ctx: Context) -> np.ndarray:
         n = ctx.n
         if self._cond is None:
-            hit = np.ones(n, dtype=bool)
+            hit: Any = np.ones(n, dtype=bool)
         else:
-            hit = np.broadcast_to(self._cond(ctx, 0)[0], (n,))
-        if self.scan.universe != "fno":
-            segment = ctx.values[_SEGMENT]
-            hit = hit & (segment == SEGMENT_WORDS["index" if self.scan.universe == "indices"
-                                                  else "stock"])  # fmt: skip
+            hit = self._cond(ctx, 0)
+            if np.shape(hit) != (n,):  # a condition on constants only: `1 > 0`
+                hit = np.broadcast_to(hit, (n,))
+        if self._segment is not None:
+            hit = hit & (ctx.values[_SEGMENT] == self._segment)
         return hit
 
     def run(self, ctx: Context, unavailable: Mapping[str, str] | None = None) -> ScanResult:
         matched = self.match(ctx)
         rows = np.flatnonzero(matched)
-        keys = np.full(len(rows), np.nan)
+        keys = _NO_KEYS
         if self._sort is not None and len(rows):
-            col = np.broadcast_to(np.asarray(self._sort(ctx, 0), dtype=np.float64), (ctx.n,))
-            keys = col[rows]
-            order_key = -keys if self.scan.descending else keys
-            order = np.argsort(np.where(np.isnan(order_key), np.inf, order_key), kind="stable")
-            rows, keys = rows[order], keys[order]
+            col = self._sort(ctx, 0)
+            keys = col[rows] if np.ndim(col) else np.full(len(rows), float(col))
+            if len(rows) > 1:
+                order_key = -keys if self.scan.descending else keys
+                order = np.argsort(np.where(np.isnan(order_key), np.inf, order_key), kind="stable")
+                rows, keys = rows[order], keys[order]
+        elif len(rows):
+            keys = np.full(len(rows), np.nan)
         if self.scan.limit is not None:
             rows, keys = rows[: self.scan.limit], keys[: self.scan.limit]
-        na = {f: unavailable[f] for f in self.fields if unavailable and f in unavailable}
-        return ScanResult(tuple(self.names[i] for i in rows), rows, matched, keys, na)
+        na = {f: unavailable[f] for f in self.fields if f in unavailable} if unavailable else {}
+        return ScanResult(self.names, rows, matched, keys, na)
+
+
+_NO_KEYS = np.empty(0)
 
 
 def compile_scan(scan: Scan, names: Sequence[str]) -> CompiledScan:
     return CompiledScan(scan, names)
-
-
-assert len(FIELDS) == len(FIELD_INDEX)

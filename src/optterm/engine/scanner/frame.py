@@ -96,6 +96,7 @@ class Context:
         self._nan = np.full(self.n, np.nan)
         self._nan.setflags(write=False)
         self._cache: dict[tuple[object, ...], np.ndarray] = {}
+        self._backs: dict[tuple[object, ...], int | None] = {}
 
     def column(self, field: int, back: int = 0, ago_s: float = 0.0, days: int = 0) -> np.ndarray:
         if not (back or ago_s or days):
@@ -114,7 +115,11 @@ class Context:
             row = h.close(days)
             return self._nan if row is None else row[field].astype(np.float64)
         if ago_s:
-            found = h.back_at(ago_s, back)
+            key = ("at", ago_s, back)
+            if key in self._backs:
+                found = self._backs[key]
+            else:
+                found = self._backs[key] = h.back_at(ago_s, back)
             if found is None:
                 return self._nan
             back = found
