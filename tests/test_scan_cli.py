@@ -106,3 +106,26 @@ def test_a_scan_run_creates_no_database(home: Home):
     r = scan_cli(home, "scan", "oi_spurt", "--at", "12:00", "--json")
     assert r.returncode == 0, r.stderr
     assert not home.db.exists()
+
+
+def test_scans_run_records_the_played_session_and_log_lists_it(configured: Home):
+    assert scan_cli(configured, "scans", "add", "lb", "long_buildup").returncode == 0
+    assert scan_cli(configured, "scans", "add", "off", "oi_spurt", "--disabled").returncode == 0
+    for _ in range(2):  # played twice: recorded once
+        played = scan_cli(configured, "scans", "run", "--at", "12:00", "--json")
+        assert played.returncode == 0, played.stderr
+    doc = json.loads(played.stdout)
+    assert set(doc["members"]) == {"lb"}  # disabled scans do not run
+    assert set(doc["members"]["lb"]) == set(FLOWS["long_buildup"])
+    log = json.loads(scan_cli(configured, "scans", "log", "--json").stdout)
+    assert log == doc["events"]
+    enters = {e["symbol"] for e in log if e["kind"] == "enter"}
+    assert enters == set(FLOWS["long_buildup"])
+    assert all("T04:" in e["at"] or "T05:" in e["at"] or "T06:" in e["at"] for e in log)
+    table = scan_cli(configured, "scans", "log", "lb")
+    assert table.returncode == 0 and "enter" in table.stdout
+
+
+def test_scans_run_without_enabled_scans_says_what_to_do(configured: Home):
+    r = scan_cli(configured, "scans", "run", "--at", "12:00")
+    assert r.returncode == 2 and "no enabled saved scans" in r.stderr

@@ -121,7 +121,7 @@ COMMANDS: tuple[Command, ...] = (
         "scans",
         "optterm.cli.scan",
         "scans_app",
-        "Saved scans: add, list, remove, enable, disable.",
+        "Saved scans: add, list, remove, enable, disable, run, log.",
     ),
     Command(
         "notify",

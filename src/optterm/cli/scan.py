@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["scan", "scans_app"]
 
 scans_app = typer.Typer(
-    help="Saved scans: add, list, remove, enable, disable.", no_args_is_help=True
+    help="Saved scans: add, list, remove, enable, disable, run, log.", no_args_is_help=True
 )
 
 
@@ -280,3 +280,97 @@ def scans_disable(
 ) -> None:
     """Disable a saved scan."""
     _change(ctx, name, "disabled")
+
+
+@scans_app.command("run")
+def scans_run(
+    ctx: typer.Context,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="HH:MM", help="Play up to this moment (exchange time). Default: now."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Play today's simulated session through the enabled saved scans and record their runs
+    and enter/leave log."""
+    from optterm.engine.scanner.grammar import ScanError
+    from optterm.engine.scanner.run import SessionMomentError, play_on_simulator, session_moment
+    from optterm.providers.factory import market_calendar
+
+    settings = load_settings(ctx)
+    calendar = market_calendar(settings)
+    try:
+        moment = session_moment(calendar, datetime.now(UTC), _clock(at))
+    except SessionMomentError as exc:
+        raise UsageProblem(str(exc)) from None
+
+    async def play(store: Any) -> Any:
+        saved = await store.scans.saved(enabled_only=True)
+        if not saved:
+            raise UsageProblem(
+                'no enabled saved scans; add one with `optterm scans add NAME "SCAN"`.'
+            )
+        try:
+            session = play_on_simulator(
+                {s.name: s.text for s in saved},
+                seed=settings.providers.simulator.seed,
+                moment=moment,
+                calendar=calendar,
+            )
+        except ScanError as exc:
+            raise UsageProblem(str(exc)) from None
+        await store.scans.replace_session(
+            [s.name for s in saved], session.opened, session.runs, session.events
+        )
+        return session
+
+    session = run_with_store(settings, play)
+    if as_json:
+        print_json(
+            {
+                "at": session.at.isoformat(),
+                "universe": session.universe,
+                "members": {k: list(v) for k, v in session.members.items()},
+                "events": [e.to_dict() for e in session.events],
+            }
+        )
+        return
+    when = session.at.astimezone(calendar.tz)
+    typer.echo(f"Played the simulated session to {when:%d-%b %H:%M %Z} ({session.universe} names):")
+    for name, members in session.members.items():
+        entries = sum(1 for e in session.events if e.scan == name and e.kind == "enter")
+        inside = ", ".join(members) if members else "none"
+        typer.echo(f"  {name}: {entries} entries; inside now: {inside}")
+
+
+@scans_app.command("log")
+def scans_log(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this scan.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The enter/leave log of the saved scans, oldest first."""
+    from optterm.providers.factory import market_calendar
+
+    settings = load_settings(ctx)
+    tz = market_calendar(settings).tz
+    events = run_reading_store(settings, lambda s: s.scans.events(name, limit=limit))
+    if as_json:
+        print_json([e.to_dict() for e in events])
+        return
+    if not events:
+        typer.echo("No scan has recorded an enter or a leave yet (`optterm scans run` plays one).")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Time", "Scan", "Symbol", "Event")
+    for e in events:
+        colour = "green" if e.kind == "enter" else "yellow"
+        table.add_row(f"{e.at.astimezone(tz):%d-%b %H:%M:%S}", escape(e.scan), escape(e.symbol),
+                      f"[{colour}]{e.kind}[/]")  # fmt: skip
+    Console().print(table)

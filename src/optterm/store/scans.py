@@ -206,6 +206,40 @@ class ScanRepository:
             if event_rows:
                 await conn.execute(insert(scan_events), event_rows)
 
+    async def replace_session(
+        self,
+        scans: Sequence[str],
+        since: datetime,
+        runs: Sequence[ScanRunRow],
+        events: Sequence[ScanEventRow],
+    ) -> None:
+        """A whole played session at once: what `scans` recorded from `since` on is replaced by
+        `runs` and `events` (so playing a session twice does not record it twice)."""
+        since_us = to_us(since, "since")
+        run_rows = [
+            {"scan": r.scan, "at": to_us(r.at, "at"), "universe": r.universe,
+             "matched": r.matched, "symbols": ",".join(r.symbols)[:_MAX_SYMBOLS_TEXT]}
+            for r in runs
+        ]  # fmt: skip
+        event_rows = [
+            {"scan": e.scan, "symbol": e.symbol, "kind": e.kind, "at": to_us(e.at, "at")}
+            for e in events
+        ]
+        names = list(scans)
+        async with self._store.write_transaction("Recording a played scan session") as conn:
+            await conn.execute(
+                delete(scan_runs).where(scan_runs.c.scan.in_(names), scan_runs.c.at >= since_us)
+            )
+            await conn.execute(
+                delete(scan_events).where(
+                    scan_events.c.scan.in_(names), scan_events.c.at >= since_us
+                )
+            )
+            if run_rows:
+                await conn.execute(insert(scan_runs), run_rows)
+            if event_rows:
+                await conn.execute(insert(scan_events), event_rows)
+
     async def runs(self, scan: str, limit: int = 50) -> list[ScanRunRow]:
         stmt = (
             select(scan_runs)

@@ -9,6 +9,7 @@ is the next step; a `ScanRun` will carry its source either way.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,8 +22,16 @@ from optterm.engine.scanner.grammar import Scan, parse_scan
 from optterm.engine.scanner.scanner import Scanner
 from optterm.market import MarketCalendar
 from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
+from optterm.store.scans import ScanEventRow, ScanRunRow
 
-__all__ = ["ScanRun", "SessionMomentError", "run_on_simulator", "session_moment"]
+__all__ = [
+    "PlayedSession",
+    "ScanRun",
+    "SessionMomentError",
+    "play_on_simulator",
+    "run_on_simulator",
+    "session_moment",
+]
 
 _STEP_S = 15.0  # the tick of the universe feed
 
@@ -116,4 +125,61 @@ def run_on_simulator(
         names=sim.names,
         at=tick.at.astimezone(UTC),
         source="simulator",
+    )
+
+
+@dataclass(frozen=True)
+class PlayedSession:
+    """Saved scans played through the simulated session up to a moment: every run (one a
+    minute) and every enter/leave event, ready for `store.scans.replace_session`."""
+
+    opened: datetime
+    at: datetime
+    universe: int
+    runs: list[ScanRunRow]
+    events: list[ScanEventRow]
+    members: dict[str, tuple[str, ...]]  # who is inside each scan at the end
+
+
+def play_on_simulator(
+    scans: Mapping[str, str],
+    *,
+    seed: int,
+    moment: datetime,
+    calendar: MarketCalendar | None = None,
+    size: int = DEFAULT_SIZE,
+    record_every: int = 4,
+) -> PlayedSession:
+    """Play the simulated session from the open to `moment` through `scans` (name → text;
+    ScanError for one that does not read), with their enter/leave trackers."""
+    cal = calendar or MarketCalendar()
+    sim = UniverseSim(seed=seed, size=size, day=cal.local_date(moment), step_seconds=_STEP_S,
+                      calendar=cal)  # fmt: skip
+    scanner = Scanner(sim.names)
+    for name, text in scans.items():
+        scanner.add(name, text)
+    scanner.close_session(sim.previous_close())
+    target = int((moment - sim.open_at).total_seconds() // _STEP_S)
+    runs: list[ScanRunRow] = []
+    events: list[ScanEventRow] = []
+    cols = sim.columns()
+    while True:
+        at = (sim.open_at + timedelta(seconds=sim.step * _STEP_S)).astimezone(UTC)
+        tick = scanner.tick(cols, at)
+        events += [ScanEventRow(e.scan, e.symbol, e.kind, e.at) for e in tick.events]
+        if sim.step % record_every == 0 or sim.step >= target:
+            runs += [
+                ScanRunRow(name, at, len(sim.names), r.count, r.names)
+                for name, r in tick.results.items()
+            ]
+        if sim.step >= target:
+            break
+        cols = sim.advance()
+    return PlayedSession(
+        opened=sim.open_at.astimezone(UTC),
+        at=at,
+        universe=len(sim.names),
+        runs=runs,
+        events=events,
+        members={name: scanner.members(name) for name in scans},
     )

@@ -1,9 +1,10 @@
 """Who entered and who left a scan, with hysteresis, for every underlying at once.
 
 A name enters after matching `enter_after` runs in a row and leaves after failing `leave_after`
-runs in a row, so a name hovering at a threshold (OI change 9.9 %, 10.1 %, 9.8 % against
-`> 10`) is one entry, not an enter/leave pair every tick. A name whose fields are n/a does not
-match: it leaves like any other, after the same number of runs.
+runs in a row (defaults: 30 s in, 2 minutes out at the 15-s tick), so a name hovering at a
+threshold (OI change 9.9 %, 10.1 %, 9.8 % against `> 10`) is one entry, not an enter/leave pair
+every tick. A name whose fields are n/a does not match: it leaves like any other, after the same
+number of runs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 
 __all__ = ["DEFAULT_ENTER_AFTER", "DEFAULT_LEAVE_AFTER", "ScanEvent", "Tracker"]
 
-DEFAULT_ENTER_AFTER: Final = 1
-DEFAULT_LEAVE_AFTER: Final = 3
+DEFAULT_ENTER_AFTER: Final = 2  # 30 s at the 15-s tick
+DEFAULT_LEAVE_AFTER: Final = 8  # 2 min at the 15-s tick
 
 
 @dataclass(frozen=True, slots=True)
