@@ -24,6 +24,7 @@ def configured(home: Home) -> Home:
     return home
 
 
+@pytest.mark.slow
 def test_scan_json_lists_the_flow_names_ranked_with_their_columns(configured: Home):
     r = scan_cli(configured, "scan", "scan stocks where oi_spurt or long_buildup "
                  "sort fut_oi_chg% desc limit 3", "--at", "13:00", "--json")  # fmt: skip
@@ -39,6 +40,7 @@ def test_scan_json_lists_the_flow_names_ranked_with_their_columns(configured: Ho
     assert doc["at"].endswith("07:30:00+00:00")  # 13:00 IST
 
 
+@pytest.mark.slow
 def test_scan_csv_and_table(configured: Home):
     r = scan_cli(configured, "scan", "iv_spike", "--at", "12:00", "--csv")
     assert r.returncode == 0, r.stderr
@@ -71,6 +73,7 @@ def test_bad_input_is_one_line_and_exit_2(configured: Home, args: list[str], mes
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_saved_scans_add_list_run_disable_remove(configured: Home):
     add = scan_cli(configured, "scans", "add", "spurts", "oi_spurt limit 1")
     assert add.returncode == 0, add.stderr
@@ -108,6 +111,7 @@ def test_a_scan_run_creates_no_database(home: Home):
     assert not home.db.exists()
 
 
+@pytest.mark.slow
 def test_scans_run_records_the_played_session_and_log_lists_it(configured: Home):
     assert scan_cli(configured, "scans", "add", "lb", "long_buildup").returncode == 0
     assert scan_cli(configured, "scans", "add", "off", "oi_spurt", "--disabled").returncode == 0

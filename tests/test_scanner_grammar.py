@@ -201,6 +201,7 @@ _WORDS = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_WORDS, max_size=25))
 def test_fuzz_word_soup_only_raises_scan_errors(words: list[str]):
@@ -213,8 +214,106 @@ def test_fuzz_word_soup_only_raises_scan_errors(words: list[str]):
     assert re.search(r"at (word \d+|the end)|the scan is empty", message)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=80))
 def test_fuzz_any_text_only_raises_scan_errors(text: str):
     with contextlib.suppress(ScanError):
         parse_scan(text)
+
+
+_HISTORY_NAMES = ("NIFTY", "AAA", "BBB")
+
+
+def _context():
+    import numpy as np
+
+    from optterm.engine.scanner.frame import Context, History
+
+    rng = np.random.default_rng(0)
+    h = History(len(FIELDS), len(_HISTORY_NAMES), depth=8, days=2)
+    values = rng.normal(size=(len(FIELDS), len(_HISTORY_NAMES)))
+    values[0, 1] = np.nan
+    for i in range(5):
+        h.push(values + i, 1000.0 + 60 * i)
+    h.push_close(values)
+    return Context(values + 4, h)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_WORDS, max_size=25))
+def test_fuzz_whatever_parses_also_evaluates(words: list[str]):
+    import warnings
+
+    from optterm.engine.scanner.evaluate import compile_scan
+
+    try:
+        scan = parse_scan(" ".join(words))
+    except ScanError:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning leaks out either
+        result = compile_scan(scan, _HISTORY_NAMES).run(_context())
+    assert result.matched.shape == (len(_HISTORY_NAMES),)
+
+
+_NUMERIC = [f.name for f in FIELDS if f.name not in ("buildup", "segment")]
+_VALUE = st.one_of(
+    st.sampled_from(_NUMERIC),
+    st.sampled_from(_NUMERIC).map(lambda f: f"{f}[-2]"),
+    st.sampled_from(_NUMERIC).map(lambda f: f"{f} 2m ago"),
+    st.sampled_from(_NUMERIC).map(lambda f: f"{f} 1d ago"),
+    st.tuples(st.sampled_from(["avg", "min", "max"]), st.sampled_from(_NUMERIC),
+              st.integers(1, 9)).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+    st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{x:.4f}"),
+)  # fmt: skip
+_ARITH = st.recursive(
+    _VALUE,
+    lambda inner: st.tuples(inner, st.sampled_from("+-*/"), inner).map(
+        lambda t: f"({t[0]} {t[1]} {t[2]})"
+    ),
+    max_leaves=4,
+)
+_ATOM = st.one_of(
+    st.tuples(_ARITH, st.sampled_from([">", ">=", "<", "<=", "=", "!="]), _ARITH).map(" ".join),
+    st.tuples(_ARITH, _ARITH, _ARITH).map(lambda t: f"{t[0]} between {t[1]} and {t[2]}"),
+    st.tuples(_ARITH, st.sampled_from(["above", "below"]), _ARITH).map(
+        lambda t: f"{t[0]} crosses {t[1]} {t[2]}"
+    ),
+    st.sampled_from(list(PRESETS)),
+    st.just("buildup in (lb, none)"),
+    st.just("symbol not in (AAA)"),
+)
+_CONDITION = st.recursive(
+    _ATOM,
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({' '.join(t)})"),
+        inner.map(lambda c: f"not {c}"),
+    ),
+    max_leaves=6,
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CONDITION, st.sampled_from(_NUMERIC), st.booleans())
+def test_fuzz_well_formed_scans_parse_and_evaluate(condition: str, key: str, desc: bool):
+    import warnings
+
+    from optterm.engine.scanner.evaluate import compile_scan
+
+    text = f"scan fno where {condition} sort {key} {'desc' if desc else 'asc'} limit 2"
+    try:
+        scan = parse_scan(text)
+    except ScanError as exc:
+        refused = str(exc)
+    else:
+        refused = ""
+    if refused:  # only for texts past the size or depth limits
+        assert "at most 2,000" in refused or "nested more than" in refused
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compile_scan(scan, _HISTORY_NAMES).run(_context())
+    assert len(result.rows) <= 2
