@@ -79,9 +79,12 @@ def test_a_new_edition_reports_additions_removals_and_lot_changes(tmp_path: Path
     )
     assert not change and change.previous is None
     assert "first universe" in change.summary()
-    # Same day again: served from the cache, nothing to report.
-    again, change = refresh_universe(MasterIndex.from_rows(rows_with({"ZZZ": 1})), TODAY, cache)
+    # The same master again: nothing to report.
+    again, change = refresh_universe(
+        MasterIndex.from_rows(rows_with({"TCS": 175, "INFY": 400})), TODAY, cache
+    )
     assert again.names == first.names and not change
+    assert change.summary() == "no change since 2026-07-20"
 
     nxt = date(2026, 7, 21)
     second, change = refresh_universe(

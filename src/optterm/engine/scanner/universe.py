@@ -236,14 +236,14 @@ def refresh_universe(
 ) -> tuple[Universe, UniverseChange]:
     """Today's universe from the master and what changed since the cached one.
 
-    The cache holds the last edition built; rebuilding on the same day reports the changes
-    against that same previous edition's file only once, then "no change"."""
+    The cache holds the last universe built, so each change is reported once: building again
+    from the same master says "no change" (a master re-downloaded the same day is compared too).
+    The master itself is downloaded at most once a day (providers/angelone/master.py)."""
     cached = load_cached(cache_dir)
-    if cached is not None and cached.edition == today and cached.source == source:
-        return cached, UniverseChange(previous=today)
     universe = universe_from_master(index, today, source=source)
-    change = compare(cached, universe)
-    _write(cache_dir, universe)
+    change = compare(cached if cached is None or cached.source == source else None, universe)
+    if cached is None or cached.to_dict() != universe.to_dict():
+        _write(cache_dir, universe)
     return universe, change
 
 
