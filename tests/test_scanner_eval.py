@@ -117,6 +117,17 @@ def test_aggregates_over_the_last_n_ticks():
     assert run("scan fno where avg(volume, 5) > 0", now, h).count == 0  # only 4 ticks kept
 
 
+def test_aggregates_and_look_backs_across_the_ring_s_wrap():
+    h = History(len(FIELDS), len(NAMES), depth=4, days=1)
+    for i, v in enumerate((1, 2, 3, 4, 5, 6)):  # the ring keeps 3, 4, 5, 6
+        h.push(frame(volume=[v] * 5), float(i))
+    now = frame(volume=[6] * 5)
+    assert run("scan fno where avg(volume, 4) = 4.5", now, h).count == 5
+    assert run("scan fno where min(volume, 3) = 4 and max(volume, 4) = 6", now, h).count == 5
+    assert run("scan fno where volume[-3] = 3", now, h).count == 5
+    assert run("scan fno where volume[-4] > 0", now, h).count == 0
+
+
 def test_day_look_back_reads_the_stored_closes():
     h = History(len(FIELDS), len(NAMES), depth=4, days=3)
     h.push_close(frame(fut_oi=[100, 100, 100, 100, 100]))

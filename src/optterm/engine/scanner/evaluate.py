@@ -269,8 +269,8 @@ class CompiledScan:
             col = self._sort(ctx, 0)
             keys = col[rows] if np.ndim(col) else np.full(len(rows), float(col))
             if len(rows) > 1:
-                order_key = -keys if self.scan.descending else keys
-                order = np.argsort(np.where(np.isnan(order_key), np.inf, order_key), kind="stable")
+                # numpy sorts NaN after every number, and -NaN is NaN: n/a comes last either way.
+                order = np.argsort(-keys if self.scan.descending else keys, kind="stable")
                 rows, keys = rows[order], keys[order]
         elif len(rows):
             keys = np.full(len(rows), np.nan)

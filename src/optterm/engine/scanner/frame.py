@@ -76,7 +76,11 @@ class History:
         holds fewer."""
         if back + n > self.count:
             return None
-        rows = (self._head - back - np.arange(n)) % self.depth
+        newest = (self._head - back) % self.depth
+        oldest = newest - n + 1
+        if oldest >= 0:  # one slice of the ring: a view, no copy
+            return self._ticks[oldest : newest + 1, field]
+        rows = (newest - np.arange(n)) % self.depth
         return self._ticks[rows, field]
 
     def close(self, days: int) -> np.ndarray | None:
@@ -133,9 +137,9 @@ class Context:
             win = None if self.history is None else self.history.window(field, n, back)
             if win is None:
                 col = self._nan
+            elif fn == "avg":  # summed in float64 straight from the float32 ring
+                col = win.mean(0, dtype=np.float64)
             else:
-                with np.errstate(invalid="ignore"):
-                    w = win.astype(np.float64)
-                    col = w.mean(0) if fn == "avg" else w.min(0) if fn == "min" else w.max(0)
+                col = (win.min(0) if fn == "min" else win.max(0)).astype(np.float64)
             self._cache[key] = col
         return col
