@@ -89,6 +89,10 @@ def _value(node: Node) -> Value:
     raise TypeError(f"not a value: {node!r}")  # pragma: no cover - the parser types every node
 
 
+def _plain(node: Node) -> bool:
+    return isinstance(node, FieldRef) and not (node.back or node.ago_s or node.days)
+
+
 def _true(node: Node, names: Sequence[str]) -> Cond:
     """Where `node` is true. Comparisons with n/a are false by numpy's own rules (NaN > x is
     false), except `!=`, which needs the known mask."""
@@ -100,6 +104,11 @@ def _true(node: Node, names: Sequence[str]) -> Cond:
             return lambda ctx, back: _unequal(left(ctx, back), right(ctx, back))
         if isinstance(node.right, Num):  # most thresholds: skip a call per evaluation
             k = node.right.value
+            if _plain(node.left):  # `field > 10`, the commonest of all: read the column here
+                i = FIELD_INDEX[node.left.name]  # type: ignore[union-attr]
+                return lambda ctx, back: (
+                    op(ctx.values[i], k) if not back else op(ctx.column(i, back), k)
+                )
             return lambda ctx, back: op(left(ctx, back), k)
         return lambda ctx, back: op(left(ctx, back), right(ctx, back))
     if isinstance(node, Between):
