@@ -3,9 +3,10 @@ expiries, read from Angel One's instrument master and cached once a day.
 
 The list is never written down here: names come and go with each exchange review (216 in
 Sep-2026, design for 250), so it is derived from the master's NFO OPTIDX/OPTSTK rows of the day.
-The derived list is cached beside the master (`universe.json`, small) with its edition; a new
-edition is compared with the cached one, and the additions, removals and lot-size changes are
-reported, so a trader learns that a name left the scan universe instead of it silently vanishing.
+The master is downloaded at most once a day (providers/angelone/master.py); the list derived
+from it is cached beside it (`universe.json`, small) with its edition. Each build is compared with
+the cached list and the additions, removals and lot-size changes are reported once, so a trader
+learns that a name left the scan universe instead of it silently vanishing.
 """
 
 from __future__ import annotations
