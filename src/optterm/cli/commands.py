@@ -97,6 +97,12 @@ COMMANDS: tuple[Command, ...] = (
         "Pattern signals from the store: the active ones, then recent expired ones.",
     ),
     Command(
+        "scan",
+        "optterm.cli.scan",
+        "scan",
+        "Run a scan over the F&O universe now and list the matches, ranked.",
+    ),
+    Command(
         "jobs",
         "optterm.cli.jobs",
         "jobs",
@@ -117,6 +123,12 @@ COMMANDS: tuple[Command, ...] = (
         "optterm.cli.alerts",
         "alerts_app",
         "Alert rules: add (one line or flags), list, enable, disable, remove, history, test.",
+    ),
+    Command(
+        "scans",
+        "optterm.cli.scan",
+        "scans_app",
+        "Saved scans: add, list, remove, enable, disable, run, log.",
     ),
     Command(
         "notify",

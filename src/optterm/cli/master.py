@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,15 +21,22 @@ def master(
     force: Annotated[
         bool, typer.Option("--force", help="Download even if today's is cached.")
     ] = False,
+    universe: Annotated[
+        bool,
+        typer.Option(
+            "--universe",
+            help="Also list the scanner's F&O universe and what changed since the last one.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Download Angel One's instrument master now (with progress); keeps the last good copy."""
     from optterm.providers.factory import angel_master
 
-    store = angel_master(load_settings(ctx))
+    store = angel_master(load_settings(ctx), every_name=universe)
     index = asyncio.run(_download(store, force))
     status = store.status()
-    doc = {
+    doc: dict[str, Any] = {
         "cache": str(status.cache_path),
         "downloaded_at": status.downloaded_at.isoformat() if status.downloaded_at else None,
         "current": status.current,
@@ -38,12 +45,43 @@ def master(
         "names": sorted(index.names()),
         "last_error": status.last_error,
     }
+    if universe:
+        doc["universe"] = _universe(store, index)
     if as_json:
         print_json(doc)
         return
     typer.echo(f"{doc['rows']:,} rows, {doc['options']:,} options, in {doc['cache']}")
     if doc["last_error"]:
         typer.echo(f"the download failed, using the last good copy: {doc['last_error']}", err=True)
+    if universe:
+        u = doc["universe"]
+        typer.echo(
+            f"F&O universe: {len(u['members'])} underlyings ({u['indices']} indices, "
+            f"{len(u['members']) - u['indices']} stocks); {u['change']}"
+        )
+
+
+def _universe(store: InstrumentMaster, index: MasterIndex) -> dict[str, Any]:
+    """The scanner's universe from this master, cached beside it, and what changed."""
+    from datetime import UTC, datetime
+
+    from optterm.cli.errors import UsageProblem
+    from optterm.engine.scanner.universe import UniverseError, refresh_universe
+
+    today = store.edition(datetime.now(UTC))
+    try:
+        u, change = refresh_universe(index, today, store.cache_dir)
+    except UniverseError as exc:
+        raise UsageProblem(str(exc)) from None
+    return {
+        "edition": u.edition.isoformat(),
+        "indices": int(u.is_index.sum()),
+        "members": [m.to_dict() for m in u.members],
+        "added": list(change.added),
+        "removed": list(change.removed),
+        "lot_changed": [list(c) for c in change.lot_changed],
+        "change": change.summary(),
+    }
 
 
 async def _download(store: InstrumentMaster, force: bool) -> MasterIndex:

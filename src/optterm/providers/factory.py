@@ -130,7 +130,9 @@ def _build_angelone(settings: Settings) -> Provider:
     )
 
 
-def angel_master(settings: Settings) -> InstrumentMaster:
+def angel_master(settings: Settings, *, every_name: bool = False) -> InstrumentMaster:
+    """The instrument master for the watched indices' chains, or with `every_name` for every
+    underlying (the scanner's F&O universe; parsing all ~160k rows takes a few seconds)."""
     from optterm.infra import paths
     from optterm.market import NSE_INDICES
     from optterm.providers.angelone.master import InstrumentMaster
@@ -138,6 +140,6 @@ def angel_master(settings: Settings) -> InstrumentMaster:
     return InstrumentMaster(
         paths.cache_dir() / "angelone",
         url=settings.providers.angelone.master_url,
-        names=list(NSE_INDICES),
+        names=None if every_name else list(NSE_INDICES),
         calendar=market_calendar(settings),
     )

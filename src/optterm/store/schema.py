@@ -37,6 +37,9 @@ __all__ = [
     "metrics",
     "outbox",
     "provider_health",
+    "scan_events",
+    "scan_runs",
+    "scans",
     "signals",
     "snapshots",
     "store_info",
@@ -358,4 +361,42 @@ daily_spot = Table(
     Column("low", Double, nullable=False),
     Column("close", Double, nullable=False),
     Column("snapshots", Integer, nullable=False),
+)
+
+# Saved scans (the scanner's rule language, docs/scanner.md), by unique name.
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per run of a scan: when, over how many names, how many matched, and the ranked
+# matches (comma-separated, after the scan's limit). By name, so a removed scan keeps its history.
+scan_runs = Table(
+    "scan_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scan", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("universe", Integer, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("symbols", Text, nullable=False),
+    Index("ix_scan_runs_scan_at", "scan", "at"),
+)
+
+# The enter/leave log: a name entering or leaving a scan (after its hysteresis).
+scan_events = Table(
+    "scan_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scan", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),  # enter | leave
+    Column("at", BigInteger, nullable=False),
+    Index("ix_scan_events_scan_at", "scan", "at"),
 )

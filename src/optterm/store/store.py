@@ -63,6 +63,7 @@ from optterm.store.migrate import (
     upgrade_to_head,
 )
 from optterm.store.outbox import OutboxRepository
+from optterm.store.scans import ScanRepository
 from optterm.store.schema import leases
 from optterm.store.snapshots import SnapshotRepository
 from optterm.store.status import StatusRepository
@@ -110,6 +111,7 @@ class Store:
         self.jobs: Final = JobRepository(self)
         self.daily: Final = DailyRepository(self)
         self.status: Final = StatusRepository(self)
+        self.scans: Final = ScanRepository(self)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"

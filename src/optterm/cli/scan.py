@@ -1,0 +1,376 @@
+"""`optterm scan "…"` (run a scan now) and `optterm scans add|list|rm|enable|disable` (saved scans).
+
+The scan runs over the simulator's F&O universe for now (docs/scanner.md, "Sources"); the
+language and its errors are the engine's (engine/scanner/grammar.py), shown as one line with
+exit 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from optterm.cli.context import (
+    load_settings,
+    print_json,
+    run_reading_store,
+    run_with_existing_store,
+    run_with_store,
+)
+from optterm.cli.errors import UsageProblem
+from optterm.infra.clip import quoted
+
+if TYPE_CHECKING:
+    from optterm.engine.scanner.run import ScanRun
+
+__all__ = ["scan", "scans_app"]
+
+scans_app = typer.Typer(
+    help="Saved scans: add, list, remove, enable, disable, run, log.", no_args_is_help=True
+)
+
+
+def scan(
+    ctx: typer.Context,
+    text: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCAN",
+            help='The scan, e.g. "scan fno where fut_oi_chg% > 10 sort fut_oi_chg% desc '
+            "limit 20\", a preset (long_buildup) or a saved scan's name.",
+        ),
+    ],
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="HH:MM", help="The session's moment (exchange time). Default: now."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Run a scan over the F&O universe now and list the matches, ranked."""
+    from optterm.engine.scanner.grammar import ScanError
+    from optterm.engine.scanner.run import SessionMomentError, run_on_simulator, session_moment
+    from optterm.providers.factory import market_calendar
+
+    if as_json and as_csv:
+        raise UsageProblem("choose one of --json and --csv.")
+    settings = load_settings(ctx)
+    text = _saved_text(settings, text)
+    calendar = market_calendar(settings)
+    try:
+        moment = session_moment(calendar, datetime.now(UTC), _clock(at))
+        run = run_on_simulator(
+            text, seed=settings.providers.simulator.seed, moment=moment, calendar=calendar
+        )
+    except (ScanError, SessionMomentError) as exc:
+        raise UsageProblem(str(exc)) from None
+    if as_json:
+        print_json(_doc(run, calendar.tz))
+    elif as_csv:
+        _print_csv(run)
+    else:
+        _print_table(run, calendar.tz)
+
+
+def _clock(at: str | None) -> time | None:
+    if at is None:
+        return None
+    try:
+        return time.fromisoformat(at.strip())
+    except ValueError:
+        raise UsageProblem(
+            f"--at {quoted(at)} is not a time; write it as HH:MM in exchange time, e.g. 11:30."
+        ) from None
+
+
+def _saved_text(settings: Any, text: str) -> str:
+    """A saved scan's text when `text` is one's name (and not a preset or a field)."""
+    from optterm.engine.scanner.fields import FIELD_INDEX
+    from optterm.engine.scanner.presets import PRESETS
+    from optterm.store.scans import NAME_PATTERN, UnknownScan
+
+    word = text.strip()
+    if not NAME_PATTERN.match(word) or word.lower() in PRESETS or word.lower() in FIELD_INDEX:
+        return text
+    if word.lower() in ("scan", "fno", "indices", "stocks"):
+        return text
+
+    async def lookup(store: Any) -> str:
+        try:
+            return str((await store.scans.get(word)).text)
+        except UnknownScan:
+            return text
+
+    from optterm.store import StoreError
+
+    try:  # no database yet: no saved scans, and a scan run must not create one
+        return run_with_existing_store(settings, lookup)
+    except StoreError:
+        return text
+
+
+def _doc(run: ScanRun, tz: Any) -> dict[str, Any]:
+    return {
+        "scan": run.scan.text,
+        "at": run.at.isoformat(),
+        "source": run.source,
+        "universe": len(run.names),
+        "matched": run.result.count,
+        "columns": list(run.columns),
+        "unavailable": dict(run.result.unavailable),
+        "rows": run.rows(),
+    }
+
+
+def _print_csv(run: ScanRun) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["rank", "symbol", *run.columns])
+    for row in run.rows():
+        out.writerow(["" if v is None else v for v in row.values()])
+
+
+def _print_table(run: ScanRun, tz: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    when = run.at.astimezone(tz)
+    head = (
+        f"{run.result.count} of {len(run.names)} underlyings match at {when:%d-%b %H:%M %Z} "
+        f"({run.source})"
+    )
+    rows = run.rows()
+    if not rows:
+        console.print(
+            escape(f"No underlying matches. {head[head.index('match') + 6 :]}"), soft_wrap=True
+        )
+    else:
+        console.print(escape(head), soft_wrap=True)  # one line, never the table's width
+        table = Table("#", "Symbol", *(escape(c) for c in run.columns))
+        for row in rows:
+            cells = [str(row["rank"]), escape(row["symbol"])]
+            cells += [_fmt(row[c]) for c in run.columns]
+            table.add_row(*cells)
+        console.print(table)
+    for field, reason in run.result.unavailable.items():
+        console.print(escape(f"{field}: n/a ({reason})"))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.2f}"
+
+
+# --- saved scans -------------------------------------------------------------------------------
+
+
+def _check(text: str) -> None:
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+
+    try:
+        parse_scan(text)
+    except ScanError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _name(name: str) -> str:
+    from optterm.store.scans import check_scan_name
+
+    try:
+        return check_scan_name(name)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+@scans_app.command("add")
+def scans_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A name for the scan, e.g. oi_spurts.")],
+    text: Annotated[str, typer.Argument(metavar="SCAN", help="The scan (docs/scanner.md).")],
+    disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+) -> None:
+    """Save a scan under a name (checked before it is saved)."""
+    from optterm.store.scans import DuplicateScan
+
+    _name(name)
+    _check(text)
+    settings = load_settings(ctx)
+
+    async def add(store: Any) -> Any:
+        try:
+            return await store.scans.add(name, text, datetime.now(UTC), enabled=not disabled)
+        except DuplicateScan as exc:
+            raise UsageProblem(str(exc)) from None
+
+    saved = run_with_store(settings, add)
+    state = "enabled" if saved.enabled else "disabled"
+    typer.echo(f"Saved scan {saved.name} ({state}): {saved.text}")
+
+
+@scans_app.command("list")
+def scans_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the saved scans."""
+    settings = load_settings(ctx)
+    saved = run_reading_store(settings, lambda s: s.scans.saved())
+    if as_json:
+        print_json([s.to_dict() for s in saved])
+        return
+    if not saved:
+        typer.echo('No saved scans. Add one with `optterm scans add NAME "SCAN"`.')
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Name", "State", "Scan")
+    for s in saved:
+        table.add_row(escape(s.name), "enabled" if s.enabled else "[dim]disabled[/]",
+                      escape(s.text))  # fmt: skip
+    Console().print(table)
+
+
+def _change(ctx: typer.Context, name: str, verb: str) -> None:
+    from optterm.store.scans import UnknownScan
+
+    settings = load_settings(ctx)
+
+    async def change(store: Any) -> bool:
+        try:
+            if verb == "removed":
+                await store.scans.remove(name)
+                return True
+            return bool(await store.scans.set_enabled(name, verb == "enabled", datetime.now(UTC)))
+        except UnknownScan as exc:
+            raise UsageProblem(str(exc)) from None
+
+    changed = run_with_store(settings, change)
+    typer.echo(f"Scan {name} {verb}." if changed else f"Scan {name} was already {verb}.")
+
+
+@scans_app.command("rm")
+def scans_rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The scan.")]) -> None:
+    """Remove a saved scan (what it found stays in the history)."""
+    _change(ctx, name, "removed")
+
+
+@scans_app.command("enable")
+def scans_enable(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The scan.")]
+) -> None:
+    """Enable a saved scan."""
+    _change(ctx, name, "enabled")
+
+
+@scans_app.command("disable")
+def scans_disable(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The scan.")]
+) -> None:
+    """Disable a saved scan."""
+    _change(ctx, name, "disabled")
+
+
+@scans_app.command("run")
+def scans_run(
+    ctx: typer.Context,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="HH:MM", help="Play up to this moment (exchange time). Default: now."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Play today's simulated session through the enabled saved scans and record their runs
+    and enter/leave log."""
+    from optterm.engine.scanner.grammar import ScanError
+    from optterm.engine.scanner.run import SessionMomentError, play_on_simulator, session_moment
+    from optterm.providers.factory import market_calendar
+
+    settings = load_settings(ctx)
+    calendar = market_calendar(settings)
+    try:
+        moment = session_moment(calendar, datetime.now(UTC), _clock(at))
+    except SessionMomentError as exc:
+        raise UsageProblem(str(exc)) from None
+
+    async def play(store: Any) -> Any:
+        saved = await store.scans.saved(enabled_only=True)
+        if not saved:
+            raise UsageProblem(
+                'no enabled saved scans; add one with `optterm scans add NAME "SCAN"`.'
+            )
+        try:
+            session = play_on_simulator(
+                {s.name: s.text for s in saved},
+                seed=settings.providers.simulator.seed,
+                moment=moment,
+                calendar=calendar,
+            )
+        except ScanError as exc:
+            raise UsageProblem(str(exc)) from None
+        await store.scans.replace_session(
+            [s.name for s in saved], session.opened, session.runs, session.events
+        )
+        return session
+
+    session = run_with_store(settings, play)
+    if as_json:
+        print_json(
+            {
+                "at": session.at.isoformat(),
+                "universe": session.universe,
+                "members": {k: list(v) for k, v in session.members.items()},
+                "events": [e.to_dict() for e in session.events],
+            }
+        )
+        return
+    when = session.at.astimezone(calendar.tz)
+    typer.echo(f"Played the simulated session to {when:%d-%b %H:%M %Z} ({session.universe} names):")
+    for name, members in session.members.items():
+        entries = sum(1 for e in session.events if e.scan == name and e.kind == "enter")
+        inside = ", ".join(members) if members else "none"
+        typer.echo(f"  {name}: {entries} entries; inside now: {inside}")
+
+
+@scans_app.command("log")
+def scans_log(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this scan.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The enter/leave log of the saved scans, oldest first."""
+    from optterm.providers.factory import market_calendar
+
+    settings = load_settings(ctx)
+    tz = market_calendar(settings).tz
+    events = run_reading_store(settings, lambda s: s.scans.events(name, limit=limit))
+    if as_json:
+        print_json([e.to_dict() for e in events])
+        return
+    if not events:
+        typer.echo("No scan has recorded an enter or a leave yet (`optterm scans run` plays one).")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Time", "Scan", "Symbol", "Event")
+    for e in events:
+        colour = "green" if e.kind == "enter" else "yellow"
+        table.add_row(f"{e.at.astimezone(tz):%d-%b %H:%M:%S}", escape(e.scan), escape(e.symbol),
+                      f"[{colour}]{e.kind}[/]")  # fmt: skip
+    Console().print(table)

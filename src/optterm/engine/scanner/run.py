@@ -1,0 +1,185 @@
+"""Run one scan now, for every front end: `optterm scan "…"` and (later) the scanner screen.
+
+Today the universe comes from the simulator (`UniverseSim`): its session is played from the open
+to the moment asked for, through a `Scanner`, so look-backs, crossings and averages have the
+history they would have had live. The live universe feed (provider budgets, per-column ages)
+is the next step; a `ScanRun` will carry its source either way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+
+from optterm.engine.scanner.evaluate import ScanResult
+from optterm.engine.scanner.fields import FIELD_INDEX, TEXT_FIELDS
+from optterm.engine.scanner.grammar import Scan, parse_scan
+from optterm.engine.scanner.scanner import Scanner
+from optterm.market import MarketCalendar
+from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
+from optterm.store.scans import ScanEventRow, ScanRunRow
+
+__all__ = [
+    "PlayedSession",
+    "ScanRun",
+    "SessionMomentError",
+    "play_on_simulator",
+    "run_on_simulator",
+    "session_moment",
+]
+
+_STEP_S = 15.0  # the tick of the universe feed
+
+
+class SessionMomentError(ValueError):
+    """`--at` names a time outside the session; the message says which times are valid."""
+
+
+@dataclass(frozen=True)
+class ScanRun:
+    scan: Scan
+    result: ScanResult
+    values: np.ndarray  # fields × underlyings at `at`
+    names: tuple[str, ...]
+    at: datetime
+    source: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The fields shown for each match: those the scan reads, in the order written."""
+        return self.scan.fields()
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per match, ranked: symbol, then each column (None where n/a; text fields
+        as their word)."""
+        out = []
+        for rank, i in enumerate(self.result.rows, 1):
+            row: dict[str, Any] = {"rank": rank, "symbol": self.names[i]}
+            for f in self.columns:
+                row[f] = _cell(f, float(self.values[FIELD_INDEX[f], i]))
+            out.append(row)
+        return out
+
+
+def _cell(field: str, value: float) -> Any:
+    if math.isnan(value):
+        return None
+    words = TEXT_FIELDS.get(field)
+    if words is not None:
+        # The shortest word for the code: "lb", not "long_buildup".
+        return min((w for w, code in words.items() if code == value), key=len, default=None)
+    return round(value, 4)
+
+
+def session_moment(calendar: MarketCalendar, now: datetime, at: time | None) -> datetime:
+    """The simulated session's moment: `at` (exchange time) on the latest trading day, or now
+    during a session, or the latest close."""
+    day = calendar.local_date(now)
+    if not calendar.is_trading_day(day) or now < calendar.session_bounds(day)[0]:
+        day = calendar.previous_trading_day(day)
+    opens, closes = calendar.session_bounds(day)
+    if at is None:
+        return min(max(now, opens), closes)
+    tz = calendar.tz
+    moment = datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+    if not opens <= moment <= closes:
+        raise SessionMomentError(
+            f"--at {at:%H:%M} is outside the session; choose a time from "
+            f"{opens.astimezone(tz):%H:%M} to {closes.astimezone(tz):%H:%M}"
+        )
+    return moment
+
+
+def run_on_simulator(
+    text: str,
+    *,
+    seed: int,
+    moment: datetime,
+    calendar: MarketCalendar | None = None,
+    size: int = DEFAULT_SIZE,
+) -> ScanRun:
+    """Parse `text` (ScanError if it does not read) and run it over the simulator's universe
+    as it stands at `moment` (a time inside a session, see `session_moment`)."""
+    scan = parse_scan(text)
+    cal = calendar or MarketCalendar()
+    day: date = cal.local_date(moment)
+    sim = UniverseSim(seed=seed, size=size, day=day, step_seconds=_STEP_S, calendar=cal)
+    scanner = Scanner(sim.names)
+    scanner.add("scan", scan)
+    target = int((moment - sim.open_at).total_seconds() // _STEP_S)
+    # Yesterday's close for `1d ago`: the simulator's previous-close columns.
+    scanner.close_session(sim.previous_close())
+    tick = scanner.tick(sim.columns(), sim.open_at)
+    while sim.step < target:
+        cols = sim.advance()
+        tick = scanner.tick(cols, sim.open_at + timedelta(seconds=sim.step * _STEP_S))
+    return ScanRun(
+        scan=scan,
+        result=tick.results["scan"],
+        values=tick.values,
+        names=sim.names,
+        at=tick.at.astimezone(UTC),
+        source="simulator",
+    )
+
+
+@dataclass(frozen=True)
+class PlayedSession:
+    """Saved scans played through the simulated session up to a moment: every run (one a
+    minute) and every enter/leave event, ready for `store.scans.replace_session`."""
+
+    opened: datetime
+    at: datetime
+    universe: int
+    runs: list[ScanRunRow]
+    events: list[ScanEventRow]
+    members: dict[str, tuple[str, ...]]  # who is inside each scan at the end
+
+
+def play_on_simulator(
+    scans: Mapping[str, str],
+    *,
+    seed: int,
+    moment: datetime,
+    calendar: MarketCalendar | None = None,
+    size: int = DEFAULT_SIZE,
+    record_every: int = 4,
+) -> PlayedSession:
+    """Play the simulated session from the open to `moment` through `scans` (name → text;
+    ScanError for one that does not read), with their enter/leave trackers."""
+    cal = calendar or MarketCalendar()
+    sim = UniverseSim(seed=seed, size=size, day=cal.local_date(moment), step_seconds=_STEP_S,
+                      calendar=cal)  # fmt: skip
+    scanner = Scanner(sim.names)
+    for name, text in scans.items():
+        scanner.add(name, text)
+    scanner.close_session(sim.previous_close())
+    target = int((moment - sim.open_at).total_seconds() // _STEP_S)
+    runs: list[ScanRunRow] = []
+    events: list[ScanEventRow] = []
+    cols = sim.columns()
+    while True:
+        at = (sim.open_at + timedelta(seconds=sim.step * _STEP_S)).astimezone(UTC)
+        tick = scanner.tick(cols, at)
+        events += [ScanEventRow(e.scan, e.symbol, e.kind, e.at) for e in tick.events]
+        if sim.step % record_every == 0 or sim.step >= target:
+            runs += [
+                ScanRunRow(name, at, len(sim.names), r.count, r.names)
+                for name, r in tick.results.items()
+            ]
+        if sim.step >= target:
+            break
+        cols = sim.advance()
+    return PlayedSession(
+        opened=sim.open_at.astimezone(UTC),
+        at=at,
+        universe=len(sim.names),
+        runs=runs,
+        events=events,
+        members={name: scanner.members(name) for name in scans},
+    )
