@@ -24,13 +24,14 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import IO, Final
 
 import numpy as np
 
 from optterm.model import LEG_FIELDS, ChainSnapshot
+from optterm.store.snapshots import BATCH_COLUMNS, SnapshotBatch
 
 __all__ = ["CsvWriter", "JsonWriter", "format_numbers"]
 
@@ -44,123 +45,163 @@ _ZERO: Final = ord("0")
 
 class _Blocks:
     """A row-aligned byte matrix under construction: blocks appended left to right, each with
-    the mask of its bytes that belong to the text; `text()` reads it row by row."""
+    the mask of its bytes that belong to the text; `text()` reads it row by row.
+
+    Built transposed (one contiguous line of the matrix per byte slot of a block), so every
+    fill is a contiguous write; one transpose at the end."""
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self.chars: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
+        self._parts: list[tuple[int, Callable[[np.ndarray, np.ndarray], None]]] = []
 
     def literal(self, text: bytes) -> None:
         if text:
-            shape = (self.rows, len(text))
-            self.chars.append(np.broadcast_to(np.frombuffer(text, np.uint8), shape))
-            self.masks.append(np.ones(shape, dtype=bool))
+            raw = np.frombuffer(text, np.uint8)[:, None]
+
+            def fill(chars: np.ndarray, mask: np.ndarray) -> None:
+                chars[:] = raw
+                mask[:] = True
+
+            self._parts.append((len(text), fill))
 
     def choice(self, options: Sequence[bytes], index: np.ndarray) -> None:
         """Per row, one of `options` (index[row])."""
         width = max((len(o) for o in options), default=0)
         if not width:
             return
-        table = np.zeros((len(options), width), dtype=np.uint8)
-        valid = np.zeros((len(options), width), dtype=bool)
+        table = np.zeros((width, len(options)), dtype=np.uint8)
+        valid = np.zeros((width, len(options)), dtype=bool)
         for k, o in enumerate(options):
-            table[k, : len(o)] = np.frombuffer(o, np.uint8)
-            valid[k, : len(o)] = True
-        self.chars.append(table[index])
-        self.masks.append(valid[index])
+            table[: len(o), k] = np.frombuffer(o, np.uint8)
+            valid[: len(o), k] = True
+
+        def fill(chars: np.ndarray, mask: np.ndarray) -> None:
+            np.take(table, index, axis=1, out=chars)
+            np.take(valid, index, axis=1, out=mask)
+
+        self._parts.append((width, fill))
 
     def numbers(self, values: np.ndarray, missing: bytes) -> None:
-        chars, mask = format_numbers(values, missing)
-        self.chars.append(chars)
-        self.masks.append(mask)
+        num = _Numbers(values, missing)
+        self._parts.append((num.width, num.fill))
 
     def text(self) -> str:
-        if not self.chars:
+        width = sum(w for w, _ in self._parts)
+        if not width or not self.rows:
             return ""
-        chars = np.concatenate(self.chars, axis=1)
-        mask = np.concatenate(self.masks, axis=1)
-        return chars[mask].tobytes().decode("utf-8")
+        chars = np.empty((width, self.rows), dtype=np.uint8)
+        mask = np.empty((width, self.rows), dtype=bool)
+        at = 0
+        for w, fill in self._parts:
+            fill(chars[at : at + w], mask[at : at + w])
+            at += w
+        return chars.T[mask.T].tobytes().decode("utf-8")
+
+
+class _Numbers:
+    """The text of a float64 column: `str(int(v))` for an integral value below 2**53, `repr(v)`
+    for any other finite one, `missing` for NaN and ±inf; laid out as `width` byte slots per
+    value (sign, integer digits, point, fractional digits, missing, repr) of which a mask keeps
+    the ones that belong to each value's text."""
+
+    def __init__(self, values: np.ndarray, missing: bytes) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        rows = v.shape[0]
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = np.isfinite(v)
+            a = np.where(finite, np.abs(v), 0.0)
+            ip_f = np.floor(a)
+            integral = finite & (ip_f == a) & (a < _MAX_INT)
+            digits = np.zeros(rows, dtype=np.intp)  # fractional digits d of the fast path
+            q = np.where(integral, a, 0.0)
+            todo = np.flatnonzero(finite & ~integral & (a >= _MIN_DEC) & (a < _MAX_DEC))
+            for d in range(1, _MAX_D + 1):
+                if not todo.size:
+                    break
+                scale = float(10**d)
+                at = a[todo]
+                qd = np.rint(at * scale)
+                ok = qd / scale == at
+                digits[todo[ok]] = d
+                q[todo[ok]] = qd[ok]
+                todo = todo[~ok]
+            fast = integral | (digits > 0)
+        self.rows = rows
+        self.finite = finite
+        self.fast = fast
+        self.digits = digits
+        self.slow = np.flatnonzero(finite & ~fast)
+        self.ip = np.where(fast, ip_f, 0.0).astype(np.int64)
+        self.max_d = int(digits.max()) if rows else 0
+        # The fractional digits left-aligned on max_d places: a slot's digit is then a division
+        # by the same power of ten for every row.
+        frac = np.where(fast, q, 0.0).astype(np.int64) - self.ip * _POW10[digits]
+        self.frac = frac * _POW10[self.max_d - digits] if self.max_d else frac
+        self.neg = fast & (v < 0)
+        self.n_int = np.searchsorted(_POW10[1:17], self.ip, side="right") + 1
+        self.max_int = int(self.n_int[fast].max()) if fast.any() else 0
+        self.slow_text = [repr(float(x)).encode() for x in v[self.slow].tolist()]
+        slow_w = max((len(s) for s in self.slow_text), default=0)
+        self.has_neg = bool(self.neg.any())
+        self.missing = missing
+        self.width = (
+            self.has_neg
+            + self.max_int
+            + (1 + self.max_d if self.max_d else 0)
+            + (len(missing) if not finite.all() else 0)
+            + slow_w
+        )
+
+    def fill(self, chars: np.ndarray, mask: np.ndarray) -> None:
+        at = 0
+        if self.has_neg:
+            chars[at] = ord("-")
+            mask[at] = self.neg
+            at += 1
+        t = self.ip
+        for k in range(self.max_int):  # from the units digit leftwards
+            t, digit = np.divmod(t, 10)
+            slot = at + self.max_int - 1 - k
+            np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
+            np.logical_and(self.fast, k < self.n_int, out=mask[slot])
+        at += self.max_int
+        if self.max_d:
+            chars[at] = ord(".")
+            mask[at] = self.digits > 0
+            at += 1
+            t = self.frac
+            for k in range(self.max_d):
+                t, digit = np.divmod(t, 10)
+                slot = at + self.max_d - 1 - k
+                np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
+                np.less(self.max_d - 1 - k, self.digits, out=mask[slot])
+            at += self.max_d
+        if not self.finite.all():
+            n = len(self.missing)
+            chars[at : at + n] = np.frombuffer(self.missing, np.uint8)[:, None]
+            mask[at : at + n] = ~self.finite
+            at += n
+        if at < chars.shape[0]:
+            chars[at:] = 0
+            mask[at:] = False
+            for r, text in zip(self.slow.tolist(), self.slow_text, strict=True):
+                chars[at : at + len(text), r] = np.frombuffer(text, np.uint8)
+                mask[at : at + len(text), r] = True
 
 
 def format_numbers(v: np.ndarray, missing: bytes = b"") -> tuple[np.ndarray, np.ndarray]:
     """(chars, mask): row i of chars[mask[i]] is the text of v[i] — `str(int(v))` for an
     integral value below 2**53, `repr(v)` for any other finite one, `missing` for NaN and ±inf.
     """
-    v = np.asarray(v, dtype=np.float64)
-    rows = v.shape[0]
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(v)
-        a = np.where(finite, np.abs(v), 0.0)
-        ip_f = np.floor(a)
-        integral = finite & (ip_f == a) & (a < _MAX_INT)
-        digits = np.zeros(rows, dtype=np.intp)  # fractional digits d of the fast path
-        q = np.where(integral, a, 0.0)
-        todo = finite & ~integral & (a >= _MIN_DEC) & (a < _MAX_DEC)
-        if todo.any():
-            for d in range(1, _MAX_D + 1):
-                scale = float(10**d)
-                qd = np.rint(a * scale)
-                ok = todo & (qd / scale == a)
-                if ok.any():
-                    digits[ok] = d
-                    q[ok] = qd[ok]
-                    todo &= ~ok
-                    if not todo.any():
-                        break
-        fast = integral | (digits > 0)
-    slow = np.flatnonzero(finite & ~fast)
-    ip = np.where(fast, ip_f, 0.0).astype(np.int64)
-    frac = np.where(fast, q, 0.0).astype(np.int64) - ip * _POW10[digits]
-    neg = fast & (v < 0)
-    n_int = np.searchsorted(_POW10[1:17], ip, side="right") + 1
-    max_int = int(n_int[fast].max()) if fast.any() else 0
-    max_d = int(digits.max()) if rows else 0
-    slow_text = [repr(float(x)).encode() for x in v[slow].tolist()]
-    slow_w = max((len(s) for s in slow_text), default=0)
-    has_neg = bool(neg.any())
-    width = has_neg + max_int + (1 + max_d if max_d else 0) + len(missing) + slow_w
-    chars = np.zeros((rows, width), dtype=np.uint8)
-    mask = np.zeros((rows, width), dtype=bool)
-    col = 0
-    if has_neg:
-        chars[:, col] = ord("-")
-        mask[:, col] = neg
-        col += 1
-    for j in range(max_int):
-        k = max_int - 1 - j  # this slot holds the digit of 10**k
-        chars[:, col] = _ZERO + (ip // _POW10[k]) % 10
-        mask[:, col] = fast & (k < n_int)
-        col += 1
-    if max_d:
-        chars[:, col] = ord(".")
-        mask[:, col] = digits > 0
-        col += 1
-        for j in range(max_d):
-            e = np.maximum(digits - 1 - j, 0)
-            chars[:, col] = _ZERO + (frac // _POW10[e]) % 10
-            mask[:, col] = j < digits
-            col += 1
-    if missing:
-        chars[:, col : col + len(missing)] = np.frombuffer(missing, np.uint8)
-        mask[:, col : col + len(missing)] = ~finite[:, None]
-        col += len(missing)
-    for r, text in zip(slow.tolist(), slow_text, strict=True):
-        chars[r, col : col + len(text)] = np.frombuffer(text, np.uint8)
-        mask[r, col : col + len(text)] = True
-    return chars, mask
-
-
-def _leg_columns(snaps: Sequence[ChainSnapshot]) -> dict[str, np.ndarray]:
-    out = {"strike": np.concatenate([s.strikes for s in snaps])}
-    for side in ("ce", "pe"):
-        for f in LEG_FIELDS:
-            out[f"{side}_{f}"] = np.concatenate([getattr(s, side).column(f) for s in snaps])
-    return out
+    num = _Numbers(v, missing)
+    chars = np.zeros((num.width, num.rows), dtype=np.uint8)
+    mask = np.zeros((num.width, num.rows), dtype=bool)
+    num.fill(chars, mask)
+    return chars.T, mask.T
 
 
 class CsvWriter:
-    """`write_csv`'s text for a stream of snapshots, a batch at a time."""
+    """`write_csv`'s text for a stream of snapshot batches."""
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out
@@ -170,15 +211,13 @@ class CsvWriter:
 
         csv.writer(self._out, lineterminator="\n").writerow(CSV_COLUMNS)
 
-    def write(self, snaps: Sequence[ChainSnapshot]) -> None:
-        snaps = [s for s in snaps if len(s)]
-        if not snaps:
+    def write(self, batch: SnapshotBatch) -> None:
+        rows = int(batch.counts.sum())
+        if not rows:
             return
-        counts = np.array([len(s) for s in snaps])
-        rows = int(counts.sum())
         heads = io.StringIO()
         w = csv.writer(heads, lineterminator="\n")
-        for s in snaps:
+        for s in batch.heads:
             spot = _num(s.spot)
             w.writerow(
                 [
@@ -189,76 +228,87 @@ class CsvWriter:
                     s.feed.value,
                     "" if spot is None else spot,
                     s.lot_size,
-                    "",  # the trailing comma before the strike
+                    "",  # the comma before the strike
                 ]
             )
         prefixes = [h.encode() for h in heads.getvalue().split("\n")[:-1]]
         b = _Blocks(rows)
-        b.choice(prefixes, np.repeat(np.arange(len(snaps)), counts))
-        cols = _leg_columns(snaps)
-        names = list(cols)
-        for k, name in enumerate(names):
+        b.choice(prefixes, np.repeat(np.arange(len(prefixes)), batch.counts))
+        for k, name in enumerate(BATCH_COLUMNS):
             if k:
                 b.literal(b",")
-            b.numbers(cols[name], b"")
+            b.numbers(batch.columns[name], b"")
         b.literal(b"\n")
         self._out.write(b.text())
 
 
 class JsonWriter:
-    """The snapshots array of the JSON export: each element `json.dumps(snapshot_to_dict(s))`
+    """The elements of the JSON export's snapshots array: each `json.dumps(snapshot_to_dict(s))`
     without `age_seconds`, after ",\\n" (or "\\n" for the first)."""
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out
         self._written = 0
 
-    def _head(self, snap: ChainSnapshot) -> str:
-        """The document's text up to its rows: `snapshot_to_dict` of the snapshot cut to no
-        strikes (same keys, same order), with the real ATM strike and strike count put back."""
+    def _head(self, head: ChainSnapshot, strikes: np.ndarray) -> str:
+        """The document's text up to its rows: `snapshot_to_dict` of the snapshot without its
+        strikes (same keys, same order), with the real ATM strike and strike count put in."""
         from optterm.present.chain import snapshot_to_dict
 
-        doc = snapshot_to_dict(snap.take(slice(0, 0)))
+        doc = snapshot_to_dict(head)
         doc.pop("age_seconds", None)  # an export is history, not a live view
-        if len(snap):
-            doc["atm_strike"] = _num(float(snap.strikes[snap.atm_index()]))
-        doc["strike_count"] = len(snap)
+        if strikes.size:
+            doc["atm_strike"] = _num(float(strikes[_atm(strikes, head.spot)]))
+        doc["strike_count"] = int(strikes.size)
         text = json.dumps(doc)
         if not text.endswith('"rows": []}'):
             raise AssertionError("the rows are no longer the last key of a snapshot document")
-        return text[: -len("[]}")]
+        sep = "," if self._written else ""
+        self._written += 1
+        return sep + "\n" + text[: -len("[]}")]
 
-    def write(self, snaps: Sequence[ChainSnapshot]) -> None:
-        for s in snaps:
-            sep = "," if self._written else ""
-            self._written += 1
-            head = sep + "\n" + self._head(s)
-            if not len(s):
-                self._out.write(head + "[]}")
+    def write(self, batch: SnapshotBatch) -> None:
+        strikes = batch.columns["strike"]
+        ends = np.cumsum(batch.counts).tolist()
+        rows = ends[-1] if ends else 0
+        prefix = [b""]
+        first = np.zeros(rows, dtype=np.intp)
+        atm = np.zeros(rows, dtype=np.intp)
+        last = np.zeros(rows, dtype=np.intp)
+        pending = ""  # documents of snapshots without strikes, written before the next row
+        start = 0
+        for head, end in zip(batch.heads, ends, strict=True):
+            text = self._head(head, strikes[start:end])
+            if end == start:
+                pending += text + "[]}"
                 continue
-            self._rows(s, head)
+            prefix.append((pending + text + "[").encode())
+            pending = ""
+            first[start] = len(prefix) - 1
+            atm[start + _atm(strikes[start:end], head.spot)] = 1
+            last[end - 1] = 1
+            start = end
+        if rows:
+            b = _Blocks(rows)
+            b.choice(prefix, first)
+            b.literal(b'{"strike": ')
+            b.numbers(strikes, b"null")
+            b.choice([b', "atm": false', b', "atm": true'], atm)
+            for side in ("ce", "pe"):
+                for k, f in enumerate(LEG_FIELDS):
+                    lead = f', "{side}": {{' if k == 0 else ", "
+                    b.literal(f'{lead}"{f}": '.encode())
+                    b.numbers(batch.columns[f"{side}_{f}"], b"null")
+                b.literal(b"}")
+            b.choice([b"}, ", b"}]}"], last)
+            self._out.write(b.text())
+        if pending:
+            self._out.write(pending)
 
-    def _rows(self, snap: ChainSnapshot, head: str) -> None:
-        n = len(snap)
-        b = _Blocks(n)
-        first = np.zeros(n, dtype=np.intp)
-        first[0] = 1
-        b.choice([b"", (head + "[").encode()], first)
-        b.literal(b'{"strike": ')
-        b.numbers(snap.strikes, b"null")
-        atm = np.zeros(n, dtype=np.intp)
-        atm[snap.atm_index()] = 1
-        b.choice([b', "atm": false', b', "atm": true'], atm)
-        for side, legs in ((b"ce", snap.ce), (b"pe", snap.pe)):
-            for k, f in enumerate(LEG_FIELDS):
-                lead = b', "' + side + b'": {' if k == 0 else b", "
-                b.literal(lead + b'"' + f.encode() + b'": ')
-                b.numbers(legs.column(f), b"null")
-            b.literal(b"}")
-        last = np.zeros(n, dtype=np.intp)
-        last[-1] = 1
-        b.choice([b"}, ", b"}]}"], last)
-        self._out.write(b.text())
+
+def _atm(strikes: np.ndarray, spot: float) -> int:
+    """`ChainSnapshot.atm_index` of these strikes."""
+    return int(np.argmin(np.abs(strikes - spot)))
 
 
 def _num(x: float) -> int | float | None:
