@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from optterm.store import CodecError, Store
-from optterm.store.codec import COLUMNS, decode_columns, decode_many, encode_chain, encode_columns
+from optterm.store.codec import (
+    COLUMNS,
+    ColumnBlob,
+    decode_columns,
+    decode_many,
+    encode_chain,
+    encode_columns,
+)
 from tests.test_codec import realistic_chain
 from tests.test_store import DAY, EXP1, T0, make_chain
 
@@ -72,3 +79,23 @@ async def test_a_damaged_stored_blob_is_named_by_iterate_batches(store: Store, d
     with pytest.raises(CodecError, match="Snapshot 2 "):
         async for _ in store.snapshots.iterate_batches("NIFTY", EXP1, T0, T0 + DAY):
             pass
+
+
+def test_a_blob_opened_for_some_columns_reads_them_and_refuses_others() -> None:
+    snap = realistic_chain(60, seed=2)
+    blob = encode_chain(snap)
+    ids = frozenset(COLUMNS.index(n) for n in ("strike", "pe_oi"))
+    cb = ColumnBlob(blob, ids)
+    assert np.array_equal(cb.column("pe_oi"), snap.pe.oi, equal_nan=True)
+    assert cb.value("strike", 7) == snap.strikes[7]
+    with pytest.raises(ValueError, match="not asked for"):
+        cb.column("ce_iv")
+
+
+async def test_a_damaged_stored_blob_is_named_by_strike_series(store: Store, db: Path) -> None:
+    for i in range(3):
+        await store.snapshots.write(make_chain(ts=T0 + i * timedelta(seconds=15), seed=i))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE snapshots SET data = X'02000000' WHERE id = 3")
+    with pytest.raises(CodecError, match=r"Snapshot 3 .*cannot be read"):
+        await store.snapshots.strike_series("NIFTY", EXP1, 24_500.0, T0, T0 + DAY)

@@ -376,7 +376,8 @@ def encode_columns(columns: Mapping[str, np.ndarray], *, version: int = FORMAT_V
 
 def encode_chain(snap: ChainSnapshot) -> bytes:
     """The blob for one snapshot's strikes and both legs (the rest lives in table columns)."""
-    cols: dict[str, np.ndarray] = {"strike": snap.strikes}
+    # Strikes and OI first: a reader of a strike's OI series inflates only that far.
+    cols: dict[str, np.ndarray] = {"strike": snap.strikes, "ce_oi": snap.ce.oi, "pe_oi": snap.pe.oi}
     for side, legs in (("ce", snap.ce), ("pe", snap.pe)):
         for f in LEG_FIELDS:
             cols[f"{side}_{f}"] = legs.column(f)
@@ -397,6 +398,30 @@ def _inflate(seg: bytes, limit: int, what: str) -> bytes:
     return out
 
 
+def _inflate_head(seg: bytes, n_cols: int, limit: int, only: frozenset[int]) -> bytes:
+    """The directory and the segments up to the last of `only` of a deflated version-2 body."""
+    d = zlib.decompressobj(-15)
+    dir_len = _ENTRY_SIZE * n_cols
+    try:
+        head = d.decompress(seg, dir_len)
+        if len(head) < dir_len:
+            raise CodecError("snapshot blob is damaged: the chain's directory does not inflate")
+        raw = _dir_struct(n_cols).unpack_from(head, 0)
+        end = need = dir_len
+        for k in range(n_cols):
+            end += raw[5 * k + 4]
+            if raw[5 * k] in only:
+                need = end
+        if need > limit:
+            raise _damaged("the chain")
+        rest = d.decompress(d.unconsumed_tail, need - dir_len) if need > dir_len else b""
+    except zlib.error as exc:
+        raise CodecError(f"snapshot blob is damaged: the chain does not inflate ({exc})") from None
+    if len(rest) != need - dir_len:
+        raise _damaged("the chain")
+    return head + rest
+
+
 def _damaged(what: str) -> CodecError:
     return CodecError(f"snapshot blob is damaged: {what} has the wrong size")
 
@@ -404,9 +429,11 @@ def _damaged(what: str) -> CodecError:
 class ColumnBlob:
     """A parsed blob: header, checksum and directory are checked up front, columns on demand."""
 
-    __slots__ = ("_blob", "_entries", "_flags", "n_rows")
+    __slots__ = ("_blob", "_entries", "_flags", "_only", "n_rows")
 
-    def __init__(self, blob: bytes) -> None:
+    def __init__(self, blob: bytes, only: frozenset[int] | None = None) -> None:
+        """`only`: the column ids the caller will read; a version-2 body is then inflated only
+        up to the end of the last of them (the writer puts strikes and OI first)."""
         if not isinstance(blob, bytes):
             blob = bytes(blob)
         size = len(blob)
@@ -422,6 +449,7 @@ class ColumnBlob:
             raise CodecError(f"snapshot blob is damaged: it claims {n_rows} rows")
         if zlib.crc32(memoryview(blob)[_HEADER.size :]) != crc:
             raise CodecError("snapshot blob is damaged or truncated: checksum mismatch")
+        self._only = None
         dir_start = _HEADER.size
         if version == 2:
             # Directory and segments follow a byte saying whether they are deflated.
@@ -431,7 +459,11 @@ class ColumnBlob:
             if how == _BODY_DEFLATE:
                 # No segment can be larger than a mask, a base and nine bytes per row.
                 limit = n_cols * (_ENTRY_SIZE + (n_rows + 7) // 8 + 10 + 9 * n_rows)
-                blob = _inflate(blob[_HEADER.size + 1 :], limit, "the chain")
+                if only is not None and n_cols:
+                    self._only = only
+                    blob = _inflate_head(blob[_HEADER.size + 1 :], n_cols, limit, only)
+                else:
+                    blob = _inflate(blob[_HEADER.size + 1 :], limit, "the chain")
             elif how == _STORED:
                 blob = blob[_HEADER.size + 1 :]
             else:
@@ -443,15 +475,21 @@ class ColumnBlob:
         raw = _dir_struct(n_cols).unpack_from(blob, dir_start)
         col_ids = raw[0::5]
         ends = list(itertools.accumulate(raw[4::5], initial=dir_end))
+        if self._only is not None:
+            # Inflated up to the last wanted segment: later ones are not there to read.
+            col_ids = tuple(c if e <= size else -1 for c, e in zip(col_ids, ends[1:], strict=True))
+            size = ends[-1]
         if ends[-1] != size:
             raise CodecError(f"snapshot blob is damaged: segments end at {ends[-1]}, not {size}")
-        if len(set(col_ids)) != n_cols:
+        present = [c for c in col_ids if c >= 0]
+        if len(set(present)) != len(present):
             raise CodecError("snapshot blob is damaged: a column appears twice")
         # Each entry's encoding is validated when that column is decoded: a reader of two
         # columns should not pay for checking them all.
         self._entries: dict[int, tuple[int, int, int, int, int]] = {
             col_id: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
             for k, col_id in enumerate(col_ids)
+            if col_id >= 0
         }
         self._blob = blob
         # Version 2 never deflates a segment on its own: such a flag there is damage.
@@ -467,6 +505,8 @@ class ColumnBlob:
         col_id = _COLUMN_IDS.get(name)
         if col_id is None:
             raise ValueError(f"unknown column {name!r}; the codec knows {', '.join(COLUMNS)}")
+        if self._only is not None and col_id not in self._only:
+            raise ValueError(f"column {name!r} was not asked for when this blob was opened")
         e = self._entries.get(col_id)
         if e is not None:
             enc, width, code = e[0], e[1], e[2]
@@ -623,7 +663,12 @@ def decode_many(
     back to back). The same values as `ColumnBlob.column` blob by blob, for a fraction of its
     per-column cost: the integer segments of every blob are decoded together in one numpy pass
     per byte plane (what an export of a whole day needs)."""
-    cbs = [ColumnBlob(b) for b in blobs]
+    names = list(names)
+    for name in names:
+        if name not in _COLUMN_IDS:
+            raise ValueError(f"unknown column {name!r}; the codec knows {', '.join(COLUMNS)}")
+    only = frozenset(_COLUMN_IDS[n] for n in names)
+    cbs = [ColumnBlob(b, only) for b in blobs]
     counts = np.fromiter((cb.n_rows for cb in cbs), dtype=np.int64, count=len(cbs))
     starts = np.zeros(len(cbs) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
