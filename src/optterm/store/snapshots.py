@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import Row, bindparam, delete, exc, exists, func, insert, or_, select
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
-from optterm.store.codec import decode_chain, decode_many, encode_chain
+from optterm.store.codec import COLUMNS, ColumnBlob, decode_chain, decode_many, encode_chain
 from optterm.store.context import context_fields, context_json
 from optterm.store.errors import CodecError, StoreError
 from optterm.store.schema import chains, snapshots
@@ -50,6 +50,7 @@ __all__ = [
 _PURGE_BATCH: Final = 2000
 _NO_STRIKES: Final = np.empty(0)
 _NO_LEGS: Final = Legs.empty(0)
+_COLUMN_ID: Final = {name: i for i, name in enumerate(COLUMNS)}
 _MAX_KEY_LEN: Final = 32
 
 SERIES_FIELDS: Final[tuple[str, ...]] = (
@@ -580,31 +581,35 @@ class SnapshotRepository:
             rows = (await conn.execute(stmt)).all()
         target = float(strike)
         tol = 1e-9 * max(1.0, abs(target))
-        n = len(rows)
-        ts = np.fromiter((r.provider_ts for r in rows), dtype=np.int64, count=n)
-        out = {f: np.full(n, np.nan) for f in fields}
-        if "spot" in out:
-            out["spot"] = np.array([math.nan if r.spot is None else r.spot for r in rows])
-        if blob_fields and n:
-            # Every blob's strikes and fields decoded together, then the strike looked up in all
-            # snapshots at once: a day (1,500 snapshots) costs a few whole-array operations.
-            wanted = ("strike", *blob_fields)
+        # Only the strikes and the fields are inflated (a version-2 blob stores strikes and OI
+        # first), and only one cell of each field is decoded: measured, that beats decoding
+        # whole columns of every blob at once (decode_many), which export uses.
+        only = frozenset(_COLUMN_ID[f] for f in ("strike", *blob_fields))
+        # Strike lists rarely change within a day: find the strike's row once per distinct list.
+        row_of: dict[bytes | None, int] = {}
+        ts = np.empty(len(rows), dtype=np.int64)
+        out = {f: np.full(len(rows), np.nan) for f in fields}
+        for i, r in enumerate(rows):
+            ts[i] = r.provider_ts
+            if "spot" in out and r.spot is not None:
+                out["spot"][i] = r.spot
+            if not blob_fields:
+                continue
             try:
-                counts, decoded = decode_many([r.data for r in rows], wanted)
-            except CodecError as first_err:
-                for r in rows:  # which one, to name it
-                    try:
-                        decode_many([r.data], wanted)
-                    except CodecError as err:
-                        what = f"{symbol} {expiry}"
-                        raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
-                raise first_err from None
-            hit = np.flatnonzero(np.abs(decoded["strike"] - target) <= tol)
-            snap_of = np.searchsorted(np.cumsum(counts), hit, side="right")
-            # Strikes ascend, so a snapshot's first hit is the strike (as a search would find).
-            snap_of, first = np.unique(snap_of, return_index=True)
-            for f in blob_fields:
-                out[f][snap_of] = decoded[f][hit[first]]
+                cb = ColumnBlob(r.data, only)
+                skey = cb.segment_key("strike")
+                idx = row_of.get(skey)
+                if idx is None:
+                    strikes = cb.column("strike")
+                    j = int(np.searchsorted(strikes, target - tol))
+                    idx = j if j < strikes.size and abs(strikes[j] - target) <= tol else -1
+                    row_of[skey] = idx
+                if idx >= 0:
+                    for f in blob_fields:
+                        out[f][i] = cb.value(f, idx)
+            except CodecError as err:
+                what = f"{symbol} {expiry}"
+                raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
         return StrikeSeries(symbol, expiry, target, ts.view("datetime64[us]"), out)
 
     async def history(self) -> list[HistoryRow]:
