@@ -3,7 +3,11 @@ decoding them one by one gives, and a damaged blob among them is still a CodecEr
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sqlite3
+import struct
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -99,3 +103,19 @@ async def test_a_damaged_stored_blob_is_named_by_strike_series(store: Store, db:
         conn.execute("UPDATE snapshots SET data = X'02000000' WHERE id = 3")
     with pytest.raises(CodecError, match=r"Snapshot 3 .*cannot be read"):
         await store.snapshots.strike_series("NIFTY", EXP1, 24_500.0, T0, T0 + DAY)
+
+
+def test_damage_behind_a_valid_checksum_never_crashes_decode_many() -> None:
+    # As in test_codec: bytes damaged before the checksum was computed must give a CodecError
+    # (or values), never an IndexError or a numpy error; version 1 keeps segments readable.
+    snap = realistic_chain(30, seed=9)
+    cols = {"strike": snap.strikes, "ce_oi": snap.ce.oi, "ce_bid": snap.ce.bid, "pe_iv": snap.pe.iv}
+    blobs = [encode_columns(cols, version=1), encode_columns(cols)]
+    rng = random.Random(3)
+    for _ in range(1500):
+        damaged = bytearray(rng.choice(blobs))
+        for _ in range(rng.randrange(1, 4)):
+            damaged[rng.randrange(1, len(damaged))] = rng.randrange(256)
+        damaged[6:10] = struct.pack("<I", zlib.crc32(bytes(damaged[10:])))
+        with contextlib.suppress(CodecError):
+            decode_many([bytes(damaged), blobs[0]], list(cols))
