@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import numpy as np
 
@@ -112,46 +112,63 @@ class _Numbers:
         rows = v.shape[0]
         with np.errstate(invalid="ignore", over="ignore"):
             finite = np.isfinite(v)
-            a = np.where(finite, np.abs(v), 0.0)
+            self.all_finite = bool(finite.all())
+            a = np.abs(v) if self.all_finite else np.where(finite, np.abs(v), 0.0)
             ip_f = np.floor(a)
-            integral = finite & (ip_f == a) & (a < _MAX_INT)
+            integral = (ip_f == a) & (a < _MAX_INT)
+            if not self.all_finite:
+                integral &= finite
             digits = np.zeros(rows, dtype=np.intp)  # fractional digits d of the fast path
-            q = np.where(integral, a, 0.0)
-            todo = np.flatnonzero(finite & ~integral & (a >= _MIN_DEC) & (a < _MAX_DEC))
-            for d in range(1, _MAX_D + 1):
-                if not todo.size:
-                    break
-                scale = float(10**d)
-                at = a[todo]
-                qd = np.rint(at * scale)
-                ok = qd / scale == at
-                digits[todo[ok]] = d
-                q[todo[ok]] = qd[ok]
-                todo = todo[~ok]
-            fast = integral | (digits > 0)
+            if integral.all():  # OI, volume, strikes, quantities: no fractions to look for
+                fast, q = integral, a
+            else:
+                q = np.where(integral, a, 0.0)
+                todo = np.flatnonzero(~integral & finite & (a >= _MIN_DEC) & (a < _MAX_DEC))
+                for d in range(1, _MAX_D + 1):
+                    if not todo.size:
+                        break
+                    scale = float(10**d)
+                    at = a[todo]
+                    qd = np.rint(at * scale)
+                    ok = qd / scale == at
+                    digits[todo[ok]] = d
+                    q[todo[ok]] = qd[ok]
+                    todo = todo[~ok]
+                fast = integral | (digits > 0)
         self.rows = rows
         self.finite = finite
         self.fast = fast
         self.digits = digits
+        self.all_fast = bool(fast.all())
         self.slow = np.flatnonzero(finite & ~fast)
-        self.ip = np.where(fast, ip_f, 0.0).astype(np.int64)
         self.max_d = int(digits.max()) if rows else 0
-        # The fractional digits left-aligned on max_d places: a slot's digit is then a division
-        # by the same power of ten for every row.
-        frac = np.where(fast, q, 0.0).astype(np.int64) - self.ip * _POW10[digits]
-        self.frac = frac * _POW10[self.max_d - digits] if self.max_d else frac
-        self.neg = fast & (v < 0)
-        self.n_int = np.searchsorted(_POW10[1:17], self.ip, side="right") + 1
-        self.max_int = int(self.n_int[fast].max()) if fast.any() else 0
+        if self.all_fast:
+            top = float(ip_f.max(initial=0.0))
+        else:
+            top = float(ip_f[fast].max()) if fast.any() else 0.0
+        # int32 digit arithmetic where the integers allow it: twice the lanes of int64.
+        itype: type[np.signedinteger[Any]] = (
+            np.int32 if (top + 1.0) * 10.0**self.max_d < 2**31 else np.int64
+        )
+        ip: np.ndarray = (ip_f if self.all_fast else np.where(fast, ip_f, 0.0)).astype(itype)
+        self.ip = ip
+        self.max_int = len(str(int(top))) if rows else 0
+        if self.max_d:
+            # The fractional digits left-aligned on max_d places: a slot's digit is then a
+            # division by the same power of ten for every row.
+            pow10: np.ndarray = _POW10.astype(itype)
+            qi: np.ndarray = np.where(fast, q, 0.0).astype(itype)
+            self.frac = (qi - ip * pow10[digits]) * pow10[self.max_d - digits]
+        self.neg = (v < 0) if self.all_fast else fast & (v < 0)
+        self.has_neg = bool(self.neg.any())
         self.slow_text = [repr(float(x)).encode() for x in v[self.slow].tolist()]
         slow_w = max((len(s) for s in self.slow_text), default=0)
-        self.has_neg = bool(self.neg.any())
         self.missing = missing
         self.width = (
             self.has_neg
             + self.max_int
             + (1 + self.max_d if self.max_d else 0)
-            + (len(missing) if not finite.all() else 0)
+            + (len(missing) if not self.all_finite else 0)
             + slow_w
         )
 
@@ -163,10 +180,15 @@ class _Numbers:
             at += 1
         t = self.ip
         for k in range(self.max_int):  # from the units digit leftwards
-            t, digit = np.divmod(t, 10)
             slot = at + self.max_int - 1 - k
+            if k == 0:  # "0" is written for a zero, so the units digit is always there
+                mask[slot] = self.fast
+            else:  # a digit of 10**k is written when the integer part reaches 10**k
+                np.greater_equal(self.ip, _POW10[k], out=mask[slot])
+                if not self.all_fast:
+                    mask[slot] &= self.fast
+            t, digit = np.divmod(t, 10)
             np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
-            np.logical_and(self.fast, k < self.n_int, out=mask[slot])
         at += self.max_int
         if self.max_d:
             chars[at] = ord(".")
@@ -179,7 +201,7 @@ class _Numbers:
                 np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
                 np.less(self.max_d - 1 - k, self.digits, out=mask[slot])
             at += self.max_d
-        if not self.finite.all():
+        if not self.all_finite:
             n = len(self.missing)
             chars[at : at + n] = np.frombuffer(self.missing, np.uint8)[:, None]
             mask[at : at + n] = ~self.finite
