@@ -574,11 +574,14 @@ class SnapshotRepository:
                 snapshots.c.provider_ts >= lo,
                 snapshots.c.provider_ts < hi,
             )
-            .order_by(snapshots.c.provider_ts, snapshots.c.id)
+            # The index's order: sorting the rows (blobs and all) by id as well would make
+            # SQLite copy every one through a temporary B-tree; ties are put in id order below.
+            .order_by(snapshots.c.provider_ts)
         )
         what = f"Reading the {symbol} {expiry} {strike:g} series"
         async with self._store.read_connection(what) as conn:
-            rows = (await conn.execute(stmt)).all()
+            found = (await conn.execute(stmt)).all()
+        rows = sorted(found, key=lambda r: (r.provider_ts, r.id))
         target = float(strike)
         tol = 1e-9 * max(1.0, abs(target))
         # Only the strikes and the fields are inflated (a version-2 blob stores strikes and OI
