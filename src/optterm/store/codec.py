@@ -475,21 +475,24 @@ class ColumnBlob:
         raw = _dir_struct(n_cols).unpack_from(blob, dir_start)
         col_ids = raw[0::5]
         ends = list(itertools.accumulate(raw[4::5], initial=dir_end))
-        if self._only is not None:
-            # Inflated up to the last wanted segment: later ones are not there to read.
-            col_ids = tuple(c if e <= size else -1 for c, e in zip(col_ids, ends[1:], strict=True))
-            size = ends[-1]
-        if ends[-1] != size:
-            raise CodecError(f"snapshot blob is damaged: segments end at {ends[-1]}, not {size}")
-        present = [c for c in col_ids if c >= 0]
-        if len(set(present)) != len(present):
+        if len(set(col_ids)) != n_cols:
             raise CodecError("snapshot blob is damaged: a column appears twice")
+        if self._only is None:
+            if ends[-1] != size:
+                raise CodecError(
+                    f"snapshot blob is damaged: segments end at {ends[-1]}, not {size}"
+                )
+            wanted: Sequence[int] = range(n_cols)
+        else:
+            # Inflated up to the last wanted segment, which is all there is to read.
+            wanted = [k for k, c in enumerate(col_ids) if c in self._only]
+            if wanted and ends[wanted[-1] + 1] != size:
+                raise _damaged("the chain")
         # Each entry's encoding is validated when that column is decoded: a reader of two
         # columns should not pay for checking them all.
         self._entries: dict[int, tuple[int, int, int, int, int]] = {
-            col_id: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
-            for k, col_id in enumerate(col_ids)
-            if col_id >= 0
+            col_ids[k]: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
+            for k in wanted
         }
         self._blob = blob
         # Version 2 never deflates a segment on its own: such a flag there is damage.
