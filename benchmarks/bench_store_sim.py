@@ -1,57 +1,140 @@
-"""The storage budget measured on the product's own simulator rather than synthetic chains.
+"""History bytes per trading day, every table counted, written by the real engine.
 
-A full simulated session of the default-sized watch (NIFTY, BANKNIFTY, FINNIFTY × their 3 nearest
-expiries × 50 strikes each side of ATM, one snapshot every 15 s) written through the real Store.
+The product's simulator behind `Poller.tick_once` as `optterm serve` runs it: snapshots, chains,
+metrics, signals and provider health rows, in one SQLite file, measured after a WAL checkpoint
+(MB = 10^6 bytes). A day is 1,540 polls (09:15–15:40 at 15 s) of 101-strike chains.
+
+- store.bytes_per_trading_day: the default watch (NIFTY, BANKNIFTY, FINNIFTY × 3 expiries = 9
+  chains), a whole day written and measured. Budget (issue 15): 25 MB.
+- store.bytes_per_trading_day_64_chains: 16 underlyings × 4 expiries. A whole day would take
+  minutes, so SAMPLE_TICKS polls spread evenly over the session are written (a snapshot's size
+  depends on the time of day: volume and OI grow) after a warm-up, and the file's growth is
+  scaled to the day. Budget: 150 MB.
+- store.bytes_per_snapshot_all_tables: the default watch's day divided by its snapshots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from optterm.market import IST
+from optterm.config import Settings
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.poller import Poller, Watch
+from optterm.market import NSE_INDICES
+from optterm.model import ChainSnapshot, Underlying
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import open_store
 
-TICKS = 1540  # 09:15–15:40 every 15 s
-SYMBOLS = ("NIFTY", "BANKNIFTY", "FINNIFTY")
-START = datetime(2026, 11, 17, 9, 15, tzinfo=IST)
+START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST, a Friday
+DAY_TICKS = 1540
+STRIKES_EACH_SIDE = 50
+DEFAULT_SYMBOLS = ("NIFTY", "BANKNIFTY", "FINNIFTY")
+WIDE_CHAINS = 64
+WIDE_EXPIRIES = 4
+WARM_TICKS = 25
+SAMPLE_TICKS = 110
 
 
-async def _run() -> dict[str, dict]:
-    sim = SimulatorProvider(seed=42, step_seconds=15.0, start=START, clock=lambda: 0.0)
-    chains = []
-    for symbol in SYMBOLS:
-        expiries = sim.calendar.expiries(symbol, START.date(), 3)
-        chains.extend((symbol, e) for e in expiries)
+class _Steps:
+    """The simulator's chains at a chosen step: the poller asks, this answers for `step`."""
+
+    name = "simulator"
+
+    def __init__(self, sim: SimulatorProvider, chains: list[tuple[str, date]]) -> None:
+        self.sim = sim
+        self.chains = chains
+        self.step = 0
+
+    async def list_expiries(self, symbol: str) -> list[date]:
+        return sorted(e for s, e in self.chains if s == symbol)
+
+    async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        return self.sim.chain_at_step(symbol, expiry, self.step)
+
+
+def _universe(n_symbols: int) -> dict[str, Underlying]:
+    base = [NSE_INDICES[s] for s in ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY")]
+    out: dict[str, Underlying] = {}
+    for i in range(n_symbols):
+        u = base[i % len(base)]
+        name = u.symbol if i < len(base) else f"{u.symbol}{i}"
+        out[name] = Underlying(name, u.segment, u.lot_size, u.strike_step)
+    return out
+
+
+async def _write(path: Path, unds: dict[str, Underlying], expiries: int, steps: list[int]) -> int:
+    """Poll `steps` through the real engine into `path`; returns the snapshots stored."""
+    sim = SimulatorProvider(
+        seed=42, step_seconds=15, start=START, clock=lambda: 0.0, underlyings=unds
+    )
+    chains = [(s, e) for s in unds for e in sim._listed(s, 0)[:expiries]]
+    provider = _Steps(sim, chains)
+    store = await open_store(str(path))
+    try:
+        poller = Poller(
+            provider,  # type: ignore[arg-type]
+            store.snapshots,
+            [Watch(s, expiries, STRIKES_EACH_SIDE) for s in unds],
+            interval=15,
+            timeout=60,
+            now=lambda: START + timedelta(seconds=15 * provider.step),
+            analyzer=Analyzer.from_settings(
+                Settings(), history=store.analytics, baselines=store.snapshots
+            ),
+            analytics_sink=store.analytics,
+            health_sink=store.health,
+        )
+        for k in steps:
+            provider.step = k
+            tick = await poller.tick_once()
+            assert not tick.failures, tick.failures
+        await store.checkpoint()
+        return await store.snapshots.count()
+    finally:
+        await store.close()
+
+
+async def _run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="optterm-bench-") as tmp:
-        path = Path(tmp) / "sim-day.db"
-        store = await open_store(str(path))
-        t0 = time.perf_counter()
-        written = 0
-        strikes = 0
-        try:
-            for k in range(TICKS):
-                for symbol, expiry in chains:
-                    snap = sim.chain_at_step(symbol, expiry, k).window(50)
-                    strikes += len(snap)
-                    written += await store.snapshots.write(snap)
-            await store.checkpoint()
-        finally:
-            await store.close()
-        elapsed = time.perf_counter() - t0
-        size = path.stat().st_size
+        folder = Path(tmp)
+        day = folder / "day.db"
+        unds = {s: NSE_INDICES[s] for s in DEFAULT_SYMBOLS}
+        n_day = await _write(day, unds, 3, list(range(DAY_TICKS)))
+        day_bytes = day.stat().st_size
+
+        wide = folder / "wide.db"
+        wide_unds = _universe(WIDE_CHAINS // WIDE_EXPIRIES)
+        await _write(wide, wide_unds, WIDE_EXPIRIES, list(range(WARM_TICKS)))
+        size0 = wide.stat().st_size
+        stride = (DAY_TICKS - WARM_TICKS) // SAMPLE_TICKS
+        sampled = [WARM_TICKS + stride * i for i in range(SAMPLE_TICKS)]
+        await _write(wide, wide_unds, WIDE_EXPIRIES, sampled)
+        wide_day = (wide.stat().st_size - size0) / SAMPLE_TICKS * DAY_TICKS
     return {
-        "store.bytes_per_trading_day_simulator": {
-            "value": round(size / 1e6, 2),
+        "store.bytes_per_trading_day": {
+            "value": round(day_bytes / 1e6, 2),
             "unit": "MB",
-            "budget": 50,
-            "note": f"{written:,} simulator snapshots ({len(chains)} chains, "
-            f"{strikes / max(written, 1):.0f} strikes avg, 15 s, {TICKS} ticks) after "
-            f"wal_checkpoint(TRUNCATE); simulate+write took {elapsed:.1f} s",
+            "budget": 25,
+            "note": f"default watch (9 chains x 101 strikes) through Poller.tick_once for a "
+            f"whole day ({DAY_TICKS} polls, {n_day:,} snapshots): snapshots, chains, metrics, "
+            "signals, health; file size after a WAL checkpoint",
+        },
+        "store.bytes_per_snapshot_all_tables": {
+            "value": round(day_bytes / max(n_day, 1)),
+            "unit": "B",
+            "note": "the default watch's day over its snapshots (every table's rows per snapshot)",
+        },
+        "store.bytes_per_trading_day_64_chains": {
+            "value": round(wide_day / 1e6, 2),
+            "unit": "MB",
+            "budget": 150,
+            "note": f"{WIDE_CHAINS} chains x 101 strikes through Poller.tick_once: file growth "
+            f"over {SAMPLE_TICKS} polls spread over the session (after {WARM_TICKS} warm-up "
+            f"polls), every table, x {DAY_TICKS} polls a day",
         },
     }
 

@@ -221,8 +221,8 @@ def test_damage_behind_a_valid_checksum_never_crashes_numpy() -> None:
 
 def test_newer_format_version_is_reported() -> None:
     blob = bytearray(encode_chain(realistic_chain(5)))
-    blob[0] = 2
-    with pytest.raises(CodecError, match="version 2") as err:
+    blob[0] = 3
+    with pytest.raises(CodecError, match="version 3") as err:
         ColumnBlob(bytes(blob))
     assert isinstance(err.value, StoreError)
 

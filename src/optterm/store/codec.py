@@ -1,4 +1,4 @@
-"""Compact columnar blob for one chain snapshot (format version 1).
+"""Compact columnar blob for one chain snapshot (format version 2; version 1 still reads).
 
 One snapshot is stored as one blob so that writing a chain is one row, and a day of a typical
 watch list costs tens of MB instead of hundreds. Each column is a separate segment described by a
@@ -29,7 +29,15 @@ Encoding byte: low nibble = kind, high nibble = flags (0x10 DELTA, 0x20 RESID, 0
   is base·(r+1) + Σ_p (sum of plane p's first r+1 bytes) << 8p — no array decode needed.
 - kind 2 ``F32`` / kind 3 ``F64``: the raw IEEE values of all N rows (NaN and ±inf inline) as 4 or
   8 byte planes. Used when a column is on no grid; F32 only when it loses nothing.
-- DEFLATE: the whole segment is raw deflate (zlib wbits -15); kept only when smaller.
+- DEFLATE (version 1 only): the whole segment is raw deflate (zlib wbits -15); kept only when
+  smaller.
+
+Version 2 (what is written): the same header (version 2), then one byte saying how the rest is
+stored (0 as it is, 1 raw deflate), then the directory and segments exactly as in version 1 but
+with no segment deflated on its own. One deflate call over the whole chain instead of one per
+column is ~6x cheaper to write, ~11 % smaller (one set of Huffman tables, no per-segment framing)
+and one call to read; a reader of a few cells inflates ~3 KB, which costs microseconds. The CRC
+covers every stored byte from offset 10, as in version 1.
 
 Guarantee of the round trip: every value comes back bit-for-bit (NaN as NaN), except -0.0, which
 comes back as 0.0. Integers (OI, volume, OI change) and prices on a tick grid (0.05 → scale 20,
@@ -40,6 +48,9 @@ floats) is stored as float32 when float32 is exact and as float64 otherwise.
 
 Column ids are part of the format and never change meaning; a column a blob does not carry (it
 was written before that column existed) decodes as all-NaN.
+
+This is one module, longer than most: the writer and the three readers (a column, one cell,
+many blobs at once) must agree on every byte of the format, and change together.
 """
 
 from __future__ import annotations
@@ -48,8 +59,8 @@ import itertools
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
-from typing import Final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, NamedTuple
 
 import numpy as np
 
@@ -64,11 +75,17 @@ __all__ = [
     "ColumnBlob",
     "decode_chain",
     "decode_columns",
+    "decode_many",
     "encode_chain",
     "encode_columns",
 ]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+# Versions this optterm reads. Version 1 blobs stay in old stores forever.
+_READS: Final = (1, 2)
+_STORED, _BODY_DEFLATE = 0, 1
+# Deflate level of a version-2 body: 6 is within 0.5 % of 9's size at ~60 % of its time.
+_LEVEL: Final = 6
 
 # Column ids of format version 1. Append new names; never reorder or reuse an id.
 COLUMNS: Final[tuple[str, ...]] = (
@@ -281,7 +298,9 @@ def _encode_float(v: np.ndarray) -> tuple[int, bytes]:
     return kind, raw.view(np.uint8).reshape(v.shape[0], size).T.tobytes()
 
 
-def _encode_rows(arrays: list[np.ndarray], n: int) -> list[tuple[int, int, int, bytes]]:
+def _encode_rows(
+    arrays: list[np.ndarray], n: int, *, deflate: bool = False
+) -> list[tuple[int, int, int, bytes]]:
     """(encoding byte, width, scale code, segment) per column; n >= 1 rows each."""
     a = np.stack(arrays)
     nan_all = np.isnan(a)
@@ -304,15 +323,19 @@ def _encode_rows(arrays: list[np.ndarray], n: int) -> list[tuple[int, int, int, 
         kind, payload = _encode_float(a[r])
         out[r] = (kind, 0, 0, payload)
     for r, (enc, width, code, payload) in enumerate(out):
-        if len(payload) >= _MIN_DEFLATE:
+        if deflate and len(payload) >= _MIN_DEFLATE:
             packed = zlib.compress(payload, 9, -15)
             if len(packed) < len(payload):
                 out[r] = (enc | _DEFLATE, width, code, packed)
     return out
 
 
-def encode_columns(columns: Mapping[str, np.ndarray]) -> bytes:
-    """Encode aligned columns (names from `COLUMNS`, all the same length) into one blob."""
+def encode_columns(columns: Mapping[str, np.ndarray], *, version: int = FORMAT_VERSION) -> bytes:
+    """Encode aligned columns (names from `COLUMNS`, all the same length) into one blob.
+
+    `version` 1 writes the old layout (only for tests of old stores)."""
+    if version not in _READS:
+        raise ValueError(f"cannot write format version {version}")
     ids: list[int] = []
     arrays: list[np.ndarray] = []
     for name, values in columns.items():
@@ -335,19 +358,26 @@ def encode_columns(columns: Mapping[str, np.ndarray]) -> bytes:
         # inf * scale and float32 casts of huge values overflow by design: those columns fall
         # through to the float64 path.
         with np.errstate(over="ignore", invalid="ignore"):
-            segments = _encode_rows(arrays, n)
+            segments = _encode_rows(arrays, n, deflate=version == 1)
     else:
         segments = [(_NAN, 0, 0, b"")] * len(ids)
     entries: list[int] = []
     for col_id, (enc, width, code, payload) in zip(ids, segments, strict=True):
         entries += (col_id, enc, width, code, len(payload))
     body = _dir_struct(len(ids)).pack(*entries) + b"".join(s[3] for s in segments)
-    return _HEADER.pack(FORMAT_VERSION, len(ids), n, zlib.crc32(body)) + body
+    if version == 2:
+        packed = zlib.compress(body, _LEVEL, -15) if len(body) >= _MIN_DEFLATE else body
+        if len(packed) < len(body):
+            body = bytes((_BODY_DEFLATE,)) + packed
+        else:
+            body = bytes((_STORED,)) + body
+    return _HEADER.pack(version, len(ids), n, zlib.crc32(body)) + body
 
 
 def encode_chain(snap: ChainSnapshot) -> bytes:
     """The blob for one snapshot's strikes and both legs (the rest lives in table columns)."""
-    cols: dict[str, np.ndarray] = {"strike": snap.strikes}
+    # Strikes and OI first: a reader of a strike's OI series inflates only that far.
+    cols: dict[str, np.ndarray] = {"strike": snap.strikes, "ce_oi": snap.ce.oi, "pe_oi": snap.pe.oi}
     for side, legs in (("ce", snap.ce), ("pe", snap.pe)):
         for f in LEG_FIELDS:
             cols[f"{side}_{f}"] = legs.column(f)
@@ -368,6 +398,30 @@ def _inflate(seg: bytes, limit: int, what: str) -> bytes:
     return out
 
 
+def _inflate_head(seg: bytes, n_cols: int, limit: int, only: frozenset[int]) -> bytes:
+    """The directory and the segments up to the last of `only` of a deflated version-2 body."""
+    d = zlib.decompressobj(-15)
+    dir_len = _ENTRY_SIZE * n_cols
+    try:
+        head = d.decompress(seg, dir_len)
+        if len(head) < dir_len:
+            raise CodecError("snapshot blob is damaged: the chain's directory does not inflate")
+        raw = _dir_struct(n_cols).unpack_from(head, 0)
+        end = need = dir_len
+        for k in range(n_cols):
+            end += raw[5 * k + 4]
+            if raw[5 * k] in only:
+                need = end
+        if need > limit:
+            raise _damaged("the chain")
+        rest = d.decompress(d.unconsumed_tail, need - dir_len) if need > dir_len else b""
+    except zlib.error as exc:
+        raise CodecError(f"snapshot blob is damaged: the chain does not inflate ({exc})") from None
+    if len(rest) != need - dir_len:
+        raise _damaged("the chain")
+    return head + rest
+
+
 def _damaged(what: str) -> CodecError:
     return CodecError(f"snapshot blob is damaged: {what} has the wrong size")
 
@@ -375,41 +429,74 @@ def _damaged(what: str) -> CodecError:
 class ColumnBlob:
     """A parsed blob: header, checksum and directory are checked up front, columns on demand."""
 
-    __slots__ = ("_blob", "_entries", "n_rows")
+    __slots__ = ("_blob", "_entries", "_flags", "_only", "n_rows")
 
-    def __init__(self, blob: bytes) -> None:
+    def __init__(self, blob: bytes, only: frozenset[int] | None = None) -> None:
+        """`only`: the column ids the caller will read; a version-2 body is then inflated only
+        up to the end of the last of them (the writer puts strikes and OI first)."""
         if not isinstance(blob, bytes):
             blob = bytes(blob)
         size = len(blob)
         if size < _HEADER.size:
             raise CodecError(f"snapshot blob is truncated: {size} bytes, the header alone is 10")
         version, n_cols, n_rows, crc = _HEADER.unpack_from(blob, 0)
-        if version != FORMAT_VERSION:
+        if version not in _READS:
             raise CodecError(
-                f"snapshot blob has format version {version}, but this optterm reads version "
-                f"{FORMAT_VERSION}; it was written by a newer optterm (upgrade) or is damaged"
+                f"snapshot blob has format version {version}, but this optterm reads versions "
+                f"1 and {FORMAT_VERSION}; it was written by a newer optterm (upgrade) or is damaged"
             )
         if n_rows > MAX_ROWS:
             raise CodecError(f"snapshot blob is damaged: it claims {n_rows} rows")
-        dir_end = _HEADER.size + _ENTRY_SIZE * n_cols
-        if size < dir_end:
-            raise CodecError(f"snapshot blob is truncated: {size} bytes, directory needs {dir_end}")
         if zlib.crc32(memoryview(blob)[_HEADER.size :]) != crc:
             raise CodecError("snapshot blob is damaged or truncated: checksum mismatch")
-        raw = _dir_struct(n_cols).unpack_from(blob, _HEADER.size)
+        self._only = None
+        dir_start = _HEADER.size
+        if version == 2:
+            # Directory and segments follow a byte saying whether they are deflated.
+            if size < _HEADER.size + 1:
+                raise CodecError("snapshot blob is truncated: no body")
+            how = blob[_HEADER.size]
+            if how == _BODY_DEFLATE:
+                # No segment can be larger than a mask, a base and nine bytes per row.
+                limit = n_cols * (_ENTRY_SIZE + (n_rows + 7) // 8 + 10 + 9 * n_rows)
+                if only is not None and n_cols:
+                    self._only = only
+                    blob = _inflate_head(blob[_HEADER.size + 1 :], n_cols, limit, only)
+                else:
+                    blob = _inflate(blob[_HEADER.size + 1 :], limit, "the chain")
+            elif how == _STORED:
+                blob = blob[_HEADER.size + 1 :]
+            else:
+                raise CodecError(f"snapshot blob is damaged: unknown body encoding {how}")
+            size, dir_start = len(blob), 0
+        dir_end = dir_start + _ENTRY_SIZE * n_cols
+        if size < dir_end:
+            raise CodecError(f"snapshot blob is truncated: {size} bytes, directory needs {dir_end}")
+        raw = _dir_struct(n_cols).unpack_from(blob, dir_start)
         col_ids = raw[0::5]
         ends = list(itertools.accumulate(raw[4::5], initial=dir_end))
-        if ends[-1] != size:
-            raise CodecError(f"snapshot blob is damaged: segments end at {ends[-1]}, not {size}")
         if len(set(col_ids)) != n_cols:
             raise CodecError("snapshot blob is damaged: a column appears twice")
+        if self._only is None:
+            if ends[-1] != size:
+                raise CodecError(
+                    f"snapshot blob is damaged: segments end at {ends[-1]}, not {size}"
+                )
+            wanted: Sequence[int] = range(n_cols)
+        else:
+            # Inflated up to the last wanted segment, which is all there is to read.
+            wanted = [k for k, c in enumerate(col_ids) if c in self._only]
+            if wanted and ends[wanted[-1] + 1] != size:
+                raise _damaged("the chain")
         # Each entry's encoding is validated when that column is decoded: a reader of two
         # columns should not pay for checking them all.
         self._entries: dict[int, tuple[int, int, int, int, int]] = {
-            col_id: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
-            for k, col_id in enumerate(col_ids)
+            col_ids[k]: (raw[5 * k + 1], raw[5 * k + 2], raw[5 * k + 3], ends[k], ends[k + 1])
+            for k in wanted
         }
         self._blob = blob
+        # Version 2 never deflates a segment on its own: such a flag there is damage.
+        self._flags = _KNOWN_FLAGS if version == 1 else _KNOWN_FLAGS & ~_DEFLATE
         self.n_rows: int = n_rows
 
     @property
@@ -421,10 +508,12 @@ class ColumnBlob:
         col_id = _COLUMN_IDS.get(name)
         if col_id is None:
             raise ValueError(f"unknown column {name!r}; the codec knows {', '.join(COLUMNS)}")
+        if self._only is not None and col_id not in self._only:
+            raise ValueError(f"column {name!r} was not asked for when this blob was opened")
         e = self._entries.get(col_id)
         if e is not None:
             enc, width, code = e[0], e[1], e[2]
-            if enc & ~_KNOWN_FLAGS or (enc & _KIND_MASK) > _F64 or width > 8 or code >= len(SCALES):
+            if enc & ~self._flags or (enc & _KIND_MASK) > _F64 or width > 8 or code >= len(SCALES):
                 raise CodecError(f"snapshot blob has an invalid directory entry for {name!r}")
         return e
 
@@ -568,3 +657,118 @@ def decode_chain(blob: bytes) -> tuple[np.ndarray, Legs, Legs]:
     ce = Legs(*(cb.column(f"ce_{f}") for f in LEG_FIELDS))
     pe = Legs(*(cb.column(f"pe_{f}") for f in LEG_FIELDS))
     return strikes, ce, pe
+
+
+def decode_many(
+    blobs: Sequence[bytes], names: Iterable[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Decode the named columns of many blobs at once: (rows per blob, each column of all blobs
+    back to back). The same values as `ColumnBlob.column` blob by blob, for a fraction of its
+    per-column cost: the integer segments of every blob are decoded together in one numpy pass
+    per byte plane (what an export of a whole day needs)."""
+    names = list(names)
+    for name in names:
+        if name not in _COLUMN_IDS:
+            raise ValueError(f"unknown column {name!r}; the codec knows {', '.join(COLUMNS)}")
+    only = frozenset(_COLUMN_IDS[n] for n in names)
+    # Reading most columns, a whole inflate is cheaper than stopping part-way.
+    cbs = [ColumnBlob(b, only if len(only) < 8 else None) for b in blobs]
+    counts = np.fromiter((cb.n_rows for cb in cbs), dtype=np.int64, count=len(cbs))
+    starts = np.zeros(len(cbs) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return counts, {name: _gather(cbs, name, starts) for name in names}
+
+
+class _Group(NamedTuple):
+    planes: list[bytes]
+    masks: list[bytes]
+    bases: list[int]
+    codes: list[int]
+    dests: list[int]
+
+
+def _gather(cbs: list[ColumnBlob], name: str, starts: np.ndarray) -> np.ndarray:
+    out = np.full(int(starts[-1]), np.nan)
+    # Integer segments grouped by shape (rows N, present rows M, width, flags): each group's
+    # byte planes stack into one (segments, planes, M) array, decoded with a few whole-array
+    # operations. Per group: the segments' planes, masks, bases, scale codes and destinations.
+    groups: dict[tuple[int, int, int, int], _Group] = {}
+    col_id = _COLUMN_IDS[name]
+    n_scales = len(SCALES)
+    for k, cb in enumerate(cbs):
+        # ColumnBlob._entry, _payload and _int_layout inlined for the common case (an export
+        # makes ~100k of these calls): the same checks, in the same order.
+        if cb._only is not None and col_id not in cb._only:
+            cb._entry(name)  # raises: not asked for
+        e = cb._entries.get(col_id)
+        if e is None:
+            continue
+        enc, width, code, start, end = e
+        kind = enc & _KIND_MASK
+        if enc & ~cb._flags or kind > _F64 or width > 8 or code >= n_scales:
+            raise CodecError(f"snapshot blob has an invalid directory entry for {name!r}")
+        if kind == _NAN:
+            if start != end:
+                raise _damaged(f"all-NaN column {name!r}")
+            continue
+        if kind != _INT:
+            out[starts[k] : starts[k + 1]] = cb.column(name)
+            continue
+        seg = cb._payload(name, e) if enc & _DEFLATE else cb._blob[start:end]
+        if enc & _MASK or not seg or seg[0] >= 0x80:
+            off, m, base = cb._int_layout(name, enc, width, seg)
+        else:  # no mask, a one-byte base
+            z = seg[0]
+            off, m, base = 1, cb.n_rows, (z >> 1) ^ -(z & 1)
+            if len(seg) != 1 + (width + (1 if enc & _RESID else 0)) * m:
+                raise _damaged(f"column {name!r}")
+        key = (cb.n_rows, m, width, enc)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = _Group([], [], [], [], [])
+        g.planes.append(seg[off:])
+        g.masks.append(seg[: (cb.n_rows + 7) // 8] if enc & _MASK else b"")
+        g.bases.append(base)
+        g.codes.append(code)
+        g.dests.append(int(starts[k]))
+    for (n, m, width, enc), g in groups.items():
+        _decode_group(out, n, m, width, enc, g.planes, g.masks, g.bases, g.codes, g.dests)
+    return out
+
+
+def _decode_group(
+    out: np.ndarray,
+    n: int,
+    m: int,
+    width: int,
+    enc: int,
+    planes: list[bytes],
+    masks: list[bytes],
+    bases: list[int],
+    codes: list[int],
+    dests: list[int],
+) -> None:
+    s = len(planes)
+    depth = width + (1 if enc & _RESID else 0)
+    raw = np.frombuffer(b"".join(planes), dtype=np.uint8).reshape(s, depth, m)
+    x = np.zeros((s, m), dtype=np.int64)
+    for p in range(width):
+        x |= raw[:, p, :].astype(np.int64) << (8 * p)
+    x += np.array(bases, dtype=np.int64)[:, None]
+    if enc & _DELTA:
+        np.cumsum(x, axis=1, out=x)
+    vals = x.astype(np.float64)
+    code = np.array(codes, dtype=np.intp)
+    if code.any():
+        vals /= _SCALES_ARR[code][:, None]
+    if enc & _RESID:
+        zz = raw[:, width, :].astype(np.int64)
+        vals.view(np.int64)[...] += (zz >> 1) ^ -(zz & 1)
+    dest = np.array(dests, dtype=np.int64)[:, None]
+    if enc & _MASK:
+        bits = np.frombuffer(b"".join(masks), dtype=np.uint8).reshape(s, -1)
+        present = np.unpackbits(bits, axis=1, count=n, bitorder="little").view(np.bool_)
+        rows, cols = np.nonzero(present)  # row-major: each segment's present rows in order
+        out[dest[rows, 0] + cols] = vals.ravel()
+    else:
+        out[dest + np.arange(m)] = vals
