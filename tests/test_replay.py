@@ -163,10 +163,15 @@ async def test_bad_requests_are_one_line_each(tmp_path: Path) -> None:
         with pytest.raises(ReplayProblem, match=r"expiry 2030-01-01 is stored.*stored expiries"):
             await Replay.open(rec.store, rec.settings, DAY, expiry=date(2030, 1, 1))
         replay = await Replay.open(rec.store, rec.settings, DAY, ["nifty"])
-        with pytest.raises(ReplayProblem, match=r"^09:00 is outside the stored session"):
+        with pytest.raises(ReplayProblem, match=r"^09:00 on 2026-11-20 is outside the session"):
             await replay.seek(OPEN - timedelta(minutes=15))
-        with pytest.raises(ReplayProblem, match=r"^15:00 is outside the stored session"):
-            await replay.seek(OPEN + timedelta(hours=5, minutes=45))
+        with pytest.raises(ReplayProblem, match=r"^15:45 on 2026-11-20 is outside the session"):
+            await replay.seek(OPEN + timedelta(hours=6, minutes=30))
+        with pytest.raises(ReplayProblem, match=r"outside the session of 2026-11-20"):
+            await replay.seek(OPEN + timedelta(days=1))
         assert replay.index == -1  # nothing moved
+        # Within the session after the recording stopped: the last chain, as it was then.
+        tick = await replay.seek(OPEN + timedelta(hours=5))
+        assert tick.updates[0].snapshot.provider_ts == OPEN + 2 * STEP
     finally:
         await rec.store.close()

@@ -28,7 +28,7 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.events import Tick
-    from optterm.market import MarketCalendar
+    from optterm.market import MarketCalendar, OiInterval
     from optterm.store import Store
 
 __all__ = ["DayEvents", "Mark", "Replay", "ReplayProblem"]
@@ -79,6 +79,7 @@ class Replay:
         *,
         rules: bool = True,
         calendar: MarketCalendar | None = None,
+        interval: OiInterval | None = None,
     ) -> None:
         from optterm.providers.factory import market_calendar
 
@@ -86,6 +87,7 @@ class Replay:
         self.settings = settings
         self.day = day
         self.rules = rules
+        self.interval = interval  # ΔOI and buildups over this (default: [display] oi_interval)
         self.calendar = calendar or market_calendar(settings)
         self.windows = windows
         self.source = ReplaySource(windows)
@@ -112,6 +114,7 @@ class Replay:
         *,
         rules: bool = True,
         radius: int = 50,
+        interval: OiInterval | None = None,
     ) -> Replay:
         """The replay of `day` (exchange-local) for `symbols` (default: every symbol stored
         that day), every expiry stored that day or only `expiry`. ReplayProblem when there is
@@ -146,7 +149,20 @@ class Replay:
             (s, e): await SnapshotWindow.open(store, s, e, start, end, radius=radius)
             for s, e in chains
         }
-        return cls(store, settings, day, windows, rules=rules)
+        return cls(store, settings, day, windows, rules=rules, interval=interval)
+
+    def only(self, symbol: str, expiry: date) -> Replay:
+        """The same day for one of its chains."""
+        windows = {k: w for k, w in self.windows.items() if k == (symbol, expiry)}
+        return Replay(
+            self.store,
+            self.settings,
+            self.day,
+            windows,
+            rules=self.rules,
+            calendar=self.calendar,
+            interval=self.interval,
+        )
 
     def _fresh(self) -> Poller:
         """A poller with a state of its own: nothing stored, nothing sent."""
@@ -154,6 +170,8 @@ class Replay:
         analyzer = Analyzer.from_settings(
             self.settings, history=history, baselines=self.store.snapshots
         )
+        if self.interval is not None:
+            analyzer.use_interval(self.interval)
         by_symbol: dict[str, int] = {}
         for s, _ in self.windows:
             by_symbol[s] = by_symbol.get(s, 0) + 1
@@ -225,17 +243,29 @@ class Replay:
         assert tick is not None
         return tick
 
-    async def seek(self, at: datetime, warm: timedelta | None = None) -> Tick:
-        """To the point in force at `at`; ReplayProblem when `at` is outside the stored day."""
-        i = self.index_at(at)
-        if i < 0 or at > self.last + timedelta(seconds=2 * self.settings.poller.interval):
-            tz = self.settings.market.tz
+    def check(self, at: datetime) -> int:
+        """The point in force at `at`; ReplayProblem when `at` is outside the day's session
+        or before the first snapshot stored that day."""
+        tz = self.settings.market.tz
+        opened, closed = self.calendar.session_bounds(self.day)
+        local = at.astimezone(tz)
+        if local.date() != self.day or not opened <= at <= closed:
             raise ReplayProblem(
-                f"{at.astimezone(tz):%H:%M} is outside the stored session of "
-                f"{self.day.isoformat()} ({self.first.astimezone(tz):%H:%M:%S}–"
-                f"{self.last.astimezone(tz):%H:%M:%S})."
+                f"{local:%H:%M} on {local.date().isoformat()} is outside the session of "
+                f"{self.day.isoformat()} ({opened.astimezone(tz):%H:%M}–"
+                f"{closed.astimezone(tz):%H:%M} {local.tzname()}); give a time within it."
             )
-        return await self.go(i, warm)
+        i = self.index_at(at)
+        if i < 0:
+            raise ReplayProblem(
+                f"Nothing is stored at or before {local:%H:%M} on {self.day.isoformat()}; the "
+                f"first snapshot is at {self.first.astimezone(tz):%H:%M:%S}."
+            )
+        return i
+
+    async def seek(self, at: datetime, warm: timedelta | None = None) -> Tick:
+        """To the point in force at `at` (see `check`)."""
+        return await self.go(self.check(at), warm)
 
     async def run(
         self,
