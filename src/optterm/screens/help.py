@@ -58,6 +58,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("c", "jump to ATM"),
             ("i", "ΔOI and buildups over: day, 5m, 15m, 30m (cycles)"),
             ("a", "alert on the selected strike and side"),
+            ("T", "replay (time travel) the shown chain's stored day"),
             ("up / down", "move one row"),
             ("pgup / pgdn", "move one page"),
             ("home / end", "first / last row"),
@@ -101,6 +102,22 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("u", "lots / lakh shares"),
             ("escape", "back to the dashboard"),
+        ],
+    ),
+    (
+        "Replay",
+        [
+            ("space", "play / pause (at the speed shown)"),
+            (". / ,", "one snapshot on / back"),
+            ("shift+right / shift+left", "5 minutes on / back"),
+            ("ctrl+right / ctrl+left", "30 minutes on / back"),
+            ("> / <", "double / halve the speed (½× to 600×)"),
+            ("@", "go to a time: 10:45, -30m, +5m, open, close"),
+            ("O", "the open"),
+            ("Y", "the previous session's close"),
+            ("n / N", "next / previous signal or alert firing"),
+            ("=", "pin a baseline: ΔOI and buildups since it (again: unpin)"),
+            ("L / escape", "back to LIVE"),
         ],
     ),
     (

@@ -12,15 +12,17 @@ baselines, the view shown last and IV rank are read from what was stored before 
 from __future__ import annotations
 
 import asyncio
+import re
 import time as _time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.poller import Poller, Watch
 from optterm.engine.replay.source import AsOfHistory, ReplayAlerts, ReplaySource
+from optterm.market import OiInterval
 from optterm.model import AlertEvent, Signal
 from optterm.store.replay import SnapshotWindow
 from optterm.store.timecodec import from_us, to_us
@@ -28,13 +30,16 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.events import Tick
-    from optterm.market import MarketCalendar, OiInterval
+    from optterm.market import MarketCalendar
     from optterm.store import Store
 
 __all__ = ["DayEvents", "Mark", "Replay", "ReplayProblem"]
 
 # Deep enough for any stored window (the watch's `strikes` is at most 300): nothing is cut.
 _ALL_STRIKES = 300
+_RELATIVE = re.compile(r"([+-])\s*(\d+(?:\.\d+)?)\s*(s|m|h)?")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
 # A pause this many times the usual spacing between snapshots is a gap on the timeline.
 _GAP_FACTOR = 3.0
 
@@ -151,6 +156,16 @@ class Replay:
         }
         return cls(store, settings, day, windows, rules=rules, interval=interval)
 
+    @staticmethod
+    async def previous_day(store: Store, symbol: str, expiry: date, before: date) -> date | None:
+        """The newest day before `before` with (symbol, expiry) stored (for "previous close")."""
+        days = [
+            r.trading_date
+            for r in await store.snapshots.history()
+            if r.symbol == symbol and r.expiry == expiry and r.trading_date < before
+        ]
+        return max(days, default=None)
+
     def only(self, symbol: str, expiry: date) -> Replay:
         """The same day for one of its chains."""
         windows = {k: w for k, w in self.windows.items() if k == (symbol, expiry)}
@@ -266,6 +281,44 @@ class Replay:
     async def seek(self, at: datetime, warm: timedelta | None = None) -> Tick:
         """To the point in force at `at` (see `check`)."""
         return await self.go(self.check(at), warm)
+
+    async def to(self, at: datetime) -> Tick:
+        """To the point in force at `at`, clamped to the day's stored points (a step when that
+        is the next one). For relative moves (±5 min), which may run off either end."""
+        i = max(0, min(self.index_at(at), len(self.times) - 1))
+        return await self.go(i)
+
+    async def pin(self, at: datetime | None) -> Tick | None:
+        """Measure ΔOI and buildups since `at` (a pinned baseline; None: back to the
+        configured interval), and the current point's redone over it."""
+        if at is None:
+            interval = self.settings.display.interval
+        else:
+            local = at.astimezone(self.settings.market.tz)
+            interval = OiInterval(at=local.time().replace(microsecond=0))
+        self.interval = interval
+        return await self.poller.set_oi_interval(interval)
+
+    def resolve(self, text: str) -> datetime:
+        """A go-to time typed by a trader: `10:45` (or `10:45:30`) on the replayed day, `-30m`,
+        `+5m`, `-1h`, `-90s` from the cursor, `open` or `close` (the day's first or last
+        stored point). ReplayProblem (one line) for anything else."""
+        raw = text.strip().lower().lstrip("@")
+        if raw in ("open", "o"):
+            return self.first
+        if raw in ("close", "end"):
+            return self.last
+        rel = _RELATIVE.fullmatch(raw)
+        if rel is not None:
+            n = float(rel.group(2)) * _UNIT_S[rel.group(3) or "m"]
+            return self.cursor_time() + timedelta(seconds=n if rel.group(1) == "+" else -n)
+        clock = _CLOCK.fullmatch(raw)
+        if clock is not None and int(clock.group(1)) < 24 and int(clock.group(2)) < 60:
+            t = time(int(clock.group(1)), int(clock.group(2)), int(clock.group(3) or 0))
+            return datetime.combine(self.day, t, tzinfo=self.settings.market.tz)
+        raise ReplayProblem(
+            f"{text.strip()[:20]!r} is not a time to go to; write 10:45, -30m, +5m, open or close."
+        )
 
     async def run(
         self,
