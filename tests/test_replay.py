@@ -14,6 +14,7 @@ from optterm.engine.events import Tick
 from optterm.engine.replay import Replay, ReplayProblem
 from optterm.model import LEG_FIELDS
 from optterm.store.replay import SnapshotWindow, snapshot_at
+from optterm.store.timecodec import from_us
 from tests.replay_day import DAY, OPEN, STEP, record
 
 
@@ -173,5 +174,83 @@ async def test_bad_requests_are_one_line_each(tmp_path: Path) -> None:
         # Within the session after the recording stopped: the last chain, as it was then.
         tick = await replay.seek(OPEN + timedelta(hours=5))
         assert tick.updates[0].snapshot.provider_ts == OPEN + 2 * STEP
+    finally:
+        await rec.store.close()
+
+
+@pytest.mark.process
+async def test_replay_over_postgresql_equals_the_live_run(tmp_path: Path, pg_url: str) -> None:
+    from optterm.store import open_store
+
+    store = await open_store(pg_url)
+    rec = await record(tmp_path, ticks=30, store=store)
+    try:
+        at = OPEN + 12 * STEP + STEP / 2
+        got = await snapshot_at(rec.store, "NIFTY", rec.expiry, at)
+        assert got is not None
+        assert got.provider_ts == OPEN + 12 * STEP
+        replay = await Replay.open(rec.store, rec.settings, DAY)
+        for live in rec.ticks:
+            replayed = await replay.step()
+            assert replayed is not None
+            _assert_tick_equal(live, replayed)
+    finally:
+        await rec.store.close()
+
+
+async def test_play_at_a_speed_keeps_the_sessions_pace(tmp_path: Path) -> None:
+    rec = await record(tmp_path, ticks=6, rules=False)
+    try:
+        waits: list[float] = []
+
+        async def sleep(seconds: float) -> None:  # the pace asked for, without waiting it out
+            waits.append(seconds)
+
+        replay = await Replay.open(rec.store, rec.settings, DAY)
+        events = await replay.run(speed=1.0, sleep=sleep)
+        assert events.ticks == 6
+        # Ticks 2..6 are each due 15 s of session time after the one before, at 1×.
+        assert len(waits) == 5
+        assert all(0 < w <= 15 * (k + 1) for k, w in enumerate(waits))
+        assert waits == sorted(waits)
+        assert waits[-1] > 60  # the fifth gap is 75 s of session time from the first tick
+    finally:
+        await rec.store.close()
+
+
+async def test_marks_show_provider_switches_gaps_signals_and_alerts(tmp_path: Path) -> None:
+    from optterm.engine.replay.session import DayEvents
+    from optterm.store.replay import ChainTimes
+    from optterm.store.timecodec import to_us
+    from optterm.widgets.timeline import timeline_text
+
+    rec = await record(tmp_path, ticks=40)
+    try:
+        us = [to_us(OPEN + k * STEP) for k in (*range(10), *range(30, 40))]  # 20-step gap
+        providers = ["nse"] * 5 + ["simulator"] * 15
+        times = ChainTimes("NIFTY", rec.expiry, us, list(range(20)), providers, us)
+        replay = Replay(
+            rec.store, rec.settings, DAY, {("NIFTY", rec.expiry): SnapshotWindow(rec.store, times)}
+        )
+        events = DayEvents()
+        for t in rec.ticks:
+            events.add(t)
+        assert events.signals and events.alerts
+        marks = replay.marks(events)
+        kinds = {m.kind for m in marks}
+        assert kinds == {"provider", "gap", "signal", "alert"}
+        switch = next(m for m in marks if m.kind == "provider")
+        assert switch.at == OPEN + 5 * STEP and "nse→simulator" in switch.text
+        gap = next(m for m in marks if m.kind == "gap")
+        assert gap.at == OPEN + 9 * STEP and gap.text == "no data for 5 min"
+        assert [m.at for m in marks] == sorted(m.at for m in marks)
+
+        row = timeline_text(40, OPEN, OPEN + 40 * STEP, [from_us(u) for u in us], marks, OPEN)
+        plain = row.plain
+        assert len(plain) == 40
+        assert plain[0] == "┃"  # the cursor, on stored data
+        assert plain[5] == "P" and plain[9] == "×"
+        assert plain[15:29] == "╌" * 14  # nothing stored in the gap
+        assert "!" in plain  # an alert outranks a signal in the same cell
     finally:
         await rec.store.close()

@@ -51,8 +51,9 @@ _ROW: Final = (
     snapshots.c.prev_close,
     snapshots.c.context,
 )
-# Rows read per batch while stepping: a few milliseconds of raw blobs, never decoded ahead.
-_BATCH: Final = 24
+# Rows read per batch while stepping: a few milliseconds of raw blobs, never decoded ahead
+# (fewer than the radius, so a batch is never evicted before it is used).
+_BATCH: Final = 48
 
 
 def _decode(row: Row[*tuple[Any, ...]], url: str) -> ChainSnapshot:
