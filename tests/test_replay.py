@@ -132,12 +132,14 @@ async def test_iv_rank_at_a_cursor_uses_only_earlier_days(tmp_path: Path) -> Non
     extra = "[analytics]\niv_rank_min_days = 2\n"
     days = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
     live = {}
+    expiries: list[date] = []
     store = None
     for d in days:
         start = datetime(d.year, d.month, d.day, 3, 45, tzinfo=UTC)
         rec = await record(tmp_path, ticks=4, start=start, store=store, rules=False, extra=extra)
         store = rec.store
         live[d] = [t.updates[0].enriched.metrics.iv_rank for t in rec.ticks]
+        expiries.append(rec.expiry)
     assert store is not None
     try:
         # Live: the 19th had one earlier day (no rank yet), the 20th two.
@@ -148,6 +150,11 @@ async def test_iv_rank_at_a_cursor_uses_only_earlier_days(tmp_path: Path) -> Non
             events = [await replay.step() for _ in range(4)]
             ranks = [t.updates[0].enriched.metrics.iv_rank for t in events if t is not None]
             assert ranks == live[d]  # the 20th, stored later, is not seen from the 19th
+        # "Previous close" finds the day before, for the same chain.
+        assert expiries[0] == expiries[2]
+        prev = Replay.previous_day
+        assert await prev(store, rec.settings, "NIFTY", expiries[2], days[2]) == days[1]
+        assert await prev(store, rec.settings, "NIFTY", expiries[0], days[0]) is None
     finally:
         await store.close()
 

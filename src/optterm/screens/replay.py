@@ -359,7 +359,14 @@ class ReplayScreen(StateScreen):
             if store is None:
                 self._say(NO_STORE)
                 return
-            prev = await beside(store, Replay.previous_day, self.symbol, self.expiry, self.day)
+            prev = await beside(
+                store,
+                Replay.previous_day,
+                self.state.settings,
+                self.symbol,
+                self.expiry,
+                self.day,
+            )
             if prev is None:
                 self._say(f"No {self.symbol} {self.expiry} day is stored before {self.day}.")
                 return

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, exists, select
 
 from optterm.model import ChainSnapshot, Feed
 from optterm.store.codec import decode_chain
 from optterm.store.context import context_fields
 from optterm.store.errors import CodecError
-from optterm.store.schema import snapshots
+from optterm.store.schema import chains, snapshots
 from optterm.store.snapshots import HEAD_COLUMNS, unreadable
 from optterm.store.timecodec import from_us, to_us
 
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ChainTimes",
     "SnapshotWindow",
+    "last_before",
     "snapshot_at",
     "snapshot_times",
+    "stored_chains",
 ]
 
 _ROW: Final = (
@@ -92,6 +94,37 @@ async def snapshot_at(
     async with store.read_connection(f"Reading {symbol} {expiry} as of {at:%H:%M}") as conn:
         row = (await conn.execute(stmt)).one_or_none()
     return None if row is None else _decode(row, store.url)
+
+
+async def stored_chains(store: Store, start: datetime, end: datetime) -> list[tuple[str, date]]:
+    """The (symbol, expiry) with a snapshot in [start, end): one index seek per registered
+    chain (the small `chains` table), never a scan of the history."""
+    c, k = snapshots.c, chains.c
+    lo, hi = to_us(start, "start"), to_us(end, "end")
+    any_in_range = exists().where(
+        c.symbol == k.symbol,
+        c.expiry == k.expiry,
+        c.provider_ts >= lo,
+        c.provider_ts < hi,
+    )
+    stmt = select(k.symbol, k.expiry).where(any_in_range).distinct()
+    async with store.read_connection("Listing the chains stored that day") as conn:
+        rows = (await conn.execute(stmt)).all()
+    return sorted((r[0], r[1]) for r in rows)
+
+
+async def last_before(store: Store, symbol: str, expiry: date, before: datetime) -> datetime | None:
+    """The provider time of the newest snapshot of (symbol, expiry) before `before`."""
+    c = snapshots.c
+    stmt = (
+        select(c.provider_ts)
+        .where(c.symbol == symbol, c.expiry == expiry, c.provider_ts < to_us(before, "before"))
+        .order_by(c.provider_ts.desc())
+        .limit(1)
+    )
+    async with store.read_connection(f"Reading {symbol} {expiry} history") as conn:
+        us = await conn.scalar(stmt)
+    return None if us is None else from_us(us)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

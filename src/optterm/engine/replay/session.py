@@ -24,7 +24,7 @@ from optterm.engine.poller import Poller, Watch
 from optterm.engine.replay.source import AsOfHistory, ReplayAlerts, ReplaySource
 from optterm.market import OiInterval
 from optterm.model import AlertEvent, Signal
-from optterm.store.replay import SnapshotWindow
+from optterm.store.replay import SnapshotWindow, last_before, stored_chains
 from optterm.store.timecodec import from_us, to_us
 
 if TYPE_CHECKING:
@@ -125,13 +125,15 @@ class Replay:
         that day), every expiry stored that day or only `expiry`. ReplayProblem when there is
         nothing to replay, naming what is stored."""
         tz = settings.market.tz
-        rows = [r for r in await store.snapshots.history() if r.trading_date == day]
-        if not rows:
+        start = datetime.combine(day, time(0), tzinfo=tz)
+        end = start + timedelta(days=1)
+        found = await stored_chains(store, start, end)
+        if not found:
             raise ReplayProblem(
                 f"Nothing is stored for {day.isoformat()}; `optterm history list` shows the "
                 "days stored."
             )
-        stored = sorted({r.symbol for r in rows})
+        stored = sorted({s for s, _ in found})
         wanted = [s.upper() for s in symbols] if symbols else stored
         for sym in wanted:
             if sym not in stored:
@@ -139,7 +141,7 @@ class Replay:
                     f"{sym} has nothing stored on {day.isoformat()}; stored that day: "
                     f"{', '.join(stored)}."
                 )
-        chains = sorted({(r.symbol, r.expiry) for r in rows if r.symbol in wanted})
+        chains = [(s, e) for s, e in found if s in wanted]
         if expiry is not None:
             have = sorted({e.isoformat() for s, e in chains})
             chains = [(s, e) for s, e in chains if e == expiry]
@@ -148,8 +150,6 @@ class Replay:
                     f"No {'/'.join(wanted)} expiry {expiry.isoformat()} is stored on "
                     f"{day.isoformat()}; stored expiries: {', '.join(have)}."
                 )
-        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
-        end = start + timedelta(days=1)
         windows = {
             (s, e): await SnapshotWindow.open(store, s, e, start, end, radius=radius)
             for s, e in chains
@@ -157,14 +157,13 @@ class Replay:
         return cls(store, settings, day, windows, rules=rules, interval=interval)
 
     @staticmethod
-    async def previous_day(store: Store, symbol: str, expiry: date, before: date) -> date | None:
+    async def previous_day(
+        store: Store, settings: Settings, symbol: str, expiry: date, before: date
+    ) -> date | None:
         """The newest day before `before` with (symbol, expiry) stored (for "previous close")."""
-        days = [
-            r.trading_date
-            for r in await store.snapshots.history()
-            if r.symbol == symbol and r.expiry == expiry and r.trading_date < before
-        ]
-        return max(days, default=None)
+        tz = settings.market.tz
+        last = await last_before(store, symbol, expiry, datetime.combine(before, time(0), tz))
+        return None if last is None else last.astimezone(tz).date()
 
     def only(self, symbol: str, expiry: date) -> Replay:
         """The same day for one of its chains."""
