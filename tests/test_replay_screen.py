@@ -52,6 +52,8 @@ async def test_replay_with_the_keys_only(tmp_path) -> None:
             screen = d.app.screen
             assert isinstance(screen, ReplayScreen)
             await until(pilot, lambda: screen.moves >= 1, "the replay to open")
+            palette = {c.title for c in d.app.get_system_commands(screen)}
+            assert {"Replay: go to a time", "Replay: back to LIVE"} <= palette
 
             def shown():
                 return screen.tick.updates[0].snapshot.provider_ts

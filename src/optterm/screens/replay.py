@@ -228,12 +228,7 @@ class ReplayScreen(StateScreen):
             self.replay, self.day, self.events, self.marks = replay, day, None, []
             self.times = [from_us(t) for t in replay.times]
             self.pinned = None
-            target = self.times[-1] if at is None else at
-            try:
-                tick = await replay.seek(max(min(target, self.times[-1]), self.times[0]))
-            except ReplayProblem as exc:
-                self._say(str(exc))
-                return
+            tick = await replay.to(self.times[-1] if at is None else at)
             self._show(tick, None)
         self._scan(day)
 
