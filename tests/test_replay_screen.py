@@ -179,3 +179,39 @@ def test_replay_screen_snapshot(snap_compare, tmp_path) -> None:
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
     asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop
+
+
+async def test_replay_runs_beside_a_store_on_the_engines_thread(tmp_path) -> None:
+    """In the app the store lives on the engine's thread and loop (state.store is a LoopProxy):
+    the replay is built and stepped there, the screen only awaits it."""
+    from optterm.app import OpttermApp
+    from optterm.engine.loopproxy import LoopProxy
+    from tests.replay_day import DAY, record
+    from tests.test_loopproxy import EngineLoop
+
+    engine = EngineLoop()
+
+    async def there(coro):
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, engine.loop))
+
+    rec = await there(record(tmp_path, ticks=20, rules=False))
+    try:
+        app = OpttermApp(rec.settings, now=lambda: OPEN, start_engine=False)
+        async with app.run_test(size=(200, 50)) as pilot:
+            app.state.store = LoopProxy(rec.store, engine.loop)
+            screen = ReplayScreen(app.state, "NIFTY", rec.expiry, DAY)
+            await app.push_screen(screen)
+            await until(pilot, lambda: screen.moves >= 1, "the replay to open")
+            assert isinstance(screen.replay, LoopProxy)
+            assert screen.tick.updates[0].snapshot.provider_ts == OPEN + 19 * STEP
+            before = screen.moves
+            await pilot.press("comma")
+            await until(pilot, lambda: screen.moves > before, "a step back")
+            assert screen.tick.updates[0].snapshot.provider_ts == OPEN + 18 * STEP
+            await pilot.press("at", *"09:16", "enter")
+            await until(pilot, lambda: "REPLAY 09:16:00" in head(screen), "the jump")
+            await until(pilot, lambda: screen.events is not None, "the day's scan")
+            assert screen.events.ticks == 20
+    finally:
+        await there(rec.store.close())
+        engine.stop()
