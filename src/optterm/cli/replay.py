@@ -8,6 +8,7 @@ values. Nothing is written to the store and nothing is sent: the database is ope
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -70,7 +71,11 @@ def replay(
             r = await Replay.open(store, settings, wanted_day, symbols, only, rules=rules)
         except ReplayProblem as exc:
             raise UsageProblem(str(exc)) from None
-        events = await r.run(speed)
+        bar, task = _progress(len(r))
+        try:
+            events = await r.run(speed, on_tick=lambda _: bar.advance(task))
+        finally:
+            bar.stop()
         return _document(r, events, rules)
 
     doc = run_reading_store(settings, go)
@@ -78,6 +83,24 @@ def replay(
         print_json(doc)
     else:
         _print(doc, settings)
+
+
+def _progress(total: int) -> tuple[Any, Any]:
+    """A bar on stderr while a long day replays (a terminal only; gone when done)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    progress.start()
+    return progress, progress.add_task("replaying", total=total)
 
 
 def parse_at(text: str, settings: Settings, flag: str = "--at") -> datetime:
