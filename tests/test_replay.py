@@ -261,3 +261,28 @@ async def test_marks_show_provider_switches_gaps_signals_and_alerts(tmp_path: Pa
         assert "!" in plain  # an alert outranks a signal in the same cell
     finally:
         await rec.store.close()
+
+
+async def test_a_chain_that_starts_later_is_listed_from_its_first_point() -> None:
+    from datetime import date
+
+    from optterm.engine.replay.source import ReplaySource
+    from optterm.store.replay import ChainTimes
+
+    early = [10, 20, 30, 40]
+    late = [30, 40]
+    e1, e2 = date(2026, 11, 24), date(2026, 12, 1)
+    windows = {
+        ("NIFTY", e1): SnapshotWindow(
+            None, ChainTimes("NIFTY", e1, early, early, ["sim"] * 4, early)
+        ),  # type: ignore[arg-type]
+        ("NIFTY", e2): SnapshotWindow(None, ChainTimes("NIFTY", e2, late, late, ["sim"] * 2, late)),  # type: ignore[arg-type]
+    }
+    source = ReplaySource(windows)
+    source.at = 5
+    assert await source.list_expiries("NIFTY") == []
+    source.at = 25
+    assert await source.list_expiries("NIFTY") == [e1]
+    source.at = 30
+    assert await source.list_expiries("NIFTY") == [e1, e2]
+    assert await source.list_expiries("BANKNIFTY") == []

@@ -94,12 +94,13 @@ def test_chain_at_prints_the_stored_chain_as_of_then(home: Home, recorded: dict)
     assert doc["replay"] is True
     assert doc["provider_ts"] == (OPEN + k * STEP).isoformat()
     assert doc["as_of"].startswith("2026-11-20T09:22:40")
+    assert doc["age_seconds"] == 10.0  # how old the chain was at the time asked, not now
     assert [r["ce"]["oi"] for r in doc["rows"]] == live.snapshot.ce.oi.tolist()
     assert doc["metrics"]["pcr_oi"] == pytest.approx(live.enriched.metrics.pcr_oi, abs=0)
     text = _cli(home, "chain", "NIFTY", "--at", "2026-11-20T09:22:40")
     assert text.returncode == 0, text.stderr
     assert "REPLAY NIFTY" in text.stdout and "snapshot 09:22:30" in text.stdout
-    assert "via simulator" in text.stdout
+    assert "via simulator" in text.stdout and "age 10s" in text.stdout
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -104,7 +105,9 @@ def chain(
     if as_json:
         from optterm.present.chain import snapshot_to_dict
 
-        doc = snapshot_to_dict(snap, enriched=shown)
+        # A stored chain's age is as of the time asked for (how old it was then), not now.
+        as_of = None if label is None else datetime.fromisoformat(label[0])
+        doc = snapshot_to_dict(snap, now=as_of, enriched=shown)
         if label is not None:
             doc["as_of"], doc["replay"] = label[0], True
         print_json(doc)
@@ -116,7 +119,8 @@ def chain(
         console = Console()
         if label is not None:
             console.print(label[1], highlight=False)
-        console.print(chain_table(snap, enriched=shown, greeks=greeks))
+        as_of = None if label is None else datetime.fromisoformat(label[0])
+        console.print(chain_table(snap, now=as_of, enriched=shown, greeks=greeks))
         if shown is not None:
             for line in metrics_lines(shown.metrics):
                 console.print(line, highlight=False)

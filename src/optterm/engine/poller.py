@@ -51,7 +51,7 @@ from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 from optterm.store.errors import StoreError
 from optterm.store.status import DaemonReport
 
-__all__ = ["Poller", "SnapshotSink", "TickAbandoned", "Watch"]
+__all__ = ["EXPIRY_TTL_S", "Poller", "SnapshotSink", "TickAbandoned", "Watch"]
 
 log = logging.getLogger("optterm.poller")
 

@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from optterm.engine.analytics.analyzer import Analyzer
-from optterm.engine.poller import Poller, Watch
+from optterm.engine.poller import EXPIRY_TTL_S, Poller, Watch
 from optterm.engine.replay.source import AsOfHistory, ReplayAlerts, ReplaySource
 from optterm.market import OiInterval
 from optterm.model import AlertEvent, Signal
@@ -195,7 +195,9 @@ class Replay:
             [Watch(s, n, _ALL_STRIKES) for s, n in sorted(by_symbol.items())],
             interval=self.settings.poller.interval,
             timeout=max(self.settings.poller.timeout, 60.0),
-            clock=lambda: self.source.at / 1e6,
+            # A chain that starts later (shown on demand mid-session) must be listed from its
+            # first point on: the poller's expiry cache is made to expire at every point.
+            clock=lambda: (self.index + 1) * 2 * EXPIRY_TTL_S,
             now=self.now,
             analyzer=analyzer,
             alerts=ReplayAlerts(self.store, self.calendar) if self.rules else None,

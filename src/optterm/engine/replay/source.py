@@ -47,7 +47,12 @@ class ReplaySource:
         raise UnknownSymbol(self.name, symbol, self.symbols())
 
     async def list_expiries(self, symbol: str) -> list[date]:
-        return sorted(e for s, e in self.windows if s == symbol)
+        """The symbol's replayed expiries that have a snapshot at or before the cursor."""
+        return sorted(
+            e
+            for (s, e), w in self.windows.items()
+            if s == symbol and w.times.index_at(self.at) >= 0
+        )
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         w = self.windows.get((symbol, expiry))
