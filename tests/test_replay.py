@@ -286,3 +286,29 @@ async def test_a_chain_that_starts_later_is_listed_from_its_first_point() -> Non
     source.at = 30
     assert await source.list_expiries("NIFTY") == [e1, e2]
     assert await source.list_expiries("BANKNIFTY") == []
+
+
+async def test_go_to_times_as_a_trader_types_them(tmp_path: Path) -> None:
+    from optterm.market import IST
+
+    rec = await record(tmp_path, ticks=40, rules=False)
+    try:
+        replay = await Replay.open(rec.store, rec.settings, DAY)
+        await replay.go(20)  # 09:20:00
+        local = lambda text: replay.resolve(text).astimezone(IST).strftime("%H:%M:%S")  # noqa: E731
+        assert local("10:45") == "10:45:00"
+        assert local("@09:16:30") == "09:16:30"
+        assert local("-30m") == "08:50:00"
+        assert local("+5m") == "09:25:00"
+        assert local("-1h") == "08:20:00"
+        assert local("+90s") == "09:21:30"
+        assert replay.resolve("open") == OPEN
+        assert replay.resolve("close") == OPEN + 39 * STEP
+        for bad in ("25:00", "tomorrow", "", "10:61"):
+            with pytest.raises(ReplayProblem, match="is not a time to go to; write 10:45"):
+                replay.resolve(bad)
+        # Relative moves run off the ends: clamped to the day's first and last points.
+        assert (await replay.to(replay.resolve("-30m"))).updates[0].snapshot.provider_ts == OPEN
+        assert replay.index == 0
+    finally:
+        await rec.store.close()

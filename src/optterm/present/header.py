@@ -26,6 +26,7 @@ __all__ = [
     "header_figures",
     "quote_age",
     "replay_badge",
+    "speed_text",
     "vix_figure",
 ]
 
