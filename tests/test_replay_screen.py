@@ -99,6 +99,15 @@ async def test_replay_with_the_keys_only(tmp_path) -> None:
             pin = str(screen.query_one("#pin").render())
             assert pin.startswith("PIN 09:22:00 → spot ")
             assert screen.tick.updates[0].enriched.change.label.startswith("since 09:22:00")
+            strike = chain.selected()[0]
+            assert f"{strike:g} CE ΔOI" in pin
+            await pilot.press("down")
+            await until(
+                pilot,
+                lambda: f"{chain.selected()[0]:g} CE ΔOI" in str(screen.query_one("#pin").render()),
+                "the pin line to follow the cursor",
+            )
+            assert chain.selected()[0] != strike
 
             # Signals and alerts: jump to the next one the day had.
             await until(pilot, lambda: screen.events is not None, "the day's scan")

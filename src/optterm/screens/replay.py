@@ -517,6 +517,9 @@ class ReplayScreen(StateScreen):
     def on_chain_table_row_selected(self, message: Any) -> None:
         self._render_pin()
 
+    def on_chain_table_cursor_moved(self, message: Any) -> None:
+        self._render_pin()  # the pin line follows the strike under the cursor
+
 
 async def _none() -> None:
     return None
