@@ -76,6 +76,10 @@ async def test_replay_with_the_keys_only(tmp_path) -> None:
             assert shown() == newest - 20 * STEP
             await press("ctrl+right")  # past the last point: the last one
             assert shown() == newest
+            await press("left_square_bracket")  # the same moves without modified arrows
+            assert shown() == newest - 20 * STEP
+            await press("right_curly_bracket")
+            assert shown() == newest
             await press("O")
             assert shown() == screen.times[0]
 

@@ -9,10 +9,10 @@ the whole day runs in the background for the timeline's marks and `n`/`N`). Noth
 computes is stored or sent.
 
 Keys (mpv/YouTube/TradingView conventions): space play/pause, `.`/`,` one snapshot on/back,
-shift+→/← ±5 min, ctrl+→/← ±30 min, `>`/`<` double/halve the speed, `@` go to a time, `O` the
-open, `Y` the previous session's close, `n`/`N` the next/previous signal or alert, `=` pin a
-baseline (ΔOI and buildups since the pin; ΔIV and Δpremium of the selected strike under the
-chain), `L` or escape back to LIVE.
+shift+→/← (or `]`/`[`) ±5 min, ctrl+→/← (or `}`/`{`) ±30 min, `>`/`<` double/halve the speed,
+`@` go to a time, `O` the open, `Y` the previous session's close, `n`/`N` the next/previous
+signal or alert, `=` pin a baseline (ΔOI and buildups since the pin; ΔIV and Δpremium of the
+selected strike under the chain), `L` or escape back to LIVE.
 """
 
 from __future__ import annotations
@@ -139,10 +139,12 @@ class ReplayScreen(StateScreen):
         Binding("space", "play", "Play/pause"),
         Binding("full_stop", "step(1)", "Step"),
         Binding("comma", "step(-1)", "Back", show=False),
-        Binding("shift+right", "shift(300)", "+5m", show=False),
-        Binding("shift+left", "shift(-300)", "-5m", show=False),
-        Binding("ctrl+right", "shift(1800)", "+30m", show=False),
-        Binding("ctrl+left", "shift(-1800)", "-30m", show=False),
+        # Shift/ctrl+arrows as in video players; the brackets do the same in a terminal (or a
+        # tmux) that does not deliver modified arrows.
+        Binding("shift+right,right_square_bracket", "shift(300)", "+5m", show=False),
+        Binding("shift+left,left_square_bracket", "shift(-300)", "-5m", show=False),
+        Binding("ctrl+right,right_curly_bracket", "shift(1800)", "+30m", show=False),
+        Binding("ctrl+left,left_curly_bracket", "shift(-1800)", "-30m", show=False),
         Binding("greater_than_sign", "speed(2)", "Faster", show=False),
         Binding("less_than_sign", "speed(0.5)", "Slower", show=False),
         Binding("at", "goto", "Go to"),
