@@ -128,3 +128,23 @@ async def test_once_the_target_loop_has_stopped_calls_raise_the_given_error(
         await proxy.echo(1)
     with pytest.raises(Gone):
         await anext(aiter(proxy.rows(2)))
+
+
+async def test_beside_builds_an_object_on_the_target_loop_and_proxies_it(
+    engine: EngineLoop,
+) -> None:
+    from optterm.engine.loopproxy import beside
+
+    async def make(target: Target, n: int) -> Repo:
+        target.threads.append(threading.current_thread().name)
+        return target.items if n else None  # type: ignore[return-value]
+
+    target = Target()
+    proxy = LoopProxy(target, engine.loop, Gone)
+    built = await beside(proxy, make, 1)
+    assert isinstance(built, LoopProxy)
+    assert await built.count(1) == 2
+    assert target.threads == ["engine"] and target.items.threads == ["engine"]
+    assert await beside(proxy, make, 0) is None
+    # Not a proxy: made here, as it is.
+    assert await beside(target, make, 1) is target.items

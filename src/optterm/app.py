@@ -498,8 +498,31 @@ class OpttermApp(App[int]):
             ("window(-1)", "Narrow the strike window"),
             ("pick_symbol", "Pick a symbol"),
             ("alert_here", "New alert on the selected strike"),
+            ("replay", "Replay (time travel) the shown chain's day"),
         ):
             yield SystemCommand(title, title, lambda a=action: self._on_dashboard(dash, a))
+        from optterm.screens.replay import ReplayScreen
+
+        if isinstance(screen, ReplayScreen):
+            for action, title in (
+                ("play", "Replay: play / pause"),
+                ("step(1)", "Replay: one snapshot on"),
+                ("step(-1)", "Replay: one snapshot back"),
+                ("shift(300)", "Replay: 5 minutes on"),
+                ("shift(-300)", "Replay: 5 minutes back"),
+                ("shift(1800)", "Replay: 30 minutes on"),
+                ("shift(-1800)", "Replay: 30 minutes back"),
+                ("speed(2)", "Replay: double the speed"),
+                ("speed(0.5)", "Replay: halve the speed"),
+                ("goto", "Replay: go to a time"),
+                ("open", "Replay: the open"),
+                ("previous_close", "Replay: the previous session's close"),
+                ("mark(1)", "Replay: next signal or alert"),
+                ("mark(-1)", "Replay: previous signal or alert"),
+                ("pin", "Replay: pin / unpin a baseline"),
+                ("live", "Replay: back to LIVE"),
+            ):
+                yield SystemCommand(title, title, lambda a=action: screen.run_action(a))
 
     def _on_dashboard(self, dash: Screen[Any], action: str) -> None:
         self.action_show("dashboard")

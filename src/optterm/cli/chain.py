@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
     from optterm.market import OiInterval
     from optterm.model import ChainSnapshot
+    from optterm.store import Store
 
 __all__ = ["chain"]
 
@@ -62,6 +64,15 @@ def chain(
     greeks: Annotated[
         bool, typer.Option("--greeks", "-g", help="Add delta, gamma, theta/day and vega columns.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="The stored chain as of this exchange time, e.g. 2026-11-17T10:45 (from the "
+            "store; figures as the engine had them then).",
+        ),
+    ] = None,
 ) -> None:
     """Fetch one option chain now and print it with IV, Greeks, ΔOI and buildups, and the
     chain's metrics (CE | strike | PE, ATM marked, MP = max pain)."""
@@ -77,9 +88,13 @@ def chain(
             raise UsageProblem(f"--interval {exc}.") from None
     settings = load_settings(ctx)
     chosen = chosen or settings.display.interval
-    whole, enriched = asyncio.run(
-        _fetch_chain(settings, symbol.upper(), expiry, chosen, analyse=not as_csv)
-    )
+    label = None
+    if at is not None:
+        whole, enriched, label = _stored_chain(settings, symbol.upper(), expiry, at, chosen)
+    else:
+        whole, enriched = asyncio.run(
+            _fetch_chain(settings, symbol.upper(), expiry, chosen, analyse=not as_csv)
+        )
     snap = whole.window(strikes) if len(whole) else whole
     if as_csv:
         from optterm.present.chain import write_csv
@@ -90,18 +105,60 @@ def chain(
     if as_json:
         from optterm.present.chain import snapshot_to_dict
 
-        print_json(snapshot_to_dict(snap, enriched=shown))
+        # A stored chain's age is as of the time asked for (how old it was then), not now.
+        as_of = None if label is None else datetime.fromisoformat(label[0])
+        doc = snapshot_to_dict(snap, now=as_of, enriched=shown)
+        if label is not None:
+            doc["as_of"], doc["replay"] = label[0], True
+        print_json(doc)
     else:
         from rich.console import Console
 
         from optterm.present.chain import basis_line, chain_table, metrics_lines
 
         console = Console()
-        console.print(chain_table(snap, enriched=shown, greeks=greeks))
+        if label is not None:
+            console.print(label[1], highlight=False)
+        as_of = None if label is None else datetime.fromisoformat(label[0])
+        console.print(chain_table(snap, now=as_of, enriched=shown, greeks=greeks))
         if shown is not None:
             for line in metrics_lines(shown.metrics):
                 console.print(line, highlight=False)
             console.print(basis_line(shown, len(snap)), highlight=False)
+
+
+def _stored_chain(
+    settings: Settings, symbol: str, expiry_arg: str | None, at_arg: str, interval: OiInterval
+) -> tuple[ChainSnapshot, Enriched | None, tuple[str, str]]:
+    """The stored chain in force at `at_arg` with the figures the engine had then (a replay
+    up to it): (snapshot, analytics, (the time asked in ISO form, the label line))."""
+    from optterm.cli.context import run_reading_store
+    from optterm.cli.replay import parse_at, stored_expiry
+    from optterm.engine.replay import Replay, ReplayProblem
+    from optterm.present.chain import source_label
+
+    at = parse_at(at_arg, settings)
+    tz = settings.market.tz
+    day = at.astimezone(tz).date()
+
+    async def go(store: Store) -> tuple[ChainSnapshot, Enriched | None]:
+        try:
+            r = await Replay.open(store, settings, day, [symbol], rules=False, interval=interval)
+            r = r.only(symbol, stored_expiry(r, symbol, expiry_arg))
+            tick = await r.seek(at)
+        except ReplayProblem as exc:
+            raise UsageProblem(str(exc)) from None
+        update = tick.updates[0]
+        return update.snapshot, update.enriched
+
+    snap, enriched = run_reading_store(settings, go)
+    local = at.astimezone(tz)
+    line = (
+        f"[bold]REPLAY[/] {symbol} {snap.expiry.isoformat()} as of {local:%Y-%m-%d %H:%M:%S} "
+        f"{local.tzname()}: snapshot {snap.provider_ts.astimezone(tz):%H:%M:%S} "
+        f"({source_label(snap)}), from the store"
+    )
+    return snap, enriched, (at.isoformat(), line)
 
 
 async def _fetch_chain(

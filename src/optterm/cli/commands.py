@@ -110,6 +110,13 @@ COMMANDS: tuple[Command, ...] = (
         "holiday list).",
     ),
     Command(
+        "replay",
+        "optterm.cli.replay",
+        "replay",
+        "Replay a stored day through the engine and print the signals (and with --rules the "
+        "alert firings) it would have produced, with their times and values.",
+    ),
+    Command(
         "history", "optterm.cli.history", "history_app", "Inspect and export the stored history."
     ),
     Command(

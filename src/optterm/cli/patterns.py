@@ -109,25 +109,12 @@ async def _rows(
     keys = {s.key for s in active}
     seen = await store.analytics.load_signals(symbol, kinds, since=since, limit=limit + len(active))
     expired = [s for s in seen if s.key not in keys][: limit - len(active)]
+    from optterm.present.patterns import signal_to_dict
+
     return [
         {
-            "key": s.key,
+            **signal_to_dict(s),
             "active": s.key in keys,
-            "kind": str(s.kind),
-            "symbol": s.symbol,
-            "expiry": s.expiry.isoformat(),
-            "direction": str(s.direction),
-            "strength": str(s.strength),
-            "confidence": s.confidence,
-            "strikes": list(s.strikes),
-            "summary": s.summary,
-            "evidence": [[n, None if v != v else v] for n, v in s.evidence],  # NaN -> null
-            "first_seen": s.first_seen.isoformat(),
-            "last_seen": s.last_seen.isoformat(),
-            "expires_at": s.expires_at.isoformat(),
-            "updates": s.updates,
-            "provider": s.provider,
-            "feed": str(s.feed),
             "age_seconds": round((now - s.first_seen).total_seconds(), 3),
         }
         for s in (*active, *expired)

@@ -24,7 +24,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-__all__ = ["LoopProxy"]
+__all__ = ["LoopProxy", "beside"]
 
 _LOOP_BOUND: dict[type, bool] = {}
 
@@ -130,3 +130,17 @@ class LoopProxy:
                     await run_there(close(agen))
 
         return iterate
+
+
+async def beside(
+    obj: object, make: Callable[..., Coroutine[Any, Any, Any]], *args: Any, **kwargs: Any
+) -> Any:
+    """`await make(target, *args)` on the loop `obj` lives on, `obj` being a LoopProxy (else
+    `obj` itself, here). What comes back is proxied in turn when it belongs to that loop: an
+    object built beside the store (a replay reading it) is then used from here like the store."""
+    if not isinstance(obj, LoopProxy):
+        return await make(obj, *args, **kwargs)
+    result = await obj._run_there(make(obj._target, *args, **kwargs))
+    if result is not None and _loop_bound(result):
+        return LoopProxy(result, obj._loop, obj._gone)
+    return result

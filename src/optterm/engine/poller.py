@@ -38,12 +38,20 @@ from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscript
 from optterm.engine.waits import wait_any
 from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
-from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
+from optterm.model import (
+    CHAIN_STRIKES,
+    AlertEvent,
+    ChainSnapshot,
+    Metrics,
+    ProviderHealth,
+    Signal,
+    Underlying,
+)
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 from optterm.store.errors import StoreError
 from optterm.store.status import DaemonReport
 
-__all__ = ["Poller", "SnapshotSink", "TickAbandoned", "Watch"]
+__all__ = ["EXPIRY_TTL_S", "Poller", "SnapshotSink", "TickAbandoned", "Watch"]
 
 log = logging.getLogger("optterm.poller")
 
@@ -477,8 +485,11 @@ class Poller:
 
 
 def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
-    """The window of a chain that is stored and published."""
-    return snap.window(strikes_each_side) if len(snap) else snap
+    """The window of a chain that is stored and published. A chain that is already a window
+    (a stored one, replayed) and fits is published as it is: cutting it would only copy it."""
+    if not len(snap) or (strikes_each_side >= len(snap) and CHAIN_STRIKES in snap.meta):
+        return snap
+    return snap.window(strikes_each_side)
 
 
 _T = TypeVar("_T")

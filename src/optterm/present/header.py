@@ -25,6 +25,8 @@ __all__ = [
     "futures_figure",
     "header_figures",
     "quote_age",
+    "replay_badge",
+    "speed_text",
     "vix_figure",
 ]
 
@@ -97,3 +99,20 @@ def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
     """The line under the chain's own: expiry, future, VIX."""
     return [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+
+
+def speed_text(speed: float) -> str:
+    """ "60×", "½×", "0.25×": a replay's speed, session seconds per second."""
+    if speed == 0.5:
+        return "½×"
+    return f"{speed:g}×"
+
+
+def replay_badge(cursor: datetime, snapshot: datetime, *, playing: bool, speed: float) -> str:
+    """ "REPLAY 10:45:00 (snapshot 10:44:45) ▶ 60×": the cursor, the time of the chain shown
+    (the newest stored at or before the cursor), and the transport, in exchange time."""
+    state = f"▶ {speed_text(speed)}" if playing else f"❚❚ {speed_text(speed)}"
+    return (
+        f"REPLAY {cursor.astimezone(IST):%H:%M:%S} "
+        f"(snapshot {snapshot.astimezone(IST):%H:%M:%S}) {state}"
+    )

@@ -162,6 +162,7 @@ class DashboardScreen(StateScreen):
         Binding("c", "centre", "ATM"),
         Binding("i", "oi_interval", "ΔOI interval", show=False),
         Binding("a", "alert_here", "Alert here"),
+        Binding("T", "replay", "Replay", show=False),
     ]
 
     def __init__(self, state: EngineState) -> None:
@@ -424,6 +425,21 @@ class DashboardScreen(StateScreen):
         from optterm.screens.alert_form import AlertForm
 
         self.app.push_screen(AlertForm(self.state, prefill=prefill))
+
+    def action_replay(self) -> None:
+        """Time travel: the shown chain's stored day, from its newest point (screens/replay)."""
+        update = self.current()
+        if update is None:
+            self.notify("No chain yet: nothing to replay.", timeout=3)
+            return
+        if self.state.store is None:
+            self.notify("Replay needs the store; it is off in this session.", timeout=5)
+            return
+        from optterm.screens.replay import ReplayScreen
+
+        snap = update.snapshot
+        day = snap.provider_ts.astimezone(self.state.settings.market.tz).date()
+        self.app.push_screen(ReplayScreen(self.state, snap.symbol, snap.expiry, day))
 
     def on_chain_table_row_selected(self, message: ChainTable.RowSelected) -> None:
         self.action_alert_here()

@@ -231,6 +231,20 @@ class AnalyticsRepository:
             ).one_or_none()
         return None if row is None else _to_metrics(row)
 
+    async def metrics_before(self, symbol: str, expiry: date, before: datetime) -> Metrics | None:
+        """The newest metrics of one chain with ts < `before`: what a live engine had read as
+        "the view shown last" at that time (a replay's as-of reads)."""
+        m = metrics.c
+        stmt = (
+            select(metrics)
+            .where(m.symbol == symbol, m.expiry == expiry, m.ts < to_us(before, "before"))
+            .order_by(m.ts.desc())
+            .limit(1)
+        )
+        async with self._store.read_connection() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        return None if row is None else _to_metrics(row)
+
     async def metrics_series(
         self,
         symbol: str,

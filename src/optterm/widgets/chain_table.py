@@ -169,6 +169,18 @@ class ChainTable(ScrollView, can_focus=True):
     oi_unit: reactive[str] = reactive("lots")
     """OI, ΔOI and volume in "lots" (contracts) or "lakh" (lakh shares: lots × lot size)."""
 
+    class CursorMoved(Message):
+        """The user moved the cursor to another strike (what a screen showing figures of the
+        selected strike follows)."""
+
+        def __init__(self, chain_table: ChainTable) -> None:
+            super().__init__()
+            self.chain_table = chain_table
+
+        @property
+        def control(self) -> ChainTable:
+            return self.chain_table
+
     class RowSelected(Message):
         """Enter (or a double click) on a row: the strike and the half the cursor is on."""
 
@@ -485,7 +497,10 @@ class ChainTable(ScrollView, can_focus=True):
     def _user_move(self, row: int, column: int | None = None) -> None:
         """A move the user made: from now on a resize keeps this row in view, not ATM."""
         self._moved = True
+        before = self._cursor_row
         self._move_cursor(row, column)
+        if self._cursor_row != before:
+            self.post_message(self.CursorMoved(self))
 
     def _move_cursor(self, row: int, column: int | None = None, scroll: bool = True) -> None:
         n = len(self._keys)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from optterm.engine.alerts.evaluate import AlertEvaluator, RuleMemory
+from optterm.engine.alerts.evaluate import AlertEvaluator, Firing, RuleMemory
 from optterm.engine.alerts.rules import rule_channels
 from optterm.engine.events import ChainUpdate
 from optterm.market import MarketCalendar
@@ -63,10 +63,11 @@ class AlertService:
         log.info("alerts: %d active rule(s)", len(self.evaluator.rules))
         return True
 
-    async def on_tick(
+    async def evaluate(
         self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
-    ) -> list[AlertEvent]:
-        """Evaluate the tick; returns the recorded events (with ids)."""
+    ) -> list[Firing]:
+        """The tick's firings (nothing recorded): each chain is evaluated once per new
+        provider time, against the rules as loaded."""
         await self.reload_if_changed()
         fresh = []
         for u in updates:
@@ -76,7 +77,13 @@ class AlertService:
                 continue
             self._seen[key] = u.snapshot.provider_ts
             fresh.append((u.snapshot, u.enriched))
-        firings = self.evaluator.evaluate(fresh, signals, now)
+        return self.evaluator.evaluate(fresh, signals, now)
+
+    async def on_tick(
+        self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
+    ) -> list[AlertEvent]:
+        """Evaluate the tick; returns the recorded events (with ids)."""
+        firings = await self.evaluate(updates, signals, now)
         dirty = self.evaluator.memories(only_dirty=True)
         if not firings and not dirty:
             return []

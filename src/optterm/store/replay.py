@@ -1,0 +1,273 @@
+"""Reads for replaying stored chains: "the snapshot at or before T" and a decoded window.
+
+`snapshot_at` is one seek on the (symbol, expiry, provider_ts) index and one row: a jump to any
+time costs one decode, however far into the day. `SnapshotWindow` holds a chain's time axis for
+a range (index-only: times, ids and providers, no blobs) and decodes each snapshot once while
+the cursor stays near it: rows are read in small batches in the direction of travel and kept
+raw, decoded on first use, and evicted only once they are more than `radius` steps away. So
+stepping back and forth never decodes twice, and a jump reads only what it shows.
+
+Nothing here writes. The blob format is store/codec.py's; rows become ChainSnapshots through
+its public `decode_chain`, as `store.snapshots` does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Row, exists, select
+
+from optterm.model import ChainSnapshot, Feed
+from optterm.store.codec import decode_chain
+from optterm.store.context import context_fields
+from optterm.store.errors import CodecError
+from optterm.store.schema import chains, snapshots
+from optterm.store.snapshots import HEAD_COLUMNS, unreadable
+from optterm.store.timecodec import from_us, to_us
+
+if TYPE_CHECKING:
+    from optterm.store.store import Store
+
+__all__ = [
+    "ChainTimes",
+    "SnapshotWindow",
+    "last_before",
+    "snapshot_at",
+    "snapshot_times",
+    "stored_chains",
+]
+
+_ROW: Final = (
+    *HEAD_COLUMNS,
+    snapshots.c.spot,
+    snapshots.c.lot_size,
+    snapshots.c.meta,
+    snapshots.c.data,
+    snapshots.c.prev_close,
+    snapshots.c.context,
+)
+# Rows read per batch while stepping: a few milliseconds of raw blobs, never decoded ahead
+# (fewer than the radius, so a batch is never evicted before it is used).
+_BATCH: Final = 48
+
+
+def _decode(row: Row[*tuple[Any, ...]], url: str) -> ChainSnapshot:
+    try:
+        strikes, ce, pe = decode_chain(row.data)
+    except CodecError as err:
+        raise unreadable(row.id, f"{row.symbol} {row.expiry}", row.provider_ts, url, err) from None
+    return ChainSnapshot(
+        symbol=row.symbol,
+        expiry=row.expiry,
+        provider=row.provider,
+        feed=Feed(row.feed),
+        provider_ts=from_us(row.provider_ts),
+        fetched_at=from_us(row.fetched_at),
+        spot=math.nan if row.spot is None else row.spot,
+        lot_size=row.lot_size,
+        strikes=strikes,
+        ce=ce,
+        pe=pe,
+        meta=json.loads(row.meta) if row.meta else {},
+        prev_close=math.nan if row.prev_close is None else row.prev_close,
+        **context_fields(row.context),
+    )
+
+
+async def snapshot_at(
+    store: Store, symbol: str, expiry: date, at: datetime, provider: str | None = None
+) -> ChainSnapshot | None:
+    """The newest stored snapshot of (symbol, expiry[, provider]) with provider_ts <= `at`;
+    None when there is none. One index seek and one row."""
+    c = snapshots.c
+    where = [c.symbol == symbol, c.expiry == expiry, c.provider_ts <= to_us(at, "at")]
+    if provider is not None:
+        where.append(c.provider == provider)
+    stmt = select(*_ROW).where(*where).order_by(c.provider_ts.desc(), c.id.desc()).limit(1)
+    async with store.read_connection(f"Reading {symbol} {expiry} as of {at:%H:%M}") as conn:
+        row = (await conn.execute(stmt)).one_or_none()
+    return None if row is None else _decode(row, store.url)
+
+
+async def stored_chains(store: Store, start: datetime, end: datetime) -> list[tuple[str, date]]:
+    """The (symbol, expiry) with a snapshot in [start, end): one index seek per registered
+    chain (the small `chains` table), never a scan of the history."""
+    c, k = snapshots.c, chains.c
+    lo, hi = to_us(start, "start"), to_us(end, "end")
+    any_in_range = exists().where(
+        c.symbol == k.symbol,
+        c.expiry == k.expiry,
+        c.provider_ts >= lo,
+        c.provider_ts < hi,
+    )
+    stmt = select(k.symbol, k.expiry).where(any_in_range).distinct()
+    async with store.read_connection("Listing the chains stored that day") as conn:
+        rows = (await conn.execute(stmt)).all()
+    return sorted((r[0], r[1]) for r in rows)
+
+
+async def last_before(store: Store, symbol: str, expiry: date, before: datetime) -> datetime | None:
+    """The provider time of the newest snapshot of (symbol, expiry) before `before`."""
+    c = snapshots.c
+    stmt = (
+        select(c.provider_ts)
+        .where(c.symbol == symbol, c.expiry == expiry, c.provider_ts < to_us(before, "before"))
+        .order_by(c.provider_ts.desc())
+        .limit(1)
+    )
+    async with store.read_connection(f"Reading {symbol} {expiry} history") as conn:
+        us = await conn.scalar(stmt)
+    return None if us is None else from_us(us)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ChainTimes:
+    """One chain's stored snapshots over a range, in order: provider times (epoch µs), row ids,
+    providers and when each was fetched (epoch µs: the clock the live engine had)."""
+
+    symbol: str
+    expiry: date
+    ts: list[int]
+    ids: list[int]
+    providers: list[str]
+    fetched: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def index_at(self, us: int) -> int:
+        """The index of the newest snapshot at or before `us` (-1: none yet)."""
+        return bisect.bisect_right(self.ts, us) - 1
+
+
+async def snapshot_times(
+    store: Store,
+    symbol: str,
+    expiry: date,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
+) -> ChainTimes:
+    """The time axis of (symbol, expiry[, provider]) for start <= provider_ts < end: read from
+    the index and the row headers only, never a blob."""
+    c = snapshots.c
+    where = [
+        c.symbol == symbol,
+        c.expiry == expiry,
+        c.provider_ts >= to_us(start, "start"),
+        c.provider_ts < to_us(end, "end"),
+    ]
+    if provider is not None:
+        where.append(c.provider == provider)
+    stmt = (
+        select(c.provider_ts, c.id, c.provider, c.fetched_at)
+        .where(*where)
+        .order_by(c.provider_ts, c.id)
+    )
+    async with store.read_connection(f"Reading the {symbol} {expiry} timeline") as conn:
+        rows = (await conn.execute(stmt)).all()
+    return ChainTimes(
+        symbol,
+        expiry,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+
+
+class SnapshotWindow:
+    """A chain's snapshots over a range, decoded once each while the cursor is near them.
+
+    `times` is the axis (see ChainTimes); `get(i)` the i-th snapshot. Decoded snapshots within
+    `radius` steps of the last one asked for are kept; raw rows are read `_BATCH` at a time
+    ahead in the direction of travel.
+    """
+
+    def __init__(self, store: Store, times: ChainTimes, radius: int = 50) -> None:
+        self.store = store
+        self.times = times
+        self.radius = radius
+        self._raw: dict[int, Row[*tuple[Any, ...]]] = {}
+        self._decoded: OrderedDict[int, ChainSnapshot] = OrderedDict()
+        self._last = -1
+        self.decodes = 0  # how many blobs were decoded (tests check nothing is decoded twice)
+        self.reads = 0  # how many batches were read
+
+    @classmethod
+    async def open(
+        cls,
+        store: Store,
+        symbol: str,
+        expiry: date,
+        start: datetime,
+        end: datetime,
+        provider: str | None = None,
+        radius: int = 50,
+    ) -> SnapshotWindow:
+        return cls(store, await snapshot_times(store, symbol, expiry, start, end, provider), radius)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def index_at(self, at: datetime) -> int:
+        return self.times.index_at(to_us(at, "at"))
+
+    async def at(self, when: datetime) -> ChainSnapshot | None:
+        """The snapshot in force at `when` (the newest at or before it); None before the first."""
+        i = self.index_at(when)
+        return None if i < 0 else await self.get(i)
+
+    async def get(self, i: int) -> ChainSnapshot:
+        n = len(self.times)
+        if not 0 <= i < n:
+            raise IndexError(f"snapshot {i} of {n}")
+        forward = i >= self._last
+        self._last = i
+        snap = self._decoded.get(i)
+        if snap is not None:
+            self._decoded.move_to_end(i)
+            return snap
+        if i not in self._raw:
+            await self._read(i, forward)
+        row = self._raw.pop(i)
+        snap = _decode(row, self.store.url)
+        self.decodes += 1
+        self._decoded[i] = snap
+        self._evict(i)
+        return snap
+
+    async def _read(self, i: int, forward: bool) -> None:
+        """Raw rows for `i` and the next few in the direction of travel (not yet held)."""
+        span: Sequence[int] = (
+            range(i, min(i + _BATCH, len(self.times)))
+            if forward
+            else range(i, max(i - _BATCH, -1), -1)
+        )
+        want = [j for j in span if j not in self._decoded and j not in self._raw]
+        ids = {self.times.ids[j]: j for j in want}
+        what = f"Reading {self.times.symbol} {self.times.expiry} snapshots"
+        async with self.store.read_connection(what) as conn:
+            rows = (await conn.execute(select(*_ROW).where(snapshots.c.id.in_(list(ids))))).all()
+        self.reads += 1
+        for row in rows:
+            self._raw[ids[row.id]] = row
+        if i not in self._raw:  # purged between reading the axis and now
+            raise CodecError(
+                f"Snapshot {self.times.ids[i]} of {self.times.symbol} {self.times.expiry} is no "
+                "longer stored (retention purged it); reopen the replay."
+            )
+
+    def _evict(self, i: int) -> None:
+        far = [j for j in self._decoded if abs(j - i) > self.radius]
+        for j in far:
+            del self._decoded[j]
+        for j in [j for j in self._raw if abs(j - i) > self.radius]:
+            del self._raw[j]
