@@ -71,12 +71,21 @@ def test_a_reading_command_imports_no_database_toolkit_tui_or_notifier(
 ) -> None:
     """The read-only commands read a current SQLite store with sqlite3 alone
     (store/plainread.py): no SQLAlchemy, aiosqlite or event loop, no Alembic, no TUI, no
-    Apprise, no HTTP client, no analytics."""
+    Apprise, no HTTP client, no numpy (the model imports it only for chains)."""
     home.write_config()
     run_cli(home, "--config", str(home.config), *args)  # the store now exists
     loaded = _loaded(home, "--config", str(home.config), *args)
     assert "sqlite3" in loaded  # it does read the store
-    unwanted = ("sqlalchemy", "aiosqlite", "asyncio", "alembic", "textual", "apprise", "httpx")
+    unwanted = (
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncio",
+        "alembic",
+        "textual",
+        "apprise",
+        "httpx",
+        "numpy",
+    )
     assert _unwanted(loaded, (*unwanted, "scipy")) == []
     # Only the command group that runs is imported, not its fifteen siblings.
     own = next(c.module for c in COMMANDS if c.name == group)
