@@ -93,6 +93,18 @@ def test_a_reading_command_imports_no_database_toolkit_tui_or_notifier(
 
 
 @pytest.mark.process
+def test_a_chain_that_carries_its_day_change_opens_no_store(home: Home) -> None:
+    """ΔOI and buildups over the day from the chain's own change and previous closes (the
+    simulator gives both) need no earlier chain: the store, there, is not opened."""
+    home.write_config()
+    run_cli(home, "--config", str(home.config), "alerts", "list")  # the store now exists
+    args = ("--config", str(home.config), "--provider", "simulator", "chain", "NIFTY")
+    loaded = _loaded(home, *args, "--json")
+    assert _unwanted(loaded, ("sqlalchemy", "aiosqlite", "alembic", "textual", "apprise")) == []
+    minutes = _loaded(home, *args, "--interval", "5m")
+    assert "sqlalchemy" in minutes  # an interval in minutes reads the store's history
+
+
 def test_alerts_list_reads_rules_added_by_another_command(home: Home) -> None:
     """Written through the Store (alerts add), listed through the plain reader."""
     home.write_config()
