@@ -126,6 +126,9 @@ def test_a_file_it_does_not_read_is_left_to_open_store(db: Path) -> None:
         assert open_plain(url) is None
     _create(db)
     assert open_plain(f"sqlite:///{db}?mode=ro") is None  # URI options: the Store's business
+    odd = db.with_name("prüfung.db")  # a URL would escape it: left to open_store
+    _create(odd)
+    assert open_plain(str(odd)) is None
     with sqlite3.connect(db) as conn:  # an older schema: open_store migrates it
         conn.execute("UPDATE alembic_version SET version_num = '0001'")
     assert open_plain(str(db)) is None
@@ -164,3 +167,55 @@ def test_it_finds_the_file_resolve_url_finds(
     reader = open_plain(text)
     assert reader is not None and reader.path == expected
     reader.close()
+
+
+async def test_plain_status_reports_what_gather_status_reports(db: Path) -> None:
+    """`optterm status` on the plain reader: the whole report equal to the Store's, with no
+    lease ever taken, one held (with the daemon's report), and one released."""
+    from optterm.cli.status import RECENT_FAILED, gather_status, plain_status
+    from optterm.config import Settings
+    from optterm.market import MarketCalendar
+    from optterm.model import Delivery, ProviderHealth
+    from optterm.store.lease import acquire_lease
+    from optterm.store.status import DaemonReport
+    from tests.test_outbox_store import add_event, add_row
+
+    settings, calendar = Settings(), MarketCalendar()
+    now = T0 + timedelta(hours=2)
+    store = await open_store(str(db))
+    try:
+
+        async def same() -> dict[str, object]:
+            want = (await gather_status(settings, store, now=now, calendar=calendar)).doc
+            with _plain(db) as reader:
+                assert plain_status(settings, reader, now=now, calendar=calendar).doc == want
+            return want
+
+        assert (await same())["lease"] is None
+        await store.snapshots.write(make_chain(ts=now - timedelta(minutes=1)))
+        await store.snapshots.write(make_chain(expiry=date(2026, 12, 1), ts=T0))  # written last
+        day = date(2026, 11, 23)
+        await store.health.save(
+            [
+                ProviderHealth(
+                    "nse", day, 10, 7, {"server": 3}, 700.0, 80.0, "open", "HTTP 503", T0
+                ),
+                ProviderHealth("angelone", day, 3, 3, {}, 900.0, 250.0),
+            ]
+        )
+        await store.health.save([ProviderHealth("nse", day - timedelta(days=1), 1, 1)])
+        ev = await add_event(store, title="NIFTY above 24500")
+        for i in range(RECENT_FAILED + 2):
+            due = now - timedelta(minutes=i + 1)
+            await add_row(store, ev, f"tag:x{i}", due=due, status=Delivery.FAILED, error="500")
+        await add_row(store, ev, "app", due=now, status=Delivery.SENT)
+        lease = await acquire_lease(store, wait=False)
+        lease.report = lambda: DaemonReport(interval_s=15.0, heartbeat_s=5.0, ticks=3)
+        await lease.heartbeat()
+        held = await same()
+        assert held["lease"]["live"] and held["daemon"] is not None  # type: ignore[index]
+        assert held["failed_last_hour"] == RECENT_FAILED + 2 and len(held["providers"]) == 2
+        await lease.release()
+        assert not (await same())["lease"]["live"]  # type: ignore[index]
+    finally:
+        await store.close()

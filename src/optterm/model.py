@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+else:
 
-# numpy is imported inside the chain types' methods, not here: the commands that use only the
-# rest of the model (`optterm alerts list`, `patterns`) start ~0.1 s sooner without it.
+    class _Numpy:  # numpy on first use: `alerts list`, `patterns`, `status` start 0.1 s sooner
+        def __getattr__(self, name: str) -> Any:
+            globals()["np"] = numpy = __import__("numpy")  # from now on `np` is numpy itself
+            return getattr(numpy, name)
+
+    np = _Numpy()
 
 __all__ = [
     "CHAIN_STRIKES",
@@ -93,8 +98,6 @@ CHAIN_STRIKES = "chain_strikes"
 
 
 def _frozen_column(name: str, values: object, n: int | None) -> np.ndarray:
-    import numpy as np
-
     arr = np.array(values, dtype=np.float64, copy=True)
     if arr.ndim != 1:
         raise ValueError(f"column {name!r} must be one-dimensional, got shape {arr.shape}")
@@ -121,8 +124,6 @@ class Legs:
     ask_qty: np.ndarray = field(default_factory=lambda: _NO_COLUMN)
 
     def __post_init__(self) -> None:
-        import numpy as np
-
         n = None
         missing = []
         for f in fields(self):
@@ -143,8 +144,6 @@ class Legs:
 
     @classmethod
     def empty(cls, n: int) -> Legs:
-        import numpy as np
-
         nan = np.full(n, np.nan)
         return cls(*(nan for _ in LEG_FIELDS))
 
@@ -156,13 +155,9 @@ class Legs:
 
     def present(self) -> np.ndarray:
         """Mask of strikes where this side has a listed contract."""
-        import numpy as np
-
         return ~(np.isnan(self.oi) & np.isnan(self.ltp))
 
     def equals(self, other: Legs) -> bool:
-        import numpy as np
-
         return all(
             np.array_equal(self.column(n), other.column(n), equal_nan=True) for n in LEG_FIELDS
         )
@@ -225,8 +220,6 @@ class ChainSnapshot:
     expiries: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
-        import numpy as np
-
         for name in ("provider_ts", "fetched_at"):
             ts = getattr(self, name)
             if ts.tzinfo is None or ts.utcoffset() is None:
@@ -252,8 +245,6 @@ class ChainSnapshot:
 
     def atm_index(self) -> int:
         """Index of the strike nearest spot (ties go to the lower strike)."""
-        import numpy as np
-
         if not len(self):
             raise ValueError(f"{self.symbol} {self.expiry}: empty chain has no ATM strike")
         return int(np.argmin(np.abs(self.strikes - self.spot)))
@@ -312,8 +303,6 @@ class ChainSnapshot:
 
     def same_data(self, other: ChainSnapshot) -> bool:
         """True when both carry the same market data (ignoring fetch time)."""
-        import numpy as np
-
         return (
             self.symbol == other.symbol
             and self.expiry == other.expiry

@@ -1,20 +1,21 @@
 """The read-only commands' way into a SQLite store: the standard library's sqlite3 alone.
 
-`optterm alerts list`, `patterns` and `history list` read a few rows. Through the Store they
-would first import SQLAlchemy (with the ORM its asyncio extension pulls in), aiosqlite and start
-an event loop: about 0.4 s, most of such a command's run. So for a SQLite file that is already
-at the current schema (store/migrate.py tells, without Alembic) they read here instead, over the
-same read-only connection the Store's read-only open makes (store/access.py). Anything else — a
-server URL, a file to create or migrate, an in-memory or URI database — returns None from
-`open_plain`, and the command goes through `open_store` as before.
+`optterm alerts list`, `patterns`, `history list` and `status` read a few rows. Through the
+Store they would first import SQLAlchemy (with the ORM its asyncio extension pulls in), aiosqlite
+and start an event loop: about 0.4 s, most of such a command's run. So for a SQLite file that is
+already at the current schema (store/migrate.py tells, without Alembic) they read here instead,
+over the same read-only connection the Store's read-only open makes (store/access.py). Anything
+else — a server URL, a file to create or migrate, an in-memory or URI database, a path a URL
+would escape — returns None from `open_plain`, and the command goes through `open_store`.
 
 Each method is one repository method's read as plain SQL, returning what that method returns
-(the rows become objects through store/rows.py, shared with the repositories);
-tests/test_plainread.py runs both on the same databases and compares the answers.
+(the rows become objects through store/rows.py and store/reports.py, shared with the
+repositories); tests/test_plainread.py runs both on the same databases and compares the answers.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +30,8 @@ from optterm.store.timecodec import DAY_US, IST_OFFSET_US, from_us, to_us
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from optterm.model import AlertRule, PatternKind, Signal
+    from optterm.model import AlertRule, PatternKind, ProviderHealth, Signal
+    from optterm.store.reports import FailedDelivery, LastSnapshot, LeaseInfo
     from optterm.store.rows import RuleStateRow
 
 __all__ = ["DayRow", "PlainReader", "open_plain"]
@@ -83,17 +85,27 @@ def _sqlite_file(url: str) -> Path | None:
         text = text[len(prefix) :]
         if text in ("", ":memory:") or text.startswith("file:"):
             return None
-    if not text or any(c in text for c in "?#%@"):
+    if not text:
         return None
-    return Path(text).expanduser().absolute()
+    path = Path(text).expanduser().absolute()
+    # Paths SQLAlchemy would write (or read) differently in a URL (escapes, ?, #, @, non-ASCII)
+    # are left to open_store: rare, and this keeps `url` equal to the Store's own.
+    return path if _PLAIN_PATH.fullmatch(str(path)) else None
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./ +~-]+")
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> SimpleNamespace:
-    # Attribute access, as on a SQLAlchemy Row; Date columns (all named expiry) as dates.
+    # Attribute access, as on a SQLAlchemy Row; Date columns (all named expiry or day) as dates.
     row = SimpleNamespace(**{d[0]: v for d, v in zip(cursor.description, values, strict=True)})
-    if isinstance(getattr(row, "expiry", None), str):
-        row.expiry = date.fromisoformat(row.expiry)
+    for name in _DATE_COLUMNS:
+        if isinstance(value := getattr(row, name, None), str):
+            setattr(row, name, date.fromisoformat(value))
     return row
+
+
+_DATE_COLUMNS = ("expiry", "day")
 
 
 class PlainReader:
@@ -211,6 +223,83 @@ class PlainReader:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------ optterm status
+
+    @property
+    def url(self) -> str:
+        """What the Store calls itself for this file (resolve_url's display form)."""
+        return f"sqlite+aiosqlite:///{self.path}"
+
+    def current_lease(self, name: str = "poller") -> LeaseInfo | None:
+        """`store.lease.current_lease(store, name)`."""
+        from optterm.store.reports import lease_from_row
+
+        rows = self._all("SELECT * FROM leases WHERE name = :name", {"name": name})
+        return lease_from_row(rows[0]) if rows else None
+
+    def lease_is_live(self, info: LeaseInfo | None, *, now: datetime, stale_after: float) -> bool:
+        """`store.lease.lease_is_live(store, info, …)` for a SQLite file: its lock file probed."""
+        from optterm.store.reports import lock_held, lock_path
+
+        if info is None or info.released_at is not None:
+            return False
+        held = lock_held(lock_path(self.path))
+        if held is None:
+            return (now - info.heartbeat_at).total_seconds() <= stale_after
+        return held
+
+    def last_snapshot(self) -> LastSnapshot | None:
+        """`store.status.last_snapshot()`."""
+        from optterm.store.reports import last_snapshot_from_row
+
+        rows = self._all(
+            "SELECT id, symbol, expiry, provider, feed, provider_ts, fetched_at FROM snapshots "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        return last_snapshot_from_row(rows[0]) if rows else None
+
+    def provider_health(self) -> list[ProviderHealth]:
+        """`store.health.load()`: the rows of the most recent day that has any."""
+        from optterm.store.reports import health_from_row
+
+        sql = (
+            "SELECT * FROM provider_health WHERE day = (SELECT max(day) FROM provider_health) "
+            "ORDER BY provider"
+        )
+        return [health_from_row(r) for r in self._all(sql)]
+
+    def outbox_backlog(self) -> dict[str, int]:
+        """`store.outbox.backlog()`: rows per status, every status present."""
+        from optterm.model import Delivery
+
+        out = {d.value: 0 for d in Delivery}
+        for r in self._all("SELECT status, count(*) AS n FROM outbox GROUP BY status"):
+            out[r.status] = int(r.n)
+        return out
+
+    def failed_deliveries(self, limit: int) -> list[FailedDelivery]:
+        """`store.status.failed_deliveries(limit)`."""
+        from optterm.model import Delivery
+        from optterm.store.reports import failed_delivery_from_row
+
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        sql = (
+            "SELECT o.id, o.event_id, o.channel_label, o.attempts, o.last_error, o.updated_at, "
+            "e.title FROM outbox o LEFT OUTER JOIN alert_events e ON e.id = o.event_id "
+            "WHERE o.status = :failed ORDER BY o.updated_at DESC, o.id DESC LIMIT :limit"
+        )
+        rows = self._all(sql, {"failed": Delivery.FAILED.value, "limit": limit})
+        return [failed_delivery_from_row(r) for r in rows]
+
+    def failed_since(self, since: datetime) -> int:
+        """`store.status.failed_since(since)`."""
+        from optterm.model import Delivery
+
+        sql = "SELECT count(*) AS n FROM outbox WHERE status = :failed AND updated_at >= :since"
+        rows = self._all(sql, {"failed": Delivery.FAILED.value, "since": to_us(since, "since")})
+        return int(rows[0].n or 0)
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
