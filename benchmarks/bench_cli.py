@@ -7,6 +7,9 @@
   the store and fetch nothing, on a store that exists and is at the current schema (a user's
   second command, not the one that creates the database).
 - cli.chain_sim_ms: `optterm chain NIFTY` on the simulator (fetch, analytics, table).
+- cli.alerts_list_channel_ms: `alerts list` again, with a notification channel configured (every
+  command's config load checks it; config/verdicts.py keeps that from costing an Apprise import
+  each time).
 
 Each figure is the median of ROUNDS runs; the commands take turns within a round, so a burst of
 load from elsewhere falls on all of them alike. Bytecode is compiled first, as `make` does (see
@@ -37,7 +40,12 @@ COMMANDS: dict[str, tuple[tuple[str, ...], float]] = {
     "cli.status_ms": (("status",), 300),
     "cli.history_list_ms": (("history", "list"), 300),
     "cli.chain_sim_ms": (("--provider", "simulator", "chain", "NIFTY"), 500),
+    "cli.alerts_list_channel_ms": (("alerts", "list"), 300),
 }
+# These run with CHANNEL_CONFIG instead of the empty config.
+WITH_CHANNEL = frozenset({"cli.alerts_list_channel_ms"})
+CHANNEL_CONFIG = '[notify]\nchannels = { desk = "ntfy://ntfy.example.com/optterm-alerts" }\n'
+
 HELP_RATIO_BUDGET = 3.0
 
 
@@ -66,15 +74,21 @@ def run() -> dict[str, Any]:
         env = isolated_env(root)
         config = root / "optterm.toml"
         config.write_text("")
+        with_channel = root / "channel.toml"
+        with_channel.write_text(CHANNEL_CONFIG)
+
+        def argv(name: str) -> list[str]:
+            return _argv(with_channel if name in WITH_CHANNEL else config, COMMANDS[name][0])
+
         bare = [sys.executable, "-c", "pass"]
         # Create the store (the first command migrates it) and warm the OS's file cache.
-        for args, _ in COMMANDS.values():
-            _time(_argv(config, args), env, root)
+        for name in COMMANDS:
+            _time(argv(name), env, root)
         _time(bare, env, root)
         for _ in range(ROUNDS):
             samples["python"].append(_time(bare, env, root))
-            for name, (args, _) in COMMANDS.items():
-                samples[name].append(_time(_argv(config, args), env, root))
+            for name in COMMANDS:
+                samples[name].append(_time(argv(name), env, root))
     med = {name: statistics.median(values) for name, values in samples.items()}
     figures: dict[str, Any] = {
         "cli.python_startup_ms": {
@@ -89,7 +103,8 @@ def run() -> dict[str, Any]:
             "unit": "ms",
             "budget": budget,
             "note": (
-                f"`optterm {' '.join(args)}`, whole process, median of {ROUNDS} "
+                f"`optterm {' '.join(args)}`{' (a channel configured)' * (name in WITH_CHANNEL)}"
+                f", whole process, median of {ROUNDS} "
                 f"({min(samples[name]):.0f}–{max(samples[name]):.0f} ms); "
                 f"{med[name] / med['python']:.1f}× `python -c pass` ({med['python']:.0f} ms)"
             ),

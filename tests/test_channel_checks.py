@@ -109,3 +109,46 @@ async def test_rule_creation_refuses_a_tag_whose_url_apprise_cannot_use(
     # A usable tag still makes a rule.
     rule = await book.add(SPOT_ABOVE, ["tag:ok"])
     assert rule.channels == ("tag:ok",)
+
+
+# ------------------------------------------------------------- Apprise's verdicts remembered
+
+
+def test_a_refused_channel_is_asked_about_every_time_and_never_remembered(tmp_path: Path) -> None:
+    """Only accepted URLs are remembered (config/verdicts.py), as digests in a private file:
+    a bad channel next to a remembered good one is still refused, each time."""
+    import stat
+
+    from optterm.config.verdicts import FILE_NAME
+    from optterm.infra.paths import cache_dir
+
+    load_settings(config_with(tmp_path, ok=GOOD), env={})
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="tag:desk"):
+            load_settings(config_with(tmp_path, ok=GOOD, desk=UNUSABLE["tgram"]), env={})
+    cache = cache_dir() / FILE_NAME
+    (digest,) = cache.read_text(encoding="ascii").split()
+    assert len(digest) == 64 and "ntfy" not in digest
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
+def test_another_apprise_version_asks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optterm.config import verdicts
+
+    assert not verdicts.accepted_before(GOOD)
+    load_settings(config_with(tmp_path, ok=GOOD), env={})
+    assert verdicts.accepted_before(GOOD)
+    monkeypatch.setattr(verdicts, "_apprise_version", lambda: "99.0")
+    assert not verdicts.accepted_before(GOOD)
+
+
+@pytest.mark.process
+def test_a_command_imports_apprise_only_for_a_channel_not_accepted_before(home: Home) -> None:
+    from tests.test_cli_lazy import _loaded
+
+    home.write_config(f'[notify]\nchannels = {{ phone = "{GOOD}" }}\n')
+    args = ("--config", str(home.config), "alerts", "list")
+    assert "apprise" in _loaded(home, *args)  # asked once
+    assert "apprise" not in _loaded(home, *args)  # then remembered

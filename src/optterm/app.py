@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections import deque
@@ -49,7 +50,9 @@ log = logging.getLogger("optterm.app")
 # rather than leave its notification "delivery unknown".
 QUIT_MARGIN_S = 3.0
 
-# Installed once and kept (their state survives switching); history is built per visit.
+# Installed once and kept (their state survives switching); history is built per visit. Each is
+# built (its module imported) on its first visit: before the first chain is painted only the
+# dashboard is needed.
 SCREENS_BY_KEY = {
     "dashboard": "optterm.screens.dashboard:DashboardScreen",
     "patterns": "optterm.screens.patterns:PatternsScreen",
@@ -64,6 +67,10 @@ def _load(path: str) -> Any:
 
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _build(path: str, state: EngineState) -> Screen[Any]:
+    return cast("Screen[Any]", _load(path)(state))
 
 
 class EngineNews(Message):
@@ -199,7 +206,9 @@ class OpttermApp(App[int]):
 
     def on_mount(self) -> None:
         for name, path in SCREENS_BY_KEY.items():
-            self.install_screen(_load(path)(self.state), name=name)
+            # Textual builds an installed factory on the screen's first use (get_screen).
+            factory = functools.partial(_build, path, self.state)
+            self.install_screen(cast("Screen[Any]", factory), name=name)
         self.push_screen("dashboard")
         if self.start_engine:
             self._start_engine()

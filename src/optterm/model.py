@@ -12,8 +12,18 @@ import enum
 import math
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+
+    class _Numpy:  # numpy on first use: `alerts list`, `patterns`, `status` start 0.1 s sooner
+        def __getattr__(self, name: str) -> Any:
+            globals()["np"] = numpy = __import__("numpy")  # from now on `np` is numpy itself
+            return getattr(numpy, name)
+
+    np = _Numpy()
 
 __all__ = [
     "CHAIN_STRIKES",
@@ -82,7 +92,7 @@ LEG_FIELDS: tuple[str, ...] = (
     "ask_qty",
 )
 # A column a provider did not give: filled with NaN of the right length when the Legs is made.
-_NO_COLUMN = np.empty(0)
+_NO_COLUMN: Any = object()
 # Meta key of a window (`ChainSnapshot.window`): how many strikes the chain it was cut from had.
 CHAIN_STRIKES = "chain_strikes"
 

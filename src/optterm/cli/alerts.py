@@ -8,7 +8,6 @@ its redacted label.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,7 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_reading_store, run_with_store
+from optterm.cli.context import (
+    load_settings,
+    print_json,
+    read_store,
+    run_reading_store,
+    run_with_store,
+)
 from optterm.cli.errors import UsageProblem
 from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP, when_text
@@ -25,7 +30,10 @@ if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.alerts.book import AlertBook, ChannelResult
     from optterm.model import AlertRule
-    from optterm.store.alerts import EventView, RuleStateRow
+    from optterm.store import Store
+    from optterm.store.alerts import EventView
+    from optterm.store.plainread import PlainReader
+    from optterm.store.rows import RuleStateRow
 
 __all__ = ["alerts_app", "notify_app"]
 
@@ -288,12 +296,15 @@ def alerts_list(
     owner = None if all_owners else default_owner()
     sym = symbol.strip().upper() if symbol else None
 
-    async def read(store: Any) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
+    def plain(reader: PlainReader) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
+        return reader.list_rules(owner=owner, symbol=sym), reader.load_activity()
+
+    async def read(store: Store) -> tuple[list[AlertRule], dict[int, RuleStateRow]]:
         return await store.alerts.list_rules(
             owner=owner, symbol=sym
         ), await store.alerts.load_activity()
 
-    rules, states = run_reading_store(settings, read)
+    rules, states = read_store(settings, plain, read)
     now = datetime.now(UTC)
     docs = [_rule_doc(r, states.get(r.id or -1), now) for r in rules]
     if as_json:
@@ -547,4 +558,6 @@ def notify_test(
     except ChannelError as exc:
         raise UsageProblem(str(exc)) from None
     body = "If you can read this, optterm can deliver alerts to this channel."
+    import asyncio
+
     _report(asyncio.run(send_test_message(settings, [spec], "optterm test", body)))

@@ -200,15 +200,17 @@ async def _analyse(settings: Settings, snap: ChainSnapshot, interval: OiInterval
     when there is a store (never created here: a one-off fetch keeps no history)."""
     from optterm.engine.analytics.chain import AnalyticsParams, enrich
     from optterm.engine.analytics.changes import ChangeBook
-    from optterm.engine.compose import store_url
-    from optterm.store import open_store
-    from optterm.store.errors import StoreError
 
     store = None
-    try:
-        store = await open_store(store_url(settings), create=False)
-    except (StoreError, OSError) as exc:  # no history: the day change still reads from the chain
-        log.debug("no stored history for ΔOI baselines: %s", exc)
+    if _reads_history(snap, interval):
+        from optterm.engine.compose import store_url
+        from optterm.store import open_store
+        from optterm.store.errors import StoreError
+
+        try:
+            store = await open_store(store_url(settings), create=False)
+        except (StoreError, OSError) as exc:  # no history: the day change reads from the chain
+            log.debug("no stored history for ΔOI baselines: %s", exc)
     try:
         book = ChangeBook(settings.market, None if store is None else store.snapshots)
         book.set_interval(interval)
@@ -222,3 +224,18 @@ async def _analyse(settings: Settings, snap: ChainSnapshot, interval: OiInterval
     finally:
         if store is not None:
             await store.close()
+
+
+def _reads_history(snap: ChainSnapshot, interval: OiInterval) -> bool:
+    """Can earlier chains change the figures over `interval`? Not over the day when the chain
+    carries its own change on the day (OI) and previous closes (premium): day_change then takes
+    nothing from them, so no store is opened (that would import SQLAlchemy: ~0.4 s of a run)."""
+    import numpy as np
+
+    from optterm.engine.analytics.changes import previous_close
+
+    if not interval.is_day:
+        return True
+    legs = (snap.ce, snap.pe)
+    has_day = any(bool(np.isfinite(leg.oi_change).any()) for leg in legs)
+    return not (has_day and all(previous_close(leg) is not None for leg in legs))

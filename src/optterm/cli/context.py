@@ -7,7 +7,6 @@ this, typer and the errors at the top; the rest is imported where a command runs
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,12 +23,14 @@ from optterm.market import parse_day
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.store import Store
+    from optterm.store.plainread import PlainReader
 
 __all__ = [
     "load_settings",
     "options",
     "parse_date",
     "print_json",
+    "read_store",
     "run_reading_store",
     "run_with_existing_store",
     "run_with_store",
@@ -63,6 +64,8 @@ def run_with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> 
         finally:
             await store.close()
 
+    import asyncio  # here: the plain read path (read_store) runs without an event loop
+
     return asyncio.run(go())
 
 
@@ -82,7 +85,27 @@ def run_reading_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) 
         finally:
             await store.close()
 
+    import asyncio
+
     return asyncio.run(go())
+
+
+def read_store(
+    settings: Settings,
+    plain: Callable[[PlainReader], T],
+    store: Callable[[Store], Awaitable[T]],
+) -> T:
+    """For the commands that only read: `plain` on the plain reader when the store is a SQLite
+    file at the current schema (store/plainread.py: no SQLAlchemy to import, ~0.4 s saved), else
+    `store` through run_reading_store. Both must read the same thing."""
+    from optterm.engine.compose import store_url
+    from optterm.store.plainread import open_plain
+
+    reader = open_plain(store_url(settings))
+    if reader is None:
+        return run_reading_store(settings, store)
+    with reader:
+        return plain(reader)
 
 
 def run_with_existing_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
@@ -97,6 +120,8 @@ def run_with_existing_store(settings: Settings, use: Callable[[Store], Awaitable
             return await use(store)
         finally:
             await store.close()
+
+    import asyncio
 
     return asyncio.run(go())
 

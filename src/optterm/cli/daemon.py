@@ -6,7 +6,6 @@ term is cli/serve.py and the health report cli/status.py.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -69,16 +68,27 @@ def serve(
     from optterm.infra.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)
+    import asyncio
+
     raise typer.Exit(asyncio.run(run_serve(settings, standby=standby)))
 
 
 def status(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
-    from optterm.cli.status import gather_status, render_text
+    from optterm.cli.status import gather_status, plain_status, render_text
+    from optterm.engine.compose import store_url
+    from optterm.store.plainread import open_plain
 
     settings = load_settings(ctx)
-    report = run_with_existing_store(settings, lambda s: gather_status(settings, s))
+    # A current SQLite store is read with sqlite3 alone (store/plainread.py); anything else
+    # through the Store, which never creates a database here.
+    reader = open_plain(store_url(settings))
+    if reader is None:
+        report = run_with_existing_store(settings, lambda s: gather_status(settings, s))
+    else:
+        with reader:
+            report = plain_status(settings, reader)
     if as_json:
         print_json(report.doc)
     else:

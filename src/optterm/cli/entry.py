@@ -8,6 +8,7 @@ in a few milliseconds; everything else, including `optterm alerts --help`, goes 
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -32,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.stdout.write(f"optterm {__version__}\n")
         sys.exit(0)
+    # Pydantic looks for plugins (importlib.metadata over every installed distribution, 15-40 ms)
+    # the first time a model is built, which every command's config load does; optterm uses
+    # none. A value the user set wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from optterm.cli.root import main as root_main
 
     root_main(argv)

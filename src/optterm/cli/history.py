@@ -5,22 +5,30 @@ from __future__ import annotations
 import errno
 import json
 import sys
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json, run_reading_store
+from optterm.cli.context import (
+    load_settings,
+    parse_date,
+    print_json,
+    read_store,
+    run_reading_store,
+)
 from optterm.cli.errors import OutputFailed, UsageProblem
 from optterm.infra.clip import clip, quoted
 
 if TYPE_CHECKING:
     from optterm.infra.atomicfile import NotARegularFile
     from optterm.infra.filemode import FileMode
-    from optterm.store import Store
+    from optterm.store import HistoryRow, Store
+    from optterm.store.plainread import DayRow
 
-__all__ = ["day_bounds", "export", "history_app", "summary_rows"]
+__all__ = ["day_bounds", "export", "history_app", "summary_of", "summary_rows"]
 
 history_app = typer.Typer(help="Inspect and export the stored history.", no_args_is_help=True)
 
@@ -31,7 +39,7 @@ def history_list(
 ) -> None:
     """Stored snapshots per symbol, expiry and day."""
     settings = load_settings(ctx)
-    rows = run_reading_store(settings, summary_rows)
+    rows = read_store(settings, lambda r: summary_of(r.history()), summary_rows)
     if as_json:
         print_json(rows)  # ISO times with their UTC offset: unambiguous as they are
         return
@@ -203,7 +211,11 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
 
 
 async def summary_rows(store: Store) -> list[dict[str, Any]]:
-    rows = await store.snapshots.history()
+    return summary_of(await store.snapshots.history())
+
+
+def summary_of(rows: Iterable[HistoryRow | DayRow]) -> list[dict[str, Any]]:
+    """`history list --json`'s rows, from the Store's history or the plain reader's."""
     return [
         {
             "symbol": r.symbol,

@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_reading_store
+from optterm.cli.context import load_settings, print_json, read_store
 from optterm.cli.errors import UsageProblem
 from optterm.infra.clip import clip
 from optterm.present.time import SINCE_HELP
 
 if TYPE_CHECKING:
+    from optterm.model import Signal
     from optterm.store import Store
+    from optterm.store.plainread import PlainReader
 
 __all__ = ["patterns"]
 
@@ -55,7 +57,11 @@ def patterns(
     now = datetime.now(UTC)
     start = _start(since, now, tz)
     sym = symbol.strip().upper() if symbol else None
-    rows = run_reading_store(settings, lambda s: _rows(s, sym, kinds or None, start, now, limit))
+    rows = read_store(
+        settings,
+        lambda r: _plain_rows(r, sym, kinds or None, start, now, limit),
+        lambda s: _rows(s, sym, kinds or None, start, now, limit),
+    )
     if as_json:
         print_json(rows)
         return
@@ -106,8 +112,29 @@ async def _rows(
     limit: int,
 ) -> list[dict[str, Any]]:
     active = await store.analytics.load_signals(symbol, kinds, active_at=now, limit=limit)
-    keys = {s.key for s in active}
     seen = await store.analytics.load_signals(symbol, kinds, since=since, limit=limit + len(active))
+    return _docs(active, seen, now, limit)
+
+
+def _plain_rows(
+    reader: PlainReader,
+    symbol: str | None,
+    kinds: list[str] | None,
+    since: datetime,
+    now: datetime,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """_rows on the plain reader (cli/context.py read_store)."""
+    active = reader.load_signals(symbol, kinds, active_at=now, limit=limit)
+    seen = reader.load_signals(symbol, kinds, since=since, limit=limit + len(active))
+    return _docs(active, seen, now, limit)
+
+
+def _docs(
+    active: list[Signal], seen: list[Signal], now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """The active signals, then the expired ones among those seen since the start, up to limit."""
+    keys = {s.key for s in active}
     expired = [s for s in seen if s.key not in keys][: limit - len(active)]
     from optterm.present.patterns import signal_to_dict
 

@@ -25,10 +25,12 @@ from optterm.present.time import ago_text
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.market import MarketCalendar
+    from optterm.model import ProviderHealth
     from optterm.store import Store
-    from optterm.store.status import DaemonReport
+    from optterm.store.plainread import PlainReader
+    from optterm.store.reports import DaemonReport, FailedDelivery, LastSnapshot, LeaseInfo
 
-__all__ = ["StatusReport", "gather_status", "render_text"]
+__all__ = ["StatusReport", "gather_status", "plain_status", "render_text"]
 
 STALE_INTERVALS: Final = 3
 STALE_FLOOR_S: Final = 10.0
@@ -62,6 +64,28 @@ def _age(now: datetime, ts: datetime | None) -> float | None:
     return None if ts is None else round((now - ts).total_seconds(), 3)
 
 
+@dataclass
+class _Reads:
+    """What `optterm status` reads from the store, read before anything is judged."""
+
+    url: str
+    info: LeaseInfo | None
+    live: bool
+    newest: LastSnapshot | None
+    health: list[ProviderHealth]
+    backlog: dict[str, int]
+    failed: list[FailedDelivery]
+    recent: int
+
+
+def _stale(settings: Settings, info: LeaseInfo | None) -> tuple[DaemonReport | None, float, float]:
+    """(the daemon's report, its poll interval, the heartbeat's stale age): the daemon's own
+    figures when it reports them, the config's for an older daemon."""
+    report = None if info is None or info.released_at is not None else info.report
+    interval = report.interval_s if report else float(settings.poller.interval)
+    return report, interval, stale_after(interval, report.heartbeat_s if report else 0.0)
+
+
 async def gather_status(
     settings: Settings,
     store: Store,
@@ -70,19 +94,58 @@ async def gather_status(
     calendar: MarketCalendar | None = None,
 ) -> StatusReport:
     """Everything `optterm status` shows, and the verdict."""
-    from optterm.providers.factory import market_calendar
     from optterm.store.lease import current_lease, lease_is_live
 
     now = now or datetime.now(UTC)
+    info = await current_lease(store)
+    _report, _interval, stale = _stale(settings, info)
+    reads = _Reads(
+        url=store.url,
+        info=info,
+        live=await lease_is_live(store, info, now=now, stale_after=stale),
+        newest=await store.status.last_snapshot(),
+        health=await store.health.load(),
+        backlog=await store.outbox.backlog(),
+        failed=await store.status.failed_deliveries(RECENT_FAILED),
+        recent=await store.status.failed_since(now - FAILED_WINDOW),
+    )
+    return _judge(settings, reads, now, calendar)
+
+
+def plain_status(
+    settings: Settings,
+    reader: PlainReader,
+    *,
+    now: datetime | None = None,
+    calendar: MarketCalendar | None = None,
+) -> StatusReport:
+    """gather_status on the plain reader (store/plainread.py): the same reads, without
+    SQLAlchemy or an event loop."""
+    now = now or datetime.now(UTC)
+    info = reader.current_lease()
+    _report, _interval, stale = _stale(settings, info)
+    reads = _Reads(
+        url=reader.url,
+        info=info,
+        live=reader.lease_is_live(info, now=now, stale_after=stale),
+        newest=reader.last_snapshot(),
+        health=reader.provider_health(),
+        backlog=reader.outbox_backlog(),
+        failed=reader.failed_deliveries(RECENT_FAILED),
+        recent=reader.failed_since(now - FAILED_WINDOW),
+    )
+    return _judge(settings, reads, now, calendar)
+
+
+def _judge(
+    settings: Settings, reads: _Reads, now: datetime, calendar: MarketCalendar | None
+) -> StatusReport:
+    from optterm.providers.factory import market_calendar
+
     calendar = calendar or market_calendar(settings)
     problems: list[str] = []
-
-    info = await current_lease(store)
-    # The daemon's own figures when it reports them; the config's for an older daemon.
-    report = None if info is None or info.released_at is not None else info.report
-    interval = report.interval_s if report else float(settings.poller.interval)
-    stale = stale_after(interval, report.heartbeat_s if report else 0.0)
-    live = await lease_is_live(store, info, now=now, stale_after=stale)
+    info, live = reads.info, reads.live
+    report, interval, stale = _stale(settings, info)
     lease: dict[str, Any] | None = None
     if info is not None:
         lease = {
@@ -117,7 +180,7 @@ async def gather_status(
         problems.extend(_daemon_problems(report, now, stale + float(settings.poller.timeout)))
 
     market_open = calendar.is_open(now)
-    newest = await store.status.last_snapshot()
+    newest = reads.newest
     last: dict[str, Any] | None = None
     if newest is not None:
         last = {
@@ -139,7 +202,7 @@ async def gather_status(
                 f"ago (more than {stuck:g} s, [poller] stale_after)"
             )
 
-    health = await store.health.load()
+    health = reads.health
     providers = [
         {
             "provider": h.provider,
@@ -155,7 +218,7 @@ async def gather_status(
         for h in health
     ]
 
-    backlog = await store.outbox.backlog()
+    backlog = reads.backlog
     failed = [
         {
             "id": f.id,
@@ -166,9 +229,9 @@ async def gather_status(
             "error": f.error,
             "failed_at": _iso(f.failed_at),
         }
-        for f in await store.status.failed_deliveries(RECENT_FAILED)
+        for f in reads.failed
     ]
-    recent = await store.status.failed_since(now - FAILED_WINDOW)
+    recent = reads.recent
     if recent:
         noun = "delivery" if recent == 1 else "deliveries"
         problems.append(f"{recent} notification {noun} FAILED in the last hour")
@@ -177,7 +240,7 @@ async def gather_status(
         "healthy": not problems,
         "problems": problems,
         "now": _iso(now),
-        "store": store.url,
+        "store": reads.url,
         "poll_interval_s": interval,
         "stale_after_s": stale,  # the lease heartbeat's
         "feed_stale_after_s": stuck,

@@ -143,8 +143,13 @@ def _apprise_quiet() -> Iterator[None]:
 
 def apprise_refusal(url: str) -> str | None:
     """None when Apprise can build a notification service from `url` (nothing is sent), else
-    why not, in words that never quote the URL (it carries a token)."""
-    import apprise  # imported here: it costs ~0.3 s and only configs with channels need it
+    why not, in words that never quote the URL (it carries a token). A URL accepted before is
+    not asked about again (config/verdicts.py): importing Apprise costs 0.6-1 s."""
+    from optterm.config.verdicts import accepted_before, remember_accepted
+
+    if accepted_before(url):
+        return None
+    import apprise  # imported here: only a channel not accepted before needs it
 
     from optterm.infra.redact import protect_urls
 
@@ -152,6 +157,7 @@ def apprise_refusal(url: str) -> str | None:
     with _apprise_quiet():
         usable = apprise.Apprise.instantiate(url) is not None
     if usable:
+        remember_accepted(url)
         return None
     scheme = url.split("://", 1)[0]
     return (

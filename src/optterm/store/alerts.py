@@ -35,6 +35,7 @@ from optterm.model import (
 from optterm.store.dialect import insert_for, inserted_id
 from optterm.store.nulls import nan_to_none, none_to_nan
 from optterm.store.outbox import idempotency_key
+from optterm.store.rows import RuleStateRow, rule_activity, rule_from_row, state_from_row
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
 from optterm.store.timecodec import from_us, from_us_or_none, now_us, to_us
 
@@ -49,17 +50,6 @@ class UnknownRule(LookupError):
 
     def __str__(self) -> str:
         return f"no alert rule {self.args[0]}; `optterm alerts list` shows them"
-
-
-@dataclass(frozen=True, slots=True)
-class RuleStateRow:
-    """Where a rule's evaluation stands, kept so a restart neither re-fires nor forgets."""
-
-    rule_id: int
-    armed: bool
-    last_value: float | None
-    last_fired_at: datetime | None
-    fire_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +76,6 @@ class EventView:
 
 def _hhmm(t: time | None) -> str | None:
     return None if t is None else f"{t.hour:02d}:{t.minute:02d}"
-
-
-def _time(text: str | None) -> time | None:
-    if not text:
-        return None
-    h, m = text.split(":")
-    return time(int(h), int(m))
 
 
 async def _stamp(conn: AsyncConnection) -> int:
@@ -126,34 +109,6 @@ def _rule_row(rule: AlertRule) -> dict[str, Any]:
         "enabled": int(bool(rule.enabled)),
         "note": rule.note,
     }
-
-
-def _to_rule(r: Row[*tuple[Any, ...]]) -> AlertRule:
-    return AlertRule(
-        id=int(r.id),
-        owner=r.owner,
-        symbol=r.symbol,
-        kind=AlertKind(r.kind),
-        condition=Condition(r.condition),
-        threshold=float(r.threshold),
-        expiry=r.expiry,
-        strike=None if r.strike is None else float(r.strike),
-        side=None if r.side is None else Side(r.side),
-        metric=r.metric,
-        pattern=None if r.pattern is None else PatternKind(r.pattern),
-        hysteresis=float(r.hysteresis),
-        tolerance=float(r.tolerance),
-        window_s=float(r.window_s),
-        cooldown_s=float(r.cooldown_s),
-        recurring=bool(r.recurring),
-        active_from=_time(r.active_from),
-        active_to=_time(r.active_to),
-        channels=tuple(json.loads(r.channels)),
-        channel_labels=tuple(json.loads(r.channel_labels)),
-        enabled=bool(r.enabled),
-        note=r.note,
-        created_at=from_us(r.created_at),
-    )
 
 
 # ------------------------------------------------------------------------------------- rules
@@ -284,7 +239,7 @@ class AlertRepository:
             row = (
                 await conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id))
             ).one_or_none()
-        return None if row is None else _to_rule(row)
+        return None if row is None else rule_from_row(row)
 
     async def list_rules(
         self,
@@ -304,7 +259,7 @@ class AlertRepository:
             stmt = stmt.where(c.enabled == int(enabled))
         async with self._store.read_connection() as conn:
             rows = (await conn.execute(stmt.order_by(c.id))).all()
-        return [_to_rule(r) for r in rows]
+        return [rule_from_row(r) for r in rows]
 
     async def rules_version(self) -> int:
         """Changes whenever a rule is added, edited, enabled, disabled or deleted (module doc)."""
@@ -318,16 +273,7 @@ class AlertRepository:
     async def load_states(self) -> dict[int, RuleStateRow]:
         async with self._store.read_connection() as conn:
             rows = (await conn.execute(select(alert_state))).all()
-        return {
-            int(r.rule_id): RuleStateRow(
-                rule_id=int(r.rule_id),
-                armed=bool(r.armed),
-                last_value=r.last_value,
-                last_fired_at=from_us_or_none(r.last_fired_at),
-                fire_count=int(r.fire_count),
-            )
-            for r in rows
-        }
+        return {int(r.rule_id): state_from_row(r) for r in rows}
 
     async def load_activity(self) -> dict[int, RuleStateRow]:
         """Each rule as people are shown it (`alerts list`, the Alerts screen): its evaluation
@@ -339,12 +285,7 @@ class AlertRepository:
         fired = select(e.rule_id, func.count(), func.max(e.fired_at)).group_by(e.rule_id)
         async with self._store.read_connection() as conn:
             counts = (await conn.execute(fired)).all()
-        states = await self.load_states()
-        out = {k: replace(st, fire_count=0, last_fired_at=None) for k, st in states.items()}
-        for rule_id, count, last in counts:
-            st = out.get(int(rule_id)) or RuleStateRow(int(rule_id), True, None, None, 0)
-            out[int(rule_id)] = replace(st, fire_count=int(count), last_fired_at=from_us(last))
-        return out
+        return rule_activity(await self.load_states(), counts)
 
     async def save_states(self, states: Sequence[RuleStateRow]) -> None:
         """Upsert state rows in one transaction (NaN last_value is stored as NULL)."""

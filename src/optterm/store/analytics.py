@@ -28,6 +28,7 @@ from optterm.model import (
 )
 from optterm.store.dialect import upsert_for
 from optterm.store.nulls import nan_to_none, none_to_nan
+from optterm.store.rows import signal_from_row
 from optterm.store.schema import METRIC_FLOATS, metrics, signals
 from optterm.store.timecodec import from_us, ist_date, ist_day_number, ist_day_start_us, to_us
 
@@ -136,27 +137,6 @@ def _signal_row(s: Signal) -> dict[str, Any]:
         "provider": s.provider,
         "feed": str(Feed(s.feed)),
     }
-
-
-def _to_signal(r: Row[*tuple[Any, ...]]) -> Signal:
-    return Signal(
-        key=r.key,
-        kind=PatternKind(r.kind),
-        symbol=r.symbol,
-        expiry=r.expiry,
-        direction=Direction(r.direction),
-        strikes=tuple(float(k) for k in json.loads(r.strikes)),
-        confidence=int(r.confidence),
-        strength=Strength(r.strength),
-        evidence=tuple((str(n), none_to_nan(v)) for n, v in json.loads(r.evidence)),
-        summary=r.summary,
-        first_seen=from_us(r.first_seen),
-        last_seen=from_us(r.last_seen),
-        expires_at=from_us(r.expires_at),
-        updates=int(r.updates),
-        provider=r.provider,
-        feed=Feed(r.feed),
-    )
 
 
 # ------------------------------------------------------------------------------ repository
@@ -334,4 +314,4 @@ class AnalyticsRepository:
             stmt = stmt.limit(limit)
         async with self._store.read_connection() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_to_signal(r) for r in rows]
+        return [signal_from_row(r) for r in rows]

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from optterm.model import ProviderHealth
 from optterm.store.dialect import upsert_for
+from optterm.store.reports import health_from_row
 from optterm.store.schema import provider_health
-from optterm.store.timecodec import from_us_or_none, now_us, to_us
+from optterm.store.timecodec import now_us, to_us
 
 if TYPE_CHECKING:
     from optterm.store.store import Store
@@ -66,18 +67,4 @@ class HealthRepository:
             rows = (
                 await conn.execute(select(provider_health).where(t.day == day).order_by(t.provider))
             ).all()
-        return [
-            ProviderHealth(
-                provider=r.provider,
-                day=r.day,
-                requests=r.requests,
-                successes=r.successes,
-                failures=json.loads(r.failures),
-                latency_ms_sum=r.latency_ms_sum,
-                latency_ms_last=r.latency_ms_last,
-                breaker=r.breaker,
-                last_error=r.last_error,
-                last_error_at=from_us_or_none(r.last_error_at),
-            )
-            for r in rows
-        ]
+        return [health_from_row(r) for r in rows]

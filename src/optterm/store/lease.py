@@ -40,19 +40,24 @@ import os
 import socket
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import select, text, update
 
 from optterm.infra.repeats import RepeatedFailure
 from optterm.store.dialect import insert_for
 from optterm.store.errors import LeaseLost, StoreError, StoreUnavailable
+from optterm.store.reports import (
+    DaemonReport,
+    LeaseInfo,
+    lease_from_row,
+    lock_held,
+    lock_path,
+)
 from optterm.store.schema import leases
-from optterm.store.status import DaemonReport
-from optterm.store.timecodec import from_us, from_us_or_none, now_us
+from optterm.store.timecodec import now_us
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -82,26 +87,6 @@ class LeaseHeld(StoreError):
     def __init__(self, message: str, info: LeaseInfo | None) -> None:
         super().__init__(message)
         self.info = info
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """The `leases` row: who holds (or last held) the lease. Times are UTC."""
-
-    name: str
-    lease_no: int
-    holder: str  # "host:pid"
-    host: str
-    pid: int
-    since: datetime
-    heartbeat_at: datetime
-    released_at: datetime | None
-    report: DaemonReport | None = None  # what the holder said with its last heartbeat
-
-
-def lock_path(db: Path) -> Path:
-    """The lock file of a SQLite database: `<database>.lease`, beside it."""
-    return db.with_name(db.name + ".lease")
 
 
 def _pg_key(name: str) -> int:
@@ -201,23 +186,7 @@ class _FileLock:
     @staticmethod
     def held_by_someone(path: Path) -> bool | None:
         """Is the lock held (by any process, this one included)? None if it cannot be told."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return True
-            return None
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # we got it: nobody holds it; let go at once
-            return False
-        finally:
-            os.close(fd)
+        return lock_held(path)
 
 
 class _PgLock:
@@ -426,20 +395,6 @@ class Lease:
             await self._lock.drop()
 
 
-def _row_info(r: Row[*tuple[Any, ...]]) -> LeaseInfo:
-    return LeaseInfo(
-        name=r.name,
-        lease_no=int(r.lease_no),
-        holder=r.holder,
-        host=r.host,
-        pid=int(r.pid),
-        since=from_us(r.since),
-        heartbeat_at=from_us(r.heartbeat_at),
-        released_at=from_us_or_none(r.released_at),
-        report=DaemonReport.from_json(r.report),
-    )
-
-
 async def _record(store: Store, name: str) -> LeaseInfo:
     """Write the new holder with lease_no = previous + 1, in one transaction."""
     host, pid = socket.gethostname()[:150], os.getpid()
@@ -462,7 +417,7 @@ async def _record(store: Store, name: str) -> LeaseInfo:
             index_elements=["name"], set_={**keep, "lease_no": leases.c.lease_no + 1}
         ).returning(*leases.c)
         row = (await conn.execute(stmt)).one()
-    return _row_info(row)
+    return lease_from_row(row)
 
 
 def _held_message(store: Store, name: str, info: LeaseInfo | None) -> str:
@@ -536,7 +491,7 @@ async def current_lease(store: Store, name: str = "poller") -> LeaseInfo | None:
     """The lease row (held or last held), or None if no process ever took it."""
     async with store.read_connection() as conn:
         row = (await conn.execute(select(leases).where(leases.c.name == name))).one_or_none()
-    return None if row is None else _row_info(row)
+    return None if row is None else lease_from_row(row)
 
 
 async def lease_is_live(

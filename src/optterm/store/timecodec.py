@@ -12,10 +12,10 @@ portable integer arithmetic (`ist_day_number`) instead of each backend's date fu
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import BigInteger, literal_column
-from sqlalchemy.sql.elements import ColumnElement
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
 
 __all__ = [
     "DAY_US",
@@ -73,6 +73,9 @@ def ist_day_number(column: ColumnElement[Any]) -> ColumnElement[Any]:
     Typed integer literals, inline: `//` on integers renders as plain integer division (FLOOR()
     is not in every SQLite build), and PostgreSQL needs GROUP BY to repeat the SELECT expression
     verbatim, which bound parameters would not."""
+    # Imported here: the plain reader (store/plainread.py) uses this module without SQLAlchemy.
+    from sqlalchemy import BigInteger, literal_column
+
     return (column + literal_column(str(IST_OFFSET_US), BigInteger)) // literal_column(
         str(DAY_US), BigInteger
     )
