@@ -38,7 +38,15 @@ from optterm.engine.events import ChainUpdate, EventBus, FetchFailure, Subscript
 from optterm.engine.waits import wait_any
 from optterm.infra.repeats import RepeatedFailure
 from optterm.market import OiInterval, utc_now
-from optterm.model import AlertEvent, ChainSnapshot, Metrics, ProviderHealth, Signal, Underlying
+from optterm.model import (
+    CHAIN_STRIKES,
+    AlertEvent,
+    ChainSnapshot,
+    Metrics,
+    ProviderHealth,
+    Signal,
+    Underlying,
+)
 from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 from optterm.store.errors import StoreError
 from optterm.store.status import DaemonReport
@@ -477,8 +485,16 @@ class Poller:
 
 
 def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
-    """The window of a chain that is stored and published."""
-    return snap.window(strikes_each_side) if len(snap) else snap
+    """The window of a chain that is stored and published. A chain that is already such a
+    window (its meta says how many strikes its whole chain had) and has no strike beyond it
+    is its own window: copying it would give the same chain."""
+    if not len(snap):
+        return snap
+    if CHAIN_STRIKES in snap.meta:
+        atm = snap.atm_index()
+        if atm - strikes_each_side <= 0 and atm + strikes_each_side + 1 >= len(snap):
+            return snap
+    return snap.window(strikes_each_side)
 
 
 _T = TypeVar("_T")
