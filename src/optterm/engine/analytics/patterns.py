@@ -413,6 +413,10 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     traded_both = v1_both - v0_both
     with np.errstate(invalid="ignore", divide="ignore"):
         vol_oi_both = np.where(oi_both > 0, traded_both / oi_both, np.nan)
+        # A hit is a strike that traded at least `unusual_volume_oi` times its OI: without
+        # one (most ticks) the neighbours' medians are not needed.
+        if not (vol_oi_both >= prm.unusual_volume_oi).any():
+            return []
         peers_both = _neighbours_median(vol_oi_both, UNUSUAL_NEIGHBOURS)
         top_oi = np.nanmax(oi_both, axis=1, keepdims=True)
         eligible_both = (oi_both >= prm.unusual_min_oi_share * top_oi) & (traded_both > 0)
