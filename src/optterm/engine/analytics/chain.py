@@ -26,7 +26,7 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
-from optterm.engine.analytics.nanops import nz
+from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval
 from optterm.model import ChainSnapshot, Legs, Metrics
@@ -170,25 +170,13 @@ def parity_forward(
             near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")]
             near = near[:PARITY_STRIKES]
             estimates = snap.strikes[near] + (call[near] - put[near]) / discount
-            forward = _median_of_few(estimates.tolist())
+            forward = median_of_few(estimates.tolist())
             # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
             # a forward of any listed index or stock expiry.
             if forward > 0 and abs(forward / snap.spot - 1.0) < 0.05:
                 return forward, "parity", discount
     carry = params.rate - params.dividend_yield
     return snap.spot * math.exp(carry * t), "carry", discount
-
-
-def _median_of_few(values: list[float]) -> float:
-    """`np.median` of a few values (PARITY_STRIKES), the same float, without its machinery:
-    the middle one, or the mean of the middle two computed as numpy does, (a + b) / 2."""
-    if any(math.isnan(x) for x in values):
-        return _NAN  # as np.median: sorting would misplace a NaN
-    v = sorted(values)
-    mid = len(v) // 2
-    if len(v) % 2:
-        return v[mid]
-    return (v[mid - 1] + v[mid]) / 2.0
 
 
 def _strike_order(k: np.ndarray) -> np.ndarray | None:
@@ -362,11 +350,6 @@ def _interp_at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
     if not d[0] <= target <= d[-1]:
         return _NAN
     return float(np.interp(target, d, v))
-
-
-def _nansums(rows: np.ndarray) -> list[float]:
-    """`nansum` of each row (the same sums: a row of a 2-D array is summed as the 1-D array)."""
-    return np.where(np.isnan(rows), 0.0, rows).sum(axis=1).tolist()
 
 
 def _argmax_strikes(strikes: np.ndarray, rows: np.ndarray) -> list[float]:
@@ -547,7 +530,7 @@ def enrich(
             np.abs(gex_p),
         )
     )
-    ce_oi, pe_oi, ce_chg, pe_chg, ce_vol, pe_vol = _nansums(cols[:6])
+    ce_oi, pe_oi, ce_chg, pe_chg, ce_vol, pe_vol = nansums(cols[:6])
     walls = _argmax_strikes(snap.strikes, cols)
     pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi)
     support, resistance = walls[1], walls[0]
