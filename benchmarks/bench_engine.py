@@ -7,12 +7,12 @@
   provider timestamp each), after the detectors' window has filled (CPU rather than wall time:
   on a shared machine the wall time is mostly other processes'). The chain's strike count is
   asserted, not assumed.
-- the tick path, `Poller.tick_once` as `optterm serve` runs it — analytics and detectors of every
-  chain (one batched IV and Greeks solve), encode and store of the snapshots, metrics and
-  signals in SQLite — over 1, 4, 9, 16 and 64 chains of 101 strikes (50 each side of ATM) from
-  the product's simulator (more underlyings than the four indices for 16 and 64: copies of them
-  under other names). The chains are generated beforehand: the simulator's own cost is not the
-  engine's. For each size, after WARM_TICKS ticks: process CPU time of a tick, median of
+- the tick path, `Poller.tick_once` as `optterm serve` on the simulator runs it — the
+  simulator generating every chain as it is fetched, analytics and detectors of every chain (one
+  batched IV and Greeks solve), encode and store of the snapshots, metrics and signals in
+  SQLite — over 1, 4, 9, 16 and 64 chains of 101 strikes (50 each side of ATM) from the
+  product's simulator (more underlyings than the four indices for 16 and 64: copies of them
+  under other names). For each size, after WARM_TICKS ticks: process CPU time of a tick, median of
   TICK_RUNS (engine.tick_cpu_ms_<n>_chains) and per chain (engine.tick_cpu_per_chain_ms_<n>_chains),
   the wall time of a tick (engine.tick_wall_ms_<n>_chains) and the bytes a trading day costs
   (engine.bytes_per_day_mb_<n>_chains: the SQLite file's growth over the measured ticks, every
@@ -105,43 +105,37 @@ def _universe(n_chains: int) -> dict[str, Underlying]:
     return out
 
 
-class _Replay:
-    """A provider serving chains generated beforehand, one tick's worth per `step`."""
+class _Simulated:
+    """The product's simulator as the tick's provider, generating each chain when the poller
+    fetches it (as `optterm serve` on the simulator does: its cost is part of the tick), at the
+    step `step`, cut to STRIKES_EACH_SIDE each side of ATM (101 strikes)."""
 
     name = "simulator"
 
-    def __init__(self, ticks: list[dict[tuple[str, date], ChainSnapshot]]) -> None:
-        self.ticks = ticks
+    def __init__(self, n_chains: int) -> None:
+        unds = _universe(n_chains)
+        self.sim = SimulatorProvider(
+            seed=42, step_seconds=15, start=START, clock=lambda: 0.0, underlyings=unds
+        )
+        listed = [(s, e) for s in unds for e in self.sim._listed(s, 0)[:EXPIRIES_PER_SYMBOL]]
+        self.chains = listed[:n_chains]
         self.step = 0
 
     async def list_expiries(self, symbol: str) -> list[date]:
-        return sorted(e for s, e in self.ticks[0] if s == symbol)
+        return sorted(e for s, e in self.chains if s == symbol)
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
-        return self.ticks[self.step][(symbol, expiry)]
-
-
-def _ticks(n_chains: int, n_ticks: int) -> list[dict[tuple[str, date], ChainSnapshot]]:
-    unds = _universe(n_chains)
-    sim = SimulatorProvider(
-        seed=42, step_seconds=15, start=START, clock=lambda: 0.0, underlyings=unds
-    )
-    chains = [(s, e) for s in unds for e in sim._listed(s, 0)[:EXPIRIES_PER_SYMBOL]][:n_chains]
-    return [
-        {(s, e): sim.chain_at_step(s, e, k).window(STRIKES_EACH_SIDE) for s, e in chains}
-        for k in range(n_ticks)
-    ]
+        return self.sim.chain_at_step(symbol, expiry, self.step).window(STRIKES_EACH_SIDE)
 
 
 async def _tick_run(n_chains: int, folder: Path) -> dict[str, float]:
-    ticks = _ticks(n_chains, WARM_TICKS + TICK_RUNS)
+    provider = _Simulated(n_chains)
     per_symbol: dict[str, int] = {}
-    for s, _ in ticks[0]:
+    for s, _ in provider.chains:
         per_symbol[s] = per_symbol.get(s, 0) + 1
     path = folder / f"tick{n_chains}.db"
     store = await open_store(str(path))
     try:
-        provider = _Replay(ticks)
         poller = Poller(
             provider,  # type: ignore[arg-type]
             store.snapshots,
@@ -189,8 +183,8 @@ def _tick_figures() -> dict[str, Any]:
                 "value": round(r["cpu_ms"], 2),
                 "unit": "ms",
                 **({"budget": TICK_64_BUDGET_MS} if n == 64 else {}),
-                "note": f"{n} chains x 101 strikes: analytics + detectors + encode + store, "
-                f"process CPU of one tick, median of {TICK_RUNS}",
+                "note": f"{n} chains x 101 strikes: simulator + analytics + detectors + encode "
+                f"+ store, process CPU of one tick, median of {TICK_RUNS}",
             }
             figures[f"engine.tick_cpu_per_chain_ms_{n}_chains"] = {
                 "value": round(per_chain, 3),

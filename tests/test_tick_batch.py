@@ -12,7 +12,13 @@ import pytest
 
 from optterm.config import AnalyticsSettings
 from optterm.engine.analytics.analyzer import Analyzer
-from optterm.engine.analytics.chain import AnalyticsParams, enrich, max_pain, price_chains
+from optterm.engine.analytics.chain import (
+    AnalyticsParams,
+    enrich,
+    gamma_flip,
+    max_pain,
+    price_chains,
+)
 from optterm.engine.analytics.patterns import _neighbours_median
 from optterm.providers.simulator.provider import SimulatorProvider
 
@@ -122,3 +128,45 @@ def test_max_pain_in_any_listing_order_is_the_sorted_evaluation() -> None:
         got, want = max_pain(k, c, p), _max_pain_reference(k, c, p)
         assert got[0] == want[0] or (np.isnan(got[0]) and np.isnan(want[0]))
         assert np.array_equal(got[1], want[1], equal_nan=True)
+
+
+def _flip_per_cell(snap, forward, t, iv_ce, iv_pe, call_sign, put_sign, span_pct=5.0, points=41):
+    """The gamma flip as defined: spot gamma D (F/S)² φ(d1) / (F σ √t) evaluated cell by cell
+    of the levels × strikes grid (carry F/S fixed), exposure × S², the sign change nearest spot."""
+    levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
+    carry = forward / snap.spot
+    net = np.zeros(points)
+    for iv, oi, sign in ((iv_ce, snap.ce.oi, call_sign), (iv_pe, snap.pe.oi, put_sign)):
+        for k, sigma, w in zip(snap.strikes, iv, np.nan_to_num(oi), strict=True):
+            if not (np.isfinite(sigma) and sigma > 0):
+                continue
+            sd = sigma * np.sqrt(t)
+            f = carry * levels
+            d1 = (np.log(f / k) + 0.5 * sd * sd) / sd
+            gamma = (f / levels) * np.exp(-0.5 * d1 * d1) / (levels * sd * np.sqrt(2 * np.pi))
+            net += sign * gamma * w * levels * levels
+    sign = np.sign(net)
+    cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
+    if not cross.size:
+        return float("nan")
+    i = int(cross[np.argmin(np.abs(cross + 0.5 - points // 2))])
+    x0, x1, y0, y1 = levels[i], levels[i + 1], net[i], net[i + 1]
+    return float(x0 - y0 * (x1 - x0) / (y1 - y0))
+
+
+def test_gamma_flip_in_separable_form_is_the_per_cell_evaluation() -> None:
+    params = AnalyticsParams()
+    found = 0
+    for step in (0, 20):
+        chains = _chains(step)
+        for snap, p in zip(chains, price_chains(chains, params), strict=True):
+            n = len(snap)
+            for signs in ((1.0, -1.0), (-1.0, -1.0)):
+                got = gamma_flip(snap, p.forward, p.t, p.iv[:n], p.iv[n:], *signs)
+                want = _flip_per_cell(snap, p.forward, p.t, p.iv[:n], p.iv[n:], *signs)
+                if np.isnan(want):
+                    assert np.isnan(got)
+                else:
+                    found += 1
+                    assert got == pytest.approx(want, rel=1e-12)
+    assert found  # some chains do have a flip

@@ -485,10 +485,15 @@ class Poller:
 
 
 def _cut(snap: ChainSnapshot, strikes_each_side: int) -> ChainSnapshot:
-    """The window of a chain that is stored and published. A chain that is already a window
-    (a stored one, replayed) and fits is published as it is: cutting it would only copy it."""
-    if not len(snap) or (strikes_each_side >= len(snap) and CHAIN_STRIKES in snap.meta):
+    """The window of a chain that is stored and published. A chain that is already such a
+    window (its meta says how many strikes its whole chain had) and has no strike beyond it
+    is its own window: copying it would give the same chain."""
+    if not len(snap):
         return snap
+    if CHAIN_STRIKES in snap.meta:
+        atm = snap.atm_index()
+        if atm - strikes_each_side <= 0 and atm + strikes_each_side + 1 >= len(snap):
+            return snap
     return snap.window(strikes_each_side)
 
 

@@ -175,7 +175,8 @@ class Analyzer:
         shown = day if self.interval.is_day else self.changes.changes(snap)
         enriched = enrich(snap, None, self.params, history, changes=shown, day=day, pricing=pricing)
         view = self._views.setdefault(key, ViewHold()).update(enriched.metrics.view)
-        enriched = replace(enriched, metrics=replace(enriched.metrics, view=view))
+        if view is not enriched.metrics.view:  # held: the view shown is not this chain's own
+            enriched = replace(enriched, metrics=replace(enriched.metrics, view=view))
         self.changes.observe(snap)
         self._latest[key] = enriched
         return enriched, self.patterns.update(enriched)

@@ -26,7 +26,7 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
-from optterm.engine.analytics.nanops import nansum, nz
+from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval
 from optterm.model import ChainSnapshot, Legs, Metrics
@@ -170,7 +170,7 @@ def parity_forward(
             near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")]
             near = near[:PARITY_STRIKES]
             estimates = snap.strikes[near] + (call[near] - put[near]) / discount
-            forward = float(np.median(estimates))
+            forward = median_of_few(estimates.tolist())
             # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
             # a forward of any listed index or stock expiry.
             if forward > 0 and abs(forward / snap.spot - 1.0) < 0.05:
@@ -254,9 +254,23 @@ def buildups(prev: ChainSnapshot | None, cur: ChainSnapshot) -> tuple[np.ndarray
     return ch.ce.buildup, ch.pe.buildup
 
 
-def _gex(gamma: np.ndarray, oi: np.ndarray, lot: int, spot: float, sign: float) -> np.ndarray:
-    # Rupee delta dealers must trade per 1 % spot move: Γ x OI x lot x S² x 1 %.
-    return sign * nz(gamma * oi) * (lot * spot * spot * 0.01)
+def _gex(
+    gamma: np.ndarray,
+    oi: np.ndarray,
+    lot: int,
+    spot: float,
+    call_sign: float,
+    put_sign: float,
+    n: int,
+) -> np.ndarray:
+    """Per leg (CE rows then PE rows), the rupee delta dealers must trade per 1 % spot move:
+    Γ x OI x lot x S² x 1 %, signed by the convention (a sign of ±1 changes no digit)."""
+    gex = nz(gamma * oi) * (lot * spot * spot * 0.01)  # a new array: negated in place below
+    if call_sign < 0:
+        np.negative(gex[:n], out=gex[:n])
+    if put_sign < 0:
+        np.negative(gex[n:], out=gex[n:])
+    return gex
 
 
 def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
@@ -266,20 +280,6 @@ def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.n
         if not (np.isfinite(gamma) & (oi > 0)).any():
             return _NAN
     return float(gex_c.sum() + gex_p.sum())
-
-
-def _gamma_only(
-    forward: float | np.ndarray,
-    strikes: np.ndarray,
-    t: float,
-    sigma: np.ndarray,
-    spot: float | np.ndarray,
-) -> np.ndarray:
-    # Spot gamma without discounting detail: D (F/S)² φ(d1) / (F σ √t) with the carry F/S fixed.
-    # Forward and spot may be columns of hypothetical spot levels (gamma_flip's grid).
-    sd = sigma * math.sqrt(t)
-    d1 = (np.log(forward / strikes) + 0.5 * sd * sd) / sd
-    return (forward / spot) * np.exp(-0.5 * d1 * d1) / (spot * sd * math.sqrt(2.0 * math.pi))
 
 
 def gamma_flip(
@@ -294,20 +294,29 @@ def gamma_flip(
     points: int = 41,
 ) -> float:
     """The spot level nearest spot where net gamma exposure changes sign, NaN if none within
-    ±span_pct. Gamma is re-evaluated at each hypothetical spot with IVs held (sticky strike)."""
+    ±span_pct. Gamma is re-evaluated at each hypothetical spot with IVs held (sticky strike).
+
+    Spot gamma is D (F/S)² φ(d1) / (F σ √t) with the carry F/S fixed, and the exposure is
+    gamma × S², so at a level S the net is carry × S / √(2π) × Σ_K sign × OI_K / sd_K × φ(d1)
+    with d1 = (ln(carry S) − ln K)/sd_K + sd_K/2: separable in S and K, so the grid of levels
+    × strikes costs one product, one sum and one exp instead of the whole formula per cell."""
     if t <= 0 or not len(snap):
         return _NAN
     levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
     carry = forward / snap.spot
-    oi_c = nz(snap.ce.oi)
-    oi_p = nz(snap.pe.oi)
-    ok_c = np.isfinite(iv_ce) & (iv_ce > 0)
-    ok_p = np.isfinite(iv_pe) & (iv_pe > 0)
-    k = snap.strikes
-    s = levels[:, None]
-    g_c = _gamma_only(carry * s, k[ok_c][None, :], t, iv_ce[ok_c][None, :], s)
-    g_p = _gamma_only(carry * s, k[ok_p][None, :], t, iv_pe[ok_p][None, :], s)
-    net = (call_sign * g_c @ oi_c[ok_c] + put_sign * g_p @ oi_p[ok_p]) * levels * levels
+    k = np.concatenate((snap.strikes, snap.strikes))
+    iv = np.concatenate((iv_ce, iv_pe))
+    oi = np.concatenate((call_sign * nz(snap.ce.oi), put_sign * nz(snap.pe.oi)))
+    ok = np.isfinite(iv) & (iv > 0) & (oi != 0)  # a leg without OI adds nothing
+    sd = iv[ok] * math.sqrt(t)
+    inv = 1.0 / sd
+    d1 = np.log(carry * levels)[:, None] * inv + (0.5 * sd - np.log(k[ok]) * inv)
+    d1 *= d1
+    d1 *= -0.5
+    # φ below e^-700 (1e-304) is no exposure; clipped there, exp stays off its slow
+    # underflow path, several times slower on the far strikes of a short expiry.
+    np.maximum(d1, -700.0, out=d1)
+    net = (np.exp(d1, out=d1) @ (oi[ok] * inv)) * (carry / math.sqrt(2.0 * math.pi) * levels)
     sign = np.sign(net)
     cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
     if not cross.size:
@@ -343,16 +352,20 @@ def _interp_at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
     return float(np.interp(target, d, v))
 
 
-def _argmax_strike(strikes: np.ndarray, values: np.ndarray, positive: bool = False) -> float:
-    v = np.where(np.isnan(values), -np.inf, values)
-    if np.isinf(values).any():  # nan_to_num also maps ±inf to the largest finite floats
-        v = np.nan_to_num(values, nan=-np.inf)
-    if not v.size:
-        return _NAN
-    i = int(np.argmax(v))
-    if not np.isfinite(v[i]) or (positive and v[i] <= 0):
-        return _NAN
-    return float(strikes[i])
+def _argmax_strikes(strikes: np.ndarray, rows: np.ndarray) -> list[float]:
+    """Per row of values aligned with `strikes`, the strike of its largest positive value (the
+    first of equals); NaN where the row has no positive value. NaN values count as none."""
+    if not rows.shape[1]:
+        return [_NAN] * rows.shape[0]
+    v = np.where(np.isnan(rows), -np.inf, rows)
+    if np.isinf(rows).any():  # nan_to_num also maps ±inf to the largest finite floats
+        v = np.nan_to_num(rows, nan=-np.inf)
+    best = v.argmax(axis=1)
+    top = v[np.arange(v.shape[0]), best]
+    return [
+        float(strikes[i]) if math.isfinite(x) and x > 0 else _NAN
+        for i, x in zip(best.tolist(), top.tolist(), strict=True)
+    ]
 
 
 def _ratio(num: float, den: float) -> float:
@@ -487,8 +500,9 @@ def enrich(
     delta, gamma, theta, vega = pricing.delta, pricing.gamma, pricing.theta, pricing.vega
 
     call_sign, put_sign = (1.0, -1.0) if p.gex_convention == "dealer_long_calls" else (-1.0, -1.0)
-    gex_c = _gex(gamma[:n], snap.ce.oi, snap.lot_size, snap.spot, call_sign)
-    gex_p = _gex(gamma[n:], snap.pe.oi, snap.lot_size, snap.spot, put_sign)
+    oi = np.concatenate((snap.ce.oi, snap.pe.oi))
+    gex = _gex(gamma, oi, snap.lot_size, snap.spot, call_sign, put_sign, n)
+    gex_c, gex_p = gex[:n], gex[n:]
     if changes is None:
         changes = since_previous(prev, snap) if prev is not None else day_change(snap, None)
     if day is None:
@@ -502,15 +516,24 @@ def enrich(
         iv[n:], solved[n:], delta[n:], gamma[n:], theta[n:], vega[n:], gex_p, p_ch.oi, p_ch.buildup
     )
 
-    ce_oi = nansum(snap.ce.oi)
-    pe_oi = nansum(snap.pe.oi)
-    ce_chg = nansum(snap.ce.oi_change)
-    pe_chg = nansum(snap.pe.oi_change)
-    ce_vol = nansum(snap.ce.volume)
-    pe_vol = nansum(snap.pe.volume)
+    # The totals and the walls of six columns in one pass each: per column, numpy's per-call
+    # cost would be most of the work on a chain's few hundred strikes.
+    cols = np.array(
+        (
+            snap.ce.oi,
+            snap.pe.oi,
+            snap.ce.oi_change,
+            snap.pe.oi_change,
+            snap.ce.volume,
+            snap.pe.volume,
+            np.abs(gex_c),
+            np.abs(gex_p),
+        )
+    )
+    ce_oi, pe_oi, ce_chg, pe_chg, ce_vol, pe_vol = nansums(cols[:6])
+    walls = _argmax_strikes(snap.strikes, cols)
     pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi)
-    support = _argmax_strike(snap.strikes, snap.pe.oi, positive=True)
-    resistance = _argmax_strike(snap.strikes, snap.ce.oi, positive=True)
+    support, resistance = walls[1], walls[0]
     if n:
         atm = snap.atm_index()
         atm_strike = float(snap.strikes[atm])
@@ -549,16 +572,16 @@ def enrich(
         max_pain=pain_strike,
         support=support,
         resistance=resistance,
-        support_change=_argmax_strike(snap.strikes, snap.pe.oi_change, positive=True),
-        resistance_change=_argmax_strike(snap.strikes, snap.ce.oi_change, positive=True),
+        support_change=walls[3],
+        resistance_change=walls[2],
         atm_strike=atm_strike,
         atm_iv=atm_iv,
         straddle=straddle,
         rr25=rr25,
-        gex=_total_gex(gex_c, gex_p, gamma, np.concatenate((snap.ce.oi, snap.pe.oi))),
+        gex=_total_gex(gex_c, gex_p, gamma, oi),
         gamma_flip=flip,
-        call_wall=_argmax_strike(snap.strikes, np.abs(gex_c), positive=True),
-        put_wall=_argmax_strike(snap.strikes, np.abs(gex_p), positive=True),
+        call_wall=walls[6],
+        put_wall=walls[7],
         iv_rank=rank,
         iv_percentile=pct,
         view=view,

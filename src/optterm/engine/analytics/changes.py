@@ -400,6 +400,10 @@ class ChangeBook:
     def day(self, snap: ChainSnapshot) -> Changes:
         """Changes of `snap` on the day."""
         c = self._chain(snap.symbol, snap.expiry, snap.provider_ts)
+        first = c.first  # the day's oldest sample (ring samples are never older): the usual case
+        sim = snap.feed is Feed.SIMULATED
+        if first is not None and first.ts < snap.provider_ts and first.simulated == sim:
+            return day_change(snap, first, self.market)
         pool = self._comparable(c, snap)
         return day_change(snap, pool[0] if pool else None, self.market)
 

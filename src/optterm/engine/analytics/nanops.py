@@ -1,4 +1,4 @@
-"""NaN-aware reductions for a chain's few hundred values, cheaper than numpy's general ones:
+"""NaN-aware reductions (and a median of a few values) for a chain, cheaper than numpy's own:
 at that size `np.nan_to_num` and `np.nansum` cost more in per-call machinery than in work, and
 a tick calls them for every chain."""
 
@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-__all__ = ["nansum", "nz"]
+__all__ = ["median_of_few", "nansum", "nansums", "nz"]
 
 
 def nz(x: np.ndarray) -> np.ndarray:
@@ -26,3 +26,20 @@ def nz(x: np.ndarray) -> np.ndarray:
 def nansum(x: np.ndarray) -> float:
     """`np.nansum(x)`, the same sum of the same array, without its per-call machinery."""
     return float(np.where(np.isnan(x), 0.0, x).sum())
+
+
+def nansums(rows: np.ndarray) -> list[float]:
+    """`nansum` of each row (the same sums: a row of a 2-D array is summed as the 1-D array)."""
+    return np.where(np.isnan(rows), 0.0, rows).sum(axis=1).tolist()
+
+
+def median_of_few(values: list[float]) -> float:
+    """`np.median` of a few values (a parity forward's estimates), the same float without its
+    machinery: the middle one, or the mean of the middle two computed as numpy does, (a+b)/2."""
+    if any(math.isnan(x) for x in values):
+        return math.nan  # as np.median: sorting would misplace a NaN
+    v = sorted(values)
+    mid = len(v) // 2
+    if len(v) % 2:
+        return v[mid]
+    return (v[mid - 1] + v[mid]) / 2.0

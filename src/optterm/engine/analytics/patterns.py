@@ -32,6 +32,7 @@ import numpy as np
 
 from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
+from optterm.engine.analytics.nanops import nansum
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
 __all__ = ["DETECTORS", "PatternEngine"]
@@ -70,6 +71,8 @@ class _Pair:
     dt: float  # seconds between the two
     session_open: datetime  # when the trading day of both chains opened
     year_s: float  # trading seconds in a year (TRADING_DAYS sessions)
+    # A band's aligned columns, read once for the buildup and the unwinding detector of a side.
+    bands: dict[tuple[str, int, int], _Band | None] = field(default_factory=dict)
 
     @property
     def s1(self) -> ChainSnapshot:
@@ -121,11 +124,32 @@ FLOW_REVERSAL = 2.0
 TRADING_DAYS = 252  # a year of sessions, to scale the ATM IV to the window
 
 
-def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
-    side, lo, hi, sign, directions = _FLOW[kind]
-    i1, i0 = p.band(lo * prm.band, hi * prm.band)
+@dataclass(frozen=True, slots=True, eq=False)
+class _Band:
+    """One side's strikes of a flow band where both chains have OI, premium and a delta."""
+
+    i1: np.ndarray
+    ok: np.ndarray
+    oi0: np.ndarray
+    px1: np.ndarray
+    px0: np.ndarray
+    delta: np.ndarray
+    base: float  # the band's OI in the reference chain
+    d_oi: np.ndarray
+
+
+def _band(p: _Pair, side: str, lo: int, hi: int) -> _Band | None:
+    key = (side, lo, hi)
+    if key in p.bands:
+        return p.bands[key]
+    p.bands[key] = found = _read_band(p, side, lo, hi)
+    return found
+
+
+def _read_band(p: _Pair, side: str, lo: int, hi: int) -> _Band | None:
+    i1, i0 = p.band(lo, hi)
     if i1.size < 2:
-        return []
+        return None
     leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
     oi1, oi0 = leg1.oi[i1], leg0.oi[i0]
     px1, px0 = leg1.ltp[i1], leg0.ltp[i0]
@@ -133,12 +157,21 @@ def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
     ok = np.isfinite(oi1) & np.isfinite(oi0) & np.isfinite(px1) & np.isfinite(px0)
     ok &= np.isfinite(delta)
     if np.count_nonzero(ok) < 2:
-        return []
+        return None
     oi1, oi0, px1, px0, delta = oi1[ok], oi0[ok], px1[ok], px0[ok], delta[ok]
     base = float(oi0.sum())
     if base <= 0:
+        return None
+    return _Band(i1, ok, oi0, px1, px0, delta, base, oi1 - oi0)
+
+
+def _flow(kind: PatternKind, p: _Pair, prm: PatternSettings) -> list[_Hit]:
+    side, lo, hi, sign, directions = _FLOW[kind]
+    band = _band(p, side, lo * prm.band, hi * prm.band)
+    if band is None:
         return []
-    d_oi = oi1 - oi0
+    i1, ok, oi0, px1, px0 = band.i1, band.ok, band.oi0, band.px1, band.px0
+    delta, base, d_oi = band.delta, band.base, band.d_oi
     change_pct = sign * float(d_oi.sum()) / base * 100.0
     threshold = prm.buildup_min_pct if sign > 0 else prm.unwinding_min_pct
     breadth = float(np.count_nonzero(sign * d_oi > 0)) / d_oi.size
@@ -226,10 +259,10 @@ def put_unwinding(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 def gamma_squeeze(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
     move_pct = (p.s1.spot / p.s0.spot - 1.0) * 100.0
-    step = float(np.median(np.diff(p.s1.strikes))) if len(p.s1) > 1 else 0.0
     for side, sign in (("ce", 1.0), ("pe", -1.0)):
         if sign * move_pct < prm.squeeze_min_move_pct:
             continue
+        step = float(np.median(np.diff(p.s1.strikes))) if len(p.s1) > 1 else 0.0
         oi_ref = getattr(p.s0, side).oi[p.i0]
         if not np.isfinite(oi_ref).any():
             continue
@@ -336,21 +369,22 @@ UNUSUAL_NEIGHBOURS = 2
 
 def _neighbours_median(values: np.ndarray, n: int) -> np.ndarray:
     """Per element, the median of the finite values among the n before and n after it (NaN when
-    there are none).
+    there are none); for a 2-D array, along each row (both sides of a chain in one pass).
 
     The same numbers as `np.nanmedian` over each neighbourhood, without its per-call cost (a
     masked sort per row): the neighbourhoods are 2n shifted views, sorted with NaN read as +inf
     (so NaNs come last; a real +inf among them sorts the same), and the median of the c values
     that are not NaN is the mean of sorted positions (c - 1) // 2 and c // 2."""
-    m = values.shape[0]
-    padded = np.full(m + 2 * n, np.inf)
-    padded[n : n + m] = values
+    rows = values.reshape(-1, values.shape[-1])
+    r, m = rows.shape
+    padded = np.full((r, m + 2 * n), np.inf)
+    padded[:, n : n + m] = rows
     missing = np.isnan(padded)
-    missing[:n] = missing[n + m :] = True
+    missing[:, :n] = missing[:, n + m :] = True
     padded[missing] = np.inf
     offsets = [*range(n), *range(n + 1, 2 * n + 1)]
-    cols = np.stack([padded[j : j + m] for j in offsets])
-    count = 2 * n - sum(missing[j : j + m].astype(np.intp) for j in offsets)
+    cols = np.array([padded[:, j : j + m] for j in offsets])
+    count = 2 * n - sum(missing[:, j : j + m].astype(np.intp) for j in offsets)
     if 2 * n == 4:  # the detectors' own n: a 5-exchange sorting network, no sort call
         for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
             lo_v = np.minimum(cols[i], cols[j])
@@ -360,28 +394,39 @@ def _neighbours_median(values: np.ndarray, n: int) -> np.ndarray:
         cols.sort(axis=0)
     lo = np.maximum(count - 1, 0) // 2
     hi = np.minimum(count // 2, 2 * n - 1)
-    idx = np.arange(m)
-    a, b = cols[lo, idx], cols[hi, idx]
+    row, idx = np.indices((r, m), sparse=True)
+    a, b = cols[lo, row, idx], cols[hi, row, idx]
     with np.errstate(invalid="ignore", over="ignore"):
         med = np.where(lo == hi, a, (a + b) / 2.0)
-    return np.where(count > 0, med, np.nan)
+    return np.where(count > 0, med, np.nan).reshape(values.shape)
 
 
 def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
     elapsed0 = (p.s0.provider_ts - p.session_open).total_seconds()
-    for side in ("ce", "pe"):
-        leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
-        v1, v0 = leg1.volume[p.i1], leg0.volume[p.i0]
-        oi = leg1.oi[p.i1]
-        traded = v1 - v0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vol_oi = np.where(oi > 0, traded / oi, np.nan)
-            peers = _neighbours_median(vol_oi, UNUSUAL_NEIGHBOURS)
-            eligible = (oi >= prm.unusual_min_oi_share * np.nanmax(oi)) & (traded > 0)
-            # Unusual means unlike the strikes next to it: near expiry the whole ATM band turns
-            # its OI over many times a day, which is the market, not one trader.
-            eligible &= vol_oi >= prm.unusual_vs_neighbours * peers
+    # Both sides in one pass (row 0 CE, row 1 PE): per side, numpy's per-call cost would be
+    # most of the work.
+    s1, s0 = p.s1, p.s0
+    v1_both = np.array((s1.ce.volume, s1.pe.volume))[:, p.i1]
+    v0_both = np.array((s0.ce.volume, s0.pe.volume))[:, p.i0]
+    oi_both = np.array((s1.ce.oi, s1.pe.oi))[:, p.i1]
+    traded_both = v1_both - v0_both
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vol_oi_both = np.where(oi_both > 0, traded_both / oi_both, np.nan)
+        # A hit is a strike that traded at least `unusual_volume_oi` times its OI: without
+        # one (most ticks) the neighbours' medians are not needed.
+        if not (vol_oi_both >= prm.unusual_volume_oi).any():
+            return []
+        peers_both = _neighbours_median(vol_oi_both, UNUSUAL_NEIGHBOURS)
+        top_oi = np.nanmax(oi_both, axis=1, keepdims=True)
+        eligible_both = (oi_both >= prm.unusual_min_oi_share * top_oi) & (traded_both > 0)
+        # Unusual means unlike the strikes next to it: near expiry the whole ATM band turns
+        # its OI over many times a day, which is the market, not one trader.
+        eligible_both &= vol_oi_both >= prm.unusual_vs_neighbours * peers_both
+    for row, side in enumerate(("ce", "pe")):
+        leg1, leg0 = getattr(s1, side), getattr(s0, side)
+        v0, traded = v0_both[row], traded_both[row]
+        vol_oi, peers, eligible = vol_oi_both[row], peers_both[row], eligible_both[row]
         vol_oi = np.where(eligible, vol_oi, np.nan)
         if not np.isfinite(vol_oi).any():
             continue
@@ -436,10 +481,10 @@ def trending_oi_pct(p: _Pair, band: int) -> float:
     """(Σ put ΔOI − Σ call ΔOI) over ATM ± band across the window, in % of the band's OI."""
     i1, i0 = p.band(-band, band)
     ce0, pe0 = p.s0.ce.oi[i0], p.s0.pe.oi[i0]
-    d_ce = np.nansum(p.s1.ce.oi[i1] - ce0)
-    d_pe = np.nansum(p.s1.pe.oi[i1] - pe0)
-    base = float(np.nansum(ce0) + np.nansum(pe0))
-    return float(d_pe - d_ce) / base * 100.0 if base > 0 else math.nan
+    d_ce = nansum(p.s1.ce.oi[i1] - ce0)
+    d_pe = nansum(p.s1.pe.oi[i1] - pe0)
+    base = nansum(ce0) + nansum(pe0)
+    return (d_pe - d_ce) / base * 100.0 if base > 0 else math.nan
 
 
 @dataclass(slots=True)

@@ -103,6 +103,10 @@ class SimulatorProvider(TableProvider):
         super().__init__(NSE_INDICES if underlyings is None else underlyings)
         self._paths: dict[str, SymbolPath] = {}
         self._chains: dict[tuple[str, date], ChainState] = {}
+        self._symbol_chains: dict[str, list[ChainState]] = {}  # _chains by symbol, for _trim
+        # Expiries listed per (symbol, session): the calendar is immutable, so they are
+        # worked out once a session rather than on every fetch.
+        self._listings: dict[tuple[str, int], list[date]] = {}
         self._future_expiries: dict[tuple[int, int, int], date | None] = {}
 
     # -- clock --------------------------------------------------------------------------------
@@ -144,6 +148,7 @@ class SimulatorProvider(TableProvider):
     async def close(self) -> None:
         self._closed = True
         self._chains.clear()
+        self._symbol_chains.clear()
         self._paths.clear()
 
     # -- replay helpers (tests, benchmarks, export checks) -------------------------------------
@@ -188,8 +193,15 @@ class SimulatorProvider(TableProvider):
         return path
 
     def _listed(self, sym: str, step: int) -> list[date]:
-        today = self._session.session_date(self._session.session_index(step * self.step_seconds))
-        return self.calendar.expiries(sym, today, EXPIRIES_LISTED)
+        session = self._session.session_index(step * self.step_seconds)
+        listed = self._listings.get((sym, session))
+        if listed is None:
+            if len(self._listings) > 1024:  # sessions long past: bounded memory
+                self._listings.clear()
+            today = self._session.session_date(session)
+            listed = self.calendar.expiries(sym, today, EXPIRIES_LISTED)
+            self._listings[(sym, session)] = listed
+        return list(listed)
 
     def _snapshot(self, sym: str, expiry: date, step: int) -> ChainSnapshot:
         listed = self._listed(sym, step)
@@ -204,6 +216,7 @@ class SimulatorProvider(TableProvider):
             lot = self._underlyings[sym].lot_size
             state = ChainState(seed=self.seed, setup=setup, path=self._path(sym), lot_size=lot)
             self._chains[(sym, expiry)] = state
+            self._symbol_chains.setdefault(sym, []).append(state)
         ce, pe, spot = state.legs_at(step)
         prev_close = self._path(sym).prev_close_at(step)
         futures, vix = self._futures(sym, expiry, step), self._vix(step)
@@ -229,7 +242,7 @@ class SimulatorProvider(TableProvider):
 
     def _trim(self, sym: str, step: int) -> None:
         # Spot history older than every chain of this symbol is only needed for a replay.
-        behind = min((st.k for (s, _), st in self._chains.items() if s == sym), default=step)
+        behind = min((st.k for st in self._symbol_chains.get(sym, ())), default=step)
         self._path(sym).trim(min(behind, step))
 
     def _futures(self, sym: str, expiry: date, step: int) -> Quote | None:
