@@ -679,8 +679,8 @@ def _greeks_chunk(*a: Any) -> None:
     np.multiply(s, 0.5, out=d2)
     d1 += d2  # d1 = ln(F/K)/s + s/2
     np.subtract(d1, s, out=d2)
-    np.multiply(d1, d1, out=e[0])
-    e[0] *= -0.5
+    np.multiply(d1, -0.5, out=e[0])
+    e[0] *= d1
     np.exp(e[0], out=e[0])  # phi(d1) sqrt(2 pi)
     e[1] *= e[0]  # phi(d2) sqrt(2 pi) = phi(d1) sqrt(2 pi) F/K
     np.abs(dd, out=u)
@@ -689,7 +689,8 @@ def _greeks_chunk(*a: Any) -> None:
     # theta N(theta d) = (call - [d < 0]) - copysign(T, d), exact in both wings (no 1 - (1 - T)).
     np.signbit(dd, out=neg)
     np.copyto(nn, neg)
-    np.subtract(c, nn, out=nn)
+    np.copyto(e[1], c)  # the call flags as 1.0 / 0.0: e[1] is free after the tails
+    np.subtract(e[1], nn, out=nn)
     np.copysign(tails, dd, out=tails)
     nn -= tails  # rows: theta N(theta d1), theta N(theta d2)
     df, v = u  # scratch from here on
