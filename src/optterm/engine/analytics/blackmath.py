@@ -97,6 +97,19 @@ def _flat(*args: ArrayLike, n_bool: int = 1) -> tuple[tuple[int, ...], int, list
     copied n times. Only partially broadcast or strided inputs are copied, and callers' arrays
     are never written to. The last `n_bool` arguments are booleans."""
     n_float = len(args) - n_bool
+    first = args[0]
+    if (  # a chain's columns: equal 1-D float64 arrays (and bool flags) pass as they are
+        isinstance(first, np.ndarray)
+        and first.ndim == 1
+        and all(
+            isinstance(a, np.ndarray)
+            and a.shape == first.shape
+            and a.dtype == (np.float64 if i < n_float else np.bool_)
+            and a.flags.c_contiguous
+            for i, a in enumerate(args)
+        )
+    ):
+        return first.shape, first.size, list(args)  # type: ignore[arg-type]
     conv = [np.asarray(a, dtype=np.float64) for a in args[:n_float]]
     conv += [np.asarray(a, dtype=bool) for a in args[n_float:]]
     shape = np.broadcast_shapes(*(a.shape for a in conv))
