@@ -94,7 +94,7 @@ def print_table(figures: dict[str, dict[str, Any]]) -> None:
             print("  ".join("-" * w for w in widths))
     missed = [name for name, fig in figures.items() if over_budget(fig)]
     held = sum(1 for fig in figures.values() if _limits(fig)) - len(missed)
-    summary = f"\n{held} budgets held, {len(missed)} missed"
+    summary = f"\nbudgets: {held} held, {len(missed)} missed"
     print(summary + (f": {', '.join(missed)}" if missed else ""))
 
 

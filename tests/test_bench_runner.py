@@ -55,7 +55,7 @@ def test_table_has_budget_reference_and_verdict(capsys: pytest.CaptureFixture[st
     assert "≤ 0.500" in latency and "0.420 ms" in latency and latency.endswith("MISS")
     plain = next(line for line in lines if line.startswith("x.plain"))
     assert plain.split() == ["x.plain", "12,345", "rows/s"]
-    assert "1 budgets held, 1 missed: x.latency_ms" in lines
+    assert "budgets: 1 held, 1 missed: x.latency_ms" in lines
 
 
 def test_exit_status_is_zero_only_when_every_budget_holds(
