@@ -682,10 +682,9 @@ def _lower_tails(u: np.ndarray, e: np.ndarray, out: np.ndarray, scratch: np.ndar
     _horner(_TAIL_Q, u, scratch)
     out /= scratch
     out *= e
-    if not u.max() <= _TAIL_CUT:  # rare far tails (and NaN, which just stays NaN)
-        far = np.flatnonzero(u > _TAIL_CUT)
-        if far.size:
-            out.flat[far] = ndtr(-u.flat[far])
+    far = np.flatnonzero(u > _TAIL_CUT)  # about 1 % of a draw (a NaN stays NaN)
+    if far.size:
+        out.flat[far] = ndtr(-u.flat[far])
 
 
 def _greeks_chunk(*a: Any) -> None:
