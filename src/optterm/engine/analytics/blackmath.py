@@ -39,11 +39,11 @@ __all__ = ["Greeks", "black_price", "greeks", "implied_vol"]
 
 FloatArray = NDArray[np.float64]
 
-# 32768 float64 = 256 KiB per temporary: the ~30 live temporaries of the solver stay in the L3
+# 16384 float64 = 128 KiB per temporary: the ~30 live temporaries of the solver stay in the L3
 # cache, and the fixed cost of its ~450 array operations per chunk (1-2 µs each on a busy
-# machine) is paid a quarter as often as with L2-sized chunks of 8192, which measured slower
-# (1e6 options under load: 338 ms at 8192, 299 at 16384, 285 at 32768, 324 at 65536).
-_CHUNK = 32768
+# machine) is paid half as often as with L2-sized chunks of 8192. Medians of 1e6 options over
+# two loaded runs: 8192: 338 / 370 ms, 16384: 299 / 310, 32768: 285 / 336, 65536: 324.
+_CHUNK = 16384
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT3 = math.sqrt(3.0)
