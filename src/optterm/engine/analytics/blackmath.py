@@ -17,12 +17,17 @@ x = -|ln(F/K)| <= 0, as a function of the total volatility s = sigma sqrt(t); th
 his four-branch rational-cubic interpolation (exact at the inflection point s_c = sqrt(2|x|) and
 at the two tangent points around it, asymptotically exact at both ends) and two Householder(3)
 steps on branch-specific objectives bring it to machine precision. The work is done on chunks of
-a few thousand elements so that the temporaries stay in the CPU cache; elements whose last step
-was not small enough (rare) get a bracketed clean-up pass of their own.
+16k elements so that the temporaries stay in the CPU cache; elements whose last step was not
+small enough (rare) get a bracketed clean-up pass of their own.
 
-Over 600 lines because pricing, the rational initial guess, the Householder steps and the Greeks
+The Greeks are one kernel per chunk of 64k options that writes every step into preallocated
+rows; on large chunks its two normal CDFs come from a branch-free rational approximation of the
+tail (see _TAIL_P) instead of scipy's ndtr.
+
+Over 700 lines because pricing, the rational initial guess, the Householder steps and the Greeks
 share the normalised-price helpers and their numerical guards; kept in one module so a change to
-a guard reaches every caller. Each function is tested against QuantLib.
+a guard reaches every caller. Each function is tested against QuantLib (the Greeks against
+finite differences and the textbook formulas).
 """
 
 from __future__ import annotations
