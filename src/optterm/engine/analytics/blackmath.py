@@ -21,8 +21,8 @@ steps on branch-specific objectives bring it to machine precision. The work is d
 small enough (rare) get a bracketed clean-up pass of their own.
 
 The Greeks are one kernel per chunk of 64k options that writes every step into preallocated
-rows; on large chunks its two normal CDFs come from a branch-free rational approximation of the
-tail (see _TAIL_P) instead of scipy's ndtr.
+rows; its two normal CDFs come from a branch-free rational approximation of the tail (see
+_TAIL_P) instead of scipy's ndtr.
 
 Over 700 lines because pricing, the rational initial guess, the Householder steps and the Greeks
 share the normalised-price helpers and their numerical guards; kept in one module so a change to
@@ -664,9 +664,9 @@ _TAIL_Q = (
 )  # fmt: skip
 # Beyond this (about 1 % of the d1 and d2 of a typical draw) scipy's ndtr takes over.
 _TAIL_CUT = 4.5
-# Below this many options a chunk takes scipy's ndtr instead: one call instead of the ~36 array
-# passes of the rational function, whose fixed cost per call would dominate on a single chain.
-_TAIL_MIN = 2048
+# Every size takes the same path, a single option too: a tick prices its chains in one call and
+# each must get, to the bit, what it gets priced alone (about 30 µs more per call on a chain
+# than one scipy call, paid once per tick).
 
 
 def _horner(coefs: tuple[float, ...], u: np.ndarray, out: np.ndarray) -> None:
@@ -679,10 +679,6 @@ def _horner(coefs: tuple[float, ...], u: np.ndarray, out: np.ndarray) -> None:
 
 def _lower_tails(u: np.ndarray, e: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     """out = N(-u) for u >= 0 (or NaN), given e = e^{-u^2/2}; scratch is overwritten."""
-    if u.shape[-1] < _TAIL_MIN:
-        np.negative(u, out=out)
-        ndtr(out, out=out)
-        return
     _horner(_TAIL_P, u, out)
     _horner(_TAIL_Q, u, scratch)
     out /= scratch
@@ -731,17 +727,13 @@ def _greeks_chunk(*a: Any) -> None:
     np.divide(v, s, out=gamma)
     np.multiply(v, sqt, out=vega)
     vega *= _INV_SQRT_2PI / 100.0
-    if sp.size == 1:  # one spot for the whole chain: scalars instead of passes
-        spot = sp[0]  # np.float64: a zero spot divides to inf (masked below), not an error
-        np.multiply(theta, 1.0 / spot, out=delta)
-        gamma *= _INV_SQRT_2PI / (spot * spot)  # D G phi / (S s)
-        df *= 1.0 / spot
-    else:
-        np.divide(theta, sp, out=delta)
-        gamma /= sp
-        gamma /= sp
-        gamma *= _INV_SQRT_2PI
-        df /= sp
+    # One spot for a chain or one per option: the same divisions (a reciprocal multiplied
+    # instead would change the last bit between a chain priced alone and in a tick's batch).
+    np.divide(theta, sp, out=delta)
+    gamma /= sp
+    gamma /= sp
+    gamma *= _INV_SQRT_2PI  # D G phi / (S s)
+    df /= sp
     # Per year, times t: -D F phi s / 2 - ln(D G) S delta + ln(D) theta D K N(theta d2)
     # (r t = -ln D and q t = -ln(D G)); it is accumulated negated, then scaled.
     np.log(df, out=df)  # ln(D G)
