@@ -2,11 +2,15 @@
 
 Every `benchmarks/bench_*.py` module exposes `run() -> dict[str, dict]`, each figure being
 `{"value": number, "unit": str, "budget": number (optional), "floor": number (optional),
-"note": str (optional)}`: `budget` is a maximum (lower is better: times, sizes), `floor` a minimum
-(higher is better: throughputs, speed-up ratios). The figures are merged into build/bench.json
-(figures from modules not run this time are kept) and printed as a table. With filters, only
-modules whose name contains one of them run (`python -m benchmarks store`). Exit status 1 when a
-figure is over its budget or under its floor (both shown as OVER), 2 when a module fails.
+"reference": str or number (optional), "note": str (optional)}`: `budget` is a maximum (lower is
+better: times, sizes), `floor` a minimum (higher is better: throughputs, speed-up ratios), and
+`reference` what the figure was measured against in the same run where it has such a yardstick
+(`python -c pass`, the two-ndtr floor, a peer library), as a short text ("py_vollib_vectorized
+1,104,000 options/s") or a number in the figure's unit. The figures are merged into
+build/bench.json (figures from modules not run this time are kept) and printed as a table of
+figure, value, budget, reference and verdict. With filters, only modules whose name contains one
+of them run (`python -m benchmarks store`). Exit status 0 only when every figure of the run holds
+its budget or floor, 1 when one does not (verdict MISS), 2 when a module fails.
 """
 
 from __future__ import annotations
@@ -50,29 +54,48 @@ def over_budget(fig: dict[str, Any]) -> bool:
 
 
 def _limits(fig: dict[str, Any]) -> str:
-    """The budget column: `x` for a budget (maximum), `≥ x` for a floor (minimum)."""
+    """The budget column: `≤ x` for a budget (maximum), `≥ x` for a floor (minimum)."""
     parts = []
     if fig.get("floor") is not None:
         parts.append(f"≥ {_fmt(fig['floor'])}")
     if fig.get("budget") is not None:
-        parts.append(_fmt(fig["budget"]))
+        parts.append(f"≤ {_fmt(fig['budget'])}")
     return ", ".join(parts)
 
 
+def _reference(fig: dict[str, Any]) -> str:
+    ref = fig.get("reference")
+    if ref is None:
+        return ""
+    if isinstance(ref, int | float) and not isinstance(ref, bool):
+        return f"{_fmt(ref)} {fig.get('unit', '')}".rstrip()
+    return str(ref)
+
+
+def verdict(fig: dict[str, Any]) -> str:
+    """OK or MISS against the figure's budget or floor; empty for a figure that has neither."""
+    if not _limits(fig):
+        return ""
+    return "MISS" if over_budget(fig) else "OK"
+
+
 def print_table(figures: dict[str, dict[str, Any]]) -> None:
-    rows = [("figure", "value", "unit", "budget", "status")]
+    rows = [("figure", "value", "budget", "reference", "verdict")]
     for name, fig in figures.items():
-        limits = _limits(fig)
-        status = "" if not limits else ("OVER" if over_budget(fig) else "OK")
-        rows.append((name, _fmt(fig["value"]), fig["unit"], limits, status))
+        value = f"{_fmt(fig['value'])} {fig.get('unit', '')}".rstrip()
+        rows.append((name, value, _limits(fig), _reference(fig), verdict(fig)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, r in enumerate(rows):
         print(
-            f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  "
-            f"{r[3]:>{widths[3]}}  {r[4]}".rstrip()
+            f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  "
+            f"{r[3]:<{widths[3]}}  {r[4]}".rstrip()
         )
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    missed = [name for name, fig in figures.items() if over_budget(fig)]
+    held = sum(1 for fig in figures.values() if _limits(fig)) - len(missed)
+    summary = f"\nbudgets: {held} held, {len(missed)} missed"
+    print(summary + (f": {', '.join(missed)}" if missed else ""))
 
 
 def main(argv: list[str]) -> int:
@@ -81,7 +104,7 @@ def main(argv: list[str]) -> int:
         print(f"no benchmark module matches {argv}", file=sys.stderr)
         return 2
     figures: dict[str, dict[str, Any]] = {}
-    failed = False
+    failed: list[str] = []
     for name in modules:
         t0 = time.perf_counter()
         print(f"running {name} …", file=sys.stderr, flush=True)
@@ -89,7 +112,7 @@ def main(argv: list[str]) -> int:
             result = importlib.import_module(f"benchmarks.{name}").run()
         except Exception:
             traceback.print_exc()
-            failed = True
+            failed.append(name)
             continue
         figures.update(result)
         print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
@@ -105,6 +128,7 @@ def main(argv: list[str]) -> int:
     print_table(figures)
     print(f"\nwritten to {OUTPUT}")
     if failed:
+        print(f"failed (no figures): {', '.join(failed)}")
         return 2
     return 1 if any(over_budget(f) for f in figures.values()) else 0
 
