@@ -228,3 +228,29 @@ async def test_replay_runs_beside_a_store_on_the_engines_thread(tmp_path) -> Non
     finally:
         await there(rec.store.close())
         engine.stop()
+
+
+async def test_a_narrow_terminal_gives_the_chain_the_width_and_keeps_the_source(tmp_path) -> None:
+    # At 80 columns the signal panes squeezed the puts off the chain and the one-line header cut
+    # off "SIMULATED": the panes go, the header flows onto a second line, and they come back
+    # when the terminal widens.
+    d = await make_driver(tmp_path, scenario="call_writing", seed=7, config=CONFIG)
+    try:
+        async with d.app.run_test(size=(80, 24)) as pilot:
+            for _ in range(4):
+                await d.tick(pilot)
+            await pilot.press("T")
+            screen = d.app.screen
+            assert isinstance(screen, ReplayScreen)
+            await until(pilot, lambda: screen.moves >= 1, "the replay to open")
+            side = screen.query_one("#side")
+            assert not side.display
+            lines = head(screen).splitlines()
+            assert len(lines) == 2 and all(len(line) <= 78 for line in lines)
+            assert "SIMULATED via simulator" in head(screen)
+            assert "PUTS" in str(screen.query_one(ChainTable).render_line(0).text)
+            await pilot.resize_terminal(200, 50)
+            await until(pilot, lambda: side.display, "the panes to come back")
+            await until(pilot, lambda: len(head(screen).splitlines()) == 1, "a one-line header")
+    finally:
+        await d.store.close()

@@ -118,15 +118,32 @@ def pin_line(pinned: tuple[datetime, ChainUpdate], now: ChainUpdate, strike: flo
     return " · ".join(parts)
 
 
+SIDE_WIDTH = 44  # the signal and alert panes, border included
+SIDE_MIN_SCREEN = 120  # narrower screens give the chain the whole width
+
+
+def _flow(parts: list[str], width: int) -> list[str]:
+    """The header's parts joined with ` · ` into as few lines of `width` as it takes, never
+    splitting a part: a narrow terminal still shows the source and the day, on a second line."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
+
+
 class ReplayScreen(StateScreen):
     """One chain's stored day at a cursor (see the module docstring)."""
 
     DEFAULT_CSS = """
-    ReplayScreen #replay-head { height: 1; padding: 0 1; background: $warning 40%;
+    ReplayScreen #replay-head { height: auto; padding: 0 1; background: $warning 40%;
                                 text-style: bold; }
     ReplayScreen #body { height: 1fr; }
     ReplayScreen #main { width: 1fr; }
     ReplayScreen #side { width: 44; border-left: tall $panel; }
+    ReplayScreen.-narrow #side { display: none; }
     ReplayScreen ChainTable { height: 1fr; }
     ReplayScreen #metrics { height: auto; padding: 0 1; background: $boost; }
     ReplayScreen #pin { height: auto; padding: 0 1; background: $boost; }
@@ -197,6 +214,7 @@ class ReplayScreen(StateScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_class(not self._side_shown(), "-narrow")
         self.query_one(ChainTable).window = 20
         self.query_one(ChainTable).focus()
         self._render_head()
@@ -434,13 +452,23 @@ class ReplayScreen(StateScreen):
                 table.center_atm()
         self._render_head()
         m = tick.updates[0].metrics if tick.updates else None
-        width = max(self.app.size.width - 46, 20)
+        width = max(self.app.size.width - (SIDE_WIDTH + 2 if self._side_shown() else 0) - 2, 20)
         self.query_one("#metrics", Static).update(
             Text("\n".join(metrics_fitted(m, width, max_lines=3))) if m else Text("")
         )
         self._render_pin()
         self._render_timeline()
         self._render_side()
+
+    def _side_shown(self) -> bool:
+        return self.app.size.width >= SIDE_MIN_SCREEN
+
+    def on_resize(self) -> None:
+        # Below SIDE_MIN_SCREEN columns the signal and alert panes would squeeze the puts off the
+        # chain; the timeline's marks and `n`/`N` still reach every signal and firing.
+        self.set_class(not self._side_shown(), "-narrow")
+        if self.tick is not None:
+            self._render_head()
 
     def _render_head(self) -> None:
         head = self.query_one("#replay-head", Static)
@@ -461,7 +489,7 @@ class ReplayScreen(StateScreen):
             parts.append(f"pin {self.pinned[0].astimezone(IST):%H:%M:%S}")
         if self.message:
             parts.append(self.message)
-        head.update(Text(" · ".join(parts)))
+        head.update(Text("\n".join(_flow(parts, self.app.size.width - 2))))
 
     def _render_pin(self) -> None:
         pin = self.query_one("#pin", Static)
