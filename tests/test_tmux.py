@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,21 @@ def _needs_tmux() -> None:
     assert shutil.which("tmux"), "tmux is not installed: apt-get install tmux"
 
 
+# A tmux server of this test's own (-L): a trader's or another job's tmux on the default socket
+# is neither read nor disturbed, and killing our server cannot end theirs.
+SOCKET = f"optterm-test-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _own_server() -> Iterator[None]:
+    yield
+    subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)
+
+
 def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _read_fifo(path: Path, timeout: float) -> str:
@@ -106,7 +120,7 @@ def test_real_terminal_chain_alert_and_clean_quit(home: Home, tmp_path: Path) ->
             raise AssertionError("optterm did not exit; screen:\n" + _screen(session)) from None
         assert code == "0"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", session], capture_output=True)
 
     out = run_cli(home, "--config", str(home.config), "alerts", "list", "--json")
     assert out.returncode == 0, out.stderr
@@ -159,7 +173,7 @@ def test_real_terminal_200x50_shows_every_oi_cell_whole(home: Home, tmp_path: Pa
         _tmux("send-keys", "-t", session, "q")
         assert _read_fifo(rc, 30).strip() == "0"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", session], capture_output=True)
 
     head = lines[0]
     assert "SIMULATED" in head and "via simulator" in head and " age " in head, head
