@@ -497,7 +497,8 @@ def test_wrong_type(write, toml: str, expected: str) -> None:
         ("[market]\nweekly_expiry_symbols = ['OK', 'n!fty']\n", "weekly_expiry_symbols[1]"),
         ("[log]\nlevel = 'warn'\n", "did you mean 'warning'?"),
         ("[log]\nformat = 'xml'\n", "log.format must be one of text, json"),
-        ("[store]\nurl = 'optterm.db'\n", "store.url must be an SQLAlchemy URL"),
+        ("[store]\nurl = 'optterm.db'\n", "store.url is a relative path ('optterm.db')"),
+        ("[store]\nurl = '://optterm.db'\n", "store.url must be a SQLite file's path or an"),
     ],
 )
 def test_impossible_values(write, toml: str, expected: str) -> None:
@@ -505,6 +506,15 @@ def test_impossible_values(write, toml: str, expected: str) -> None:
     text = load_error(path)
     assert str(path) in text
     assert expected in text
+
+
+def test_store_url_may_be_a_files_path(write, tmp_path, monkeypatch) -> None:
+    # The path a trader writes is the SQLite file: absolute, or under ~.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings(write("[store]\nurl = '~/desk/optterm.db'\n"), env={})
+    assert settings.store.url == f"sqlite+aiosqlite:///{tmp_path}/desk/optterm.db"
+    settings = load_settings(write(f"[store]\nurl = '{tmp_path}/o.db'\n"), env={})
+    assert settings.store.url == f"sqlite+aiosqlite:///{tmp_path}/o.db"
 
 
 def test_store_url_password_is_not_echoed(write) -> None:

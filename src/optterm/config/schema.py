@@ -156,9 +156,22 @@ class StoreSettings(_Section):
         if value is None:
             return paths.default_store_url()
         url = value.strip()
+        if "://" not in url and url:
+            # A trader writes a file's path; the store takes it as a SQLite file. A relative
+            # path would move with the directory each command runs in (the daemon's is /), so
+            # only an absolute or ~ path is taken.
+            path = Path(url).expanduser()
+            if not path.is_absolute():
+                raise problem(
+                    f"is a relative path ({redact_url(url)!r}): give the SQLite file's "
+                    "absolute path or one under ~ (for example '~/optterm/optterm.db'), or a "
+                    "URL such as 'postgresql+asyncpg://user@host/optterm'"
+                )
+            return "sqlite+aiosqlite:///" + str(path)
         if not _SQLALCHEMY_URL_RE.match(url):
             raise problem(
-                "must be an SQLAlchemy URL of the form dialect[+driver]://…, such as "
+                "must be a SQLite file's path or an SQLAlchemy URL of the form "
+                "dialect[+driver]://…, such as '~/optterm/optterm.db', "
                 "'sqlite+aiosqlite:///path/to/optterm.db' or "
                 f"'postgresql+asyncpg://user@host/optterm'; got {redact_url(value)!r}"
             )
