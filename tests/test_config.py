@@ -296,6 +296,12 @@ def test_env_wrong_type_names_the_variable(write) -> None:
     assert str(path) not in text  # the file is not to blame
 
 
+def test_env_huge_value_is_clipped_in_the_message() -> None:
+    text = load_error(env={"OPTTERM_POLLER_INTERVAL": "x" * 100_000})
+    assert "OPTTERM_POLLER_INTERVAL" in text and "(100,000 characters)" in text
+    assert len(text) < 500
+
+
 def test_env_impossible_value_names_the_variable() -> None:
     text = load_error(env={"OPTTERM_STORE_RETENTION_DAYS": "0"})
     assert "OPTTERM_STORE_RETENTION_DAYS" in text

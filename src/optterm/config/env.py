@@ -28,6 +28,7 @@ from optterm.config.keys import (
     without_none,
 )
 from optterm.config.schema import Settings, WatchItem
+from optterm.infra.clip import quoted
 
 __all__ = [
     "ENV_PREFIX",
@@ -87,7 +88,7 @@ def _coerce_scalar(raw: str, annotation: Any, expect: str) -> Any:
     try:
         return TypeAdapter(annotation).validate_python(text)
     except ValidationError:
-        raise _EnvValueError(f"expects {expect}; got {raw!r}") from None
+        raise _EnvValueError(f"expects {expect}; got {quoted(raw, 60)}") from None
 
 
 def _coerce_watch(raw: str) -> list[dict[str, Any]]:
