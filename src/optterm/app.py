@@ -109,12 +109,27 @@ def _instrument_master(engine: Engine) -> Any:
 
 class _News(Listener):
     """The runner's news for the app, from the engine's thread: each item is a change to make on
-    the app's thread, queued in order; the app is woken with a replaceable EngineNews."""
+    the app's thread, queued in order; the app is woken with a replaceable EngineNews. The
+    engine may start before the app runs (run_tui): news then waits in the queue until the app
+    attaches, on mount."""
 
-    def __init__(self, app: OpttermApp) -> None:
-        self._app = app
+    def __init__(self) -> None:
+        self._app: OpttermApp | None = None
         self._lock = threading.Lock()
         self._queue: deque[Callable[[], None]] = deque()
+
+    @property
+    def app(self) -> OpttermApp:
+        assert self._app is not None, "news is only applied once the app has attached"
+        return self._app
+
+    def attach(self, app: OpttermApp) -> None:
+        """Deliver news to `app` (running) from now on, and what came before now."""
+        with self._lock:
+            self._app = app
+            waiting = bool(self._queue)
+        if waiting:
+            app.post_message(EngineNews())
 
     def take(self) -> list[Callable[[], None]]:
         with self._lock:
@@ -125,7 +140,13 @@ class _News(Listener):
     def _send(self, change: Callable[[], None]) -> None:
         with self._lock:
             self._queue.append(change)
-        self._app.post_message(EngineNews())
+            app = self._app
+        if app is not None:
+            app.post_message(EngineNews())
+
+    def alert(self, item: Any) -> None:
+        """In-app delivery of an alert (the dispatcher's "app" channel), as a toast."""
+        self._send(lambda: self.app.alert_toast(item.title, item.body))
 
     def store_opened(self, store: Store | None) -> None:
         from optterm.engine.loopproxy import LoopProxy
@@ -133,28 +154,28 @@ class _News(Listener):
         shared = None
         if store is not None:
             shared = cast("Store", LoopProxy(store, asyncio.get_running_loop(), _store_gone))
-        self._send(lambda: self._app._set_store(shared))
+        self._send(lambda: self.app._set_store(shared))
 
     def following(self, follower: Follower) -> None:
-        self._send(lambda: self._app._set_role(follower, None))
+        self._send(lambda: self.app._set_role(follower, None))
 
     def polling(self, engine: Engine) -> None:
         master = _instrument_master(engine)
         symbols = tuple(engine.poller.provider.symbols())
-        self._send(lambda: self._app._set_role(None, master, symbols))
+        self._send(lambda: self.app._set_role(None, master, symbols))
 
     def tick(self, tick: Tick) -> None:
-        self._send(lambda: self._app._take_tick(tick))
+        self._send(lambda: self.app._take_tick(tick))
 
     def daemon_gone(self) -> None:
-        self._send(self._app._say_daemon_gone)
+        self._send(lambda: self.app._say_daemon_gone())
 
     def lease_lost(self, message: str) -> None:
-        self._send(lambda: self._app._engine_stopped(message))
+        self._send(lambda: self.app._engine_stopped(message))
 
     def exited(self, lost: str | None, error: BaseException | None) -> None:
         if error is not None:
-            self._send(lambda: self._app._engine_stopped(str(error) or type(error).__name__))
+            self._send(lambda: self.app._engine_stopped(str(error) or type(error).__name__))
 
 
 class OpttermApp(App[int]):
@@ -181,12 +202,15 @@ class OpttermApp(App[int]):
         start_engine: bool = True,
         runner_options: Mapping[str, Any] | None = None,
         freeze_heap: bool = False,
+        engine: EngineThread | None = None,
     ) -> None:
         """`start_engine=False` leaves the engine out (tests drive ticks through `apply_tick`);
         `runner_options` go to the Runner (tests inject a provider, `sleep`, `cadence`).
         `freeze_heap` (the real program) moves everything alive once the first chain is on
         screen out of the garbage collector's sight: a full collection then scans only what
-        came later, and stops both threads for milliseconds instead of a tenth of a second."""
+        came later, and stops both threads for milliseconds instead of a tenth of a second.
+        `engine`: one already started (run_tui, see `start_engine_early`), whose news the app
+        takes from mount on."""
         super().__init__()
         self.settings = settings
         self.store_history = store_history
@@ -194,8 +218,8 @@ class OpttermApp(App[int]):
         self.start_engine = start_engine
         self.runner_options = dict(runner_options or {})
         self.freeze_heap = freeze_heap
-        self.engine: EngineThread | None = None
-        self._news = _News(self)
+        self.engine: EngineThread | None = engine
+        self._news = cast("_News", engine.runner.listener) if engine is not None else _News()
         # Set on every tick handled; lets tests wait on data, not on time.
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
@@ -210,7 +234,8 @@ class OpttermApp(App[int]):
             factory = functools.partial(_build, path, self.state)
             self.install_screen(cast("Screen[Any]", factory), name=name)
         self.push_screen("dashboard")
-        if self.start_engine:
+        self._news.attach(self)
+        if self.start_engine and self.engine is None:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
         self.check_holidays()
@@ -545,16 +570,57 @@ def run_tui(opts: CliOptions) -> int:
 
     settings = load(opts)
     # Fail before taking over the screen, with the same messages and exit codes as other commands.
-    asyncio.run(_preflight(settings))
+    engine = start_engine_early(settings)
     configure_logging(
         settings.log.level,
         settings.log.format,
         file=paths.log_dir() / "optterm.log",
         file_mode=settings.store.files,
     )
-    code = OpttermApp(settings, freeze_heap=True).run() or 0
+    code = OpttermApp(settings, freeze_heap=True, engine=engine).run() or 0
     _leave(code)
     return code  # not reached
+
+
+def start_engine_early(settings: Settings) -> EngineThread:
+    """The engine, started before the app is built: its pre-flight (the store opened, the
+    provider built, the watched symbols resolved: engine/runner.py) must pass before the TUI
+    takes over the screen, and it is the engine's own start, done once. Its first fetch then
+    runs while the dashboard is built. Raises what the pre-flight raised, the engine stopped."""
+    from optterm.engine.runner import Runner
+    from optterm.engine.thread import EngineThread
+
+    news = _News()
+    ready = threading.Event()
+    failed: list[BaseException] = []
+
+    def on_ready(error: BaseException | None) -> None:
+        if error is not None:
+            failed.append(error)
+        ready.set()
+
+    def on_exit(lost: str | None, error: BaseException | None) -> None:
+        news.exited(lost, error)
+        ready.set()  # never leave the wait below hanging, however the run ended
+
+    runner = Runner(
+        settings,
+        role="auto",
+        listener=news,
+        app_sink=news.alert,
+        now=utc_now,
+        quick_stop=True,
+        on_ready=on_ready,
+    )
+    engine = EngineThread(runner, on_exit=on_exit)
+    engine.start()
+    # The dashboard's module is imported meanwhile: the app needs it first thing.
+    _load(SCREENS_BY_KEY["dashboard"])
+    ready.wait()
+    if failed:
+        engine.join()
+        raise failed[0]
+    return engine
 
 
 def _leave(code: int) -> None:
@@ -570,16 +636,3 @@ def _leave(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
-
-
-async def _preflight(settings: Settings) -> None:
-    from optterm.engine.compose import make_poller, open_configured_store
-    from optterm.providers.factory import build_provider
-
-    store = await open_configured_store(settings)
-    provider = build_provider(settings)
-    try:
-        await make_poller(settings, provider, None).resolve()
-    finally:
-        await provider.close()
-        await store.close()
