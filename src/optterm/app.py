@@ -13,11 +13,8 @@ they read (`state.store`) runs every call on the engine's loop (engine/loopproxy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -27,21 +24,19 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
+from optterm.appengine import AppNews
 from optterm.engine.events import Tick
-from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
 from optterm.market import utc_now
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.config import Settings
-    from optterm.engine.compose import CliOptions
-    from optterm.engine.engine import Engine
     from optterm.engine.follower import Follower
     from optterm.engine.thread import EngineThread
     from optterm.store import Store
 
-__all__ = ["OpttermApp", "run_tui"]
+__all__ = ["OpttermApp"]
 
 log = logging.getLogger("optterm.app")
 
@@ -90,94 +85,6 @@ class AlertToast(Message):
         self.body = body
 
 
-def _store_gone() -> Exception:
-    from optterm.store.errors import StoreError
-
-    return StoreError("The store is closed: the engine has stopped.")
-
-
-def _instrument_master(engine: Engine) -> Any:
-    """Angel One's instrument master, when that provider is configured (shown while it loads)."""
-    from optterm.providers.base import HasMaster, members
-
-    master = None
-    for p in members(engine.poller.provider):
-        if isinstance(p, HasMaster):
-            master = p.master
-    return master
-
-
-class _News(Listener):
-    """The runner's news for the app, from the engine's thread: each item is a change to make on
-    the app's thread, queued in order; the app is woken with a replaceable EngineNews. The
-    engine may start before the app runs (run_tui): news then waits in the queue until the app
-    attaches, on mount."""
-
-    def __init__(self) -> None:
-        self._app: OpttermApp | None = None
-        self._lock = threading.Lock()
-        self._queue: deque[Callable[[], None]] = deque()
-
-    @property
-    def app(self) -> OpttermApp:
-        assert self._app is not None, "news is only applied once the app has attached"
-        return self._app
-
-    def attach(self, app: OpttermApp) -> None:
-        """Deliver news to `app` (running) from now on, and what came before now."""
-        with self._lock:
-            self._app = app
-            waiting = bool(self._queue)
-        if waiting:
-            app.post_message(EngineNews())
-
-    def take(self) -> list[Callable[[], None]]:
-        with self._lock:
-            news = list(self._queue)
-            self._queue.clear()
-        return news
-
-    def _send(self, change: Callable[[], None]) -> None:
-        with self._lock:
-            self._queue.append(change)
-            app = self._app
-        if app is not None:
-            app.post_message(EngineNews())
-
-    def alert(self, item: Any) -> None:
-        """In-app delivery of an alert (the dispatcher's "app" channel), as a toast."""
-        self._send(lambda: self.app.alert_toast(item.title, item.body))
-
-    def store_opened(self, store: Store | None) -> None:
-        from optterm.engine.loopproxy import LoopProxy
-
-        shared = None
-        if store is not None:
-            shared = cast("Store", LoopProxy(store, asyncio.get_running_loop(), _store_gone))
-        self._send(lambda: self.app._set_store(shared))
-
-    def following(self, follower: Follower) -> None:
-        self._send(lambda: self.app._set_role(follower, None))
-
-    def polling(self, engine: Engine) -> None:
-        master = _instrument_master(engine)
-        symbols = tuple(engine.poller.provider.symbols())
-        self._send(lambda: self.app._set_role(None, master, symbols))
-
-    def tick(self, tick: Tick) -> None:
-        self._send(lambda: self.app._take_tick(tick))
-
-    def daemon_gone(self) -> None:
-        self._send(lambda: self.app._say_daemon_gone())
-
-    def lease_lost(self, message: str) -> None:
-        self._send(lambda: self.app._engine_stopped(message))
-
-    def exited(self, lost: str | None, error: BaseException | None) -> None:
-        if error is not None:
-            self._send(lambda: self.app._engine_stopped(str(error) or type(error).__name__))
-
-
 class OpttermApp(App[int]):
     TITLE = "optterm"
     BINDINGS: ClassVar = [
@@ -209,8 +116,8 @@ class OpttermApp(App[int]):
         `freeze_heap` (the real program) moves everything alive once the first chain is on
         screen out of the garbage collector's sight: a full collection then scans only what
         came later, and stops both threads for milliseconds instead of a tenth of a second.
-        `engine`: one already started (run_tui, see `start_engine_early`), whose news the app
-        takes from mount on."""
+        `engine`: one already started (appengine.py: run_tui), whose news the app takes
+        from mount on."""
         super().__init__()
         self.settings = settings
         self.store_history = store_history
@@ -219,7 +126,7 @@ class OpttermApp(App[int]):
         self.runner_options = dict(runner_options or {})
         self.freeze_heap = freeze_heap
         self.engine: EngineThread | None = engine
-        self._news = cast("_News", engine.runner.listener) if engine is not None else _News()
+        self._news = cast("AppNews", engine.runner.listener) if engine is not None else AppNews()
         # Set on every tick handled; lets tests wait on data, not on time.
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
@@ -234,7 +141,7 @@ class OpttermApp(App[int]):
             factory = functools.partial(_build, path, self.state)
             self.install_screen(cast("Screen[Any]", factory), name=name)
         self.push_screen("dashboard")
-        self._news.attach(self)
+        self._news.attach(self, lambda: self.post_message(EngineNews()))
         if self.start_engine and self.engine is None:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
@@ -431,7 +338,8 @@ class OpttermApp(App[int]):
         target = os.environ.get("OPTTERM_TEST_PAINT_FILE")
         if target:
             with open(target, "w", encoding="ascii") as f:
-                f.write(f"{time.time():.6f}\n")
+                # When (wall clock), and the process's CPU time so far (every thread's).
+                f.write(f"{time.time():.6f} {time.process_time():.6f}\n")
 
     def _visible_screens(self) -> list[Screen[Any]]:
         """The screens in view, bottom first: the top one and, while it is a modal (the alert
@@ -561,78 +469,3 @@ class OpttermApp(App[int]):
     def _on_dashboard(self, dash: Screen[Any], action: str) -> None:
         self.action_show("dashboard")
         self.call_after_refresh(lambda: dash.run_action(action))
-
-
-def run_tui(opts: CliOptions) -> int:
-    from optterm.engine.compose import load
-    from optterm.infra import paths
-    from optterm.infra.logs import configure_logging
-
-    settings = load(opts)
-    # Fail before taking over the screen, with the same messages and exit codes as other commands.
-    engine = start_engine_early(settings)
-    configure_logging(
-        settings.log.level,
-        settings.log.format,
-        file=paths.log_dir() / "optterm.log",
-        file_mode=settings.store.files,
-    )
-    code = OpttermApp(settings, freeze_heap=True, engine=engine).run() or 0
-    _leave(code)
-    return code  # not reached
-
-
-def start_engine_early(settings: Settings) -> EngineThread:
-    """The engine, started before the app is built: its pre-flight (the store opened, the
-    provider built, the watched symbols resolved: engine/runner.py) must pass before the TUI
-    takes over the screen, and it is the engine's own start, done once. Its first fetch then
-    runs while the dashboard is built. Raises what the pre-flight raised, the engine stopped."""
-    from optterm.engine.runner import Runner
-    from optterm.engine.thread import EngineThread
-
-    news = _News()
-    ready = threading.Event()
-    failed: list[BaseException] = []
-
-    def on_ready(error: BaseException | None) -> None:
-        if error is not None:
-            failed.append(error)
-        ready.set()
-
-    def on_exit(lost: str | None, error: BaseException | None) -> None:
-        news.exited(lost, error)
-        ready.set()  # never leave the wait below hanging, however the run ended
-
-    runner = Runner(
-        settings,
-        role="auto",
-        listener=news,
-        app_sink=news.alert,
-        now=utc_now,
-        quick_stop=True,
-        on_ready=on_ready,
-    )
-    engine = EngineThread(runner, on_exit=on_exit)
-    engine.start()
-    # The dashboard's module is imported meanwhile: the app needs it first thing.
-    _load(SCREENS_BY_KEY["dashboard"])
-    ready.wait()
-    if failed:
-        engine.join()
-        raise failed[0]
-    return engine
-
-
-def _leave(code: int) -> None:
-    """End the process now that the app has quit. By then the engine has stopped (store closed,
-    lease released) and the terminal is the shell's again; all that is left is the interpreter
-    freeing a heap of chains and widgets one object at a time, a tenth of a second or more the
-    operating system does at once. So: flush the logs and the streams, and exit."""
-    import os
-    import sys
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)

@@ -42,7 +42,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from optterm.engine.scheduler import Scheduler
 from optterm.engine.waits import wait_any
 from optterm.market import OiInterval
 from optterm.store.errors import StoreError
@@ -292,6 +291,7 @@ class Runner:
         """Build the engine, take the lease, poll until halted. Returns why the lease was lost,
         HELD (role auto: someone else polls), or None after a stop."""
         from optterm.engine.compose import make_engine
+        from optterm.engine.scheduler import Scheduler
 
         # The pre-flight's provider serves the first term; a later one builds its own.
         provider, self._provider = self._provider or self._build_provider(), None
