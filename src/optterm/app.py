@@ -45,6 +45,10 @@ log = logging.getLogger("optterm.app")
 # rather than leave its notification "delivery unknown".
 QUIT_MARGIN_S = 3.0
 
+# At most this long after mount the cyclic garbage collector runs again, even with no chain
+# painted yet (it is off during start-up: appengine.py, run_tui).
+STARTUP_GC_OFF_S = 15.0
+
 # Installed once and kept (their state survives switching); history is built per visit. Each is
 # built (its module imported) on its first visit: before the first chain is painted only the
 # dashboard is needed.
@@ -145,6 +149,11 @@ class OpttermApp(App[int]):
         if self.start_engine and self.engine is None:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
+        if self.freeze_heap:
+            # Collection is off until the first chain is painted (appengine.py: run_tui); with
+            # no chain by then (following a daemon that has written nothing yet, every provider
+            # failing), it comes back on anyway.
+            self.set_timer(STARTUP_GC_OFF_S, self._collect_again)
         self.check_holidays()
 
     def check_holidays(self) -> None:
@@ -325,6 +334,11 @@ class OpttermApp(App[int]):
             self.call_after_refresh(self._first_paint)
         self._fresh_ticks = True
 
+    def _collect_again(self) -> None:
+        import gc
+
+        gc.enable()
+
     def _first_paint(self) -> None:
         """Start-up is over: freeze the heap (see __init__), and, for tests and benchmarks, note
         when the first chain reached the screen."""
@@ -334,6 +348,7 @@ class OpttermApp(App[int]):
 
         if self.freeze_heap:
             gc.freeze()
+            gc.enable()  # off since start-up (appengine.py: run_tui)
 
         target = os.environ.get("OPTTERM_TEST_PAINT_FILE")
         if target:
