@@ -13,11 +13,8 @@ they read (`state.store`) runs every call on the engine's loop (engine/loopproxy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -27,21 +24,19 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
+from optterm.appengine import AppNews
 from optterm.engine.events import Tick
-from optterm.engine.runner import Listener
 from optterm.engine.state import EngineState
 from optterm.market import utc_now
 from optterm.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from optterm.config import Settings
-    from optterm.engine.compose import CliOptions
-    from optterm.engine.engine import Engine
     from optterm.engine.follower import Follower
     from optterm.engine.thread import EngineThread
     from optterm.store import Store
 
-__all__ = ["OpttermApp", "run_tui"]
+__all__ = ["OpttermApp"]
 
 log = logging.getLogger("optterm.app")
 
@@ -49,6 +44,10 @@ log = logging.getLogger("optterm.app")
 # stops at once (engine/runner.py, quick_stop) unless a send is in flight, which it lets finish
 # rather than leave its notification "delivery unknown".
 QUIT_MARGIN_S = 3.0
+
+# At most this long after mount the cyclic garbage collector runs again, even with no chain
+# painted yet (it is off during start-up: appengine.py, run_tui).
+STARTUP_GC_OFF_S = 15.0
 
 # Installed once and kept (their state survives switching); history is built per visit. Each is
 # built (its module imported) on its first visit: before the first chain is painted only the
@@ -90,73 +89,6 @@ class AlertToast(Message):
         self.body = body
 
 
-def _store_gone() -> Exception:
-    from optterm.store.errors import StoreError
-
-    return StoreError("The store is closed: the engine has stopped.")
-
-
-def _instrument_master(engine: Engine) -> Any:
-    """Angel One's instrument master, when that provider is configured (shown while it loads)."""
-    from optterm.providers.base import HasMaster, members
-
-    master = None
-    for p in members(engine.poller.provider):
-        if isinstance(p, HasMaster):
-            master = p.master
-    return master
-
-
-class _News(Listener):
-    """The runner's news for the app, from the engine's thread: each item is a change to make on
-    the app's thread, queued in order; the app is woken with a replaceable EngineNews."""
-
-    def __init__(self, app: OpttermApp) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-        self._queue: deque[Callable[[], None]] = deque()
-
-    def take(self) -> list[Callable[[], None]]:
-        with self._lock:
-            news = list(self._queue)
-            self._queue.clear()
-        return news
-
-    def _send(self, change: Callable[[], None]) -> None:
-        with self._lock:
-            self._queue.append(change)
-        self._app.post_message(EngineNews())
-
-    def store_opened(self, store: Store | None) -> None:
-        from optterm.engine.loopproxy import LoopProxy
-
-        shared = None
-        if store is not None:
-            shared = cast("Store", LoopProxy(store, asyncio.get_running_loop(), _store_gone))
-        self._send(lambda: self._app._set_store(shared))
-
-    def following(self, follower: Follower) -> None:
-        self._send(lambda: self._app._set_role(follower, None))
-
-    def polling(self, engine: Engine) -> None:
-        master = _instrument_master(engine)
-        symbols = tuple(engine.poller.provider.symbols())
-        self._send(lambda: self._app._set_role(None, master, symbols))
-
-    def tick(self, tick: Tick) -> None:
-        self._send(lambda: self._app._take_tick(tick))
-
-    def daemon_gone(self) -> None:
-        self._send(self._app._say_daemon_gone)
-
-    def lease_lost(self, message: str) -> None:
-        self._send(lambda: self._app._engine_stopped(message))
-
-    def exited(self, lost: str | None, error: BaseException | None) -> None:
-        if error is not None:
-            self._send(lambda: self._app._engine_stopped(str(error) or type(error).__name__))
-
-
 class OpttermApp(App[int]):
     TITLE = "optterm"
     BINDINGS: ClassVar = [
@@ -181,12 +113,15 @@ class OpttermApp(App[int]):
         start_engine: bool = True,
         runner_options: Mapping[str, Any] | None = None,
         freeze_heap: bool = False,
+        engine: EngineThread | None = None,
     ) -> None:
         """`start_engine=False` leaves the engine out (tests drive ticks through `apply_tick`);
         `runner_options` go to the Runner (tests inject a provider, `sleep`, `cadence`).
         `freeze_heap` (the real program) moves everything alive once the first chain is on
         screen out of the garbage collector's sight: a full collection then scans only what
-        came later, and stops both threads for milliseconds instead of a tenth of a second."""
+        came later, and stops both threads for milliseconds instead of a tenth of a second.
+        `engine`: one already started (appengine.py: run_tui), whose news the app takes
+        from mount on."""
         super().__init__()
         self.settings = settings
         self.store_history = store_history
@@ -194,8 +129,8 @@ class OpttermApp(App[int]):
         self.start_engine = start_engine
         self.runner_options = dict(runner_options or {})
         self.freeze_heap = freeze_heap
-        self.engine: EngineThread | None = None
-        self._news = _News(self)
+        self.engine: EngineThread | None = engine
+        self._news = cast("AppNews", engine.runner.listener) if engine is not None else AppNews()
         # Set on every tick handled; lets tests wait on data, not on time.
         self.ticked = asyncio.Event()
         self.first_chain = asyncio.Event()
@@ -210,9 +145,15 @@ class OpttermApp(App[int]):
             factory = functools.partial(_build, path, self.state)
             self.install_screen(cast("Screen[Any]", factory), name=name)
         self.push_screen("dashboard")
-        if self.start_engine:
+        self._news.attach(self, lambda: self.post_message(EngineNews()))
+        if self.start_engine and self.engine is None:
             self._start_engine()
         self.set_interval(1.0, self.refresh_status)
+        if self.freeze_heap:
+            # Collection is off until the first chain is painted (appengine.py: run_tui); with
+            # no chain by then (following a daemon that has written nothing yet, every provider
+            # failing), it comes back on anyway.
+            self.set_timer(STARTUP_GC_OFF_S, self._collect_again)
         self.check_holidays()
 
     def check_holidays(self) -> None:
@@ -393,6 +334,11 @@ class OpttermApp(App[int]):
             self.call_after_refresh(self._first_paint)
         self._fresh_ticks = True
 
+    def _collect_again(self) -> None:
+        import gc
+
+        gc.enable()
+
     def _first_paint(self) -> None:
         """Start-up is over: freeze the heap (see __init__), and, for tests and benchmarks, note
         when the first chain reached the screen."""
@@ -402,11 +348,13 @@ class OpttermApp(App[int]):
 
         if self.freeze_heap:
             gc.freeze()
+            gc.enable()  # off since start-up (appengine.py: run_tui)
 
         target = os.environ.get("OPTTERM_TEST_PAINT_FILE")
         if target:
             with open(target, "w", encoding="ascii") as f:
-                f.write(f"{time.time():.6f}\n")
+                # When (wall clock), and the process's CPU time so far (every thread's).
+                f.write(f"{time.time():.6f} {time.process_time():.6f}\n")
 
     def _visible_screens(self) -> list[Screen[Any]]:
         """The screens in view, bottom first: the top one and, while it is a modal (the alert
@@ -536,50 +484,3 @@ class OpttermApp(App[int]):
     def _on_dashboard(self, dash: Screen[Any], action: str) -> None:
         self.action_show("dashboard")
         self.call_after_refresh(lambda: dash.run_action(action))
-
-
-def run_tui(opts: CliOptions) -> int:
-    from optterm.engine.compose import load
-    from optterm.infra import paths
-    from optterm.infra.logs import configure_logging
-
-    settings = load(opts)
-    # Fail before taking over the screen, with the same messages and exit codes as other commands.
-    asyncio.run(_preflight(settings))
-    configure_logging(
-        settings.log.level,
-        settings.log.format,
-        file=paths.log_dir() / "optterm.log",
-        file_mode=settings.store.files,
-    )
-    code = OpttermApp(settings, freeze_heap=True).run() or 0
-    _leave(code)
-    return code  # not reached
-
-
-def _leave(code: int) -> None:
-    """End the process now that the app has quit. By then the engine has stopped (store closed,
-    lease released) and the terminal is the shell's again; all that is left is the interpreter
-    freeing a heap of chains and widgets one object at a time, a tenth of a second or more the
-    operating system does at once. So: flush the logs and the streams, and exit."""
-    import os
-    import sys
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
-
-
-async def _preflight(settings: Settings) -> None:
-    from optterm.engine.compose import make_poller, open_configured_store
-    from optterm.providers.factory import build_provider
-
-    store = await open_configured_store(settings)
-    provider = build_provider(settings)
-    try:
-        await make_poller(settings, provider, None).resolve()
-    finally:
-        await provider.close()
-        await store.close()

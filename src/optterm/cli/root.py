@@ -110,7 +110,7 @@ def root(
     opts.set("OPTTERM_LOG_LEVEL", "--log-level", log_level)
     ctx.obj = opts
     if ctx.invoked_subcommand is None:
-        from optterm.app import run_tui  # the only way into the TUI, so only here
+        from optterm.appengine import run_tui  # the only way into the TUI, so only here
 
         raise typer.Exit(run_tui(ctx.obj))
 

@@ -42,7 +42,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from optterm.engine.scheduler import Scheduler
 from optterm.engine.waits import wait_any
 from optterm.market import OiInterval
 from optterm.store.errors import StoreError
@@ -142,7 +141,7 @@ class Runner:
     replaces the scheduler's wait; `provider_factory` builds the providers (tests inject clocks
     through these). `cadence` overrides `paced_by_market`. `log` names the logger of the
     lifecycle's lines (serve keeps its own: operators grep them). `quick_stop`: the TUI's
-    instant stop (module docstring)."""
+    instant stop (module docstring). `on_ready` (the TUI) asks for a pre-flight: see `run`."""
 
     def __init__(
         self,
@@ -158,6 +157,7 @@ class Runner:
         provider_factory: Callable[[Settings], Provider] | None = None,
         log: logging.Logger | None = None,
         quick_stop: bool = False,
+        on_ready: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self.settings = settings
         self.role = role
@@ -170,6 +170,8 @@ class Runner:
         self.provider_factory = provider_factory
         self.log = log or logging.getLogger("optterm.runner")
         self.quick_stop = quick_stop
+        self.on_ready = on_ready
+        self._provider: Provider | None = None  # built by the pre-flight, for the first term
         self.store: Store | None = None
         self.engine: Engine | None = None  # while polling
         self.follower: Follower | None = None  # while following
@@ -215,10 +217,24 @@ class Runner:
             self.log.exception("could not redo ΔOI and buildups over %s", interval)
 
     async def run(self, stop: asyncio.Event) -> str | None:
-        """Run until `stop` is set (None) or the lease is lost outside role `standby` (why)."""
+        """Run until `stop` is set (None) or the lease is lost outside role `standby` (why).
+
+        With `on_ready`, the run starts with a pre-flight: the store opened, the provider built
+        and the watched symbols resolved, then `on_ready(None)`; or, if any of it fails,
+        `on_ready(error)` and the run ends there (None), everything closed. The TUI waits for it
+        before taking over the screen, so a bad store or config is one line and exit 2, while the
+        store and provider it opened are the ones the engine then runs on (opened once)."""
         from optterm.engine.compose import open_configured_store
 
-        store = await open_configured_store(self.settings) if self.history else None
+        if self.on_ready is not None:
+            store = await self._preflight(self.on_ready)
+            if store is None:
+                return None
+            if not self.history:  # checked like any run's, kept by none
+                await store.close()
+                store = None
+        else:
+            store = await open_configured_store(self.settings) if self.history else None
         self.store = store
         self.listener.store_opened(store)
         try:
@@ -240,8 +256,34 @@ class Runner:
         finally:
             self.store = None
             self.listener.store_opened(None)
+            await self._close_spare_provider()
             if store is not None:
                 await store.close()
+
+    async def _preflight(self, on_ready: Callable[[BaseException | None], None]) -> Store | None:
+        """What the TUI checks before it starts (see `run`): the store (always opened here, as
+        every TUI run keeps history), then the provider and the watched symbols. The store, or
+        None after telling `on_ready` what failed."""
+        from optterm.engine.compose import make_poller, open_configured_store
+
+        store: Store | None = None
+        try:
+            store = await open_configured_store(self.settings)
+            self._provider = self._build_provider()
+            await make_poller(self.settings, self._provider, None).resolve()
+        except Exception as exc:
+            await self._close_spare_provider()
+            if store is not None:
+                await store.close()
+            on_ready(exc)
+            return None
+        on_ready(None)
+        return store
+
+    async def _close_spare_provider(self) -> None:
+        provider, self._provider = self._provider, None
+        if provider is not None:
+            await provider.close()
 
     # ------------------------------------------------------------------------------ polling
 
@@ -249,8 +291,10 @@ class Runner:
         """Build the engine, take the lease, poll until halted. Returns why the lease was lost,
         HELD (role auto: someone else polls), or None after a stop."""
         from optterm.engine.compose import make_engine
+        from optterm.engine.scheduler import Scheduler
 
-        provider = self._build_provider()
+        # The pre-flight's provider serves the first term; a later one builds its own.
+        provider, self._provider = self._provider or self._build_provider(), None
         try:
             engine = make_engine(
                 self.settings, provider, store, app_sink=self.app_sink, now=self.now
