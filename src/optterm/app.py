@@ -61,7 +61,7 @@ SCREENS_BY_KEY = {
 }
 
 
-def _load(path: str) -> Any:
+def load_target(path: str) -> Any:
     import importlib
 
     module, _, name = path.partition(":")
@@ -69,7 +69,7 @@ def _load(path: str) -> Any:
 
 
 def _build(path: str, state: EngineState) -> Screen[Any]:
-    return cast("Screen[Any]", _load(path)(state))
+    return cast("Screen[Any]", load_target(path)(state))
 
 
 class EngineNews(Message):

@@ -187,9 +187,9 @@ def start_engine_early(settings: Settings) -> EngineThread:
     engine = EngineThread(runner, on_exit=on_exit)
     engine.start()
     # Meanwhile, what the app needs first: Textual, the app and the dashboard's module.
-    from optterm.app import SCREENS_BY_KEY, _load
+    from optterm.app import SCREENS_BY_KEY, load_target
 
-    _load(SCREENS_BY_KEY["dashboard"])
+    load_target(SCREENS_BY_KEY["dashboard"])
     ready.wait()
     if failed:
         engine.join()
