@@ -101,6 +101,51 @@ async def test_the_window_decodes_each_snapshot_once_while_stepping(tmp_path: Pa
         await rec.store.close()
 
 
+async def test_a_window_reading_ahead_decodes_batches_equal_to_one_by_one(tmp_path: Path) -> None:
+    rec = await record(tmp_path, ticks=40, rules=False)
+    try:
+        end = OPEN + timedelta(days=1)
+        w = await SnapshotWindow.open(rec.store, "NIFTY", rec.expiry, OPEN, end, radius=3)
+        w.ahead = 6
+        for i in range(40):
+            snap = await w.get(i)
+            live = rec.ticks[i].updates[0].snapshot
+            assert snap.provider_ts == live.provider_ts
+            assert _same_arrays(snap.strikes, live.strikes)
+            for side in ("ce", "pe"):
+                for f in LEG_FIELDS:
+                    got, want = getattr(getattr(snap, side), f), getattr(getattr(live, side), f)
+                    assert _same_arrays(got, want), (i, side, f)
+        assert (w.reads, w.decodes) == (7, 40)  # 6 at a time, each decoded once
+        w.ahead = 0
+        await w.get(30)  # going back past the radius: that one alone, read and decoded again
+        assert (w.reads, w.decodes) == (8, 41)
+    finally:
+        await rec.store.close()
+
+
+@pytest.mark.slow
+async def test_a_headless_run_equals_the_live_run_tick_by_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A few points per batch read: the day crosses many of them.
+    monkeypatch.setattr("optterm.engine.replay.session._AHEAD", 7)
+    rec = await record(tmp_path, ticks=80)
+    try:
+        replay = await Replay.open(rec.store, rec.settings, DAY)
+        seen: list[Tick] = []
+        events = await replay.run(on_tick=seen.append)
+        assert events.ticks == len(seen) == len(rec.ticks)
+        for live, replayed in zip(rec.ticks, seen, strict=True):
+            _assert_tick_equal(live, replayed)
+        assert events.alerts, "the rules must fire"
+        (w,) = replay.windows.values()
+        assert (w.reads, w.decodes) == (12, 80)
+        assert w.ahead == 0  # stepping afterwards reads as a viewer does again
+    finally:
+        await rec.store.close()
+
+
 @pytest.mark.slow
 async def test_a_jump_shows_what_the_live_engine_showed_then(tmp_path: Path) -> None:
     rec = await record(tmp_path, ticks=60)

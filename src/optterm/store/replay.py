@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, exists, select
 
-from optterm.model import ChainSnapshot, Feed
-from optterm.store.codec import decode_chain
+from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
+from optterm.store.codec import decode_chain, decode_many
 from optterm.store.context import context_fields
 from optterm.store.errors import CodecError
 from optterm.store.schema import chains, snapshots
-from optterm.store.snapshots import HEAD_COLUMNS, unreadable
+from optterm.store.snapshots import BATCH_COLUMNS, HEAD_COLUMNS, unreadable
 from optterm.store.timecodec import from_us, to_us
 
 if TYPE_CHECKING:
@@ -63,6 +63,29 @@ def _decode(row: Row[*tuple[Any, ...]], url: str) -> ChainSnapshot:
         strikes, ce, pe = decode_chain(row.data)
     except CodecError as err:
         raise unreadable(row.id, f"{row.symbol} {row.expiry}", row.provider_ts, url, err) from None
+    return _build(row, strikes, ce, pe)
+
+
+def _decode_rows(rows: Sequence[Row[*tuple[Any, ...]]], url: str) -> list[ChainSnapshot]:
+    """`_decode` of each row, the blobs decoded together (codec.decode_many: one numpy pass
+    per byte plane for all of them, a fraction of decoding them one by one)."""
+    try:
+        counts, cols = decode_many([r.data for r in rows], BATCH_COLUMNS)
+    except CodecError:
+        for r in rows:  # which one: its own decode raises the error naming it
+            _decode(r, url)
+        raise
+    out, lo = [], 0
+    for row, n in zip(rows, counts.tolist(), strict=True):
+        part = slice(lo, lo + n)
+        lo += n
+        ce = Legs(*(cols[f"ce_{f}"][part] for f in LEG_FIELDS))
+        pe = Legs(*(cols[f"pe_{f}"][part] for f in LEG_FIELDS))
+        out.append(_build(row, cols["strike"][part], ce, pe))
+    return out
+
+
+def _build(row: Row[*tuple[Any, ...]], strikes: Any, ce: Legs, pe: Legs) -> ChainSnapshot:
     return ChainSnapshot(
         symbol=row.symbol,
         expiry=row.expiry,
@@ -189,15 +212,22 @@ class SnapshotWindow:
     `times` is the axis (see ChainTimes); `get(i)` the i-th snapshot. Decoded snapshots within
     `radius` steps of the last one asked for are kept; raw rows are read `_BATCH` at a time
     ahead in the direction of travel.
+
+    `ahead` (0: off) is for playing through a range in order as fast as possible (a headless
+    replay): a read going forward then takes the next `ahead` rows and decodes them all at once
+    (`_decode_rows`), and what lies ahead of the cursor is kept until the cursor passes it. A
+    stepping viewer leaves it off, so no step pays for decoding what it may never show.
     """
 
     def __init__(self, store: Store, times: ChainTimes, radius: int = 50) -> None:
         self.store = store
         self.times = times
         self.radius = radius
+        self.ahead = 0
         self._raw: dict[int, Row[*tuple[Any, ...]]] = {}
         self._decoded: OrderedDict[int, ChainSnapshot] = OrderedDict()
         self._last = -1
+        self._evicted_at = -1
         self.decodes = 0  # how many blobs were decoded (tests check nothing is decoded twice)
         self.reads = 0  # how many batches were read
 
@@ -234,7 +264,12 @@ class SnapshotWindow:
         snap = self._decoded.get(i)
         if snap is not None:
             self._decoded.move_to_end(i)
+            self._evict(i)
             return snap
+        if self.ahead and forward:
+            await self._read_ahead(i)
+            self._evict(i)
+            return self._decoded[i]
         if i not in self._raw:
             await self._read(i, forward)
         row = self._raw.pop(i)
@@ -244,6 +279,21 @@ class SnapshotWindow:
         self._evict(i)
         return snap
 
+    async def _rows(self, span: Sequence[int]) -> dict[int, Row[*tuple[Any, ...]]]:
+        """The raw rows of the axis points `span`, by point, in one read."""
+        ids = {self.times.ids[j]: j for j in span}
+        what = f"Reading {self.times.symbol} {self.times.expiry} snapshots"
+        async with self.store.read_connection(what) as conn:
+            rows = (await conn.execute(select(*_ROW).where(snapshots.c.id.in_(list(ids))))).all()
+        self.reads += 1
+        return {ids[row.id]: row for row in rows}
+
+    def _purged(self, i: int) -> CodecError:
+        return CodecError(
+            f"Snapshot {self.times.ids[i]} of {self.times.symbol} {self.times.expiry} is no "
+            "longer stored (retention purged it); reopen the replay."
+        )
+
     async def _read(self, i: int, forward: bool) -> None:
         """Raw rows for `i` and the next few in the direction of travel (not yet held)."""
         span: Sequence[int] = (
@@ -252,22 +302,30 @@ class SnapshotWindow:
             else range(i, max(i - _BATCH, -1), -1)
         )
         want = [j for j in span if j not in self._decoded and j not in self._raw]
-        ids = {self.times.ids[j]: j for j in want}
-        what = f"Reading {self.times.symbol} {self.times.expiry} snapshots"
-        async with self.store.read_connection(what) as conn:
-            rows = (await conn.execute(select(*_ROW).where(snapshots.c.id.in_(list(ids))))).all()
-        self.reads += 1
-        for row in rows:
-            self._raw[ids[row.id]] = row
+        self._raw.update(await self._rows(want))
         if i not in self._raw:  # purged between reading the axis and now
-            raise CodecError(
-                f"Snapshot {self.times.ids[i]} of {self.times.symbol} {self.times.expiry} is no "
-                "longer stored (retention purged it); reopen the replay."
-            )
+            raise self._purged(i)
+
+    async def _read_ahead(self, i: int) -> None:
+        """`i` and the next `ahead` points not yet decoded, read and decoded together."""
+        span = range(i, min(i + self.ahead, len(self.times)))
+        want = [j for j in span if j not in self._decoded]
+        got = await self._rows([j for j in want if j not in self._raw])
+        got.update((j, self._raw.pop(j)) for j in want if j in self._raw)
+        if i not in got:  # purged between reading the axis and now
+            raise self._purged(i)
+        order = sorted(got)
+        snaps = _decode_rows([got[j] for j in order], self.store.url)
+        self._decoded.update(zip(order, snaps, strict=True))
+        self.decodes += len(order)
 
     def _evict(self, i: int) -> None:
-        far = [j for j in self._decoded if abs(j - i) > self.radius]
-        for j in far:
-            del self._decoded[j]
-        for j in [j for j in self._raw if abs(j - i) > self.radius]:
-            del self._raw[j]
+        """Drop what is more than `radius` points away (ahead of the cursor: more than
+        `ahead`, when that is further). Stepping one point at a time, the held points are only
+        looked over once there are more than that span holds: not at every step."""
+        lo, hi = i - self.radius, i + max(self.radius, self.ahead)
+        moved, self._evicted_at = abs(i - self._evicted_at) > 1, i
+        for held in (self._decoded, self._raw):
+            if held and (moved or len(held) > hi - lo + 1):
+                for j in [j for j in held if not lo <= j <= hi]:
+                    del held[j]
