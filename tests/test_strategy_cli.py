@@ -113,6 +113,23 @@ def test_text_prints_every_figure_and_the_model(home: Home) -> None:
     assert "Unlimited" not in text
 
 
+@pytest.mark.parametrize("columns", ["80", "100", "200"])
+def test_every_number_is_whole_at_any_width(home: Home, columns: str) -> None:
+    # Rich cut cells to fit ("-0.07…", "2026-1…"): columns that do not fit are left out whole
+    # and named instead.
+    out = run_cli(home, "strategy", "--template", "iron_condor", "NIFTY",
+                  env={**FROZEN, "COLUMNS": columns})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout
+    assert all(len(line) <= int(columns) for line in out.stdout.splitlines())
+    if columns == "80":
+        assert (
+            "Γ" in out.stdout and "not shown at 80 columns; --json has every figure" in out.stdout
+        )
+    if columns == "200":
+        assert "not shown" not in out.stdout
+
+
 def test_templates_are_listed(home: Home) -> None:
     out = run_cli(home, "strategy", "--templates", "--json")
     assert out.returncode == 0, out.stderr

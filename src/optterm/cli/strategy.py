@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -377,11 +378,32 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f} %"
 
 
+# The legs table's columns, each with its rank: the narrowest terminal keeps the lowest ranks.
+# A column that does not fit is left out whole (and named under the table) rather than cut: a
+# clipped "-0.07…" is a number the trader cannot read.
+LEG_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("leg", 0), ("expiry", 6), ("qty", 1), ("entry", 2), ("value", 8), ("IV %", 5),
+    ("Δ lots", 3), ("Δ ₹/1 %", 9), ("Γ", 10), ("Θ ₹/day", 4), ("V ₹/vol-pt", 7),
+)  # fmt: skip
+
+
+def _fit_columns(
+    columns: tuple[tuple[str, int], ...], fits: Callable[[list[int]], bool]
+) -> list[int]:
+    """The indices of the columns shown, in table order: every column, less the highest ranks
+    until `fits` says the table is within the terminal (the first column always stays)."""
+    shown = sorted(range(len(columns)), key=lambda i: columns[i][1])
+    while len(shown) > 1 and not fits(sorted(shown)):
+        shown.pop()
+    return sorted(shown)
+
+
 def _when(iso: str, tz: Any) -> str:
     return datetime.fromisoformat(iso).astimezone(tz).strftime("%d-%b %H:%M")
 
 
 def _print_text(doc: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -395,19 +417,17 @@ def _print_text(doc: dict[str, Any]) -> None:
         f"as of {_when(doc['as_of'], IST)} · {doc['provider']}{feed}",
         highlight=False,
     )
-    legs = Table(title="Legs", title_justify="left")
-    for col in ("leg", "expiry", "qty", "entry", "value", "IV %", "Δ lots", "Δ ₹/1 %", "Γ",
-                "Θ ₹/day", "V ₹/vol-pt"):  # fmt: skip
-        legs.add_column(col, justify="left" if col in ("leg", "expiry") else "right")
 
     def cell(v: float | None, fmt: str) -> str:
         return "" if v is None else format(v, fmt)
 
+    t = doc["greeks"]
+    rows: list[list[str]] = []
     for g in doc["legs"]:
-        what = "FUT" if g["strike"] is None else f"{g['strike']:g} {g['kind']}"
-        legs.add_row(
-            f"{'B' if g['lots'] > 0 else 'S'} {abs(g['lots'])}x {what}",
-            g["expiry"],
+        what = "FUT" if g["strike"] is None else f"{g['strike']:g}{g['kind']}"
+        rows.append([
+            f"{'B' if g['lots'] > 0 else 'S'}{abs(g['lots'])} {what}",
+            date.fromisoformat(g["expiry"][:10]).strftime("%d-%b-%y"),
             f"{g['quantity']:+,}",
             cell(g["entry"], ",.2f"),
             cell(g["value"], ",.2f"),
@@ -417,15 +437,35 @@ def _print_text(doc: dict[str, Any]) -> None:
             cell(g["gamma"], "+.5f"),
             cell(g["theta_per_day"], "+,.0f"),
             cell(g["vega_per_vol_pt"], "+,.0f"),
-        )
-    t = doc["greeks"]
-    legs.add_row(
-        "[b]total[/b]", "", "", "", "", "",
+        ])  # fmt: skip
+    rows.append([
+        "total", "", "", "", "", "",
         cell(t["delta_lots"], "+.3f"), cell(t["delta_rupees_per_pct"], "+,.0f"),
         cell(t["gamma"], "+.5f"), cell(t["theta_per_day"], "+,.0f"),
         cell(t["vega_per_vol_pt"], "+,.0f"),
-    )  # fmt: skip
-    out.print(legs)
+    ])  # fmt: skip
+
+    def legs_table(shown: list[int]) -> Table:
+        legs = Table(title="Legs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for i in shown:
+            name = LEG_COLUMNS[i][0]
+            legs.add_column(name, justify="left" if i < 2 else "right", no_wrap=True)
+        for row in rows:
+            legs.add_row(*(row[i] for i in shown))
+        return legs
+
+    def wide(legs: Table) -> int:
+        # Its natural width: measured against the terminal's, Rich reports no more than that.
+        return out.measure(legs, options=out.options.update_width(10_000)).maximum
+
+    shown = _fit_columns(LEG_COLUMNS, lambda shown: wide(legs_table(shown)) <= out.width)
+    out.print(legs_table(shown))
+    left_out = [LEG_COLUMNS[i][0] for i in range(len(LEG_COLUMNS)) if i not in shown]
+    if left_out:
+        out.print(
+            f"({', '.join(left_out)}: not shown at {out.width} columns; --json has every figure)",
+            highlight=False,
+        )
     prem = doc["net_premium"] or 0.0
     paid = "debit" if prem > 0 else "credit"
     bes = ", ".join(f"{b['spot']:,.2f} ({b['pct_from_spot']:+.2f} %)" for b in doc["breakevens"])
