@@ -50,6 +50,7 @@ def test_scan_csv_and_table(configured: Home):
     table = scan_cli(configured, "scan", "pcr_extreme", "--at", "12:00")
     assert table.returncode == 0, table.stderr
     assert "2 of 216 underlyings match" in table.stdout
+    assert "(SIMULATED via simulator)" in table.stdout  # never shown as if it were the market
     assert all(name in table.stdout for name in FLOWS["pcr_extreme"])
     none = scan_cli(configured, "scan", "scan indices where oi_spurt", "--at", "12:00")
     assert none.returncode == 0 and none.stdout.startswith("No underlying matches.")

@@ -144,7 +144,7 @@ def _print_table(run: ScanRun, tz: Any) -> None:
     when = run.at.astimezone(tz)
     head = (
         f"{run.result.count} of {len(run.names)} underlyings match at {when:%d-%b %H:%M %Z} "
-        f"({run.source})"
+        f"({_source(run.source)})"
     )
     rows = run.rows()
     if not rows:
@@ -153,7 +153,12 @@ def _print_table(run: ScanRun, tz: Any) -> None:
         )
     else:
         console.print(escape(head), soft_wrap=True)  # one line, never the table's width
-        table = Table("#", "Symbol", *(escape(c) for c in run.columns))
+        table = Table()
+        table.add_column("#", justify="right")
+        table.add_column("Symbol")
+        for c in run.columns:
+            text = any(isinstance(row[c], str) for row in rows)
+            table.add_column(escape(c), justify="left" if text else "right")
         for row in rows:
             cells = [str(row["rank"]), escape(row["symbol"])]
             cells += [_fmt(row[c]) for c in run.columns]
@@ -161,6 +166,11 @@ def _print_table(run: ScanRun, tz: Any) -> None:
         console.print(table)
     for field, reason in run.result.unavailable.items():
         console.print(escape(f"{field}: n/a ({reason})"))
+
+
+def _source(source: str) -> str:
+    # Simulated figures are never shown as live: the same words as every other screen.
+    return "SIMULATED via simulator" if source == "simulator" else source
 
 
 def _fmt(value: Any) -> str:
