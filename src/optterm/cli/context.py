@@ -34,6 +34,7 @@ __all__ = [
     "run_reading_store",
     "run_with_existing_store",
     "run_with_store",
+    "stderr_progress",
 ]
 
 T = TypeVar("T")
@@ -139,3 +140,22 @@ def parse_date(value: str, flag: str) -> date:
             "or DD-Mon-YYYY (e.g. 24-Nov-2026)."
         )
     return day
+
+
+def stderr_progress(description: str, total: int) -> tuple[Any, Any]:
+    """A started progress bar on stderr (so stdout stays the command's data), drawn only on a
+    terminal and gone when stopped; with its task, for `advance`."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    progress.start()
+    return progress, progress.add_task(description, total=total)

@@ -18,6 +18,7 @@ from optterm.cli.context import (
     print_json,
     read_store,
     run_reading_store,
+    stderr_progress,
 )
 from optterm.cli.errors import OutputFailed, UsageProblem
 from optterm.infra.clip import clip, quoted
@@ -249,7 +250,7 @@ async def export(
 
     total = await store.snapshots.count(symbol, expiry, start, end)
     written = 0
-    bar = _progress(total) if progress and total > 0 else None
+    bar = stderr_progress("exporting", total) if progress and total > 0 else None
     writer: CsvWriter | JsonWriter
     if fmt == "json":
         writer = JsonWriter(out)
@@ -282,20 +283,3 @@ async def export(
 # Snapshots read, decoded and formatted together: enough that numpy's per-call cost vanishes
 # (~20k rows of a 100-strike chain), few enough that the byte matrix stays a few MB.
 _BATCH = 200
-
-
-def _progress(total: int):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    )
-    progress.start()
-    return progress, progress.add_task("exporting", total=total)

@@ -8,13 +8,18 @@ values. Nothing is written to the store and nothing is sent: the database is ope
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json, run_reading_store
+from optterm.cli.context import (
+    load_settings,
+    parse_date,
+    print_json,
+    run_reading_store,
+    stderr_progress,
+)
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
@@ -71,7 +76,7 @@ def replay(
             r = await Replay.open(store, settings, wanted_day, symbols, only, rules=rules)
         except ReplayProblem as exc:
             raise UsageProblem(str(exc)) from None
-        bar, task = _progress(len(r))
+        bar, task = stderr_progress("replaying", len(r))
         try:
             events = await r.run(speed, on_tick=lambda _: bar.advance(task))
         finally:
@@ -83,24 +88,6 @@ def replay(
         print_json(doc)
     else:
         _print(doc, settings)
-
-
-def _progress(total: int) -> tuple[Any, Any]:
-    """A bar on stderr while a long day replays (a terminal only; gone when done)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    )
-    progress.start()
-    return progress, progress.add_task("replaying", total=total)
 
 
 def parse_at(text: str, settings: Settings, flag: str = "--at") -> datetime:

@@ -14,8 +14,6 @@ its public `decode_chain`, as `store.snapshots` does.
 from __future__ import annotations
 
 import bisect
-import json
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +22,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, exists, select
 
-from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
+from optterm.model import LEG_FIELDS, ChainSnapshot, Legs
 from optterm.store.codec import decode_chain, decode_many
-from optterm.store.context import context_fields
 from optterm.store.errors import CodecError
 from optterm.store.schema import chains, snapshots
-from optterm.store.snapshots import BATCH_COLUMNS, HEAD_COLUMNS, unreadable
+from optterm.store.snapshots import BATCH_COLUMNS, HEAD_COLUMNS, snapshot_from_row, unreadable
 from optterm.store.timecodec import from_us, to_us
 
 if TYPE_CHECKING:
@@ -63,7 +60,7 @@ def _decode(row: Row[*tuple[Any, ...]], url: str) -> ChainSnapshot:
         strikes, ce, pe = decode_chain(row.data)
     except CodecError as err:
         raise unreadable(row.id, f"{row.symbol} {row.expiry}", row.provider_ts, url, err) from None
-    return _build(row, strikes, ce, pe)
+    return snapshot_from_row(row, strikes, ce, pe)
 
 
 def _decode_rows(rows: Sequence[Row[*tuple[Any, ...]]], url: str) -> list[ChainSnapshot]:
@@ -81,27 +78,8 @@ def _decode_rows(rows: Sequence[Row[*tuple[Any, ...]]], url: str) -> list[ChainS
         lo += n
         ce = Legs(*(cols[f"ce_{f}"][part] for f in LEG_FIELDS))
         pe = Legs(*(cols[f"pe_{f}"][part] for f in LEG_FIELDS))
-        out.append(_build(row, cols["strike"][part], ce, pe))
+        out.append(snapshot_from_row(row, cols["strike"][part], ce, pe))
     return out
-
-
-def _build(row: Row[*tuple[Any, ...]], strikes: Any, ce: Legs, pe: Legs) -> ChainSnapshot:
-    return ChainSnapshot(
-        symbol=row.symbol,
-        expiry=row.expiry,
-        provider=row.provider,
-        feed=Feed(row.feed),
-        provider_ts=from_us(row.provider_ts),
-        fetched_at=from_us(row.fetched_at),
-        spot=math.nan if row.spot is None else row.spot,
-        lot_size=row.lot_size,
-        strikes=strikes,
-        ce=ce,
-        pe=pe,
-        meta=json.loads(row.meta) if row.meta else {},
-        prev_close=math.nan if row.prev_close is None else row.prev_close,
-        **context_fields(row.context),
-    )
 
 
 async def snapshot_at(

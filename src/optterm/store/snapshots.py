@@ -44,6 +44,7 @@ __all__ = [
     "SnapshotBatch",
     "SnapshotRepository",
     "StrikeSeries",
+    "snapshot_from_row",
     "unreadable",
 ]
 
@@ -379,28 +380,7 @@ class SnapshotRepository:
         except CodecError as err:
             what = f"{row.symbol} {row.expiry}"
             raise unreadable(row.id, what, row.provider_ts, self._store.url, err) from None
-        return self._build(row, strikes, ce, pe)
-
-    @staticmethod
-    def _build(
-        row: Row[*tuple[Any, ...]], strikes: np.ndarray, ce: Legs, pe: Legs
-    ) -> ChainSnapshot:
-        return ChainSnapshot(
-            symbol=row.symbol,
-            expiry=row.expiry,
-            provider=row.provider,
-            feed=Feed(row.feed),
-            provider_ts=from_us(row.provider_ts),
-            fetched_at=from_us(row.fetched_at),
-            spot=math.nan if row.spot is None else row.spot,
-            lot_size=row.lot_size,
-            strikes=strikes,
-            ce=ce,
-            pe=pe,
-            meta=json.loads(row.meta) if row.meta else {},
-            prev_close=math.nan if row.prev_close is None else row.prev_close,
-            **context_fields(row.context),
-        )
+        return snapshot_from_row(row, strikes, ce, pe)
 
     def _to_batch(self, rows: Sequence[Row[*tuple[Any, ...]]]) -> SnapshotBatch:
         try:
@@ -409,7 +389,7 @@ class SnapshotRepository:
             for r in rows:  # which one: its own decode raises the error naming it
                 self._to_snapshot(r)
             raise
-        heads = [self._build(r, _NO_STRIKES, _NO_LEGS, _NO_LEGS) for r in rows]
+        heads = [snapshot_from_row(r, _NO_STRIKES, _NO_LEGS, _NO_LEGS) for r in rows]
         return SnapshotBatch(heads, counts, columns)
 
     async def latest(self, symbol: str, expiry: date | None = None) -> ChainSnapshot | None:
@@ -660,3 +640,25 @@ class SnapshotRepository:
             finally:
                 self._last.clear()
         return total
+
+
+def snapshot_from_row(
+    row: Row[*tuple[Any, ...]], strikes: np.ndarray, ce: Legs, pe: Legs
+) -> ChainSnapshot:
+    """A stored row's snapshot around its decoded columns (the history reads and replay's)."""
+    return ChainSnapshot(
+        symbol=row.symbol,
+        expiry=row.expiry,
+        provider=row.provider,
+        feed=Feed(row.feed),
+        provider_ts=from_us(row.provider_ts),
+        fetched_at=from_us(row.fetched_at),
+        spot=math.nan if row.spot is None else row.spot,
+        lot_size=row.lot_size,
+        strikes=strikes,
+        ce=ce,
+        pe=pe,
+        meta=json.loads(row.meta) if row.meta else {},
+        prev_close=math.nan if row.prev_close is None else row.prev_close,
+        **context_fields(row.context),
+    )
