@@ -283,6 +283,10 @@ def test_pattern_rule_fires_once_per_signal_when_confidence_is_reached() -> None
     assert "GAMMA_SQUEEZE bullish (75/100" in f.event.title
     assert ev.evaluate([(s, None)], [make_signal("a", 90, T0)], T0) == []  # same signal: once
     assert len(ev.evaluate([(s, None)], [make_signal("b", 71, T0)], T0)) == 1  # a new one fires
+    # The same pattern on the next session is news again: once per signal per day.
+    day2 = T0 + timedelta(days=1)
+    assert len(ev.evaluate([(s, None)], [make_signal("a", 80, day2)], day2)) == 1
+    assert ev.evaluate([(s, None)], [make_signal("a", 85, day2)], day2) == []
 
 
 def test_stale_feed_fires_once_and_rearms_on_fresh_data() -> None:

@@ -169,3 +169,49 @@ async def test_an_edited_rule_is_delivered_as_it_is_now_not_as_it_was_typed(tmp_
             assert "25000" not in sent["message"] and "25,000" not in sent["message"]
         finally:
             await store.close()
+
+
+async def test_a_pattern_alert_does_not_fire_again_for_the_same_signal_after_a_restart(
+    tmp_path,
+) -> None:
+    """The pattern rule's 'once per signal' memory outlives the process: a restarted engine that
+    sees the signal it already alerted on stays quiet, and still fires for a new signal."""
+    from dataclasses import replace
+
+    from optterm.engine.events import ChainUpdate
+    from optterm.model import PatternKind
+    from tests.test_alert_eval import T0, make_signal, rule, snap
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
+    store = await open_store(url)
+    try:
+        typed = rule(
+            kind=AlertKind.PATTERN_DETECTED,
+            pattern=PatternKind.GAMMA_SQUEEZE,
+            condition=Condition.ABOVE,
+            threshold=70,
+            recurring=True,
+        )
+        await store.alerts.add_rule(replace(typed, id=None))
+        first = AlertService(store)
+        [event] = await first.on_tick(
+            [ChainUpdate(snap(25_000.0, 0), True)], [make_signal("a", 75, T0)], T0
+        )
+        assert "GAMMA_SQUEEZE" in event.title
+    finally:
+        await store.close()
+
+    store = await open_store(url)  # the engine restarts on the same store
+    try:
+        later = T0 + timedelta(minutes=5)
+        again = AlertService(store)
+        ticks = [ChainUpdate(snap(25_000.0, 1), True)]
+        assert await again.on_tick(ticks, [make_signal("a", 80, later)], later) == []
+        [new] = await again.on_tick(
+            [ChainUpdate(snap(25_000.0, 2), True)], [make_signal("b", 72, later)], later
+        )
+        assert new.context[0] != () and ("signal", "b") in new.context
+        events = await store.alerts.list_events()
+        assert [e.event.title.split()[1] for e in events] == ["GAMMA_SQUEEZE", "GAMMA_SQUEEZE"]
+    finally:
+        await store.close()

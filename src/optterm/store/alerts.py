@@ -357,6 +357,27 @@ class AlertRepository:
                 )
         return stored
 
+    async def fired_signals(
+        self, rule_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[tuple[datetime, str]]]:
+        """For pattern rules: (fired_at, signal key) of each event they fired since `since`, by
+        rule: what a restarted engine needs so it does not alert on one signal twice."""
+        if not rule_ids:
+            return {}
+        e = alert_events.c
+        stmt = (
+            select(e.rule_id, e.fired_at, e.context)
+            .where(e.rule_id.in_(list(rule_ids)), e.fired_at >= to_us(since, "since"))
+            .order_by(e.id)
+        )
+        found: dict[int, list[tuple[datetime, str]]] = {}
+        async with self._store.read_connection() as conn:
+            for r in (await conn.execute(stmt)).all():
+                key = dict(_context(r.context)).get("signal")
+                if isinstance(key, str):
+                    found.setdefault(int(r.rule_id), []).append((from_us(r.fired_at), key))
+        return found
+
     async def list_events(
         self,
         *,

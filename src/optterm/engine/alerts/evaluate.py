@@ -77,7 +77,10 @@ class RuleMemory:
     last_fired_at: datetime | None = None
     fire_count: int = 0
     reference: float | None = None  # MAX_PAIN_SHIFT: max pain when last fired / first seen
-    seen_signals: set[str] = field(default_factory=set)  # PATTERN_DETECTED: keys already fired
+    # PATTERN_DETECTED: (exchange-local day, signal key) already fired. Per day, so a pattern seen
+    # again on a later session alerts again; restored from the store's events on restart
+    # (AlertService), so a restarted engine does not alert twice on one signal.
+    seen_signals: set[tuple[date, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,9 +614,13 @@ class AlertEvaluator:
                     if rule.expiry is not None and sig.expiry != rule.expiry:
                         continue
                     # Fire once per signal, when its confidence first reaches the threshold.
-                    if sig.confidence < rule.threshold or sig.key in mem.seen_signals:
+                    day = sig.last_seen.astimezone(self.calendar.tz).date()
+                    seen = (day, sig.key)
+                    if sig.confidence < rule.threshold or seen in mem.seen_signals:
                         continue
-                    mem.seen_signals.add(sig.key)
+                    if any(d != day for d, _ in mem.seen_signals):  # a new day: forget the old
+                        mem.seen_signals = {s for s in mem.seen_signals if s[0] == day}
+                    mem.seen_signals.add(seen)
                     if not self._allowed(rule, sig.last_seen):
                         continue
                     self._fired(i, sig.last_seen)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
 from optterm.engine.alerts.evaluate import AlertEvaluator, Firing, RuleMemory
 from optterm.engine.alerts.rules import rule_channels
 from optterm.engine.events import ChainUpdate
 from optterm.market import MarketCalendar
-from optterm.model import AlertEvent, Signal
+from optterm.model import AlertEvent, AlertKind, AlertRule, Signal
 
 if TYPE_CHECKING:
     from optterm.store import Store
@@ -41,7 +41,7 @@ class AlertService:
         self._version: int | None = None
         self._seen: dict[tuple[str, date], datetime] = {}
 
-    async def reload_if_changed(self) -> bool:
+    async def reload_if_changed(self, now: datetime | None = None) -> bool:
         version = await self.store.alerts.rules_version()
         if version == self._version:
             return False
@@ -56,6 +56,8 @@ class AlertService:
             )
             for rid, row in states.items()
         }
+        if now is not None:
+            await self._restore_pattern_memory(rules, memory, now)
         # A running evaluator knows more than the store (unsaved last values, pattern keys).
         memory.update(self.evaluator.memory)
         self.evaluator.load(rules, memory)
@@ -63,12 +65,34 @@ class AlertService:
         log.info("alerts: %d active rule(s)", len(self.evaluator.rules))
         return True
 
+    async def _restore_pattern_memory(
+        self, rules: Sequence[AlertRule], memory: dict[int, RuleMemory], now: datetime
+    ) -> None:
+        """A pattern rule fires once per signal per day: the signals it fired today, read back
+        from its events, for the rules this process has not evaluated yet (a restart)."""
+        fresh = [
+            r.id
+            for r in rules
+            if r.kind is AlertKind.PATTERN_DETECTED
+            and r.id is not None
+            and r.id not in self.evaluator.memory
+        ]
+        if not fresh:
+            return
+        tz = self.evaluator.calendar.tz
+        today = now.astimezone(tz).date()
+        midnight = datetime.combine(today, time(0, 0), tzinfo=tz)
+        fired = await self.store.alerts.fired_signals(fresh, midnight)
+        for rid, pairs in fired.items():
+            mem = memory.setdefault(rid, RuleMemory())
+            mem.seen_signals.update((at.astimezone(tz).date(), key) for at, key in pairs)
+
     async def evaluate(
         self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
     ) -> list[Firing]:
         """The tick's firings (nothing recorded): each chain is evaluated once per new
         provider time, against the rules as loaded."""
-        await self.reload_if_changed()
+        await self.reload_if_changed(now)
         fresh = []
         for u in updates:
             key = (u.snapshot.symbol, u.snapshot.expiry)

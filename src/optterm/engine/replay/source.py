@@ -100,7 +100,8 @@ class ReplayAlerts(AlertService):
     def __init__(self, store: Store, calendar: MarketCalendar | None = None) -> None:
         super().__init__(store, calendar)
 
-    async def reload_if_changed(self) -> bool:
+    async def reload_if_changed(self, now: datetime | None = None) -> bool:
+        # `now` unused: a replay starts from no memory, not from what live alerts fired.
         if self._version is not None:
             return False  # the rule set is read once: a replay judges one set of rules
         self.evaluator.load(await self.store.alerts.list_rules(enabled=True), {})
