@@ -16,7 +16,16 @@ attempt waits `retry_after_failure` seconds so a broken mirror is not hammered w
 Row format (real rows in fixtures/providers/smartapi_scripmaster_*.json): `strike` and
 `tick_size` are strings ×100 (`"2440000.000000"` is the 24400 strike, `"5.000000"` is ₹0.05),
 `expiry` is `"28JUL2026"` (some third-party copies have title case, so parsing ignores case),
-`lotsize` is a string, and the option side is the `CE`/`PE` suffix of `symbol`.
+`lotsize` is a string, and the option side is the `CE`/`PE` suffix of `symbol`. Currency options
+(CDS, OPTCUR) scale the strike ×1e7 instead (`"832500000.000000"` is 83.25; a public test copied
+from the live master shows it), their tick ×100 like the others (`"0.25"` is ₹0.0025).
+
+Options on futures (MCX OPTFUT, CDS OPTCUR) are written on one futures contract, which the master
+does not name: each series' underlying is the first futures of the same name and segment that
+expires on or after the series (`underlying_future`). That is the rule the exchange states,
+read on the master's own expiries, never a month name: an energy option expires two business
+days before its futures (24-May options on the 28-May futures), and a bullion option after its
+month's futures, so it sits on the next one ("May" GOLDM options of 27 May on the 5-Jun futures).
 
 Over 600 lines because download, edition rules, validation, the atomic cache swap and the index
 over ~160k rows are one lifecycle with one lock; each part is small.
@@ -59,6 +68,7 @@ __all__ = [
     "DEFAULT_MASTER_URL",
     "MASTER_FILENAME",
     "MONTH_NUMBERS",
+    "ON_FUTURES",
     "VIX_NAME",
     "Contract",
     "Future",
@@ -78,10 +88,14 @@ PROVIDER = "angelone"
 
 ProgressCallback = Callable[[int, int | None], None]
 
-_OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK", "OPTFUT"})
-_FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM"})
+_OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK", "OPTFUT", "OPTCUR"})
+_FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM", "FUTCUR"})
+# Options written on a futures contract rather than on a spot index or stock.
+ON_FUTURES = frozenset({"OPTFUT", "OPTCUR"})
 # When an underlying name has options on several segments, which one a chain means.
-_EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX")
+_EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX", "CDS")
+# The master's strike is ×100, except on CDS (×1e7).
+_STRIKE_SCALE = {"CDS": 1e7}
 MONTH_NUMBERS = {
     m: i
     for i, m in enumerate(
@@ -174,7 +188,8 @@ def _contract(row: Mapping[str, Any]) -> Contract | None:
     side = symbol[-2:].upper()
     if side not in ("CE", "PE"):
         raise ValueError("option symbol without CE/PE suffix")
-    strike = _num(row["strike"]) / 100.0
+    exchange = str(row.get("exch_seg", "")).upper()
+    strike = _num(row["strike"]) / _STRIKE_SCALE.get(exchange, 100.0)
     lot = int(_num(row["lotsize"]))
     token = str(row["token"]).strip()
     name = str(row["name"]).strip().upper()
@@ -192,7 +207,7 @@ def _contract(row: Mapping[str, Any]) -> Contract | None:
         option_type=side,
         lot_size=lot,
         tick_size=tick,
-        exchange=str(row.get("exch_seg", "")).upper(),
+        exchange=exchange,
         instrument_type=str(itype),
     )
 
@@ -369,6 +384,28 @@ class MasterIndex:
         strikes = self.strikes(name, expiry)
         gaps = Counter(round(b - a, 4) for a, b in itertools.pairwise(strikes))
         return gaps.most_common(1)[0][0] if gaps else None
+
+    def on_futures(self, name: str, expiry: date) -> bool:
+        """True when the series' options are written on a futures contract (MCX, CDS)."""
+        listed = self.chain(name, expiry)
+        return bool(listed) and listed[0].instrument_type in ON_FUTURES
+
+    def underlying_future(self, name: str, expiry: date) -> Future | None:
+        """The futures contract an option series on futures is written on: the first futures
+        of its name and segment expiring on or after the series (see the module docstring).
+        None when the series is not on futures or the master lists no such futures."""
+        listed = self.chain(name, expiry)
+        if not listed or listed[0].instrument_type not in ON_FUTURES:
+            return None
+        exchange = listed[0].exchange
+        return next(
+            (
+                f
+                for f in self._futures.get(name.upper(), ())
+                if f.exchange == exchange and f.expiry >= expiry
+            ),
+            None,
+        )
 
     def future(self, name: str, expiry: date) -> Future | None:
         """The future that expires in the month of an option `expiry` (None when none is
