@@ -4,6 +4,9 @@ A chain travels as aligned numpy columns (one array per field, indexed by strike
 vectorised and storing a chain is one write. Every array is float64 and NaN means "no value": a
 strike listed with only a CE leg has NaN in all PE columns, and an IV the provider did not give is
 NaN, never 0.
+
+One long module (over 600 lines): these are the types every part of optterm shares, and one
+place for all of them keeps the import graph flat (model imports nothing of optterm).
 """
 
 from __future__ import annotations
