@@ -10,6 +10,7 @@ of calling the symbol unknown, and how a CDS contract is sized (not in the maste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from optterm.model import Segment
 
@@ -20,6 +21,7 @@ __all__ = [
     "MCX_OPTIONS",
     "SEGMENT_OF_EXCHANGE",
     "CurrencyContract",
+    "plausible_underlying",
     "segment_of",
 ]
 
@@ -63,3 +65,24 @@ def segment_of(symbol: str) -> Segment | None:
     if key in CDS_CONTRACTS:
         return Segment.CURRENCY
     return None
+
+
+# An energy option expires two business days before its futures: five weekdays leave room for
+# exchange holidays in between, and no room for the next month's futures (about 20 weekdays
+# later) when the master has lost the right one. Other options on futures expire within a
+# futures cycle before theirs (bullion's bi-monthly futures, a currency week's month futures).
+_ENERGY_WEEKDAYS = 5
+_CYCLE_DAYS = 100
+
+
+def plausible_underlying(name: str, option_expiry: date, future_expiry: date) -> bool:
+    """Whether a futures contract expiring on `future_expiry` can be what `name`'s options of
+    `option_expiry` are written on (it is the first listed after them; this catches a master
+    that lacks the right one)."""
+    if future_expiry < option_expiry:
+        return False
+    if name.upper() in ENERGY:
+        days = (future_expiry - option_expiry).days
+        weekdays = sum((option_expiry + timedelta(d)).weekday() < 5 for d in range(days))
+        return weekdays <= _ENERGY_WEEKDAYS
+    return (future_expiry - option_expiry).days <= _CYCLE_DAYS

@@ -497,8 +497,9 @@ class AngelOneProvider(ProviderBase):
             if future is None:
                 raise BadPayload(
                     self.name,
-                    f"the instrument master lists no futures for {sym} expiring on or after "
-                    f"{expiry:%d-%b-%Y}, the contract its options of that expiry are written on",
+                    f"the instrument master lists no futures that {sym}'s {expiry:%d-%b-%Y} "
+                    "options can be written on (the first futures expiring on or after them); "
+                    "run `optterm master` to download today's master",
                 )
             return IndexInstrument(
                 sym, future.token, future.tradingsymbol, future.exchange, "master"

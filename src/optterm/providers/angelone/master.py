@@ -62,6 +62,7 @@ from optterm.providers.base import (
     ServerError,
 )
 from optterm.providers.http import make_client, transport_errors
+from optterm.providers.segments import plausible_underlying
 
 __all__ = [
     "BUILTIN_INDEX_TOKENS",
@@ -393,12 +394,13 @@ class MasterIndex:
     def underlying_future(self, name: str, expiry: date) -> Future | None:
         """The futures contract an option series on futures is written on: the first futures
         of its name and segment expiring on or after the series (see the module docstring).
-        None when the series is not on futures or the master lists no such futures."""
+        None when the series is not on futures, or the master lists no such futures close
+        enough to be it (segments.plausible_underlying)."""
         listed = self.chain(name, expiry)
         if not listed or listed[0].instrument_type not in ON_FUTURES:
             return None
         exchange = listed[0].exchange
-        return next(
+        first = next(
             (
                 f
                 for f in self._futures.get(name.upper(), ())
@@ -406,6 +408,10 @@ class MasterIndex:
             ),
             None,
         )
+        # A master without the right futures must not hand over the next month's instead.
+        if first is None or not plausible_underlying(name, expiry, first.expiry):
+            return None
+        return first
 
     def future(self, name: str, expiry: date) -> Future | None:
         """The future that expires in the month of an option `expiry` (None when none is
