@@ -200,7 +200,7 @@ class FailoverProvider:
                     breaker.release()
                     unknown.append(exc)
                     if isinstance(exc, SegmentNotServed):
-                        not_served.append(f"{provider.name}: {exc.message}")
+                        not_served.append(exc.message)
                         log.debug("%s", exc)
                     break
                 except ProviderError as exc:
