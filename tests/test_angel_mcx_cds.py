@@ -198,3 +198,13 @@ async def test_a_series_without_its_futures_in_the_master_says_so(make, replay: 
     # The next futures (19-Jan) is listed, but a December energy option is not written on it.
     with pytest.raises(BadPayload, match="no futures that CRUDEOIL's 16-Dec-2026 options can be"):
         await p.fetch_chain("CRUDEOIL", date(2026, 12, 16))
+
+
+async def test_mcx_and_cds_chains_pass_the_failovers_plausibility_check(make, seg: Segments):
+    from optterm.providers.failover import FailoverProvider
+
+    failover = FailoverProvider([make(strikes_each_side=3)])
+    crude = await failover.fetch_chain("CRUDEOIL", date(2026, 12, 16))
+    usd = await failover.fetch_chain("USDINR", date(2026, 11, 26))
+    assert (crude.provider, crude.underlying_future) == ("angelone", "CRUDEOIL18DEC26FUT")
+    assert (usd.provider, usd.contract) == ("angelone", (1000.0, "USD"))
