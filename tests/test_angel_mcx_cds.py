@@ -208,3 +208,24 @@ async def test_mcx_and_cds_chains_pass_the_failovers_plausibility_check(make, se
     usd = await failover.fetch_chain("USDINR", date(2026, 11, 26))
     assert (crude.provider, crude.underlying_future) == ("angelone", "CRUDEOIL18DEC26FUT")
     assert (usd.provider, usd.contract) == ("angelone", (1000.0, "USD"))
+
+
+async def test_an_mcx_underlying_beyond_the_table_is_served_when_the_master_lists_it(
+    make, replay: ReplayServer
+):
+    from optterm.providers.base import UnknownSymbol
+    from tests.mcx_cds_rows import Series
+
+    aluminium = Series(
+        "ALUMINIUM", "base", date(2026, 11, 25), date(2026, 11, 30), (250.0, 252.5, 255.0), 5000
+    )
+    Angel(replay, master_rows() + mcx_cds_rows([aluminium]))
+    p = make()
+    assert "ALUMINIUM" not in p.symbols()
+    u = await p.underlying("aluminium")
+    assert (u.symbol, u.segment, u.exchange, u.lot_size, u.strike_step) == (
+        "ALUMINIUM", Segment.COMMODITY, "MCX", 5000, 2.5,
+    )  # fmt: skip
+    assert "ALUMINIUM" in p.symbols()
+    with pytest.raises(UnknownSymbol, match="unknown symbol 'LEAD'"):
+        await p.underlying("LEAD")

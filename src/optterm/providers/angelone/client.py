@@ -109,6 +109,7 @@ from optterm.providers.base import (
     BadPayload,
     ProviderError,
     ServerError,
+    UnknownSymbol,
 )
 from optterm.providers.common import ProviderBase
 from optterm.providers.http import MAX_BODY_MB, make_client, send
@@ -396,10 +397,23 @@ class AngelOneProvider(ProviderBase):
 
     # -- Provider protocol --------------------------------------------------------------------
 
+    async def _listed(self, symbol: str) -> tuple[str, MasterIndex]:
+        """The symbol served and the master. Beyond the table, any MCX or CDS underlying with
+        options in the master is served: the master, not a list, says which there are."""
+        try:
+            sym = self._resolve(symbol)
+        except UnknownSymbol:
+            key = symbol.strip().upper() if isinstance(symbol, str) else ""
+            idx = await self._master.ensure()
+            if not key or idx.exchange_of(key) not in SEGMENT_OF_EXCHANGE:
+                raise
+            self._served = [*self._served, key]
+            return key, idx
+        return sym, await self._master.ensure()
+
     async def underlying(self, symbol: str) -> Underlying:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             listed = idx.expiries(sym, self._today())
             if not listed:
                 raise BadPayload(
@@ -421,22 +435,19 @@ class AngelOneProvider(ProviderBase):
 
     async def list_expiries(self, symbol: str) -> list[date]:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             return idx.expiries(sym, self._today())
 
     async def fetch_spot(self, symbol: str) -> float:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             listed = idx.expiries(sym, self._today())
             inst = self._spot_instrument(sym, idx, listed[0] if listed else None)
             return (await self._spot_and_close(sym, inst))[0]
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             contracts = idx.chain(sym, expiry)
             if not contracts:
                 listed = ", ".join(d.isoformat() for d in idx.expiries(sym, self._today())[:8])

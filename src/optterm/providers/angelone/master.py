@@ -95,6 +95,8 @@ _FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM", "FUTCUR"})
 ON_FUTURES = frozenset({"OPTFUT", "OPTCUR"})
 # When an underlying name has options on several segments, which one a chain means.
 _EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX", "CDS")
+# Segments indexed whatever the `names` filter says (MasterIndex.from_rows).
+_ALWAYS_KEPT = frozenset({"MCX", "CDS"})
 # The master's strike is ×100, except on CDS (×1e7).
 _STRIKE_SCALE = {"CDS": 1e7}
 MONTH_NUMBERS = {
@@ -283,7 +285,9 @@ class MasterIndex:
     def from_rows(
         cls, rows: Iterable[Mapping[str, Any]], names: Iterable[str] | None = None
     ) -> MasterIndex:
-        """Index raw master rows; `names` limits which underlyings' options are kept."""
+        """Index raw master rows; `names` limits which underlyings' NFO and BFO options are
+        kept (every MCX and CDS option and futures row is: a few thousand, and the master is
+        what says which commodities and currencies have options)."""
         wanted = {n.upper() for n in names} if names is not None else None
         contracts: list[Contract] = []
         futures: list[Future] = []
@@ -317,15 +321,20 @@ class MasterIndex:
                             name, str(row["token"]).strip(), symbol, "NSE", "master"
                         )
                     continue
+                keep = (
+                    wanted is None
+                    or str(row.get("name", "")).strip().upper() in wanted
+                    or row.get("exch_seg") in _ALWAYS_KEPT
+                )
                 if itype in _FUTURE_TYPES:
-                    if wanted is None or str(row.get("name", "")).strip().upper() in wanted:
+                    if keep:
                         futures.append(_future(row))
                     continue
                 if itype not in _OPTION_TYPES:
                     continue
                 if itype == "OPTIDX":
                     optidx += 1
-                if wanted is not None and str(row.get("name", "")).strip().upper() not in wanted:
+                if not keep:
                     continue
                 contract = _contract(row)
             except (KeyError, ValueError, TypeError, OverflowError):
@@ -385,6 +394,12 @@ class MasterIndex:
         strikes = self.strikes(name, expiry)
         gaps = Counter(round(b - a, 4) for a, b in itertools.pairwise(strikes))
         return gaps.most_common(1)[0][0] if gaps else None
+
+    def exchange_of(self, name: str) -> str | None:
+        """The segment (`exch_seg`) whose options of `name` are indexed; None if none are."""
+        for listed in self._options.get(name.upper(), {}).values():
+            return listed[0].exchange if listed else None
+        return None
 
     def on_futures(self, name: str, expiry: date) -> bool:
         """True when the series' options are written on a futures contract (MCX, CDS)."""
