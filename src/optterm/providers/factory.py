@@ -131,17 +131,15 @@ def _build_angelone(settings: Settings) -> Provider:
 
 
 def angel_master(settings: Settings, *, every_name: bool = False) -> InstrumentMaster:
-    """The instrument master for the indices', MCX's and CDS's chains, or with `every_name`
-    for every underlying (the scanner's F&O universe; parsing all ~160k rows takes a few
-    seconds)."""
+    """The instrument master for the watched indices' chains, or with `every_name` for every
+    underlying (the scanner's F&O universe; parsing all ~160k rows takes a few seconds)."""
     from optterm.infra import paths
     from optterm.market import NSE_INDICES
     from optterm.providers.angelone.master import InstrumentMaster
-    from optterm.providers.segments import CDS_CONTRACTS, MCX_OPTIONS
 
     return InstrumentMaster(
         paths.cache_dir() / "angelone",
         url=settings.providers.angelone.master_url,
-        names=None if every_name else [*NSE_INDICES, *MCX_OPTIONS, *CDS_CONTRACTS],
+        names=None if every_name else list(NSE_INDICES),
         calendar=market_calendar(settings),
     )
