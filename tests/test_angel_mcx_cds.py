@@ -229,3 +229,15 @@ async def test_an_mcx_underlying_beyond_the_table_is_served_when_the_master_list
     assert "ALUMINIUM" in p.symbols()
     with pytest.raises(UnknownSymbol, match="unknown symbol 'LEAD'"):
         await p.underlying("LEAD")
+
+
+async def test_an_unknown_symbol_stays_unknown_when_the_master_cannot_be_had(
+    make, replay: ReplayServer
+):
+    from optterm.providers.base import UnknownSymbol
+    from tests.test_angel_master import MASTER_PATH
+
+    Angel(replay)
+    replay.route("GET", MASTER_PATH, Reply(500, b"down"))
+    with pytest.raises(UnknownSymbol, match="unknown symbol 'NIFT'"):
+        await make().underlying("NIFT")

@@ -402,9 +402,12 @@ class AngelOneProvider(ProviderBase):
         options in the master is served: the master, not a list, says which there are."""
         try:
             sym = self._resolve(symbol)
-        except UnknownSymbol:
+        except UnknownSymbol as unknown:
             key = symbol.strip().upper() if isinstance(symbol, str) else ""
-            idx = await self._master.ensure()
+            try:
+                idx = await self._master.ensure()
+            except ProviderError:  # no master to ask: the symbol is as unknown as it was
+                raise unknown from None
             if not key or idx.exchange_of(key) not in SEGMENT_OF_EXCHANGE:
                 raise
             self._served = [*self._served, key]
