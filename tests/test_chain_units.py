@@ -76,3 +76,16 @@ def test_an_index_chain_reads_as_before():
     assert "contract" not in doc and "underlying_future" not in doc
     (title,) = [line for line in render(NIFTY).splitlines() if "spot" in line]
     assert "spot 25,012.35 " in title and " on " not in title and "lot 65" in title
+
+
+def test_cds_header_figures_keep_the_tick():
+    from optterm.model import Quote
+    from optterm.present.header import change_figure, futures_figure
+
+    usd = USDINR.with_context(
+        prev_close=84.36, futures=Quote(84.3725, 84.36, "angelone USDINR26NOV26FUT", TS)
+    )
+    assert change_figure(usd).text.startswith("+0.0125 (")
+    assert futures_figure(usd, TS).text.startswith("FUT 84.3725 basis +0.0000 [")
+    crude = CRUDE.with_context(prev_close=6000.0)
+    assert change_figure(crude).text.startswith("+12.00 (")

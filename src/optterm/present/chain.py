@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics, Quote
-from optterm.present.header import change_figure, header_figures
+from optterm.present.header import change_figure, header_figures, price_decimals
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
@@ -100,11 +100,6 @@ def underlying_label(snap: ChainSnapshot) -> str | None:
     if m is None:
         return f"on {symbol}"
     return f"on {m['name']} {m['day']}-{m['mon'].title()}-{m['yy']} FUT"
-
-
-def _decimals(snap: ChainSnapshot) -> int:
-    # Currency options tick in ₹0.0025: two decimals would hide three ticks in four.
-    return 4 if snap.contract is not None else 2
 
 
 _ANALYTIC_FIELDS = ("iv", "delta", "gamma", "theta", "vega")
@@ -453,7 +448,7 @@ def chain_table(
     colour = {1: "green", -1: "red"}
     change = change_figure(snap)
     on = underlying_label(snap)
-    decimals = _decimals(snap)
+    decimals = price_decimals(snap)
     title = Text.assemble(
         (f"{snap.symbol} ", "bold"),
         f"expiry {snap.expiry:%d-%b-%Y} · spot ",
