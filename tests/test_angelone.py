@@ -376,7 +376,12 @@ async def test_implements_the_provider_protocol_and_is_live(make):
     p = make()
     assert isinstance(p, Provider)
     assert (p.name, p.feed) == ("angelone", Feed.LIVE)
-    assert p.symbols() == ["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY"]
+    # The indices, then every MCX and CDS underlying with options (providers/segments.py).
+    assert p.symbols() == [
+        "NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "COPPER", "CRUDEOIL", "CRUDEOILM",
+        "GOLD", "GOLDM", "NATGASMINI", "NATURALGAS", "SILVER", "SILVERM", "ZINC", "USDINR",
+        "EURINR", "GBPINR", "JPYINR",
+    ]  # fmt: skip
 
 
 async def test_underlying_and_expiries_come_from_the_master(make, angel: Angel):
@@ -412,7 +417,7 @@ async def test_stocks_with_options_resolve_their_cash_row(make, angel: Angel):
 
 async def test_unknown_symbol_and_unlisted_expiry(make, angel: Angel):
     p = make()
-    with pytest.raises(UnknownSymbol, match="known symbols: BANKNIFTY, FINNIFTY"):
+    with pytest.raises(UnknownSymbol, match="known symbols: BANKNIFTY, COPPER, CRUDEOIL"):
         await p.fetch_chain("RELIANCE", EXPIRY)
     with pytest.raises(BadPayload, match=r"no expiry 2026-07-29 for NIFTY; listed: 2026-07-21, "):
         await p.fetch_chain("NIFTY", datetime(2026, 7, 29).date())

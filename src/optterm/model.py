@@ -4,6 +4,9 @@ A chain travels as aligned numpy columns (one array per field, indexed by strike
 vectorised and storing a chain is one write. Every array is float64 and NaN means "no value": a
 strike listed with only a CE leg has NaN in all PE columns, and an IV the provider did not give is
 NaN, never 0.
+
+One long module (over 600 lines): these are the types every part of optterm shares, and one
+place for all of them keeps the import graph flat (model imports nothing of optterm).
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ else:
 
 __all__ = [
     "CHAIN_STRIKES",
+    "CONTRACT_SIZE",
+    "CONTRACT_UNIT",
     "LEG_FIELDS",
+    "UNDERLYING_FUTURE",
     "ChainSnapshot",
     "Feed",
     "Legs",
@@ -43,6 +49,7 @@ class Segment(enum.StrEnum):
     INDEX = "index"
     EQUITY = "equity"
     COMMODITY = "commodity"
+    CURRENCY = "currency"
 
 
 class Side(enum.StrEnum):
@@ -95,6 +102,16 @@ LEG_FIELDS: tuple[str, ...] = (
 _NO_COLUMN: Any = object()
 # Meta key of a window (`ChainSnapshot.window`): how many strikes the chain it was cut from had.
 CHAIN_STRIKES = "chain_strikes"
+# Meta key of an option on futures (MCX, and CDS as Angel One lists it): the trading symbol of the
+# futures contract the options are written on. Its price is the chain's `spot`, which is then a
+# forward: analytics price Black-76 on it as it is, never a carry forward from it. Meta, not a
+# field, so every stored snapshot (and so replay) keeps it without a schema change.
+UNDERLYING_FUTURE = "underlying_future"
+# Meta keys of a contract counted in lots of a fixed size that is not one unit (CDS: a lot is one
+# contract of 1,000 USD, and the premium is quoted per USD): how many units one contract is, and
+# of what. Absent for NSE equity and index options, whose lot size is already in units.
+CONTRACT_SIZE = "contract_size"
+CONTRACT_UNIT = "contract_unit"
 
 
 def _frozen_column(name: str, values: object, n: int | None) -> np.ndarray:
@@ -292,6 +309,22 @@ class ChainSnapshot:
     def change(self) -> float:
         """Spot minus the previous close: the day's move (NaN when either is missing)."""
         return self.spot - self.prev_close
+
+    @property
+    def underlying_future(self) -> str | None:
+        """The futures contract the options are written on (its price is `spot`), or None
+        when the options are on a spot index or stock."""
+        return self.meta.get(UNDERLYING_FUTURE) or None
+
+    @property
+    def contract(self) -> tuple[float, str] | None:
+        """(units per contract, unit) where the exchange counts in contracts of a fixed size
+        (a CDS lot of 1 is 1,000 USD); None where the lot size is already in units."""
+        try:
+            size = float(self.meta[CONTRACT_SIZE])
+        except (KeyError, ValueError):
+            return None
+        return (size, self.meta.get(CONTRACT_UNIT, "")) if size > 0 else None
 
     @property
     def expiry_rank(self) -> tuple[int, int] | None:

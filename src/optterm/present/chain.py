@@ -2,19 +2,25 @@
 
 JSON/CSV carry every value exactly as stored: integral values print as integers, NaN (no value)
 is `null` in JSON and an empty field in CSV, never 0.
+
+Units: OI and volume are in contracts and the lot size in units, as the exchange reports them,
+except where a contract has a fixed size (CDS: a lot of 1 is one contract of 1,000 USD, priced
+in rupees per USD to ₹0.0025); there the header says what a lot is and prices show four
+decimals. Options on a futures contract (MCX) say which futures their spot is.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics, Quote
-from optterm.present.header import change_figure, header_figures
+from optterm.present.header import change_figure, header_figures, price_decimals
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
@@ -25,11 +31,13 @@ __all__ = [
     "chain_table",
     "csv_rows",
     "data_age",
+    "lot_label",
     "metrics_fitted",
     "metrics_lines",
     "metrics_to_dict",
     "snapshot_to_dict",
     "source_label",
+    "underlying_label",
     "write_csv",
 ]
 
@@ -68,6 +76,30 @@ def data_age(snap: ChainSnapshot, now: datetime | None = None) -> float:
 
 def source_label(snap: ChainSnapshot) -> str:
     return f"{snap.feed.value} via {snap.provider}"
+
+
+def lot_label(snap: ChainSnapshot) -> str:
+    """ "lot 65" (units), or where contracts have a fixed size "lot 1 = 1,000 USD"."""
+    contract = snap.contract
+    if contract is None:
+        return f"lot {snap.lot_size:,}"
+    size, unit = contract
+    return f"lot {snap.lot_size:,} = {snap.lot_size * size:,.0f} {unit}".rstrip()
+
+
+_FUT_SYMBOL = re.compile(r"^(?P<name>.+?)(?P<day>\d{2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})FUT$")
+
+
+def underlying_label(snap: ChainSnapshot) -> str | None:
+    """ "on CRUDEOIL 18-Dec-26 FUT" for options on a futures contract (the spot is its price);
+    None for options on an index or a stock."""
+    symbol = snap.underlying_future
+    if symbol is None:
+        return None
+    m = _FUT_SYMBOL.match(symbol)
+    if m is None:
+        return f"on {symbol}"
+    return f"on {m['name']} {m['day']}-{m['mon'].title()}-{m['yy']} FUT"
 
 
 _ANALYTIC_FIELDS = ("iv", "delta", "gamma", "theta", "vega")
@@ -137,6 +169,11 @@ def snapshot_to_dict(
         "strike_count": len(snap),
         "rows": rows,
     }
+    # Only where they apply, so an index or stock chain's document is what it always was.
+    if snap.contract is not None:
+        doc["contract"] = {"size": _num(snap.contract[0]), "unit": snap.contract[1]}
+    if snap.underlying_future is not None:
+        doc["underlying_future"] = snap.underlying_future
     if enriched is not None:
         doc["metrics"] = metrics_to_dict(enriched.metrics)
         # The metrics are over the whole chain; the rows may be a window of it.
@@ -199,6 +236,10 @@ def _fmt_signed(x: float) -> str:
 
 def _fmt_price(x: float) -> str:
     return "" if math.isnan(x) else f"{x:,.2f}"
+
+
+def _fmt_price4(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:,.4f}"
 
 
 def _fmt_iv(x: float) -> str:
@@ -406,13 +447,16 @@ def chain_table(
     ts = snap.provider_ts.astimezone(IST).strftime("%d-%b-%Y %H:%M:%S IST")
     colour = {1: "green", -1: "red"}
     change = change_figure(snap)
+    on = underlying_label(snap)
+    decimals = price_decimals(snap)
     title = Text.assemble(
         (f"{snap.symbol} ", "bold"),
         f"expiry {snap.expiry:%d-%b-%Y} · spot ",
-        (f"{snap.spot:,.2f}", "bold"),
+        (f"{snap.spot:,.{decimals}f}", "bold"),
+        f" {on}" if on else "",
         " ",
         (change.text, colour.get(change.sign, "")),
-        f" · lot {snap.lot_size}\n",
+        f" · {lot_label(snap)}\n",
         Text(" · ").join(Text(f.text, colour.get(f.sign, "")) for f in header_figures(snap, now)),
     )
     caption = f"{source_label(snap)} · data time {ts} · age {age:.0f}s"
@@ -426,6 +470,8 @@ def chain_table(
             f"\nΔOI and BU (buildup) {enriched.change.label}"
         )
     cols = list(_CE)
+    if decimals == 4:
+        cols = [(lb, f, _fmt_price4 if fmt is _fmt_price else fmt, src) for lb, f, fmt, src in cols]
     if greeks and enriched is not None:
         # Greeks take the quote columns' place: the table must still fit a terminal.
         cols = [c for c in cols if c[1] not in ("bid", "ask")]

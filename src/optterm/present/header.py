@@ -24,6 +24,7 @@ __all__ = [
     "expiry_figure",
     "futures_figure",
     "header_figures",
+    "price_decimals",
     "quote_age",
     "replay_badge",
     "speed_text",
@@ -41,12 +42,19 @@ def _sign(x: float) -> int:
     return 0 if math.isnan(x) or x == 0 else (1 if x > 0 else -1)
 
 
+def price_decimals(snap: ChainSnapshot) -> int:
+    """Decimals a price of this chain needs: 4 for currency options (a ₹0.0025 tick, whose
+    contracts have a fixed size), else 2."""
+    return 4 if snap.contract is not None else 2
+
+
 def change_figure(snap: ChainSnapshot) -> Figure:
     """ "+68.12 (+0.27%)": spot against the previous close; "chg n/a" without one."""
     diff = snap.change
     if math.isnan(diff) or not snap.prev_close:
         return Figure("chg n/a")
-    return Figure(f"{diff:+,.2f} ({diff / snap.prev_close:+.2%})", _sign(diff))
+    d = price_decimals(snap)
+    return Figure(f"{diff:+,.{d}f} ({diff / snap.prev_close:+.2%})", _sign(diff))
 
 
 def days_to_expiry(snap: ChainSnapshot) -> int:
@@ -80,8 +88,9 @@ def futures_figure(snap: ChainSnapshot, now: datetime) -> Figure:
     if q is None or math.isnan(q.value):
         return Figure("FUT n/a")
     basis = q.value - snap.spot
-    shown = "n/a" if math.isnan(basis) else f"{basis:+,.2f}"
-    return Figure(f"FUT {q.value:,.2f} basis {shown} {_where(snap, q, now)}", _sign(basis))
+    d = price_decimals(snap)
+    shown = "n/a" if math.isnan(basis) else f"{basis:+,.{d}f}"
+    return Figure(f"FUT {q.value:,.{d}f} basis {shown} {_where(snap, q, now)}", _sign(basis))
 
 
 def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:

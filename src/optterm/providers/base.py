@@ -30,6 +30,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeout",
     "RateLimited",
+    "SegmentNotServed",
     "ServerError",
     "UnknownSymbol",
     "members",
@@ -97,6 +98,22 @@ class UnknownSymbol(ProviderError):
         super().__init__(provider, f"unknown symbol {quoted(symbol)}; known symbols: {listed}")
         self.symbol = symbol
         self.known = tuple(sorted(known))
+
+
+class SegmentNotServed(UnknownSymbol):
+    """The symbol is real, but this provider does not serve its segment (NSE's website has no
+    MCX chain, for one). Like an unknown symbol it is no health verdict: the failover skips this
+    provider for this symbol and asks the next, and says so if no provider serves it."""
+
+    def __init__(
+        self, provider: str, symbol: str, segment: str, known: Sequence[str], why: str = ""
+    ) -> None:
+        super().__init__(provider, symbol, known)
+        self.segment = segment
+        self.message = f"{provider} does not serve {segment} options ({quoted(symbol)})" + (
+            f": {why}" if why else ""
+        )
+        self.args = (f"{provider}: {self.message}",)
 
 
 @runtime_checkable

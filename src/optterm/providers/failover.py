@@ -7,7 +7,9 @@ are provider-aware:
 - rate limited: open at once for the provider's hint or `rate_limit_cooldown` — never re-login;
 - auth: the provider has already re-logged in once itself; open for `auth_cooldown`;
 - timeout, connection, server error, bad payload: count towards the threshold;
-- unknown symbol: not a health verdict; try the next provider.
+- unknown symbol, or a segment the provider does not serve (SegmentNotServed): not a health
+  verdict; skip this provider for this symbol and try the next. When none serves the symbol,
+  the error says what each one said.
 
 When a breaker's cool-down ends, the next call probes that provider (one probe at a time); a
 success closes it and, being first in order, it takes the feed back. The thresholds and
@@ -32,13 +34,14 @@ from optterm.providers.base import (
     ProviderError,
     ProviderTimeout,
     RateLimited,
+    SegmentNotServed,
     ServerError,
     UnknownSymbol,
 )
 from optterm.providers.breaker import BreakerState, CircuitBreaker
 from optterm.providers.validate import MAX_STRIKES, check_chain
 
-__all__ = ["RETRY_BACKOFF", "FailoverProvider", "NoProviderAvailable"]
+__all__ = ["RETRY_BACKOFF", "FailoverProvider", "NoProviderAvailable", "NotServedAnywhere"]
 
 log = logging.getLogger("optterm.failover")
 T = TypeVar("T")
@@ -48,6 +51,16 @@ _TRANSIENT = {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.SERVER}
 
 class NoProviderAvailable(ServerError):
     """Every provider failed or is cooling down; the message lists why, provider by provider."""
+
+
+class NotServedAnywhere(UnknownSymbol):
+    """No provider serves the symbol, and at least one said it is a segment it does not serve;
+    the message names each provider and what it said (a usage error, like an unknown symbol)."""
+
+    def __init__(self, provider: str, symbol: str, known: Sequence[str], said: Sequence[str]):
+        super().__init__(provider, symbol, known)
+        self.message = f"no provider serves {symbol!r}: " + "; ".join(said)
+        self.args = (f"{provider}: {self.message}",)
 
 
 # Seconds before retrying the last provider standing, doubled per retry (`retries` in
@@ -168,6 +181,7 @@ class FailoverProvider:
         market data, counted in the provider's health (requests, successes, failures)."""
         reasons: list[str] = []
         unknown: list[UnknownSymbol] = []
+        not_served: list[str] = []  # "nse: does not serve currency options ('USDINR')"
         last_error: ProviderError | None = None
         for i, provider in enumerate(self.providers):
             breaker = self.breakers[provider.name]
@@ -185,6 +199,9 @@ class FailoverProvider:
                 except UnknownSymbol as exc:
                     breaker.release()
                     unknown.append(exc)
+                    if isinstance(exc, SegmentNotServed):
+                        not_served.append(exc.message)
+                        log.debug("%s", exc)
                     break
                 except ProviderError as exc:
                     last_error = exc
@@ -204,7 +221,15 @@ class FailoverProvider:
                     return result
         if unknown and not reasons:
             known = sorted({s for e in unknown for s in e.known})
+            if not_served:
+                said = not_served + [
+                    f"{e.provider}: unknown symbol"
+                    for e in unknown
+                    if not isinstance(e, SegmentNotServed)
+                ]
+                raise NotServedAnywhere(self.name, unknown[0].symbol, known, said)
             raise UnknownSymbol(self.name, unknown[0].symbol, known)
+        reasons += not_served  # beside the real failures, so the message says why each one
         if len(reasons) == 1 and last_error is not None and len(self.providers) == 1:
             raise last_error
         raise NoProviderAvailable(self.name, f"no provider could {what}: " + "; ".join(reasons))

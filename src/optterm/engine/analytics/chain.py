@@ -151,9 +151,13 @@ def _mid(legs: Legs) -> np.ndarray:
 def parity_forward(
     snap: ChainSnapshot, t: float, params: AnalyticsSettings
 ) -> tuple[float, str, float]:
-    """(forward, source, discount). Median of F = K + (C - P)/D over the strikes nearest spot
-    where both legs are priced; the carry forward S e^((r-q)t) when none are."""
+    """(forward, source, discount). For options on a futures contract (MCX), that future's
+    price, which is the chain's spot (Black-76 on it, no carry). Otherwise the median of
+    F = K + (C - P)/D over the strikes nearest spot where both legs are priced; the carry
+    forward S e^((r-q)t) when none are."""
     discount = math.exp(-params.rate * t)
+    if snap.underlying_future and snap.spot > 0:
+        return snap.spot, "futures", discount
     futures = snap.meta.get("futures")
     if futures:
         try:

@@ -8,7 +8,13 @@ One chain snapshot:
 1. the instrument master (angel_master.py) gives the expiry's contracts, lot size and tokens;
 2. `getLtpData` on the index's AMXIDX token gives spot, which picks the ATM ± N strike window,
    and the underlying's previous close (its `close`: the recording's netChange 7.5 = ltp 996.2
-   − close 988.7 shows `close` is the previous session's);
+   − close 988.7 shows `close` is the previous session's). Options on futures (MCX, CDS) have
+   the series' own underlying futures (master.py `underlying_future`) in place of the index:
+   its LTP is the spot, and the chain names it (`UNDERLYING_FUTURE`) when it is the options'
+   own forward (every MCX series; a CDS series expiring with its futures), so analytics price
+   Black-76 on it as it is. A CDS weekly series on the month's futures is not so named: its
+   forward is read from put-call parity. CDS chains also carry their contract size (1 lot =
+   1,000 USD);
 3. `market/v1/quote` FULL on the window's CE and PE tokens and the future of the expiry's month
    (a FUTIDX/FUTSTK/FUTCOM row of the master), at most 50 per request, gives OI
    (`opnInterest`), volume (`tradeVolume`), LTP, the previous close (`close`) and the best bid
@@ -17,8 +23,9 @@ One chain snapshot:
    the engine derives it from consecutive snapshots;
 4. `optionGreek` gives IV (a percentage, stored as a fraction), polled at most once per
    `greeks_interval` per (underlying, expiry) and cached in between. AB9019 "No Data Available"
-   (every MCX underlying) means no IV, not a failure; other Greeks failures keep the last IVs
-   for a while and never cost the chain;
+   means no IV, not a failure (MCX and CDS are not asked: optionGreek covers neither, and
+   optterm computes their IVs); other Greeks failures keep the last IVs for a while and never
+   cost the chain;
 5. India VIX is one quote FULL on its AMXIDX token, shared by every chain for `vix_ttl` seconds;
    a failure leaves VIX not given (and is retried after `vix_retry`), never costs a chain.
 
@@ -68,7 +75,18 @@ import numpy as np
 from optterm.config import ANGELONE_BASE_URL
 from optterm.infra.secrets import AngelCredentials, SessionTokens, make_totp
 from optterm.market import IST, NSE_INDICES
-from optterm.model import CHAIN_STRIKES, ChainSnapshot, Feed, Legs, Quote, Segment, Underlying
+from optterm.model import (
+    CHAIN_STRIKES,
+    CONTRACT_SIZE,
+    CONTRACT_UNIT,
+    UNDERLYING_FUTURE,
+    ChainSnapshot,
+    Feed,
+    Legs,
+    Quote,
+    Segment,
+    Underlying,
+)
 from optterm.providers.angelone.errors import (
     CredentialsRejected,
     Envelope,
@@ -91,10 +109,12 @@ from optterm.providers.base import (
     BadPayload,
     ProviderError,
     ServerError,
+    UnknownSymbol,
 )
 from optterm.providers.common import ProviderBase
 from optterm.providers.http import MAX_BODY_MB, make_client, send
 from optterm.providers.ratelimit import RateLimiter
+from optterm.providers.segments import CDS_CONTRACTS, MCX_OPTIONS, SEGMENT_OF_EXCHANGE
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -285,7 +305,7 @@ class AngelOneProvider(ProviderBase):
         timeout: float = 10.0,
         max_body_mb: float = MAX_BODY_MB,
         strikes_each_side: int = 20,
-        symbols: Sequence[str] = tuple(NSE_INDICES),
+        symbols: Sequence[str] | None = None,
         greeks_interval: float = 60.0,
         greeks_max_age: float = 600.0,
         greeks_no_data_interval: float = 3600.0,
@@ -307,6 +327,8 @@ class AngelOneProvider(ProviderBase):
         self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
         self.base_url = base_url.rstrip("/")
         self.strikes_each_side = int(strikes_each_side)
+        if symbols is None:  # the indices, then every MCX and CDS underlying with options
+            symbols = (*NSE_INDICES, *sorted(MCX_OPTIONS), *CDS_CONTRACTS)
         self._served = [s.strip().upper() for s in symbols]
         self.greeks_interval = greeks_interval
         self.greeks_max_age = greeks_max_age
@@ -375,10 +397,26 @@ class AngelOneProvider(ProviderBase):
 
     # -- Provider protocol --------------------------------------------------------------------
 
+    async def _listed(self, symbol: str) -> tuple[str, MasterIndex]:
+        """The symbol served and the master. Beyond the table, any MCX or CDS underlying with
+        options in the master is served: the master, not a list, says which there are."""
+        try:
+            sym = self._resolve(symbol)
+        except UnknownSymbol as unknown:
+            key = symbol.strip().upper() if isinstance(symbol, str) else ""
+            try:
+                idx = await self._master.ensure()
+            except ProviderError:  # no master to ask: the symbol is as unknown as it was
+                raise unknown from None
+            if not key or idx.exchange_of(key) not in SEGMENT_OF_EXCHANGE:
+                raise
+            self._served = [*self._served, key]
+            return key, idx
+        return sym, await self._master.ensure()
+
     async def underlying(self, symbol: str) -> Underlying:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             listed = idx.expiries(sym, self._today())
             if not listed:
                 raise BadPayload(
@@ -391,8 +429,8 @@ class AngelOneProvider(ProviderBase):
             if not lot or not step:
                 raise BadPayload(self.name, f"cannot tell the lot size or strike step of {sym}")
             exchange = idx.chain(sym, nearest)[0].exchange
-            if exchange == "MCX":
-                segment, spot_exchange = Segment.COMMODITY, "MCX"
+            if exchange in SEGMENT_OF_EXCHANGE:
+                segment, spot_exchange = SEGMENT_OF_EXCHANGE[exchange], exchange
             else:
                 segment = Segment.INDEX if idx.index(sym) else Segment.EQUITY
                 spot_exchange = "BSE" if exchange == "BFO" else "NSE"
@@ -400,20 +438,19 @@ class AngelOneProvider(ProviderBase):
 
     async def list_expiries(self, symbol: str) -> list[date]:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             return idx.expiries(sym, self._today())
 
     async def fetch_spot(self, symbol: str) -> float:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
-            return (await self._spot_and_close(sym, idx))[0]
+            sym, idx = await self._listed(symbol)
+            listed = idx.expiries(sym, self._today())
+            inst = self._spot_instrument(sym, idx, listed[0] if listed else None)
+            return (await self._spot_and_close(sym, inst))[0]
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         with self._guard():
-            sym = self._resolve(symbol)
-            idx = await self._master.ensure()
+            sym, idx = await self._listed(symbol)
             contracts = idx.chain(sym, expiry)
             if not contracts:
                 listed = ", ".join(d.isoformat() for d in idx.expiries(sym, self._today())[:8])
@@ -421,7 +458,8 @@ class AngelOneProvider(ProviderBase):
                     self.name,
                     f"no expiry {expiry.isoformat()} for {sym}; listed: {listed or 'none'}",
                 )
-            spot, prev_close = await self._spot_and_close(sym, idx)
+            inst = self._spot_instrument(sym, idx, expiry)
+            spot, prev_close = await self._spot_and_close(sym, inst)
             chain = await self._chain(sym, idx, contracts, spot)
             vix = await self._vix_quote(idx) if self.vix else None
             expiries = tuple(idx.expiries(sym, self._today()))
@@ -465,11 +503,28 @@ class AngelOneProvider(ProviderBase):
 
     # -- chain assembly -----------------------------------------------------------------------
 
-    async def _spot_and_close(self, sym: str, idx: MasterIndex) -> tuple[float, float]:
-        """(spot, the previous close: NaN when not given)."""
+    def _spot_instrument(self, sym: str, idx: MasterIndex, expiry: date | None) -> IndexInstrument:
+        """What `sym`'s spot is read from: the index or the stock, or for options on futures the
+        underlying futures of the `expiry` series."""
+        if expiry is not None and idx.on_futures(sym, expiry):
+            future = idx.underlying_future(sym, expiry)
+            if future is None:
+                raise BadPayload(
+                    self.name,
+                    f"the instrument master lists no futures that {sym}'s {expiry:%d-%b-%Y} "
+                    "options can be written on (the first futures expiring on or after them); "
+                    "run `optterm master` to download today's master",
+                )
+            return IndexInstrument(
+                sym, future.token, future.tradingsymbol, future.exchange, "master"
+            )
         inst: IndexInstrument | None = idx.spot_instrument(sym)
         if inst is None:
             raise BadPayload(self.name, f"no spot instrument for {sym} in the instrument master")
+        return inst
+
+    async def _spot_and_close(self, sym: str, inst: IndexInstrument) -> tuple[float, float]:
+        """(spot, the previous close: NaN when not given)."""
         body = {
             "exchange": inst.exchange,
             "tradingsymbol": inst.tradingsymbol,
@@ -532,7 +587,10 @@ class AngelOneProvider(ProviderBase):
             for c in side_contracts:
                 if c is not None:
                     by_exchange.setdefault(c.exchange, []).append(c.token)
-        future: Future | None = idx.future(sym, expiry)
+        on_futures = idx.on_futures(sym, expiry)
+        future: Future | None = (
+            idx.underlying_future(sym, expiry) if on_futures else idx.future(sym, expiry)
+        )
         if future is not None:
             by_exchange.setdefault(future.exchange, []).append(future.token)
         fetched_at = self._now()
@@ -568,6 +626,25 @@ class AngelOneProvider(ProviderBase):
             futures = self._quote(fq, f"{self.name} {future.tradingsymbol}", fetched_at)
         provider_ts, ts_from = self._provider_ts(quotes.values(), fetched_at)
         lot = idx.lot_size(sym, expiry) or 1
+        meta = {
+            "provider_ts_from": ts_from,
+            "iv": iv_note,
+            "oi_change": "not in SmartAPI quotes; derive from snapshots",
+            "unfetched_tokens": str(unfetched),
+            "strikes_each_side": str(n),
+            # Quotes are fetched for a window only (the token budget): say how many strikes
+            # are listed, so figures over this chain are shown as over part of it.
+            CHAIN_STRIKES: str(len(strikes_all)),
+            "exchange": exchange,
+        }
+        # Spot is this future's price; it is the options' own forward on MCX, and on CDS only
+        # when the future expires with the series (a weekly's month future is not).
+        if on_futures and future is not None and (exchange == "MCX" or future.expiry == expiry):
+            meta[UNDERLYING_FUTURE] = future.tradingsymbol
+        contract = CDS_CONTRACTS.get(sym) if exchange == "CDS" else None
+        if contract is not None:
+            meta[CONTRACT_SIZE] = str(contract.size)
+            meta[CONTRACT_UNIT] = contract.unit
         return ChainSnapshot(
             symbol=sym,
             expiry=expiry,
@@ -581,17 +658,7 @@ class AngelOneProvider(ProviderBase):
             ce=side_legs("CE"),
             pe=side_legs("PE"),
             futures=futures,
-            meta={
-                "provider_ts_from": ts_from,
-                "iv": iv_note,
-                "oi_change": "not in SmartAPI quotes; derive from snapshots",
-                "unfetched_tokens": str(unfetched),
-                "strikes_each_side": str(n),
-                # Quotes are fetched for a window only (the token budget): say how many strikes
-                # are listed, so figures over this chain are shown as over part of it.
-                CHAIN_STRIKES: str(len(strikes_all)),
-                "exchange": exchange,
-            },
+            meta=meta,
         )
 
     async def _quotes(self, by_exchange: Mapping[str, list[str]]) -> tuple[dict[str, Any], int]:
@@ -627,8 +694,8 @@ class AngelOneProvider(ProviderBase):
     async def _ivs(
         self, sym: str, expiry_code: str, exchange: str
     ) -> tuple[dict[tuple[float, str], float], str]:
-        if exchange == "MCX":
-            return {}, "none: optionGreek does not cover MCX"
+        if exchange in SEGMENT_OF_EXCHANGE:  # computed by optterm (Black-76)
+            return {}, f"none: optionGreek does not cover {exchange}"
         key = (sym, expiry_code)
         entry = self._greeks.get(key)
         now = self._clock()

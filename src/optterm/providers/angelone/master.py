@@ -16,7 +16,16 @@ attempt waits `retry_after_failure` seconds so a broken mirror is not hammered w
 Row format (real rows in fixtures/providers/smartapi_scripmaster_*.json): `strike` and
 `tick_size` are strings ×100 (`"2440000.000000"` is the 24400 strike, `"5.000000"` is ₹0.05),
 `expiry` is `"28JUL2026"` (some third-party copies have title case, so parsing ignores case),
-`lotsize` is a string, and the option side is the `CE`/`PE` suffix of `symbol`.
+`lotsize` is a string, and the option side is the `CE`/`PE` suffix of `symbol`. Currency options
+(CDS, OPTCUR) scale the strike ×1e7 instead (`"832500000.000000"` is 83.25; a public test copied
+from the live master shows it), their tick ×100 like the others (`"0.25"` is ₹0.0025).
+
+Options on futures (MCX OPTFUT, CDS OPTCUR) are written on one futures contract, which the master
+does not name: each series' underlying is the first futures of the same name and segment that
+expires on or after the series (`underlying_future`). That is the rule the exchange states,
+read on the master's own expiries, never a month name: an energy option expires two business
+days before its futures (24-May options on the 28-May futures), and a bullion option after its
+month's futures, so it sits on the next one ("May" GOLDM options of 27 May on the 5-Jun futures).
 
 Over 600 lines because download, edition rules, validation, the atomic cache swap and the index
 over ~160k rows are one lifecycle with one lock; each part is small.
@@ -53,12 +62,14 @@ from optterm.providers.base import (
     ServerError,
 )
 from optterm.providers.http import make_client, transport_errors
+from optterm.providers.segments import plausible_underlying
 
 __all__ = [
     "BUILTIN_INDEX_TOKENS",
     "DEFAULT_MASTER_URL",
     "MASTER_FILENAME",
     "MONTH_NUMBERS",
+    "ON_FUTURES",
     "VIX_NAME",
     "Contract",
     "Future",
@@ -78,10 +89,16 @@ PROVIDER = "angelone"
 
 ProgressCallback = Callable[[int, int | None], None]
 
-_OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK", "OPTFUT"})
-_FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM"})
+_OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK", "OPTFUT", "OPTCUR"})
+_FUTURE_TYPES = frozenset({"FUTIDX", "FUTSTK", "FUTCOM", "FUTCUR"})
+# Options written on a futures contract rather than on a spot index or stock.
+ON_FUTURES = frozenset({"OPTFUT", "OPTCUR"})
 # When an underlying name has options on several segments, which one a chain means.
-_EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX")
+_EXCHANGE_PREFERENCE = ("NFO", "BFO", "MCX", "CDS")
+# Segments indexed whatever the `names` filter says (MasterIndex.from_rows).
+_ALWAYS_KEPT = frozenset({"MCX", "CDS"})
+# The master's strike is ×100, except on CDS (×1e7).
+_STRIKE_SCALE = {"CDS": 1e7}
 MONTH_NUMBERS = {
     m: i
     for i, m in enumerate(
@@ -174,7 +191,8 @@ def _contract(row: Mapping[str, Any]) -> Contract | None:
     side = symbol[-2:].upper()
     if side not in ("CE", "PE"):
         raise ValueError("option symbol without CE/PE suffix")
-    strike = _num(row["strike"]) / 100.0
+    exchange = str(row.get("exch_seg", "")).upper()
+    strike = _num(row["strike"]) / _STRIKE_SCALE.get(exchange, 100.0)
     lot = int(_num(row["lotsize"]))
     token = str(row["token"]).strip()
     name = str(row["name"]).strip().upper()
@@ -192,7 +210,7 @@ def _contract(row: Mapping[str, Any]) -> Contract | None:
         option_type=side,
         lot_size=lot,
         tick_size=tick,
-        exchange=str(row.get("exch_seg", "")).upper(),
+        exchange=exchange,
         instrument_type=str(itype),
     )
 
@@ -267,7 +285,9 @@ class MasterIndex:
     def from_rows(
         cls, rows: Iterable[Mapping[str, Any]], names: Iterable[str] | None = None
     ) -> MasterIndex:
-        """Index raw master rows; `names` limits which underlyings' options are kept."""
+        """Index raw master rows; `names` limits which underlyings' NFO and BFO options are
+        kept (every MCX and CDS option and futures row is: a few thousand, and the master is
+        what says which commodities and currencies have options)."""
         wanted = {n.upper() for n in names} if names is not None else None
         contracts: list[Contract] = []
         futures: list[Future] = []
@@ -301,15 +321,20 @@ class MasterIndex:
                             name, str(row["token"]).strip(), symbol, "NSE", "master"
                         )
                     continue
+                keep = (
+                    wanted is None
+                    or str(row.get("name", "")).strip().upper() in wanted
+                    or row.get("exch_seg") in _ALWAYS_KEPT
+                )
                 if itype in _FUTURE_TYPES:
-                    if wanted is None or str(row.get("name", "")).strip().upper() in wanted:
+                    if keep:
                         futures.append(_future(row))
                     continue
                 if itype not in _OPTION_TYPES:
                     continue
                 if itype == "OPTIDX":
                     optidx += 1
-                if wanted is not None and str(row.get("name", "")).strip().upper() not in wanted:
+                if not keep:
                     continue
                 contract = _contract(row)
             except (KeyError, ValueError, TypeError, OverflowError):
@@ -369,6 +394,39 @@ class MasterIndex:
         strikes = self.strikes(name, expiry)
         gaps = Counter(round(b - a, 4) for a, b in itertools.pairwise(strikes))
         return gaps.most_common(1)[0][0] if gaps else None
+
+    def exchange_of(self, name: str) -> str | None:
+        """The segment (`exch_seg`) whose options of `name` are indexed; None if none are."""
+        for listed in self._options.get(name.upper(), {}).values():
+            return listed[0].exchange if listed else None
+        return None
+
+    def on_futures(self, name: str, expiry: date) -> bool:
+        """True when the series' options are written on a futures contract (MCX, CDS)."""
+        listed = self.chain(name, expiry)
+        return bool(listed) and listed[0].instrument_type in ON_FUTURES
+
+    def underlying_future(self, name: str, expiry: date) -> Future | None:
+        """The futures contract an option series on futures is written on: the first futures
+        of its name and segment expiring on or after the series (see the module docstring).
+        None when the series is not on futures, or the master lists no such futures close
+        enough to be it (segments.plausible_underlying)."""
+        listed = self.chain(name, expiry)
+        if not listed or listed[0].instrument_type not in ON_FUTURES:
+            return None
+        exchange = listed[0].exchange
+        first = next(
+            (
+                f
+                for f in self._futures.get(name.upper(), ())
+                if f.exchange == exchange and f.expiry >= expiry
+            ),
+            None,
+        )
+        # A master without the right futures must not hand over the next month's instead.
+        if first is None or not plausible_underlying(name, expiry, first.expiry):
+            return None
+        return first
 
     def future(self, name: str, expiry: date) -> Future | None:
         """The future that expires in the month of an option `expiry` (None when none is

@@ -38,6 +38,12 @@ deliberately conservative:
 
 Data is labelled ``Feed.DELAYED``: the website's chain is delayed and is not a trading feed.
 
+**Index and stock options only.** MCX commodity options are not on NSE's website (its
+commodity chain is NSE's own commodities), and no currency (CDS) chain of today's website API
+has been seen answering (only a pre-2025 route is known). A commodity or currency underlying is
+therefore SegmentNotServed, naming the segment and this provider: the failover asks the next
+provider for it, and nothing stops.
+
 One long module (over 800 lines) because the endpoint families, the cookie session, the
 pacing and the caches (chains, the board, the quotes around a chain) are one lifecycle sharing
 one rate limiter; the parsing is parse.py and quotes.py.
@@ -70,6 +76,7 @@ from optterm.providers.base import (
     BadPayload,
     ProviderError,
     RateLimited,
+    SegmentNotServed,
     ServerError,
 )
 from optterm.providers.common import TableProvider
@@ -93,6 +100,7 @@ from optterm.providers.nse.quotes import (
     parse_futures,
 )
 from optterm.providers.ratelimit import RateLimiter
+from optterm.providers.segments import segment_of
 
 __all__ = [
     "DEFAULT_ENDPOINTS",
@@ -204,6 +212,14 @@ def _equity_requests(families: Sequence[str], symbol: str) -> list[_Request]:
 def _legacy_request(symbol: str, segment: Segment) -> _Request:
     path = "/api/option-chain-indices" if segment is Segment.INDEX else "/api/option-chain-equities"
     return _Request(path, {"symbol": symbol}, all_expiries=True)
+
+
+# Segments NSE's website does not serve, and why (the module docstring).
+_NOT_SERVED = {
+    Segment.COMMODITY: "MCX chains are not on NSE's website; Angel One serves them",
+    Segment.CURRENCY: "NSE's website API has no working currency option chain; Angel One "
+    "serves CDS",
+}
 
 
 @dataclass(slots=True)
@@ -344,6 +360,16 @@ class NseProvider(TableProvider):
         self._load_cookies()
 
     # -- Provider protocol --------------------------------------------------------------------
+
+    def _resolve(self, symbol: str) -> str:
+        key = symbol.strip().upper() if isinstance(symbol, str) else ""
+        served = self._underlyings.get(key)
+        segment = served.segment if served is not None else segment_of(key)
+        if segment in _NOT_SERVED:
+            raise SegmentNotServed(
+                self.name, key, segment.value, list(self._served), _NOT_SERVED[segment]
+            )
+        return super()._resolve(symbol)
 
     async def list_expiries(self, symbol: str) -> list[date]:
         with self._guard():
