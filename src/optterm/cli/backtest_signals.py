@@ -263,6 +263,19 @@ def patterns_document(r: PatternsResult) -> dict[str, Any]:
             }
             for row in r.rows
         ],
+        "signals": [
+            {
+                "kind": str(o.signal.kind),
+                "symbol": o.signal.symbol,
+                "expiry": o.signal.expiry.isoformat(),
+                "direction": str(o.signal.direction),
+                "confidence": o.signal.confidence,
+                "at": _iso(o.at),
+                "spot": o.spot,
+                "forward": [_forward_doc(x) for x in o.forward],
+            }
+            for o in r.outcomes
+        ],
     }
 
 
