@@ -152,6 +152,9 @@ def test_rule_table_and_csv(stored: Home) -> None:
         (("rule", "NIFTY spot crosses above 26050", "--from", "2026-11-21", "--to", "2026-11-20"),
          "is before --from"),
         (("patterns", "--from", "yesterday-ish", "--to", "2026-11-20"), "is not a date"),
+        (("rule", "NIFTY 2026-12-29 spot crosses above 26050"),
+         "The rule's expiry has nothing stored between 2026-11-20 and 2026-11-20"),
+        (("rule", "XYZQ spot crosses above 26050"), "XYZQ is not a known symbol"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(stored: Home, args: tuple[str, ...], says: str) -> None:
@@ -177,6 +180,31 @@ def test_simulated_history_is_refused_unless_allowed(home: Home) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["source"]["feeds"] == ["SIMULATED"] and len(doc["firings"]) == 3
+
+
+def test_a_day_that_turns_simulated_is_refused(home: Home) -> None:
+    """A failover to the simulator mid-session: the day's later snapshots are SIMULATED."""
+    home.write_config()
+
+    async def go() -> None:
+        store = await open_store(str(home.db))
+        try:
+            live = chains(spot_path()[:60], pcr_path()[:60])
+            sim = chains(spot_path()[60:], pcr_path()[60:], start=OPEN + 60 * STEP,
+                         provider="simulator", feed=Feed.SIMULATED)  # fmt: skip
+            await store_path(store, [*live, *sim])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    day = DAY.isoformat()
+    out = _cli(home, "backtest", "patterns", "--from", day, "--to", day)
+    assert out.returncode == 2 and "SIMULATED" in out.stderr and out.stdout == ""
+    out = _cli(home, "backtest", "patterns", "--from", day, "--to", day, "--allow-simulated",
+               "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    source = json.loads(out.stdout)["source"]
+    assert source["providers"] == ["nse", "simulator"] and "SIMULATED" in source["feeds"]
 
 
 def test_a_forward_point_after_a_gap_is_not_a_move() -> None:

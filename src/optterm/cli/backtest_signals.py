@@ -359,7 +359,9 @@ def _rate(h: dict[str, Any]) -> str:
 
 
 def _mean(h: dict[str, Any]) -> str:
-    return "—" if h["mean_pct"] is None else f"{h['mean_pct']:+.3f}%"
+    if h["mean_pct"] is None:
+        return "—"
+    return f"{round(h['mean_pct'], 3) + 0.0:+.3f}%"  # + 0.0: never "-0.000%"
 
 
 def _patterns_print(doc: dict[str, Any], settings: Settings) -> None:

@@ -247,6 +247,7 @@ async def _open_days(
         )
     replays = []
     rules = judge is not None
+    passed: set[date] = set()
     for day, found in days:
         here = sorted({s for s, _ in found if s in wanted})
         if not here:
@@ -254,6 +255,7 @@ async def _open_days(
         r = await Replay.open(store, settings, day, here, rules=rules, judge=judge)
         if pick is not None:
             expiries = sorted({e for _, e in r.windows})
+            passed.update(expiries)
             keep = set(pick(day, expiries))
             if not keep:
                 continue
@@ -264,7 +266,11 @@ async def _open_days(
                 )
         replays.append(r)
     if not replays:
-        raise BacktestProblem(f"No chain the rule reads is stored {span}.")
+        stored = ", ".join(e.isoformat() for e in sorted(passed))
+        raise BacktestProblem(
+            f"The rule's expiry has nothing stored {span} (a rule on an expiry reads only that "
+            f"expiry); stored {'/'.join(wanted)} expiries: {stored}."
+        )
     return replays
 
 
