@@ -220,3 +220,23 @@ def test_a_forward_point_after_a_gap_is_not_a_move() -> None:
     # between points: from the point in force then (100 at minute 0) to the first at or after
     # 5.5 min (103 at minute 6)
     assert path.forward(t0 + minute // 2, 5).points == 3.0
+
+
+def test_patterns_forward_moves_are_the_known_path_and_csv_has_every_detector(
+    stored: Home,
+) -> None:
+    day = DAY.isoformat()
+    out = _cli(stored, "backtest", "patterns", "--from", day, "--to", day, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["signals"], "the climb from minute 40 makes the momentum detector fire"
+    for s in doc["signals"]:
+        m = round((datetime.fromisoformat(s["at"]) - OPEN) / STEP)
+        assert s["spot"] == spot_path()[m]
+        assert [x["points"] for x in s["forward"]] == [_expected_move(m, h)[0] for h in (5, 15, 60)]
+    out = _cli(stored, "backtest", "patterns", "--from", day, "--to", day, "--csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["kind"] for r in rows] == [d["kind"] for d in doc["detectors"]]
+    assert len(rows) == 8
+    assert sum(int(r["firings"]) for r in rows) == len(doc["signals"])
