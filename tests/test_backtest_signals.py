@@ -8,7 +8,7 @@ import asyncio
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -240,3 +240,43 @@ def test_patterns_forward_moves_are_the_known_path_and_csv_has_every_detector(
     assert [r["kind"] for r in rows] == [d["kind"] for d in doc["detectors"]]
     assert len(rows) == 8
     assert sum(int(r["firings"]) for r in rows) == len(doc["signals"])
+
+
+async def test_a_stopped_run_keeps_what_it_found(tmp_path) -> None:
+    """Ctrl-C cancels the command's task: the backtest returns the firings up to the last point
+    it finished, says where it stopped, and counts only what it read."""
+    from optterm.config import Settings
+    from optterm.engine.backtest.signals import backtest_rule, rule_from_text
+
+    days = [DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]  # Wednesday to Friday
+    store = await open_store(str(tmp_path / "o.db"))
+    try:
+        for d in days:
+            start = OPEN + (d - DAY)
+            await store_path(store, chains(spot_path(), pcr_path(), start=start))
+        settings = Settings()
+        rule = rule_from_text("NIFTY spot crosses above 26050", settings, days[0])
+        whole = await backtest_rule(store, settings, rule, days[0], days[-1])
+        assert len(whole.firings) == 9 and whole.stopped_at is None
+
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if done[0] == N + 21:  # day 2's minute 20 (a firing) finished: Ctrl-C
+                task.cancel()
+
+        task = asyncio.ensure_future(
+            backtest_rule(store, settings, rule, days[0], days[-1], progress=step)
+        )
+        part = await task
+    finally:
+        await store.close()
+    stop = OPEN + (days[1] - DAY) + 20 * STEP
+    assert part.stopped_at == stop
+    assert part.source.days == tuple(days[:2]) and part.source.snapshots == N + 21
+    assert part.source.last == stop
+    assert [f.at for f in part.firings] == [f.at for f in whole.firings if f.at <= stop]
+    # the forward moves a stopped run could not see are n/a, not guessed
+    assert all(x.points is None for x in part.firings[-1].forward)
+    assert [f.forward for f in part.firings[:3]] == [f.forward for f in whole.firings[:3]]

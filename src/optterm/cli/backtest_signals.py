@@ -92,6 +92,7 @@ def rule(
         _rule_csv(doc)
     else:
         _rule_print(doc, settings)
+    _exit_if_stopped(doc)
 
 
 def patterns(
@@ -131,6 +132,7 @@ def patterns(
         _patterns_csv(doc)
     else:
         _patterns_print(doc, settings)
+    _exit_if_stopped(doc)
 
 
 backtest_app = typer.Typer(
@@ -183,6 +185,14 @@ def _run(
     return run_reading_store(settings, use)
 
 
+def _exit_if_stopped(doc: dict[str, Any]) -> None:
+    """A run stopped by Ctrl-C printed what it had found; it still ends as interrupted (130,
+    the shell's 128 + SIGINT), so a script can tell a partial result from a whole one."""
+    if doc["stopped_at"]:
+        typer.echo("Stopped by Ctrl-C: the results above are partial.", err=True)
+        raise typer.Exit(130)
+
+
 # ------------------------------------------------------------------------------------ documents
 
 
@@ -223,6 +233,7 @@ def rule_document(r: RuleResult) -> dict[str, Any]:
         "backtest": "rule",
         "rule": rule_summary(r.rule),
         "source": _source_doc(r.source),
+        "stopped_at": _iso(r.stopped_at),
         "firings": [
             {
                 "fired_at": _iso(f.at),
@@ -242,6 +253,7 @@ def patterns_document(r: PatternsResult) -> dict[str, Any]:
         "backtest": "patterns",
         "symbols": list(r.symbols),
         "source": _source_doc(r.source),
+        "stopped_at": _iso(r.stopped_at),
         "detectors": [
             {
                 "kind": str(row.kind),
@@ -292,6 +304,11 @@ def _header(doc: dict[str, Any], settings: Settings) -> str:
         f"Source: {'/'.join(s['feeds'])} via {', '.join(s['providers'])} · "
         f"{first:%Y-%m-%d %H:%M}–{last:%Y-%m-%d %H:%M} {first.tzname()} · "
         f"{days} day{'s' if days != 1 else ''} · {s['snapshots']:,} snapshots"
+        + (
+            f" · STOPPED (Ctrl-C) at {last:%Y-%m-%d %H:%M:%S}: what was found until then"
+            if doc["stopped_at"]
+            else ""
+        )
     )
 
 

@@ -19,12 +19,13 @@ docs/backtest-signals.md defines every figure.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from optterm.engine.alerts.rules import build_rule, parse_rule_text
 from optterm.model import AlertEvent, AlertKind, AlertRule, Direction, Feed, PatternKind, Signal
@@ -59,7 +60,6 @@ HORIZONS_MIN: Final = (5, 15, 60)
 _GAP_HORIZONS: Final = 2.0
 _SIMULATOR: Final = "simulator"
 
-T = TypeVar("T")
 Progress = Callable[[int], None]  # called with the number of points just replayed
 
 
@@ -143,6 +143,7 @@ class RuleResult:
     rule: AlertRule
     source: Source
     firings: list[RuleFiring]
+    stopped_at: datetime | None = None  # the run was stopped (Ctrl-C) after this point
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ class PatternsResult:
     source: Source
     rows: tuple[DetectorRow, ...]
     outcomes: list[SignalOutcome] = field(default_factory=list)
+    stopped_at: datetime | None = None  # the run was stopped (Ctrl-C) after this point
 
 
 # ------------------------------------------------------------------------------------ the rule
@@ -302,6 +304,16 @@ async def _source(replays: Sequence[Replay], allow_simulated: bool) -> Source:
     return source
 
 
+def _stopped(source: Source, days: Sequence[_Day], at: datetime | None) -> Source:
+    """`source` as far as a stopped run read: its days, snapshots and last point."""
+    if at is None:
+        return source
+    us = to_us(at, "stopped")
+    count = sum(w.times.index_at(us) + 1 for d in days for w in d.replay.windows.values())
+    days_read = tuple(d.replay.day for d in days)
+    return dataclasses.replace(source, last=at, days=days_read, snapshots=count)
+
+
 def _track(tick: Tick, paths: dict[str, SpotPath], us: int) -> None:
     newest: dict[str, tuple[datetime, float]] = {}
     for u in tick.updates:
@@ -312,16 +324,55 @@ def _track(tick: Tick, paths: dict[str, SpotPath], us: int) -> None:
         paths.setdefault(sym, SpotPath()).add(us, spot)
 
 
-async def _replay_day(
-    r: Replay,
+@dataclass(slots=True)
+class _Day:
+    """What one replayed day gave: each symbol's spot path and what was collected, with the
+    point time (epoch µs) it came at."""
+
+    replay: Replay
+    paths: dict[str, SpotPath] = field(default_factory=dict)
+    found: list[tuple[Any, int]] = field(default_factory=list)
+    done: int | None = None  # the last point whose tick was finished and collected
+
+
+async def _replay_span(
+    replays: Sequence[Replay],
     allow_simulated: bool,
     progress: Progress | None,
-    collect: Callable[[Tick], Iterable[T]],
-) -> tuple[dict[str, SpotPath], list[tuple[T, int]]]:
+    collect: Callable[[Tick], Iterable[Any]],
+) -> tuple[list[_Day], datetime | None]:
+    """Every day in order (`_replay_day`), and None; or, when the run is cancelled (Ctrl-C
+    cancels the command's task), the days replayed so far, the last one partly, and the point
+    it stopped at: a long backtest stopped keeps what it found."""
+    days: list[_Day] = []
+    for r in replays:
+        day = _Day(r)
+        days.append(day)
+        try:
+            await _replay_day(day, allow_simulated, progress, collect)
+        except asyncio.CancelledError:
+            if day.done is None:
+                days.pop()  # stopped before its first point was finished
+            if not days:
+                raise  # nothing replayed: nothing to keep
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            last = days[-1].done
+            assert last is not None
+            return days, from_us(last)
+    return days, None
+
+
+async def _replay_day(
+    day: _Day,
+    allow_simulated: bool,
+    progress: Progress | None,
+    collect: Callable[[Tick], Iterable[Any]],
+) -> None:
     """Step through the day in order: each tick's spot per symbol, and what `collect` takes
     from each tick with the tick's point time (what fired there saw nothing later)."""
-    paths: dict[str, SpotPath] = {}
-    found: list[tuple[T, int]] = []
+    r, paths, found = day.replay, day.paths, day.found
 
     def each(tick: Tick) -> None:
         us = to_us(r.cursor_time(), "cursor")
@@ -333,11 +384,11 @@ async def _replay_day(
             )
         _track(tick, paths, us)
         found.extend((x, us) for x in collect(tick))
+        day.done = us
         if progress is not None:
             progress(1)
 
     await r.run(on_tick=each)
-    return paths, found
 
 
 def _alerts(tick: Tick) -> Iterable[AlertEvent]:
@@ -383,14 +434,14 @@ async def backtest_rule(
     source = await _source(replays, allow_simulated)
     if on_total is not None:
         on_total(sum(len(r) for r in replays))
+    days, stopped = await _replay_span(replays, allow_simulated, progress, _alerts)
     firings: list[RuleFiring] = []
-    for r in replays:
-        paths, fired = await _replay_day(r, allow_simulated, progress, _alerts)
-        path = paths.get(rule.symbol, SpotPath())
+    for d in days:
+        path = d.paths.get(rule.symbol, SpotPath())
         firings.extend(
-            RuleFiring(a, from_us(us), path.at(us), path.forwards(us)) for a, us in fired
+            RuleFiring(a, from_us(us), path.at(us), path.forwards(us)) for a, us in d.found
         )
-    return RuleResult(rule, source, firings)
+    return RuleResult(rule, _stopped(source, days, stopped), firings, stopped)
 
 
 # ------------------------------------------------------------------------------------ patterns
@@ -453,12 +504,18 @@ async def backtest_patterns(
     source = await _source(replays, allow_simulated)
     if on_total is not None:
         on_total(sum(len(r) for r in replays))
+    days, stopped = await _replay_span(replays, allow_simulated, progress, _new_signals)
     outcomes: list[SignalOutcome] = []
     symbols: set[str] = set()
-    for r in replays:
-        paths, seen = await _replay_day(r, allow_simulated, progress, _new_signals)
-        symbols.update(s for s, _ in r.windows)
-        for sig, us in seen:
-            path = paths.get(sig.symbol, SpotPath())
+    for d in days:
+        symbols.update(s for s, _ in d.replay.windows)
+        for sig, us in d.found:
+            path = d.paths.get(sig.symbol, SpotPath())
             outcomes.append(SignalOutcome(sig, from_us(us), path.at(us), path.forwards(us)))
-    return PatternsResult(tuple(sorted(symbols)), source, detector_rows(outcomes), outcomes)
+    return PatternsResult(
+        tuple(sorted(symbols)),
+        _stopped(source, days, stopped),
+        detector_rows(outcomes),
+        outcomes,
+        stopped,
+    )
