@@ -207,6 +207,29 @@ def test_a_day_that_turns_simulated_is_refused(home: Home) -> None:
     assert source["providers"] == ["nse", "simulator"] and "SIMULATED" in source["feeds"]
 
 
+def test_the_header_names_every_feed_read(home: Home) -> None:
+    """A day that goes from LIVE to DELAYED part-way: both feeds are named, not only the
+    first snapshot's."""
+    home.write_config()
+
+    async def go() -> None:
+        store = await open_store(str(home.db))
+        try:
+            live = chains(spot_path()[:60], pcr_path()[:60])
+            late = chains(spot_path()[60:], pcr_path()[60:], start=OPEN + 60 * STEP,
+                          feed=Feed.DELAYED)  # fmt: skip
+            await store_path(store, [*live, *late])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    day = DAY.isoformat()
+    out = _cli(home, "backtest", "rule", "NIFTY spot crosses above 26050",
+               "--from", day, "--to", day)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Source: DELAYED/LIVE via nse" in out.stdout
+
+
 def test_a_forward_point_after_a_gap_is_not_a_move() -> None:
     path = SpotPath()
     t0 = int(OPEN.timestamp() * 1e6)

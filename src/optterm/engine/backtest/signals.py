@@ -305,7 +305,12 @@ async def _source(replays: Sequence[Replay], allow_simulated: bool) -> Source:
 
 
 def _stopped(source: Source, days: Sequence[_Day], at: datetime | None) -> Source:
-    """`source` as far as a stopped run read: its days, snapshots and last point."""
+    """`source` with the feeds of every snapshot replayed (before the run, only each chain's
+    first was looked at), and as far as a stopped run read: its days, snapshots, last point."""
+    feeds = set().union(*(d.feeds for d in days))
+    if _SIMULATOR in source.providers:
+        feeds.add(Feed.SIMULATED.value)
+    source = dataclasses.replace(source, feeds=tuple(sorted(feeds | set(source.feeds))))
     if at is None:
         return source
     us = to_us(at, "stopped")
@@ -333,6 +338,7 @@ class _Day:
     paths: dict[str, SpotPath] = field(default_factory=dict)
     found: list[tuple[Any, int]] = field(default_factory=list)
     done: int | None = None  # the last point whose tick was finished and collected
+    feeds: set[str] = field(default_factory=set)  # of every snapshot replayed
 
 
 async def _replay_span(
@@ -383,6 +389,7 @@ async def _replay_day(
                 "--allow-simulated to backtest it anyway."
             )
         _track(tick, paths, us)
+        day.feeds.update(str(u.snapshot.feed) for u in tick.updates)
         found.extend((x, us) for x in collect(tick))
         day.done = us
         if progress is not None:
