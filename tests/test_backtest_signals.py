@@ -132,7 +132,7 @@ def test_rule_table_and_csv(stored: Home) -> None:
     args = ("backtest", "rule", "NIFTY spot crosses above 26050", "--from", day, "--to", day)
     out = _cli(stored, *args)
     assert out.returncode == 0, out.stderr
-    assert "Source: LIVE via nse" in out.stdout and f"{N} snapshots" in out.stdout
+    assert "Source: LIVE via nse" in out.stdout and f"{N} snapshots · no gaps" in out.stdout
     assert "09:25:00" in out.stdout and "n/a" in out.stdout
     out = _cli(stored, *args, "--csv")
     assert out.returncode == 0, out.stderr
@@ -228,6 +228,34 @@ def test_the_header_names_every_feed_read(home: Home) -> None:
                "--from", day, "--to", day)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "Source: DELAYED/LIVE via nse" in out.stdout
+
+
+def test_a_gap_is_named_and_no_move_is_measured_across_it(home: Home) -> None:
+    """Minutes 40 to 64 missing (the recorder was down): the header names the gap, and the
+    15-minute move of the firing at minute 30 would land at minute 65, 35 minutes on: n/a."""
+    home.write_config()
+    keep = [m for m in range(N) if not 40 <= m < 65]
+
+    async def go() -> None:
+        store = await open_store(str(home.db))
+        try:
+            every = chains(spot_path(), pcr_path())
+            await store_path(store, [every[m] for m in keep])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    day = DAY.isoformat()
+    args = ("backtest", "rule", "NIFTY pcr crosses below 0.7", "--from", day, "--to", day)
+    out = _cli(home, *args, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["source"]["gaps"] == [_at(39)] and doc["source"]["snapshots"] == len(keep)
+    (firing,) = doc["firings"]
+    assert firing["fired_at"] == _at(30)
+    assert [x["points"] for x in firing["forward"]] == [_expected_move(30, 5)[0], None, None]
+    out = _cli(home, *args)
+    assert "1 gap (from 11-20 09:54)" in out.stdout
 
 
 def test_a_forward_point_after_a_gap_is_not_a_move() -> None:

@@ -212,6 +212,7 @@ def _source_doc(s: Source) -> dict[str, Any]:
         "last": _iso(s.last),
         "days": [d.isoformat() for d in s.days],
         "snapshots": s.snapshots,
+        "gaps": [_iso(g) for g in s.gaps],
     }
 
 
@@ -303,13 +304,24 @@ def _header(doc: dict[str, Any], settings: Settings) -> str:
     return (
         f"Source: {'/'.join(s['feeds'])} via {', '.join(s['providers'])} · "
         f"{first:%Y-%m-%d %H:%M}–{last:%Y-%m-%d %H:%M} {first.tzname()} · "
-        f"{days} day{'s' if days != 1 else ''} · {s['snapshots']:,} snapshots"
+        f"{days} day{'s' if days != 1 else ''} · {s['snapshots']:,} snapshots · "
+        f"{_gaps(s['gaps'], settings)}"
         + (
             f" · STOPPED (Ctrl-C) at {last:%Y-%m-%d %H:%M:%S}: what was found until then"
             if doc["stopped_at"]
             else ""
         )
     )
+
+
+def _gaps(gaps: list[str], settings: Settings) -> str:
+    if not gaps:
+        return "no gaps"
+    tz = settings.market.tz
+    at = ", ".join(f"{datetime.fromisoformat(g).astimezone(tz):%m-%d %H:%M}" for g in gaps[:3]) + (
+        ", …" if len(gaps) > 3 else ""
+    )
+    return f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} (from {at})"
 
 
 def _move(f: dict[str, Any]) -> str:

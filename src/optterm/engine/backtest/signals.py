@@ -78,6 +78,9 @@ class Source:
     last: datetime
     days: tuple[date, ...]
     snapshots: int
+    # Pauses in a day's stored points over 3 × its usual spacing (the replay timeline's gaps):
+    # forward moves across them are n/a when they stretch past 2 × the horizon.
+    gaps: tuple[datetime, ...] = ()
 
     @property
     def simulated(self) -> bool:
@@ -295,6 +298,7 @@ async def _source(replays: Sequence[Replay], allow_simulated: bool) -> Source:
         last=replays[-1].last,
         days=tuple(r.day for r in replays),
         snapshots=count,
+        gaps=tuple(m.at for r in replays for m in r.marks() if m.kind == "gap"),
     )
     if source.simulated and not allow_simulated:
         raise BacktestProblem(
@@ -316,7 +320,8 @@ def _stopped(source: Source, days: Sequence[_Day], at: datetime | None) -> Sourc
     us = to_us(at, "stopped")
     count = sum(w.times.index_at(us) + 1 for d in days for w in d.replay.windows.values())
     days_read = tuple(d.replay.day for d in days)
-    return dataclasses.replace(source, last=at, days=days_read, snapshots=count)
+    gaps = tuple(g for g in source.gaps if g <= at)
+    return dataclasses.replace(source, last=at, days=days_read, snapshots=count, gaps=gaps)
 
 
 def _track(tick: Tick, paths: dict[str, SpotPath], us: int) -> None:
