@@ -96,6 +96,16 @@ def test_rule_firings_and_forward_moves_match_the_known_path(stored: Home) -> No
         assert got == [(h, *_expected_move(m, h)) for h in (5, 15, 60)]
     # 74 + 60 is past the history's end: n/a, not a made-up move
     assert doc["firings"][2]["forward"][2]["points"] is None
+    for k, h in enumerate((5, 15, 60)):
+        moves = [d for m in (10, 20, 74) if (d := _expected_move(m, h)[0]) is not None]
+        assert doc["summary"][k] == {
+            "minutes": h,
+            "measured": len(moves),
+            "up": sum(1 for d in moves if d > 0),
+            "down": sum(1 for d in moves if d < 0),
+            "mean_points": round(sum(moves) / len(moves), 2),
+            "mean_pct": doc["summary"][k]["mean_pct"],
+        }
 
 
 def test_pcr_rule_fires_where_the_pcr_crosses_below(stored: Home) -> None:

@@ -235,6 +235,17 @@ def rule_document(r: RuleResult) -> dict[str, Any]:
         "rule": rule_summary(r.rule),
         "source": _source_doc(r.source),
         "stopped_at": _iso(r.stopped_at),
+        "summary": [
+            {
+                "minutes": m.minutes,
+                "measured": m.measured,
+                "up": m.up,
+                "down": m.down,
+                "mean_points": _round(m.mean_points, 2),
+                "mean_pct": _round(m.mean_pct, 4),
+            }
+            for m in r.summary()
+        ],
         "firings": [
             {
                 "fired_at": _iso(f.at),
@@ -343,9 +354,11 @@ def _rule_print(doc: dict[str, Any], settings: Settings) -> None:
     if not firings:
         console.print("The rule would not have fired in this span.")
         return
+    zone = datetime.fromisoformat(firings[0]["fired_at"]).astimezone(tz).tzname()
     table = Table(
-        "Time", "Value", "Spot", "+5 min", "+15 min", "+60 min",
-        title=f"Firings ({len(firings)}; spot move after each, n/a: the history ends first)",
+        f"Time ({zone})", "Value", "Spot", "+5 min", "+15 min", "+60 min",
+        title=f"Firings ({len(firings)}; the spot's move after each; n/a: the history ends "
+        "first or has a gap there)",
         title_justify="left",
     )  # fmt: skip
     for f in firings:
@@ -354,22 +367,32 @@ def _rule_print(doc: dict[str, Any], settings: Settings) -> None:
             f["value_text"],
             "n/a" if f["spot"] is None else f"{f['spot']:,.2f}",
             *(_move(x) for x in f["forward"]),
-            end_section=False,
         )
+    table.add_section()
+    table.add_row("mean", "", "", *(_mean_move(m) for m in doc["summary"]))
+    table.add_row("up / down", "", "", *(_up_down(m) for m in doc["summary"]))
     for col in table.columns[1:]:
         col.justify = "right"
     console.print(table)
 
 
+def _mean_move(m: dict[str, Any]) -> str:
+    if m["mean_points"] is None:
+        return "n/a"
+    return f"{m['mean_points'] + 0.0:+,.2f} ({round(m['mean_pct'], 2) + 0.0:+.2f}%)"
+
+
+def _up_down(m: dict[str, Any]) -> str:
+    return f"{m['up']} / {m['down']} of {m['measured']}" if m["measured"] else "n/a"
+
+
 def _rule_csv(doc: dict[str, Any]) -> None:
-    w = csv.writer(sys.stdout, lineterminator="\n")
-    minutes = [x["minutes"] for x in (doc["firings"][0]["forward"] if doc["firings"] else [])]
     from optterm.engine.backtest.signals import HORIZONS_MIN
 
-    minutes = minutes or list(HORIZONS_MIN)
+    w = csv.writer(sys.stdout, lineterminator="\n")
     w.writerow(
         ["fired_at", "symbol", "value", "spot"]
-        + [f"{k}_{m}m" for m in minutes for k in ("points", "pct")]
+        + [f"{k}_{m}m" for m in HORIZONS_MIN for k in ("points", "pct")]
     )
     for f in doc["firings"]:
         row = [f["fired_at"], f["symbol"], f["value"], f["spot"]]

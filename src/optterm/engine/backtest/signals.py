@@ -44,6 +44,7 @@ __all__ = [
     "DetectorRow",
     "Forward",
     "HorizonStats",
+    "MoveStats",
     "PatternsResult",
     "RuleFiring",
     "RuleResult",
@@ -142,11 +143,42 @@ class RuleFiring:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveStats:
+    """A rule's firings at one horizon: how many have a move (`measured`), how many of those
+    went up and down, and the mean move (points, percent of spot)."""
+
+    minutes: int
+    measured: int
+    up: int
+    down: int
+    mean_points: float | None
+    mean_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class RuleResult:
     rule: AlertRule
     source: Source
     firings: list[RuleFiring]
     stopped_at: datetime | None = None  # the run was stopped (Ctrl-C) after this point
+
+    def summary(self) -> tuple[MoveStats, ...]:
+        out = []
+        for k, minutes in enumerate(HORIZONS_MIN):
+            moves = [f.forward[k] for f in self.firings if f.forward[k].points is not None]
+            pts = [m.points for m in moves if m.points is not None]
+            pcts = [m.pct for m in moves if m.pct is not None]
+            out.append(
+                MoveStats(
+                    minutes,
+                    measured=len(pts),
+                    up=sum(1 for p in pts if p > 0),
+                    down=sum(1 for p in pts if p < 0),
+                    mean_points=sum(pts) / len(pts) if pts else None,
+                    mean_pct=sum(pcts) / len(pcts) if pcts else None,
+                )
+            )
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
