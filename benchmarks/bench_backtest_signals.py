@@ -6,9 +6,10 @@
   nearest expiry, so one chain is replayed through the live analytics, the eight detectors and
   the alert evaluation, then the forward moves. The threshold is the day's median PCR, so the
   rule crosses. The reference is the live Analyzer alone over the same snapshots: a faithful
-  replay cannot go below it, and the backtest's own work (reading, decoding, evaluating, the
-  forward moves) measured at about half of it again. Budget 8 s: a month (≈ 21 sessions) in
-  under three minutes, with a progress bar, and about 1.5 × the measured 5–6 s for the shared
+  replay cannot go below it. Measured 2026-12-03 on the shared machine: 5.4–6.3 s, the
+  reference 2.9–3.7 s; the rest (about 2.5 s) is the live tick around the analytics (a task
+  and a timeout per fetch, the window cut), decoding and the rule's evaluation. Budget 8 s: a
+  month (≈ 21 sessions) in under three minutes, with a progress bar, and room for the shared
   machine's noise; the whole-watch replay (nine chains) has 20 s (replay.day_headless_s).
 """
 

@@ -14,7 +14,8 @@ t (points, and percent of the spot at t). It is n/a when the day's history ends 
 that point is more than 2 × h after t (a gap in the history: it would not be an h-minute move).
 A detector's firing is a *hit* at h when its direction was bullish and the move was above zero,
 or bearish and below zero; neutral signals are counted but not scored (they point nowhere).
-docs/backtest-signals.md defines every figure.
+A run cancelled part-way (Ctrl-C cancels the command's task) returns what it found up to the
+last point it finished, saying where it stopped. docs/backtest-signals.md defines every figure.
 """
 
 from __future__ import annotations
