@@ -120,6 +120,12 @@ COMMANDS: tuple[Command, ...] = (
         "history", "optterm.cli.history", "history_app", "Inspect and export the stored history."
     ),
     Command(
+        "backtest",
+        "optterm.cli.backtest_signals",
+        "backtest_app",
+        "Backtest on stored history: an alert rule's firings, the detectors' hit rates.",
+    ),
+    Command(
         "creds",
         "optterm.cli.creds",
         "creds_app",

@@ -23,7 +23,7 @@ from optterm.engine.analytics.analyzer import Analyzer
 from optterm.engine.poller import EXPIRY_TTL_S, Poller, Watch
 from optterm.engine.replay.source import AsOfHistory, ReplayAlerts, ReplaySource
 from optterm.market import OiInterval
-from optterm.model import AlertEvent, Signal
+from optterm.model import AlertEvent, AlertRule, Signal
 from optterm.store.replay import SnapshotWindow, last_before, stored_chains
 from optterm.store.timecodec import from_us, to_us
 
@@ -88,6 +88,7 @@ class Replay:
         rules: bool = True,
         calendar: MarketCalendar | None = None,
         interval: OiInterval | None = None,
+        judge: Sequence[AlertRule] | None = None,
     ) -> None:
         from optterm.providers.factory import market_calendar
 
@@ -95,6 +96,7 @@ class Replay:
         self.settings = settings
         self.day = day
         self.rules = rules
+        self.judge = judge  # rules judged instead of the store's enabled ones (a backtest's)
         self.interval = interval  # ΔOI and buildups over this (default: [display] oi_interval)
         self.calendar = calendar or market_calendar(settings)
         self.windows = windows
@@ -123,6 +125,7 @@ class Replay:
         rules: bool = True,
         radius: int = 50,
         interval: OiInterval | None = None,
+        judge: Sequence[AlertRule] | None = None,
     ) -> Replay:
         """The replay of `day` (exchange-local) for `symbols` (default: every symbol stored
         that day), every expiry stored that day or only `expiry`. ReplayProblem when there is
@@ -157,7 +160,7 @@ class Replay:
             (s, e): await SnapshotWindow.open(store, s, e, start, end, radius=radius)
             for s, e in chains
         }
-        return cls(store, settings, day, windows, rules=rules, interval=interval)
+        return cls(store, settings, day, windows, rules=rules, interval=interval, judge=judge)
 
     @staticmethod
     async def previous_day(
@@ -179,6 +182,7 @@ class Replay:
             rules=self.rules,
             calendar=self.calendar,
             interval=self.interval,
+            judge=self.judge,
         )
 
     def _fresh(self) -> Poller:
@@ -203,7 +207,7 @@ class Replay:
             clock=lambda: (self.index + 1) * 2 * EXPIRY_TTL_S,
             now=self.now,
             analyzer=analyzer,
-            alerts=ReplayAlerts(self.store, self.calendar) if self.rules else None,
+            alerts=ReplayAlerts(self.store, self.calendar, self.judge) if self.rules else None,
         )
 
     # ------------------------------------------------------------------------------ the clock

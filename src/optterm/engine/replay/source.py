@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.events import ChainUpdate
-from optterm.model import AlertEvent, ChainSnapshot, Feed, Metrics, Signal, Underlying
+from optterm.model import AlertEvent, AlertRule, ChainSnapshot, Feed, Metrics, Signal, Underlying
 from optterm.providers.base import BadPayload, UnknownSymbol
 
 if TYPE_CHECKING:
@@ -94,17 +94,27 @@ class AsOfHistory:
 
 class ReplayAlerts(AlertService):
     """The live evaluation (crossings, cooldowns, windows, patterns) over a replay: the rules
-    enabled now, each starting from no memory, one-shot rules done after their first firing.
-    Nothing is written and no channel is woken: the firings are the tick's `alerts`."""
+    enabled now (or `rules`, a backtest's, never stored), each starting from no memory, one-shot
+    rules done after their first firing. Nothing is written and no channel is woken: the
+    firings are the tick's `alerts`."""
 
-    def __init__(self, store: Store, calendar: MarketCalendar | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        calendar: MarketCalendar | None = None,
+        rules: Sequence[AlertRule] | None = None,
+    ) -> None:
         super().__init__(store, calendar)
+        self._judged = None if rules is None else list(rules)
 
     async def reload_if_changed(self, now: datetime | None = None) -> bool:
         # `now` unused: a replay starts from no memory, not from what live alerts fired.
         if self._version is not None:
             return False  # the rule set is read once: a replay judges one set of rules
-        self.evaluator.load(await self.store.alerts.list_rules(enabled=True), {})
+        rules = self._judged
+        if rules is None:
+            rules = await self.store.alerts.list_rules(enabled=True)
+        self.evaluator.load(rules, {})
         self._version = 0
         return True
 
