@@ -1157,3 +1157,18 @@ async def test_india_vix_is_one_shared_quote_and_never_costs_a_chain(
     t.advance(60)  # failed: not asked again before vix_retry
     await p.fetch_chain("NIFTY", EXPIRY)
     assert angel.rest().count("quote") == 10
+
+
+async def test_stream_auth_rides_on_the_rest_session(make, angel: Angel):
+    """The Smart Stream handshake reuses the session: no second login (it would end the first)."""
+    p = make()
+    await p.fetch_spot("NIFTY")
+    auth = await p.stream_auth()
+    assert angel.rest() == ["login", "getLtpData"]
+    assert auth.headers() == {
+        "Authorization": "Bearer jwt-SECRET-1",
+        "x-api-key": API_KEY,
+        "x-client-code": CLIENT,
+        "x-feed-token": "feed-SECRET-1",
+    }
+    assert "SECRET" not in repr(auth)
