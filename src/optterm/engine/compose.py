@@ -86,12 +86,22 @@ def make_poller(
     now: Callable[[], datetime] | None = None,
 ) -> Poller:
     from optterm.engine.analytics.analyzer import Analyzer
-    from optterm.engine.poller import Poller, Watch
+    from optterm.engine.poller import Poller, SnapshotSink, Watch
 
     watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
-    return Poller(
+    sink: SnapshotSink | None = None if store is None else store.snapshots
+    streamed = None
+    if settings.stream.enabled:  # [stream]: the watch ticks over Smart Stream, polling behind
+        from optterm.engine.stream.wiring import IntervalSink, streaming
+        from optterm.providers.factory import market_calendar
+
+        streamed = streaming(settings, provider, market_calendar(settings), now=now or utc_now)
+        if streamed is not None:
+            provider = streamed
+            sink = None if sink is None else IntervalSink(sink, settings.poller.interval)
+    poller = Poller(
         provider,
-        None if store is None else store.snapshots,
+        sink,
         watch,
         interval=settings.poller.interval,
         timeout=settings.poller.timeout,
@@ -105,6 +115,9 @@ def make_poller(
         alerts=alerts,
         now=now or utc_now,
     )
+    if streamed is not None:
+        streamed.stream.publish = poller.wake  # coalesced chain updates tick the poller
+    return poller
 
 
 def make_engine(
