@@ -299,3 +299,20 @@ async def test_streamed_snapshots_are_stored_at_the_poll_interval() -> None:
     assert await sink.write_many([stream]) == [True]  # 15 s after the first
     assert await sink.write_many([poll]) == [True]  # polled snapshots as they come
     assert inner.written == ["STREAM", "STREAM", "POLL"]
+
+
+async def test_rules_are_reloaded_at_most_once_a_second_when_asked(rig: Rig) -> None:
+    clock = [0.0]
+    service = AlertService(rig.store, reload_every_s=1.0, clock=lambda: clock[0])
+    assert await service.reload_if_changed()
+    settings = load_settings(None, env={})
+    rule = build_rule(
+        settings, symbol="NIFTY", kind=AlertKind.PRICE, condition=Condition.BELOW,
+        threshold=50.0, today=OPEN.date(),
+    )  # fmt: skip
+    await rig.store.alerts.add_rule(rule)
+    clock[0] += 0.5
+    assert not await service.reload_if_changed()  # not asked: within the second
+    clock[0] += 0.5
+    assert await service.reload_if_changed()
+    assert len(service.evaluator.rules) == 2

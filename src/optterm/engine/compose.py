@@ -117,6 +117,9 @@ def make_poller(
     )
     if streamed is not None:
         streamed.stream.publish = poller.wake  # coalesced chain updates tick the poller
+        if alerts is not None:
+            rules_of = alerts.evaluator
+            streamed.rules = lambda: rules_of.rules  # legs they watch are published at once
     return poller
 
 
@@ -138,5 +141,11 @@ def make_engine(
     if store is None:
         return Engine(make_poller(settings, provider, None, now=now))
     dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
-    alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
+    alerts = AlertService(
+        store,
+        market_calendar(settings),
+        on_recorded=dispatcher.wake,
+        # Streaming ticks up to max_updates_per_s: the rules' version is asked once a second.
+        reload_every_s=1.0 if settings.stream.enabled else 0.0,
+    )
     return Engine(make_poller(settings, provider, store, alerts=alerts, now=now), dispatcher)

@@ -9,6 +9,7 @@ the next tick through the store's rules version.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -34,14 +35,30 @@ class AlertService:
         calendar: MarketCalendar | None = None,
         *,
         on_recorded: Callable[[], None] | None = None,
+        reload_every_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.evaluator = AlertEvaluator(calendar)
         self.on_recorded = on_recorded
+        # Streaming ticks several times a second: asking the store whether the rules changed is
+        # then done at most this often (rules edited elsewhere apply within it), off the path
+        # from a packet to its alert.
+        self.reload_every_s = reload_every_s
+        self._clock = clock
+        self._checked_at: float | None = None
         self._version: int | None = None
         self._seen: dict[tuple[str, date], datetime] = {}
 
     async def reload_if_changed(self) -> bool:
+        now = self._clock()
+        if (
+            self._version is not None
+            and self._checked_at is not None
+            and now - self._checked_at < self.reload_every_s
+        ):
+            return False
+        self._checked_at = now
         version = await self.store.alerts.rules_version()
         if version == self._version:
             return False

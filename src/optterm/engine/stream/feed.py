@@ -5,7 +5,9 @@ Binary messages from the client are queued as they arrive and parsed together on
 the event loop (`parse_batch`), so a burst costs one array pass, not a Python call per packet.
 A batch that touched a watched chain asks for a publication (`publish`, the poller's wake) at
 most `max_updates_per_s` times a second: analytics, detectors and alert rules run on fresh
-data, never per packet.
+data, never per packet. The exception is the alert path: a packet for a leg (or underlying) a
+PRICE rule watches is published at once, so the time from packet to outbox row is one tick,
+not a coalescing gap; the poller never runs two ticks at once, which bounds that rate.
 
 STREAM while packets flow; POLL (the poller fetches over REST through the existing breakers, at
 its interval) when, in market hours, no packet came for `stale_after_s` (none yet counts from
@@ -89,6 +91,7 @@ class StreamFeed:
         self._queue: list[bytes] = []
         self._drain_scheduled = False
         self._publish_handle: asyncio.TimerHandle | None = None
+        self._publish_urgent = False
         self._last_publish = -1e9
         self._errors: deque[tuple[float, int]] = deque()
         self._storm_until = -1e9
@@ -145,7 +148,7 @@ class StreamFeed:
             log.debug("stream: %d message(s) rejected: %s", batch.rejected, batch.first_error)
         self.judge()
         if touched and self.mode is FeedMode.STREAM:
-            self._schedule_publish()
+            self._schedule_publish(urgent=self.table.urgent_hit)
         self.updated.set()
 
     def _changed(self) -> None:
@@ -158,10 +161,13 @@ class StreamFeed:
             self.updated.clear()
             await self.updated.wait()
 
-    def _schedule_publish(self) -> None:
+    def _schedule_publish(self, *, urgent: bool = False) -> None:
         if self._publish_handle is not None:
-            return  # one already pending carries this batch too
-        delay = max(0.0, self._last_publish + self.min_gap_s - self._clock())
+            if not urgent or self._publish_urgent:
+                return  # one already pending carries this batch too
+            self._publish_handle.cancel()  # a watched leg moved: publish now, not at the gap
+        self._publish_urgent = urgent
+        delay = 0.0 if urgent else max(0.0, self._last_publish + self.min_gap_s - self._clock())
         self._publish_handle = asyncio.get_running_loop().call_later(delay, self._do_publish)
 
     def _do_publish(self) -> None:

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from optterm.engine.stream.feed import FeedMode, StreamFeed
 from optterm.engine.stream.table import ChainKey, LegToken
 from optterm.market import utc_now
-from optterm.model import ChainSnapshot, Feed, ProviderHealth, Underlying
+from optterm.model import AlertKind, AlertRule, ChainSnapshot, Feed, ProviderHealth, Underlying
 from optterm.providers.base import HasHealth, Provider, members
 
 __all__ = ["Resolver", "StreamingProvider"]
@@ -52,6 +52,9 @@ class StreamingProvider:
         self._clock = clock
         self._now = now
         self._snaps: dict[ChainKey, tuple[float, ChainSnapshot]] = {}
+        # The alert rules (the AlertService's, set by the wiring): legs they watch publish at once.
+        self.rules: Callable[[], Sequence[AlertRule]] | None = None
+        self._rules_seen: Sequence[AlertRule] | None = None
         self._refreshing: dict[ChainKey, asyncio.Task[None]] = {}
 
     # -- the Provider protocol, delegated ------------------------------------------------------
@@ -97,6 +100,7 @@ class StreamingProvider:
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         key = (symbol.strip().upper(), expiry)
         await self.stream.start()  # on the engine's loop, at its first tick
+        self._follow_rules()
         mode = self.stream.judge()
         held = self._snaps.get(key)
         if mode is FeedMode.POLL or held is None:
@@ -132,6 +136,25 @@ class StreamingProvider:
         if set(legs) != old:
             self.stream.table.register(key, legs)
             self.stream.resubscribe()
+
+    def _follow_rules(self) -> None:
+        rules = None if self.rules is None else self.rules()
+        if rules is None or rules is self._rules_seen:
+            return
+        self._rules_seen = rules
+        watched = [r for r in rules if r.kind is AlertKind.PRICE]
+
+        def is_urgent(key: ChainKey, leg: LegToken) -> bool:
+            for r in watched:
+                if r.symbol != key[0] or (r.expiry is not None and r.expiry != key[1]):
+                    continue
+                if r.strike is None and leg.side == "SPOT":
+                    return True
+                if r.strike == leg.strike and str(r.side) == leg.side:
+                    return True
+            return False
+
+        self.stream.table.set_urgent(is_urgent)
 
     def _tag(self, snap: ChainSnapshot, mode: FeedMode) -> ChainSnapshot:
         meta = {**snap.meta, "feed_mode": mode.value}

@@ -10,7 +10,7 @@ snapshot's, refreshed on the REST cadence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -52,6 +52,11 @@ class StreamTable:
         self._time = np.empty(0, dtype=np.int64)
         self._dirty: set[ChainKey] = set()
         self._owner: list[list[ChainKey]] = []  # chains each row belongs to
+        # Rows an alert rule watches: a packet for one is published at once (the alert path).
+        self._urgent = np.zeros(0, dtype=bool)
+        self._is_urgent: Callable[[ChainKey, LegToken], bool] = lambda key, leg: False
+        self.urgent_hit = False  # the last batch applied touched an urgent row
+        self._indexes: dict[ChainKey, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.unknown = 0  # packets for tokens no chain registered (late after an unsubscribe)
 
     # -- registration ------------------------------------------------------------------------
@@ -63,6 +68,20 @@ class StreamTable:
     def forget(self, key: ChainKey) -> None:
         if self._chains.pop(key, None) is not None:
             self._rebuild()
+
+    def set_urgent(self, is_urgent: Callable[[ChainKey, LegToken], bool]) -> None:
+        """Which legs an alert rule watches (re-asked whenever the chains or rules change)."""
+        self._is_urgent = is_urgent
+        self._mark_urgent()
+
+    def _mark_urgent(self) -> None:
+        urgent = {
+            leg.token.encode("ascii")
+            for key, legs in self._chains.items()
+            for leg in legs
+            if self._is_urgent(key, leg)
+        }
+        self._urgent = np.isin(self._tokens, np.array(sorted(urgent), dtype="S25"))
 
     def chains(self) -> list[ChainKey]:
         return list(self._chains)
@@ -92,11 +111,14 @@ class StreamTable:
             time_ms[kept] = old_time[pos[kept]]
         self._tokens, self._values, self._time = tokens, values, time_ms
         self._owner = [owners[t] for t in tokens.tolist()]
+        self._indexes.clear()
+        self._mark_urgent()
 
     # -- ticks -------------------------------------------------------------------------------
 
     def apply(self, batch: BatchTicks) -> set[ChainKey]:
         """Lay a batch of packets into the columns (later packets win); the chains touched."""
+        self.urgent_hit = False
         if not len(batch) or not self._tokens.size:
             self.unknown += len(batch)
             return set()
@@ -112,6 +134,7 @@ class StreamTable:
             # Assigned in arrival order, so a token's last packet in the batch wins.
             self._values[f][pos[given]] = new[given]
         self._time[pos] = np.maximum(self._time[pos], batch.time_ms[known])
+        self.urgent_hit = bool(self._urgent[pos].any())
         touched = {k for i in np.unique(pos).tolist() for k in self._owner[i]}
         self._dirty |= touched
         return touched
@@ -123,50 +146,60 @@ class StreamTable:
     # -- reading a chain back ----------------------------------------------------------------
 
     def overlay(self, base: ChainSnapshot, now: datetime) -> ChainSnapshot:
-        """`base` (the last REST snapshot of this chain) with every streamed value laid over it."""
-        legs = self._chains.get((base.symbol, base.expiry))
-        if not legs or not self._tokens.size:
+        """`base` (the last REST snapshot of this chain) with every streamed value laid over it:
+        array operations over the chain's legs, whatever its size."""
+        index = self._index((base.symbol, base.expiry))
+        if index is None:
             return base
-        row_of = {float(s): i for i, s in enumerate(base.strikes.tolist())}
-        cols: dict[str, dict[str, np.ndarray]] = {}
+        pos, strikes, sides = index
+        times = self._time[pos]
         spot = base.spot
-        latest = 0
-        toks = np.array([leg.token.encode("ascii") for leg in legs], dtype="S25")
-        pos = np.searchsorted(self._tokens, toks).clip(0, self._tokens.size - 1)
-        for leg, p in zip(legs, pos.tolist(), strict=True):
-            latest = max(latest, int(self._time[p]))
-            if leg.side == "SPOT":
-                ltp = self._values["ltp"][p]
-                if not np.isnan(ltp):
-                    spot = float(ltp)
-                continue
-            row = row_of.get(float(leg.strike))
-            if row is None:
-                continue
-            side = cols.get(leg.side)
-            if side is None:
-                base_legs = base.side(leg.side)
-                side = cols[leg.side] = {
-                    f: np.array(base_legs.column(_LEG_FIELD.get(f, f)), copy=True) for f in _FIELDS
-                }
-            for f in _FIELDS:
-                v = self._values[f][p]
-                if not np.isnan(v):
-                    side[f][row] = v
-        ce, pe = (_legs(base.side(s), cols.get(s)) for s in ("CE", "PE"))
+        is_spot = sides == "SPOT"
+        if is_spot.any():
+            ltp = self._values["ltp"][pos[is_spot]]
+            ltp = ltp[~np.isnan(ltp)]
+            if ltp.size:
+                spot = float(ltp[-1])
+        rows = np.searchsorted(base.strikes, strikes).clip(0, max(len(base) - 1, 0))
+        on_chain = ~is_spot & (base.strikes[rows] == strikes) if len(base) else is_spot & False
+        ce, pe = (
+            self._side(base.side(s), pos[on_chain & (sides == s)], rows[on_chain & (sides == s)])
+            for s in ("CE", "PE")
+        )
         ts = base.provider_ts
+        latest = int(times.max()) if times.size else 0
         if latest:
             ts = max(ts, datetime.fromtimestamp(latest / 1000, UTC))
         return replace(base, ce=ce, pe=pe, spot=spot, provider_ts=ts, fetched_at=now)
 
+    def _index(self, key: ChainKey) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(table rows, strikes, sides) of a chain's legs, cached until the table is rebuilt."""
+        cached = self._indexes.get(key)
+        if cached is not None:
+            return cached
+        legs = self._chains.get(key)
+        if not legs or not self._tokens.size:
+            return None
+        toks = np.array([leg.token.encode("ascii") for leg in legs], dtype="S25")
+        pos = np.searchsorted(self._tokens, toks)  # every chain token is in the table
+        strikes = np.array([leg.strike for leg in legs], dtype=np.float64)
+        sides = np.array([leg.side for leg in legs])
+        self._indexes[key] = (pos, strikes, sides)
+        return self._indexes[key]
+
+    def _side(self, base: Legs, pos: np.ndarray, rows: np.ndarray) -> Legs:
+        if not pos.size:
+            return base
+        values = {name: base.column(name) for name in LEG_FIELDS}
+        for f in _FIELDS:
+            name = _LEG_FIELD.get(f, f)
+            v = self._values[f][pos]
+            given = ~np.isnan(v)
+            if given.any():
+                col = np.array(values[name], copy=True)
+                col[rows[given]] = v[given]
+                values[name] = col
+        return Legs(**values)
+
     def legs(self, key: ChainKey) -> Iterable[LegToken]:
         return tuple(self._chains.get(key, ()))
-
-
-def _legs(base: Legs, streamed: dict[str, np.ndarray] | None) -> Legs:
-    if streamed is None:
-        return base
-    values = {name: base.column(name) for name in LEG_FIELDS}
-    for f, col in streamed.items():
-        values[_LEG_FIELD.get(f, f)] = col
-    return Legs(**values)
