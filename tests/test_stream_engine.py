@@ -316,3 +316,17 @@ async def test_rules_are_reloaded_at_most_once_a_second_when_asked(rig: Rig) -> 
     clock[0] += 0.5
     assert await service.reload_if_changed()
     assert len(service.evaluator.rules) == 2
+
+
+async def test_the_header_says_stream_or_poll_and_the_packet_age() -> None:
+    from optterm.present.header import header_figures
+
+    base = await Rest(now=lambda: OPEN).fetch_chain("NIFTY", EXPIRY)
+    at = (OPEN - timedelta(seconds=2)).isoformat()
+    streamed = replace(base, meta={"feed_mode": "STREAM", "stream_packet_at": at})
+    polled = replace(base, meta={"feed_mode": "POLL", "stream_packet_at": at})
+    never = replace(base, meta={"feed_mode": "POLL"})
+    assert header_figures(streamed, OPEN)[-1].text == "STREAM · 2s"
+    assert (header_figures(polled, OPEN + timedelta(seconds=40))[-1].text) == "POLL · stream 42s"
+    assert header_figures(never, OPEN)[-1].text == "POLL · stream no packet yet"
+    assert len(header_figures(base, OPEN)) == 3  # streaming off: the header as it was
