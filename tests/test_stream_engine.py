@@ -330,3 +330,14 @@ async def test_the_header_says_stream_or_poll_and_the_packet_age() -> None:
     assert (header_figures(polled, OPEN + timedelta(seconds=40))[-1].text) == "POLL · stream 42s"
     assert header_figures(never, OPEN)[-1].text == "POLL · stream no packet yet"
     assert len(header_figures(base, OPEN)) == 3  # streaming off: the header as it was
+
+
+async def test_a_chain_no_longer_asked_for_is_unsubscribed(rig: Rig) -> None:
+    await start_streaming(rig)
+    other = EXPIRY + timedelta(days=7)
+    await rig.source.fetch_chain("NIFTY", other)  # e.g. a symbol shown for a while
+    assert len(rig.source.stream.table.chains()) == 2
+    rig.clock[0] += 46.0  # three REST intervals later, only the watched expiry is asked for
+    await rig.source.fetch_chain("NIFTY", EXPIRY)
+    assert rig.source.stream.table.chains() == [("NIFTY", EXPIRY)]
+    await rig.server.wait_for(lambda: len(rig.server.subscribed()) == 11)

@@ -56,6 +56,7 @@ class StreamingProvider:
         self.rules: Callable[[], Sequence[AlertRule]] | None = None
         self._rules_seen: Sequence[AlertRule] | None = None
         self._refreshing: dict[ChainKey, asyncio.Task[None]] = {}
+        self._asked: dict[ChainKey, float] = {}  # when the poller last asked for each chain
 
     # -- the Provider protocol, delegated ------------------------------------------------------
 
@@ -100,6 +101,8 @@ class StreamingProvider:
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
         key = (symbol.strip().upper(), expiry)
         await self.stream.start()  # on the engine's loop, at its first tick
+        self._asked[key] = self._clock()
+        self._prune()
         self._follow_rules()
         mode = self.stream.judge()
         held = self._snaps.get(key)
@@ -113,6 +116,18 @@ class StreamingProvider:
         if self._clock() - at >= self.rest_interval_s and key not in self._refreshing:
             self._refreshing[key] = asyncio.create_task(self._refresh(key, symbol, expiry))
         return self._tag(self.stream.table.overlay(base, self._now()), FeedMode.STREAM)
+
+    def _prune(self) -> None:
+        """Stop streaming chains the poller no longer asks for (a symbol no longer shown, an
+        expiry gone): their tokens would hold places under the 3 × 1,000 limit for nothing."""
+        now = self._clock()
+        gone = [k for k, at in self._asked.items() if now - at > 3 * self.rest_interval_s]
+        for k in gone:
+            del self._asked[k]
+            self._snaps.pop(k, None)
+            self.stream.table.forget(k)
+        if gone:
+            self.stream.resubscribe()
 
     async def _refresh(self, key: ChainKey, symbol: str, expiry: date) -> None:
         try:
