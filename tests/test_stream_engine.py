@@ -341,3 +341,34 @@ async def test_a_chain_no_longer_asked_for_is_unsubscribed(rig: Rig) -> None:
     await rig.source.fetch_chain("NIFTY", EXPIRY)
     assert rig.source.stream.table.chains() == [("NIFTY", EXPIRY)]
     await rig.server.wait_for(lambda: len(rig.server.subscribed()) == 11)
+
+
+async def test_every_mode_updates_what_it_carries_and_nothing_else(rig: Rig) -> None:
+    from tests.stream_server import Book
+
+    await start_streaming(rig)
+    t = int(OPEN.timestamp() * 1000) + 5000
+    k0, k1, k2, k3 = STRIKES[:4]
+    ltp = Spec(mode=1, token=token_of(k0, "CE"), ltp=12_345, time_ms=t)
+    quote = Spec(mode=2, token=token_of(k1, "CE"), ltp=23_450, volume=777, close=20_000, time_ms=t)
+    snap = Spec(mode=3, token=token_of(k2, "PE"), ltp=34_500, volume=888, oi=4_321, time_ms=t)
+    snap.bids, snap.asks = [Book(34_400, 65, 2)], [Book(34_600, 130, 3)]
+    depth = Spec(mode=4, token=token_of(k3, "PE"), time_ms=t)
+    depth.bids, depth.asks = [Book(45_600, 10, 1)], [Book(45_700, 20, 1)]
+    spot = Spec(mode=1, token=SPOT_TOKEN, exchange=1, ltp=2_425_075, time_ms=t)
+    assert await rig.server.send([encode(p) for p in (ltp, quote, snap, depth, spot)]) == 5
+    await feed_until(rig, lambda: rig.feed.packets >= 5)
+    chain = (await rig.poller.tick_once()).updates[0].snapshot
+    assert chain.meta["feed_mode"] == "STREAM" and chain.spot == 24_250.75
+    assert chain.provider_ts == datetime.fromtimestamp(t / 1000, UTC)
+    ce, pe = chain.ce, chain.pe
+    # LTP: the price only; volume, OI, bid/ask stay the REST snapshot's.
+    assert (ce.ltp[0], ce.volume[0], ce.oi[0], ce.bid[0]) == (123.45, 1000.0, 1000.0, 99.5)
+    # QUOTE: price, volume and the previous close; no OI, no book.
+    assert (ce.ltp[1], ce.volume[1], ce.prev_close[1], ce.oi[1]) == (234.5, 777.0, 200.0, 1000.0)
+    # SNAP_QUOTE: and OI and the best bid and offer with their quantities.
+    assert (pe.ltp[2], pe.volume[2], pe.oi[2]) == (345.0, 888.0, 4321.0)
+    assert (pe.bid[2], pe.bid_qty[2], pe.ask[2], pe.ask_qty[2]) == (344.0, 65.0, 346.0, 130.0)
+    # DEPTH: the book only.
+    assert (pe.bid[3], pe.ask[3], pe.ltp[3]) == (456.0, 457.0, 100.0)
+    assert ce.iv[2] == pe.iv[2] == 0.15  # IV is never the stream's
