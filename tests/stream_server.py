@@ -4,7 +4,8 @@ It checks the handshake headers, answers "ping" with "pong", records every subsc
 unsubscribe request, refuses a subscription that would take a connection over `token_limit`
 (a text error naming the request's correlationID), and sends what the test asks: packets of
 any mode (`encode`, written here from the layout independently of the parser), garbage, a
-dropped connection (`drop`), or silence (`silent = True`: no packets and no pongs).
+dropped connection (`drop`), or silence (`silent = True`: it still takes subscriptions but
+sends nothing, no packet and no pong).
 
 The encoder is the layout written out field by field with struct.pack, so a parser that read a
 field at the wrong offset or in the wrong unit fails against it.
@@ -164,8 +165,11 @@ class StreamServer:
     # -- what tests make it do ----------------------------------------------------------------
 
     async def send(self, packets: Iterable[bytes]) -> int:
-        """Send each packet to every open connection subscribed to its token; how many went."""
+        """Send each packet to every open connection subscribed to its token; how many went
+        (none while silent)."""
         sent = 0
+        if self.silent:
+            return 0
         for pkt in packets:
             key = (pkt[1], pkt[2:27].rstrip(b"\0").decode("ascii", "replace"))
             for p in list(self.peers):
@@ -203,12 +207,11 @@ class StreamServer:
         await self._notify()
         try:
             async for msg in ws:
-                if self.silent:
-                    continue
                 if msg == "ping":
-                    self.pings += 1
-                    await ws.send("pong")
-                    await self._notify()
+                    if not self.silent:  # silent: it still listens, it only stops talking
+                        self.pings += 1
+                        await ws.send("pong")
+                        await self._notify()
                     continue
                 await self._request(peer, json.loads(msg))
         except ConnectionClosed:
@@ -225,7 +228,9 @@ class StreamServer:
             for tok in t["tokens"]
         }
         if req["action"] == 1:
-            if len(peer.tokens | toks) > self.token_limit:
+            if len(peer.tokens | toks) <= self.token_limit:
+                peer.tokens |= toks
+            elif not self.silent:
                 refusal = {
                     "correlationID": req.get("correlationID"),
                     "errorCode": "E1002",
@@ -233,8 +238,6 @@ class StreamServer:
                 }
                 self.refusals.append(refusal)
                 await peer.ws.send(json.dumps(refusal))
-            else:
-                peer.tokens |= toks
         else:
             peer.tokens -= toks
         await self._notify()
