@@ -96,6 +96,7 @@ class StreamFeed:
         self._errors: deque[tuple[float, int]] = deque()
         self._storm_until = -1e9
         self._started = False
+        self._closed = False
         self.mode = FeedMode.POLL
         self.reason = "the stream has not delivered yet"
         self.packets = 0
@@ -114,6 +115,7 @@ class StreamFeed:
         await self.client.start()
 
     async def close(self) -> None:
+        self._closed = True  # the sockets closing now is no fallback to report
         if self._publish_handle is not None:
             self._publish_handle.cancel()
         await self.client.close()
@@ -152,6 +154,8 @@ class StreamFeed:
         self.updated.set()
 
     def _changed(self) -> None:
+        if self._closed:
+            return
         self.judge()
         self.updated.set()
 

@@ -25,7 +25,7 @@ from optterm.providers.angelone.stream.packets import Exchange, Mode
 from optterm.providers.base import Provider
 from optterm.providers.failover import FailoverProvider
 
-__all__ = ["IntervalSink", "angel_resolver", "streaming"]
+__all__ = ["IntervalSink", "angel_of", "angel_resolver", "streaming"]
 
 log = logging.getLogger("optterm.stream")
 
@@ -40,7 +40,8 @@ _EXCHANGES = {
 }
 
 
-def _angel(provider: Provider) -> AngelOneProvider | None:
+def angel_of(provider: Provider) -> AngelOneProvider | None:
+    """The Angel One provider behind `provider` (itself or a failover member), or None."""
     if isinstance(provider, AngelOneProvider):
         return provider
     if isinstance(provider, FailoverProvider):
@@ -79,7 +80,7 @@ def streaming(
     cfg = settings.stream
     if not cfg.enabled:
         return None
-    angel = _angel(provider)
+    angel = angel_of(provider)
     if angel is None:
         log.warning(
             "[stream] enabled needs the angelone provider in [providers] order; polling only"
