@@ -1162,3 +1162,50 @@ async def test_india_vix_is_one_shared_quote_and_never_costs_a_chain(
     t.advance(60)  # failed: not asked again before vix_retry
     await p.fetch_chain("NIFTY", EXPIRY)
     assert angel.rest().count("quote") == 10
+
+
+async def test_stream_auth_rides_on_the_rest_session(make, angel: Angel):
+    """The Smart Stream handshake reuses the session: no second login (it would end the first)."""
+    p = make()
+    await p.fetch_spot("NIFTY")
+    auth = await p.stream_auth()
+    assert angel.rest() == ["login", "getLtpData"]
+    assert auth.headers() == {
+        "Authorization": "Bearer jwt-SECRET-1",
+        "x-api-key": API_KEY,
+        "x-client-code": CLIENT,
+        "x-feed-token": "feed-SECRET-1",
+    }
+    assert "SECRET" not in repr(auth)
+
+
+async def test_stream_tokens_of_a_chain_come_from_the_master(make, angel: Angel):
+    """What [stream] subscribes for a chain: each of its strikes' CE and PE on NFO (exchange
+    type 2) and the index on NSE (type 1), tokens as the instrument master lists them."""
+    from optterm.engine.stream.wiring import angel_resolver
+
+    p = make()
+    chain = await p.fetch_chain("NIFTY", EXPIRY)
+    legs = await angel_resolver(p)(chain)
+    idx = await p.master.ensure()
+    assert (legs[0].exchange, legs[0].token, legs[0].side) == (1, "99926000", "SPOT")
+    options = legs[1:]
+    assert len(options) == 2 * len(chain)
+    for leg in options:
+        contract = idx.option("NIFTY", EXPIRY, leg.strike, leg.side)
+        assert contract is not None and (leg.exchange, leg.token) == (2, contract.token)
+
+
+async def test_stream_enabled_wraps_angel_one_and_ticks_the_poller(make, tmp_path: Path):
+    from optterm.config import load_settings
+    from optterm.engine.compose import make_poller
+    from optterm.engine.stream.source import StreamingProvider
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[stream]\nenabled = true\nmax_updates_per_s = 2\n")
+    p = make()
+    poller = make_poller(load_settings(cfg, env={}), p, None)
+    assert isinstance(poller.provider, StreamingProvider)
+    assert poller.provider.members() == (p,)
+    assert poller.provider.stream.publish == poller.wake
+    assert poller.provider.stream.min_gap_s == 0.5

@@ -29,6 +29,7 @@ from optterm.config.load import ConfigError, load_settings
 from optterm.config.schema import (
     ANGELONE_BASE_URL,
     ANGELONE_MASTER_URL,
+    ANGELONE_STREAM_URL,
     GEX_CONVENTIONS,
     LOG_FORMATS,
     LOG_LEVELS,
@@ -55,12 +56,14 @@ from optterm.config.schema import (
     Settings,
     SimulatorSettings,
     StoreSettings,
+    StreamSettings,
     WatchItem,
 )
 
 __all__ = [
     "ANGELONE_BASE_URL",
     "ANGELONE_MASTER_URL",
+    "ANGELONE_STREAM_URL",
     "ENV_PREFIX",
     "GEX_CONVENTIONS",
     "LOG_FORMATS",
@@ -91,6 +94,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StreamSettings",
     "WatchItem",
     "is_reserved_env_name",
     "load_settings",

@@ -68,6 +68,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StreamSettings",
     "WatchItem",
 ]
 
@@ -91,6 +92,8 @@ WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "frid
 
 NSE_BASE_URL = "https://www.nseindia.com"
 ANGELONE_BASE_URL = "https://apiconnect.angelone.in"
+ANGELONE_STREAM_URL = "wss://smartapisocket.angelone.in/smart-stream"
+STREAM_MODES: tuple[str, ...] = ("ltp", "quote", "snap_quote")
 
 FILE_MODES = tuple(m.value for m in FileMode)
 _SQLALCHEMY_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?://")
@@ -770,6 +773,31 @@ class SchedulerSettings(_Section):
     retry_after: float = _seconds(300.0, 10, 86400)
 
 
+class StreamSettings(_Section):
+    """``[stream]``: watched chains tick by tick over SmartAPI's WebSocket, polling as fallback."""
+
+    enabled: bool = Field(default=False, json_schema_extra=meta("true or false"))
+    url: str = Field(default=ANGELONE_STREAM_URL, json_schema_extra=meta("a wss:// or ws:// URL"))
+    mode: str = Field(
+        default="snap_quote", json_schema_extra=meta(f"one of {', '.join(STREAM_MODES)}")
+    )
+    max_updates_per_s: float = _number(4.0, 0.2, 50.0, "a number of updates a second")
+    stale_after_s: float = _seconds(10.0, 1, 600)
+    storm_errors: int = _count(50, 1, 100000)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("wss://", "ws://")):
+            raise problem(f"must start with wss:// (or ws:// on a test network); got {value!r}")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _check_mode(cls, value: str) -> str:
+        return choice(value, STREAM_MODES)
+
+
 class Settings(_Section):
     """All of optterm's settings. Build with :func:`load_settings`; ``Settings()`` = defaults."""
 
@@ -783,6 +811,7 @@ class Settings(_Section):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     _source: Path | None = PrivateAttr(default=None)
 

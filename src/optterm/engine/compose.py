@@ -86,12 +86,22 @@ def make_poller(
     now: Callable[[], datetime] | None = None,
 ) -> Poller:
     from optterm.engine.analytics.analyzer import Analyzer
-    from optterm.engine.poller import Poller, Watch
+    from optterm.engine.poller import Poller, SnapshotSink, Watch
 
     watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
-    return Poller(
+    sink: SnapshotSink | None = None if store is None else store.snapshots
+    streamed = None
+    if settings.stream.enabled:  # [stream]: the watch ticks over Smart Stream, polling behind
+        from optterm.engine.stream.wiring import IntervalSink, streaming
+        from optterm.providers.factory import market_calendar
+
+        streamed = streaming(settings, provider, market_calendar(settings), now=now or utc_now)
+        if streamed is not None:
+            provider = streamed
+            sink = None if sink is None else IntervalSink(sink, settings.poller.interval)
+    poller = Poller(
         provider,
-        None if store is None else store.snapshots,
+        sink,
         watch,
         interval=settings.poller.interval,
         timeout=settings.poller.timeout,
@@ -105,6 +115,12 @@ def make_poller(
         alerts=alerts,
         now=now or utc_now,
     )
+    if streamed is not None:
+        streamed.stream.publish = poller.wake  # coalesced chain updates tick the poller
+        if alerts is not None:
+            rules_of = alerts.evaluator
+            streamed.rules = lambda: rules_of.rules  # legs they watch are published at once
+    return poller
 
 
 def make_engine(
@@ -125,5 +141,11 @@ def make_engine(
     if store is None:
         return Engine(make_poller(settings, provider, None, now=now))
     dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
-    alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
+    alerts = AlertService(
+        store,
+        market_calendar(settings),
+        on_recorded=dispatcher.wake,
+        # Streaming ticks up to max_updates_per_s: the rules' version is asked once a second.
+        reload_every_s=1.0 if settings.stream.enabled else 0.0,
+    )
     return Engine(make_poller(settings, provider, store, alerts=alerts, now=now), dispatcher)

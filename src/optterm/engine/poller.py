@@ -160,6 +160,11 @@ class Poller:
             log.info("polling %s on demand while it is shown", sym)
             self._wake.set()
 
+    def wake(self) -> None:
+        """Tick now rather than at the end of the pause (the stream's coalesced publication).
+        Call it on the poller's loop; a tick in progress is followed by one more at once."""
+        self._wake.set()
+
     async def resolve(self) -> dict[str, Underlying]:
         """Check every watched symbol against the provider (raises UnknownSymbol early)."""
         for w in self.watch:

@@ -22,6 +22,7 @@ __all__ = [
     "change_figure",
     "days_to_expiry",
     "expiry_figure",
+    "feed_mode_figure",
     "futures_figure",
     "header_figures",
     "price_decimals",
@@ -105,9 +106,29 @@ def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:
     return Figure(f"VIX {q.value:,.2f}{move} {_where(snap, q, now)}", _sign(diff))
 
 
+def feed_mode_figure(snap: ChainSnapshot, now: datetime) -> Figure | None:
+    """ "STREAM · 0.4s" or "POLL · stream 12s": how a streamed watch got this chain, and the
+    age of the stream's last packet. None when streaming is off ([stream] enabled = false)."""
+    mode = snap.meta.get("feed_mode")
+    if mode is None:
+        return None
+    age = "no packet yet"
+    at = snap.meta.get("stream_packet_at")
+    if at:
+        try:
+            age = age_text(max(0.0, (now - datetime.fromisoformat(at)).total_seconds()))
+        except ValueError:
+            age = "n/a"
+    if mode == "STREAM":
+        return Figure(f"STREAM · {age}")
+    return Figure(f"POLL · stream {age}", -1)
+
+
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
-    """The line under the chain's own: expiry, future, VIX."""
-    return [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    """The line under the chain's own: expiry, future, VIX (and STREAM / POLL when streaming)."""
+    figures = [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    mode = feed_mode_figure(snap, now)
+    return figures if mode is None else [*figures, mode]
 
 
 def speed_text(speed: float) -> str:

@@ -9,8 +9,10 @@ the next tick through the store's rules version.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime
+from datetime import time as wall_time
 from typing import TYPE_CHECKING
 
 from optterm.engine.alerts.evaluate import AlertEvaluator, Firing, RuleMemory
@@ -34,14 +36,30 @@ class AlertService:
         calendar: MarketCalendar | None = None,
         *,
         on_recorded: Callable[[], None] | None = None,
+        reload_every_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.evaluator = AlertEvaluator(calendar)
         self.on_recorded = on_recorded
+        # Streaming ticks several times a second: asking the store whether the rules changed is
+        # then done at most this often (rules edited elsewhere apply within it), off the path
+        # from a packet to its alert.
+        self.reload_every_s = reload_every_s
+        self._clock = clock
+        self._checked_at: float | None = None
         self._version: int | None = None
         self._seen: dict[tuple[str, date], datetime] = {}
 
     async def reload_if_changed(self, now: datetime | None = None) -> bool:
+        checked = self._clock()
+        if (
+            self._version is not None
+            and self._checked_at is not None
+            and checked - self._checked_at < self.reload_every_s
+        ):
+            return False
+        self._checked_at = checked
         version = await self.store.alerts.rules_version()
         if version == self._version:
             return False
@@ -81,7 +99,7 @@ class AlertService:
             return
         tz = self.evaluator.calendar.tz
         today = now.astimezone(tz).date()
-        midnight = datetime.combine(today, time(0, 0), tzinfo=tz)
+        midnight = datetime.combine(today, wall_time(0, 0), tzinfo=tz)
         fired = await self.store.alerts.fired_signals(fresh, midnight)
         for rid, pairs in fired.items():
             mem = memory.setdefault(rid, RuleMemory())

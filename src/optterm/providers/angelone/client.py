@@ -104,6 +104,7 @@ from optterm.providers.angelone.master import (
     InstrumentMaster,
     MasterIndex,
 )
+from optterm.providers.angelone.stream.auth import StreamAuth
 from optterm.providers.base import (
     AuthError,
     BadPayload,
@@ -477,6 +478,14 @@ class AngelOneProvider(ProviderBase):
         """Log in (or reuse the stored session) and call getProfile: for `optterm doctor`."""
         with self._guard():
             await self._authed("profile", "GET", PROFILE_PATH, None)
+
+    async def stream_auth(self) -> StreamAuth:
+        """The current session's tokens for a Smart Stream handshake: the stream rides on the
+        REST session (logging in, reusing or renewing it as a REST call would), because a
+        login of its own would end this one."""
+        with self._guard():
+            tokens, _ = await self._session()
+            return StreamAuth(tokens.jwt, self._creds.api_key, tokens.client_code, tokens.feed)
 
     async def logout(self) -> None:
         """End the session at Angel and forget the stored tokens (`optterm creds delete`)."""
