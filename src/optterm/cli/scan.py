@@ -140,11 +140,13 @@ def _print_table(run: ScanRun, tz: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from optterm.present.scan import cell_text, source_label
+
     console = Console()
     when = run.at.astimezone(tz)
     head = (
         f"{run.result.count} of {len(run.names)} underlyings match at {when:%d-%b %H:%M %Z} "
-        f"({_source(run.source)})"
+        f"({source_label(run.source)})"
     )
     rows = run.rows()
     if not rows:
@@ -161,24 +163,11 @@ def _print_table(run: ScanRun, tz: Any) -> None:
             table.add_column(escape(c), justify="left" if text else "right")
         for row in rows:
             cells = [str(row["rank"]), escape(row["symbol"])]
-            cells += [_fmt(row[c]) for c in run.columns]
+            cells += [cell_text(row[c]) for c in run.columns]
             table.add_row(*cells)
         console.print(table)
     for field, reason in run.result.unavailable.items():
         console.print(escape(f"{field}: n/a ({reason})"))
-
-
-def _source(source: str) -> str:
-    # Simulated figures are never shown as live: the same words as every other screen.
-    return "SIMULATED via simulator" if source == "simulator" else source
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, str):
-        return value
-    return f"{value:,.2f}"
 
 
 # --- saved scans -------------------------------------------------------------------------------
