@@ -134,6 +134,10 @@ async def test_a_saved_scan_runs_from_the_list(tmp_path) -> None:
             results = screen.query_one("#results", DataTable)
             assert results.row_count == 2  # the universe's two OI-spurt names
             assert "fut_oi_chg%" in [str(c.value) for c in results.columns]
+            # Typed by name (the list is hidden on a narrow terminal): the same scan.
+            await _type(pilot, d.app, "long_buildup")
+            await _type(pilot, d.app, "spurts")
+            assert screen.text == "oi_spurt limit 10" and results.row_count == 2
     finally:
         await d.store.close()
 
@@ -214,3 +218,25 @@ def test_rows_sort_with_na_last_either_way() -> None:
     assert [r["s"] for r in sort_rows(rows, "x", descending=True)] == ["C", "B", "A"]
     assert [r["s"] for r in sort_rows(rows, "x", descending=False)] == ["B", "C", "A"]
     assert [r["s"] for r in sort_rows(rows, "s", descending=False)] == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_scanner_snapshot(snap_compare, tmp_path, size) -> None:
+    import asyncio
+
+    from optterm.app import OpttermApp
+    from optterm.config import load_settings
+
+    frozen = LATE
+    app = OpttermApp(load_settings(None, env={}), now=lambda: frozen, start_engine=False)
+
+    async def run_before(pilot) -> None:
+        d = await make_driver(tmp_path, app=app)
+        d.wall[0] = LATE
+        await d.store.scans.add("spurts", "oi_spurt limit 10", LATE)
+        await d.tick(pilot, advance=False)
+        await pilot.press("f")
+        await _settled(pilot, app)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop

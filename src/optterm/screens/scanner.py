@@ -162,7 +162,12 @@ class ScannerScreen(StateScreen):
         self.app.push_screen(AlertForm(self.state, prefill={"symbol": symbol, "kind": "PRICE"}))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.text = event.value.strip() or DEFAULT_SCAN
+        typed = event.value.strip() or DEFAULT_SCAN
+        # A saved scan's name runs its text, as `optterm scan NAME` does (the list is hidden
+        # below 100 columns).
+        self.text = dict(self.saved).get(typed, typed)
+        if self.text != typed:
+            event.input.value = self.text
         self.sort_column = None
         self.query_one("#results", DataTable).focus()
         self.run_scan()
