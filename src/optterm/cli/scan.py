@@ -197,6 +197,23 @@ def scans_add(
     name: Annotated[str, typer.Argument(help="A name for the scan, e.g. oi_spurts.")],
     text: Annotated[str, typer.Argument(metavar="SCAN", help="The scan (docs/scanner.md).")],
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            metavar="CHANNEL",
+            help="Alert each name that enters the scan: app or tag:NAME (\\[notify] channels). "
+            "Repeat for several.",
+        ),
+    ] = None,
+    cooldown: Annotated[
+        str,
+        typer.Option(
+            "--cooldown",
+            metavar="DURATION",
+            help="The same name entering again within this is not alerted again (e.g. 30m, 2h, 0).",
+        ),
+    ] = "30m",
 ) -> None:
     """Save a scan under a name (checked before it is saved)."""
     from optterm.store.scans import DuplicateScan
@@ -204,16 +221,55 @@ def scans_add(
     _name(name)
     _check(text)
     settings = load_settings(ctx)
+    channels = _channels(settings, notify or [])
+    cooldown_s = _cooldown(cooldown)
 
     async def add(store: Any) -> Any:
         try:
-            return await store.scans.add(name, text, datetime.now(UTC), enabled=not disabled)
+            return await store.scans.add(name, text, datetime.now(UTC), enabled=not disabled,
+                                         channels=channels, cooldown_s=cooldown_s)  # fmt: skip
         except DuplicateScan as exc:
             raise UsageProblem(str(exc)) from None
 
     saved = run_with_store(settings, add)
     state = "enabled" if saved.enabled else "disabled"
     typer.echo(f"Saved scan {saved.name} ({state}): {saved.text}")
+    if saved.channels:
+        typer.echo(f"  alerts each entry to: {', '.join(c.label for c in saved.channels)} "
+                   f"(again for the same name after {cooldown.strip()})")  # fmt: skip
+
+
+def _channels(settings: Any, specs: list[str]) -> list[Any]:
+    """app or tag:NAME, checked against the config; a URL is refused (a saved scan keeps no
+    secret: the URL goes in [notify] channels and the scan names its tag)."""
+    from optterm.engine.notify.channels import ChannelError, parse_channel_spec
+
+    out = []
+    for spec in specs:
+        spec = spec.strip()
+        if "://" in spec:
+            raise UsageProblem(
+                "--notify takes app or tag:NAME for a scan; put the URL in the config under "
+                '[notify] channels as NAME = "URL" and pass --notify tag:NAME'
+            )
+        if spec.lower() != "app" and not spec.startswith("tag:"):
+            raise UsageProblem(f"--notify {quoted(spec)} is not a channel; use app or tag:NAME")
+        try:
+            out.append(parse_channel_spec(spec, settings, None))
+        except ChannelError as exc:
+            raise UsageProblem(str(exc)) from None
+    return out
+
+
+def _cooldown(text: str) -> float:
+    from optterm.engine.alerts.rules import parse_duration
+
+    seconds = 0.0 if text.strip() == "0" else parse_duration(text)
+    if seconds is None or seconds < 0:
+        raise UsageProblem(
+            f"--cooldown {quoted(text)} is not a duration; write it as 30m, 2h or 0 (every entry)"
+        )
+    return seconds
 
 
 @scans_app.command("list")
@@ -234,10 +290,11 @@ def scans_list(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("Name", "State", "Scan")
+    table = Table("Name", "State", "Scan", "Alerts")
     for s in saved:
+        alerts = ", ".join(c.label for c in s.channels) if s.channels else "[dim]none[/]"
         table.add_row(escape(s.name), "enabled" if s.enabled else "[dim]disabled[/]",
-                      escape(s.text))  # fmt: skip
+                      escape(s.text), alerts if not s.channels else escape(alerts))  # fmt: skip
     Console().print(table)
 
 

@@ -115,7 +115,8 @@ def make_engine(
     app_sink: Any = None,
     now: Callable[[], datetime] | None = None,
 ) -> Engine:
-    """Poller with analytics and alerts, plus the notification dispatcher (with a store)."""
+    """Poller with analytics and alerts, plus the notification dispatcher and the saved scans
+    (with a store; the scans while the simulator is the first provider: engine/scanner/live.py)."""
     from optterm.engine.alerts.service import AlertService
     from optterm.engine.engine import Engine
     from optterm.engine.notify.dispatcher import Dispatcher
@@ -125,5 +126,14 @@ def make_engine(
     if store is None:
         return Engine(make_poller(settings, provider, None, now=now))
     dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
-    alerts = AlertService(store, market_calendar(settings), on_recorded=dispatcher.wake)
-    return Engine(make_poller(settings, provider, store, alerts=alerts, now=now), dispatcher)
+    calendar = market_calendar(settings)
+    alerts = AlertService(store, calendar, on_recorded=dispatcher.wake)
+    scans = None
+    if settings.providers.order and settings.providers.order[0] == "simulator":
+        from optterm.engine.scanner.live import LiveScans
+
+        scans = LiveScans(
+            store, calendar, seed=settings.providers.simulator.seed, on_recorded=dispatcher.wake
+        )
+    poller = make_poller(settings, provider, store, alerts=alerts, now=now)
+    return Engine(poller, dispatcher, scans)
