@@ -52,6 +52,15 @@ def scan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--day",
+            metavar="DAY",
+            help="Play the scan over a stored day (the watched chains recorded that day, "
+            "through the replay) and list when each name entered and left.",
+        ),
+    ] = None,
 ) -> None:
     """Run a scan over the F&O universe now and list the matches, ranked."""
     from optterm.engine.scanner.grammar import ScanError
@@ -60,9 +69,14 @@ def scan(
 
     if as_json and as_csv:
         raise UsageProblem("choose one of --json and --csv.")
+    if day is not None and at is not None:
+        raise UsageProblem("choose one of --day and --at.")
     settings = load_settings(ctx)
     text = _saved_text(settings, text)
     calendar = market_calendar(settings)
+    if day is not None:
+        _scan_day(settings, text, day, calendar, as_json=as_json, as_csv=as_csv)
+        return
     try:
         moment = session_moment(calendar, datetime.now(UTC), _clock(at))
         run = run_on_simulator(
@@ -76,6 +90,73 @@ def scan(
         _print_csv(run)
     else:
         _print_table(run, calendar.tz)
+
+
+def _scan_day(
+    settings: Any, text: str, day: str, calendar: Any, *, as_json: bool, as_csv: bool
+) -> None:
+    from optterm.cli.context import parse_date
+    from optterm.engine.replay import ReplayProblem
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+    from optterm.engine.scanner.stored import scan_stored_day
+
+    wanted = parse_date(day, "--day")
+    try:
+        parse_scan(text)  # before the store is opened: a typo is said at once
+    except ScanError as exc:
+        raise UsageProblem(str(exc)) from None
+
+    async def go(store: Any) -> Any:
+        try:
+            return await scan_stored_day(store, settings, wanted, text, calendar)
+        except ReplayProblem as exc:
+            raise UsageProblem(str(exc)) from None
+
+    played = run_reading_store(settings, go)
+    tz = calendar.tz
+    spans = played.spans()
+    if as_json:
+        print_json(
+            {
+                "scan": played.scan.text,
+                "day": played.day.isoformat(),
+                "source": "store",
+                "universe": list(played.names),
+                "ticks": played.ticks,
+                "unavailable": played.unavailable,
+                "entries": [
+                    {
+                        "symbol": s,
+                        "entered": a.isoformat(),
+                        "left": None if b is None else b.isoformat(),
+                    }
+                    for s, a, b in spans
+                ],
+            }
+        )
+        return
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["symbol", "entered", "left"])
+        for s, a, b in spans:
+            out.writerow([s, a.isoformat(), "" if b is None else b.isoformat()])
+        return
+    head = (
+        f"{played.day:%d-%b-%Y} from the store ({played.ticks} ticks of {', '.join(played.names)})"
+    )
+    if not spans:
+        typer.echo(f"No name entered the scan on {head}.")
+    else:
+        typer.echo(f"Entered and left the scan on {head}:")
+        for s, a, b in spans:
+            left = (
+                "still inside at the last tick"
+                if b is None
+                else f"left {b.astimezone(tz):%H:%M:%S}"
+            )
+            typer.echo(f"  {s:<12} entered {a.astimezone(tz):%H:%M:%S}, {left}")
+    for field, reason in played.unavailable.items():
+        typer.echo(f"{field}: n/a ({reason})")
 
 
 def _clock(at: str | None) -> time | None:
