@@ -134,3 +134,31 @@ def test_scans_add_with_notify_lists_its_channels(home: Home):
         run_cli(home, "--config", str(home.config), "scans", "list", "--json").stdout
     )
     assert listed[0]["notify"] == ["in-app"] and listed[0]["cooldown_s"] == 3600.0
+
+
+def test_a_scan_entry_is_never_an_alert_rules_kind() -> None:
+    from optterm.engine.alerts.rules import RULE_KINDS, RuleError, build_rule
+
+    assert AlertKind.SCAN_ENTER not in RULE_KINDS
+    with pytest.raises(RuleError, match="alerted from the saved scan: optterm scans add"):
+        build_rule(load_settings(None, env={}), symbol="NIFTY", kind="scan_enter",
+                   condition="ABOVE", threshold=1.0)  # fmt: skip
+
+
+async def test_the_engine_steps_saved_scans_only_on_the_simulator(tmp_path) -> None:
+    from optterm.engine.compose import make_engine
+    from optterm.providers.simulator.provider import SimulatorProvider
+
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        sim = SimulatorProvider(seed=42, start=OPEN)
+        settings = load_settings(None, env={})
+        assert settings.providers.order[0] == "simulator"
+        assert make_engine(settings, sim, store).scans is not None
+        # A live first provider: simulated entries are never sent as the market's.
+        live = settings.model_copy(
+            update={"providers": settings.providers.model_copy(update={"order": ["nse"]})}
+        )
+        assert make_engine(live, sim, store).scans is None
+    finally:
+        await store.close()
