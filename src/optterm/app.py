@@ -99,7 +99,8 @@ class OpttermApp(App[int]):
         Binding("r", "show('alerts')", "Alerts"),
         Binding("v", "show('providers')", "Providers"),
         Binding("h", "show('history')", "History"),
-        Binding("f", "show('scanner')", "Scanner"),
+        # Off the footer, which is full at 160 columns (`?` and the palette list it).
+        Binding("f", "show('scanner')", "Scanner", show=False),
         Binding("question_mark", "show('help')", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),

@@ -101,9 +101,9 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Scanner",
         [
-            ("e", "edit the scan (enter runs it, escape back to the results)"),
-            ("enter", "on a result: its chain on the dashboard; on a saved scan: run it"),
-            ("s", "sort the results by the next column (the scan's own order after the last)"),
+            ("e", "edit the scan (enter runs it, escape: back to the results)"),
+            ("enter", "a result: its chain on the dashboard; a saved scan: run it"),
+            ("s", "sort by the next column (then the scan's own order)"),
             ("S", "ascending / descending"),
             ("R", "run the scan again"),
             ("a", "alert on the selected result's underlying"),
