@@ -162,3 +162,31 @@ async def test_the_engine_steps_saved_scans_only_on_the_simulator(tmp_path) -> N
         assert make_engine(live, sim, store).scans is None
     finally:
         await store.close()
+
+
+@pytest.mark.slow
+async def test_live_scans_follow_the_engines_ticks(tmp_path) -> None:
+    """LiveScans.run as the engine runs it: on its own subscription to the poller's ticks."""
+    import asyncio
+
+    from optterm.engine.events import Subscription, Tick
+
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        await store.scans.add("spurts", "oi_spurt", OPEN, channels=[parse_channel_spec(
+            "app", load_settings(None, env={}), None)])  # fmt: skip
+        recorded = asyncio.Event()
+        live = LiveScans(store, MarketCalendar(), seed=42, on_recorded=recorded.set)
+        ticks, stop = Subscription(), asyncio.Event()
+        job = asyncio.create_task(live.run(ticks, stop))
+        for seq, at in enumerate((OPEN + timedelta(minutes=1), OPEN + timedelta(hours=3))):
+            ticks.offer(Tick(seq, at, at))
+        await asyncio.wait_for(recorded.wait(), 120)
+        stop.set()
+        await asyncio.wait_for(job, 30)
+        entered = [e for e in await store.scans.events("spurts") if e.kind == "enter"]
+        assert {e.symbol for e in entered} == set(make_spec(42).flows["oi_spurt"])
+        views = await store.alerts.list_events()
+        assert len(views) == 2 and all(v.deliveries[0].channel == "app" for v in views)
+    finally:
+        await store.close()
