@@ -9,13 +9,23 @@
   (futures, ATM and chain fields), every field is derived, the tick is pushed into the history
   and the same 100 scans run with their enter/leave trackers. Median over 60 ticks.
 - scanner.fields: how many fields (columns) each tick carries.
+- scanner.watched_tick_cpu_ratio: the watched chains' tick (the default watchlist's four chains
+  on the product's simulator, analytics and store) with the eight presets saved and stepped
+  live after every tick (engine/scanner/live.py), against the same tick without them, in the
+  same run: two pollers on two stores, ticked in turn; median CPU of each over TICKS ticks.
+  The live scans run after the tick, not inside it, so this stays at 1 within noise.
+- scanner.live_step_cpu_ms: what stepping the saved scans costs per engine tick (their store
+  read, the universe's step, every scan with its tracker, the record), median.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +40,7 @@ SIZE = 250
 N_RULES = 100
 WARM = 240  # an hour of 15-s ticks in the ring
 TICKS = 60
+WARM_WATCHED = 5  # the live scans' first tick plays the session from the open
 
 
 def _rules(rng: np.random.Generator) -> list[str]:
@@ -57,6 +68,77 @@ def _rules(rng: np.random.Generator) -> list[str]:
             f"scan fno where {joiner.join(parts)} sort {rng.choice(numeric)} desc limit 20"
         )
     return rules
+
+
+async def _watched(folder: Path) -> tuple[list[float], list[float], list[float]]:
+    from optterm.config import Settings
+    from optterm.engine.analytics.analyzer import Analyzer
+    from optterm.engine.poller import Poller, Watch
+    from optterm.engine.scanner.live import LiveScans
+    from optterm.market import MarketCalendar
+    from optterm.providers.simulator.provider import SimulatorProvider
+    from optterm.store import open_store
+
+    start = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)  # 10:30 IST, a Thursday session
+    wall = [start]
+    settings = Settings()
+    watch = [Watch(w.symbol, w.expiries, w.strikes) for w in settings.poller.watch]
+    stores, pollers = [], []
+    for name in ("plain", "scans"):
+        store = await open_store(str(folder / f"{name}.db"))
+        clock = [0.0]
+        sim = SimulatorProvider(seed=42, step_seconds=15, start=start,
+                                clock=lambda c=clock: c[0], now=lambda: wall[0])  # fmt: skip
+        poller = Poller(sim, store.snapshots, watch, interval=15, timeout=30,
+                        now=lambda: wall[0], analytics_sink=store.analytics,
+                        analyzer=Analyzer.from_settings(settings, history=store.analytics,
+                                                        baselines=store.snapshots))  # fmt: skip
+        await poller.resolve()
+        stores.append(store)
+        pollers.append((poller, clock))
+    for preset in PRESETS:
+        await stores[1].scans.add(preset, preset, start)
+    live = LiveScans(stores[1], MarketCalendar(), seed=42)
+    plain, with_scans, steps = [], [], []
+    try:
+        for k in range(WARM_WATCHED + TICKS):
+            wall[0] = start + timedelta(seconds=15 * k)
+            for (poller, clock), out in zip(pollers, (plain, with_scans), strict=True):
+                clock[0] = 15.0 * k
+                t0 = time.process_time()
+                await poller.tick_once()
+                if k >= WARM_WATCHED:
+                    out.append(time.process_time() - t0)
+            t0 = time.process_time()
+            await live.on_tick(wall[0])
+            if k >= WARM_WATCHED:
+                steps.append(time.process_time() - t0)
+    finally:
+        for store in stores:
+            await store.close()
+    return plain, with_scans, steps
+
+
+def _watched_figures() -> dict[str, dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="optterm-bench-") as tmp:
+        plain, with_scans, steps = asyncio.run(_watched(Path(tmp)))
+    ratio = statistics.median(with_scans) / statistics.median(plain)
+    return {
+        "scanner.watched_tick_cpu_ratio": {
+            "value": round(ratio, 3),
+            "unit": "×",
+            "budget": 1.15,
+            "reference": f"{statistics.median(plain) * 1000:.1f} ms without scans",
+            "note": f"watched chains' tick with the 8 presets stepped live / without, "
+            f"same run, median of {TICKS}",
+        },
+        "scanner.live_step_cpu_ms": {
+            "value": round(statistics.median(steps) * 1000, 2),
+            "unit": "ms",
+            "budget": 50.0,
+            "note": "saved scans per engine tick: store read + universe step + 8 scans + record",
+        },
+    }
 
 
 def run() -> dict[str, dict[str, Any]]:
@@ -94,4 +176,5 @@ def run() -> dict[str, dict[str, Any]]:
             "note": f"simulator step + derive + history + {N_RULES} scans with trackers",
         },
         "scanner.fields": {"value": len(FIELDS), "unit": "columns", "floor": 60},
+        **_watched_figures(),
     }

@@ -57,6 +57,7 @@ SCREENS_BY_KEY = {
     "patterns": "optterm.screens.patterns:PatternsScreen",
     "alerts": "optterm.screens.alerts:AlertsScreen",
     "providers": "optterm.screens.providers:ProvidersScreen",
+    "scanner": "optterm.screens.scanner:ScannerScreen",
     "help": "optterm.screens.help:HelpScreen",
 }
 
@@ -98,6 +99,8 @@ class OpttermApp(App[int]):
         Binding("r", "show('alerts')", "Alerts"),
         Binding("v", "show('providers')", "Providers"),
         Binding("h", "show('history')", "History"),
+        # Off the footer, which is full at 160 columns (`?` and the palette list it).
+        Binding("f", "show('scanner')", "Scanner", show=False),
         Binding("question_mark", "show('help')", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),
@@ -226,6 +229,15 @@ class OpttermApp(App[int]):
         engine = self.engine
         if engine is not None and engine.is_alive():
             engine.call_soon(engine.runner.show, message.symbol)
+
+    def on_scanner_screen_open_chain(self, message: Any) -> None:
+        """Enter on a scan's result: the dashboard shows that underlying's chain (and the engine
+        polls it on demand when it is not watched)."""
+        self.action_show("dashboard")
+        dash = self.get_screen("dashboard")
+        show = getattr(dash, "show_symbol", None)
+        if callable(show):
+            self.call_after_refresh(show, message.symbol)
 
     def _toast(self, item: Any) -> None:
         """In-app delivery of an alert (the dispatcher's "app" channel, from any thread)."""
@@ -441,6 +453,7 @@ class OpttermApp(App[int]):
             ("alerts", "Alerts", "Alert rules and their events"),
             ("providers", "Providers", "Breakers, latency and errors of the data providers"),
             ("history", "History", "Charts of the day for the shown chain"),
+            ("scanner", "Scanner", "Scans over the F&O universe: matches and who entered"),
             ("help", "Help", "Every key"),
         ):
             yield SystemCommand(title, help_text, lambda k=key: self.action_show(k))

@@ -555,6 +555,7 @@ class AlertKind(enum.StrEnum):
     PCR = "PCR"  # PCR by OI
     MAX_PAIN_SHIFT = "MAX_PAIN_SHIFT"  # max pain moved by at least `threshold` points
     STALE_FEED = "STALE_FEED"  # no fresh data for `threshold` seconds during market hours
+    SCAN_ENTER = "SCAN_ENTER"  # a name entered a saved scan (an event's kind, never a rule's)
 
 
 class Condition(enum.StrEnum):

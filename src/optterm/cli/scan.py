@@ -52,6 +52,15 @@ def scan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--day",
+            metavar="DAY",
+            help="Play the scan over a stored day (the watched chains recorded that day, "
+            "through the replay) and list when each name entered and left.",
+        ),
+    ] = None,
 ) -> None:
     """Run a scan over the F&O universe now and list the matches, ranked."""
     from optterm.engine.scanner.grammar import ScanError
@@ -60,9 +69,14 @@ def scan(
 
     if as_json and as_csv:
         raise UsageProblem("choose one of --json and --csv.")
+    if day is not None and at is not None:
+        raise UsageProblem("choose one of --day and --at.")
     settings = load_settings(ctx)
     text = _saved_text(settings, text)
     calendar = market_calendar(settings)
+    if day is not None:
+        _scan_day(settings, text, day, calendar, as_json=as_json, as_csv=as_csv)
+        return
     try:
         moment = session_moment(calendar, datetime.now(UTC), _clock(at))
         run = run_on_simulator(
@@ -76,6 +90,73 @@ def scan(
         _print_csv(run)
     else:
         _print_table(run, calendar.tz)
+
+
+def _scan_day(
+    settings: Any, text: str, day: str, calendar: Any, *, as_json: bool, as_csv: bool
+) -> None:
+    from optterm.cli.context import parse_date
+    from optterm.engine.replay import ReplayProblem
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+    from optterm.engine.scanner.stored import scan_stored_day
+
+    wanted = parse_date(day, "--day")
+    try:
+        parse_scan(text)  # before the store is opened: a typo is said at once
+    except ScanError as exc:
+        raise UsageProblem(str(exc)) from None
+
+    async def go(store: Any) -> Any:
+        try:
+            return await scan_stored_day(store, settings, wanted, text, calendar)
+        except ReplayProblem as exc:
+            raise UsageProblem(str(exc)) from None
+
+    played = run_reading_store(settings, go)
+    tz = calendar.tz
+    spans = played.spans()
+    if as_json:
+        print_json(
+            {
+                "scan": played.scan.text,
+                "day": played.day.isoformat(),
+                "source": "store",
+                "universe": list(played.names),
+                "ticks": played.ticks,
+                "unavailable": played.unavailable,
+                "entries": [
+                    {
+                        "symbol": s,
+                        "entered": a.isoformat(),
+                        "left": None if b is None else b.isoformat(),
+                    }
+                    for s, a, b in spans
+                ],
+            }
+        )
+        return
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["symbol", "entered", "left"])
+        for s, a, b in spans:
+            out.writerow([s, a.isoformat(), "" if b is None else b.isoformat()])
+        return
+    head = (
+        f"{played.day:%d-%b-%Y} from the store ({played.ticks} ticks of {', '.join(played.names)})"
+    )
+    if not spans:
+        typer.echo(f"No name entered the scan on {head}.")
+    else:
+        typer.echo(f"Entered and left the scan on {head}:")
+        for s, a, b in spans:
+            left = (
+                "still inside at the last tick"
+                if b is None
+                else f"left {b.astimezone(tz):%H:%M:%S}"
+            )
+            typer.echo(f"  {s:<12} entered {a.astimezone(tz):%H:%M:%S}, {left}")
+    for field, reason in played.unavailable.items():
+        typer.echo(f"{field}: n/a ({reason})")
 
 
 def _clock(at: str | None) -> time | None:
@@ -140,11 +221,13 @@ def _print_table(run: ScanRun, tz: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from optterm.present.scan import cell_text, source_label
+
     console = Console()
     when = run.at.astimezone(tz)
     head = (
         f"{run.result.count} of {len(run.names)} underlyings match at {when:%d-%b %H:%M %Z} "
-        f"({_source(run.source)})"
+        f"({source_label(run.source)})"
     )
     rows = run.rows()
     if not rows:
@@ -161,24 +244,11 @@ def _print_table(run: ScanRun, tz: Any) -> None:
             table.add_column(escape(c), justify="left" if text else "right")
         for row in rows:
             cells = [str(row["rank"]), escape(row["symbol"])]
-            cells += [_fmt(row[c]) for c in run.columns]
+            cells += [cell_text(row[c]) for c in run.columns]
             table.add_row(*cells)
         console.print(table)
     for field, reason in run.result.unavailable.items():
         console.print(escape(f"{field}: n/a ({reason})"))
-
-
-def _source(source: str) -> str:
-    # Simulated figures are never shown as live: the same words as every other screen.
-    return "SIMULATED via simulator" if source == "simulator" else source
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, str):
-        return value
-    return f"{value:,.2f}"
 
 
 # --- saved scans -------------------------------------------------------------------------------
@@ -208,6 +278,23 @@ def scans_add(
     name: Annotated[str, typer.Argument(help="A name for the scan, e.g. oi_spurts.")],
     text: Annotated[str, typer.Argument(metavar="SCAN", help="The scan (docs/scanner.md).")],
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            metavar="CHANNEL",
+            help="Alert each name that enters the scan: app or tag:NAME (\\[notify] channels). "
+            "Repeat for several.",
+        ),
+    ] = None,
+    cooldown: Annotated[
+        str,
+        typer.Option(
+            "--cooldown",
+            metavar="DURATION",
+            help="The same name entering again within this is not alerted again (e.g. 30m, 2h, 0).",
+        ),
+    ] = "30m",
 ) -> None:
     """Save a scan under a name (checked before it is saved)."""
     from optterm.store.scans import DuplicateScan
@@ -215,16 +302,55 @@ def scans_add(
     _name(name)
     _check(text)
     settings = load_settings(ctx)
+    channels = _channels(settings, notify or [])
+    cooldown_s = _cooldown(cooldown)
 
     async def add(store: Any) -> Any:
         try:
-            return await store.scans.add(name, text, datetime.now(UTC), enabled=not disabled)
+            return await store.scans.add(name, text, datetime.now(UTC), enabled=not disabled,
+                                         channels=channels, cooldown_s=cooldown_s)  # fmt: skip
         except DuplicateScan as exc:
             raise UsageProblem(str(exc)) from None
 
     saved = run_with_store(settings, add)
     state = "enabled" if saved.enabled else "disabled"
     typer.echo(f"Saved scan {saved.name} ({state}): {saved.text}")
+    if saved.channels:
+        typer.echo(f"  alerts each entry to: {', '.join(c.label for c in saved.channels)} "
+                   f"(again for the same name after {cooldown.strip()})")  # fmt: skip
+
+
+def _channels(settings: Any, specs: list[str]) -> list[Any]:
+    """app or tag:NAME, checked against the config; a URL is refused (a saved scan keeps no
+    secret: the URL goes in [notify] channels and the scan names its tag)."""
+    from optterm.engine.notify.channels import ChannelError, parse_channel_spec
+
+    out = []
+    for spec in specs:
+        spec = spec.strip()
+        if "://" in spec:
+            raise UsageProblem(
+                "--notify takes app or tag:NAME for a scan; put the URL in the config under "
+                '[notify] channels as NAME = "URL" and pass --notify tag:NAME'
+            )
+        if spec.lower() != "app" and not spec.startswith("tag:"):
+            raise UsageProblem(f"--notify {quoted(spec)} is not a channel; use app or tag:NAME")
+        try:
+            out.append(parse_channel_spec(spec, settings, None))
+        except ChannelError as exc:
+            raise UsageProblem(str(exc)) from None
+    return out
+
+
+def _cooldown(text: str) -> float:
+    from optterm.engine.alerts.rules import parse_duration
+
+    seconds = 0.0 if text.strip() == "0" else parse_duration(text)
+    if seconds is None or seconds < 0:
+        raise UsageProblem(
+            f"--cooldown {quoted(text)} is not a duration; write it as 30m, 2h or 0 (every entry)"
+        )
+    return seconds
 
 
 @scans_app.command("list")
@@ -245,10 +371,11 @@ def scans_list(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("Name", "State", "Scan")
+    table = Table("Name", "State", "Scan", "Alerts")
     for s in saved:
+        alerts = ", ".join(c.label for c in s.channels) if s.channels else "[dim]none[/]"
         table.add_row(escape(s.name), "enabled" if s.enabled else "[dim]disabled[/]",
-                      escape(s.text))  # fmt: skip
+                      escape(s.text), alerts if not s.channels else escape(alerts))  # fmt: skip
     Console().print(table)
 
 

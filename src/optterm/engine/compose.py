@@ -131,7 +131,8 @@ def make_engine(
     app_sink: Any = None,
     now: Callable[[], datetime] | None = None,
 ) -> Engine:
-    """Poller with analytics and alerts, plus the notification dispatcher (with a store)."""
+    """Poller with analytics and alerts, plus the notification dispatcher and the saved scans
+    (with a store; the scans while the simulator is the first provider: engine/scanner/live.py)."""
     from optterm.engine.alerts.service import AlertService
     from optterm.engine.engine import Engine
     from optterm.engine.notify.dispatcher import Dispatcher
@@ -141,11 +142,20 @@ def make_engine(
     if store is None:
         return Engine(make_poller(settings, provider, None, now=now))
     dispatcher = Dispatcher(store, settings, SecretStore(), app_sink=app_sink)
+    calendar = market_calendar(settings)
     alerts = AlertService(
         store,
-        market_calendar(settings),
+        calendar,
         on_recorded=dispatcher.wake,
         # Streaming ticks up to max_updates_per_s: the rules' version is asked once a second.
         reload_every_s=1.0 if settings.stream.enabled else 0.0,
     )
-    return Engine(make_poller(settings, provider, store, alerts=alerts, now=now), dispatcher)
+    scans = None
+    if settings.providers.order and settings.providers.order[0] == "simulator":
+        from optterm.engine.scanner.live import LiveScans
+
+        scans = LiveScans(
+            store, calendar, seed=settings.providers.simulator.seed, on_recorded=dispatcher.wake
+        )
+    poller = make_poller(settings, provider, store, alerts=alerts, now=now)
+    return Engine(poller, dispatcher, scans)

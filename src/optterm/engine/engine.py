@@ -1,5 +1,6 @@
-"""The engine a front end runs: the poller (fetch, analytics, patterns, alerts) and the
-notification dispatcher, side by side on one event loop, stopped together."""
+"""The engine a front end runs: the poller (fetch, analytics, patterns, alerts), the
+notification dispatcher and the saved scans (stepped after each tick), side by side on one
+event loop, stopped together."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from optterm.engine.events import Subscription
 if TYPE_CHECKING:
     from optterm.engine.notify.dispatcher import Dispatcher
     from optterm.engine.poller import Poller
+    from optterm.engine.scanner.live import LiveScans
 
 __all__ = ["Engine"]
 
@@ -21,9 +23,15 @@ DRAIN_S = 5.0  # how long a stop waits for due notifications to go out
 
 
 class Engine:
-    def __init__(self, poller: Poller, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self,
+        poller: Poller,
+        dispatcher: Dispatcher | None = None,
+        scans: LiveScans | None = None,
+    ) -> None:
         self.poller = poller
         self.dispatcher = dispatcher
+        self.scans = scans
 
     def subscribe(self) -> Subscription:
         return self.poller.subscribe()
@@ -38,6 +46,9 @@ class Engine:
         tasks = [asyncio.create_task(poll, name="poller")]
         if self.dispatcher is not None:
             tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatcher"))
+        if self.scans is not None:
+            ticks = self.poller.subscribe()
+            tasks.append(asyncio.create_task(self.scans.run(ticks, stop), name="scans"))
         try:
             await asyncio.gather(*tasks)
         finally:

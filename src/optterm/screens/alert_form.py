@@ -55,6 +55,7 @@ from optterm.engine.alerts.rules import (
     LEG_METRICS,
     LEVEL_KINDS,
     METRICS,
+    RULE_KINDS,
     RuleError,
     default_hysteresis,
     default_metric,
@@ -406,7 +407,7 @@ class AlertForm(ModalScreen[AlertRule | None]):
                 )
                 yield self._row(
                     "Alert on",
-                    _choice([(KIND_LABELS[k], k) for k in AlertKind], v.kind, "kind"),
+                    _choice([(KIND_LABELS[k], k) for k in RULE_KINDS], v.kind, "kind"),
                     row_id="row-kind",
                 )
                 yield self._row(

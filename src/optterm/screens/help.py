@@ -35,6 +35,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "alerts (rules)"),
             ("v", "providers"),
             ("h", "history (of the strike under the chain's cursor)"),
+            ("f", "scanner (scans over the F&O universe)"),
             ("?", "help"),
             ("t", "toggle light/dark theme"),
             ("ctrl+p", "command palette"),
@@ -95,6 +96,18 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("e", "next expiry"),
             ("c / p", "calls / puts on or off"),
             ("r", "reload"),
+        ],
+    ),
+    (
+        "Scanner",
+        [
+            ("e", "edit the scan (enter runs it, escape: back to the results)"),
+            ("enter", "a result: its chain on the dashboard; a saved scan: run it"),
+            ("s", "sort by the next column (then the scan's own order)"),
+            ("S", "ascending / descending"),
+            ("R", "run the scan again"),
+            ("a", "alert on the selected result's underlying"),
+            ("tab", "saved scans, results, log"),
         ],
     ),
     (

@@ -3,10 +3,18 @@
 A scan is kept by name with its text as typed (the engine parses it; the store does not know the
 language). Runs and events are keyed by the scan's name, not its row, so removing a scan keeps
 what it found. One tick's runs and events are written in one transaction.
+
+A scan with channels is an alert: each name that enters it is an alert event (kind SCAN_ENTER)
+with one PENDING outbox row per channel, written in the same transaction as the enter event, so
+an entry is never recorded without its notification nor notified without being recorded, and
+the dispatcher sends each row once. An enter event already recorded (the same scan, symbol and
+time, a tick recorded again) is skipped whole: never a second notification. The same symbol
+entering again within the scan's cooldown of its last alert is logged but not notified.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,16 +22,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optterm.infra.clip import quoted
-from optterm.store.schema import scan_events, scan_runs, scans
-from optterm.store.timecodec import from_us, to_us
+from optterm.market import IST
+from optterm.model import AlertKind, Channel, Delivery, Feed
+from optterm.store.dialect import inserted_id
+from optterm.store.outbox import idempotency_key
+from optterm.store.schema import alert_events, outbox, scan_events, scan_runs, scans
+from optterm.store.timecodec import from_us, now_us, to_us
 
 if TYPE_CHECKING:
     from optterm.store.store import Store
 
 __all__ = [
+    "DEFAULT_COOLDOWN_S",
     "NAME_PATTERN",
+    "SCAN_RULE_ID",
     "DuplicateScan",
     "SavedScan",
     "ScanEventRow",
@@ -34,6 +49,9 @@ __all__ = [
 ]
 
 NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_COOLDOWN_S: Final = 1800.0  # the same name entering again within 30 min: not notified
+# Scan alerts are events without a rule (the scan is their rule): rule id 0, never a row's id.
+SCAN_RULE_ID: Final = 0
 _MAX_TEXT: Final = 2000
 _MAX_SYMBOLS_TEXT: Final = 20_000
 
@@ -69,6 +87,8 @@ class SavedScan:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    channels: tuple[Channel, ...] = ()
+    cooldown_s: float = DEFAULT_COOLDOWN_S
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +98,8 @@ class SavedScan:
             "enabled": self.enabled,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "notify": [c.label for c in self.channels],
+            "cooldown_s": self.cooldown_s,
         }
 
 
@@ -103,6 +125,7 @@ class ScanEventRow:
 
 
 def _saved(r: Row[Any]) -> SavedScan:
+    refs, labels = json.loads(r.channels), json.loads(r.channel_labels)
     return SavedScan(
         id=int(r.id),
         name=r.name,
@@ -110,6 +133,8 @@ def _saved(r: Row[Any]) -> SavedScan:
         enabled=bool(r.enabled),
         created_at=from_us(r.created_at),
         updated_at=from_us(r.updated_at),
+        channels=tuple(Channel(ref, label) for ref, label in zip(refs, labels, strict=False)),
+        cooldown_s=float(r.cooldown_s),
     )
 
 
@@ -118,17 +143,115 @@ def _run(r: Row[Any]) -> ScanRunRow:
     return ScanRunRow(r.scan, from_us(r.at), r.universe, r.matched, symbols)
 
 
+async def _new_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` less those already recorded (a tick written twice records and notifies once)."""
+    out = []
+    e = scan_events.c
+    for row in rows:
+        found = await conn.scalar(
+            select(func.count()).where(
+                e.scan == row["scan"], e.symbol == row["symbol"], e.kind == row["kind"],
+                e.at == row["at"],
+            )
+        )  # fmt: skip
+        if not found:
+            out.append(row)
+    return out
+
+
+async def _alert_entries(
+    conn: AsyncConnection, rows: list[dict[str, Any]], provider: str, feed: Feed
+) -> int:
+    """An alert event and its outbox rows for each entry into a scan with channels, unless this
+    symbol's entry into it was alerted within the scan's cooldown."""
+    entered = [r for r in rows if r["kind"] == "enter"]
+    if not entered:
+        return 0
+    names = sorted({r["scan"] for r in entered})
+    found = (await conn.execute(select(scans).where(scans.c.name.in_(names)))).all()
+    saved = {r.name: _saved(r) for r in found}
+    now = now_us()
+    queued = 0
+    a = alert_events.c
+    for row in entered:
+        scan = saved.get(row["scan"])
+        if scan is None or not scan.channels:
+            continue
+        context = json.dumps([["scan", scan.name]])
+        since = row["at"] - int(scan.cooldown_s * 1e6)
+        before = await conn.scalar(
+            select(func.count()).where(
+                a.kind == str(AlertKind.SCAN_ENTER), a.symbol == row["symbol"],
+                a.context == context, a.fired_at > since, a.fired_at <= row["at"],
+            )
+        )  # fmt: skip
+        if before:  # this name's entry was alerted within the cooldown
+            continue
+        when = from_us(row["at"]).astimezone(IST)
+        title = f"{row['symbol']} entered scan {scan.name}"
+        result = await conn.execute(
+            insert(alert_events).values(
+                rule_id=SCAN_RULE_ID,
+                symbol=row["symbol"],
+                kind=str(AlertKind.SCAN_ENTER),
+                fired_at=row["at"],
+                value=None,
+                threshold=None,
+                title=title,
+                body=f"{title} at {when:%H:%M:%S} IST ({feed.value} via {provider}): {scan.text}",
+                provider=provider,
+                feed=str(feed),
+                context=context,
+                created_at=now,
+            )
+        )
+        event_id = inserted_id(result)
+        await conn.execute(
+            insert(outbox),
+            [
+                {
+                    "event_id": event_id,
+                    "channel": ch.ref,
+                    "channel_label": ch.label,
+                    "idempotency_key": idempotency_key(event_id, ch.ref),
+                    "status": str(Delivery.PENDING),
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": None,
+                    "sent_at": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for ch in scan.channels
+            ],
+        )
+        queued += 1
+    return queued
+
+
 class ScanRepository:
     """`store.scans`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def add(self, name: str, text: str, at: datetime, *, enabled: bool = True) -> SavedScan:
-        """Save scan `name`; DuplicateScan when the name is taken."""
+    async def add(
+        self,
+        name: str,
+        text: str,
+        at: datetime,
+        *,
+        enabled: bool = True,
+        channels: Sequence[Channel] = (),
+        cooldown_s: float = DEFAULT_COOLDOWN_S,
+    ) -> SavedScan:
+        """Save scan `name` (notifying `channels` of each entry); DuplicateScan when the name is
+        taken."""
         check_scan_name(name)
         if not text.strip() or len(text) > _MAX_TEXT:
             raise ValueError(f"a scan's text must be 1–{_MAX_TEXT:,} characters")
+        if not cooldown_s >= 0:
+            raise ValueError("a scan's cooldown must be 0 or more seconds")
         now = to_us(at, "at")
         async with self._store.write_transaction(f"Saving scan {name}") as conn:
             taken = await conn.scalar(select(func.count()).where(scans.c.name == name))
@@ -136,7 +259,14 @@ class ScanRepository:
                 raise DuplicateScan(name)
             await conn.execute(
                 insert(scans).values(
-                    name=name, text=text, enabled=int(enabled), created_at=now, updated_at=now
+                    name=name,
+                    text=text,
+                    enabled=int(enabled),
+                    created_at=now,
+                    updated_at=now,
+                    channels=json.dumps([c.ref for c in channels]),
+                    channel_labels=json.dumps([c.label for c in channels]),
+                    cooldown_s=float(cooldown_s),
                 )
             )
             row = (await conn.execute(select(scans).where(scans.c.name == name))).one()
@@ -185,11 +315,16 @@ class ScanRepository:
         universe: int,
         runs: Sequence[tuple[str, int, Sequence[str]]],
         events: Sequence[tuple[str, str, str, datetime]] = (),
-    ) -> None:
+        *,
+        provider: str = "simulator",
+        feed: Feed = Feed.SIMULATED,
+    ) -> int:
         """One tick: each scan's run (name, how many matched, ranked matches) and the
-        enter/leave events (scan, symbol, "enter"|"leave", when), in one transaction."""
+        enter/leave events (scan, symbol, "enter"|"leave", when), in one transaction, with an
+        alert for each entry into a scan with channels (see the module docstring). Returns how
+        many alerts were queued."""
         if not runs and not events:
-            return
+            return 0
         at_us = to_us(at, "at")
         run_rows = [
             {"scan": name, "at": at_us, "universe": universe, "matched": matched,
@@ -200,11 +335,15 @@ class ScanRepository:
             {"scan": scan, "symbol": symbol, "kind": kind, "at": to_us(when, "at")}
             for scan, symbol, kind, when in events
         ]
+        queued = 0
         async with self._store.write_transaction("Recording scan results") as conn:
             if run_rows:
                 await conn.execute(insert(scan_runs), run_rows)
+            event_rows = await _new_events(conn, event_rows)
             if event_rows:
                 await conn.execute(insert(scan_events), event_rows)
+                queued = await _alert_entries(conn, event_rows, provider, feed)
+        return queued
 
     async def replace_session(
         self,

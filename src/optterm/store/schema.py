@@ -373,6 +373,11 @@ scans = Table(
     Column("enabled", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Where an entry is notified (JSON lists of channel references and their redacted labels;
+    # empty: nobody) and how long the same symbol's next entry stays quiet (seconds).
+    Column("channels", Text, nullable=False, server_default="[]"),
+    Column("channel_labels", Text, nullable=False, server_default="[]"),
+    Column("cooldown_s", Double, nullable=False, server_default="1800"),
 )
 
 # One row per run of a scan: when, over how many names, how many matched, and the ranked

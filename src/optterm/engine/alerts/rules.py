@@ -43,6 +43,7 @@ __all__ = [
     "LEG_OPTIONAL",
     "LEVEL_KINDS",
     "METRICS",
+    "RULE_KINDS",
     "WINDOWED",
     "RuleError",
     "build_rule",
@@ -295,15 +296,24 @@ def _choices(values: Iterable[object]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+# Kinds a rule may have: a scan's entries are alerted from the saved scan itself.
+RULE_KINDS: Final = tuple(k for k in AlertKind if k is not AlertKind.SCAN_ENTER)
+
+
 def _kind(kind: AlertKind | str) -> AlertKind:
+    name = str(kind).strip().upper().replace("-", "_").replace(" ", "_")
+    if name == AlertKind.SCAN_ENTER:
+        raise RuleError(
+            'a scan\'s entries are alerted from the saved scan: optterm scans add NAME "SCAN" '
+            "--notify app (or tag:NAME)"
+        )
     if isinstance(kind, AlertKind):
         return kind
-    name = str(kind).strip().upper().replace("-", "_").replace(" ", "_")
     try:
         return AlertKind(name)
     except ValueError:
         raise RuleError(
-            f"alert kind {kind!r} is unknown; use one of {_choices(AlertKind)}"
+            f"alert kind {kind!r} is unknown; use one of {_choices(RULE_KINDS)}"
         ) from None
 
 

@@ -20,6 +20,7 @@ from optterm.engine.scanner.evaluate import ScanResult
 from optterm.engine.scanner.fields import FIELD_INDEX, TEXT_FIELDS
 from optterm.engine.scanner.grammar import Scan, parse_scan
 from optterm.engine.scanner.scanner import Scanner
+from optterm.engine.scanner.tracker import ScanEvent
 from optterm.market import MarketCalendar
 from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
 from optterm.store.scans import ScanEventRow, ScanRunRow
@@ -48,6 +49,8 @@ class ScanRun:
     names: tuple[str, ...]
     at: datetime
     source: str
+    # The scan's enter/leave log over the session played to `at` (its tracker's hysteresis).
+    events: tuple[ScanEvent, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -115,9 +118,11 @@ def run_on_simulator(
     # Yesterday's close for `1d ago`: the simulator's previous-close columns.
     scanner.close_session(sim.previous_close())
     tick = scanner.tick(sim.columns(), sim.open_at)
+    events = list(tick.events)
     while sim.step < target:
         cols = sim.advance()
         tick = scanner.tick(cols, sim.open_at + timedelta(seconds=sim.step * _STEP_S))
+        events += tick.events
     return ScanRun(
         scan=scan,
         result=tick.results["scan"],
@@ -125,6 +130,7 @@ def run_on_simulator(
         names=sim.names,
         at=tick.at.astimezone(UTC),
         source="simulator",
+        events=tuple(events),
     )
 
 

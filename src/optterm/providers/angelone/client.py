@@ -670,6 +670,11 @@ class AngelOneProvider(ProviderBase):
             meta=meta,
         )
 
+    async def quotes(self, by_exchange: Mapping[str, list[str]]) -> dict[str, Any]:
+        """FULL quotes of `by_exchange`'s tokens (50 a call), by token, through the same rate
+        limiter as the chains' quotes (the scanner's universe feed: engine/scanner/feed.py)."""
+        return (await self._quotes(by_exchange))[0]
+
     async def _quotes(self, by_exchange: Mapping[str, list[str]]) -> tuple[dict[str, Any], int]:
         quotes: dict[str, Mapping[str, Any]] = {}
         unfetched = 0

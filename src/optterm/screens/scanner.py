@@ -1,0 +1,361 @@
+"""The scanner screen: type a scan (or pick a saved one or a preset), see the ranked matches over
+the F&O universe with each row's source and age, and the enter/leave log of the session so far.
+
+Everything is keyboard: `e` edits the scan (Enter runs it, Escape goes back to the results), Tab
+moves between the saved scans, the results and the log, `s` sorts the results by the next
+column and `S` flips the order (or click a column's header), `R` runs the scan again, Enter on a
+result opens that underlying's chain on the dashboard (polled on demand when it is not watched:
+the app asks the engine, as the dashboard's symbol picker does) and `a` makes an alert on it.
+
+A scan runs on a worker thread (engine/scanner/run.py: the simulated session played from the
+open to now, about a second of CPU late in the day), so the screen never waits for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from optterm.engine.scanner.presets import PRESETS
+from optterm.present.scan import cell_text, sort_rows, source_label
+from optterm.present.time import age_text
+from optterm.screens.base import StateScreen
+from optterm.screens.patterns import go_back, sync_table
+from optterm.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from optterm.engine.scanner.run import ScanRun
+    from optterm.engine.state import EngineState
+
+__all__ = ["DEFAULT_SCAN", "ScannerScreen"]
+
+DEFAULT_SCAN = "long_buildup"
+LOG_SHOWN = 200  # the newest enter/leave events listed
+
+
+class ScannerScreen(StateScreen):
+    """Saved scans and presets on the left; the scan's line, its ranked matches and its
+    enter/leave log on the right."""
+
+    class OpenChain(Message):
+        """Show `symbol`'s chain on the dashboard (the app switches screens and the engine
+        polls it on demand when it is not watched)."""
+
+        def __init__(self, symbol: str) -> None:
+            super().__init__()
+            self.symbol = symbol
+
+    TITLE = "Scanner"
+    DEFAULT_CSS = """
+    ScannerScreen #scan { margin: 0 0; }
+    ScannerScreen #body { height: 1fr; }
+    ScannerScreen #saved { width: 30; border-right: tall $panel; }
+    ScannerScreen.narrow #saved { display: none; }
+    ScannerScreen #main { width: 1fr; }
+    ScannerScreen #summary { height: auto; padding: 0 1; background: $boost; }
+    ScannerScreen #summary.simulated { background: $warning 30%; }
+    ScannerScreen #results { height: 1fr; }
+    ScannerScreen .pane-title { background: $panel; text-style: bold; padding: 0 1; }
+    ScannerScreen #log { height: 9; }
+    ScannerScreen.short #log, ScannerScreen.short #log-title { display: none; }
+    """
+    BINDINGS: ClassVar = [
+        Binding("escape", "back", "Back"),
+        Binding("e", "edit", "Edit scan"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "flip", "Asc/desc", show=False),
+        Binding("R", "rerun", "Run again"),
+        Binding("a", "alert", "Alert on row"),
+    ]
+
+    def __init__(self, state: EngineState) -> None:
+        super().__init__(state)
+        self.text = DEFAULT_SCAN
+        self.scan_run: ScanRun | None = None
+        self.scan_error: str | None = None
+        self.running = False
+        self.sort_column: str | None = None  # None: the scan's own ranking
+        self.descending = True
+        self.saved: list[tuple[str, str]] = []  # (name, text): saved scans, then presets
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StatusBar(id="status")
+        yield Input(
+            value=self.text,
+            placeholder="a scan, e.g. long_buildup and ivp > 50 (Enter runs it)",
+            id="scan",
+        )
+        with Horizontal(id="body"):
+            yield DataTable(id="saved", cursor_type="row")
+            with Vertical(id="main"):
+                yield Static(id="summary")
+                yield DataTable(id="results", cursor_type="row")
+                yield Static("Entered and left (this session)", classes="pane-title",
+                             id="log-title")  # fmt: skip
+                yield DataTable(id="log", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        saved = self.query_one("#saved", DataTable)
+        saved.add_column("Scan", key="name")
+        log = self.query_one("#log", DataTable)
+        for column in ("Time", "Symbol", "Event"):
+            log.add_column(column, key=column)
+        self._fit()
+        self.load_saved()
+        self.run_scan()
+        self.query_one("#results", DataTable).focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        width, height = self.app.size
+        self.set_class(width < 100, "narrow")
+        self.set_class(height < 30, "short")
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        box = self.query_one("#scan", Input)
+        if box.has_focus:  # Escape in the box: back to the results, the text kept as typed
+            self.query_one("#results", DataTable).focus()
+            return
+        go_back(self)
+
+    def action_edit(self) -> None:
+        box = self.query_one("#scan", Input)
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    def action_rerun(self) -> None:
+        self.run_scan()
+
+    def action_sort(self) -> None:
+        columns = self._sortable()
+        if not columns:
+            return
+        i = columns.index(self.sort_column) + 1 if self.sort_column in columns else 0
+        self.sort_column = columns[i] if i < len(columns) else None
+        self.render_results()
+
+    def action_flip(self) -> None:
+        self.descending = not self.descending
+        self.render_results()
+
+    def action_alert(self) -> None:
+        symbol = self.selected_symbol()
+        if symbol is None:
+            self.notify("No result selected.", timeout=3)
+            return
+        from optterm.screens.alert_form import AlertForm
+
+        self.app.push_screen(AlertForm(self.state, prefill={"symbol": symbol, "kind": "PRICE"}))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        typed = event.value.strip() or DEFAULT_SCAN
+        # A saved scan's name runs its text, as `optterm scan NAME` does (the list is hidden
+        # below 100 columns).
+        self.text = dict(self.saved).get(typed, typed)
+        if self.text != typed:
+            event.input.value = self.text
+        self.sort_column = None
+        self.query_one("#results", DataTable).focus()
+        self.run_scan()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value
+        if event.data_table.id == "saved" and key is not None:
+            text = dict(self.saved).get(key)
+            if text is not None:
+                self.text = text
+                self.query_one("#scan", Input).value = text
+                self.sort_column = None
+                self.run_scan()
+        elif event.data_table.id == "results" and key is not None:
+            self.open_chain(key)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table.id != "results":
+            return
+        column = str(event.column_key.value)
+        if column in self._sortable():
+            if column == self.sort_column:
+                self.descending = not self.descending
+            self.sort_column = column
+            self.render_results()
+
+    def open_chain(self, symbol: str) -> None:
+        """Show `symbol`'s chain on the dashboard, unless the data source cannot give one."""
+        served = self.state.available_symbols
+        if served and symbol not in served and symbol not in self.state.symbols:
+            self.notify(
+                f"{symbol}: the data provider serves no option chain for it "
+                f"(it serves {len(served)} symbols; / on the dashboard lists them).",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        self.post_message(self.OpenChain(symbol))
+
+    def selected_symbol(self) -> str | None:
+        table = self.query_one("#results", DataTable)
+        if not table.row_count:
+            return None
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return None if row.value is None else str(row.value)
+
+    # -- data -----------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="scanner-saved", exit_on_error=False)
+    async def load_saved(self) -> None:
+        from optterm.store.errors import StoreError
+
+        saved: list[tuple[str, str]] = []
+        store = self.state.store
+        if store is not None:
+            try:
+                saved = [(s.name, s.text) for s in await store.scans.saved()]
+            except StoreError as exc:
+                self.notify(f"Saved scans could not be read: {exc}", severity="error")
+        taken = {name for name, _ in saved}
+        self.saved = saved + [(p, p) for p in PRESETS if p not in taken]
+        rows = [(name, [Text(name, style="bold" if name in taken else "")])
+                for name, _ in self.saved]  # fmt: skip
+        sync_table(self.query_one("#saved", DataTable), rows)
+
+    def run_scan(self) -> None:
+        self.running = True
+        self.scan_error = None
+        self.render_summary()
+        self._scan_worker(self.text, self.state.now())
+
+    @work(exclusive=True, group="scanner-run", thread=True, exit_on_error=False)
+    def _scan_worker(self, text: str, now: datetime) -> None:
+        from optterm.engine.scanner.grammar import ScanError
+        from optterm.engine.scanner.run import (
+            SessionMomentError,
+            run_on_simulator,
+            session_moment,
+        )
+
+        calendar = self.state.calendar
+        try:
+            moment = session_moment(calendar, now, None)
+            run = run_on_simulator(
+                text,
+                seed=self.state.settings.providers.simulator.seed,
+                moment=moment,
+                calendar=calendar,
+            )
+        except (ScanError, SessionMomentError) as exc:
+            self.app.call_from_thread(self._done, text, None, str(exc))
+            return
+        self.app.call_from_thread(self._done, text, run, None)
+
+    def _done(self, text: str, run: ScanRun | None, error: str | None) -> None:
+        if text != self.text:  # an older scan's answer: the newer one is on its way
+            return
+        self.running = False
+        self.scan_error = error
+        if run is not None:
+            self.scan_run = run
+        elif error is not None:
+            self.scan_run = None
+        if self.is_mounted:
+            self.render_state()
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def _sortable(self) -> list[str]:
+        return ["symbol", *self.scan_run.columns] if self.scan_run is not None else []
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The matches as shown: the scan's ranking, or sorted by the chosen column."""
+        if self.scan_run is None:
+            return []
+        rows = self.scan_run.rows()
+        if self.sort_column is None:
+            return rows
+        return [dict(r) for r in sort_rows(rows, self.sort_column, descending=self.descending)]
+
+    def render_state(self) -> None:
+        if not self.is_mounted:
+            return
+        self.render_summary()
+        self.render_results()
+        self.render_log()
+
+    def render_summary(self) -> None:
+        summary = self.query_one("#summary", Static)
+        run = self.scan_run
+        out = Text()
+        if self.scan_error is not None:
+            out.append(self.scan_error, style="bold red")
+        elif run is None:
+            out.append("Running the scan…" if self.running else "No scan run yet.", style="dim")
+        else:
+            tz = self.state.calendar.tz
+            out.append(f"{run.result.count} of {len(run.names)} underlyings match", style="bold")
+            out.append(f" at {run.at.astimezone(tz):%d-%b %H:%M:%S} ({source_label(run.source)})")
+            if self.running:
+                out.append("  running again…", style="dim")
+            for field, reason in run.result.unavailable.items():
+                out.append(f"\n{field}: n/a ({reason})", style="yellow")
+        summary.update(out)
+        summary.set_class(run is not None and run.source == "simulator", "simulated")
+
+    def render_results(self) -> None:
+        table = self.query_one("#results", DataTable)
+        run = self.scan_run
+        columns = ["#", "symbol", *(run.columns if run is not None else ()), "source", "age"]
+        if [str(c.value) for c in table.columns] != columns:
+            table.clear(columns=True)
+            for c in columns:
+                table.add_column(self._heading(c), key=c)
+        else:  # the sort mark moves between headings
+            for c in columns:
+                table.columns[c].label = Text(self._heading(c))  # type: ignore[index]
+            table.refresh()
+        if run is None:
+            sync_table(table, [])
+            return
+        age = age_text((self.state.now() - run.at).total_seconds())
+        source = source_label(run.source)
+        rows = []
+        for row in self.rows():
+            cells: list[Any] = [Text(str(row["rank"]), justify="right"),
+                                Text(row["symbol"], style="bold")]  # fmt: skip
+            for c in run.columns:
+                value = row[c]
+                cells.append(Text(cell_text(value), justify="left" if isinstance(value, str)
+                                  else "right", style="dim" if value is None else ""))  # fmt: skip
+            cells += [Text(source, style="yellow" if run.source == "simulator" else ""),
+                      Text(age, justify="right")]  # fmt: skip
+            rows.append((row["symbol"], cells))
+        sync_table(table, rows)
+
+    def _heading(self, column: str) -> str:
+        if column == self.sort_column:
+            return f"{column} {'▼' if self.descending else '▲'}"
+        return column
+
+    def render_log(self) -> None:
+        run = self.scan_run
+        tz = self.state.calendar.tz
+        rows = []
+        events = run.events[-LOG_SHOWN:] if run is not None else ()
+        for n, e in enumerate(reversed(events)):  # newest first
+            colour = "green" if e.kind == "enter" else "yellow"
+            rows.append((f"{n}", [f"{e.at.astimezone(tz):%H:%M:%S}", Text(e.symbol, style="bold"),
+                                  Text(e.kind, style=colour)]))  # fmt: skip
+        sync_table(self.query_one("#log", DataTable), rows)
