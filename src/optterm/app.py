@@ -58,6 +58,7 @@ SCREENS_BY_KEY = {
     "alerts": "optterm.screens.alerts:AlertsScreen",
     "providers": "optterm.screens.providers:ProvidersScreen",
     "help": "optterm.screens.help:HelpScreen",
+    "strategy": "optterm.screens.strategy:StrategyScreen",
 }
 
 
@@ -99,6 +100,7 @@ class OpttermApp(App[int]):
         Binding("v", "show('providers')", "Providers"),
         Binding("h", "show('history')", "History"),
         Binding("question_mark", "show('help')", "Help"),
+        Binding("S", "show('strategy')", "Strategy", show=False),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),
         Binding("z", "dismiss_toasts", "Dismiss toasts", show=False),
@@ -442,6 +444,7 @@ class OpttermApp(App[int]):
             ("providers", "Providers", "Breakers, latency and errors of the data providers"),
             ("history", "History", "Charts of the day for the shown chain"),
             ("help", "Help", "Every key"),
+            ("strategy", "Strategy", "The strategy built with b/s on the chain: payoff, Greeks"),
         ):
             yield SystemCommand(title, help_text, lambda k=key: self.action_show(k))
         yield SystemCommand("Toggle light/dark theme", "Switch theme", self.action_toggle_theme)

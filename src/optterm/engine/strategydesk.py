@@ -1,0 +1,232 @@
+"""The strategy being built in the TUI: legs picked from the chain and the what-if it is seen
+under (spot, IV, date), analysed on the engine's latest chains of its underlying.
+
+Written once for every front end that builds a strategy from a live chain: the dashboard adds a
+leg (`b`/`s` on a chain row), the strategy screen changes lots and the what-if and shows
+`analyse(state)`. It lives on the EngineState, so the strategy survives switching screens. The
+maths is strategy/ (imported on first use: a TUI that never builds a strategy never loads it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from optterm.engine.state import EngineState
+    from optterm.strategy.analysis import Analysis
+    from optterm.strategy.marketdata import StrategyMarket
+    from optterm.strategy.position import Position
+
+__all__ = ["DeskLeg", "DeskResult", "StrategyDesk", "WhatIf"]
+
+Fill = Literal["ltp", "mid", "touch"]
+
+# One step of each what-if key: spot in percent, IV in vol points, the date in days.
+SPOT_STEP_PCT = 0.5
+IV_STEP = 1.0
+DAY_STEP = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeskLeg:
+    """A leg as picked: `lots` > 0 bought, < 0 sold; `price` the entry (per the fill model at the
+    moment it was picked); `iv_shift` this leg's own IV what-if in vol points."""
+
+    kind: str  # CE / PE
+    expiry: date
+    strike: float
+    lots: int
+    price: float
+    iv_shift: float = 0.0
+
+    def same_contract(self, other: DeskLeg) -> bool:
+        return (self.kind, self.expiry, self.strike) == (other.kind, other.expiry, other.strike)
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    spot_pct: float = 0.0  # spot moved by this percentage (forwards move with it)
+    iv_shift: float = 0.0  # vol points on every leg
+    days: int = 0  # "now" moved this many calendar days on (never past the first expiry)
+
+    @property
+    def is_live(self) -> bool:
+        return self == WhatIf()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DeskResult:
+    """What the screen shows: the analysis, or why there is none (`problem`, one line)."""
+
+    analysis: Analysis | None
+    problem: str | None
+    whatif: WhatIf
+
+
+class StrategyDesk:
+    """The legs of one underlying and the what-if. Legs of another underlying start a new
+    strategy (a position is on one underlying)."""
+
+    def __init__(self) -> None:
+        self.symbol: str | None = None
+        self.legs: list[DeskLeg] = []
+        self.whatif = WhatIf()
+        self.fill: Fill = "ltp"
+        self.version = 0  # bumped on every change: a screen redraws only what changed
+
+    # -- the legs -----------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def entry_price(self, ltp: float, bid: float, ask: float, lots: int) -> float:
+        """The entry of a picked leg under the fill model: the last traded price, the mid, or
+        the touch (a buy pays the ask, a sell gets the bid); the LTP when a quote is missing."""
+        if self.fill == "mid" and _ok(bid) and _ok(ask):
+            return (bid + ask) / 2
+        if self.fill == "touch":
+            quote = ask if lots > 0 else bid
+            if _ok(quote):
+                return quote
+        return ltp if _ok(ltp) else 0.0
+
+    def add(self, symbol: str, leg: DeskLeg) -> str:
+        """Add `leg` (merged into a leg on the same contract; lots summing to zero remove it).
+        Returns what happened, one line for a toast."""
+        note = ""
+        if self.symbol != symbol:
+            if self.legs:
+                note = f" (the {self.symbol} strategy was set aside: one underlying at a time)"
+            self.symbol, self.legs, self.whatif = symbol, [], WhatIf()
+        for i, held in enumerate(self.legs):
+            if held.same_contract(leg):
+                lots = held.lots + leg.lots
+                if lots == 0:
+                    del self.legs[i]
+                    self._changed()
+                    return f"{_name(held)} closed: its lots net to zero{note}"
+                self.legs[i] = replace(held, lots=lots)
+                self._changed()
+                return f"{_name(self.legs[i])}{note}"
+        self.legs.append(leg)
+        self._changed()
+        return f"{_name(leg)} added at {leg.price:,.2f}{note}"
+
+    def step_lots(self, index: int, step: int) -> None:
+        """One lot more (`step` 1) or fewer (-1) on the leg's side; never through zero."""
+        if not 0 <= index < len(self.legs):
+            return
+        g = self.legs[index]
+        size = abs(g.lots) + step
+        if size >= 1:
+            self.legs[index] = replace(g, lots=size if g.lots > 0 else -size)
+            self._changed()
+
+    def remove(self, index: int) -> None:
+        if 0 <= index < len(self.legs):
+            del self.legs[index]
+            self._changed()
+
+    def clear(self) -> None:
+        self.legs.clear()
+        self.whatif = WhatIf()
+        self._changed()
+
+    # -- the what-if --------------------------------------------------------------------------
+
+    def step_spot(self, steps: int) -> None:
+        pct = round(self.whatif.spot_pct + steps * SPOT_STEP_PCT, 6)
+        self.whatif = replace(self.whatif, spot_pct=max(-50.0, min(50.0, pct)))
+        self._changed()
+
+    def step_iv(self, steps: int) -> None:
+        iv = round(self.whatif.iv_shift + steps * IV_STEP, 6)
+        self.whatif = replace(self.whatif, iv_shift=max(-50.0, min(100.0, iv)))
+        self._changed()
+
+    def step_leg_iv(self, index: int, steps: int) -> None:
+        if 0 <= index < len(self.legs):
+            g = self.legs[index]
+            shift = max(-50.0, min(100.0, round(g.iv_shift + steps * IV_STEP, 6)))
+            self.legs[index] = replace(g, iv_shift=shift)
+            self._changed()
+
+    def step_days(self, steps: int) -> None:
+        self.whatif = replace(self.whatif, days=max(0, self.whatif.days + steps * DAY_STEP))
+        self._changed()
+
+    def reset_whatif(self) -> None:
+        self.whatif = WhatIf()
+        self.legs = [replace(g, iv_shift=0.0) for g in self.legs]
+        self._changed()
+
+    # -- the analysis -------------------------------------------------------------------------
+
+    def market(self, state: EngineState) -> StrategyMarket | None:
+        """The market of the strategy's underlying from the engine's latest chains (every
+        expiry the engine holds), or None before any chain of it is here."""
+        from optterm.strategy.marketdata import market_from_chains
+
+        if self.symbol is None:
+            return None
+        chains = [
+            u.enriched
+            for (sym, _), u in sorted(state.chains.items())
+            if sym == self.symbol and u.enriched is not None
+        ]
+        if not chains:
+            return None
+        settings = state.settings
+        return market_from_chains(chains, state.calendar, settings.market, settings.analytics.rate)
+
+    def position(self) -> Position:
+        from optterm.strategy.position import Leg, Position
+
+        legs = tuple(
+            Leg(g.kind, g.expiry, g.lots, g.price, g.strike, iv_shift=g.iv_shift) for g in self.legs
+        )
+        return Position(self.symbol or "", 1, legs)
+
+    def analyse(self, state: EngineState) -> DeskResult:
+        """Every figure of the strategy under the what-if, or the one-line reason there is
+        none (no legs yet, no chain of the underlying, a leg no longer listed)."""
+        from optterm.strategy.analysis import analyse
+        from optterm.strategy.errors import StrategyError
+
+        w = self.whatif
+        if not self.legs:
+            return DeskResult(None, "no legs yet: on the dashboard's chain press b (buy) or s "
+                              "(sell) on a call or put", w)  # fmt: skip
+        base = self.market(state)
+        if base is None:
+            return DeskResult(None, f"no chain of {self.symbol} yet", w)
+        try:
+            position = replace(self.position(), lot_size=base.lot_size)
+            market = moved(base, w.spot_pct)
+            first = min(market.expiry(d).settle for d in position.expiries)
+            at = min(market.now + timedelta(days=w.days), first) if w.days else None
+            return DeskResult(analyse(position, market, at=at, iv_shift=w.iv_shift), None, w)
+        except StrategyError as exc:
+            return DeskResult(None, str(exc), w)
+
+
+def moved(market: StrategyMarket, pct: float) -> StrategyMarket:
+    """The market with spot moved by `pct` percent and every forward with it (each expiry keeps
+    its carry); IVs stay where they are (the IV rule decides how a leg's IV then moves)."""
+    if not pct:
+        return market
+    f = 1.0 + pct / 100.0
+    expiries = {d: replace(e, forward=e.forward * f) for d, e in market.expiries.items()}
+    return replace(market, spot=market.spot * f, expiries=expiries)
+
+
+def _ok(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def _name(g: DeskLeg) -> str:
+    side = "buy" if g.lots > 0 else "sell"
+    return f"{side} {abs(g.lots)} lot{'s' if abs(g.lots) != 1 else ''} {g.strike:g} {g.kind}"

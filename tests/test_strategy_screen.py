@@ -1,0 +1,116 @@
+"""The strategy screen, driven by the keyboard only: legs picked on the dashboard's chain with
+b/s, lots with +/-, the what-if keys; the figures read off the screen against the analysis of
+the same legs on the same chains (strategy/)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from optterm.app import OpttermApp
+from optterm.config import load_settings
+from optterm.screens.strategy import StrategyScreen
+from optterm.widgets.chain_table import ChainTable
+from optterm.widgets.payoff_chart import PayoffChart
+from tests.tui_driver import OPEN, make_driver
+
+pytestmark = pytest.mark.slow
+
+
+def _text(screen, selector: str) -> str:
+    return str(screen.query_one(selector).render())
+
+
+async def _strangle(pilot, d) -> None:
+    """On the chain: sell the call two strikes above ATM and the put two strikes below."""
+    await d.tick(pilot, 3)
+    chain = pilot.app.screen.query_one(ChainTable)
+    chain.center_atm()
+    await pilot.pause()
+    for key in ("down", "down", "left", "s", "up", "up", "up", "up", "right", "right", "s"):
+        await pilot.press(key)
+    await pilot.pause()
+
+
+async def test_a_short_strangle_is_built_from_the_chain_with_the_keyboard(tmp_path) -> None:
+    d = await make_driver(tmp_path, scenario="quiet")
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await _strangle(pilot, d)
+        desk = d.app.state.strategy
+        assert [(g.kind, g.lots) for g in desk.legs] == [("CE", -1), ("PE", -1)]
+        call, put = desk.legs
+        spot = d.app.state.chain("NIFTY").snapshot.spot
+        assert put.strike < spot < call.strike
+        await pilot.press("S")
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert isinstance(screen, StrategyScreen)
+        a = screen.result.analysis
+        assert a is not None
+        title = _text(screen, "#title")
+        assert "NIFTY short strangle" in title and "what-if: none" in title
+        figures = _text(screen, "#figures")
+        assert "Max loss    Unlimited" in figures
+        # Max profit is the premium received: both entries x lot size.
+        received = (call.price + put.price) * a.position.lot_size
+        assert a.max_profit == pytest.approx(received, rel=1e-9)
+        assert f"₹{received:,.0f}" in figures
+        low, high = a.breakevens
+        assert f"{round(low):,}" in figures or f"{low:,.0f}" in figures
+        assert low == pytest.approx(put.strike - (call.price + put.price), abs=0.01)
+        assert high == pytest.approx(call.strike + (call.price + put.price), abs=0.01)
+        assert "Γ" in figures and "POP" in figures
+        assert screen.query_one(PayoffChart)._data is not None
+
+        # + on the call leg: two lots of it, its Greeks double.
+        before = a.greeks.theta[0]
+        await pilot.press("plus")
+        await pilot.pause()
+        a2 = screen.result.analysis
+        assert [g.lots for g in d.app.state.strategy.legs] == [-2, -1]
+        assert a2.greeks.theta[0] == pytest.approx(2 * before, rel=1e-9)
+
+        # The what-if: spot one step up, IV one point up, one day on.
+        for key in ("right", "full_stop", "right_square_bracket"):
+            await pilot.press(key)
+        await pilot.pause()
+        w = screen.result.whatif
+        assert (w.spot_pct, w.iv_shift, w.days) == (0.5, 1.0, 1)
+        a3 = screen.result.analysis
+        assert a3.market.spot == pytest.approx(spot * 1.005)
+        assert (a3.at - a3.market.now).days == 1
+        assert "spot +0.5 %, IV +1 vol pts, T+1 d" in _text(screen, "#title")
+        await pilot.press("0")
+        await pilot.pause()
+        assert screen.result.whatif.is_live
+
+
+async def test_b_on_the_strike_column_adds_nothing_and_says_why(tmp_path) -> None:
+    d = await make_driver(tmp_path, scenario="quiet")
+    async with d.app.run_test(size=(120, 40)) as pilot:
+        await d.tick(pilot, 2)
+        await pilot.press("b")
+        await pilot.pause()
+        assert d.app.state.strategy.legs == []
+        assert any("call or the put" in n.message for n in d.app._notifications)
+        await pilot.press("S")
+        await pilot.pause()
+        assert "no legs yet" in _text(pilot.app.screen, "#title")
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+def test_strategy_screen_snapshot(snap_compare, tmp_path, size) -> None:
+    """A short strangle built on the chain, shown with a what-if (spot +0.5 %, T+1 day)."""
+    app = OpttermApp(load_settings(None, env={}), now=lambda: OPEN, start_engine=False)
+
+    async def run_before(pilot) -> None:
+        d = await make_driver(tmp_path, scenario="quiet", app=pilot.app)
+        await _strangle(pilot, d)
+        for key in ("S", "right", "right_square_bracket"):
+            await pilot.press(key)
+        pilot.app.clear_notifications()  # the toasts time out on the wall clock
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop
