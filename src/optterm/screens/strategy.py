@@ -16,13 +16,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer
 
 from optterm.engine.state import EngineState
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back
 from optterm.widgets.payoff_chart import ChartData, Curve, Mark, PayoffChart, money_short
 from optterm.widgets.status_bar import StatusBar
+from optterm.widgets.text_panel import TextPanel
 
 if TYPE_CHECKING:
     from optterm.engine.strategydesk import DeskResult
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["StrategyScreen", "figures_text", "whatif_text"]
 
 # The legs table's columns: (head, width, rank). The narrowest screen keeps the lowest ranks; a
-# column that does not fit is left out whole, never cut (as `optterm strategy` prints it).
+# column that does not fit is left out whole, never cut (as `optterm strategy` prints it). Cells
+# are two apart.
 LEG_COLUMNS = (
     ("Leg", 12, 0), ("Expiry", 9, 6), ("Qty", 4, 1), ("Entry", 9, 2), ("Now", 9, 8),
     ("IV %", 6, 5), ("IV±", 4, 9), ("Δ lots", 7, 3), ("Θ ₹/day", 8, 4), ("V ₹/pt", 8, 7),
@@ -39,7 +41,7 @@ LEG_COLUMNS = (
 
 
 def fit_leg_columns(width: int) -> tuple[int, ...]:
-    """The indices of the legs columns that fit in `width` cells (each cell padded 1 + 1)."""
+    """The indices of the legs columns that fit in `width` cells."""
     shown = sorted(range(len(LEG_COLUMNS)), key=lambda i: LEG_COLUMNS[i][2])
     while len(shown) > 1 and sum(LEG_COLUMNS[i][1] + 2 for i in shown) > width:
         shown.pop()
@@ -188,7 +190,7 @@ class StrategyScreen(StateScreen):
     StrategyScreen #left { width: 1fr; }
     StrategyScreen #side { width: 48; padding: 0 1; border-left: tall $panel; }  /* SIDE_WIDTH */
     StrategyScreen #legend { height: 1; padding: 0 1; }
-    StrategyScreen #legs { height: auto; max-height: 9; }
+    StrategyScreen #legs { height: auto; max-height: 9; padding: 0 1 0 0; }
     StrategyScreen #strip { height: auto; padding: 0 1; display: none; }
     StrategyScreen #tables { height: auto; padding: 1 0 0 0; }
     StrategyScreen.narrow #side { display: none; }
@@ -197,11 +199,13 @@ class StrategyScreen(StateScreen):
     """
     BINDINGS: ClassVar = [
         Binding("escape", "back", "Back"),
+        Binding("up", "select(-1)", "Previous leg", show=False),
+        Binding("down", "select(1)", "Next leg", show=False),
         Binding("plus,equals_sign", "lots(1)", "+lot"),
         Binding("minus", "lots(-1)", "-lot"),
         Binding("x,delete", "remove", "Remove leg"),
-        Binding("left", "spot(-1)", "Spot -", priority=True),
-        Binding("right", "spot(1)", "Spot +", priority=True),
+        Binding("left", "spot(-1)", "Spot -"),
+        Binding("right", "spot(1)", "Spot +"),
         Binding("comma", "iv(-1)", "IV -"),
         Binding("full_stop", "iv(1)", "IV +"),
         Binding("less_than_sign", "leg_iv(-1)", "Leg IV -", show=False),
@@ -215,25 +219,24 @@ class StrategyScreen(StateScreen):
     def __init__(self, state: EngineState) -> None:
         super().__init__(state)
         self._drawn: tuple[int, int] | None = None  # (desk version, tick) last drawn
-        self._columns: tuple[int, ...] = ()  # the legs columns shown
+        self.selected = 0  # the leg that +/-, x and the leg IV keys act on
         self.result: DeskResult | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield Static(id="title")
+        yield TextPanel(id="title")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Static(id="legend")
+                yield TextPanel(id="legend")
                 yield PayoffChart(id="chart")
-                yield Static(id="strip")
-                yield DataTable(id="legs", cursor_type="row", zebra_stripes=True)
+                yield TextPanel(id="strip")
+                yield TextPanel(id="legs")
             with Vertical(id="side"):
-                yield Static(id="figures")
-                yield Static(id="tables")
+                yield TextPanel(id="figures")
+                yield TextPanel(id="tables")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#legs", DataTable).focus()
         self._fit()
         self.render_state()
 
@@ -242,22 +245,8 @@ class StrategyScreen(StateScreen):
         self.call_after_refresh(self._refit_legs)
 
     def _refit_legs(self) -> None:
-        if self.result is not None and self._fit_columns():
+        if self.result is not None:
             self._legs(self.result.analysis)
-
-    def _fit_columns(self) -> bool:
-        """Set the legs table's columns to those that fit its width; True when they changed."""
-        width = self.query_one("#left").size.width or self.app.size.width
-        shown = fit_leg_columns(width - 2)  # 2: the vertical scrollbar's room
-        if shown == self._columns:
-            return False
-        table = self.query_one("#legs", DataTable)
-        table.clear(columns=True)
-        for i in shown:
-            head, w, _ = LEG_COLUMNS[i]
-            table.add_column(head, key=head, width=w)
-        self._columns = shown
-        return True
 
     def _fit(self) -> None:
         size = self.app.size
@@ -280,12 +269,12 @@ class StrategyScreen(StateScreen):
         desk = self.desk
         self.result = result = desk.analyse(self.state)
         a = result.analysis
-        title = self.query_one("#title", Static)
+        title = self.query_one("#title", TextPanel)
         if a is None:
-            title.update(Text(f"Strategy · {result.problem}", style="bold"))
+            title.show(Text(f"Strategy · {result.problem}", style="bold"))
             self.query_one(PayoffChart).plot(None, result.problem or "")
             for name in ("#figures", "#tables", "#strip", "#legend"):
-                self.query_one(name, Static).update("")
+                self.query_one(name, TextPanel).show("")
             self._legs(None)
             return
         from optterm.strategy.recognise import recognise
@@ -296,7 +285,7 @@ class StrategyScreen(StateScreen):
         template = recognise(a.position.legs)
         name = template.name.replace("_", " ") if template else "custom"
         feed = f" · {a.market.feed.upper()}" if a.market.feed not in ("", "live") else ""
-        title.update(
+        title.show(
             Text.assemble(
                 (f"{a.market.symbol} {name}", "bold"),
                 f" · spot {a.market.spot:,.2f} · at {_when(a.at, tz)} · ",
@@ -304,9 +293,9 @@ class StrategyScreen(StateScreen):
                 feed,
             )
         )
-        self.query_one("#figures", Static).update(figures_text(a, doc))
-        self.query_one("#strip", Static).update(figures_line(doc))
-        self.query_one("#tables", Static).update(tables_text(doc, tz))
+        self.query_one("#figures", TextPanel).show(figures_text(a, doc))
+        self.query_one("#strip", TextPanel).show(figures_line(doc))
+        self.query_one("#tables", TextPanel).show(tables_text(doc, tz))
         self._chart(a)
         self._legs(a)
 
@@ -325,7 +314,7 @@ class StrategyScreen(StateScreen):
         view = zoom(a)
         shown = [Curve(c.label, c.pnl[view], c.style) for c in curves]
         self.query_one(PayoffChart).plot(ChartData(a.spots[view], shown, marks))
-        self.query_one("#legend", Static).update(
+        self.query_one("#legend", TextPanel).show(
             Text.assemble(
                 ("⠒⠒ ", "cyan"), f"{label_now}  ", ("⠒⠒", "green"), ("⠒ ", "red"),
                 f"expiry {_when(a.profile.at, tz)}  ", ("│", "bold"), " spot  ",
@@ -334,18 +323,23 @@ class StrategyScreen(StateScreen):
         )  # fmt: skip
 
     def _legs(self, a: Analysis | None) -> None:
-        table = self.query_one("#legs", DataTable)
-        row = table.cursor_row
-        if not self._fit_columns():
-            table.clear()
-        shown = self._columns
+        """The legs as a table: each column that fits whole (by rank), the selected leg in
+        reverse, the total of the Greeks under them."""
+        panel = self.query_one("#legs", TextPanel)
         legs = self.desk.legs
+        self.selected = max(0, min(self.selected, len(legs) - 1))
+        width = self.query_one("#left").size.width or self.app.size.width
+        shown = fit_leg_columns(width - 2)  # 2: the panel's padding
         g = a.greeks if a is not None else None
+        rows: list[list[str]] = []
         for i, leg in enumerate(legs):
             side = "B" if leg.lots > 0 else "S"
-            figures = [f"{leg.lots:+d}", f"{leg.price:,.2f}"]
+            cells = [
+                f"{side} {leg.strike:g} {leg.kind}", leg.expiry.strftime("%d-%b-%y"),
+                f"{leg.lots:+d}", f"{leg.price:,.2f}",
+            ]  # fmt: skip
             if g is not None and a is not None:
-                figures += [
+                cells += [
                     f"{a.leg_values[i]:,.2f}",
                     f"{100 * g.iv[i]:.2f}",
                     f"{leg.iv_shift:+g}" if leg.iv_shift else "",
@@ -354,29 +348,42 @@ class StrategyScreen(StateScreen):
                     f"{g.vega[i]:+,.0f}",
                 ]
             else:
-                figures += [""] * 6
-            cells = [
-                Text(f"{side} {leg.strike:g} {leg.kind}", style="green" if leg.lots > 0 else "red"),
-                leg.expiry.strftime("%d-%b-%y"),
-                *(Text(f, justify="right") for f in figures),
-            ]
-            table.add_row(*(cells[c] for c in shown))
+                cells += [""] * 6
+            rows.append(cells)
         if g is not None and legs:
             t = g.total()
-            total = [
-                Text("total", style="bold"), "", "", "", "", "", "",
-                *(Text(f, justify="right") for f in (
-                    f"{t['delta_lots']:+.3f}", f"{t['theta']:+,.0f}", f"{t['vega']:+,.0f}"
-                )),
-            ]  # fmt: skip
-            table.add_row(*(total[c] for c in shown))
-        if legs:
-            table.move_cursor(row=max(0, min(row, len(legs) - 1)), animate=False)
+            rows.append([
+                "total", "", "", "", "", "", "",
+                f"{t['delta_lots']:+.3f}", f"{t['theta']:+,.0f}", f"{t['vega']:+,.0f}",
+            ])  # fmt: skip
+
+        def line(cells: list[str]) -> str:
+            out = []
+            for c in shown:
+                w = LEG_COLUMNS[c][1]
+                out.append(f"{cells[c]:<{w}}" if c < 2 else f"{cells[c]:>{w}}")
+            return " " + "  ".join(out)
+
+        text = Text(line([head for head, _, _ in LEG_COLUMNS]), style="bold")
+        for i, cells in enumerate(rows):
+            if i == len(legs):
+                style = "bold"
+            else:
+                style = "green" if legs[i].lots > 0 else "red"
+                if i == self.selected:
+                    style += " reverse"
+            text.append("\n")
+            text.append(line(cells), style)
+        panel.show(text if legs else Text(""))
 
     # -- keys -------------------------------------------------------------------------------
 
     def _leg_index(self) -> int:
-        return self.query_one("#legs", DataTable).cursor_row
+        return self.selected
+
+    def action_select(self, step: int) -> None:
+        self.selected = max(0, min(self.selected + step, len(self.desk.legs) - 1))
+        self._legs(self.result.analysis if self.result is not None else None)
 
     def _after(self) -> None:
         self.render_state()

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 __all__ = ["ChartData", "Curve", "Mark", "PayoffChart", "chart_lines", "money_short"]
@@ -73,8 +76,12 @@ def _y_range(curves: Sequence[Curve]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def chart_lines(data: ChartData, width: int, height: int) -> list[Text]:
-    """The chart in `width` x `height` cells: the plot, then one row of spot labels."""
+Run = tuple[str, str | None]  # text and its style (None: plain)
+
+
+def chart_runs(data: ChartData, width: int, height: int) -> list[list[Run]]:
+    """The chart in `width` x `height` cells as styled runs per line: the plot, then one row of
+    spot labels."""
     rows = max(height - 1, 2)
     cols = max(width - _Y_LABEL, 4)
     x0, x1 = float(data.spots[0]), float(data.spots[-1])
@@ -108,16 +115,19 @@ def chart_lines(data: ChartData, width: int, height: int) -> list[Text]:
         if x0 <= m.spot <= x1:
             mark_at.setdefault(round((m.spot - x0) / (x1 - x0) * (cols - 1)), m)
     labels = {0: money_short(hi), zero_row: "0", rows - 1: money_short(lo)}
-    out: list[Text] = []
+    bit_rows = bits.tolist()
+    out: list[list[Run]] = []
     for r in range(rows):
-        line = Text(f"{labels.get(r, ''):>{_Y_LABEL - 1}}", style="dim")
-        line.append("┤" if r in labels else "│", "dim")
+        line: list[Run] = [
+            (f"{labels.get(r, ''):>{_Y_LABEL - 1}}" + ("┤" if r in labels else "│"), "dim")
+        ]
         run: list[str] = []
         run_style: str | None = None
+        row_bits, row_style = bit_rows[r], style[r]
         for c in range(cols):
             sty: str | None
-            if bits[r, c]:
-                ch, sty = chr(0x2800 + int(bits[r, c])), style[r][c]
+            if row_bits[c]:
+                ch, sty = chr(0x2800 + row_bits[c]), row_style[c]
             elif c in mark_at:
                 ch, sty = mark_at[c].char, mark_at[c].style
             elif r == zero_row:
@@ -125,17 +135,24 @@ def chart_lines(data: ChartData, width: int, height: int) -> list[Text]:
             else:
                 ch, sty = " ", None
             if sty != run_style and run:
-                line.append("".join(run), run_style)
+                line.append(("".join(run), run_style))
                 run = []
             run.append(ch)
             run_style = sty
-        line.append("".join(run), run_style)
+        line.append(("".join(run), run_style))
         out.append(line)
-    out.append(_x_axis(x0, x1, cols, mark_at))
+    out.append([(" " * _Y_LABEL + _x_axis(x0, x1, cols, mark_at), "dim")])
     return out[:height] if height >= 1 else []
 
 
-def _x_axis(x0: float, x1: float, cols: int, marks: dict[int, Mark]) -> Text:
+def chart_lines(data: ChartData, width: int, height: int) -> list[Text]:
+    """The chart as Rich lines (what the widget draws, as text)."""
+    return [
+        Text.assemble(*((t, s or "") for t, s in line)) for line in chart_runs(data, width, height)
+    ]
+
+
+def _x_axis(x0: float, x1: float, cols: int, marks: dict[int, Mark]) -> str:
     """The spots at both ends and at the spot mark (the first mark), never overlapping."""
     cells = [" "] * cols
     placed: list[tuple[int, int]] = []
@@ -152,11 +169,12 @@ def _x_axis(x0: float, x1: float, cols: int, marks: dict[int, Mark]) -> Text:
     for col, m in sorted(marks.items()):
         if m.style.startswith("bold"):  # the spot's mark
             put(col - 3, f"{m.spot:,.0f}")
-    return Text(" " * _Y_LABEL + "".join(cells), style="dim")
+    return "".join(cells)
 
 
 class PayoffChart(Widget):
-    """The chart of the last `plot`, redrawn to the widget's size."""
+    """The chart of the last `plot`, drawn to the widget's size line by line (Textual's line
+    API: the runs become segments directly, with no markup or text layout in between)."""
 
     DEFAULT_CSS = "PayoffChart { height: 1fr; min-height: 6; }"
 
@@ -164,14 +182,34 @@ class PayoffChart(Widget):
         super().__init__(id=id)
         self._data: ChartData | None = None
         self._note = ""
+        self._strips: tuple[tuple[int, int], list[Strip]] | None = None
+        self._styles: dict[str | None, Style] = {}
 
     def plot(self, data: ChartData | None, note: str = "") -> None:
         """Show `data` (None: `note` in place of a chart)."""
         self._data, self._note = data, note
+        self._strips = None
         self.refresh()
 
-    def render(self) -> Text:
+    def _style(self, name: str | None) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = Style.parse(name) if name else Style()
+        return style
+
+    def _lines(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
+        if self._strips is not None and self._strips[0] == (w, h):
+            return self._strips[1]
         if self._data is None or w < _Y_LABEL + 4 or h < 3:
-            return Text(self._note, style="dim")
-        return Text("\n").join(chart_lines(self._data, w, h))
+            runs: list[list[Run]] = [[(self._note[:w], "dim")]]
+        else:
+            runs = chart_runs(self._data, w, h)
+        strips = [Strip([Segment(t, self._style(s)) for t, s in line]) for line in runs]
+        self._strips = ((w, h), strips)
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        lines = self._lines()
+        width = self.size.width
+        return (lines[y] if y < len(lines) else Strip.blank(width)).extend_cell_length(width)
