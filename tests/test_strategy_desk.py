@@ -59,15 +59,11 @@ def test_lots_step_on_the_legs_side_and_never_through_zero() -> None:
     [("ltp", 1, 101.0), ("mid", 1, 100.5), ("touch", 1, 102.0), ("touch", -1, 99.0)],
 )
 def test_the_entry_follows_the_fill_model(fill, lots, expected) -> None:
-    desk = StrategyDesk()
-    desk.fill = fill
-    assert desk.entry_price(101.0, 99.0, 102.0, lots) == expected
+    assert StrategyDesk.entry_price(101.0, 99.0, 102.0, lots, fill) == expected
 
 
 def test_a_missing_quote_falls_back_to_the_last_traded_price() -> None:
-    desk = StrategyDesk()
-    desk.fill = "touch"
-    assert desk.entry_price(101.0, float("nan"), float("nan"), 1) == 101.0
+    assert StrategyDesk.entry_price(101.0, float("nan"), float("nan"), 1, "touch") == 101.0
 
 
 def test_a_spot_what_if_moves_every_forward_with_the_spot() -> None:

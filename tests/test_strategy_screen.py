@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from optterm.app import OpttermApp
@@ -13,7 +14,7 @@ from optterm.config import load_settings
 from optterm.screens.strategy import StrategyScreen
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.payoff_chart import PayoffChart
-from tests.tui_driver import OPEN, make_driver
+from tests.tui_driver import CONFIG, OPEN, make_driver
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +98,25 @@ async def test_b_on_the_strike_column_adds_nothing_and_says_why(tmp_path) -> Non
         await pilot.press("S")
         await pilot.pause()
         assert "no legs yet" in _text(pilot.app.screen, "#title")
+
+
+async def test_legs_take_the_configured_lots_and_fill(tmp_path) -> None:
+    """[strategy] lots = 2, fill = "touch": `s` sells two lots at the bid, `b` buys at the ask."""
+    config = CONFIG + '[strategy]\nlots = 2\nfill = "touch"\n'
+    d = await make_driver(tmp_path, scenario="quiet", config=config)
+    async with d.app.run_test(size=(120, 40)) as pilot:
+        await d.tick(pilot, 2)
+        pilot.app.screen.query_one(ChainTable).center_atm()
+        await pilot.pause()
+        for key in ("left", "s", "down", "b"):
+            await pilot.press(key)
+        await pilot.pause()
+        snap = d.app.state.chain("NIFTY").snapshot
+        sold, bought = d.app.state.strategy.legs
+        i, j = (int(np.searchsorted(snap.strikes, g.strike)) for g in (sold, bought))
+        assert (sold.kind, sold.lots, sold.price) == ("CE", -2, snap.ce.bid[i])
+        assert (bought.kind, bought.lots, bought.price) == ("CE", 2, snap.ce.ask[j])
+        assert bought.strike > sold.strike
 
 
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)])

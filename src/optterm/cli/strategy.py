@@ -54,8 +54,11 @@ def strategy(
         typer.Option("--expiry", "-e", help="YYYY-MM-DD, or 1 for the nearest, 2 the next…"),
     ] = None,
     lots: Annotated[
-        int, typer.Option("--lots", help="Strategies to hold (multiplies every leg).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--lots", help="Strategies to hold (multiplies every leg). Default: [strategy] lots."
+        ),
+    ] = None,
     offset: Annotated[
         float | None, typer.Option("--offset", help="Template: C1/P1 this many strikes from ATM.")
     ] = None,
@@ -120,12 +123,14 @@ def strategy(
         _print_templates(as_json)
         return
     try:
-        line = _line(spec, template, lots)
+        line = _line(spec, template, 1 if lots is None else lots)
         placement = _placement(offset, delta, premium, straddle, width)
         model = _model(anchor, day_count, iv_rule, drift, vol)
     except StrategyError as exc:
         raise UsageProblem(str(exc)) from None
     settings = load_settings(ctx)
+    if lots is None:  # the configured default, as if given
+        line = replace(line, multiplier=line.multiplier * settings.strategy.lots)
     market, line = asyncio.run(_market(settings, line, expiry))
     try:
         from optterm.strategy.analysis import analyse
@@ -275,7 +280,7 @@ async def _market(
     """The chains the line needs, enriched, as one market; the line with its expiry fixed."""
     from optterm.engine.analytics.chain import AnalyticsParams, enrich_many
     from optterm.providers.factory import build_provider, market_calendar
-    from optterm.strategy.marketdata import market_from_chains
+    from optterm.strategy.marketdata import market_from_chains, rate_of
 
     provider = build_provider(settings)
     symbol = line.symbol
@@ -300,7 +305,7 @@ async def _market(
         await provider.close()
     enriched = enrich_many(snaps, AnalyticsParams.from_settings(settings))
     market = market_from_chains(
-        enriched, market_calendar(settings), settings.market, settings.analytics.rate
+        enriched, market_calendar(settings), settings.market, rate_of(settings)
     )
     return market, replace(line, expiry=near)
 

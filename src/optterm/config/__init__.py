@@ -55,6 +55,7 @@ from optterm.config.schema import (
     Settings,
     SimulatorSettings,
     StoreSettings,
+    StrategySettings,
     WatchItem,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StrategySettings",
     "WatchItem",
     "is_reserved_env_name",
     "load_settings",

@@ -68,6 +68,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StrategySettings",
     "WatchItem",
 ]
 
@@ -770,6 +771,27 @@ class SchedulerSettings(_Section):
     retry_after: float = _seconds(300.0, 10, 86400)
 
 
+FILL_MODELS = ("ltp", "mid", "touch")
+
+
+class StrategySettings(_Section):
+    """``[strategy]``: the strategy builder's defaults (the TUI's legs and `optterm strategy`)."""
+
+    rate: float | None = Field(
+        default=None,
+        ge=-0.05,
+        le=0.5,
+        json_schema_extra=meta("an annual rate as a decimal, like 0.065"),
+    )
+    fill: str = Field(default="ltp", json_schema_extra=meta(f"one of {', '.join(FILL_MODELS)}"))
+    lots: int = _count(1, 1, 10_000)
+
+    @field_validator("fill")
+    @classmethod
+    def _check_fill(cls, value: str) -> str:
+        return choice(value, FILL_MODELS)
+
+
 class Settings(_Section):
     """All of optterm's settings. Build with :func:`load_settings`; ``Settings()`` = defaults."""
 
@@ -783,6 +805,7 @@ class Settings(_Section):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
 
     _source: Path | None = PrivateAttr(default=None)
 

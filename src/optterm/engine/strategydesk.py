@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from optterm.engine.state import EngineState
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from optterm.strategy.position import Position
 
 __all__ = ["DeskLeg", "DeskResult", "StrategyDesk", "WhatIf"]
-
-Fill = Literal["ltp", "mid", "touch"]
 
 # One step of each what-if key: spot in percent, IV in vol points, the date in days.
 SPOT_STEP_PCT = 0.5
@@ -74,7 +72,6 @@ class StrategyDesk:
         self.symbol: str | None = None
         self.legs: list[DeskLeg] = []
         self.whatif = WhatIf()
-        self.fill: Fill = "ltp"
         self.version = 0  # bumped on every change: a screen redraws only what changed
 
     # -- the legs -----------------------------------------------------------------------------
@@ -82,12 +79,14 @@ class StrategyDesk:
     def _changed(self) -> None:
         self.version += 1
 
-    def entry_price(self, ltp: float, bid: float, ask: float, lots: int) -> float:
-        """The entry of a picked leg under the fill model: the last traded price, the mid, or
-        the touch (a buy pays the ask, a sell gets the bid); the LTP when a quote is missing."""
-        if self.fill == "mid" and _ok(bid) and _ok(ask):
+    @staticmethod
+    def entry_price(ltp: float, bid: float, ask: float, lots: int, fill: str = "ltp") -> float:
+        """The entry of a picked leg under the fill model ([strategy] fill): the last traded
+        price, the mid, or the touch (a buy pays the ask, a sell gets the bid); the LTP when a
+        quote is missing."""
+        if fill == "mid" and _ok(bid) and _ok(ask):
             return (bid + ask) / 2
-        if self.fill == "touch":
+        if fill == "touch":
             quote = ask if lots > 0 else bid
             if _ok(quote):
                 return quote
@@ -168,7 +167,7 @@ class StrategyDesk:
     def market(self, state: EngineState) -> StrategyMarket | None:
         """The market of the strategy's underlying from the engine's latest chains (every
         expiry the engine holds), or None before any chain of it is here."""
-        from optterm.strategy.marketdata import market_from_chains
+        from optterm.strategy.marketdata import market_from_chains, rate_of
 
         if self.symbol is None:
             return None
@@ -180,7 +179,7 @@ class StrategyDesk:
         if not chains:
             return None
         settings = state.settings
-        return market_from_chains(chains, state.calendar, settings.market, settings.analytics.rate)
+        return market_from_chains(chains, state.calendar, settings.market, rate_of(settings))
 
     def position(self) -> Position:
         from optterm.strategy.position import Leg, Position

@@ -446,7 +446,8 @@ class DashboardScreen(StateScreen):
 
     def action_leg(self, lots: int) -> None:
         """Add the call or put under the cursor to the strategy: bought (`b`) or sold (`s`),
-        one lot, entered at the fill model's price (engine/strategydesk.py); S shows it."""
+        [strategy] lots of it, entered at the fill model's price (engine/strategydesk.py); S
+        shows it."""
         from optterm.engine.strategydesk import DeskLeg
 
         update = self.current()
@@ -461,8 +462,10 @@ class DashboardScreen(StateScreen):
         row = int(np.searchsorted(snap.strikes, strike))
         legs = snap.ce if side is Side.CE else snap.pe
         desk = self.state.strategy
+        defaults = self.state.settings.strategy
+        lots *= defaults.lots
         price = desk.entry_price(
-            float(legs.ltp[row]), float(legs.bid[row]), float(legs.ask[row]), lots
+            float(legs.ltp[row]), float(legs.bid[row]), float(legs.ask[row]), lots, defaults.fill
         )
         leg = DeskLeg(side.value, snap.expiry, float(strike), lots, price)
         said = desk.add(snap.symbol, leg)
