@@ -61,7 +61,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -95,6 +95,9 @@ from optterm.providers.base import (
 from optterm.providers.common import ProviderBase
 from optterm.providers.http import MAX_BODY_MB, make_client, send
 from optterm.providers.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from optterm.providers.angelone.positions import BrokerPosition
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -348,6 +351,7 @@ class AngelOneProvider(ProviderBase):
             "ltp": limiter(10, 500, 5000),
             "quote": limiter(10, 500, 5000),
             "greeks": limiter(1),
+            "positions": limiter(1),
         }
         self._client = make_client(self.base_url, timeout=timeout)
         self._max_body_mb = max_body_mb
@@ -464,6 +468,20 @@ class AngelOneProvider(ProviderBase):
                 log.info("angelone: the session had already ended")
 
     # -- chain assembly -----------------------------------------------------------------------
+
+    async def positions(self) -> list[BrokerPosition]:
+        """The account's positions (getPosition: read-only, nothing is ordered)."""
+        from optterm.providers.angelone.positions import (
+            POSITION_PATH,
+            PositionsError,
+            parse_positions,
+        )
+
+        env = await self._authed("positions", "GET", POSITION_PATH, None)
+        try:
+            return parse_positions(env.data)
+        except PositionsError as exc:
+            raise BadPayload(self.name, f"getPosition: {exc}") from None
 
     async def _spot_and_close(self, sym: str, idx: MasterIndex) -> tuple[float, float]:
         """(spot, the previous close: NaN when not given)."""
