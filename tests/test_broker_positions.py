@@ -19,8 +19,9 @@ from optterm.providers.angelone.positions import (
     parse_positions,
 )
 from optterm.providers.base import BadPayload
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Home, run_cli
 from tests.replay_server import Reply
+from tests.test_angel_master import MASTER_PATH
 from tests.test_angelone import Angel, angel, make, t  # noqa: F401  (fixtures)
 
 PAYLOAD: dict[str, Any] = json.loads(
@@ -106,3 +107,56 @@ async def test_a_payload_that_is_not_a_book_is_a_bad_payload(
     p = make()
     with pytest.raises(BadPayload, match="getPosition: positions data is a dict"):
         await p.positions()
+
+
+# -- `optterm positions` ------------------------------------------------------------------------
+
+CREDS_ENV = {
+    "OPTTERM_ANGELONE_API_KEY": "apikey-S3CR3T-91",
+    "OPTTERM_ANGELONE_CLIENT_CODE": "A1234567",
+    "OPTTERM_ANGELONE_MPIN": "mpin-S3CR3T-4821",
+    "OPTTERM_ANGELONE_TOTP_SECRET": "GEZDGNBVGY3TQOJQGEZDGNBVGY",
+}
+
+
+def _config(home: Home, server: Angel) -> str:
+    return str(
+        home.write_config(
+            f'[providers.angelone]\nbase_url = "{server.replay.url}"\n'
+            f'master_url = "{server.replay.url}{MASTER_PATH}"\n'
+        )
+    )
+
+
+def test_positions_prints_every_group_and_the_book_pnl(
+    home: Home,
+    angel: Angel,  # noqa: F811
+) -> None:
+    angel.replay.route("GET", POSITION_PATH, Reply.json(PAYLOAD))
+    config = _config(home, angel)
+    out = run_cli(home, "--config", config, "positions", "--json", env=CREDS_ENV)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [(g["symbol"], g["expiry"]) for g in doc["groups"]] == [
+        ("BANKNIFTY", "2026-07-28"), ("NIFTY", "2026-07-28"), ("NIFTY", "2026-08-25"),
+        ("RELIANCE", None),
+    ]  # fmt: skip
+    assert abs(doc["pnl"] - doc["broker_pnl"]) < 1.0
+    strangle = doc["groups"][1]["rows"]
+    assert [(r["kind"], r["quantity"], r["lots"]) for r in strangle[:2]] == [
+        ("CE", -130, -2), ("PE", -130, -2)
+    ]  # fmt: skip
+    text = run_cli(home, "--config", config, "positions", env=CREDS_ENV)
+    assert text.returncode == 0, text.stderr
+    assert "NIFTY · 2026-07-28" in text.stdout and "NIFTY28JUL2625300CE" in text.stdout
+    assert f"Book P&L ₹{doc['pnl']:,.2f}" in text.stdout
+    for secret in CREDS_ENV.values():
+        assert secret not in text.stdout + text.stderr + out.stdout + out.stderr
+
+
+def test_positions_without_credentials_is_one_line_exit_2(home: Home) -> None:
+    out = run_cli(home, "positions")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "angelone: no credentials" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stdout == ""
