@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from optterm.providers.angelone.margin import MARGIN_PATH, parse_margin
 from optterm.providers.angelone.positions import (
     POSITION_PATH,
     PositionsError,
@@ -160,3 +161,56 @@ def test_positions_without_credentials_is_one_line_exit_2(home: Home) -> None:
     assert "angelone: no credentials" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert out.stdout == ""
+
+
+# -- the broker's margin ------------------------------------------------------------------------
+
+# The documented reply of margin/v1/batch: totalMarginRequired and its components.
+MARGIN_REPLY = {
+    "status": True,
+    "message": "SUCCESS",
+    "errorcode": "",
+    "data": {
+        "totalMarginRequired": 168423.55,
+        "marginComponents": {
+            "netPremium": -7412.0,
+            "spanMargin": 131190.25,
+            "marginBenefit": 98310.4,
+            "deliveryMargin": 0,
+            "nonNFOMargin": 0,
+            "totOptionsPremium": 7412.0,
+        },
+    },
+}
+
+
+async def test_the_brokers_margin_names_each_leg_by_its_token_and_side(
+    make,  # noqa: F811
+    angel: Angel,  # noqa: F811
+) -> None:
+    angel.replay.route("POST", MARGIN_PATH, Reply.json(MARGIN_REPLY))
+    p = make()
+    m = await p.margin("NIFTY", [("CE", JUL, 25300.0, -130), ("PE", JUL, 24700.0, -130)])
+    assert (m.total, m.span, m.net_premium, m.benefit) == (168423.55, 131190.25, -7412.0, 98310.4)
+    sent = angel.requests(MARGIN_PATH)[0].json()["positions"]
+    idx = p.master.index
+    want = [idx.option("NIFTY", JUL, k, s).token for k, s in ((25300.0, "CE"), (24700.0, "PE"))]
+    assert [g["token"] for g in sent] == want
+    assert [(g["qty"], g["tradeType"], g["exchange"]) for g in sent] == [
+        (130, "SELL", "NFO"), (130, "SELL", "NFO")
+    ]  # fmt: skip
+
+
+async def test_a_leg_the_master_does_not_list_is_refused_before_asking(
+    make,  # noqa: F811
+    angel: Angel,  # noqa: F811
+) -> None:
+    p = make()
+    with pytest.raises(BadPayload, match="no NIFTY 25321 CE 2026-07-28"):
+        await p.margin("NIFTY", [("CE", JUL, 25321.0, -65)])
+    assert angel.requests(MARGIN_PATH) == []
+
+
+def test_a_reply_without_the_total_is_refused() -> None:
+    with pytest.raises(ValueError, match="no totalMarginRequired"):
+        parse_margin({"marginComponents": {}})

@@ -247,3 +247,45 @@ def test_a_bad_strategy_section_is_one_line_and_exit_2(
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stdout == ""
+
+
+def test_broker_margin_without_credentials_is_one_line_exit_2(home: Home) -> None:
+    out = run_cli(home, "strategy", "NIFTY short strangle", "--broker-margin", env=FROZEN)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "angelone: no credentials" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stdout == ""
+
+
+def test_broker_margin_is_printed_beside_the_span_estimate(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's glue: the legs go to the broker in units with their side, its figures come
+    back labelled (the HTTP exchange itself: test_broker_positions.py, on a loopback server)."""
+    from optterm.providers import factory
+    from optterm.providers.angelone.margin import BrokerMargin
+
+    asked: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    class Broker:
+        async def margin(self, symbol: str, legs: list[tuple[Any, ...]]) -> BrokerMargin:
+            asked.append((symbol, legs))
+            return BrokerMargin(total=150_000.0, span=120_000.5, net_premium=-9_000.0, benefit=0.0)
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(factory, "build_one", lambda settings, name: Broker())
+    doc = _json(home, "--template", "short_strangle", "NIFTY", "--broker-margin")
+    ((symbol, legs),) = asked
+    lot = doc["lot_size"]
+    assert symbol == "NIFTY"
+    assert [(k, q) for k, _, _, q in legs] == [("CE", -lot), ("PE", -lot)] or [
+        (k, q) for k, _, _, q in legs
+    ] == [("PE", -lot), ("CE", -lot)]
+    assert doc["broker_margin"]["total"] == 150_000.0
+    assert doc["broker_margin"]["span"] == 120_000.5
+    text = run_cli(home, "strategy", "--template", "short_strangle", "NIFTY", "--broker-margin",
+                   env=FROZEN)  # fmt: skip
+    assert "Broker margin ₹150,000 (SPAN ₹120,000" in text.stdout
+    assert "Angel One margin calculator" in text.stdout

@@ -110,6 +110,14 @@ def strategy(
             help="NSE Clearing SPAN file (.spn or its .zip): add SPAN + exposure margin.",
         ),
     ] = None,
+    broker_margin: Annotated[
+        bool,
+        typer.Option(
+            "--broker-margin",
+            help="Also ask Angel One's margin calculator (needs its credentials; nothing is "
+            "ordered).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     list_templates: Annotated[
         bool, typer.Option("--templates", help="List the templates by view and exit.")
@@ -155,6 +163,8 @@ def strategy(
     doc = report(analysis)
     if margin is not None:
         doc["margin"] = margin_report(analysis, margin)
+    if broker_margin:
+        doc["broker_margin"] = asyncio.run(_broker_margin(settings, position))
     if as_json:
         print_json(doc)
     else:
@@ -272,6 +282,29 @@ def _margin(path: Path, position: Position, market: StrategyMarket) -> Margin:
         is_index=position.symbol in exchange.NSE_INDICES,
         underlying=market.spot,
     )
+
+
+async def _broker_margin(settings: Settings, position: Position) -> dict[str, Any]:
+    """Angel One's own figure for the legs (its margin calculator), beside the SPAN estimate."""
+    from optterm.providers.factory import build_one
+
+    provider: Any = build_one(settings, "angelone")
+    legs = [(g.kind, g.expiry, g.strike, position.units(g)) for g in position.legs]
+    try:
+        m = await provider.margin(position.symbol, legs)
+    finally:
+        await provider.close()
+
+    def num(x: float) -> float | None:
+        return round(x, 2) if math.isfinite(x) else None
+
+    return {
+        "total": num(m.total),
+        "span": num(m.span),
+        "net_premium": num(m.net_premium),
+        "benefit": num(m.benefit),
+        "source": "Angel One margin calculator (margin/v1/batch)",
+    }
 
 
 async def _market(
@@ -507,6 +540,13 @@ def _print_text(doc: dict[str, Any]) -> None:
             highlight=False,
         )
         out.print(f"              from the {mg['source']}", highlight=False)
+    if "broker_margin" in doc:
+        bm = doc["broker_margin"]
+        out.print(
+            f"Broker margin {_money(bm['total'])} (SPAN {_money(bm['span'])}, hedge benefit "
+            f"{_money(bm['benefit'])}) from the {bm['source']}",
+            highlight=False,
+        )
     for note in doc["notes"]:
         out.print(f"Note          {note}", highlight=False)
     pt = doc["payoff_table"]

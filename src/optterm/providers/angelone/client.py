@@ -97,6 +97,7 @@ from optterm.providers.http import MAX_BODY_MB, make_client, send
 from optterm.providers.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from optterm.providers.angelone.margin import BrokerMargin
     from optterm.providers.angelone.positions import BrokerPosition
 
 __all__ = [
@@ -352,6 +353,7 @@ class AngelOneProvider(ProviderBase):
             "quote": limiter(10, 500, 5000),
             "greeks": limiter(1),
             "positions": limiter(1),
+            "margin": limiter(10, 500, 5000),
         }
         self._client = make_client(self.base_url, timeout=timeout)
         self._max_body_mb = max_body_mb
@@ -482,6 +484,42 @@ class AngelOneProvider(ProviderBase):
             return parse_positions(env.data)
         except PositionsError as exc:
             raise BadPayload(self.name, f"getPosition: {exc}") from None
+
+    async def margin(
+        self, symbol: str, legs: Sequence[tuple[str, date, float, int]]
+    ) -> BrokerMargin:
+        """The broker's margin for `legs` of `symbol`, each (kind CE/PE/FUT, expiry, strike,
+        quantity in units, + bought / - sold), from its margin calculator (nothing ordered)."""
+        from optterm.providers.angelone.margin import (
+            MARGIN_PATH,
+            MarginLeg,
+            margin_body,
+            parse_margin,
+        )
+
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            asked = []
+            for kind, expiry, strike, qty in legs:
+                c: Any = (
+                    idx.future(sym, expiry)
+                    if kind == "FUT"
+                    else idx.option(sym, expiry, strike, kind)
+                )
+                if c is None:
+                    what = "FUT" if kind == "FUT" else f"{strike:g} {kind}"
+                    raise BadPayload(
+                        self.name,
+                        f"the instrument master has no {sym} {what} {expiry.isoformat()} "
+                        "to ask the broker's margin for",
+                    )
+                asked.append(MarginLeg(c.exchange, c.token, qty))
+            env = await self._authed("margin", "POST", MARGIN_PATH, margin_body(asked))
+            try:
+                return parse_margin(env.data)
+            except ValueError as exc:
+                raise BadPayload(self.name, str(exc)) from None
 
     async def _spot_and_close(self, sym: str, idx: MasterIndex) -> tuple[float, float]:
         """(spot, the previous close: NaN when not given)."""
