@@ -119,6 +119,54 @@ async def test_legs_take_the_configured_lots_and_fill(tmp_path) -> None:
         assert bought.strike > sold.strike
 
 
+async def test_margin_from_the_configured_span_file_is_in_the_figures(tmp_path) -> None:
+    """[strategy] span_file: read off the UI's loop once the strategy screen wants it, then
+    SPAN + exposure and return on margin in the figures, as strategy/margin.py computes them."""
+    from optterm.strategy.margin import span_margin
+    from optterm.strategy.span import load_span
+    from tests.span_files import write_span
+
+    spn = tmp_path / "nsccl.20261120.i1.spn"
+    config = CONFIG + f'[strategy]\nspan_file = "{spn}"\n'
+    d = await make_driver(tmp_path, scenario="quiet", config=config)
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await _strangle(pilot, d)
+        call, put = d.app.state.strategy.legs
+        near, far = d.app.state.expiries("NIFTY")[:2]
+        write_span(
+            spn, near=f"{near:%Y%m%d}", far=f"{far:%Y%m%d}", call=call.strike, put=put.strike
+        )
+        await pilot.press("S")
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = pilot.app.screen
+        a = screen.result.analysis
+        m = span_margin(
+            a.position, load_span(spn, ["NIFTY"]), today=OPEN.date(), is_index=True,
+            underlying=a.market.spot,
+        )  # fmt: skip
+        figures = _text(screen, "#figures")
+        assert f"Margin      ₹{m.total:,.0f} = SPAN ₹{m.span:,.0f} + exp ₹{m.exposure:,.0f}" in (
+            figures
+        )
+        assert "RoM" in figures
+
+
+async def test_an_unreadable_span_file_says_why_in_the_figures(tmp_path) -> None:
+    spn = tmp_path / "broken.spn"
+    spn.write_text("<spanFile><pointInTime>", encoding="utf-8")
+    config = CONFIG + f'[strategy]\nspan_file = "{spn}"\n'
+    d = await make_driver(tmp_path, scenario="quiet", config=config)
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await _strangle(pilot, d)
+        await pilot.press("S")
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "is not a usable SPAN risk-parameter file" in _text(pilot.app.screen, "#figures")
+
+
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)])
 def test_strategy_screen_snapshot(snap_compare, tmp_path, size) -> None:
     """A short strangle built on the chain, shown with a what-if (spot +0.5 %, T+1 day)."""

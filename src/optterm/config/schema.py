@@ -785,6 +785,10 @@ class StrategySettings(_Section):
     )
     fill: str = Field(default="ltp", json_schema_extra=meta(f"one of {', '.join(FILL_MODELS)}"))
     lots: int = _count(1, 1, 10_000)
+    span_file: str | None = Field(
+        default=None,
+        json_schema_extra=meta("a path to NSE Clearing's SPAN file (.spn or its .zip)"),
+    )
 
     @field_validator("fill")
     @classmethod

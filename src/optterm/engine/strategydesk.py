@@ -12,13 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from optterm.engine.state import EngineState
     from optterm.strategy.analysis import Analysis
+    from optterm.strategy.margin import Margin
     from optterm.strategy.marketdata import StrategyMarket
     from optterm.strategy.position import Position
+    from optterm.strategy.span import SpanFile
 
 __all__ = ["DeskLeg", "DeskResult", "StrategyDesk", "WhatIf"]
 
@@ -69,6 +72,9 @@ class StrategyDesk:
     strategy (a position is on one underlying)."""
 
     def __init__(self) -> None:
+        self.span: SpanFile | None = None  # the [strategy] span_file, read for `symbol`
+        self.span_note = ""  # why there is no margin (no file set, loading, unreadable)
+        self._span_key: tuple[str, str] | None = None  # (path, symbol) read or being read
         self.symbol: str | None = None
         self.legs: list[DeskLeg] = []
         self.whatif = WhatIf()
@@ -210,6 +216,61 @@ class StrategyDesk:
             return DeskResult(analyse(position, market, at=at, iv_shift=w.iv_shift), None, w)
         except StrategyError as exc:
             return DeskResult(None, str(exc), w)
+
+    # -- margin -------------------------------------------------------------------------------
+
+    def span_wanted(self, path: str | None) -> tuple[str, str] | None:
+        """The (file, symbol) to read when the SPAN file set in the config is not read yet for
+        the strategy's underlying; None when there is nothing to read."""
+        if path is None:
+            self.span_note = "no SPAN file: set [strategy] span_file"
+            return None
+        if self.symbol is None:
+            return None
+        key = (path, self.symbol)
+        if key == self._span_key:
+            return None
+        self._span_key = key
+        self.span, self.span_note = None, "reading the SPAN file…"
+        return key
+
+    @staticmethod
+    def read_span(key: tuple[str, str], cache: Path | None) -> tuple[SpanFile | None, str]:
+        """Read the SPAN file: (the file, "") or (None, why not). Slow the first time (a real
+        file is tens of megabytes): run it off the UI's loop, then hand it to `set_span`."""
+        from optterm.strategy.span import SpanError, load_span
+
+        path, symbol = key
+        try:
+            return load_span(Path(path).expanduser(), [symbol], cache), ""
+        except SpanError as exc:
+            return None, str(exc)
+
+    def set_span(self, key: tuple[str, str], span: SpanFile | None, note: str) -> None:
+        if self._span_key == key:  # not superseded by another underlying meanwhile
+            self.span, self.span_note = span, note
+            self._changed()
+
+    def margin(self, a: Analysis) -> tuple[Margin | None, str]:
+        """SPAN + exposure of the analysed position on the SPAN file, or why there is none."""
+        from optterm import market as exchange
+        from optterm.strategy.errors import StrategyError
+        from optterm.strategy.margin import span_margin
+
+        if self.span is None:
+            return None, self.span_note
+        mk = a.market
+        try:
+            m = span_margin(
+                a.position,
+                self.span,
+                today=mk.calendar.local_date(mk.now),
+                is_index=a.position.symbol in exchange.NSE_INDICES,
+                underlying=mk.spot,
+            )
+        except StrategyError as exc:
+            return None, str(exc)
+        return m, ""
 
 
 def moved(market: StrategyMarket, pct: float) -> StrategyMarket:

@@ -120,7 +120,16 @@ def figures_text(a: Analysis, doc: dict[str, Any], *, short: bool = False) -> Te
         bands = doc["sigma_bands"]
         row("±1σ", f"{bands['-1σ']:,.0f} – {bands['+1σ']:,.0f}", "blue")
         row("±2σ", f"{bands['-2σ']:,.0f} – {bands['+2σ']:,.0f}", "blue")
-        row("Margin", "SPAN in the CLI: strategy --span", "dim")
+        mg = doc.get("margin")
+        if mg is not None:
+            rom = mg["return_on_margin_pct"]
+            row(
+                "Margin",
+                f"{_money(mg['total'])} = SPAN {_money(mg['span'])} + exp {_money(mg['exposure'])}",
+            )
+            row("RoM", "n/a" if rom is None else f"{rom:.1f} % (max profit / margin + paid)")
+        else:
+            row("Margin", doc.get("margin_note") or "n/a", "dim")
         text.append(f"{m['described']}; σ {m['vol_pct']:.2f} %\n", "dim")
     for note in doc["notes"][:1]:
         text.append(note + "\n", "dim italic")
@@ -281,6 +290,15 @@ class StrategyScreen(StateScreen):
         from optterm.strategy.report import report
 
         doc = report(a)
+        margin, why = desk.margin(a)
+        if margin is not None:
+            from optterm.strategy.report import margin_report
+
+            doc["margin"] = margin_report(a, margin)
+        doc["margin_note"] = why
+        wanted = desk.span_wanted(self.state.settings.strategy.span_file)
+        if wanted is not None:
+            self._read_span(wanted)
         tz = a.market.calendar.tz
         template = recognise(a.position.legs)
         name = template.name.replace("_", " ") if template else "custom"
@@ -298,6 +316,23 @@ class StrategyScreen(StateScreen):
         self.query_one("#tables", TextPanel).show(tables_text(doc, tz))
         self._chart(a)
         self._legs(a)
+
+    def _read_span(self, key: tuple[str, str]) -> None:
+        """Read the configured SPAN file on a thread; the figures redraw when it is in."""
+        from optterm.infra.paths import cache_dir
+
+        desk = self.desk
+
+        def work() -> None:
+            span, note = desk.read_span(key, cache_dir() / "span")
+            self.app.call_from_thread(self._span_read, key, span, note)
+
+        self.run_worker(work, thread=True, group="span", exit_on_error=False)
+
+    def _span_read(self, key: tuple[str, str], span: Any, note: str) -> None:
+        self.desk.set_span(key, span, note)
+        if self.is_mounted:
+            self.render_state()
 
     def _chart(self, a: Analysis) -> None:
         tz = a.market.calendar.tz
