@@ -102,3 +102,39 @@ def test_the_chart_puts_the_payoffs_low_point_over_its_strike() -> None:
     # Profit green, loss red: the curve's dots take the style of their sign.
     styles = {str(span.style) for line in lines for span in line.spans}
     assert {"green", "red"} <= styles
+
+
+def test_a_broker_group_becomes_the_strategy_one_leg_per_contract() -> None:
+    """The recorded-shape book: the NIFTY July group holds the strangle (the call under two
+    products, one of them flat) and becomes two legs at their average prices."""
+    from optterm.providers.angelone.positions import group_positions, parse_positions
+    from tests.test_broker_positions import PAYLOAD
+
+    groups = group_positions(parse_positions(PAYLOAD["data"]))
+    nifty_jul = groups[1]
+    desk = StrategyDesk()
+    desk.add("BANKNIFTY", _leg())
+    said = desk.take_group(nifty_jul)
+    assert "NIFTY 2026-07-28: 2 legs from Angel One" in said
+    assert desk.symbol == "NIFTY"
+    assert [(g.kind, g.strike, g.lots) for g in desk.legs] == [
+        ("CE", 25300.0, -2), ("PE", 24700.0, -2)
+    ]  # fmt: skip
+    assert [round(g.price, 2) for g in desk.legs] == [72.35, 66.10]
+    fut = groups[2]
+    desk.take_group(fut)
+    assert [(g.kind, g.strike, g.lots) for g in desk.legs] == [("FUT", 0.0, 1)]
+    # The same future picked again merges into it (a future's strike is 0, never NaN).
+    desk.add("NIFTY", DeskLeg("FUT", date(2026, 8, 25), 0.0, 1, 25_100.0))
+    assert [(g.kind, g.lots) for g in desk.legs] == [("FUT", 2)]
+
+
+def test_lots_that_are_not_whole_are_not_imported() -> None:
+    from optterm.providers.angelone.positions import group_positions, parse_positions
+    from tests.test_broker_positions import PAYLOAD
+
+    rows = [dict(PAYLOAD["data"][0], netqty="-100")]
+    desk = StrategyDesk()
+    said = desk.take_group(group_positions(parse_positions(rows))[0])
+    assert "is not a whole number of lots of 65" in said
+    assert desk.legs == []

@@ -14,6 +14,7 @@ from optterm.config import load_settings
 from optterm.screens.strategy import StrategyScreen
 from optterm.widgets.chain_table import ChainTable
 from optterm.widgets.payoff_chart import PayoffChart
+from tests.test_angelone import angel  # noqa: F401  (the fake SmartAPI, a fixture)
 from tests.tui_driver import CONFIG, OPEN, make_driver
 
 pytestmark = pytest.mark.slow
@@ -182,3 +183,54 @@ def test_strategy_screen_snapshot(snap_compare, tmp_path, size) -> None:
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
     asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop
+
+
+async def test_p_brings_the_brokers_position_group_into_the_builder(
+    tmp_path,
+    monkeypatch,
+    angel,  # noqa: F811
+) -> None:
+    """A short strangle held at Angel One (a loopback server replaying getPosition in its
+    documented shape, on the simulated chain's own contracts) becomes the strategy with `P`."""
+    from tests.replay_server import Reply
+    from tests.test_angel_master import MASTER_PATH
+    from tests.test_broker_positions import CREDS_ENV, PAYLOAD
+
+    for k, v in CREDS_ENV.items():
+        monkeypatch.setenv(k, v)
+    config = CONFIG + (
+        f'[providers.angelone]\nbase_url = "{angel.replay.url}"\n'
+        f'master_url = "{angel.replay.url}{MASTER_PATH}"\n'
+    )
+    d = await make_driver(tmp_path, scenario="quiet", config=config)
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await d.tick(pilot, 2)
+        snap = d.app.state.chain("NIFTY").snapshot
+        atm = int(np.argmin(np.abs(snap.strikes - snap.spot)))
+        call, put = float(snap.strikes[atm + 2]), float(snap.strikes[atm - 2])
+        rows = []
+        for template, strike, kind, entry in (
+            (PAYLOAD["data"][0], call, "CE", 70.0), (PAYLOAD["data"][1], put, "PE", 60.0)
+        ):  # fmt: skip
+            row = dict(template)
+            row.update(
+                symbolname="NIFTY", optiontype=kind, strikeprice=f"{strike:.6f}",
+                expirydate=snap.expiry.strftime("%d%b%Y").upper(), lotsize=str(snap.lot_size),
+                netqty=str(-snap.lot_size), totalbuyvalue="0",
+                totalsellvalue=str(entry * snap.lot_size),
+            )  # fmt: skip
+            rows.append(row)
+        rows.append(PAYLOAD["data"][5])  # a cash holding: not a leg
+        angel.replay.route("GET", "/rest/secure/angelbroking/order/v1/getPosition",
+                           Reply.json({**PAYLOAD, "data": rows}))  # fmt: skip
+        await pilot.press("S")
+        await pilot.press("P")
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        legs = d.app.state.strategy.legs
+        assert [(g.kind, g.strike, g.lots, g.price) for g in legs] == [
+            ("CE", call, -1, pytest.approx(70.0)), ("PE", put, -1, pytest.approx(60.0))
+        ]  # fmt: skip
+        assert "NIFTY short strangle" in _text(pilot.app.screen, "#title")
+        assert pilot.app.screen.result.analysis.max_profit == pytest.approx(130.0 * snap.lot_size)

@@ -13,10 +13,12 @@ import math
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from optterm.config import Settings
     from optterm.engine.state import EngineState
+    from optterm.providers.angelone.positions import PositionGroup
     from optterm.strategy.analysis import Analysis
     from optterm.strategy.margin import Margin
     from optterm.strategy.marketdata import StrategyMarket
@@ -36,9 +38,9 @@ class DeskLeg:
     """A leg as picked: `lots` > 0 bought, < 0 sold; `price` the entry (per the fill model at the
     moment it was picked); `iv_shift` this leg's own IV what-if in vol points."""
 
-    kind: str  # CE / PE
+    kind: str  # CE / PE / FUT
     expiry: date
-    strike: float
+    strike: float  # 0 for a future
     lots: int
     price: float
     iv_shift: float = 0.0
@@ -217,6 +219,43 @@ class StrategyDesk:
         except StrategyError as exc:
             return DeskResult(None, str(exc), w)
 
+    # -- the broker's book -------------------------------------------------------------------
+
+    def take_group(self, group: PositionGroup) -> str:
+        """The open F&O legs of a broker position group become the strategy (a contract held
+        under two products is one leg, at the average of both). Returns what happened."""
+        legs: list[DeskLeg] = []
+        for r in group.open:
+            if r.kind == "EQ" or r.expiry is None:
+                continue
+            if r.net_qty % r.lot_size:
+                return (
+                    f"{r.tradingsymbol}: {r.net_qty:+d} units is not a whole number of lots of "
+                    f"{r.lot_size}; not imported"
+                )
+            leg = DeskLeg(
+                r.kind, r.expiry, r.strike if r.kind != "FUT" else 0.0, r.net_qty // r.lot_size,
+                r.entry,
+            )  # fmt: skip
+            for i, held in enumerate(legs):
+                if held.same_contract(leg):
+                    lots = held.lots + leg.lots
+                    price = (held.price * held.lots + leg.price * leg.lots) / lots if lots else 0.0
+                    legs[i] = replace(held, lots=lots, price=price)
+                    break
+            else:
+                legs.append(leg)
+        legs = [g for g in legs if g.lots]
+        if not legs:
+            return f"{group.symbol}: no open futures or options to analyse"
+        self.symbol, self.legs, self.whatif = group.symbol, legs, WhatIf()
+        self._changed()
+        when = group.expiry.isoformat() if group.expiry else ""
+        return (
+            f"{group.symbol} {when}: {len(legs)} leg{'s' if len(legs) != 1 else ''} from Angel "
+            f"One (the broker's P&L {group.broker_pnl:,.0f})"
+        )
+
     # -- margin -------------------------------------------------------------------------------
 
     def span_wanted(self, path: str | None) -> tuple[str, str] | None:
@@ -273,6 +312,19 @@ class StrategyDesk:
         return m, ""
 
 
+async def broker_groups(settings: Settings) -> list[PositionGroup]:
+    """Angel One's position groups holding open futures or options (read-only)."""
+    from optterm.providers.angelone.positions import group_positions
+    from optterm.providers.factory import build_one
+
+    provider: Any = build_one(settings, "angelone")
+    try:
+        rows = await provider.positions()
+    finally:
+        await provider.close()
+    return [g for g in group_positions(rows) if any(r.kind != "EQ" for r in g.open)]
+
+
 def moved(market: StrategyMarket, pct: float) -> StrategyMarket:
     """The market with spot moved by `pct` percent and every forward with it (each expiry keeps
     its carry); IVs stay where they are (the IV rule decides how a leg's IV then moves)."""
@@ -289,4 +341,5 @@ def _ok(x: float) -> bool:
 
 def _name(g: DeskLeg) -> str:
     side = "buy" if g.lots > 0 else "sell"
-    return f"{side} {abs(g.lots)} lot{'s' if abs(g.lots) != 1 else ''} {g.strike:g} {g.kind}"
+    what = "FUT" if g.kind == "FUT" else f"{g.strike:g} {g.kind}"
+    return f"{side} {abs(g.lots)} lot{'s' if abs(g.lots) != 1 else ''} {what}"

@@ -138,6 +138,7 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("< / >", "what-if: IV of the selected leg 1 vol point down / up"),
             ("[ / ]", "what-if: one day back / on (never past the first expiry)"),
             ("0", "what-if off: back to live"),
+            ("P", "the broker's positions (Angel One): the next group as the strategy"),
             ("escape", "back to the dashboard"),
         ],
     ),

@@ -223,12 +223,14 @@ class StrategyScreen(StateScreen):
         Binding("right_square_bracket", "days(1)", "Day +"),
         Binding("0", "reset", "Live"),
         Binding("C", "clear", "Clear", show=False),
+        Binding("P", "broker", "Broker positions", show=False),
     ]
 
     def __init__(self, state: EngineState) -> None:
         super().__init__(state)
         self._drawn: tuple[int, int] | None = None  # (desk version, tick) last drawn
         self.selected = 0  # the leg that +/-, x and the leg IV keys act on
+        self._group = -1  # the broker position group `P` showed last
         self.result: DeskResult | None = None
 
     def compose(self) -> ComposeResult:
@@ -370,7 +372,8 @@ class StrategyScreen(StateScreen):
         for i, leg in enumerate(legs):
             side = "B" if leg.lots > 0 else "S"
             cells = [
-                f"{side} {leg.strike:g} {leg.kind}", leg.expiry.strftime("%d-%b-%y"),
+                f"{side} FUT" if leg.kind == "FUT" else f"{side} {leg.strike:g} {leg.kind}",
+                leg.expiry.strftime("%d-%b-%y"),
                 f"{leg.lots:+d}", f"{leg.price:,.2f}",
             ]  # fmt: skip
             if g is not None and a is not None:
@@ -453,6 +456,39 @@ class StrategyScreen(StateScreen):
     def action_days(self, steps: int) -> None:
         self.desk.step_days(steps)
         self._after()
+
+    def action_broker(self) -> None:
+        """The next of the broker's position groups (Angel One, read-only) as the strategy:
+        fetched on a thread (the instrument master and a network call), then analysed."""
+        import asyncio
+
+        from optterm.engine.strategydesk import broker_groups
+
+        settings = self.state.settings
+        self.notify("Reading the positions at Angel One…", timeout=3)
+
+        def work() -> None:
+            try:
+                groups: Any = asyncio.run(broker_groups(settings))
+            except Exception as exc:  # a provider's or a config's: said in one line
+                groups = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            self.app.call_from_thread(self._groups_in, groups)
+
+        self.run_worker(work, thread=True, group="broker", exit_on_error=False)
+
+    def _groups_in(self, groups: Any) -> None:
+        if isinstance(groups, str):
+            self.notify(f"Broker positions: {groups}", severity="error", timeout=8, markup=False)
+            return
+        if not groups:
+            self.notify("No open futures or options at Angel One.", timeout=5)
+            return
+        self._group = (self._group + 1) % len(groups)
+        said = self.desk.take_group(groups[self._group])
+        more = f" ({self._group + 1} of {len(groups)}: P for the next)" if len(groups) > 1 else ""
+        self.notify(said + more, timeout=6, markup=False)
+        self.selected = 0
+        self.render_state()
 
     def action_reset(self) -> None:
         self.desk.reset_whatif()
