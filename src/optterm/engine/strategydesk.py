@@ -262,7 +262,7 @@ class StrategyDesk:
         """The (file, symbol) to read when the SPAN file set in the config is not read yet for
         the strategy's underlying; None when there is nothing to read."""
         if path is None:
-            self.span_note = "no SPAN file: set [strategy] span_file"
+            self.span_note = "set [strategy] span_file"
             return None
         if self.symbol is None:
             return None

@@ -82,7 +82,9 @@ def whatif_text(result: DeskResult) -> str:
     return "what-if: " + (", ".join(parts) if parts else "none (live)")
 
 
-def figures_text(a: Analysis, doc: dict[str, Any], *, short: bool = False) -> Text:
+def figures_text(
+    a: Analysis, doc: dict[str, Any], *, short: bool = False, live: bool = True
+) -> Text:
     """The figures beside (or, `short`, under) the chart: P&L now, max profit and loss, the
     breakevens, the probabilities, the Greeks, the premium and the model they are under."""
     g = doc["greeks"]
@@ -96,7 +98,8 @@ def figures_text(a: Analysis, doc: dict[str, Any], *, short: bool = False) -> Te
         text.append(value + "\n", style)
 
     pnl = doc["pnl_now"]
-    row("P&L now", _money(pnl), "bold " + ("green" if (pnl or 0) >= 0 else "red"))
+    label = "P&L now" if live else "P&L what-if"
+    row(label, _money(pnl), "bold " + ("green" if (pnl or 0) >= 0 else "red"))
     row("Max profit", _money(doc["max_profit"], doc["max_profit_unlimited"]), "green")
     row("Max loss", _money(doc["max_loss"], doc["max_loss_unlimited"]), "red")
     row("Breakevens", bes, "yellow")
@@ -313,7 +316,8 @@ class StrategyScreen(StateScreen):
                 feed,
             )
         )
-        self.query_one("#figures", TextPanel).show(figures_text(a, doc))
+        live = result.whatif.is_live and not any(g.iv_shift for g in desk.legs)
+        self.query_one("#figures", TextPanel).show(figures_text(a, doc, live=live))
         self.query_one("#strip", TextPanel).show(figures_line(doc))
         self.query_one("#tables", TextPanel).show(tables_text(doc, tz))
         self._chart(a)
