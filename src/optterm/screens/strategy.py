@@ -140,7 +140,7 @@ def figures_text(
     return text
 
 
-def figures_line(doc: dict[str, Any]) -> Text:
+def figures_line(doc: dict[str, Any], *, live: bool = True) -> Text:
     """The figures in four lines, for a narrow screen (under the chart)."""
     g = doc["greeks"]
     bes = ", ".join(f"{b['spot']:,.0f}" for b in doc["breakevens"]) or "none"
@@ -148,7 +148,8 @@ def figures_line(doc: dict[str, Any]) -> Text:
     pop = doc["pop_pct"]
     pnl = doc["pnl_now"] or 0.0
     return Text.assemble(
-        ("P&L now ", "dim"), (_money(pnl), "bold " + ("green" if pnl >= 0 else "red")),
+        ("P&L now " if live else "P&L what-if ", "dim"),
+        (_money(pnl), "bold " + ("green" if pnl >= 0 else "red")),
         ("  Max profit ", "dim"), (_money(doc["max_profit"], doc["max_profit_unlimited"]), "green"),
         ("  Max loss ", "dim"), (_money(doc["max_loss"], doc["max_loss_unlimited"]), "red"),
         ("\nBreakevens ", "dim"), (bes, "yellow"),
@@ -318,7 +319,7 @@ class StrategyScreen(StateScreen):
         )
         live = result.whatif.is_live and not any(g.iv_shift for g in desk.legs)
         self.query_one("#figures", TextPanel).show(figures_text(a, doc, live=live))
-        self.query_one("#strip", TextPanel).show(figures_line(doc))
+        self.query_one("#strip", TextPanel).show(figures_line(doc, live=live))
         self.query_one("#tables", TextPanel).show(tables_text(doc, tz))
         self._chart(a)
         self._legs(a)
