@@ -56,7 +56,7 @@ def strategy(
     lots: Annotated[
         int | None,
         typer.Option(
-            "--lots", help="Strategies to hold (multiplies every leg). Default: [strategy] lots."
+            "--lots", help=r"Strategies to hold (multiplies every leg). Default: \[strategy] lots."
         ),
     ] = None,
     offset: Annotated[
