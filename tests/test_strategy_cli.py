@@ -19,8 +19,9 @@ FROZEN = {
 }
 
 
-def _json(home: Home, *args: str) -> dict[str, Any]:
-    out = run_cli(home, "strategy", *args, "--json", env=FROZEN)
+def _json(home: Home, *args: str, config: str | None = None) -> dict[str, Any]:
+    head = ("--config", config) if config else ()
+    out = run_cli(home, *head, "strategy", *args, "--json", env=FROZEN)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -209,3 +210,82 @@ def test_a_corrupt_or_foreign_span_file_is_one_line_exit_2(home: Home) -> None:
     out = run_cli(home, "strategy", "NIFTY straddle", "--span", str(good), env=FROZEN)
     assert out.returncode == 2
     assert "is not in SPAN intraday file of 2026-11-12" in out.stderr
+
+
+def test_the_strategy_section_sets_the_lots_and_the_rate(home: Home) -> None:
+    """[strategy] lots is --lots when not given; [strategy] rate discounts the legs (the
+    chain's own IVs are still solved at [analytics] rate, so the entries do not move)."""
+    base = _json(home, "--template", "long_straddle", "NIFTY")
+    config = str(home.write_config("[strategy]\nlots = 3\nrate = 0.2\n"))
+    three = _json(home, "--template", "long_straddle", "NIFTY", config=config)
+    lot = base["lot_size"]
+    assert [g["quantity"] for g in three["legs"]] == [3 * lot, 3 * lot]
+    assert [g["entry"] for g in three["legs"]] == [g["entry"] for g in base["legs"]]
+    # A higher rate discounts every option's value more: worth less now per unit.
+    for hi, lo in zip(three["legs"], base["legs"], strict=True):
+        assert hi["value"] < lo["value"]
+    given = _json(home, "--template", "long_straddle", "NIFTY", "--lots", "1", config=config)
+    assert [g["quantity"] for g in given["legs"]] == [lot, lot]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('fill = "bid"', "strategy.fill must be one of ltp, mid, touch; got 'bid'"),
+        ("lots = 0", "strategy.lots must be between 1 and 10000"),
+        ('rate = "6.5"', "strategy.rate expects an annual rate as a decimal"),
+    ],
+)
+def test_a_bad_strategy_section_is_one_line_and_exit_2(
+    home: Home, section: str, message: str
+) -> None:
+    config = str(home.write_config(f"[strategy]\n{section}\n"))
+    out = run_cli(
+        home, "--config", config, "strategy", "--template", "long_straddle", "NIFTY", env=FROZEN
+    )
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stdout == ""
+
+
+def test_broker_margin_without_credentials_is_one_line_exit_2(home: Home) -> None:
+    out = run_cli(home, "strategy", "NIFTY short strangle", "--broker-margin", env=FROZEN)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "angelone: no credentials" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stdout == ""
+
+
+def test_broker_margin_is_printed_beside_the_span_estimate(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's glue: the legs go to the broker in units with their side, its figures come
+    back labelled (the HTTP exchange itself: test_broker_positions.py, on a loopback server)."""
+    from optterm.providers import factory
+    from optterm.providers.angelone.margin import BrokerMargin
+
+    asked: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    class Broker:
+        async def margin(self, symbol: str, legs: list[tuple[Any, ...]]) -> BrokerMargin:
+            asked.append((symbol, legs))
+            return BrokerMargin(total=150_000.0, span=120_000.5, net_premium=-9_000.0, benefit=0.0)
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(factory, "build_one", lambda settings, name: Broker())
+    doc = _json(home, "--template", "short_strangle", "NIFTY", "--broker-margin")
+    ((symbol, legs),) = asked
+    lot = doc["lot_size"]
+    assert symbol == "NIFTY"
+    assert [(k, q) for k, _, _, q in legs] == [("CE", -lot), ("PE", -lot)] or [
+        (k, q) for k, _, _, q in legs
+    ] == [("PE", -lot), ("CE", -lot)]
+    assert doc["broker_margin"]["total"] == 150_000.0
+    assert doc["broker_margin"]["span"] == 120_000.5
+    text = run_cli(home, "strategy", "--template", "short_strangle", "NIFTY", "--broker-margin",
+                   env=FROZEN)  # fmt: skip
+    assert "Broker margin ₹150,000 (SPAN ₹120,000" in text.stdout
+    assert "Angel One margin calculator" in text.stdout

@@ -78,11 +78,34 @@ def test_a_calendar_spread_is_charged_per_spread_and_loses_its_benefit_on_expiry
     assert day.calendar_charge == 0.0
     assert day.scan_risk == pytest.approx(2000 * LOT + 2020 * LOT)
     assert day.expiry_day
-    # A stock keeps the benefit on its expiry day (NSE, Jan-2026).
+    # A stock, since 5-May-2026, loses it on its expiry day too (SEBI, 5-Feb-2026).
     rel = _pos(Leg("FUT", NEAR, 1, 1505.0), Leg("FUT", FAR, -1, 1512.0), symbol="RELIANCE", lot=500)
     stock = _margin(spn, rel, today=NEAR, index=False)
-    assert stock.calendar_charge == pytest.approx(30 * 500)
+    assert stock.calendar_charge == 0.0
     assert stock.exposure == pytest.approx(0.035 * (1505 + 1512) * 500)
+    # The day before, it spreads.
+    assert _margin(spn, rel, index=False).calendar_charge == pytest.approx(30 * 500)
+
+
+def test_before_may_2026_a_stock_kept_its_calendar_benefit_on_expiry_day(tmp_path: Path) -> None:
+    near, far = date(2026, 4, 28), date(2026, 5, 26)
+    f = write_span(tmp_path / "old.spn", near="20260428", far="20260526")
+    rel = _pos(Leg("FUT", near, 1, 1505.0), Leg("FUT", far, -1, 1512.0), symbol="RELIANCE", lot=500)
+    stock = _margin(f, rel, today=near, index=False)
+    assert stock.calendar_charge == pytest.approx(30 * 500)
+    nifty = _pos(Leg("FUT", near, 1, 25100.0), Leg("FUT", far, -1, 25300.0))
+    assert _margin(f, nifty, today=near).calendar_charge == 0.0  # an index: since Feb-2025
+
+
+def test_the_calendar_charge_counts_delta_units_not_lots(spn: Path) -> None:
+    """The file's rate is per spread of one unit of the underlying: three lots of a futures
+    calendar are 3 x 65 spreads; an option leg spreads its composite delta."""
+    three = _pos(Leg("FUT", NEAR, 3, 25100.0), Leg("FUT", FAR, -3, 25300.0))
+    assert _margin(spn, three).calendar_charge == pytest.approx(420 * 3 * LOT)
+    # Short 2 lots of the near 25000 call (composite delta 0.55), long 1 lot of far futures:
+    # near delta -1.1 x 65, far +65: 65 spreads form, limited by the far leg.
+    mixed = _pos(Leg("CE", NEAR, -2, 300.0, 25000.0), Leg("FUT", FAR, 1, 25300.0))
+    assert _margin(spn, mixed).calendar_charge == pytest.approx(420 * LOT)
 
 
 def test_a_short_option_expiring_today_carries_2_percent_more_exposure(spn: Path) -> None:

@@ -59,6 +59,7 @@ SCREENS_BY_KEY = {
     "providers": "optterm.screens.providers:ProvidersScreen",
     "scanner": "optterm.screens.scanner:ScannerScreen",
     "help": "optterm.screens.help:HelpScreen",
+    "strategy": "optterm.screens.strategy:StrategyScreen",
 }
 
 
@@ -102,6 +103,7 @@ class OpttermApp(App[int]):
         # Off the footer, which is full at 160 columns (`?` and the palette list it).
         Binding("f", "show('scanner')", "Scanner", show=False),
         Binding("question_mark", "show('help')", "Help"),
+        Binding("S", "show('strategy')", "Strategy", show=False),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("o", "poll_locally", "Poll here", show=False),
         Binding("z", "dismiss_toasts", "Dismiss toasts", show=False),
@@ -455,6 +457,7 @@ class OpttermApp(App[int]):
             ("history", "History", "Charts of the day for the shown chain"),
             ("scanner", "Scanner", "Scans over the F&O universe: matches and who entered"),
             ("help", "Help", "Every key"),
+            ("strategy", "Strategy", "The strategy built with b/s on the chain: payoff, Greeks"),
         ):
             yield SystemCommand(title, help_text, lambda k=key: self.action_show(k))
         yield SystemCommand("Toggle light/dark theme", "Switch theme", self.action_toggle_theme)

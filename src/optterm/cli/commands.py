@@ -48,6 +48,13 @@ COMMANDS: tuple[Command, ...] = (
         "breakevens, probability of profit, payoff table and spot × IV matrix.",
     ),
     Command(
+        "positions",
+        "optterm.cli.positions",
+        "positions",
+        "Show the broker's positions (Angel One, read-only), grouped by underlying and expiry, "
+        "with their P&L beside the broker's.",
+    ),
+    Command(
         "serve",
         "optterm.cli.daemon",
         "serve",

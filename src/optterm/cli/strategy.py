@@ -54,8 +54,11 @@ def strategy(
         typer.Option("--expiry", "-e", help="YYYY-MM-DD, or 1 for the nearest, 2 the next…"),
     ] = None,
     lots: Annotated[
-        int, typer.Option("--lots", help="Strategies to hold (multiplies every leg).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--lots", help=r"Strategies to hold (multiplies every leg). Default: \[strategy] lots."
+        ),
+    ] = None,
     offset: Annotated[
         float | None, typer.Option("--offset", help="Template: C1/P1 this many strikes from ATM.")
     ] = None,
@@ -107,6 +110,14 @@ def strategy(
             help="NSE Clearing SPAN file (.spn or its .zip): add SPAN + exposure margin.",
         ),
     ] = None,
+    broker_margin: Annotated[
+        bool,
+        typer.Option(
+            "--broker-margin",
+            help="Also ask Angel One's margin calculator (needs its credentials; nothing is "
+            "ordered).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     list_templates: Annotated[
         bool, typer.Option("--templates", help="List the templates by view and exit.")
@@ -120,12 +131,14 @@ def strategy(
         _print_templates(as_json)
         return
     try:
-        line = _line(spec, template, lots)
+        line = _line(spec, template, 1 if lots is None else lots)
         placement = _placement(offset, delta, premium, straddle, width)
         model = _model(anchor, day_count, iv_rule, drift, vol)
     except StrategyError as exc:
         raise UsageProblem(str(exc)) from None
     settings = load_settings(ctx)
+    if lots is None:  # the configured default, as if given
+        line = replace(line, multiplier=line.multiplier * settings.strategy.lots)
     market, line = asyncio.run(_market(settings, line, expiry))
     try:
         from optterm.strategy.analysis import analyse
@@ -150,6 +163,8 @@ def strategy(
     doc = report(analysis)
     if margin is not None:
         doc["margin"] = margin_report(analysis, margin)
+    if broker_margin:
+        doc["broker_margin"] = asyncio.run(_broker_margin(settings, position))
     if as_json:
         print_json(doc)
     else:
@@ -269,13 +284,36 @@ def _margin(path: Path, position: Position, market: StrategyMarket) -> Margin:
     )
 
 
+async def _broker_margin(settings: Settings, position: Position) -> dict[str, Any]:
+    """Angel One's own figure for the legs (its margin calculator), beside the SPAN estimate."""
+    from optterm.providers.factory import build_one
+
+    provider: Any = build_one(settings, "angelone")
+    legs = [(g.kind, g.expiry, g.strike, position.units(g)) for g in position.legs]
+    try:
+        m = await provider.margin(position.symbol, legs)
+    finally:
+        await provider.close()
+
+    def num(x: float) -> float | None:
+        return round(x, 2) if math.isfinite(x) else None
+
+    return {
+        "total": num(m.total),
+        "span": num(m.span),
+        "net_premium": num(m.net_premium),
+        "benefit": num(m.benefit),
+        "source": "Angel One margin calculator (margin/v1/batch)",
+    }
+
+
 async def _market(
     settings: Settings, line: StrategyLine, expiry_arg: str | None
 ) -> tuple[StrategyMarket, StrategyLine]:
     """The chains the line needs, enriched, as one market; the line with its expiry fixed."""
     from optterm.engine.analytics.chain import AnalyticsParams, enrich_many
     from optterm.providers.factory import build_provider, market_calendar
-    from optterm.strategy.marketdata import market_from_chains
+    from optterm.strategy.marketdata import market_from_chains, rate_of
 
     provider = build_provider(settings)
     symbol = line.symbol
@@ -300,7 +338,7 @@ async def _market(
         await provider.close()
     enriched = enrich_many(snaps, AnalyticsParams.from_settings(settings))
     market = market_from_chains(
-        enriched, market_calendar(settings), settings.market, settings.analytics.rate
+        enriched, market_calendar(settings), settings.market, rate_of(settings)
     )
     return market, replace(line, expiry=near)
 
@@ -502,6 +540,13 @@ def _print_text(doc: dict[str, Any]) -> None:
             highlight=False,
         )
         out.print(f"              from the {mg['source']}", highlight=False)
+    if "broker_margin" in doc:
+        bm = doc["broker_margin"]
+        out.print(
+            f"Broker margin {_money(bm['total'])} (SPAN {_money(bm['span'])}, hedge benefit "
+            f"{_money(bm['benefit'])}) from the {bm['source']}",
+            highlight=False,
+        )
     for note in doc["notes"]:
         out.print(f"Note          {note}", highlight=False)
     pt = doc["payoff_table"]

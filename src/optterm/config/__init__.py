@@ -56,6 +56,7 @@ from optterm.config.schema import (
     Settings,
     SimulatorSettings,
     StoreSettings,
+    StrategySettings,
     StreamSettings,
     WatchItem,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StrategySettings",
     "StreamSettings",
     "WatchItem",
     "is_reserved_env_name",

@@ -68,6 +68,7 @@ __all__ = [
     "Settings",
     "SimulatorSettings",
     "StoreSettings",
+    "StrategySettings",
     "StreamSettings",
     "WatchItem",
 ]
@@ -798,6 +799,31 @@ class StreamSettings(_Section):
         return choice(value, STREAM_MODES)
 
 
+FILL_MODELS = ("ltp", "mid", "touch")
+
+
+class StrategySettings(_Section):
+    """``[strategy]``: the strategy builder's defaults (the TUI's legs and `optterm strategy`)."""
+
+    rate: float | None = Field(
+        default=None,
+        ge=-0.05,
+        le=0.5,
+        json_schema_extra=meta("an annual rate as a decimal, like 0.065"),
+    )
+    fill: str = Field(default="ltp", json_schema_extra=meta(f"one of {', '.join(FILL_MODELS)}"))
+    lots: int = _count(1, 1, 10_000)
+    span_file: str | None = Field(
+        default=None,
+        json_schema_extra=meta("a path to NSE Clearing's SPAN file (.spn or its .zip)"),
+    )
+
+    @field_validator("fill")
+    @classmethod
+    def _check_fill(cls, value: str) -> str:
+        return choice(value, FILL_MODELS)
+
+
 class Settings(_Section):
     """All of optterm's settings. Build with :func:`load_settings`; ``Settings()`` = defaults."""
 
@@ -812,6 +838,7 @@ class Settings(_Section):
     log: LogSettings = Field(default_factory=LogSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
 
     _source: Path | None = PrivateAttr(default=None)
 

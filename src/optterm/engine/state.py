@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from optterm.engine.events import ChainUpdate, FetchFailure, Tick
+from optterm.engine.strategydesk import StrategyDesk
 from optterm.market import utc_now
 from optterm.model import AlertEvent, Feed, ProviderHealth, Signal
 
@@ -51,6 +52,8 @@ class EngineState:
     available_symbols: tuple[str, ...] = ()
     ticks: int = 0
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
+    # The strategy being built from the chain (dashboard b/s, the strategy screen).
+    strategy: StrategyDesk = field(default_factory=StrategyDesk)
     _calendar: tuple[MarketSettings, MarketCalendar] | None = None
 
     @property

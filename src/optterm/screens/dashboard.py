@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,7 +19,7 @@ from textual.widgets.option_list import Option
 
 from optterm.engine.state import EngineState
 from optterm.market import IST
-from optterm.model import Direction, Feed, Metrics
+from optterm.model import Direction, Feed, Metrics, Side
 from optterm.present.chain import metrics_fitted
 from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
@@ -163,6 +164,8 @@ class DashboardScreen(StateScreen):
         Binding("i", "oi_interval", "ΔOI interval", show=False),
         Binding("a", "alert_here", "Alert here"),
         Binding("T", "replay", "Replay", show=False),
+        Binding("b", "leg(1)", "Buy leg", show=False),
+        Binding("s", "leg(-1)", "Sell leg", show=False),
     ]
 
     def __init__(self, state: EngineState) -> None:
@@ -440,6 +443,33 @@ class DashboardScreen(StateScreen):
         snap = update.snapshot
         day = snap.provider_ts.astimezone(self.state.settings.market.tz).date()
         self.app.push_screen(ReplayScreen(self.state, snap.symbol, snap.expiry, day))
+
+    def action_leg(self, lots: int) -> None:
+        """Add the call or put under the cursor to the strategy: bought (`b`) or sold (`s`),
+        [strategy] lots of it, entered at the fill model's price (engine/strategydesk.py); S
+        shows it."""
+        from optterm.engine.strategydesk import DeskLeg
+
+        update = self.current()
+        strike, side = self.query_one(ChainTable).selected()
+        if update is None or strike is None:
+            self.notify("No chain yet.", timeout=3)
+            return
+        if side is None:
+            self.notify("Move onto the call or the put (← →) to add it as a leg.", timeout=4)
+            return
+        snap = update.snapshot
+        row = int(np.searchsorted(snap.strikes, strike))
+        legs = snap.ce if side is Side.CE else snap.pe
+        desk = self.state.strategy
+        defaults = self.state.settings.strategy
+        lots *= defaults.lots
+        price = desk.entry_price(
+            float(legs.ltp[row]), float(legs.bid[row]), float(legs.ask[row]), lots, defaults.fill
+        )
+        leg = DeskLeg(side.value, snap.expiry, float(strike), lots, price)
+        said = desk.add(snap.symbol, leg)
+        self.notify(f"Strategy: {said}. S shows it.", timeout=4, markup=False)
 
     def on_chain_table_row_selected(self, message: ChainTable.RowSelected) -> None:
         self.action_alert_here()

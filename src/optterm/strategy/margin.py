@@ -3,15 +3,21 @@
 Per underlying (NSE's combined commodity), following NSE Clearing's SPAN method:
   scan risk      max(0, max over the 16 scenarios of sum(units x risk array))
   calendar       opposite net composite deltas of two expiries form spreads, charged at the
-                 file's rate per spread (method F), in the file's priority order
+                 file's rate per spread (method F), in the file's priority order. A spread is
+                 one delta unit of the underlying (a futures unit, cvf 1), not one lot: NSE's
+                 rates are about 2 % of the underlying's price for every underlying (NIFTY
+                 420, BANKNIFTY 969, RELIANCE 30, HDFCLIFE 14), whatever its lot size, which
+                 per lot they would not be; one lot of a NIFTY futures calendar (65 units) is
+                 65 spreads, 27,300.
   SPAN           max(0, max(scan + calendar, short-option minimum) - net option value)
                  (net option value = sum(units x premium): a short pays its premium in)
   exposure       ELM x notional: futures at their price, short options at the underlying's
                  price (long options none); 2 % of notional for an index, 3.5 % for a stock
 Expiry-day rules (SEBI): a short option expiring today carries 2 % more ELM (from 20-Nov-2024);
-on an index's expiry day the expiring contracts get no calendar-spread benefit (from 1-Feb-2025):
-they are scanned on their own and form no spread. Single-stock derivatives kept the benefit
-(NSE's Jan-2026 parameter file), so for a stock the expiring leg nets as on any day.
+on its expiry day an expiring contract gets no calendar-spread benefit: it is scanned on its own
+and forms no spread (spreads between later expiries keep theirs). For index derivatives from
+1-Feb-2025; for single-stock derivatives from 5-May-2026 (SEBI's circular of 5-Feb-2026, in force
+three months on), before which a stock's expiring leg netted as on any day.
 """
 
 from __future__ import annotations
@@ -26,11 +32,20 @@ import numpy as np
 from optterm.strategy.position import Position
 from optterm.strategy.span import SpanContract, SpanError, SpanFile
 
-__all__ = ["ELM_INDEX", "ELM_STOCK", "EXPIRY_DAY_ELM", "Margin", "span_margin"]
+__all__ = [
+    "ELM_INDEX",
+    "ELM_STOCK",
+    "EXPIRY_DAY_ELM",
+    "STOCK_NO_SPREAD_ON_EXPIRY_FROM",
+    "Margin",
+    "span_margin",
+]
 
 ELM_INDEX = 0.02
 ELM_STOCK = 0.035
 EXPIRY_DAY_ELM = 0.02
+# The first day single-stock derivatives lose the calendar-spread benefit on their expiry day.
+STOCK_NO_SPREAD_ON_EXPIRY_FROM = date(2026, 5, 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,7 @@ def span_margin(
                 "use a file of a day the contract trades."
             )
         rows.append((c, float(position.units(leg))))
-    expiring = is_index
+    expiring = is_index or today >= STOCK_NO_SPREAD_ON_EXPIRY_FROM
     alone = [(c, u) for c, u in rows if expiring and c.expiry == today]
     netted = [(c, u) for c, u in rows if not (expiring and c.expiry == today)]
     scan = _scan(alone) + _scan(netted)

@@ -21,10 +21,16 @@ from optterm.strategy.daycount import calendar_years
 from optterm.strategy.errors import StrategyError
 
 if TYPE_CHECKING:
-    from optterm.config import MarketSettings
+    from optterm.config import MarketSettings, Settings
     from optterm.engine.analytics.chain import Enriched
 
-__all__ = ["ExpiryMarket", "StrategyMarket", "market_from_chains"]
+__all__ = ["ExpiryMarket", "StrategyMarket", "market_from_chains", "rate_of"]
+
+
+def rate_of(settings: Settings) -> float:
+    """The rate strategies are discounted at: [strategy] rate, else [analytics] rate."""
+    rate = settings.strategy.rate
+    return settings.analytics.rate if rate is None else rate
 
 
 @dataclass(frozen=True, slots=True, eq=False)

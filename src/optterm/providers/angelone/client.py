@@ -68,7 +68,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -116,6 +116,9 @@ from optterm.providers.common import ProviderBase
 from optterm.providers.http import MAX_BODY_MB, make_client, send
 from optterm.providers.ratelimit import RateLimiter
 from optterm.providers.segments import CDS_CONTRACTS, MCX_OPTIONS, SEGMENT_OF_EXCHANGE
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -371,6 +374,8 @@ class AngelOneProvider(ProviderBase):
             "ltp": limiter(10, 500, 5000),
             "quote": limiter(10, 500, 5000),
             "greeks": limiter(1),
+            "positions": limiter(1),
+            "margin": limiter(10, 500, 5000),
         }
         self._client = make_client(self.base_url, timeout=timeout)
         self._max_body_mb = max_body_mb
