@@ -120,6 +120,10 @@ from optterm.providers.segments import CDS_CONTRACTS, MCX_OPTIONS, SEGMENT_OF_EX
 if TYPE_CHECKING:
     pass
 
+if TYPE_CHECKING:
+    from optterm.providers.angelone.margin import BrokerMargin
+    from optterm.providers.angelone.positions import BrokerPosition
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "GREEKS_PATH",
@@ -514,6 +518,56 @@ class AngelOneProvider(ProviderBase):
                 )
             except SessionInvalid:
                 log.info("angelone: the session had already ended")
+
+    async def positions(self) -> list[BrokerPosition]:
+        """The account's positions (getPosition: read-only, nothing is ordered)."""
+        from optterm.providers.angelone.positions import (
+            POSITION_PATH,
+            PositionsError,
+            parse_positions,
+        )
+
+        env = await self._authed("positions", "GET", POSITION_PATH, None)
+        try:
+            return parse_positions(env.data)
+        except PositionsError as exc:
+            raise BadPayload(self.name, f"getPosition: {exc}") from None
+
+    async def margin(
+        self, symbol: str, legs: Sequence[tuple[str, date, float, int]]
+    ) -> BrokerMargin:
+        """The broker's margin for `legs` of `symbol`, each (kind CE/PE/FUT, expiry, strike,
+        quantity in units, + bought / - sold), from its margin calculator (nothing ordered)."""
+        from optterm.providers.angelone.margin import (
+            MARGIN_PATH,
+            MarginLeg,
+            margin_body,
+            parse_margin,
+        )
+
+        with self._guard():
+            sym = self._resolve(symbol)
+            idx = await self._master.ensure()
+            asked = []
+            for kind, expiry, strike, qty in legs:
+                c: Any = (
+                    idx.future(sym, expiry)
+                    if kind == "FUT"
+                    else idx.option(sym, expiry, strike, kind)
+                )
+                if c is None:
+                    what = "FUT" if kind == "FUT" else f"{strike:g} {kind}"
+                    raise BadPayload(
+                        self.name,
+                        f"the instrument master has no {sym} {what} {expiry.isoformat()} "
+                        "to ask the broker's margin for",
+                    )
+                asked.append(MarginLeg(c.exchange, c.token, qty))
+            env = await self._authed("margin", "POST", MARGIN_PATH, margin_body(asked))
+            try:
+                return parse_margin(env.data)
+            except ValueError as exc:
+                raise BadPayload(self.name, str(exc)) from None
 
     # -- chain assembly -----------------------------------------------------------------------
 
