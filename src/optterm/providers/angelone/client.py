@@ -118,9 +118,6 @@ from optterm.providers.ratelimit import RateLimiter
 from optterm.providers.segments import CDS_CONTRACTS, MCX_OPTIONS, SEGMENT_OF_EXCHANGE
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     from optterm.providers.angelone.margin import BrokerMargin
     from optterm.providers.angelone.positions import BrokerPosition
 
