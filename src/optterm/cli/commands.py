@@ -120,6 +120,13 @@ COMMANDS: tuple[Command, ...] = (
         "history", "optterm.cli.history", "history_app", "Inspect and export the stored history."
     ),
     Command(
+        "backtest",
+        "optterm.cli.backtest",
+        "backtest_app",
+        "Backtest an option strategy on the stored history: honest fills, Indian costs, figures, "
+        "equity curve and trade log.",
+    ),
+    Command(
         "creds",
         "optterm.cli.creds",
         "creds_app",

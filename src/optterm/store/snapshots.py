@@ -382,9 +382,11 @@ class SnapshotRepository:
             raise unreadable(row.id, what, row.provider_ts, self._store.url, err) from None
         return snapshot_from_row(row, strikes, ce, pe)
 
-    def _to_batch(self, rows: Sequence[Row[*tuple[Any, ...]]]) -> SnapshotBatch:
+    def _to_batch(
+        self, rows: Sequence[Row[*tuple[Any, ...]]], names: Sequence[str] = BATCH_COLUMNS
+    ) -> SnapshotBatch:
         try:
-            counts, columns = decode_many([r.data for r in rows], BATCH_COLUMNS)
+            counts, columns = decode_many([r.data for r in rows], names)
         except CodecError:
             for r in rows:  # which one: its own decode raises the error naming it
                 self._to_snapshot(r)
@@ -444,11 +446,14 @@ class SnapshotRepository:
         start: datetime,
         end: datetime,
         batch: int = 200,
+        columns: Sequence[str] = BATCH_COLUMNS,
     ) -> AsyncGenerator[SnapshotBatch, None]:
         """The snapshots `iterate` yields, `batch` at a time and decoded together: for readers
-        of whole ranges (export), where decoding blob by blob would cost most of the time."""
+        of whole ranges (export), where decoding blob by blob would cost most of the time.
+        `columns`: only these of BATCH_COLUMNS (a backtest reads prices, not OI: a few
+        columns inflate and decode for a fraction of all of them)."""
         async for rows in self._row_batches(symbol, expiry, start, end, batch):
-            yield self._to_batch(rows)
+            yield self._to_batch(rows, columns)
 
     async def _row_batches(
         self,

@@ -1,0 +1,85 @@
+"""The data-gap report of a backtest: where the stored history it read was thin or odd.
+
+Per day with data: the snapshots read, gaps between consecutive snapshots longer than
+`GAP_FACTOR` times the day's usual step (missing ticks), snapshots whose data was already old when
+fetched (stale: provider time more than `STALE_S` behind the fetch), and every change of provider
+(a failover mid-session). Weekdays of the span with no data at all are listed too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final
+
+__all__ = ["GAP_FACTOR", "STALE_S", "DayGaps", "GapReport"]
+
+GAP_FACTOR: Final = 3.0
+STALE_S: Final = 120.0
+
+
+@dataclass(slots=True)
+class DayGaps:
+    day: date
+    snapshots: int = 0
+    stale: int = 0
+    switches: list[tuple[datetime, str, str]] = field(default_factory=list)
+    steps: list[tuple[datetime, float]] = field(default_factory=list)  # (after, seconds)
+    _last_ts: datetime | None = None
+    _last_provider: str = ""
+
+    def see(self, ts: datetime, fetched: datetime, provider: str) -> None:
+        self.snapshots += 1
+        if (fetched - ts).total_seconds() > STALE_S:
+            self.stale += 1
+        if self._last_ts is not None:
+            self.steps.append((self._last_ts, (ts - self._last_ts).total_seconds()))
+            if provider != self._last_provider:
+                self.switches.append((ts, self._last_provider, provider))
+        self._last_ts, self._last_provider = ts, provider
+
+    def missing(self) -> list[tuple[datetime, float]]:
+        """The gaps (start, seconds) longer than GAP_FACTOR x the day's median step."""
+        if len(self.steps) < 2:
+            return []
+        ordered = sorted(s for _, s in self.steps)
+        usual = ordered[len(ordered) // 2]
+        return [(t, s) for t, s in self.steps if usual > 0 and s > GAP_FACTOR * usual]
+
+
+@dataclass(slots=True)
+class GapReport:
+    days: dict[date, DayGaps] = field(default_factory=dict)
+    no_data: list[date] = field(default_factory=list)
+
+    def day(self, day: date) -> DayGaps:
+        return self.days.setdefault(day, DayGaps(day))
+
+    def summary(self) -> dict[str, Any]:
+        missing = [(d, t, s) for d, g in self.days.items() for t, s in g.missing()]
+        return {
+            "days_without_data": [d.isoformat() for d in self.no_data],
+            "missing_spans": len(missing),
+            "missing_seconds": round(sum(s for _, _, s in missing), 1),
+            "longest_missing": [
+                {"after": t.isoformat(), "seconds": round(s, 1)}
+                for _, t, s in sorted(missing, key=lambda m: -m[2])[:5]
+            ],
+            "stale_snapshots": sum(g.stale for g in self.days.values()),
+            "provider_switches": [
+                {"at": t.isoformat(), "from": a, "to": b}
+                for g in self.days.values()
+                for t, a, b in g.switches
+            ],
+        }
+
+    def line(self) -> str:
+        s = self.summary()
+        parts = [
+            f"{s['missing_spans']} missing spans ({s['missing_seconds']:g} s)",
+            f"{s['stale_snapshots']} stale snapshots",
+            f"{len(s['provider_switches'])} provider switches",
+        ]
+        if s["days_without_data"]:
+            parts.append(f"{len(s['days_without_data'])} weekdays without data")
+        return ", ".join(parts)
