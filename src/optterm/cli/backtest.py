@@ -227,7 +227,7 @@ def _print(doc: dict[str, Any], settings: Settings) -> None:
             "Max drawdown",
             f"{rupees(f['max_drawdown'])}"
             + (f" ({f['max_drawdown_pct']:.2f} %)" if f["max_drawdown_pct"] is not None else "")
-            + f", {f['max_drawdown_days']} days",
+            + f", {f['max_drawdown_days']} d under the peak",
         ),
         ("Return / drawdown", num(f["return_over_drawdown"])),
         ("Streaks (win / loss)", f"{f['win_streak']} / {f['loss_streak']}"),
@@ -244,7 +244,9 @@ def _print(doc: dict[str, Any], settings: Settings) -> None:
             console.print(line)
     for title, key in (("Monthly", "monthly"), ("By weekday", "weekday")):
         if f[key]:
-            t = Table(title, "Trades", "Net P&L", "Win %", title=None)
+            t = Table(title, "Trades", "Net P&L", "Win %")
+            for col in t.columns[1:]:
+                col.justify = "right"
             for row in f[key]:
                 t.add_row(
                     row["key"], str(row["trades"]), rupees(row["net_pnl"]), f"{row['win_pct']:.1f}"

@@ -15,7 +15,9 @@ _BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 
 
 def rupees(x: float | None) -> str:
-    return "-" if x is None else f"₹{x:,.2f}"
+    if x is None:
+        return "-"
+    return f"-₹{-x:,.2f}" if x < 0 else f"₹{x:,.2f}"
 
 
 def header_lines(doc: dict[str, Any]) -> list[str]:
