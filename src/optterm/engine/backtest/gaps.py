@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
+from optterm.store.timecodec import from_us
+
 __all__ = ["GAP_FACTOR", "STALE_S", "DayGaps", "GapReport"]
 
 GAP_FACTOR: Final = 3.0
@@ -20,31 +22,40 @@ STALE_S: Final = 120.0
 
 @dataclass(slots=True)
 class DayGaps:
+    """One day's snapshots as read; times are epoch µs (the store's)."""
+
     day: date
     snapshots: int = 0
     stale: int = 0
-    switches: list[tuple[datetime, str, str]] = field(default_factory=list)
-    steps: list[tuple[datetime, float]] = field(default_factory=list)  # (after, seconds)
-    _last_ts: datetime | None = None
-    _last_provider: str = ""
+    switches: list[tuple[int, str, str]] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
 
-    def see(self, ts: datetime, fetched: datetime, provider: str) -> None:
-        self.snapshots += 1
-        if (fetched - ts).total_seconds() > STALE_S:
-            self.stale += 1
-        if self._last_ts is not None:
-            self.steps.append((self._last_ts, (ts - self._last_ts).total_seconds()))
-            if provider != self._last_provider:
-                self.switches.append((ts, self._last_provider, provider))
-        self._last_ts, self._last_provider = ts, provider
+    def see_many(self, ts: list[int], fetched: list[int], providers: list[str]) -> None:
+        """A batch of consecutive snapshots: times, fetch times and providers."""
+        self.snapshots += len(ts)
+        limit = STALE_S * 1e6
+        self.stale += sum(1 for t, f in zip(ts, fetched, strict=True) if f - t > limit)
+        last = self._last_provider
+        for t, p in zip(ts, providers, strict=True):
+            if last is not None and p != last:
+                self.switches.append((t, last, p))
+            last = p
+        self._last_provider = last
+        self.ts.extend(ts)
+
+    _last_provider: str | None = None
 
     def missing(self) -> list[tuple[datetime, float]]:
         """The gaps (start, seconds) longer than GAP_FACTOR x the day's median step."""
-        if len(self.steps) < 2:
+        if len(self.ts) < 3:
             return []
-        ordered = sorted(s for _, s in self.steps)
-        usual = ordered[len(ordered) // 2]
-        return [(t, s) for t, s in self.steps if usual > 0 and s > GAP_FACTOR * usual]
+        steps = [(b - a) / 1e6 for a, b in zip(self.ts, self.ts[1:], strict=False)]
+        usual = sorted(steps)[len(steps) // 2]
+        return [
+            (from_us(a), s)
+            for a, s in zip(self.ts, steps, strict=False)
+            if usual > 0 and s > GAP_FACTOR * usual
+        ]
 
 
 @dataclass(slots=True)
@@ -67,7 +78,7 @@ class GapReport:
             ],
             "stale_snapshots": sum(g.stale for g in self.days.values()),
             "provider_switches": [
-                {"at": t.isoformat(), "from": a, "to": b}
+                {"at": from_us(t).isoformat(), "from": a, "to": b}
                 for g in self.days.values()
                 for t, a, b in g.switches
             ],

@@ -32,6 +32,8 @@ from optterm.engine.backtest.spec import Rule, Spec
 from optterm.engine.backtest.strikes import place, quote
 from optterm.engine.backtest.trades import LegTrade, Trade
 from optterm.store.replay import stored_chains, stored_sources
+from optterm.store.snapshots import PriceBatch
+from optterm.store.timecodec import from_us, to_us
 
 if TYPE_CHECKING:
     from optterm.store import Store
@@ -74,27 +76,27 @@ def _skip(out: Outcome, why: str) -> None:
 
 
 class _Day:
-    """The state of one chain's day while it is played: the batch being read and the signals."""
+    """The signals of one chain's day while it is played. Times are epoch µs (the store's)."""
 
-    def __init__(self, spec: Spec, tz: ZoneInfo, day: date, firings: list[datetime]) -> None:
+    def __init__(self, spec: Spec, tz: ZoneInfo, day: date, firings: list[int]) -> None:
         self.spec = spec
         self.day = day
-        self.enter_dt = None if spec.enter_at is None else datetime.combine(day, spec.enter_at, tz)
-        self.exit_dt = None if spec.exit_at is None else datetime.combine(day, spec.exit_at, tz)
+        self.enter_us = _us(day, spec.enter_at, tz)
+        self.exit_us = _us(day, spec.exit_at, tz)
         self.firings = firings
         self.fire_i = 0
         self.entries = 0
-        self.used_until: datetime | None = None  # signals at or before this are spent
+        self.used_until: int | None = None  # signals at or before this are spent
 
-    def entry_signal(self, ts: datetime) -> datetime | None:
+    def entry_signal(self, ts: int) -> int | None:
         """The earliest unspent entry signal at or before `ts`, if an entry is still allowed."""
         if self.entries > self.spec.reenter:
             return None
-        if self.spec.hold == "intraday" and self.exit_dt is not None and ts >= self.exit_dt:
+        if self.spec.hold == "intraday" and self.exit_us is not None and ts >= self.exit_us:
             return None
         if self.spec.rule is None:
             if self.entries == 0:  # the day's entry time, once it has come
-                return self.enter_dt if self.enter_dt is not None and self.enter_dt <= ts else None
+                return self.enter_us if self.enter_us is not None and self.enter_us <= ts else None
             return self.used_until  # a re-entry: at once after the exit
         while self.fire_i < len(self.firings) and (
             self.used_until is not None and self.firings[self.fire_i] <= self.used_until
@@ -105,9 +107,11 @@ class _Day:
         return None
 
 
-async def _firings(
-    store: Store, spec: Spec, rule: Rule, expiry: date, day0: datetime
-) -> list[datetime]:
+def _us(day: date, at: time | None, tz: ZoneInfo) -> int | None:
+    return None if at is None else to_us(datetime.combine(day, at, tz), "time")
+
+
+async def _firings(store: Store, spec: Spec, rule: Rule, expiry: date, day0: datetime) -> list[int]:
     """When the entry rule held on this chain's day, in order."""
     day1 = day0 + timedelta(days=1)
     if rule.pattern is not None:
@@ -115,14 +119,18 @@ async def _firings(
             spec.symbol, kinds=[rule.pattern], since=day0, limit=None
         )
         return sorted(
-            s.first_seen
+            to_us(s.first_seen, "first_seen")
             for s in sigs
             if s.expiry == expiry
             and day0 <= s.first_seen < day1
             and s.confidence >= rule.min_confidence
         )
     rows = await store.analytics.metrics_series(spec.symbol, expiry, day0, day1)
-    return [m.ts for m in rows if all(t.holds(float(getattr(m, t.field))) for t in rule.terms)]
+    return [
+        to_us(m.ts, "ts")
+        for m in rows
+        if all(t.holds(float(getattr(m, t.field))) for t in rule.terms)
+    ]
 
 
 async def run_backtest(
@@ -201,7 +209,7 @@ async def run_backtest(
         if spec.dte is not None and not spec.dte[0] <= dte <= spec.dte[1]:
             can_enter = can_enter and False
             _skip(out, "days-to-expiry filter")
-        firings: list[datetime] = []
+        firings: list[int] = []
         if spec.rule is not None and can_enter:
             firings = await _firings(store, spec, spec.rule, expiry, day0)
             out.firings += len(firings)
@@ -256,27 +264,24 @@ async def _play_day(
     stop: Callable[[], bool] | None,
 ) -> Trade | None:
     """One chain's day, snapshot by snapshot; the trade still open at its end (held to a later
-    expiry), else None."""
+    expiry), else None. Times are compared as epoch µs; a datetime is made only for a fill."""
     fill = spec.fill
     names = _WITH_IV if spec.placement.by == "delta" else _COLUMNS
-    pending_entry: datetime | None = None
-    pending_exit: tuple[datetime, str, list[LegTrade]] | None = None
+    pending_entry: int | None = None
+    pending_exit: tuple[int, str, list[LegTrade]] | None = None
     last_spot = math.nan
     gaps = out.gaps.day(state.day)
-    async for batch in store.snapshots.iterate_batches(
-        spec.symbol, expiry, day0, day1, _BATCH, columns=names
+    async for batch in store.snapshots.iterate_price_batches(
+        spec.symbol, expiry, day0, day1, names, _BATCH
     ):
         cols = batch.columns
-        starts = np.zeros(len(batch.heads) + 1, dtype=np.int64)
+        starts = np.zeros(len(batch.ts) + 1, dtype=np.int64)
         np.cumsum(batch.counts, out=starts[1:])
+        bounds = starts.tolist()
         all_strikes = cols["strike"]
-        for k, head in enumerate(batch.heads):
-            ts = head.provider_ts
-            gaps.see(ts, head.fetched_at, head.provider)
-            out.snapshots += 1
-            last_spot = head.spot
-            lo, hi = int(starts[k]), int(starts[k + 1])
-            strikes = all_strikes[lo:hi]
+        gaps.see_many(batch.ts, batch.fetched, batch.providers)
+        out.snapshots += len(batch.ts)
+        for k, ts in enumerate(batch.ts):
             if trade is None:
                 if pending_entry is None:
                     pending_entry = state.entry_signal(ts)
@@ -284,7 +289,10 @@ async def _play_day(
                         continue  # seen on this snapshot: it fills on the next one
                 if pending_entry is None or ts <= pending_entry:
                     continue
-                trade = _enter(spec, head, cols, lo, hi, strikes, pending_entry, expiry, costs)
+                lo, hi = bounds[k], bounds[k + 1]
+                trade = _enter(
+                    spec, batch, k, cols, lo, hi, all_strikes[lo:hi], pending_entry, expiry, costs
+                )
                 if trade is None:
                     continue  # no price for a leg here: the next snapshot tries again
                 state.entries += 1
@@ -292,9 +300,12 @@ async def _play_day(
                 pending_entry = None
                 out.trades.append(trade)
                 continue
+            lo = bounds[k]
+            strikes = all_strikes[lo : bounds[k + 1]]
+            when = from_us(ts)
             # Holding: fill an exit signalled earlier, then look for a new one.
             if pending_exit is not None and ts > pending_exit[0]:
-                left = _exit(pending_exit[2], cols, lo, strikes, ts, pending_exit[1], fill, costs)
+                left = _exit(pending_exit[2], cols, lo, strikes, when, pending_exit[1], fill, costs)
                 if not left:
                     trade.reason = trade.reason or pending_exit[1]
                     pending_exit = None
@@ -307,11 +318,11 @@ async def _play_day(
                 continue
             if pending_exit is not None:
                 continue
-            signal = _exit_signal(spec, state, trade, cols, lo, strikes, ts)
+            signal = _exit_signal(spec, state, trade, cols, lo, strikes, ts, when)
             if signal is not None:
                 at, reason, legs = signal
                 if at < ts:  # a time already passed: this snapshot is the first after it
-                    left = _exit(legs, cols, lo, strikes, ts, reason, fill, costs)
+                    left = _exit(legs, cols, lo, strikes, when, reason, fill, costs)
                     pending_exit = (at, reason, left) if left else None
                     if not left and all(g.closed for g in trade.legs):
                         trade.reason = trade.reason or reason
@@ -319,6 +330,8 @@ async def _play_day(
                         trade = None
                 else:
                     pending_exit = (at, reason, legs)
+        if batch.spot:
+            last_spot = batch.spot[-1]
         if stop is not None and stop():
             out.interrupted = True
             break
@@ -327,7 +340,7 @@ async def _play_day(
     if out.interrupted:
         return trade
     if expiry == state.day and math.isfinite(last_spot):
-        _settle(trade, last_spot, state.day, day1, costs)
+        _settle(trade, last_spot, state.day, costs)
         return None
     if spec.hold == "intraday" or pending_exit is not None:
         reason = pending_exit[1] if pending_exit is not None else "session end"
@@ -341,41 +354,35 @@ async def _play_day(
 
 def _enter(
     spec: Spec,
-    head: Any,
+    batch: PriceBatch,
+    k: int,
     cols: Mapping[str, np.ndarray],
     lo: int,
     hi: int,
     strikes: np.ndarray,
-    signal: datetime,
+    signal: int,
     expiry: date,
     costs: CostTable,
 ) -> Trade | None:
     part = {n: c[lo:hi] for n, c in cols.items()}
-    legs_at = place(spec, strikes, part, head.spot)
+    legs_at = place(spec, strikes, part, batch.spot[k])
     if not legs_at:
         return None
-    lot = int(head.lot_size)
-    day = head.provider_ts.date()
+    lot = batch.lot_size[k]
+    when = from_us(batch.ts[k])
+    day = when.date()
     legs = []
-    for kind, k, lots in legs_at:
-        q = quote(cols, lo, strikes, kind, k)
+    for kind, strike, lots in legs_at:
+        q = quote(cols, lo, strikes, kind, strike)
         if q is None:
             return None
-        f = spec.fill.fill(lots > 0, *q, head.provider_ts)
+        f = spec.fill.fill(lots > 0, *q, when)
         if f is None:
             return None
         qty = lots * lot
-        legs.append(
-            LegTrade(
-                kind,
-                k,
-                qty,
-                f,
-                costs.order(day, f.price, abs(qty), buy=qty > 0),
-                last=(*q, head.provider_ts),
-            )
-        )
-    return Trade(spec.symbol, expiry, lot, signal, legs)
+        entry_costs = costs.order(day, f.price, abs(qty), buy=qty > 0)
+        legs.append(LegTrade(kind, strike, qty, f, entry_costs, last=(*q, when)))
+    return Trade(spec.symbol, expiry, lot, from_us(signal), legs)
 
 
 def _exit(
@@ -411,12 +418,13 @@ def _exit_signal(
     cols: Mapping[str, np.ndarray],
     lo: int,
     strikes: np.ndarray,
-    ts: datetime,
-) -> tuple[datetime, str, list[LegTrade]] | None:
+    ts: int,
+    when: datetime,
+) -> tuple[int, str, list[LegTrade]] | None:
     """An exit seen at this snapshot: (its time, why, which legs)."""
     open_legs = [g for g in trade.legs if not g.closed]
-    if spec.hold == "intraday" and state.exit_dt is not None and ts >= state.exit_dt:
-        return state.exit_dt, "exit time", open_legs
+    if spec.hold == "intraday" and state.exit_us is not None and ts >= state.exit_us:
+        return state.exit_us, "exit time", open_legs
     pnl = 0.0
     hit: list[LegTrade] = []
     why = ""
@@ -426,7 +434,7 @@ def _exit_signal(
             continue
         q = quote(cols, lo, strikes, g.kind, g.strike)
         if q is not None:
-            g.last = (*q, ts)
+            g.last = (*q, when)
         price = math.nan if q is None else mark(*q)
         if not math.isfinite(price):
             price = mark(*g.last[:3]) if g.last is not None else g.entry.price
@@ -454,7 +462,7 @@ def _exit_signal(
     return None
 
 
-def _settle(trade: Trade, spot: float, day: date, day1: datetime, costs: CostTable) -> None:
+def _settle(trade: Trade, spot: float, day: date, costs: CostTable) -> None:
     """Expiry: every open leg settles at its intrinsic value on the day's last spot; a long
     leg in the money is exercised and pays exercise STT."""
     for g in trade.legs:
