@@ -207,7 +207,7 @@ async def run_backtest(
             _skip(out, "weekday filter")
         dte = (expiry - day).days
         if spec.dte is not None and not spec.dte[0] <= dte <= spec.dte[1]:
-            can_enter = can_enter and False
+            can_enter = False
             _skip(out, "days-to-expiry filter")
         firings: list[int] = []
         if spec.rule is not None and can_enter:
