@@ -276,3 +276,48 @@ def test_cost_tables_are_dated_and_checked(tmp_path: Path) -> None:
         parse_costs(shipped.replace("from = 2024-10-01", "from = 2022-01-01"), "costs.toml")
     with pytest.raises(CostError, match="starts on 2023-04-01, after 2020-01-01"):
         table.rates(date(2020, 1, 1))
+
+
+async def test_the_gap_report_names_holes_stale_data_and_provider_switches(store: Store) -> None:
+    times = ["09:15:00", "09:15:15", "09:15:30", "09:15:45", "09:20:00", "09:20:15", "09:20:30"]
+    snaps = [flat(at(DAYS[0], t), 25000, 100, 100) for t in times[:4]]
+    snaps += [flat(at(DAYS[0], t), 25000, 100, 100, provider="angelone") for t in times[4:]]
+    await store_history(store, snaps)
+    out = await _run(store, STRADDLE, DAYS[0], DAYS[1])
+    g = out.gaps.summary()
+    # The usual step is 15 s; 09:15:45 -> 09:20:00 (255 s) is the one hole.
+    assert (g["missing_spans"], g["missing_seconds"]) == (1, 255.0)
+    assert g["longest_missing"] == [
+        {"after": at(DAYS[0], "09:15:45").isoformat(), "seconds": 255.0}
+    ]
+    assert g["provider_switches"] == [
+        {"at": at(DAYS[0], "09:20:00").isoformat(), "from": "nse", "to": "angelone"}
+    ]
+    assert g["stale_snapshots"] == 0
+    assert g["days_without_data"] == ["2026-11-23"]
+
+
+async def test_weekday_and_days_to_expiry_filters(store: Store) -> None:
+    await store_history(store, three_days())
+    out = await _run(store, STRADDLE + " on mon,tue")
+    assert [t.entry_ts.astimezone(IST).date() for t in out.trades] == [DAYS[1], DAYS[2]]
+    out = await _run(store, STRADDLE + " dte 0-1")  # Mon is 1 day from the Tue expiry
+    assert [t.entry_ts.astimezone(IST).date() for t in out.trades] == [DAYS[1], DAYS[2]]
+    assert out.skipped == {"days-to-expiry filter": 1}
+
+
+async def test_strikes_by_premium_and_fixed_strikes(store: Store) -> None:
+    await store_history(store, three_days())
+    # Fri 09:20:15, ATM 25000: CE mids 232 / 116 / 58 (24900/25000/25100), PE 57 / 114 / 228.
+    # A strangle by premium 60: the call at or above ATM nearest 60 is 25100 (58), the put at
+    # or below nearest 60 is 24900 (57).
+    out = await _run(store, "NIFTY short strangle by premium 60 " + STRADDLE[20:], DAYS[0], DAYS[0])
+    assert sorted((g.kind, g.strike) for g in out.trades[0].legs) == [
+        ("CE", 25100.0),
+        ("PE", 24900.0),
+    ]
+    out = await _run(store, "NIFTY short strangle 24900/25100 " + STRADDLE[20:], DAYS[0], DAYS[0])
+    assert sorted((g.kind, g.strike) for g in out.trades[0].legs) == [
+        ("CE", 25100.0),
+        ("PE", 24900.0),
+    ]
