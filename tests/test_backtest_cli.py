@@ -155,3 +155,42 @@ def test_the_group_takes_a_spec_or_a_subcommand(home: Home) -> None:
     assert out.returncode == 0 and "run" in out.stdout
     out = run_cli(home, "--help")
     assert "backtest" in out.stdout
+
+
+@pytest.mark.process
+def test_ctrl_c_keeps_the_partial_result(stored: Home) -> None:
+    """A real process: the spec file is a FIFO, so the command is known to be running (it has
+    opened the spec) when Ctrl-C arrives; it stops before the first day, prints the partial
+    result and stores it marked interrupted."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import optterm_cmd
+
+    fifo = stored.root / "spec.toml"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        optterm_cmd("--config", str(stored.config), "backtest", str(fifo), *SPAN, "--json"),
+        env=stored.env,
+        cwd=stored.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        with open(fifo, "w", encoding="utf-8") as w:  # returns once the command opened it
+            proc.send_signal(signal.SIGINT)
+            w.write('symbol = "NIFTY"\nstrategy = "short straddle"\nenter = "09:20"\n')
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True
+    assert doc["trades"] == []
+    with sqlite3.connect(stored.db) as db:
+        assert db.execute("select interrupted from backtests").fetchall() == [(1,)]

@@ -9,6 +9,8 @@ where it is and keeps what it has (marked partial, and stored as such).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,13 +86,14 @@ def run(
     equity curve and the trade log, and keep the result in the store."""
     if as_json and as_csv:
         raise UsageProblem("--json and --csv print different things; choose one.")
-    parsed = _spec(spec)
-    first, last = parse_date(start, "--from"), parse_date(end, "--to")
-    if last < first:
-        raise UsageProblem(f"--to {last} is before --from {first}; swap them.")
-    table = _costs(costs)
-    settings = load_settings(ctx)
-    doc = _run(settings, parsed, first, last, table, allow_simulated)
+    with _ctrl_c_stops() as stopped:
+        parsed = _spec(spec)
+        first, last = parse_date(start, "--from"), parse_date(end, "--to")
+        if last < first:
+            raise UsageProblem(f"--to {last} is before --from {first}; swap them.")
+        table = _costs(costs)
+        settings = load_settings(ctx)
+        doc = _run(settings, parsed, first, last, table, allow_simulated, stopped)
     if as_json:
         print_json(doc, ensure_ascii=False)
     elif as_csv:
@@ -99,6 +102,31 @@ def run(
         sys.stdout.write(_trades_csv(doc, settings))
     else:
         _print(doc, settings)
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops() -> Iterator[list[bool]]:
+    """While the backtest runs, a first Ctrl-C asks it to stop where it is and keep what it has
+    ([0] turns true); a second one interrupts as usual. Installed before anything is read, so a
+    Ctrl-C at any point of the run is one of the two."""
+    import signal
+
+    stopped = [False]
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stopped[0]:
+            raise KeyboardInterrupt
+        stopped[0] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: Ctrl-C is not ours to catch
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _spec(text: str) -> Spec:
@@ -139,24 +167,17 @@ def _run(
     last: Any,
     table: CostTable,
     allow_simulated: bool,
+    stopped: list[bool],
 ) -> dict[str, Any]:
     from optterm.cli.context import run_with_store
 
     async def go(store: Any) -> dict[str, Any]:
-        import asyncio
-        import contextlib
-        import signal
         from datetime import UTC, datetime
 
         from optterm.engine.backtest.costs import CostError
         from optterm.engine.backtest.results import to_document
         from optterm.engine.backtest.simulate import BacktestProblem, run_backtest
 
-        stopped = [False]
-        loop = asyncio.get_running_loop()
-        # Ctrl-C: stop between batches and keep what was done (no signal handlers on Windows).
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, lambda: stopped.__setitem__(0, True))
         n_days = (last - first).days + 1
         bar, task = stderr_progress("backtesting", n_days)
         try:
@@ -175,8 +196,6 @@ def _run(
             raise UsageProblem(str(exc)) from None
         finally:
             bar.stop()
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
         doc = to_document(out, settings.market.tz)
         doc["id"] = await store.backtests.save(doc, datetime.now(UTC))
         return doc
