@@ -321,3 +321,28 @@ async def test_strikes_by_premium_and_fixed_strikes(store: Store) -> None:
         ("CE", 25100.0),
         ("PE", 24900.0),
     ]
+
+
+async def test_a_metric_rule_enters_after_the_first_tick_it_holds(store: Store) -> None:
+    import dataclasses
+
+    from optterm.model import Bias, MarketView, Metrics
+    from optterm.store.schema import METRIC_FLOATS
+
+    await store_history(store, three_days())
+    base = Metrics(
+        symbol="NIFTY", expiry=EXPIRY, ts=at(DAYS[0], "09:15:00"), provider="nse",
+        feed=Feed.LIVE, forward_source="parity", view=MarketView(Bias.NEUTRAL, 0.0, ()),
+        **dict.fromkeys(METRIC_FLOATS, 1.0),
+    )  # fmt: skip
+    pcr = {"09:15:00": 0.9, "09:20:15": 0.8, "12:00:00": 0.6, "15:15:00": 0.5}
+    await store.analytics.save_metrics(
+        [dataclasses.replace(base, ts=at(DAYS[0], t), pcr_oi=v) for t, v in pcr.items()]
+    )
+    out = await _run(
+        store, "NIFTY short straddle enter when pcr < 0.7 exit at 15:20", DAYS[0], DAYS[0]
+    )
+    (trade,) = out.trades
+    assert trade.signal_at == at(DAYS[0], "12:00:00")
+    assert trade.entry_ts == at(DAYS[0], "15:15:00")
+    assert out.firings == 2
