@@ -194,3 +194,15 @@ def test_ctrl_c_keeps_the_partial_result(stored: Home) -> None:
     assert doc["trades"] == []
     with sqlite3.connect(stored.db) as db:
         assert db.execute("select interrupted from backtests").fetchall() == [(1,)]
+
+
+def test_list_shows_the_stored_runs(stored: Home) -> None:
+    out = _cli(stored, "backtest", "list")
+    assert out.returncode == 0 and "No backtests stored yet" in out.stdout
+    assert _cli(stored, "backtest", SPEC, *SPAN, "--json").returncode == 0
+    out = _cli(stored, "backtest", "list", "--json")
+    (run,) = json.loads(out.stdout)
+    assert (run["id"], run["spec"], run["trades"], run["net_pnl"]) == (1, SPEC, 3, 4147.57)
+    assert (run["from"], run["to"], run["interrupted"]) == ("2026-11-20", "2026-11-24", False)
+    text = _cli(stored, "backtest", "list").stdout
+    assert "short straddle" in text and "₹4,147.57" in text

@@ -297,6 +297,60 @@ def _print(doc: dict[str, Any], settings: Settings) -> None:
     console.print(f"Saved as backtest #{doc['id']}.")
 
 
+@backtest_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The stored backtest runs, newest first: id, when, spec, span, trades, net P&L."""
+    from optterm.cli.context import run_reading_store
+
+    if limit < 1:
+        raise UsageProblem(f"-n {limit}: give a number of runs >= 1.")
+    settings = load_settings(ctx)
+
+    async def go(store: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.id,
+                "created_at": r.created_at.isoformat(),
+                "spec": r.spec,
+                "from": r.span_from.isoformat(),
+                "to": r.span_to.isoformat(),
+                "trades": r.trades,
+                "net_pnl": r.net_pnl,
+                "interrupted": r.interrupted,
+            }
+            for r in await store.backtests.recent(limit)
+        ]
+
+    rows = run_reading_store(settings, go)
+    if as_json:
+        print_json(rows, ensure_ascii=False)
+        return
+    if not rows:
+        print('No backtests stored yet; run one with optterm backtest "SPEC" --from … --to ….')
+        return
+    from datetime import datetime
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from optterm.present.backtest import rupees
+
+    tz = settings.market.tz
+    table = Table("#", "Run at", "Spec", "Span", "Trades", "Net P&L")
+    for r in rows:
+        when = datetime.fromisoformat(r["created_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(r["id"]), when, escape(r["spec"]), f"{r['from']} → {r['to']}",
+            str(r["trades"]) + (" (partial)" if r["interrupted"] else ""), rupees(r["net_pnl"]),
+        )  # fmt: skip
+    Console().print(table)
+
+
 # Subcommands beside the default spec register on `backtest_app` here, below `run`: the group
 # sends a first argument that names one of them to it, anything else to `run`. For example
 # (cli/backtest_signals.py):
