@@ -295,6 +295,10 @@ async def test_the_gap_report_names_holes_stale_data_and_provider_switches(store
     ]
     assert g["stale_snapshots"] == 0
     assert g["days_without_data"] == ["2026-11-23"]
+    holiday = await _run(
+        store, STRADDLE, DAYS[0], DAYS[1], trading_day=lambda d: d.weekday() < 5 and d != DAYS[1]
+    )
+    assert holiday.gaps.summary()["days_without_data"] == []
 
 
 async def test_weekday_and_days_to_expiry_filters(store: Store) -> None:

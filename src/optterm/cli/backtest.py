@@ -177,6 +177,7 @@ def _run(
         from optterm.engine.backtest.costs import CostError
         from optterm.engine.backtest.results import to_document
         from optterm.engine.backtest.simulate import BacktestProblem, run_backtest
+        from optterm.providers.factory import market_calendar
 
         n_days = (last - first).days + 1
         bar, task = stderr_progress("backtesting", n_days)
@@ -191,6 +192,7 @@ def _run(
                 allow_simulated=allow_simulated,
                 on_day=lambda d, _n: bar.update(task, completed=d),
                 stop=lambda: stopped[0],
+                trading_day=market_calendar(settings).is_trading_day,
             )
         except (BacktestProblem, CostError) as exc:
             raise UsageProblem(str(exc)) from None

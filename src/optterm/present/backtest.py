@@ -54,7 +54,7 @@ def _gap_line(g: dict[str, Any]) -> str:
         f"{len(g['provider_switches'])} provider switches",
     ]
     if g["days_without_data"]:
-        parts.append(f"weekdays without data: {', '.join(g['days_without_data'])}")
+        parts.append(f"trading days without data: {', '.join(g['days_without_data'])}")
     return ", ".join(parts)
 
 

@@ -3,7 +3,7 @@
 Per day with data: the snapshots read, gaps between consecutive snapshots longer than
 `GAP_FACTOR` times the day's usual step (missing ticks), snapshots whose data was already old when
 fetched (stale: provider time more than `STALE_S` behind the fetch), and every change of provider
-(a failover mid-session). Weekdays of the span with no data at all are listed too.
+(a failover mid-session). Trading days of the span with no data at all are listed too.
 """
 
 from __future__ import annotations
@@ -92,5 +92,5 @@ class GapReport:
             f"{len(s['provider_switches'])} provider switches",
         ]
         if s["days_without_data"]:
-            parts.append(f"{len(s['days_without_data'])} weekdays without data")
+            parts.append(f"{len(s['days_without_data'])} trading days without data")
         return ", ".join(parts)

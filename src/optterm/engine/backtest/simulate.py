@@ -144,11 +144,13 @@ async def run_backtest(
     allow_simulated: bool = False,
     on_day: Callable[[int, int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
+    trading_day: Callable[[date], bool] | None = None,
 ) -> Outcome:
     """Play `spec` over the stored days start..end (inclusive, exchange days). A
     BacktestProblem before anything is read when the span has no data or its data are
     SIMULATED and that is not allowed. `stop()` true between batches ends the run early with
-    what it has (`interrupted`)."""
+    what it has (`interrupted`). `trading_day` (default: Monday to Friday) tells a day with no
+    data that should have had some from a holiday, for the gap report."""
     if end < start:
         raise BacktestProblem(
             f"--to {end.isoformat()} is before --from {start.isoformat()}; swap them."
@@ -186,7 +188,7 @@ async def run_backtest(
             e for s, e in await stored_chains(store, day0, day1) if s == spec.symbol and e >= day
         )
         if not listed:
-            if day.weekday() < 5:
+            if trading_day(day) if trading_day is not None else day.weekday() < 5:
                 _skip(out, "no data")
                 out.gaps.no_data.append(day)
             continue
