@@ -350,3 +350,20 @@ async def test_a_metric_rule_enters_after_the_first_tick_it_holds(store: Store) 
     assert trade.signal_at == at(DAYS[0], "12:00:00")
     assert trade.entry_ts == at(DAYS[0], "15:15:00")
     assert out.firings == 2
+
+
+async def test_a_position_held_past_the_span_closes_on_its_last_quote(store: Store) -> None:
+    await store_history(store, three_days())
+    out = await _run(store, "NIFTY long call enter at 09:20 hold expiry", DAYS[0], DAYS[1])
+    (trade,) = out.trades
+    (leg,) = trade.legs
+    # Bought Fri at ATM 25000 (115.50/116.50 -> 116.25); Mon's last quote of 25000 CE is
+    # 169.50/170.50: closed at its mid, 170.00, reason span end.
+    assert (leg.entry.price, leg.exit_price) == (116.25, 170.0)
+    assert leg.exit_reason.startswith("span end") and trade.reason == "span end"
+    stopped = await _run(
+        store, "NIFTY long call enter at 09:20 hold expiry", DAYS[0], DAYS[1],
+        stop=iter([False, False, True, True]).__next__,
+    )  # fmt: skip
+    assert stopped.interrupted and stopped.trades[0].exit_ts is None  # open, not counted
+    assert to_document(stopped, IST)["figures"]["open_trades"] == 1

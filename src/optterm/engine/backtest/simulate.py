@@ -223,7 +223,7 @@ async def run_backtest(
         )
         if out.interrupted:
             break
-    if open_trade is not None:
+    if open_trade is not None and not out.interrupted:  # interrupted: left open, not counted
         last = out.days[-1] if out.days else end
         for g in open_trade.legs:
             if not g.closed:
