@@ -44,7 +44,9 @@ class SpecOrCommand(typer.core.TyperGroup):
 
 backtest_app = typer.Typer(
     cls=SpecOrCommand,
-    help=BACKTEST_HELP,
+    help=BACKTEST_HELP
+    + '\n\nA first argument that names no command is a spec: `optterm backtest "SPEC" --from '
+    "DAY --to DAY` is `optterm backtest run …`. docs/backtest.md lists the clauses.",
     no_args_is_help=True,
     context_settings={"ignore_unknown_options": True},
 )
