@@ -367,3 +367,19 @@ async def test_a_position_held_past_the_span_closes_on_its_last_quote(store: Sto
     )  # fmt: skip
     assert stopped.interrupted and stopped.trades[0].exit_ts is None  # open, not counted
     assert to_document(stopped, IST)["figures"]["open_trades"] == 1
+
+
+@pytest.mark.process
+async def test_runs_are_stored_on_postgresql_too(pg_url: str) -> None:
+    from datetime import UTC
+
+    from optterm.store import open_store
+
+    async with await open_store(pg_url) as pg:
+        await store_history(pg, three_days())
+        doc = to_document(await _run(pg, STRADDLE), IST)
+        at_ = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+        n = await pg.backtests.save(doc, at_)
+        (run,) = await pg.backtests.recent()
+        assert (run.id, run.spec, run.net_pnl, run.trades) == (n, STRADDLE, 4147.57, 3)
+        assert run.document == doc and run.created_at == at_
