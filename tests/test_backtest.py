@@ -383,3 +383,13 @@ async def test_runs_are_stored_on_postgresql_too(pg_url: str) -> None:
         (run,) = await pg.backtests.recent()
         assert (run.id, run.spec, run.net_pnl, run.trades) == (n, STRADDLE, 4147.57, 3)
         assert run.document == doc and run.created_at == at_
+
+
+async def test_days_whose_chain_cannot_hold_the_strategy_say_so(store: Store) -> None:
+    from optterm.engine.backtest.simulate import UNFILLED
+
+    await store_history(store, three_days())
+    # An iron condor 2 strikes out with 2-strike wings needs 9 strikes; 3 are stored.
+    out = await _run(store, "NIFTY iron condor" + STRADDLE[20:])
+    assert out.trades == []
+    assert out.skipped == {UNFILLED: 3}

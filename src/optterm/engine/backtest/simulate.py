@@ -38,11 +38,13 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.store import Store
 
-__all__ = ["BacktestProblem", "Outcome", "run_backtest"]
+__all__ = ["UNFILLED", "BacktestProblem", "Outcome", "run_backtest"]
 
 _COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
 _WITH_IV: Final = (*_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
 _BATCH: Final = 400
+# A day whose entry signal came but no later snapshot could take the order.
+UNFILLED: Final = "entry not filled (the strategy did not fit the stored strikes, or no price)"
 
 
 class BacktestProblem(ValueError):
@@ -338,6 +340,8 @@ async def _play_day(
             out.interrupted = True
             break
     if trade is None:
+        if pending_entry is not None and not out.interrupted:
+            _skip(out, UNFILLED)
         return None
     if out.interrupted:
         return trade
