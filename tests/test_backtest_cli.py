@@ -206,3 +206,12 @@ def test_list_shows_the_stored_runs(stored: Home) -> None:
     assert (run["from"], run["to"], run["interrupted"]) == ("2026-11-20", "2026-11-24", False)
     text = _cli(stored, "backtest", "list").stdout
     assert "short straddle" in text and "₹4,147.57" in text
+
+
+def test_a_rule_that_never_fired_says_so(stored: Home) -> None:
+    out = _cli(stored, "backtest", "NIFTY short straddle enter when pattern GAMMA_SQUEEZE", *SPAN)
+    assert out.returncode == 0, out.stderr
+    assert "entry rule: pattern GAMMA_SQUEEZE — fired 0 times (never: no trade could enter)" in (
+        out.stdout
+    )
+    assert "No trades" in out.stdout and "Saved as backtest #1." in out.stdout

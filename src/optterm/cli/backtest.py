@@ -227,6 +227,10 @@ def _print(doc: dict[str, Any], settings: Settings) -> None:
     for line in header_lines(doc):
         console.print(escape(line))
     f = doc["figures"]
+    if not doc["trades"]:
+        console.print("No trades: nothing entered in the span (the header says why).")
+        console.print(f"Saved as backtest #{doc['id']}.")
+        return
 
     def num(x: Any, suffix: str = "") -> str:
         return "-" if x is None else f"{x:,.2f}{suffix}"
@@ -296,8 +300,6 @@ def _print(doc: dict[str, Any], settings: Settings) -> None:
             t.add_row(str(tr["n"]), clock(tr["entry_at"]), clock(tr["exit_at"]), escape(legs),
                       tr["reason"], rupees(tr["costs"]), rupees(tr["net"]))  # fmt: skip
         console.print(t)
-    else:
-        console.print("No trades.")
     console.print(f"Saved as backtest #{doc['id']}.")
 
 
