@@ -195,7 +195,7 @@ async def run_backtest(
                 out.gaps.no_data.append(day)
             continue
         out.days.append(day)
-        can_enter = True
+        can_enter, why = True, ""
         if open_trade is not None:
             expiry = open_trade.expiry
             if expiry not in listed:
@@ -208,11 +208,12 @@ async def run_backtest(
             expiry = listed[spec.expiry_rank - 1]
         if spec.weekdays is not None and day.weekday() not in spec.weekdays:
             can_enter = False
-            _skip(out, "weekday filter")
-        dte = (expiry - day).days
-        if spec.dte is not None and not spec.dte[0] <= dte <= spec.dte[1]:
+            why = "weekday filter"
+        elif spec.dte is not None and not spec.dte[0] <= (expiry - day).days <= spec.dte[1]:
             can_enter = False
-            _skip(out, "days-to-expiry filter")
+            why = "days-to-expiry filter"
+        if not can_enter and open_trade is None:
+            _skip(out, why)
         firings: list[int] = []
         if spec.rule is not None and can_enter:
             firings = await _firings(store, spec, spec.rule, expiry, day0)
