@@ -393,3 +393,17 @@ async def test_days_whose_chain_cannot_hold_the_strategy_say_so(store: Store) ->
     out = await _run(store, "NIFTY iron condor" + STRADDLE[20:])
     assert out.trades == []
     assert out.skipped == {UNFILLED: 3}
+
+
+async def test_a_trailing_stop_follows_the_best_open_profit(store: Store) -> None:
+    await store_history(store, three_days())
+    # Mon: the 25100 straddle sold for 170.50 is marked 140 at 12:00 (+2287.50), 135 at
+    # 15:15:00 (+2662.50, the best), 136 at 15:15:15 (+2587.50: 75 below the best >= 50):
+    # out on the next snapshot, 15:29:45.
+    spec = "NIFTY short straddle enter at 09:20 exit at 15:20 trail 50"
+    out = await _run(store, spec, DAYS[1], DAYS[1])
+    (trade,) = out.trades
+    assert (trade.reason, trade.exit_ts) == ("trailing stop", at(DAYS[1], "15:29:45"))
+    assert trade.peak == 2662.5
+    wide = await _run(store, spec.replace("trail 50", "trail 100"), DAYS[1], DAYS[1])
+    assert wide.trades[0].reason == "exit time"
