@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from optterm.engine.backtest.signals import Forward, PatternsResult, RuleResult, Source
     from optterm.store import Store
 
-__all__ = ["backtest_app", "patterns_document", "register", "rule_document"]
+__all__ = ["patterns_document", "register", "rule_document"]
 
 T = TypeVar("T")
 
@@ -133,13 +133,6 @@ def patterns(
     else:
         _patterns_print(doc, settings)
     _exit_if_stopped(doc)
-
-
-backtest_app = typer.Typer(
-    help="Backtest on stored history: an alert rule's firings, the detectors' hit rates.",
-    no_args_is_help=True,
-)
-register(backtest_app)
 
 
 # ------------------------------------------------------------------------------------ running

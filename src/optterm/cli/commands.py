@@ -128,9 +128,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "backtest",
-        "optterm.cli.backtest_signals",
+        "optterm.cli.backtest",
         "backtest_app",
-        "Backtest on stored history: an alert rule's firings, the detectors' hit rates.",
+        "Backtest on stored history: an option strategy (honest fills, Indian costs, figures, "
+        "equity curve, trade log), an alert rule's firings, the detectors' hit rates.",
     ),
     Command(
         "creds",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, exists, select
+from sqlalchemy import Row, exists, func, select
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Legs
 from optterm.store.codec import decode_chain, decode_many
@@ -39,6 +39,7 @@ __all__ = [
     "snapshot_at",
     "snapshot_times",
     "stored_chains",
+    "stored_sources",
 ]
 
 _ROW: Final = (
@@ -112,6 +113,23 @@ async def stored_chains(store: Store, start: datetime, end: datetime) -> list[tu
     async with store.read_connection("Listing the chains stored that day") as conn:
         rows = (await conn.execute(stmt)).all()
     return sorted((r[0], r[1]) for r in rows)
+
+
+async def stored_sources(
+    store: Store, symbol: str, start: datetime, end: datetime
+) -> list[tuple[str, str, int]]:
+    """(provider, feed, snapshots) of `symbol`'s snapshots with start <= provider_ts < end: what
+    a backtest over the span would read, known before reading it (the blobs are not touched)."""
+    c = snapshots.c
+    stmt = (
+        select(c.provider, c.feed, func.count())
+        .where(c.symbol == symbol, c.provider_ts >= to_us(start, "start"))
+        .where(c.provider_ts < to_us(end, "end"))
+        .group_by(c.provider, c.feed)
+    )
+    async with store.read_connection(f"Reading what {symbol} data is stored") as conn:
+        rows = (await conn.execute(stmt)).all()
+    return sorted((str(r[0]), str(r[1]), int(r[2])) for r in rows)
 
 
 async def last_before(store: Store, symbol: str, expiry: date, before: datetime) -> datetime | None:

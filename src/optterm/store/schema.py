@@ -28,6 +28,7 @@ __all__ = [
     "alert_events",
     "alert_rules",
     "alert_state",
+    "backtests",
     "chains",
     "daily_spot",
     "daily_strikes",
@@ -404,4 +405,22 @@ scan_events = Table(
     Column("kind", String(8), nullable=False),  # enter | leave
     Column("at", BigInteger, nullable=False),
     Index("ix_scan_events_scan_at", "scan", "at"),
+)
+
+# Backtests (docs/backtest.md): one row per run, the spec as typed and the whole result as JSON
+# (figures, trades with the quotes they used, gaps), so a run can be shown again as it was.
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("symbol", String(32), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("span_from", Date, nullable=False),
+    Column("span_to", Date, nullable=False),
+    Column("trades", Integer, nullable=False),
+    Column("net_pnl", Double, nullable=False),
+    Column("interrupted", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_backtests_created_at", "created_at"),
 )

@@ -41,6 +41,7 @@ __all__ = [
     "HEAD_COLUMNS",
     "SERIES_FIELDS",
     "HistoryRow",
+    "PriceBatch",
     "SnapshotBatch",
     "SnapshotRepository",
     "StrikeSeries",
@@ -78,6 +79,19 @@ _ROW_COLUMNS: Final = (
     snapshots.c.data,
     snapshots.c.prev_close,
     snapshots.c.context,
+)
+# What a reader of prices needs of each row (a backtest): no meta or context to parse.
+_PRICE_ROW: Final = (
+    snapshots.c.id,
+    snapshots.c.symbol,
+    snapshots.c.expiry,
+    snapshots.c.provider_ts,
+    snapshots.c.fetched_at,
+    snapshots.c.provider,
+    snapshots.c.feed,
+    snapshots.c.spot,
+    snapshots.c.lot_size,
+    snapshots.c.data,
 )
 _SNAP_KEY = (
     snapshots.c.symbol == bindparam("k_symbol"),
@@ -208,6 +222,24 @@ class SnapshotBatch:
     """
 
     heads: list[ChainSnapshot]
+    counts: np.ndarray
+    columns: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PriceBatch:
+    """Consecutive snapshots' heads as plain columns (`iterate_price_batches`): provider and
+    fetch times (epoch µs), providers, feeds, spots and lot sizes, one entry per snapshot, and
+    the named chain columns of all of them back to back (`counts[i]` strikes each). No
+    ChainSnapshot is built: a reader stepping through a year of prices would spend more on
+    building them than on its own work."""
+
+    ts: list[int]
+    fetched: list[int]
+    providers: list[str]
+    feeds: list[str]
+    spot: list[float]
+    lot_size: list[int]
     counts: np.ndarray
     columns: Mapping[str, np.ndarray]
 
@@ -450,6 +482,39 @@ class SnapshotRepository:
         async for rows in self._row_batches(symbol, expiry, start, end, batch):
             yield self._to_batch(rows)
 
+    async def iterate_price_batches(
+        self,
+        symbol: str,
+        expiry: date,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        batch: int = 200,
+    ) -> AsyncGenerator[PriceBatch, None]:
+        """The snapshots of (symbol, expiry) with start <= provider_ts < end, `batch` at a time:
+        their heads as plain columns and only the named chain columns, decoded together."""
+        async for rows in self._row_batches(symbol, expiry, start, end, batch, _PRICE_ROW):
+            try:
+                counts, cols = decode_many([r.data for r in rows], columns)
+            except CodecError:
+                for r in rows:  # which one: name it
+                    try:
+                        decode_chain(r.data)
+                    except CodecError as err:
+                        what = f"{r.symbol} {r.expiry}"
+                        raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
+                raise
+            yield PriceBatch(
+                [r.provider_ts for r in rows],
+                [r.fetched_at for r in rows],
+                [r.provider for r in rows],
+                [r.feed for r in rows],
+                [math.nan if r.spot is None else float(r.spot) for r in rows],
+                [int(r.lot_size) for r in rows],
+                counts,
+                cols,
+            )
+
     async def _row_batches(
         self,
         symbol: str,
@@ -457,6 +522,7 @@ class SnapshotRepository:
         start: datetime,
         end: datetime,
         batch: int,
+        row_columns: Sequence[Any] = _ROW_COLUMNS,
     ) -> AsyncGenerator[list[Row[*tuple[Any, ...]]], None]:
         lo, hi = to_us(start, "start"), to_us(end, "end")
         if batch < 1:
@@ -497,7 +563,7 @@ class SnapshotRepository:
                     return
                 ids = [k.id for k in keys]
                 found = (
-                    await conn.execute(select(*_ROW_COLUMNS).where(snapshots.c.id.in_(ids)))
+                    await conn.execute(select(*row_columns).where(snapshots.c.id.in_(ids)))
                 ).all()
             # (A purge between the two reads can only make `found` shorter.)
             ordered = sorted(found, key=lambda r: (r.provider_ts, r.id))

@@ -37,6 +37,7 @@ from optterm.infra.filemode import FileMode, create_file, set_dir_mode
 from optterm.store.access import read_only_query, sqlite_problem
 from optterm.store.alerts import AlertRepository
 from optterm.store.analytics import AnalyticsRepository
+from optterm.store.backtests import BacktestRepository
 from optterm.store.daily import DailyRepository
 from optterm.store.db import (
     DatabaseTarget,
@@ -112,6 +113,7 @@ class Store:
         self.daily: Final = DailyRepository(self)
         self.status: Final = StatusRepository(self)
         self.scans: Final = ScanRepository(self)
+        self.backtests: Final = BacktestRepository(self)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"

@@ -1,0 +1,411 @@
+"""A backtest spec, typed on one line (the style of the alert and strategy one-liners) or as TOML.
+
+    NIFTY short straddle enter at 09:20 exit at 15:15 sl 30% target 50%
+    NIFTY iron condor by delta 0.2 width 2 on mon,tue dte 0-3 hold expiry
+    NIFTY enter short straddle when pattern MAX_PAIN confidence >= 70 exit at 15:00
+    NIFTY short strangle enter when pcr_oi < 0.7 and atm_iv > 0.12 reenter 1 fill spread 1
+
+The strategy is the strategy builder's (cli/strategy.py's line: a template and optional fixed
+strikes and `xN`, or signed legs); the words after it are clauses. docs/backtest.md lists every
+clause. Parsing reads no data: a spec that cannot run (an unknown template, a rule that can never
+fire) is refused here, before anything is read or stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from typing import Any, Final
+
+from optterm.engine.backtest.fills import FillModel
+from optterm.infra.clip import quoted
+from optterm.model import PatternKind
+from optterm.store.schema import METRIC_FLOATS
+from optterm.strategy.errors import StrategyError
+from optterm.strategy.line import StrategyLine, parse_line
+from optterm.strategy.placement import PLACE_BY, Placement
+
+__all__ = ["Amount", "Rule", "Spec", "SpecError", "Term", "parse_spec", "parse_toml_spec"]
+
+
+class SpecError(ValueError):
+    """A spec that cannot run, saying what is wrong and how to write it."""
+
+
+_CLAUSES: Final = frozenset(
+    {"enter", "exit", "sl", "target", "trail", "leg", "hold", "reenter", "on", "dte", "fill",
+     "ltp", "capital", "expiry", "by", "width"}
+)  # fmt: skip
+_WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ALIASES: Final = {"pcr": "pcr_oi", "iv": "atm_iv", "maxpain": "max_pain"}
+# Fields that are never negative: a rule asking for one below zero can never fire.
+_SIGNED: Final = frozenset(
+    {"ce_oi_change", "pe_oi_change", "support_change", "resistance_change", "rr25", "gex"}
+)
+_OPS: Final = (">=", "<=", ">", "<")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A stop, target or trail: rupees for the whole position, or % of the entry premium."""
+
+    value: float
+    pct: bool
+
+    def rupees(self, premium: float) -> float:
+        return abs(premium) * self.value / 100 if self.pct else self.value
+
+    def text(self) -> str:
+        return f"{self.value:g}%" if self.pct else f"₹{self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    field: str
+    op: str
+    value: float
+
+    def holds(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        return {">": x > self.value, ">=": x >= self.value, "<": x < self.value,
+                "<=": x <= self.value}[self.op]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An entry rule: a pattern signal (with a least confidence), or stored chain metrics each
+    compared with a number (all must hold)."""
+
+    text: str
+    pattern: PatternKind | None = None
+    min_confidence: float = 0.0
+    terms: tuple[Term, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    text: str
+    line: StrategyLine
+    placement: Placement = field(default_factory=Placement)
+    expiry_rank: int = 1  # the N-th expiry listed (stored) on each day, not yet expired
+    enter_at: time | None = time(9, 20)
+    rule: Rule | None = None
+    exit_at: time | None = time(15, 15)
+    sl: Amount | None = None
+    target: Amount | None = None
+    trail: Amount | None = None
+    leg_sl: float | None = None  # % of the leg's entry price against it
+    leg_target: float | None = None
+    hold: str = "intraday"  # or "expiry"
+    reenter: int = 0
+    weekdays: frozenset[int] | None = None
+    dte: tuple[int, int] | None = None
+    fill: FillModel = field(default_factory=FillModel)
+    capital: float | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.line.symbol
+
+    @property
+    def strategy_text(self) -> str:
+        if self.line.template is not None:
+            name = self.line.template.name.replace("_", " ")
+            strikes = "/".join(f"{k:g}" for k in self.line.strikes)
+            return " ".join(p for p in (name, strikes) if p) + f" x{self.line.multiplier}"
+        return " ".join(
+            f"{g.lots:+d} {'FUT' if g.strike is None else f'{g.strike:g}{g.kind}'}"
+            for g in self.line.legs
+        )
+
+
+def _number(tok: str | None, what: str, example: str) -> float:
+    try:
+        v = float(str(tok).rstrip("%"))
+    except ValueError:
+        v = math.nan
+    if tok is None or not math.isfinite(v) or v < 0:
+        raise SpecError(
+            f"{what} needs a number >= 0 after it, e.g. {example}; got {quoted(tok or '')}."
+        )
+    return v
+
+
+def _amount(tok: str | None, what: str) -> Amount:
+    v = _number(tok, what, f"{what} 30% or {what} 2000")
+    if v == 0:
+        raise SpecError(f"{what} 0 would exit at once; give a positive amount like {what} 30%.")
+    return Amount(v, str(tok).endswith("%"))
+
+
+def _clock(tok: str | None, what: str) -> time:
+    m = _TIME.match(tok or "")
+    if m is None:
+        raise SpecError(
+            f"{what} needs a time HH:MM in exchange time, e.g. {what} 09:20; "
+            f"got {quoted(tok or '')}."
+        )
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_rule(text: str) -> Rule:
+    """An entry rule, or a SpecError; also refused when no data could ever make it fire."""
+    toks = text.split()
+    if not toks:
+        raise SpecError("`enter when` needs a rule, e.g. enter when pcr < 0.7.")
+    if toks[0].lower() == "pattern":
+        if len(toks) < 2:
+            raise SpecError("`when pattern` needs a pattern name, e.g. when pattern MAX_PAIN.")
+        try:
+            kind = PatternKind(toks[1].upper())
+        except ValueError:
+            raise SpecError(
+                f"unknown pattern {quoted(toks[1])}; known: "
+                + ", ".join(k.value for k in PatternKind)
+                + "."
+            ) from None
+        least = 0.0
+        rest = toks[2:]
+        if rest:
+            if len(rest) != 3 or rest[0].lower() != "confidence" or rest[1] not in (">=", ">"):
+                raise SpecError(
+                    f"after `pattern {kind.value}` write `confidence >= N` (0–100), got "
+                    f"{quoted(' '.join(rest))}."
+                )
+            least = _number(rest[2], "confidence", "confidence >= 70")
+            if rest[1] == ">":
+                least = math.floor(least) + 1  # confidences are whole numbers
+            if least > 100:
+                raise SpecError(
+                    f"the entry rule can never fire: a {kind.value} signal's confidence is at "
+                    f"most 100, and the rule asks for {' '.join(rest[1:])}."
+                )
+        return Rule(text, kind, least)
+    terms = []
+    parts = re.split(r"\s+and\s+", text.strip(), flags=re.I)
+    for part in parts:
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)$", part.strip())
+        if m is None:
+            raise SpecError(
+                f"cannot read the rule {quoted(part)}; write FIELD OP NUMBER joined by `and` "
+                "(e.g. pcr < 0.7 and atm_iv > 0.12) or `pattern KIND confidence >= N`."
+            )
+        name = _ALIASES.get(m.group(1).lower(), m.group(1).lower())
+        if name not in METRIC_FLOATS:
+            raise SpecError(
+                f"unknown field {quoted(m.group(1))} in the entry rule; stored fields: "
+                + ", ".join(METRIC_FLOATS)
+                + "."
+            )
+        terms.append(Term(name, m.group(2), float(m.group(3))))
+    _check_can_fire(text, terms)
+    return Rule(text, None, 0.0, tuple(terms))
+
+
+def t_text(t: Term) -> str:
+    return f"{t.field} {t.op} {t.value:g}"
+
+
+def _check_can_fire(text: str, terms: list[Term]) -> None:
+    """A SpecError when the terms on one field leave no value (pcr > 2 and pcr < 1), or ask a
+    field that is never negative to be below zero."""
+    for name in {t.field for t in terms}:
+        lo, lo_open, hi, hi_open = -math.inf, False, math.inf, False
+        if name not in _SIGNED:
+            lo = 0.0
+        for t in (t for t in terms if t.field == name):
+            if t.op in (">", ">=") and (t.value > lo or (t.value == lo and t.op == ">")):
+                lo, lo_open = t.value, t.op == ">"
+            if t.op in ("<", "<=") and (t.value < hi or (t.value == hi and t.op == "<")):
+                hi, hi_open = t.value, t.op == "<"
+        if lo > hi or (lo == hi and (lo_open or hi_open)):
+            why = "is never negative" if name not in _SIGNED and hi <= 0 else "cannot be both"
+            raise SpecError(
+                f"the entry rule {quoted(text)} can never fire: {name} {why} "
+                f"({' and '.join(t_text(t) for t in terms if t.field == name)})."
+            )
+
+
+def parse_spec(text: str) -> Spec:
+    """The spec `text` describes; a SpecError saying what is wrong otherwise."""
+    toks = text.split()
+    if not toks:
+        raise SpecError('the spec is empty; write e.g. "NIFTY short straddle enter at 09:20".')
+    head: list[str] = [toks[0]]
+    i = 1
+    while i < len(toks) and toks[i].lower() not in _CLAUSES:
+        head.append(toks[i])
+        i += 1
+    opts: dict[str, Any] = {}
+    placement_by: str | None = None
+    placement_value: float | None = None
+    width = 2
+    while i < len(toks):
+        word = toks[i].lower()
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        i += 2
+        if word == "enter":
+            # `enter short straddle at …`: the strategy may follow `enter`.
+            while (
+                nxt is not None
+                and nxt.lower() not in ("at", "when")
+                and nxt.lower() not in _CLAUSES
+            ):
+                head.append(nxt)
+                nxt = toks[i] if i < len(toks) else None
+                i += 1
+            if nxt is None or nxt.lower() not in ("at", "when"):
+                raise SpecError("`enter` takes `at HH:MM` or `when RULE`, e.g. enter at 09:20.")
+            if nxt.lower() == "at":
+                opts["enter_at"] = _clock(toks[i] if i < len(toks) else None, "enter at")
+                i += 1
+            else:
+                j = i
+                while j < len(toks) and toks[j].lower() not in _CLAUSES:
+                    j += 1
+                opts["rule"] = parse_rule(" ".join(toks[i:j]))
+                opts["enter_at"] = None
+                i = j
+        elif word == "exit":
+            if nxt is None or nxt.lower() != "at":
+                raise SpecError("`exit` takes `at HH:MM`, e.g. exit at 15:15.")
+            opts["exit_at"] = _clock(toks[i] if i < len(toks) else None, "exit at")
+            i += 1
+        elif word in ("sl", "target", "trail"):
+            opts[word] = _amount(nxt, word)
+        elif word == "leg":
+            what = (nxt or "").lower()
+            if what not in ("sl", "target"):
+                raise SpecError("`leg` takes `sl N%` or `target N%`, e.g. leg sl 50%.")
+            tok = toks[i] if i < len(toks) else None
+            i += 1
+            opts[f"leg_{what}"] = _amount(tok, f"leg {what}").value
+        elif word == "hold":
+            if (nxt or "").lower() not in ("intraday", "expiry"):
+                raise SpecError(
+                    "`hold` takes intraday (exit each day) or expiry (hold to settlement)."
+                )
+            opts["hold"] = str(nxt).lower()
+        elif word == "reenter":
+            n = _number(nxt, "reenter", "reenter 2")
+            opts["reenter"] = int(n)
+        elif word == "on":
+            days = [d.strip().lower()[:3] for d in (nxt or "").split(",") if d.strip()]
+            if not days or any(d not in _WEEKDAYS for d in days):
+                raise SpecError(f"`on` takes weekdays like mon,tue,thu; got {quoted(nxt or '')}.")
+            opts["weekdays"] = frozenset(_WEEKDAYS.index(d) for d in days)
+        elif word == "dte":
+            m = re.match(r"^(\d+)(?:-(\d+))?$", nxt or "")
+            if m is None:
+                raise SpecError(
+                    f"`dte` takes days to expiry like 0 or 0-3; got {quoted(nxt or '')}."
+                )
+            lo = int(m.group(1))
+            hi = int(m.group(2) or lo)
+            if hi < lo:
+                raise SpecError(f"dte {nxt}: write the smaller number first (dte {hi}-{lo}).")
+            opts["dte"] = (lo, hi)
+        elif word == "fill":
+            mode = (nxt or "").lower()
+            if mode == "mid":
+                opts["fill_k"] = 0.0
+            elif mode == "spread":
+                opts["fill_k"] = _number(
+                    toks[i] if i < len(toks) else None, "fill spread", "fill spread 0.5"
+                )
+                i += 1
+            else:
+                raise SpecError(
+                    "`fill` takes mid or spread K (K half-spreads from the mid), "
+                    "e.g. fill spread 0.5."
+                )
+        elif word == "ltp":
+            opts["ltp_pct"] = _number(nxt, "ltp", "ltp 1%")
+        elif word == "capital":
+            opts["capital"] = _number(nxt, "capital", "capital 200000") or None
+        elif word == "expiry":
+            n = _number(nxt, "expiry", "expiry 1 (the nearest)")
+            if n < 1 or n != int(n):
+                raise SpecError("expiry N picks the N-th listed expiry each day: 1 (nearest), 2, …")
+            opts["expiry_rank"] = int(n)
+        elif word == "by":
+            if (nxt or "").lower() not in PLACE_BY:
+                raise SpecError(
+                    f"`by` takes {', '.join(PLACE_BY)} and a value, e.g. by delta 0.25."
+                )
+            placement_by = str(nxt).lower()
+            tok = toks[i] if i < len(toks) else None
+            i += 1
+            placement_value = _number(tok, f"by {placement_by}", f"by {placement_by} 2")
+        elif word == "width":
+            width = int(_number(nxt, "width", "width 2"))
+    try:
+        line = parse_line(" ".join(head))
+        placement = Placement(placement_by or "offset", placement_value, width)  # type: ignore[arg-type]
+    except StrategyError as exc:
+        raise SpecError(str(exc)) from None
+    if line.expiry is not None:
+        raise SpecError(
+            "a backtest picks the expiry each day: write `expiry N` (1 = the nearest listed), "
+            "not a date."
+        )
+    t = line.template
+    if (t is not None and any(g.kind == "FUT" or g.expiry for g in t.legs)) or any(
+        g.kind == "FUT" or g.expiry not in (None, 1) for g in line.legs
+    ):
+        raise SpecError(
+            "backtests take option legs on one expiry for now; futures legs and calendars "
+            "(a second expiry) are not simulated yet: choose another strategy."
+        )
+    fill = FillModel(opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0))
+    spec = Spec(text.strip(), line, placement, fill=fill, **opts)
+    if (
+        spec.enter_at is not None
+        and spec.exit_at is not None
+        and spec.hold == "intraday"
+        and spec.exit_at <= spec.enter_at
+    ):
+        raise SpecError(
+            f"exit at {spec.exit_at:%H:%M} is not after enter at {spec.enter_at:%H:%M}; "
+            "the trade would never be open."
+        )
+    return spec
+
+
+_TOML_KEYS: Final = (
+    "strategy", "enter", "enter_when", "exit", "sl", "target", "trail", "leg_sl", "leg_target",
+    "hold", "reenter", "on", "dte", "fill", "ltp", "capital", "expiry", "by", "width",
+)  # fmt: skip
+
+
+def parse_toml_spec(text: str, source: str) -> Spec:
+    """A spec written as TOML (`symbol` and `strategy`, then the clauses as keys), turned into
+    the one-line form and parsed as that: one set of rules for both."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"the spec file {source} is not valid TOML: {exc}.") from None
+    unknown = sorted(set(doc) - {"symbol", *_TOML_KEYS})
+    if unknown:
+        raise SpecError(
+            f"the spec file {source}: unknown key {', '.join(unknown)}; known: symbol, "
+            + ", ".join(_TOML_KEYS)
+            + "."
+        )
+    if "symbol" not in doc or "strategy" not in doc:
+        raise SpecError(f"the spec file {source} needs `symbol` and `strategy`.")
+    parts = [str(doc["symbol"]), str(doc["strategy"])]
+    for key in _TOML_KEYS[1:]:
+        if key not in doc:
+            continue
+        v = doc[key]
+        value = ",".join(map(str, v)) if isinstance(v, list) else str(v)
+        word = {"enter": "enter at", "enter_when": "enter when", "exit": "exit at",
+                "leg_sl": "leg sl", "leg_target": "leg target"}.get(key, key)  # fmt: skip
+        parts.append(f"{word} {value}")
+    return parse_spec(" ".join(parts))
