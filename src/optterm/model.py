@@ -43,6 +43,7 @@ class Segment(enum.StrEnum):
     INDEX = "index"
     EQUITY = "equity"
     COMMODITY = "commodity"
+    CURRENCY = "currency"
 
 
 class Side(enum.StrEnum):
