@@ -165,3 +165,48 @@ def test_a_mixed_watchlist_is_open_while_any_segment_is() -> None:
     holi = date(2026, 3, 3)
     assert both.is_trading_day(holi)
     assert both.session_bounds(holi) == MCX.session_bounds(holi)
+
+
+def test_a_watchlist_mixes_segments_found_by_symbol(tmp_path) -> None:
+    from optterm.config import load_settings
+    from optterm.providers.factory import simulated_underlyings
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[[poller.watch]]\nsymbol = 'NIFTY'\n"
+        "[[poller.watch]]\nsymbol = 'crudeoil'\n"
+        "[[poller.watch]]\nsymbol = 'USDINR'\nsegment = 'currency'\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, env={})
+    assert [w.symbol for w in settings.poller.watch] == ["NIFTY", "CRUDEOIL", "USDINR"]
+    table = simulated_underlyings(settings)
+    assert table["CRUDEOIL"].exchange == "MCX" and table["USDINR"].exchange == "CDS"
+    assert "GOLD" not in table  # only the watched ones are added to the NSE indices
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        (
+            "symbol = 'CRUDEOIL'\nsegment = 'currency'\n",
+            "poller.watch[0].segment says currency, but CRUDEOIL trades in the commodity segment",
+        ),
+        (
+            "symbol = 'COCOA'\nsegment = 'commodity'\n",
+            "segment says commodity, but optterm knows no commodity underlying COCOA; the "
+            "commodity underlyings it serves are CRUDEOIL",
+        ),
+        ("symbol = 'NIFTY'\nsegment = 'comodity'\n", "did you mean 'commodity'?"),
+    ],
+)
+def test_a_bad_segment_is_one_line_naming_symbol_and_segment(tmp_path, item, says) -> None:
+    from optterm.config import ConfigError, load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text("[[poller.watch]]\n" + item, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    text = str(info.value)
+    assert says in text, text
+    assert "\n" not in text and "pydantic" not in text
