@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from optterm.market import IST
+from optterm.market import IST, MarketCalendar
 from optterm.model import ChainSnapshot, Feed, Quote
 from optterm.present.time import age_text
 
@@ -26,6 +26,7 @@ __all__ = [
     "header_figures",
     "quote_age",
     "replay_badge",
+    "session_text",
     "speed_text",
     "vix_figure",
 ]
@@ -99,6 +100,15 @@ def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
     """The line under the chain's own: expiry, future, VIX."""
     return [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+
+
+def session_text(calendar: MarketCalendar, now: datetime, open_now: bool) -> str:
+    """ " market open ", or for a segment with a session of its own its name and today's hours:
+    " MCX 09:00–23:30 open " (MCX's close follows US daylight saving time)."""
+    state = "open" if open_now else "closed"
+    if calendar.segment is None:
+        return f" market {state} "
+    return f" {calendar.session_label(calendar.local_date(now))} {state} "
 
 
 def speed_text(speed: float) -> str:
