@@ -210,3 +210,21 @@ def test_a_bad_segment_is_one_line_naming_symbol_and_segment(tmp_path, item, say
     text = str(info.value)
     assert says in text, text
     assert "\n" not in text and "pydantic" not in text
+
+
+def test_doctor_reports_the_watched_segments_holiday_lists(tmp_path) -> None:
+    from optterm.cli.creds import holiday_report
+    from optterm.config import load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[[poller.watch]]\nsymbol = 'NIFTY'\n[[poller.watch]]\nsymbol = 'GOLD'\n",
+        encoding="utf-8",
+    )
+    lines = holiday_report(load_settings(path, env={}), now=datetime(2026, 6, 1, tzinfo=UTC))
+    at = lines.index("holiday lists (MCX):")
+    assert lines[at + 1].startswith("  2026: 4 weekday holidays, INCOMPLETE")
+    assert lines[at + 2].startswith("WARNING: The MCX holiday list for 2026 is incomplete")
+    assert not any("NSE CDS" in line for line in lines)  # no currency pair watched
+    plain = load_settings(None, env={})
+    assert not any("MCX" in line for line in holiday_report(plain, now=datetime.now(UTC)))

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from optterm.model import Underlying
 
 __all__ = [
+    "CDS_LISTS",
     "CDS_SYMBOLS",
     "CDS_UNDERLYINGS",
     "COMMODITY",
@@ -50,8 +51,10 @@ __all__ = [
     "DEFAULT_CLOSE",
     "DEFAULT_OPEN",
     "IST",
+    "MCX_LISTS",
     "MCX_SYMBOLS",
     "MCX_UNDERLYINGS",
+    "NSE_FO_LISTS",
     "NSE_INDICES",
     "OI_INTERVAL_CYCLE",
     "OI_INTERVAL_MINUTES",
