@@ -228,3 +228,15 @@ def test_doctor_reports_the_watched_segments_holiday_lists(tmp_path) -> None:
     assert not any("NSE CDS" in line for line in lines)  # no currency pair watched
     plain = load_settings(None, env={})
     assert not any("MCX" in line for line in holiday_report(plain, now=datetime.now(UTC)))
+
+
+def test_the_header_names_the_instruments_session() -> None:
+    from optterm.present.header import session_text
+
+    nse = MarketCalendar()
+    at = ist(date(2026, 12, 3), 21, 0)
+    crude = nse.for_symbol("CRUDEOIL")
+    assert session_text(crude, at, crude.is_open(at)) == " MCX 09:00–23:55 open "
+    assert session_text(nse, at, nse.is_open(at)) == " market closed "
+    summer = ist(date(2026, 6, 3), 23, 40)
+    assert session_text(crude, summer, crude.is_open(summer)) == " MCX 09:00–23:30 closed "
