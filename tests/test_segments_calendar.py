@@ -240,3 +240,12 @@ def test_the_header_names_the_instruments_session() -> None:
     assert session_text(nse, at, nse.is_open(at)) == " market closed "
     summer = ist(date(2026, 6, 3), 23, 40)
     assert session_text(crude, summer, crude.is_open(summer)) == " MCX 09:00–23:30 closed "
+
+
+def test_contract_sizes_say_what_one_lot_is() -> None:
+    from optterm.market import contract_text
+
+    assert contract_text("usdinr") == "1 lot = 1,000 USD"
+    assert contract_text("GOLD") == "1 lot = 1 kg"
+    assert contract_text("CRUDEOIL") == "1 lot = 100 bbl"
+    assert contract_text("NIFTY") is None

@@ -65,6 +65,7 @@ __all__ = [
     "all_days",
     "calendar_for",
     "combined",
+    "contract_text",
     "holiday_list",
     "parse_day",
     "segment_of",
@@ -250,6 +251,32 @@ def __getattr__(name: str) -> object:
 # market module may not import the model at import time.
 COMMODITY = "commodity"
 CURRENCY = "currency"
+
+
+# What one lot is, as the exchange's contract specification says it: the header's "1 lot = …".
+_CONTRACT: dict[str, str] = {
+    "CRUDEOIL": "100 bbl",
+    "CRUDEOILM": "10 bbl",
+    "NATURALGAS": "1,250 mmBtu",
+    "NATGASMINI": "250 mmBtu",
+    "GOLD": "1 kg",
+    "GOLDM": "100 g",
+    "SILVER": "30 kg",
+    "SILVERM": "5 kg",
+    "COPPER": "2,500 kg",
+    "ZINC": "5 MT",
+    "USDINR": "1,000 USD",
+    "EURINR": "1,000 EUR",
+    "GBPINR": "1,000 GBP",
+    "JPYINR": "100,000 JPY",
+}
+
+
+def contract_text(symbol: str) -> str | None:
+    """ "1 lot = 100 bbl", "1 lot = 1,000 USD": an MCX or CDS contract's size; None for NSE F&O
+    (whose lot is a number of units, shown as such)."""
+    size = _CONTRACT.get(symbol.strip().upper())
+    return None if size is None else f"1 lot = {size}"
 
 
 def segment_of(symbol: str) -> str | None:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from optterm.market import IST, MarketCalendar
+from optterm.market import IST, MarketCalendar, contract_text
 from optterm.model import ChainSnapshot, Feed, Quote
 from optterm.present.time import age_text
 
@@ -98,8 +98,11 @@ def vix_figure(snap: ChainSnapshot, now: datetime) -> Figure:
 
 
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
-    """The line under the chain's own: expiry, future, VIX."""
-    return [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    """The line under the chain's own: expiry, future, VIX; for an MCX or currency contract
+    first what one lot is ("1 lot = 1,000 USD")."""
+    figures = [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    contract = contract_text(snap.symbol)
+    return figures if contract is None else [Figure(contract), *figures]
 
 
 def session_text(calendar: MarketCalendar, now: datetime, open_now: bool) -> str:
