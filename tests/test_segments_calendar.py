@@ -249,3 +249,27 @@ def test_contract_sizes_say_what_one_lot_is() -> None:
     assert contract_text("GOLD") == "1 lot = 1 kg"
     assert contract_text("CRUDEOIL") == "1 lot = 100 bbl"
     assert contract_text("NIFTY") is None
+
+
+async def test_optterm_status_counts_an_mcx_evening_as_market_open(tmp_path) -> None:
+    from optterm.cli.status import gather_status
+    from optterm.config import load_settings
+    from optterm.store import open_store
+
+    path = tmp_path / "config.toml"
+    path.write_text("[[poller.watch]]\nsymbol = 'NIFTY'\n", encoding="utf-8")
+    nifty_only = load_settings(path, env={})
+    path.write_text(
+        "[[poller.watch]]\nsymbol = 'NIFTY'\n[[poller.watch]]\nsymbol = 'CRUDEOIL'\n",
+        encoding="utf-8",
+    )
+    with_crude = load_settings(path, env={})
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        at = ist(date(2026, 12, 3), 21, 0)
+        assert not (await gather_status(nifty_only, store, now=at)).doc["market_open"]
+        report = await gather_status(with_crude, store, now=at)
+        assert report.doc["market_open"]
+        assert "the market is open and no snapshot has been stored yet" in report.doc["problems"]
+    finally:
+        await store.close()
