@@ -163,18 +163,25 @@ class OpttermApp(App[int]):
 
     def check_holidays(self) -> None:
         """Once a year (at start, and when the year turns): warn when this year's NSE holiday
-        list is missing or incomplete, since every expiry and session then counts the missing
-        holidays as trading days."""
+        list (or a watched MCX or CDS segment's) is missing or incomplete, since every expiry
+        and session then counts the missing holidays as trading days."""
+        from optterm.market import segment_of, segment_year_warning
         from optterm.providers.nse.holidays import known_lists, year_warning
 
         year = self.state.calendar.local_date(self.state.now()).year
         if year == self._holidays_checked:
             return
         self._holidays_checked = year
-        warning = year_warning(known_lists(), year, self.settings.market.holidays)
-        if warning is not None:
-            log.warning("%s", warning)
-            self.notify(warning, title="Holiday list", severity="warning", timeout=30, markup=False)
+        warnings = [year_warning(known_lists(), year, self.settings.market.holidays)]
+        # The watched MCX and CDS segments' own lists (market.segment_year_warning).
+        segments = dict.fromkeys(s for sym in self.state.symbols if (s := segment_of(sym)))
+        warnings += [segment_year_warning(segment, year) for segment in segments]
+        for warning in warnings:
+            if warning is not None:
+                log.warning("%s", warning)
+                self.notify(
+                    warning, title="Holiday list", severity="warning", timeout=30, markup=False
+                )
 
     def _start_engine(self, *, poll_here: bool = False) -> None:
         """The runner in role `auto`: follow a live daemon, else poll (and be the store's

@@ -209,4 +209,32 @@ def holiday_report(settings: Any, now: Any = None) -> list[str]:
     warning = year_warning(lists, year, settings.market.holidays)
     if warning is not None:
         lines.append(f"WARNING: {warning}")
+    return lines + segment_holiday_report(settings, year)
+
+
+def segment_holiday_report(settings: Any, year: int) -> list[str]:
+    """The shipped MCX and NSE CDS lists of the watched segments, with a WARNING when this
+    year's is missing or incomplete (MCX's closes only some sessions on many holidays, so its
+    list ships incomplete until the exchange's full one is added)."""
+    from optterm.market import (
+        CDS_LISTS,
+        COMMODITY,
+        MCX_LISTS,
+        segment_of,
+        segment_year_warning,
+        shipped_holidays,
+    )
+
+    lines: list[str] = []
+    segments = dict.fromkeys(s for w in settings.poller.watch if (s := segment_of(w.symbol)))
+    for segment in segments:
+        label, prefix = ("MCX", MCX_LISTS) if segment == COMMODITY else ("NSE CDS", CDS_LISTS)
+        lists = shipped_holidays(prefix)
+        lines.append(f"holiday lists ({label}):" + ("" if lists else " none"))
+        for y, listed in sorted(lists.items()):
+            state = "complete" if listed.complete else "INCOMPLETE"
+            lines.append(f"  {y}: {len(listed.days)} weekday holidays, {state} — {listed.source}")
+        warning = segment_year_warning(segment, year)
+        if warning is not None:
+            lines.append(f"WARNING: {warning}")
     return lines

@@ -142,7 +142,9 @@ def _judge(
 ) -> StatusReport:
     from optterm.providers.factory import market_calendar
 
-    calendar = calendar or market_calendar(settings)
+    # Open while any watched segment's session is (an MCX evening counts).
+    watched = [w.symbol for w in settings.poller.watch]
+    calendar = (calendar or market_calendar(settings)).for_symbols(watched)
     problems: list[str] = []
     info, live = reads.info, reads.live
     report, interval, stale = _stale(settings, info)

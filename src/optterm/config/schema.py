@@ -36,7 +36,15 @@ from optterm.config.checks import (
 )
 from optterm.infra import paths
 from optterm.infra.filemode import FileMode
-from optterm.market import DEFAULT_CLOSE, DEFAULT_OPEN, OiInterval
+from optterm.market import (
+    CDS_SYMBOLS,
+    COMMODITY,
+    DEFAULT_CLOSE,
+    DEFAULT_OPEN,
+    MCX_SYMBOLS,
+    OiInterval,
+    segment_of,
+)
 
 __all__ = [
     "ANGELONE_BASE_URL",
@@ -187,6 +195,10 @@ class StoreSettings(_Section):
         return self.url or paths.default_store_url()
 
 
+# The segments a watched underlying may name (model.Segment's values).
+WATCH_SEGMENTS = ("index", "equity", "commodity", "currency")
+
+
 class WatchItem(_Section):
     """One ``[[poller.watch]]`` entry: an underlying and how much of its chain to poll."""
 
@@ -204,10 +216,41 @@ class WatchItem(_Section):
         json_schema_extra=meta("a whole number of strikes", unit="strikes on each side of ATM"),
     )
 
+    # The segment, normally left out: MCX commodities and currency pairs optterm knows are found
+    # by symbol (market.segment_of), everything else is NSE F&O. Given, it must agree.
+    segment: str | None = Field(
+        default=None,
+        json_schema_extra=meta(f"one of {', '.join(WATCH_SEGMENTS)}"),
+    )
+
     @field_validator("symbol")
     @classmethod
     def _check_symbol(cls, value: str) -> str:
         return exchange_symbol(value)
+
+    @field_validator("segment")
+    @classmethod
+    def _check_segment(cls, value: str | None) -> str | None:
+        return None if value is None else choice(value, WATCH_SEGMENTS)
+
+    @model_validator(mode="after")
+    def _segment_agrees(self) -> WatchItem:
+        known = segment_of(self.symbol)
+        given = self.segment
+        if given is None or given == known or (known is None and given in ("index", "equity")):
+            return self
+        if known is not None:
+            raise problem(
+                f"says {given}, but {self.symbol} trades in the {known} segment; leave "
+                "segment out (optterm knows it) or correct it",
+                "segment",
+            )
+        listed = ", ".join(MCX_SYMBOLS if given == COMMODITY else CDS_SYMBOLS)
+        raise problem(
+            f"says {given}, but optterm knows no {given} underlying {self.symbol}; the "
+            f"{given} underlyings it serves are {listed}",
+            "segment",
+        )
 
 
 # A feed is never called stale before this many poll intervals have passed without new data.

@@ -21,7 +21,9 @@ the caller — a failed job is tried again after `[scheduler] retry_after`:
   failure (NSE refusing, a payload that is not a holiday list) is recorded and logged as a
   warning, the known lists stay, and NSE is not asked again before the next day.
 
-Every time is UTC-aware; days and hours are the exchange's, through the MarketCalendar.
+Every time is UTC-aware; days and hours are the exchange's, through the MarketCalendar: the
+watched segments' sessions combined (market.MarketCalendar.for_symbols), so a watchlist with
+CRUDEOIL polls fast until MCX's close and summarises its day after it.
 """
 
 from __future__ import annotations
@@ -104,12 +106,16 @@ class Scheduler:
         from optterm.providers.factory import market_calendar
         from optterm.providers.nse.holidays import refresh, refreshes
 
-        sch = cls(store, settings, market_calendar(settings), **kwargs)
+        # The watchlist's sessions together: fast polling, the close and the jobs outside
+        # market hours follow whichever watched segment is still trading (MCX into the evening).
+        watched = [w.symbol for w in settings.poller.watch]
+        sch = cls(store, settings, market_calendar(settings).for_symbols(watched), **kwargs)
         if refreshes(settings):
 
             async def holidays(now: datetime) -> str:
                 detail = await refresh(settings, now)
-                sch.calendar = market_calendar(settings)  # the refreshed list, from now on
+                # the refreshed list, from now on
+                sch.calendar = market_calendar(settings).for_symbols(watched)
                 return detail
 
             sch.refresh_holidays = holidays

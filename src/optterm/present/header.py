@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from optterm.market import IST
+from optterm.market import IST, MarketCalendar, contract_text
 from optterm.model import ChainSnapshot, Feed, Quote
 from optterm.present.time import age_text
 
@@ -28,6 +28,7 @@ __all__ = [
     "price_decimals",
     "quote_age",
     "replay_badge",
+    "session_text",
     "speed_text",
     "vix_figure",
 ]
@@ -125,10 +126,23 @@ def feed_mode_figure(snap: ChainSnapshot, now: datetime) -> Figure | None:
 
 
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
-    """The line under the chain's own: expiry, future, VIX (and STREAM / POLL when streaming)."""
+    """The line under the chain's own: for an MCX or currency contract first what one lot is
+    ("1 lot = 1,000 USD"), then expiry, future, VIX (and STREAM / POLL when streaming)."""
     figures = [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    contract = contract_text(snap.symbol)
+    if contract is not None:
+        figures.insert(0, Figure(contract))
     mode = feed_mode_figure(snap, now)
     return figures if mode is None else [*figures, mode]
+
+
+def session_text(calendar: MarketCalendar, now: datetime, open_now: bool) -> str:
+    """ " market open ", or for a segment with a session of its own its name and today's hours:
+    " MCX 09:00–23:30 open " (MCX's close follows US daylight saving time)."""
+    state = "open" if open_now else "closed"
+    if calendar.segment is None:
+        return f" market {state} "
+    return f" {calendar.session_label(calendar.local_date(now))} {state} "
 
 
 def speed_text(speed: float) -> str:

@@ -15,9 +15,16 @@ from optterm.providers.base import Provider
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.market import MarketCalendar
+    from optterm.model import Underlying
     from optterm.providers.angelone.master import InstrumentMaster
 
-__all__ = ["ProviderUnavailable", "build_one", "build_provider", "market_calendar"]
+__all__ = [
+    "ProviderUnavailable",
+    "build_one",
+    "build_provider",
+    "market_calendar",
+    "simulated_underlyings",
+]
 
 log = logging.getLogger("optterm.providers")
 
@@ -42,6 +49,19 @@ def market_calendar(settings: Settings) -> MarketCalendar:
         weekly_symbols=frozenset(s.upper() for s in m.weekly_expiry_symbols),
         expiry_weekday=m.expiry_weekday_number,
     )
+
+
+def simulated_underlyings(settings: Settings) -> dict[str, Underlying]:
+    """What the simulator plays: the NSE indices, and every watched MCX commodity or currency
+    pair (each on its own segment's session)."""
+    from optterm.market import CDS_UNDERLYINGS, MCX_UNDERLYINGS, NSE_INDICES
+
+    table = dict(NSE_INDICES)
+    for w in settings.poller.watch:
+        known = MCX_UNDERLYINGS.get(w.symbol) or CDS_UNDERLYINGS.get(w.symbol)
+        if known is not None:
+            table[w.symbol] = known
+    return table
 
 
 def build_provider(settings: Settings, name: str | None = None) -> Provider:
@@ -89,7 +109,9 @@ def _build(settings: Settings, name: str) -> Provider:
         from optterm.providers.simulator.provider import SimulatorProvider
 
         return SimulatorProvider(
-            **settings.providers.simulator.model_dump(), calendar=market_calendar(settings)
+            **settings.providers.simulator.model_dump(),
+            calendar=market_calendar(settings),
+            underlyings=simulated_underlyings(settings),
         )
     if name == "nse":
         from optterm.infra import paths

@@ -30,17 +30,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from optterm.market import CURRENCY, segment_of
 from optterm.model import LEG_FIELDS, Buildup, Legs
 
 __all__ = [
     "COLUMNS",
     "OI_UNITS",
     "PANE_RANK",
+    "PRICE_KEYS",
     "STRIKE_WIDTH",
     "Column",
     "OiUnit",
     "fit_columns",
     "half_width",
+    "price_decimals",
     "table_width",
     "width_through",
 ]
@@ -134,6 +137,15 @@ class Column:
             base=unit.divisor,
         )
 
+    def in_decimals(self, decimals: int) -> Column:
+        """This column with `decimals` places when it is an option price (currency options
+        trade in 0.0025 ticks: four places); other columns are unchanged."""
+        if self.key not in PRICE_KEYS or self.digits == decimals:
+            return self
+        return replace(
+            self, spec=self.spec.replace(f".{self.digits}f", f".{decimals}f"), digits=decimals
+        )
+
     def text(self, value: float) -> str:
         """The cell's text, right-aligned to the column width; blank for no value. A number is
         never cut: too wide, it loses decimals, then goes to K/L/Cr, else shows #."""
@@ -152,6 +164,15 @@ class Column:
         if len(s) > self.width:
             s = "#" * self.width
         return s.rjust(self.width)
+
+
+# The option-price columns: their decimals follow the instrument's tick (price_decimals).
+PRICE_KEYS = frozenset({"ltp", "ltp_chg", "bid", "ask"})
+
+
+def price_decimals(symbol: str) -> int:
+    """Decimal places of `symbol`'s option prices: 4 for currency options (0.0025 ticks), else 2."""
+    return 4 if segment_of(symbol) == CURRENCY else 2
 
 
 def _available(columns: Iterable[Column]) -> tuple[Column, ...]:
@@ -195,11 +216,17 @@ def table_width(columns: Iterable[Column]) -> int:
 
 
 def fit_columns(
-    width: int, *, greeks: bool, unit: OiUnit, columns: tuple[Column, ...] = COLUMNS
+    width: int,
+    *,
+    greeks: bool,
+    unit: OiUnit,
+    columns: tuple[Column, ...] = COLUMNS,
+    decimals: int = 2,
 ) -> tuple[Column, ...]:
     """The columns shown in `width` cells: drop whole ranks, highest first, until they fit.
-    Rank 0 always stays (below ~57 cells the table is cropped rather than lose OI)."""
-    shown = tuple(c.in_unit(unit) for c in columns if greeks or not c.greek)
+    Rank 0 always stays (below ~57 cells the table is cropped rather than lose OI). Prices
+    with `decimals` places (price_decimals)."""
+    shown = tuple(c.in_unit(unit).in_decimals(decimals) for c in columns if greeks or not c.greek)
     for rank in sorted({c.rank for c in shown if c.rank > 0}, reverse=True):
         if table_width(shown) <= width:
             break

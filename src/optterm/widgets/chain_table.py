@@ -53,6 +53,7 @@ from optterm.widgets.chain_columns import (
     Column,
     fit_columns,
     half_width,
+    price_decimals,
 )
 
 if TYPE_CHECKING:
@@ -247,6 +248,8 @@ class ChainTable(ScrollView, can_focus=True):
         prev = self._snap
         fresh = prev is None or (prev.symbol, prev.expiry) != (snapshot.symbol, snapshot.expiry)
         self._snap, self._enr = snapshot, enriched
+        if prev is None or prev.symbol != snapshot.symbol:
+            self._relayout()  # a currency's prices take four places, the others two
         self._apply(recenter=fresh)
 
     def center_atm(self) -> None:
@@ -339,7 +342,10 @@ class ChainTable(ScrollView, can_focus=True):
     def _set_columns(self) -> bool:
         """Fit the columns to the width; True if they changed."""
         width = self._fit_width if self._fit_width is not None else 10_000
-        cols = fit_columns(width, greeks=self.greeks, unit=OI_UNITS[self.oi_unit])
+        decimals = price_decimals(self._snap.symbol) if self._snap is not None else 2
+        cols = fit_columns(
+            width, greeks=self.greeks, unit=OI_UNITS[self.oi_unit], decimals=decimals
+        )
         if cols == getattr(self, "_columns", None):
             return False
         self._columns = cols

@@ -23,7 +23,7 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.present.chain import data_age
-from optterm.present.header import Figure, change_figure, header_figures
+from optterm.present.header import Figure, change_figure, header_figures, session_text
 
 __all__ = ["StatusBar", "fit", "status_parts", "status_text"]
 
@@ -77,9 +77,11 @@ def status_parts(
     if symbol is None:
         symbol = state.symbols[0] if state.symbols else ""
     update = state.chain(symbol, expiry)
-    open_now = state.calendar.is_open(now)
+    # The shown instrument's own session: an MCX evening is open, and stale-feed judged on it.
+    calendar = state.calendar.for_symbol(symbol)
+    open_now = calendar.is_open(now)
     attached, master = _attached_line(state), _master_line(state)
-    market = Text(" market open " if open_now else " market closed ", style="reverse")
+    market = Text(session_text(calendar, now, open_now), style="reverse")
     if update is None:
         return (
             [

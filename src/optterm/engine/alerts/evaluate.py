@@ -436,10 +436,9 @@ class AlertEvaluator:
         then = got[0]
         v_now = self._values(snap, None, f, side, strikes, n)
         v_then = self._values(then, None, f, side, strikes, n)
-        tz = self.calendar.tz
-        day_open = datetime.combine(
-            then.provider_ts.astimezone(tz).date(), self.calendar.open, tzinfo=tz
-        )
+        cal = self.calendar.for_symbol(snap.symbol)  # the day opens at its segment's open
+        tz = cal.tz
+        day_open = datetime.combine(then.provider_ts.astimezone(tz).date(), cal.open, tzinfo=tz)
         elapsed = (then.provider_ts - day_open).total_seconds()
         dt = (snap.provider_ts - then.provider_ts).total_seconds()
         if elapsed <= 0 or dt <= 0:
@@ -501,7 +500,8 @@ class AlertEvaluator:
         if last is not None and (at - last).total_seconds() < rule.cooldown_s:
             return False
         if rule.active_from is None and rule.active_to is None:
-            return self.calendar.is_open(at)
+            # By default a rule is active in its instrument's session (MCX into the evening).
+            return self.calendar.for_symbol(rule.symbol).is_open(at)
         local = at.astimezone(self.calendar.tz).time()
         start = rule.active_from or time(0, 0)
         end = rule.active_to or time(23, 59, 59)
@@ -651,7 +651,7 @@ class AlertEvaluator:
                     )
             elif rule.kind is AlertKind.STALE_FEED:
                 last = self._last_fresh.get(rule.symbol)
-                if last is None or not self.calendar.is_open(now):
+                if last is None or not self.calendar.for_symbol(rule.symbol).is_open(now):
                     continue
                 age = (now - last).total_seconds()
                 stale = age >= rule.threshold

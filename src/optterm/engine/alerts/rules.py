@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from optterm.infra.clip import clip, quoted
-from optterm.market import NSE_INDICES, parse_day
+from optterm.market import NSE_INDICES, calendar_for, parse_day, segment_of
 from optterm.model import AlertKind, AlertRule, Channel, Condition, PatternKind, Side
 
 if TYPE_CHECKING:
@@ -547,7 +547,7 @@ def build_rule(
     win = _window(what, when, window_s)
     cool = _cooldown(cooldown_s)
     exp = _expiry(settings, expiry, today)
-    start, end = _active_window(settings, active_from, active_to)
+    start, end = _active_window(settings, what.symbol, active_from, active_to)
     chans, who, text = _audience(channels, owner, note)
     return AlertRule(
         symbol=what.symbol,
@@ -847,13 +847,20 @@ def _expiry(settings: Settings, expiry: date | str | None, today: date | None) -
 
 
 def _active_window(
-    settings: Settings, active_from: time | str | None, active_to: time | str | None
+    settings: Settings,
+    symbol: str,
+    active_from: time | str | None,
+    active_to: time | str | None,
 ) -> tuple[time | None, time | None]:
-    """The rule's own hours (exchange-local); one end given means the market's other end."""
+    """The rule's own hours (exchange-local); one end given means the other end of the
+    instrument's session (MCX: 09:00 and 23:55, NSE F&O: the configured hours). Neither given:
+    the rule follows the session itself, US-DST close and all (evaluate.py)."""
     start, end = _time(active_from, "--from"), _time(active_to, "--to")
     if (start is None) != (end is None):
-        start = start or settings.market.open
-        end = end or settings.market.close
+        own = calendar_for(segment_of(symbol))
+        nse = segment_of(symbol) is None
+        start = start or (settings.market.open if nse else own.open)
+        end = end or (settings.market.close if nse else own.close)
     if start is not None and end is not None and not start < end:
         raise RuleError(
             f"the active window {start:%H:%M}–{end:%H:%M} is empty; the start must be before the "

@@ -33,6 +33,7 @@ import numpy as np
 from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
 from optterm.engine.analytics.nanops import nansum
+from optterm.market import calendar_for, segment_of
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
 __all__ = ["DETECTORS", "PatternEngine"]
@@ -612,8 +613,12 @@ class PatternEngine:
         tz = self.market.tz
         day = ref.snapshot.provider_ts.astimezone(tz).date()
         market = self.market
-        opened = datetime.combine(day, market.open, tzinfo=tz)
-        session_s = (datetime.combine(day, market.close, tzinfo=tz) - opened).total_seconds()
+        if segment_of(snap.symbol) is None:
+            opened = datetime.combine(day, market.open, tzinfo=tz)
+            session_s = (datetime.combine(day, market.close, tzinfo=tz) - opened).total_seconds()
+        else:  # MCX and CDS: the segment's own session (an MCX day is over 14 hours)
+            opened, closed = calendar_for(segment_of(snap.symbol)).session_bounds(day)
+            session_s = (closed - opened).total_seconds()
         pair = _pair(cur, ref, opened, TRADING_DAYS * session_s)
         if pair is None:
             return []

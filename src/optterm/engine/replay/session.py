@@ -98,7 +98,10 @@ class Replay:
         self.rules = rules
         self.judge = judge  # rules judged instead of the store's enabled ones (a backtest's)
         self.interval = interval  # ΔOI and buildups over this (default: [display] oi_interval)
-        self.calendar = calendar or market_calendar(settings)
+        # The day's sessions are its chains' own: an MCX day runs into the evening.
+        self.calendar = (calendar or market_calendar(settings)).for_symbols(
+            symbol for symbol, _ in windows
+        )
         self.windows = windows
         self.source = ReplaySource(windows)
         clock: dict[int, int] = {}

@@ -3,11 +3,13 @@
 The simulator counts *trading* seconds since its start and maps them onto wall-clock time by
 filling one session after another, so 15:39:59 on Friday is followed by 09:15:00 on Monday (or the
 next trading day after a holiday). A demo run at night therefore still moves, and a whole session
-at speed 60 takes the 6.5 minutes one would expect.
+at speed 60 takes the 6.5 minutes one would expect. Sessions need not be equally long: MCX's
+closes at 23:30 under US daylight saving time and at 23:55 otherwise.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import UTC, date, datetime, timedelta
 
@@ -53,6 +55,9 @@ class SessionClock:
         self.offset0 = offset
         self._dates: list[date] = [day]
         self._opens: list[datetime] = [calendar.session_bounds(day)[0]]
+        # Trading seconds from session 0's open to the open of each session; one more entry
+        # than there are sessions known (the last is where the next one would start).
+        self._starts: list[float] = [0.0, calendar.session_seconds(day)]
         self._close_cache: dict[date, float] = {}
 
     @property
@@ -64,6 +69,18 @@ class SessionClock:
             nxt = self.calendar.next_trading_day(self._dates[-1])
             self._dates.append(nxt)
             self._opens.append(self.calendar.session_bounds(nxt)[0])
+            self._starts.append(self._starts[-1] + self.calendar.session_seconds(nxt))
+
+    def session_start(self, n: int) -> float:
+        """Trading seconds from the start to the open of session n (negative for session 0
+        when the start is into it)."""
+        self._extend(n)
+        return self._starts[n] - self.offset0
+
+    def session_seconds(self, n: int) -> float:
+        """Length of session n in seconds."""
+        self._extend(n)
+        return self._starts[n + 1] - self._starts[n]
 
     def session_date(self, n: int) -> date:
         """Exchange-local date of the n-th session since the start (0 = the start's session)."""
@@ -77,8 +94,13 @@ class SessionClock:
     def locate(self, elapsed: float) -> tuple[int, float]:
         """(session index, seconds since that session's open) after `elapsed` trading seconds."""
         total = self.offset0 + max(elapsed, 0.0)
-        n = math.floor(total / self.session_length + _EPS)
-        return n, max(total - n * self.session_length, 0.0)
+        # Sessions are about equally long: a first guess, then the exact one from the starts.
+        guess = math.floor(total / self.session_length + _EPS)
+        self._extend(guess + 1)
+        while self._starts[-1] <= total + _EPS:
+            self._extend(len(self._dates))
+        n = bisect.bisect_right(self._starts, total + _EPS) - 1
+        return n, max(total - self._starts[n], 0.0)
 
     def session_index(self, elapsed: float) -> int:
         return self.locate(elapsed)[0]
@@ -106,14 +128,15 @@ class SessionClock:
             n += 1
         if self.session_date(n) != day:
             return None
-        elapsed = n * self.session_length + (when - self.session_open(n)).total_seconds()
+        elapsed = self._starts[n] + (when - self.session_open(n)).total_seconds()
         elapsed -= self.offset0
         return elapsed if elapsed >= 0 else None
 
     def close_epoch(self, d: date) -> float:
-        """Epoch seconds of the close on `d` (options expire at the close of their day)."""
+        """Epoch seconds of the end of trading of an option expiring on `d`: the close of its
+        day, or the segment's own expiry time (currency options: 12:30)."""
         cached = self._close_cache.get(d)
         if cached is None:
-            cached = self.calendar.session_bounds(d)[1].timestamp()
+            cached = self.calendar.expiry_moment(d).timestamp()
             self._close_cache[d] = cached
         return cached

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "CDS_TICK",
     "TICK",
     "VIX_YEARS",
     "black76",
@@ -25,7 +26,8 @@ __all__ = [
     "vix_level",
 ]
 
-TICK = 0.05  # NSE index options trade in 5-paise ticks
+TICK = 0.05  # NSE index options trade in 5-paise ticks (MCX crude options too)
+CDS_TICK = 0.0025  # NSE currency options: a quarter paisa
 _WING = 3.0  # standardised moneyness where the smile turns from parabolic to linear
 
 # Abramowitz & Stegun 7.1.26 coefficients.
@@ -85,23 +87,24 @@ def spread_fraction(moneyness: np.ndarray, illiquidity: float) -> np.ndarray:
     return illiquidity * 0.004 * (1.0 + 0.35 * x * x)
 
 
-def tick_round(price: np.ndarray) -> np.ndarray:
-    return _ticks(np.rint(price / TICK))
+def tick_round(price: np.ndarray, tick: float = TICK) -> np.ndarray:
+    return _ticks(np.rint(price / tick), tick)
 
 
-def tick_floor(price: np.ndarray) -> np.ndarray:
+def tick_floor(price: np.ndarray, tick: float = TICK) -> np.ndarray:
     # The small epsilon keeps an exact multiple (after float noise) on its own tick.
-    return _ticks(np.floor(price / TICK + 1e-9))
+    return _ticks(np.floor(price / tick + 1e-9), tick)
 
 
-def tick_ceil(price: np.ndarray) -> np.ndarray:
-    return _ticks(np.ceil(price / TICK - 1e-9))
+def tick_ceil(price: np.ndarray, tick: float = TICK) -> np.ndarray:
+    return _ticks(np.ceil(price / tick - 1e-9), tick)
 
 
-def _ticks(n: np.ndarray) -> np.ndarray:
-    # Rounding to 2 decimals gives the same float a parser of "123.45" would: 0.15, not
-    # 0.15000000000000002, so stored and re-read prices compare equal.
-    return np.round(n * TICK, 2)
+def _ticks(n: np.ndarray, tick: float = TICK) -> np.ndarray:
+    # Rounding to the tick's decimals gives the same float a parser of "123.45" would: 0.15,
+    # not 0.15000000000000002, so stored and re-read prices compare equal. Currency options
+    # trade in 0.0025 ticks: four decimals.
+    return np.round(n * tick, 2 if tick >= 0.01 else 4)
 
 
 def term_factor(t_years: float) -> float:

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
-from optterm.market import NSE_INDICES, MarketCalendar
+from optterm.market import COMMODITY, CURRENCY, NSE_INDICES, MarketCalendar
 from optterm.model import ChainSnapshot, Feed, Quote, Underlying
 from optterm.providers.base import BadPayload
 from optterm.providers.common import TableProvider
 from optterm.providers.simulator.clock import SessionClock, default_start
-from optterm.providers.simulator.pricing import TICK
+from optterm.providers.simulator.pricing import CDS_TICK, TICK
 from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
 from optterm.providers.simulator.state import (
     CARRY,
@@ -93,14 +93,42 @@ class SimulatorProvider(TableProvider):
         self.speed = float(speed)
         self.step_seconds = float(step_seconds)
         self.episode_seconds = float(episode_seconds)
-        self.calendar = calendar or MarketCalendar()
+        table = NSE_INDICES if underlyings is None else underlyings
+        # Each segment plays on its own session (MCX into the evening, CDS to 17:00): a table
+        # mixing segments is one simulator per segment behind this one, which routes by symbol.
+        base = calendar or MarketCalendar()
+        groups: dict[int, tuple[MarketCalendar, dict[str, Underlying]]] = {}
+        for key, u in table.items():
+            cal = base.for_symbol(key)
+            groups.setdefault(id(cal), (cal, {}))[1][key] = u
+        self.calendar = next(iter(groups.values()))[0] if groups else base
+        self._parts: dict[str, SimulatorProvider] = {}
+        if len(groups) > 1:
+            for cal, sub in groups.values():
+                part = SimulatorProvider(
+                    seed=seed,
+                    scenario=scenario,
+                    speed=speed,
+                    step_seconds=step_seconds,
+                    start=start,
+                    calendar=cal,
+                    clock=clock,
+                    now=now,
+                    underlyings=sub,
+                    episode_seconds=episode_seconds,
+                )
+                self._parts.update(dict.fromkeys((k.strip().upper() for k in sub), part))
         self._clock = clock
         self._now = now or (lambda: datetime.now(UTC))
         self._clock0 = clock()
         if start is None:
             start = default_start(self.calendar, self._now())
         self._session = SessionClock(self.calendar, start)
-        super().__init__(NSE_INDICES if underlyings is None else underlyings)
+        super().__init__(table)
+        # Option price tick and spot-to-forward carry of this segment's chains: MCX options sit
+        # on futures (the simulated spot is that futures price), currency options tick 0.0025.
+        self._tick = CDS_TICK if self.calendar.segment == CURRENCY else TICK
+        self._carry = 0.0 if self.calendar.segment == COMMODITY else CARRY
         self._paths: dict[str, SymbolPath] = {}
         self._chains: dict[tuple[str, date], ChainState] = {}
         self._symbol_chains: dict[str, list[ChainState]] = {}  # _chains by symbol, for _trim
@@ -133,19 +161,31 @@ class SimulatorProvider(TableProvider):
 
     # -- Provider protocol --------------------------------------------------------------------
 
+    def _part(self, symbol: str) -> SimulatorProvider | None:
+        """The segment's simulator playing `symbol` when this one mixes segments."""
+        return self._parts.get(symbol.strip().upper()) if self._parts else None
+
     async def list_expiries(self, symbol: str) -> list[date]:
+        if (part := self._part(symbol)) is not None:
+            return await part.list_expiries(symbol)
         with self._guard():
             return self._listed(self._resolve(symbol), self.current_step())
 
     async def fetch_chain(self, symbol: str, expiry: date) -> ChainSnapshot:
+        if (part := self._part(symbol)) is not None:
+            return await part.fetch_chain(symbol, expiry)
         with self._guard():
             return self._snapshot(self._resolve(symbol), expiry, self.current_step())
 
     async def fetch_spot(self, symbol: str) -> float:
+        if (part := self._part(symbol)) is not None:
+            return await part.fetch_spot(symbol)
         with self._guard():
             return self._path(self._resolve(symbol)).spot_at(self.current_step())
 
     async def close(self) -> None:
+        for part in set(self._parts.values()):
+            await part.close()
         self._closed = True
         self._chains.clear()
         self._symbol_chains.clear()
@@ -155,6 +195,8 @@ class SimulatorProvider(TableProvider):
 
     def chain_at_step(self, symbol: str, expiry: date, step: int) -> ChainSnapshot:
         """The chain as it was (or will be) at `step`, regardless of the clock."""
+        if (part := self._part(symbol)) is not None:
+            return part.chain_at_step(symbol, expiry, step)
         with self._guard():
             if step < 0:
                 raise BadPayload(self.name, f"step must be >= 0, got {step}")
@@ -162,6 +204,8 @@ class SimulatorProvider(TableProvider):
 
     def chain_at(self, symbol: str, expiry: date, when: datetime) -> ChainSnapshot:
         """The chain whose provider_ts is `when` (a step time of this simulator)."""
+        if (part := self._part(symbol)) is not None:
+            return part.chain_at(symbol, expiry, when)
         with self._guard():
             elapsed = self._session.elapsed_at(when)
             step = None if elapsed is None else round(elapsed / self.step_seconds)
@@ -173,6 +217,8 @@ class SimulatorProvider(TableProvider):
         """The scenario's planned log move of the spot from `step0` to `step1`: the direction its
         order flow is meant to push the market, without the random part. Tests judge whether a
         signal points with the flow by it."""
+        if (part := self._part(symbol)) is not None:
+            return part.planned_move(symbol, step0, step1)
         with self._guard():
             return self._path(self._resolve(symbol)).planned_move(step0, step1)
 
@@ -213,8 +259,14 @@ class SimulatorProvider(TableProvider):
             setup = chain_setup(
                 self.calendar, self._session, self.step_seconds, sym, expiry, EXPIRIES_LISTED
             )
-            lot = self._underlyings[sym].lot_size
-            state = ChainState(seed=self.seed, setup=setup, path=self._path(sym), lot_size=lot)
+            state = ChainState(
+                seed=self.seed,
+                setup=setup,
+                path=self._path(sym),
+                lot_size=self._underlyings[sym].lot_size,
+                tick=self._tick,
+                carry=self._carry,
+            )
             self._chains[(sym, expiry)] = state
             self._symbol_chains.setdefault(sym, []).append(state)
         ce, pe, spot = state.legs_at(step)
@@ -250,6 +302,14 @@ class SimulatorProvider(TableProvider):
         to its expiry at the simulator's carry rate), as the exchange lists them: the nearest
         FUTURES_LISTED months only."""
         path = self._path(sym)
+        if self.calendar.segment == COMMODITY:
+            # An MCX option's underlying is a futures contract: the simulated spot is its price.
+            return Quote(
+                value=path.spot_at(step),
+                prev_close=float(path.prev_close_at(step)),
+                source=f"{self.name} {sym} futures (the options' underlying)",
+                ts=self.step_time(step),
+            )
         session = path.session_of(step)
         due = self._future_expiry(session, expiry)
         if due is None:
@@ -260,8 +320,9 @@ class SimulatorProvider(TableProvider):
 
         def fair(spot: float, at_epoch: float) -> float:
             t = max(close_epoch - at_epoch, 0.0) / YEAR_SECONDS
-            # On the 0.05 tick like every simulated price (round half to even, as np.rint).
-            return round(round(spot * math.exp(CARRY * t) / TICK) * TICK, 2)
+            # On the tick like every simulated price (round half to even, as np.rint).
+            tick, places = self._tick, 2 if self._tick >= 0.01 else 4
+            return round(round(spot * math.exp(self._carry * t) / tick) * tick, places)
 
         return Quote(
             value=fair(path.spot_at(step), now_epoch),
@@ -286,12 +347,12 @@ class SimulatorProvider(TableProvider):
         out: list[date] = []
         year, month = today.year, today.month
         while len(out) < FUTURES_LISTED:
-            nominal = self.calendar.last_weekday_of_month(year, month)
-            day = (
-                nominal
-                if self.calendar.is_trading_day(nominal)
-                else self.calendar.previous_trading_day(nominal)
-            )
+            cal = self.calendar
+            if cal.segment == CURRENCY:
+                day = cal.cds_monthly_expiry(year, month)
+            else:
+                nominal = cal.last_weekday_of_month(year, month)
+                day = nominal if cal.is_trading_day(nominal) else cal.previous_trading_day(nominal)
             if day >= today:
                 out.append(day)
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)

@@ -86,6 +86,23 @@ _KNOWN: dict[str, _Defaults] = {
     "BANKNIFTY": _Defaults(58_500.0, 0.135, 30_000.0, 500.0, 1000.0),
     "FINNIFTY": _Defaults(27_600.0, 0.13, 9_000.0, 100.0, 500.0),
     "MIDCPNIFTY": _Defaults(13_600.0, 0.16, 7_000.0, 100.0, 500.0),
+    # MCX options on futures (the spot is the underlying futures, in rupees per quoted unit:
+    # barrel, mmBtu, 10 g, kg) and NSE currency options (rupees per dollar, euro, pound, 100
+    # yen): each with its own level and a commodity's or a currency's vol. Illustrative levels.
+    "CRUDEOIL": _Defaults(5_450.0, 0.34, 20_000.0, 100.0, 500.0),
+    "CRUDEOILM": _Defaults(5_450.0, 0.34, 6_000.0, 100.0, 500.0),
+    "NATURALGAS": _Defaults(330.0, 0.55, 30_000.0, 10.0, 50.0),
+    "NATGASMINI": _Defaults(330.0, 0.55, 8_000.0, 10.0, 50.0),
+    "GOLD": _Defaults(131_000.0, 0.17, 3_000.0, 1_000.0, 5_000.0),
+    "GOLDM": _Defaults(131_000.0, 0.17, 2_000.0, 1_000.0, 5_000.0),
+    "SILVER": _Defaults(172_000.0, 0.27, 2_500.0, 2_000.0, 10_000.0),
+    "SILVERM": _Defaults(172_000.0, 0.27, 2_000.0, 2_000.0, 10_000.0),
+    "COPPER": _Defaults(1_010.0, 0.22, 1_500.0, 10.0, 50.0),
+    "ZINC": _Defaults(285.0, 0.22, 1_000.0, 5.0, 25.0),
+    "USDINR": _Defaults(89.50, 0.045, 150_000.0, 0.5, 1.0),
+    "EURINR": _Defaults(104.0, 0.06, 20_000.0, 0.5, 1.0),
+    "GBPINR": _Defaults(119.0, 0.07, 15_000.0, 0.5, 1.0),
+    "JPYINR": _Defaults(58.5, 0.09, 10_000.0, 0.5, 1.0),
 }
 
 
@@ -282,7 +299,7 @@ class SymbolPath:
             return close
         if session > 0:
             # Not crossed yet: walk the path to the session's first step.
-            start = session * self.clock.session_length - self.clock.offset0
+            start = self.clock.session_start(session)
             first = max(math.ceil(start / self.step_seconds - _EPS), 1)
             while self.session_of(first) < session:
                 first += 1
@@ -375,7 +392,7 @@ def chain_setup(
             raise ValueError(f"{sym} {expiry} is never listed")
     birth = 0
     if n:
-        birth = max(math.ceil((n * clock.session_length - clock.offset0) / step_seconds - _EPS), 0)
+        birth = max(math.ceil(clock.session_start(n) / step_seconds - _EPS), 0)
         while clock.session_index(birth * step_seconds) < n:
             birth += 1
     listed = calendar.expiries(sym, clock.session_date(n), listing)
@@ -388,12 +405,22 @@ class ChainState:
     """OI and volume book of one (symbol, expiry) chain, advanced step by step."""
 
     def __init__(
-        self, *, seed: int, setup: ChainSetup, path: SymbolPath, lot_size: int = 1
+        self,
+        *,
+        seed: int,
+        setup: ChainSetup,
+        path: SymbolPath,
+        lot_size: int = 1,
+        tick: float = TICK,
+        carry: float = CARRY,
     ) -> None:
         self.seed = seed
         self.setup = setup
         self.path = path
         self.lot_size = lot_size
+        self.tick = tick  # the option price tick (0.05; currency options 0.0025)
+        # Spot to forward: the index's carry; 0 for MCX, whose spot is the option's own futures.
+        self.carry = carry
         plan = path.plan
         self.strikes = ladder(plan)
         self.n = self.strikes.shape[0]
@@ -531,7 +558,8 @@ class ChainState:
         close = self.path.close_before(session)
         t = max((self.close_epoch - close.epoch) / YEAR_SECONDS, _MIN_T)
         call, put = self._price(round(close.spot, 2), close.atm30 * term_factor(t), t)[:2]
-        ce, pe = np.maximum(tick_round(call), TICK), np.maximum(tick_round(put), TICK)
+        tick = self.tick
+        ce, pe = np.maximum(tick_round(call, tick), tick), np.maximum(tick_round(put, tick), tick)
         self._closing = (session, ce, pe)
         return ce, pe
 
@@ -539,7 +567,7 @@ class ChainState:
         self, spot: float, atm: float, t: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """(call, put, smile vols, standardised moneyness, forward) at one market state."""
-        forward = spot * math.exp(CARRY * t)
+        forward = spot * math.exp(self.carry * t)
         vol = smile(atm, self.strikes, forward, t)
         call, put = black76(forward, self.strikes, t, vol, math.exp(-_RATE * t))
         # A steep wing can make the smile price a hair non-monotone; real quotes never are.
@@ -682,13 +710,14 @@ class ChainState:
         """Both sides' quotes at once: row 0 of each (2, n) input is CE, row 1 PE (x and iv
         are shared); `depth` holds the CE bid, CE ask, PE bid and PE ask draws. Element by
         element the same arithmetic as one side at a time, in half the numpy calls."""
-        half = 0.5 * np.maximum(fair * spread_fraction(x, self.illiquidity), TICK)
-        ltp = np.maximum(tick_round(fair), TICK)
-        bid = tick_floor(fair - half)
-        ask = np.maximum(tick_ceil(fair + half), np.maximum(ltp, bid + TICK))
-        bid = np.where(bid >= TICK, np.minimum(bid, ltp), np.nan)
+        tick = self.tick
+        half = 0.5 * np.maximum(fair * spread_fraction(x, self.illiquidity), tick)
+        ltp = np.maximum(tick_round(fair, tick), tick)
+        bid = tick_floor(fair - half, tick)
+        ask = np.maximum(tick_ceil(fair + half, tick), np.maximum(ltp, bid + tick))
+        bid = np.where(bid >= tick, np.minimum(bid, ltp), np.nan)
         # NSE reports IV 0 (we: missing) when there is no time value to solve from.
-        iv = np.where(ltp - intrinsic < 2 * TICK, np.nan, iv)
+        iv = np.where(ltp - intrinsic < 2 * tick, np.nan, iv)
         oi_now = np.rint(oi)
         # Lots resting at the best bid and offer: a few dozen near the money, a handful in the
         # wings and on thin far expiries, whole lots as the exchange shows them.
