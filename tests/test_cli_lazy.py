@@ -186,3 +186,16 @@ def test_root_help_wraps_to_the_terminal_and_keeps_every_word(
         for entry in COMMANDS:
             start = words.index(entry.name)
             assert words[start + 1 : start + 1 + len(entry.help.split())] == entry.help.split()
+
+
+def test_the_secret_store_imports_keyring_only_when_it_asks_the_keyring() -> None:
+    # Modules that only hold a SecretStore (the alert book, the notifier) are imported by
+    # commands that never read a secret: keyring's backend discovery is not their cost.
+    probe = (
+        "import sys, optterm.infra.secrets, optterm.engine.alerts.book;"
+        "print('keyring' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "False"

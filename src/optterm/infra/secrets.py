@@ -33,12 +33,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keyring
-import keyring.backend
-import keyring.errors
 import pyotp
+
+if TYPE_CHECKING:
+    # Imported where used: keyring loads its backends' entry points, a cost every command that
+    # only imports this module (alerts, notify) would otherwise pay at start-up.
+    import keyring.backend
 
 from optterm.infra.redact import protect
 
@@ -239,6 +241,8 @@ def _refusal(kr: keyring.backend.KeyringBackend) -> str | None:
         return f"{_backend_name(kr)} stores secrets in a file without OS protection; refused"
     if module.startswith("keyrings.cryptfile"):
         return f"{_backend_name(kr)} prompts for a passphrase; refused (no TTY in serve)"
+    import keyring.backend
+
     children = getattr(kr, "backends", None)
     if children is not None and isinstance(kr, keyring.backend.KeyringBackend):
         try:
@@ -256,6 +260,8 @@ def _refusal(kr: keyring.backend.KeyringBackend) -> str | None:
 
 def _current_keyring() -> tuple[keyring.backend.KeyringBackend | None, str, str | None]:
     """(backend or None, backend name, refusal reason or None)."""
+    import keyring
+
     try:
         kr = keyring.get_keyring()
     except Exception as exc:  # e.g. SecretService without D-Bus raises RuntimeError here
@@ -422,6 +428,8 @@ class SecretStore:
                 f"no usable keyring ({why or 'none'}); credentials given as systemd credentials "
                 "or OPTTERM_ANGELONE_* environment variables must be removed where they are set"
             )
+        import keyring.errors
+
         removed = 0
         for entry in [*(SYSTEMD_PREFIX + f for f in CREDENTIAL_FIELDS), _TOKENS_ENTRY]:
             try:
@@ -518,6 +526,8 @@ class SecretStore:
         kr = self.usable_keyring()
         if kr is None:
             return
+        import keyring.errors
+
         try:
             kr.delete_password(SERVICE, _TOKENS_ENTRY)
         except keyring.errors.PasswordDeleteError:
