@@ -28,7 +28,7 @@ from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
 from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
-from optterm.market import OiInterval
+from optterm.market import OiInterval, calendar_for, segment_of
 from optterm.model import ChainSnapshot, Legs, Metrics
 
 if TYPE_CHECKING:
@@ -136,8 +136,14 @@ class Enriched:
 
 
 def time_to_expiry(snap: ChainSnapshot, market: MarketSettings) -> float:
-    """Calendar years from the data's timestamp to the expiry's settlement time; 0 once past."""
-    settle = datetime.combine(snap.expiry, market.close, tzinfo=market.tz)
+    """Calendar years from the data's timestamp to when the option stops trading; 0 once past.
+    NSE F&O: the configured close. MCX and currency options: their segment's own moment (an MCX
+    option trades into the evening of its expiry day, a currency option stops at 12:30)."""
+    segment = segment_of(snap.symbol)
+    if segment is None:
+        settle = datetime.combine(snap.expiry, market.close, tzinfo=market.tz)
+    else:
+        settle = calendar_for(segment).expiry_moment(snap.expiry)
     return max((settle - snap.provider_ts).total_seconds(), 0.0) / _YEAR_S
 
 
