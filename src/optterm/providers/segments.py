@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from optterm.market import CDS_SYMBOLS, MCX_SYMBOLS
+from optterm.market import segment_of as market_segment_of
 from optterm.model import Segment
 
 __all__ = [
@@ -25,11 +27,11 @@ __all__ = [
     "segment_of",
 ]
 
-# MCX option underlyings (capabilities §5.1, a big broker's list). The master may list more;
-# this table only names them for providers without a master.
+# MCX option underlyings: the calendar's list (market.MCX_SYMBOLS, the one list of which names
+# are commodities). The master may list more; this only names them for providers without one.
 ENERGY = frozenset({"CRUDEOIL", "CRUDEOILM", "NATURALGAS", "NATGASMINI"})
 BULLION = frozenset({"GOLD", "GOLDM", "SILVER", "SILVERM"})
-MCX_OPTIONS = ENERGY | BULLION | frozenset({"COPPER", "ZINC"})
+MCX_OPTIONS = frozenset(MCX_SYMBOLS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ CDS_CONTRACTS: dict[str, CurrencyContract] = {
     "GBPINR": CurrencyContract(1000, "GBP"),
     "JPYINR": CurrencyContract(100_000, "JPY", quoted=100),
 }
+if set(CDS_CONTRACTS) != set(CDS_SYMBOLS):  # one list of currency pairs: say which is off
+    raise RuntimeError(f"CDS contracts {sorted(CDS_CONTRACTS)} != market's {sorted(CDS_SYMBOLS)}")
 
 # The instrument master's `exch_seg` of a derivative → its segment (NFO and BFO options are an
 # index's or a stock's, which the spot row tells apart).
@@ -58,13 +62,10 @@ SEGMENT_OF_EXCHANGE: dict[str, Segment] = {"MCX": Segment.COMMODITY, "CDS": Segm
 
 
 def segment_of(symbol: str) -> Segment | None:
-    """COMMODITY or CURRENCY for a known MCX or CDS underlying; None for anything else."""
-    key = symbol.strip().upper()
-    if key in MCX_OPTIONS:
-        return Segment.COMMODITY
-    if key in CDS_CONTRACTS:
-        return Segment.CURRENCY
-    return None
+    """COMMODITY or CURRENCY for a known MCX or CDS underlying; None for anything else (the
+    calendar's market.segment_of, as the model's enum)."""
+    found = market_segment_of(symbol)
+    return None if found is None else Segment(found)
 
 
 # An energy option expires two business days before its futures: five weekdays leave room for
