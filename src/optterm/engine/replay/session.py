@@ -208,6 +208,7 @@ class Replay:
             now=self.now,
             analyzer=analyzer,
             alerts=ReplayAlerts(self.store, self.calendar, self.judge) if self.rules else None,
+            local=True,
         )
 
     # ------------------------------------------------------------------------------ the clock
