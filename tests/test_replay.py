@@ -357,3 +357,33 @@ async def test_go_to_times_as_a_trader_types_them(tmp_path: Path) -> None:
         assert replay.index == 0
     finally:
         await rec.store.close()
+
+
+async def test_a_replay_reads_its_chains_without_a_task_or_timeout_each(tmp_path: Path) -> None:
+    """A replay's source is the local store and cannot hang: its ticks read the chains in
+    turn, without the task and the timeout a live fetch needs (what they cost over a day of
+    ticks was most of the replay's overhead beyond the analytics)."""
+    import asyncio
+
+    rec = await record(tmp_path, ticks=6)
+    loop = asyncio.get_running_loop()
+    made: list[str] = []
+
+    def counting(lp: asyncio.AbstractEventLoop, coro, **kw):  # type: ignore[no-untyped-def]
+        made.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=lp, **kw)
+
+    try:
+        replay = await Replay.open(rec.store, rec.settings, DAY)
+        loop.set_task_factory(counting)
+        try:
+            for live in rec.ticks:
+                replayed = await replay.step()
+                assert replayed is not None
+                _assert_tick_equal(live, replayed)
+        finally:
+            loop.set_task_factory(None)
+        # (the store's own connection handling may use tasks: only the fetches' count here)
+        assert [name for name in made if name.startswith("Poller.")] == []
+    finally:
+        await rec.store.close()

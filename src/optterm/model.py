@@ -141,6 +141,27 @@ class Legs:
     ask_qty: np.ndarray = field(default_factory=lambda: _NO_COLUMN)
 
     def __post_init__(self) -> None:
+        # One copy of all the columns into one frozen block, each column a row of it: per
+        # column, numpy's per-call cost was most of building a chain (several Legs per chain
+        # per tick). Views of a frozen block cannot be made writeable again.
+        given = [getattr(self, name) for name in LEG_FIELDS]
+        present = [v for v in given if v is not _NO_COLUMN]
+        try:
+            block = np.array(present, dtype=np.float64)
+        except (ValueError, TypeError):
+            block = None  # ragged or not numbers: the column by column path says which
+        if block is not None and block.ndim == 2 and present:
+            block.flags.writeable = False
+            rows = iter(block)
+            nan: np.ndarray | None = None
+            for name, value in zip(LEG_FIELDS, given, strict=True):
+                if value is _NO_COLUMN:
+                    if nan is None:
+                        nan = _frozen_column("nan", np.full(block.shape[1], np.nan), None)
+                    object.__setattr__(self, name, nan)
+                else:
+                    object.__setattr__(self, name, next(rows))
+            return
         n = None
         missing = []
         for f in fields(self):

@@ -211,6 +211,7 @@ class Replay:
             now=self.now,
             analyzer=analyzer,
             alerts=ReplayAlerts(self.store, self.calendar, self.judge) if self.rules else None,
+            local=True,
         )
 
     # ------------------------------------------------------------------------------ the clock
