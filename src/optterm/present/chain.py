@@ -37,6 +37,7 @@ __all__ = [
     "metrics_to_dict",
     "snapshot_to_dict",
     "source_label",
+    "strike_text",
     "underlying_label",
     "write_csv",
 ]
@@ -292,7 +293,9 @@ def _pick(snap: ChainSnapshot, enriched: Enriched | None, side: str, field: str,
     return None
 
 
-def _strike(x: float) -> str:
+def strike_text(x: float) -> str:
+    """A strike as the exchange writes it: thousands separated, no trailing zeros (25,700;
+    102.5; 88.75); empty for NaN."""
     return "" if math.isnan(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
@@ -313,19 +316,21 @@ def metrics_lines(m: Metrics) -> list[str]:
     rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
     pct = "" if m.iv_percentile is None else f" · IV pctile {m.iv_percentile:.0f}"
     # No gamma exposure at all: no level where it changes sign either.
-    flip = "n/a" if math.isnan(m.gex) else (_strike(m.gamma_flip) or "none within 5%")
+    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip) or "none within 5%")
     return [
         f"PCR OI {_ratio(m.pcr_oi)} · PCR vol {_ratio(m.pcr_volume)} · "
-        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_or_na(_strike(m.max_pain))}",
-        f"support (max put OI) {_or_na(_strike(m.support))} · resistance (max call OI) "
-        f"{_or_na(_strike(m.resistance))} · most put OI added {_or_na(_strike(m.support_change))}"
-        f" · most call OI added {_or_na(_strike(m.resistance_change))}",
-        f"ATM {_strike(m.atm_strike)} IV {_pct(m.atm_iv)} · straddle "
+        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_or_na(strike_text(m.max_pain))}",
+        f"support (max put OI) {_or_na(strike_text(m.support))} · resistance (max call OI) "
+        f"{_or_na(strike_text(m.resistance))} · most put OI added "
+        f"{_or_na(strike_text(m.support_change))}"
+        f" · most call OI added {_or_na(strike_text(m.resistance_change))}",
+        f"ATM {strike_text(m.atm_strike)} IV {_pct(m.atm_iv)} · straddle "
         f"{'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'} · 25Δ RR "
         f"{'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'} · IV rank {rank}{pct}",
         f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'} · flip "
-        f"{flip} · call wall {_or_na(_strike(m.call_wall))} · "
-        f"put wall {_or_na(_strike(m.put_wall))} · forward {m.forward:,.2f} ({m.forward_source})",
+        f"{flip} · call wall {_or_na(strike_text(m.call_wall))} · "
+        f"put wall {_or_na(strike_text(m.put_wall))} · "
+        f"forward {m.forward:,.2f} ({m.forward_source})",
         f"view: {m.view.line()}",
     ]
 
@@ -334,22 +339,22 @@ def _metric_items(m: Metrics) -> list[list[tuple[str, int]]]:
     """The footer's figures in reading order, grouped as metrics_lines groups them, each with a
     rank: 1 is what a trader reads first and keeps longest when the footer must be shorter."""
     rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
-    flip = "n/a" if math.isnan(m.gex) else (_strike(m.gamma_flip) or "none within 5%")
+    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip) or "none within 5%")
     groups = [
         [
             (f"PCR OI {_ratio(m.pcr_oi)}", 1),
             (f"PCR vol {_ratio(m.pcr_volume)}", 4),
             (f"PCR ΔOI {_ratio(m.pcr_oi_change)}", 4),
-            (f"max pain {_or_na(_strike(m.max_pain))}", 1),
+            (f"max pain {_or_na(strike_text(m.max_pain))}", 1),
         ],
         [
-            (f"support (max put OI) {_or_na(_strike(m.support))}", 2),
-            (f"resistance (max call OI) {_or_na(_strike(m.resistance))}", 2),
-            (f"most put OI added {_or_na(_strike(m.support_change))}", 4),
-            (f"most call OI added {_or_na(_strike(m.resistance_change))}", 4),
+            (f"support (max put OI) {_or_na(strike_text(m.support))}", 2),
+            (f"resistance (max call OI) {_or_na(strike_text(m.resistance))}", 2),
+            (f"most put OI added {_or_na(strike_text(m.support_change))}", 4),
+            (f"most call OI added {_or_na(strike_text(m.resistance_change))}", 4),
         ],
         [
-            (f"ATM {_strike(m.atm_strike)} IV {_pct(m.atm_iv)}", 2),
+            (f"ATM {strike_text(m.atm_strike)} IV {_pct(m.atm_iv)}", 2),
             (f"straddle {'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'}", 2),
             (f"25Δ RR {'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'}", 4),
             (f"IV rank {rank}", 4),
@@ -357,8 +362,8 @@ def _metric_items(m: Metrics) -> list[list[tuple[str, int]]]:
         [
             (f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'}", 3),
             (f"flip {flip}", 3),
-            (f"call wall {_or_na(_strike(m.call_wall))}", 3),
-            (f"put wall {_or_na(_strike(m.put_wall))}", 3),
+            (f"call wall {_or_na(strike_text(m.call_wall))}", 3),
+            (f"put wall {_or_na(strike_text(m.put_wall))}", 3),
             (f"forward {m.forward:,.2f} ({m.forward_source})", 5),
         ],
         # The view's reasons read as one sentence after its bias: "view: neutral: a; b".
@@ -489,9 +494,9 @@ def chain_table(
     for i, strike in enumerate(snap.strikes.tolist()):
         ce = [fmt(float(c[i])) if c is not None else "" for fmt, c in ce_cols]
         pe = [fmt(float(c[i])) if c is not None else "" for fmt, c in pe_cols]
-        strike_text = Text(_strike(strike), style="underline" if strike == pain else "")
+        cell = Text(strike_text(strike), style="underline" if strike == pain else "")
         if i == atm:
-            table.add_row(*ce, Text.assemble("▶ ", strike_text, " ◀"), *pe, style="reverse")
+            table.add_row(*ce, Text.assemble("▶ ", cell, " ◀"), *pe, style="reverse")
         else:
-            table.add_row(*ce, strike_text, *pe)
+            table.add_row(*ce, cell, *pe)
     return table

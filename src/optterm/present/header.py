@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from optterm.market import IST, MarketCalendar, contract_text
+from optterm.market import CURRENCY, IST, MarketCalendar, contract_text, segment_of
 from optterm.model import ChainSnapshot, Feed, Quote
 from optterm.present.time import age_text
 
@@ -30,6 +30,7 @@ __all__ = [
     "replay_badge",
     "session_text",
     "speed_text",
+    "symbol_price_decimals",
     "vix_figure",
 ]
 
@@ -47,7 +48,12 @@ def _sign(x: float) -> int:
 def price_decimals(snap: ChainSnapshot) -> int:
     """Decimals a price of this chain needs: 4 for currency options (a ₹0.0025 tick, whose
     contracts have a fixed size), else 2."""
-    return 4 if snap.contract is not None else 2
+    return 4 if snap.contract is not None else symbol_price_decimals(snap.symbol)
+
+
+def symbol_price_decimals(symbol: str) -> int:
+    """Decimals of `symbol`'s prices when only its name is known: 4 for a currency pair."""
+    return 4 if segment_of(symbol) == CURRENCY else 2
 
 
 def change_figure(snap: ChainSnapshot) -> Figure:

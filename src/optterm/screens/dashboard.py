@@ -20,7 +20,8 @@ from textual.widgets.option_list import Option
 from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Direction, Feed, Metrics, Side
-from optterm.present.chain import metrics_fitted
+from optterm.present.chain import metrics_fitted, strike_text
+from optterm.present.header import price_decimals
 from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
 from optterm.widgets.chain_columns import OI_UNITS, PANE_RANK, width_through
@@ -280,10 +281,10 @@ class DashboardScreen(StateScreen):
             moved = "" if math.isnan(chg) or chg == 0 else ("green" if chg > 0 else "red")
             values = [
                 Text(symbol + (" *" if snap.feed is Feed.SIMULATED else ""), style="bold"),
-                _num(snap.spot, ",.2f"),
+                _num(snap.spot, f",.{price_decimals(snap)}f"),
                 Text(_num(chg, "+.2f") or "n/a", style=moved),
                 _num(m.pcr_oi, ".2f") if m else "",
-                _num(m.max_pain, ",.0f") if m else "",
+                strike_text(m.max_pain) if m else "",  # 102.5 and 88.75 are strikes too
                 _num(m.atm_iv * 100 if m else math.nan, ".2f"),
                 m.view.bias.value if m else "",
             ]

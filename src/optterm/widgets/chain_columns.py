@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from optterm.market import CURRENCY, segment_of
 from optterm.model import LEG_FIELDS, Buildup, Legs
+from optterm.present.header import symbol_price_decimals
 
 __all__ = [
     "COLUMNS",
@@ -171,8 +171,9 @@ PRICE_KEYS = frozenset({"ltp", "ltp_chg", "bid", "ask"})
 
 
 def price_decimals(symbol: str) -> int:
-    """Decimal places of `symbol`'s option prices: 4 for currency options (0.0025 ticks), else 2."""
-    return 4 if segment_of(symbol) == CURRENCY else 2
+    """Decimal places of `symbol`'s option prices: 4 for currency options (0.0025 ticks), else 2
+    (the one rule: present.header.symbol_price_decimals)."""
+    return symbol_price_decimals(symbol)
 
 
 def _available(columns: Iterable[Column]) -> tuple[Column, ...]:
