@@ -752,9 +752,10 @@ def segment_year_warning(segment: str, year: int) -> str | None:
             f"No {label} holiday list for {year}: every weekday counts as a {label} trading day "
             "(expiries, market hours). Update optterm for the exchange's list."
         )
-    known = ", ".join(f"{name} {day:%d-%b}" for day, name in listed.days.items()) or "none"
+    # A count, not the days: this is a toast over the chain, and `optterm doctor` says the same.
+    known = len(listed.days)
     return (
-        f"The {label} holiday list for {year} is incomplete (known: {known}); {label} expiries "
-        "and market hours may be wrong on the other holidays. Update optterm for the "
-        "exchange's list."
+        f"The {label} holiday list for {year} is incomplete ({known} day{'s' * (known != 1)} "
+        f"known); {label} expiries and market hours may be wrong on the other holidays. Update "
+        "optterm for the exchange's list."
     )
