@@ -387,6 +387,10 @@ class Poller:
     ) -> tuple[list[tuple[Watch, date]], list[ChainSnapshot | BaseException]]:
         """The fetch phase over a local source: the same results as `_fetch_all`'s, in the same
         order, each read in turn."""
+        # One turn of the event loop per tick: reads served from a decoded batch never suspend,
+        # and a replay must still be stoppable (Ctrl-C, the TUI) at the tick it is on and let
+        # the loop's other tasks run.
+        await asyncio.sleep(0)
         jobs: list[tuple[Watch, date]] = []
         for w in watching:
             try:
