@@ -118,3 +118,21 @@ def test_a_day_at_the_calendars_edge_has_nothing_stored(
     out = _cli(stored, *args)
     _one_line_usage_error(out)
     assert "Nothing is stored for 9999-12-31" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        '[stream]\nurl = "http://{}"',
+        '[stream]\nmode = "{}"',
+        '[[poller.watch]]\nsymbol = "NIFTY"\nsegment = "{}"',
+    ],
+    ids=["stream-url", "stream-mode", "watch-segment"],
+)
+def test_a_huge_config_value_of_a_new_section_is_not_echoed_in_full(
+    home: Home, section: str
+) -> None:
+    home.write_config(section.format("A" * 100_000) + "\n")
+    out = _cli(home, "strategy", "NIFTY short straddle")
+    _one_line_usage_error(out)
+    assert "100,00" in out.stderr and len(out.stderr) < 1000, out.stderr[:300]
