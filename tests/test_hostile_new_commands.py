@@ -136,3 +136,14 @@ def test_a_huge_config_value_of_a_new_section_is_not_echoed_in_full(
     out = _cli(home, "strategy", "NIFTY short straddle")
     _one_line_usage_error(out)
     assert "100,00" in out.stderr and len(out.stderr) < 1000, out.stderr[:300]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_damaged_stored_backtest_row_is_told_not_a_traceback(stored: Home, as_json: bool) -> None:
+    out = _cli(stored, "backtest", SPEC, *SPAN, "--json")
+    assert out.returncode == 0, out.stderr[-400:]
+    with sqlite3.connect(stored.db) as db:
+        db.execute("update backtests set span_from = 'garbage', document = '{not json'")
+    out = _cli(stored, "backtest", "list", *(["--json"] if as_json else []))
+    _one_line_usage_error(out)
+    assert "a stored backtest is damaged" in out.stderr
