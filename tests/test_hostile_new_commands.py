@@ -147,3 +147,18 @@ def test_a_damaged_stored_backtest_row_is_told_not_a_traceback(stored: Home, as_
     out = _cli(stored, "backtest", "list", *(["--json"] if as_json else []))
     _one_line_usage_error(out)
     assert "a stored backtest is damaged" in out.stderr
+
+
+@pytest.mark.parametrize("channels", ["{bad", "5"], ids=["not-json", "not-a-list"])
+def test_a_saved_scan_with_damaged_channels_is_told_not_a_traceback(
+    home: Home, channels: str
+) -> None:
+    home.write_config()
+    out = _cli(home, "scans", "add", "oi", "scan fno where fut_oi_chg% > 10", "--notify", "app")
+    assert out.returncode == 0, out.stderr[-400:]
+    with sqlite3.connect(home.db) as db:
+        db.execute("update scans set channels = ?", (channels,))
+    out = _cli(home, "scans", "list")
+    _one_line_usage_error(out)
+    assert "the saved scan 'oi' is damaged" in out.stderr
+    assert "`optterm scans rm NAME`" in out.stderr
