@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json, stderr_progress
+from optterm.cli.context import (
+    check_span,
+    load_settings,
+    parse_date,
+    print_json,
+    stderr_progress,
+)
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
@@ -93,6 +99,7 @@ def run(
         first, last = parse_date(start, "--from"), parse_date(end, "--to")
         if last < first:
             raise UsageProblem(f"--to {last} is before --from {first}; swap them.")
+        check_span(first, last)
         table = _costs(costs)
         settings = load_settings(ctx)
         doc = _run(settings, parsed, first, last, table, allow_simulated, stopped)
@@ -142,6 +149,11 @@ def _spec(text: str) -> Spec:
             except OSError as exc:
                 raise UsageProblem(
                     f"cannot read the spec file {path}: {exc.strerror or exc}."
+                ) from None
+            except UnicodeDecodeError:
+                raise UsageProblem(
+                    f"the spec file {path} is not UTF-8 text (a binary file?); pass the .toml "
+                    "spec docs/backtest.md describes."
                 ) from None
             return parse_toml_spec(body, str(path))
         return parse_spec(text)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from optterm.cli.context import (
+    check_span,
     load_settings,
     parse_date,
     print_json,
@@ -146,6 +147,7 @@ def _span(start: str, end: str, as_json: bool, as_csv: bool) -> tuple[date, date
         raise UsageProblem(
             f"--to {last.isoformat()} is before --from {first.isoformat()}; give the span in order."
         )
+    check_span(first, last)
     return first, last
 
 

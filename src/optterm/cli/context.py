@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from optterm.store.plainread import PlainReader
 
 __all__ = [
+    "check_span",
     "load_settings",
     "options",
     "parse_date",
@@ -140,6 +141,27 @@ def parse_date(value: str, flag: str) -> date:
             "or DD-Mon-YYYY (e.g. 24-Nov-2026)."
         )
     return day
+
+
+# A span a backtest reads day by day: longer than F&O has existed is a typo, not a request (an
+# 8,000-year span was one store query per day, for hours, before anything was said).
+MAX_SPAN_YEARS = 50
+
+
+def check_span(first: date, last: date) -> None:
+    """Refuse a --from/--to span (already in order) that no store can hold: a day in year
+    9999 (the day after it is past the calendar's end) or more than MAX_SPAN_YEARS long."""
+    for flag, day in (("--from", first), ("--to", last)):
+        if day.year >= 9999:
+            raise UsageProblem(
+                f"{flag} {day.isoformat()} is too far ahead; give a day before 9999-01-01."
+            )
+    days = (last - first).days + 1
+    if days > MAX_SPAN_YEARS * 366:
+        raise UsageProblem(
+            f"--from {first.isoformat()} --to {last.isoformat()} spans {days:,} days; give at "
+            f"most {MAX_SPAN_YEARS} years (`optterm history list` shows the days stored)."
+        )
 
 
 def stderr_progress(description: str, total: int) -> tuple[Any, Any]:

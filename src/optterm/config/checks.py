@@ -69,7 +69,8 @@ def choice(value: str, choices: Sequence[str], *subloc: str | int) -> str:
     normalized = value.strip().lower()
     if normalized not in choices:
         raise problem(
-            f"must be one of {', '.join(choices)}; got {value!r}{did_you_mean(value, choices)}",
+            f"must be one of {', '.join(choices)}; got {quoted(value)}"
+            f"{did_you_mean(value, choices)}",
             *subloc,
         )
     return normalized

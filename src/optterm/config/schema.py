@@ -35,6 +35,7 @@ from optterm.config.checks import (
     redact_url,
 )
 from optterm.infra import paths
+from optterm.infra.clip import quoted
 from optterm.infra.filemode import FileMode
 from optterm.market import (
     CDS_SYMBOLS,
@@ -833,7 +834,9 @@ class StreamSettings(_Section):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("wss://", "ws://")):
-            raise problem(f"must start with wss:// (or ws:// on a test network); got {value!r}")
+            raise problem(
+                f"must start with wss:// (or ws:// on a test network); got {quoted(value)}"
+            )
         return value
 
     @field_validator("mode")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from optterm.infra.clip import clip
+from optterm.store.errors import CorruptDatabaseError
 from optterm.store.schema import backtests
 from optterm.store.timecodec import from_us, to_us
 
@@ -62,8 +64,19 @@ class BacktestRepository:
 
     async def recent(self, limit: int = 20) -> list[StoredBacktest]:
         stmt = select(backtests).order_by(backtests.c.id.desc()).limit(limit)
-        async with self._store.read_connection("Reading stored backtests") as conn:
-            rows = (await conn.execute(stmt)).all()
+        try:
+            async with self._store.read_connection("Reading stored backtests") as conn:
+                rows = (await conn.execute(stmt)).all()
+            return self._rows(rows)
+        except (ValueError, TypeError) as exc:  # a row edited by hand or by another program
+            raise CorruptDatabaseError(
+                f"a stored backtest is damaged ({clip(exc, 80)}); optterm has not changed it. "
+                "Delete the damaged row from the backtests table, or move the database aside "
+                "and start optterm again to create a fresh one."
+            ) from None
+
+    @staticmethod
+    def _rows(rows: Any) -> list[StoredBacktest]:
         return [
             StoredBacktest(
                 r.id,

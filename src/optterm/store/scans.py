@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from optterm.infra.clip import quoted
+from optterm.infra.clip import clip, quoted
 from optterm.market import IST
 from optterm.model import AlertKind, Channel, Delivery, Feed
 from optterm.store.dialect import inserted_id
+from optterm.store.errors import CorruptDatabaseError
 from optterm.store.outbox import idempotency_key
 from optterm.store.schema import alert_events, outbox, scan_events, scan_runs, scans
 from optterm.store.timecodec import from_us, now_us, to_us
@@ -125,7 +126,13 @@ class ScanEventRow:
 
 
 def _saved(r: Row[Any]) -> SavedScan:
-    refs, labels = json.loads(r.channels), json.loads(r.channel_labels)
+    try:
+        refs, labels = list(json.loads(r.channels)), list(json.loads(r.channel_labels))
+    except (ValueError, TypeError) as exc:  # a row edited by hand or by another program
+        raise CorruptDatabaseError(
+            f"the saved scan {quoted(r.name)} is damaged (its channels: {clip(exc, 80)}); "
+            "optterm has not changed it. Remove it (`optterm scans rm NAME`) and add it again."
+        ) from None
     return SavedScan(
         id=int(r.id),
         name=r.name,

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
 
-from optterm.infra.clip import quoted
+from optterm.infra.clip import clip, quoted
 
 __all__ = ["CostError", "CostTable", "OrderCosts", "Rates", "load_costs", "round_paisa"]
 
@@ -124,6 +124,11 @@ def load_costs(path: Path | None = None) -> CostTable:
             raise CostError(
                 f"cannot read the cost table {quoted(source)}: {exc.strerror or exc}."
             ) from None
+        except UnicodeDecodeError:
+            raise CostError(
+                f"the cost table {source} is not UTF-8 text (a binary file?); pass a "
+                "copy of the shipped src/optterm/data/costs/nse.toml."
+            ) from None
     return parse_costs(text, source)
 
 
@@ -141,7 +146,8 @@ def parse_costs(text: str, source: str) -> CostTable:
         start = row.get("from") if isinstance(row, dict) else None
         if type(start) is not date:
             raise CostError(
-                f"{where}: `from` must be a date written 2024-10-01 (no quotes), got {start!r}."
+                f"{where}: `from` must be a date written 2024-10-01 (no quotes), got "
+                f"{quoted(start) if isinstance(start, str) else clip(repr(start), 40)}."
             )
         missing = [k for k in _KEYS if k not in row]
         if missing:
@@ -155,7 +161,7 @@ def parse_costs(text: str, source: str) -> CostTable:
         for k in _KEYS:
             v = row[k]
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e6:
-                raise CostError(f"{where}: {k} must be a number >= 0, got {v!r}.")
+                raise CostError(f"{where}: {k} must be a number >= 0, got {clip(repr(v), 40)}.")
             values[k] = float(v)
         rows.append(Rates(start, **values))
     starts = [r.start for r in rows]

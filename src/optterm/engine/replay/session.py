@@ -135,7 +135,8 @@ class Replay:
         nothing to replay, naming what is stored."""
         tz = settings.market.tz
         start = datetime.combine(day, time(0), tzinfo=tz)
-        end = start + timedelta(days=1)
+        # The calendar's last day has no next day to end at: an empty range (nothing stored).
+        end = start + timedelta(days=1) if day < date.max else start
         found = await stored_chains(store, start, end)
         if not found:
             raise ReplayProblem(
