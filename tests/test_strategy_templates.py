@@ -167,3 +167,19 @@ def test_bad_strategy_lines_say_what_is_wrong(text: str, message: str) -> None:
     mk = nifty()
     with pytest.raises(StrategyError, match=message):
         parse_line(text).resolve(mk)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NIFTY +99999999999999999999 25000CE",
+        "NIFTY -10001 25000PE",
+        "NIFTY short strangle 24500/25500 x99999999999999999",
+        "NIFTY +100 25000CE x101",  # 10,100 lots a leg, from the two together
+    ],
+)
+def test_absurd_lots_are_refused_in_one_line(text: str) -> None:
+    """A leg of 1e20 lots priced a P&L of ₹5.7e23 without a word; the builder, the backtest and
+    the TUI all stop at 10,000 lots a leg (the `[strategy] lots` bound)."""
+    with pytest.raises(StrategyError, match="10,000 lots"):
+        parse_line(text)

@@ -96,6 +96,10 @@ class StrategyLine:
         return listed[which - 1]
 
 
+# The most lots a leg may have (as `[strategy] lots` allows): beyond it a typo, not a position.
+MAX_LOTS = 10_000
+
+
 def parse_line(text: str) -> StrategyLine:
     """The strategy a line describes; a StrategyError saying what is wrong otherwise."""
     tokens = text.split()
@@ -142,6 +146,12 @@ def parse_line(text: str) -> StrategyLine:
         else:
             words.append(tok)
         i += 1
+    largest = max((abs(leg.lots) for leg in legs), default=1) * mult
+    if largest > MAX_LOTS:
+        raise StrategyError(
+            f"{largest:,} lots a leg is more than optterm models "
+            f"(at most {MAX_LOTS:,} lots a leg, counting the x multiplier)."
+        )
     if legs and (words or strikes):
         raise StrategyError(
             "write either a strategy name with its strikes or signed legs, not both: "
