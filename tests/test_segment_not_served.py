@@ -99,3 +99,14 @@ def test_optterm_chain_on_a_segment_no_provider_serves_is_one_line_and_exit_2(
     assert "nse does not serve currency options ('USDINR')" in lines[0]
     assert out.stdout == ""
     assert replay.requests == []
+
+
+def test_the_simulator_says_how_to_play_an_mcx_symbol_it_is_not_watching(home: Home):
+    """The simulator plays an MCX or CDS underlying only when it is watched: asked for one it is
+    not, the line says so and how, instead of 'unknown symbol' with the indices listed."""
+    out = run_cli(home, "chain", "CRUDEOIL", env={"OPTTERM_PROVIDERS_ORDER": "simulator"})
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert "simulator does not serve commodity options ('CRUDEOIL')" in lines[0]
+    assert '[[poller.watch]] symbol = "CRUDEOIL"' in lines[0]

@@ -17,9 +17,11 @@ from optterm.model import Underlying
 from optterm.providers.base import (
     ProviderConnectionError,
     ProviderError,
+    SegmentNotServed,
     ServerError,
     UnknownSymbol,
 )
+from optterm.providers.segments import segment_of
 
 __all__ = ["ProviderBase", "TableProvider"]
 
@@ -49,8 +51,17 @@ class ProviderBase:
         """The served symbol ``symbol`` names (any case, stray spaces); UnknownSymbol if none."""
         key = symbol.strip().upper() if isinstance(symbol, str) else ""
         if key not in self._served:
+            segment = segment_of(key)
+            if segment is not None:  # a real MCX/CDS name: say what this provider cannot do
+                raise SegmentNotServed(
+                    self.name, str(symbol), str(segment), list(self._served), self._unserved(key)
+                )
             raise UnknownSymbol(self.name, str(symbol), list(self._served))
         return key
+
+    def _unserved(self, symbol: str) -> str:
+        """Why an MCX or CDS `symbol` is not served here, and how to get it ("" to say nothing)."""
+        return ""
 
     def _ensure_open(self) -> None:
         if self._closed:

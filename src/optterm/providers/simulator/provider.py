@@ -64,6 +64,10 @@ class SimulatorProvider(TableProvider):
     name = "simulator"
     feed = Feed.SIMULATED
 
+    def _unserved(self, symbol: str) -> str:
+        # The simulator adds MCX/CDS underlyings for the watched symbols only (providers.factory).
+        return f'it plays one when it is watched: add [[poller.watch]] symbol = "{symbol}"'
+
     def __init__(
         self,
         *,
