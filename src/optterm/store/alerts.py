@@ -34,7 +34,7 @@ from optterm.model import (
 )
 from optterm.store.dialect import insert_for, inserted_id
 from optterm.store.nulls import nan_to_none, none_to_nan
-from optterm.store.outbox import idempotency_key
+from optterm.store.outbox import pending_rows
 from optterm.store.rows import RuleStateRow, rule_activity, rule_from_row, state_from_row
 from optterm.store.schema import alert_events, alert_rules, alert_state, outbox
 from optterm.store.timecodec import from_us, from_us_or_none, now_us, to_us
@@ -327,22 +327,7 @@ class AlertRepository:
                     )
                 )
                 event_id = inserted_id(result)
-                rows = [
-                    {
-                        "event_id": event_id,
-                        "channel": ch.ref,
-                        "channel_label": ch.label,
-                        "idempotency_key": idempotency_key(event_id, ch.ref),
-                        "status": str(Delivery.PENDING),
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "last_error": None,
-                        "sent_at": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for ch in channels
-                ]
+                rows = pending_rows(event_id, channels, now)
                 if rows:
                     await conn.execute(insert(outbox), rows)
                 stored.append(replace(event, id=event_id))

@@ -19,13 +19,14 @@ Timestamps are integer epoch microseconds UTC, as everywhere in the store.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import ColumnElement, Row, func, select, update
 
-from optterm.model import AlertKind, Delivery
+from optterm.model import AlertKind, Channel, Delivery
 from optterm.store.schema import alert_events, outbox
 from optterm.store.timecodec import from_us, now_us, to_us
 
@@ -38,6 +39,7 @@ __all__ = [
     "OutboxRepository",
     "idempotency_key",
     "notify_type_for",
+    "pending_rows",
 ]
 
 INTERRUPTED: Final = (
@@ -72,6 +74,27 @@ def idempotency_key(event_id: int, channel: str) -> str:
     """The outbox key of (event, channel): 32 hex characters, stable across processes (the
     event id is an integer, so the first colon always ends it)."""
     return hashlib.sha256(f"{event_id}:{channel}".encode()).hexdigest()[:32]
+
+
+def pending_rows(event_id: int, channels: Sequence[Channel], now: int) -> list[dict[str, Any]]:
+    """The outbox rows of a new event: one PENDING row per channel, each with its idempotency key
+    (`now` in epoch microseconds). Alert rules and scan entries both queue through this."""
+    return [
+        {
+            "event_id": event_id,
+            "channel": ch.ref,
+            "channel_label": ch.label,
+            "idempotency_key": idempotency_key(event_id, ch.ref),
+            "status": str(Delivery.PENDING),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": None,
+            "sent_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for ch in channels
+    ]
 
 
 def notify_type_for(kind: AlertKind | str | None) -> str:

@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optterm.infra.clip import clip, quoted
 from optterm.market import IST
-from optterm.model import AlertKind, Channel, Delivery, Feed
+from optterm.model import AlertKind, Channel, Feed
 from optterm.store.dialect import inserted_id
 from optterm.store.errors import CorruptDatabaseError
-from optterm.store.outbox import idempotency_key
+from optterm.store.outbox import pending_rows
 from optterm.store.schema import alert_events, outbox, scan_events, scan_runs, scans
 from optterm.store.timecodec import from_us, now_us, to_us
 
@@ -213,25 +213,7 @@ async def _alert_entries(
             )
         )
         event_id = inserted_id(result)
-        await conn.execute(
-            insert(outbox),
-            [
-                {
-                    "event_id": event_id,
-                    "channel": ch.ref,
-                    "channel_label": ch.label,
-                    "idempotency_key": idempotency_key(event_id, ch.ref),
-                    "status": str(Delivery.PENDING),
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "last_error": None,
-                    "sent_at": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for ch in scan.channels
-            ],
-        )
+        await conn.execute(insert(outbox), pending_rows(event_id, scan.channels, now))
         queued += 1
     return queued
 
