@@ -118,7 +118,8 @@ class _Base:
                 d["gamma"] + 0.0001 * t,
                 d["theta"] - 0.01 * t,
                 d["vega"] + 0.01 * t,
-                np.zeros(N_STRIKES),
+                np.zeros(N_STRIKES),  # GEX
+                np.zeros(N_STRIKES),  # ΔOI over the interval
                 ((d["buildup"] + t) % 4 + 1).astype(np.int8),
             )
 

@@ -72,3 +72,13 @@ def test_exit_status_is_zero_only_when_every_budget_holds(
     status, out = _run(monkeypatch, tmp_path, {"bench_a": held, "bench_c": RuntimeError("x")})
     assert status == 2
     assert "x.ratio" in json.loads(out.read_text())  # the other module's figures are kept
+
+
+def test_the_chain_table_bench_builds_its_inputs_with_the_current_types() -> None:
+    # A bench's hand-built analytics went stale when SideAnalytics grew a field, and `make bench`
+    # lost the figure with a TypeError; building one tick is cheap and catches that here.
+    from benchmarks.bench_tui import _Base
+
+    snap, enriched = _Base().tick(1)
+    assert enriched.ce.oi_change.shape == snap.strikes.shape
+    assert enriched.pe.buildup.dtype.name == "int8"
