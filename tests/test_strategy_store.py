@@ -43,7 +43,7 @@ async def test_a_taken_or_unusable_name_or_bad_legs_are_refused_and_nothing_is_s
     await store.strategies.save("x", "NIFTY", STRANGLE, priced_at=T0, source="s", at=T0)
     with pytest.raises(DuplicateStrategy, match="already saved"):
         await store.strategies.save("x", "NIFTY", STRANGLE[:1], priced_at=T0, source="s", at=T0)
-    for bad in ("", "1x", "-x", "a b", "x" * 65, "ü"):
+    for bad in ("", "1x", "-x", "a b", "a.b", "x" * 65, "ü"):
         with pytest.raises(ValueError, match="is not usable"):
             await store.strategies.save(bad, "NIFTY", STRANGLE, priced_at=T0, source="s", at=T0)
     for legs in ((), (SavedLeg("CE", EXP, 25000.0, 0, 1.0),), (SavedLeg("XX", EXP, 1.0, 1, 1.0),)):

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # A letter first: a name never reads as a number or a flag in a rule line or on the command line.
-NAME_PATTERN: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _MAX_LEGS: Final = 32
 _KINDS: Final = ("CE", "PE", "FUT")
 
@@ -61,8 +61,8 @@ def check_strategy_name(name: str) -> str:
     """`name` if it can name a strategy; ValueError saying what a name may be otherwise."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ValueError(
-            f"strategy name {quoted(name)} is not usable; use 1–64 letters, digits, '_', '-' or "
-            "'.', starting with a letter (e.g. my_strangle)"
+            f"strategy name {quoted(name)} is not usable; use 1–64 letters, digits, '_' or '-', "
+            "starting with a letter (e.g. my_strangle)"
         )
     return name
 
