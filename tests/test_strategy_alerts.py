@@ -145,3 +145,10 @@ async def test_a_rule_on_a_saved_strategy_fires_once_per_crossing_into_the_outbo
         assert len(await store.alerts.list_events(rule_id=rule.id)) == 1
     finally:
         await store.close()
+
+
+def test_a_strategy_rule_is_not_backtested_on_its_firings() -> None:
+    from optterm.engine.backtest.signals import rule_from_text
+
+    with pytest.raises(RuleError, match="backtest the strategy itself"):
+        rule_from_text("strategy s pnl below -5000", SETTINGS, OPEN.date())
