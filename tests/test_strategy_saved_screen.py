@@ -96,3 +96,53 @@ async def test_save_load_and_compare_from_the_keys(tmp_path) -> None:
         await _settle(pilot)
         assert desk.compare == []
         assert "this" not in _text(screen, "#figures")
+
+
+async def test_the_brokers_margin_is_beside_the_span_figure_when_logged_in(
+    tmp_path, monkeypatch
+) -> None:
+    """Logged in at Angel One, the legs go to its margin calculator (in units, with their
+    side) and its figure shows labelled in the figures; asked again when the legs change."""
+    from optterm.providers import factory
+    from optterm.providers.angelone.margin import BrokerMargin
+
+    asked: list[tuple[str, list]] = []
+
+    class Broker:
+        async def margin(self, symbol: str, legs: list) -> BrokerMargin:
+            asked.append((symbol, legs))
+            total = 150_000.0 * len(asked)
+            return BrokerMargin(total=total, span=120_000.5, net_premium=-9_000.0, benefit=0.0)
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(factory, "build_one", lambda settings, name: Broker())
+    d = await make_driver(tmp_path, scenario="quiet")
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await _strangle(pilot, d)
+        await pilot.press("S")
+        await _settle(pilot)
+        screen = pilot.app.screen
+        lot = screen.result.analysis.position.lot_size
+        ((symbol, legs),) = asked
+        assert symbol == "NIFTY" and [(k, q) for k, _, _, q in legs] == [("CE", -lot), ("PE", -lot)]
+        assert "Broker      ₹150,000 Angel One (SPAN ₹120,000)" in _text(screen, "#figures")
+        # A what-if asks nothing; a lot more asks again.
+        await pilot.press("right")
+        await _settle(pilot)
+        assert len(asked) == 1
+        await pilot.press("plus")
+        await _settle(pilot)
+        assert [q for _, _, _, q in asked[-1][1]] == [-2 * lot, -lot]
+        assert "Broker      ₹300,000 Angel One" in _text(screen, "#figures")
+
+
+async def test_no_broker_row_when_not_logged_in(tmp_path) -> None:
+    d = await make_driver(tmp_path, scenario="quiet")
+    async with d.app.run_test(size=(160, 48)) as pilot:
+        await _strangle(pilot, d)
+        await pilot.press("S")
+        await _settle(pilot)
+        assert "Broker" not in _text(pilot.app.screen, "#figures")
+        assert d.app.state.strategy.broker is None and d.app.state.strategy.broker_note == ""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from optterm.strategy.position import Position
     from optterm.strategy.span import SpanFile
 
-__all__ = ["DeskLeg", "DeskResult", "StrategyDesk", "WhatIf"]
+__all__ = ["BrokerKey", "DeskLeg", "DeskResult", "StrategyDesk", "WhatIf", "broker_margin"]
 
 # One step of each what-if key: spot in percent, IV in vol points, the date in days.
 SPOT_STEP_PCT = 0.5
@@ -88,6 +88,11 @@ class StrategyDesk:
         self.priced_at: datetime | None = None
         self.source = ""
         self.compare: list[SavedStrategy] = []  # saved strategies shown beside this one
+        # The broker's margin for the legs (Angel One's calculator, when logged in): the legs it
+        # was asked for, its labelled figures, or why there are none ("" when not logged in).
+        self.broker_key: BrokerKey | None = None
+        self.broker: dict[str, Any] | None = None
+        self.broker_note = ""
 
     def _legs_changed(self) -> None:
         self.name = None
@@ -379,6 +384,23 @@ class StrategyDesk:
             self.span, self.span_note = span, note
             self._changed()
 
+    def broker_wanted(self, position: Position) -> BrokerKey | None:
+        """The legs to ask the broker's margin for when they are not the ones last asked; None
+        when there is nothing new to ask."""
+        key = (position.symbol, tuple(
+            (g.kind, g.expiry, g.strike if g.is_option else 0.0, position.units(g))
+            for g in position.legs
+        ))  # fmt: skip
+        if key == self.broker_key:
+            return None
+        self.broker_key, self.broker, self.broker_note = key, None, ""
+        return key
+
+    def set_broker(self, key: BrokerKey, figures: dict[str, Any] | None, note: str) -> None:
+        if key == self.broker_key:  # not superseded by other legs meanwhile
+            self.broker, self.broker_note = figures, note
+            self._changed()
+
     def margin(self, a: Analysis) -> tuple[Margin | None, str]:
         """SPAN + exposure of the analysed position on the SPAN file, or why there is none."""
         from optterm import market as exchange
@@ -399,6 +421,38 @@ class StrategyDesk:
         except StrategyError as exc:
             return None, str(exc)
         return m, ""
+
+
+# (underlying, ((kind, expiry, strike, units), …)): what the broker's margin was asked for.
+BrokerKey = tuple[str, tuple[tuple[str, date, float, int], ...]]
+
+
+async def broker_margin(settings: Settings, key: BrokerKey) -> tuple[dict[str, Any] | None, str]:
+    """Angel One's margin for the legs (its calculator: nothing is ordered), labelled, or
+    (None, why not); (None, "") when there are no Angel One credentials (not logged in)."""
+    from optterm.providers.factory import build_one
+
+    try:
+        provider: Any = build_one(settings, "angelone")
+    except Exception:  # no credentials or no [providers.angelone]: nothing to show
+        return None, ""
+    symbol, legs = key
+    try:
+        m = await provider.margin(symbol, list(legs))
+    except Exception as exc:  # the broker's or the network's: said in one line
+        return None, f"Angel One: {exc}" if str(exc) else f"Angel One: {type(exc).__name__}"
+    finally:
+        await provider.close()
+
+    def num(x: float) -> float | None:
+        return round(x, 2) if math.isfinite(x) else None
+
+    return {
+        "total": num(m.total),
+        "span": num(m.span),
+        "benefit": num(m.benefit),
+        "source": "Angel One margin calculator",
+    }, ""
 
 
 async def broker_groups(settings: Settings) -> list[PositionGroup]:

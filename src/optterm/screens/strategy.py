@@ -135,6 +135,11 @@ def figures_text(
             row("RoM", "n/a" if rom is None else f"{rom:.1f} % (max profit / margin + paid)")
         else:
             row("Margin", doc.get("margin_note") or "n/a", "dim")
+        bm = doc.get("broker_margin")
+        if bm is not None:  # only when logged in at Angel One
+            row("Broker", f"{_money(bm['total'])} Angel One (SPAN {_money(bm['span'])})")
+        elif doc.get("broker_note"):
+            row("Broker", doc["broker_note"], "dim")
         text.append(f"{m['described']}; σ {m['vol_pct']:.2f} %\n", "dim")
     for note in doc["notes"][:1]:
         text.append(note + "\n", "dim italic")
@@ -310,6 +315,10 @@ class StrategyScreen(StateScreen):
         wanted = desk.span_wanted(self.state.settings.strategy.span_file)
         if wanted is not None:
             self._read_span(wanted)
+        asked = desk.broker_wanted(a.position)
+        if asked is not None:
+            self._ask_broker(asked)
+        doc["broker_margin"], doc["broker_note"] = desk.broker, desk.broker_note
         tz = a.market.calendar.tz
         template = recognise(a.position.legs)
         name = template.name.replace("_", " ") if template else "custom"
@@ -347,6 +356,26 @@ class StrategyScreen(StateScreen):
             self.app.call_from_thread(self._span_read, key, span, note)
 
         self.run_worker(work, thread=True, group="span", exit_on_error=False)
+
+    def _ask_broker(self, key: Any) -> None:
+        """The broker's margin for the legs (Angel One, when logged in), asked on a thread;
+        the figures redraw when it answers."""
+        import asyncio
+
+        from optterm.engine.strategydesk import broker_margin
+
+        settings = self.state.settings
+
+        def work() -> None:
+            figures, note = asyncio.run(broker_margin(settings, key))
+            self.app.call_from_thread(self._broker_in, key, figures, note)
+
+        self.run_worker(work, thread=True, group="broker-margin", exit_on_error=False)
+
+    def _broker_in(self, key: Any, figures: Any, note: str) -> None:
+        self.desk.set_broker(key, figures, note)
+        if self.is_mounted:
+            self.render_state()
 
     def _span_read(self, key: tuple[str, str], span: Any, note: str) -> None:
         self.desk.set_span(key, span, note)
@@ -519,59 +548,35 @@ class StrategyScreen(StateScreen):
         self.desk.reset_whatif()
         self._after()
 
-    # -- saved strategies (store.strategies, through the engine's loop) -----------------------
-
-    def _store(self) -> Any:
-        store = self.state.store
-        if store is None:
-            self.notify("No store: saved strategies need one.", severity="error", timeout=5)
-        return store
-
-    def action_save(self) -> None:
-        """Save the strategy under a name typed in a dialog, with when and where the newest
-        entry price was taken."""
-        if not self.desk.legs:
-            self.notify("No legs to save: add some with b / s on the chain.", timeout=4)
-            return
-        if self._store() is not None:
-            self._save()
+    # -- saved strategies (store.strategies, through the engine's loop; dialogs awaited) ----
 
     @work(exclusive=True, group="strategy-store", exit_on_error=False)
-    async def _save(self) -> None:
+    async def action_save(self) -> None:
+        """Save the strategy under a name typed in a dialog, with when and where the newest
+        entry price was taken."""
         from optterm.screens.strategy_dialogs import ask_and_save
 
         if await ask_and_save(self, self.state, self.desk) is not None:
             self.render_state()
 
-    def action_load(self) -> None:
-        """A saved strategy (picked) becomes the one built, at its saved entry prices."""
-        if self._store() is not None:
-            self._load()
-
     @work(exclusive=True, group="strategy-store", exit_on_error=False)
-    async def _load(self) -> None:
+    async def action_load(self) -> None:
+        """A saved strategy (picked) becomes the one built, at its saved entry prices."""
         from optterm.screens.strategy_dialogs import pick_saved
 
         saved = await pick_saved(self, self.state, "Load a saved strategy: enter loads")
-        if saved is None:
-            return
-        self.notify(self.desk.load(saved), timeout=4, markup=False)
-        self.selected = 0
-        self.render_state()
-
-    def action_compare(self) -> None:
-        """A saved strategy (picked) shown beside this one, or no longer shown."""
-        if self._store() is not None:
-            self._compare()
+        if saved is not None:
+            self.notify(self.desk.load(saved), timeout=4, markup=False)
+            self.selected = 0
+            self.render_state()
 
     @work(exclusive=True, group="strategy-store", exit_on_error=False)
-    async def _compare(self) -> None:
+    async def action_compare(self) -> None:
+        """A saved strategy (picked) shown beside this one, or no longer shown."""
         from optterm.screens.strategy_dialogs import pick_saved
 
-        saved = await pick_saved(
-            self, self.state, "Compare with: enter adds it (or removes one already compared)"
-        )
-        if saved is None:
-            return
-        self.notify(self.desk.toggle_compare(saved), timeout=4, markup=False)
-        self.render_state()
+        title = "Compare with: enter adds it (or removes one already compared)"
+        saved = await pick_saved(self, self.state, title)
+        if saved is not None:
+            self.notify(self.desk.toggle_compare(saved), timeout=4, markup=False)
+            self.render_state()

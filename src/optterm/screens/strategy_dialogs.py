@@ -119,6 +119,10 @@ async def ask_and_save(screen: Screen[Any], state: EngineState, desk: StrategyDe
     from optterm.store.errors import StoreError
 
     store: Any = state.store
+    if not desk.legs or store is None:
+        screen.notify("No legs to save: add some with b / s on the chain." if store is not None
+                      else "No store: saved strategies need one.", timeout=5)  # fmt: skip
+        return None
     try:
         taken = await store.strategies.names()
         name = await screen.app.push_screen_wait(
@@ -147,6 +151,9 @@ async def pick_saved(screen: Screen[Any], state: EngineState, title: str) -> Sav
     from optterm.store.errors import StoreError
 
     store: Any = state.store
+    if store is None:
+        screen.notify("No store: saved strategies need one.", severity="error", timeout=5)
+        return None
     try:
         saved = await store.strategies.list()
     except StoreError as exc:
