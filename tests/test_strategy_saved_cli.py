@@ -95,3 +95,17 @@ def test_a_damaged_row_is_one_line_exit_2_naming_the_fix(home: Home) -> None:
         err = _refused(home, *args)
         assert "saved strategy 'hurt' is damaged" in err and "optterm strategy rm hurt" in err
     assert _ok(home, "rm", "hurt") == "Removed strategy hurt.\n"
+
+
+def test_a_rule_watches_a_saved_strategy_and_rm_says_it_still_does(home: Home) -> None:
+    home.write_config()
+    _ok(home, "save", "ms", "NIFTY short strangle")
+    head = ("--config", str(home.config), "alerts")
+    added = run_cli(home, *head, "add", "strategy ms pnl below -5000", env=FROZEN)
+    assert added.returncode == 0, added.stderr
+    assert "strategy ms pnl crosses below -5,000" in added.stdout
+    (rule,) = json.loads(run_cli(home, *head, "list", "--json", env=FROZEN).stdout)
+    assert (rule["kind"], rule["strategy"], rule["symbol"], rule["metric"]) == (
+        "STRATEGY", "ms", "NIFTY", "pnl"
+    )  # fmt: skip
+    assert "1 alert rule still watches it" in _ok(home, "rm", "ms")

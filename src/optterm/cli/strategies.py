@@ -221,8 +221,9 @@ def rm(
     typer.echo(f"Removed strategy {name}.")
     if watching:
         typer.echo(
-            f"  {watching} alert rule{'s' if watching != 1 else ''} still watch it and will not "
-            "fire until a strategy of that name is saved again (`optterm alerts list`)."
+            f"  {watching} alert rule{'s still watch' if watching != 1 else ' still watches'} "
+            "it and will not fire until a strategy of that name is saved again (`optterm alerts "
+            "list`)."
         )
 
 

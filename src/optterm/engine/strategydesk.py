@@ -172,8 +172,10 @@ class StrategyDesk:
         when there is nothing to save."""
         from optterm.store.strategies import SavedLeg
 
-        if not self.legs or self.symbol is None or self.priced_at is None:
+        if not self.legs or self.symbol is None:
             raise ValueError("no legs to save: add some with b / s on the chain first")
+        if self.priced_at is None:
+            raise ValueError("the legs' entry prices have no quote time; add them from the chain")
         legs = [SavedLeg(g.kind, g.expiry, g.strike, g.lots, g.price) for g in self.legs]
         return self.symbol, legs, self.priced_at, self.source
 
