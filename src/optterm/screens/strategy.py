@@ -9,6 +9,7 @@ same figures `optterm strategy` prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -382,7 +383,7 @@ class StrategyScreen(StateScreen):
         if self.is_mounted:
             self.render_state()
 
-    def _chart(self, a: Analysis, others: list[tuple[str, Analysis | str]] = ()) -> None:  # type: ignore[assignment]
+    def _chart(self, a: Analysis, others: Sequence[tuple[str, Analysis | str]] = ()) -> None:
         tz = a.market.calendar.tz
         expiry = a.curves[-1]
         curves = []
