@@ -152,3 +152,61 @@ def test_a_strategy_rule_is_not_backtested_on_its_firings() -> None:
 
     with pytest.raises(RuleError, match="backtest the strategy itself"):
         rule_from_text("strategy s pnl below -5000", SETTINGS, OPEN.date())
+
+
+def test_strategy_values_price_the_saved_legs_on_fresh_chains_only(caplog) -> None:
+    """The value is the strategy's P&L from its saved entry prices on the latest chains, only
+    on a tick that brings a chain of its underlying; a strategy that is not saved, or a leg on
+    an expiry not polled, is no value (the log says why, once)."""
+    from optterm.engine.alerts.strategyvalues import StrategyValues
+    from optterm.engine.analytics.chain import AnalyticsParams, enrich_many
+    from optterm.market import MarketCalendar
+    from optterm.model import AlertRule
+    from optterm.store.strategies import SavedStrategy
+    from optterm.strategy.marketdata import rate_of
+
+    sim = SimulatorProvider(seed=42, scenario="quiet", step_seconds=15, start=OPEN,
+                            clock=lambda: 0.0)  # fmt: skip
+    near, later = sim._listed("NIFTY", 0)[:2]
+    snap = sim.chain_at_step("NIFTY", near, 0)
+    (e,) = enrich_many([snap], AnalyticsParams.from_settings(SETTINGS))
+    atm = int(np.argmin(np.abs(snap.strikes - snap.spot)))
+    k, ltp = float(snap.strikes[atm]), float(snap.ce.ltp[atm])
+
+    def saved(name: str, expiry, price: float) -> SavedStrategy:
+        leg = SavedLeg("CE", expiry, k, -2, price)
+        return SavedStrategy(1, name, "NIFTY", (leg,), OPEN, "s", "", OPEN)
+
+    def rule(name: str, metric: str = "pnl") -> AlertRule:
+        return AlertRule("NIFTY", AlertKind.STRATEGY, Condition.BELOW, -5000.0, id=1,
+                         metric=metric, strategy=name)  # fmt: skip
+
+    values = StrategyValues(MarketCalendar(), SETTINGS.market, rate_of(SETTINGS))
+    values.load({"short": saved("short", near, ltp + 10.0), "far": saved("far", later, ltp)})
+    values.observe([(snap, e)])
+    pnl, source = values.value(rule("short"))
+    # The strategy screen's figures of the same legs on the same chain.
+    from optterm.engine.savedstrategy import position_of
+    from optterm.strategy.analysis import analyse
+    from optterm.strategy.marketdata import market_from_chains
+
+    market = market_from_chains([e], MarketCalendar(), SETTINGS.market, rate_of(SETTINGS))
+    a = analyse(position_of(values.saved["short"], snap.lot_size), market)
+    assert source is snap
+    assert pnl == pytest.approx(a.pnl_now, rel=1e-12)
+    # Sold 10 points above the chain's price: about +10 x 2 lots.
+    assert pnl == pytest.approx(10.0 * 2 * snap.lot_size, rel=0.02)
+    delta, _ = values.value(rule("short", "delta"))
+    assert delta == pytest.approx(a.greeks.total()["delta_lots"], rel=1e-12)
+    assert -2.0 < delta < 0.0  # short calls: negative delta, in lots
+    with caplog.at_level("WARNING", logger="optterm.alerts"):
+        assert values.value(rule("gone")) is None
+        assert values.value(rule("gone")) is None
+        assert values.value(rule("far")) is None  # its expiry is not among the chains
+        assert values.value(rule("far")) is None
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 2, told
+    assert "strategy gone cannot be priced: no saved strategy" in told[0]
+    assert f"strategy far cannot be priced: NIFTY has no expiry on {later}" in told[1]
+    values.observe([])  # a tick with no new chain of NIFTY: nothing to evaluate
+    assert values.value(rule("short")) is None
