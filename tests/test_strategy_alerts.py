@@ -20,6 +20,7 @@ from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import open_store
 from optterm.store.strategies import SavedLeg
 from tests.conftest import Home, run_cli
+from tests.test_alerts_screen import memory_keyring, server, settings  # noqa: F401 (fixtures)
 
 OPEN = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # Friday 09:15 IST
 SETTINGS = Settings()
@@ -90,7 +91,7 @@ def test_alerts_add_on_an_unknown_strategy_is_one_line_exit_2(home: Home) -> Non
 
 
 async def test_a_rule_on_a_saved_strategy_fires_once_per_crossing_into_the_outbox(tmp_path):
-    settings = load_settings(None, env={})
+    cfg = load_settings(None, env={})
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     clock = [0.0]
     wall = [OPEN]
@@ -106,9 +107,9 @@ async def test_a_rule_on_a_saved_strategy_fires_once_per_crossing_into_the_outbo
     leg = SavedLeg("CE", expiry, float(chain.strikes[atm]), 1, entry)
     await store.strategies.save("long_call", "NIFTY", [leg], priced_at=OPEN,
                                 source="simulator · SIMULATED", at=OPEN)  # fmt: skip
-    book = AlertBook(store, settings)
-    rule = await book.add(parse_rule_text("strategy long_call pnl above 0", settings), ["app"])
-    alerts = AlertService(store, settings=settings)
+    book = AlertBook(store, cfg)
+    rule = await book.add(parse_rule_text("strategy long_call pnl above 0", cfg), ["app"])
+    alerts = AlertService(store, settings=cfg)
     poller = Poller(
         sim, store.snapshots, [Watch("NIFTY", 1, 20)], interval=15, timeout=5,
         now=lambda: wall[0], analyzer=Analyzer(history=store.analytics),
@@ -210,3 +211,26 @@ def test_strategy_values_price_the_saved_legs_on_fresh_chains_only(caplog) -> No
     assert f"strategy far cannot be priced: NIFTY has no expiry on {later}" in told[1]
     values.observe([])  # a tick with no new chain of NIFTY: nothing to evaluate
     assert values.value(rule("short")) is None
+
+
+@pytest.mark.slow
+async def test_the_alerts_screen_lists_a_strategy_rule_and_says_how_to_edit_it(
+    settings,  # noqa: F811  (the Alerts screen tests' fixture)
+    store,
+) -> None:
+    """The rule reads as its one line in the list; `e` does not open the form (it has no
+    strategy field) and says how to change the rule instead."""
+    from optterm.screens.alert_form import AlertForm
+    from tests.test_alerts_screen import alerts_app, cell_text, rules_table, settle
+
+    leg = SavedLeg("CE", datetime(2026, 11, 26).date(), 25000.0, -1, 100.0)
+    await store.strategies.save("ms", "NIFTY", [leg], priced_at=OPEN, source="s", at=OPEN)
+    await AlertBook(store, settings).add(
+        parse_rule_text("strategy ms pnl below -5000", settings), ["app"]
+    )
+    async with alerts_app(settings, store) as (app, pilot):
+        assert "strategy ms pnl crosses below -5,000" in cell_text(rules_table(app), 0, 1)
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, AlertForm)
+        assert any("edited as one line" in n.message for n in app._notifications)
