@@ -95,6 +95,11 @@ from tests.test_store_status import (  # noqa: F401
     test_last_snapshot_is_the_one_written_last_not_the_newest_data,
     test_status_reports_every_failure_of_the_last_hour_and_lists_the_latest,
 )
+from tests.test_strategy_store import (  # noqa: F401
+    test_a_damaged_row_is_one_error_naming_it_and_the_fix,
+    test_a_strategy_is_saved_listed_read_back_and_removed,
+    test_a_taken_or_unusable_name_or_bad_legs_are_refused_and_nothing_is_stored,
+)
 
 SECOND = timedelta(seconds=1)
 

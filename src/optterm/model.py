@@ -577,6 +577,7 @@ class AlertKind(enum.StrEnum):
     MAX_PAIN_SHIFT = "MAX_PAIN_SHIFT"  # max pain moved by at least `threshold` points
     STALE_FEED = "STALE_FEED"  # no fresh data for `threshold` seconds during market hours
     SCAN_ENTER = "SCAN_ENTER"  # a name entered a saved scan (an event's kind, never a rule's)
+    STRATEGY = "STRATEGY"  # a saved strategy's P&L or Greek (`metric`), priced on the chains
 
 
 class Condition(enum.StrEnum):
@@ -634,6 +635,7 @@ class AlertRule:
     enabled: bool = True
     note: str = ""  # the one-line form it was created from, or a description
     created_at: datetime | None = None
+    strategy: str | None = None  # STRATEGY: the saved strategy's name
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,7 @@ def _rule_doc(rule: AlertRule, st: RuleStateRow | None, now: datetime) -> dict[s
         "side": rule.side.value if rule.side else None,
         "metric": rule.metric,
         "pattern": rule.pattern.value if rule.pattern else None,
+        "strategy": rule.strategy,
         "hysteresis": rule.hysteresis,
         "tolerance": rule.tolerance,
         "window_s": rule.window_s,

@@ -42,8 +42,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "strategy",
-        "optterm.cli.strategy",
-        "strategy",
+        "optterm.cli.strategies",
+        "strategy_app",
         "Analyse an option strategy on the current chain: legs, Greeks, max profit and loss, "
         "breakevens, probability of profit, payoff table and spot × IV matrix.",
     ),

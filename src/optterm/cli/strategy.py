@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from optterm.strategy.marketdata import StrategyMarket
     from optterm.strategy.position import Position
 
-__all__ = ["strategy"]
+__all__ = ["line_position", "no_expiry", "print_text", "strategy"]
 
 
 def strategy(
@@ -168,7 +168,28 @@ def strategy(
     if as_json:
         print_json(doc)
     else:
-        _print_text(doc)
+        print_text(doc)
+
+
+def line_position(
+    settings: Settings,
+    spec: list[str] | None,
+    template: str | None,
+    lots: int | None,
+    expiry: str | None,
+) -> tuple[StrategyMarket, Position]:
+    """A strategy line (or a template on an underlying) resolved on the current chain, strikes
+    placed the default way: what `optterm strategy save` keeps."""
+    from optterm.strategy.errors import StrategyError
+
+    try:
+        line = _line(spec, template, 1 if lots is None else lots)
+        if lots is None:
+            line = replace(line, multiplier=line.multiplier * settings.strategy.lots)
+        market, line = asyncio.run(_market(settings, line, expiry))
+        return market, line.resolve(market, _placement(None, None, None, None, 2))
+    except StrategyError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _line(spec: list[str] | None, template: str | None, lots: int) -> StrategyLine:
@@ -331,7 +352,7 @@ async def _market(
         for g in line.legs:
             if isinstance(g.expiry, date):
                 if g.expiry not in listed:
-                    raise UsageProblem(_no_expiry(symbol, g.expiry, listed))
+                    raise UsageProblem(no_expiry(symbol, g.expiry, listed))
                 wanted.add(g.expiry)
         snaps = [await provider.fetch_chain(symbol, d) for d in sorted(wanted)]
     finally:
@@ -343,7 +364,7 @@ async def _market(
     return market, replace(line, expiry=near)
 
 
-def _no_expiry(symbol: str, day: date, listed: list[date]) -> str:
+def no_expiry(symbol: str, day: date, listed: list[date]) -> str:
     shown = ", ".join(d.isoformat() for d in listed)
     return f"{symbol} has no expiry on {day.isoformat()}; listed: {shown}."
 
@@ -363,7 +384,7 @@ def _near(symbol: str, listed: list[date], arg: str | None, from_line: date | No
     else:
         day = parse_date(arg, "--expiry")
     if day not in listed:
-        raise UsageProblem(_no_expiry(symbol, day, listed))
+        raise UsageProblem(no_expiry(symbol, day, listed))
     return day
 
 
@@ -440,7 +461,7 @@ def _when(iso: str, tz: Any) -> str:
     return datetime.fromisoformat(iso).astimezone(tz).strftime("%d-%b %H:%M")
 
 
-def _print_text(doc: dict[str, Any]) -> None:
+def print_text(doc: dict[str, Any]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table

@@ -149,6 +149,7 @@ def make_engine(
         on_recorded=dispatcher.wake,
         # Streaming ticks up to max_updates_per_s: the rules' version is asked once a second.
         reload_every_s=1.0 if settings.stream.enabled else 0.0,
+        settings=settings,
     )
     scans = None
     if settings.providers.order and settings.providers.order[0] == "simulator":

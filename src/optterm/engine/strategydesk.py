@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +19,14 @@ if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.state import EngineState
     from optterm.providers.angelone.positions import PositionGroup
+    from optterm.store.strategies import SavedLeg, SavedStrategy
     from optterm.strategy.analysis import Analysis
     from optterm.strategy.margin import Margin
     from optterm.strategy.marketdata import StrategyMarket
     from optterm.strategy.position import Position
     from optterm.strategy.span import SpanFile
 
-__all__ = ["DeskLeg", "DeskResult", "StrategyDesk", "WhatIf"]
+__all__ = ["BrokerKey", "DeskLeg", "DeskResult", "StrategyDesk", "WhatIf", "broker_margin"]
 
 # One step of each what-if key: spot in percent, IV in vol points, the date in days.
 SPOT_STEP_PCT = 0.5
@@ -81,6 +82,21 @@ class StrategyDesk:
         self.legs: list[DeskLeg] = []
         self.whatif = WhatIf()
         self.version = 0  # bumped on every change: a screen redraws only what changed
+        # The saved strategy the legs are (None once a leg changes), and when and where the
+        # newest entry price was taken: what a save keeps.
+        self.name: str | None = None
+        self.priced_at: datetime | None = None
+        self.source = ""
+        self.compare: list[SavedStrategy] = []  # saved strategies shown beside this one
+        # The broker's margin for the legs (Angel One's calculator, when logged in): the legs it
+        # was asked for, its labelled figures, or why there are none ("" when not logged in).
+        self.broker_key: BrokerKey | None = None
+        self.broker: dict[str, Any] | None = None
+        self.broker_note = ""
+
+    def _legs_changed(self) -> None:
+        self.name = None
+        self._changed()
 
     # -- the legs -----------------------------------------------------------------------------
 
@@ -100,26 +116,32 @@ class StrategyDesk:
                 return quote
         return ltp if _ok(ltp) else 0.0
 
-    def add(self, symbol: str, leg: DeskLeg) -> str:
-        """Add `leg` (merged into a leg on the same contract; lots summing to zero remove it).
-        Returns what happened, one line for a toast."""
+    def add(
+        self, symbol: str, leg: DeskLeg, *, priced_at: datetime | None = None, source: str = ""
+    ) -> str:
+        """Add `leg` (merged into a leg on the same contract; lots summing to zero remove it),
+        its price taken at `priced_at` from `source`. Returns what happened, one line for a
+        toast."""
         note = ""
         if self.symbol != symbol:
             if self.legs:
                 note = f" (the {self.symbol} strategy was set aside: one underlying at a time)"
             self.symbol, self.legs, self.whatif = symbol, [], WhatIf()
+            self.compare = []
+        if priced_at is not None:
+            self.priced_at, self.source = priced_at, source
         for i, held in enumerate(self.legs):
             if held.same_contract(leg):
                 lots = held.lots + leg.lots
                 if lots == 0:
                     del self.legs[i]
-                    self._changed()
+                    self._legs_changed()
                     return f"{_name(held)} closed: its lots net to zero{note}"
                 self.legs[i] = replace(held, lots=lots)
-                self._changed()
+                self._legs_changed()
                 return f"{_name(self.legs[i])}{note}"
         self.legs.append(leg)
-        self._changed()
+        self._legs_changed()
         return f"{_name(leg)} added at {leg.price:,.2f}{note}"
 
     def step_lots(self, index: int, step: int) -> None:
@@ -130,17 +152,89 @@ class StrategyDesk:
         size = abs(g.lots) + step
         if size >= 1:
             self.legs[index] = replace(g, lots=size if g.lots > 0 else -size)
-            self._changed()
+            self._legs_changed()
 
     def remove(self, index: int) -> None:
         if 0 <= index < len(self.legs):
             del self.legs[index]
-            self._changed()
+            self._legs_changed()
 
     def clear(self) -> None:
         self.legs.clear()
         self.whatif = WhatIf()
+        self.compare = []
+        self._legs_changed()
+
+    # -- saved strategies ---------------------------------------------------------------------
+
+    def to_save(self) -> tuple[str, list[SavedLeg], datetime, str]:
+        """(symbol, legs, when and where the newest entry price was taken) to save; ValueError
+        when there is nothing to save."""
+        from optterm.store.strategies import SavedLeg
+
+        if not self.legs or self.symbol is None:
+            raise ValueError("no legs to save: add some with b / s on the chain first")
+        if self.priced_at is None:
+            raise ValueError("the legs' entry prices have no quote time; add them from the chain")
+        legs = [SavedLeg(g.kind, g.expiry, g.strike, g.lots, g.price) for g in self.legs]
+        return self.symbol, legs, self.priced_at, self.source
+
+    def saved_as(self, name: str) -> None:
+        self.name = name
         self._changed()
+
+    def load(self, saved: SavedStrategy) -> str:
+        """The saved strategy becomes the one built (its legs at their saved entry prices)."""
+        self.symbol = saved.symbol
+        self.legs = [DeskLeg(g.kind, g.expiry, g.strike, g.lots, g.price) for g in saved.legs]
+        self.whatif = WhatIf()
+        self.priced_at, self.source = saved.priced_at, saved.source
+        self.compare = [c for c in self.compare if c.symbol == saved.symbol]
+        self._changed()
+        self.name = saved.name
+        return f"{saved.name} loaded: {len(self.legs)} leg{'s' if len(self.legs) != 1 else ''}"
+
+    def toggle_compare(self, saved: SavedStrategy) -> str:
+        """Show `saved` beside the strategy built, or stop showing it. Returns what happened."""
+        if any(c.name == saved.name for c in self.compare):
+            self.compare = [c for c in self.compare if c.name != saved.name]
+            self._changed()
+            return f"{saved.name} no longer compared"
+        if self.symbol is not None and saved.symbol != self.symbol:
+            return (
+                f"{saved.name} is a {saved.symbol} strategy; only {self.symbol} strategies "
+                "compare with this one"
+            )
+        if self.symbol is None:
+            self.symbol = saved.symbol
+        self.compare.append(saved)
+        self._changed()
+        return f"{saved.name} compared ({len(self.compare)} beside this one)"
+
+    def compared(self, state: EngineState, spots: Any) -> list[tuple[str, Analysis | str]]:
+        """Each compared strategy analysed on the same market, what-if and spots as the one
+        built, or the one-line reason it cannot be."""
+        from optterm.engine.savedstrategy import position_of
+        from optterm.strategy.analysis import analyse
+        from optterm.strategy.errors import StrategyError
+
+        base = self.market(state)
+        out: list[tuple[str, Analysis | str]] = []
+        for saved in self.compare:
+            if base is None:
+                out.append((saved.name, f"no chain of {saved.symbol} yet"))
+                continue
+            try:
+                market = moved(base, self.whatif.spot_pct)
+                position = position_of(saved, base.lot_size)
+                first = min(market.expiry(d).settle for d in position.expiries)
+                w = self.whatif
+                at = min(market.now + timedelta(days=w.days), first) if w.days else None
+                a = analyse(position, market, at=at, iv_shift=w.iv_shift, spots=spots)
+                out.append((saved.name, a))
+            except StrategyError as exc:
+                out.append((saved.name, str(exc)))
+        return out
 
     # -- the what-if --------------------------------------------------------------------------
 
@@ -249,7 +343,9 @@ class StrategyDesk:
         if not legs:
             return f"{group.symbol}: no open futures or options to analyse"
         self.symbol, self.legs, self.whatif = group.symbol, legs, WhatIf()
-        self._changed()
+        # The broker's average prices, as read now.
+        self.priced_at, self.source = datetime.now(UTC), "angelone positions · LIVE"
+        self._legs_changed()
         when = group.expiry.isoformat() if group.expiry else ""
         return (
             f"{group.symbol} {when}: {len(legs)} leg{'s' if len(legs) != 1 else ''} from Angel "
@@ -290,6 +386,23 @@ class StrategyDesk:
             self.span, self.span_note = span, note
             self._changed()
 
+    def broker_wanted(self, position: Position) -> BrokerKey | None:
+        """The legs to ask the broker's margin for when they are not the ones last asked; None
+        when there is nothing new to ask."""
+        key = (position.symbol, tuple(
+            (g.kind, g.expiry, g.strike if g.is_option else 0.0, position.units(g))
+            for g in position.legs
+        ))  # fmt: skip
+        if key == self.broker_key:
+            return None
+        self.broker_key, self.broker, self.broker_note = key, None, ""
+        return key
+
+    def set_broker(self, key: BrokerKey, figures: dict[str, Any] | None, note: str) -> None:
+        if key == self.broker_key:  # not superseded by other legs meanwhile
+            self.broker, self.broker_note = figures, note
+            self._changed()
+
     def margin(self, a: Analysis) -> tuple[Margin | None, str]:
         """SPAN + exposure of the analysed position on the SPAN file, or why there is none."""
         from optterm import market as exchange
@@ -310,6 +423,38 @@ class StrategyDesk:
         except StrategyError as exc:
             return None, str(exc)
         return m, ""
+
+
+# (underlying, ((kind, expiry, strike, units), …)): what the broker's margin was asked for.
+BrokerKey = tuple[str, tuple[tuple[str, date, float, int], ...]]
+
+
+async def broker_margin(settings: Settings, key: BrokerKey) -> tuple[dict[str, Any] | None, str]:
+    """Angel One's margin for the legs (its calculator: nothing is ordered), labelled, or
+    (None, why not); (None, "") when there are no Angel One credentials (not logged in)."""
+    from optterm.providers.factory import build_one
+
+    try:
+        provider: Any = build_one(settings, "angelone")
+    except Exception:  # no credentials or no [providers.angelone]: nothing to show
+        return None, ""
+    symbol, legs = key
+    try:
+        m = await provider.margin(symbol, list(legs))
+    except Exception as exc:  # the broker's or the network's: said in one line
+        return None, f"Angel One: {exc}" if str(exc) else f"Angel One: {type(exc).__name__}"
+    finally:
+        await provider.close()
+
+    def num(x: float) -> float | None:
+        return round(x, 2) if math.isfinite(x) else None
+
+    return {
+        "total": num(m.total),
+        "span": num(m.span),
+        "benefit": num(m.benefit),
+        "source": "Angel One margin calculator",
+    }, ""
 
 
 async def broker_groups(settings: Settings) -> list[PositionGroup]:

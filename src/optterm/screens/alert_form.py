@@ -407,7 +407,11 @@ class AlertForm(ModalScreen[AlertRule | None]):
                 )
                 yield self._row(
                     "Alert on",
-                    _choice([(KIND_LABELS[k], k) for k in RULE_KINDS], v.kind, "kind"),
+                    _choice(
+                        [(KIND_LABELS[k], k) for k in RULE_KINDS if k in KIND_LABELS],
+                        v.kind,
+                        "kind",
+                    ),
                     row_id="row-kind",
                 )
                 yield self._row(
@@ -819,6 +823,11 @@ class AlertForm(ModalScreen[AlertRule | None]):
         self._touched = True
         try:
             kw = parse_rule_text(text, self.settings)
+            if kw.get("kind") is AlertKind.STRATEGY:  # the form has no strategy field
+                raise RuleError(
+                    "a strategy rule is added as one line: optterm alerts add "
+                    f'"{" ".join(text.split())}"'
+                )
             values = _values_from_kw(kw, self.symbols)
         except RuleError as exc:
             self._error(str(exc))

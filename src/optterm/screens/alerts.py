@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Static
 
-from optterm.model import AlertEvent, AlertRule, Delivery
+from optterm.model import AlertEvent, AlertKind, AlertRule, Delivery
 from optterm.present.alerts import (
     STATE_STYLE,
     channel_result_line,
@@ -264,6 +264,14 @@ class AlertsScreen(StateScreen):
     def action_edit(self) -> None:
         rule = self.selected
         if rule is None or self.state.store is None:
+            return
+        if rule.kind is AlertKind.STRATEGY:  # the form has no strategy field
+            self.notify(
+                "A strategy rule is edited as one line: optterm alerts rm, then add it again "
+                '(e.g. optterm alerts add "strategy NAME pnl below -5000").',
+                timeout=8,
+                markup=False,
+            )
             return
         self.app.push_screen(AlertForm(self.state, rule=rule), self._form_closed)
 

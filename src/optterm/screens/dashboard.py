@@ -469,7 +469,9 @@ class DashboardScreen(StateScreen):
             float(legs.ltp[row]), float(legs.bid[row]), float(legs.ask[row]), lots, defaults.fill
         )
         leg = DeskLeg(side.value, snap.expiry, float(strike), lots, price)
-        said = desk.add(snap.symbol, leg)
+        said = desk.add(
+            snap.symbol, leg, priced_at=snap.provider_ts, source=f"{snap.provider} · {snap.feed}"
+        )
         self.notify(f"Strategy: {said}. S shows it.", timeout=4, markup=False)
 
     def on_chain_table_row_selected(self, message: ChainTable.RowSelected) -> None:

@@ -9,10 +9,12 @@ same figures `optterm strategy` prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,6 +23,7 @@ from textual.widgets import Footer
 from optterm.engine.state import EngineState
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back
+from optterm.screens.strategy_compare import COMPARE_STYLES, compare_lines, compare_text
 from optterm.widgets.payoff_chart import ChartData, Curve, Mark, PayoffChart, money_short
 from optterm.widgets.status_bar import StatusBar
 from optterm.widgets.text_panel import TextPanel
@@ -133,6 +136,11 @@ def figures_text(
             row("RoM", "n/a" if rom is None else f"{rom:.1f} % (max profit / margin + paid)")
         else:
             row("Margin", doc.get("margin_note") or "n/a", "dim")
+        bm = doc.get("broker_margin")
+        if bm is not None:  # only when logged in at Angel One
+            row("Broker", f"{_money(bm['total'])} Angel One (SPAN {_money(bm['span'])})")
+        elif doc.get("broker_note"):
+            row("Broker", doc["broker_note"], "dim")
         text.append(f"{m['described']}; σ {m['vol_pct']:.2f} %\n", "dim")
     for note in doc["notes"][:1]:
         text.append(note + "\n", "dim italic")
@@ -228,6 +236,9 @@ class StrategyScreen(StateScreen):
         Binding("0", "reset", "Live"),
         Binding("C", "clear", "Clear", show=False),
         Binding("P", "broker", "Broker positions", show=False),
+        Binding("W", "save", "Save", show=False),
+        Binding("L", "load", "Load", show=False),
+        Binding("V", "compare", "Compare", show=False),
     ]
 
     def __init__(self, state: EngineState) -> None:
@@ -305,23 +316,34 @@ class StrategyScreen(StateScreen):
         wanted = desk.span_wanted(self.state.settings.strategy.span_file)
         if wanted is not None:
             self._read_span(wanted)
+        asked = desk.broker_wanted(a.position)
+        if asked is not None:
+            self._ask_broker(asked)
+        doc["broker_margin"], doc["broker_note"] = desk.broker, desk.broker_note
         tz = a.market.calendar.tz
         template = recognise(a.position.legs)
         name = template.name.replace("_", " ") if template else "custom"
         feed = f" · {a.market.feed.upper()}" if a.market.feed not in ("", "live") else ""
+        saved = f" · {desk.name}" if desk.name else ""
         title.show(
             Text.assemble(
-                (f"{a.market.symbol} {name}", "bold"),
+                (f"{a.market.symbol} {name}{saved}", "bold"),
                 f" · spot {a.market.spot:,.2f} · at {_when(a.at, tz)} · ",
                 (whatif_text(result), "yellow" if not result.whatif.is_live else "dim"),
                 feed,
             )
         )
         live = result.whatif.is_live and not any(g.iv_shift for g in desk.legs)
-        self.query_one("#figures", TextPanel).show(figures_text(a, doc, live=live))
-        self.query_one("#strip", TextPanel).show(figures_line(doc, live=live))
+        others = desk.compared(self.state, a.spots) if desk.compare else []
+        if others:
+            figures = compare_text([(desk.name or "this", a), *others])
+            strip = compare_lines([(desk.name or "this", a), *others])
+        else:
+            figures, strip = figures_text(a, doc, live=live), figures_line(doc, live=live)
+        self.query_one("#figures", TextPanel).show(figures)
+        self.query_one("#strip", TextPanel).show(strip)
         self.query_one("#tables", TextPanel).show(tables_text(doc, tz))
-        self._chart(a)
+        self._chart(a, others)
         self._legs(a)
 
     def _read_span(self, key: tuple[str, str]) -> None:
@@ -336,18 +358,42 @@ class StrategyScreen(StateScreen):
 
         self.run_worker(work, thread=True, group="span", exit_on_error=False)
 
+    def _ask_broker(self, key: Any) -> None:
+        """The broker's margin for the legs (Angel One, when logged in), asked on a thread;
+        the figures redraw when it answers."""
+        import asyncio
+
+        from optterm.engine.strategydesk import broker_margin
+
+        settings = self.state.settings
+
+        def work() -> None:
+            figures, note = asyncio.run(broker_margin(settings, key))
+            self.app.call_from_thread(self._broker_in, key, figures, note)
+
+        self.run_worker(work, thread=True, group="broker-margin", exit_on_error=False)
+
+    def _broker_in(self, key: Any, figures: Any, note: str) -> None:
+        self.desk.set_broker(key, figures, note)
+        if self.is_mounted:
+            self.render_state()
+
     def _span_read(self, key: tuple[str, str], span: Any, note: str) -> None:
         self.desk.set_span(key, span, note)
         if self.is_mounted:
             self.render_state()
 
-    def _chart(self, a: Analysis) -> None:
+    def _chart(self, a: Analysis, others: Sequence[tuple[str, Analysis | str]] = ()) -> None:
         tz = a.market.calendar.tz
         expiry = a.curves[-1]
         curves = []
         label_now = "now" if a.at == a.market.now else f"at {_when(a.at, tz)}"
         if a.at < a.profile.at:
             curves.append(Curve(label_now, a.curves[0], "cyan"))
+        # Compared strategies: their expiry payoffs, one colour each, under this one's.
+        compared = [(n, o) for n, o in others if not isinstance(o, str)]
+        for (n, o), style in zip(compared, COMPARE_STYLES, strict=False):
+            curves.append(Curve(n, o.curves[-1], style))
         curves.append(Curve("expiry", expiry))
         bands = a.dist.bands()
         marks = [Mark(a.market.spot, "│", "bold white")]
@@ -356,11 +402,15 @@ class StrategyScreen(StateScreen):
         view = zoom(a)
         shown = [Curve(c.label, c.pnl[view], c.style) for c in curves]
         self.query_one(PayoffChart).plot(ChartData(a.spots[view], shown, marks))
+        names: list[str | tuple[str, str]] = []
+        for (n, _), style in zip(compared, COMPARE_STYLES, strict=False):
+            names += [("  ⠒⠒ ", style), n]
         self.query_one("#legend", TextPanel).show(
             Text.assemble(
                 ("⠒⠒ ", "cyan"), f"{label_now}  ", ("⠒⠒", "green"), ("⠒ ", "red"),
                 f"expiry {_when(a.profile.at, tz)}  ", ("│", "bold"), " spot  ",
                 ("┆", "yellow"), " breakeven  ", ("╎", "blue"), " ±1σ ±2σ",
+                *names,
             )
         )  # fmt: skip
 
@@ -498,3 +548,36 @@ class StrategyScreen(StateScreen):
     def action_reset(self) -> None:
         self.desk.reset_whatif()
         self._after()
+
+    # -- saved strategies (store.strategies, through the engine's loop; dialogs awaited) ----
+
+    @work(exclusive=True, group="strategy-store", exit_on_error=False)
+    async def action_save(self) -> None:
+        """Save the strategy under a name typed in a dialog, with when and where the newest
+        entry price was taken."""
+        from optterm.screens.strategy_dialogs import ask_and_save
+
+        if await ask_and_save(self, self.state, self.desk) is not None:
+            self.render_state()
+
+    @work(exclusive=True, group="strategy-store", exit_on_error=False)
+    async def action_load(self) -> None:
+        """A saved strategy (picked) becomes the one built, at its saved entry prices."""
+        from optterm.screens.strategy_dialogs import pick_saved
+
+        saved = await pick_saved(self, self.state, "Load a saved strategy: enter loads")
+        if saved is not None:
+            self.notify(self.desk.load(saved), timeout=4, markup=False)
+            self.selected = 0
+            self.render_state()
+
+    @work(exclusive=True, group="strategy-store", exit_on_error=False)
+    async def action_compare(self) -> None:
+        """A saved strategy (picked) shown beside this one, or no longer shown."""
+        from optterm.screens.strategy_dialogs import pick_saved
+
+        title = "Compare with: enter adds it (or removes one already compared)"
+        saved = await pick_saved(self, self.state, title)
+        if saved is not None:
+            self.notify(self.desk.toggle_compare(saved), timeout=4, markup=False)
+            self.render_state()

@@ -108,6 +108,7 @@ def _rule_row(rule: AlertRule) -> dict[str, Any]:
         "channel_labels": json.dumps(list(rule.channel_labels), ensure_ascii=False),
         "enabled": int(bool(rule.enabled)),
         "note": rule.note,
+        "strategy": rule.strategy,
     }
 
 

@@ -75,6 +75,7 @@ def rule_from_row(r: Any) -> AlertRule:
         enabled=bool(r.enabled),
         note=r.note,
         created_at=from_us(r.created_at),
+        strategy=getattr(r, "strategy", None),
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "signals",
     "snapshots",
     "store_info",
+    "strategies",
 ]
 
 metadata = MetaData(
@@ -239,6 +240,7 @@ alert_rules = Table(
     Column("note", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),  # epoch microseconds, UTC
     Column("updated_at", BigInteger, nullable=False),
+    Column("strategy", String(64), nullable=True),  # STRATEGY rules: the saved strategy's name
     Index("ix_alert_rules_symbol", "symbol"),
     # Ids never come back after a delete: a rule's firings (alert_events.rule_id) are never
     # shown under a later rule. PostgreSQL's SERIAL never reuses either.
@@ -423,4 +425,19 @@ backtests = Table(
     Column("interrupted", Integer, nullable=False),
     Column("document", Text, nullable=False),
     Index("ix_backtests_created_at", "created_at"),
+)
+
+# Saved strategies (store/strategies.py): legs as JSON (kind, expiry, strike, lots, entry price),
+# when the entry prices were taken and from which source, the line they were built from.
+strategies = Table(
+    "strategies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("symbol", String(32), nullable=False),
+    Column("legs", Text, nullable=False),
+    Column("priced_at", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("source", String(64), nullable=False),  # "simulator · SIMULATED", "angelone · live"
+    Column("line", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -68,6 +68,7 @@ from optterm.store.scans import ScanRepository
 from optterm.store.schema import leases
 from optterm.store.snapshots import SnapshotRepository
 from optterm.store.status import StatusRepository
+from optterm.store.strategies import StrategyRepository
 
 __all__ = ["Store", "open_store"]
 
@@ -114,6 +115,7 @@ class Store:
         self.status: Final = StatusRepository(self)
         self.scans: Final = ScanRepository(self)
         self.backtests: Final = BacktestRepository(self)
+        self.strategies: Final = StrategyRepository(self)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"

@@ -275,10 +275,26 @@ class AlertBook:
     async def _build(
         self, fields: Mapping[str, Any], specs: Sequence[str] | None, kept: Mapping[str, str]
     ) -> AlertRule:
+        fields = await self._strategy_symbol(fields)
         await self._check_listed(fields)
         # In a thread: checking a URL may import Apprise (~0.3 s) and the keyring may block;
         # neither may stall the TUI's event loop.
         return await asyncio.to_thread(self._build_now, fields, specs, kept)
+
+    async def _strategy_symbol(self, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A STRATEGY rule watches a saved strategy: it must be saved, and the rule's symbol
+        is its underlying (the session the rule is active in, the chains it is priced on)."""
+        name = fields.get("strategy")
+        if name is None:
+            return fields
+        from optterm.store.strategies import UnknownStrategy
+
+        with _store_errors():
+            try:
+                saved = await self.store.strategies.get(str(name))
+            except UnknownStrategy as exc:
+                raise AlertBookError(str(exc)) from None
+        return {**fields, "symbol": saved.symbol}
 
     async def _check_listed(self, fields: Mapping[str, Any]) -> None:
         """The rule's expiry and strike against the symbol's latest stored chain, before any

@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 import numpy as np
 
 from optterm.engine.alerts.rules import is_rule_sentence, rule_summary
+from optterm.engine.alerts.strategyvalues import StrategyValues
 from optterm.engine.analytics.chain import Enriched
 from optterm.market import MarketCalendar
 from optterm.model import (
@@ -131,6 +132,8 @@ def _level_name(rule: AlertRule, f: str) -> str:
 
 def describe_rule_value(rule: AlertRule) -> str:
     """How a rule's value reads in a message: "NIFTY spot", "NIFTY 25000 CE LTP", ..."""
+    if rule.kind is AlertKind.STRATEGY:
+        return f"strategy {rule.strategy} ({rule.symbol}) {_STRATEGY_NAMES.get(rule.metric, '')}"
     what = _level_name(rule, _field_of(rule))
     if rule.kind is AlertKind.MAX_PAIN_SHIFT:
         what = "max pain shift"
@@ -139,6 +142,10 @@ def describe_rule_value(rule: AlertRule) -> str:
     exp = f" {rule.expiry:%d-%b}" if rule.expiry else ""
     return f"{rule.symbol}{exp} {what}".strip()
 
+
+# How a STRATEGY rule's value reads (engine/savedstrategy.py STRATEGY_METRICS has the units).
+_STRATEGY_NAMES = {"pnl": "P&L ₹", "delta": "Δ lots", "gamma": "Γ", "theta": "Θ ₹/day",
+                   "vega": "vega ₹/vol-pt"}  # fmt: skip
 
 # The unit of each field's level (see present.alerts.value_text).
 _FIELD_UNIT = {
@@ -206,6 +213,8 @@ class AlertEvaluator:
 
     def __init__(self, calendar: MarketCalendar | None = None) -> None:
         self.calendar = calendar or MarketCalendar()
+        # STRATEGY rules' values (a saved strategy priced on the chains): set by the service.
+        self.strategies: StrategyValues | None = None
         self.rules: list[AlertRule] = []
         self.memory: dict[int, RuleMemory] = {}
         self._compile()
@@ -239,10 +248,14 @@ class AlertEvaluator:
         # Value groups: (symbol, expiry or None, field, side or None, transform, window) -> idx.
         groups: dict[tuple, list[int]] = {}
         self._special: list[int] = []
+        self._strategy: list[int] = []
         for i, r in enumerate(rules):
             f = _field_of(r)
             if r.kind in (AlertKind.PATTERN_DETECTED, AlertKind.STALE_FEED):
                 self._special.append(i)
+                continue
+            if r.kind is AlertKind.STRATEGY:
+                self._strategy.append(i)
                 continue
             transform = "pct" if r.condition is Condition.PERCENT_CHANGE else ""
             if r.kind is AlertKind.VOLUME_SPIKE:
@@ -413,6 +426,12 @@ class AlertEvaluator:
             fresh[idx] = True
             for i in idx.tolist():
                 source[i] = snap
+        if self._strategy and self.strategies is not None:
+            self.strategies.observe(chains)
+            for i in self._strategy:
+                priced = self.strategies.value(self.rules[i])
+                if priced is not None:
+                    value[i], source[i], fresh[i] = priced[0], priced[1], True
         for snap, e in chains:
             self._remember(snap, e)
 

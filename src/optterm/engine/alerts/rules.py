@@ -98,6 +98,7 @@ LEVEL_KINDS: Final = frozenset(
         AlertKind.VOLUME_SPIKE,
         AlertKind.VOLATILITY,
         AlertKind.PCR,
+        AlertKind.STRATEGY,
     }
 )
 # The conditions each kind takes; a kind with one has it implied (no condition to choose).
@@ -115,11 +116,15 @@ CONDITIONS: Final[dict[AlertKind, tuple[Condition, ...]]] = {
     AlertKind.PCR: (Condition.ABOVE, Condition.BELOW, Condition.EQUALS, Condition.PERCENT_CHANGE),
     AlertKind.MAX_PAIN_SHIFT: (Condition.ABOVE,),
     AlertKind.STALE_FEED: (Condition.ABOVE,),
+    # A P&L or a Greek crosses zero: a percent change of it means nothing.
+    AlertKind.STRATEGY: (Condition.ABOVE, Condition.BELOW),
 }
 # The metrics of the kinds that have more than one value to watch.
 METRICS: Final[dict[AlertKind, tuple[str, ...]]] = {
     AlertKind.PRICE: ("spot", "ltp"),
     AlertKind.VOLATILITY: ("iv", "atm_iv", "iv_rank"),
+    # engine/savedstrategy.py STRATEGY_METRICS: P&L ₹, delta lots, gamma, theta ₹/day, vega.
+    AlertKind.STRATEGY: ("pnl", "delta", "gamma", "theta", "vega"),
 }
 # Kinds whose value belongs to one option (strike + side): required for these (kind, metric)
 # pairs, optional for LEG_OPTIONAL kinds, forbidden for the rest.
@@ -136,6 +141,8 @@ def default_metric(kind: AlertKind, leg: bool) -> str:
         return "ltp" if leg else "spot"
     if kind is AlertKind.VOLATILITY:
         return "iv" if leg else "atm_iv"
+    if kind is AlertKind.STRATEGY:
+        return "pnl"
     return ""
 
 
@@ -528,6 +535,7 @@ def build_rule(
     owner: str | None = None,
     note: str = "",
     today: date | None = None,
+    strategy: str | None = None,
 ) -> AlertRule:
     """A validated rule (id None), or RuleError saying what is wrong and how to fix it.
 
@@ -541,7 +549,7 @@ def build_rule(
     first one a person would fix: what is watched, when it fires, its bands, windows and
     timing, then who is told and where.
     """
-    what = _watched(settings, symbol, kind, metric, strike, side)
+    what = _watched(settings, symbol, kind, metric, strike, side, strategy)
     when = _fires(settings, what, condition, threshold, pattern)
     hyst, tol = _bands(what, when, hysteresis, tolerance)
     win = _window(what, when, window_s)
@@ -570,6 +578,7 @@ def build_rule(
         channel_labels=tuple(c.label for c in chans),
         owner=who,
         note=text,
+        strategy=what.strategy,
     )
 
 
@@ -583,6 +592,7 @@ class _Watched:
     metric: str
     strike: float | None
     side: Side | None
+    strategy: str | None = None
 
 
 def _watched(
@@ -592,9 +602,12 @@ def _watched(
     metric: str,
     strike: float | None,
     side: Side | str | None,
+    strategy: str | None = None,
 ) -> _Watched:
     """The symbol, kind and metric, and the option (strike and side) if the kind takes one."""
     sym = str(symbol or "").strip().upper()
+    if _kind(kind) is AlertKind.STRATEGY or strategy is not None:
+        return _strategy_watched(settings, sym, kind, metric, strike, side, strategy)
     known = known_symbols(settings)
     if not sym:
         raise RuleError(f"a rule needs a symbol; use one of {_choices(known)}")
@@ -610,6 +623,33 @@ def _watched(
     metric = _metric(k, metric, strike_f is not None)
     _check_leg(sym, k, metric, strike_f is not None)
     return _Watched(sym, k, metric, strike_f, side_e)
+
+
+def _strategy_watched(
+    settings: Settings,
+    sym: str,
+    kind: AlertKind | str,
+    metric: str,
+    strike: float | None,
+    side: Side | str | None,
+    strategy: str | None,
+) -> _Watched:
+    """A saved strategy's P&L or Greek. Its symbol is the strategy's underlying, filled in by
+    the alert book from the store ("" until then: a draft)."""
+    if _kind(kind) is not AlertKind.STRATEGY:
+        raise RuleError(f"a strategy applies only to STRATEGY rules, not {_kind(kind)}")
+    name = str(strategy or "").strip()
+    if not _STRATEGY_NAME.match(name):
+        raise RuleError(
+            f"a STRATEGY rule needs a saved strategy's name (got {quoted(name)}); e.g. "
+            "strategy my_strangle pnl below -5000 (`optterm strategy list` shows them)"
+        )
+    if strike is not None or side is not None:
+        raise RuleError("a STRATEGY rule watches the whole strategy: leave out strike and side")
+    if sym and sym not in known_symbols(settings):
+        raise RuleError(f"symbol {quoted(sym)} is not known")
+    return _Watched(sym, AlertKind.STRATEGY, _metric(AlertKind.STRATEGY, metric, False), None,
+                    None, name)  # fmt: skip
 
 
 def _leg(
@@ -784,7 +824,8 @@ def _check_rearm(what: _Watched, cond: Condition, t: float, hyst: float) -> None
     band. Prices, IVs, PCRs and volume multiples never go below 0; IV rank never above 100."""
     band = _level_text(what.kind, what.metric, hyst)
     level = _level_text(what.kind, what.metric, t)
-    if cond is Condition.ABOVE and what.kind is not AlertKind.OI_CHANGE and t - hyst <= 0:
+    signed = (AlertKind.OI_CHANGE, AlertKind.STRATEGY)  # values that go below 0
+    if cond is Condition.ABOVE and what.kind not in signed and t - hyst <= 0:
         raise RuleError(
             f"rearm {band} can never re-arm this rule: it re-arms when the value falls back "
             f"to {level} − {band}, 0 or less, which it never reaches; use a band smaller than "
@@ -920,6 +961,10 @@ _EQUALS: Final = frozenset({"equals", "equal", "=", "touches", "hits"})
 _CHANGES: Final = frozenset({"changes", "change", "moves", "move", "chg"})
 _FILLER: Final = frozenset({"crosses", "cross", "goes", "is", "rises", "falls", "drops", "trades"})
 _WITHIN: Final = frozenset({"within", "±", "+-", "+/-"})
+# store/strategies.py NAME_PATTERN (not imported: the store's tables would come with it).
+_STRATEGY_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_STRATEGY_WORDS: Final = {"pnl": "pnl", "p&l": "pnl", "profit": "pnl", "delta": "delta",
+                          "gamma": "gamma", "theta": "theta", "vega": "vega"}  # fmt: skip
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}-[A-Za-z]{3}-\d{4}")
 _SUBJECT_WORDS: Final = frozenset(
     {"spot", "ltp", "price", "premium", "iv", "ivr", "atm", "pcr", "oi", "volume", "max",
@@ -1059,12 +1104,33 @@ class _Parser:
         if not self.toks:
             self.fail("it is empty", None)
         self.accept("when", "if", "alert")
-        self.symbol()
-        self.prefix()
-        self.subject()
+        if self.low() == "strategy":
+            self.strategy()
+        else:
+            self.symbol()
+            self.prefix()
+            self.subject()
         self.options()
         self.out["note"] = " ".join(self.text.split())
         return self.out
+
+    def strategy(self) -> None:
+        """strategy NAME pnl|delta|gamma|theta|vega above|below N."""
+        self.pos += 1
+        self.examples = ("strategy my_strangle pnl below -5000", "strategy my_strangle delta > 2")
+        tok = self.take()
+        if not _STRATEGY_NAME.match(tok.text):
+            self.fail("expected a saved strategy's name (`optterm strategy list` shows them)", tok)
+        self.out.update(symbol="", kind=AlertKind.STRATEGY, strategy=tok.text)
+        what = self.peek()
+        metric = _STRATEGY_WORDS.get(self.low())
+        if metric is None:
+            self.fail("expected what to watch: pnl, delta, gamma, theta or vega", what)
+        self.pos += 1
+        self.out["metric"] = metric
+        self.level()
+        if self.out.get("condition") not in CONDITIONS[AlertKind.STRATEGY]:
+            self.fail("a strategy's value crosses above or below a number", what)
 
     def symbol(self) -> None:
         tok = self.take()
@@ -1392,6 +1458,9 @@ def _value_text(rule: AlertRule, x: float) -> str:
 
 
 def _core(rule: AlertRule) -> str:
+    if rule.kind is AlertKind.STRATEGY:
+        cross = "crosses above" if rule.condition is Condition.ABOVE else "crosses below"
+        return f"strategy {rule.strategy} {rule.metric} {cross} {_fmt(rule.threshold)}"
     parts = [rule.symbol]
     if rule.expiry is not None:
         parts.append(rule.expiry.isoformat())

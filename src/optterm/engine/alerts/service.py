@@ -22,6 +22,7 @@ from optterm.market import MarketCalendar
 from optterm.model import AlertEvent, AlertKind, AlertRule, Signal
 
 if TYPE_CHECKING:
+    from optterm.config import Settings
     from optterm.store import Store
 
 __all__ = ["AlertService"]
@@ -38,9 +39,11 @@ class AlertService:
         on_recorded: Callable[[], None] | None = None,
         reload_every_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.evaluator = AlertEvaluator(calendar)
+        self.settings = settings  # STRATEGY rules price on its [market] hours and rate
         self.on_recorded = on_recorded
         # Streaming ticks several times a second: asking the store whether the rules changed is
         # then done at most this often (rules edited elsewhere apply within it), off the path
@@ -76,12 +79,39 @@ class AlertService:
         }
         if now is not None:
             await self._restore_pattern_memory(rules, memory, now)
+        await self._load_strategies(rules)
         # A running evaluator knows more than the store (unsaved last values, pattern keys).
         memory.update(self.evaluator.memory)
         self.evaluator.load(rules, memory)
         self._version = version
         log.info("alerts: %d active rule(s)", len(self.evaluator.rules))
         return True
+
+    async def _load_strategies(self, rules: Sequence[AlertRule]) -> None:
+        """The saved strategies the STRATEGY rules watch (a removed or damaged one is left
+        out: its rules do not fire, and the log says why once)."""
+        names = sorted({r.strategy for r in rules if r.kind is AlertKind.STRATEGY and r.strategy})
+        if not names:
+            self.evaluator.strategies = None
+            return
+        from optterm.config import Settings
+        from optterm.engine.alerts.strategyvalues import StrategyValues
+        from optterm.store.errors import StoreError
+        from optterm.store.strategies import UnknownStrategy
+        from optterm.strategy.marketdata import rate_of
+
+        settings = self.settings or Settings()
+        values = self.evaluator.strategies or StrategyValues(
+            self.evaluator.calendar, settings.market, rate_of(settings)
+        )
+        saved = {}
+        for name in names:
+            try:
+                saved[name] = await self.store.strategies.get(name)
+            except (UnknownStrategy, StoreError) as exc:
+                log.warning("alerts: strategy %s is not watched: %s", name, exc)
+        values.load(saved)
+        self.evaluator.strategies = values
 
     async def _restore_pattern_memory(
         self, rules: Sequence[AlertRule], memory: dict[int, RuleMemory], now: datetime

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from optterm.engine.alerts.rules import build_rule, parse_rule_text
+from optterm.engine.alerts.rules import RuleError, build_rule, parse_rule_text
 from optterm.model import AlertEvent, AlertKind, AlertRule, Direction, Feed, PatternKind, Signal
 from optterm.store.replay import stored_chains
 from optterm.store.timecodec import from_us, to_us
@@ -233,6 +233,11 @@ def rule_from_text(text: str, settings: Settings, today: date) -> AlertRule:
     it is not one), made recurring so that every firing over the span is listed; `today` is the
     span's first day (an expiry before it is refused as for a new alert)."""
     kw = parse_rule_text(text, settings)
+    if kw.get("strategy") is not None:
+        raise RuleError(
+            "a strategy rule is not backtested on its firings; backtest the strategy itself "
+            '(optterm backtest "NIFTY short strangle …" --from DAY --to DAY)'
+        )
     kw.setdefault("condition", None)
     kw.setdefault("threshold", None)
     kw["recurring"] = True
