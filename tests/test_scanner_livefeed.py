@@ -294,3 +294,37 @@ async def test_nse_oi_spurts_give_the_previous_oi_at_nse_pace(
     t.advance(180.0)
     await feed.step(t.now())
     assert feed.spurts_error == "NSE OI spurts unavailable: HTTP 503"
+
+
+async def test_a_failing_sweep_is_said_once_and_the_scans_go_on_after_it(
+    angel: Angel,
+    make,  # noqa: F811
+    t,  # noqa: F811
+    tmp_path,
+    caplog,
+) -> None:
+    from tests.test_angelone import rate_limited
+
+    provider = make()
+    feed = make_live_feed(_live_settings(), provider, now=t.now, sleep=t.sleep)
+    assert feed is not None
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        await store.scans.add("movers", "scan fno where price_chg% > 2", NOW.astimezone(UTC))
+        scans = LiveScans(store, MarketCalendar(), seed=1, feed=feed)
+        angel.queue(QUOTE_PATH, *[rate_limited()] * 40)
+        for _ in range(2):
+            assert await scans.on_tick(t.now()) == 0
+            t.advance(TICK_S)
+        assert scans.status.startswith("scanner live feed from angelone failed:")
+        said = [r for r in caplog.records if "scanner live feed from angelone failed" in r.message]
+        assert len(said) == 1  # once, not every tick
+        for _ in range(40):  # once the queued 403s are spent the server answers again
+            await scans.on_tick(t.now())
+            t.advance(TICK_S)
+            if not scans.status:
+                break
+        assert scans.status == ""
+        assert scans.ages["price"] is not None
+    finally:
+        await store.close()

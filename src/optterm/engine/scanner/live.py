@@ -146,19 +146,26 @@ class LiveScans:
                 log.warning("%s", status)
             self.status = status
             return 0
+        try:
+            if day != self._feed_day:
+                await feed.start(day)
+                self._feed_day, self._texts = day, {}
+            if texts != self._texts or self._scanner is None:
+                self._texts, self._day = texts, day
+                self._scanner = _scanner_of(feed.names, saved)
+                self._scanner.close_session(feed.previous_close())
+                self._feed_ticks = 0
+            cols = await feed.step(now)
+        except Exception as exc:  # no master, no budget, a failed quote: said once, retried
+            status = f"scanner live feed from {feed.name} failed: {exc}"
+            if status != self.status:
+                log.warning("%s; retried on the next tick", status)
+            self.status = status
+            return 0
         if self.status:
-            log.info("scanner source is %s again; scans resume", feed.name)
+            log.info("scanner live feed from %s runs again", feed.name)
             self.status = ""
-        if day != self._feed_day:
-            await feed.start(day)
-            self._feed_day, self._texts = day, {}
-        if texts != self._texts or self._scanner is None:
-            self._texts, self._day = texts, day
-            self._scanner = _scanner_of(feed.names, saved)
-            self._scanner.close_session(feed.previous_close())
-            self._feed_ticks = 0
         scanner = self._scanner
-        cols = await feed.step(now)
         self.ages = feed.ages(now)
         tick = scanner.tick(cols, now)
         runs: list[Run] = []
