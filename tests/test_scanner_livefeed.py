@@ -157,7 +157,7 @@ async def test_the_engine_runs_the_live_feed_within_budget_and_alerts_an_entry(
         assert feed.change.removed == ("GONE",) and MOVER in feed.change.added
         assert feed.feed is not None
         quote_plan = feed.feed.plan
-        assert quote_plan.watched_calls == watched_quote_calls(settings, 20) == 2
+        assert quote_plan.watched_calls == watched_quote_calls(settings, 20, vix=False) == 2
         assert (quote_plan.futures_every, quote_plan.atm_every) == (1, 1)
 
         # The shared limiter never held the watched chain back for the feed: after the first
@@ -328,3 +328,11 @@ async def test_a_failing_sweep_is_said_once_and_the_scans_go_on_after_it(
         assert scans.ages["price"] is not None
     finally:
         await store.close()
+
+
+def test_the_watched_chains_calls_counted_for_the_plan() -> None:
+    settings = _live_settings()  # NIFTY, one expiry, ±20 strikes
+    assert watched_quote_calls(settings, 20, vix=False) == 2  # 82 legs and the future: 83 tokens
+    assert watched_quote_calls(settings, 20) == 3  # India VIX's quote, once a tick
+    assert watched_quote_calls(settings, 12, vix=False) == 2  # 50 legs and the future: 51
+    assert watched_quote_calls(settings, 11, vix=False) == 1  # 46 legs and the future: 47

@@ -184,12 +184,13 @@ def _members(provider: Provider) -> tuple[Any, ...]:
     return tuple(members()) if callable(members) else (provider,)
 
 
-def watched_quote_calls(settings: Settings, strikes_each_side: int) -> int:
-    """Quote calls the watched chains make a tick on SmartAPI (50 tokens a call)."""
+def watched_quote_calls(settings: Settings, strikes_each_side: int, *, vix: bool = True) -> int:
+    """Quote calls the watched chains make a tick on SmartAPI (50 tokens a call): each chain's
+    window of CE and PE tokens and its future, and India VIX (cached 10 s: once a tick)."""
     import math
 
-    per_chain = math.ceil(2 * (2 * strikes_each_side + 1) / 50)
-    return sum(w.expiries * per_chain for w in settings.poller.watch)
+    per_chain = math.ceil((2 * (2 * strikes_each_side + 1) + 1) / 50)
+    return sum(w.expiries * per_chain for w in settings.poller.watch) + (1 if vix else 0)
 
 
 def make_live_feed(
@@ -233,7 +234,9 @@ def make_live_feed(
         master,
         master.cache_dir,
         tick_s=settings.poller.interval,
-        watched_calls=watched_quote_calls(settings, getattr(angel, "strikes_each_side", 20)),
+        watched_calls=watched_quote_calls(
+            settings, getattr(angel, "strikes_each_side", 20), vix=bool(getattr(angel, "vix", True))
+        ),
         source=source,
         now=now or utc_now,
         sleep=sleep or asyncio.sleep,
