@@ -336,3 +336,59 @@ def test_the_watched_chains_calls_counted_for_the_plan() -> None:
     assert watched_quote_calls(settings, 20) == 3  # India VIX's quote, once a tick
     assert watched_quote_calls(settings, 12, vix=False) == 2  # 50 legs and the future: 51
     assert watched_quote_calls(settings, 11, vix=False) == 1  # 46 legs and the future: 47
+
+
+@pytest.mark.timeout(300)
+async def test_the_running_engine_sends_a_live_entry_through_the_dispatcher(
+    angel: Angel,
+    make,  # noqa: F811
+    t,  # noqa: F811
+    tmp_path,
+) -> None:
+    """Engine.run as the runner runs it (poller, dispatcher and live scans side by side): the
+    feed sweeps after the engine's ticks and the entry is delivered to the in-app channel."""
+    import asyncio
+
+    from optterm.model import AlertKind
+
+    provider = make()
+    settings = _live_settings()
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        app = parse_channel_spec("app", settings, None)
+        await store.scans.add("movers", "scan fno where price_chg% > 2", NOW.astimezone(UTC),
+                              channels=[app])  # fmt: skip
+        delivered = asyncio.Event()
+        got: list[Any] = []
+
+        def sink(item: Any) -> None:
+            got.append(item)
+            delivered.set()
+
+        engine = make_engine(settings, provider, store, app_sink=sink, now=t.now, sleep=t.sleep,
+                             master=provider.master)  # fmt: skip
+        scans = engine.scans
+        assert scans is not None and scans.feed is not None
+        step = scans.on_tick
+
+        async def then_tick_again(now: Any) -> int:
+            queued = await step(now)
+            t.advance(TICK_S)  # the fake clock moves a tick; the next tick comes at once
+            engine.poller.wake()
+            return queued
+
+        scans.on_tick = then_tick_again  # type: ignore[method-assign]
+        await engine.poller.resolve()
+        stop = asyncio.Event()
+        job = asyncio.create_task(engine.run(stop))
+        try:
+            await asyncio.wait_for(delivered.wait(), 120)
+        finally:
+            stop.set()
+            await asyncio.wait_for(job, 60)
+        (item,) = got
+        assert (item.kind, item.symbol, item.channel) == (AlertKind.SCAN_ENTER, MOVER, "app")
+        assert item.title == f"{MOVER} entered scan movers"
+        assert "LIVE via angelone" in item.body and "SIMULATED" not in item.body
+    finally:
+        await store.close()
