@@ -25,13 +25,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 
 from optterm.engine.scanner.budget import plan_quotes
 from optterm.engine.scanner.feed import FeedMember, Quotes, UniverseFeed
-from optterm.engine.scanner.universe import Universe, UniverseChange, load_universe
+from optterm.engine.scanner.universe import Member, Universe, UniverseChange, load_universe
+from optterm.providers.angelone.master import InstrumentMaster, MasterIndex
 
 __all__ = ["LIVE_SOURCE", "FeedPlan", "LiveFeed", "OiSpurtsSource", "feed_plan"]
 
@@ -57,13 +58,13 @@ class FeedPlan:
     left_out: tuple[str, ...]  # universe names with no listed near future
 
 
-def feed_plan(index: Any, universe: Universe) -> FeedPlan:
-    """The feed's members from the master `index` (a MasterIndex) for `universe`."""
+def feed_plan(index: MasterIndex, universe: Universe) -> FeedPlan:
+    """The feed's members from the master `index` for `universe`."""
     members: list[FeedMember] = []
     legs: dict[str, dict[float, tuple[str, str]]] = {}
     near: dict[str, date] = {}
     left_out: list[str] = []
-    kept: list[Any] = []
+    kept: list[Member] = []
     for m in universe.members:
         future = next(
             (
@@ -105,7 +106,7 @@ class LiveFeed:
     def __init__(
         self,
         quotes: Quotes,
-        master: Any,
+        master: InstrumentMaster,
         cache_dir: Path,
         *,
         tick_s: float,
