@@ -10,7 +10,8 @@ feed quotes as the futures price moves). A member with no listed future is left 
 spread over the tick, through the provider's own rate limiters, so the watched chains' quote
 calls always find room) and hands the scanner its raw columns: the quoted ones, the universe's
 static ones (lot size, strike step, days to expiry) and, when an OI-spurts source is given
-(NSE's one-call market-wide page, oispurts.py), `prev_oi`. `ages` says how old each column is.
+(NSE's one-call market-wide page, providers/nse/spurts.py), `prev_oi`. `ages` says how old
+each column is.
 
 `source()` names the provider that answered the watched chains last (the failover's `active`):
 the feed's columns are Angel One's, so the live scans run only while that is Angel One, and say
@@ -42,7 +43,7 @@ LIVE_SOURCE: Final = "angelone"
 
 
 class OiSpurtsSource(Protocol):
-    """A one-call market-wide OI source: by underlying, (latest OI, previous OI, when)."""
+    """A one-call market-wide OI source: by underlying, (latest OI, previous OI)."""
 
     async def oi_spurts(self) -> Mapping[str, tuple[float, float]]: ...
 
