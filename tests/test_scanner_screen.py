@@ -272,3 +272,33 @@ async def test_enter_on_a_stock_row_opens_its_chain_played_by_the_simulator(tmp_
             assert abs(chain.spot / close - 1.0) < 0.1  # where its scan row has it
     finally:
         await d.store.close()
+
+
+async def test_the_screen_says_when_the_engines_saved_scans_changed_source(tmp_path) -> None:
+    """The engine's live scans pause on a failover and say why (engine/scanner/live.py); the
+    app's news from the engine carries it with each tick and the screen shows it until it
+    clears."""
+    from types import SimpleNamespace
+
+    d = await make_driver(tmp_path)
+    d.wall[0] = LATE
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, advance=False)
+            screen = await _scanner(pilot, d.app)
+            summary = screen.query_one("#summary", Static)
+            news = d.app._news  # the runner's listener: what the engine thread tells the app
+            said = (
+                "scanner source changed: the chains come from nse, the universe feed from angelone"
+            )
+            scans = SimpleNamespace(status=said)
+            news.polling(SimpleNamespace(poller=d.poller, scans=scans))  # type: ignore[arg-type]
+            news.tick(await d.poller.tick_once())
+            await _settled(pilot, d.app)
+            assert f"Saved scans: {said}" in _plain(summary)
+            scans.status = ""  # Angel One serves again
+            news.tick(await d.poller.tick_once())
+            await _settled(pilot, d.app)
+            assert "Saved scans" not in _plain(summary)
+    finally:
+        await d.store.close()
