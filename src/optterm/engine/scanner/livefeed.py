@@ -20,6 +20,7 @@ so when it is not (live.py), rather than mixing a failed-over source into the sa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -138,7 +139,8 @@ class LiveFeed:
         """Today's members from the master (downloaded at most once a day); the change in
         the universe since the cached list is logged once."""
         universe, change = await load_universe(self.master, day, self.cache_dir)
-        plan = feed_plan(await self.master.ensure(), universe)
+        # ~50k token lookups over the day's master: off the loop, as the universe build is.
+        plan = await asyncio.to_thread(feed_plan, await self.master.ensure(), universe)
         if change:
             log.info("scanner universe %s", change.summary())
         if plan.left_out:
