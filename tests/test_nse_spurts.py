@@ -14,6 +14,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optterm.providers.base import BadPayload
 from optterm.providers.nse.spurts import OI_SPURTS_PATH, parse_oi_spurts
@@ -95,3 +97,31 @@ async def test_fetched_with_the_chains_cookies_at_one_request_a_second(
         assert len(replay.hits(OI_SPURTS_PATH)) == 2
     finally:
         await nse.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_ROW = st.fixed_dictionaries(
+    {},
+    optional={
+        key: _JSON for key in ("symbol", "latestOI", "prevOI", "avgInOI", "changeInOI", "volume")
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_JSON, st.fixed_dictionaries({"data": st.lists(_ROW, max_size=5)},
+                                             optional={"timestamp": _JSON})))  # fmt: skip
+def test_any_answer_parses_or_is_bad_payload(payload: object) -> None:
+    try:
+        got = parse_oi_spurts(payload)
+    except BadPayload:
+        return
+    for row in got.rows.values():
+        assert row.latest_oi > 0 and math.isfinite(row.latest_oi)
+        assert math.isnan(row.prev_oi) or row.prev_oi > 0
