@@ -240,3 +240,65 @@ def test_scanner_snapshot(snap_compare, tmp_path, size) -> None:
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
     asyncio.set_event_loop(asyncio.new_event_loop())  # the screenshot ran its own loop
+
+
+async def test_enter_on_a_stock_row_opens_its_chain_played_by_the_simulator(tmp_path) -> None:
+    """A stock of the simulated universe is nobody's watch: the simulator plays its chain the
+    first time it is asked for (seeded, at its universe row's price), so Enter opens it."""
+    from optterm.providers.simulator.universe import DEFAULT_SIZE, make_spec
+
+    d = await make_driver(tmp_path, universe=DEFAULT_SIZE)
+    d.wall[0] = LATE
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, advance=False)
+            d.app.state.available_symbols = tuple(d.poller.provider.symbols())
+            dash = d.app.get_screen("dashboard")
+            screen = await _scanner(pilot, d.app)
+            await _type(pilot, d.app, "long_buildup")
+            target = _column(screen.query_one("#results", DataTable), "symbol")[0]
+            spec = make_spec(42)
+            assert target in spec.names and target not in d.app.state.symbols  # a stock
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.pause()
+            assert d.app.screen is dash and dash.opening == target
+            d.poller.show(target)  # what the engine does on the dashboard's message
+            await d.tick(pilot)
+            assert dash.symbol == target
+            chain = dash.current().snapshot
+            assert chain.symbol == target and chain.feed.value == "SIMULATED"
+            close = float(spec.prev_close[spec.names.index(target)])
+            assert abs(chain.spot / close - 1.0) < 0.1  # where its scan row has it
+    finally:
+        await d.store.close()
+
+
+async def test_the_screen_says_when_the_engines_saved_scans_changed_source(tmp_path) -> None:
+    """The engine's live scans pause on a failover and say why (engine/scanner/live.py); the
+    app's news from the engine carries it with each tick and the screen shows it until it
+    clears."""
+    from types import SimpleNamespace
+
+    d = await make_driver(tmp_path)
+    d.wall[0] = LATE
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, advance=False)
+            screen = await _scanner(pilot, d.app)
+            summary = screen.query_one("#summary", Static)
+            news = d.app._news  # the runner's listener: what the engine thread tells the app
+            said = (
+                "scanner source changed: the chains come from nse, the universe feed from angelone"
+            )
+            scans = SimpleNamespace(status=said)
+            news.polling(SimpleNamespace(poller=d.poller, scans=scans))  # type: ignore[arg-type]
+            news.tick(await d.poller.tick_once())
+            await _settled(pilot, d.app)
+            assert f"Saved scans: {said}" in _plain(summary)
+            scans.status = ""  # Angel One serves again
+            news.tick(await d.poller.tick_once())
+            await _settled(pilot, d.app)
+            assert "Saved scans" not in _plain(summary)
+    finally:
+        await d.store.close()

@@ -756,3 +756,39 @@ def test_at_the_open_nothing_has_traded_yet() -> None:
     for side in ("CE", "PE"):
         leg = snap.side(side)
         assert not leg.oi_change.any() and not leg.volume.any()
+
+
+# -- the scanner's universe, played on demand ---------------------------------------------------
+
+
+async def test_a_universe_stock_is_played_on_demand_seeded_at_its_rows_price():
+    from optterm.model import Segment
+    from optterm.providers.simulator.universe import DEFAULT_SIZE, make_spec
+
+    spec = make_spec(7)
+    stock = next(n for i, n in enumerate(spec.names) if not spec.is_index[i])
+    row = spec.names.index(stock)
+    with pytest.raises(UnknownSymbol):  # off by default: the indices only
+        await make_sim(seed=7).list_expiries(stock)
+
+    sim = make_sim(seed=7, universe=DEFAULT_SIZE)
+    assert sim.symbols()[:4] == list(NSE_INDICES) and stock in sim.symbols()
+    assert len(sim.symbols()) == DEFAULT_SIZE
+    u = await sim.underlying(stock.lower())
+    assert (u.segment, u.lot_size, u.strike_step) == (
+        Segment.EQUITY, int(spec.lot_size[row]), float(spec.strike_step[row]),
+    )  # fmt: skip
+    expiry = (await sim.list_expiries(stock))[0]
+    chain = await sim.fetch_chain(stock, expiry)
+    assert chain.symbol == stock and chain.feed is Feed.SIMULATED
+    assert abs(chain.spot / spec.prev_close[row] - 1.0) < 0.05
+    assert chain.lot_size == u.lot_size
+    # Seeded: another simulator of the same seed plays the same chain.
+    again = make_sim(seed=7, universe=DEFAULT_SIZE)
+    assert same_chain(chain, await again.fetch_chain(stock, expiry))
+    # An unknown name is still unknown; the message lists the table (the indices and what was
+    # asked for), not 210 stocks nobody asked for.
+    other = next(n for i, n in enumerate(spec.names) if not spec.is_index[i] and n != stock)
+    with pytest.raises(UnknownSymbol) as err:
+        await sim.list_expiries("NOSUCH")
+    assert "NIFTY" in str(err.value) and other not in str(err.value)

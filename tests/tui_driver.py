@@ -67,6 +67,7 @@ async def make_driver(
     config: str = CONFIG,
     provider: Any = None,
     app: OpttermApp | None = None,
+    universe: int = 0,
 ) -> Driver:
     cfg = tmp_path / "optterm.toml"
     cfg.write_text(f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "o.db"}"\n' + config)
@@ -81,6 +82,7 @@ async def make_driver(
         start=OPEN,
         clock=lambda: clock[0],
         now=lambda: wall[0],  # fetched_at on the frozen wall clock: ages are deterministic
+        universe=universe,  # the scanner's stocks played on demand (0: the indices only)
     )
     if app is None:
         app = OpttermApp(settings, now=lambda: wall[0], start_engine=False)

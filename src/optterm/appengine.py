@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from optterm.engine.engine import Engine
     from optterm.engine.events import Tick
     from optterm.engine.follower import Follower
+    from optterm.engine.scanner.live import LiveScans
     from optterm.engine.thread import EngineThread
     from optterm.store import Store
 
@@ -67,6 +68,7 @@ class AppNews(Listener):
         self._wake: Callable[[], object] | None = None
         self._lock = threading.Lock()
         self._queue: deque[Callable[[], None]] = deque()
+        self._scans: LiveScans | None = None  # the polling engine's saved scans
 
     @property
     def app(self) -> OpttermApp:
@@ -107,16 +109,20 @@ class AppNews(Listener):
             shared = cast("Store", LoopProxy(store, asyncio.get_running_loop(), _store_gone))
         self._send(lambda: self.app._set_store(shared))
 
-    def following(self, follower: Follower) -> None:
-        self._send(lambda: self.app._set_role(follower, None))
-
     def polling(self, engine: Engine) -> None:
         master = _instrument_master(engine)
         symbols = tuple(engine.poller.provider.symbols())
+        self._scans = engine.scans
         self._send(lambda: self.app._set_role(None, master, symbols))
 
+    def following(self, follower: Follower) -> None:
+        self._scans = None
+        self._send(lambda: self.app._set_role(follower, None))
+
     def tick(self, tick: Tick) -> None:
-        self._send(lambda: self.app._take_tick(tick))
+        # The saved scans' word on their source, as of their last step (a tick behind at most).
+        status = "" if self._scans is None else self._scans.status
+        self._send(lambda: self.app._take_tick(tick, status))
 
     def daemon_gone(self) -> None:
         self._send(lambda: self.app._say_daemon_gone())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -130,9 +130,13 @@ def make_engine(
     *,
     app_sink: Any = None,
     now: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], Awaitable[object]] | None = None,
+    master: Any = None,
 ) -> Engine:
     """Poller with analytics and alerts, plus the notification dispatcher and the saved scans
-    (with a store; the scans while the simulator is the first provider: engine/scanner/live.py)."""
+    (with a store): over the simulator's universe while the simulator is the first provider,
+    over the live universe feed while Angel One is (engine/scanner/live.py). `sleep` spaces the
+    feed's calls and `master` replaces the instrument master indexing every name (tests)."""
     from optterm.engine.alerts.service import AlertService
     from optterm.engine.engine import Engine
     from optterm.engine.notify.dispatcher import Dispatcher
@@ -151,12 +155,91 @@ def make_engine(
         reload_every_s=1.0 if settings.stream.enabled else 0.0,
         settings=settings,
     )
+    poller = make_poller(settings, provider, store, alerts=alerts, now=now)
     scans = None
-    if settings.providers.order and settings.providers.order[0] == "simulator":
+    first = settings.providers.order[0] if settings.providers.order else None
+    if first == "simulator":
         from optterm.engine.scanner.live import LiveScans
 
         scans = LiveScans(
             store, calendar, seed=settings.providers.simulator.seed, on_recorded=dispatcher.wake
         )
-    poller = make_poller(settings, provider, store, alerts=alerts, now=now)
+    elif first == "angelone":
+        feed = make_live_feed(settings, provider, now=now, sleep=sleep, master=master)
+        if feed is not None:
+            from optterm.engine.scanner.live import LiveScans
+
+            scans = LiveScans(
+                store,
+                calendar,
+                seed=settings.providers.simulator.seed,
+                on_recorded=dispatcher.wake,
+                feed=feed,
+            )
     return Engine(poller, dispatcher, scans)
+
+
+def _members(provider: Provider) -> tuple[Any, ...]:
+    """The providers behind `provider` (a failover's, in order), or `provider` itself."""
+    members = getattr(provider, "members", None)
+    return tuple(members()) if callable(members) else (provider,)
+
+
+def watched_quote_calls(settings: Settings, strikes_each_side: int, *, vix: bool = True) -> int:
+    """Quote calls the watched chains make a tick on SmartAPI (50 tokens a call): each chain's
+    window of CE and PE tokens and its future, and India VIX (cached 10 s: once a tick)."""
+    import math
+
+    per_chain = math.ceil((2 * (2 * strikes_each_side + 1) + 1) / 50)
+    return sum(w.expiries * per_chain for w in settings.poller.watch) + (1 if vix else 0)
+
+
+def make_live_feed(
+    settings: Settings,
+    provider: Provider,
+    *,
+    now: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], Awaitable[object]] | None = None,
+    master: Any = None,
+) -> Any:
+    """The universe feed over the Angel One member of `provider` (None without one), with
+    NSE's OI spurts for the previous OI when NSE is in the order too."""
+    import asyncio
+
+    from optterm.engine.scanner.livefeed import LIVE_SOURCE, LiveFeed
+
+    members = _members(provider)
+    angel = next((p for p in members if p.name == LIVE_SOURCE and hasattr(p, "quotes")), None)
+    if angel is None:
+        return None
+    spurts = next((p for p in members if p.name == "nse" and hasattr(p, "oi_spurts")), None)
+    if master is None:
+        own = getattr(angel, "master", None)
+        if own is not None and getattr(own, "names", ()) is None:
+            master = own  # it indexes every name already
+        else:
+            from optterm.providers.factory import angel_master
+
+            master = angel_master(settings, every_name=True)
+
+    def source() -> str | None:
+        # A failover's provider that answered last (None before its first answer).
+        return (
+            getattr(provider, "active", None)
+            if len(members) > 1 or members[0] is not provider
+            else provider.name
+        )
+
+    return LiveFeed(
+        angel.quotes,
+        master,
+        master.cache_dir,
+        tick_s=settings.poller.interval,
+        watched_calls=watched_quote_calls(
+            settings, getattr(angel, "strikes_each_side", 20), vix=bool(getattr(angel, "vix", True))
+        ),
+        source=source,
+        now=now or utc_now,
+        sleep=sleep or asyncio.sleep,
+        spurts=spurts,
+    )

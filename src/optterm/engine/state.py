@@ -50,6 +50,9 @@ class EngineState:
     # Every symbol the polling provider serves (the symbol picker's list); empty while
     # following a daemon, which polls only its own watchlist.
     available_symbols: tuple[str, ...] = ()
+    # What the engine's saved scans say of their source when it is not well ("scanner source
+    # changed: …", a live feed that fails), "" otherwise (engine/scanner/live.py `status`).
+    scans_status: str = ""
     ticks: int = 0
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
     # The strategy being built from the chain (dashboard b/s, the strategy screen).

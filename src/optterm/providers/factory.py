@@ -107,11 +107,13 @@ def _timeout(settings: Settings, name: str) -> float:
 def _build(settings: Settings, name: str) -> Provider:
     if name == "simulator":
         from optterm.providers.simulator.provider import SimulatorProvider
+        from optterm.providers.simulator.universe import DEFAULT_SIZE
 
         return SimulatorProvider(
             **settings.providers.simulator.model_dump(),
             calendar=market_calendar(settings),
             underlyings=simulated_underlyings(settings),
+            universe=DEFAULT_SIZE,  # the scanner's stocks, each played when first asked for
         )
     if name == "nse":
         from optterm.infra import paths

@@ -311,6 +311,8 @@ class ScannerScreen(StateScreen):
                 out.append("  running again…", style="dim")
             for field, reason in run.result.unavailable.items():
                 out.append(f"\n{field}: n/a ({reason})", style="yellow")
+        if self.state.scans_status:  # the engine's saved scans: paused or failing, and why
+            out.append(f"\nSaved scans: {self.state.scans_status}", style="bold yellow")
         summary.update(out)
         summary.set_class(run is not None and run.source == "simulator", "simulated")
 

@@ -9,8 +9,9 @@ What a FULL quote gives: a future's last price, previous close, open, high, low,
 (VWAP), open interest and volume; an option's last price and previous close (the straddle). It
 gives no previous OI and no IV, so `prev_oi` (and the OI-change fields and presets built on it)
 and the ATM IV fields are n/a from this source, with why: NSE's one-call OI-spurts page is where
-the OI change comes from (not built yet). `quotes` is the source's call, e.g.
-AngelOneProvider.quotes; it keeps the provider's own rate limiters, shared with the chains.
+the OI change comes from (livefeed.py adds it when NSE is in the provider order). `quotes` is
+the source's call, e.g. AngelOneProvider.quotes; it keeps the provider's own rate limiters,
+shared with the chains.
 """
 
 from __future__ import annotations

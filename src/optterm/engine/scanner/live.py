@@ -1,10 +1,16 @@
 """The enabled saved scans on the engine's tick: who enters and leaves, recorded, and each entry
 into a scan with channels alerted through the outbox (store/scans.py writes both at once).
 
-The universe is the simulator's (providers/simulator/universe.py), stepped to the wall clock's
-moment of today's session on every engine tick, so it runs only while the simulator is the
-first provider: the live universe feed over real providers is not built yet, and a simulated
-entry is never sent as if it were the market's. The session's steps are played on a worker
+Two sources, one per engine, by the first provider of the order (engine/compose.py):
+
+* live (Angel One first): the universe feed (livefeed.py) sweeps the F&O universe's quotes on
+  each engine tick, within the request budget it shares with the watched chains, and the scans
+  are evaluated over its columns, each with its age (`ages`); entries go out as LIVE. When the
+  watched chains fail over to another provider the scans pause and say their source changed
+  (`status`), and resume when Angel One serves again: a scan never mixes two sources.
+* simulated (the simulator first): the simulator's universe (providers/simulator/universe.py),
+  stepped to the wall clock's moment of today's session on every engine tick; its entries are
+  SIMULATED, never sent as if they were the market's. The session's steps are played on a worker
 thread (the first tick of a session catches up from the open: about a second of CPU late in the
 day), so the watched chains' tick never waits for it. Entries found while catching up, before
 this process's first tick of the session, are logged but not notified: they are history, not
@@ -28,6 +34,7 @@ from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
 
 if TYPE_CHECKING:
     from optterm.engine.events import Subscription
+    from optterm.engine.scanner.livefeed import LiveFeed
     from optterm.store import Store
     from optterm.store.scans import SavedScan
 
@@ -50,8 +57,14 @@ class LiveScans:
         seed: int,
         size: int = DEFAULT_SIZE,
         on_recorded: Callable[[], None] | None = None,
+        feed: LiveFeed | None = None,
     ) -> None:
         self.store = store
+        self.feed = feed
+        self.status = ""  # what a front end says of the scans' source ("" while all is well)
+        self.ages: dict[str, float | None] = {}  # each raw column's age at the last live tick
+        self._feed_day: date | None = None
+        self._feed_ticks = 0
         self.calendar = calendar
         self.seed, self.size = seed, size
         self.on_recorded = on_recorded
@@ -90,6 +103,8 @@ class LiveScans:
         if not texts:
             self._day, self._texts, self._sim = None, {}, None
             return 0
+        if self.feed is not None:
+            return await self._on_feed_tick(now, day, texts, saved)
         if day != self._day or texts != self._texts:
             self._restart(day, texts, saved, now)
         assert self._sim is not None
@@ -115,6 +130,60 @@ class LiveScans:
             self.on_recorded()
         return queued
 
+    async def _on_feed_tick(
+        self, now: datetime, day: date, texts: dict[str, str], saved: list[SavedScan]
+    ) -> int:
+        """One sweep of the live feed and the scans over it (see the module docstring)."""
+        feed = self.feed
+        assert feed is not None
+        source = feed.source()
+        if source is not None and source != feed.name:
+            status = (
+                f"scanner source changed: the chains come from {source}, the universe feed "
+                f"from {feed.name}; scans paused until {feed.name} serves again"
+            )
+            if status != self.status:
+                log.warning("%s", status)
+            self.status = status
+            return 0
+        try:
+            if day != self._feed_day:
+                await feed.start(day)
+                self._feed_day, self._texts = day, {}
+            if texts != self._texts or self._scanner is None:
+                self._texts, self._day = texts, day
+                self._scanner = _scanner_of(feed.names, saved)
+                self._scanner.close_session(feed.previous_close())
+                self._feed_ticks = 0
+            cols = await feed.step(now)
+        except Exception as exc:  # no master, no budget, a failed quote: said once, retried
+            status = f"scanner live feed from {feed.name} failed: {exc}"
+            if status != self.status:
+                log.warning("%s; retried on the next tick", status)
+            self.status = status
+            return 0
+        if self.status:
+            log.info("scanner live feed from %s runs again", feed.name)
+            self.status = ""
+        scanner = self._scanner
+        self.ages = feed.ages(now)
+        tick = scanner.tick(cols, now)
+        runs: list[Run] = []
+        if self._feed_ticks % RECORD_EVERY == 0:
+            runs = [(name, r.count, r.names) for name, r in tick.results.items()]
+        self._feed_ticks += 1
+        queued = await self.store.scans.record(
+            now,
+            len(scanner.names),
+            runs,
+            [(e.scan, e.symbol, e.kind, e.at) for e in tick.events],
+            provider=feed.name,
+            feed=Feed.LIVE,
+        )
+        if queued and self.on_recorded is not None:
+            self.on_recorded()
+        return queued
+
     def _restart(
         self, day: date, texts: dict[str, str], saved: list[SavedScan], now: datetime
     ) -> None:
@@ -122,12 +191,7 @@ class LiveScans:
         self._day, self._texts = day, texts
         sim = UniverseSim(seed=self.seed, size=self.size, day=day, step_seconds=STEP_S,
                           calendar=self.calendar)  # fmt: skip
-        scanner = Scanner(sim.names)
-        for s in saved:
-            try:
-                scanner.add(s.name, s.text)
-            except ScanError as exc:  # saved before a language change: skipped, said once
-                log.warning("saved scan %s does not read any more, skipped: %s", s.name, exc)
+        scanner = _scanner_of(sim.names, saved)
         scanner.close_session(sim.previous_close())
         self._sim, self._scanner = sim, scanner
         self._quiet_until = now - timedelta(seconds=STEP_S)
@@ -153,3 +217,13 @@ class LiveScans:
             if minute and sim.step >= target:
                 runs = [(name, r.count, r.names) for name, r in tick.results.items()]
         return events, runs
+
+
+def _scanner_of(names: tuple[str, ...], saved: list[SavedScan]) -> Scanner:
+    scanner = Scanner(names)
+    for s in saved:
+        try:
+            scanner.add(s.name, s.text)
+        except ScanError as exc:  # saved before a language change: skipped, said once
+            log.warning("saved scan %s does not read any more, skipped: %s", s.name, exc)
+    return scanner

@@ -99,6 +99,7 @@ from optterm.providers.nse.quotes import (
     parse_equity_quote,
     parse_futures,
 )
+from optterm.providers.nse.spurts import OI_SPURTS_PATH, parse_oi_spurts
 from optterm.providers.ratelimit import RateLimiter
 from optterm.providers.segments import segment_of
 
@@ -405,6 +406,15 @@ class NseProvider(TableProvider):
             return await self._get_json(
                 _Request("/api/holiday-master", {"type": "trading"}, all_expiries=False)
             )
+
+    async def oi_spurts(self) -> dict[str, tuple[float, float]]:
+        """Every F&O underlying's OI now and at the previous close, (latest, previous) by
+        symbol, from NSE's one-call OI-spurts page (spurts.py), paced with the chains' calls
+        (`min_interval`): the scanner's source of the previous OI (engine/scanner/livefeed.py)."""
+        with self._guard():
+            payload = await self._get_json(_Request(OI_SPURTS_PATH, {}, all_expiries=False))
+            spurts = parse_oi_spurts(payload)
+            return {s: (r.latest_oi, r.prev_oi) for s, r in spurts.rows.items()}
 
     async def close(self) -> None:
         if self._closed:

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 from optterm.market import COMMODITY, CURRENCY, NSE_INDICES, MarketCalendar
-from optterm.model import ChainSnapshot, Feed, Quote, Underlying
+from optterm.model import ChainSnapshot, Feed, Quote, Segment, Underlying
 from optterm.providers.base import BadPayload
 from optterm.providers.common import TableProvider
+from optterm.providers.segments import segment_of
 from optterm.providers.simulator.clock import SessionClock, default_start
 from optterm.providers.simulator.pricing import CDS_TICK, TICK
 from optterm.providers.simulator.scenarios import SCENARIO_OBJECTS, SCENARIOS
@@ -32,6 +33,7 @@ from optterm.providers.simulator.state import (
     YEAR_SECONDS,
     ChainState,
     SymbolPath,
+    SymbolPlan,
     chain_setup,
     make_plan,
 )
@@ -81,6 +83,7 @@ class SimulatorProvider(TableProvider):
         now: Callable[[], datetime] | None = None,
         underlyings: Mapping[str, Underlying] | None = None,
         episode_seconds: float = DEFAULT_EPISODE_SECONDS,
+        universe: int = 0,
     ) -> None:
         if scenario not in SCENARIO_OBJECTS:
             raise ValueError(
@@ -97,6 +100,8 @@ class SimulatorProvider(TableProvider):
         self.speed = float(speed)
         self.step_seconds = float(step_seconds)
         self.episode_seconds = float(episode_seconds)
+        self.universe = int(universe)
+        self._stocks: dict[str, tuple[Underlying, float, float]] | None = None
         table = NSE_INDICES if underlyings is None else underlyings
         # Each segment plays on its own session (MCX into the evening, CDS to 17:00): a table
         # mixing segments is one simulator per segment behind this one, which routes by symbol.
@@ -164,6 +169,37 @@ class SimulatorProvider(TableProvider):
         return self._session.at(self._elapsed())
 
     # -- Provider protocol --------------------------------------------------------------------
+
+    # -- the scanner's universe, on demand ----------------------------------------------------
+
+    def _universe_stocks(self) -> dict[str, tuple[Underlying, float, float]]:
+        """The stocks of the seeded F&O universe the scanner plays (universe.py, the same seed
+        and size), each with its previous close and IV; built once, on first need."""
+        if self._stocks is None:
+            from optterm.providers.simulator.universe import make_spec
+
+            spec = make_spec(self.seed, self.universe, flows=False) if self.universe else None
+            self._stocks = {}
+            if spec is not None:
+                for i, name in enumerate(spec.names):
+                    if spec.is_index[i] or name in self._underlyings or segment_of(name):
+                        continue
+                    u = Underlying(name, Segment.EQUITY, int(spec.lot_size[i]),
+                                   float(spec.strike_step[i]))  # fmt: skip
+                    self._stocks[name] = (u, float(spec.prev_close[i]), spec.prev_iv[i] / 100.0)
+        return self._stocks
+
+    def symbols(self) -> list[str]:
+        """The table's underlyings, then the universe's stocks it plays on demand."""
+        return [*super().symbols(), *(s for s in self._universe_stocks() if s not in self._served)]
+
+    def _resolve(self, symbol: str) -> str:
+        """A universe stock joins the table the first time it is asked for: one more seeded
+        path, priced like any other (its universe row's close and IV), nothing for the others."""
+        key = symbol.strip().upper() if isinstance(symbol, str) else ""
+        if key not in self._served and key in self._universe_stocks():
+            self._underlyings[key] = self._universe_stocks()[key][0]
+        return super()._resolve(symbol)
 
     def _part(self, symbol: str) -> SimulatorProvider | None:
         """The segment's simulator playing `symbol` when this one mixes segments."""
@@ -233,7 +269,7 @@ class SimulatorProvider(TableProvider):
         if path is None:
             path = SymbolPath(
                 seed=self.seed,
-                plan=make_plan(self.seed, self._underlyings[sym]),
+                plan=self._plan(sym),
                 scenario=SCENARIO_OBJECTS[self.scenario],
                 clock=self._session,
                 step_seconds=self.step_seconds,
@@ -241,6 +277,12 @@ class SimulatorProvider(TableProvider):
             )
             self._paths[sym] = path
         return path
+
+    def _plan(self, sym: str) -> SymbolPlan:
+        stock = self._universe_stocks().get(sym)
+        if stock is None:
+            return make_plan(self.seed, self._underlyings[sym])
+        return make_plan(self.seed, stock[0], spot=stock[1], iv=stock[2])
 
     def _listed(self, sym: str, step: int) -> list[date]:
         session = self._session.session_index(step * self.step_seconds)

@@ -115,10 +115,20 @@ def _rng(seed: int, symbol: str, *parts: int) -> np.random.Generator:
     return np.random.default_rng([seed % 2**64, stable_hash(symbol), *parts])
 
 
-def make_plan(seed: int, underlying: Underlying) -> SymbolPlan:
+def make_plan(
+    seed: int, underlying: Underlying, *, spot: float | None = None, iv: float | None = None
+) -> SymbolPlan:
+    """The symbol's constants. `spot` and `iv` (a decimal) place a name the table does not know
+    (a stock of the simulated F&O universe) where its universe row has it."""
     sym = underlying.symbol.upper()
     step = float(underlying.strike_step)
-    known = _KNOWN.get(sym) or _Defaults(step * 400.0, 0.2, 10_000.0, step * 2, step * 10)
+    known = _KNOWN.get(sym) or _Defaults(
+        step * 400.0 if spot is None else spot,
+        0.2 if iv is None else iv,
+        10_000.0,
+        step * 2,
+        step * 10,
+    )
     rng = _rng(seed, sym, _TAG_PLAN)
     z_spot, z_iv = rng.standard_normal(2)
     spot0 = round(known.spot * (1.0 + 0.004 * z_spot), 2)
