@@ -152,7 +152,23 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("[ / ]", "what-if: one day back / on (never past the first expiry)"),
             ("0", "what-if off: back to live"),
             ("P", "the broker's positions (Angel One): the next group as the strategy"),
+            ("B", "backtest this: the legs (strikes as picked) on the backtest screen"),
             ("escape", "back to the dashboard"),
+        ],
+    ),
+    (
+        "Backtest",
+        [
+            ("enter", "run the spec over the span (in the spec, from or to box)"),
+            ("tab", "spec, from, to, results"),
+            ("e", "edit the spec"),
+            ("R", "run again"),
+            ("x", "stop the run: the partial result is kept and stored"),
+            ("a", "allow / refuse SIMULATED data (--allow-simulated)"),
+            ("t", "the next strategy template in the spec"),
+            ("g", "the gap report, notes, monthly and weekday breakdowns"),
+            ("l", "the stored runs (enter opens one)"),
+            ("escape", "out of the form; again: back"),
         ],
     ),
     (

@@ -228,6 +228,7 @@ class StrategyScreen(StateScreen):
         Binding("0", "reset", "Live"),
         Binding("C", "clear", "Clear", show=False),
         Binding("P", "broker", "Broker positions", show=False),
+        Binding("B", "backtest", "Backtest this"),
     ]
 
     def __init__(self, state: EngineState) -> None:
@@ -498,3 +499,9 @@ class StrategyScreen(StateScreen):
     def action_reset(self) -> None:
         self.desk.reset_whatif()
         self._after()
+
+    def action_backtest(self) -> None:
+        """Backtest this: the legs as the spec of the backtest screen (screens/backtest.py)."""
+        from optterm.screens.backtest import backtest_legs
+
+        backtest_legs(self.app, self.state)
