@@ -240,7 +240,7 @@ def test_backtest_result_snapshot(snap_compare, tmp_path, size) -> None:
         await _span(pilot, DAYS[0].isoformat(), DAYS[2].isoformat())
         await pilot.press("escape", "a", "e")
         await _run(pilot, screen)
-        await pilot.press("escape")
+        assert pilot.app.screen is screen and screen.doc is not None and screen.doc["trades"]
         pilot.app.clear_notifications()
         await pilot.pause()
 

@@ -88,11 +88,10 @@ def figures_text(doc: dict[str, Any]) -> Text:
     row("Expectancy", f"{rupees(f['expectancy'])} a trade")
     row("Profit factor", num(f["profit_factor"]))
     dd_pct = f" ({f['max_drawdown_pct']:.2f} %)" if f["max_drawdown_pct"] is not None else ""
-    row("Max drawdown", f"{rupees(f['max_drawdown'])}{dd_pct}, {f['max_drawdown_days']} d",
+    row("Max drawdown", f"{rupees(f['max_drawdown'])}{dd_pct} · {f['max_drawdown_days']} d",
         "red" if f["max_drawdown"] else "")  # fmt: skip
     row("Sharpe/Sortino", f"{num(f['sharpe'])} / {num(f['sortino'])} (daily)")
-    row("Costs paid", rupees(f["costs"]))
-    row("Slippage paid", rupees(f["slippage"]))
+    row("Costs/slippage", f"{rupees(f['costs'])} / {rupees(f['slippage'])}")
     row("Gross P&L", rupees(f["gross_pnl"]))
     row("Avg win/loss", f"{rupees(f['average_win'])} / {rupees(f['average_loss'])}")
     row("Max win/loss", f"{rupees(f['max_win'])} / {rupees(f['max_loss'])}")
@@ -109,27 +108,38 @@ def _simulated(doc: dict[str, Any]) -> bool:
 def head_text(doc: dict[str, Any], stored_at: str = "") -> Text:
     """What the result stands on (present/backtest.header_lines, as the CLI prints it); a run
     on SIMULATED data says so first, in a line nobody misses."""
-    out = Text()
+    out = Text(no_wrap=True, overflow="ellipsis")  # a line each; `g` shows them whole
     if _simulated(doc):
-        out.append(
-            " SIMULATED DATA: the simulator's made-up prices; these figures prove nothing "
-            "about the market ",
-            "bold white on red",
-        )
+        out.append(" SIMULATED DATA: made-up prices, proves nothing about the market ",
+                   "bold white on red")  # fmt: skip
         out.append("\n")
     lines = header_lines(doc)
     out.append(lines[0], "bold yellow" if doc["interrupted"] else "bold")
     if stored_at:
         out.append(f"  · {stored_at}", "dim")
     for line in lines[1:]:
-        out.append("\n" + line)
+        if not line.startswith("  spec:"):  # the spec is in its box above
+            out.append("\n" + line)
+    return out
+
+
+def no_trades_text(doc: dict[str, Any]) -> Text:
+    """Why a run has no trade: the days it did not enter, by reason."""
+    out = Text("No trades: nothing entered in the span.", "bold yellow")
+    for why, n in sorted(doc["skipped_days"].items()):
+        out.append(f"\n{n} day{'s' if n != 1 else ''}: {why}", "yellow")
+    if doc["rule"] is not None and not doc["rule_firings"]:
+        out.append(f"\nThe entry rule never fired: {doc['rule']}", "yellow")
     return out
 
 
 def gaps_text(doc: dict[str, Any], tz: Any) -> Text:
     """The gap report in full, the notes, and the monthly and weekday breakdowns."""
     g = doc["gaps"]
-    out = Text("Data gaps\n", "bold")
+    out = Text("What the result stands on\n", "bold")
+    for line in header_lines(doc)[1:]:
+        out.append(line + "\n")
+    out.append("Data gaps\n", "bold")
     out.append(
         f"  {g['missing_spans']} missing spans ({g['missing_seconds']:g} s), "
         f"{g['stale_snapshots']} stale snapshots, "
@@ -200,14 +210,15 @@ class BacktestScreen(StateScreen):
     BacktestScreen .label { width: auto; padding: 0 1 0 0; color: $text-muted; }
     BacktestScreen #from, BacktestScreen #to { width: 14; margin: 0 2 0 0; }
     BacktestScreen #sim { width: 1fr; }
-    BacktestScreen #status { height: 1; padding: 0 1; }
+    BacktestScreen #status { height: auto; max-height: 3; padding: 0 1; }
     BacktestScreen #progress { height: 1; padding: 0 1; display: none; }
     BacktestScreen.running #progress { display: block; }
     BacktestScreen #head { height: auto; max-height: 9; padding: 0 1; background: $boost; }
-    BacktestScreen.short #head { max-height: 4; }
+    BacktestScreen #head { text-wrap: nowrap; text-overflow: ellipsis; }
+    BacktestScreen.short #head { max-height: 5; }
     BacktestScreen #head.simulated { background: $error 25%; }
     BacktestScreen #top { height: 15; }
-    BacktestScreen.short #top { height: 8; }
+    BacktestScreen.short #top { height: 7; }
     BacktestScreen #figures { width: 46; padding: 0 1; }
     BacktestScreen.narrow #figures { width: 38; }
     BacktestScreen #curve { width: 1fr; min-height: 4; }
@@ -295,12 +306,12 @@ class BacktestScreen(StateScreen):
     def take_spec(self, text: str) -> None:
         """Start from `text` (the strategy screen's legs): shown in the box, not run yet."""
         self.text = text
+        self._say(Text("The strategy screen's legs, strikes fixed as picked: set the span "
+                       "(tab) and press enter to run.", "dim"))  # fmt: skip
         if self.is_mounted:
             box = self.query_one("#spec", Input)
             box.value = text
             box.focus()
-            self._say(Text("The strategy screen's legs, strikes fixed as picked: set the span "
-                           "(tab) and press enter to run.", "dim"))  # fmt: skip
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -434,7 +445,7 @@ class BacktestScreen(StateScreen):
     ) -> None:
         from optterm.engine.backtest.costs import CostError
         from optterm.engine.backtest.service import run_and_save
-        from optterm.engine.backtest.simulate import BacktestProblem
+        from optterm.engine.backtest.simulate import BacktestProblem, SimulatedRefused
 
         def on_day(day: int, total: int) -> None:
             self.post_message(self.Progress(run, day, total))  # thread-safe
@@ -445,6 +456,9 @@ class BacktestScreen(StateScreen):
                 allow_simulated=allow, on_day=on_day, stop=lambda: self.stopping,
                 at=self.state.now(),
             )  # fmt: skip
+        except SimulatedRefused as exc:
+            how = "Press a to allow it here (escape first when typing in a box)."
+            self.post_message(self.Finished(run, None, exc.said(how)))
         except (BacktestProblem, CostError) as exc:
             self.post_message(self.Finished(run, None, str(exc)))
         except Exception as exc:  # the store away, a damaged row: one line, never a crash
@@ -512,7 +526,7 @@ class BacktestScreen(StateScreen):
 
     def _say(self, text: Text) -> None:
         self.message = text
-        if self.is_mounted:
+        if self.query("#status"):
             self.query_one("#status", Static).update(text)
 
     def render_form(self) -> None:
@@ -523,8 +537,6 @@ class BacktestScreen(StateScreen):
             sim.update(Text("SIMULATED data refused (a: allow)", "dim"))
 
     def render_result(self) -> None:
-        if not self.is_mounted:
-            return
         self.render_form()
         self.query_one("#status", Static).update(self.message)
         doc = self.doc
@@ -539,11 +551,8 @@ class BacktestScreen(StateScreen):
         else:
             head.show(head_text(doc, self.stored_at))
             head.set_class(_simulated(doc), "simulated")
-            figures.show(figures_text(doc) if doc["trades"] else
-                         Text("No trades: nothing entered in the span (the lines above say "
-                              "why).", "yellow"))  # fmt: skip
-            data = equity_chart(doc)
-            chart.plot(data, "no days with data")
+            figures.show(figures_text(doc) if doc["trades"] else no_trades_text(doc))
+            chart.plot(equity_chart(doc) if doc["trades"] else None, "no trades: no equity curve")
         self.render_lower()
 
     def render_lower(self) -> None:
