@@ -10,6 +10,7 @@ import asyncio
 from datetime import date
 
 import pytest
+from textual.widgets import Input
 
 from optterm.app import OpttermApp
 from optterm.config import load_settings
@@ -71,9 +72,9 @@ async def _span(pilot, first: str, last: str) -> None:
     await _type(pilot, "tab", "ctrl+u", *first, "tab", "ctrl+u", *last)
 
 
-async def _run(pilot, screen: BacktestScreen) -> None:
+async def _run(pilot, screen: BacktestScreen, key: str = "enter") -> None:
     before = screen.done
-    await pilot.press("enter")
+    await pilot.press(key)
     await _until(pilot, lambda: screen.done > before, "the backtest to finish")
     await pilot.pause()
 
@@ -99,11 +100,10 @@ async def test_backtest_this_from_the_strategy_screen_matches_the_engine(tmp_pat
             await _run(pilot, screen)
             assert "SIMULATED" in _text(screen, "#status") and "allow" in _text(screen, "#status")
             assert screen.doc is None and await d.store.backtests.recent() == []
-            await pilot.press("escape")  # out of the form: the screen's keys work
+            assert not isinstance(screen.focused, Input)  # out of the box: `a` works
             await pilot.press("a")
             assert "SIMULATED data allowed" in _text(screen, "#sim")
-            await pilot.press("e")
-            await _run(pilot, screen)
+            await _run(pilot, screen, "R")
 
             expected = to_document(
                 await run_backtest(
@@ -171,7 +171,7 @@ async def test_x_stops_the_run_and_keeps_the_partial_result(tmp_path, monkeypatc
             await pilot.press("enter")
             await _until(pilot, reached.is_set, "the second day")
             assert screen.running and screen.has_class("running")
-            await pilot.press("escape", "x")  # out of the box, then stop
+            await pilot.press("x")  # the run took the focus out of the box
             assert screen.stopping
             release.set()
             await _until(pilot, lambda: not screen.running, "the run to stop")

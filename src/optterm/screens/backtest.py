@@ -26,7 +26,7 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, ProgressBar, Static
 
 from optterm.engine.loopproxy import beside
-from optterm.present.backtest import header_lines, rupees
+from optterm.present.backtest import duration, header_lines, rupees
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back, sync_table
 from optterm.widgets.payoff_chart import ChartData, Curve, PayoffChart
@@ -141,13 +141,14 @@ def gaps_text(doc: dict[str, Any], tz: Any) -> Text:
         out.append(line + "\n")
     out.append("Data gaps\n", "bold")
     out.append(
-        f"  {g['missing_spans']} missing spans ({g['missing_seconds']:g} s), "
+        f"  {g['missing_spans']} missing spans ({duration(g['missing_seconds'])}), "
         f"{g['stale_snapshots']} stale snapshots, "
         f"{len(g['provider_switches'])} provider switches\n"
     )
     for m in g["longest_missing"]:
         at = datetime.fromisoformat(m["after"]).astimezone(tz)
-        out.append(f"  no snapshot for {m['seconds']:g} s after {at:%d-%b %H:%M:%S}\n", "yellow")
+        out.append(f"  no snapshot for {duration(m['seconds'])} after {at:%d-%b %H:%M:%S}\n",
+                   "yellow")  # fmt: skip
     for s in g["provider_switches"]:
         at = datetime.fromisoformat(s["at"]).astimezone(tz)
         out.append(f"  {at:%d-%b %H:%M:%S} provider {s['from']} → {s['to']}\n", "yellow")
@@ -438,6 +439,8 @@ class BacktestScreen(StateScreen):
         self._say(Text(f"Backtesting {spec.symbol} {first} → {last}… x stops it and keeps "
                        "what it has.", "bold"))  # fmt: skip
         self._run(self.run_id, spec, first, last, table, self.allow_simulated)
+        # Out of the box, so `x` stops the run rather than typing an x.
+        self.query_one("#trades", DataTable).focus()
 
     @work(group="backtest-run", exit_on_error=False)
     async def _run(
