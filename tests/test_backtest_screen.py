@@ -265,3 +265,55 @@ def test_spec_from_legs_refuses_what_a_backtest_cannot_take() -> None:
     ):
         with pytest.raises(SpecError, match=said):
             spec_from_legs("NIFTY", legs, [near, far])
+
+
+async def test_the_run_goes_to_the_stores_own_loop_as_in_the_app(tmp_path, monkeypatch) -> None:
+    """As in the real app, the store lives on the engine's thread and loop and the screen holds
+    a LoopProxy: the run happens there (engine/loopproxy.beside) and its progress comes back
+    across threads; the result is the engine's for the same spec and span."""
+    import threading
+
+    from optterm.engine.loopproxy import LoopProxy
+    from optterm.store import open_store
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def there(coro):
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    cfg = tmp_path / "optterm.toml"
+    cfg.write_text(f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "o.db"}"\n' + CONFIG)
+    settings = load_settings(cfg, env={})
+    store = await there(open_store(settings.store.url or ""))
+    try:
+        await there(store_history(store, _simulated_days()))
+        app = OpttermApp(settings, now=lambda: OPEN, start_engine=False)
+        app.state.store = LoopProxy(store, loop)
+        app.state.strategy.add("NIFTY", DeskLeg("CE", EXPIRY, 25000.0, -1, 116.0))
+        app.state.strategy.add("NIFTY", DeskLeg("PE", EXPIRY, 25000.0, -1, 114.0))
+        seen: list[tuple[int, int]] = []
+        original = BacktestScreen.on_backtest_screen_progress
+
+        def progress(self, message) -> None:
+            seen.append((message.day, message.total))
+            original(self, message)
+
+        monkeypatch.setattr(BacktestScreen, "on_backtest_screen_progress", progress)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await _open_from_strategy(pilot)
+            await _span(pilot, DAYS[0].isoformat(), DAYS[2].isoformat())
+            await pilot.press("escape", "a", "e")
+            await _run(pilot, screen)
+            expected = await there(run_backtest(
+                store, parse_spec(SPEC), DAYS[0], DAYS[2], load_costs(), settings.market.tz,
+                allow_simulated=True,
+            ))  # fmt: skip
+            assert screen.doc["figures"] == to_document(expected, settings.market.tz)["figures"]
+            assert seen == [(day, 5) for day in range(5)]
+            assert [r.id for r in await app.state.store.backtests.recent()] == [screen.doc["id"]]
+    finally:
+        await there(store.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
