@@ -94,6 +94,8 @@ async def test_backtest_this_from_the_strategy_screen_matches_the_engine(tmp_pat
         async with d.app.run_test(size=(200, 50)) as pilot:
             screen = await _open_from_strategy(pilot)
             assert screen.query_one("#spec").value == SPEC
+            assert "strikes fixed as picked" in _text(screen, "#status")
+            assert "write NIFTY short straddle" in _text(screen, "#status")
             await _span(pilot, DAYS[0].isoformat(), DAYS[2].isoformat())
 
             # SIMULATED data: refused, nothing stored, until `a` allows it.

@@ -61,9 +61,12 @@ def backtest_legs(app: App[Any], state: EngineState) -> None:
     except SpecError as exc:
         app.notify(str(exc), severity="warning", timeout=8, markup=False)
         return
+    from optterm.strategy.recognise import recognise
+
+    template = recognise(desk.position().legs)
     screen = app.get_screen("backtest")
     assert isinstance(screen, BacktestScreen)
-    screen.take_spec(text)
+    screen.take_spec(text, None if template is None else template.name.replace("_", " "))
     app.call_later(app.run_action, "show('backtest')")
 
 
@@ -304,11 +307,18 @@ class BacktestScreen(StateScreen):
         self.set_class(width < 100, "narrow")
         self.set_class(height < 36, "short")
 
-    def take_spec(self, text: str) -> None:
-        """Start from `text` (the strategy screen's legs): shown in the box, not run yet."""
+    def take_spec(self, text: str, template: str | None = None) -> None:
+        """Start from `text` (the strategy screen's legs): shown in the box, not run yet. Their
+        strikes stay where they were picked on every day; `template` (what the legs are) is
+        offered as the spec that places them from each day's ATM instead."""
         self.text = text
-        self._say(Text("The strategy screen's legs, strikes fixed as picked: set the span "
-                       "(tab) and press enter to run.", "dim"))  # fmt: skip
+        said = Text("The strategy screen's legs, strikes fixed as picked", "dim")
+        if template is not None:
+            symbol = text.split()[0]
+            said.append(f" (for strikes placed from each day's ATM write {symbol} {template})",
+                        "dim")  # fmt: skip
+        said.append(": set the span (tab) and press enter to run.", "dim")
+        self._say(said)
         if self.is_mounted:
             box = self.query_one("#spec", Input)
             box.value = text
