@@ -21,7 +21,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, ProgressBar, Static
 
@@ -189,7 +189,7 @@ class BacktestScreen(StateScreen):
         yield Static(id="lower-title", classes="pane-title")
         with ContentSwitcher(initial="trades", id="lower"):
             yield DataTable(id="trades", cursor_type="row")
-            with Vertical(id="gaps-pane"):
+            with VerticalScroll(id="gaps-pane"):
                 yield TextPanel(id="gaps")
             yield DataTable(id="runs", cursor_type="row")
         yield Footer()
@@ -280,9 +280,10 @@ class BacktestScreen(StateScreen):
         if self.view == "runs":
             self.load_runs()
         self.render_lower()
-        target = {"trades": "#trades", "runs": "#runs", "gaps": "#trades"}[self.view]
-        if self.view != "gaps":
-            self.query_one(target, DataTable).focus()
+        # The pane shown takes the keys: up / down move in the table or scroll the report.
+        self.query_one(
+            {"trades": "#trades", "runs": "#runs", "gaps": "#gaps-pane"}[self.view]
+        ).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_run()
@@ -484,7 +485,7 @@ class BacktestScreen(StateScreen):
         n = len(doc["trades"]) if doc is not None else 0
         title.update({
             "trades": f"Trades ({n}) · g: gaps and breakdowns · l: stored runs",
-            "gaps": "Gaps, notes and breakdowns · g: back to the trades",
+            "gaps": "Gaps, notes and breakdowns (up / down scroll) · g: back to the trades",
             "runs": "Stored runs, newest first · enter opens one · l: back",
         }[self.view])  # fmt: skip
         if self.view == "gaps":
