@@ -378,7 +378,7 @@ class BacktestScreen(StateScreen):
                 at=self.state.now(),
             )  # fmt: skip
         except SimulatedRefused as exc:
-            how = "Press a to allow it here (escape first when typing in a box)."
+            how = "Press a to allow it here, then R to run again."
             self.post_message(self.Finished(run, None, exc.said(how)))
         except (BacktestProblem, CostError) as exc:
             self.post_message(self.Finished(run, None, str(exc)))
