@@ -60,6 +60,7 @@ SCREENS_BY_KEY = {
     "scanner": "optterm.screens.scanner:ScannerScreen",
     "help": "optterm.screens.help:HelpScreen",
     "strategy": "optterm.screens.strategy:StrategyScreen",
+    "backtest": "optterm.screens.backtest:BacktestScreen",
 }
 
 
@@ -466,6 +467,7 @@ class OpttermApp(App[int]):
             ("scanner", "Scanner", "Scans over the F&O universe: matches and who entered"),
             ("help", "Help", "Every key"),
             ("strategy", "Strategy", "The strategy built with b/s on the chain: payoff, Greeks"),
+            ("backtest", "Backtest", "A strategy over the stored history: figures, curve, trades"),
         ):
             yield SystemCommand(title, help_text, lambda k=key: self.action_show(k))
         yield SystemCommand("Toggle light/dark theme", "Switch theme", self.action_toggle_theme)

@@ -97,8 +97,6 @@ def run(
     with _ctrl_c_stops() as stopped:
         parsed = _spec(spec)
         first, last = parse_date(start, "--from"), parse_date(end, "--to")
-        if last < first:
-            raise UsageProblem(f"--to {last} is before --from {first}; swap them.")
         check_span(first, last)
         table = _costs(costs)
         settings = load_settings(ctx)
@@ -139,37 +137,21 @@ def _ctrl_c_stops() -> Iterator[list[bool]]:
 
 
 def _spec(text: str) -> Spec:
-    from optterm.engine.backtest.spec import SpecError, parse_spec, parse_toml_spec
+    from optterm.engine.backtest.service import read_spec
+    from optterm.engine.backtest.spec import SpecError
 
     try:
-        if text.strip().endswith(".toml"):
-            path = Path(text.strip()).expanduser()
-            try:
-                body = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UsageProblem(
-                    f"cannot read the spec file {path}: {exc.strerror or exc}."
-                ) from None
-            except UnicodeDecodeError:
-                raise UsageProblem(
-                    f"the spec file {path} is not UTF-8 text (a binary file?); pass the .toml "
-                    "spec docs/backtest.md describes."
-                ) from None
-            return parse_toml_spec(body, str(path))
-        return parse_spec(text)
+        return read_spec(text)
     except SpecError as exc:
         raise UsageProblem(str(exc)) from None
 
 
 def _costs(path: Path | None) -> CostTable:
-    from optterm.engine.backtest.costs import CostError, load_costs
-    from optterm.infra.paths import config_file
+    from optterm.engine.backtest.costs import CostError
+    from optterm.engine.backtest.service import default_costs
 
-    if path is None:
-        beside = config_file().parent / "costs.toml"
-        path = beside if beside.is_file() else None
     try:
-        return load_costs(path)
+        return default_costs(path)
     except CostError as exc:
         raise UsageProblem(str(exc)) from None
 
@@ -186,35 +168,27 @@ def _run(
     from optterm.cli.context import run_with_store
 
     async def go(store: Any) -> dict[str, Any]:
-        from datetime import UTC, datetime
-
         from optterm.engine.backtest.costs import CostError
-        from optterm.engine.backtest.results import to_document
-        from optterm.engine.backtest.simulate import BacktestProblem, run_backtest
-        from optterm.providers.factory import market_calendar
+        from optterm.engine.backtest.service import run_and_save
+        from optterm.engine.backtest.simulate import BacktestProblem
 
-        n_days = (last - first).days + 1
-        bar, task = stderr_progress("backtesting", n_days)
+        bar, task = stderr_progress("backtesting", (last - first).days + 1)
         try:
-            out = await run_backtest(
+            return await run_and_save(
                 store,
                 spec,
                 first,
                 last,
                 table,
-                settings.market.tz,
+                settings,
                 allow_simulated=allow_simulated,
                 on_day=lambda d, _n: bar.update(task, completed=d),
                 stop=lambda: stopped[0],
-                trading_day=market_calendar(settings).is_trading_day,
             )
         except (BacktestProblem, CostError) as exc:
             raise UsageProblem(str(exc)) from None
         finally:
             bar.stop()
-        doc = to_document(out, settings.market.tz)
-        doc["id"] = await store.backtests.save(doc, datetime.now(UTC))
-        return doc
 
     return run_with_store(settings, go)
 

@@ -143,25 +143,16 @@ def parse_date(value: str, flag: str) -> date:
     return day
 
 
-# A span a backtest reads day by day: longer than F&O has existed is a typo, not a request (an
-# 8,000-year span was one store query per day, for hours, before anything was said).
-MAX_SPAN_YEARS = 50
-
-
 def check_span(first: date, last: date) -> None:
-    """Refuse a --from/--to span (already in order) that no store can hold: a day in year
-    9999 (the day after it is past the calendar's end) or more than MAX_SPAN_YEARS long."""
-    for flag, day in (("--from", first), ("--to", last)):
-        if day.year >= 9999:
-            raise UsageProblem(
-                f"{flag} {day.isoformat()} is too far ahead; give a day before 9999-01-01."
-            )
-    days = (last - first).days + 1
-    if days > MAX_SPAN_YEARS * 366:
-        raise UsageProblem(
-            f"--from {first.isoformat()} --to {last.isoformat()} spans {days:,} days; give at "
-            f"most {MAX_SPAN_YEARS} years (`optterm history list` shows the days stored)."
-        )
+    """Refuse a --from/--to span that no store can hold (engine/backtest/service.check_span:
+    reversed, in year 9999, longer than its MAX_SPAN_YEARS): a usage error."""
+    from optterm.engine.backtest.service import check_span as check
+    from optterm.engine.backtest.simulate import BacktestProblem
+
+    try:
+        check(first, last)
+    except BacktestProblem as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def stderr_progress(description: str, total: int) -> tuple[Any, Any]:

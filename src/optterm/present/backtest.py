@@ -9,7 +9,7 @@ import io
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
-__all__ = ["curve_lines", "header_lines", "trades_csv"]
+__all__ = ["curve_lines", "duration", "header_lines", "rupees", "trades_csv"]
 
 _BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 
@@ -49,13 +49,23 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
 
 def _gap_line(g: dict[str, Any]) -> str:
     parts = [
-        f"{g['missing_spans']} missing spans ({g['missing_seconds']:g} s)",
+        f"{g['missing_spans']} missing spans ({duration(g['missing_seconds'])})",
         f"{g['stale_snapshots']} stale snapshots",
         f"{len(g['provider_switches'])} provider switches",
     ]
     if g["days_without_data"]:
         parts.append(f"trading days without data: {', '.join(g['days_without_data'])}")
     return ", ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a trader reads a gap: 45 s, 12 m 05 s, 17 h 44 m."""
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:g} s"
+    if s < 3600:
+        return f"{s // 60} m {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} m"
 
 
 def curve_lines(values: list[float], width: int = 60, height: int = 6) -> list[str]:

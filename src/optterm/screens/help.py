@@ -155,7 +155,23 @@ KEYMAP: list[tuple[str, list[tuple[str, str]]]] = [
             ("W", "save the strategy under a name (its entry prices, when and where taken)"),
             ("L", "load a saved strategy"),
             ("V", "compare with a saved strategy (again: stop comparing it)"),
+            ("B", "backtest this: the legs (strikes as picked) on the backtest screen"),
             ("escape", "back to the dashboard"),
+        ],
+    ),
+    (
+        "Backtest",
+        [
+            ("enter", "run the spec over the span (in the spec, from or to box)"),
+            ("tab", "spec, from, to, results"),
+            ("e", "edit the spec"),
+            ("R", "run again"),
+            ("x", "stop the run: the partial result is kept and stored"),
+            ("a", "allow / refuse SIMULATED data (--allow-simulated)"),
+            ("t", "the next strategy template in the spec"),
+            ("g", "the gap report, notes, monthly and weekday breakdowns"),
+            ("l", "the stored runs (enter opens one)"),
+            ("escape", "out of the form; again: back"),
         ],
     ),
     (

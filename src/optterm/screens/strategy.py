@@ -239,6 +239,7 @@ class StrategyScreen(StateScreen):
         Binding("W", "save", "Save", show=False),
         Binding("L", "load", "Load", show=False),
         Binding("V", "compare", "Compare", show=False),
+        Binding("B", "backtest", "Backtest this"),
     ]
 
     def __init__(self, state: EngineState) -> None:
@@ -581,3 +582,9 @@ class StrategyScreen(StateScreen):
         if saved is not None:
             self.notify(self.desk.toggle_compare(saved), timeout=4, markup=False)
             self.render_state()
+
+    def action_backtest(self) -> None:
+        """Backtest this: the legs as the spec of the backtest screen (screens/backtest.py)."""
+        from optterm.screens.backtest import backtest_legs
+
+        backtest_legs(self.app, self.state)

@@ -9,7 +9,7 @@ consecutive dots are joined vertically so a steep leg of the payoff stays one un
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +48,13 @@ class Mark:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ChartData:
+    """`spots` is the x axis (ascending); `x_text` labels a value of it (default: a spot,
+    `25,000`; the backtest's equity curve passes day numbers and labels them as dates)."""
+
     spots: np.ndarray
     curves: Sequence[Curve]
     marks: Sequence[Mark] = ()
+    x_text: Callable[[float], str] | None = None
 
 
 def money_short(x: float) -> str:
@@ -141,7 +145,8 @@ def chart_runs(data: ChartData, width: int, height: int) -> list[list[Run]]:
             run_style = sty
         line.append(("".join(run), run_style))
         out.append(line)
-    out.append([(" " * _Y_LABEL + _x_axis(x0, x1, cols, mark_at), "dim")])
+    label = data.x_text or (lambda x: f"{x:,.0f}")
+    out.append([(" " * _Y_LABEL + _x_axis(x0, x1, cols, mark_at, label), "dim")])
     return out[:height] if height >= 1 else []
 
 
@@ -152,7 +157,9 @@ def chart_lines(data: ChartData, width: int, height: int) -> list[Text]:
     ]
 
 
-def _x_axis(x0: float, x1: float, cols: int, marks: dict[int, Mark]) -> str:
+def _x_axis(
+    x0: float, x1: float, cols: int, marks: dict[int, Mark], label: Callable[[float], str]
+) -> str:
     """The spots at both ends and at the spot mark (the first mark), never overlapping."""
     cells = [" "] * cols
     placed: list[tuple[int, int]] = []
@@ -164,11 +171,11 @@ def _x_axis(x0: float, x1: float, cols: int, marks: dict[int, Mark]) -> str:
         cells[at : at + len(text)] = list(text)
         placed.append((at, at + len(text)))
 
-    put(0, f"{x0:,.0f}")
-    put(cols - len(f"{x1:,.0f}"), f"{x1:,.0f}")
+    put(0, label(x0))
+    put(cols - len(label(x1)), label(x1))
     for col, m in sorted(marks.items()):
         if m.style.startswith("bold"):  # the spot's mark
-            put(col - 3, f"{m.spot:,.0f}")
+            put(col - 3, label(m.spot))
     return "".join(cells)
 
 

@@ -38,7 +38,7 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.store import Store
 
-__all__ = ["UNFILLED", "BacktestProblem", "Outcome", "run_backtest"]
+__all__ = ["UNFILLED", "BacktestProblem", "Outcome", "SimulatedRefused", "run_backtest"]
 
 _COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
 _WITH_IV: Final = (*_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
@@ -50,6 +50,22 @@ UNFILLED: Final = "entry not filled (the strategy did not fit the stored strikes
 class BacktestProblem(ValueError):
     """A backtest that cannot run as asked (no data, SIMULATED data not allowed …): one line
     saying why and what to do; nothing is stored."""
+
+
+class SimulatedRefused(BacktestProblem):
+    """The span's data are (partly) SIMULATED and that was not allowed. The message says how
+    to allow it on the command line; `said(how)` with a front end's own way."""
+
+    def __init__(self, simulated: int, symbol: str) -> None:
+        self.simulated, self.symbol = simulated, symbol
+        super().__init__(self.said("Pass --allow-simulated to run it anyway."))
+
+    def said(self, how: str) -> str:
+        return (
+            f"{self.simulated} of the {self.symbol} snapshots in the span are SIMULATED (the "
+            f"simulator's made-up prices); a backtest on them proves nothing about the market. "
+            f"{how}"
+        )
 
 
 @dataclass(slots=True)
@@ -168,11 +184,7 @@ async def run_backtest(
         )
     simulated = sum(n for _, f, n in sources if f == "SIMULATED")
     if simulated and not allow_simulated:
-        raise BacktestProblem(
-            f"{simulated} of the {spec.symbol} snapshots in the span are SIMULATED (the "
-            "simulator's made-up prices); a backtest on them proves nothing about the market. "
-            "Pass --allow-simulated to run it anyway."
-        )
+        raise SimulatedRefused(simulated, spec.symbol)
     costs.rates(start)  # a table that starts after the span is refused before any work
     out = Outcome(spec, start, end, costs.source, sources)
     open_trade: Trade | None = None
