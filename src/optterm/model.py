@@ -186,6 +186,13 @@ class Legs:
         return cls(*(nan for _ in LEG_FIELDS))
 
     def take(self, index: slice | np.ndarray) -> Legs:
+        if isinstance(index, slice):
+            # A slice of frozen columns is a frozen view of them, already checked: no copy and
+            # no check again (the window of every chain, every tick, is one).
+            cut = object.__new__(Legs)
+            for name in LEG_FIELDS:
+                object.__setattr__(cut, name, getattr(self, name)[index])
+            return cut
         return Legs(*(self.column(n)[index] for n in LEG_FIELDS))
 
     def column(self, name: str) -> np.ndarray:
@@ -309,6 +316,17 @@ class ChainSnapshot:
             return len(self)
 
     def take(self, index: slice | np.ndarray) -> ChainSnapshot:
+        if isinstance(index, slice):
+            # A run of strictly ascending strikes is strictly ascending, and every field was
+            # checked and normalised when this chain was made: only the columns are cut.
+            cut = object.__new__(ChainSnapshot)
+            for f in _SNAPSHOT_FIELDS:
+                object.__setattr__(cut, f, getattr(self, f))
+            object.__setattr__(cut, "strikes", self.strikes[index])
+            object.__setattr__(cut, "ce", self.ce.take(index))
+            object.__setattr__(cut, "pe", self.pe.take(index))
+            object.__setattr__(cut, "meta", dict(self.meta))
+            return cut
         return replace(
             self,
             strikes=self.strikes[index],
@@ -370,6 +388,10 @@ class ChainSnapshot:
             and _same_quote(self.vix, other.vix)
             and self.expiries == other.expiries
         )
+
+
+# What `ChainSnapshot.take` carries over as it is (the columns it cuts are set after).
+_SNAPSHOT_FIELDS = tuple(f.name for f in fields(ChainSnapshot))
 
 
 def _same_float(a: float, b: float) -> bool:
