@@ -181,6 +181,21 @@ class Legs:
         return int(self.oi.shape[0])
 
     @classmethod
+    def of_block(cls, block: np.ndarray) -> Legs:
+        """Legs whose columns are the rows of `block`, a float64 array of shape
+        (len(LEG_FIELDS), n) in LEG_FIELDS order, frozen (not writeable, nor is the array it
+        is a view of): what the constructor makes of the columns, without copying them again."""
+        if block.dtype != np.float64 or block.ndim != 2 or block.shape[0] != len(LEG_FIELDS):
+            raise ValueError(f"a Legs block is float64 ({len(LEG_FIELDS)}, n), got {block.shape}")
+        base = block if block.base is None else block.base
+        if block.flags.writeable or (isinstance(base, np.ndarray) and base.flags.writeable):
+            raise ValueError("a Legs block must be frozen (writeable = False)")
+        legs = object.__new__(cls)
+        for name, row in zip(LEG_FIELDS, block, strict=True):
+            object.__setattr__(legs, name, row)
+        return legs
+
+    @classmethod
     def empty(cls, n: int) -> Legs:
         nan = np.full(n, np.nan)
         return cls(*(nan for _ in LEG_FIELDS))

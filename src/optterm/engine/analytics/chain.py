@@ -14,6 +14,7 @@ docs/analytics.md, so every number on screen can be checked by hand.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -312,15 +313,54 @@ def gamma_flip(
     × strikes costs one product, one sum and one exp instead of the whole formula per cell."""
     if t <= 0 or not len(snap):
         return _NAN
-    levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
-    carry = forward / snap.spot
-    k = np.concatenate((snap.strikes, snap.strikes))
-    iv = np.concatenate((iv_ce, iv_pe))
-    oi = np.concatenate((call_sign * nz(snap.ce.oi), put_sign * nz(snap.pe.oi)))
+    n = len(snap)
+    return _flip(
+        snap.spot,
+        forward,
+        t,
+        np.concatenate((snap.strikes, snap.strikes)),
+        np.concatenate((iv_ce, iv_pe)),
+        _signed_oi(np.concatenate((snap.ce.oi, snap.pe.oi)), n, call_sign, put_sign),
+        span_pct,
+        points,
+    )
+
+
+def _signed_oi(oi: np.ndarray, n: int, call_sign: float, put_sign: float) -> np.ndarray:
+    """Each leg's OI (CE rows then PE rows, missing as none) times its side's sign: x ±1 is
+    exact, so the same values as signing each side apart."""
+    return nz(oi) * np.repeat((call_sign, put_sign), n)
+
+
+@functools.cache
+def _flip_grid(span_pct: float, points: int) -> np.ndarray:
+    """The flip's levels as multiples of spot: the same array every chain (made once)."""
+    grid = np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
+    grid.flags.writeable = False
+    return grid
+
+
+def _flip(
+    spot: float,
+    forward: float,
+    t: float,
+    k: np.ndarray,
+    iv: np.ndarray,
+    oi: np.ndarray,
+    span_pct: float = 5.0,
+    points: int = 41,
+) -> float:
+    """`gamma_flip` on the legs as columns (CE rows then PE rows: strikes, IV and signed OI),
+    as `enrich` already has them."""
+    if t <= 0 or not k.size:
+        return _NAN
+    levels = spot * _flip_grid(span_pct, points)
+    carry = forward / spot
     ok = np.isfinite(iv) & (iv > 0) & (oi != 0)  # a leg without OI adds nothing
     sd = iv[ok] * math.sqrt(t)
     inv = 1.0 / sd
-    d1 = np.log(carry * levels)[:, None] * inv + (0.5 * sd - np.log(k[ok]) * inv)
+    d1 = np.multiply(np.log(carry * levels)[:, None], inv)
+    d1 += 0.5 * sd - np.log(k[ok]) * inv
     d1 *= d1
     d1 *= -0.5
     # φ below e^-700 (1e-304) is no exposure; clipped there, exp stays off its slow
@@ -332,7 +372,7 @@ def gamma_flip(
     if not cross.size:
         return _NAN
     mid = points // 2
-    i = int(cross[np.argmin(np.abs(cross + 0.5 - mid))])
+    i = int(cross[np.argmin(np.abs(cross + 0.5 - mid))]) if cross.size > 1 else int(cross[0])
     x0, x1, y0, y1 = levels[i], levels[i + 1], net[i], net[i + 1]
     return float(x0 - y0 * (x1 - x0) / (y1 - y0))
 
@@ -554,7 +594,18 @@ def enrich(
     else:
         atm_strike = atm_iv = straddle = _NAN
     rr25 = _interp_at_delta(ce.delta, ce.iv, 0.25) - _interp_at_delta(-pe.delta, pe.iv, 0.25)
-    flip = gamma_flip(snap, forward, t, ce.iv, pe.iv, call_sign, put_sign) if n else _NAN
+    flip = (
+        _flip(
+            snap.spot,
+            forward,
+            t,
+            np.concatenate((snap.strikes, snap.strikes)),
+            iv,
+            _signed_oi(oi, n, call_sign, put_sign),
+        )
+        if n
+        else _NAN
+    )
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
     vote = buildup_vote(snap, day, BUILDUP_STRIKES)

@@ -203,7 +203,6 @@ def day_change(
     interval = OiInterval()
     n, k = len(cur), cur.strikes
     first = first if first is not None and first.ts < cur.provider_ts else None
-    when = "" if first is None else _hms(first.ts, market)
     has_day = bool(np.isfinite(cur.ce.oi_change).any() or np.isfinite(cur.pe.oi_change).any())
     if not has_day and first is None:
         basis = ChangeBasis(interval, "day: no change on the day yet", None, False, False)
@@ -224,6 +223,7 @@ def day_change(
             base = None if first is None else first.at(k, getattr(first, f"{side}_ltp"))
             d_px = np.full(n, np.nan) if base is None else now.ltp - base
         legs[side] = LegChange.of(d_oi, d_px)
+    when = "" if first is None or (has_day and closes) else _hms(first.ts, market)
     if has_day and closes:
         label = "since prev close"
     elif has_day:

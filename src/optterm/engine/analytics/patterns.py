@@ -92,12 +92,25 @@ def _pair(cur: Enriched, ref: _Ref, session_open: datetime, year_s: float) -> _P
     s1, s0 = cur.snapshot, ref.snapshot
     if not len(s1) or not len(s0):
         return None
-    common, i1, i0 = np.intersect1d(s1.strikes, s0.strikes, assume_unique=True, return_indices=True)
+    common, i1, i0 = _common_strikes(s1.strikes, s0.strikes)
     if common.size < 3:
         return None
     atm = int(np.argmin(np.abs(common - s1.spot)))
     dt = (s1.provider_ts - s0.provider_ts).total_seconds()
     return _Pair(cur, ref, i1, i0, atm, dt, session_open, year_s)
+
+
+def _common_strikes(k1: np.ndarray, k0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the strikes both chains list, their indices in k1, in k0): what `np.intersect1d(k1,
+    k0, assume_unique=True, return_indices=True)` gives, for less. A chain's strikes are
+    strictly ascending, so each of k1 is looked up in k0 by bisection, in order."""
+    if not k0.size:
+        empty = np.empty(0, dtype=np.intp)
+        return k1[:0], empty, empty
+    pos = np.searchsorted(k0, k1)
+    np.minimum(pos, k0.size - 1, out=pos)
+    i1 = np.flatnonzero(k0[pos] == k1)
+    return k1[i1], i1, pos[i1]
 
 
 # -- the four OI-flow detectors ------------------------------------------------------------------

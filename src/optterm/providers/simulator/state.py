@@ -728,22 +728,12 @@ class ChainState:
         traded = np.floor(volume)
         bid_qty = np.where(np.isnan(bid), np.nan, bid_lots * self.lot_size)
         ask_qty = ask_lots * self.lot_size
-        ce, pe = (
-            Legs(
-                oi=oi_now[i],
-                oi_change=oi_change[i],
-                volume=traded[i],
-                ltp=ltp[i],
-                bid=bid[i],
-                ask=ask[i],
-                iv=iv[i],
-                prev_close=prev_close[i],
-                bid_qty=bid_qty[i],
-                ask_qty=ask_qty[i],
-            )
-            for i in (0, 1)
+        # Both sides' columns in one block, side by side (LEG_FIELDS order): one copy.
+        block = np.stack(
+            (oi_now, oi_change, traded, ltp, bid, ask, iv, prev_close, bid_qty, ask_qty), axis=1
         )
-        return ce, pe
+        block.flags.writeable = False
+        return Legs.of_block(block[0]), Legs.of_block(block[1])
 
 
 def _hump(d: np.ndarray) -> np.ndarray:
