@@ -32,7 +32,7 @@ import numpy as np
 
 from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
-from optterm.engine.analytics.nanops import nansum
+from optterm.engine.analytics.nanops import nansums
 from optterm.market import calendar_for, segment_of
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
@@ -494,10 +494,12 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 def trending_oi_pct(p: _Pair, band: int) -> float:
     """(Σ put ΔOI − Σ call ΔOI) over ATM ± band across the window, in % of the band's OI."""
     i1, i0 = p.band(-band, band)
-    ce0, pe0 = p.s0.ce.oi[i0], p.s0.pe.oi[i0]
-    d_ce = nansum(p.s1.ce.oi[i1] - ce0)
-    d_pe = nansum(p.s1.pe.oi[i1] - pe0)
-    base = nansum(ce0) + nansum(pe0)
+    # Both sides as the rows of one C-ordered array, so each row is summed as the 1-D side
+    # would be (`nansums`; a fancy index on the rows' axis would give an F-ordered array).
+    oi0 = np.array((p.s0.ce.oi[i0], p.s0.pe.oi[i0]))
+    d_ce, d_pe = nansums(np.array((p.s1.ce.oi[i1], p.s1.pe.oi[i1])) - oi0)
+    base_ce, base_pe = nansums(oi0)
+    base = base_ce + base_pe
     return (d_pe - d_ce) / base * 100.0 if base > 0 else math.nan
 
 
