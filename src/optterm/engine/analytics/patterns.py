@@ -165,14 +165,17 @@ def _read_band(p: _Pair, side: str, lo: int, hi: int) -> _Band | None:
     if i1.size < 2:
         return None
     leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
-    oi1, oi0 = leg1.oi[i1], leg0.oi[i0]
-    px1, px0 = leg1.ltp[i1], leg0.ltp[i0]
-    delta = np.abs(getattr(p.cur, side).delta[i1])
-    ok = np.isfinite(oi1) & np.isfinite(oi0) & np.isfinite(px1) & np.isfinite(px0)
-    ok &= np.isfinite(delta)
+    # The five columns as the rows of one array: one finiteness test and one cut for all.
+    cols = np.array(
+        (leg1.oi[i1], leg0.oi[i0], leg1.ltp[i1], leg0.ltp[i0], getattr(p.cur, side).delta[i1])
+    )
+    np.abs(cols[4], out=cols[4])
+    ok = np.isfinite(cols).all(axis=0)
     if np.count_nonzero(ok) < 2:
         return None
-    oi1, oi0, px1, px0, delta = oi1[ok], oi0[ok], px1[ok], px0[ok], delta[ok]
+    # C-ordered, so each row is a contiguous column, as each was alone (the dot products
+    # below then take the same path).
+    oi1, oi0, px1, px0, delta = np.ascontiguousarray(cols[:, ok])
     base = float(oi0.sum())
     if base <= 0:
         return None
