@@ -14,7 +14,6 @@ docs/analytics.md, so every number on screen can be checked by hand.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
+from optterm.engine.analytics.gammaflip import flip_from_legs, gamma_flip, signed_oi
 from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval, calendar_for, segment_of
@@ -293,90 +293,6 @@ def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.n
     return float(gex_c.sum() + gex_p.sum())
 
 
-def gamma_flip(
-    snap: ChainSnapshot,
-    forward: float,
-    t: float,
-    iv_ce: np.ndarray,
-    iv_pe: np.ndarray,
-    call_sign: float,
-    put_sign: float,
-    span_pct: float = 5.0,
-    points: int = 41,
-) -> float:
-    """The spot level nearest spot where net gamma exposure changes sign, NaN if none within
-    ±span_pct. Gamma is re-evaluated at each hypothetical spot with IVs held (sticky strike).
-
-    Spot gamma is D (F/S)² φ(d1) / (F σ √t) with the carry F/S fixed, and the exposure is
-    gamma × S², so at a level S the net is carry × S / √(2π) × Σ_K sign × OI_K / sd_K × φ(d1)
-    with d1 = (ln(carry S) − ln K)/sd_K + sd_K/2: separable in S and K, so the grid of levels
-    × strikes costs one product, one sum and one exp instead of the whole formula per cell."""
-    if t <= 0 or not len(snap):
-        return _NAN
-    n = len(snap)
-    return _flip(
-        snap.spot,
-        forward,
-        t,
-        np.concatenate((snap.strikes, snap.strikes)),
-        np.concatenate((iv_ce, iv_pe)),
-        _signed_oi(np.concatenate((snap.ce.oi, snap.pe.oi)), n, call_sign, put_sign),
-        span_pct,
-        points,
-    )
-
-
-def _signed_oi(oi: np.ndarray, n: int, call_sign: float, put_sign: float) -> np.ndarray:
-    """Each leg's OI (CE rows then PE rows, missing as none) times its side's sign: x ±1 is
-    exact, so the same values as signing each side apart."""
-    return nz(oi) * np.repeat((call_sign, put_sign), n)
-
-
-@functools.cache
-def _flip_grid(span_pct: float, points: int) -> np.ndarray:
-    """The flip's levels as multiples of spot: the same array every chain (made once)."""
-    grid = np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
-    grid.flags.writeable = False
-    return grid
-
-
-def _flip(
-    spot: float,
-    forward: float,
-    t: float,
-    k: np.ndarray,
-    iv: np.ndarray,
-    oi: np.ndarray,
-    span_pct: float = 5.0,
-    points: int = 41,
-) -> float:
-    """`gamma_flip` on the legs as columns (CE rows then PE rows: strikes, IV and signed OI),
-    as `enrich` already has them."""
-    if t <= 0 or not k.size:
-        return _NAN
-    levels = spot * _flip_grid(span_pct, points)
-    carry = forward / spot
-    ok = np.isfinite(iv) & (iv > 0) & (oi != 0)  # a leg without OI adds nothing
-    sd = iv[ok] * math.sqrt(t)
-    inv = 1.0 / sd
-    d1 = np.multiply(np.log(carry * levels)[:, None], inv)
-    d1 += 0.5 * sd - np.log(k[ok]) * inv
-    d1 *= d1
-    d1 *= -0.5
-    # φ below e^-700 (1e-304) is no exposure; clipped there, exp stays off its slow
-    # underflow path, several times slower on the far strikes of a short expiry.
-    np.maximum(d1, -700.0, out=d1)
-    net = (np.exp(d1, out=d1) @ (oi[ok] * inv)) * (carry / math.sqrt(2.0 * math.pi) * levels)
-    sign = np.sign(net)
-    cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
-    if not cross.size:
-        return _NAN
-    mid = points // 2
-    i = int(cross[np.argmin(np.abs(cross + 0.5 - mid))]) if cross.size > 1 else int(cross[0])
-    x0, x1, y0, y1 = levels[i], levels[i + 1], net[i], net[i + 1]
-    return float(x0 - y0 * (x1 - x0) / (y1 - y0))
-
-
 def iv_rank(current: float, history: Sequence[float], min_days: int) -> tuple[float | None, ...]:
     """(IV rank, IV percentile) of `current` against daily history, None until `min_days` exist.
 
@@ -595,13 +511,13 @@ def enrich(
         atm_strike = atm_iv = straddle = _NAN
     rr25 = _interp_at_delta(ce.delta, ce.iv, 0.25) - _interp_at_delta(-pe.delta, pe.iv, 0.25)
     flip = (
-        _flip(
+        flip_from_legs(
             snap.spot,
             forward,
             t,
             np.concatenate((snap.strikes, snap.strikes)),
             iv,
-            _signed_oi(oi, n, call_sign, put_sign),
+            signed_oi(oi, n, call_sign, put_sign),
         )
         if n
         else _NAN
