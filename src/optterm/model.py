@@ -181,11 +181,33 @@ class Legs:
         return int(self.oi.shape[0])
 
     @classmethod
+    def of_block(cls, block: np.ndarray) -> Legs:
+        """Legs whose columns are the rows of `block`, a float64 array of shape
+        (len(LEG_FIELDS), n) in LEG_FIELDS order, frozen (not writeable, nor is the array it
+        is a view of): what the constructor makes of the columns, without copying them again."""
+        if block.dtype != np.float64 or block.ndim != 2 or block.shape[0] != len(LEG_FIELDS):
+            raise ValueError(f"a Legs block is float64 ({len(LEG_FIELDS)}, n), got {block.shape}")
+        base = block if block.base is None else block.base
+        if block.flags.writeable or (isinstance(base, np.ndarray) and base.flags.writeable):
+            raise ValueError("a Legs block must be frozen (writeable = False)")
+        legs = object.__new__(cls)
+        for name, row in zip(LEG_FIELDS, block, strict=True):
+            object.__setattr__(legs, name, row)
+        return legs
+
+    @classmethod
     def empty(cls, n: int) -> Legs:
         nan = np.full(n, np.nan)
         return cls(*(nan for _ in LEG_FIELDS))
 
     def take(self, index: slice | np.ndarray) -> Legs:
+        if isinstance(index, slice):
+            # A slice of frozen columns is a frozen view of them, already checked: no copy and
+            # no check again (the window of every chain, every tick, is one).
+            cut = object.__new__(Legs)
+            for name in LEG_FIELDS:
+                object.__setattr__(cut, name, getattr(self, name)[index])
+            return cut
         return Legs(*(self.column(n)[index] for n in LEG_FIELDS))
 
     def column(self, name: str) -> np.ndarray:
@@ -309,6 +331,17 @@ class ChainSnapshot:
             return len(self)
 
     def take(self, index: slice | np.ndarray) -> ChainSnapshot:
+        if isinstance(index, slice):
+            # A run of strictly ascending strikes is strictly ascending, and every field was
+            # checked and normalised when this chain was made: only the columns are cut.
+            cut = object.__new__(ChainSnapshot)
+            for f in _SNAPSHOT_FIELDS:
+                object.__setattr__(cut, f, getattr(self, f))
+            object.__setattr__(cut, "strikes", self.strikes[index])
+            object.__setattr__(cut, "ce", self.ce.take(index))
+            object.__setattr__(cut, "pe", self.pe.take(index))
+            object.__setattr__(cut, "meta", dict(self.meta))
+            return cut
         return replace(
             self,
             strikes=self.strikes[index],
@@ -370,6 +403,10 @@ class ChainSnapshot:
             and _same_quote(self.vix, other.vix)
             and self.expiries == other.expiries
         )
+
+
+# What `ChainSnapshot.take` carries over as it is (the columns it cuts are set after).
+_SNAPSHOT_FIELDS = tuple(f.name for f in fields(ChainSnapshot))
 
 
 def _same_float(a: float, b: float) -> bool:

@@ -26,6 +26,7 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
+from optterm.engine.analytics.gammaflip import flip_from_legs, gamma_flip, signed_oi
 from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval, calendar_for, segment_of
@@ -292,51 +293,6 @@ def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.n
     return float(gex_c.sum() + gex_p.sum())
 
 
-def gamma_flip(
-    snap: ChainSnapshot,
-    forward: float,
-    t: float,
-    iv_ce: np.ndarray,
-    iv_pe: np.ndarray,
-    call_sign: float,
-    put_sign: float,
-    span_pct: float = 5.0,
-    points: int = 41,
-) -> float:
-    """The spot level nearest spot where net gamma exposure changes sign, NaN if none within
-    ±span_pct. Gamma is re-evaluated at each hypothetical spot with IVs held (sticky strike).
-
-    Spot gamma is D (F/S)² φ(d1) / (F σ √t) with the carry F/S fixed, and the exposure is
-    gamma × S², so at a level S the net is carry × S / √(2π) × Σ_K sign × OI_K / sd_K × φ(d1)
-    with d1 = (ln(carry S) − ln K)/sd_K + sd_K/2: separable in S and K, so the grid of levels
-    × strikes costs one product, one sum and one exp instead of the whole formula per cell."""
-    if t <= 0 or not len(snap):
-        return _NAN
-    levels = snap.spot * np.linspace(1 - span_pct / 100, 1 + span_pct / 100, points)
-    carry = forward / snap.spot
-    k = np.concatenate((snap.strikes, snap.strikes))
-    iv = np.concatenate((iv_ce, iv_pe))
-    oi = np.concatenate((call_sign * nz(snap.ce.oi), put_sign * nz(snap.pe.oi)))
-    ok = np.isfinite(iv) & (iv > 0) & (oi != 0)  # a leg without OI adds nothing
-    sd = iv[ok] * math.sqrt(t)
-    inv = 1.0 / sd
-    d1 = np.log(carry * levels)[:, None] * inv + (0.5 * sd - np.log(k[ok]) * inv)
-    d1 *= d1
-    d1 *= -0.5
-    # φ below e^-700 (1e-304) is no exposure; clipped there, exp stays off its slow
-    # underflow path, several times slower on the far strikes of a short expiry.
-    np.maximum(d1, -700.0, out=d1)
-    net = (np.exp(d1, out=d1) @ (oi[ok] * inv)) * (carry / math.sqrt(2.0 * math.pi) * levels)
-    sign = np.sign(net)
-    cross = np.flatnonzero(sign[:-1] * sign[1:] < 0)
-    if not cross.size:
-        return _NAN
-    mid = points // 2
-    i = int(cross[np.argmin(np.abs(cross + 0.5 - mid))])
-    x0, x1, y0, y1 = levels[i], levels[i + 1], net[i], net[i + 1]
-    return float(x0 - y0 * (x1 - x0) / (y1 - y0))
-
-
 def iv_rank(current: float, history: Sequence[float], min_days: int) -> tuple[float | None, ...]:
     """(IV rank, IV percentile) of `current` against daily history, None until `min_days` exist.
 
@@ -554,7 +510,18 @@ def enrich(
     else:
         atm_strike = atm_iv = straddle = _NAN
     rr25 = _interp_at_delta(ce.delta, ce.iv, 0.25) - _interp_at_delta(-pe.delta, pe.iv, 0.25)
-    flip = gamma_flip(snap, forward, t, ce.iv, pe.iv, call_sign, put_sign) if n else _NAN
+    flip = (
+        flip_from_legs(
+            snap.spot,
+            forward,
+            t,
+            np.concatenate((snap.strikes, snap.strikes)),
+            iv,
+            signed_oi(oi, n, call_sign, put_sign),
+        )
+        if n
+        else _NAN
+    )
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
     vote = buildup_vote(snap, day, BUILDUP_STRIKES)

@@ -123,6 +123,17 @@ class LegChange:
     def of(cls, d_oi: np.ndarray, d_px: np.ndarray) -> LegChange:
         return cls(d_oi, d_px, classify(d_oi, d_px))
 
+    @classmethod
+    def both(
+        cls, ce_oi: np.ndarray, ce_px: np.ndarray, pe_oi: np.ndarray, pe_px: np.ndarray
+    ) -> tuple[LegChange, LegChange]:
+        """(CE, PE) changes, both sides classified in one pass (the same codes: `classify`
+        works element by element; per side, its per-call cost was most of the work)."""
+        if ce_oi.shape != pe_oi.shape:
+            return cls.of(ce_oi, ce_px), cls.of(pe_oi, pe_px)
+        codes = classify(np.array((ce_oi, pe_oi)), np.array((ce_px, pe_px)))
+        return cls(ce_oi, ce_px, codes[0]), cls(pe_oi, pe_px, codes[1])
+
     def take(self, index: slice) -> LegChange:
         return LegChange(self.oi[index], self.price[index], self.buildup[index])
 
@@ -188,8 +199,12 @@ def _span(seconds: float) -> str:
 def between(cur: ChainSnapshot, base: Sample, basis: ChangeBasis) -> Changes:
     """Changes of `cur` against the baseline sample `base`, strike by strike."""
     k = cur.strikes
-    ce = LegChange.of(cur.ce.oi - base.at(k, base.ce_oi), cur.ce.ltp - base.at(k, base.ce_ltp))
-    pe = LegChange.of(cur.pe.oi - base.at(k, base.pe_oi), cur.pe.ltp - base.at(k, base.pe_ltp))
+    ce, pe = LegChange.both(
+        cur.ce.oi - base.at(k, base.ce_oi),
+        cur.ce.ltp - base.at(k, base.ce_ltp),
+        cur.pe.oi - base.at(k, base.pe_oi),
+        cur.pe.ltp - base.at(k, base.pe_ltp),
+    )
     return Changes(basis, ce, pe)
 
 
@@ -203,12 +218,11 @@ def day_change(
     interval = OiInterval()
     n, k = len(cur), cur.strikes
     first = first if first is not None and first.ts < cur.provider_ts else None
-    when = "" if first is None else _hms(first.ts, market)
     has_day = bool(np.isfinite(cur.ce.oi_change).any() or np.isfinite(cur.pe.oi_change).any())
     if not has_day and first is None:
         basis = ChangeBasis(interval, "day: no change on the day yet", None, False, False)
         return Changes.none(n, basis)
-    legs: dict[str, LegChange] = {}
+    legs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     closes = True
     for side, now in (("ce", cur.ce), ("pe", cur.pe)):
         if has_day:
@@ -223,7 +237,9 @@ def day_change(
             closes = False
             base = None if first is None else first.at(k, getattr(first, f"{side}_ltp"))
             d_px = np.full(n, np.nan) if base is None else now.ltp - base
-        legs[side] = LegChange.of(d_oi, d_px)
+        legs[side] = (d_oi, d_px)
+    ce, pe = LegChange.both(*legs["ce"], *legs["pe"])
+    when = "" if first is None or (has_day and closes) else _hms(first.ts, market)
     if has_day and closes:
         label = "since prev close"
     elif has_day:
@@ -234,7 +250,7 @@ def day_change(
     else:
         label = f"since {when} (first chain today; no day change given)"
     since = None if has_day and closes else (first.ts if first is not None else None)
-    return Changes(ChangeBasis(interval, label, since, has_day and closes), legs["ce"], legs["pe"])
+    return Changes(ChangeBasis(interval, label, since, has_day and closes), ce, pe)
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ import numpy as np
 
 from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
-from optterm.engine.analytics.nanops import nansum
+from optterm.engine.analytics.nanops import nansums
 from optterm.market import calendar_for, segment_of
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
@@ -92,12 +92,25 @@ def _pair(cur: Enriched, ref: _Ref, session_open: datetime, year_s: float) -> _P
     s1, s0 = cur.snapshot, ref.snapshot
     if not len(s1) or not len(s0):
         return None
-    common, i1, i0 = np.intersect1d(s1.strikes, s0.strikes, assume_unique=True, return_indices=True)
+    common, i1, i0 = _common_strikes(s1.strikes, s0.strikes)
     if common.size < 3:
         return None
     atm = int(np.argmin(np.abs(common - s1.spot)))
     dt = (s1.provider_ts - s0.provider_ts).total_seconds()
     return _Pair(cur, ref, i1, i0, atm, dt, session_open, year_s)
+
+
+def _common_strikes(k1: np.ndarray, k0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the strikes both chains list, their indices in k1, in k0): what `np.intersect1d(k1,
+    k0, assume_unique=True, return_indices=True)` gives, for less. A chain's strikes are
+    strictly ascending, so each of k1 is looked up in k0 by bisection, in order."""
+    if not k0.size:
+        empty = np.empty(0, dtype=np.intp)
+        return k1[:0], empty, empty
+    pos = np.searchsorted(k0, k1)
+    np.minimum(pos, k0.size - 1, out=pos)
+    i1 = np.flatnonzero(k0[pos] == k1)
+    return k1[i1], i1, pos[i1]
 
 
 # -- the four OI-flow detectors ------------------------------------------------------------------
@@ -152,14 +165,17 @@ def _read_band(p: _Pair, side: str, lo: int, hi: int) -> _Band | None:
     if i1.size < 2:
         return None
     leg1, leg0 = getattr(p.s1, side), getattr(p.s0, side)
-    oi1, oi0 = leg1.oi[i1], leg0.oi[i0]
-    px1, px0 = leg1.ltp[i1], leg0.ltp[i0]
-    delta = np.abs(getattr(p.cur, side).delta[i1])
-    ok = np.isfinite(oi1) & np.isfinite(oi0) & np.isfinite(px1) & np.isfinite(px0)
-    ok &= np.isfinite(delta)
+    # The five columns as the rows of one array: one finiteness test and one cut for all.
+    cols = np.array(
+        (leg1.oi[i1], leg0.oi[i0], leg1.ltp[i1], leg0.ltp[i0], getattr(p.cur, side).delta[i1])
+    )
+    np.abs(cols[4], out=cols[4])
+    ok = np.isfinite(cols).all(axis=0)
     if np.count_nonzero(ok) < 2:
         return None
-    oi1, oi0, px1, px0, delta = oi1[ok], oi0[ok], px1[ok], px0[ok], delta[ok]
+    # C-ordered, so each row is a contiguous column, as each was alone (the dot products
+    # below then take the same path).
+    oi1, oi0, px1, px0, delta = np.ascontiguousarray(cols[:, ok])
     base = float(oi0.sum())
     if base <= 0:
         return None
@@ -481,10 +497,12 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 def trending_oi_pct(p: _Pair, band: int) -> float:
     """(Σ put ΔOI − Σ call ΔOI) over ATM ± band across the window, in % of the band's OI."""
     i1, i0 = p.band(-band, band)
-    ce0, pe0 = p.s0.ce.oi[i0], p.s0.pe.oi[i0]
-    d_ce = nansum(p.s1.ce.oi[i1] - ce0)
-    d_pe = nansum(p.s1.pe.oi[i1] - pe0)
-    base = nansum(ce0) + nansum(pe0)
+    # Both sides as the rows of one C-ordered array, so each row is summed as the 1-D side
+    # would be (`nansums`; a fancy index on the rows' axis would give an F-ordered array).
+    oi0 = np.array((p.s0.ce.oi[i0], p.s0.pe.oi[i0]))
+    d_ce, d_pe = nansums(np.array((p.s1.ce.oi[i1], p.s1.pe.oi[i1])) - oi0)
+    base_ce, base_pe = nansums(oi0)
+    base = base_ce + base_pe
     return (d_pe - d_ce) / base * 100.0 if base > 0 else math.nan
 
 

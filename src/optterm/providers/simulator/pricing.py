@@ -45,9 +45,14 @@ def norm_cdf(x: np.ndarray) -> np.ndarray:
 
 
 def black76(
-    forward: float, strikes: np.ndarray, t_years: float, vol: np.ndarray, discount: float
+    forward: float | np.ndarray,
+    strikes: np.ndarray,
+    t_years: float | np.ndarray,
+    vol: np.ndarray,
+    discount: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Black-76 call and put prices on a forward, per strike."""
+    """Black-76 call and put prices on a forward, per strike (the market numbers one per
+    chain, or one per strike: several chains' strikes end to end)."""
     sd = vol * np.sqrt(t_years)
     d1 = (np.log(forward / strikes) + 0.5 * sd * sd) / sd
     d2 = d1 - sd
@@ -59,7 +64,12 @@ def black76(
     return np.maximum(call, 0.0), np.maximum(put, 0.0)
 
 
-def smile(atm_vol: float, strikes: np.ndarray, forward: float, t_years: float) -> np.ndarray:
+def smile(
+    atm_vol: float | np.ndarray,
+    strikes: np.ndarray,
+    forward: float | np.ndarray,
+    t_years: float | np.ndarray,
+) -> np.ndarray:
     """Implied vol per strike: a put skew with a mild call-side smile, NSE-index shaped.
 
     Moneyness x is standardised by the ATM move to expiry, so a weekly and a half-yearly chain get
@@ -76,7 +86,7 @@ def smile(atm_vol: float, strikes: np.ndarray, forward: float, t_years: float) -
     return atm_vol * np.minimum(ratio, 4.0)
 
 
-def spread_fraction(moneyness: np.ndarray, illiquidity: float) -> np.ndarray:
+def spread_fraction(moneyness: np.ndarray, illiquidity: float | np.ndarray) -> np.ndarray:
     """Quoted bid/ask spread as a fraction of the fair price.
 
     Tight at the money (~0.4 %), widening with distance (deep ITM NIFTY calls quote a few percent

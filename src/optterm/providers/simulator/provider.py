@@ -35,6 +35,7 @@ from optterm.providers.simulator.state import (
     SymbolPath,
     SymbolPlan,
     chain_setup,
+    legs_together,
     make_plan,
 )
 
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 EXPIRIES_LISTED = 6  # expiries per symbol, like the near end of NSE's dropdown
+# How far behind the step asked for another chain may be to be quoted with it (a poller at
+# a simulator speed above one can skip steps between ticks).
+BATCH_AHEAD = 8
 FUTURES_LISTED = 3  # NSE lists index futures for the near, next and far month
 VIX_BASE = "NIFTY"  # India VIX is computed from NIFTY options
 DEFAULT_EPISODE_SECONDS = 1800.0  # one scenario pattern per 30 simulated minutes
@@ -315,6 +319,8 @@ class SimulatorProvider(TableProvider):
             )
             self._chains[(sym, expiry)] = state
             self._symbol_chains.setdefault(sym, []).append(state)
+        if not state.priced_at(step):
+            self._price_together(state, step)
         ce, pe, spot = state.legs_at(step)
         prev_close = self._path(sym).prev_close_at(step)
         futures, vix = self._futures(sym, expiry, step), self._vix(step)
@@ -337,6 +343,24 @@ class SimulatorProvider(TableProvider):
             vix=vix,
             expiries=tuple(listed),
         )
+
+    def _price_together(self, state: ChainState, step: int) -> None:
+        """Quote at `step`, in one pass with `state`, every other chain kept that a poller is
+        stepping along with it (one to BATCH_AHEAD steps behind, listed at `step`, same price
+        tick): each then answers its own fetch of this step from what is computed here. A chain
+        asked for at another step (a replay helper, a test) is left alone."""
+        batch = [state]
+        for (sym, expiry), other in self._chains.items():
+            if (
+                other is not state
+                and not other.priced_at(step)
+                and other.setup.birth <= other.k <= step <= other.k + BATCH_AHEAD
+                and other.tick == state.tick
+                and expiry in self._listed(sym, step)
+            ):
+                batch.append(other)
+        if len(batch) > 1:
+            legs_together(batch, step)
 
     def _trim(self, sym: str, step: int) -> None:
         # Spot history older than every chain of this symbol is only needed for a replay.

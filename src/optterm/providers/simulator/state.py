@@ -14,6 +14,7 @@ replays from the chain's birth.
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from dataclasses import dataclass
@@ -681,6 +682,10 @@ class ChainState:
 
     # -- the chain as a provider would report it ----------------------------------------------
 
+    def priced_at(self, k: int) -> bool:
+        """Are the quotes of step k made already (`legs_at(k)` answers without work)?"""
+        return self._priced is not None and self._priced[0] == k
+
     def legs_at(self, k: int) -> tuple[Legs, Legs, float]:
         """(CE legs, PE legs, spot) at step k."""
         if self._priced is not None and self._priced[0] == k:
@@ -718,42 +723,140 @@ class ChainState:
         depth: np.ndarray,
     ) -> tuple[Legs, Legs]:
         """Both sides' quotes at once: row 0 of each (2, n) input is CE, row 1 PE (x and iv
-        are shared); `depth` holds the CE bid, CE ask, PE bid and PE ask draws. Element by
-        element the same arithmetic as one side at a time, in half the numpy calls."""
-        tick = self.tick
-        half = 0.5 * np.maximum(fair * spread_fraction(x, self.illiquidity), tick)
-        ltp = np.maximum(tick_round(fair, tick), tick)
-        bid = tick_floor(fair - half, tick)
-        ask = np.maximum(tick_ceil(fair + half, tick), np.maximum(ltp, bid + tick))
-        bid = np.where(bid >= tick, np.minimum(bid, ltp), np.nan)
-        # NSE reports IV 0 (we: missing) when there is no time value to solve from.
-        iv = np.where(ltp - intrinsic < 2 * tick, np.nan, iv)
-        oi_now = np.rint(oi)
-        # Lots resting at the best bid and offer: a few dozen near the money, a handful in the
-        # wings and on thin far expiries, whole lots as the exchange shows them.
-        typical = (30.0 * np.exp(-0.5 * np.minimum(x * x, 50.0)) + 3.0) / self.illiquidity
-        bid_lots = np.floor(typical * np.exp(0.7 * depth[0::2] - 0.245)) + 1.0
-        ask_lots = np.floor(typical * np.exp(0.7 * depth[1::2] - 0.245)) + 1.0
-        oi_change = oi_now - prev
-        traded = np.floor(volume)
-        bid_qty = np.where(np.isnan(bid), np.nan, bid_lots * self.lot_size)
-        ask_qty = ask_lots * self.lot_size
-        ce, pe = (
-            Legs(
-                oi=oi_now[i],
-                oi_change=oi_change[i],
-                volume=traded[i],
-                ltp=ltp[i],
-                bid=bid[i],
-                ask=ask[i],
-                iv=iv[i],
-                prev_close=prev_close[i],
-                bid_qty=bid_qty[i],
-                ask_qty=ask_qty[i],
-            )
-            for i in (0, 1)
+        are shared); `depth` holds the CE bid, CE ask, PE bid and PE ask draws."""
+        block = _quote_block(
+            fair,
+            intrinsic,
+            x,
+            iv,
+            oi,
+            prev,
+            volume,
+            prev_close,
+            depth,
+            self.tick,
+            self.illiquidity,
+            self.lot_size,
         )
-        return ce, pe
+        return Legs.of_block(block[0]), Legs.of_block(block[1])
+
+
+def _quote_block(
+    fair: np.ndarray,
+    intrinsic: np.ndarray,
+    x: np.ndarray,
+    iv: np.ndarray,
+    oi: np.ndarray,
+    prev: np.ndarray,
+    volume: np.ndarray,
+    prev_close: np.ndarray,
+    depth: np.ndarray,
+    tick: float,
+    illiquidity: float | np.ndarray,
+    lot_size: int | np.ndarray,
+) -> np.ndarray:
+    """Both sides' columns, frozen, as a (2, len(LEG_FIELDS), n) block (CE then PE). Element
+    by element the same arithmetic as one side at a time, in half the numpy calls; and as one
+    chain at a time when the rows hold several chains' strikes end to end (`illiquidity` and
+    `lot_size` then given per strike: ChainState.legs_together)."""
+    half = 0.5 * np.maximum(fair * spread_fraction(x, illiquidity), tick)
+    ltp = np.maximum(tick_round(fair, tick), tick)
+    bid = tick_floor(fair - half, tick)
+    ask = np.maximum(tick_ceil(fair + half, tick), np.maximum(ltp, bid + tick))
+    bid = np.where(bid >= tick, np.minimum(bid, ltp), np.nan)
+    # NSE reports IV 0 (we: missing) when there is no time value to solve from.
+    iv = np.where(ltp - intrinsic < 2 * tick, np.nan, iv)
+    oi_now = np.rint(oi)
+    # Lots resting at the best bid and offer: a few dozen near the money, a handful in the
+    # wings and on thin far expiries, whole lots as the exchange shows them.
+    typical = (30.0 * np.exp(-0.5 * np.minimum(x * x, 50.0)) + 3.0) / illiquidity
+    bid_lots = np.floor(typical * np.exp(0.7 * depth[0::2] - 0.245)) + 1.0
+    ask_lots = np.floor(typical * np.exp(0.7 * depth[1::2] - 0.245)) + 1.0
+    oi_change = oi_now - prev
+    traded = np.floor(volume)
+    bid_qty = np.where(np.isnan(bid), np.nan, bid_lots * lot_size)
+    ask_qty = ask_lots * lot_size
+    # Both sides' columns in one block, side by side (LEG_FIELDS order): one copy.
+    block = np.stack(
+        (oi_now, oi_change, traded, ltp, bid, ask, iv, prev_close, bid_qty, ask_qty), axis=1
+    )
+    block.flags.writeable = False
+    return block
+
+
+def legs_together(states: list[ChainState], k: int) -> None:
+    """Price the chains of `states` at step k together (each then answers `legs_at(k)` from
+    what is set here): their strikes end to end in one row, every per-chain number spread
+    over its strikes, so each numpy call of the quote runs once for all of them instead of
+    once per chain. Element by element the arithmetic is `legs_at`'s (the per-chain scalars
+    are the same floats, computed the same way), so the quotes are the same to the bit. The
+    states share one price tick."""
+    for st in states:
+        st.advance_to(k)
+    spots, ts, atms = [], [], []
+    for st in states:
+        t = st._t_years(k)
+        spots.append(st.path.spot_at(k))
+        ts.append(t)
+        atms.append(st.path.atm_iv_at(k, t))
+    sizes = [st.n for st in states]
+
+    def spread(values: list[float]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=np.float64), sizes)
+
+    strikes = np.concatenate([st.strikes for st in states])
+    forward = spread(
+        [s * math.exp(st.carry * t) for st, s, t in zip(states, spots, ts, strict=True)]
+    )
+    t_e, atm_e = spread(ts), spread(atms)
+    vol = smile(atm_e, strikes, forward, t_e)
+    call, put = black76(forward, strikes, t_e, vol, spread([math.exp(-_RATE * t) for t in ts]))
+    bounds = np.cumsum([0, *sizes]).tolist()
+    for lo, hi in itertools.pairwise(bounds):
+        # A steep wing can make the smile price a hair non-monotone; real quotes never are.
+        call[lo:hi] = np.minimum.accumulate(call[lo:hi])
+        put[lo:hi] = np.maximum.accumulate(put[lo:hi])
+    x = np.log(strikes / forward) / spread(
+        [a * math.sqrt(t) for a, t in zip(atms, ts, strict=True)]
+    )
+    iv = np.round(vol, 4)
+    closes = [st.closing_prices(k) for st in states]
+    spot_e = spread(spots)
+    block = _quote_block(
+        np.array((call, put)),
+        np.array((np.maximum(spot_e - strikes, 0.0), np.maximum(strikes - spot_e, 0.0))),
+        x,
+        iv,
+        np.array(
+            (
+                np.concatenate([st.oi_ce for st in states]),
+                np.concatenate([st.oi_pe for st in states]),
+            )
+        ),
+        np.array(
+            (
+                np.concatenate([st.prev_ce for st in states]),
+                np.concatenate([st.prev_pe for st in states]),
+            )
+        ),
+        np.array(
+            (
+                np.concatenate([st.vol_ce for st in states]),
+                np.concatenate([st.vol_pe for st in states]),
+            )
+        ),
+        np.array((np.concatenate([c[0] for c in closes]), np.concatenate([c[1] for c in closes]))),
+        np.concatenate([st._depth_z(k) for st in states], axis=1),
+        states[0].tick,
+        spread([st.illiquidity for st in states]),
+        spread([float(st.lot_size) for st in states]),
+    )
+    for st, spot, (lo, hi) in zip(states, spots, itertools.pairwise(bounds), strict=True):
+        # Each chain's columns as its own frozen block (a copy: a chain must not keep the
+        # others' quotes alive).
+        own = np.array(block[:, :, lo:hi])
+        own.flags.writeable = False
+        st._priced = (k, Legs.of_block(own[0]), Legs.of_block(own[1]), spot)
 
 
 def _hump(d: np.ndarray) -> np.ndarray:
