@@ -255,7 +255,7 @@ async def _load(url: str, go: Any) -> dict[str, Any]:
             analytics_sink=store.analytics,
         )
         holder.append(poller)
-        source.rules = lambda: alerts.evaluator.rules
+        source.alerts = alerts
         await store.alerts.add_rule(
             build_rule(
                 settings,

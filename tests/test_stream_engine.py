@@ -18,6 +18,7 @@ import pytest
 from optterm.config import load_settings
 from optterm.engine.alerts.rules import build_rule
 from optterm.engine.alerts.service import AlertService
+from optterm.engine.events import ChainUpdate
 from optterm.engine.notify.channels import Channel
 from optterm.engine.poller import Poller, Watch
 from optterm.engine.stream.feed import FeedMode, StreamFeed
@@ -372,3 +373,43 @@ async def test_every_mode_updates_what_it_carries_and_nothing_else(rig: Rig) -> 
     # DEPTH: the book only.
     assert (pe.bid[3], pe.ask[3], pe.ltp[3]) == (456.0, 457.0, 100.0)
     assert ce.iv[2] == pe.iv[2] == 0.15  # IV is never the stream's
+
+
+async def test_a_watched_leg_fires_its_price_rule_between_ticks(rig: Rig) -> None:
+    """The alert path: the packet's outbox row is committed without a tick (no coalescing gap,
+    no analytics); the next tick carries the event to the front ends, once."""
+    alerts = rig.poller.alerts
+    assert alerts is not None
+    rig.source.alerts = alerts
+    await start_streaming(rig)  # loads the rules (armed: REST says 100)
+    await rig.poller.tick_once()  # the rule's leg is marked as one to judge at once
+    seq = rig.poller.seq
+    await rig.send_ltp(24200.0, "CE", 155.25, seq=5)
+    async with asyncio.timeout(20):
+        await rig.recorded.wait()
+    assert rig.poller.seq == seq  # no tick ran
+    assert await rig.outbox_rows() == 1
+
+    # A tick whose chain was read before that packet (REST's 100, older data) is judged after
+    # it: the rule must not step back and re-arm, so the next packet above is no new crossing.
+    rest = await rig.rest.fetch_chain("NIFTY", EXPIRY)
+    older = replace(rest, provider_ts=rig.wall[0] + timedelta(seconds=2))
+    stale = await alerts.on_tick([ChainUpdate(older, False)], [], rig.wall[0])
+    assert [e.value for e in stale] == [155.25]  # the stream's event, carried by this tick
+    rig.source.judged.clear()
+    await rig.send_ltp(24200.0, "CE", 156.0, seq=400)  # past the rule's 300 s cooldown
+    async with asyncio.timeout(20):
+        await rig.source.judged.wait()
+    assert await rig.outbox_rows() == 1
+    assert (await rig.poller.tick_once()).alerts == ()  # carried by no other tick
+
+    # Back below the hysteresis and up again: a real second crossing, judged at once.
+    rig.recorded.clear()
+    rig.source.judged.clear()
+    await rig.send_ltp(24200.0, "CE", 140.0, seq=410)
+    async with asyncio.timeout(20):
+        await rig.source.judged.wait()
+    await rig.send_ltp(24200.0, "CE", 151.0, seq=411)
+    async with asyncio.timeout(20):
+        await rig.recorded.wait()
+    assert await rig.outbox_rows() == 2

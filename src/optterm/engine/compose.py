@@ -117,9 +117,7 @@ def make_poller(
     )
     if streamed is not None:
         streamed.stream.publish = poller.wake  # coalesced chain updates tick the poller
-        if alerts is not None:
-            rules_of = alerts.evaluator
-            streamed.rules = lambda: rules_of.rules  # legs they watch are published at once
+        streamed.alerts = alerts  # the legs its PRICE rules watch are judged as they stream
     return poller
 
 
