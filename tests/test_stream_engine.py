@@ -288,7 +288,7 @@ async def test_streamed_snapshots_are_stored_at_the_poll_interval() -> None:
 
     clock = [0.0]
     inner = Inner()
-    sink = IntervalSink(inner, 15.0, clock=lambda: clock[0])
+    sink = IntervalSink(inner, 15.0, clock=lambda: clock[0], now=lambda: OPEN)  # in session
     base = await Rest(now=lambda: OPEN).fetch_chain("NIFTY", EXPIRY)
     stream = replace(base, meta={"feed_mode": "STREAM"})
     poll = replace(base, meta={"feed_mode": "POLL"})
@@ -413,3 +413,35 @@ async def test_a_watched_leg_fires_its_price_rule_between_ticks(rig: Rig) -> Non
     async with asyncio.timeout(20):
         await rig.recorded.wait()
     assert await rig.outbox_rows() == 2
+
+
+async def test_the_last_streamed_state_is_stored_at_the_close(rig: Rig) -> None:
+    """Between two interval writes the stream moves the chain in memory only; once the session
+    has closed, the chain as the stream left it is stored, once."""
+    from optterm.engine.stream.wiring import IntervalSink
+    from optterm.market import MarketCalendar
+
+    close = MarketCalendar().session_bounds(OPEN.date())[1]
+    rig.wall[0] = close - timedelta(seconds=20)
+    rig.poller.store = IntervalSink(
+        rig.store.snapshots, 15.0, clock=lambda: rig.clock[0], now=lambda: rig.wall[0]
+    )
+    await start_streaming(rig)  # 20 s before the close: the REST chain, stored as it comes
+    await rig.send_ltp(24200.0, "CE", 155.25, seq=5)  # 15 s before the close
+    await feed_until(rig, lambda: rig.feed.packets >= 1)
+
+    async def tick_at(wall: datetime) -> bool:
+        rig.clock[0] += 1.0
+        rig.wall[0] = wall
+        tick = await rig.poller.tick_once()
+        assert tick.updates[0].snapshot.meta["feed_mode"] == "STREAM"
+        return tick.updates[0].stored
+
+    assert not await tick_at(close - timedelta(seconds=10))  # in session, within the interval
+    latest = await rig.store.snapshots.latest("NIFTY", EXPIRY)
+    assert latest is not None and latest.ce.ltp[STRIKES.index(24200.0)] == 100.0
+    assert await tick_at(close + timedelta(seconds=30))  # the session has closed
+    latest = await rig.store.snapshots.latest("NIFTY", EXPIRY)
+    assert latest is not None and latest.ce.ltp[STRIKES.index(24200.0)] == 155.25
+    assert latest.provider_ts == close - timedelta(seconds=15)  # the packet's exchange time
+    assert not await tick_at(close + timedelta(seconds=60))  # nothing new: not again
