@@ -178,6 +178,7 @@ class DashboardScreen(StateScreen):
         self._shown: tuple[str, object] | None = None
         self.opening: str | None = None  # picked, not watched, its first chain not here yet
         self._metrics: Metrics | None = None  # the shown chain's, fitted to the width on resize
+        self._texts: dict[str, Text] = {}  # what each pane under or beside the chain shows
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -262,12 +263,27 @@ class DashboardScreen(StateScreen):
         three lines (the chain keeps its rows), the least important figures dropped first."""
         m = self._metrics
         if m is None:
-            self.query_one("#metrics", Static).update(Text(""))
+            self._show("metrics", Text(""))
             return
         side = 0 if self.has_class("narrow") else SIDE_WIDTH
         width = max(self.app.size.width - side - 2, 20)  # 2: the footer's padding
         lines = metrics_fitted(m, width, max_lines=3 if self.has_class("short") else 6)
-        self.query_one("#metrics", Static).update(Text("\n".join(lines)))
+        self._show("metrics", Text("\n".join(lines)))
+
+    def _show(self, pane: str, text: Text) -> None:
+        """Put `text` in a pane, laying the screen out again only when the pane's height can
+        change: a whole layout costs tens of ms at 200 columns, and while streaming the panes
+        are re-rendered several times a second with the same number of lines (a key pressed
+        meanwhile waits for it). Signals and events fill a fixed share of the side column;
+        the metrics are as tall as their lines, which are fitted to the width (never wrap)."""
+        old = self._texts.get(pane)
+        if old is not None and old == text:
+            return
+        self._texts[pane] = text
+        sized = pane == "metrics" and (
+            old is None or old.plain.count("\n") != text.plain.count("\n")
+        )
+        self.query_one(f"#{pane}", Static).update(text, layout=old is None or sized)
 
     def _render_watchlist(self) -> None:
         table = self.query_one("#watchlist", DataTable)
@@ -311,8 +327,8 @@ class DashboardScreen(StateScreen):
                     (f"  {sig.summary}", "dim"),
                 )
             )
-        self.query_one("#signals", Static).update(
-            Text("\n").join(lines) if lines else Text("no active signals", style="dim")
+        self._show(
+            "signals", Text("\n").join(lines) if lines else Text("no active signals", style="dim")
         )
 
     def _render_events(self) -> None:
@@ -320,8 +336,8 @@ class DashboardScreen(StateScreen):
         for event in list(self.state.alerts)[:10]:
             when = event.fired_at.astimezone(IST).strftime("%H:%M:%S")
             lines.append(Text.assemble((f"{when} ", "dim"), (event.title, "bold yellow")))
-        self.query_one("#events", Static).update(
-            Text("\n").join(lines) if lines else Text("no alerts fired yet", style="dim")
+        self._show(
+            "events", Text("\n").join(lines) if lines else Text("no alerts fired yet", style="dim")
         )
 
     # -- actions ------------------------------------------------------------------------------
