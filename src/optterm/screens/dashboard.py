@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -34,6 +36,10 @@ WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
 WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
 SIDE_WIDTH = 52  # the signals and alert-events pane, border included
 SHORT_HEIGHT = 32  # below this many lines the watchlist gives its rows to the chain
+# The watchlist is redrawn at most this often in data time (its DataTable renders every cell
+# of every row on any change: tens of ms, which a key press waits for when the stream publishes
+# several times a second); what it showed last is made current this long after, in wall time.
+WATCHLIST_EVERY_S = 1.0
 _DIRECTION_STYLE = {Direction.BULLISH: "green", Direction.BEARISH: "red", Direction.NEUTRAL: ""}
 
 
@@ -179,6 +185,9 @@ class DashboardScreen(StateScreen):
         self.opening: str | None = None  # picked, not watched, its first chain not here yet
         self._metrics: Metrics | None = None  # the shown chain's, fitted to the width on resize
         self._texts: dict[str, Text] = {}  # what each pane under or beside the chain shows
+        self._watch_values: dict[str, list[object]] = {}  # each watchlist row as shown
+        self._watch_at: datetime | None = None  # the newest data time the watchlist shows
+        self._watch_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -287,6 +296,34 @@ class DashboardScreen(StateScreen):
 
     def _render_watchlist(self) -> None:
         table = self.query_one("#watchlist", DataTable)
+        updates = [u for u in map(self.state.chain, self.state.symbols) if u is not None]
+        newest = max((u.snapshot.provider_ts for u in updates), default=None)
+        soon = (
+            newest is not None
+            and self._watch_at is not None
+            and 0 < (newest - self._watch_at).total_seconds() < WATCHLIST_EVERY_S
+        )
+        if not soon:
+            self._watchlist_cells(table, newest)
+        elif self._watch_timer is None:
+            self._watch_timer = self.set_timer(WATCHLIST_EVERY_S, self._watchlist_due)
+        if self.symbol in self.state.symbols:
+            row = self.state.symbols.index(self.symbol)
+            if table.cursor_row != row:
+                table.move_cursor(row=row, animate=False)
+
+    def _watchlist_due(self) -> None:
+        self._watch_timer = None
+        updates = [u for u in map(self.state.chain, self.state.symbols) if u is not None]
+        newest = max((u.snapshot.provider_ts for u in updates), default=None)
+        self._watchlist_cells(self.query_one("#watchlist", DataTable), newest)
+
+    def _watchlist_cells(self, table: DataTable[object], newest: datetime | None) -> None:
+        """Every row's figures, each cell updated only when what it shows changed."""
+        if self._watch_timer is not None:
+            self._watch_timer.stop()
+            self._watch_timer = None
+        self._watch_at = newest
         for symbol in self.state.symbols:
             update = self.state.chain(symbol)
             if update is None:
@@ -304,12 +341,11 @@ class DashboardScreen(StateScreen):
                 _num(m.atm_iv * 100 if m else math.nan, ".2f"),
                 m.view.bias.value if m else "",
             ]
-            for col, value in zip(WATCH_COLUMNS, values, strict=True):
-                table.update_cell(symbol, col, value)
-        if self.symbol in self.state.symbols:
-            row = self.state.symbols.index(self.symbol)
-            if table.cursor_row != row:
-                table.move_cursor(row=row, animate=False)
+            shown = self._watch_values.get(symbol)
+            for i, (col, value) in enumerate(zip(WATCH_COLUMNS, values, strict=True)):
+                if shown is None or shown[i] != value:
+                    table.update_cell(symbol, col, value)
+            self._watch_values[symbol] = values
 
     def _render_signals(self) -> None:
         lines = []
