@@ -124,8 +124,11 @@ class AlertService:
         """The tick's firings (nothing recorded): each chain is evaluated once per new
         provider time, against the rules as loaded. `between`: chains streamed between two
         ticks (no analytics), counted apart from the ticks', so a tick still brings its
-        analytics to the rules that need them for the same provider time."""
-        await self.reload_if_changed(now)
+        analytics to the rules that need them for the same provider time; judged against the
+        rules the last tick loaded (asking the store whether they changed is a tick's job, off
+        the path from a packet to its alert)."""
+        if not between:
+            await self.reload_if_changed(now)
         seen_by = self._seen_between if between else self._seen
         fresh = []
         for u in updates:
