@@ -18,6 +18,7 @@ import pytest
 from optterm.config import load_settings
 from optterm.engine.alerts.rules import build_rule
 from optterm.engine.alerts.service import AlertService
+from optterm.engine.events import ChainUpdate
 from optterm.engine.notify.channels import Channel
 from optterm.engine.poller import Poller, Watch
 from optterm.engine.stream.feed import FeedMode, StreamFeed
@@ -287,7 +288,7 @@ async def test_streamed_snapshots_are_stored_at_the_poll_interval() -> None:
 
     clock = [0.0]
     inner = Inner()
-    sink = IntervalSink(inner, 15.0, clock=lambda: clock[0])
+    sink = IntervalSink(inner, 15.0, clock=lambda: clock[0], now=lambda: OPEN)  # in session
     base = await Rest(now=lambda: OPEN).fetch_chain("NIFTY", EXPIRY)
     stream = replace(base, meta={"feed_mode": "STREAM"})
     poll = replace(base, meta={"feed_mode": "POLL"})
@@ -372,3 +373,75 @@ async def test_every_mode_updates_what_it_carries_and_nothing_else(rig: Rig) -> 
     # DEPTH: the book only.
     assert (pe.bid[3], pe.ask[3], pe.ltp[3]) == (456.0, 457.0, 100.0)
     assert ce.iv[2] == pe.iv[2] == 0.15  # IV is never the stream's
+
+
+async def test_a_watched_leg_fires_its_price_rule_between_ticks(rig: Rig) -> None:
+    """The alert path: the packet's outbox row is committed without a tick (no coalescing gap,
+    no analytics); the next tick carries the event to the front ends, once."""
+    alerts = rig.poller.alerts
+    assert alerts is not None
+    rig.source.alerts = alerts
+    await start_streaming(rig)  # loads the rules (armed: REST says 100)
+    await rig.poller.tick_once()  # the rule's leg is marked as one to judge at once
+    seq = rig.poller.seq
+    await rig.send_ltp(24200.0, "CE", 155.25, seq=5)
+    async with asyncio.timeout(20):
+        await rig.recorded.wait()
+    assert rig.poller.seq == seq  # no tick ran
+    assert await rig.outbox_rows() == 1
+
+    # A tick whose chain was read before that packet (REST's 100, older data) is judged after
+    # it: the rule must not step back and re-arm, so the next packet above is no new crossing.
+    rest = await rig.rest.fetch_chain("NIFTY", EXPIRY)
+    older = replace(rest, provider_ts=rig.wall[0] + timedelta(seconds=2))
+    stale = await alerts.on_tick([ChainUpdate(older, False)], [], rig.wall[0])
+    assert [e.value for e in stale] == [155.25]  # the stream's event, carried by this tick
+    rig.source.judged.clear()
+    await rig.send_ltp(24200.0, "CE", 156.0, seq=400)  # past the rule's 300 s cooldown
+    async with asyncio.timeout(20):
+        await rig.source.judged.wait()
+    assert await rig.outbox_rows() == 1
+    assert (await rig.poller.tick_once()).alerts == ()  # carried by no other tick
+
+    # Back below the hysteresis and up again: a real second crossing, judged at once.
+    rig.recorded.clear()
+    rig.source.judged.clear()
+    await rig.send_ltp(24200.0, "CE", 140.0, seq=410)
+    async with asyncio.timeout(20):
+        await rig.source.judged.wait()
+    await rig.send_ltp(24200.0, "CE", 151.0, seq=411)
+    async with asyncio.timeout(20):
+        await rig.recorded.wait()
+    assert await rig.outbox_rows() == 2
+
+
+async def test_the_last_streamed_state_is_stored_at_the_close(rig: Rig) -> None:
+    """Between two interval writes the stream moves the chain in memory only; once the session
+    has closed, the chain as the stream left it is stored, once."""
+    from optterm.engine.stream.wiring import IntervalSink
+    from optterm.market import MarketCalendar
+
+    close = MarketCalendar().session_bounds(OPEN.date())[1]
+    rig.wall[0] = close - timedelta(seconds=20)
+    rig.poller.store = IntervalSink(
+        rig.store.snapshots, 15.0, clock=lambda: rig.clock[0], now=lambda: rig.wall[0]
+    )
+    await start_streaming(rig)  # 20 s before the close: the REST chain, stored as it comes
+    await rig.send_ltp(24200.0, "CE", 155.25, seq=5)  # 15 s before the close
+    await feed_until(rig, lambda: rig.feed.packets >= 1)
+
+    async def tick_at(wall: datetime) -> bool:
+        rig.clock[0] += 1.0
+        rig.wall[0] = wall
+        tick = await rig.poller.tick_once()
+        assert tick.updates[0].snapshot.meta["feed_mode"] == "STREAM"
+        return tick.updates[0].stored
+
+    assert not await tick_at(close - timedelta(seconds=10))  # in session, within the interval
+    latest = await rig.store.snapshots.latest("NIFTY", EXPIRY)
+    assert latest is not None and latest.ce.ltp[STRIKES.index(24200.0)] == 100.0
+    assert await tick_at(close + timedelta(seconds=30))  # the session has closed
+    latest = await rig.store.snapshots.latest("NIFTY", EXPIRY)
+    assert latest is not None and latest.ce.ltp[STRIKES.index(24200.0)] == 155.25
+    assert latest.provider_ts == close - timedelta(seconds=15)  # the packet's exchange time
+    assert not await tick_at(close + timedelta(seconds=60))  # nothing new: not again

@@ -95,10 +95,14 @@ def make_poller(
         from optterm.engine.stream.wiring import IntervalSink, streaming
         from optterm.providers.factory import market_calendar
 
-        streamed = streaming(settings, provider, market_calendar(settings), now=now or utc_now)
+        calendar = market_calendar(settings)
+        streamed = streaming(settings, provider, calendar, now=now or utc_now)
         if streamed is not None:
             provider = streamed
-            sink = None if sink is None else IntervalSink(sink, settings.poller.interval)
+            if sink is not None:
+                sink = IntervalSink(
+                    sink, settings.poller.interval, calendar=calendar, now=now or utc_now
+                )
     poller = Poller(
         provider,
         sink,
@@ -117,9 +121,7 @@ def make_poller(
     )
     if streamed is not None:
         streamed.stream.publish = poller.wake  # coalesced chain updates tick the poller
-        if alerts is not None:
-            rules_of = alerts.evaluator
-            streamed.rules = lambda: rules_of.rules  # legs they watch are published at once
+        streamed.alerts = alerts  # the legs its PRICE rules watch are judged as they stream
     return poller
 
 

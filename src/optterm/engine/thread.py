@@ -8,6 +8,12 @@ free (the TUI: a key press never waits for a tick).
 
 Everything the runner owns (the store's connections, the provider's HTTP clients, the poller)
 lives and dies on that loop; the front end hears of it only through the runner's Listener.
+
+While the engine runs, the interpreter's switch interval is at most SWITCH_INTERVAL_S (the
+default is 5 ms): both threads share one GIL, and the front end's loop gives it up at every
+turn (each select), then waits up to the interval to get it back while the engine computes.
+A key press takes a dozen turns to reach the screen, so at 5 ms a streaming engine (a tick's
+analytics several times a second) added tens of ms to it; at 1 ms a few (bench_tui_stream).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["EngineThread"]
 
 log = logging.getLogger("optterm.engine.thread")
+
+SWITCH_INTERVAL_S = 0.001
 
 
 class EngineThread:
@@ -89,9 +98,12 @@ class EngineThread:
         return not self._thread.is_alive()
 
     def _main(self) -> None:
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(min(before, SWITCH_INTERVAL_S))
         try:
             asyncio.run(self._run())
         finally:
+            sys.setswitchinterval(before)
             self._started.set()  # never leave start() waiting, whatever happened
 
     async def _run(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -34,6 +36,10 @@ WATCH_COLUMNS = ("Symbol", "Spot", "Chg %", "PCR", "Max pain", "ATM IV", "View")
 WATCH_WIDTHS = (12, 11, 7, 5, 9, 7, 8)  # fixed: the table starts empty, so autosize would truncate
 SIDE_WIDTH = 52  # the signals and alert-events pane, border included
 SHORT_HEIGHT = 32  # below this many lines the watchlist gives its rows to the chain
+# The watchlist is redrawn at most this often in data time (its DataTable renders every cell
+# of every row on any change: tens of ms, which a key press waits for when the stream publishes
+# several times a second); what it showed last is made current this long after, in wall time.
+WATCHLIST_EVERY_S = 1.0
 _DIRECTION_STYLE = {Direction.BULLISH: "green", Direction.BEARISH: "red", Direction.NEUTRAL: ""}
 
 
@@ -178,6 +184,10 @@ class DashboardScreen(StateScreen):
         self._shown: tuple[str, object] | None = None
         self.opening: str | None = None  # picked, not watched, its first chain not here yet
         self._metrics: Metrics | None = None  # the shown chain's, fitted to the width on resize
+        self._texts: dict[str, Text] = {}  # what each pane under or beside the chain shows
+        self._watch_values: dict[str, list[object]] = {}  # each watchlist row as shown
+        self._watch_at: datetime | None = None  # the newest data time the watchlist shows
+        self._watch_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -262,15 +272,58 @@ class DashboardScreen(StateScreen):
         three lines (the chain keeps its rows), the least important figures dropped first."""
         m = self._metrics
         if m is None:
-            self.query_one("#metrics", Static).update(Text(""))
+            self._show("metrics", Text(""))
             return
         side = 0 if self.has_class("narrow") else SIDE_WIDTH
         width = max(self.app.size.width - side - 2, 20)  # 2: the footer's padding
         lines = metrics_fitted(m, width, max_lines=3 if self.has_class("short") else 6)
-        self.query_one("#metrics", Static).update(Text("\n".join(lines)))
+        self._show("metrics", Text("\n".join(lines)))
+
+    def _show(self, pane: str, text: Text) -> None:
+        """Put `text` in a pane, laying the screen out again only when the pane's height can
+        change: a whole layout costs tens of ms at 200 columns, and while streaming the panes
+        are re-rendered several times a second with the same number of lines (a key pressed
+        meanwhile waits for it). Signals and events fill a fixed share of the side column;
+        the metrics are as tall as their lines, which are fitted to the width (never wrap)."""
+        old = self._texts.get(pane)
+        if old is not None and old == text:
+            return
+        self._texts[pane] = text
+        sized = pane == "metrics" and (
+            old is None or old.plain.count("\n") != text.plain.count("\n")
+        )
+        self.query_one(f"#{pane}", Static).update(text, layout=old is None or sized)
 
     def _render_watchlist(self) -> None:
         table = self.query_one("#watchlist", DataTable)
+        updates = [u for u in map(self.state.chain, self.state.symbols) if u is not None]
+        newest = max((u.snapshot.provider_ts for u in updates), default=None)
+        soon = (
+            newest is not None
+            and self._watch_at is not None
+            and 0 < (newest - self._watch_at).total_seconds() < WATCHLIST_EVERY_S
+        )
+        if not soon:
+            self._watchlist_cells(table, newest)
+        elif self._watch_timer is None:
+            self._watch_timer = self.set_timer(WATCHLIST_EVERY_S, self._watchlist_due)
+        if self.symbol in self.state.symbols:
+            row = self.state.symbols.index(self.symbol)
+            if table.cursor_row != row:
+                table.move_cursor(row=row, animate=False)
+
+    def _watchlist_due(self) -> None:
+        self._watch_timer = None
+        updates = [u for u in map(self.state.chain, self.state.symbols) if u is not None]
+        newest = max((u.snapshot.provider_ts for u in updates), default=None)
+        self._watchlist_cells(self.query_one("#watchlist", DataTable), newest)
+
+    def _watchlist_cells(self, table: DataTable[object], newest: datetime | None) -> None:
+        """Every row's figures, each cell updated only when what it shows changed."""
+        if self._watch_timer is not None:
+            self._watch_timer.stop()
+            self._watch_timer = None
+        self._watch_at = newest
         for symbol in self.state.symbols:
             update = self.state.chain(symbol)
             if update is None:
@@ -288,12 +341,11 @@ class DashboardScreen(StateScreen):
                 _num(m.atm_iv * 100 if m else math.nan, ".2f"),
                 m.view.bias.value if m else "",
             ]
-            for col, value in zip(WATCH_COLUMNS, values, strict=True):
-                table.update_cell(symbol, col, value)
-        if self.symbol in self.state.symbols:
-            row = self.state.symbols.index(self.symbol)
-            if table.cursor_row != row:
-                table.move_cursor(row=row, animate=False)
+            shown = self._watch_values.get(symbol)
+            for i, (col, value) in enumerate(zip(WATCH_COLUMNS, values, strict=True)):
+                if shown is None or shown[i] != value:
+                    table.update_cell(symbol, col, value)
+            self._watch_values[symbol] = values
 
     def _render_signals(self) -> None:
         lines = []
@@ -311,8 +363,8 @@ class DashboardScreen(StateScreen):
                     (f"  {sig.summary}", "dim"),
                 )
             )
-        self.query_one("#signals", Static).update(
-            Text("\n").join(lines) if lines else Text("no active signals", style="dim")
+        self._show(
+            "signals", Text("\n").join(lines) if lines else Text("no active signals", style="dim")
         )
 
     def _render_events(self) -> None:
@@ -320,8 +372,8 @@ class DashboardScreen(StateScreen):
         for event in list(self.state.alerts)[:10]:
             when = event.fired_at.astimezone(IST).strftime("%H:%M:%S")
             lines.append(Text.assemble((f"{when} ", "dim"), (event.title, "bold yellow")))
-        self.query_one("#events", Static).update(
-            Text("\n").join(lines) if lines else Text("no alerts fired yet", style="dim")
+        self._show(
+            "events", Text("\n").join(lines) if lines else Text("no alerts fired yet", style="dim")
         )
 
     # -- actions ------------------------------------------------------------------------------

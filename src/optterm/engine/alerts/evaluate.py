@@ -230,6 +230,7 @@ class AlertEvaluator:
 
     def load(self, rules: Iterable[AlertRule], memory: dict[int, RuleMemory] | None = None) -> None:
         """Replace the rule set (keeping memories of rules that still exist)."""
+        data_at = {r.id: float(self._at[i]) for i, r in enumerate(self.rules)}
         self.rules = [r for r in rules if r.enabled and r.id is not None]
         old = self.memory
         self.memory = {}
@@ -237,6 +238,8 @@ class AlertEvaluator:
             assert r.id is not None
             self.memory[r.id] = (memory or {}).get(r.id) or old.get(r.id) or RuleMemory()
         self._compile()
+        for i, r in enumerate(self.rules):
+            self._at[i] = data_at.get(r.id, -math.inf)
 
     def _compile(self) -> None:
         rules = self.rules
@@ -277,6 +280,10 @@ class AlertEvaluator:
         self._known = np.zeros(n, dtype=bool)
         self._last = np.full(n, np.nan)
         self._dirty = np.zeros(n, dtype=bool)
+        # The provider time (epoch s) of the data each rule was last judged on: a value from
+        # older data is not applied (the stream's alert path judges a leg between two ticks;
+        # a tick whose chain was read before that packet must not step the rule back).
+        self._at = np.full(n, -math.inf)
         for i, r in enumerate(rules):
             mem = self.memory.get(r.id or -1)
             if mem is not None and mem.armed is not None:
@@ -383,16 +390,21 @@ class AlertEvaluator:
         chains: Sequence[tuple[ChainSnapshot, Enriched | None]],
         signals: Sequence[Signal],
         now: datetime,
+        *,
+        remember: bool = True,
     ) -> list[Firing]:
         """Evaluate every rule against the chains with new data in this tick.
 
         `chains` holds only fresh data (a provider timestamp not seen before); `now` is the wall
-        time of the tick (for the stale-feed rules)."""
+        time of the tick (for the stale-feed rules). A rule whose value is missing (NaN: an IV
+        without analytics) or comes from data older than it was last judged on is left as it
+        is. `remember=False` keeps these chains out of the history PERCENT_CHANGE and
+        VOLUME_SPIKE look back on (the stream's chains between ticks, without analytics)."""
         n = len(self.rules)
         for snap, _ in chains:
             self._last_fresh[snap.symbol] = now
         if not n:
-            for snap, e in chains:
+            for snap, e in chains if remember else ():
                 self._remember(snap, e)
             return []
         by_chain = {(s.symbol, s.expiry): (s, e) for s, e in chains}
@@ -402,6 +414,7 @@ class AlertEvaluator:
                 nearest[s.symbol] = (s, e)
 
         value = np.full(n, np.nan)
+        at = np.full(n, -math.inf)
         source: list[ChainSnapshot | None] = [None] * n
         fresh = np.zeros(n, dtype=bool)
         for (symbol, expiry, f, side, transform, window), idx, strikes in self._groups:
@@ -409,6 +422,13 @@ class AlertEvaluator:
             if got is None:
                 continue
             snap, e = got
+            ts = snap.provider_ts.timestamp()
+            if ts < self._at[idx].max():  # some of these rules saw newer data already
+                keep = self._at[idx] <= ts
+                idx = idx[keep]
+                strikes = None if strikes is None else strikes[keep]
+                if not idx.size:
+                    continue
             v = self._values(snap, e, f, side, strikes, idx.size)
             if transform == "pct":
                 then = self._then(snap, window)
@@ -423,6 +443,7 @@ class AlertEvaluator:
             elif transform == "shift":
                 v = self._shift(idx, v)
             value[idx] = v
+            at[idx] = ts
             fresh[idx] = True
             for i in idx.tolist():
                 source[i] = snap
@@ -432,10 +453,12 @@ class AlertEvaluator:
                 priced = self.strategies.value(self.rules[i])
                 if priced is not None:
                     value[i], source[i], fresh[i] = priced[0], priced[1], True
-        for snap, e in chains:
+        for snap, e in chains if remember else ():
             self._remember(snap, e)
 
         fired = self._apply(value, fresh, source)
+        judged = fresh & np.isfinite(value)
+        self._at[judged] = at[judged]
         out = [self._firing(i, value[i], source[i]) for i in fired]
         out.extend(self._specials(signals, now, nearest))
         return [f for f in out if f is not None]

@@ -8,6 +8,7 @@ the next tick through the store's rules version.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,13 @@ class AlertService:
         self._checked_at: float | None = None
         self._version: int | None = None
         self._seen: dict[tuple[str, date], datetime] = {}
+        self._seen_between: dict[tuple[str, date], datetime] = {}
+        # Events recorded between ticks (the stream's alert path), for the next tick to carry
+        # to the front ends with its own.
+        self._between: list[AlertEvent] = []
+        # One evaluation and its recording at a time: a tick's and the stream's interleave at
+        # their awaits otherwise, and a rule's state could be written out of order.
+        self._lock = asyncio.Lock()
 
     async def reload_if_changed(self, now: datetime | None = None) -> bool:
         checked = self._clock()
@@ -136,26 +144,53 @@ class AlertService:
             mem.seen_signals.update((at.astimezone(tz).date(), key) for at, key in pairs)
 
     async def evaluate(
-        self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
+        self,
+        updates: Sequence[ChainUpdate],
+        signals: Sequence[Signal],
+        now: datetime,
+        *,
+        between: bool = False,
     ) -> list[Firing]:
         """The tick's firings (nothing recorded): each chain is evaluated once per new
-        provider time, against the rules as loaded."""
-        await self.reload_if_changed(now)
+        provider time, against the rules as loaded. `between`: chains streamed between two
+        ticks (no analytics), counted apart from the ticks', so a tick still brings its
+        analytics to the rules that need them for the same provider time; judged against the
+        rules the last tick loaded (asking the store whether they changed is a tick's job, off
+        the path from a packet to its alert)."""
+        if not between:
+            await self.reload_if_changed(now)
+        seen_by = self._seen_between if between else self._seen
         fresh = []
         for u in updates:
             key = (u.snapshot.symbol, u.snapshot.expiry)
-            seen = self._seen.get(key)
+            seen = seen_by.get(key)
             if seen is not None and u.snapshot.provider_ts <= seen:
                 continue
-            self._seen[key] = u.snapshot.provider_ts
+            seen_by[key] = u.snapshot.provider_ts
             fresh.append((u.snapshot, u.enriched))
-        return self.evaluator.evaluate(fresh, signals, now)
+        return self.evaluator.evaluate(fresh, signals, now, remember=not between)
 
     async def on_tick(
         self, updates: Sequence[ChainUpdate], signals: Sequence[Signal], now: datetime
     ) -> list[AlertEvent]:
-        """Evaluate the tick; returns the recorded events (with ids)."""
-        firings = await self.evaluate(updates, signals, now)
+        """Evaluate the tick; returns the recorded events (with ids), with those the stream
+        recorded since the last tick first."""
+        async with self._lock:
+            events = await self._record(await self.evaluate(updates, signals, now))
+            earlier, self._between = self._between, []
+        return earlier + events
+
+    async def on_stream(self, updates: Sequence[ChainUpdate], now: datetime) -> list[AlertEvent]:
+        """The stream's alert path, between ticks: the rules judged at once on chains just
+        streamed (a PRICE rule's leg moved), without waiting for the coalesced tick and its
+        analytics; a rule that needs analytics (IV, PCR …) has no value here and waits for the
+        tick. The events are recorded (outbox rows committed) now and carried by the next tick."""
+        async with self._lock:
+            events = await self._record(await self.evaluate(updates, (), now, between=True))
+            self._between.extend(events)
+        return events
+
+    async def _record(self, firings: Sequence[Firing]) -> list[AlertEvent]:
         dirty = self.evaluator.memories(only_dirty=True)
         if not firings and not dirty:
             return []

@@ -5,9 +5,10 @@ Binary messages from the client are queued as they arrive and parsed together on
 the event loop (`parse_batch`), so a burst costs one array pass, not a Python call per packet.
 A batch that touched a watched chain asks for a publication (`publish`, the poller's wake) at
 most `max_updates_per_s` times a second: analytics, detectors and alert rules run on fresh
-data, never per packet. The exception is the alert path: a packet for a leg (or underlying) a
-PRICE rule watches is published at once, so the time from packet to outbox row is one tick,
-not a coalescing gap; the poller never runs two ticks at once, which bounds that rate.
+data, never per packet. The alert path does not wait for it: a batch that moved a leg (or the
+underlying) a PRICE rule watches is handed at once to `on_urgent` with the chains it moved,
+which judges the rules on them there and then (StreamingProvider), so the time from packet to
+outbox row is neither a coalescing gap nor a tick's analytics.
 
 STREAM while packets flow; POLL (the poller fetches over REST through the existing breakers, at
 its interval) when, in market hours, no packet came for `stale_after_s` (none yet counts from
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from optterm.engine.stream.table import StreamTable
+from optterm.engine.stream.table import ChainKey, StreamTable
 from optterm.providers.angelone.stream.packets import parse_batch
 
 __all__ = ["FeedMode", "StreamClientLike", "StreamFeed", "StreamStatus"]
@@ -71,6 +72,7 @@ class StreamFeed:
         make_client: ClientFactory,
         *,
         publish: Callable[[], None] = lambda: None,
+        on_urgent: Callable[[set[ChainKey]], None] = lambda keys: None,
         max_updates_per_s: float = 4.0,
         stale_after_s: float = 10.0,
         storm_errors: int = 50,
@@ -82,6 +84,7 @@ class StreamFeed:
             raise ValueError("max_updates_per_s must be positive")
         self.table = StreamTable()
         self.publish = publish
+        self.on_urgent = on_urgent
         self.min_gap_s = 1.0 / max_updates_per_s
         self.stale_after_s = stale_after_s
         self.storm_errors = storm_errors
@@ -91,7 +94,6 @@ class StreamFeed:
         self._queue: list[bytes] = []
         self._drain_scheduled = False
         self._publish_handle: asyncio.TimerHandle | None = None
-        self._publish_urgent = False
         self._last_publish = -1e9
         self._errors: deque[tuple[float, int]] = deque()
         self._storm_until = -1e9
@@ -150,7 +152,9 @@ class StreamFeed:
             log.debug("stream: %d message(s) rejected: %s", batch.rejected, batch.first_error)
         self.judge()
         if touched and self.mode is FeedMode.STREAM:
-            self._schedule_publish(urgent=self.table.urgent_hit)
+            if self.table.urgent_hit:
+                self.on_urgent(self.table.urgent_hit)
+            self._schedule_publish()
         self.updated.set()
 
     def _changed(self) -> None:
@@ -165,13 +169,10 @@ class StreamFeed:
             self.updated.clear()
             await self.updated.wait()
 
-    def _schedule_publish(self, *, urgent: bool = False) -> None:
+    def _schedule_publish(self) -> None:
         if self._publish_handle is not None:
-            if not urgent or self._publish_urgent:
-                return  # one already pending carries this batch too
-            self._publish_handle.cancel()  # a watched leg moved: publish now, not at the gap
-        self._publish_urgent = urgent
-        delay = 0.0 if urgent else max(0.0, self._last_publish + self.min_gap_s - self._clock())
+            return  # one already pending carries this batch too
+        delay = max(0.0, self._last_publish + self.min_gap_s - self._clock())
         self._publish_handle = asyncio.get_running_loop().call_later(delay, self._do_publish)
 
     def _do_publish(self) -> None:

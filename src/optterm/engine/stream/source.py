@@ -7,6 +7,11 @@ mode it is the REST provider, unchanged: its breakers and failover apply as they
 Every snapshot says which it was in `meta["feed_mode"]`, with the stream's last packet time
 (`meta["stream_packet_at"]`, ISO UTC) so the header can show STREAM / POLL and the age.
 
+The alert path: with `alerts` set (the poller's AlertService), a batch that moved a leg or
+underlying a PRICE rule watches has its chains read back and judged at once (`on_stream`), one
+judgement at a time (batches that come meanwhile are judged together right after), so the time
+from packet to outbox row does not include the coalescing gap nor a tick's analytics and store.
+
 Which token streams which leg comes from `resolve` (the Angel One instrument master in
 production): the tokens of the strikes the REST snapshot holds, and the underlying's.
 """
@@ -21,6 +26,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+from optterm.engine.alerts.service import AlertService
+from optterm.engine.events import ChainUpdate
 from optterm.engine.stream.feed import FeedMode, StreamFeed
 from optterm.engine.stream.table import ChainKey, LegToken
 from optterm.market import utc_now
@@ -52,9 +59,14 @@ class StreamingProvider:
         self._clock = clock
         self._now = now
         self._snaps: dict[ChainKey, tuple[float, ChainSnapshot]] = {}
-        # The alert rules (the AlertService's, set by the wiring): legs they watch publish at once.
-        self.rules: Callable[[], Sequence[AlertRule]] | None = None
+        # The poller's alert service (set by the wiring): the legs its PRICE rules watch are
+        # judged as their packets come.
+        self.alerts: AlertService | None = None
         self._rules_seen: Sequence[AlertRule] | None = None
+        self._judging: asyncio.Task[None] | None = None
+        self._to_judge: set[ChainKey] = set()
+        self.judged = asyncio.Event()  # set after each round of the alert path (what tests wait on)
+        feed.on_urgent = self._urgent
         self._refreshing: dict[ChainKey, asyncio.Task[None]] = {}
         self._asked: dict[ChainKey, float] = {}  # when the poller last asked for each chain
 
@@ -88,6 +100,9 @@ class StreamingProvider:
         return list(self.base.health()) if isinstance(self.base, HasHealth) else []
 
     async def close(self) -> None:
+        if self._judging is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._judging  # an alert being recorded is finished, never cut
         for t in self._refreshing.values():
             t.cancel()
         for t in list(self._refreshing.values()):
@@ -152,8 +167,37 @@ class StreamingProvider:
             self.stream.table.register(key, legs)
             self.stream.resubscribe()
 
+    # -- the alert path ----------------------------------------------------------------------
+
+    def _urgent(self, keys: set[ChainKey]) -> None:
+        self._to_judge |= keys
+        if self._judging is None:
+            self._judging = asyncio.get_running_loop().create_task(self._judge())
+
+    async def _judge(self) -> None:
+        try:
+            while self._to_judge and self.alerts is not None:
+                keys, self._to_judge = self._to_judge, set()
+                if self.stream.mode is not FeedMode.STREAM:
+                    continue  # polling: the tick judges what REST says
+                now = self._now()
+                bases = [self._snaps[k][1] for k in keys if k in self._snaps]
+                updates = [
+                    ChainUpdate(
+                        self._tag(self.stream.table.overlay(b, now), FeedMode.STREAM), False
+                    )
+                    for b in bases
+                ]
+                try:
+                    await self.alerts.on_stream(updates, now)
+                except Exception as exc:  # as a tick's alerts failing: logged, the feed goes on
+                    log.error("stream: judging alert rules between ticks failed: %s", exc)
+        finally:
+            self._judging = None
+            self.judged.set()
+
     def _follow_rules(self) -> None:
-        rules = None if self.rules is None else self.rules()
+        rules = None if self.alerts is None else self.alerts.evaluator.rules
         if rules is None or rules is self._rules_seen:
             return
         self._rules_seen = rules

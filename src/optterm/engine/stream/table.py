@@ -52,10 +52,10 @@ class StreamTable:
         self._time = np.empty(0, dtype=np.int64)
         self._dirty: set[ChainKey] = set()
         self._owner: list[list[ChainKey]] = []  # chains each row belongs to
-        # Rows an alert rule watches: a packet for one is published at once (the alert path).
+        # Rows an alert rule watches: a packet for one is judged at once (the alert path).
         self._urgent = np.zeros(0, dtype=bool)
         self._is_urgent: Callable[[ChainKey, LegToken], bool] = lambda key, leg: False
-        self.urgent_hit = False  # the last batch applied touched an urgent row
+        self.urgent_hit: set[ChainKey] = set()  # chains whose urgent rows the last batch moved
         self._indexes: dict[ChainKey, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.unknown = 0  # packets for tokens no chain registered (late after an unsubscribe)
 
@@ -118,7 +118,7 @@ class StreamTable:
 
     def apply(self, batch: BatchTicks) -> set[ChainKey]:
         """Lay a batch of packets into the columns (later packets win); the chains touched."""
-        self.urgent_hit = False
+        self.urgent_hit = set()
         if not len(batch) or not self._tokens.size:
             self.unknown += len(batch)
             return set()
@@ -134,7 +134,9 @@ class StreamTable:
             # Assigned in arrival order, so a token's last packet in the batch wins.
             self._values[f][pos[given]] = new[given]
         self._time[pos] = np.maximum(self._time[pos], batch.time_ms[known])
-        self.urgent_hit = bool(self._urgent[pos].any())
+        hit = pos[self._urgent[pos]]
+        if hit.size:
+            self.urgent_hit = {k for i in np.unique(hit).tolist() for k in self._owner[i]}
         touched = {k for i in np.unique(pos).tolist() for k in self._owner[i]}
         self._dirty |= touched
         return touched

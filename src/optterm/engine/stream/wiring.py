@@ -115,27 +115,39 @@ def streaming(
 
 class IntervalSink:
     """The snapshot store, written at most once per `interval_s` per chain while streaming, so
-    the history is the size polling makes it. A POLL snapshot is written as it comes."""
+    the history is the size polling makes it. A POLL snapshot is written as it comes.
+
+    The last state at close: once the chain's session is closed (`calendar`, at `now`), a
+    streamed snapshot is written as it comes too, so the packets between the last interval's
+    write and the close are kept. The store keeps one snapshot per provider time, so a chain
+    the stream no longer moves is not written again."""
 
     def __init__(
         self,
         inner: SnapshotSink,
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        calendar: MarketCalendar | None = None,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.inner = inner
         self.interval_s = interval_s
         self._clock = clock
+        self._calendar = calendar or MarketCalendar()
+        self._now = now
         self._last: dict[ChainKey, float] = {}
+
+    def _due(self, snap: ChainSnapshot, now: float) -> bool:
+        if snap.meta.get("feed_mode") != "STREAM":
+            return True
+        if now - self._last.get((snap.symbol, snap.expiry), -1e18) >= self.interval_s:
+            return True
+        return not self._calendar.for_symbol(snap.symbol).is_open(self._now())
 
     async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
         now = self._clock()
-        due = [
-            i
-            for i, s in enumerate(snaps)
-            if s.meta.get("feed_mode") != "STREAM"
-            or now - self._last.get((s.symbol, s.expiry), -1e18) >= self.interval_s
-        ]
+        due = [i for i, s in enumerate(snaps) if self._due(s, now)]
         out = [False] * len(snaps)
         if not due:
             return out
