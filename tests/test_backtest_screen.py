@@ -94,6 +94,8 @@ async def test_backtest_this_from_the_strategy_screen_matches_the_engine(tmp_pat
         async with d.app.run_test(size=(200, 50)) as pilot:
             screen = await _open_from_strategy(pilot)
             assert screen.query_one("#spec").value == SPEC
+            # In the box `a` is a letter: the hint says to leave the box first.
+            assert "(esc, a: allow)" in _text(screen, "#sim")
             assert "strikes fixed as picked" in _text(screen, "#status")
             assert "write NIFTY short straddle" in _text(screen, "#status")
             await _span(pilot, DAYS[0].isoformat(), DAYS[2].isoformat())
@@ -103,6 +105,7 @@ async def test_backtest_this_from_the_strategy_screen_matches_the_engine(tmp_pat
             assert "SIMULATED" in _text(screen, "#status") and "allow" in _text(screen, "#status")
             assert screen.doc is None and await d.store.backtests.recent() == []
             assert not isinstance(screen.focused, Input)  # out of the box: `a` works
+            assert "(a: allow)" in _text(screen, "#sim")
             await pilot.press("a")
             assert "SIMULATED data allowed" in _text(screen, "#sim")
             await _run(pilot, screen, "R")

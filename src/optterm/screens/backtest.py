@@ -451,11 +451,19 @@ class BacktestScreen(StateScreen):
             self.query_one("#status", Static).update(text)
 
     def render_form(self) -> None:
+        # While a box has the focus, `a` is a letter typed into it: the hint says to leave first.
+        key = "esc, a" if isinstance(self.focused, Input) else "a"
         sim = self.query_one("#sim", Static)
         if self.allow_simulated:
-            sim.update(Text("SIMULATED data allowed (a: refuse)", "bold yellow"))
+            sim.update(Text(f"SIMULATED data allowed ({key}: refuse)", "bold yellow"))
         else:
-            sim.update(Text("SIMULATED data refused (a: allow)", "dim"))
+            sim.update(Text(f"SIMULATED data refused ({key}: allow)", "dim"))
+
+    def on_descendant_focus(self) -> None:
+        self.render_form()
+
+    def on_descendant_blur(self) -> None:
+        self.render_form()
 
     def render_result(self) -> None:
         self.render_form()
