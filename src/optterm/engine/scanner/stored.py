@@ -33,9 +33,20 @@ if TYPE_CHECKING:
     from optterm.store import Store
     from optterm.store.replay import SnapshotWindow
 
-__all__ = ["NOT_STORED", "StoredDayScan", "columns_from_chains", "scan_stored_day"]
+__all__ = [
+    "NOT_STORED",
+    "STORED_COLUMNS",
+    "StoredDayScan",
+    "columns_from_chains",
+    "scan_stored_day",
+]
 
 NOT_STORED: Final = "not kept by the store (a window of strikes, no futures OI or volume)"
+# The raw columns a stored chain gives (columns_from_chains); every other raw field is n/a.
+STORED_COLUMNS: Final = (
+    "is_index", "lot_size", "strike_step", "dte", "price", "spot", "prev_close",
+    "session_frac", "atm_strike", "atm_iv", "straddle", "prev_straddle",
+)  # fmt: skip
 _AHEAD: Final = 120  # snapshots read and decoded together going forward (store/replay.py)
 
 
@@ -74,10 +85,7 @@ def columns_from_chains(
     """The raw columns stored chains give, one entry per name (None: nothing stored yet). A
     column left out is n/a for every name (`NOT_STORED`)."""
     n = len(snaps)
-    cols = {name: np.full(n, np.nan) for name in (
-        "is_index", "lot_size", "strike_step", "dte", "price", "spot", "prev_close",
-        "session_frac", "atm_strike", "atm_iv", "straddle", "prev_straddle",
-    )}  # fmt: skip
+    cols = {name: np.full(n, np.nan) for name in STORED_COLUMNS}
     opens, closes = calendar.session_bounds(calendar.local_date(at))
     frac = (at - opens).total_seconds() / max(1.0, (closes - opens).total_seconds())
     day = calendar.local_date(at)

@@ -1,0 +1,105 @@
+"""Entry signals found by replaying the stored history: an alert one-liner's firings and a scan
+condition's entries, over the whole span, before the strategy is played.
+
+One mechanism each, borrowed rather than rebuilt: an alert rule is judged by
+`backtest/signals.backtest_rule` (the live Poller, Analyzer and alert evaluation over the
+stored days, as `optterm backtest rule` lists its firings), and a scan by
+`scanner/stored.scan_stored_day` (the scanner's language over the columns a stored chain gives,
+with the live tracker, as `optterm scan --day` lists who entered). Each firing's time IS the
+entry signal: simulate.py fills it on the next stored snapshot strictly after it. Both judge a
+point with what was stored up to it and nothing later.
+
+A rule that never fires in the span is refused (BacktestProblem) before anything is played or
+stored: a backtest of a signal that never came has nothing to say.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from optterm.engine.backtest.simulate import BacktestProblem
+from optterm.engine.backtest.spec import Spec
+from optterm.store.replay import stored_chains
+from optterm.store.timecodec import to_us
+
+if TYPE_CHECKING:
+    from optterm.config import Settings
+    from optterm.market import MarketCalendar
+    from optterm.store import Store
+
+__all__ = ["replayed_firings"]
+
+
+async def replayed_firings(
+    store: Store,
+    settings: Settings,
+    spec: Spec,
+    start: date,
+    end: date,
+    calendar: MarketCalendar,
+    *,
+    allow_simulated: bool = False,
+) -> list[int]:
+    """The times (epoch µs, in order) the spec's alert rule or scan fired from `start` to
+    `end`; BacktestProblem when it cannot be judged or never fired."""
+    rule = spec.rule
+    if rule is None or not rule.replayed:
+        return []
+    if rule.alert:
+        times = await _alert_firings(store, settings, rule.alert, start, end, allow_simulated)
+    else:
+        times = await _scan_entries(store, settings, spec.symbol, rule.scan, start, end, calendar)
+    if not times:
+        raise BacktestProblem(
+            f"the entry rule {rule.text} never fired from {start.isoformat()} to "
+            f"{end.isoformat()}, so there is nothing to backtest (nothing was stored); "
+            "`optterm backtest rule` / `optterm scan --day` show what it does on that history."
+        )
+    return sorted(times)
+
+
+async def _alert_firings(
+    store: Store, settings: Settings, text: str, start: date, end: date, allow_simulated: bool
+) -> list[int]:
+    from optterm.engine.alerts.rules import RuleError
+    from optterm.engine.backtest import signals
+
+    try:
+        alert = signals.rule_from_text(text, settings, start)
+    except RuleError as exc:
+        raise BacktestProblem(f"enter when rule: {exc}.") from None
+    try:
+        result = await signals.backtest_rule(
+            store, settings, alert, start, end, allow_simulated=allow_simulated
+        )
+    except signals.BacktestProblem as exc:
+        raise BacktestProblem(f"enter when rule: {exc}") from None
+    return [to_us(f.at, "fired_at") for f in result.firings]
+
+
+async def _scan_entries(
+    store: Store,
+    settings: Settings,
+    symbol: str,
+    text: str,
+    start: date,
+    end: date,
+    calendar: MarketCalendar,
+) -> list[int]:
+    from optterm.engine.scanner.stored import scan_stored_day
+
+    tz = settings.market.tz
+    times: list[int] = []
+    day = start
+    while day <= end:
+        lo = datetime.combine(day, time(0), tz)
+        if any(s == symbol for s, _ in await stored_chains(store, lo, lo + timedelta(days=1))):
+            found = await scan_stored_day(store, settings, day, text, calendar)
+            times += [
+                to_us(e.at, "entered")
+                for e in found.events
+                if e.kind == "enter" and e.symbol == symbol
+            ]
+        day += timedelta(days=1)
+    return times
