@@ -208,3 +208,32 @@ def test_the_cli_refuses_in_one_line_exit_2_nothing_stored(
     assert says in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert _runs(home) == 0
+
+
+@pytest.mark.parametrize("entry", ['rule "NIFTY spot crosses above 30000"', 'scan "spot > 30000"'])
+async def test_stopping_during_the_replay_keeps_an_interrupted_run(
+    store: Store, entry: str
+) -> None:
+    """Ctrl-C (or the screen's x) while the firings are being found: the replay ends there,
+    the run stops with no trades and is kept marked interrupted. (The rule never fires here:
+    a replay that ran on to the end would refuse it as never fired instead.)"""
+    await store_history(store, three_days())
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True
+
+    doc = await run_and_save(
+        store,
+        parse_spec(f"NIFTY short straddle enter when {entry} exit at 15:20"),
+        DAYS[0],
+        DAYS[2],
+        load_costs(),
+        _settings(),
+        stop=stop,
+    )
+    assert asked
+    assert doc["interrupted"] is True
+    assert (doc["trades"], doc["rule_firings"], doc["days_with_data"]) == ([], 0, 0)
+    assert [r.id for r in await store.backtests.recent()] == [doc["id"]]

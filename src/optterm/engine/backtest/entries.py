@@ -10,11 +10,14 @@ entry signal: simulate.py fills it on the next stored snapshot strictly after it
 point with what was stored up to it and nothing later.
 
 A rule that never fires in the span is refused (BacktestProblem) before anything is played or
-stored: a backtest of a signal that never came has nothing to say.
+stored: a backtest of a signal that never came has nothing to say. `stop()` turning true (the
+CLI's Ctrl-C, the screen's x) ends the replay between points or days with the firings found so
+far; the run then stops at once, marked interrupted, as it would between days.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["replayed_firings"]
 
 
+class _Stopped(Exception):
+    """Raised from the replay's progress callback to leave it when `stop()` turned true."""
+
+
 async def replayed_firings(
     store: Store,
     settings: Settings,
@@ -40,17 +47,21 @@ async def replayed_firings(
     calendar: MarketCalendar,
     *,
     allow_simulated: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> list[int]:
     """The times (epoch µs, in order) the spec's alert rule or scan fired from `start` to
     `end`; BacktestProblem when it cannot be judged or never fired."""
     rule = spec.rule
     if rule is None or not rule.replayed:
         return []
+    halt = stop or (lambda: False)
     if rule.alert:
-        times = await _alert_firings(store, settings, rule.alert, start, end, allow_simulated)
+        times = await _alert_firings(store, settings, rule.alert, start, end, allow_simulated, halt)
     else:
-        times = await _scan_entries(store, settings, spec.symbol, rule.scan, start, end, calendar)
-    if not times:
+        times = await _scan_entries(
+            store, settings, spec.symbol, rule.scan, start, end, calendar, halt
+        )
+    if not times and not halt():
         raise BacktestProblem(
             f"the entry rule {rule.text} never fired from {start.isoformat()} to "
             f"{end.isoformat()}, so there is nothing to backtest (nothing was stored); "
@@ -60,7 +71,13 @@ async def replayed_firings(
 
 
 async def _alert_firings(
-    store: Store, settings: Settings, text: str, start: date, end: date, allow_simulated: bool
+    store: Store,
+    settings: Settings,
+    text: str,
+    start: date,
+    end: date,
+    allow_simulated: bool,
+    stop: Callable[[], bool],
 ) -> list[int]:
     from optterm.engine.alerts.rules import RuleError
     from optterm.engine.backtest import signals
@@ -69,12 +86,19 @@ async def _alert_firings(
         alert = signals.rule_from_text(text, settings, start)
     except RuleError as exc:
         raise BacktestProblem(f"enter when rule: {exc}.") from None
+
+    def check(_points: int) -> None:
+        if stop():
+            raise _Stopped
+
     try:
         result = await signals.backtest_rule(
-            store, settings, alert, start, end, allow_simulated=allow_simulated
+            store, settings, alert, start, end, allow_simulated=allow_simulated, progress=check
         )
     except signals.BacktestProblem as exc:
         raise BacktestProblem(f"enter when rule: {exc}") from None
+    except _Stopped:
+        return []  # stopped: the run ends at once (simulate sees stop() before a day)
     return [to_us(f.at, "fired_at") for f in result.firings]
 
 
@@ -86,13 +110,14 @@ async def _scan_entries(
     start: date,
     end: date,
     calendar: MarketCalendar,
+    stop: Callable[[], bool],
 ) -> list[int]:
     from optterm.engine.scanner.stored import scan_stored_day
 
     tz = settings.market.tz
     times: list[int] = []
     day = start
-    while day <= end:
+    while day <= end and not stop():
         lo = datetime.combine(day, time(0), tz)
         if any(s == symbol for s, _ in await stored_chains(store, lo, lo + timedelta(days=1))):
             found = await scan_stored_day(store, settings, day, text, calendar)

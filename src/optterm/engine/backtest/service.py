@@ -113,7 +113,7 @@ async def run_and_save(
         from optterm.engine.backtest.entries import replayed_firings
 
         return await replayed_firings(
-            store, settings, spec, first, last, calendar, allow_simulated=allow_simulated
+            store, settings, spec, first, last, calendar, allow_simulated=allow_simulated, stop=stop
         )
 
     out = await run_backtest(
