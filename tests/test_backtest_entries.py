@@ -237,3 +237,33 @@ async def test_stopping_during_the_replay_keeps_an_interrupted_run(
     assert doc["interrupted"] is True
     assert (doc["trades"], doc["rule_firings"], doc["days_with_data"]) == ([], 0, 0)
     assert [r.id for r in await store.backtests.recent()] == [doc["id"]]
+
+
+async def test_a_scan_reads_the_chain_metrics_stored_beside_each_snapshot(store: Store) -> None:
+    """`pcr` (pe_oi / ce_oi, from the stored metrics): under 0.7 at day 1's 12:00:00 and
+    15:15:00 snapshots, so the underlying enters the scan at 15:15:00 (two ticks in a row) and
+    the entry fills at 15:15:15. A snapshot without its metrics is n/a, never the last value."""
+    import dataclasses
+
+    from optterm.model import Bias, Feed, MarketView, Metrics
+    from optterm.store.schema import METRIC_FLOATS
+    from tests.backtest_history import EXPIRY
+
+    await store_history(store, three_days())
+    base = Metrics(
+        symbol="NIFTY", expiry=EXPIRY, ts=at(DAYS[0], "09:15:00"), provider="nse",
+        feed=Feed.LIVE, forward_source="parity", view=MarketView(Bias.NEUTRAL, 0.0, ()),
+        **dict.fromkeys(METRIC_FLOATS, 1000.0),
+    )  # fmt: skip
+    pe = {"09:15:00": 900.0, "09:20:00": 650.0, "12:00:00": 600.0, "15:15:00": 500.0}
+    # 09:20:15 has no metrics stored: 09:20:00 and 12:00:00 are not two in a row.
+    await store.analytics.save_metrics(
+        [dataclasses.replace(base, ts=at(DAYS[0], t), pe_oi=v) for t, v in pe.items()]
+    )
+    doc = await _save(
+        store, 'NIFTY short straddle enter when scan "pcr < 0.7" exit at 15:20', DAYS[0], DAYS[0]
+    )
+    assert doc["rule_firings"] == 1
+    (trade,) = doc["trades"]
+    assert trade["signal_at"] == at(DAYS[0], "15:15:00").isoformat()
+    assert trade["entry_at"] == at(DAYS[0], "15:15:15").isoformat()

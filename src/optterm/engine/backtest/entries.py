@@ -17,9 +17,10 @@ far; the run then stops at once, marked interrupted, as it would between days.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from optterm.engine.backtest.simulate import BacktestProblem
 from optterm.engine.backtest.spec import Spec
@@ -27,11 +28,28 @@ from optterm.store.replay import stored_chains
 from optterm.store.timecodec import to_us
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from optterm.config import Settings
     from optterm.market import MarketCalendar
+    from optterm.model import ChainSnapshot, Metrics
     from optterm.store import Store
 
-__all__ = ["replayed_firings"]
+__all__ = ["FROM_METRICS", "replayed_firings"]
+
+# Scan raw fields a stored chain does not give but the chain metrics the live engine stored
+# beside each snapshot do, in the same units (contracts; strikes): scan field -> metric column.
+# The scanner's walls are the strikes of the most OI, the metrics' `resistance`/`support`.
+# Not mapped (units or meaning differ): gex, ivp, the previous-close fields.
+FROM_METRICS: Final = {
+    "ce_oi": "ce_oi",
+    "pe_oi": "pe_oi",
+    "ce_volume": "ce_volume",
+    "pe_volume": "pe_volume",
+    "max_pain": "max_pain",
+    "call_wall": "resistance",
+    "put_wall": "support",
+}
 
 
 class _Stopped(Exception):
@@ -119,8 +137,16 @@ async def _scan_entries(
     day = start
     while day <= end and not stop():
         lo = datetime.combine(day, time(0), tz)
-        if any(s == symbol for s, _ in await stored_chains(store, lo, lo + timedelta(days=1))):
-            found = await scan_stored_day(store, settings, day, text, calendar)
+        hi = lo + timedelta(days=1)
+        expiries = [e for s, e in await stored_chains(store, lo, hi) if s == symbol]
+        if expiries:
+            stored: dict[tuple[date, int], Metrics] = {}
+            for expiry in expiries:
+                for m in await store.analytics.metrics_series(symbol, expiry, lo, hi):
+                    stored[m.expiry, to_us(m.ts, "ts")] = m
+            found = await scan_stored_day(
+                store, settings, day, text, calendar, _with_metrics(symbol, stored)
+            )
             times += [
                 to_us(e.at, "entered")
                 for e in found.events
@@ -128,3 +154,26 @@ async def _scan_entries(
             ]
         day += timedelta(days=1)
     return times
+
+
+def _with_metrics(
+    symbol: str, stored: dict[tuple[date, int], Metrics]
+) -> Callable[[Sequence[ChainSnapshot | None], dict[str, np.ndarray]], None]:
+    """The scan's hook adding the FROM_METRICS columns: each of `symbol`'s snapshots gets the
+    metrics stored for that very snapshot (same chain, same provider time), or n/a."""
+    import numpy as np
+
+    def more(snaps: Sequence[ChainSnapshot | None], cols: dict[str, np.ndarray]) -> None:
+        for name in FROM_METRICS:
+            cols[name] = np.full(len(snaps), np.nan)
+        for i, snap in enumerate(snaps):
+            if snap is None or snap.symbol != symbol:
+                continue
+            m = stored.get((snap.expiry, to_us(snap.provider_ts, "provider_ts")))
+            if m is None:
+                continue
+            for name, column in FROM_METRICS.items():
+                value = getattr(m, column)
+                cols[name][i] = math.nan if value is None else float(value)
+
+    return more

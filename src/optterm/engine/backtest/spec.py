@@ -197,8 +197,9 @@ def _alert_rule(text: str) -> Rule:
 
 def _scan_rule(text: str) -> Rule:
     """`scan "…"`: a scan condition (docs/scanner.md) over the spec's underlying at each
-    stored tick. Refused here when it cannot be judged on stored chains: a field the store does
-    not keep, or a sort/limit (they rank names; an entry needs a time)."""
+    stored tick, on what a stored chain gives and the chain metrics stored beside it. Refused
+    here when it cannot be judged on stored history: a field the store does not keep, or a
+    sort/limit (they rank names; an entry needs a time)."""
     import numpy as np
 
     from optterm.engine.scanner.fields import FIELD_INDEX, derive
@@ -215,13 +216,15 @@ def _scan_rule(text: str) -> Rule:
             f"the entry scan {quoted(body)} needs a condition only (no sort or limit: they rank "
             "names, an entry needs a time), e.g. atm_iv > 15."
         )
-    _, why = derive({name: np.ones(1) for name in STORED_COLUMNS}, 1)
+    from optterm.engine.backtest.entries import FROM_METRICS
+
+    _, why = derive({name: np.ones(1) for name in (*STORED_COLUMNS, *FROM_METRICS)}, 1)
     lacking = [f for f in scan.fields() if f in why]
     if lacking:
         raise SpecError(
             f"the entry scan reads {', '.join(lacking)}, which cannot be computed from stored "
-            "chains (the store keeps a window of strikes around the money and no futures OI, "
-            "volume or day range); fields it can judge: "
+            "history (the store keeps a window of strikes around the money, the chain metrics, "
+            "and no futures OI, volume or day range); fields it can judge: "
             + ", ".join(sorted(f for f in FIELD_INDEX if f not in why))
             + "."
         )

@@ -14,7 +14,7 @@ n/a, each with its reason; nothing is made up.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
@@ -114,10 +114,17 @@ def columns_from_chains(
 
 
 async def scan_stored_day(
-    store: Store, settings: Settings, day: date, text: str, calendar: MarketCalendar
+    store: Store,
+    settings: Settings,
+    day: date,
+    text: str,
+    calendar: MarketCalendar,
+    more: Callable[[Sequence[ChainSnapshot | None], dict[str, np.ndarray]], None] | None = None,
 ) -> StoredDayScan:
     """Parse `text` (ScanError) and play it over what `store` holds for `day` (ReplayProblem
-    when nothing is stored that day, naming what is)."""
+    when nothing is stored that day, naming what is). `more(snaps, columns)` may add raw
+    columns each tick from what else was stored for those snapshots (a backtest adds the
+    stored chain metrics)."""
     from optterm.engine.replay.session import Replay
 
     scan = parse_scan(text)
@@ -140,7 +147,10 @@ async def scan_stored_day(
     for us in times:
         at = datetime.fromtimestamp(us / 1e6, UTC)
         snaps = [await w.at(at) for w in nearest.values()]
-        tick = scanner.tick(columns_from_chains(snaps, at, calendar), at)
+        cols = columns_from_chains(snaps, at, calendar)
+        if more is not None:
+            more(snaps, cols)
+        tick = scanner.tick(cols, at)
         events += tick.events
         last = tick.results["scan"]
         unavailable = dict(last.unavailable)
