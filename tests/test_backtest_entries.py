@@ -267,3 +267,21 @@ async def test_a_scan_reads_the_chain_metrics_stored_beside_each_snapshot(store:
     (trade,) = doc["trades"]
     assert trade["signal_at"] == at(DAYS[0], "15:15:00").isoformat()
     assert trade["entry_at"] == at(DAYS[0], "15:15:15").isoformat()
+
+
+async def test_a_scan_ticks_on_the_traded_underlyings_snapshots_only(store: Store) -> None:
+    """A BANKNIFTY snapshot stored at 12:00:05 is not a second NIFTY tick: NIFTY's 12:00:00
+    match seen again would let it into the scan there. It enters at 15:15:00 as alone."""
+    import dataclasses
+
+    other = flat(at(DAYS[0], "12:00:05"), 52000.0, 300.0, 300.0)
+    await store_history(
+        store,
+        [s for s in three_days() if s.provider_ts.date() == at(DAYS[0], "12:00:00").date()]
+        + [dataclasses.replace(other, symbol="BANKNIFTY")],
+    )
+    doc = await _save(
+        store, 'NIFTY short straddle enter when scan "spot > 25015" exit at 15:20', DAYS[0], DAYS[0]
+    )
+    (trade,) = doc["trades"]
+    assert trade["signal_at"] == at(DAYS[0], "15:15:00").isoformat()

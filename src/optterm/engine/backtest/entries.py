@@ -145,7 +145,7 @@ async def _scan_entries(
                 for m in await store.analytics.metrics_series(symbol, expiry, lo, hi):
                     stored[m.expiry, to_us(m.ts, "ts")] = m
             found = await scan_stored_day(
-                store, settings, day, text, calendar, _with_metrics(symbol, stored)
+                store, settings, day, text, calendar, _with_metrics(symbol, stored), [symbol]
             )
             times += [
                 to_us(e.at, "entered")

@@ -120,15 +120,17 @@ async def scan_stored_day(
     text: str,
     calendar: MarketCalendar,
     more: Callable[[Sequence[ChainSnapshot | None], dict[str, np.ndarray]], None] | None = None,
+    symbols: Sequence[str] | None = None,
 ) -> StoredDayScan:
     """Parse `text` (ScanError) and play it over what `store` holds for `day` (ReplayProblem
     when nothing is stored that day, naming what is). `more(snaps, columns)` may add raw
     columns each tick from what else was stored for those snapshots (a backtest adds the
-    stored chain metrics)."""
+    stored chain metrics); `symbols` limits the universe (default: every symbol stored), and
+    with it the ticks to those symbols' stored times."""
     from optterm.engine.replay.session import Replay
 
     scan = parse_scan(text)
-    replay = await Replay.open(store, settings, day, rules=False)
+    replay = await Replay.open(store, settings, day, symbols, rules=False)
     nearest: dict[str, SnapshotWindow] = {}
     for (symbol, expiry), window in sorted(replay.windows.items()):
         if symbol not in nearest and expiry >= day:
