@@ -57,6 +57,7 @@ __all__ = [
     "parse_duration",
     "parse_rule_text",
     "parse_threshold",
+    "read_rule_words",
     "rule_channels",
     "rule_summary",
     "rule_text",
@@ -1437,6 +1438,14 @@ def parse_rule_text(text: str, settings: Settings) -> dict[str, Any]:
     if not isinstance(text, str):
         raise RuleError("the one-line rule must be text")
     return _Parser(text, known_symbols(settings)).parse()
+
+
+def read_rule_words(text: str, symbols: Sequence[str]) -> dict[str, Any]:
+    """`parse_rule_text` with the symbols a rule may start with given instead of read from the
+    settings: a backtest spec is read (and refused) before any settings are loaded."""
+    if not isinstance(text, str):
+        raise RuleError("the one-line rule must be text")
+    return _Parser(text, symbols).parse()
 
 
 def is_rule_sentence(text: str, symbol: str) -> bool:

@@ -107,6 +107,15 @@ async def run_and_save(
     from optterm.engine.backtest.simulate import run_backtest
     from optterm.providers.factory import market_calendar
 
+    calendar = market_calendar(settings)
+
+    async def replayed() -> list[int]:
+        from optterm.engine.backtest.entries import replayed_firings
+
+        return await replayed_firings(
+            store, settings, spec, first, last, calendar, allow_simulated=allow_simulated, stop=stop
+        )
+
     out = await run_backtest(
         store,
         spec,
@@ -117,7 +126,8 @@ async def run_and_save(
         allow_simulated=allow_simulated,
         on_day=on_day,
         stop=stop,
-        trading_day=market_calendar(settings).is_trading_day,
+        trading_day=calendar.is_trading_day,
+        replayed=replayed,
     )
     doc = to_document(out, settings.market.tz)
     doc["id"] = await store.backtests.save(doc, at or datetime.now(UTC))

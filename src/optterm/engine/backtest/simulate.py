@@ -17,7 +17,7 @@ engine stored).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -163,12 +163,15 @@ async def run_backtest(
     on_day: Callable[[int, int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
     trading_day: Callable[[date], bool] | None = None,
+    replayed: Callable[[], Awaitable[list[int]]] | None = None,
 ) -> Outcome:
     """Play `spec` over the stored days start..end (inclusive, exchange days). A
     BacktestProblem before anything is read when the span has no data or its data are
     SIMULATED and that is not allowed. `stop()` true between batches ends the run early with
     what it has (`interrupted`). `trading_day` (default: Monday to Friday) tells a day with no
-    data that should have had some from a holiday, for the gap report."""
+    data that should have had some from a holiday, for the gap report. An alert rule or scan
+    as the entry rule needs `replayed`: it gives that rule's firings over the span (epoch µs,
+    in order; entries.py), awaited once the span's data are known to be there and allowed."""
     if end < start:
         raise BacktestProblem(
             f"--to {end.isoformat()} is before --from {start.isoformat()}; swap them."
@@ -186,6 +189,14 @@ async def run_backtest(
     if simulated and not allow_simulated:
         raise SimulatedRefused(simulated, spec.symbol)
     costs.rates(start)  # a table that starts after the span is refused before any work
+    replayed_times: list[int] = []
+    if spec.rule is not None and spec.rule.replayed:
+        if replayed is None:
+            raise BacktestProblem(
+                f"the entry rule {spec.rule.text} is judged by replaying the history, which "
+                "needs the settings: run it through optterm backtest (engine/backtest/service.py)."
+            )
+        replayed_times = await replayed()
     out = Outcome(spec, start, end, costs.source, sources)
     open_trade: Trade | None = None
     n_days = (end - start).days + 1
@@ -227,7 +238,11 @@ async def run_backtest(
         if not can_enter and open_trade is None:
             _skip(out, why)
         firings: list[int] = []
-        if spec.rule is not None and can_enter:
+        if spec.rule is not None and spec.rule.replayed and can_enter:
+            lo_us, hi_us = to_us(day0, "day"), to_us(day1, "day")
+            firings = [t for t in replayed_times if lo_us <= t < hi_us]
+            out.firings += len(firings)
+        elif spec.rule is not None and can_enter:
             firings = await _firings(store, spec, spec.rule, expiry, day0)
             out.firings += len(firings)
         state = _Day(spec, tz, day, firings)

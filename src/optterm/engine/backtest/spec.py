@@ -78,13 +78,23 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """An entry rule: a pattern signal (with a least confidence), or stored chain metrics each
-    compared with a number (all must hold)."""
+    """An entry rule: a pattern signal (with a least confidence), stored chain metrics each
+    compared with a number (all must hold), an alert one-liner (`alert`: its firings over the
+    replayed span, engine/backtest/entries.py) or a scan condition (`scan`: when the
+    underlying enters its matches over the stored chains)."""
 
     text: str
     pattern: PatternKind | None = None
     min_confidence: float = 0.0
     terms: tuple[Term, ...] = ()
+    alert: str = ""
+    scan: str = ""
+
+    @property
+    def replayed(self) -> bool:
+        """Its firings come from replaying the stored history (an alert rule or a scan), found
+        for the whole span before the strategy is played, not read from stored rows."""
+        return bool(self.alert or self.scan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +163,83 @@ def _clock(tok: str | None, what: str) -> time:
     return time(int(m.group(1)), int(m.group(2)))
 
 
+def _unquote(text: str, what: str, example: str) -> str:
+    body = text.strip()
+    if len(body) >= 2 and body[0] == body[-1] and body[0] in "\"'":
+        body = body[1:-1].strip()
+    elif body[:1] in ("'", '"'):
+        raise SpecError(f"the {what} after `when {what}` has no closing quote; e.g. {example}.")
+    if not body:
+        raise SpecError(f"`when {what}` needs text, e.g. {example}.")
+    return body
+
+
+def _alert_rule(text: str) -> Rule:
+    """`rule "…"`: read by the alert grammar now (its one line naming the word), so a spec
+    that cannot run is refused before anything is read; the rule's symbol is checked against
+    the watch when it is replayed (entries.py), with the settings."""
+    from optterm.engine.alerts.rules import RuleError, read_rule_words
+    from optterm.market import NSE_INDICES
+
+    body = _unquote(text, "rule", 'enter when rule "NIFTY pcr crosses below 0.7"')
+    first = body.split()[0].upper()
+    try:
+        words = read_rule_words(body, [*NSE_INDICES, first])
+    except RuleError as exc:
+        raise SpecError(f"enter when rule: {exc}.") from None
+    if words.get("strategy") is not None:
+        raise SpecError(
+            "a strategy alert is not an entry signal (it watches a position already held); "
+            "use a level, crossing or pattern rule."
+        )
+    return Rule(f'rule "{body}"', alert=body)
+
+
+def _scan_rule(text: str) -> Rule:
+    """`scan "…"`: a scan condition (docs/scanner.md) over the spec's underlying at each
+    stored tick, on what a stored chain gives and the chain metrics stored beside it. Refused
+    here when it cannot be judged on stored history: a field the store does not keep, or a
+    sort/limit (they rank names; an entry needs a time)."""
+    import numpy as np
+
+    from optterm.engine.scanner.fields import FIELD_INDEX, derive
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+    from optterm.engine.scanner.stored import STORED_COLUMNS
+
+    body = _unquote(text, "scan", 'enter when scan "atm_iv > 15 and straddle_chg% < -10"')
+    try:
+        scan = parse_scan(body)
+    except ScanError as exc:
+        raise SpecError(f"enter when scan: {exc}.") from None
+    if scan.where is None or scan.sort is not None or scan.limit is not None:
+        raise SpecError(
+            f"the entry scan {quoted(body)} needs a condition only (no sort or limit: they rank "
+            "names, an entry needs a time), e.g. atm_iv > 15."
+        )
+    from optterm.engine.backtest.entries import FROM_METRICS
+
+    _, why = derive({name: np.ones(1) for name in (*STORED_COLUMNS, *FROM_METRICS)}, 1)
+    lacking = [f for f in scan.fields() if f in why]
+    if lacking:
+        raise SpecError(
+            f"the entry scan reads {', '.join(lacking)}, which cannot be computed from stored "
+            "history (the store keeps a window of strikes around the money, the chain metrics, "
+            "and no futures OI, volume or day range); fields it can judge: "
+            + ", ".join(sorted(f for f in FIELD_INDEX if f not in why))
+            + "."
+        )
+    return Rule(f'scan "{body}"', scan=body)
+
+
 def parse_rule(text: str) -> Rule:
     """An entry rule, or a SpecError; also refused when no data could ever make it fire."""
     toks = text.split()
     if not toks:
         raise SpecError("`enter when` needs a rule, e.g. enter when pcr < 0.7.")
+    if toks[0].lower() == "rule":
+        return _alert_rule(text.strip()[4:])
+    if toks[0].lower() == "scan":
+        return _scan_rule(text.strip()[4:])
     if toks[0].lower() == "pattern":
         if len(toks) < 2:
             raise SpecError("`when pattern` needs a pattern name, e.g. when pattern MAX_PAIN.")
@@ -231,9 +313,15 @@ def _check_can_fire(text: str, terms: list[Term]) -> None:
             )
 
 
+def _words(text: str) -> list[str]:
+    """The spec's words: split on spaces, but a quoted text (an alert rule or scan after
+    `when rule` / `when scan`) is one word, so the clause words inside it stay its own."""
+    return re.findall(r'"[^"]*"|\'[^\']*\'|\S+', text)
+
+
 def parse_spec(text: str) -> Spec:
     """The spec `text` describes; a SpecError saying what is wrong otherwise."""
-    toks = text.split()
+    toks = _words(text)
     if not toks:
         raise SpecError('the spec is empty; write e.g. "NIFTY short straddle enter at 09:20".')
     head: list[str] = [toks[0]]

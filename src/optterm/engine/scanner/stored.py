@@ -14,7 +14,7 @@ n/a, each with its reason; nothing is made up.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
@@ -33,9 +33,20 @@ if TYPE_CHECKING:
     from optterm.store import Store
     from optterm.store.replay import SnapshotWindow
 
-__all__ = ["NOT_STORED", "StoredDayScan", "columns_from_chains", "scan_stored_day"]
+__all__ = [
+    "NOT_STORED",
+    "STORED_COLUMNS",
+    "StoredDayScan",
+    "columns_from_chains",
+    "scan_stored_day",
+]
 
 NOT_STORED: Final = "not kept by the store (a window of strikes, no futures OI or volume)"
+# The raw columns a stored chain gives (columns_from_chains); every other raw field is n/a.
+STORED_COLUMNS: Final = (
+    "is_index", "lot_size", "strike_step", "dte", "price", "spot", "prev_close",
+    "session_frac", "atm_strike", "atm_iv", "straddle", "prev_straddle",
+)  # fmt: skip
 _AHEAD: Final = 120  # snapshots read and decoded together going forward (store/replay.py)
 
 
@@ -74,10 +85,7 @@ def columns_from_chains(
     """The raw columns stored chains give, one entry per name (None: nothing stored yet). A
     column left out is n/a for every name (`NOT_STORED`)."""
     n = len(snaps)
-    cols = {name: np.full(n, np.nan) for name in (
-        "is_index", "lot_size", "strike_step", "dte", "price", "spot", "prev_close",
-        "session_frac", "atm_strike", "atm_iv", "straddle", "prev_straddle",
-    )}  # fmt: skip
+    cols = {name: np.full(n, np.nan) for name in STORED_COLUMNS}
     opens, closes = calendar.session_bounds(calendar.local_date(at))
     frac = (at - opens).total_seconds() / max(1.0, (closes - opens).total_seconds())
     day = calendar.local_date(at)
@@ -106,14 +114,23 @@ def columns_from_chains(
 
 
 async def scan_stored_day(
-    store: Store, settings: Settings, day: date, text: str, calendar: MarketCalendar
+    store: Store,
+    settings: Settings,
+    day: date,
+    text: str,
+    calendar: MarketCalendar,
+    more: Callable[[Sequence[ChainSnapshot | None], dict[str, np.ndarray]], None] | None = None,
+    symbols: Sequence[str] | None = None,
 ) -> StoredDayScan:
     """Parse `text` (ScanError) and play it over what `store` holds for `day` (ReplayProblem
-    when nothing is stored that day, naming what is)."""
+    when nothing is stored that day, naming what is). `more(snaps, columns)` may add raw
+    columns each tick from what else was stored for those snapshots (a backtest adds the
+    stored chain metrics); `symbols` limits the universe (default: every symbol stored), and
+    with it the ticks to those symbols' stored times."""
     from optterm.engine.replay.session import Replay
 
     scan = parse_scan(text)
-    replay = await Replay.open(store, settings, day, rules=False)
+    replay = await Replay.open(store, settings, day, symbols, rules=False)
     nearest: dict[str, SnapshotWindow] = {}
     for (symbol, expiry), window in sorted(replay.windows.items()):
         if symbol not in nearest and expiry >= day:
@@ -132,7 +149,10 @@ async def scan_stored_day(
     for us in times:
         at = datetime.fromtimestamp(us / 1e6, UTC)
         snaps = [await w.at(at) for w in nearest.values()]
-        tick = scanner.tick(columns_from_chains(snaps, at, calendar), at)
+        cols = columns_from_chains(snaps, at, calendar)
+        if more is not None:
+            more(snaps, cols)
+        tick = scanner.tick(cols, at)
         events += tick.events
         last = tick.results["scan"]
         unavailable = dict(last.unavailable)
