@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from optterm.engine.scanner.stored import NOT_STORED
+from optterm.engine.scanner.stored import NOT_STORED, poll_cycles
 from optterm.market import MarketCalendar
 from tests.conftest import Home, run_cli
 from tests.replay_day import OPEN, STEP, record
@@ -75,3 +75,16 @@ def test_a_day_with_nothing_stored_says_so(home: Home, stored_day: dict) -> None
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     both = _cli(home, "scan", "atm_iv > 0", "--day", "2026-11-20", "--at", "10:00")
     assert both.returncode == 2 and "choose one of --day and --at" in both.stderr
+
+
+def test_chains_stored_apart_within_one_poll_are_one_tick() -> None:
+    # NIFTY at 0, 15, 30 s; BANKNIFTY 0.3 s after each: three cycles, each ticked at its last
+    # stored time, never once per chain (a name's one snapshot would count as two matches).
+    s = 1_000_000
+    cycles = poll_cycles(
+        {"NIFTY": [0, 15 * s, 30 * s], "BANKNIFTY": [s // 3, 15 * s + s // 3, 30 * s + s // 3]}
+    )
+    assert cycles == [s // 3, 15 * s + s // 3, 30 * s + s // 3]
+    # A chain that stops being stored does not stop the others' cycles.
+    assert poll_cycles({"A": [0, 10, 20, 30], "B": [1]}) == [1, 10, 20, 30]
+    assert poll_cycles({}) == []

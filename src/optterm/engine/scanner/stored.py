@@ -14,7 +14,7 @@ n/a, each with its reason; nothing is made up.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
@@ -38,6 +38,7 @@ __all__ = [
     "STORED_COLUMNS",
     "StoredDayScan",
     "columns_from_chains",
+    "poll_cycles",
     "scan_stored_day",
 ]
 
@@ -113,6 +114,26 @@ def columns_from_chains(
     return cols
 
 
+def poll_cycles(stamps: Mapping[str, Iterable[int]]) -> list[int]:
+    """The scan's ticks over stored chains: one per poll cycle, at its last stored time.
+
+    The chains of one engine tick are stored a few milliseconds apart (each is fetched on
+    its own); ticking at every stored time would judge a name's one snapshot once per other
+    name, so a single match would count as the two in a row the tracker needs to let a name
+    in. A cycle ends where a name already seen in it comes again."""
+    points = sorted((t, name) for name, ts in stamps.items() for t in ts)
+    out: list[int] = []
+    seen: set[str] = set()
+    for i, (_, name) in enumerate(points):
+        if name in seen:
+            out.append(points[i - 1][0])
+            seen.clear()
+        seen.add(name)
+    if points:
+        out.append(points[-1][0])
+    return out
+
+
 async def scan_stored_day(
     store: Store,
     settings: Settings,
@@ -142,7 +163,7 @@ async def scan_stored_day(
         window.ahead = _AHEAD
     scanner = Scanner(names)
     scanner.add("scan", scan)
-    times = sorted({t for w in nearest.values() for t in w.times.ts})
+    times = poll_cycles({name: w.times.ts for name, w in nearest.items()})
     events: list[ScanEvent] = []
     last: ScanResult | None = None
     unavailable: dict[str, str] = {}
