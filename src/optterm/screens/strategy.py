@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
 from optterm.engine.state import EngineState
+from optterm.present.money import rupees_whole as _money
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back
 from optterm.screens.strategy_compare import COMPARE_STYLES, compare_lines, compare_text
@@ -54,15 +55,6 @@ def fit_leg_columns(width: int) -> tuple[int, ...]:
 SIDE_WIDTH = 48
 NARROW = 110  # below this many columns the figures go under the chart, in short
 TALL = 34  # from this many lines the P&L tables show beside the chart
-
-
-def _money(x: float | None, unlimited: bool = False) -> str:
-    if unlimited:
-        return "Unlimited"
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    sign = "-" if x < 0 else ""
-    return f"{sign}₹{abs(x):,.0f}"
 
 
 def _short(x: float | None) -> str:

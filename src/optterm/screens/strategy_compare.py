@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from optterm.present.money import rupees_whole as _money
 from optterm.widgets.payoff_chart import money_short
 
 if TYPE_CHECKING:
@@ -18,15 +19,6 @@ __all__ = ["COMPARE_STYLES", "compare_lines", "compare_text"]
 
 def _short(x: float | None) -> str:
     return money_short(math.nan if x is None else x)
-
-
-def _money(x: float | None, unlimited: bool = False) -> str:
-    if unlimited:
-        return "Unlimited"
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    sign = "-" if x < 0 else ""
-    return f"{sign}₹{abs(x):,.0f}"
 
 
 # The compared strategies' payoff lines, in the order they were added.
