@@ -173,6 +173,7 @@ async def run_backtest(
             "simulator's made-up prices); a backtest on them proves nothing about the market. "
             "Pass --allow-simulated to run it anyway."
         )
+    costs = costs.for_symbol(spec.symbol)  # the segment's rows: CTT on MCX, no STT on CDS
     costs.rates(start)  # a table that starts after the span is refused before any work
     out = Outcome(spec, start, end, costs.source, sources)
     open_trade: Trade | None = None
