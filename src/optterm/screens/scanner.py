@@ -241,16 +241,17 @@ class ScannerScreen(StateScreen):
 
     @work(exclusive=True, group="scanner-run", thread=True, exit_on_error=False)
     def _scan_worker(self, text: str, now: datetime) -> None:
-        from optterm.engine.scanner.grammar import ScanError
+        from optterm.engine.scanner.grammar import ScanError, parse_scan
         from optterm.engine.scanner.run import (
             SessionMomentError,
             run_on_simulator,
+            scan_calendar,
             session_moment,
         )
 
         calendar = self.state.calendar
         try:
-            moment = session_moment(calendar, now, None)
+            moment = session_moment(scan_calendar(calendar, [parse_scan(text)]), now, None)
             run = run_on_simulator(
                 text,
                 seed=self.state.settings.providers.simulator.seed,
