@@ -133,11 +133,15 @@ def feed_mode_figure(snap: ChainSnapshot, now: datetime) -> Figure | None:
 
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
     """The line under the chain's own: for an MCX or currency contract first what one lot is
-    ("1 lot = 1,000 USD"), then expiry, future, VIX (and STREAM / POLL when streaming)."""
-    figures = [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    ("1 lot = 1,000 USD"), then expiry, future, VIX (and STREAM / POLL when streaming). India
+    VIX is NSE's equity volatility: an MCX or currency chain does not show it (a "VIX n/a"
+    there would read as missing data)."""
+    figures = [expiry_figure(snap), futures_figure(snap, now)]
     contract = contract_text(snap.symbol)
     if contract is not None:
         figures.insert(0, Figure(contract))
+    if segment_of(snap.symbol) is None:
+        figures.append(vix_figure(snap, now))
     mode = feed_mode_figure(snap, now)
     return figures if mode is None else [*figures, mode]
 

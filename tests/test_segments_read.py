@@ -1,0 +1,61 @@
+"""A trader's read of MCX and CDS screens: USDINR's spot to four decimals in the header and over
+the strike column, strikes of one grid written alike (86.00, 86.25, 86.50, not 86, 86.25,
+86.5), the footer's straddle and forward to the pair's four decimals, and no India VIX on a
+commodity or currency chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from optterm.config import load_settings
+from optterm.engine.analytics.analyzer import Analyzer
+from optterm.engine.events import ChainUpdate, Tick
+from optterm.engine.state import EngineState
+from optterm.market import CDS_UNDERLYINGS, MCX_UNDERLYINGS, NSE_INDICES, MarketCalendar
+from optterm.present.chain import metrics_lines, strike_decimals, strike_text
+from optterm.present.header import header_figures
+from optterm.providers.simulator.provider import SimulatorProvider
+from optterm.widgets.status_bar import status_text
+
+START = datetime(2026, 11, 18, 5, 30, tzinfo=UTC)  # Wednesday 11:00 IST: all three open
+
+
+def _chains():
+    sim = SimulatorProvider(
+        seed=42, step_seconds=15, start=START, clock=lambda: 0.0, now=lambda: START,
+        underlyings={**NSE_INDICES, "CRUDEOIL": MCX_UNDERLYINGS["CRUDEOIL"],
+                     "USDINR": CDS_UNDERLYINGS["USDINR"]},
+    )  # fmt: skip
+    cal = MarketCalendar()
+    return {
+        s: sim.chain_at_step(s, cal.for_symbol(s).expiries(s, START.date(), 1)[0], 0)
+        for s in ("NIFTY", "CRUDEOIL", "USDINR")
+    }
+
+
+def test_a_strike_grid_is_written_alike() -> None:
+    assert strike_decimals([86.0, 86.25, 86.5]) == 2
+    assert [strike_text(x, 2) for x in (86.0, 86.25, 86.5)] == ["86.00", "86.25", "86.50"]
+    assert strike_decimals([25_650.0, 25_700.0]) == 0
+    assert strike_text(25_700.0, 0) == "25,700"
+    assert strike_decimals([100.0, 102.5, 105.0]) == 1  # a stock's 2.5-rupee grid
+    assert strike_text(88.75) == "88.75" and strike_text(89.0) == "89"  # a single level
+
+
+def test_the_usdinr_header_and_footer_read_to_the_pair_s_decimals() -> None:
+    chains = _chains()
+    usd = chains["USDINR"]
+    state = EngineState(load_settings(None, env={}), now=lambda: START)
+    state.apply(Tick(1, START, START, tuple(ChainUpdate(s, True) for s in chains.values())))
+    first, _, second = str(status_text(state, "USDINR")[0]).partition("\n")
+    assert f" USDINR {usd.expiry:%d-%b} {usd.spot:,.4f} " in first  # was 2 decimals: 88.98
+    assert "VIX" not in second and second.lstrip().startswith("1 lot = 1,000 USD")
+    assert "VIX" not in " ".join(f.text for f in header_figures(chains["CRUDEOIL"], START))
+    assert "VIX" in " ".join(f.text for f in header_figures(chains["NIFTY"], START))
+    m = Analyzer().process(usd)[0].metrics
+    lines = metrics_lines(m)
+    assert f"straddle {m.straddle:,.4f}" in lines[2]  # 0.2075, not 0.21
+    assert f"forward {m.forward:,.4f}" in lines[3]
+    assert f"max pain {m.max_pain:.2f}" in lines[0] and f"ATM {m.atm_strike:.2f}" in lines[2]
+    nifty = metrics_lines(Analyzer().process(chains["NIFTY"])[0].metrics)
+    assert "straddle" in nifty[2] and ".00 ·" not in nifty[0]  # NIFTY's strikes as ever
