@@ -59,3 +59,30 @@ def test_the_usdinr_header_and_footer_read_to_the_pair_s_decimals() -> None:
     assert f"max pain {m.max_pain:.2f}" in lines[0] and f"ATM {m.atm_strike:.2f}" in lines[2]
     nifty = metrics_lines(Analyzer().process(chains["NIFTY"])[0].metrics)
     assert "straddle" in nifty[2] and ".00 ·" not in nifty[0]  # NIFTY's strikes as ever
+
+
+def test_a_currency_option_s_theta_and_vega_keep_four_places() -> None:
+    from optterm.widgets.chain_columns import COLUMNS
+
+    four = {c.key: c.in_decimals(4) for c in COLUMNS}
+    two = {c.key: c.in_decimals(2) for c in COLUMNS}
+    assert four["vega"].text(0.0234).strip() == "0.0234"  # was 0.02 (and 0.0049 read 0.00)
+    assert four["theta"].text(-0.0123).strip() == "-0.0123"
+    assert two["vega"].text(12.3456).strip() == "12.35"  # NIFTY's as ever
+    assert four["delta"].text(0.4712).strip() == two["delta"].text(0.4712).strip()
+
+
+def test_the_cli_chain_s_greeks_keep_a_currency_option_s_places() -> None:
+    from rich.console import Console
+
+    from optterm.present.chain import chain_table
+
+    usd = _chains()["USDINR"]
+    enriched = Analyzer().process(usd)[0]
+    console = Console(width=260, record=True)
+    console.print(chain_table(usd, now=START, enriched=enriched, greeks=True))
+    text = console.export_text()
+    atm = usd.atm_index()
+    vega = float(enriched.side("CE").vega[atm])
+    theta = float(enriched.side("CE").theta[atm])
+    assert f" {vega:.4f} │" in text and f" {theta:.4f} │" in text  # was 0.03 and -0.00

@@ -512,7 +512,13 @@ def chain_table(
     if greeks and enriched is not None:
         # Greeks take the quote columns' place: the table must still fit a terminal.
         cols = [c for c in cols if c[1] not in ("bid", "ask")]
-        cols[-1:-1] = _GREEKS
+        greek_cols = list(_GREEKS)
+        if decimals == 4:  # theta and vega are rupees of premium: a currency option's quarter paise
+            greek_cols = [
+                (lb, f, _fmt_greek(4) if f in ("theta", "vega") else fmt, src)
+                for lb, f, fmt, src in greek_cols
+            ]
+        cols[-1:-1] = greek_cols
     table = Table(title=title, caption=caption, header_style="bold", pad_edge=False, expand=False)
     for label, *_ in cols:
         table.add_column(f"CE {label}", justify="right", style="green")
