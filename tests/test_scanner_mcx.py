@@ -5,7 +5,7 @@ in the evening, said so), and `scan fno` NSE-only as before."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -142,3 +142,30 @@ def test_the_cli_scans_mcx_in_the_evening_and_marks_closed_names(home: Home) -> 
     fno = run_cli(home, "--config", str(home.config), "--seed", "42", "scan",
                   "scan fno where buildup = lb", "--at", "21:00")  # fmt: skip
     assert fno.returncode == 2 and "outside the session" in fno.stderr
+
+
+async def test_a_saved_mcx_scan_runs_on_the_engine_s_tick_in_the_evening(tmp_path) -> None:
+    from optterm.engine.scanner.live import LiveScans
+    from optterm.store import open_store
+
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        opened = at("09:00").astimezone(UTC)
+        await store.scans.add("crude", "scan mcx where fut_oi_chg% > 15", opened)
+        live = LiveScans(store, MarketCalendar(), seed=42)
+        moment = at("16:50")
+        while moment <= at("21:00"):  # NSE long closed: the MCX evening still ticks
+            await live.on_tick(moment.astimezone(UTC))
+            moment += timedelta(minutes=10)
+        entered = [e for e in await store.scans.events("crude") if e.kind == "enter"]
+        assert {e.symbol for e in entered} == set(MCX["oi_spurt"])
+        assert all(e.at >= at("17:00") for e in entered)  # an evening flow, seen live
+        assert await store.scans.runs("crude")
+        # An F&O scan alone at 21:00: NSE is closed, nothing runs.
+        await store.scans.remove("crude")
+        await store.scans.add("fno", "scan fno where fut_oi_chg% > 15", opened)
+        fno = LiveScans(store, MarketCalendar(), seed=42)
+        assert await fno.on_tick(at("21:00").astimezone(UTC)) == 0
+        assert not await store.scans.runs("fno")
+    finally:
+        await store.close()
