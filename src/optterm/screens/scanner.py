@@ -312,6 +312,8 @@ class ScannerScreen(StateScreen):
                 out.append("  running again…", style="dim")
             for field, reason in run.result.unavailable.items():
                 out.append(f"\n{field}: n/a ({reason})", style="yellow")
+            for segment, closed in run.closed:  # `scan all` at 21:00: NSE stands at its close
+                out.append(f"\n{segment}: {closed}; its names show their last values", "yellow")
         summary.update(out)
         summary.set_class(run is not None and run.source == "simulator", "simulated")
 
@@ -340,8 +342,11 @@ class ScannerScreen(StateScreen):
                 value = row[c]
                 cells.append(Text(cell_text(value), justify="left" if isinstance(value, str)
                                   else "right", style="dim" if value is None else ""))  # fmt: skip
+            # A closed segment's name is as old as its close: never shown with the run's age.
+            shut = row["symbol"] in run.closed_names
             cells += [Text(source, style="yellow" if run.source == "simulator" else ""),
-                      Text(age, justify="right")]  # fmt: skip
+                      Text("closed" if shut else age, justify="right",
+                           style="yellow" if shut else "")]  # fmt: skip
             rows.append((row["symbol"], cells))
         sync_table(table, rows)
 
