@@ -169,3 +169,16 @@ async def test_a_saved_mcx_scan_runs_on_the_engine_s_tick_in_the_evening(tmp_pat
         assert not await store.scans.runs("fno")
     finally:
         await store.close()
+
+
+def test_a_mini_contract_closes_with_its_big_one_and_counts_read_whole() -> None:
+    from optterm.present.scan import cell_text
+
+    spec = make_spec(42, universe="mcx")
+    close = dict(zip(spec.names, spec.prev_close, strict=True))
+    for mini, big in (("GOLDM", "GOLD"), ("CRUDEOILM", "CRUDEOIL"), ("SILVERM", "SILVER"),
+                      ("NATGASMINI", "NATURALGAS")):  # fmt: skip
+        assert close[mini] == close[big]  # were 4 % apart: GOLD 125,522 beside GOLDM 130,608
+    assert cell_text(550.0, "lot_size") == "550" and cell_text(12_345.0, "fut_oi") == "12,345"
+    assert cell_text(5.0, "dte") == "5" and cell_text(550.0, "price") == "550.00"
+    assert cell_text(2.5, "lot_size") == "2.50"  # not a whole count: never rounded away

@@ -259,7 +259,7 @@ def _print_table(run: ScanRun, tz: Any) -> None:
             # A closed segment's name stands at its close: say so beside it, never as fresh.
             closed = " (closed)" if row["symbol"] in run.closed_names else ""
             cells = [str(row["rank"]), escape(row["symbol"] + closed)]
-            cells += [cell_text(row[c]) for c in run.columns]
+            cells += [cell_text(row[c], c) for c in run.columns]
             table.add_row(*cells)
         console.print(table)
     for segment, closed_text in run.closed:

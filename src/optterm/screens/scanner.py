@@ -340,7 +340,7 @@ class ScannerScreen(StateScreen):
                                 Text(row["symbol"], style="bold")]  # fmt: skip
             for c in run.columns:
                 value = row[c]
-                cells.append(Text(cell_text(value), justify="left" if isinstance(value, str)
+                cells.append(Text(cell_text(value, c), justify="left" if isinstance(value, str)
                                   else "right", style="dim" if value is None else ""))  # fmt: skip
             # A closed segment's name is as old as its close: never shown with the run's age.
             shut = row["symbol"] in run.closed_names

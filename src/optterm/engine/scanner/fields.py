@@ -128,7 +128,8 @@ FIELDS: Final[tuple[Field, ...]] = (
     _der("segment", "static", "index | stock | commodity",
          "index or stock underlying (NSE F&O), or an MCX commodity",
          lambda c: np.where(c["is_commodity"] > 0, 2.0, np.where(c["is_index"] > 0, 0.0, 1.0))),
-    _raw("lot_size", "static", "shares", "lot size of the near expiry"),
+    _raw("lot_size", "static", "units",
+         "lot size of the near expiry (shares; MCX: the contract's, 100 bbl of CRUDEOIL)"),
     _raw("strike_step", "static", "₹", "most common gap between listed strikes"),
     _raw("dte", "static", "days", "calendar days to the near expiry"),
     # -- futures (near month, every tick)

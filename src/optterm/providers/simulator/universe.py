@@ -66,7 +66,9 @@ MCX_FLOWS: Final = (
     "oi_spurt",
     "iv_spike",
 )
-SIM_UNIVERSES: Final = ("fno", "mcx", "all")  # NSE F&O, MCX commodities, both
+SIM_UNIVERSES: Final = ("fno", "mcx", "all")
+_MCX_FAMILY: Final = {"CRUDEOILM": "CRUDEOIL", "NATGASMINI": "NATURALGAS", "GOLDM": "GOLD",
+                      "SILVERM": "SILVER"}  # fmt: skip  # NSE F&O, MCX commodities, both
 _RAMP: Final = (0.08, 0.30)  # share of the session: ~09:45 → ~11:10
 # MCX's evening, when the US markets open: ~17:00 → ~20:00 IST of a 09:00–23:30 session.
 _MCX_RAMP: Final = (0.55, 0.76)
@@ -223,7 +225,11 @@ def _mcx_spec(seed: int, flows: bool) -> UniverseSpec:
     level = np.array([_MCX_LEVELS[u.symbol][0] for u in under])
     prev_iv = np.array([_MCX_LEVELS[u.symbol][1] for u in under]) * rng.uniform(0.9, 1.1, n)
     step = np.array([u.strike_step for u in under])
-    prev_close = np.round(level * np.exp(0.03 * rng.standard_normal(n)), 1)
+    # A mini contract closes where its big one does (GOLDM with GOLD, CRUDEOILM with CRUDEOIL):
+    # one draw per commodity, so the two never sit 4 % apart.
+    family = [_MCX_FAMILY.get(name, name) for name in names]
+    draw = dict(zip(names, 0.03 * rng.standard_normal(n), strict=True))
+    prev_close = np.round(level * np.exp([draw[f] for f in family]), 1)
     chosen: dict[str, tuple[str, ...]] = {}
     if flows:
         picks = rng.permutation(n)[: len(MCX_FLOWS)]
