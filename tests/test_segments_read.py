@@ -86,3 +86,28 @@ def test_the_cli_chain_s_greeks_keep_a_currency_option_s_places() -> None:
     vega = float(enriched.side("CE").vega[atm])
     theta = float(enriched.side("CE").theta[atm])
     assert f" {vega:.4f} │" in text and f" {theta:.4f} │" in text  # was 0.03 and -0.00
+
+
+def test_a_usdinr_strategy_reads_in_quarter_paise_and_says_what_a_lot_is(home) -> None:
+    import re
+
+    from tests.conftest import run_cli
+
+    home.write_config('[[poller.watch]]\nsymbol = "NIFTY"\n[[poller.watch]]\nsymbol = "USDINR"\n')
+    env = {"OPTTERM_PROVIDERS_SIMULATOR_START": "2026-11-18T11:00:00+05:30",
+           "OPTTERM_PROVIDERS_SIMULATOR_STEP_SECONDS": "3600", "COLUMNS": "160"}  # fmt: skip
+    out = run_cli(home, "--config", str(home.config), "strategy", "USDINR short straddle",
+                  env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert re.search(r"USDINR short straddle · spot \d+\.\d{4} · 1 lot = 1,000 USD", text)
+    # Entries at their quoted quarter paise, and breakevens strike ± the credit to the tick
+    # (were 0.11 and 88.80 for a 0.1075 premium and a 88.7925 breakeven).
+    entries = re.findall(r"S1 [\d.]+[CP]E\s+\S+\s+-1,000\s+(\d+\.\d+)", text)
+    assert len(entries) == 2 and all(len(e.split(".")[1]) == 4 for e in entries)
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("Breakevens")]
+    strike = float(re.search(r"S1 ([\d.]+)CE", text).group(1))  # type: ignore[union-attr]
+    credit = sum(float(e) for e in entries)
+    low, high = (float(x) for x in re.findall(r"(\d+\.\d{4}) \(", line))
+    assert (low, high) == (round(strike - credit, 4), round(strike + credit, 4))
+    assert re.search(r"Γ", text) and "1481.88" not in text
