@@ -111,3 +111,27 @@ def test_a_usdinr_strategy_reads_in_quarter_paise_and_says_what_a_lot_is(home) -
     low, high = (float(x) for x in re.findall(r"(\d+\.\d{4}) \(", line))
     assert (low, high) == (round(strike - credit, 4), round(strike + credit, 4))
     assert re.search(r"Γ", text) and "1481.88" not in text
+
+
+def test_the_strategy_screen_s_figures_read_a_currency_pair_s_levels(home) -> None:
+    import json
+
+    from optterm.market import IST
+    from optterm.screens.strategy import figures_line, figures_text, tables_text
+    from tests.conftest import run_cli
+
+    home.write_config('[[poller.watch]]\nsymbol = "NIFTY"\n[[poller.watch]]\nsymbol = "USDINR"\n')
+    env = {"OPTTERM_PROVIDERS_SIMULATOR_START": "2026-11-18T11:00:00+05:30",
+           "OPTTERM_PROVIDERS_SIMULATOR_STEP_SECONDS": "3600"}  # fmt: skip
+    out = run_cli(home, "--config", str(home.config), "strategy", "USDINR short straddle",
+                  "--json", env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    low, high = (b["spot"] for b in doc["breakevens"])
+    shown = f"{low:,.4f}, {high:,.4f}"  # was "89, 89"
+    assert shown in str(figures_text(None, doc)) and shown in str(figures_line(doc))  # type: ignore[arg-type]
+    bands = doc["sigma_bands"]
+    assert f"{bands['-1σ']:,.4f} – {bands['+1σ']:,.4f}" in str(figures_text(None, doc))  # type: ignore[arg-type]
+    table = str(tables_text(doc, IST))
+    assert all(f"{s:,.4f}" in table for s in doc["payoff_table"]["spots"])
+    assert f"{doc['greeks']['gamma']:+,.0f}" in str(figures_line(doc))  # -2,964, not -2963.76759

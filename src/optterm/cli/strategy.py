@@ -440,20 +440,13 @@ def _when(iso: str, tz: Any) -> str:
     return datetime.fromisoformat(iso).astimezone(tz).strftime("%d-%b %H:%M")
 
 
-def _gamma_spec(g: float | None) -> str:
-    """Gamma to the places its size needs: NIFTY's -0.00123 a point, a USDINR position's -1,482
-    a rupee (was -1481.88380)."""
-    size = abs(g) if g is not None else 0.0
-    return "+,.0f" if size >= 100 else "+,.2f" if size >= 1 else "+.5f"
-
-
 def _print_text(doc: dict[str, Any]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from optterm.market import IST, contract_text
-    from optterm.present.header import symbol_price_decimals
+    from optterm.present.header import gamma_spec, symbol_price_decimals
 
     out = Console()
     name = doc["strategy"].replace("_", " ")
@@ -485,14 +478,14 @@ def _print_text(doc: dict[str, Any]) -> None:
             cell(g["iv_pct"], ".2f"),
             cell(g["delta_lots"], "+.3f"),
             cell(g["delta_rupees_per_pct"], "+,.0f"),
-            cell(g["gamma"], _gamma_spec(g["gamma"])),
+            cell(g["gamma"], gamma_spec(g["gamma"])),
             cell(g["theta_per_day"], "+,.0f"),
             cell(g["vega_per_vol_pt"], "+,.0f"),
         ])  # fmt: skip
     rows.append([
         "total", "", "", "", "", "",
         cell(t["delta_lots"], "+.3f"), cell(t["delta_rupees_per_pct"], "+,.0f"),
-        cell(t["gamma"], _gamma_spec(t["gamma"])), cell(t["theta_per_day"], "+,.0f"),
+        cell(t["gamma"], gamma_spec(t["gamma"])), cell(t["theta_per_day"], "+,.0f"),
         cell(t["vega_per_vol_pt"], "+,.0f"),
     ])  # fmt: skip
 

@@ -56,6 +56,20 @@ def symbol_price_decimals(symbol: str) -> int:
     return 4 if segment_of(symbol) == CURRENCY else 2
 
 
+def level_spec(symbol: str) -> str:
+    """The format of a price level of `symbol` read at a glance (breakevens, σ bands, the P&L
+    grid's spots): whole rupees for NSE and MCX (25,700; 5,450), a currency pair's four places
+    (88.7925), where whole rupees would say 89 for every level."""
+    return f",.{symbol_price_decimals(symbol)}f" if segment_of(symbol) == CURRENCY else ",.0f"
+
+
+def gamma_spec(gamma: float | None) -> str:
+    """Gamma to the places its size needs: NIFTY's -0.00123 a point, a USDINR position's -1,482
+    a rupee (five places printed it -1481.88380)."""
+    size = abs(gamma) if gamma is not None else 0.0
+    return "+,.0f" if size >= 100 else "+,.2f" if size >= 1 else "+.5f"
+
+
 def change_figure(snap: ChainSnapshot) -> Figure:
     """ "+68.12 (+0.27%)": spot against the previous close; "chg n/a" without one."""
     diff = snap.change
