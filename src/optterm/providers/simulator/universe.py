@@ -58,17 +58,11 @@ FLOWS: Final = (
 )
 FLOW_NAMES_EACH: Final = 2
 # The flows MCX names play, one name each (a universe of ten has no room for two of each).
-MCX_FLOWS: Final = (
-    "long_buildup",
-    "short_buildup",
-    "short_covering",
-    "long_unwinding",
-    "oi_spurt",
-    "iv_spike",
-)
-SIM_UNIVERSES: Final = ("fno", "mcx", "all")
+MCX_FLOWS: Final = ("long_buildup", "short_buildup", "short_covering", "long_unwinding",
+                    "oi_spurt", "iv_spike")  # fmt: skip
+SIM_UNIVERSES: Final = ("fno", "mcx", "all")  # NSE F&O, MCX commodities, both
 _MCX_FAMILY: Final = {"CRUDEOILM": "CRUDEOIL", "NATGASMINI": "NATURALGAS", "GOLDM": "GOLD",
-                      "SILVERM": "SILVER"}  # fmt: skip  # NSE F&O, MCX commodities, both
+                      "SILVERM": "SILVER"}  # fmt: skip
 _RAMP: Final = (0.08, 0.30)  # share of the session: ~09:45 → ~11:10
 # MCX's evening, when the US markets open: ~17:00 → ~20:00 IST of a 09:00–23:30 session.
 _MCX_RAMP: Final = (0.55, 0.76)
