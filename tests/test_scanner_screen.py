@@ -302,3 +302,27 @@ async def test_the_screen_says_when_the_engines_saved_scans_changed_source(tmp_p
             assert "Saved scans" not in _plain(summary)
     finally:
         await d.store.close()
+
+
+async def test_scan_all_in_the_evening_marks_the_closed_nse_names(tmp_path) -> None:
+    from optterm.providers.simulator.universe import make_spec
+
+    d = await make_driver(tmp_path)
+    d.wall[0] = OPEN + timedelta(hours=11, minutes=45)  # 21:00 IST: MCX open, NSE closed
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, advance=False)
+            screen = await _scanner(pilot, d.app)
+            await _type(pilot, d.app, "scan all where buildup = lb and price_chg% > 1.5 "
+                        "and fut_oi_chg% > 5")  # fmt: skip
+            results = screen.query_one("#results", DataTable)
+            ages = dict(zip(_column(results, "symbol"), _column(results, "age"), strict=True))
+            crude = make_spec(42, universe="mcx").flows["long_buildup"]
+            assert ages == {crude[0]: "0s"} | dict.fromkeys(
+                make_spec(42).flows["long_buildup"], "closed"
+            )
+            summary = _plain(screen.query_one("#summary", Static))
+            assert "at 20-Nov 21:00:00" in summary
+            assert "NSE F&O: closed at 15:40; its names show their last values" in summary
+    finally:
+        await d.store.close()

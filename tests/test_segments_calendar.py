@@ -133,7 +133,8 @@ def test_each_segment_has_its_own_holidays_and_the_missing_year_warning() -> Non
     assert date(2026, 3, 3) in CDS.holidays
     assert set(shipped_holidays("mcx")) == {2026}
     assert shipped_holidays()[2026].complete  # the NSE F&O lists are not mixed with them
-    assert "incomplete" in (segment_year_warning("commodity", 2026) or "")
+    assert segment_year_warning("commodity", 2026) is None  # the exchange's 2026 list is shipped
+    assert "No MCX holiday list for 2027" in (segment_year_warning("commodity", 2027) or "")
     assert "No NSE CDS holiday list for 2031" in (segment_year_warning("currency", 2031) or "")
 
 
@@ -223,8 +224,10 @@ def test_doctor_reports_the_watched_segments_holiday_lists(tmp_path) -> None:
     )
     lines = holiday_report(load_settings(path, env={}), now=datetime(2026, 6, 1, tzinfo=UTC))
     at = lines.index("holiday lists (MCX):")
-    assert lines[at + 1].startswith("  2026: 4 weekday holidays, INCOMPLETE")
-    assert lines[at + 2].startswith("WARNING: The MCX holiday list for 2026 is incomplete")
+    assert lines[at + 1].startswith(
+        "  2026: 4 weekday holidays and 12 with one session closed, complete"
+    )
+    assert not any(line.startswith("WARNING: The MCX") for line in lines)
     assert not any("NSE CDS" in line for line in lines)  # no currency pair watched
     plain = load_settings(None, env={})
     assert not any("MCX" in line for line in holiday_report(plain, now=datetime.now(UTC)))

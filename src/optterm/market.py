@@ -46,6 +46,7 @@ __all__ = [
     "CDS_LISTS",
     "CDS_SYMBOLS",
     "CDS_UNDERLYINGS",
+    "CLOSED_SESSIONS",
     "COMMODITY",
     "CURRENCY",
     "DEFAULT_CLOSE",
@@ -64,6 +65,7 @@ __all__ = [
     "OiInterval",
     "all_days",
     "calendar_for",
+    "closed_sessions",
     "combined",
     "contract_text",
     "holiday_list",
@@ -104,24 +106,48 @@ class HolidayList:
     days: Mapping[date, str]
     complete: bool
     source: str
+    # Weekdays on which only one session is closed (MCX: "morning", the evening from 17:00 still
+    # trading, or "evening"), with the exchange's name for the day: trading days, on other hours.
+    sessions: Mapping[date, tuple[str, str]] = field(default_factory=dict)
+
+
+# A holiday row's `closed`: the whole day (the default), or one session of a split day.
+CLOSED_SESSIONS = ("morning", "evening")
 
 
 def holiday_list(doc: Mapping[str, object], source: str) -> HolidayList:
-    """A HolidayList from its TOML/JSON form (`year`, `complete`, `holidays = [{date, name}]`);
+    """A HolidayList from its TOML/JSON form (`year`, `complete`, `holidays = [{date, name}]`,
+    a row's optional `closed = "morning"` or `"evening"` for a day with one session closed);
     ValueError naming what is wrong."""
     year = doc.get("year")
     rows = doc.get("holidays")
     if not isinstance(year, int) or not isinstance(rows, list):
         raise ValueError(f"{source}: needs a whole-number year and a holidays list")
     days: dict[date, str] = {}
+    sessions: dict[date, tuple[str, str]] = {}
     for row in rows:
         day = row.get("date") if isinstance(row, dict) else None
         if isinstance(day, str):
             day = parse_day(day)
         if not isinstance(day, date) or isinstance(day, datetime) or day.year != year:
             raise ValueError(f"{source}: {row!r} is not a holiday of {year}")
-        days[day] = str(row.get("name", ""))
-    return HolidayList(year, dict(sorted(days.items())), bool(doc.get("complete", True)), source)
+        closed = row.get("closed", "all")
+        if closed == "all":
+            days[day] = str(row.get("name", ""))
+        elif closed in CLOSED_SESSIONS:
+            sessions[day] = (str(closed), str(row.get("name", "")))
+        else:
+            raise ValueError(
+                f'{source}: {day.isoformat()} has closed = {closed!r}; write "morning" or '
+                '"evening" for one session, or leave it out for the whole day'
+            )
+    return HolidayList(
+        year,
+        dict(sorted(days.items())),
+        bool(doc.get("complete", True)),
+        source,
+        dict(sorted(sessions.items())),
+    )
 
 
 # The holiday files of each exchange segment: data/holidays/<prefix>-YYYY.toml.
@@ -151,6 +177,13 @@ def shipped_holidays(prefix: str = NSE_FO_LISTS) -> dict[int, HolidayList]:
 def all_days(lists: Mapping[int, HolidayList]) -> frozenset[date]:
     """Every holiday of every list."""
     return frozenset(day for listed in lists.values() for day in listed.days)
+
+
+def closed_sessions(lists: Mapping[int, HolidayList]) -> dict[date, str]:
+    """Every day with one session closed, of every list: the day → "morning" or "evening"."""
+    return {
+        day: closed for listed in lists.values() for day, (closed, _) in listed.sessions.items()
+    }
 
 
 if TYPE_CHECKING:
@@ -386,6 +419,9 @@ US_EASTERN = ZoneInfo("America/New_York")
 MCX_OPEN = time(9, 0)
 MCX_CLOSE = time(23, 55)
 MCX_DST_CLOSE = time(23, 30)
+# MCX's day is two sessions, the evening from 17:00: on some exchange holidays only the morning
+# (or only the evening) is closed, and the calendar's hours that day are the other session's.
+MCX_EVENING = time(17, 0)
 CDS_OPEN = time(9, 0)
 CDS_CLOSE = time(17, 0)
 # Currency options stop trading at 12:30 on their expiry day (the monthly rule in NSE's CDS
@@ -435,6 +471,10 @@ class MarketCalendar:
     # Which expiry calendar: NSE F&O (weekly/last weekday), CDS (weekly Friday, monthly two
     # business days before the month's last) or MCX (per commodity, see mcx_option_expiry).
     expiry_rule: ExpiryRule = "nse"
+    # Days with one session closed ("morning" or "evening") and when the evening session starts
+    # (MCX 17:00); without `evening_from` a split day keeps the normal hours.
+    closed_sessions: Mapping[date, str] = field(default_factory=dict, hash=False)
+    evening_from: time | None = None
 
     def __post_init__(self) -> None:
         for t in (self.open, self.close, self.dst_close, self.expiry_time):
@@ -505,16 +545,30 @@ class MarketCalendar:
 
     # -- sessions -----------------------------------------------------------------------------
 
+    def hours_on(self, d: date) -> tuple[time, time]:
+        """The exchange-local open and close of the session on `d`: the normal hours (MCX's
+        close earlier under US DST), or the one session left on a day with the other closed
+        (MCX: from 17:00 when the morning is closed, to 17:00 when the evening is)."""
+        close = self.dst_close if self.dst_close is not None and us_dst_in_force(d) else self.close
+        shut = self.closed_sessions.get(d)
+        if shut is None or self.evening_from is None:
+            return self.open, close
+        return (self.evening_from, close) if shut == "morning" else (self.open, self.evening_from)
+
+    def open_on(self, d: date) -> time:
+        """The exchange-local open of the session on `d` (MCX: 17:00 on a morning-closed day)."""
+        return self.hours_on(d)[0]
+
     def close_on(self, d: date) -> time:
-        """The exchange-local close of the session on `d` (MCX: earlier under US DST)."""
-        if self.dst_close is not None and us_dst_in_force(d):
-            return self.dst_close
-        return self.close
+        """The exchange-local close of the session on `d` (MCX: earlier under US DST, 17:00 on
+        an evening-closed day)."""
+        return self.hours_on(d)[1]
 
     def session_bounds(self, d: date) -> tuple[datetime, datetime]:
         """Open and close of the session on `d`, as UTC-aware datetimes."""
-        opened = datetime.combine(d, self.open, tzinfo=self.tz).astimezone(UTC)
-        closed = datetime.combine(d, self.close_on(d), tzinfo=self.tz).astimezone(UTC)
+        opens, closes = self.hours_on(d)
+        opened = datetime.combine(d, opens, tzinfo=self.tz).astimezone(UTC)
+        closed = datetime.combine(d, closes, tzinfo=self.tz).astimezone(UTC)
         return opened, closed
 
     def is_open(self, at: datetime) -> bool:
@@ -523,14 +577,17 @@ class MarketCalendar:
             raise ValueError(f"is_open needs a timezone-aware datetime, got {at!r}")
         local = at.astimezone(self.tz)
         day = local.date()
-        return self.is_trading_day(day) and self.open <= local.time() < self.close_on(day)
+        if not self.is_trading_day(day):
+            return False
+        opens, closes = self.hours_on(day)
+        return opens <= local.time() < closes
 
     def session_seconds(self, d: date | None = None) -> float:
         """Length of the normal session on `d` in seconds (without `d`: of a session on the
         standard hours, which is every session's length but MCX's under US DST)."""
         anchor = d or date(2000, 1, 3)
-        close = self.close_on(d) if d is not None else self.close
-        span = datetime.combine(anchor, close) - datetime.combine(anchor, self.open)
+        opens, close = self.hours_on(d) if d is not None else (self.open, self.close)
+        span = datetime.combine(anchor, close) - datetime.combine(anchor, opens)
         return span.total_seconds()
 
     def local_date(self, at: datetime) -> date:
@@ -550,7 +607,10 @@ class MarketCalendar:
 
     def session_label(self, d: date) -> str:
         """The session's hours on `d` for a header: "MCX 09:00–23:30"."""
-        return f"{self.name} {self.open:%H:%M}–{self.close_on(d):%H:%M}"
+        opens, closes = self.hours_on(d)
+        shut = self.closed_sessions.get(d) if self.evening_from is not None else None
+        note = f" ({shut} session closed)" if shut else ""
+        return f"{self.name} {opens:%H:%M}–{closes:%H:%M}{note}"
 
     # -- expiries -----------------------------------------------------------------------------
 
@@ -667,8 +727,9 @@ class CombinedCalendar(MarketCalendar):
     def is_trading_day(self, d: date) -> bool:
         return any(m.is_trading_day(d) for m in self.members)
 
-    def close_on(self, d: date) -> time:
-        return max(m.close_on(d) for m in self._trading(d))
+    def hours_on(self, d: date) -> tuple[time, time]:
+        hours = [m.hours_on(d) for m in self._trading(d)]
+        return min(h[0] for h in hours), max(h[1] for h in hours)
 
     def session_bounds(self, d: date) -> tuple[datetime, datetime]:
         bounds = [m.session_bounds(d) for m in self._trading(d)]
@@ -721,6 +782,8 @@ def _segment_calendar(seg: str | None) -> MarketCalendar:
             close=MCX_CLOSE,
             dst_close=MCX_DST_CLOSE,
             holidays=all_days(shipped_holidays(MCX_LISTS)),
+            closed_sessions=closed_sessions(shipped_holidays(MCX_LISTS)),
+            evening_from=MCX_EVENING,
             weekly_symbols=frozenset(),
             name="MCX",
             expiry_rule="mcx",

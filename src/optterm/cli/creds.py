@@ -233,7 +233,11 @@ def segment_holiday_report(settings: Any, year: int) -> list[str]:
         lines.append(f"holiday lists ({label}):" + ("" if lists else " none"))
         for y, listed in sorted(lists.items()):
             state = "complete" if listed.complete else "INCOMPLETE"
-            lines.append(f"  {y}: {len(listed.days)} weekday holidays, {state} — {listed.source}")
+            split = len(listed.sessions)
+            one = f" and {split} with one session closed" if split else ""
+            lines.append(
+                f"  {y}: {len(listed.days)} weekday holidays{one}, {state} — {listed.source}"
+            )
         warning = segment_year_warning(segment, year)
         if warning is not None:
             lines.append(f"WARNING: {warning}")

@@ -63,8 +63,13 @@ def scan(
     ] = None,
 ) -> None:
     """Run a scan over the F&O universe now and list the matches, ranked."""
-    from optterm.engine.scanner.grammar import ScanError
-    from optterm.engine.scanner.run import SessionMomentError, run_on_simulator, session_moment
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+    from optterm.engine.scanner.run import (
+        SessionMomentError,
+        run_on_simulator,
+        scan_calendar,
+        session_moment,
+    )
     from optterm.providers.factory import market_calendar
 
     if as_json and as_csv:
@@ -78,7 +83,9 @@ def scan(
         _scan_day(settings, text, day, calendar, as_json=as_json, as_csv=as_csv)
         return
     try:
-        moment = session_moment(calendar, datetime.now(UTC), _clock(at))
+        # The scan's session: NSE F&O's, MCX's (`scan mcx`) or both (`scan all`).
+        session = scan_calendar(calendar, [parse_scan(text)])
+        moment = session_moment(session, datetime.now(UTC), _clock(at))
         run = run_on_simulator(
             text, seed=settings.providers.simulator.seed, moment=moment, calendar=calendar
         )
@@ -173,13 +180,14 @@ def _clock(at: str | None) -> time | None:
 def _saved_text(settings: Any, text: str) -> str:
     """A saved scan's text when `text` is one's name (and not a preset or a field)."""
     from optterm.engine.scanner.fields import FIELD_INDEX
+    from optterm.engine.scanner.grammar import UNIVERSES
     from optterm.engine.scanner.presets import PRESETS
     from optterm.store.scans import NAME_PATTERN, UnknownScan
 
     word = text.strip()
     if not NAME_PATTERN.match(word) or word.lower() in PRESETS or word.lower() in FIELD_INDEX:
         return text
-    if word.lower() in ("scan", "fno", "indices", "stocks"):
+    if word.lower() in ("scan", *UNIVERSES):
         return text
 
     async def lookup(store: Any) -> str:
@@ -205,7 +213,12 @@ def _doc(run: ScanRun, tz: Any) -> dict[str, Any]:
         "matched": run.result.count,
         "columns": list(run.columns),
         "unavailable": dict(run.result.unavailable),
-        "rows": run.rows(),
+        # A segment closed at `at` (`scan all` at 21:00: NSE F&O): its names show their close.
+        "closed": [{"segment": seg, "session": when} for seg, when in run.closed],
+        "rows": [
+            row | {"session": "closed" if row["symbol"] in run.closed_names else "open"}
+            for row in run.rows()
+        ],
     }
 
 
@@ -243,10 +256,17 @@ def _print_table(run: ScanRun, tz: Any) -> None:
             text = any(isinstance(row[c], str) for row in rows)
             table.add_column(escape(c), justify="left" if text else "right")
         for row in rows:
-            cells = [str(row["rank"]), escape(row["symbol"])]
-            cells += [cell_text(row[c]) for c in run.columns]
+            # A closed segment's name stands at its close: say so beside it, never as fresh.
+            closed = " (closed)" if row["symbol"] in run.closed_names else ""
+            cells = [str(row["rank"]), escape(row["symbol"] + closed)]
+            cells += [cell_text(row[c], c) for c in run.columns]
             table.add_row(*cells)
         console.print(table)
+    for segment, closed_text in run.closed:
+        console.print(
+            escape(f"{segment}: {closed_text}; its names show their last values, not live ones."),
+            soft_wrap=True,
+        )
     for field, reason in run.result.unavailable.items():
         console.print(escape(f"{field}: n/a ({reason})"))
 
@@ -432,16 +452,18 @@ def scans_run(
 ) -> None:
     """Play today's simulated session through the enabled saved scans and record their runs
     and enter/leave log."""
-    from optterm.engine.scanner.grammar import ScanError
-    from optterm.engine.scanner.run import SessionMomentError, play_on_simulator, session_moment
+    from optterm.engine.scanner.grammar import ScanError, parse_scan
+    from optterm.engine.scanner.run import (
+        SessionMomentError,
+        play_on_simulator,
+        scan_calendar,
+        session_moment,
+    )
     from optterm.providers.factory import market_calendar
 
     settings = load_settings(ctx)
     calendar = market_calendar(settings)
-    try:
-        moment = session_moment(calendar, datetime.now(UTC), _clock(at))
-    except SessionMomentError as exc:
-        raise UsageProblem(str(exc)) from None
+    clock = _clock(at)
 
     async def play(store: Any) -> Any:
         saved = await store.scans.saved(enabled_only=True)
@@ -449,6 +471,12 @@ def scans_run(
             raise UsageProblem(
                 'no enabled saved scans; add one with `optterm scans add NAME "SCAN"`.'
             )
+        try:
+            # The scans' session: NSE F&O's, MCX's, or both when one scans MCX and one F&O.
+            sessions = scan_calendar(calendar, [parse_scan(s.text) for s in saved])
+            moment = session_moment(sessions, datetime.now(UTC), clock)
+        except (ScanError, SessionMomentError) as exc:
+            raise UsageProblem(str(exc)) from None
         try:
             session = play_on_simulator(
                 {s.name: s.text for s in saved},

@@ -466,13 +466,19 @@ def print_text(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from optterm.market import IST
+    from optterm.market import IST, contract_text
+    from optterm.present.header import gamma_spec, symbol_price_decimals
 
     out = Console()
     name = doc["strategy"].replace("_", " ")
     feed = f" · {doc['feed'].upper()}" if doc.get("feed") and doc["feed"] != "live" else ""
+    # A currency pair's prices in quarter paise (USDINR 88.9800, a premium of 0.1075); an MCX or
+    # CDS lot says what it is ("1 lot = 1,000 USD"), an NSE one its units.
+    d = symbol_price_decimals(doc["symbol"])
+    px = f",.{d}f"
+    lot = contract_text(doc["symbol"]) or f"lot {doc['lot_size']}"
     out.print(
-        f"[b]{doc['symbol']} {name}[/b] · spot {doc['spot']:,.2f} · lot {doc['lot_size']} · "
+        f"[b]{doc['symbol']} {name}[/b] · spot {doc['spot']:{px}} · {lot} · "
         f"as of {_when(doc['as_of'], IST)} · {doc['provider']}{feed}",
         highlight=False,
     )
@@ -488,19 +494,19 @@ def print_text(doc: dict[str, Any]) -> None:
             f"{'B' if g['lots'] > 0 else 'S'}{abs(g['lots'])} {what}",
             date.fromisoformat(g["expiry"][:10]).strftime("%d-%b-%y"),
             f"{g['quantity']:+,}",
-            cell(g["entry"], ",.2f"),
-            cell(g["value"], ",.2f"),
+            cell(g["entry"], px),
+            cell(g["value"], px),
             cell(g["iv_pct"], ".2f"),
             cell(g["delta_lots"], "+.3f"),
             cell(g["delta_rupees_per_pct"], "+,.0f"),
-            cell(g["gamma"], "+.5f"),
+            cell(g["gamma"], gamma_spec(g["gamma"])),
             cell(g["theta_per_day"], "+,.0f"),
             cell(g["vega_per_vol_pt"], "+,.0f"),
         ])  # fmt: skip
     rows.append([
         "total", "", "", "", "", "",
         cell(t["delta_lots"], "+.3f"), cell(t["delta_rupees_per_pct"], "+,.0f"),
-        cell(t["gamma"], "+.5f"), cell(t["theta_per_day"], "+,.0f"),
+        cell(t["gamma"], gamma_spec(t["gamma"])), cell(t["theta_per_day"], "+,.0f"),
         cell(t["vega_per_vol_pt"], "+,.0f"),
     ])  # fmt: skip
 
@@ -527,7 +533,7 @@ def print_text(doc: dict[str, Any]) -> None:
         )
     prem = doc["net_premium"] or 0.0
     paid = "debit" if prem > 0 else "credit"
-    bes = ", ".join(f"{b['spot']:,.2f} ({b['pct_from_spot']:+.2f} %)" for b in doc["breakevens"])
+    bes = ", ".join(f"{b['spot']:{px}} ({b['pct_from_spot']:+.2f} %)" for b in doc["breakevens"])
     rr = doc["reward_risk"]
     lines = [
         f"Net premium   {_money(abs(prem))} {paid}",
@@ -539,13 +545,13 @@ def print_text(doc: dict[str, Any]) -> None:
         f"POP           {_pct(doc['pop_pct'])} · expected P&L {_money(doc['expected_pnl'])} · "
         f"P(max profit) {_pct(doc['p_max_profit_pct'])} · "
         f"P(max loss) {_pct(doc['p_max_loss_pct'])}",
-        "σ bands       " + ", ".join(f"{k} {v:,.2f}" for k, v in doc["sigma_bands"].items()),
+        "σ bands       " + ", ".join(f"{k} {v:{px}}" for k, v in doc["sigma_bands"].items()),
     ]
     for text in lines:
         out.print(text, highlight=False)
     m = doc["model"]
     out.print(
-        f"Model         {m['described']}; σ {m['vol_pct']:.2f} %, anchor {m['anchor_value']:,.2f},"
+        f"Model         {m['described']}; σ {m['vol_pct']:.2f} %, anchor {m['anchor_value']:{px}},"
         f" T {m['years']:.5f} y to {_when(doc['first_expiry'], IST)}; IV shift {m['iv_shift']:+g}",
         highlight=False,
     )
@@ -576,7 +582,7 @@ def print_text(doc: dict[str, Any]) -> None:
     for d in pt["dates"]:
         table.add_column(_when(d, IST), justify="right")
     for i, s in enumerate(pt["spots"]):
-        table.add_row(f"{s:,.2f}", *(_money(row[i]) for row in pt["pnl"]))
+        table.add_row(f"{s:{px}}", *(_money(row[i]) for row in pt["pnl"]))
     out.print(table)
     ivm = doc["iv_matrix"]
     matrix = Table(
@@ -584,7 +590,7 @@ def print_text(doc: dict[str, Any]) -> None:
     )
     matrix.add_column("IV shift", justify="right")
     for s in ivm["spots"]:
-        matrix.add_column(f"{s:,.2f}", justify="right")
+        matrix.add_column(f"{s:{px}}", justify="right")
     for shift, row in zip(ivm["iv_shifts"], ivm["pnl"], strict=True):
         matrix.add_row(f"{shift:+g}", *(_money(v) for v in row))
     out.print(matrix)

@@ -20,7 +20,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optterm.market import IST
 from optterm.model import LEG_FIELDS, Buildup, ChainSnapshot, Feed, Metrics, Quote
-from optterm.present.header import change_figure, header_figures, price_decimals
+from optterm.present.header import (
+    change_figure,
+    header_figures,
+    price_decimals,
+    symbol_price_decimals,
+)
 
 if TYPE_CHECKING:
     from optterm.engine.analytics.chain import Enriched
@@ -37,6 +42,7 @@ __all__ = [
     "metrics_to_dict",
     "snapshot_to_dict",
     "source_label",
+    "strike_decimals",
     "strike_text",
     "underlying_label",
     "write_csv",
@@ -293,10 +299,27 @@ def _pick(snap: ChainSnapshot, enriched: Enriched | None, side: str, field: str,
     return None
 
 
-def strike_text(x: float) -> str:
+def strike_text(x: float, decimals: int | None = None) -> str:
     """A strike as the exchange writes it: thousands separated, no trailing zeros (25,700;
-    102.5; 88.75); empty for NaN."""
-    return "" if math.isnan(x) else f"{x:,.2f}".rstrip("0").rstrip(".")
+    102.5; 88.75), or with `decimals` places (a chain's column: strike_decimals); empty for
+    NaN."""
+    if math.isnan(x):
+        return ""
+    if decimals is not None:
+        return f"{x:,.{decimals}f}"
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def strike_decimals(strikes: Iterable[float]) -> int:
+    """The places that write every strike of a grid alike (0 for NIFTY's 25,700; 1 for a
+    2.5-rupee stock grid; 2 for USDINR's 88.75): a column of 86, 86.25, 86.5 reads as three
+    different kinds of number, 86.00, 86.25, 86.50 as one."""
+    places = 0
+    for x in strikes:
+        if math.isfinite(x):
+            text = f"{x:.2f}".rstrip("0")
+            places = max(places, len(text) - text.index(".") - 1)
+    return places
 
 
 def _or_na(text: str) -> str:
@@ -311,26 +334,34 @@ def _ratio(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.2f}"
 
 
+def _places(symbol: str) -> tuple[int | None, int]:
+    """A footer's decimals: strikes (None: as the exchange writes them; a currency pair's two,
+    88.75 and 89.00 alike) and prices (USDINR's straddle 0.2075 and forward 89.0100: four)."""
+    p = symbol_price_decimals(symbol)
+    return (2 if p == 4 else None), p
+
+
 def metrics_lines(m: Metrics) -> list[str]:
     """The footer under a chain: the numbers a trader reads first, each with its basis."""
+    k, p = _places(m.symbol)
     rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
     pct = "" if m.iv_percentile is None else f" · IV pctile {m.iv_percentile:.0f}"
     # No gamma exposure at all: no level where it changes sign either.
-    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip) or "none within 5%")
+    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip, k) or "none within 5%")
     return [
         f"PCR OI {_ratio(m.pcr_oi)} · PCR vol {_ratio(m.pcr_volume)} · "
-        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_or_na(strike_text(m.max_pain))}",
-        f"support (max put OI) {_or_na(strike_text(m.support))} · resistance (max call OI) "
-        f"{_or_na(strike_text(m.resistance))} · most put OI added "
-        f"{_or_na(strike_text(m.support_change))}"
-        f" · most call OI added {_or_na(strike_text(m.resistance_change))}",
-        f"ATM {strike_text(m.atm_strike)} IV {_pct(m.atm_iv)} · straddle "
-        f"{'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'} · 25Δ RR "
+        f"PCR ΔOI {_ratio(m.pcr_oi_change)} · max pain {_or_na(strike_text(m.max_pain, k))}",
+        f"support (max put OI) {_or_na(strike_text(m.support, k))} · resistance (max call OI) "
+        f"{_or_na(strike_text(m.resistance, k))} · most put OI added "
+        f"{_or_na(strike_text(m.support_change, k))}"
+        f" · most call OI added {_or_na(strike_text(m.resistance_change, k))}",
+        f"ATM {strike_text(m.atm_strike, k)} IV {_pct(m.atm_iv)} · straddle "
+        f"{'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.{p}f}'} · 25Δ RR "
         f"{'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'} · IV rank {rank}{pct}",
         f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'} · flip "
-        f"{flip} · call wall {_or_na(strike_text(m.call_wall))} · "
-        f"put wall {_or_na(strike_text(m.put_wall))} · "
-        f"forward {m.forward:,.2f} ({m.forward_source})",
+        f"{flip} · call wall {_or_na(strike_text(m.call_wall, k))} · "
+        f"put wall {_or_na(strike_text(m.put_wall, k))} · "
+        f"forward {m.forward:,.{p}f} ({m.forward_source})",
         f"view: {m.view.line()}",
     ]
 
@@ -338,33 +369,34 @@ def metrics_lines(m: Metrics) -> list[str]:
 def _metric_items(m: Metrics) -> list[list[tuple[str, int]]]:
     """The footer's figures in reading order, grouped as metrics_lines groups them, each with a
     rank: 1 is what a trader reads first and keeps longest when the footer must be shorter."""
+    k, p = _places(m.symbol)
     rank = "n/a (too little history)" if m.iv_rank is None else f"{m.iv_rank:.0f}"
-    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip) or "none within 5%")
+    flip = "n/a" if math.isnan(m.gex) else (strike_text(m.gamma_flip, k) or "none within 5%")
     groups = [
         [
             (f"PCR OI {_ratio(m.pcr_oi)}", 1),
             (f"PCR vol {_ratio(m.pcr_volume)}", 4),
             (f"PCR ΔOI {_ratio(m.pcr_oi_change)}", 4),
-            (f"max pain {_or_na(strike_text(m.max_pain))}", 1),
+            (f"max pain {_or_na(strike_text(m.max_pain, k))}", 1),
         ],
         [
-            (f"support (max put OI) {_or_na(strike_text(m.support))}", 2),
-            (f"resistance (max call OI) {_or_na(strike_text(m.resistance))}", 2),
-            (f"most put OI added {_or_na(strike_text(m.support_change))}", 4),
-            (f"most call OI added {_or_na(strike_text(m.resistance_change))}", 4),
+            (f"support (max put OI) {_or_na(strike_text(m.support, k))}", 2),
+            (f"resistance (max call OI) {_or_na(strike_text(m.resistance, k))}", 2),
+            (f"most put OI added {_or_na(strike_text(m.support_change, k))}", 4),
+            (f"most call OI added {_or_na(strike_text(m.resistance_change, k))}", 4),
         ],
         [
-            (f"ATM {strike_text(m.atm_strike)} IV {_pct(m.atm_iv)}", 2),
-            (f"straddle {'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.2f}'}", 2),
+            (f"ATM {strike_text(m.atm_strike, k)} IV {_pct(m.atm_iv)}", 2),
+            (f"straddle {'n/a' if math.isnan(m.straddle) else f'{m.straddle:,.{p}f}'}", 2),
             (f"25Δ RR {'n/a' if math.isnan(m.rr25) else f'{m.rr25 * 100:+.2f} vol'}", 4),
             (f"IV rank {rank}", 4),
         ],
         [
             (f"GEX {'n/a' if math.isnan(m.gex) else f'{m.gex / 1e7:+,.2f} cr/1%'}", 3),
             (f"flip {flip}", 3),
-            (f"call wall {_or_na(strike_text(m.call_wall))}", 3),
-            (f"put wall {_or_na(strike_text(m.put_wall))}", 3),
-            (f"forward {m.forward:,.2f} ({m.forward_source})", 5),
+            (f"call wall {_or_na(strike_text(m.call_wall, k))}", 3),
+            (f"put wall {_or_na(strike_text(m.put_wall, k))}", 3),
+            (f"forward {m.forward:,.{p}f} ({m.forward_source})", 5),
         ],
         # The view's reasons read as one sentence after its bias: "view: neutral: a; b".
         [(f"view: {m.view.bias.value}", 1)]
@@ -480,7 +512,13 @@ def chain_table(
     if greeks and enriched is not None:
         # Greeks take the quote columns' place: the table must still fit a terminal.
         cols = [c for c in cols if c[1] not in ("bid", "ask")]
-        cols[-1:-1] = _GREEKS
+        greek_cols = list(_GREEKS)
+        if decimals == 4:  # theta and vega are rupees of premium: a currency option's quarter paise
+            greek_cols = [
+                (lb, f, _fmt_greek(4) if f in ("theta", "vega") else fmt, src)
+                for lb, f, fmt, src in greek_cols
+            ]
+        cols[-1:-1] = greek_cols
     table = Table(title=title, caption=caption, header_style="bold", pad_edge=False, expand=False)
     for label, *_ in cols:
         table.add_column(f"CE {label}", justify="right", style="green")
@@ -491,10 +529,11 @@ def chain_table(
     pe_cols = [(fmt, _pick(snap, enriched, "PE", f, src)) for _, f, fmt, src in reversed(cols)]
     atm = snap.atm_index() if len(snap) else -1
     pain = enriched.metrics.max_pain if enriched is not None else math.nan
+    places = strike_decimals(snap.strikes.tolist())
     for i, strike in enumerate(snap.strikes.tolist()):
         ce = [fmt(float(c[i])) if c is not None else "" for fmt, c in ce_cols]
         pe = [fmt(float(c[i])) if c is not None else "" for fmt, c in pe_cols]
-        cell = Text(strike_text(strike), style="underline" if strike == pain else "")
+        cell = Text(strike_text(strike, places), style="underline" if strike == pain else "")
         if i == atm:
             table.add_row(*ce, Text.assemble("▶ ", cell, " ◀"), *pe, style="reverse")
         else:

@@ -56,6 +56,20 @@ def symbol_price_decimals(symbol: str) -> int:
     return 4 if segment_of(symbol) == CURRENCY else 2
 
 
+def level_spec(symbol: str) -> str:
+    """The format of a price level of `symbol` read at a glance (breakevens, σ bands, the P&L
+    grid's spots): whole rupees for NSE and MCX (25,700; 5,450), a currency pair's four places
+    (88.7925), where whole rupees would say 89 for every level."""
+    return f",.{symbol_price_decimals(symbol)}f" if segment_of(symbol) == CURRENCY else ",.0f"
+
+
+def gamma_spec(gamma: float | None) -> str:
+    """Gamma to the places its size needs: NIFTY's -0.00123 a point, a USDINR position's -1,482
+    a rupee (five places printed it -1481.88380)."""
+    size = abs(gamma) if gamma is not None else 0.0
+    return "+,.0f" if size >= 100 else "+,.2f" if size >= 1 else "+.5f"
+
+
 def change_figure(snap: ChainSnapshot) -> Figure:
     """ "+68.12 (+0.27%)": spot against the previous close; "chg n/a" without one."""
     diff = snap.change
@@ -133,11 +147,15 @@ def feed_mode_figure(snap: ChainSnapshot, now: datetime) -> Figure | None:
 
 def header_figures(snap: ChainSnapshot, now: datetime) -> list[Figure]:
     """The line under the chain's own: for an MCX or currency contract first what one lot is
-    ("1 lot = 1,000 USD"), then expiry, future, VIX (and STREAM / POLL when streaming)."""
-    figures = [expiry_figure(snap), futures_figure(snap, now), vix_figure(snap, now)]
+    ("1 lot = 1,000 USD"), then expiry, future, VIX (and STREAM / POLL when streaming). India
+    VIX is NSE's equity volatility: an MCX or currency chain does not show it (a "VIX n/a"
+    there would read as missing data)."""
+    figures = [expiry_figure(snap), futures_figure(snap, now)]
     contract = contract_text(snap.symbol)
     if contract is not None:
         figures.insert(0, Figure(contract))
+    if segment_of(snap.symbol) is None:
+        figures.append(vix_figure(snap, now))
     mode = feed_mode_figure(snap, now)
     return figures if mode is None else [*figures, mode]
 

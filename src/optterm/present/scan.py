@@ -6,16 +6,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from optterm.engine.scanner.fields import FIELD_INDEX, FIELDS
+
 __all__ = ["cell_text", "sort_rows", "source_label"]
 
 
-def cell_text(value: Any) -> str:
-    """A result cell: n/a for a missing number, a word as it is, a number with two decimals."""
+# Fields that count things (units of a lot, contracts, days): whole numbers, never "550.00".
+_COUNT_UNITS = frozenset({"units", "contracts", "days"})
+
+
+def cell_text(value: Any, field: str | None = None) -> str:
+    """A result cell: n/a for a missing number, a word as it is, a count (`field` in units,
+    contracts or days) as a whole number, any other number with two decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, str):
         return value
+    if field is not None and float(value).is_integer() and _unit(field) in _COUNT_UNITS:
+        return f"{value:,.0f}"
     return f"{value:,.2f}"
+
+
+def _unit(field: str) -> str | None:
+    i = FIELD_INDEX.get(field)
+    return None if i is None else FIELDS[i].unit
 
 
 def source_label(source: str) -> str:

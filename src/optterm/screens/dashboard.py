@@ -22,7 +22,7 @@ from textual.widgets.option_list import Option
 from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import Direction, Feed, Metrics, Side
-from optterm.present.chain import metrics_fitted, strike_text
+from optterm.present.chain import metrics_fitted, strike_decimals, strike_text
 from optterm.present.header import price_decimals
 from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
@@ -337,7 +337,8 @@ class DashboardScreen(StateScreen):
                 _num(snap.spot, f",.{price_decimals(snap)}f"),
                 Text(_num(chg, "+.2f") or "n/a", style=moved),
                 _num(m.pcr_oi, ".2f") if m else "",
-                strike_text(m.max_pain) if m else "",  # 102.5 and 88.75 are strikes too
+                # 102.5 and 88.75 are strikes too: written as the chain's strike column is.
+                strike_text(m.max_pain, strike_decimals(snap.strikes.tolist())) if m else "",
                 _num(m.atm_iv * 100 if m else math.nan, ".2f"),
                 m.view.bias.value if m else "",
             ]

@@ -241,16 +241,17 @@ class ScannerScreen(StateScreen):
 
     @work(exclusive=True, group="scanner-run", thread=True, exit_on_error=False)
     def _scan_worker(self, text: str, now: datetime) -> None:
-        from optterm.engine.scanner.grammar import ScanError
+        from optterm.engine.scanner.grammar import ScanError, parse_scan
         from optterm.engine.scanner.run import (
             SessionMomentError,
             run_on_simulator,
+            scan_calendar,
             session_moment,
         )
 
         calendar = self.state.calendar
         try:
-            moment = session_moment(calendar, now, None)
+            moment = session_moment(scan_calendar(calendar, [parse_scan(text)]), now, None)
             run = run_on_simulator(
                 text,
                 seed=self.state.settings.providers.simulator.seed,
@@ -311,6 +312,8 @@ class ScannerScreen(StateScreen):
                 out.append("  running again…", style="dim")
             for field, reason in run.result.unavailable.items():
                 out.append(f"\n{field}: n/a ({reason})", style="yellow")
+            for segment, closed in run.closed:  # `scan all` at 21:00: NSE stands at its close
+                out.append(f"\n{segment}: {closed}; its names show their last values", "yellow")
         if self.state.scans_status:  # the engine's saved scans: paused or failing, and why
             out.append(f"\nSaved scans: {self.state.scans_status}", style="bold yellow")
         summary.update(out)
@@ -339,10 +342,13 @@ class ScannerScreen(StateScreen):
                                 Text(row["symbol"], style="bold")]  # fmt: skip
             for c in run.columns:
                 value = row[c]
-                cells.append(Text(cell_text(value), justify="left" if isinstance(value, str)
+                cells.append(Text(cell_text(value, c), justify="left" if isinstance(value, str)
                                   else "right", style="dim" if value is None else ""))  # fmt: skip
+            # A closed segment's name is as old as its close: never shown with the run's age.
+            shut = row["symbol"] in run.closed_names
             cells += [Text(source, style="yellow" if run.source == "simulator" else ""),
-                      Text(age, justify="right")]  # fmt: skip
+                      Text("closed" if shut else age, justify="right",
+                           style="yellow" if shut else "")]  # fmt: skip
             rows.append((row["symbol"], cells))
         sync_table(table, rows)
 

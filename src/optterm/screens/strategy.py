@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
 from optterm.engine.state import EngineState
+from optterm.present.header import gamma_spec, level_spec
 from optterm.present.money import rupees_whole as _money
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back
@@ -83,7 +84,8 @@ def figures_text(
     """The figures beside (or, `short`, under) the chart: P&L now, max profit and loss, the
     breakevens, the probabilities, the Greeks, the premium and the model they are under."""
     g = doc["greeks"]
-    bes = ", ".join(f"{b['spot']:,.0f}" for b in doc["breakevens"]) or "none"
+    lv = level_spec(doc["symbol"])  # USDINR's levels to four places (89 said nothing)
+    bes = ", ".join(f"{b['spot']:{lv}}" for b in doc["breakevens"]) or "none"
     prem = doc["net_premium"] or 0.0
     pop = doc["pop_pct"]
     text = Text()
@@ -111,13 +113,13 @@ def figures_text(
     row(
         "Θ · V", f"₹{g['theta_per_day'] or 0:+,.0f}/day · ₹{g['vega_per_vol_pt'] or 0:+,.0f}/vol-pt"
     )
-    row("Γ", f"{g['gamma'] or 0:+.5f}")
+    row("Γ", f"{g['gamma'] or 0:{gamma_spec(g['gamma'])}}")
     row("Premium", f"{_money(abs(prem))} {'debit' if prem > 0 else 'credit'}")
     if not short:
         m = doc["model"]
         bands = doc["sigma_bands"]
-        row("±1σ", f"{bands['-1σ']:,.0f} – {bands['+1σ']:,.0f}", "blue")
-        row("±2σ", f"{bands['-2σ']:,.0f} – {bands['+2σ']:,.0f}", "blue")
+        row("±1σ", f"{bands['-1σ']:{lv}} – {bands['+1σ']:{lv}}", "blue")
+        row("±2σ", f"{bands['-2σ']:{lv}} – {bands['+2σ']:{lv}}", "blue")
         mg = doc.get("margin")
         if mg is not None:
             rom = mg["return_on_margin_pct"]
@@ -143,7 +145,8 @@ def figures_text(
 def figures_line(doc: dict[str, Any], *, live: bool = True) -> Text:
     """The figures in four lines, for a narrow screen (under the chart)."""
     g = doc["greeks"]
-    bes = ", ".join(f"{b['spot']:,.0f}" for b in doc["breakevens"]) or "none"
+    lv = level_spec(doc["symbol"])
+    bes = ", ".join(f"{b['spot']:{lv}}" for b in doc["breakevens"]) or "none"
     prem = doc["net_premium"] or 0.0
     pop = doc["pop_pct"]
     pnl = doc["pnl_now"] or 0.0
@@ -158,7 +161,7 @@ def figures_line(doc: dict[str, Any], *, live: bool = True) -> Text:
         ("\nΔ ", "dim"), f"{g['delta_lots'] or 0:+.2f} lots",
         ("  Θ ", "dim"), f"₹{g['theta_per_day'] or 0:+,.0f}/day",
         ("  V ", "dim"), f"₹{g['vega_per_vol_pt'] or 0:+,.0f}/vol-pt",
-        ("  Γ ", "dim"), f"{g['gamma'] or 0:+.5f}",
+        ("  Γ ", "dim"), f"{g['gamma'] or 0:{gamma_spec(g['gamma'])}}",
         ("\nPremium ", "dim"), f"{_money(abs(prem))} {'debit' if prem > 0 else 'credit'}",
     )  # fmt: skip
 
@@ -166,6 +169,7 @@ def figures_line(doc: dict[str, Any], *, live: bool = True) -> Text:
 def tables_text(doc: dict[str, Any], tz: Any) -> Text:
     """P&L by spot and date, then by spot and IV shift: the report's tables, compact."""
     pt, ivm = doc["payoff_table"], doc["iv_matrix"]
+    lv = level_spec(doc["symbol"])
     out = Text()
     dates = [_when(datetime.fromisoformat(d), tz)[:6] for d in pt["dates"]]
     out.append("P&L by spot and date\n", "bold")
@@ -174,9 +178,9 @@ def tables_text(doc: dict[str, Any], tz: Any) -> Text:
         cells = "".join(
             f"{money_short(r[i] if r[i] is not None else math.nan):>9}" for r in pt["pnl"]
         )
-        out.append(f"{s:>7,.0f}{cells}\n")
+        out.append(f"{s:>7{lv}}{cells}\n")
     out.append("P&L by spot and IV shift (now)\n", "bold")
-    out.append(f"{'IV':>4}" + "".join(f"{s:>8,.0f}" for s in ivm["spots"]) + "\n", "dim")
+    out.append(f"{'IV':>4}" + "".join(f"{s:>8{lv}}" for s in ivm["spots"]) + "\n", "dim")
     for shift, r in zip(ivm["iv_shifts"], ivm["pnl"], strict=True):
         cells = "".join(f"{_short(v):>8}" for v in r)
         out.append(f"{shift:>+4g}{cells}\n")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optterm.market import MarketCalendar
+from optterm.market import CURRENCY, MarketCalendar, segment_of
 from optterm.strategy.daycount import calendar_years
 from optterm.strategy.errors import StrategyError
 
@@ -82,6 +82,9 @@ class ExpiryMarket:
         if not k.size:
             return math.nan
         return float(np.interp(self.forward, k, v))
+
+
+CDS_OPTION_TICK = 0.0025  # NSE currency options
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -155,6 +158,9 @@ def market_from_chains(
         lot_size=int(snap.lot_size),
         calendar=calendar,
         expiries=expiries,
+        # Breakevens and bands are shown to the tick: a currency option's is a quarter paisa
+        # (USDINR's 89 straddle breaks even at 88.7925, not the 0.05 grid's 88.80).
+        tick=CDS_OPTION_TICK if segment_of(snap.symbol) == CURRENCY else 0.05,
         provider=snap.provider,
         feed=str(snap.feed.value),
     )

@@ -138,9 +138,12 @@ class Column:
         )
 
     def in_decimals(self, decimals: int) -> Column:
-        """This column with `decimals` places when it is an option price (currency options
-        trade in 0.0025 ticks: four places); other columns are unchanged."""
-        if self.key not in PRICE_KEYS or self.digits == decimals:
+        """This column with `decimals` places when it is an option price, or a Greek in rupees of
+        premium (theta, vega: a USDINR option's vega of ₹0.02 a vol point read 0.00 at two
+        places), when those need more places (currency options trade in 0.0025 ticks: four);
+        other columns are unchanged."""
+        greek = self.key in _RUPEE_GREEKS and decimals > self.digits
+        if (self.key not in PRICE_KEYS and not greek) or self.digits == decimals:
             return self
         return replace(
             self, spec=self.spec.replace(f".{self.digits}f", f".{decimals}f"), digits=decimals
@@ -168,6 +171,7 @@ class Column:
 
 # The option-price columns: their decimals follow the instrument's tick (price_decimals).
 PRICE_KEYS = frozenset({"ltp", "ltp_chg", "bid", "ask"})
+_RUPEE_GREEKS = frozenset({"theta", "vega"})  # rupees of premium: they follow a price's places
 
 
 def price_decimals(symbol: str) -> int:

@@ -46,6 +46,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from optterm.model import Buildup, ChainSnapshot, Side
+from optterm.present.chain import strike_decimals, strike_text
 from optterm.widgets.chain_columns import (
     COLUMNS,
     OI_UNITS,
@@ -79,10 +80,6 @@ _TAG_VOTE = {
     (Side.PE, int(Buildup.SHORT_COVERING)): -1,
     (Side.PE, int(Buildup.LONG_UNWINDING)): 1,
 }
-
-
-def _strike_text(x: float) -> str:
-    return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
 class ChainTable(ScrollView, can_focus=True):
@@ -213,6 +210,7 @@ class ChainTable(ScrollView, can_focus=True):
         self._strikes: list[float] = []
         self._atm_row = 0
         self._spot_text = ""
+        self._strike_places = 0  # decimals of the strike column (strike_decimals)
         self._cursor_row = 0
         self._cursor_col = 0  # -1 calls, 0 strike, 1 puts
         self._cursor_strike: float | None = None
@@ -446,7 +444,10 @@ class ChainTable(ScrollView, can_focus=True):
             strikes = k.tolist()
             atm_row = atm - lo
         self._keys, self._strikes, self._atm_row = keys, strikes, atm_row
-        spot_text = f"{snap.spot:,.2f}" if math.isfinite(snap.spot) else ""
+        # The spot to the instrument's decimals (USDINR 88.9800), the strikes to their grid's.
+        places = price_decimals(snap.symbol)
+        spot_text = f"{snap.spot:,.{places}f}" if math.isfinite(snap.spot) else ""
+        self._strike_places = strike_decimals(snap.strikes.tolist())
         header_changed = spot_text != self._spot_text
         self._spot_text = spot_text
         n = len(keys)
@@ -712,7 +713,7 @@ class ChainTable(ScrollView, can_focus=True):
     def _row_strip(self, row: int) -> Strip:
         base = self._keys[row]
         cursor = self._cursor_col if row == self._cursor_row else None
-        key = (base, cursor)
+        key = (base, cursor, self._strike_places)
         strip = self._strips.get(key)
         if strip is None:
             strip = self._build_row(base, cursor)
@@ -745,7 +746,7 @@ class ChainTable(ScrollView, can_focus=True):
         plain = pal["plain"]
         add("S" if sup else " ", pal["support"] if sup else plain)
         add("R" if res else " ", pal["resistance"] if res else plain)
-        text = _strike_text(strike).center(9)
+        text = strike_text(strike, self._strike_places).center(9)
         if mp:
             stripped = text.strip()
             lead = len(text) - len(text.lstrip())

@@ -23,7 +23,13 @@ from optterm.engine.state import EngineState
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed
 from optterm.present.chain import data_age
-from optterm.present.header import Figure, change_figure, header_figures, session_text
+from optterm.present.header import (
+    Figure,
+    change_figure,
+    header_figures,
+    price_decimals,
+    session_text,
+)
 
 __all__ = ["StatusBar", "fit", "status_parts", "status_text"]
 
@@ -101,7 +107,7 @@ def status_parts(
     parts: list[Part] = [
         (0, (f" {snap.symbol} ", "bold")),
         (3, f"{snap.expiry:%d-%b} "),
-        (1, (f"{snap.spot:,.2f}", "bold")),
+        (1, (f"{snap.spot:,.{price_decimals(snap)}f}", "bold")),  # USDINR: 88.9800
         (5, " "),
         (5, _styled(change_figure(snap))),
         (1, "  "),

@@ -17,8 +17,10 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from optterm.infra.clip import clip, quoted
+from optterm.market import COMMODITY, CURRENCY, segment_of
 
 __all__ = ["CostError", "CostTable", "OrderCosts", "Rates", "load_costs", "round_paisa"]
 
@@ -52,7 +54,7 @@ class OrderCosts:
     """The charges of one order (or one exercise), each in rupees to the paisa."""
 
     brokerage: float = 0.0
-    stt: float = 0.0
+    stt: float = 0.0  # the transaction tax: STT (NSE F&O) or CTT (MCX); none on CDS
     exchange: float = 0.0
     stamp: float = 0.0
     sebi: float = 0.0
@@ -70,16 +72,45 @@ class OrderCosts:
         return out
 
 
+# The TOML array of each segment's rows, and how a message names the segment.
+_SECTIONS: dict[str | None, tuple[str, str]] = {
+    None: ("rates", "NSE F&O"),
+    COMMODITY: ("mcx", "MCX"),
+    CURRENCY: ("cds", "NSE CDS"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CostTable:
     source: str  # the file the rows came from
     rows: tuple[Rates, ...]  # by start day, ascending
+    segment: str | None = None  # None: NSE F&O; "commodity" (MCX); "currency" (CDS)
+    # The other segments' tables of the same file, by segment (absent: the file has no rows).
+    others: tuple[CostTable, ...] = ()
+
+    def for_symbol(self, symbol: str) -> CostTable:
+        """The rows of the segment `symbol` trades in (MCX and CDS names by market.segment_of,
+        everything else NSE F&O); a CostError when the file has none for it."""
+        segment = segment_of(symbol)
+        for table in (self, *self.others):
+            if table.segment == segment:
+                return table
+        section, label = _SECTIONS[segment]
+        raise CostError(
+            f"the cost table {self.source} has no [[{section}]] rows, which a backtest of "
+            f"{symbol.upper()} ({label}) needs; copy them from the shipped "
+            "src/optterm/data/costs/nse.toml."
+        )
 
     def rates(self, day: date) -> Rates:
         i = bisect.bisect_right([r.start for r in self.rows], day) - 1
         if i < 0:
+            table = f"the cost table {self.source} starts"
+            if self.segment is not None:
+                section = _SECTIONS[self.segment][0]
+                table = f"the [[{section}]] rows of the cost table {self.source} start"
             raise CostError(
-                f"the cost table {self.source} starts on {self.rows[0].start.isoformat()}, after "
+                f"{table} on {self.rows[0].start.isoformat()}, after "
                 f"{day.isoformat()}; add a row from that day or backtest a later span."
             )
         return self.rows[i]
@@ -140,9 +171,26 @@ def parse_costs(text: str, source: str) -> CostTable:
     raw = doc.get("rates")
     if not isinstance(raw, list) or not raw:
         raise CostError(f"the cost table {source} has no [[rates]] rows; copy the shipped one.")
+    others = []
+    for segment, (section, _) in _SECTIONS.items():
+        rows = doc.get(section)
+        if segment is None or rows is None:
+            continue
+        if not isinstance(rows, list) or not rows:
+            raise CostError(
+                f"the cost table {source}: [[{section}]] must be rows like [[rates]]; copy "
+                "them from the shipped one."
+            )
+        others.append(CostTable(source, _rows(rows, source, section), segment))
+    return CostTable(source, _rows(raw, source, "rates"), None, tuple(others))
+
+
+def _rows(raw: list[Any], source: str, section: str) -> tuple[Rates, ...]:
     rows = []
     for n, row in enumerate(raw, 1):
         where = f"the cost table {source}, row {n}"
+        if section != "rates":
+            where = f"the cost table {source}, [[{section}]] row {n}"
         start = row.get("from") if isinstance(row, dict) else None
         if type(start) is not date:
             raise CostError(
@@ -166,8 +214,9 @@ def parse_costs(text: str, source: str) -> CostTable:
         rows.append(Rates(start, **values))
     starts = [r.start for r in rows]
     if starts != sorted(set(starts)):
+        which = "rows'" if section == "rates" else f"[[{section}]] rows'"
         raise CostError(
-            f"the cost table {source}: the rows' `from` days must be distinct and in order "
+            f"the cost table {source}: the {which} `from` days must be distinct and in order "
             f"(got {', '.join(d.isoformat() for d in starts)})."
         )
-    return CostTable(source, tuple(rows))
+    return tuple(rows)

@@ -32,10 +32,17 @@ class Fill:
         return abs(self.price - self.reference)
 
     def quote_text(self) -> str:
+        # Four decimals for a currency option's quarter-paisa quotes, two for the rest.
+        places = 4 if any(_sub_paisa(x) for x in (self.bid, self.ask, self.ltp)) else 2
+
         def f(x: float) -> str:
-            return f"{x:.2f}" if math.isfinite(x) else "-"
+            return f"{x:.{places}f}" if math.isfinite(x) else "-"
 
         return f"{f(self.bid)}/{f(self.ask)} ltp {f(self.ltp)}"
+
+
+def _sub_paisa(x: float) -> bool:
+    return math.isfinite(x) and abs(x * 100 - round(x * 100)) > 1e-6
 
 
 def _two_sided(bid: float, ask: float) -> bool:
@@ -53,7 +60,7 @@ def mark(bid: float, ask: float, ltp: float) -> float:
 class FillModel:
     k: float = 0.5  # half-spreads against the trader
     ltp_pct: float = 1.0  # % against the trader when there is no two-sided quote
-    tick: float = 0.05
+    tick: float = 0.05  # the option's price tick (currency options: 0.0025)
 
     def describe(self) -> str:
         at = "mid" if self.k == 0 else f"mid ± {self.k:g} × half-spread"
@@ -77,4 +84,4 @@ class FillModel:
         raw = ref + move if buy else ref - move
         steps = round(raw / self.tick, 6)  # 6 places: 104.35 / 0.05 is 2086.9999…
         on_tick = (math.ceil(steps) if buy else math.floor(steps)) * self.tick
-        return Fill(round(max(on_tick, 0.0), 2), ref, basis, bid, ask, ltp, ts)
+        return Fill(round(max(on_tick, 0.0), 4), ref, basis, bid, ask, ltp, ts)

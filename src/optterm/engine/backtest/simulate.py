@@ -188,6 +188,7 @@ async def run_backtest(
     simulated = sum(n for _, f, n in sources if f == "SIMULATED")
     if simulated and not allow_simulated:
         raise SimulatedRefused(simulated, spec.symbol)
+    costs = costs.for_symbol(spec.symbol)  # the segment's rows: CTT on MCX, no STT on CDS
     costs.rates(start)  # a table that starts after the span is refused before any work
     replayed_times: list[int] = []
     if spec.rule is not None and spec.rule.replayed:

@@ -22,11 +22,14 @@ from typing import Any, Final
 
 from optterm.engine.backtest.fills import FillModel
 from optterm.infra.clip import quoted
+from optterm.market import CURRENCY, segment_of
 from optterm.model import PatternKind
 from optterm.store.schema import METRIC_FLOATS
 from optterm.strategy.errors import StrategyError
 from optterm.strategy.line import StrategyLine, parse_line
 from optterm.strategy.placement import PLACE_BY, Placement
+
+CDS_OPTION_TICK: Final = 0.0025  # NSE currency options: ₹0.0025
 
 __all__ = ["Amount", "Rule", "Spec", "SpecError", "Term", "parse_spec", "parse_toml_spec"]
 
@@ -432,6 +435,11 @@ def parse_spec(text: str) -> Spec:
             placement_value = _number(tok, f"by {placement_by}", f"by {placement_by} 2")
         elif word == "width":
             width = int(_number(nxt, "width", "width 2"))
+        else:  # a word after the clauses began that none of them takes: never dropped silently
+            raise SpecError(
+                f"{quoted(toks[i - 2])} is not a clause of a backtest spec; the clauses are "
+                f"{', '.join(sorted(_CLAUSES))}, and lots go with the strategy (x2 after it)."
+            )
     try:
         line = parse_line(" ".join(head))
         placement = Placement(placement_by or "offset", placement_value, width)  # type: ignore[arg-type]
@@ -450,7 +458,9 @@ def parse_spec(text: str) -> Spec:
             "backtests take option legs on one expiry for now; futures legs and calendars "
             "(a second expiry) are not simulated yet: choose another strategy."
         )
-    fill = FillModel(opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0))
+    # Currency options trade in quarter paise; NSE F&O and (taken as) MCX options in 0.05.
+    tick = CDS_OPTION_TICK if segment_of(line.symbol) == CURRENCY else 0.05
+    fill = FillModel(opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0), tick)
     spec = Spec(text.strip(), line, placement, fill=fill, **opts)
     if (
         spec.enter_at is not None

@@ -53,6 +53,13 @@ _ARITH: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
 }  # fmt: skip
 _SEGMENT: Final = FIELD_INDEX["segment"]
+_UNIVERSE_SEGMENTS: Final[dict[str, tuple[float, ...] | None]] = {
+    "fno": (SEGMENT_WORDS["index"], SEGMENT_WORDS["stock"]),  # NSE F&O only, never MCX
+    "indices": (SEGMENT_WORDS["index"],),
+    "stocks": (SEGMENT_WORDS["stock"],),
+    "mcx": (SEGMENT_WORDS["commodity"],),
+    "all": None,
+}
 
 
 def _known(x: Any) -> Any:
@@ -253,10 +260,8 @@ class CompiledScan:
         self._cond = None if scan.where is None else _true(scan.where, self.names)
         self._sort = None if scan.sort is None else _value(scan.sort)
         self.fields = scan.fields()
-        self._segment = (
-            None if scan.universe == "fno"
-            else SEGMENT_WORDS["index" if scan.universe == "indices" else "stock"]
-        )  # fmt: skip
+        # The segment codes a universe keeps (None: every name given).
+        self._segments = _UNIVERSE_SEGMENTS[scan.universe]
 
     def match(self, ctx: Context) -> np.ndarray:
         n = ctx.n
@@ -266,8 +271,8 @@ class CompiledScan:
             hit = self._cond(ctx, 0)
             if np.shape(hit) != (n,):  # a condition on constants only: `1 > 0`
                 hit = np.broadcast_to(hit, (n,))
-        if self._segment is not None:
-            hit = hit & (ctx.values[_SEGMENT] == self._segment)
+        if self._segments is not None:
+            hit = hit & np.isin(ctx.values[_SEGMENT], self._segments)
         return hit
 
     def run(self, ctx: Context, unavailable: Mapping[str, str] | None = None) -> ScanResult:

@@ -54,7 +54,7 @@ BUILDUP_WORDS: Final[dict[str, float]] = {
     "lu": 4.0,
     "long_unwinding": 4.0,
 }
-SEGMENT_WORDS: Final[dict[str, float]] = {"index": 0.0, "stock": 1.0}
+SEGMENT_WORDS: Final[dict[str, float]] = {"index": 0.0, "stock": 1.0, "commodity": 2.0}
 TEXT_FIELDS: Final[dict[str, Mapping[str, float]]] = {
     "buildup": BUILDUP_WORDS,
     "segment": SEGMENT_WORDS,
@@ -125,9 +125,11 @@ def _der(
 
 FIELDS: Final[tuple[Field, ...]] = (
     # -- static (the universe)
-    _der("segment", "static", "index | stock", "index or stock underlying",
-         lambda c: np.where(c["is_index"] > 0, 0.0, 1.0)),
-    _raw("lot_size", "static", "shares", "lot size of the near expiry"),
+    _der("segment", "static", "index | stock | commodity",
+         "index or stock underlying (NSE F&O), or an MCX commodity",
+         lambda c: np.where(c["is_commodity"] > 0, 2.0, np.where(c["is_index"] > 0, 0.0, 1.0))),
+    _raw("lot_size", "static", "units",
+         "lot size of the near expiry (shares; MCX: the contract's, 100 bbl of CRUDEOIL)"),
     _raw("strike_step", "static", "₹", "most common gap between listed strikes"),
     _raw("dte", "static", "days", "calendar days to the near expiry"),
     # -- futures (near month, every tick)
@@ -235,9 +237,11 @@ FIELDS: Final[tuple[Field, ...]] = (
 )  # fmt: skip
 
 FIELD_INDEX: Final[dict[str, int]] = {f.name: i for i, f in enumerate(FIELDS)}
-# Raw columns a source gives; `is_index` is the universe's, read by `segment`.
+# Raw columns a source gives; `is_index` and `is_commodity` are the universe's, read by
+# `segment` (a source without MCX names may leave `is_commodity` out: none is a commodity).
 RAW_FIELDS: Final[tuple[str, ...]] = (
     "is_index",
+    "is_commodity",
     *(f.name for f in FIELDS if f.derived is None),
 )
 

@@ -57,7 +57,9 @@ MAX_LIMIT: Final = 1000
 MAX_DEPTH: Final = 40
 MAX_TICKS_BACK: Final = 10_000
 MAX_DAYS_BACK: Final = 250
-UNIVERSES: Final = ("fno", "indices", "stocks")
+# NSE F&O (indices and stocks, or one of them), MCX commodities, or both (each on its own
+# session: a closed segment's names stand at their close).
+UNIVERSES: Final = ("fno", "indices", "stocks", "mcx", "all")
 _AGGS: Final = ("avg", "min", "max")
 _COMPARE: Final = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "=", "==": "=",
                    "!=": "!=", "<>": "!="}  # fmt: skip
@@ -191,7 +193,7 @@ Node = (
 @dataclass(frozen=True, slots=True)
 class Scan:
     text: str
-    universe: str  # fno, indices or stocks
+    universe: str  # fno, indices, stocks (NSE F&O), mcx (MCX commodities) or all
     where: Node | None
     sort: Node | None
     descending: bool

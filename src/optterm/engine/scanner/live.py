@@ -8,13 +8,17 @@ Two sources, one per engine, by the first provider of the order (engine/compose.
   are evaluated over its columns, each with its age (`ages`); entries go out as LIVE. When the
   watched chains fail over to another provider the scans pause and say their source changed
   (`status`), and resume when Angel One serves again: a scan never mixes two sources.
-* simulated (the simulator first): the simulator's universe (providers/simulator/universe.py),
-  stepped to the wall clock's moment of today's session on every engine tick; its entries are
-  SIMULATED, never sent as if they were the market's. The session's steps are played on a worker
-thread (the first tick of a session catches up from the open: about a second of CPU late in the
-day), so the watched chains' tick never waits for it. Entries found while catching up, before
-this process's first tick of the session, are logged but not notified: they are history, not
-news.
+* simulated (the simulator first): the simulator's universe (providers/simulator/universe.py:
+  the F&O names, and the MCX ones on their own session when a saved scan covers MCX), stepped
+  to the wall clock's moment of today's session on every engine tick; its entries are
+  SIMULATED, never sent as if they were the market's. The session's steps are played on a
+  worker thread (the first tick of a session catches up from the open: about a second of CPU
+  late in the day), so the watched chains' tick never waits for it. Entries found while
+  catching up, before this process's first tick of the session, are logged but not notified:
+  they are history, not news.
+
+The live feed sweeps the NSE F&O universe only: a saved scan over MCX finds its names on the
+simulator, not (yet) on Angel One's feed.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from optterm.engine.scanner.grammar import ScanError
+from optterm.engine.scanner.grammar import ScanError, parse_scan
+from optterm.engine.scanner.run import sim_universe
 from optterm.engine.scanner.scanner import Scanner
 from optterm.engine.scanner.tracker import ScanEvent
 from optterm.market import MarketCalendar
 from optterm.model import Feed
-from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
+from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim, universe_calendar
 
 if TYPE_CHECKING:
     from optterm.engine.events import Subscription
@@ -46,6 +51,14 @@ Run = tuple[str, int, tuple[str, ...]]  # scan, how many matched, the ranked mat
 
 STEP_S: Final = 15.0  # the universe's tick
 RECORD_EVERY: Final = 4  # a run recorded a minute; every enter/leave as it happens
+
+
+def _universe(text: str) -> str:
+    """A saved scan's universe ("fno" for one that does not read any more: it is skipped)."""
+    try:
+        return parse_scan(text).universe
+    except ScanError:
+        return "fno"
 
 
 class LiveScans:
@@ -96,7 +109,9 @@ class LiveScans:
         """Step the enabled saved scans to `now` and record what happened; how many entries
         were queued as alerts (0 outside a session or with no enabled scan)."""
         day = self.calendar.local_date(now)
-        if not self.calendar.is_open(now):
+        # Any segment a saved scan may cover open (`scan mcx` trades into the evening); the
+        # scans' own session is checked below, once their universe is known.
+        if not universe_calendar(self.calendar, "all").is_open(now):
             return 0
         saved = await self.store.scans.saved(enabled_only=True)
         texts = {s.name: s.text for s in saved}
@@ -108,6 +123,8 @@ class LiveScans:
         if day != self._day or texts != self._texts:
             self._restart(day, texts, saved, now)
         assert self._sim is not None
+        if not self._sim.calendar.is_open(now):  # F&O scans only, and NSE closed
+            return 0
         events, runs = await asyncio.to_thread(self._step_to, now)
         if not events and not runs:
             return 0
@@ -189,8 +206,9 @@ class LiveScans:
     ) -> None:
         """A new session or a changed set of scans: the universe and trackers from the open."""
         self._day, self._texts = day, texts
+        universe = sim_universe(_universe(s.text) for s in saved)
         sim = UniverseSim(seed=self.seed, size=self.size, day=day, step_seconds=STEP_S,
-                          calendar=self.calendar)  # fmt: skip
+                          calendar=self.calendar, universe=universe)  # fmt: skip
         scanner = _scanner_of(sim.names, saved)
         scanner.close_session(sim.previous_close())
         self._sim, self._scanner = sim, scanner

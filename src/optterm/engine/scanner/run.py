@@ -2,14 +2,17 @@
 
 Today the universe comes from the simulator (`UniverseSim`): its session is played from the open
 to the moment asked for, through a `Scanner`, so look-backs, crossings and averages have the
-history they would have had live. The live universe feed (provider budgets, per-column ages)
-is the next step; a `ScanRun` will carry its source either way.
+history they would have had live. The scan's universe picks the session: `scan fno` (and
+`indices`, `stocks`) the NSE F&O one, `scan mcx` MCX's (09:00 to 23:30/23:55), `scan all` both;
+a segment closed at the moment is named in `ScanRun.closed` (its names stand at their close).
+The live universe feed (provider budgets, per-column ages) is the next step; a `ScanRun` will
+carry its source either way.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,7 +25,7 @@ from optterm.engine.scanner.grammar import Scan, parse_scan
 from optterm.engine.scanner.scanner import Scanner
 from optterm.engine.scanner.tracker import ScanEvent
 from optterm.market import MarketCalendar
-from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim
+from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim, universe_calendar
 from optterm.store.scans import ScanEventRow, ScanRunRow
 
 __all__ = [
@@ -31,7 +34,9 @@ __all__ = [
     "SessionMomentError",
     "play_on_simulator",
     "run_on_simulator",
+    "scan_calendar",
     "session_moment",
+    "sim_universe",
 ]
 
 _STEP_S = 15.0  # the tick of the universe feed
@@ -51,6 +56,10 @@ class ScanRun:
     source: str
     # The scan's enter/leave log over the session played to `at` (its tracker's hysteresis).
     events: tuple[ScanEvent, ...] = ()
+    # The segments closed at `at`: (name, "closed at 15:40"), and their names, which stand at
+    # their last values (never fresh).
+    closed: tuple[tuple[str, str], ...] = ()
+    closed_names: frozenset[str] = frozenset()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -77,6 +86,19 @@ def _cell(field: str, value: float) -> Any:
         # The shortest word for the code: "lb", not "long_buildup".
         return min((w for w, code in words.items() if code == value), key=len, default=None)
     return round(value, 4)
+
+
+def sim_universe(universes: Iterable[str]) -> str:
+    """The simulated universe ("fno", "mcx" or "all") that serves scans over `universes`."""
+    wanted = {"mcx" if u == "mcx" else "all" if u == "all" else "fno" for u in universes}
+    if wanted <= {"fno"}:
+        return "fno"
+    return "mcx" if wanted == {"mcx"} else "all"
+
+
+def scan_calendar(calendar: MarketCalendar, scans: Iterable[Scan]) -> MarketCalendar:
+    """The session `scans` run on: the configured NSE F&O `calendar`, MCX's, or both."""
+    return universe_calendar(calendar, sim_universe(s.universe for s in scans))
 
 
 def session_moment(calendar: MarketCalendar, now: datetime, at: time | None) -> datetime:
@@ -109,12 +131,15 @@ def run_on_simulator(
     """Parse `text` (ScanError if it does not read) and run it over the simulator's universe
     as it stands at `moment` (a time inside a session, see `session_moment`)."""
     scan = parse_scan(text)
-    cal = calendar or MarketCalendar()
-    day: date = cal.local_date(moment)
-    sim = UniverseSim(seed=seed, size=size, day=day, step_seconds=_STEP_S, calendar=cal)
+    nse = calendar or MarketCalendar()
+    universe = sim_universe([scan.universe])
+    day: date = universe_calendar(nse, universe).local_date(moment)
+    sim = UniverseSim(seed=seed, size=size, day=day, step_seconds=_STEP_S, calendar=nse,
+                      universe=universe)  # fmt: skip
     scanner = Scanner(sim.names)
     scanner.add("scan", scan)
-    target = int((moment - sim.open_at).total_seconds() // _STEP_S)
+    # Past the close the session stands at its last step (a later moment would never be reached).
+    target = min(int((moment - sim.open_at).total_seconds() // _STEP_S), sim.steps)
     # Yesterday's close for `1d ago`: the simulator's previous-close columns.
     scanner.close_session(sim.previous_close())
     tick = scanner.tick(sim.columns(), sim.open_at)
@@ -123,6 +148,7 @@ def run_on_simulator(
         cols = sim.advance()
         tick = scanner.tick(cols, sim.open_at + timedelta(seconds=sim.step * _STEP_S))
         events += tick.events
+    closed = sim.closed_at()
     return ScanRun(
         scan=scan,
         result=tick.results["scan"],
@@ -131,6 +157,10 @@ def run_on_simulator(
         at=tick.at.astimezone(UTC),
         source="simulator",
         events=tuple(events),
+        closed=tuple((label, when) for label, _, when in closed),
+        closed_names=frozenset(
+            name for _, mask, _ in closed for name, m in zip(sim.names, mask, strict=True) if m
+        ),
     )
 
 
@@ -158,14 +188,18 @@ def play_on_simulator(
 ) -> PlayedSession:
     """Play the simulated session from the open to `moment` through `scans` (name → text;
     ScanError for one that does not read), with their enter/leave trackers."""
-    cal = calendar or MarketCalendar()
-    sim = UniverseSim(seed=seed, size=size, day=cal.local_date(moment), step_seconds=_STEP_S,
-                      calendar=cal)  # fmt: skip
+    nse = calendar or MarketCalendar()
+    parsed = {name: parse_scan(text) for name, text in scans.items()}
+    universe = sim_universe(p.universe for p in parsed.values())
+    day = universe_calendar(nse, universe).local_date(moment)
+    sim = UniverseSim(seed=seed, size=size, day=day, step_seconds=_STEP_S, calendar=nse,
+                      universe=universe)  # fmt: skip
     scanner = Scanner(sim.names)
-    for name, text in scans.items():
-        scanner.add(name, text)
+    for name, scan in parsed.items():
+        scanner.add(name, scan)
     scanner.close_session(sim.previous_close())
-    target = int((moment - sim.open_at).total_seconds() // _STEP_S)
+    # Past the close the session stands at its last step (a later moment would never be reached).
+    target = min(int((moment - sim.open_at).total_seconds() // _STEP_S), sim.steps)
     runs: list[ScanRunRow] = []
     events: list[ScanEventRow] = []
     cols = sim.columns()

@@ -13,6 +13,12 @@ names each from about 09:45, reaching full size by about 11:10 (`FLOWS`): long/s
 short covering, long unwinding, an OI spurt, an IV spike, a PCR extreme (one high, one low) and
 unusual activity. `flows=False` gives a quiet universe.
 
+MCX commodities (`universe="mcx"`, or `"all"` beside the F&O names): the MCX underlyings' near
+futures, each name on its own segment's session. A name trades (its shocks, volume and session
+share move) only while its session is open: at 21:00 IST the MCX names tick and the NSE names
+stand at their 15:40 close (`closed_at` says which are closed). MCX flows play in the evening,
+from about 17:00 to 20:00 IST (`MCX_FLOWS`), one name each, when the US markets open.
+
 The columns are the scanner's raw fields (engine/scanner/fields.py `RAW_FIELDS`); this module
 does not import the engine, tests/test_scanner_sim.py keeps the two equal.
 """
@@ -20,18 +26,20 @@ does not import the engine, tests/test_scanner_sim.py keeps the two equal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import Final
 
 import numpy as np
 
-from optterm.market import NSE_INDICES, MarketCalendar
+from optterm.market import MCX_UNDERLYINGS, NSE_INDICES, MarketCalendar
 
 __all__ = [
     "DEFAULT_SIZE",
     "FLOWS",
     "FLOW_NAMES_EACH",
+    "MCX_FLOWS",
+    "SIM_UNIVERSES",
     "UniverseSim",
     "UniverseSpec",
     "make_spec",
@@ -49,7 +57,29 @@ FLOWS: Final = (
     "unusual_activity",
 )
 FLOW_NAMES_EACH: Final = 2
+# The flows MCX names play, one name each (a universe of ten has no room for two of each).
+MCX_FLOWS: Final = ("long_buildup", "short_buildup", "short_covering", "long_unwinding",
+                    "oi_spurt", "iv_spike")  # fmt: skip
+SIM_UNIVERSES: Final = ("fno", "mcx", "all")  # NSE F&O, MCX commodities, both
+_MCX_FAMILY: Final = {"CRUDEOILM": "CRUDEOIL", "NATGASMINI": "NATURALGAS", "GOLDM": "GOLD",
+                      "SILVERM": "SILVER"}  # fmt: skip
 _RAMP: Final = (0.08, 0.30)  # share of the session: ~09:45 → ~11:10
+# MCX's evening, when the US markets open: ~17:00 → ~20:00 IST of a 09:00–23:30 session.
+_MCX_RAMP: Final = (0.55, 0.76)
+# The MCX near futures' levels (the chain simulator's, providers/simulator/state.py) and vols
+# in points; illustrative, like every simulated price.
+_MCX_LEVELS: Final = {
+    "CRUDEOIL": (5_450.0, 34.0),
+    "CRUDEOILM": (5_450.0, 34.0),
+    "NATURALGAS": (330.0, 55.0),
+    "NATGASMINI": (330.0, 55.0),
+    "GOLD": (131_000.0, 17.0),
+    "GOLDM": (131_000.0, 17.0),
+    "SILVER": (172_000.0, 27.0),
+    "SILVERM": (172_000.0, 27.0),
+    "COPPER": (1_010.0, 22.0),
+    "ZINC": (285.0, 22.0),
+}
 _TAU_S: Final = 7200.0  # the quiet processes' memory (2 h)
 _CARRY: Final = 0.055
 # Quiet bands (log amplitudes of tanh-bounded processes).
@@ -69,6 +99,7 @@ class UniverseSpec:
 
     names: tuple[str, ...]
     is_index: np.ndarray
+    is_commodity: np.ndarray  # 1.0 for the MCX names
     lot_size: np.ndarray
     strike_step: np.ndarray
     prev_close: np.ndarray
@@ -107,8 +138,21 @@ def _stock_names(rng: np.random.Generator, count: int, taken: set[str]) -> list[
     return out
 
 
-def make_spec(seed: int, size: int = DEFAULT_SIZE, *, flows: bool = True) -> UniverseSpec:
-    """The universe of `size` names for `seed`: the NSE indices, then seeded stocks."""
+def make_spec(
+    seed: int, size: int = DEFAULT_SIZE, *, flows: bool = True, universe: str = "fno"
+) -> UniverseSpec:
+    """The universe of `size` names for `seed`: the NSE indices, then seeded stocks ("fno");
+    the MCX underlyings ("mcx"); or the F&O names followed by the MCX ones ("all"). The F&O
+    part is the same whichever: its draws never depend on the MCX part."""
+    if universe not in SIM_UNIVERSES:
+        raise ValueError(f"universe must be one of {', '.join(SIM_UNIVERSES)}, got {universe!r}")
+    if universe == "mcx":
+        return _mcx_spec(seed, flows)
+    fno = _fno_spec(seed, size, flows)
+    return fno if universe == "fno" else _joined(fno, _mcx_spec(seed, flows))
+
+
+def _fno_spec(seed: int, size: int, flows: bool) -> UniverseSpec:
     if size < len(NSE_INDICES) + 1:
         raise ValueError(f"a universe needs at least {len(NSE_INDICES) + 1} names, got {size}")
     rng = np.random.default_rng([seed, size, 0x5CA9])
@@ -142,6 +186,7 @@ def make_spec(seed: int, size: int = DEFAULT_SIZE, *, flows: bool = True) -> Uni
     return UniverseSpec(
         names=names,
         is_index=is_index.astype(np.float64),
+        is_commodity=np.zeros(n),
         lot_size=lot,
         strike_step=step,
         prev_close=prev_close,
@@ -164,6 +209,73 @@ def make_spec(seed: int, size: int = DEFAULT_SIZE, *, flows: bool = True) -> Uni
     )
 
 
+def _mcx_spec(seed: int, flows: bool) -> UniverseSpec:
+    """The MCX underlyings' near futures: lots and steps from market.MCX_UNDERLYINGS, levels
+    and vols per commodity, the rest seeded (a stream of its own, so the F&O part is unmoved)."""
+    rng = np.random.default_rng([seed, 0x3C5])
+    under = list(MCX_UNDERLYINGS.values())
+    names = tuple(u.symbol for u in under)
+    n = len(names)
+    level = np.array([_MCX_LEVELS[u.symbol][0] for u in under])
+    prev_iv = np.array([_MCX_LEVELS[u.symbol][1] for u in under]) * rng.uniform(0.9, 1.1, n)
+    step = np.array([u.strike_step for u in under])
+    # A mini contract closes where its big one does (GOLDM with GOLD, CRUDEOILM with CRUDEOIL):
+    # one draw per commodity, so the two never sit 4 % apart.
+    family = [_MCX_FAMILY.get(name, name) for name in names]
+    draw = dict(zip(names, 0.03 * rng.standard_normal(n), strict=True))
+    prev_close = np.round(level * np.exp([draw[f] for f in family]), 1)
+    chosen: dict[str, tuple[str, ...]] = {}
+    if flows:
+        picks = rng.permutation(n)[: len(MCX_FLOWS)]
+        chosen = {flow: (names[int(j)],) for flow, j in zip(MCX_FLOWS, picks, strict=True)}
+    return UniverseSpec(
+        names=names,
+        is_index=np.zeros(n),
+        is_commodity=np.ones(n),
+        lot_size=np.array([float(u.lot_size) for u in under]),
+        strike_step=step,
+        prev_close=prev_close,
+        prev_oi=np.round(rng.uniform(2e3, 3e4, n)),
+        avg_volume=np.round(rng.uniform(2e3, 4e4, n)),
+        prev_iv=prev_iv,
+        iv_low=prev_iv * rng.uniform(0.6, 0.8, n),
+        iv_high=prev_iv * rng.uniform(1.8, 2.4, n),
+        iv_median=prev_iv * rng.uniform(0.95, 1.1, n),
+        hv20=prev_iv * rng.uniform(0.7, 1.1, n),
+        prev_pcr=rng.uniform(0.75, 1.25, n),
+        prev_opt_oi=np.round(rng.uniform(2e4, 4e5, n)),
+        avg_opt_volume=np.round(rng.uniform(1e4, 3e5, n)),
+        max_pain_off=rng.uniform(-0.01, 0.01, n),
+        wall_up=rng.integers(2, 9, n).astype(np.float64),
+        wall_down=rng.integers(2, 9, n).astype(np.float64),
+        skew=rng.uniform(1.0, 4.0, n),
+        gex=rng.uniform(-20.0, 50.0, n),
+        flows=chosen,
+    )
+
+
+def _joined(a: UniverseSpec, b: UniverseSpec) -> UniverseSpec:
+    """`a`'s names then `b`'s, every per-name constant concatenated, the flows merged."""
+    parts: dict[str, object] = {"names": a.names + b.names}
+    for f in fields(UniverseSpec):
+        if f.name not in ("names", "flows"):
+            parts[f.name] = np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+    flows = {k: a.flows.get(k, ()) + b.flows.get(k, ()) for k in (*a.flows, *b.flows)}
+    return UniverseSpec(flows=flows, **parts)  # type: ignore[arg-type]
+
+
+def universe_calendar(calendar: MarketCalendar, universe: str) -> MarketCalendar:
+    """The session a simulated universe plays: `calendar` (the configured NSE F&O one) for
+    "fno", MCX's for "mcx", both combined (open while either is) for "all"."""
+    mcx, nse = next(iter(MCX_UNDERLYINGS)), next(iter(NSE_INDICES))
+    if universe == "mcx":
+        return calendar.for_symbol(mcx)
+    if universe == "all":
+        return calendar.for_symbols([nse, mcx])
+    # NSE F&O's own session, also when `calendar` is a watchlist's combined one.
+    return calendar.for_symbol(nse)
+
+
 def _last_tuesday(year: int, month: int) -> date:
     nxt = date(year + (month == 12), month % 12 + 1, 1)
     d = nxt - timedelta(days=1)
@@ -184,8 +296,25 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(x / math.sqrt(2.0)))
 
 
+@dataclass(frozen=True)
+class _Group:
+    """The names of one segment in the universe and their session, in steps of the universe's
+    clock (which runs from the earliest open to the latest close of the day)."""
+
+    label: str  # the calendar's name: "NSE F&O", "MCX"
+    members: np.ndarray  # bool per name
+    start: int  # the step the session opens at
+    steps: int  # its length in steps (0: no session that day)
+    ramp: tuple[float, float]  # when its flows build, as shares of its session
+    close_text: str  # "15:40"
+
+
 class UniverseSim:
-    """One session of the universe, stepped every `step_seconds` of trading time."""
+    """One session of the universe, stepped every `step_seconds` of trading time.
+
+    The session is the universe's: the F&O names' (09:15–15:40), the MCX names' (09:00–23:30 or
+    23:55) or, for "all", from the earliest open to the latest close; each name moves only
+    inside its own segment's session."""
 
     def __init__(
         self,
@@ -196,22 +325,38 @@ class UniverseSim:
         day: date,
         step_seconds: float = 15.0,
         calendar: MarketCalendar | None = None,
+        universe: str = "fno",
     ) -> None:
         if not step_seconds > 0:
             raise ValueError(f"step_seconds must be > 0, got {step_seconds!r}")
         self.seed = int(seed)
-        self.spec = make_spec(self.seed, size, flows=flows)
+        self.universe = universe
+        self.spec = make_spec(self.seed, size, flows=flows, universe=universe)
         self.day = day
         self.step_seconds = float(step_seconds)
-        cal = calendar or MarketCalendar()
-        self.session_seconds = cal.session_seconds()
+        nse = (calendar or MarketCalendar()).for_symbol(next(iter(NSE_INDICES)))
+        mcx = nse.for_symbol(next(iter(MCX_UNDERLYINGS)))
+        cal = universe_calendar(nse, universe)
+        self.calendar = cal
+        opens, closes = cal.session_bounds(day)
+        self.session_seconds = (closes - opens).total_seconds()
         self.steps = int(self.session_seconds // self.step_seconds)
-        self.open_at = cal.session_bounds(day)[0]
+        self.open_at = opens
         n = len(self.spec.names)
         s = self.spec
+        commodity = s.is_commodity > 0
+        self._groups = tuple(
+            self._group(c, members, day, ramp, universe == "all")
+            for c, members, ramp in ((nse, ~commodity, _RAMP), (mcx, commodity, _MCX_RAMP))
+            if members.any()
+        )
         self._phi_decay = math.exp(-self.step_seconds / _TAU_S)
         self._shock = math.sqrt(1.0 - self._phi_decay**2)
         self.dte = np.where(s.is_index > 0, float(_dte(day, True)), float(_dte(day, False)))
+        if commodity.any():
+            for i in np.flatnonzero(commodity):
+                near = mcx.expiries(s.names[i], day, 1)
+                self.dte[i] = float((near[0] - day).days) if near else np.nan
         gap_rng = np.random.default_rng([self.seed, day.toordinal(), 0xA9])
         self._gap = _GAP * np.tanh(gap_rng.standard_normal(n))
         self._a_price = np.where(s.is_index > 0, _A_PRICE_INDEX, _A_PRICE_STOCK)
@@ -223,6 +368,21 @@ class UniverseSim:
             low[s.names.index(s.flows["pcr_extreme"][-1])] = True
         self._pcr_target = np.where(low, _PCR_LOW, _PCR_HIGH)
         self.reset()
+
+    def _group(
+        self,
+        cal: MarketCalendar,
+        members: np.ndarray,
+        day: date,
+        ramp: tuple[float, float],
+        mixed: bool,
+    ) -> _Group:
+        if mixed and not cal.is_trading_day(day):  # this segment's holiday: closed all day
+            return _Group(cal.name, members, 0, 0, ramp, "closed all day (a holiday)")
+        opens, closes = cal.session_bounds(day)
+        start = int((opens - self.open_at).total_seconds() // self.step_seconds)
+        steps = int((closes - opens).total_seconds() // self.step_seconds)
+        return _Group(cal.name, members, start, steps, ramp, f"{cal.close_on(day):%H:%M}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -254,6 +414,40 @@ class UniverseSim:
     def columns(self) -> dict[str, np.ndarray]:
         return self._cols
 
+    def closed_at(self, step: int | None = None) -> list[tuple[str, np.ndarray, str]]:
+        """The segments whose session is not open at `step` (default: the current one), each
+        as (its name, its members as a bool mask, "closed at 15:40" or "not open until 09:15"):
+        their names stand at their last values and must not be shown as fresh."""
+        k = self.step if step is None else step
+        out = []
+        for g in self._groups:
+            if g.steps == 0:
+                out.append((g.label, g.members, g.close_text))
+            elif k < g.start:
+                opens = self.open_at + timedelta(seconds=g.start * self.step_seconds)
+                local = opens.astimezone(self.calendar.tz)
+                out.append((g.label, g.members, f"not open until {local:%H:%M}"))
+            elif k >= g.start + g.steps:  # the close itself is after the session (exclusive)
+                out.append((g.label, g.members, f"closed at {g.close_text}"))
+        return out
+
+    def _fracs(self, step: int) -> list[float]:
+        """Each group's share of its session elapsed at `step` (0 before it opens, 1 after)."""
+        return [
+            0.0 if g.steps == 0 else min(max((step - g.start) / g.steps, 0.0), 1.0)
+            for g in self._groups
+        ]
+
+    def _per_name(self, values: list[float]) -> np.ndarray | float:
+        """One value per group as one per name (the scalar itself for a one-group universe, so
+        the F&O universe computes exactly as it always has)."""
+        if len(self._groups) == 1:
+            return values[0]
+        out = np.empty(len(self.spec.names))
+        for g, v in zip(self._groups, values, strict=True):
+            out[g.members] = v
+        return out
+
     def advance(self) -> dict[str, np.ndarray]:
         """Step once and return the raw columns (the last step repeats once the session ends)."""
         if self.step >= self.steps:
@@ -262,27 +456,43 @@ class UniverseSim:
         z = np.random.default_rng([self.seed, self.day.toordinal(), self.step]).standard_normal(
             self._x.shape
         )
-        self._x *= self._phi_decay
-        self._x += self._shock * z
-        frac = self.step / self.steps
-        profile = 1.0 + 0.6 * math.cos(2.0 * math.pi * frac)  # U-shaped day, mean 1
+        live = [g.start < self.step <= g.start + g.steps for g in self._groups]
+        if all(live):
+            self._x *= self._phi_decay
+            self._x += self._shock * z
+        else:  # a closed segment's names keep their state: no shock, no volume, no time
+            moving = np.zeros(len(self.spec.names), dtype=bool)
+            for g, on in zip(self._groups, live, strict=True):
+                moving |= g.members & on
+            self._x[:, moving] = self._x[:, moving] * self._phi_decay + self._shock * z[:, moving]
+        fracs = self._fracs(self.step)
+        # U-shaped day, mean 1; nothing traded while a segment is closed.
+        profile = self._per_name([
+            1.0 + 0.6 * math.cos(2.0 * math.pi * f) if on else 0.0
+            for f, on in zip(fracs, live, strict=True)
+        ])  # fmt: skip
+        steps = self._per_name([float(max(g.steps, 1)) for g in self._groups])
         pace = np.exp(_A_VOL * np.tanh(self._x[4]))
-        r = self._ramp(frac)
+        r = self._ramps(fracs)
         if "unusual_activity" in self._flow:
             pace = pace * (1.0 + _FLOW_VOL * r * self._flow["unusual_activity"])
-        dv = self.spec.avg_volume / self.steps * profile * pace
-        dov = self.spec.avg_opt_volume / self.steps * profile * pace
+        dv = self.spec.avg_volume / steps * profile * pace
+        dov = self.spec.avg_opt_volume / steps * profile * pace
         self._cols = self._state(dv, dov, first=False)
         return self._cols
 
-    def _ramp(self, frac: float) -> float:
-        a, b = _RAMP
-        return min(max((frac - a) / (b - a), 0.0), 1.0)
+    def _ramps(self, fracs: list[float]) -> np.ndarray | float:
+        out = []
+        for g, frac in zip(self._groups, fracs, strict=True):
+            a, b = g.ramp
+            out.append(min(max((frac - a) / (b - a), 0.0), 1.0))
+        return self._per_name(out)
 
     def _state(self, dv: np.ndarray, dov: np.ndarray, *, first: bool) -> dict[str, np.ndarray]:
         s, x = self.spec, self._x
-        frac = self.step / self.steps
-        r = self._ramp(frac)
+        fracs = self._fracs(self.step)
+        frac = self._per_name(fracs)
+        r = self._ramps(fracs)
         flow = self._flow
         log_p = self._gap + self._a_price * np.tanh(x[0])
         log_oi = _A_OI * np.tanh(x[1])
@@ -333,6 +543,7 @@ class UniverseSim:
         prev_ce = s.prev_opt_oi / (1.0 + s.prev_pcr)
         return {
             "is_index": s.is_index,
+            "is_commodity": s.is_commodity,
             "lot_size": s.lot_size,
             "strike_step": step,
             "dte": self.dte,
@@ -347,7 +558,7 @@ class UniverseSim:
             "prev_oi": s.prev_oi,
             "volume": np.round(self._volume),
             "avg_volume": s.avg_volume,
-            "session_frac": np.full(len(s.names), frac),
+            "session_frac": np.broadcast_to(frac, (len(s.names),)).copy(),
             "atm_strike": atm,
             "atm_iv": iv,
             "prev_iv": s.prev_iv,
