@@ -1,23 +1,23 @@
-"""Run one scan now, for every front end: `optterm scan "…"` and (later) the scanner screen.
+"""Run one scan now, for every front end: `optterm scan "…"` and the scanner screen.
 
-Today the universe comes from the simulator (`UniverseSim`): its session is played from the open
-to the moment asked for, through a `Scanner`, so look-backs, crossings and averages have the
-history they would have had live. The live universe feed (provider budgets, per-column ages)
-is the next step; a `ScanRun` will carry its source either way.
+Over the simulator (`UniverseSim`, here): its session is played from the open to the moment
+asked for, through a `Scanner`, so look-backs, crossings and averages have the history they
+would have had live. Over the live universe feed: liveframe.py `run_on_frame`. A `ScanRun`
+carries its source and each raw column's age either way (`column_age`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 
 from optterm.engine.scanner.evaluate import ScanResult
-from optterm.engine.scanner.fields import FIELD_INDEX, TEXT_FIELDS
+from optterm.engine.scanner.fields import FIELD_INDEX, FIELDS, TEXT_FIELDS
 from optterm.engine.scanner.grammar import Scan, parse_scan
 from optterm.engine.scanner.scanner import Scanner
 from optterm.engine.scanner.tracker import ScanEvent
@@ -51,6 +51,18 @@ class ScanRun:
     source: str
     # The scan's enter/leave log over the session played to `at` (its tracker's hysteresis).
     events: tuple[ScanEvent, ...] = ()
+    # Each raw field's age in seconds at `at` (None: the source never gave it).
+    ages: Mapping[str, float | None] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what a reader must know besides (the live source down)
+
+    def column_age(self, column: str, now: datetime | None = None) -> float | None:
+        """Seconds since `column` was refreshed, as of `now` (default: the run's `at`)."""
+        from optterm.engine.scanner.liveframe import field_age
+
+        age = field_age(column, self.ages)
+        if age is None or now is None:
+            return age
+        return age + max(0.0, (now - self.at).total_seconds())
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -117,12 +129,16 @@ def run_on_simulator(
     target = int((moment - sim.open_at).total_seconds() // _STEP_S)
     # Yesterday's close for `1d ago`: the simulator's previous-close columns.
     scanner.close_session(sim.previous_close())
-    tick = scanner.tick(sim.columns(), sim.open_at)
+    cols = sim.columns()
+    tick = scanner.tick(cols, sim.open_at)
     events = list(tick.events)
     while sim.step < target:
         cols = sim.advance()
         tick = scanner.tick(cols, sim.open_at + timedelta(seconds=sim.step * _STEP_S))
         events += tick.events
+    # Every simulated column is as old as the universe's last step before `moment`.
+    age = max(0.0, (moment - tick.at).total_seconds())
+    ages = {f.name: age if f.name in cols else None for f in FIELDS if f.derived is None}
     return ScanRun(
         scan=scan,
         result=tick.results["scan"],
@@ -131,6 +147,7 @@ def run_on_simulator(
         at=tick.at.astimezone(UTC),
         source="simulator",
         events=tuple(events),
+        ages=ages,
     )
 
 
