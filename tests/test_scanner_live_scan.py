@@ -96,6 +96,17 @@ def test_the_cli_scan_csv_and_table_carry_the_source_and_ages(live_cli) -> None:
     assert "SIMULATED" not in r.stdout
 
 
+def test_after_the_close_the_swept_quotes_are_aged_from_the_close(live_cli, t) -> None:  # noqa: F811
+    home, _, _ = live_cli
+    t.advance(7 * 3600.0)  # 17:00 IST: the quotes are the session's that closed at 15:40
+    r = run_cli(home, "--config", str(home.config), "scan", "price_chg% > 2", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["feed"] == "LIVE" and [row["symbol"] for row in doc["rows"]] == [MOVER]
+    assert doc["ages"]["price_chg%"] == pytest.approx(80 * 60.0, abs=15)  # not the sweep's 0 s
+    assert doc["notes"] == ["market closed: the quotes are the last session's, closed 20-Jul 15:40"]
+
+
 def test_at_is_refused_when_the_scan_reads_the_live_universe(live_cli) -> None:
     home, _, built = live_cli
     r = run_cli(home, "--config", str(home.config), "scan", "price_chg% > 2", "--at", "11:00")
@@ -123,6 +134,40 @@ def test_without_angel_one_credentials_it_says_so_and_falls_back_only_if_the_ord
     (said,) = [line for line in r.stderr.splitlines() if line.strip()]
     assert "live universe unavailable: angelone: no credentials" in said
     assert "Traceback" not in r.stderr
+
+
+async def test_the_engine_keeps_its_newest_sweep_for_the_screen_without_saved_scans(
+    angel,  # noqa: F811
+    make,  # noqa: F811
+    t,  # noqa: F811
+    tmp_path,
+) -> None:
+    """With Angel One first the engine sweeps every tick of a session even with no saved scan:
+    its newest sweep (`frame`) is what the scanner screen's scans read."""
+    from optterm.engine.compose import make_live_feed
+    from optterm.engine.scanner.live import LiveScans
+    from optterm.engine.scanner.liveframe import run_on_frame
+    from optterm.market import MarketCalendar
+    from optterm.store import open_store
+    from tests.test_scanner_livefeed import _live_settings
+
+    feed = make_live_feed(_live_settings(), make(), now=t.now, sleep=t.sleep)
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        scans = LiveScans(store, MarketCalendar(), seed=1, feed=feed)
+        assert await scans.on_tick(t.now()) == 0 and scans.frame is not None
+        first = scans.frame
+        assert first.provider == "angelone" and len(first.names) == STOCKS + 3
+        t.advance(15.0)
+        await scans.on_tick(t.now())
+        assert scans.frame is not first and scans.frame.at == t.now()
+        run = run_on_frame("price_chg% > 2", scans.frame)
+        assert [run.names[i] for i in run.result.rows] == [MOVER]
+        assert run.column_age("price_chg%") is not None and run.column_age("price_chg%") < 15
+        assert run.column_age("price_chg%", t.now() + timedelta(minutes=5)) >= 300
+        assert await store.scans.runs("movers") == []  # nothing recorded: no saved scan
+    finally:
+        await store.close()
 
 
 def test_a_derived_field_is_as_old_as_the_oldest_column_it_reads() -> None:

@@ -170,7 +170,7 @@ class LiveScans:
         if self.status:
             log.info("scanner live feed from %s runs again", feed.name)
             self.status = ""
-        self.frame = feed.frame(now, cols)
+        self.frame = feed.frame(cols)
         self.ages = dict(self.frame.ages)
         scanner = self._scanner
         if not texts or scanner is None:

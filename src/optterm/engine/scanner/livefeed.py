@@ -181,9 +181,10 @@ class LiveFeed:
             self.progress(self.calls, plan.futures_calls + plan.atm_calls)
         return got
 
-    def frame(self, now: datetime, cols: Mapping[str, np.ndarray]) -> LiveFrame:
-        """The sweep `step` just gave (`cols`) as a frame taken at `now`, with each raw
-        column's age and what is n/a because a source is down."""
+    def frame(self, cols: Mapping[str, np.ndarray]) -> LiveFrame:
+        """The sweep `step` just gave (`cols`) as a frame taken now (the feed's clock: after
+        its calls), with each raw column's age and what is n/a because a source is down."""
+        now = self._now()
         notes = (f"prev_oi: n/a ({self.spurts_error})",) if self.spurts_error else ()
         return LiveFrame(self.name, self.names, dict(cols), self.previous_close(), now,
                          self.ages(now), notes)  # fmt: skip

@@ -63,8 +63,8 @@ async def sweep_universe(
         cols = await feed.step(now())
     except Exception as exc:  # no master, a failed login or quote: one line, the caller decides
         raise LiveUnavailable(f"the {feed.name} universe sweep failed: {exc}") from exc
-    at = now()
-    frame = feed.frame(at, cols)
+    frame = feed.frame(cols)
+    at = frame.at
     data_until = session_moment(calendar, at, None)
     closed_for = (at - data_until).total_seconds()
     if closed_for > 0:  # outside a session: the quotes are as old as the last close
