@@ -295,10 +295,10 @@ async def test_the_screen_says_when_the_engines_saved_scans_changed_source(tmp_p
             news.polling(SimpleNamespace(poller=d.poller, scans=scans))  # type: ignore[arg-type]
             news.tick(await d.poller.tick_once())
             await _settled(pilot, d.app)
-            assert f"Saved scans: {said}" in _plain(summary)
+            assert f"Live feed and saved scans: {said}" in _plain(summary)
             scans.status = ""  # Angel One serves again
             news.tick(await d.poller.tick_once())
             await _settled(pilot, d.app)
-            assert "Saved scans" not in _plain(summary)
+            assert "Live feed and saved scans" not in _plain(summary)
     finally:
         await d.store.close()

@@ -376,8 +376,9 @@ class ScannerScreen(StateScreen):
                 out.append(f"\n{field}: n/a ({reason})", style="yellow")
             for note in run.notes:
                 out.append(f"\n{note}", style="bold yellow")
-        if self.state.scans_status:  # the engine's saved scans: paused or failing, and why
-            out.append(f"\nSaved scans: {self.state.scans_status}", style="bold yellow")
+        if self.state.scans_status:  # the engine's live feed and saved scans: paused, and why
+            out.append(f"\nLive feed and saved scans: {self.state.scans_status}",
+                       style="bold yellow")  # fmt: skip
         summary.update(out)
         summary.set_class(run is not None and run.source == "simulator", "simulated")
 
