@@ -252,3 +252,32 @@ async def test_the_screen_scans_the_engines_live_sweep_and_shows_each_columns_ag
             assert _column(results, "age") == ["1m"]
     finally:
         await d.store.close()
+
+
+@pytest.mark.slow
+async def test_the_screen_says_why_there_is_no_live_universe_and_falls_back_as_ordered(
+    tmp_path,
+) -> None:
+    """Angel One first but left out of the engine (no credentials): one line says so and the
+    screen shows the simulator, labelled SIMULATED, because the order has it next."""
+    from optterm.model import ProviderHealth
+    from tests.test_scanner_screen import _column, _plain, _scanner
+
+    d = await make_driver(tmp_path, config=LIVE_THEN_SIM)
+    d.wall[0] = OPEN + timedelta(hours=2)
+    try:
+        async with d.app.run_test(size=(200, 50)) as pilot:
+            await d.tick(pilot, advance=False)
+            # What the engine's failover reports: its members, Angel One not among them.
+            d.app.state.health = (ProviderHealth("simulator", d.wall[0].date()),)
+            screen = await _scanner(pilot, d.app)
+            text = _plain(screen.query_one("#summary", Static))
+            assert "(SIMULATED via simulator)" in text
+            assert (
+                "live universe not available: Angel One is not among the engine's providers" in text
+            )
+            assert "showing the simulator (next in the provider order)" in text
+            results = screen.query_one("#results", DataTable)
+            assert set(_column(results, "source")) == {"SIMULATED via simulator"}
+    finally:
+        await d.store.close()

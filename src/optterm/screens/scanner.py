@@ -273,8 +273,12 @@ class ScannerScreen(StateScreen):
         """Why the live universe cannot be read now (None: it can, or it is not first)."""
         if not self.live_first() or self.state.scan_frame is not None:
             return None
+        served = {h.provider for h in self.state.health}
         if self.state.attached is not None:
             why = "this terminal follows a daemon, whose live universe sweep stays in it"
+        elif served and "angelone" not in served:
+            why = ("Angel One is not among the engine's providers (left out at the start: "
+                   "`optterm doctor` says why)")  # fmt: skip
         elif self.state.scans_status:
             why = self.state.scans_status
         elif not self.state.calendar.is_open(self.state.now()):
