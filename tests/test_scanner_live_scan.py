@@ -127,6 +127,10 @@ def test_without_angel_one_credentials_it_says_so_and_falls_back_only_if_the_ord
     doc = json.loads(r.stdout)
     assert (doc["source"], doc["feed"]) == ("simulator", "SIMULATED")
     assert doc["notes"] == [said]
+    r = run_cli(home, "--config", str(home.config), "--seed", "7", "scan", "price > 0")
+    assert r.returncode == 0 and r.stderr.strip() == ""  # the table says it, once
+    assert r.stdout.count("live universe unavailable (angelone: no credentials") == 1
+    assert "(SIMULATED via simulator)" in r.stdout
 
     home.write_config(LIVE)  # no simulator in the order: no fallback, one line, no traceback
     r = run_cli(home, "--config", str(home.config), "scan", "price > 0", "--json")

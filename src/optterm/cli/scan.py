@@ -99,7 +99,8 @@ def scan(
                 raise ProviderError("angelone", f"live universe unavailable: {exc}") from None
             notes = (f"live universe unavailable ({exc}); scanning the simulator instead "
                      "(next in providers.order): SIMULATED data",)  # fmt: skip
-            typer.echo(notes[0], err=True)
+            if as_json or as_csv:  # the table prints it under the results itself
+                typer.echo(notes[0], err=True)
         else:
             _print_run(run, calendar, as_json=as_json, as_csv=as_csv)
             return
