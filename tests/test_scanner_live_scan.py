@@ -184,6 +184,19 @@ def test_a_derived_field_is_as_old_as_the_oldest_column_it_reads() -> None:
     assert field_age("segment", ages) == 0.0  # the universe's own
 
 
+def test_a_typed_scan_over_one_sweep_says_its_look_backs_have_no_history() -> None:
+    from datetime import UTC, datetime
+
+    from optterm.engine.scanner.liveframe import NO_HISTORY, run_on_frame
+
+    frame = _frame(datetime(2026, 7, 20, 5, 0, tzinfo=UTC))
+    assert run_on_frame("price_chg% > 2", frame).notes == ()
+    assert run_on_frame("long_buildup and price 1d ago > 0", frame).notes == ()
+    for text in ("price > price 15m ago", "price[-1] > 0", "avg(price, 4) > 0",
+                 "not (price crosses above 100)"):  # fmt: skip
+        assert run_on_frame(text, frame).notes == (NO_HISTORY,), text
+
+
 def _frame(at: Any) -> LiveFrame:
     """A sweep of three names as the engine's live feed hands it to the app: futures swept 4 s
     before `at`, the ATM legs 38 s, no chain fields."""

@@ -17,18 +17,27 @@ never given.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from functools import cache
+from typing import Final
 
 import numpy as np
 
 from optterm.engine.scanner.fields import FIELD_INDEX, FIELDS
-from optterm.engine.scanner.grammar import parse_scan
+from optterm.engine.scanner.grammar import Agg, Cross, FieldRef, Scan, parse_scan
 from optterm.engine.scanner.run import ScanRun
 from optterm.engine.scanner.scanner import Scanner
 
-__all__ = ["LiveFrame", "field_age", "field_inputs", "run_on_frame"]
+__all__ = [
+    "NO_HISTORY",
+    "LiveFrame",
+    "field_age",
+    "field_inputs",
+    "needs_history",
+    "run_on_frame",
+]
 
 Ages = Mapping[str, float | None]
 
@@ -99,6 +108,32 @@ def field_age(name: str, ages: Ages) -> float | None:
     return oldest
 
 
+NO_HISTORY: Final = (
+    "look-backs, crossings and averages read n/a over one live sweep (no history behind it); "
+    "save the scan (`optterm scans add`) to have the engine step it with its history"
+)
+
+
+def needs_history(scan: Scan) -> bool:
+    """Whether `scan` reads past ticks: a look-back by tick or time, a crossing, an average
+    (or min/max) over more than this tick. `1d ago` reads the previous close, which a frame has."""
+
+    def reads_past(node: object) -> bool:
+        if isinstance(node, FieldRef):
+            return node.back > 0 or node.ago_s > 0
+        if isinstance(node, Agg):
+            return node.n > 1 or reads_past(node.field)
+        if isinstance(node, Cross):
+            return True
+        if is_dataclass(node):
+            return any(reads_past(getattr(node, f.name)) for f in dataclass_fields(node))
+        if isinstance(node, list | tuple):
+            return any(reads_past(n) for n in node)
+        return False
+
+    return reads_past(scan.where) or reads_past(scan.sort)
+
+
 def run_on_frame(text: str, frame: LiveFrame) -> ScanRun:
     """Parse `text` (ScanError if it does not read) and run it over `frame`."""
     scan = parse_scan(text)
@@ -114,5 +149,5 @@ def run_on_frame(text: str, frame: LiveFrame) -> ScanRun:
         at=frame.at.astimezone(UTC),
         source=frame.provider,
         ages=dict(frame.ages),
-        notes=frame.notes,
+        notes=(*frame.notes, NO_HISTORY) if needs_history(scan) else frame.notes,
     )
