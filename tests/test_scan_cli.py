@@ -45,12 +45,16 @@ def test_scan_csv_and_table(configured: Home):
     r = scan_cli(configured, "scan", "iv_spike", "--at", "12:00", "--csv")
     assert r.returncode == 0, r.stderr
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows[0] == ["rank", "symbol", "atm_iv_chg%", "ivp"]
+    assert rows[0] == ["rank", "symbol", "atm_iv_chg%", "ivp", "source", "feed",
+                       "atm_iv_chg%_age_s", "ivp_age_s"]  # fmt: skip
     assert {row[1] for row in rows[1:]} == set(FLOWS["iv_spike"])
+    # Every row says where it came from: simulated, as of the universe's last 15-s step.
+    assert {tuple(row[4:]) for row in rows[1:]} == {("simulator", "SIMULATED", "0.0", "0.0")}
     table = scan_cli(configured, "scan", "pcr_extreme", "--at", "12:00")
     assert table.returncode == 0, table.stderr
     assert "2 of 216 underlyings match" in table.stdout
     assert "(SIMULATED via simulator)" in table.stdout  # never shown as if it were the market
+    assert "SIMULATED via simulator: futures 0s · ATM 0s · chain fields 0s" in table.stdout
     assert all(name in table.stdout for name in FLOWS["pcr_extreme"])
     none = scan_cli(configured, "scan", "scan indices where oi_spurt", "--at", "12:00")
     assert none.returncode == 0 and none.stdout.startswith("No underlying matches.")

@@ -61,7 +61,7 @@ async def test_a_typed_scan_lists_ranked_matches_with_source_age_and_log(tmp_pat
             # The default scan (long_buildup) has run: two names, ranked by its own sort.
             results = screen.query_one("#results", DataTable)
             assert [str(c.label) for c in results.columns.values()] == [
-                "#", "symbol", "fut_oi_chg%", "price_chg%", "source", "age"
+                "#", "symbol", "fut_oi_chg% · 0s", "price_chg% · 0s", "source", "age"
             ]  # fmt: skip
             assert results.row_count == 2
             oi = [float(v.replace(",", "")) for v in _column(results, "fut_oi_chg%")]
@@ -291,15 +291,15 @@ async def test_the_screen_says_when_the_engines_saved_scans_changed_source(tmp_p
             said = (
                 "scanner source changed: the chains come from nse, the universe feed from angelone"
             )
-            scans = SimpleNamespace(status=said)
+            scans = SimpleNamespace(status=said, frame=None)
             news.polling(SimpleNamespace(poller=d.poller, scans=scans))  # type: ignore[arg-type]
             news.tick(await d.poller.tick_once())
             await _settled(pilot, d.app)
-            assert f"Saved scans: {said}" in _plain(summary)
+            assert f"Live feed and saved scans: {said}" in _plain(summary)
             scans.status = ""  # Angel One serves again
             news.tick(await d.poller.tick_once())
             await _settled(pilot, d.app)
-            assert "Saved scans" not in _plain(summary)
+            assert "Live feed and saved scans" not in _plain(summary)
     finally:
         await d.store.close()
 

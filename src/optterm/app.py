@@ -345,9 +345,10 @@ class OpttermApp(App[int]):
         self._fresh_ticks = False
         self.ticked.set()
 
-    def _take_tick(self, tick: Tick, scans_status: str = "") -> None:
+    def _take_tick(self, tick: Tick, scans_status: str = "", scan_frame: Any = None) -> None:
         self.state.apply(tick)
         self.state.scans_status = scans_status
+        self.state.scan_frame = scan_frame
         if self.state.attached is not None:
             # The daemon delivered these to its channels; this terminal shows them as toasts.
             for event in tick.alerts:

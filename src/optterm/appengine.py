@@ -122,7 +122,8 @@ class AppNews(Listener):
     def tick(self, tick: Tick) -> None:
         # The saved scans' word on their source, as of their last step (a tick behind at most).
         status = "" if self._scans is None else self._scans.status
-        self._send(lambda: self.app._take_tick(tick, status))
+        frame = None if self._scans is None else self._scans.frame  # immutable: safe to hand
+        self._send(lambda: self.app._take_tick(tick, status, frame))
 
     def daemon_gone(self) -> None:
         self._send(lambda: self.app._say_daemon_gone())

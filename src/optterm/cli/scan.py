@@ -1,14 +1,16 @@
 """`optterm scan "…"` (run a scan now) and `optterm scans add|list|rm|enable|disable` (saved scans).
 
-The scan runs over the simulator's F&O universe for now (docs/scanner.md, "Sources"); the
-language and its errors are the engine's (engine/scanner/grammar.py), shown as one line with
-exit 2.
+The scan runs over one sweep of the live F&O universe when Angel One comes first in the
+provider order (engine/scanner/sweep.py), else over the simulator's universe, labelled
+SIMULATED (docs/scanner.md, "Sources"); the language and its errors are the engine's
+(engine/scanner/grammar.py), shown as one line with exit 2.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -63,6 +65,7 @@ def scan(
     ] = None,
 ) -> None:
     """Run a scan over the F&O universe now and list the matches, ranked."""
+    from optterm.cli.scan_live import live_run
     from optterm.engine.scanner.grammar import ScanError, parse_scan
     from optterm.engine.scanner.run import (
         SessionMomentError,
@@ -70,6 +73,8 @@ def scan(
         scan_calendar,
         session_moment,
     )
+    from optterm.engine.scanner.sweep import LiveUnavailable
+    from optterm.providers.base import ProviderError
     from optterm.providers.factory import market_calendar
 
     if as_json and as_csv:
@@ -82,6 +87,28 @@ def scan(
     if day is not None:
         _scan_day(settings, text, day, calendar, as_json=as_json, as_csv=as_csv)
         return
+    order = list(settings.providers.order)
+    notes: tuple[str, ...] = ()
+    if order[0] == "angelone":
+        if at is not None:
+            raise UsageProblem(
+                "--at plays the simulated session, but angelone comes first in providers.order: "
+                "the scan reads the live universe now; drop --at (or use --day DAY for a "
+                "stored day)"
+            )
+        _check(text)  # before any request: a typo is said at once
+        try:
+            run = live_run(settings, text, calendar)
+        except LiveUnavailable as exc:
+            if "simulator" not in order:
+                raise ProviderError("angelone", f"live universe unavailable: {exc}") from None
+            notes = (f"live universe unavailable ({exc}); scanning the simulator instead "
+                     "(next in providers.order): SIMULATED data",)  # fmt: skip
+            if as_json or as_csv:  # the table prints it under the results itself
+                typer.echo(notes[0], err=True)
+        else:
+            _print_run(run, calendar, as_json=as_json, as_csv=as_csv)
+            return
     try:
         # The scan's session: NSE F&O's, MCX's (`scan mcx`) or both (`scan all`).
         session = scan_calendar(calendar, [parse_scan(text)])
@@ -91,6 +118,10 @@ def scan(
         )
     except (ScanError, SessionMomentError) as exc:
         raise UsageProblem(str(exc)) from None
+    _print_run(replace(run, notes=notes), calendar, as_json=as_json, as_csv=as_csv)
+
+
+def _print_run(run: ScanRun, calendar: Any, *, as_json: bool, as_csv: bool) -> None:
     if as_json:
         print_json(_doc(run, calendar.tz))
     elif as_csv:
@@ -204,17 +235,29 @@ def _saved_text(settings: Any, text: str) -> str:
         return text
 
 
+def _ages(run: ScanRun) -> dict[str, float | None]:
+    from optterm.present.scan import column_ages
+
+    return {c: None if a is None else round(a, 1) for c, a in column_ages(run, run.at).items()}
+
+
 def _doc(run: ScanRun, tz: Any) -> dict[str, Any]:
+    from optterm.present.scan import feed_word
+
     return {
         "scan": run.scan.text,
         "at": run.at.isoformat(),
         "source": run.source,
+        "feed": feed_word(run.source),
         "universe": len(run.names),
         "matched": run.result.count,
         "columns": list(run.columns),
+        # Each column's age in seconds at `at` (null: n/a, the reason under "unavailable").
+        "ages": _ages(run),
         "unavailable": dict(run.result.unavailable),
         # A segment closed at `at` (`scan all` at 21:00: NSE F&O): its names show their close.
         "closed": [{"segment": seg, "session": when} for seg, when in run.closed],
+        "notes": list(run.notes),
         "rows": [
             row | {"session": "closed" if row["symbol"] in run.closed_names else "open"}
             for row in run.rows()
@@ -223,10 +266,16 @@ def _doc(run: ScanRun, tz: Any) -> dict[str, Any]:
 
 
 def _print_csv(run: ScanRun) -> None:
+    from optterm.present.scan import feed_word
+
+    # Every row says where it came from and how old each column is (seconds at the run's time).
+    ages = _ages(run)
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["rank", "symbol", *run.columns])
+    out.writerow(["rank", "symbol", *run.columns, "source", "feed",
+                  *(f"{c}_age_s" for c in run.columns)])  # fmt: skip
+    tail = [run.source, feed_word(run.source), *("" if a is None else a for a in ages.values())]
     for row in run.rows():
-        out.writerow(["" if v is None else v for v in row.values()])
+        out.writerow([*("" if v is None else v for v in row.values()), *tail])
 
 
 def _print_table(run: ScanRun, tz: Any) -> None:
@@ -234,7 +283,7 @@ def _print_table(run: ScanRun, tz: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from optterm.present.scan import cell_text, source_label
+    from optterm.present.scan import ages_line, cell_text, source_label, tiers_line
 
     console = Console()
     when = run.at.astimezone(tz)
@@ -269,6 +318,13 @@ def _print_table(run: ScanRun, tz: Any) -> None:
         )
     for field, reason in run.result.unavailable.items():
         console.print(escape(f"{field}: n/a ({reason})"))
+    # Ages as of the run (the sweep just made, or the simulated moment).
+    console.print(escape(f"{source_label(run.source)}: {tiers_line(run, run.at)}"), soft_wrap=True)
+    ages = ages_line(run, run.at)
+    if ages:
+        console.print(escape(ages), soft_wrap=True)
+    for note in run.notes:
+        console.print(escape(note), soft_wrap=True)
 
 
 # --- saved scans -------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class EngineState:
     # What the engine's saved scans say of their source when it is not well ("scanner source
     # changed: …", a live feed that fails), "" otherwise (engine/scanner/live.py `status`).
     scans_status: str = ""
+    # The engine's live universe feed's newest sweep (engine/scanner/liveframe.py LiveFrame),
+    # what the scanner screen's typed scans read; None without one (no live feed, none yet).
+    scan_frame: Any = None
     ticks: int = 0
     unchanged_since: dict[tuple[str, date], datetime] = field(default_factory=dict)
     # The strategy being built from the chain (dashboard b/s, the strategy screen).

@@ -7,8 +7,16 @@ column and `S` flips the order (or click a column's header), `R` runs the scan a
 result opens that underlying's chain on the dashboard (polled on demand when it is not watched:
 the app asks the engine, as the dashboard's symbol picker does) and `a` makes an alert on it.
 
-A scan runs on a worker thread (engine/scanner/run.py: the simulated session played from the
-open to now, about a second of CPU late in the day), so the screen never waits for it.
+What a scan reads: with Angel One first in the provider order, the engine's live universe
+feed's newest sweep (`state.scan_frame`, taken on every engine tick of a session), run again
+on each new sweep; the summary says LIVE via angelone and how old each tier and each shown
+column is (the column headers carry their age too, n/a with the reason where the source gives
+no such field). With no sweep to read (the market closed before one, a failing feed, a
+daemon's TUI) it says why in one line, and shows the simulator only when the provider order
+has it, labelled SIMULATED. With the simulator first: the simulated session played from the
+open to now on a worker thread (engine/scanner/run.py, about a second of CPU late in the day),
+so the screen never waits for it. A typed scan over a live sweep has no history: look-backs
+and crossings read n/a (a saved scan, stepped by the engine, has it).
 """
 
 from __future__ import annotations
@@ -25,7 +33,14 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from optterm.engine.scanner.presets import PRESETS
-from optterm.present.scan import cell_text, sort_rows, source_label
+from optterm.present.scan import (
+    ages_line,
+    cell_text,
+    column_ages,
+    sort_rows,
+    source_label,
+    tiers_line,
+)
 from optterm.present.time import age_text
 from optterm.screens.base import StateScreen
 from optterm.screens.patterns import go_back, sync_table
@@ -85,6 +100,7 @@ class ScannerScreen(StateScreen):
         self.sort_column: str | None = None  # None: the scan's own ranking
         self.descending = True
         self.saved: list[tuple[str, str]] = []  # (name, text): saved scans, then presets
+        self.frame_used: Any = None  # the live sweep the shown run read (None: not live)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -233,15 +249,50 @@ class ScannerScreen(StateScreen):
                 for name, _ in self.saved]  # fmt: skip
         sync_table(self.query_one("#saved", DataTable), rows)
 
+    def live_first(self) -> bool:
+        """Angel One first in the provider order: scans read the live universe feed."""
+        order = self.state.settings.providers.order
+        return bool(order) and order[0] == "angelone"
+
+    def on_state(self, state: EngineState) -> None:
+        super().on_state(state)
+        frame = state.scan_frame
+        fresh = frame is not None and frame is not self.frame_used
+        if fresh and self.is_mounted and self.live_first() and not self.running:
+            self.run_scan()  # the feed swept again: the scan over the new sweep
+
     def run_scan(self) -> None:
         self.running = True
         self.scan_error = None
         self.render_summary()
-        self._scan_worker(self.text, self.state.now())
+        frame = self.state.scan_frame if self.live_first() else None
+        self.frame_used = frame
+        self._scan_worker(self.text, self.state.now(), frame, self._no_live())
+
+    def _no_live(self) -> str | None:
+        """Why the live universe cannot be read now (None: it can, or it is not first)."""
+        if not self.live_first() or self.state.scan_frame is not None:
+            return None
+        served = {h.provider for h in self.state.health}
+        if self.state.attached is not None:
+            why = "this terminal follows a daemon, whose live universe sweep stays in it"
+        elif served and "angelone" not in served:
+            why = ("Angel One is not among the engine's providers (left out at the start: "
+                   "`optterm doctor` says why)")  # fmt: skip
+        elif self.state.scans_status:
+            why = self.state.scans_status
+        elif not self.state.calendar.is_open(self.state.now()):
+            why = "the market is closed and the feed has not swept this session"
+        else:
+            why = "the feed's first sweep is not done yet"
+        return f"live universe not available: {why}"
 
     @work(exclusive=True, group="scanner-run", thread=True, exit_on_error=False)
-    def _scan_worker(self, text: str, now: datetime) -> None:
+    def _scan_worker(self, text: str, now: datetime, frame: Any, no_live: str | None) -> None:
+        from dataclasses import replace
+
         from optterm.engine.scanner.grammar import ScanError, parse_scan
+        from optterm.engine.scanner.liveframe import run_on_frame
         from optterm.engine.scanner.run import (
             SessionMomentError,
             run_on_simulator,
@@ -250,14 +301,25 @@ class ScannerScreen(StateScreen):
         )
 
         calendar = self.state.calendar
+        order = self.state.settings.providers.order
         try:
-            moment = session_moment(scan_calendar(calendar, [parse_scan(text)]), now, None)
-            run = run_on_simulator(
-                text,
-                seed=self.state.settings.providers.simulator.seed,
-                moment=moment,
-                calendar=calendar,
-            )
+            if frame is not None:
+                run = run_on_frame(text, frame)
+            elif no_live is not None and "simulator" not in order:
+                # Nothing to fall back on: the provider order has no simulator.
+                self.app.call_from_thread(self._done, text, None, no_live)
+                return
+            else:
+                moment = session_moment(scan_calendar(calendar, [parse_scan(text)]), now, None)
+                run = run_on_simulator(
+                    text,
+                    seed=self.state.settings.providers.simulator.seed,
+                    moment=moment,
+                    calendar=calendar,
+                )
+                if no_live is not None:
+                    note = f"{no_live}; showing the simulator (next in the provider order)"
+                    run = replace(run, notes=(note,))
         except (ScanError, SessionMomentError) as exc:
             self.app.call_from_thread(self._done, text, None, str(exc))
             return
@@ -310,12 +372,20 @@ class ScannerScreen(StateScreen):
             out.append(f" at {run.at.astimezone(tz):%d-%b %H:%M:%S} ({source_label(run.source)})")
             if self.running:
                 out.append("  running again…", style="dim")
+            now = self._age_clock(run)
+            out.append(f"\n{tiers_line(run, now)}", style="dim" if self.live_run() else "yellow")
+            ages = ages_line(run, now)
+            if ages:
+                out.append(f"\n{ages}")
             for field, reason in run.result.unavailable.items():
                 out.append(f"\n{field}: n/a ({reason})", style="yellow")
             for segment, closed in run.closed:  # `scan all` at 21:00: NSE stands at its close
                 out.append(f"\n{segment}: {closed}; its names show their last values", "yellow")
-        if self.state.scans_status:  # the engine's saved scans: paused or failing, and why
-            out.append(f"\nSaved scans: {self.state.scans_status}", style="bold yellow")
+            for note in run.notes:
+                out.append(f"\n{note}", style="bold yellow")
+        if self.state.scans_status:  # the engine's live feed and saved scans: paused, and why
+            out.append(f"\nLive feed and saved scans: {self.state.scans_status}",
+                       style="bold yellow")  # fmt: skip
         summary.update(out)
         summary.set_class(run is not None and run.source == "simulator", "simulated")
 
@@ -334,7 +404,10 @@ class ScannerScreen(StateScreen):
         if run is None:
             sync_table(table, [])
             return
-        age = age_text((self.state.now() - run.at).total_seconds())
+        now = self._age_clock(run)
+        known = [a for a in column_ages(run, now).values() if a is not None]
+        # A row is as old as its oldest shown column (the run's moment with none shown).
+        age = age_text(max(known) if known else (now - run.at).total_seconds())
         source = source_label(run.source)
         rows = []
         for row in self.rows():
@@ -352,10 +425,23 @@ class ScannerScreen(StateScreen):
             rows.append((row["symbol"], cells))
         sync_table(table, rows)
 
+    def live_run(self) -> bool:
+        return self.scan_run is not None and self.scan_run.source != "simulator"
+
+    def _age_clock(self, run: ScanRun) -> datetime:
+        """What the run's ages count to: the app's clock for live data; a simulated run is as
+        of its own moment (the simulator's clock is not the wall's)."""
+        return self.state.now() if run.source != "simulator" else run.at
+
     def _heading(self, column: str) -> str:
+        label = column
+        run = self.scan_run
+        if run is not None and column in run.columns:
+            age = run.column_age(column, self._age_clock(run))
+            label = f"{column} · {'n/a' if age is None else age_text(age)}"
         if column == self.sort_column:
-            return f"{column} {'▼' if self.descending else '▲'}"
-        return column
+            return f"{label} {'▼' if self.descending else '▲'}"
+        return label
 
     def render_log(self) -> None:
         run = self.scan_run

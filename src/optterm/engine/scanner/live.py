@@ -4,8 +4,10 @@ into a scan with channels alerted through the outbox (store/scans.py writes both
 Two sources, one per engine, by the first provider of the order (engine/compose.py):
 
 * live (Angel One first): the universe feed (livefeed.py) sweeps the F&O universe's quotes on
-  each engine tick, within the request budget it shares with the watched chains, and the scans
-  are evaluated over its columns, each with its age (`ages`); entries go out as LIVE. When the
+  each engine tick of a session, within the request budget it shares with the watched chains
+  (with no saved scan too: its newest sweep, `frame`, is what the scanner screen's typed scans
+  read), and the scans are evaluated over its columns, each with its age (`ages`); entries go
+  out as LIVE. When the
   watched chains fail over to another provider the scans pause and say their source changed
   (`status`), and resume when Angel One serves again: a scan never mixes two sources.
 * simulated (the simulator first): the simulator's universe (providers/simulator/universe.py:
@@ -40,6 +42,7 @@ from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim, univ
 if TYPE_CHECKING:
     from optterm.engine.events import Subscription
     from optterm.engine.scanner.livefeed import LiveFeed
+    from optterm.engine.scanner.liveframe import LiveFrame
     from optterm.store import Store
     from optterm.store.scans import SavedScan
 
@@ -76,6 +79,8 @@ class LiveScans:
         self.feed = feed
         self.status = ""  # what a front end says of the scans' source ("" while all is well)
         self.ages: dict[str, float | None] = {}  # each raw column's age at the last live tick
+        # The live feed's newest sweep, for the scanner screen's typed scans (None: none yet).
+        self.frame: LiveFrame | None = None
         self._feed_day: date | None = None
         self._feed_ticks = 0
         self.calendar = calendar
@@ -115,11 +120,11 @@ class LiveScans:
             return 0
         saved = await self.store.scans.saved(enabled_only=True)
         texts = {s.name: s.text for s in saved}
+        if self.feed is not None:  # swept with no saved scan too: the screen's scans read it
+            return await self._on_feed_tick(now, day, texts, saved)
         if not texts:
             self._day, self._texts, self._sim = None, {}, None
             return 0
-        if self.feed is not None:
-            return await self._on_feed_tick(now, day, texts, saved)
         if day != self._day or texts != self._texts:
             self._restart(day, texts, saved, now)
         assert self._sim is not None
@@ -167,7 +172,7 @@ class LiveScans:
             if day != self._feed_day:
                 await feed.start(day)
                 self._feed_day, self._texts = day, {}
-            if texts != self._texts or self._scanner is None:
+            if texts and (texts != self._texts or self._scanner is None):
                 self._texts, self._day = texts, day
                 self._scanner = _scanner_of(feed.names, saved)
                 self._scanner.close_session(feed.previous_close())
@@ -182,8 +187,12 @@ class LiveScans:
         if self.status:
             log.info("scanner live feed from %s runs again", feed.name)
             self.status = ""
+        self.frame = feed.frame(cols)
+        self.ages = dict(self.frame.ages)
         scanner = self._scanner
-        self.ages = feed.ages(now)
+        if not texts or scanner is None:
+            self._texts, self._scanner = {}, None
+            return 0
         tick = scanner.tick(cols, now)
         runs: list[Run] = []
         if self._feed_ticks % RECORD_EVERY == 0:

@@ -27,12 +27,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
 from optterm.engine.scanner.budget import plan_quotes
 from optterm.engine.scanner.feed import FeedMember, Quotes, UniverseFeed
+from optterm.engine.scanner.liveframe import LiveFrame
 from optterm.engine.scanner.universe import Member, Universe, UniverseChange, load_universe
 from optterm.providers.angelone.master import InstrumentMaster, MasterIndex
 
@@ -130,6 +131,10 @@ class LiveFeed:
         self._spurts_at: datetime | None = None
         self._spurts: dict[str, tuple[float, float]] = {}
         self.spurts_error: str | None = None
+        # Told (calls made, calls the first sweep plans) after each quote call: a CLI's
+        # progress line.
+        self.progress: Callable[[int, int], None] | None = None
+        self.calls = 0
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -152,7 +157,7 @@ class LiveFeed:
             len(plan.members), tick_s=self.tick_s, watched_calls=self.watched_calls
         )
         self.feed = UniverseFeed(
-            plan.members, quote_plan, self._quotes, atm_tokens=self._atm_tokens,
+            plan.members, quote_plan, self._counted, atm_tokens=self._atm_tokens,
             now=self._now, sleep=self._sleep,
         )  # fmt: skip
         self.plan, self.change, self._day = plan, change, day
@@ -167,6 +172,22 @@ class LiveFeed:
             else f"every {quote_plan.atm_age_s:g}s",
         )
         return plan
+
+    async def _counted(self, tokens: Mapping[str, list[str]]) -> Mapping[str, Mapping[str, Any]]:
+        got = await self._quotes(tokens)
+        self.calls += 1
+        if self.progress is not None and self.feed is not None:
+            plan = self.feed.plan
+            self.progress(self.calls, plan.futures_calls + plan.atm_calls)
+        return got
+
+    def frame(self, cols: Mapping[str, np.ndarray]) -> LiveFrame:
+        """The sweep `step` just gave (`cols`) as a frame taken now (the feed's clock: after
+        its calls), with each raw column's age and what is n/a because a source is down."""
+        now = self._now()
+        notes = (f"prev_oi: n/a ({self.spurts_error})",) if self.spurts_error else ()
+        return LiveFrame(self.name, self.names, dict(cols), self.previous_close(), now,
+                         self.ages(now), notes)  # fmt: skip
 
     def _atm_tokens(self, name: str, strike: float) -> tuple[str, str] | None:
         assert self.plan is not None

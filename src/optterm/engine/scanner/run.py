@@ -1,26 +1,26 @@
-"""Run one scan now, for every front end: `optterm scan "…"` and (later) the scanner screen.
+"""Run one scan now, for every front end: `optterm scan "…"` and the scanner screen.
 
-Today the universe comes from the simulator (`UniverseSim`): its session is played from the open
-to the moment asked for, through a `Scanner`, so look-backs, crossings and averages have the
-history they would have had live. The scan's universe picks the session: `scan fno` (and
-`indices`, `stocks`) the NSE F&O one, `scan mcx` MCX's (09:00 to 23:30/23:55), `scan all` both;
-a segment closed at the moment is named in `ScanRun.closed` (its names stand at their close).
-The live universe feed (provider budgets, per-column ages) is the next step; a `ScanRun` will
-carry its source either way.
+Over the simulator (`UniverseSim`, here): its session is played from the open to the moment
+asked for, through a `Scanner`, so look-backs, crossings and averages have the history they
+would have had live. The scan's universe picks the session: `scan fno` (and `indices`,
+`stocks`) the NSE F&O one, `scan mcx` MCX's (09:00 to 23:30/23:55), `scan all` both; a segment
+closed at the moment is named in `ScanRun.closed` (its names stand at their close). Over the
+live universe feed: liveframe.py `run_on_frame`. A `ScanRun` carries its source and each raw
+column's age either way (`column_age`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 
 from optterm.engine.scanner.evaluate import ScanResult
-from optterm.engine.scanner.fields import FIELD_INDEX, TEXT_FIELDS
+from optterm.engine.scanner.fields import FIELD_INDEX, FIELDS, TEXT_FIELDS
 from optterm.engine.scanner.grammar import Scan, parse_scan
 from optterm.engine.scanner.scanner import Scanner
 from optterm.engine.scanner.tracker import ScanEvent
@@ -60,6 +60,18 @@ class ScanRun:
     # their last values (never fresh).
     closed: tuple[tuple[str, str], ...] = ()
     closed_names: frozenset[str] = frozenset()
+    # Each raw field's age in seconds at `at` (None: the source never gave it).
+    ages: Mapping[str, float | None] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what a reader must know besides (the live source down)
+
+    def column_age(self, column: str, now: datetime | None = None) -> float | None:
+        """Seconds since `column` was refreshed, as of `now` (default: the run's `at`)."""
+        from optterm.engine.scanner.liveframe import field_age
+
+        age = field_age(column, self.ages)
+        if age is None or now is None:
+            return age
+        return age + max(0.0, (now - self.at).total_seconds())
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -142,13 +154,17 @@ def run_on_simulator(
     target = min(int((moment - sim.open_at).total_seconds() // _STEP_S), sim.steps)
     # Yesterday's close for `1d ago`: the simulator's previous-close columns.
     scanner.close_session(sim.previous_close())
-    tick = scanner.tick(sim.columns(), sim.open_at)
+    cols = sim.columns()
+    tick = scanner.tick(cols, sim.open_at)
     events = list(tick.events)
     while sim.step < target:
         cols = sim.advance()
         tick = scanner.tick(cols, sim.open_at + timedelta(seconds=sim.step * _STEP_S))
         events += tick.events
     closed = sim.closed_at()
+    # Every simulated column is as old as the universe's last step before `moment`.
+    age = max(0.0, (moment - tick.at).total_seconds())
+    ages = {f.name: age if f.name in cols else None for f in FIELDS if f.derived is None}
     return ScanRun(
         scan=scan,
         result=tick.results["scan"],
@@ -161,6 +177,7 @@ def run_on_simulator(
         closed_names=frozenset(
             name for _, mask, _ in closed for name, m in zip(sim.names, mask, strict=True) if m
         ),
+        ages=ages,
     )
 
 
