@@ -96,10 +96,11 @@ def field_inputs(name: str) -> tuple[str, ...]:
 
 def field_age(name: str, ages: Ages) -> float | None:
     """Seconds since field `name` was last refreshed: the oldest raw column it reads (the
-    universe's own `is_index` is static), None when one of them was never given."""
+    universe's own `is_index` and `is_commodity` are static), None when one of them was never
+    given."""
     oldest = 0.0
     for raw in field_inputs(name):
-        if raw == "is_index":
+        if raw in ("is_index", "is_commodity"):
             continue
         age = ages.get(raw)
         if age is None:
