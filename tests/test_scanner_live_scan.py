@@ -298,3 +298,14 @@ async def test_the_screen_says_why_there_is_no_live_universe_and_falls_back_as_o
             assert set(_column(results, "source")) == {"SIMULATED via simulator"}
     finally:
         await d.store.close()
+
+
+def test_an_mcx_scan_over_the_live_feed_says_the_feed_has_no_mcx_names() -> None:
+    from datetime import UTC, datetime
+
+    from optterm.engine.scanner.liveframe import NO_MCX, run_on_frame
+
+    frame = _frame(datetime(2026, 7, 20, 5, 0, tzinfo=UTC))
+    assert run_on_frame("scan mcx where price > 0", frame).notes == (NO_MCX,)
+    assert NO_MCX in run_on_frame("scan all where price > 0", frame).notes
+    assert run_on_frame("scan fno where price > 0", frame).notes == ()

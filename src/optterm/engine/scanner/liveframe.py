@@ -109,6 +109,10 @@ def field_age(name: str, ages: Ages) -> float | None:
     return oldest
 
 
+NO_MCX: Final = (
+    "the live universe feed sweeps the NSE F&O names only: no MCX commodity is in this scan "
+    "(MCX scans run over the simulator's universe)"
+)
 NO_HISTORY: Final = (
     "look-backs, crossings and averages read n/a over one live sweep (no history behind it); "
     "save the scan (`optterm scans add`) to have the engine step it with its history"
@@ -142,6 +146,9 @@ def run_on_frame(text: str, frame: LiveFrame) -> ScanRun:
     scanner.add("scan", scan)
     scanner.close_session(frame.previous_close)
     tick = scanner.tick(frame.columns, frame.at)
+    notes = (*frame.notes, NO_HISTORY) if needs_history(scan) else frame.notes
+    if scan.universe in ("mcx", "all"):  # said, so an empty MCX result never reads as "none"
+        notes = (*notes, NO_MCX)
     return ScanRun(
         scan=scan,
         result=tick.results["scan"],
@@ -150,5 +157,5 @@ def run_on_frame(text: str, frame: LiveFrame) -> ScanRun:
         at=frame.at.astimezone(UTC),
         source=frame.provider,
         ages=dict(frame.ages),
-        notes=(*frame.notes, NO_HISTORY) if needs_history(scan) else frame.notes,
+        notes=notes,
     )
