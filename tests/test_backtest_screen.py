@@ -263,9 +263,14 @@ def test_spec_from_legs_refuses_what_a_backtest_cannot_take() -> None:
         "NIFTY +2 24900PE -1 25100CE expiry 2 enter at 09:20 exit at 15:15"
     )  # fmt: skip
     parse_spec(spec_from_legs("NIFTY", [("CE", far, 25100.0, -1)], [near, far]))
+    covered = [("FUT", near, 0.0, 1), ("CE", far, 25100.0, -1)]  # the future: the chain's month
+    assert spec_from_legs("NIFTY", covered, [near, far]) == (
+        "NIFTY +1 FUT -1 25100CE expiry 2 enter at 09:20 exit at 15:15"
+    )
+    parse_spec(spec_from_legs("NIFTY", covered, [near, far]))
     for legs, said in (
         ([], "no legs"),
-        ([("FUT", near, 0.0, 1)], "option legs only"),
+        ([("FUT", near, 0.0, 1)], "add an option leg"),
         ([("CE", near, 25000.0, 1), ("CE", far, 25000.0, -1)], "two expiries"),
     ):
         with pytest.raises(SpecError, match=said):

@@ -25,6 +25,7 @@ class Fill:
     ask: float
     ltp: float
     ts: datetime  # the snapshot's provider time
+    note: str = ""  # what the quote was when not an option's row (a future: no bid/ask stored)
 
     @property
     def slippage(self) -> float:
@@ -38,6 +39,8 @@ class Fill:
         def f(x: float) -> str:
             return f"{x:.{places}f}" if math.isfinite(x) else "-"
 
+        if self.note:
+            return f"{self.note}: ltp {f(self.ltp)}"
         return f"{f(self.bid)}/{f(self.ask)} ltp {f(self.ltp)}"
 
 

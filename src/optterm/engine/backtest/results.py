@@ -167,7 +167,7 @@ def trade_rows(out: Outcome) -> list[dict[str, Any]]:
                     {
                         "leg": g.label(),
                         "kind": g.kind,
-                        "strike": g.strike,
+                        "strike": None if g.kind == "FUT" else g.strike,
                         "qty": g.qty,
                         "entry_price": g.entry.price,
                         "entry_quote": g.entry.quote_text(),

@@ -140,17 +140,18 @@ def spec_from_legs(
     """A spec line for legs built elsewhere (the strategy screen's: kind, expiry, strike,
     lots), strikes fixed as picked, on the same rank of expiry each day (`expiry N` when not
     the nearest), entered and left at the default times. A SpecError when a backtest cannot
-    take them: no legs, a future, legs on two expiries."""
+    take them: no legs, option legs on two expiries. A futures leg is backtested as the future
+    of the options' expiry month (the one stored beside their chain), whatever month it was."""
     if not legs:
         raise SpecError(
             "the strategy has no legs to backtest: add some with b / s on the chain first."
         )
-    if any(kind == "FUT" for kind, *_ in legs):
+    if all(kind == "FUT" for kind, *_ in legs):
         raise SpecError(
-            "backtests take option legs only for now: remove the futures leg (x on the "
-            "strategy screen) or type a spec."
+            "backtests price a future from beside an option chain: add an option leg "
+            "or type a spec."
         )
-    expiries = sorted({e for _, e, _, _ in legs})
+    expiries = sorted({e for k, e, _, _ in legs if k != "FUT"})
     if len(expiries) > 1:
         raise SpecError(
             "the legs are on two expiries (a calendar); backtests take one expiry for now: "
@@ -160,7 +161,7 @@ def spec_from_legs(
     rank = ordered.index(expiries[0]) + 1 if expiries[0] in ordered else 1
     parts = [symbol]
     for kind, _, strike, lots in sorted(legs, key=lambda g: (g[2], g[0])):
-        parts.append(f"{lots:+d} {strike:g}{kind}")
+        parts.append(f"{lots:+d} FUT" if kind == "FUT" else f"{lots:+d} {strike:g}{kind}")
     if rank > 1:
         parts.append(f"expiry {rank}")
     parts.append("enter at 09:20 exit at 15:15")

@@ -451,12 +451,12 @@ def parse_spec(text: str) -> Spec:
             "not a date."
         )
     t = line.template
-    if (t is not None and any(g.kind == "FUT" or g.expiry for g in t.legs)) or any(
-        g.kind == "FUT" or g.expiry not in (None, 1) for g in line.legs
+    if (t is not None and any(g.expiry for g in t.legs)) or any(
+        g.expiry not in (None, 1) for g in line.legs
     ):
         raise SpecError(
-            "backtests take option legs on one expiry for now; futures legs and calendars "
-            "(a second expiry) are not simulated yet: choose another strategy."
+            "backtests take legs on one expiry for now; calendars and diagonals (a second "
+            "expiry) are not simulated yet: choose another strategy."
         )
     # Currency options trade in quarter paise; NSE F&O and (taken as) MCX options in 0.05.
     tick = CDS_OPTION_TICK if segment_of(line.symbol) == CURRENCY else 0.05

@@ -15,7 +15,7 @@ __all__ = ["LegTrade", "Trade"]
 
 @dataclass(slots=True)
 class LegTrade:
-    kind: str  # CE or PE
+    kind: str  # CE, PE or FUT
     strike: float
     qty: int  # units, signed: + bought, - sold
     entry: Fill
@@ -26,6 +26,7 @@ class LegTrade:
     settled: float | None = None  # the intrinsic value it settled at (held to expiry)
     exit_ts: datetime | None = None
     last: tuple[float, float, float, datetime] | None = None  # bid, ask, ltp, ts last seen
+    contract: str = ""  # a future's stored quote source ("nse NIFTY Nov future")
 
     @property
     def closed(self) -> bool:
@@ -52,6 +53,8 @@ class LegTrade:
 
     def label(self) -> str:
         side = "B" if self.qty > 0 else "S"
+        if self.kind == "FUT":
+            return f"{side} {abs(self.qty)} FUT"
         return f"{side} {abs(self.qty)} {self.strike:g}{self.kind}"
 
 
@@ -76,8 +79,9 @@ class Trade:
 
     @property
     def premium(self) -> float:
-        """Premium paid (> 0) or received (< 0) at entry, in rupees."""
-        return sum(g.qty * g.entry.price for g in self.legs)
+        """Premium paid (> 0) or received (< 0) at entry, in rupees (option legs: a future
+        has no premium)."""
+        return sum(g.qty * g.entry.price for g in self.legs if g.kind != "FUT")
 
     @property
     def gross(self) -> float:
