@@ -44,11 +44,27 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.store import Store
 
-__all__ = ["UNFILLED", "BacktestProblem", "Outcome", "SimulatedRefused", "run_backtest"]
+__all__ = [
+    "FUTURES_NOTE",
+    "NO_FUTURES",
+    "PRICE_BATCH",
+    "PRICE_COLUMNS",
+    "UNFILLED",
+    "WITH_IV",
+    "BacktestProblem",
+    "DayState",
+    "Outcome",
+    "SimulatedRefused",
+    "close_on_last",
+    "fill_leg",
+    "run_backtest",
+    "settle",
+    "skip",
+]
 
-_COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
-_WITH_IV: Final = (*_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
-_BATCH: Final = 400
+PRICE_COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
+WITH_IV: Final = (*PRICE_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
+PRICE_BATCH: Final = 400
 # A day whose entry signal came but no later snapshot could take the order.
 UNFILLED: Final = "entry not filled (the strategy did not fit the stored strikes, or no price)"
 # A day whose entry snapshot had no stored futures quote for the strategy's futures leg.
@@ -100,11 +116,11 @@ class Outcome:
         return ", ".join(f"{p} {f} ({n} snapshots)" for p, f, n in self.sources)
 
 
-def _skip(out: Outcome, why: str) -> None:
+def skip(out: Outcome, why: str) -> None:
     out.skipped[why] = out.skipped.get(why, 0) + 1
 
 
-class _Day:
+class DayState:
     """The signals of one chain's day while it is played. Times are epoch µs (the store's)."""
 
     def __init__(self, spec: Spec, tz: ZoneInfo, day: date, firings: list[int]) -> None:
@@ -228,21 +244,23 @@ async def run_backtest(
         )
         if not listed:
             if trading_day(day) if trading_day is not None else day.weekday() < 5:
-                _skip(out, "no data")
+                skip(out, "no data")
                 out.gaps.no_data.append(day)
             continue
         out.days.append(day)
         can_enter, why = True, ""
+        ranks = spec.leg_ranks
         if open_trade is not None:
-            expiry = open_trade.expiry
-            if expiry not in listed:
-                out.notes.append(f"{day}: the held {expiry} chain was not stored that day")
+            expiry, far = open_trade.expiry, open_trade.far_expiry
+            missing = [e for e in (expiry, far) if e not in listed]
+            if missing:
+                out.notes.append(f"{day}: the held {missing[0]} chain was not stored that day")
                 continue
-        elif len(listed) < spec.expiry_rank:
-            _skip(out, f"fewer than {spec.expiry_rank} expiries stored")
+        elif len(listed) < max(ranks):
+            skip(out, f"fewer than {max(ranks)} expiries stored")
             continue
         else:
-            expiry = listed[spec.expiry_rank - 1]
+            expiry, far = listed[min(ranks) - 1], listed[max(ranks) - 1]
         if spec.weekdays is not None and day.weekday() not in spec.weekdays:
             can_enter = False
             why = "weekday filter"
@@ -250,7 +268,7 @@ async def run_backtest(
             can_enter = False
             why = "days-to-expiry filter"
         if not can_enter and open_trade is None:
-            _skip(out, why)
+            skip(out, why)
         firings: list[int] = []
         if spec.rule is not None and spec.rule.replayed and can_enter:
             lo_us, hi_us = to_us(day0, "day"), to_us(day1, "day")
@@ -259,19 +277,27 @@ async def run_backtest(
         elif spec.rule is not None and can_enter:
             firings = await _firings(store, spec, spec.rule, expiry, day0)
             out.firings += len(firings)
-        state = _Day(spec, tz, day, firings)
+        state = DayState(spec, tz, day, firings)
         if not can_enter:
             state.entries = spec.reenter + 1
-        open_trade = await _play_day(
-            store, spec, out, state, expiry, day0, day1, open_trade, costs, stop
-        )
+        if spec.calendar:
+            # calendar.py builds on this module's fills and settlement: imported here.
+            from optterm.engine.backtest.calendar import play_calendar_day
+
+            open_trade = await play_calendar_day(
+                store, spec, out, state, (expiry, far), (day0, day1), open_trade, costs, stop
+            )
+        else:
+            open_trade = await _play_day(
+                store, spec, out, state, expiry, day0, day1, open_trade, costs, stop
+            )
         if out.interrupted:
             break
     if open_trade is not None and not out.interrupted:  # interrupted: left open, not counted
         last = out.days[-1] if out.days else end
         for g in open_trade.legs:
             if not g.closed:
-                _close_on_last(g, costs, last, "span end (closed on its last quote)")
+                close_on_last(g, costs, last, "span end (closed on its last quote)")
         open_trade.reason = open_trade.reason or "span end"
     return out
 
@@ -282,7 +308,7 @@ def _has_futures(spec: Spec) -> bool:
     return any(g.kind == "FUT" for g in legs)
 
 
-def _fill(
+def fill_leg(
     model: FillModel, kind: str, buy: bool, q: tuple[float, float, float], when: datetime
 ) -> Fill | None:
     f = model.fill(buy, *q, when)
@@ -291,7 +317,7 @@ def _fill(
     return f
 
 
-def _close_on_last(g: LegTrade, costs: CostTable, day: date, reason: str) -> None:
+def close_on_last(g: LegTrade, costs: CostTable, day: date, reason: str) -> None:
     """Close a leg on the last quote seen for it (the data ended before a later one)."""
     if g.last is None:
         bid, ask, ltp, ts = g.entry.bid, g.entry.ask, g.entry.ltp, g.entry.ts
@@ -319,7 +345,7 @@ async def _play_day(
     store: Store,
     spec: Spec,
     out: Outcome,
-    state: _Day,
+    state: DayState,
     expiry: date,
     day0: datetime,
     day1: datetime,
@@ -330,7 +356,7 @@ async def _play_day(
     """One chain's day, snapshot by snapshot; the trade still open at its end (held to a later
     expiry), else None. Times are compared as epoch µs; a datetime is made only for a fill."""
     fill = spec.fill
-    names = _WITH_IV if spec.placement.by == "delta" else _COLUMNS
+    names = WITH_IV if spec.placement.by == "delta" else PRICE_COLUMNS
     pending_entry: int | None = None
     pending_exit: tuple[int, str, list[LegTrade]] | None = None
     last_spot = math.nan
@@ -338,7 +364,7 @@ async def _play_day(
     has_futures = _has_futures(spec)
     listed: tuple[date, ...] = ()  # the expiries listed with the last snapshot (futures only)
     async for batch in store.snapshots.iterate_price_batches(
-        spec.symbol, expiry, day0, day1, names, _BATCH, futures=has_futures
+        spec.symbol, expiry, day0, day1, names, PRICE_BATCH, futures=has_futures
     ):
         futs = batch.futures
         if futs is not None and futs.listed:
@@ -360,7 +386,7 @@ async def _play_day(
                 if pending_entry is None or ts <= pending_entry:
                     continue
                 if has_futures and not math.isfinite(fut):
-                    _skip(out, NO_FUTURES)  # the day's entries: none without a futures price
+                    skip(out, NO_FUTURES)  # the day's entries: none without a futures price
                     out.gaps.no_futures.append(from_us(ts))
                     state.entries = spec.reenter + 1
                     pending_entry = None
@@ -415,18 +441,18 @@ async def _play_day(
             break
     if trade is None:
         if pending_entry is not None and not out.interrupted:
-            _skip(out, UNFILLED)
+            skip(out, UNFILLED)
         return None
     if out.interrupted:
         return trade
     if expiry == state.day and math.isfinite(last_spot):
-        _settle(trade, last_spot, state.day, costs, listed)
+        settle(trade, last_spot, state.day, costs, listed)
         return None
     if spec.hold == "intraday" or pending_exit is not None:
         reason = pending_exit[1] if pending_exit is not None else "session end"
         for g in trade.legs:
             if not g.closed:
-                _close_on_last(g, costs, state.day, f"{reason} (no snapshot after it that day)")
+                close_on_last(g, costs, state.day, f"{reason} (no snapshot after it that day)")
         trade.reason = trade.reason or reason
         return None
     return trade
@@ -458,7 +484,7 @@ def _enter(
         q = quote(cols, lo, strikes, kind, strike, fut)
         if q is None:
             return None
-        f = _fill(spec.fill, kind, lots > 0, q, when)
+        f = fill_leg(spec.fill, kind, lots > 0, q, when)
         if f is None:
             return None
         qty = lots * lot
@@ -486,7 +512,7 @@ def _exit(
         if g.closed:
             continue
         q = quote(cols, lo, strikes, g.kind, g.strike, fut)
-        f = None if q is None else _fill(model, g.kind, g.qty < 0, q, ts)
+        f = None if q is None else fill_leg(model, g.kind, g.qty < 0, q, ts)
         if f is None:
             left.append(g)
             continue
@@ -497,7 +523,7 @@ def _exit(
 
 def _exit_signal(
     spec: Spec,
-    state: _Day,
+    state: DayState,
     trade: Trade,
     cols: Mapping[str, np.ndarray],
     lo: int,
@@ -547,7 +573,7 @@ def _exit_signal(
     return None
 
 
-def _settle(
+def settle(
     trade: Trade, spot: float, day: date, costs: CostTable, listed: tuple[date, ...]
 ) -> None:
     """Expiry: every open option leg settles at its intrinsic value on the day's last spot; a
@@ -563,7 +589,7 @@ def _settle(
                 g.exit_ts = g.last[3] if g.last is not None else g.entry.ts
                 g.exit_reason = "futures expiry settlement (at the spot)"
             else:
-                _close_on_last(g, costs, day, "option expiry: closed at the last futures LTP")
+                close_on_last(g, costs, day, "option expiry: closed at the last futures LTP")
             continue
         intrinsic = max(0.0, spot - g.strike) if g.kind == "CE" else max(0.0, g.strike - spot)
         g.settled = round_paisa(intrinsic)

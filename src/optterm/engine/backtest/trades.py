@@ -27,6 +27,7 @@ class LegTrade:
     exit_ts: datetime | None = None
     last: tuple[float, float, float, datetime] | None = None  # bid, ask, ltp, ts last seen
     contract: str = ""  # a future's stored quote source ("nse NIFTY Nov future")
+    expiry: date | None = None  # a calendar's far leg: its own expiry (None: the trade's)
 
     @property
     def closed(self) -> bool:
@@ -55,7 +56,8 @@ class LegTrade:
         side = "B" if self.qty > 0 else "S"
         if self.kind == "FUT":
             return f"{side} {abs(self.qty)} FUT"
-        return f"{side} {abs(self.qty)} {self.strike:g}{self.kind}"
+        far = "" if self.expiry is None else f" {self.expiry:%d%b}"
+        return f"{side} {abs(self.qty)} {self.strike:g}{self.kind}{far}"
 
 
 @dataclass(slots=True)
@@ -67,6 +69,11 @@ class Trade:
     legs: list[LegTrade]
     reason: str = ""
     peak: float = 0.0  # best open P&L seen (for the trailing stop)
+
+    @property
+    def far_expiry(self) -> date:
+        """The latest expiry a leg is on (a calendar's far one; else the trade's)."""
+        return max(g.expiry or self.expiry for g in self.legs)
 
     @property
     def entry_ts(self) -> datetime:
