@@ -79,6 +79,7 @@ async def test_a_covered_call_matches_the_hand_computation_to_the_paisa(store: S
     legs = doc["trades"][0]["legs"]
     assert (legs[0]["leg"], legs[0]["strike"], legs[1]["leg"]) == ("B 75 FUT", None, "S 75 25100CE")
     assert doc["figures"]["net_pnl"] == 1567.88
+    assert doc["fill_model"].endswith("; futures at their LTP ± 0.02 % (no bid/ask stored)")
 
 
 async def test_held_to_expiry_the_future_settles_at_the_spot(store: Store) -> None:

@@ -197,7 +197,7 @@ def to_document(out: Outcome, tz: ZoneInfo) -> dict[str, Any]:
         "source": [{"provider": p, "feed": f, "snapshots": n} for p, f, n in out.sources],
         "snapshots_read": out.snapshots,
         "days_with_data": len(out.days),
-        "fill_model": out.spec.fill.describe(),
+        "fill_model": out.spec.fill.describe(futures=out.spec.has_futures),
         "costs_table": out.costs_source,
         "gaps": out.gaps.summary(),
         "rule": None if out.spec.rule is None else out.spec.rule.text,

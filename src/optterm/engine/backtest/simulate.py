@@ -217,7 +217,7 @@ async def run_backtest(
         raise SimulatedRefused(simulated, spec.symbol)
     costs = costs.for_symbol(spec.symbol)  # the segment's rows: CTT on MCX, no STT on CDS
     costs.rates(start)  # a table that starts after the span is refused before any work
-    if _has_futures(spec):
+    if spec.has_futures:
         costs.for_kind("FUT").rates(start)  # and so are missing or later futures rows
     replayed_times: list[int] = []
     if spec.rule is not None and spec.rule.replayed:
@@ -302,12 +302,6 @@ async def run_backtest(
     return out
 
 
-def _has_futures(spec: Spec) -> bool:
-    line = spec.line
-    legs = line.template.legs if line.template is not None else line.legs
-    return any(g.kind == "FUT" for g in legs)
-
-
 def fill_leg(
     model: FillModel, kind: str, buy: bool, q: tuple[float, float, float], when: datetime
 ) -> Fill | None:
@@ -361,7 +355,7 @@ async def _play_day(
     pending_exit: tuple[int, str, list[LegTrade]] | None = None
     last_spot = math.nan
     gaps = out.gaps.day(state.day)
-    has_futures = _has_futures(spec)
+    has_futures = spec.has_futures
     listed: tuple[date, ...] = ()  # the expiries listed with the last snapshot (futures only)
     async for batch in store.snapshots.iterate_price_batches(
         spec.symbol, expiry, day0, day1, names, PRICE_BATCH, futures=has_futures

@@ -135,6 +135,12 @@ class Spec:
         return tuple(g.expiry if isinstance(g.expiry, int) else self.expiry_rank for g in line.legs)
 
     @property
+    def has_futures(self) -> bool:
+        line = self.line
+        legs = line.template.legs if line.template is not None else line.legs
+        return any(g.kind == "FUT" for g in legs)
+
+    @property
     def calendar(self) -> bool:
         """Legs on two expiries (a calendar or a diagonal)."""
         return len(set(self.leg_ranks)) > 1
