@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from optterm.engine.backtest.costs import CostError, load_costs
+from optterm.engine.backtest.costs import CostError, load_costs, parse_costs
 from optterm.engine.backtest.futures import futures_expiry
 from optterm.engine.backtest.results import to_document
 from optterm.engine.backtest.simulate import NO_FUTURES, Outcome, run_backtest
@@ -165,3 +165,16 @@ def test_the_futures_expiry_comes_from_the_contract_name() -> None:
     # Unknown: never settled as if expired.
     assert futures_expiry("nse NIFTY Nov future", nov, ()) is None
     assert futures_expiry("some feed", nov, (nov,)) is None
+
+
+def test_a_bad_futures_row_is_named() -> None:
+    shipped = (Path(__file__).parents[1] / "src/optterm/data/costs/nse.toml").read_text()
+    bad = shipped.replace("[[futures]]\nfrom = 2024-10-01", '[[futures]]\nfrom = "2024-10-01"')
+    with pytest.raises(CostError, match=r"\[\[futures\]\] row 2: `from` must be a date"):
+        parse_costs(bad, "costs.toml")
+    table = parse_costs(shipped, "x").for_symbol("NIFTY").for_kind("FUT")
+    assert table.rates(date(2026, 3, 31)).stt_sell_pct == 0.02
+    assert table.rates(date(2026, 4, 1)).stt_sell_pct == 0.05
+    assert parse_costs(shipped, "x").for_symbol("CRUDEOIL").for_kind("FUT").section == "mcx_futures"
+    with pytest.raises(CostError, match=r"no \[\[cds_futures\]\] rows"):
+        parse_costs(shipped, "x").for_symbol("USDINR").for_kind("FUT")
