@@ -110,3 +110,20 @@ def test_what_a_calendar_backtest_does_not_take_is_refused_in_one_line() -> None
     ):
         with pytest.raises(SpecError, match=said):
             parse_spec(text)
+
+
+async def test_a_calendar_held_over_days_to_the_near_expiry(store: Store) -> None:
+    """Entered on 20 Nov (as in the first test: sell the near 25000 CE 115.75, buy the far
+    168.25) and held to 24 Nov: the near CE settles at 25200 - 25000 = 200 (short: no exercise
+    STT); the far 25000 CE is sold on its chain's last snapshot, 15:29:50, 250.00/251.00 ->
+    250.25. Gross: -75 x 84.25 = -6318.75 and 75 x 82.00 = 6150.00, -168.75. Costs: the
+    entries 35.88 + 29.21; the far sale 18768.75: 20 + STT 18.77 + exch 6.57 + SEBI 0.02 + GST
+    4.79 = 50.15; 115.24 in all; net -283.99."""
+    await store_history(store, three_days() + far_chain())
+    out = await _run(store, CALENDAR.replace("exit at 15:15", "hold expiry"), DAYS[0], DAYS[2])
+    (trade,) = out.trades
+    near, far = trade.legs
+    assert (near.exit_price, far.exit_price) == (200.0, 250.25)
+    assert far.exit_costs.total == 50.15
+    assert (trade.gross, trade.costs, trade.net) == (-168.75, 115.24, -283.99)
+    assert trade.exit_ts == at(DAYS[2], "15:29:50")
