@@ -15,6 +15,7 @@ import pytest
 
 from optterm.engine.backtest.calendar import FAR_STALE
 from optterm.engine.backtest.costs import load_costs
+from optterm.engine.backtest.results import to_document
 from optterm.engine.backtest.simulate import Outcome, run_backtest
 from optterm.engine.backtest.spec import SpecError, parse_spec
 from optterm.market import IST
@@ -65,6 +66,8 @@ async def test_a_calendar_matches_the_hand_computation_to_the_paisa(store: Store
     assert [g.exit_costs.total for g in trade.legs] == [27.02, 39.91]
     assert (trade.costs, trade.net) == (132.02, -207.02)
     assert far.label() == "B 75 25000CE 01Dec"
+    legs = to_document(out, IST)["trades"][0]["legs"]
+    assert [g["expiry"] for g in legs] == ["2026-11-24", "2026-12-01"]
 
 
 async def test_held_to_the_near_expiry_the_near_leg_settles_and_the_far_is_closed(

@@ -78,6 +78,7 @@ async def test_a_covered_call_matches_the_hand_computation_to_the_paisa(store: S
     doc = to_document(out, IST)
     legs = doc["trades"][0]["legs"]
     assert (legs[0]["leg"], legs[0]["strike"], legs[1]["leg"]) == ("B 75 FUT", None, "S 75 25100CE")
+    assert (legs[0]["contract"], legs[1]["contract"]) == ("nse NIFTY Nov future", None)
     assert doc["figures"]["net_pnl"] == 1567.88
     assert doc["fill_model"].endswith("; futures at their LTP ± 0.02 % (no bid/ask stored)")
 

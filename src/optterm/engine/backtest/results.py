@@ -168,6 +168,10 @@ def trade_rows(out: Outcome) -> list[dict[str, Any]]:
                         "leg": g.label(),
                         "kind": g.kind,
                         "strike": None if g.kind == "FUT" else g.strike,
+                        # Each leg's own expiry (a calendar's far leg differs from the trade's)
+                        # and a future's contract as its quote named it.
+                        "expiry": (g.expiry or t.expiry).isoformat(),
+                        "contract": g.contract or None,
                         "qty": g.qty,
                         "entry_price": g.entry.price,
                         "entry_quote": g.entry.quote_text(),
