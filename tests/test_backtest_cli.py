@@ -215,3 +215,16 @@ def test_a_rule_that_never_fired_says_so(stored: Home) -> None:
         out.stdout
     )
     assert "No trades" in out.stdout and "Saved as backtest #1." in out.stdout
+
+
+def test_a_covered_call_with_no_futures_quote_stored_says_so_in_one_line(stored: Home) -> None:
+    """The three days carry no futures quotes: every entry is skipped, none filled at a made-up
+    price, and the text result says why in one line; the trade log's CSV stays empty."""
+    spec = "NIFTY covered call by offset 0 enter at 09:20 exit at 15:15"
+    out = _cli(stored, "backtest", spec, *SPAN)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if "no futures quote stored" in ln]
+    assert len(lines) == 1 and "3" in lines[0], out.stdout
+    doc = json.loads(_cli(stored, "backtest", spec, *SPAN, "--json").stdout)
+    assert doc["trades"] == []
+    assert len(doc["gaps"]["entries_without_futures_quote"]) == 3

@@ -257,16 +257,29 @@ def test_spec_from_legs_refuses_what_a_backtest_cannot_take() -> None:
     from optterm.engine.backtest.service import spec_from_legs
     from optterm.engine.backtest.spec import SpecError
 
-    near, far = date(2026, 11, 24), date(2026, 12, 1)
+    near, far, third = date(2026, 11, 24), date(2026, 12, 1), date(2026, 12, 8)
+    calendar = [("CE", near, 25000.0, -1), ("CE", far, 25000.0, 1)]
+    assert spec_from_legs("NIFTY", calendar, [near, far]) == (
+        "NIFTY -1 25000CE@1 +1 25000CE@2 enter at 09:20 exit at 15:15"
+    )
+    assert parse_spec(spec_from_legs("NIFTY", calendar, [near, far])).calendar
     assert spec_from_legs("NIFTY", [("PE", far, 24900.0, 2), ("CE", far, 25100.0, -1)],
                           [near, far]) == (
         "NIFTY +2 24900PE -1 25100CE expiry 2 enter at 09:20 exit at 15:15"
     )  # fmt: skip
     parse_spec(spec_from_legs("NIFTY", [("CE", far, 25100.0, -1)], [near, far]))
+    covered = [("FUT", near, 0.0, 1), ("CE", far, 25100.0, -1)]  # the future: the chain's month
+    assert spec_from_legs("NIFTY", covered, [near, far]) == (
+        "NIFTY +1 FUT -1 25100CE expiry 2 enter at 09:20 exit at 15:15"
+    )
+    parse_spec(spec_from_legs("NIFTY", covered, [near, far]))
     for legs, said in (
         ([], "no legs"),
-        ([("FUT", near, 0.0, 1)], "option legs only"),
-        ([("CE", near, 25000.0, 1), ("CE", far, 25000.0, -1)], "two expiries"),
+        ([("FUT", near, 0.0, 1)], "add an option leg"),
+        (
+            [("CE", near, 25000.0, 1), ("CE", far, 25000.0, -1), ("CE", third, 25000.0, 1)],
+            "3 expiries",
+        ),
     ):
         with pytest.raises(SpecError, match=said):
             spec_from_legs("NIFTY", legs, [near, far])

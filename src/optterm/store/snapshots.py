@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD_COLUMNS",
     "SERIES_FIELDS",
+    "FuturesColumns",
     "HistoryRow",
     "PriceBatch",
     "SnapshotBatch",
@@ -93,6 +94,7 @@ _PRICE_ROW: Final = (
     snapshots.c.lot_size,
     snapshots.c.data,
 )
+_PRICE_ROW_FUT: Final = (*_PRICE_ROW, snapshots.c.context)
 _SNAP_KEY = (
     snapshots.c.symbol == bindparam("k_symbol"),
     snapshots.c.expiry == bindparam("k_expiry"),
@@ -242,6 +244,28 @@ class PriceBatch:
     lot_size: list[int]
     counts: np.ndarray
     columns: Mapping[str, np.ndarray]
+    # With `futures=True` only: each snapshot's futures quote (the future of the chain's expiry
+    # month) as its LTP and its source ("nse NIFTY Nov future"; NaN and "" without one), and
+    # the expiries the provider listed with it (empty when not stored).
+    futures: FuturesColumns | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FuturesColumns:
+    ltp: list[float]
+    source: list[str]
+    listed: list[tuple[date, ...]]
+
+
+def _futures_of(rows: Sequence[Row[*tuple[Any, ...]]]) -> FuturesColumns:
+    out = FuturesColumns([], [], [])
+    for r in rows:
+        ctx = context_fields(r.context)
+        q = ctx.get("futures")
+        out.ltp.append(math.nan if q is None else q.value)
+        out.source.append("" if q is None else q.source)
+        out.listed.append(ctx.get("expiries", ()))
+    return out
 
 
 def unreadable(snap_id: int, what: str, provider_ts: int, url: str, err: CodecError) -> CodecError:
@@ -490,10 +514,14 @@ class SnapshotRepository:
         end: datetime,
         columns: Sequence[str],
         batch: int = 200,
+        *,
+        futures: bool = False,
     ) -> AsyncGenerator[PriceBatch, None]:
         """The snapshots of (symbol, expiry) with start <= provider_ts < end, `batch` at a time:
-        their heads as plain columns and only the named chain columns, decoded together."""
-        async for rows in self._row_batches(symbol, expiry, start, end, batch, _PRICE_ROW):
+        their heads as plain columns and only the named chain columns, decoded together.
+        `futures`: also each one's stored futures quote (its context column, parsed)."""
+        row_columns = _PRICE_ROW_FUT if futures else _PRICE_ROW
+        async for rows in self._row_batches(symbol, expiry, start, end, batch, row_columns):
             try:
                 counts, cols = decode_many([r.data for r in rows], columns)
             except CodecError:
@@ -513,6 +541,7 @@ class SnapshotRepository:
                 [int(r.lot_size) for r in rows],
                 counts,
                 cols,
+                _futures_of(rows) if futures else None,
             )
 
     async def _row_batches(

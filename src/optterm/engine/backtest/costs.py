@@ -1,8 +1,10 @@
-"""Indian charges on option orders, from dated tables a trader can edit.
+"""Indian charges on option and futures orders, from dated tables a trader can edit.
 
 The shipped table is src/optterm/data/costs/nse.toml; `costs.toml` beside config.toml, or a file
 given with `--costs`, replaces it whole. Each row applies from its `from` day until the next
 row's, so a backtest over October 2024 charges the old STT before the 1st and the new after it.
+A futures leg pays its segment's futures rows ([[futures]] for NSE F&O, [[mcx_futures]]), whose
+percentages are of the contract value (price x quantity); `for_kind("FUT")` picks them.
 
 Every charge of an order is rounded to the paisa (half up) on its own, as a contract note shows
 it, so a hand computation of the same rows gives the same rupees.
@@ -78,6 +80,12 @@ _SECTIONS: dict[str | None, tuple[str, str]] = {
     COMMODITY: ("mcx", "MCX"),
     CURRENCY: ("cds", "NSE CDS"),
 }
+# Each segment's futures rows (no CDS futures rows are shipped).
+_FUT_SECTIONS: dict[str | None, str] = {
+    None: "futures",
+    COMMODITY: "mcx_futures",
+    CURRENCY: "cds_futures",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,22 @@ class CostTable:
     segment: str | None = None  # None: NSE F&O; "commodity" (MCX); "currency" (CDS)
     # The other segments' tables of the same file, by segment (absent: the file has no rows).
     others: tuple[CostTable, ...] = ()
+    futures: CostTable | None = None  # the segment's futures rows (None: the file has none)
+    section: str = ""  # the TOML array these rows came from, when not the segment's options
+
+    def for_kind(self, kind: str) -> CostTable:
+        """The rows a leg of `kind` pays: the futures rows for FUT, else these; a CostError
+        when the file has no futures rows for this segment."""
+        if kind != "FUT":
+            return self
+        if self.futures is None:
+            label = _SECTIONS[self.segment][1]
+            raise CostError(
+                f"the cost table {self.source} has no [[{_FUT_SECTIONS[self.segment]}]] rows, "
+                f"which a futures leg on {label} needs; copy them from the shipped "
+                "src/optterm/data/costs/nse.toml."
+            )
+        return self.futures
 
     def for_symbol(self, symbol: str) -> CostTable:
         """The rows of the segment `symbol` trades in (MCX and CDS names by market.segment_of,
@@ -106,8 +130,8 @@ class CostTable:
         i = bisect.bisect_right([r.start for r in self.rows], day) - 1
         if i < 0:
             table = f"the cost table {self.source} starts"
-            if self.segment is not None:
-                section = _SECTIONS[self.segment][0]
+            if self.segment is not None or self.section:
+                section = self.section or _SECTIONS[self.segment][0]
                 table = f"the [[{section}]] rows of the cost table {self.source} start"
             raise CostError(
                 f"{table} on {self.rows[0].start.isoformat()}, after "
@@ -173,16 +197,35 @@ def parse_costs(text: str, source: str) -> CostTable:
         raise CostError(f"the cost table {source} has no [[rates]] rows; copy the shipped one.")
     others = []
     for segment, (section, _) in _SECTIONS.items():
-        rows = doc.get(section)
-        if segment is None or rows is None:
+        futures = _table(doc, source, _FUT_SECTIONS[segment], segment, None, is_futures=True)
+        if segment is None:
+            nse_futures = futures
             continue
-        if not isinstance(rows, list) or not rows:
-            raise CostError(
-                f"the cost table {source}: [[{section}]] must be rows like [[rates]]; copy "
-                "them from the shipped one."
-            )
-        others.append(CostTable(source, _rows(rows, source, section), segment))
-    return CostTable(source, _rows(raw, source, "rates"), None, tuple(others))
+        table = _table(doc, source, section, segment, futures)
+        if table is not None:
+            others.append(table)
+    return CostTable(source, _rows(raw, source, "rates"), None, tuple(others), nse_futures)
+
+
+def _table(
+    doc: dict[str, Any],
+    source: str,
+    section: str,
+    segment: str | None,
+    futures: CostTable | None,
+    *,
+    is_futures: bool = False,
+) -> CostTable | None:
+    rows = doc.get(section)
+    if rows is None:
+        return None
+    if not isinstance(rows, list) or not rows:
+        raise CostError(
+            f"the cost table {source}: [[{section}]] must be rows like [[rates]]; copy "
+            "them from the shipped one."
+        )
+    label = section if is_futures else ""
+    return CostTable(source, _rows(rows, source, section), segment, (), futures, label)
 
 
 def _rows(raw: list[Any], source: str, section: str) -> tuple[Rates, ...]:

@@ -25,6 +25,7 @@ class Fill:
     ask: float
     ltp: float
     ts: datetime  # the snapshot's provider time
+    note: str = ""  # what the quote was when not an option's row (a future: no bid/ask stored)
 
     @property
     def slippage(self) -> float:
@@ -38,6 +39,8 @@ class Fill:
         def f(x: float) -> str:
             return f"{x:.{places}f}" if math.isfinite(x) else "-"
 
+        if self.note:
+            return f"{self.note}: ltp {f(self.ltp)}"
         return f"{f(self.bid)}/{f(self.ask)} ltp {f(self.ltp)}"
 
 
@@ -62,11 +65,12 @@ class FillModel:
     ltp_pct: float = 1.0  # % against the trader when there is no two-sided quote
     tick: float = 0.05  # the option's price tick (currency options: 0.0025)
 
-    def describe(self) -> str:
+    def describe(self, futures: bool = False) -> str:
         at = "mid" if self.k == 0 else f"mid ± {self.k:g} × half-spread"
+        fut = f"; futures at their LTP ± {self.ltp_pct:g} % (no bid/ask stored)" if futures else ""
         return (
             f"next snapshot after the signal at {at}, else LTP ± {self.ltp_pct:g} %, "
-            f"on the {self.tick:g} tick"
+            f"on the {self.tick:g} tick{fut}"
         )
 
     def fill(self, buy: bool, bid: float, ask: float, ltp: float, ts: datetime) -> Fill | None:

@@ -62,6 +62,8 @@ class DayGaps:
 class GapReport:
     days: dict[date, DayGaps] = field(default_factory=dict)
     no_data: list[date] = field(default_factory=list)
+    # Entries skipped because their fill snapshot carried no futures quote (futures legs).
+    no_futures: list[datetime] = field(default_factory=list)
 
     def day(self, day: date) -> DayGaps:
         return self.days.setdefault(day, DayGaps(day))
@@ -82,6 +84,12 @@ class GapReport:
                 for g in self.days.values()
                 for t, a, b in g.switches
             ],
+            # Only when a futures leg missed its quote: the key is absent otherwise.
+            **(
+                {"entries_without_futures_quote": [t.isoformat() for t in self.no_futures]}
+                if self.no_futures
+                else {}
+            ),
         }
 
     def line(self) -> str:
@@ -91,6 +99,8 @@ class GapReport:
             f"{s['stale_snapshots']} stale snapshots",
             f"{len(s['provider_switches'])} provider switches",
         ]
+        if self.no_futures:
+            parts.append(f"{len(self.no_futures)} entries without a futures quote")
         if s["days_without_data"]:
             parts.append(f"{len(s['days_without_data'])} trading days without data")
         return ", ".join(parts)

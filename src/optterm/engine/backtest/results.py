@@ -167,7 +167,11 @@ def trade_rows(out: Outcome) -> list[dict[str, Any]]:
                     {
                         "leg": g.label(),
                         "kind": g.kind,
-                        "strike": g.strike,
+                        "strike": None if g.kind == "FUT" else g.strike,
+                        # Each leg's own expiry (a calendar's far leg differs from the trade's)
+                        # and a future's contract as its quote named it.
+                        "expiry": (g.expiry or t.expiry).isoformat(),
+                        "contract": g.contract or None,
                         "qty": g.qty,
                         "entry_price": g.entry.price,
                         "entry_quote": g.entry.quote_text(),
@@ -197,7 +201,7 @@ def to_document(out: Outcome, tz: ZoneInfo) -> dict[str, Any]:
         "source": [{"provider": p, "feed": f, "snapshots": n} for p, f, n in out.sources],
         "snapshots_read": out.snapshots,
         "days_with_data": len(out.days),
-        "fill_model": out.spec.fill.describe(),
+        "fill_model": out.spec.fill.describe(futures=out.spec.has_futures),
         "costs_table": out.costs_source,
         "gaps": out.gaps.summary(),
         "rule": None if out.spec.rule is None else out.spec.rule.text,

@@ -140,28 +140,34 @@ def spec_from_legs(
     """A spec line for legs built elsewhere (the strategy screen's: kind, expiry, strike,
     lots), strikes fixed as picked, on the same rank of expiry each day (`expiry N` when not
     the nearest), entered and left at the default times. A SpecError when a backtest cannot
-    take them: no legs, a future, legs on two expiries."""
+    take them: no legs, option legs on three expiries or more. A calendar's legs carry their
+    rank (`@1`, `@2`). A futures leg is backtested as the future
+    of the options' expiry month (the one stored beside their chain), whatever month it was."""
     if not legs:
         raise SpecError(
             "the strategy has no legs to backtest: add some with b / s on the chain first."
         )
-    if any(kind == "FUT" for kind, *_ in legs):
+    if all(kind == "FUT" for kind, *_ in legs):
         raise SpecError(
-            "backtests take option legs only for now: remove the futures leg (x on the "
-            "strategy screen) or type a spec."
+            "backtests price a future from beside an option chain: add an option leg "
+            "or type a spec."
         )
-    expiries = sorted({e for _, e, _, _ in legs})
-    if len(expiries) > 1:
+    expiries = sorted({e for k, e, _, _ in legs if k != "FUT"})
+    if len(expiries) > 2:
         raise SpecError(
-            "the legs are on two expiries (a calendar); backtests take one expiry for now: "
-            "keep the legs of one expiry or type a spec."
+            f"the legs are on {len(expiries)} expiries; a backtest takes at most two (a "
+            "calendar): keep the legs of two expiries or type a spec."
         )
     ordered = sorted(listed)
-    rank = ordered.index(expiries[0]) + 1 if expiries[0] in ordered else 1
+
+    def rank(e: date) -> int:
+        return ordered.index(e) + 1 if e in ordered else 1
+
     parts = [symbol]
-    for kind, _, strike, lots in sorted(legs, key=lambda g: (g[2], g[0])):
-        parts.append(f"{lots:+d} {strike:g}{kind}")
-    if rank > 1:
-        parts.append(f"expiry {rank}")
+    for kind, e, strike, lots in sorted(legs, key=lambda g: (g[2], g[0], g[1])):
+        at = f"@{rank(e)}" if len(expiries) > 1 else ""  # a calendar: each leg's own rank
+        parts.append(f"{lots:+d} FUT" if kind == "FUT" else f"{lots:+d} {strike:g}{kind}{at}")
+    if len(expiries) == 1 and rank(expiries[0]) > 1:
+        parts.append(f"expiry {rank(expiries[0])}")
     parts.append("enter at 09:20 exit at 15:15")
     return " ".join(parts)

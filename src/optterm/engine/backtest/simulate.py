@@ -8,6 +8,11 @@ Honesty rules, each tested:
 - Every fill keeps the quote it used (fills.py); every order pays the dated charges (costs.py).
 - Options held to expiry settle at intrinsic value on the day's last spot, and a long leg that
   finishes in the money pays exercise STT on that value.
+- A futures leg fills at the snapshot's stored futures LTP moved `ltp X %` against the trader
+  (no futures bid/ask is stored, and its fills say so), pays the futures cost rows, and at the
+  option expiry closes at the last stored futures LTP, or settles at the spot on the future's
+  own expiry day. An entry whose fill snapshot has no futures quote is skipped (a gap), never
+  filled at a made-up price.
 
 Only the legs held are priced: each day's chain is read in batches with only the strike and
 price columns decoded (no analytics are run; a rule reads the metrics and signals the live
@@ -26,7 +31,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from optterm.engine.backtest.costs import CostTable, round_paisa
-from optterm.engine.backtest.fills import Fill, mark
+from optterm.engine.backtest.fills import Fill, FillModel, mark
+from optterm.engine.backtest.futures import futures_expiry
 from optterm.engine.backtest.gaps import GapReport
 from optterm.engine.backtest.spec import Rule, Spec
 from optterm.engine.backtest.strikes import place, quote
@@ -38,13 +44,34 @@ from optterm.store.timecodec import from_us, to_us
 if TYPE_CHECKING:
     from optterm.store import Store
 
-__all__ = ["UNFILLED", "BacktestProblem", "Outcome", "SimulatedRefused", "run_backtest"]
+__all__ = [
+    "FUTURES_NOTE",
+    "NO_FUTURES",
+    "PRICE_BATCH",
+    "PRICE_COLUMNS",
+    "UNFILLED",
+    "WITH_IV",
+    "BacktestProblem",
+    "DayState",
+    "Outcome",
+    "SimulatedRefused",
+    "close_on_last",
+    "fill_leg",
+    "run_backtest",
+    "settle",
+    "skip",
+]
 
-_COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
-_WITH_IV: Final = (*_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
-_BATCH: Final = 400
+PRICE_COLUMNS: Final = ("strike", "ce_ltp", "ce_bid", "ce_ask", "pe_ltp", "pe_bid", "pe_ask")
+WITH_IV: Final = (*PRICE_COLUMNS, "ce_iv", "pe_iv")  # placing strikes by delta reads the IVs
+PRICE_BATCH: Final = 400
 # A day whose entry signal came but no later snapshot could take the order.
 UNFILLED: Final = "entry not filled (the strategy did not fit the stored strikes, or no price)"
+# A day whose entry snapshot had no stored futures quote for the strategy's futures leg.
+NO_FUTURES: Final = (
+    "no futures quote stored at the entry (skipped, never filled at a made-up price)"
+)
+FUTURES_NOTE: Final = "futures, no bid/ask stored"
 
 
 class BacktestProblem(ValueError):
@@ -89,11 +116,11 @@ class Outcome:
         return ", ".join(f"{p} {f} ({n} snapshots)" for p, f, n in self.sources)
 
 
-def _skip(out: Outcome, why: str) -> None:
+def skip(out: Outcome, why: str) -> None:
     out.skipped[why] = out.skipped.get(why, 0) + 1
 
 
-class _Day:
+class DayState:
     """The signals of one chain's day while it is played. Times are epoch µs (the store's)."""
 
     def __init__(self, spec: Spec, tz: ZoneInfo, day: date, firings: list[int]) -> None:
@@ -190,6 +217,8 @@ async def run_backtest(
         raise SimulatedRefused(simulated, spec.symbol)
     costs = costs.for_symbol(spec.symbol)  # the segment's rows: CTT on MCX, no STT on CDS
     costs.rates(start)  # a table that starts after the span is refused before any work
+    if spec.has_futures:
+        costs.for_kind("FUT").rates(start)  # and so are missing or later futures rows
     replayed_times: list[int] = []
     if spec.rule is not None and spec.rule.replayed:
         if replayed is None:
@@ -215,21 +244,23 @@ async def run_backtest(
         )
         if not listed:
             if trading_day(day) if trading_day is not None else day.weekday() < 5:
-                _skip(out, "no data")
+                skip(out, "no data")
                 out.gaps.no_data.append(day)
             continue
         out.days.append(day)
         can_enter, why = True, ""
+        ranks = spec.leg_ranks
         if open_trade is not None:
-            expiry = open_trade.expiry
-            if expiry not in listed:
-                out.notes.append(f"{day}: the held {expiry} chain was not stored that day")
+            expiry, far = open_trade.expiry, open_trade.far_expiry
+            missing = [e for e in (expiry, far) if e not in listed]
+            if missing:
+                out.notes.append(f"{day}: the held {missing[0]} chain was not stored that day")
                 continue
-        elif len(listed) < spec.expiry_rank:
-            _skip(out, f"fewer than {spec.expiry_rank} expiries stored")
+        elif len(listed) < max(ranks):
+            skip(out, f"fewer than {max(ranks)} expiries stored")
             continue
         else:
-            expiry = listed[spec.expiry_rank - 1]
+            expiry, far = listed[min(ranks) - 1], listed[max(ranks) - 1]
         if spec.weekdays is not None and day.weekday() not in spec.weekdays:
             can_enter = False
             why = "weekday filter"
@@ -237,7 +268,7 @@ async def run_backtest(
             can_enter = False
             why = "days-to-expiry filter"
         if not can_enter and open_trade is None:
-            _skip(out, why)
+            skip(out, why)
         firings: list[int] = []
         if spec.rule is not None and spec.rule.replayed and can_enter:
             lo_us, hi_us = to_us(day0, "day"), to_us(day1, "day")
@@ -246,24 +277,41 @@ async def run_backtest(
         elif spec.rule is not None and can_enter:
             firings = await _firings(store, spec, spec.rule, expiry, day0)
             out.firings += len(firings)
-        state = _Day(spec, tz, day, firings)
+        state = DayState(spec, tz, day, firings)
         if not can_enter:
             state.entries = spec.reenter + 1
-        open_trade = await _play_day(
-            store, spec, out, state, expiry, day0, day1, open_trade, costs, stop
-        )
+        if spec.calendar:
+            # calendar.py builds on this module's fills and settlement: imported here.
+            from optterm.engine.backtest.calendar import play_calendar_day
+
+            open_trade = await play_calendar_day(
+                store, spec, out, state, (expiry, far), (day0, day1), open_trade, costs, stop
+            )
+        else:
+            open_trade = await _play_day(
+                store, spec, out, state, expiry, day0, day1, open_trade, costs, stop
+            )
         if out.interrupted:
             break
     if open_trade is not None and not out.interrupted:  # interrupted: left open, not counted
         last = out.days[-1] if out.days else end
         for g in open_trade.legs:
             if not g.closed:
-                _close_on_last(g, costs, last, "span end (closed on its last quote)")
+                close_on_last(g, costs, last, "span end (closed on its last quote)")
         open_trade.reason = open_trade.reason or "span end"
     return out
 
 
-def _close_on_last(g: LegTrade, costs: CostTable, day: date, reason: str) -> None:
+def fill_leg(
+    model: FillModel, kind: str, buy: bool, q: tuple[float, float, float], when: datetime
+) -> Fill | None:
+    f = model.fill(buy, *q, when)
+    if f is not None and kind == "FUT":
+        f = Fill(f.price, f.reference, f.basis, f.bid, f.ask, f.ltp, f.ts, FUTURES_NOTE)
+    return f
+
+
+def close_on_last(g: LegTrade, costs: CostTable, day: date, reason: str) -> None:
     """Close a leg on the last quote seen for it (the data ended before a later one)."""
     if g.last is None:
         bid, ask, ltp, ts = g.entry.bid, g.entry.ask, g.entry.ltp, g.entry.ts
@@ -277,18 +325,21 @@ def _close_on_last(g: LegTrade, costs: CostTable, day: date, reason: str) -> Non
         ask,
         ltp,
         ts,
+        FUTURES_NOTE if g.kind == "FUT" else "",
     )
     g.exit = model_fill
     g.exit_ts = ts
     g.exit_reason = reason
-    g.exit_costs = costs.order(ts.date(), model_fill.price, abs(g.qty), buy=g.qty < 0)
+    g.exit_costs = costs.for_kind(g.kind).order(
+        ts.date(), model_fill.price, abs(g.qty), buy=g.qty < 0
+    )
 
 
 async def _play_day(
     store: Store,
     spec: Spec,
     out: Outcome,
-    state: _Day,
+    state: DayState,
     expiry: date,
     day0: datetime,
     day1: datetime,
@@ -299,14 +350,19 @@ async def _play_day(
     """One chain's day, snapshot by snapshot; the trade still open at its end (held to a later
     expiry), else None. Times are compared as epoch µs; a datetime is made only for a fill."""
     fill = spec.fill
-    names = _WITH_IV if spec.placement.by == "delta" else _COLUMNS
+    names = WITH_IV if spec.placement.by == "delta" else PRICE_COLUMNS
     pending_entry: int | None = None
     pending_exit: tuple[int, str, list[LegTrade]] | None = None
     last_spot = math.nan
     gaps = out.gaps.day(state.day)
+    has_futures = spec.has_futures
+    listed: tuple[date, ...] = ()  # the expiries listed with the last snapshot (futures only)
     async for batch in store.snapshots.iterate_price_batches(
-        spec.symbol, expiry, day0, day1, names, _BATCH
+        spec.symbol, expiry, day0, day1, names, PRICE_BATCH, futures=has_futures
     ):
+        futs = batch.futures
+        if futs is not None and futs.listed:
+            listed = futs.listed[-1] or listed
         cols = batch.columns
         starts = np.zeros(len(batch.ts) + 1, dtype=np.int64)
         np.cumsum(batch.counts, out=starts[1:])
@@ -315,12 +371,19 @@ async def _play_day(
         gaps.see_many(batch.ts, batch.fetched, batch.providers)
         out.snapshots += len(batch.ts)
         for k, ts in enumerate(batch.ts):
+            fut = futs.ltp[k] if futs is not None else math.nan
             if trade is None:
                 if pending_entry is None:
                     pending_entry = state.entry_signal(ts)
                     if pending_entry is not None and pending_entry == ts:
                         continue  # seen on this snapshot: it fills on the next one
                 if pending_entry is None or ts <= pending_entry:
+                    continue
+                if has_futures and not math.isfinite(fut):
+                    skip(out, NO_FUTURES)  # the day's entries: none without a futures price
+                    out.gaps.no_futures.append(from_us(ts))
+                    state.entries = spec.reenter + 1
+                    pending_entry = None
                     continue
                 lo, hi = bounds[k], bounds[k + 1]
                 trade = _enter(
@@ -338,7 +401,9 @@ async def _play_day(
             when = from_us(ts)
             # Holding: fill an exit signalled earlier, then look for a new one.
             if pending_exit is not None and ts > pending_exit[0]:
-                left = _exit(pending_exit[2], cols, lo, strikes, when, pending_exit[1], fill, costs)
+                left = _exit(
+                    pending_exit[2], cols, lo, strikes, when, pending_exit[1], fill, costs, fut
+                )
                 if not left:
                     trade.reason = trade.reason or pending_exit[1]
                     pending_exit = None
@@ -351,11 +416,11 @@ async def _play_day(
                 continue
             if pending_exit is not None:
                 continue
-            signal = _exit_signal(spec, state, trade, cols, lo, strikes, ts, when)
+            signal = _exit_signal(spec, state, trade, cols, lo, strikes, ts, when, fut)
             if signal is not None:
                 at, reason, legs = signal
                 if at < ts:  # a time already passed: this snapshot is the first after it
-                    left = _exit(legs, cols, lo, strikes, when, reason, fill, costs)
+                    left = _exit(legs, cols, lo, strikes, when, reason, fill, costs, fut)
                     pending_exit = (at, reason, left) if left else None
                     if not left and all(g.closed for g in trade.legs):
                         trade.reason = trade.reason or reason
@@ -370,18 +435,18 @@ async def _play_day(
             break
     if trade is None:
         if pending_entry is not None and not out.interrupted:
-            _skip(out, UNFILLED)
+            skip(out, UNFILLED)
         return None
     if out.interrupted:
         return trade
     if expiry == state.day and math.isfinite(last_spot):
-        _settle(trade, last_spot, state.day, costs)
+        settle(trade, last_spot, state.day, costs, listed)
         return None
     if spec.hold == "intraday" or pending_exit is not None:
         reason = pending_exit[1] if pending_exit is not None else "session end"
         for g in trade.legs:
             if not g.closed:
-                _close_on_last(g, costs, state.day, f"{reason} (no snapshot after it that day)")
+                close_on_last(g, costs, state.day, f"{reason} (no snapshot after it that day)")
         trade.reason = trade.reason or reason
         return None
     return trade
@@ -406,17 +471,20 @@ def _enter(
     lot = batch.lot_size[k]
     when = from_us(batch.ts[k])
     day = when.date()
+    futs = batch.futures
+    fut, fut_name = (futs.ltp[k], futs.source[k]) if futs is not None else (math.nan, "")
     legs = []
     for kind, strike, lots in legs_at:
-        q = quote(cols, lo, strikes, kind, strike)
+        q = quote(cols, lo, strikes, kind, strike, fut)
         if q is None:
             return None
-        f = spec.fill.fill(lots > 0, *q, when)
+        f = fill_leg(spec.fill, kind, lots > 0, q, when)
         if f is None:
             return None
         qty = lots * lot
-        entry_costs = costs.order(day, f.price, abs(qty), buy=qty > 0)
-        legs.append(LegTrade(kind, strike, qty, f, entry_costs, last=(*q, when)))
+        entry_costs = costs.for_kind(kind).order(day, f.price, abs(qty), buy=qty > 0)
+        contract = fut_name if kind == "FUT" else ""
+        legs.append(LegTrade(kind, strike, qty, f, entry_costs, last=(*q, when), contract=contract))
     return Trade(spec.symbol, expiry, lot, from_us(signal), legs)
 
 
@@ -427,8 +495,9 @@ def _exit(
     strikes: np.ndarray,
     ts: datetime,
     reason: str,
-    model: Any,
+    model: FillModel,
     costs: CostTable,
+    fut: float,
 ) -> list[LegTrade]:
     """Fill the exits of `legs` on this snapshot; the legs it could not price (left for the
     next one)."""
@@ -436,25 +505,26 @@ def _exit(
     for g in legs:
         if g.closed:
             continue
-        q = quote(cols, lo, strikes, g.kind, g.strike)
-        f = None if q is None else model.fill(g.qty < 0, *q, ts)
+        q = quote(cols, lo, strikes, g.kind, g.strike, fut)
+        f = None if q is None else fill_leg(model, g.kind, g.qty < 0, q, ts)
         if f is None:
             left.append(g)
             continue
         g.exit, g.exit_ts, g.exit_reason = f, ts, reason
-        g.exit_costs = costs.order(ts.date(), f.price, abs(g.qty), buy=g.qty < 0)
+        g.exit_costs = costs.for_kind(g.kind).order(ts.date(), f.price, abs(g.qty), buy=g.qty < 0)
     return left
 
 
 def _exit_signal(
     spec: Spec,
-    state: _Day,
+    state: DayState,
     trade: Trade,
     cols: Mapping[str, np.ndarray],
     lo: int,
     strikes: np.ndarray,
     ts: int,
     when: datetime,
+    fut: float,
 ) -> tuple[int, str, list[LegTrade]] | None:
     """An exit seen at this snapshot: (its time, why, which legs)."""
     open_legs = [g for g in trade.legs if not g.closed]
@@ -467,7 +537,7 @@ def _exit_signal(
         if g.closed:
             pnl += g.qty * (g.exit_price - g.entry.price)
             continue
-        q = quote(cols, lo, strikes, g.kind, g.strike)
+        q = quote(cols, lo, strikes, g.kind, g.strike, fut)
         if q is not None:
             g.last = (*q, when)
         price = math.nan if q is None else mark(*q)
@@ -497,11 +567,23 @@ def _exit_signal(
     return None
 
 
-def _settle(trade: Trade, spot: float, day: date, costs: CostTable) -> None:
-    """Expiry: every open leg settles at its intrinsic value on the day's last spot; a long
-    leg in the money is exercised and pays exercise STT."""
+def settle(
+    trade: Trade, spot: float, day: date, costs: CostTable, listed: tuple[date, ...]
+) -> None:
+    """Expiry: every open option leg settles at its intrinsic value on the day's last spot; a
+    long leg in the money is exercised and pays exercise STT. A futures leg settles at that
+    spot (no charges) when the future expires that day too, else the strategy's exit closes
+    it at the last stored futures LTP (an order, charged)."""
     for g in trade.legs:
         if g.closed:
+            continue
+        if g.kind == "FUT":
+            if futures_expiry(g.contract, trade.expiry, listed) == day:
+                g.settled = round_paisa(spot)
+                g.exit_ts = g.last[3] if g.last is not None else g.entry.ts
+                g.exit_reason = "futures expiry settlement (at the spot)"
+            else:
+                close_on_last(g, costs, day, "option expiry: closed at the last futures LTP")
             continue
         intrinsic = max(0.0, spot - g.strike) if g.kind == "CE" else max(0.0, g.strike - spot)
         g.settled = round_paisa(intrinsic)

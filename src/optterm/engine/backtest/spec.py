@@ -17,7 +17,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from typing import Any, Final
 
 from optterm.engine.backtest.fills import FillModel
@@ -124,6 +124,26 @@ class Spec:
     @property
     def symbol(self) -> str:
         return self.line.symbol
+
+    @property
+    def leg_ranks(self) -> tuple[int, ...]:
+        """Each leg's listed-expiry rank (1 = the nearest), in the strategy's leg order: a
+        template's second-expiry legs one rank after `expiry N`, a signed leg's `@N` as N."""
+        line = self.line
+        if line.template is not None:
+            return tuple(self.expiry_rank + g.expiry for g in line.template.legs)
+        return tuple(g.expiry if isinstance(g.expiry, int) else self.expiry_rank for g in line.legs)
+
+    @property
+    def has_futures(self) -> bool:
+        line = self.line
+        legs = line.template.legs if line.template is not None else line.legs
+        return any(g.kind == "FUT" for g in legs)
+
+    @property
+    def calendar(self) -> bool:
+        """Legs on two expiries (a calendar or a diagonal)."""
+        return len(set(self.leg_ranks)) > 1
 
     @property
     def strategy_text(self) -> str:
@@ -450,18 +470,17 @@ def parse_spec(text: str) -> Spec:
             "a backtest picks the expiry each day: write `expiry N` (1 = the nearest listed), "
             "not a date."
         )
-    t = line.template
-    if (t is not None and any(g.kind == "FUT" or g.expiry for g in t.legs)) or any(
-        g.kind == "FUT" or g.expiry not in (None, 1) for g in line.legs
-    ):
+    if any(isinstance(g.expiry, date) for g in line.legs):
         raise SpecError(
-            "backtests take option legs on one expiry for now; futures legs and calendars "
-            "(a second expiry) are not simulated yet: choose another strategy."
+            "a backtest picks the expiries each day: write a leg's expiry as @N (1 = the "
+            "nearest listed), not a date."
         )
     # Currency options trade in quarter paise; NSE F&O and (taken as) MCX options in 0.05.
     tick = CDS_OPTION_TICK if segment_of(line.symbol) == CURRENCY else 0.05
     fill = FillModel(opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0), tick)
     spec = Spec(text.strip(), line, placement, fill=fill, **opts)
+    if spec.calendar:
+        _check_calendar(spec)
     if (
         spec.enter_at is not None
         and spec.exit_at is not None
@@ -473,6 +492,30 @@ def parse_spec(text: str) -> Spec:
             "the trade would never be open."
         )
     return spec
+
+
+def _check_calendar(spec: Spec) -> None:
+    """What a calendar or diagonal backtest does not simulate yet, refused in one line."""
+    ranks = sorted(set(spec.leg_ranks))
+    if len(ranks) > 2:
+        raise SpecError(
+            f"the legs are on {len(ranks)} expiries; a backtest takes at most two (a calendar "
+            "or a diagonal)."
+        )
+    legs = spec.line.template.legs if spec.line.template is not None else spec.line.legs
+    if any(g.kind == "FUT" for g in legs):
+        raise SpecError(
+            "a futures leg with legs on two expiries is not simulated yet: keep the options "
+            "on one expiry, or drop the future."
+        )
+    given = (("sl", spec.sl), ("target", spec.target), ("trail", spec.trail),
+             ("leg sl", spec.leg_sl), ("leg target", spec.leg_target))  # fmt: skip
+    stops = [w for w, v in given if v is not None]
+    if stops:
+        raise SpecError(
+            f"{', '.join(stops)} on a calendar (legs on two expiries) is not simulated yet: "
+            "exit it at a time (exit at HH:MM) or at the near expiry (hold expiry)."
+        )
 
 
 _TOML_KEYS: Final = (

@@ -3,7 +3,8 @@
 The strategy builder's symbolic strikes (strategy/templates.py: A, C1, P1, W) on the columns a
 backtest decodes: A is the listed strike nearest the spot; C1 / P1 by offset, premium (nearest
 mid, else LTP), straddle width (A +/- value x the ATM straddle's mid) or delta (from the stored
-IVs); W a number of listed strikes. Fixed strikes and signed legs are taken as written.
+IVs); W a number of listed strikes. Fixed strikes and signed legs are taken as written. A
+futures leg (FUT) has no strike (0.0 here) and is quoted at the snapshot's stored futures LTP.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def place(
     t = line.template
     if line.strikes:
         given = dict(zip(t.strike_exprs(), line.strikes, strict=True))
-        return [(g.kind, given[g.at], g.lots * line.multiplier) for g in t.legs]
+        return [
+            (g.kind, 0.0 if g.kind == "FUT" else given[g.at], g.lots * line.multiplier)
+            for g in t.legs
+        ]
     n = strikes.size
     if n == 0:
         return []
@@ -61,6 +65,9 @@ def place(
             return []
     out = []
     for g in t.legs:
+        if g.kind == "FUT":
+            out.append((g.kind, 0.0, g.lots * line.multiplier))
+            continue
         i = int(strike_value(g.at, a, c1, p1, p.width))
         if not 0 <= i < n:
             return []
@@ -88,8 +95,17 @@ def _by_delta(
 
 
 def quote(
-    cols: Mapping[str, np.ndarray], lo: int, strikes: np.ndarray, kind: str, k: float
+    cols: Mapping[str, np.ndarray],
+    lo: int,
+    strikes: np.ndarray,
+    kind: str,
+    k: float,
+    futures: float = math.nan,
 ) -> tuple[float, float, float] | None:
+    """(bid, ask, ltp) of a leg on one snapshot; a future's is (NaN, NaN, its stored LTP): no
+    futures bid or ask is stored. None when the strike (or the futures quote) is not there."""
+    if kind == "FUT":
+        return None if not math.isfinite(futures) else (math.nan, math.nan, futures)
     i = int(np.searchsorted(strikes, k))
     if i >= strikes.size or abs(strikes[i] - k) > 1e-6:
         return None

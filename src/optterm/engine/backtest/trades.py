@@ -15,7 +15,7 @@ __all__ = ["LegTrade", "Trade"]
 
 @dataclass(slots=True)
 class LegTrade:
-    kind: str  # CE or PE
+    kind: str  # CE, PE or FUT
     strike: float
     qty: int  # units, signed: + bought, - sold
     entry: Fill
@@ -26,6 +26,8 @@ class LegTrade:
     settled: float | None = None  # the intrinsic value it settled at (held to expiry)
     exit_ts: datetime | None = None
     last: tuple[float, float, float, datetime] | None = None  # bid, ask, ltp, ts last seen
+    contract: str = ""  # a future's stored quote source ("nse NIFTY Nov future")
+    expiry: date | None = None  # a calendar's far leg: its own expiry (None: the trade's)
 
     @property
     def closed(self) -> bool:
@@ -52,7 +54,10 @@ class LegTrade:
 
     def label(self) -> str:
         side = "B" if self.qty > 0 else "S"
-        return f"{side} {abs(self.qty)} {self.strike:g}{self.kind}"
+        if self.kind == "FUT":
+            return f"{side} {abs(self.qty)} FUT"
+        far = "" if self.expiry is None else f" {self.expiry:%d%b}"
+        return f"{side} {abs(self.qty)} {self.strike:g}{self.kind}{far}"
 
 
 @dataclass(slots=True)
@@ -66,6 +71,11 @@ class Trade:
     peak: float = 0.0  # best open P&L seen (for the trailing stop)
 
     @property
+    def far_expiry(self) -> date:
+        """The latest expiry a leg is on (a calendar's far one; else the trade's)."""
+        return max(g.expiry or self.expiry for g in self.legs)
+
+    @property
     def entry_ts(self) -> datetime:
         return self.legs[0].entry.ts
 
@@ -76,8 +86,9 @@ class Trade:
 
     @property
     def premium(self) -> float:
-        """Premium paid (> 0) or received (< 0) at entry, in rupees."""
-        return sum(g.qty * g.entry.price for g in self.legs)
+        """Premium paid (> 0) or received (< 0) at entry, in rupees (option legs: a future
+        has no premium)."""
+        return sum(g.qty * g.entry.price for g in self.legs if g.kind != "FUT")
 
     @property
     def gross(self) -> float:
