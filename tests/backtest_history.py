@@ -4,11 +4,13 @@ times. Every price is written here so a test can compute its result by hand."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from optterm.engine.backtest.costs import CostTable
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Feed, Legs
 from optterm.store import Store
@@ -129,3 +131,19 @@ PRICES = {
 
 async def store_history(store: Store, snaps: list[ChainSnapshot]) -> None:
     await store.snapshots.write_many(snaps)
+
+
+def costs_oct_2024() -> CostTable:
+    """The shipped cost table as it stood before the 2026-27 budget: without its 2026-04-01
+    options row (STT 0.15 % on premium and on exercise). The hand computations of the
+    mechanics tests (calendars, futures legs, rule entries, segments) were worked at the
+    Oct-2024 options STT, 0.1 % on premium and 0.125 % exercised, and stay stated at it; the
+    straddle and exercise tests of test_backtest.py check the 2026 row itself."""
+    from importlib import resources
+
+    from optterm.engine.backtest.costs import parse_costs
+
+    text = resources.files("optterm").joinpath("data", "costs", "nse.toml").read_text("utf-8")
+    row = re.search(r"\n\[\[rates\]\]\nfrom = 2026-04-01.*?\n\n", text, flags=re.S)
+    assert row is not None, "the shipped table's 2026-04-01 options row moved"
+    return parse_costs(text.replace(row.group(0), "\n\n"), "the shipped table before 2026-04-01")

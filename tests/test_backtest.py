@@ -2,8 +2,9 @@
 
 Every expected rupee below is worked out by hand in the comments from the history's quotes, the
 fill model (mid -/+ 0.5 half-spread, on the 0.05 tick against the trader) and the shipped cost
-table's 2024-10-01 row (brokerage 20/order, STT 0.1 % sell, exchange 0.03503 %, stamp 0.003 %
-buy, SEBI 10/crore, GST 18 % on brokerage + exchange + SEBI; each charge to the paisa, half up).
+table's 2026-04-01 row (brokerage 20/order, STT 0.15 % sell and 0.15 % of an exercised option's
+intrinsic value, exchange 0.03503 %, stamp 0.003 % buy, SEBI 10/crore, GST 18 % on brokerage +
+exchange + SEBI; each charge to the paisa, half up).
 """
 
 from __future__ import annotations
@@ -45,24 +46,25 @@ async def test_three_days_match_the_hand_computation_to_the_paisa(store: Store) 
     # Day 1, ATM 25000 (spot 25000 at 09:20:15). Sell CE 115.50/116.50 -> 115.75, sell PE
     # 113.50/114.50 -> 113.75; buy back at 15:15:15 CE 101.50/102.50 -> 102.25, PE 93.50/94.50
     # -> 94.25. Gross 75 x (13.50 + 19.50) = 2475.00.
-    # Costs: sell CE 8681.25 turnover: 20 + STT 8.68 + exch 3.04 + SEBI 0.01 + GST 4.15 = 35.88;
-    # sell PE 8531.25: 20 + 8.53 + 2.99 + 0.01 + 4.14 = 35.67; buy CE 7668.75: 20 + stamp 0.23
-    # + 2.69 + 0.01 + 4.09 = 27.02; buy PE 7068.75: 20 + 0.21 + 2.48 + 0.01 + 4.05 = 26.75.
-    # 125.32 in all; net 2349.68.
+    # Costs: sell CE 8681.25 turnover: 20 + STT 13.02 + exch 3.04 + SEBI 0.01 + GST 4.15 =
+    # 40.22; sell PE 8531.25: 20 + 12.80 + 2.99 + 0.01 + 4.14 = 39.94; buy CE 7668.75: 20 +
+    # stamp 0.23 + 2.69 + 0.01 + 4.09 = 27.02; buy PE 7068.75: 20 + 0.21 + 2.48 + 0.01 + 4.05 =
+    # 26.75. 133.93 in all; net 2341.07.
     # Day 2, ATM 25100 (spot 25100). Sell CE 42.50/43.50 -> 42.75, PE 127.50/128.50 -> 127.75;
     # buy CE 79.50/80.50 -> 80.25, PE 55.50/56.50 -> 56.25. Gross 75 x (-37.50 + 71.50) =
-    # 2550.00. Costs 28.13 + 37.16 + 26.28 + 25.48 = 117.05; net 2432.95.
+    # 2550.00. Sells 3206.25 and 9581.25 pay STT 4.81 and 14.37: costs 29.73 + 41.95 + 26.28 +
+    # 25.48 = 123.44; net 2426.56.
     # Day 3 (expiry), ATM 25100 (spot 25220, strikes 24900-25100). Sell CE 104.50/105.50 ->
     # 104.75, PE 5.50/6.50 -> 5.75; buy CE 113.50/114.50 -> 114.25, PE 2.50/3.50 -> 3.25.
-    # Gross 75 x (-9.50 + 2.50) = -525.00. Costs 34.72 + 24.21 + 27.41 + 23.72 = 110.06; net
-    # -635.06.
+    # Gross 75 x (-9.50 + 2.50) = -525.00. Sells 7856.25 and 431.25 pay STT 11.78 and 0.65:
+    # costs 38.64 + 24.43 + 27.41 + 23.72 = 114.20; net -639.20.
     assert [t.gross for t in out.trades] == [2475.00, 2550.00, -525.00]
-    assert [t.costs for t in out.trades] == [125.32, 117.05, 110.06]
-    assert [t.net for t in out.trades] == [2349.68, 2432.95, -635.06]
+    assert [t.costs for t in out.trades] == [133.93, 123.44, 114.20]
+    assert [t.net for t in out.trades] == [2341.07, 2426.56, -639.20]
     assert [[g.entry_costs.total for g in t.legs] for t in out.trades] == [
-        [35.88, 35.67],
-        [28.13, 37.16],
-        [34.72, 24.21],
+        [40.22, 39.94],
+        [29.73, 41.95],
+        [38.64, 24.43],
     ]
     assert [[g.exit_costs.total for g in t.legs] for t in out.trades] == [
         [27.02, 26.75],
@@ -71,20 +73,20 @@ async def test_three_days_match_the_hand_computation_to_the_paisa(store: Store) 
     ]
     doc = to_document(out, IST)
     f = doc["figures"]
-    assert f["net_pnl"] == 4147.57
+    assert f["net_pnl"] == 4128.43
     assert f["gross_pnl"] == 4500.00
-    assert f["costs"] == 352.43
+    assert f["costs"] == 371.57
     # Slippage: a quarter rupee a unit on each of 4 fills of 75, per trade: 3 x 75.00.
     assert f["slippage"] == 225.00
     assert (f["trades"], f["win_pct"], f["loss_pct"]) == (3, 66.67, 33.33)
-    assert f["average_win"] == round((2349.68 + 2432.95) / 2, 2)
-    assert f["average_loss"] == 635.06
-    assert f["max_drawdown"] == 635.06
-    assert f["profit_factor"] == round((2349.68 + 2432.95) / 635.06, 2)
+    assert f["average_win"] == round((2341.07 + 2426.56) / 2, 2)
+    assert f["average_loss"] == 639.20
+    assert f["max_drawdown"] == 639.20
+    assert f["profit_factor"] == round((2341.07 + 2426.56) / 639.20, 2)
     assert f["equity"] == [
-        ["2026-11-20", 2349.68],
-        ["2026-11-23", 4782.63],
-        ["2026-11-24", 4147.57],
+        ["2026-11-20", 2341.07],
+        ["2026-11-23", 4767.63],
+        ["2026-11-24", 4128.43],
     ]
     assert (f["win_streak"], f["loss_streak"]) == (2, 1)
     assert doc["source"] == [{"provider": "nse", "feed": "LIVE", "snapshots": 21}]
@@ -147,14 +149,14 @@ async def test_an_itm_long_leg_held_to_expiry_pays_exercise_stt(store: Store) ->
     (trade,) = out.trades
     (leg,) = trade.legs
     # Bought Mon 09:20:15 at ATM 25100: 42.50/43.50 -> 43.25. Settles Tue at the last spot
-    # 25200: intrinsic 100.00. Exercise STT 0.125 % x 100 x 75 = 9.375 -> 9.38.
+    # 25200: intrinsic 100.00. Exercise STT 0.15 % x 100 x 75 = 11.25.
     assert (leg.strike, leg.entry.price, leg.settled) == (25100.0, 43.25, 100.0)
-    assert leg.exit_costs.stt == 9.38
-    assert leg.exit_costs.total == 9.38
+    assert leg.exit_costs.stt == 11.25
+    assert leg.exit_costs.total == 11.25
     # Entry costs, buy 3243.75: 20 + stamp 0.10 + exch 1.14 + SEBI 0.00 + GST 3.81 = 25.05.
     assert leg.entry_costs.total == 25.05
     assert trade.gross == 4256.25  # 75 x (100 - 43.25)
-    assert trade.net == 4256.25 - 25.05 - 9.38
+    assert trade.net == round(4256.25 - 25.05 - 11.25, 2)
     assert trade.reason == "expiry settlement"
 
 
@@ -193,7 +195,7 @@ async def test_stopping_keeps_the_trades_so_far(store: Store) -> None:
 
     out = await _run(store, STRADDLE, stop=stop)
     assert out.interrupted
-    assert [t.net for t in out.trades] == [2349.68]
+    assert [t.net for t in out.trades] == [2341.07]
 
 
 async def test_stops_and_targets(store: Store) -> None:
@@ -381,7 +383,7 @@ async def test_runs_are_stored_on_postgresql_too(pg_url: str) -> None:
         at_ = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
         n = await pg.backtests.save(doc, at_)
         (run,) = await pg.backtests.recent()
-        assert (run.id, run.spec, run.net_pnl, run.trades) == (n, STRADDLE, 4147.57, 3)
+        assert (run.id, run.spec, run.net_pnl, run.trades) == (n, STRADDLE, 4128.43, 3)
         assert run.document == doc and run.created_at == at_
 
 

@@ -14,14 +14,13 @@ from datetime import date, timedelta
 import pytest
 
 from optterm.engine.backtest.calendar import FAR_STALE
-from optterm.engine.backtest.costs import load_costs
 from optterm.engine.backtest.results import to_document
 from optterm.engine.backtest.simulate import Outcome, run_backtest
 from optterm.engine.backtest.spec import SpecError, parse_spec
 from optterm.market import IST
 from optterm.model import ChainSnapshot
 from optterm.store import Store
-from tests.backtest_history import DAYS, PRICES, at, flat, store_history, three_days
+from tests.backtest_history import DAYS, PRICES, at, costs_oct_2024, flat, store_history, three_days
 
 FAR = date(2026, 12, 1)
 CALENDAR = "NIFTY call calendar enter at 09:20 exit at 15:15"
@@ -37,7 +36,7 @@ def far_chain(skip: frozenset[tuple[date, str]] = frozenset()) -> list[ChainSnap
 
 
 async def _run(store: Store, text: str, start: date, end: date) -> Outcome:
-    return await run_backtest(store, parse_spec(text), start, end, load_costs(), IST)
+    return await run_backtest(store, parse_spec(text), start, end, costs_oct_2024(), IST)
 
 
 async def test_a_calendar_matches_the_hand_computation_to_the_paisa(store: Store) -> None:

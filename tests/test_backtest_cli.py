@@ -51,7 +51,7 @@ def test_json_is_the_whole_result_and_it_is_stored(stored: Home) -> None:
     out = _cli(stored, "backtest", SPEC, *SPAN, "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["figures"]["net_pnl"] == 4147.57
+    assert doc["figures"]["net_pnl"] == 4128.43
     assert doc["source"] == [{"provider": "nse", "feed": "LIVE", "snapshots": 21}]
     assert doc["fill_model"].startswith("next snapshot after the signal")
     assert doc["trades"][0]["legs"][0]["entry_quote"] == "115.50/116.50 ltp 116.00"
@@ -59,7 +59,7 @@ def test_json_is_the_whole_result_and_it_is_stored(stored: Home) -> None:
     with sqlite3.connect(stored.db) as db:
         row = db.execute("select spec, net_pnl, document from backtests").fetchone()
     spec, net, document = row
-    assert (spec, net) == (SPEC, 4147.57)
+    assert (spec, net) == (SPEC, 4128.43)
     assert json.loads(document)["figures"] == doc["figures"]
 
 
@@ -70,7 +70,7 @@ def test_text_names_source_span_gaps_fills_and_draws_the_curve(stored: Home) -> 
     assert "BACKTEST NIFTY short straddle x1  2026-11-20 → 2026-11-24" in text
     assert "LIVE via nse (21)" in text and "21 snapshots read over 3 days" in text
     assert "gaps:" in text and "fills: next snapshot after the signal" in text
-    assert "₹4,147.57" in text and "Equity curve (3 days" in text
+    assert "₹4,128.43" in text and "Equity curve (3 days" in text
     assert "Monthly" in text and "By weekday" in text and "Trades (3)" in text
     assert "Saved as backtest #1." in text
 
@@ -133,7 +133,7 @@ def test_an_edited_cost_table_beside_the_config_is_used(stored: Home) -> None:
     doc = json.loads(out.stdout)
     assert doc["costs_table"] == str(beside)
     # 12 orders of 20 brokerage + 18 % GST on it: 12 x 23.60 = 283.20 less than the shipped table.
-    assert doc["figures"]["costs"] == round(352.43 - 283.20, 2)
+    assert doc["figures"]["costs"] == round(371.57 - 283.20, 2)
 
 
 def test_simulated_data_needs_allow_simulated(home: Home) -> None:
@@ -202,10 +202,10 @@ def test_list_shows_the_stored_runs(stored: Home) -> None:
     assert _cli(stored, "backtest", SPEC, *SPAN, "--json").returncode == 0
     out = _cli(stored, "backtest", "list", "--json")
     (run,) = json.loads(out.stdout)
-    assert (run["id"], run["spec"], run["trades"], run["net_pnl"]) == (1, SPEC, 3, 4147.57)
+    assert (run["id"], run["spec"], run["trades"], run["net_pnl"]) == (1, SPEC, 3, 4128.43)
     assert (run["from"], run["to"], run["interrupted"]) == ("2026-11-20", "2026-11-24", False)
     text = _cli(stored, "backtest", "list").stdout
-    assert "short straddle" in text and "₹4,147.57" in text
+    assert "short straddle" in text and "₹4,128.43" in text
 
 
 def test_a_rule_that_never_fired_says_so(stored: Home) -> None:

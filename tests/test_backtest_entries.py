@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from optterm.config import load_settings
-from optterm.engine.backtest.costs import load_costs
 from optterm.engine.backtest.entries import replayed_firings
 from optterm.engine.backtest.service import run_and_save
 from optterm.engine.backtest.simulate import UNFILLED, BacktestProblem, run_backtest
@@ -26,7 +25,7 @@ from optterm.market import IST, MarketCalendar
 from optterm.providers.factory import market_calendar
 from optterm.store import Store, open_store
 from optterm.store.timecodec import from_us
-from tests.backtest_history import DAYS, PRICES, at, flat, store_history, three_days
+from tests.backtest_history import DAYS, PRICES, at, costs_oct_2024, flat, store_history, three_days
 from tests.conftest import Home, run_cli
 
 # Day 1's spot: 25010, 25005, 25000 (09:20:15), 25020 (12:00:00), 25030, 25040, 25050; days
@@ -44,7 +43,7 @@ def _calendar() -> MarketCalendar:
 
 
 async def _save(store: Store, text: str, start: date = DAYS[0], end: date = DAYS[2]) -> Any:
-    return await run_and_save(store, parse_spec(text), start, end, load_costs(), _settings())
+    return await run_and_save(store, parse_spec(text), start, end, costs_oct_2024(), _settings())
 
 
 async def test_an_alert_rule_entry_matches_the_hand_computation_to_the_paisa(
@@ -89,7 +88,9 @@ async def test_a_rule_firing_never_fills_on_its_own_snapshot(store: Store) -> No
     async def replayed() -> list[int]:
         return times
 
-    out = await run_backtest(store, spec, DAYS[0], DAYS[0], load_costs(), IST, replayed=replayed)
+    out = await run_backtest(
+        store, spec, DAYS[0], DAYS[0], costs_oct_2024(), IST, replayed=replayed
+    )
     assert out.trades == []
     assert out.firings == 1
     assert out.skipped == {UNFILLED: 1}
@@ -229,7 +230,7 @@ async def test_stopping_during_the_replay_keeps_an_interrupted_run(
         parse_spec(f"NIFTY short straddle enter when {entry} exit at 15:20"),
         DAYS[0],
         DAYS[2],
-        load_costs(),
+        costs_oct_2024(),
         _settings(),
         stop=stop,
     )

@@ -25,7 +25,7 @@ from optterm.engine.backtest.spec import parse_spec
 from optterm.market import IST
 from optterm.model import ChainSnapshot, Quote
 from optterm.store import Store
-from tests.backtest_history import DAYS, EXPIRY, at, store_history, three_days
+from tests.backtest_history import DAYS, EXPIRY, at, costs_oct_2024, store_history, three_days
 
 COVERED = "NIFTY covered call by offset 1 enter at 09:20 exit at 15:15 ltp 0.02%"
 NEXT_MONTH = date(2026, 12, 29)
@@ -44,7 +44,7 @@ def with_futures(
 
 
 async def _run(store: Store, text: str, start: date, end: date) -> Outcome:
-    return await run_backtest(store, parse_spec(text), start, end, load_costs(), IST)
+    return await run_backtest(store, parse_spec(text), start, end, costs_oct_2024(), IST)
 
 
 async def test_a_covered_call_matches_the_hand_computation_to_the_paisa(store: Store) -> None:

@@ -74,8 +74,8 @@ async def test_an_mcx_evening_pays_ctt_to_the_paisa(store: Store) -> None:
     assert (pe.exit_costs.stt, pe.exit_costs.total) == (0.0, 30.42)
     assert trade.costs == 136.31
     assert trade.net == 3763.69
-    # NSE's rows would have charged STT 0.1 % (14.98 on the CE sale): not these.
-    assert load_costs().rates(DAY).stt_sell_pct == 0.1
+    # NSE's rows would have charged options STT (0.15 % since 01-Apr-2026): not these.
+    assert load_costs().rates(DAY).stt_sell_pct == 0.15
 
 
 def _usdinr(
@@ -134,7 +134,7 @@ def test_each_segment_has_its_dated_rows_and_a_table_without_them_says_so() -> N
     shipped = (Path(__file__).parents[1] / "src/optterm/data/costs/nse.toml").read_text()
     nse_only = shipped[: shipped.index("\n[[mcx]]")]
     old = parse_costs(nse_only, "costs.toml")
-    assert old.for_symbol("NIFTY").rates(DAY).stt_sell_pct == 0.1
+    assert old.for_symbol("NIFTY").rates(DAY).stt_sell_pct == 0.15
     with pytest.raises(CostError, match=r"costs.toml has no \[\[mcx\]\] rows, which a backtest "
                        r"of GOLD \(MCX\) needs"):  # fmt: skip
         old.for_symbol("GOLD")
