@@ -307,6 +307,7 @@ def _margin(path: Path, position: Position, market: StrategyMarket) -> Margin:
 
 async def _broker_margin(settings: Settings, position: Position) -> dict[str, Any]:
     """Angel One's own figure for the legs (its margin calculator), beside the SPAN estimate."""
+    from optterm.engine.strategydesk import margin_document
     from optterm.providers.factory import build_one
 
     provider: Any = build_one(settings, "angelone")
@@ -315,17 +316,7 @@ async def _broker_margin(settings: Settings, position: Position) -> dict[str, An
         m = await provider.margin(position.symbol, legs)
     finally:
         await provider.close()
-
-    def num(x: float) -> float | None:
-        return round(x, 2) if math.isfinite(x) else None
-
-    return {
-        "total": num(m.total),
-        "span": num(m.span),
-        "net_premium": num(m.net_premium),
-        "benefit": num(m.benefit),
-        "source": "Angel One margin calculator (margin/v1/batch)",
-    }
+    return margin_document(m)
 
 
 async def _market(

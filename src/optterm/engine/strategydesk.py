@@ -445,6 +445,12 @@ async def broker_margin(settings: Settings, key: BrokerKey) -> tuple[dict[str, A
         return None, f"Angel One: {exc}" if str(exc) else f"Angel One: {type(exc).__name__}"
     finally:
         await provider.close()
+    return margin_document(m), ""
+
+
+def margin_document(m: Any) -> dict[str, Any]:
+    """The broker's margin reply as the screen and `optterm strategy --broker-margin` show it:
+    rupees to the paisa, None where the broker gave no figure."""
 
     def num(x: float) -> float | None:
         return round(x, 2) if math.isfinite(x) else None
@@ -452,9 +458,10 @@ async def broker_margin(settings: Settings, key: BrokerKey) -> tuple[dict[str, A
     return {
         "total": num(m.total),
         "span": num(m.span),
+        "net_premium": num(m.net_premium),
         "benefit": num(m.benefit),
-        "source": "Angel One margin calculator",
-    }, ""
+        "source": "Angel One margin calculator (margin/v1/batch)",
+    }
 
 
 async def broker_groups(settings: Settings) -> list[PositionGroup]:
