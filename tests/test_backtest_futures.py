@@ -2,7 +2,7 @@
 tests/backtest_history.py, each chain snapshot carrying the Nov future at spot + 60.
 
 Hand computation (the fill model: options at mid -/+ 0.5 half-spread, the future at its LTP
-moved `ltp 0.02%` against the trader as no futures bid/ask is stored; both on the 0.05 tick
+moved `futslip 0.02%` against the trader as no futures bid/ask is stored; both on the 0.05 tick
 against the trader). Costs on 2026-11-20: options from the shipped [[rates]] 2024-10-01 row
 (STT 0.1 % sell, exchange 0.03503 %, stamp 0.003 % buy); the future from the [[futures]]
 2026-04-01 row (STT 0.05 % sell, exchange 0.00173 %, stamp 0.002 % buy); both brokerage 20 an
@@ -27,7 +27,7 @@ from optterm.model import ChainSnapshot, Quote
 from optterm.store import Store
 from tests.backtest_history import DAYS, EXPIRY, at, costs_oct_2024, store_history, three_days
 
-COVERED = "NIFTY covered call by offset 1 enter at 09:20 exit at 15:15 ltp 0.02%"
+COVERED = "NIFTY covered call by offset 1 enter at 09:20 exit at 15:15 futslip 0.02%"
 NEXT_MONTH = date(2026, 12, 29)
 
 
@@ -179,3 +179,23 @@ def test_a_bad_futures_row_is_named() -> None:
     assert parse_costs(shipped, "x").for_symbol("CRUDEOIL").for_kind("FUT").section == "mcx_futures"
     with pytest.raises(CostError, match=r"no \[\[cds_futures\]\] rows"):
         parse_costs(shipped, "x").for_symbol("USDINR").for_kind("FUT")
+
+
+def test_a_future_slips_by_its_own_percentage_not_the_options_ltp_one() -> None:
+    # 1 % of a future's price would be 250 points a fill on NIFTY; a future's default is 0.01 %.
+    from datetime import UTC, datetime
+
+    from optterm.engine.backtest.simulate import fill_leg
+
+    spec = parse_spec("NIFTY covered call enter at 09:20 exit at 15:15")
+    nan, ts = float("nan"), datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+    buy = fill_leg(spec.fill, "FUT", True, (nan, nan, 25000.0), ts)
+    sell = fill_leg(spec.fill, "FUT", False, (nan, nan, 25000.0), ts)
+    assert buy is not None and sell is not None
+    assert (buy.price, sell.price) == (25002.5, 24997.5)
+    # An option without a two-sided quote keeps the `ltp` figure (1 %).
+    opt = fill_leg(spec.fill, "CE", True, (nan, nan, 100.0), ts)
+    assert opt is not None and opt.price == 101.0
+    assert "futures at their LTP ± 0.01 %" in spec.fill.describe(futures=True)
+    wider = parse_spec("NIFTY covered call enter at 09:20 exit at 15:15 futslip 0.05%")
+    assert wider.fill.fut_pct == 0.05

@@ -64,10 +64,18 @@ class FillModel:
     k: float = 0.5  # half-spreads against the trader
     ltp_pct: float = 1.0  # % against the trader when there is no two-sided quote
     tick: float = 0.05  # the option's price tick (currency options: 0.0025)
+    # % against the trader on a future's LTP (no futures bid/ask is stored). Its own figure: an
+    # index future trades a point or two wide, 0.01 % of 25,000 is 2.5 points, while the
+    # options' `ltp_pct` (1 % of a premium) on a future's price would be 250 points a fill.
+    fut_pct: float = 0.01
+
+    def for_futures(self) -> FillModel:
+        """The model a futures leg fills with: its LTP moved `fut_pct` against the trader."""
+        return FillModel(self.k, self.fut_pct, self.tick, self.fut_pct)
 
     def describe(self, futures: bool = False) -> str:
         at = "mid" if self.k == 0 else f"mid ± {self.k:g} × half-spread"
-        fut = f"; futures at their LTP ± {self.ltp_pct:g} % (no bid/ask stored)" if futures else ""
+        fut = f"; futures at their LTP ± {self.fut_pct:g} % (no bid/ask stored)" if futures else ""
         return (
             f"next snapshot after the signal at {at}, else LTP ± {self.ltp_pct:g} %, "
             f"on the {self.tick:g} tick{fut}"

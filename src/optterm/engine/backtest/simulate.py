@@ -8,7 +8,7 @@ Honesty rules, each tested:
 - Every fill keeps the quote it used (fills.py); every order pays the dated charges (costs.py).
 - Options held to expiry settle at intrinsic value on the day's last spot, and a long leg that
   finishes in the money pays exercise STT on that value.
-- A futures leg fills at the snapshot's stored futures LTP moved `ltp X %` against the trader
+- A futures leg fills at the snapshot's stored futures LTP moved `futslip X %` against the trader
   (no futures bid/ask is stored, and its fills say so), pays the futures cost rows, and at the
   option expiry closes at the last stored futures LTP, or settles at the spot on the future's
   own expiry day. An entry whose fill snapshot has no futures quote is skipped (a gap), never
@@ -305,8 +305,10 @@ async def run_backtest(
 def fill_leg(
     model: FillModel, kind: str, buy: bool, q: tuple[float, float, float], when: datetime
 ) -> Fill | None:
-    f = model.fill(buy, *q, when)
-    if f is not None and kind == "FUT":
+    if kind != "FUT":
+        return model.fill(buy, *q, when)
+    f = model.for_futures().fill(buy, *q, when)
+    if f is not None:
         f = Fill(f.price, f.reference, f.basis, f.bid, f.ask, f.ltp, f.ts, FUTURES_NOTE)
     return f
 

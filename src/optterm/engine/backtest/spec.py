@@ -40,7 +40,7 @@ class SpecError(ValueError):
 
 _CLAUSES: Final = frozenset(
     {"enter", "exit", "sl", "target", "trail", "leg", "hold", "reenter", "on", "dte", "fill",
-     "ltp", "capital", "expiry", "by", "width"}
+     "ltp", "futslip", "capital", "expiry", "by", "width"}
 )  # fmt: skip
 _WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALIASES: Final = {"pcr": "pcr_oi", "iv": "atm_iv", "maxpain": "max_pain"}
@@ -437,6 +437,8 @@ def parse_spec(text: str) -> Spec:
                 )
         elif word == "ltp":
             opts["ltp_pct"] = _number(nxt, "ltp", "ltp 1%")
+        elif word == "futslip":
+            opts["fut_pct"] = _number(nxt, "futslip", "futslip 0.01%")
         elif word == "capital":
             opts["capital"] = _number(nxt, "capital", "capital 200000") or None
         elif word == "expiry":
@@ -477,7 +479,9 @@ def parse_spec(text: str) -> Spec:
         )
     # Currency options trade in quarter paise; NSE F&O and (taken as) MCX options in 0.05.
     tick = CDS_OPTION_TICK if segment_of(line.symbol) == CURRENCY else 0.05
-    fill = FillModel(opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0), tick)
+    fill = FillModel(
+        opts.pop("fill_k", 0.5), opts.pop("ltp_pct", 1.0), tick, opts.pop("fut_pct", 0.01)
+    )
     spec = Spec(text.strip(), line, placement, fill=fill, **opts)
     if spec.calendar:
         _check_calendar(spec)
@@ -520,7 +524,7 @@ def _check_calendar(spec: Spec) -> None:
 
 _TOML_KEYS: Final = (
     "strategy", "enter", "enter_when", "exit", "sl", "target", "trail", "leg_sl", "leg_target",
-    "hold", "reenter", "on", "dte", "fill", "ltp", "capital", "expiry", "by", "width",
+    "hold", "reenter", "on", "dte", "fill", "ltp", "futslip", "capital", "expiry", "by", "width",
 )  # fmt: skip
 
 
