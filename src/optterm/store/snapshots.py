@@ -312,7 +312,7 @@ def _snapshot_row(snap: ChainSnapshot, ts: int) -> dict[str, Any]:
         "ce_volume_total": _total(snap.ce.volume),
         "pe_volume_total": _total(snap.pe.volume),
         "meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
-        "data": encode_chain(snap),
+        "data": encode_chain(snap, zstd=True),
         "prev_close": None if math.isnan(snap.prev_close) else float(snap.prev_close),
         "context": context_json(snap),
     }
