@@ -190,3 +190,40 @@ async def test_live_scans_follow_the_engines_ticks(tmp_path) -> None:
         assert len(views) == 2 and all(v.deliveries[0].channel == "app" for v in views)
     finally:
         await store.close()
+
+
+async def test_live_scans_ride_out_a_store_outage_in_one_line(caplog) -> None:
+    """A database outage while the scans' segments are open (MCX trades into the evening) is
+    one warning per tick, no traceback, and the next tick runs again."""
+    import asyncio
+    import logging
+
+    from optterm.engine.events import Subscription, Tick
+    from optterm.store.errors import StoreUnavailable
+
+    asked: list[int] = []
+    both = asyncio.Event()
+
+    class _Scans:
+        async def saved(self, enabled_only: bool = False) -> list[object]:
+            asked.append(1)
+            if len(asked) == 2:
+                both.set()
+            raise StoreUnavailable("the database server cannot be reached")
+
+    class _DownStore:
+        scans = _Scans()
+
+    live = LiveScans(_DownStore(), MarketCalendar(), seed=42)  # type: ignore[arg-type]
+    ticks, stop = Subscription(), asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="optterm")
+    job = asyncio.create_task(live.run(ticks, stop))
+    for seq, at in enumerate((OPEN + timedelta(minutes=1), OPEN + timedelta(minutes=2))):
+        ticks.offer(Tick(seq, at, at))
+    await asyncio.wait_for(both.wait(), 30)
+    stop.set()
+    await asyncio.wait_for(job, 30)
+    outages = [r for r in caplog.records if "could not run this tick" in r.getMessage()]
+    assert len(outages) == 2
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in outages)
+    assert "cannot be reached" in outages[0].getMessage()

@@ -38,6 +38,7 @@ from optterm.engine.scanner.tracker import ScanEvent
 from optterm.market import MarketCalendar
 from optterm.model import Feed
 from optterm.providers.simulator.universe import DEFAULT_SIZE, UniverseSim, universe_calendar
+from optterm.store.errors import StoreError
 
 if TYPE_CHECKING:
     from optterm.engine.events import Subscription
@@ -105,6 +106,8 @@ class LiveScans:
                     return
                 try:
                     await self.on_tick(got.result().finished_at)
+                except StoreError as err:  # an outage: one line, the feed rides it out
+                    log.warning("the saved scans could not run this tick: %s", err)
                 except Exception:  # the scans failing must never stop the feed; it is logged
                     log.exception("the saved scans could not run this tick")
         finally:
