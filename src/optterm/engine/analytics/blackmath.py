@@ -20,7 +20,7 @@ steps on branch-specific objectives bring it to machine precision. The work is d
 16k elements so that the temporaries stay in the CPU cache; elements whose last step was not
 small enough (rare) get a bracketed clean-up pass of their own.
 
-The Greeks are one kernel per chunk of 64k options that writes every step into preallocated
+The Greeks are one kernel per chunk of 32k options that writes every step into preallocated
 rows; its two normal CDFs come from a branch-free rational approximation of the tail (see
 _TAIL_P) instead of scipy's ndtr.
 
@@ -683,11 +683,13 @@ def greeks(
     )
 
 
-# Greeks work on chunks of this many options (12 rows of scratch: 6 MiB, inside the L3 cache).
-# Measured on 1e6 options under load against two ndtr calls: 2048 → 0.30 of their speed,
-# 8192 → 0.56, 16384 → 0.64, 32768..131072 → 0.68-0.78. Each of the ~80 array operations of a
-# chunk has a fixed cost of 1-2 µs on a busy machine, which small chunks pay over and over.
-_GREEKS_CHUNK = 65536
+# Greeks work on chunks of this many options (12 rows of scratch: 3 MiB). Measured on 1e6
+# options under load against two ndtr calls: 2048 → 0.30 of their speed, 8192 → 0.56. Each of
+# the ~80 array operations of a chunk has a fixed cost of 1-2 µs on a busy machine, which small
+# chunks pay over and over; past 32768 the scratch rows fall out of the cache: two interleaved
+# runs of the kernel as it is now gave 16384 → 46.7 / 46.1 ms, 32768 → 46.6 / 46.4 ms,
+# 65536 → 49.6 / 48.9 ms per 1e6 options.
+_GREEKS_CHUNK = 32768
 
 # The lower tail N(-u) = e^{-u^2/2} R(u), u >= 0, with R(u) = erfcx(u / sqrt 2) / 2 approximated
 # by the rational function _TAIL_P(u) / _TAIL_Q(u) (coefficients from u^0 up). They were fitted
