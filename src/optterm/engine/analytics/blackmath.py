@@ -378,10 +378,10 @@ def _initial_guess(
     slope = (sc - sa) / (bc - ba)
     # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
     # to this (degenerate segments only cost guess quality: the bracket still holds).
-    r_min = np.fmax(
-        (d_a + d_b) / slope, np.abs(d_b - d_a) / np.fmin(abs(slope - d_a), abs(slope - d_b))
-    )
-    r = np.fmax((d_a - d_b) / (slope - d_b), np.fmax(r_min, _R_MIN))
+    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
+    sl_b = slope - d_b
+    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
+    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
     s = _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
     io = np.flatnonzero(outer)
     if io.size:
@@ -403,6 +403,13 @@ class _Problem:
     Objectives (Jäckel): lower 1/ln b - 1/ln beta (near-linear in s deep in the wing), middle
     b - beta, upper ln(b_max - beta) - ln(b_max - b) (b_max - b evaluated without cancellation).
     """
+
+    # The upper kind's constants: arrays where a chunk has upper elements, else the middle
+    # kind's scalars (a0 = kk0 = 0, kap = 1, m0 = -0), which the step then skips.
+    a0: Any
+    kk0: Any
+    kap: Any
+    m0: Any
 
     __slots__ = (
         "a0",
@@ -440,15 +447,20 @@ class _Problem:
         self.any_upper = bool(np.count_nonzero(upper))
         # w = b for lower/middle, b_max - b = e^{x/2} N(-d1) + e^{-x/2} N(d2) for upper.
         # Householder coefficients a, k of the non-lower kinds: 0 (middle) or 1 (upper).
-        self.a0 = upper.astype(np.float64)
-        self.kk0 = self.a0
-        self.kap = 1.0 - 2.0 * self.a0
+        if self.any_upper:
+            self.a0 = upper.astype(np.float64)
+            self.kk0 = self.a0
+            self.kap = 1.0 - 2.0 * self.a0
+            self.m0 = -self.a0
+        else:
+            self.a0 = self.kk0 = 0.0
+            self.kap = 1.0
+            self.m0 = -0.0
         self.lower_bits = _bits(lower)
         self.mid_bits = _bits(self.mid)
         self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
         # Newton step (tau - ln w) * m / lambda with m = ln w / tau (lower) or -1 (upper).
         self.itau = _keep(lower, 1.0 / self.tau, self.lower_bits)
-        self.m0 = -self.a0
 
     def subset(self, idx: np.ndarray) -> _Problem:
         p = object.__new__(_Problem)
@@ -468,6 +480,7 @@ def _householder_step(
     Returns (new s, step taken, whether it was a Householder step or None without bracket)."""
     xs = pr.x / s
     xs2 = xs * xs
+    ss = s * s  # (0.25 s) s = 0.25 (s s) to the bit: a power of two scales exactly
     d1 = xs + 0.5 * s
     d2 = d1 - s
     if pr.any_upper:
@@ -477,22 +490,25 @@ def _householder_step(
     lw = np.log(w)
     deep = d2 < _WING_D
     if np.count_nonzero(deep):
-        idx = np.flatnonzero(deep & (pr.kap > 0))
+        idx = np.flatnonzero(deep & (pr.kap > 0) if pr.any_upper else deep)
         lw[idx] = _ln_b_wing(pr.x[idx], s[idx])
-    ln_vega = -0.5 * (xs2 + 0.25 * s * s) - _LN_SQRT_2PI
+    ln_vega = -0.5 * (xs2 + 0.25 * ss) - _LN_SQRT_2PI
     lam = np.exp(ln_vega - lw)  # w'/w up to sign, the log-derivative
     c = xs2 / s - 0.25 * s  # b''/b'
-    g2 = -3.0 * xs2 / (s * s) - 0.25  # (b''/b')'
+    g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
     inv_l = 1.0 / lw
-    nu = _select(
-        pr.mid,
-        (pr.beta - w) / np.exp(ln_vega),
-        (pr.tau - lw) * (lw * pr.itau + pr.m0) / lam,
-        pr.mid_bits,
-    )
     # f''/f' = c + a lam and f'''/f' = c^2 + g2 + 3 c a lam + 2 k lam^2 for every objective.
-    a = _select(pr.lower, -1.0 - 2.0 * inv_l, pr.a0, pr.lower_bits)
-    kk = _select(pr.lower, 1.0 + 3.0 * inv_l * (1.0 + inv_l), pr.kk0, pr.lower_bits)
+    a = -1.0 - 2.0 * inv_l
+    kk = 1.0 + 3.0 * inv_l * (1.0 + inv_l)
+    if pr.any_upper:
+        nu_lu = (pr.tau - lw) * (lw * pr.itau + pr.m0) / lam
+        a = _select(pr.lower, a, pr.a0, pr.lower_bits)
+        kk = _select(pr.lower, kk, pr.kk0, pr.lower_bits)
+    else:  # y + (-0.0) = y, and a0 = kk0 = 0: the same values in fewer passes
+        nu_lu = (pr.tau - lw) * (lw * pr.itau) / lam
+        a = _keep(pr.lower, a, pr.lower_bits)
+        kk = _keep(pr.lower, kk, pr.lower_bits)
+    nu = _select(pr.mid, (pr.beta - w) / np.exp(ln_vega), nu_lu, pr.mid_bits)
     al = a * lam
     h2 = c + al
     h3 = c * c + g2 + 3.0 * c * al + 2.0 * kk * lam * lam
