@@ -33,6 +33,7 @@ finite differences and the textbook formulas).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,28 +317,47 @@ def _outer_guess(
     explicit: lower f = (2 pi |x| / sqrt 27) N(-z)^3 with z = |x|/(sqrt3 s), upper f = N(-s/2);
     each is asymptotically exact at its end of the beta range (0 resp. b_max)."""
     ax = -x
+    # A chunk's outer elements are often all of one kind (all in the lower wing on short-dated
+    # options): then only that side's formulas are evaluated.
+    n_low = np.count_nonzero(low)
+    side = 1 if n_low == low.size else -1 if n_low == 0 else 0
+
+    def pick(lower: Callable[[], Any], upper: Callable[[], Any]) -> Any:
+        """np.where(low, lower(), upper()), evaluating only the side in use."""
+        if side > 0:
+            return lower()
+        if side < 0:
+            return upper()
+        return np.where(low, lower(), upper())
+
     z = ax / (_SQRT3 * sa)
-    p = ndtr(np.where(low, -z, -0.5 * sa))  # one CDF call serves both maps
+    p = ndtr(pick(lambda: -z, lambda: -0.5 * sa))  # one CDF call serves both maps
     s2 = sa * sa
     y = z * z
     w2 = (x / sa) ** 2
-    f_a = np.where(low, _TWO_PI_OVER_SQRT27 * ax * p * p * p, p)
+    f_a = pick(lambda: _TWO_PI_OVER_SQRT27 * ax * p * p * p, lambda: p)
     # df/dbeta and d2f/dbeta2 at b_a, through db/ds = vega.
-    fp_a = np.where(low, _TWO_PI * y * p * p * np.exp(y + 0.125 * s2), -0.5 * np.exp(0.5 * w2))
-    phi_z = np.exp(-0.5 * y) * _INV_SQRT_2PI
-    fpp_a = np.where(
-        low,
-        _PI_OVER_6
-        * y
-        / (s2 * sa)
-        * p
-        * (8.0 * _SQRT3 * sa * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * p / phi_z)
-        * np.exp(2.0 * y + 0.25 * s2),
-        _SQRT_PI_OVER_2 * np.exp(w2 + 0.125 * s2) * w2 / sa,
+    fp_a = pick(
+        lambda: _TWO_PI * y * p * p * np.exp(y + 0.125 * s2),
+        lambda: -0.5 * np.exp(0.5 * w2),
+    )
+    fpp_a = pick(
+        lambda: (
+            _PI_OVER_6
+            * y
+            / (s2 * sa)
+            * p
+            * (
+                8.0 * _SQRT3 * sa * ax
+                + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * p / (np.exp(-0.5 * y) * _INV_SQRT_2PI)
+            )
+            * np.exp(2.0 * y + 0.25 * s2)
+        ),
+        lambda: _SQRT_PI_OVER_2 * np.exp(w2 + 0.125 * s2) * w2 / sa,
     )
     # B end: f(0) = 0 with slope 1 (lower), f(b_max) = 0 with slope -1/2 (upper).
-    x_b = np.where(low, 0.0, bmax)
-    d_b = np.where(low, 1.0, -0.5)
+    x_b = pick(lambda: 0.0, lambda: bmax)
+    d_b = pick(lambda: 1.0, lambda: -0.5)
     h = x_b - ba
     slope = -f_a / h
     r = _control_parameter(0.5 * h * fpp_a + (d_b - fp_a), slope - fp_a, fp_a, d_b, slope)
@@ -346,8 +366,9 @@ def _outer_guess(
     bad = ~(f > 0)
     if np.count_nonzero(bad):
         f = np.where(bad, (f_a * omt + np.abs(h * d_b) * t) * omt, f)
-    q = ndtri(np.where(low, np.cbrt(f / (_TWO_PI_OVER_SQRT27 * ax)), f))
-    return np.where(low, ax / (-_SQRT3 * q), -2.0 * q)
+    q = ndtri(pick(lambda: np.cbrt(f / (_TWO_PI_OVER_SQRT27 * ax)), lambda: f))
+    s: np.ndarray = pick(lambda: ax / (-_SQRT3 * q), lambda: -2.0 * q)
+    return s
 
 
 def _initial_guess(
