@@ -20,7 +20,7 @@ steps on branch-specific objectives bring it to machine precision. The work is d
 16k elements so that the temporaries stay in the CPU cache; elements whose last step was not
 small enough (rare) get a bracketed clean-up pass of their own.
 
-The Greeks are one kernel per chunk of 64k options that writes every step into preallocated
+The Greeks are one kernel per chunk of 32k options that writes every step into preallocated
 rows; its two normal CDFs come from a branch-free rational approximation of the tail (see
 _TAIL_P) instead of scipy's ndtr.
 
@@ -33,6 +33,7 @@ finite differences and the textbook formulas).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,45 @@ def _chunk(a: np.ndarray, i: int, j: int) -> np.ndarray:
 
 def _chunks(n: int) -> range:
     return range(0, n, _CHUNK)
+
+
+# np.where branches per element: on a mask that mixes true and false unpredictably (calls and
+# puts, wing and middle options) it costs 3-4 ns an element against 0.7 ns for a bit select
+# (16k-element chunks), which gives the same bits. On a chain's few hundred options the select's
+# extra array operations cost more than the mispredictions: np.where stays below this size.
+_SELECT_MIN = 2048
+
+
+def _bits(mask: np.ndarray) -> np.ndarray | None:
+    """The operand of _select for a mask used more than once: all 64 bits set where the mask is
+    true, none elsewhere (None where np.where serves)."""
+    if mask.size < _SELECT_MIN:
+        return None
+    return np.negative(mask, dtype=np.int64)
+
+
+def _select(
+    mask: np.ndarray, a: np.ndarray, b: np.ndarray, bits: np.ndarray | None = None
+) -> np.ndarray:
+    """np.where(mask, a, b) for float64 arrays (bits = _bits(mask) if at hand), branch-free on
+    large masks: b ^ ((a ^ b) & bits)."""
+    if mask.size < _SELECT_MIN:
+        return np.where(mask, a, b)
+    if bits is None:
+        bits = np.negative(mask, dtype=np.int64)
+    b_int = b.view(np.int64)
+    r = np.bitwise_and(np.bitwise_xor(a.view(np.int64), b_int), bits)
+    np.bitwise_xor(r, b_int, out=r)
+    return r.view(np.float64)
+
+
+def _keep(mask: np.ndarray, a: np.ndarray, bits: np.ndarray | None = None) -> np.ndarray:
+    """np.where(mask, a, 0.0) for a float64 array, as _select."""
+    if mask.size < _SELECT_MIN:
+        return np.where(mask, a, 0.0)
+    if bits is None:
+        bits = np.negative(mask, dtype=np.int64)
+    return np.bitwise_and(a.view(np.int64), bits).view(np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,28 +317,47 @@ def _outer_guess(
     explicit: lower f = (2 pi |x| / sqrt 27) N(-z)^3 with z = |x|/(sqrt3 s), upper f = N(-s/2);
     each is asymptotically exact at its end of the beta range (0 resp. b_max)."""
     ax = -x
+    # A chunk's outer elements are often all of one kind (all in the lower wing on short-dated
+    # options): then only that side's formulas are evaluated.
+    n_low = np.count_nonzero(low)
+    side = 1 if n_low == low.size else -1 if n_low == 0 else 0
+
+    def pick(lower: Callable[[], Any], upper: Callable[[], Any]) -> Any:
+        """np.where(low, lower(), upper()), evaluating only the side in use."""
+        if side > 0:
+            return lower()
+        if side < 0:
+            return upper()
+        return np.where(low, lower(), upper())
+
     z = ax / (_SQRT3 * sa)
-    p = ndtr(np.where(low, -z, -0.5 * sa))  # one CDF call serves both maps
+    p = ndtr(pick(lambda: -z, lambda: -0.5 * sa))  # one CDF call serves both maps
     s2 = sa * sa
     y = z * z
     w2 = (x / sa) ** 2
-    f_a = np.where(low, _TWO_PI_OVER_SQRT27 * ax * p * p * p, p)
+    f_a = pick(lambda: _TWO_PI_OVER_SQRT27 * ax * p * p * p, lambda: p)
     # df/dbeta and d2f/dbeta2 at b_a, through db/ds = vega.
-    fp_a = np.where(low, _TWO_PI * y * p * p * np.exp(y + 0.125 * s2), -0.5 * np.exp(0.5 * w2))
-    phi_z = np.exp(-0.5 * y) * _INV_SQRT_2PI
-    fpp_a = np.where(
-        low,
-        _PI_OVER_6
-        * y
-        / (s2 * sa)
-        * p
-        * (8.0 * _SQRT3 * sa * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * p / phi_z)
-        * np.exp(2.0 * y + 0.25 * s2),
-        _SQRT_PI_OVER_2 * np.exp(w2 + 0.125 * s2) * w2 / sa,
+    fp_a = pick(
+        lambda: _TWO_PI * y * p * p * np.exp(y + 0.125 * s2),
+        lambda: -0.5 * np.exp(0.5 * w2),
+    )
+    fpp_a = pick(
+        lambda: (
+            _PI_OVER_6
+            * y
+            / (s2 * sa)
+            * p
+            * (
+                8.0 * _SQRT3 * sa * ax
+                + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * p / (np.exp(-0.5 * y) * _INV_SQRT_2PI)
+            )
+            * np.exp(2.0 * y + 0.25 * s2)
+        ),
+        lambda: _SQRT_PI_OVER_2 * np.exp(w2 + 0.125 * s2) * w2 / sa,
     )
     # B end: f(0) = 0 with slope 1 (lower), f(b_max) = 0 with slope -1/2 (upper).
-    x_b = np.where(low, 0.0, bmax)
-    d_b = np.where(low, 1.0, -0.5)
+    x_b = pick(lambda: 0.0, lambda: bmax)
+    d_b = pick(lambda: 1.0, lambda: -0.5)
     h = x_b - ba
     slope = -f_a / h
     r = _control_parameter(0.5 * h * fpp_a + (d_b - fp_a), slope - fp_a, fp_a, d_b, slope)
@@ -307,8 +366,9 @@ def _outer_guess(
     bad = ~(f > 0)
     if np.count_nonzero(bad):
         f = np.where(bad, (f_a * omt + np.abs(h * d_b) * t) * omt, f)
-    q = ndtri(np.where(low, np.cbrt(f / (_TWO_PI_OVER_SQRT27 * ax)), f))
-    return np.where(low, ax / (-_SQRT3 * q), -2.0 * q)
+    q = ndtri(pick(lambda: np.cbrt(f / (_TWO_PI_OVER_SQRT27 * ax)), lambda: f))
+    s: np.ndarray = pick(lambda: ax / (-_SQRT3 * q), lambda: -2.0 * q)
+    return s
 
 
 def _initial_guess(
@@ -328,9 +388,9 @@ def _initial_guess(
     bc = 0.5 * bmax - ibmax * ndtr(-sc)
     vc = bmax * _INV_SQRT_2PI
     low = beta < bc
-    sa = np.where(low, sc - bc / vc, sc + (bmax - bc) / vc)
+    sa = _select(low, sc - bc / vc, sc + (bmax - bc) / vc)
     ba = _b(x, sa, bmax, ibmax)
-    outer = np.where(low, beta < ba, beta > ba)
+    outer = (low & (beta < ba)) | (~low & (beta > ba))
 
     # Middle segments, computed for all (cheap, no CDF) and overwritten for outer ones: s(beta)
     # from (b_a, s_a) to (b_c, s_c) with slopes 1/vega, zero curvature at b_c.
@@ -339,16 +399,17 @@ def _initial_guess(
     slope = (sc - sa) / (bc - ba)
     # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
     # to this (degenerate segments only cost guess quality: the bracket still holds).
-    r_min = np.fmax(
-        (d_a + d_b) / slope, np.abs(d_b - d_a) / np.fmin(abs(slope - d_a), abs(slope - d_b))
-    )
-    r = np.fmax((d_a - d_b) / (slope - d_b), np.fmax(r_min, _R_MIN))
+    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
+    sl_b = slope - d_b
+    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
+    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
     s = _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
     io = np.flatnonzero(outer)
     if io.size:
         s[io] = _outer_guess(x[io], beta[io], bmax[io], sa[io], ba[io], low[io])
 
-    s_b = np.where(outer, np.where(low, 0.0, np.maximum(_S_HI, 2.0 * sa)), sc)
+    s_hi = np.maximum(_S_HI, 2.0 * sa)
+    s_b = _select(outer, _keep(~low, s_hi), sc)
     lo = np.minimum(sa, s_b)
     hi = np.maximum(sa, s_b)
     s = np.where((s > lo) & (s < hi), s, 0.5 * (lo + hi))
@@ -364,6 +425,13 @@ class _Problem:
     b - beta, upper ln(b_max - beta) - ln(b_max - b) (b_max - b evaluated without cancellation).
     """
 
+    # The upper kind's constants: arrays where a chunk has upper elements, else the middle
+    # kind's scalars (a0 = kk0 = 0, kap = 1, m0 = -0), which the step then skips.
+    a0: Any
+    kk0: Any
+    kap: Any
+    m0: Any
+
     __slots__ = (
         "a0",
         "any_upper",
@@ -374,8 +442,10 @@ class _Problem:
         "kap",
         "kk0",
         "lower",
+        "lower_bits",
         "m0",
         "mid",
+        "mid_bits",
         "tau",
         "x",
     )
@@ -398,13 +468,20 @@ class _Problem:
         self.any_upper = bool(np.count_nonzero(upper))
         # w = b for lower/middle, b_max - b = e^{x/2} N(-d1) + e^{-x/2} N(d2) for upper.
         # Householder coefficients a, k of the non-lower kinds: 0 (middle) or 1 (upper).
-        self.a0 = upper.astype(np.float64)
-        self.kk0 = self.a0
-        self.kap = 1.0 - 2.0 * self.a0
-        self.tau = np.log(np.where(lower, beta, bmax - beta))
+        if self.any_upper:
+            self.a0 = upper.astype(np.float64)
+            self.kk0 = self.a0
+            self.kap = 1.0 - 2.0 * self.a0
+            self.m0 = -self.a0
+        else:
+            self.a0 = self.kk0 = 0.0
+            self.kap = 1.0
+            self.m0 = -0.0
+        self.lower_bits = _bits(lower)
+        self.mid_bits = _bits(self.mid)
+        self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
         # Newton step (tau - ln w) * m / lambda with m = ln w / tau (lower) or -1 (upper).
-        self.itau = np.where(lower, 1.0 / self.tau, 0.0)
-        self.m0 = -self.a0
+        self.itau = _keep(lower, 1.0 / self.tau, self.lower_bits)
 
     def subset(self, idx: np.ndarray) -> _Problem:
         p = object.__new__(_Problem)
@@ -424,6 +501,7 @@ def _householder_step(
     Returns (new s, step taken, whether it was a Householder step or None without bracket)."""
     xs = pr.x / s
     xs2 = xs * xs
+    ss = s * s  # (0.25 s) s = 0.25 (s s) to the bit: a power of two scales exactly
     d1 = xs + 0.5 * s
     d2 = d1 - s
     if pr.any_upper:
@@ -433,21 +511,25 @@ def _householder_step(
     lw = np.log(w)
     deep = d2 < _WING_D
     if np.count_nonzero(deep):
-        idx = np.flatnonzero(deep & (pr.kap > 0))
+        idx = np.flatnonzero(deep & (pr.kap > 0) if pr.any_upper else deep)
         lw[idx] = _ln_b_wing(pr.x[idx], s[idx])
-    ln_vega = -0.5 * (xs2 + 0.25 * s * s) - _LN_SQRT_2PI
+    ln_vega = -0.5 * (xs2 + 0.25 * ss) - _LN_SQRT_2PI
     lam = np.exp(ln_vega - lw)  # w'/w up to sign, the log-derivative
     c = xs2 / s - 0.25 * s  # b''/b'
-    g2 = -3.0 * xs2 / (s * s) - 0.25  # (b''/b')'
+    g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
     inv_l = 1.0 / lw
-    nu = np.where(
-        pr.mid,
-        (pr.beta - w) / np.exp(ln_vega),
-        (pr.tau - lw) * (lw * pr.itau + pr.m0) / lam,
-    )
     # f''/f' = c + a lam and f'''/f' = c^2 + g2 + 3 c a lam + 2 k lam^2 for every objective.
-    a = np.where(pr.lower, -1.0 - 2.0 * inv_l, pr.a0)
-    kk = np.where(pr.lower, 1.0 + 3.0 * inv_l * (1.0 + inv_l), pr.kk0)
+    a = -1.0 - 2.0 * inv_l
+    kk = 1.0 + 3.0 * inv_l * (1.0 + inv_l)
+    if pr.any_upper:
+        nu_lu = (pr.tau - lw) * (lw * pr.itau + pr.m0) / lam
+        a = _select(pr.lower, a, pr.a0, pr.lower_bits)
+        kk = _select(pr.lower, kk, pr.kk0, pr.lower_bits)
+    else:  # y + (-0.0) = y, and a0 = kk0 = 0: the same values in fewer passes
+        nu_lu = (pr.tau - lw) * (lw * pr.itau) / lam
+        a = _keep(pr.lower, a, pr.lower_bits)
+        kk = _keep(pr.lower, kk, pr.lower_bits)
+    nu = _select(pr.mid, (pr.beta - w) / np.exp(ln_vega), nu_lu, pr.mid_bits)
     al = a * lam
     h2 = c + al
     h3 = c * c + g2 + 3.0 * c * al + 2.0 * kk * lam * lam
@@ -561,7 +643,8 @@ def _implied_vol(
             j = min(i + _CHUNK, n)
             pi, fi, ki, ti, di, ci = (_chunk(a, i, j) for a in arrays)
             pu = pi / di
-            moneyness = np.where(ci, fi - ki, ki - fi)
+            call_bits = _bits(ci)
+            moneyness = _select(ci, fi - ki, ki - fi, call_bits)
             tv = pu - np.maximum(moneyness, 0.0)
             beta = tv / np.sqrt(fi * ki)
             x = -np.abs(np.log(fi / ki))
@@ -571,7 +654,7 @@ def _implied_vol(
                 & (ti < np.inf)
                 & (di > 0)
                 & (pi > 0)
-                & (pi < di * np.where(ci, fi, ki))
+                & (pi < di * _select(ci, fi, ki, call_bits))
                 & (tv > _TV_REL_MIN * pu)
                 & (beta > _BETA_MIN)
                 & (beta < bmax)
@@ -637,11 +720,13 @@ def greeks(
     )
 
 
-# Greeks work on chunks of this many options (12 rows of scratch: 6 MiB, inside the L3 cache).
-# Measured on 1e6 options under load against two ndtr calls: 2048 → 0.30 of their speed,
-# 8192 → 0.56, 16384 → 0.64, 32768..131072 → 0.68-0.78. Each of the ~80 array operations of a
-# chunk has a fixed cost of 1-2 µs on a busy machine, which small chunks pay over and over.
-_GREEKS_CHUNK = 65536
+# Greeks work on chunks of this many options (12 rows of scratch: 3 MiB). Measured on 1e6
+# options under load against two ndtr calls: 2048 → 0.30 of their speed, 8192 → 0.56. Each of
+# the ~80 array operations of a chunk has a fixed cost of 1-2 µs on a busy machine, which small
+# chunks pay over and over; past 32768 the scratch rows fall out of the cache: two interleaved
+# runs of the kernel as it is now gave 16384 → 46.7 / 46.1 ms, 32768 → 46.6 / 46.4 ms,
+# 65536 → 49.6 / 48.9 ms per 1e6 options.
+_GREEKS_CHUNK = 32768
 
 # The lower tail N(-u) = e^{-u^2/2} R(u), u >= 0, with R(u) = erfcx(u / sqrt 2) / 2 approximated
 # by the rational function _TAIL_P(u) / _TAIL_Q(u) (coefficients from u^0 up). They were fitted
