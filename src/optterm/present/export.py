@@ -53,9 +53,11 @@ class _Blocks:
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self._parts: list[tuple[int, Callable[[np.ndarray, np.ndarray], None]]] = []
+        self._nul = False  # does a literal or an option hold a NUL byte (see text())
 
     def literal(self, text: bytes) -> None:
         if text:
+            self._nul |= b"\0" in text
             raw = np.frombuffer(text, np.uint8)[:, None]
 
             def fill(chars: np.ndarray, mask: np.ndarray) -> None:
@@ -69,6 +71,7 @@ class _Blocks:
         width = max((len(o) for o in options), default=0)
         if not width:
             return
+        self._nul |= any(b"\0" in o for o in options)
         table = np.zeros((width, len(options)), dtype=np.uint8)
         valid = np.zeros((width, len(options)), dtype=bool)
         for k, o in enumerate(options):
@@ -95,10 +98,16 @@ class _Blocks:
         for w, fill in self._parts:
             fill(chars[at : at + w], mask[at : at + w])
             at += w
-        # Row-major order is the transposed matrix's column-major order; np.compress on the
-        # flattened arrays is ~2.5x cheaper than boolean indexing of the transposed view.
-        picked = np.compress(mask.ravel(order="F"), chars.ravel(order="F"))
-        return picked.tobytes().decode("utf-8")
+        if self._nul:  # a NUL of the text's own: pick its bytes by the mask
+            picked = chars.ravel(order="F")[mask.ravel(order="F")]
+            return picked.tobytes().decode("utf-8")
+        # The text has no NUL byte (numbers are digits, signs, points, repr and the missing
+        # marker), so a byte outside it becomes NUL and bytes.translate drops those in one C
+        # pass over the row-major bytes. A full NIFTY day (462k rows, ~86 MB of byte slots):
+        # 0.19 s against 0.28 s for boolean indexing and 0.48 s for np.compress, which makes
+        # an index array of every kept byte first.
+        np.multiply(chars, mask, out=chars)
+        return chars.T.tobytes().translate(None, b"\0").decode("utf-8")
 
 
 class _Numbers:
