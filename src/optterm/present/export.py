@@ -80,7 +80,10 @@ class _Blocks:
 
         def fill(chars: np.ndarray, mask: np.ndarray) -> None:
             np.take(table, index, axis=1, out=chars)
-            np.take(valid, index, axis=1, out=mask)
+            if self._nul:
+                np.take(valid, index, axis=1, out=mask)
+            else:  # a shorter option's padding is NUL already, which text() drops
+                mask[:] = True
 
         self._parts.append((width, fill))
 
@@ -132,17 +135,22 @@ class _Numbers:
                 fast, q = integral, a
             else:
                 q = np.where(integral, a, 0.0)
-                todo = np.flatnonzero(~integral & finite & (a >= _MIN_DEC) & (a < _MAX_DEC))
+                todo = ~integral & finite & (a >= _MIN_DEC) & (a < _MAX_DEC)
+                left = int(np.count_nonzero(todo))
+                # Over the whole column, not a gathered subset: most values of a price or IV
+                # column are still open until their last digit, and whole-column passes cost
+                # a third of gathering and scattering them.
                 for d in range(1, _MAX_D + 1):
-                    if not todo.size:
+                    if not left:
                         break
                     scale = float(10**d)
-                    at = a[todo]
-                    qd = np.rint(at * scale)
-                    ok = qd / scale == at
-                    digits[todo[ok]] = d
-                    q[todo[ok]] = qd[ok]
-                    todo = todo[~ok]
+                    qd = np.rint(a * scale)
+                    ok = qd / scale == a
+                    ok &= todo
+                    np.copyto(digits, d, where=ok)
+                    np.copyto(q, qd, where=ok)
+                    todo &= ~ok
+                    left -= int(np.count_nonzero(ok))
                 fast = integral | (digits > 0)
         self.rows = rows
         self.finite = finite
