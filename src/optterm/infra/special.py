@@ -2,12 +2,12 @@
 
 Importing scipy.special imports scipy's bundled array-API layer, which copies numpy's namespace
 with `hasattr` over `dir(numpy)`; numpy lists its lazily loaded submodules there, so the copy
-imports all of them, among them numpy.f2py (the Fortran wrapper generator, ~87 ms with the
-argparse and regular expressions it builds at import) and numpy.testing. optterm uses neither.
-Here they are registered first as lazy modules (importlib.util.LazyLoader): the copy then sees
-module objects that load on their first attribute access, so code that does use them still gets
-the real modules. `optterm chain NIFTY` and the TUI's first chain pay scipy.special's own cost
-only.
+imports all of them: numpy.f2py (the Fortran wrapper generator, ~87 ms with the argparse and
+regular expressions it builds at import), numpy.testing, numpy.ma and numpy.polynomial (~13 ms
+together in `optterm chain`). optterm uses none of them. Here they are registered first as lazy
+modules (importlib.util.LazyLoader): the copy then sees module objects that load on their first
+attribute access, so code that does use them still gets the real modules. `optterm chain NIFTY`
+and the TUI's first chain pay scipy.special's own cost only.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 
 __all__ = ["erfcx", "ndtr", "ndtri"]
 
-# numpy submodules that nothing in optterm uses at run time.
-_DEFERRED = ("f2py", "testing")
+# numpy submodules that nothing in optterm uses (numpy itself imports none of them eagerly).
+_DEFERRED = ("f2py", "testing", "ma", "polynomial", "ctypeslib")
 
 
 def _defer_numpy_tools() -> None:
