@@ -8,7 +8,6 @@ of the chain when there is one (`optterm serve` recording it), and says so when 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json
+from optterm.cli.context import load_settings, parse_date, print_json, run_async
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
@@ -92,7 +91,7 @@ def chain(
     if at is not None:
         whole, enriched, label = _stored_chain(settings, symbol.upper(), expiry, at, chosen)
     else:
-        whole, enriched = asyncio.run(
+        whole, enriched = run_async(
             _fetch_chain(settings, symbol.upper(), expiry, chosen, analyse=not as_csv)
         )
     snap = whole.window(strikes) if len(whole) else whole

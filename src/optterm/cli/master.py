@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json
+from optterm.cli.context import load_settings, print_json, run_async
 
 if TYPE_CHECKING:
     from optterm.providers.angelone.master import InstrumentMaster, MasterIndex
@@ -34,7 +33,7 @@ def master(
     from optterm.providers.factory import angel_master
 
     store = angel_master(load_settings(ctx), every_name=universe)
-    index = asyncio.run(_download(store, force))
+    index = run_async(_download(store, force))
     status = store.status()
     doc: dict[str, Any] = {
         "cache": str(status.cache_path),

@@ -11,13 +11,12 @@ is ordered, changed or stored.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, print_json
+from optterm.cli.context import load_settings, print_json, run_async
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -35,7 +34,7 @@ def positions(
     from optterm.providers.angelone.positions import group_positions
 
     settings = load_settings(ctx)
-    rows = asyncio.run(_fetch(settings))
+    rows = run_async(_fetch(settings))
     doc = report(group_positions(rows))
     if as_json:
         print_json(doc)

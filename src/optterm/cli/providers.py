@@ -3,12 +3,11 @@ of each now), and the simulator's scenarios."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_async, run_with_store
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -63,7 +62,7 @@ def _probe(settings: Settings, symbol: str, as_json: bool) -> None:
     """Fetch `symbol`'s nearest chain from each provider now; exit 0 when any answered."""
     from optterm.engine.provider_status import probe
 
-    rows = asyncio.run(probe(settings, symbol))
+    rows = run_async(probe(settings, symbol))
     if as_json:
         print_json(rows)
         return

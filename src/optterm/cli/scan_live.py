@@ -16,8 +16,7 @@ __all__ = ["Progress", "live_run"]
 def live_run(settings: Any, text: str, calendar: Any) -> ScanRun:
     """The scan over one sweep of the live universe (engine/scanner/sweep.py), a progress line
     on stderr while it runs; LiveUnavailable when Angel One cannot be built or swept."""
-    import asyncio
-
+    from optterm.cli.context import run_async
     from optterm.engine.scanner.liveframe import run_on_frame
     from optterm.engine.scanner.sweep import LiveUnavailable, sweep_universe
     from optterm.market import utc_now
@@ -38,7 +37,7 @@ def live_run(settings: Any, text: str, calendar: Any) -> ScanRun:
             await provider.close()
 
     try:
-        frame = asyncio.run(go())
+        frame = run_async(go())
     finally:
         progress.done()
     return run_on_frame(text, frame)

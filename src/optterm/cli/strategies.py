@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from optterm.cli.backtest import SpecOrCommand
-from optterm.cli.context import load_settings, print_json, run_with_store
+from optterm.cli.context import load_settings, print_json, run_async, run_with_store
 from optterm.cli.errors import UsageProblem
 from optterm.cli.strategy import strategy as analyse_command
 
@@ -229,7 +229,6 @@ def rm(
 
 def _market(settings: Settings, symbol: str, days: list[date]) -> StrategyMarket:
     """The market of `symbol` on the chains of the saved legs' expiries (each still listed)."""
-    import asyncio
 
     from optterm.cli.strategy import no_expiry
 
@@ -253,4 +252,4 @@ def _market(settings: Settings, symbol: str, days: list[date]) -> StrategyMarket
             enriched, market_calendar(settings), settings.market, rate_of(settings)
         )
 
-    return asyncio.run(fetch())
+    return run_async(fetch())

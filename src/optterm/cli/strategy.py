@@ -9,7 +9,6 @@ are the chain's last traded prices; each expiry is priced on its own forward. No
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from optterm.cli.context import load_settings, parse_date, print_json
+from optterm.cli.context import load_settings, parse_date, print_json, run_async
 from optterm.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
@@ -139,7 +138,7 @@ def strategy(
     settings = load_settings(ctx)
     if lots is None:  # the configured default, as if given
         line = replace(line, multiplier=line.multiplier * settings.strategy.lots)
-    market, line = asyncio.run(_market(settings, line, expiry))
+    market, line = run_async(_market(settings, line, expiry))
     try:
         from optterm.strategy.analysis import analyse
 
@@ -164,7 +163,7 @@ def strategy(
     if margin is not None:
         doc["margin"] = margin_report(analysis, margin)
     if broker_margin:
-        doc["broker_margin"] = asyncio.run(_broker_margin(settings, position))
+        doc["broker_margin"] = run_async(_broker_margin(settings, position))
     if as_json:
         print_json(doc)
     else:
@@ -186,7 +185,7 @@ def line_position(
         line = _line(spec, template, 1 if lots is None else lots)
         if lots is None:
             line = replace(line, multiplier=line.multiplier * settings.strategy.lots)
-        market, line = asyncio.run(_market(settings, line, expiry))
+        market, line = run_async(_market(settings, line, expiry))
         return market, line.resolve(market, _placement(None, None, None, None, 2))
     except StrategyError as exc:
         raise UsageProblem(str(exc)) from None

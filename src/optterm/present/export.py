@@ -24,7 +24,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from typing import IO, Any, Final
 
@@ -53,9 +53,11 @@ class _Blocks:
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self._parts: list[tuple[int, Callable[[np.ndarray, np.ndarray], None]]] = []
+        self._nul = False  # does a literal or an option hold a NUL byte (see text())
 
     def literal(self, text: bytes) -> None:
         if text:
+            self._nul |= b"\0" in text
             raw = np.frombuffer(text, np.uint8)[:, None]
 
             def fill(chars: np.ndarray, mask: np.ndarray) -> None:
@@ -69,6 +71,7 @@ class _Blocks:
         width = max((len(o) for o in options), default=0)
         if not width:
             return
+        self._nul |= any(b"\0" in o for o in options)
         table = np.zeros((width, len(options)), dtype=np.uint8)
         valid = np.zeros((width, len(options)), dtype=bool)
         for k, o in enumerate(options):
@@ -77,7 +80,10 @@ class _Blocks:
 
         def fill(chars: np.ndarray, mask: np.ndarray) -> None:
             np.take(table, index, axis=1, out=chars)
-            np.take(valid, index, axis=1, out=mask)
+            if self._nul:
+                np.take(valid, index, axis=1, out=mask)
+            else:  # a shorter option's padding is NUL already, which text() drops
+                mask[:] = True
 
         self._parts.append((width, fill))
 
@@ -95,10 +101,16 @@ class _Blocks:
         for w, fill in self._parts:
             fill(chars[at : at + w], mask[at : at + w])
             at += w
-        # Row-major order is the transposed matrix's column-major order; np.compress on the
-        # flattened arrays is ~2.5x cheaper than boolean indexing of the transposed view.
-        picked = np.compress(mask.ravel(order="F"), chars.ravel(order="F"))
-        return picked.tobytes().decode("utf-8")
+        if self._nul:  # a NUL of the text's own: pick its bytes by the mask
+            picked = chars.ravel(order="F")[mask.ravel(order="F")]
+            return picked.tobytes().decode("utf-8")
+        # The text has no NUL byte (numbers are digits, signs, points, repr and the missing
+        # marker), so a byte outside it becomes NUL and bytes.translate drops those in one C
+        # pass over the row-major bytes. A full NIFTY day (462k rows, ~86 MB of byte slots):
+        # 0.19 s against 0.28 s for boolean indexing and 0.48 s for np.compress, which makes
+        # an index array of every kept byte first.
+        np.multiply(chars, mask, out=chars)
+        return chars.T.tobytes().translate(None, b"\0").decode("utf-8")
 
 
 class _Numbers:
@@ -123,17 +135,22 @@ class _Numbers:
                 fast, q = integral, a
             else:
                 q = np.where(integral, a, 0.0)
-                todo = np.flatnonzero(~integral & finite & (a >= _MIN_DEC) & (a < _MAX_DEC))
+                todo = ~integral & finite & (a >= _MIN_DEC) & (a < _MAX_DEC)
+                left = int(np.count_nonzero(todo))
+                # Over the whole column, not a gathered subset: most values of a price or IV
+                # column are still open until their last digit, and whole-column passes cost
+                # a third of gathering and scattering them.
                 for d in range(1, _MAX_D + 1):
-                    if not todo.size:
+                    if not left:
                         break
                     scale = float(10**d)
-                    at = a[todo]
-                    qd = np.rint(at * scale)
-                    ok = qd / scale == at
-                    digits[todo[ok]] = d
-                    q[todo[ok]] = qd[ok]
-                    todo = todo[~ok]
+                    qd = np.rint(a * scale)
+                    ok = qd / scale == a
+                    ok &= todo
+                    np.copyto(digits, d, where=ok)
+                    np.copyto(q, qd, where=ok)
+                    todo &= ~ok
+                    left -= int(np.count_nonzero(ok))
                 fast = integral | (digits > 0)
         self.rows = rows
         self.finite = finite
@@ -178,7 +195,7 @@ class _Numbers:
             chars[at] = ord("-")
             mask[at] = self.neg
             at += 1
-        t = self.ip
+        digits = _digits(self.ip, self.max_int)
         for k in range(self.max_int):  # from the units digit leftwards
             slot = at + self.max_int - 1 - k
             if k == 0:  # "0" is written for a zero, so the units digit is always there
@@ -187,18 +204,16 @@ class _Numbers:
                 np.greater_equal(self.ip, _POW10[k], out=mask[slot])
                 if not self.all_fast:
                     mask[slot] &= self.fast
-            t, digit = np.divmod(t, 10)
-            np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
+            np.add(next(digits), _ZERO, out=chars[slot], casting="unsafe")
         at += self.max_int
         if self.max_d:
             chars[at] = ord(".")
             mask[at] = self.digits > 0
             at += 1
-            t = self.frac
+            digits = _digits(self.frac, self.max_d)
             for k in range(self.max_d):
-                t, digit = np.divmod(t, 10)
                 slot = at + self.max_d - 1 - k
-                np.add(digit, _ZERO, out=chars[slot], casting="unsafe")
+                np.add(next(digits), _ZERO, out=chars[slot], casting="unsafe")
                 np.less(self.max_d - 1 - k, self.digits, out=mask[slot])
             at += self.max_d
         if not self.all_finite:
@@ -212,6 +227,21 @@ class _Numbers:
             for r, text in zip(self.slow.tolist(), self.slow_text, strict=True):
                 chars[at : at + len(text), r] = np.frombuffer(text, np.uint8)
                 mask[at : at + len(text), r] = True
+
+
+def _digits(t: np.ndarray, n: int) -> Iterator[np.ndarray]:
+    """The `n` lowest decimal digits of the non-negative integers `t`, units first, each in the
+    same buffer (use it before asking for the next). floor_divide, multiply and subtract into
+    kept buffers: 2.6x cheaper than np.divmod, which allocates its two results every digit."""
+    x = t.copy()
+    q = np.empty_like(x)
+    r = np.empty_like(x)
+    for _ in range(n):
+        np.floor_divide(x, 10, out=q)
+        np.multiply(q, 10, out=r)
+        np.subtract(x, r, out=r)
+        yield r
+        x, q = q, x
 
 
 def format_numbers(v: np.ndarray, missing: bytes = b"") -> tuple[np.ndarray, np.ndarray]:

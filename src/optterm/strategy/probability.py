@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr  # no stubs: ignored in [tool.mypy]
 
+from optterm.infra.special import ndtr
 from optterm.strategy.payoff import Profile
 
 __all__ = ["Lognormal", "Odds", "odds"]

@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import erfcx, ndtr, ndtri  # no stubs: ignored in [tool.mypy]
+
+from optterm.infra.special import erfcx, ndtr, ndtri
 
 __all__ = ["Greeks", "black_price", "greeks", "implied_vol"]
 
