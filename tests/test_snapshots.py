@@ -54,8 +54,23 @@ def _runner(tmp_path, scenario: str, ticks: int, keys: tuple[str, ...] = (), rul
             await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
+        await _tables_measured(pilot)
 
     return run_before
+
+
+async def _tables_measured(pilot) -> None:
+    """Wait until every DataTable on the screen stack has measured its new rows: a DataTable
+    sizes its columns on its own idle, which can come after the app's (the rules table under the
+    new-rule form was pictured at its headers' widths on a loaded machine)."""
+    from textual.widgets import DataTable
+
+    for _ in range(200):
+        tables = [t for s in pilot.app.screen_stack for t in s.query(DataTable)]
+        if not any(t._require_update_dimensions or t._updated_cells for t in tables):
+            return
+        await pilot.pause()
+    raise AssertionError("a DataTable never measured its rows")
 
 
 @pytest.mark.parametrize(
