@@ -30,7 +30,7 @@ from optterm.engine.analytics.gammaflip import flip_from_legs, gamma_flip, signe
 from optterm.engine.analytics.nanops import median_of_few, nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval, calendar_for, segment_of
-from optterm.model import ChainSnapshot, Legs, Metrics
+from optterm.model import ChainSnapshot, Metrics
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -53,6 +53,7 @@ _NAN = float("nan")
 # Fixed parts of the method rather than settings: how many strikes nearest spot the parity
 # forward is read from, and how many on each side of ATM the buildup vote reads.
 PARITY_STRIKES = 3
+_QUOTE = ("bid", "ask", "ltp")  # what a leg's mid is read from
 BUILDUP_STRIKES = 5
 
 
@@ -148,11 +149,10 @@ def time_to_expiry(snap: ChainSnapshot, market: MarketSettings) -> float:
     return max((settle - snap.provider_ts).total_seconds(), 0.0) / _YEAR_S
 
 
-def _mid(legs: Legs) -> np.ndarray:
+def _mid(bid: np.ndarray, ask: np.ndarray, ltp: np.ndarray) -> np.ndarray:
     """Mid where a sane two-sided quote exists, else the last traded price."""
-    bid, ask = legs.bid, legs.ask
     ok = (bid > 0) & (ask >= bid)
-    return np.where(ok, 0.5 * (bid + ask), legs.ltp)
+    return np.where(ok, 0.5 * (bid + ask), ltp)
 
 
 def parity_forward(
@@ -162,32 +162,65 @@ def parity_forward(
     price, which is the chain's spot (Black-76 on it, no carry). Otherwise the median of
     F = K + (C - P)/D over the strikes nearest spot where both legs are priced; the carry
     forward S e^((r-q)t) when none are."""
-    discount = math.exp(-params.rate * t)
-    if snap.underlying_future and snap.spot > 0:
-        return snap.spot, "futures", discount
-    futures = snap.meta.get("futures")
-    if futures:
-        try:
-            value = float(futures)
-        except ValueError:
-            value = _NAN
-        if value > 0:
-            return value, "futures", discount
-    n = len(snap)
-    if n and t > 0:
-        call, put = _mid(snap.ce), _mid(snap.pe)
+    return parity_forwards([snap], [t], params)[0]
+
+
+def parity_forwards(
+    snaps: Sequence[ChainSnapshot], ts: Sequence[float], params: AnalyticsSettings
+) -> list[tuple[float, str, float]]:
+    """`parity_forward` of each chain (at its time to expiry in `ts`), the parity reads of a
+    tick's chains in one pass: their columns end to end, each chain's strikes ordered nearest
+    spot first by one stable sort on (chain, distance), which orders each chain's as its own
+    stable sort would. Element by element the arithmetic is the same, so are the forwards."""
+    out: list[tuple[float, str, float]] = []
+    read: list[int] = []  # the chains whose forward is read from parity
+    for i, (snap, t) in enumerate(zip(snaps, ts, strict=True)):
+        discount = math.exp(-params.rate * t)
+        out.append((_NAN, "", discount))
+        if snap.underlying_future and snap.spot > 0:
+            out[i] = (snap.spot, "futures", discount)
+            continue
+        futures = snap.meta.get("futures")
+        if futures:
+            try:
+                value = float(futures)
+            except ValueError:
+                value = _NAN
+            if value > 0:
+                out[i] = (value, "futures", discount)
+                continue
+        if len(snap) and t > 0:
+            read.append(i)
+    estimates: dict[int, list[float]] = {}
+    if read:
+        chains = [snaps[i] for i in read]
+        sizes = [len(s) for s in chains]
+        strikes = np.concatenate([s.strikes for s in chains])
+        call = _mid(*(np.concatenate([getattr(s.ce, f) for s in chains]) for f in _QUOTE))
+        put = _mid(*(np.concatenate([getattr(s.pe, f) for s in chains]) for f in _QUOTE))
         both = np.flatnonzero((call > 0) & (put > 0))
-        if both.size:
-            near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")]
-            near = near[:PARITY_STRIKES]
-            estimates = snap.strikes[near] + (call[near] - put[near]) / discount
-            forward = median_of_few(estimates.tolist())
-            # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
-            # a forward of any listed index or stock expiry.
-            if forward > 0 and abs(forward / snap.spot - 1.0) < 0.05:
-                return forward, "parity", discount
+        owner = np.repeat(np.arange(len(read)), sizes)[both]
+        spot = np.array([s.spot for s in chains])[owner]
+        order = np.lexsort((np.abs(strikes[both] - spot), owner))
+        near, owner = both[order], owner[order]
+        discounts = np.array([out[i][2] for i in read])[owner]
+        values = (strikes[near] + (call[near] - put[near]) / discounts).tolist()
+        starts = np.searchsorted(owner, np.arange(len(read) + 1)).tolist()
+        for c, i in enumerate(read):
+            lo, hi = starts[c], starts[c + 1]
+            if hi > lo:
+                estimates[i] = values[lo : min(hi, lo + PARITY_STRIKES)]
+    for i, found in estimates.items():
+        forward = median_of_few(found)
+        # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
+        # a forward of any listed index or stock expiry.
+        if forward > 0 and abs(forward / snaps[i].spot - 1.0) < 0.05:
+            out[i] = (forward, "parity", out[i][2])
     carry = params.rate - params.dividend_yield
-    return snap.spot * math.exp(carry * t), "carry", discount
+    for i, (snap, t) in enumerate(zip(snaps, ts, strict=True)):
+        if not out[i][1]:  # neither a future nor parity: the carry forward
+            out[i] = (snap.spot * math.exp(carry * t), "carry", out[i][2])
+    return out
 
 
 def _strike_order(k: np.ndarray) -> np.ndarray | None:
@@ -356,12 +389,15 @@ class Pricing:
 
 
 def _pricing_inputs(
-    snap: ChainSnapshot, params: AnalyticsParams
-) -> tuple[float, float, str, float, bool]:
-    """(t, forward, its source, discount, whether IV and Greeks are computed at all)."""
-    t = time_to_expiry(snap, params.market)
-    forward, f_source, discount = parity_forward(snap, t, params.analytics)
-    return t, forward, f_source, discount, bool(t > 0 and len(snap))
+    snaps: Sequence[ChainSnapshot], params: AnalyticsParams
+) -> list[tuple[float, float, str, float, bool]]:
+    """Per chain: (t, forward, its source, discount, whether IV and Greeks are computed)."""
+    ts = [time_to_expiry(snap, params.market) for snap in snaps]
+    forwards = parity_forwards(snaps, ts, params.analytics)
+    return [
+        (t, forward, f_source, discount, bool(t > 0 and len(snap)))
+        for snap, t, (forward, f_source, discount) in zip(snaps, ts, forwards, strict=True)
+    ]
 
 
 def price_chains(snaps: Sequence[ChainSnapshot], params: AnalyticsParams) -> list[Pricing]:
@@ -369,16 +405,17 @@ def price_chains(snaps: Sequence[ChainSnapshot], params: AnalyticsParams) -> lis
     over all of them: per call the solvers cost ~100 numpy calls, which on a 200-option chain is
     most of the work; over a tick's chains it is paid once. Element by element the arithmetic is
     the one a per-chain call does, so the numbers are the same to the bit."""
-    inputs = [_pricing_inputs(snap, params) for snap in snaps]
+    inputs = _pricing_inputs(snaps, params)
     live = [i for i, inp in enumerate(inputs) if inp[4]]
     results: dict[int, tuple[np.ndarray, ...]] = {}
     if live:
         sizes = [len(snaps[i]) for i in live]
-        strikes = np.concatenate([np.tile(snaps[i].strikes, 2) for i in live])
+        # Each chain's CE rows then its PE rows (one concatenate per column, no per-chain call).
+        strikes = np.concatenate([k for i in live for k in (snaps[i].strikes,) * 2])
         price = np.concatenate([c for i in live for c in (snaps[i].ce.ltp, snaps[i].pe.ltp)])
         given = np.concatenate([c for i in live for c in (snaps[i].ce.iv, snaps[i].pe.iv)])
-        is_call = np.concatenate([np.repeat((True, False), n) for n in sizes])
         reps = [2 * n for n in sizes]
+        is_call = np.repeat(np.tile((True, False), len(live)), [n for n in sizes for _ in "cp"])
         # Per-chain scalars spread over its legs (one chain: passed as scalars, the same values).
         scalars = [(inputs[i][0], inputs[i][1], inputs[i][3], snaps[i].spot) for i in live]
         t: float | np.ndarray
