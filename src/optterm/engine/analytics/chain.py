@@ -86,7 +86,15 @@ class SideAnalytics:
     buildup: np.ndarray  # int8 Buildup codes over the same interval as `oi_change`
 
     def take(self, index: slice) -> SideAnalytics:
-        return SideAnalytics(*(getattr(self, f)[index] for f in SideAnalytics.__dataclass_fields__))
+        # Every column cut alike, without the constructor (nothing in it to check again): the
+        # window of every chain, every tick, is one.
+        cut = object.__new__(SideAnalytics)
+        for f in _SIDE_FIELDS:
+            object.__setattr__(cut, f, getattr(self, f)[index])
+        return cut
+
+
+_SIDE_FIELDS = tuple(SideAnalytics.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -114,10 +122,14 @@ class Enriched:
         """The same analytics cut to the snapshot's window around ATM; the metrics stay those
         of the whole chain. `cut`, when given, is that window of the snapshot already made
         (`snapshot.window(strikes_each_side)`: the poller has it), so it is not made twice."""
-        if not len(self.snapshot):
+        n = len(self.snapshot)
+        if not n:
             return self
         atm = self.snapshot.atm_index()
-        sl = slice(max(0, atm - strikes_each_side), atm + strikes_each_side + 1)
+        lo, hi = max(0, atm - strikes_each_side), atm + strikes_each_side + 1
+        if lo == 0 and hi >= n and cut is self.snapshot:
+            return self  # the chain is its own window (the poller's when the provider cut it)
+        sl = slice(lo, hi)
         return replace(
             self,
             snapshot=self.snapshot.window(strikes_each_side) if cut is None else cut,
