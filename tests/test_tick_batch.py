@@ -18,9 +18,9 @@ from optterm.engine.analytics.chain import (
     enrich,
     gamma_flip,
     max_pain,
-    parity_forwards,
     price_chains,
 )
+from optterm.engine.analytics.forward import parity_forwards
 from optterm.engine.analytics.patterns import _neighbours_median
 from optterm.providers.simulator.provider import SimulatorProvider
 
