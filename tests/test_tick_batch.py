@@ -3,8 +3,9 @@ the per-chain figures that give exactly what the general ones give."""
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,6 +20,7 @@ from optterm.engine.analytics.chain import (
     max_pain,
     price_chains,
 )
+from optterm.engine.analytics.forward import parity_forwards
 from optterm.engine.analytics.patterns import _neighbours_median
 from optterm.providers.simulator.provider import SimulatorProvider
 
@@ -95,7 +97,8 @@ def test_neighbours_median_is_nanmedian_of_the_neighbourhood() -> None:
             v[int(rng.integers(0, m))] = np.inf
         for n in (1, 2, 3):
             want = _nanmedian_reference(v, n)
-            assert np.array_equal(_neighbours_median(v, n), want, equal_nan=True), (v, n)
+            got = np.array([_neighbours_median(v.tolist(), j, n) for j in range(m)])
+            assert np.array_equal(got, want, equal_nan=True), (v, n)
 
 
 def _max_pain_reference(k, c, p):
@@ -170,3 +173,64 @@ def test_gamma_flip_in_separable_form_is_the_per_cell_evaluation() -> None:
                     found += 1
                     assert got == pytest.approx(want, rel=1e-12)
     assert found  # some chains do have a flip
+
+
+def _parity_reference(snap, t, params):
+    """The parity forward of one chain read on its own, as it was before chains were read
+    together (futures first, then the median of the nearest strikes' parity, else carry)."""
+    discount = math.exp(-params.rate * t)
+    if snap.underlying_future and snap.spot > 0:
+        return snap.spot, "futures", discount
+    futures = snap.meta.get("futures")
+    if futures:
+        try:
+            value = float(futures)
+        except ValueError:
+            value = float("nan")
+        if value > 0:
+            return value, "futures", discount
+    if len(snap) and t > 0:
+
+        def mid(legs):
+            ok = (legs.bid > 0) & (legs.ask >= legs.bid)
+            return np.where(ok, 0.5 * (legs.bid + legs.ask), legs.ltp)
+
+        call, put = mid(snap.ce), mid(snap.pe)
+        both = np.flatnonzero((call > 0) & (put > 0))
+        if both.size:
+            near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")][:3]
+            forward = float(np.median(snap.strikes[near] + (call[near] - put[near]) / discount))
+            if forward > 0 and abs(forward / snap.spot - 1.0) < 0.05:
+                return forward, "parity", discount
+    return snap.spot * math.exp((params.rate - params.dividend_yield) * t), "carry", discount
+
+
+def test_parity_forwards_of_a_tick_are_each_chain_read_alone() -> None:
+    rng = np.random.default_rng(11)
+    chains = _chains(5) + _chains(17)
+    odd = []
+    for i, snap in enumerate(chains):
+        n = len(snap)
+        if i % 6 == 1:  # some legs unpriced, spot exactly between two strikes (ties)
+            ltp = np.array(snap.ce.ltp)
+            ltp[rng.random(n) < 0.5] = np.nan
+            snap = replace(snap, ce=replace(snap.ce, ltp=ltp, bid=ltp * np.nan))
+            snap = replace(snap, spot=float(snap.strikes[n // 2] + snap.strikes[n // 2 + 1]) / 2)
+        elif i % 6 == 2:  # no strike priced on both sides: the carry forward
+            snap = replace(snap, pe=replace(snap.pe, ltp=snap.pe.ltp * 0, bid=snap.pe.bid * 0))
+        elif i % 6 == 3:  # a listed future
+            snap = snap.with_context(meta={**snap.meta, "futures": "25000.5"})
+        elif i % 6 == 4:  # one strike only
+            snap = snap.take(slice(n // 2, n // 2 + 1))
+        elif i % 6 == 5:
+            snap = snap.take(slice(0, 0))
+        odd.append(snap)
+    params = AnalyticsSettings(rate=0.065, dividend_yield=0.012)
+    ts = [0.0 if i % 7 == 0 else 0.01 * (1 + i % 5) for i in range(len(odd))]
+    got = parity_forwards(odd, ts, params)
+    sources = set()
+    for snap, t, g in zip(odd, ts, got, strict=True):
+        want = _parity_reference(snap, t, params)
+        assert g[1:] == want[1:] and (g[0] == want[0] or (math.isnan(g[0]) and math.isnan(want[0])))
+        sources.add(g[1])
+    assert sources == {"parity", "futures", "carry"}

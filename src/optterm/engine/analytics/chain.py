@@ -3,10 +3,8 @@
 Chain-level figures (totals, PCR, max pain, walls, GEX, flip, view) are computed over the chain
 as the provider gave it, every strike; what is shown or stored is a window of it cut afterwards
 (`Enriched.window`), which keeps the whole-chain metrics. Everything is vectorised over the
-columnar snapshot. Pricing is Black-76 on the forward, and the
-forward comes from put-call parity near the money (C - P = D(F - K)) rather than spot x e^(rt): an
-index forward carries the dividend yield and the market's own financing, and an ITM quote read
-against a wrong forward sits "below intrinsic" and has no IV at all.
+columnar snapshot. Pricing is Black-76 on the forward, which comes from put-call parity near
+the money rather than spot x e^(rt) (forward.py says why).
 
 Definitions (PCR, max pain, walls, GEX, risk reversal) are the standard ones and are restated in
 docs/analytics.md, so every number on screen can be checked by hand.
@@ -26,11 +24,12 @@ from optterm.config import AnalyticsSettings, MarketSettings
 from optterm.engine.analytics.blackmath import greeks as bs_greeks
 from optterm.engine.analytics.blackmath import implied_vol
 from optterm.engine.analytics.changes import ChangeBasis, Changes, Sample, between, day_change
+from optterm.engine.analytics.forward import parity_forward, parity_forwards
 from optterm.engine.analytics.gammaflip import flip_from_legs, gamma_flip, signed_oi
-from optterm.engine.analytics.nanops import median_of_few, nansums, nz
+from optterm.engine.analytics.nanops import nansums, nz
 from optterm.engine.analytics.view import buildup_vote, market_view
 from optterm.market import OiInterval, calendar_for, segment_of
-from optterm.model import ChainSnapshot, Legs, Metrics
+from optterm.model import ChainSnapshot, Metrics
 
 if TYPE_CHECKING:
     from optterm.config import Settings
@@ -44,15 +43,15 @@ __all__ = [
     "gamma_flip",
     "iv_rank",
     "max_pain",
+    "parity_forward",
     "since_previous",
     "time_to_expiry",
 ]
 
 _YEAR_S = 365.0 * 86400.0
 _NAN = float("nan")
-# Fixed parts of the method rather than settings: how many strikes nearest spot the parity
-# forward is read from, and how many on each side of ATM the buildup vote reads.
-PARITY_STRIKES = 3
+# A fixed part of the method rather than a setting: how many strikes on each side of ATM the
+# buildup vote reads (the parity forward's own is forward.PARITY_STRIKES).
 BUILDUP_STRIKES = 5
 
 
@@ -85,7 +84,15 @@ class SideAnalytics:
     buildup: np.ndarray  # int8 Buildup codes over the same interval as `oi_change`
 
     def take(self, index: slice) -> SideAnalytics:
-        return SideAnalytics(*(getattr(self, f)[index] for f in SideAnalytics.__dataclass_fields__))
+        # Every column cut alike, without the constructor (nothing in it to check again): the
+        # window of every chain, every tick, is one.
+        cut = object.__new__(SideAnalytics)
+        for f in _SIDE_FIELDS:
+            object.__setattr__(cut, f, getattr(self, f)[index])
+        return cut
+
+
+_SIDE_FIELDS = tuple(SideAnalytics.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,10 +120,14 @@ class Enriched:
         """The same analytics cut to the snapshot's window around ATM; the metrics stay those
         of the whole chain. `cut`, when given, is that window of the snapshot already made
         (`snapshot.window(strikes_each_side)`: the poller has it), so it is not made twice."""
-        if not len(self.snapshot):
+        n = len(self.snapshot)
+        if not n:
             return self
         atm = self.snapshot.atm_index()
-        sl = slice(max(0, atm - strikes_each_side), atm + strikes_each_side + 1)
+        lo, hi = max(0, atm - strikes_each_side), atm + strikes_each_side + 1
+        if lo == 0 and hi >= n and cut is self.snapshot:
+            return self  # the chain is its own window (the poller's when the provider cut it)
+        sl = slice(lo, hi)
         return replace(
             self,
             snapshot=self.snapshot.window(strikes_each_side) if cut is None else cut,
@@ -146,48 +157,6 @@ def time_to_expiry(snap: ChainSnapshot, market: MarketSettings) -> float:
     else:
         settle = calendar_for(segment).expiry_moment(snap.expiry)
     return max((settle - snap.provider_ts).total_seconds(), 0.0) / _YEAR_S
-
-
-def _mid(legs: Legs) -> np.ndarray:
-    """Mid where a sane two-sided quote exists, else the last traded price."""
-    bid, ask = legs.bid, legs.ask
-    ok = (bid > 0) & (ask >= bid)
-    return np.where(ok, 0.5 * (bid + ask), legs.ltp)
-
-
-def parity_forward(
-    snap: ChainSnapshot, t: float, params: AnalyticsSettings
-) -> tuple[float, str, float]:
-    """(forward, source, discount). For options on a futures contract (MCX), that future's
-    price, which is the chain's spot (Black-76 on it, no carry). Otherwise the median of
-    F = K + (C - P)/D over the strikes nearest spot where both legs are priced; the carry
-    forward S e^((r-q)t) when none are."""
-    discount = math.exp(-params.rate * t)
-    if snap.underlying_future and snap.spot > 0:
-        return snap.spot, "futures", discount
-    futures = snap.meta.get("futures")
-    if futures:
-        try:
-            value = float(futures)
-        except ValueError:
-            value = _NAN
-        if value > 0:
-            return value, "futures", discount
-    n = len(snap)
-    if n and t > 0:
-        call, put = _mid(snap.ce), _mid(snap.pe)
-        both = np.flatnonzero((call > 0) & (put > 0))
-        if both.size:
-            near = both[np.argsort(np.abs(snap.strikes[both] - snap.spot), kind="stable")]
-            near = near[:PARITY_STRIKES]
-            estimates = snap.strikes[near] + (call[near] - put[near]) / discount
-            forward = median_of_few(estimates.tolist())
-            # A stale quote can make parity nonsense; a forward more than 5 % off spot is not
-            # a forward of any listed index or stock expiry.
-            if forward > 0 and abs(forward / snap.spot - 1.0) < 0.05:
-                return forward, "parity", discount
-    carry = params.rate - params.dividend_yield
-    return snap.spot * math.exp(carry * t), "carry", discount
 
 
 def _strike_order(k: np.ndarray) -> np.ndarray | None:
@@ -356,12 +325,15 @@ class Pricing:
 
 
 def _pricing_inputs(
-    snap: ChainSnapshot, params: AnalyticsParams
-) -> tuple[float, float, str, float, bool]:
-    """(t, forward, its source, discount, whether IV and Greeks are computed at all)."""
-    t = time_to_expiry(snap, params.market)
-    forward, f_source, discount = parity_forward(snap, t, params.analytics)
-    return t, forward, f_source, discount, bool(t > 0 and len(snap))
+    snaps: Sequence[ChainSnapshot], params: AnalyticsParams
+) -> list[tuple[float, float, str, float, bool]]:
+    """Per chain: (t, forward, its source, discount, whether IV and Greeks are computed)."""
+    ts = [time_to_expiry(snap, params.market) for snap in snaps]
+    forwards = parity_forwards(snaps, ts, params.analytics)
+    return [
+        (t, forward, f_source, discount, bool(t > 0 and len(snap)))
+        for snap, t, (forward, f_source, discount) in zip(snaps, ts, forwards, strict=True)
+    ]
 
 
 def price_chains(snaps: Sequence[ChainSnapshot], params: AnalyticsParams) -> list[Pricing]:
@@ -369,16 +341,17 @@ def price_chains(snaps: Sequence[ChainSnapshot], params: AnalyticsParams) -> lis
     over all of them: per call the solvers cost ~100 numpy calls, which on a 200-option chain is
     most of the work; over a tick's chains it is paid once. Element by element the arithmetic is
     the one a per-chain call does, so the numbers are the same to the bit."""
-    inputs = [_pricing_inputs(snap, params) for snap in snaps]
+    inputs = _pricing_inputs(snaps, params)
     live = [i for i, inp in enumerate(inputs) if inp[4]]
     results: dict[int, tuple[np.ndarray, ...]] = {}
     if live:
         sizes = [len(snaps[i]) for i in live]
-        strikes = np.concatenate([np.tile(snaps[i].strikes, 2) for i in live])
+        # Each chain's CE rows then its PE rows (one concatenate per column, no per-chain call).
+        strikes = np.concatenate([k for i in live for k in (snaps[i].strikes,) * 2])
         price = np.concatenate([c for i in live for c in (snaps[i].ce.ltp, snaps[i].pe.ltp)])
         given = np.concatenate([c for i in live for c in (snaps[i].ce.iv, snaps[i].pe.iv)])
-        is_call = np.concatenate([np.repeat((True, False), n) for n in sizes])
         reps = [2 * n for n in sizes]
+        is_call = np.repeat(np.tile((True, False), len(live)), [n for n in sizes for _ in "cp"])
         # Per-chain scalars spread over its legs (one chain: passed as scalars, the same values).
         scalars = [(inputs[i][0], inputs[i][1], inputs[i][3], snaps[i].spot) for i in live]
         t: float | np.ndarray

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -384,38 +385,29 @@ def max_pain_shift(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 UNUSUAL_NEIGHBOURS = 2
 
 
-def _neighbours_median(values: np.ndarray, n: int) -> np.ndarray:
-    """Per element, the median of the finite values among the n before and n after it (NaN when
-    there are none); for a 2-D array, along each row (both sides of a chain in one pass).
+def _neighbours_median(row: list[float], j: int, n: int) -> float:
+    """The median of the values among the n before and the n after position j of `row` that
+    are not NaN (NaN when there are none): `np.nanmedian` of that neighbourhood, the same
+    float, as numpy takes it: the middle value, or (a + b) / 2 of the middle two. Only the few
+    strikes that could be a hit need it, so it is taken at those alone, in plain Python."""
+    near = [v for v in row[max(j - n, 0) : j] + row[j + 1 : j + n + 1] if v == v]
+    if not near:
+        return math.nan
+    near.sort()
+    c = len(near)
+    lo, hi = (c - 1) // 2, c // 2
+    return near[lo] if lo == hi else (near[lo] + near[hi]) / 2.0
 
-    The same numbers as `np.nanmedian` over each neighbourhood, without its per-call cost (a
-    masked sort per row): the neighbourhoods are 2n shifted views, sorted with NaN read as +inf
-    (so NaNs come last; a real +inf among them sorts the same), and the median of the c values
-    that are not NaN is the mean of sorted positions (c - 1) // 2 and c // 2."""
-    rows = values.reshape(-1, values.shape[-1])
-    r, m = rows.shape
-    padded = np.full((r, m + 2 * n), np.inf)
-    padded[:, n : n + m] = rows
-    missing = np.isnan(padded)
-    missing[:, :n] = missing[:, n + m :] = True
-    padded[missing] = np.inf
-    offsets = [*range(n), *range(n + 1, 2 * n + 1)]
-    cols = np.array([padded[:, j : j + m] for j in offsets])
-    count = 2 * n - sum(missing[:, j : j + m].astype(np.intp) for j in offsets)
-    if 2 * n == 4:  # the detectors' own n: a 5-exchange sorting network, no sort call
-        for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
-            lo_v = np.minimum(cols[i], cols[j])
-            np.maximum(cols[i], cols[j], out=cols[j])
-            cols[i] = lo_v
-    else:
-        cols.sort(axis=0)
-    lo = np.maximum(count - 1, 0) // 2
-    hi = np.minimum(count // 2, 2 * n - 1)
-    row, idx = np.indices((r, m), sparse=True)
-    a, b = cols[lo, row, idx], cols[hi, row, idx]
-    with np.errstate(invalid="ignore", over="ignore"):
-        med = np.where(lo == hi, a, (a + b) / 2.0)
-    return np.where(count > 0, med, np.nan).reshape(values.shape)
+
+def _eligible_peers(
+    i: int, ratios: list[float], oi: np.ndarray, traded: np.ndarray, min_oi: float, vs: float
+) -> float | None:
+    """The neighbours' median of strike i's volume / OI when the strike is eligible to be
+    reported (enough OI, some volume traded, `vs` times its neighbours' ratio), else None."""
+    if not (oi[i] >= min_oi and traded[i] > 0):
+        return None
+    med = _neighbours_median(ratios, i, UNUSUAL_NEIGHBOURS)
+    return med if ratios[i] >= vs * med else None
 
 
 def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
@@ -431,28 +423,52 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     with np.errstate(invalid="ignore", divide="ignore"):
         vol_oi_both = np.where(oi_both > 0, traded_both / oi_both, np.nan)
         # A hit is a strike that traded at least `unusual_volume_oi` times its OI: without
-        # one (most ticks) the neighbours' medians are not needed.
-        if not (vol_oi_both >= prm.unusual_volume_oi).any():
-            return []
-        peers_both = _neighbours_median(vol_oi_both, UNUSUAL_NEIGHBOURS)
-        top_oi = np.nanmax(oi_both, axis=1, keepdims=True)
-        eligible_both = (oi_both >= prm.unusual_min_oi_share * top_oi) & (traded_both > 0)
-        # Unusual means unlike the strikes next to it: near expiry the whole ATM band turns
-        # its OI over many times a day, which is the market, not one trader.
-        eligible_both &= vol_oi_both >= prm.unusual_vs_neighbours * peers_both
+        # one (most ticks) nothing else is needed.
+        over = vol_oi_both >= prm.unusual_volume_oi
+    if not over.any():
+        return []
+    top_oi = np.nanmax(oi_both, axis=1).tolist()
     for row, side in enumerate(("ce", "pe")):
         leg1, leg0 = getattr(s1, side), getattr(s0, side)
         v0, traded = v0_both[row], traded_both[row]
-        vol_oi, peers, eligible = vol_oi_both[row], peers_both[row], eligible_both[row]
-        vol_oi = np.where(eligible, vol_oi, np.nan)
-        if not np.isfinite(vol_oi).any():
+        # Of a side's strikes, the one reported is the busiest of those eligible: enough OI
+        # (a share of the side's largest), some volume traded, and unusual against its
+        # neighbours — near expiry the whole ATM band turns its OI over many times a day,
+        # which is the market, not one trader. It is a hit only if it traded
+        # `unusual_volume_oi` times its OI, so only the strikes over that (a few) are judged,
+        # the busiest first: the first that is eligible is the one.
+        over_at = np.flatnonzero(over[row])
+        if not over_at.size:
             continue
-        j = int(np.nanargmax(vol_oi))
-        ratio = float(vol_oi[j])
-        if ratio < prm.unusual_volume_oi:
+        ratios = vol_oi_both[row]
+        row_vals = ratios.tolist()
+        min_oi = prm.unusual_min_oi_share * top_oi[row]
+        # i -> the neighbours' median when strike i is eligible, else None
+        peers_if_eligible = partial(
+            _eligible_peers,
+            ratios=row_vals,
+            oi=oi_both[row],
+            traded=traded,
+            min_oi=min_oi,
+            vs=prm.unusual_vs_neighbours,
+        )
+        j, peer = -1, math.nan
+        for i in over_at[np.argsort(-ratios[over_at], kind="stable")].tolist():
+            found = peers_if_eligible(i)
+            if found is not None:
+                j, peer = i, found
+                break
+        if j < 0:
             continue
+        # An infinite ratio (a traded volume of inf) is reported only beside an eligible
+        # strike with a finite one, as the whole-side reading always did.
+        if math.isinf(row_vals[j]) and not any(
+            math.isfinite(v) and peers_if_eligible(i) is not None for i, v in enumerate(row_vals)
+        ):
+            continue
+        ratio = row_vals[j]
         # n/a (NaN) when its neighbours traded nothing at all: no ratio to show, and JSON has no inf
-        vs_peers = ratio / float(peers[j]) if peers[j] > 0 else math.nan
+        vs_peers = ratio / peer if peer > 0 else math.nan
         spike = math.nan
         if elapsed0 >= prm.unusual_min_session and v0[j] > 0:
             spike = (traded[j] / p.dt) / (v0[j] / elapsed0)
