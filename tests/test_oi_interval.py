@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from optterm.config import load_settings
 from optterm.engine.analytics import viewhold
 from optterm.engine.analytics.analyzer import Analyzer
-from optterm.engine.analytics.changes import MAX_SAMPLES, ChangeBook, classify
+from optterm.engine.analytics.changes import MAX_SAMPLES, ChangeBook, Sample, classify
 from optterm.engine.analytics.viewhold import EXIT_SCORE, HOLD_TICKS, ViewHold
 from optterm.engine.events import Tick
 from optterm.engine.follower import Follower
@@ -29,7 +29,7 @@ from optterm.engine.poller import Poller, Watch
 from optterm.engine.runner import Runner
 from optterm.infra import paths
 from optterm.market import IST, OI_INTERVAL_CYCLE, OiInterval
-from optterm.model import Bias, Buildup, ChainSnapshot, Feed, Legs, MarketView, Metrics
+from optterm.model import LEG_FIELDS, Bias, Buildup, ChainSnapshot, Feed, Legs, MarketView, Metrics
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import open_store
 from tests.conftest import Home, run_cli
@@ -376,6 +376,33 @@ def test_baselines_are_bounded_however_fast_the_poll() -> None:
     assert ch.basis.complete and snap.provider_ts - ch.basis.since >= timedelta(minutes=30)
     assert snap.provider_ts - ch.basis.since <= timedelta(minutes=30, seconds=30)
     assert ch.ce.oi[0] == snap.ce.oi[0] - (100.0 + (ch.basis.since - ts0).total_seconds())
+
+
+def test_a_kept_sample_does_not_pin_the_chains_leg_block() -> None:
+    # The simulator's chains (like Legs.of_block) share one block of every leg field of both
+    # sides; the book keeps samples for half an hour and must hold only their four columns.
+    block = (
+        np.arange(2 * len(LEG_FIELDS) * 3, dtype=np.float64).reshape(2, len(LEG_FIELDS), 3).copy()
+    )
+    block.flags.writeable = False
+    at = OPEN
+    snap = ChainSnapshot(
+        "X",
+        EXP,
+        "t",
+        Feed.LIVE,
+        at,
+        at,
+        105.0,
+        1,
+        np.array([100.0, 110.0, 120.0]),
+        Legs.of_block(block[0]),
+        Legs.of_block(block[1]),
+    )
+    kept = Sample.kept(snap)
+    for column in (kept.ce_oi, kept.ce_ltp, kept.pe_oi, kept.pe_ltp):
+        assert column.base is None and not np.shares_memory(column, block)
+    assert np.array_equal(kept.ce_ltp, snap.ce.ltp) and np.array_equal(kept.pe_oi, snap.pe.oi)
 
 
 def test_simulated_data_is_never_a_baseline_for_market_data() -> None:

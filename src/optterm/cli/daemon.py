@@ -70,7 +70,7 @@ def serve(
     configure_logging(settings.log.level, settings.log.format)
     import asyncio
 
-    raise typer.Exit(asyncio.run(run_serve(settings, standby=standby)))
+    raise typer.Exit(asyncio.run(run_serve(settings, standby=standby, freeze_heap=True)))
 
 
 def status(

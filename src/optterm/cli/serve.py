@@ -14,13 +14,21 @@ Ns"), retries with a capped, jittered backoff, logs "database back" and takes th
 (exit 1 only if another serve took it meanwhile).
 
 The lifecycle itself is the engine's Runner (engine/runner.py), shared with the TUI; this module
-adds the signals, the exit codes and systemd's notify protocol.
+adds the signals, the exit codes, systemd's notify protocol and the garbage collector's policy.
+
+No cyclic garbage collection while the engine starts; once it has polled its first tick (or stands
+by, built), everything alive is frozen out of the collector and collection is turned back on. The
+start-up heap (modules, SQLAlchemy's tables and compiled statements, the analytics' and simulator's
+state: 100k objects and more) lives as long as the process, and every full collection walked all
+of it again — 100–170 ms of one tick each, the soak's worst ticks (bench_serve_soak). The TUI does
+the same at its first paint (app.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -34,6 +42,7 @@ from optterm.store.lease import LeaseHeld
 if TYPE_CHECKING:
     from optterm.config import Settings
     from optterm.engine.engine import Engine
+    from optterm.engine.events import Tick
     from optterm.store import Store
 
 __all__ = ["EXIT_LEASE_LOST", "serve"]
@@ -43,21 +52,32 @@ log = logging.getLogger("optterm.cli.serve")
 EXIT_LEASE_LOST = 1
 
 
-async def serve(settings: Settings, *, standby: bool = False) -> int:
+async def serve(settings: Settings, *, standby: bool = False, freeze_heap: bool = False) -> int:
     """Run until stopped: 0 after a clean stop, EXIT_LEASE_LOST if the lease was lost (without
-    --standby). LeaseHeld (a StoreError, exit 2) if another serve holds the lease."""
+    --standby). LeaseHeld (a StoreError, exit 2) if another serve holds the lease.
+    `freeze_heap` (the real program, not a test calling this in its own process): the garbage
+    collector's policy of the module docstring."""
+    heap = _Heap(freeze_heap)
+    try:
+        return await _serve(settings, standby, heap)
+    finally:
+        heap.settle()  # never leave the collector off
+
+
+async def _serve(settings: Settings, standby: bool, heap: _Heap) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     retry = Backoff()
-    listener = _Systemd(retry)
+    listener = _Systemd(retry, heap)
     lost: str | None = None
     while not stop.is_set():
         runner = Runner(settings, role="standby" if standby else "poll", listener=listener, log=log)
         try:
             lost = await runner.run(stop)
         except StoreUnavailable as err:
+            heap.settle()  # an outage at start may last: collect meanwhile
             await _wait_out(retry, err, stop)
             continue
         except LeaseHeld:
@@ -123,13 +143,30 @@ async def _database_down(settings: Settings) -> bool:
     return False
 
 
+class _Heap:
+    """The collector off from here until `settle`, which freezes what is alive and turns it back
+    on (module docstring); with `freeze=False`, nothing at all."""
+
+    def __init__(self, freeze: bool) -> None:
+        self._pending = freeze and gc.isenabled()
+        if self._pending:
+            gc.disable()
+
+    def settle(self) -> None:
+        if self._pending:
+            self._pending = False
+            gc.freeze()
+            gc.enable()
+
+
 class _Systemd(Listener):
     """systemd's notify protocol, one Notifier per term: STATUS while standing by, then
     READY/STATUS/WATCHDOG while polling and STOPPING at the term's end."""
 
-    def __init__(self, retry: Backoff) -> None:
+    def __init__(self, retry: Backoff, heap: _Heap) -> None:
         self._notifier: Notifier | None = None
         self._retry = retry
+        self._heap = heap
 
     def store_opened(self, store: Store | None) -> None:
         if store is not None and self._retry.outage:
@@ -143,7 +180,11 @@ class _Systemd(Listener):
         return self._notifier
 
     def standing_by(self) -> None:
+        self._heap.settle()  # built: the engine's heap is there, and standing by may last
         self._current().status("standing by for the poller lease")
+
+    def tick(self, tick: Tick) -> None:
+        self._heap.settle()  # the first tick has set up what lives on (caches, lazy imports)
 
     async def beside(self, engine: Engine, halt: asyncio.Event) -> None:
         notifier = self._current()

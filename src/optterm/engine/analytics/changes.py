@@ -180,6 +180,23 @@ class Sample:
             snap.pe.ltp,
         )
 
+    @classmethod
+    def kept(cls, snap: ChainSnapshot) -> Sample:
+        """A sample to keep (the book's): its columns copied. A chain's own columns are rows of
+        one block holding every leg field of both sides (Legs.of_block), so a view kept here
+        kept all 20 rows alive for 4, for as long as the book keeps the sample (half an hour):
+        that was the daemon's memory growth (bench_serve_soak)."""
+        s = cls.of(snap)
+        return cls(
+            s.ts,
+            s.simulated,
+            s.strikes,
+            np.array(s.ce_oi),
+            np.array(s.ce_ltp),
+            np.array(s.pe_oi),
+            np.array(s.pe_ltp),
+        )
+
     def at(self, strikes: np.ndarray, column: np.ndarray) -> np.ndarray:
         """`column` (one of ours) at `strikes`, NaN where this sample has no such strike."""
         if not self.strikes.size:
@@ -321,7 +338,7 @@ class ChangeBook:
         if not len(snap):
             return
         c = self._chain(snap.symbol, snap.expiry, snap.provider_ts)
-        self._add(c, Sample.of(snap))
+        self._add(c, Sample.kept(snap))
 
     def _add(self, c: _Chain, s: Sample) -> None:
         if c.first is None or s.ts < c.first.ts:
@@ -372,7 +389,7 @@ class ChangeBook:
         try:
             async for snap in it:
                 if len(snap):
-                    out.append(Sample.of(snap))
+                    out.append(Sample.kept(snap))
                     if first_only:
                         break
         finally:
