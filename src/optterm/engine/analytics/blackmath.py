@@ -302,7 +302,10 @@ def _rational_cubic(
         + (r * y_a + h * d_a) * t * omt2
         + y_a * omt2 * omt
     ) / (1.0 + (r - 3.0) * t * omt)
-    return np.where(r >= _R_MAX, y_b * t + y_a * omt, cubic), t, omt
+    linear = r >= _R_MAX  # degenerate data only: the linear interpolant is rarely wanted
+    if np.count_nonzero(linear):
+        cubic = np.where(linear, y_b * t + y_a * omt, cubic)
+    return cubic, t, omt
 
 
 def _outer_guess(
@@ -335,7 +338,7 @@ def _outer_guess(
     p = ndtr(pick(lambda: -z, lambda: -0.5 * sa))  # one CDF call serves both maps
     s2 = sa * sa
     y = z * z
-    w2 = (x / sa) ** 2
+    w2: Any = None if side > 0 else (x / sa) ** 2  # the upper map's only
     f_a = pick(lambda: _TWO_PI_OVER_SQRT27 * ax * p * p * p, lambda: p)
     # df/dbeta and d2f/dbeta2 at b_a, through db/ds = vega.
     fp_a = pick(
@@ -444,6 +447,9 @@ class _Problem:
         "kk0",
         "lower",
         "lower_bits",
+        "lower_idx",
+        "lower_itau",
+        "lower_tau",
         "m0",
         "mid",
         "mid_bits",
@@ -483,13 +489,27 @@ class _Problem:
         self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
         # Newton step (tau - ln w) * m / lambda with m = ln w / tau (lower) or -1 (upper).
         self.itau = _keep(lower, 1.0 / self.tau, self.lower_bits)
+        # The lower kind's terms of the step on its elements only (see _householder_step), in
+        # a bulk chunk without upper elements.
+        self.lower_idx = self.lower_tau = self.lower_itau = None
+        if lower.size >= _SELECT_MIN and not self.any_upper:
+            self.lower_idx = np.flatnonzero(lower)
+            self.lower_tau = self.tau[self.lower_idx]
+            self.lower_itau = self.itau[self.lower_idx]
 
     def subset(self, idx: np.ndarray) -> _Problem:
         p = object.__new__(_Problem)
-        for name in _Problem.__slots__:
+        for name in _PER_ELEMENT:
             value = getattr(self, name)
             setattr(p, name, value[idx] if isinstance(value, np.ndarray) else value)
+        # Those are per lower element, not per element: the subset takes the full-width step.
+        p.lower_idx = p.lower_tau = p.lower_itau = None
         return p
+
+
+_PER_ELEMENT = tuple(
+    n for n in _Problem.__slots__ if n not in ("lower_idx", "lower_itau", "lower_tau")
+)
 
 
 def _householder_step(
@@ -518,6 +538,21 @@ def _householder_step(
     lam = np.exp(ln_vega - lw)  # w'/w up to sign, the log-derivative
     c = xs2 / s - 0.25 * s  # b''/b'
     g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
+    if pr.lower_idx is not None:
+        # No upper elements: a, kk and the Newton step of the lower objective differ from the
+        # middle kind's (0, 0, (beta - w) / vega) only on the lower elements (about a quarter
+        # of a chunk), so they are computed there alone and scattered instead of computed on
+        # the whole chunk and selected. Every element gets the same operations as before.
+        li = pr.lower_idx
+        lw_l = lw[li]
+        inv_l = 1.0 / lw_l
+        a = np.zeros(s.size)
+        kk = np.zeros(s.size)
+        a[li] = -1.0 - 2.0 * inv_l
+        kk[li] = 1.0 + 3.0 * inv_l * (1.0 + inv_l)
+        nu = (pr.beta - w) / np.exp(ln_vega)
+        nu[li] = (pr.lower_tau - lw_l) * (lw_l * pr.lower_itau) / lam[li]
+        return _householder_finish(s, nu, c, g2, a, kk, lam, bracket)
     inv_l = 1.0 / lw
     # f''/f' = c + a lam and f'''/f' = c^2 + g2 + 3 c a lam + 2 k lam^2 for every objective.
     a = -1.0 - 2.0 * inv_l
@@ -531,6 +566,21 @@ def _householder_step(
         a = _keep(pr.lower, a, pr.lower_bits)
         kk = _keep(pr.lower, kk, pr.lower_bits)
     nu = _select(pr.mid, (pr.beta - w) / np.exp(ln_vega), nu_lu, pr.mid_bits)
+    return _householder_finish(s, nu, c, g2, a, kk, lam, bracket)
+
+
+def _householder_finish(
+    s: np.ndarray,
+    nu: np.ndarray,
+    c: np.ndarray,
+    g2: np.ndarray,
+    a: np.ndarray,
+    kk: np.ndarray,
+    lam: np.ndarray,
+    bracket: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The Householder(3) step from the Newton step nu and the objective's derivative
+    ratios, and the bracket's update (see _householder_step)."""
     al = a * lam
     h2 = c + al
     h3 = c * c + g2 + 3.0 * c * al + 2.0 * kk * lam * lam
