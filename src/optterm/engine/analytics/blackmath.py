@@ -486,16 +486,23 @@ class _Problem:
             self.m0 = -0.0
         self.lower_bits = _bits(lower)
         self.mid_bits = _bits(self.mid)
+        self.lower_idx = self.lower_tau = self.lower_itau = None
+        if lower.size >= _SELECT_MIN and not self.any_upper:
+            # A bulk chunk without upper elements: the lower kind's terms of the step on its
+            # elements only (see _householder_step), tau and 1/tau among them. The middle
+            # elements' tau (0 here, not ln(b_max - beta)) only ever enters a Newton step that
+            # the middle kind's replaces, so a clean-up subset gets the same steps.
+            li = self.lower_idx = np.flatnonzero(lower)
+            self.lower_tau = np.log(beta[li])
+            self.lower_itau = 1.0 / self.lower_tau
+            self.tau = np.zeros(beta.size)
+            self.tau[li] = self.lower_tau
+            self.itau = np.zeros(beta.size)
+            self.itau[li] = self.lower_itau
+            return
         self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
         # Newton step (tau - ln w) * m / lambda with m = ln w / tau (lower) or -1 (upper).
         self.itau = _keep(lower, 1.0 / self.tau, self.lower_bits)
-        # The lower kind's terms of the step on its elements only (see _householder_step), in
-        # a bulk chunk without upper elements.
-        self.lower_idx = self.lower_tau = self.lower_itau = None
-        if lower.size >= _SELECT_MIN and not self.any_upper:
-            self.lower_idx = np.flatnonzero(lower)
-            self.lower_tau = self.tau[self.lower_idx]
-            self.lower_itau = self.itau[self.lower_idx]
 
     def subset(self, idx: np.ndarray) -> _Problem:
         p = object.__new__(_Problem)
@@ -720,7 +727,11 @@ def _implied_vol(
             if not x.shape == beta.shape == bmax.shape:
                 x, beta, bmax = np.broadcast_arrays(x, beta, bmax)
             s = _solve_normalised(x, beta, bmax, 1.0 / bmax, counts)
-            out[i:j] = np.where(valid & (s >= _S_MIN), s / np.sqrt(ti), np.nan)
+            oi = out[i:j]
+            np.divide(s, np.sqrt(ti), out=oi)
+            quotable = valid & (s >= _S_MIN)
+            if np.count_nonzero(quotable) < quotable.size:
+                np.copyto(oi, np.nan, where=~quotable)
     return out.reshape(shape)
 
 
