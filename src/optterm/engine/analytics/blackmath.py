@@ -536,6 +536,8 @@ def _householder_step(
         w = pr.bmax * ndtr(pr.kap * d1) - pr.kap * pr.ibmax * ndtr(d2)
     else:
         w = pr.bmax * ndtr(d1) - pr.ibmax * ndtr(d2)
+    if pr.lower_idx is not None:
+        return _bulk_step_lower_mid(pr, s, xs2, ss, d2, w)
     lw = np.log(w)
     deep = d2 < _WING_D
     if np.count_nonzero(deep):
@@ -545,21 +547,6 @@ def _householder_step(
     lam = np.exp(ln_vega - lw)  # w'/w up to sign, the log-derivative
     c = xs2 / s - 0.25 * s  # b''/b'
     g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
-    if pr.lower_idx is not None:
-        # No upper elements: a, kk and the Newton step of the lower objective differ from the
-        # middle kind's (0, 0, (beta - w) / vega) only on the lower elements (about a quarter
-        # of a chunk), so they are computed there alone and scattered instead of computed on
-        # the whole chunk and selected. Every element gets the same operations as before.
-        li = pr.lower_idx
-        lw_l = lw[li]
-        inv_l = 1.0 / lw_l
-        a = np.zeros(s.size)
-        kk = np.zeros(s.size)
-        a[li] = -1.0 - 2.0 * inv_l
-        kk[li] = 1.0 + 3.0 * inv_l * (1.0 + inv_l)
-        nu = (pr.beta - w) / np.exp(ln_vega)
-        nu[li] = (pr.lower_tau - lw_l) * (lw_l * pr.lower_itau) / lam[li]
-        return _householder_finish(s, nu, c, g2, a, kk, lam, bracket)
     inv_l = 1.0 / lw
     # f''/f' = c + a lam and f'''/f' = c^2 + g2 + 3 c a lam + 2 k lam^2 for every objective.
     a = -1.0 - 2.0 * inv_l
@@ -574,6 +561,53 @@ def _householder_step(
         kk = _keep(pr.lower, kk, pr.lower_bits)
     nu = _select(pr.mid, (pr.beta - w) / np.exp(ln_vega), nu_lu, pr.mid_bits)
     return _householder_finish(s, nu, c, g2, a, kk, lam, bracket)
+
+
+# A middle element with w >= this has a finite lam = vega / w: ln w >= -690.8 and ln vega <=
+# -ln sqrt(2 pi), so ln vega - ln w < 690 (the exp overflows past 709.78).
+_W_FINITE_LAM = 1e-300
+
+
+def _bulk_step_lower_mid(
+    pr: _Problem, s: np.ndarray, xs2: np.ndarray, ss: np.ndarray, d2: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, None]:
+    """_householder_step on a bulk chunk without upper elements, from w = b(x, s).
+
+    A middle element's a and kk are 0, so its lam = vega / w only reaches the step through
+    0 * lam, which is +0 unless lam is inf or NaN (then NaN): where lam is certainly finite
+    (w >= _W_FINITE_LAM, not in the wing) the middle element's h2 = c and h3 = c^2 + g2 up to
+    the sign of a zero, which the step adds to 1 before it divides (same ds to the bit). So
+    ln w, lam and the lower kind's terms are evaluated on the other elements only (the lower
+    ones, about a quarter of a chunk, and any middle one whose lam might not be finite), each
+    with the same operations as the full-width step."""
+    ln_vega = -0.5 * (xs2 + 0.25 * ss) - _LN_SQRT_2PI
+    c = xs2 / s - 0.25 * s  # b''/b'
+    g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
+    deep = d2 < _WING_D
+    fi = np.flatnonzero(pr.lower | deep | ~(w >= _W_FINITE_LAM))
+    lw = np.log(w[fi])
+    dj = np.flatnonzero(deep[fi])
+    if dj.size:
+        k = fi[dj]
+        lw[dj] = _ln_b_wing(pr.x[k], s[k])
+    lam = np.exp(ln_vega[fi] - lw)
+    low = pr.lower[fi]
+    inv_l = 1.0 / lw
+    a = np.where(low, -1.0 - 2.0 * inv_l, 0.0)
+    kk = np.where(low, 1.0 + 3.0 * inv_l * (1.0 + inv_l), 0.0)
+    nu = (pr.beta - w) / np.exp(ln_vega)
+    lf = np.flatnonzero(low)  # fi[lf] is pr.lower_idx: both ascending
+    lw_l = lw[lf]
+    nu[pr.lower_idx] = (pr.lower_tau - lw_l) * (lw_l * pr.lower_itau) / lam[lf]
+    al = a * lam
+    cf = c[fi]
+    h2 = c.copy()
+    h2[fi] = cf + al
+    h3 = c * c + g2
+    h3[fi] = h3[fi] + 3.0 * cf * al + 2.0 * kk * lam * lam
+    ds = nu * (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
+    ds = np.maximum(ds, -0.5 * s)
+    return s + ds, ds, None
 
 
 def _householder_finish(
