@@ -375,6 +375,29 @@ def _outer_guess(
     return s
 
 
+def _middle_guess(
+    x: np.ndarray,
+    beta: np.ndarray,
+    sa: np.ndarray,
+    ba: np.ndarray,
+    sc: np.ndarray,
+    bc: np.ndarray,
+    vc: np.ndarray,
+) -> np.ndarray:
+    """Guess for the middle segments (see _initial_guess): s(beta) from (b_a, s_a) to (b_c, s_c)
+    with slopes 1/vega, zero curvature at b_c."""
+    d_a = 1.0 / _vega(x, sa)
+    d_b = 1.0 / vc
+    slope = (sc - sa) / (bc - ba)
+    # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
+    # to this (degenerate segments only cost guess quality: the bracket still holds).
+    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
+    sl_b = slope - d_b
+    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
+    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
+    return _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
+
+
 def _initial_guess(
     x: np.ndarray, beta: np.ndarray, bmax: np.ndarray, ibmax: np.ndarray
 ) -> tuple[np.ndarray, ...]:
@@ -396,20 +419,16 @@ def _initial_guess(
     ba = _b(x, sa, bmax, ibmax)
     outer = (low & (beta < ba)) | (~low & (beta > ba))
 
-    # Middle segments, computed for all (cheap, no CDF) and overwritten for outer ones: s(beta)
-    # from (b_a, s_a) to (b_c, s_c) with slopes 1/vega, zero curvature at b_c.
-    d_a = 1.0 / _vega(x, sa)
-    d_b = 1.0 / vc
-    slope = (sc - sa) / (bc - ba)
-    # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
-    # to this (degenerate segments only cost guess quality: the bracket still holds).
-    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
-    sl_b = slope - d_b
-    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
-    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
-    s = _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
     io = np.flatnonzero(outer)
-    if io.size:
+    if not io.size:
+        s = _middle_guess(x, beta, sa, ba, sc, bc, vc)
+    elif x.size < _SELECT_MIN:  # a chain: fewer, larger array operations
+        s = _middle_guess(x, beta, sa, ba, sc, bc, vc)
+        s[io] = _outer_guess(x[io], beta[io], bmax[io], sa[io], ba[io], low[io])
+    else:  # a bulk chunk, about a quarter outer: each guess on its own elements
+        s = np.empty(x.size)
+        im = np.flatnonzero(~outer)
+        s[im] = _middle_guess(x[im], beta[im], sa[im], ba[im], sc[im], bc[im], vc[im])
         s[io] = _outer_guess(x[io], beta[io], bmax[io], sa[io], ba[io], low[io])
 
     s_hi = np.maximum(_S_HI, 2.0 * sa)
@@ -489,7 +508,7 @@ class _Problem:
         self.lower_idx = self.lower_tau = self.lower_itau = None
         if lower.size >= _SELECT_MIN and not self.any_upper:
             # A bulk chunk without upper elements: the lower kind's terms of the step on its
-            # elements only (see _householder_step), tau and 1/tau among them. The middle
+            # elements only (see _bulk_step_lower_mid), tau and 1/tau among them. The middle
             # elements' tau (0 here, not ln(b_max - beta)) only ever enters a Newton step that
             # the middle kind's replaces, so a clean-up subset gets the same steps.
             li = self.lower_idx = np.flatnonzero(lower)
