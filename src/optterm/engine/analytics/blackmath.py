@@ -624,8 +624,18 @@ def _bulk_step_lower_mid(
     h2[fi] = cf + al
     h3 = c * c + g2
     h3[fi] = h3[fi] + 3.0 * cf * al + 2.0 * kk * lam * lam
-    ds = nu * (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
-    ds = np.maximum(ds, -0.5 * s)
+    # ds = nu (1 + h2 nu / 2) / (1 + nu (h2 + h3 nu / 6)), in place: the same operations.
+    h3 *= nu
+    h3 /= 6.0
+    h3 += h2
+    h3 *= nu
+    h3 += 1.0
+    h2 *= 0.5
+    h2 *= nu
+    h2 += 1.0
+    h2 *= nu
+    h2 /= h3
+    ds = np.maximum(h2, -0.5 * s, out=h2)
     return s + ds, ds, None
 
 
