@@ -435,7 +435,9 @@ def _initial_guess(
     s_b = _select(outer, _keep(~low, s_hi), sc)
     lo = np.minimum(sa, s_b)
     hi = np.maximum(sa, s_b)
-    s = np.where((s > lo) & (s < hi), s, 0.5 * (lo + hi))
+    inside = (s > lo) & (s < hi)
+    if np.count_nonzero(inside) < inside.size:
+        s = np.where(inside, s, 0.5 * (lo + hi))
     kind_lower = low & outer
     kind_upper = ~low & outer & (beta > 0.5 * bmax)
     return s, lo, hi, kind_lower, kind_upper
@@ -503,10 +505,10 @@ class _Problem:
             self.a0 = self.kk0 = 0.0
             self.kap = 1.0
             self.m0 = -0.0
-        self.lower_bits = _bits(lower)
-        self.mid_bits = _bits(self.mid)
         self.lower_idx = self.lower_tau = self.lower_itau = None
         if lower.size >= _SELECT_MIN and not self.any_upper:
+            # The bulk step selects nothing: a clean-up subset's _select makes its own bits.
+            self.lower_bits = self.mid_bits = None
             # A bulk chunk without upper elements: the lower kind's terms of the step on its
             # elements only (see _bulk_step_lower_mid), tau and 1/tau among them. The middle
             # elements' tau (0 here, not ln(b_max - beta)) only ever enters a Newton step that
@@ -519,6 +521,8 @@ class _Problem:
             self.itau = np.zeros(beta.size)
             self.itau[li] = self.lower_itau
             return
+        self.lower_bits = _bits(lower)
+        self.mid_bits = _bits(self.mid)
         self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
         # Newton step (tau - ln w) * m / lambda with m = ln w / tau (lower) or -1 (upper).
         self.itau = _keep(lower, 1.0 / self.tau, self.lower_bits)
