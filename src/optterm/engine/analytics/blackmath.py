@@ -597,9 +597,10 @@ def _bulk_step_lower_mid(
     """_householder_step on a bulk chunk without upper elements, from w = b(x, s).
 
     A middle element's a and kk are 0, so its lam = vega / w only reaches the step through
-    0 * lam, which is +0 unless lam is inf or NaN (then NaN): where lam is certainly finite
-    (w >= _W_FINITE_LAM, not in the wing) the middle element's h2 = c and h3 = c^2 + g2 up to
-    the sign of a zero, which the step adds to 1 before it divides (same ds to the bit). So
+    0 * lam and 3 c * 0, +0 unless lam or c is inf or NaN (then NaN): where lam is certainly
+    finite (w >= _W_FINITE_LAM, not in the wing; such a w also needs d1 > -38, which keeps x/s
+    and so c finite) the middle element's h2 = c and h3 = c^2 + g2 up to the sign of a zero,
+    which the step adds to 1 before it divides (same ds to the bit). So
     ln w, lam and the lower kind's terms are evaluated on the other elements only (the lower
     ones, about a quarter of a chunk, and any middle one whose lam might not be finite), each
     with the same operations as the full-width step."""
