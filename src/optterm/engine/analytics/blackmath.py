@@ -302,7 +302,10 @@ def _rational_cubic(
         + (r * y_a + h * d_a) * t * omt2
         + y_a * omt2 * omt
     ) / (1.0 + (r - 3.0) * t * omt)
-    return np.where(r >= _R_MAX, y_b * t + y_a * omt, cubic), t, omt
+    linear = r >= _R_MAX  # degenerate data only: the linear interpolant is rarely wanted
+    if np.count_nonzero(linear):
+        cubic = np.where(linear, y_b * t + y_a * omt, cubic)
+    return cubic, t, omt
 
 
 def _outer_guess(
@@ -335,7 +338,7 @@ def _outer_guess(
     p = ndtr(pick(lambda: -z, lambda: -0.5 * sa))  # one CDF call serves both maps
     s2 = sa * sa
     y = z * z
-    w2 = (x / sa) ** 2
+    w2: Any = None if side > 0 else (x / sa) ** 2  # the upper map's only
     f_a = pick(lambda: _TWO_PI_OVER_SQRT27 * ax * p * p * p, lambda: p)
     # df/dbeta and d2f/dbeta2 at b_a, through db/ds = vega.
     fp_a = pick(
@@ -372,6 +375,29 @@ def _outer_guess(
     return s
 
 
+def _middle_guess(
+    x: np.ndarray,
+    beta: np.ndarray,
+    sa: np.ndarray,
+    ba: np.ndarray,
+    sc: np.ndarray,
+    bc: np.ndarray,
+    vc: np.ndarray,
+) -> np.ndarray:
+    """Guess for the middle segments (see _initial_guess): s(beta) from (b_a, s_a) to (b_c, s_c)
+    with slopes 1/vega, zero curvature at b_c."""
+    d_a = 1.0 / _vega(x, sa)
+    d_b = 1.0 / vc
+    slope = (sc - sa) / (bc - ba)
+    # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
+    # to this (degenerate segments only cost guess quality: the bracket still holds).
+    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
+    sl_b = slope - d_b
+    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
+    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
+    return _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
+
+
 def _initial_guess(
     x: np.ndarray, beta: np.ndarray, bmax: np.ndarray, ibmax: np.ndarray
 ) -> tuple[np.ndarray, ...]:
@@ -393,27 +419,25 @@ def _initial_guess(
     ba = _b(x, sa, bmax, ibmax)
     outer = (low & (beta < ba)) | (~low & (beta > ba))
 
-    # Middle segments, computed for all (cheap, no CDF) and overwritten for outer ones: s(beta)
-    # from (b_a, s_a) to (b_c, s_c) with slopes 1/vega, zero curvature at b_c.
-    d_a = 1.0 / _vega(x, sa)
-    d_b = 1.0 / vc
-    slope = (sc - sa) / (bc - ba)
-    # s(beta) is increasing and concave below s_c, convex above, so _control_parameter reduces
-    # to this (degenerate segments only cost guess quality: the bracket still holds).
-    dd_ab = d_a - d_b  # |d_b - d_a| = |d_a - d_b|: negation is exact
-    sl_b = slope - d_b
-    r_min = np.fmax((d_a + d_b) / slope, np.abs(dd_ab) / np.fmin(abs(slope - d_a), abs(sl_b)))
-    r = np.fmax(dd_ab / sl_b, np.fmax(r_min, _R_MIN))
-    s = _rational_cubic(beta, ba, bc, sa, sc, d_a, d_b, r)[0]
     io = np.flatnonzero(outer)
-    if io.size:
+    if not io.size:
+        s = _middle_guess(x, beta, sa, ba, sc, bc, vc)
+    elif x.size < _SELECT_MIN:  # a chain: fewer, larger array operations
+        s = _middle_guess(x, beta, sa, ba, sc, bc, vc)
+        s[io] = _outer_guess(x[io], beta[io], bmax[io], sa[io], ba[io], low[io])
+    else:  # a bulk chunk, about a quarter outer: each guess on its own elements
+        s = np.empty(x.size)
+        im = np.flatnonzero(~outer)
+        s[im] = _middle_guess(x[im], beta[im], sa[im], ba[im], sc[im], bc[im], vc[im])
         s[io] = _outer_guess(x[io], beta[io], bmax[io], sa[io], ba[io], low[io])
 
     s_hi = np.maximum(_S_HI, 2.0 * sa)
     s_b = _select(outer, _keep(~low, s_hi), sc)
     lo = np.minimum(sa, s_b)
     hi = np.maximum(sa, s_b)
-    s = np.where((s > lo) & (s < hi), s, 0.5 * (lo + hi))
+    inside = (s > lo) & (s < hi)
+    if np.count_nonzero(inside) < inside.size:
+        s = np.where(inside, s, 0.5 * (lo + hi))
     kind_lower = low & outer
     kind_upper = ~low & outer & (beta > 0.5 * bmax)
     return s, lo, hi, kind_lower, kind_upper
@@ -444,6 +468,9 @@ class _Problem:
         "kk0",
         "lower",
         "lower_bits",
+        "lower_idx",
+        "lower_itau",
+        "lower_tau",
         "m0",
         "mid",
         "mid_bits",
@@ -478,6 +505,22 @@ class _Problem:
             self.a0 = self.kk0 = 0.0
             self.kap = 1.0
             self.m0 = -0.0
+        self.lower_idx = self.lower_tau = self.lower_itau = None
+        if lower.size >= _SELECT_MIN and not self.any_upper:
+            # The bulk step selects nothing: a clean-up subset's _select makes its own bits.
+            self.lower_bits = self.mid_bits = None
+            # A bulk chunk without upper elements: the lower kind's terms of the step on its
+            # elements only (see _bulk_step_lower_mid), tau and 1/tau among them. The middle
+            # elements' tau (0 here, not ln(b_max - beta)) only ever enters a Newton step that
+            # the middle kind's replaces, so a clean-up subset gets the same steps.
+            li = self.lower_idx = np.flatnonzero(lower)
+            self.lower_tau = np.log(beta[li])
+            self.lower_itau = 1.0 / self.lower_tau
+            self.tau = np.zeros(beta.size)
+            self.tau[li] = self.lower_tau
+            self.itau = np.zeros(beta.size)
+            self.itau[li] = self.lower_itau
+            return
         self.lower_bits = _bits(lower)
         self.mid_bits = _bits(self.mid)
         self.tau = np.log(_select(lower, beta, bmax - beta, self.lower_bits))
@@ -486,10 +529,17 @@ class _Problem:
 
     def subset(self, idx: np.ndarray) -> _Problem:
         p = object.__new__(_Problem)
-        for name in _Problem.__slots__:
+        for name in _PER_ELEMENT:
             value = getattr(self, name)
             setattr(p, name, value[idx] if isinstance(value, np.ndarray) else value)
+        # Those are per lower element, not per element: the subset takes the full-width step.
+        p.lower_idx = p.lower_tau = p.lower_itau = None
         return p
+
+
+_PER_ELEMENT = tuple(
+    n for n in _Problem.__slots__ if n not in ("lower_idx", "lower_itau", "lower_tau")
+)
 
 
 def _householder_step(
@@ -509,6 +559,8 @@ def _householder_step(
         w = pr.bmax * ndtr(pr.kap * d1) - pr.kap * pr.ibmax * ndtr(d2)
     else:
         w = pr.bmax * ndtr(d1) - pr.ibmax * ndtr(d2)
+    if pr.lower_idx is not None:
+        return _bulk_step_lower_mid(pr, s, xs2, ss, d2, w)
     lw = np.log(w)
     deep = d2 < _WING_D
     if np.count_nonzero(deep):
@@ -531,6 +583,79 @@ def _householder_step(
         a = _keep(pr.lower, a, pr.lower_bits)
         kk = _keep(pr.lower, kk, pr.lower_bits)
     nu = _select(pr.mid, (pr.beta - w) / np.exp(ln_vega), nu_lu, pr.mid_bits)
+    return _householder_finish(s, nu, c, g2, a, kk, lam, bracket)
+
+
+# A middle element with w >= this has a finite lam = vega / w: ln w >= -690.8 and ln vega <=
+# -ln sqrt(2 pi), so ln vega - ln w < 690 (the exp overflows past 709.78).
+_W_FINITE_LAM = 1e-300
+
+
+def _bulk_step_lower_mid(
+    pr: _Problem, s: np.ndarray, xs2: np.ndarray, ss: np.ndarray, d2: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, None]:
+    """_householder_step on a bulk chunk without upper elements, from w = b(x, s).
+
+    A middle element's a and kk are 0, so its lam = vega / w only reaches the step through
+    0 * lam and 3 c * 0, +0 unless lam or c is inf or NaN (then NaN): where lam is certainly
+    finite (w >= _W_FINITE_LAM, not in the wing; such a w also needs d1 > -38, which keeps x/s
+    and so c finite) the middle element's h2 = c and h3 = c^2 + g2 up to the sign of a zero,
+    which the step adds to 1 before it divides (same ds to the bit). So
+    ln w, lam and the lower kind's terms are evaluated on the other elements only (the lower
+    ones, about a quarter of a chunk, and any middle one whose lam might not be finite), each
+    with the same operations as the full-width step."""
+    ln_vega = -0.5 * (xs2 + 0.25 * ss) - _LN_SQRT_2PI
+    c = xs2 / s - 0.25 * s  # b''/b'
+    g2 = -3.0 * xs2 / ss - 0.25  # (b''/b')'
+    deep = d2 < _WING_D
+    fi = np.flatnonzero(pr.lower | deep | ~(w >= _W_FINITE_LAM))
+    lw = np.log(w[fi])
+    dj = np.flatnonzero(deep[fi])
+    if dj.size:
+        k = fi[dj]
+        lw[dj] = _ln_b_wing(pr.x[k], s[k])
+    lam = np.exp(ln_vega[fi] - lw)
+    low = pr.lower[fi]
+    inv_l = 1.0 / lw
+    a = np.where(low, -1.0 - 2.0 * inv_l, 0.0)
+    kk = np.where(low, 1.0 + 3.0 * inv_l * (1.0 + inv_l), 0.0)
+    nu = (pr.beta - w) / np.exp(ln_vega)
+    lf = np.flatnonzero(low)  # fi[lf] is pr.lower_idx: both ascending
+    lw_l = lw[lf]
+    nu[pr.lower_idx] = (pr.lower_tau - lw_l) * (lw_l * pr.lower_itau) / lam[lf]
+    al = a * lam
+    cf = c[fi]
+    h2 = c.copy()
+    h2[fi] = cf + al
+    h3 = c * c + g2
+    h3[fi] = h3[fi] + 3.0 * cf * al + 2.0 * kk * lam * lam
+    # ds = nu (1 + h2 nu / 2) / (1 + nu (h2 + h3 nu / 6)), in place: the same operations.
+    h3 *= nu
+    h3 /= 6.0
+    h3 += h2
+    h3 *= nu
+    h3 += 1.0
+    h2 *= 0.5
+    h2 *= nu
+    h2 += 1.0
+    h2 *= nu
+    h2 /= h3
+    ds = np.maximum(h2, -0.5 * s, out=h2)
+    return s + ds, ds, None
+
+
+def _householder_finish(
+    s: np.ndarray,
+    nu: np.ndarray,
+    c: np.ndarray,
+    g2: np.ndarray,
+    a: np.ndarray,
+    kk: np.ndarray,
+    lam: np.ndarray,
+    bracket: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The Householder(3) step from the Newton step nu and the objective's derivative
+    ratios, and the bracket's update (see _householder_step)."""
     al = a * lam
     h2 = c + al
     h3 = c * c + g2 + 3.0 * c * al + 2.0 * kk * lam * lam
@@ -670,7 +795,11 @@ def _implied_vol(
             if not x.shape == beta.shape == bmax.shape:
                 x, beta, bmax = np.broadcast_arrays(x, beta, bmax)
             s = _solve_normalised(x, beta, bmax, 1.0 / bmax, counts)
-            out[i:j] = np.where(valid & (s >= _S_MIN), s / np.sqrt(ti), np.nan)
+            oi = out[i:j]
+            np.divide(s, np.sqrt(ti), out=oi)
+            quotable = valid & (s >= _S_MIN)
+            if np.count_nonzero(quotable) < quotable.size:
+                np.copyto(oi, np.nan, where=~quotable)
     return out.reshape(shape)
 
 
