@@ -4,7 +4,6 @@ values as the deflated body, every cell and column, read by every reader; damage
 from __future__ import annotations
 
 import contextlib
-import random
 import struct
 import zlib
 
@@ -22,7 +21,7 @@ from optterm.store.codec import (
     encode_chain,
     encode_columns,
 )
-from tests.test_codec import realistic_chain
+from tests.test_codec import _decode_everything, damaged_behind_checksum, realistic_chain
 
 
 @pytest.mark.parametrize("n", [1, 7, 60, 201])
@@ -69,26 +68,13 @@ def test_a_tiny_body_is_stored_as_it_is() -> None:
     assert decode_columns(blob)["strike"].tolist() == [1.0]
 
 
-def _decode_everything(blob: bytes) -> None:
-    cb = ColumnBlob(blob)
-    for name in COLUMNS:
-        cb.column(name)
-        for row in range(min(cb.n_rows, 3)):
-            cb.value(name, row)
-
-
 def test_damaged_zstd_bodies_raise_codec_errors() -> None:
     # Bytes changed anywhere after the header, with the CRC fixed up so that the frame itself
     # is what gets read: a CodecError every time, never a zstandard or numpy error.
     blob = encode_chain(realistic_chain(30, seed=9), zstd=True)
-    rng = random.Random(12)
-    for _ in range(2000):
-        damaged = bytearray(blob)
-        for _ in range(rng.randrange(1, 4)):
-            damaged[rng.randrange(11, len(blob))] = rng.randrange(256)
-        damaged[6:10] = struct.pack("<I", zlib.crc32(bytes(damaged[10:])))
+    for damaged in damaged_behind_checksum(blob, 12, 11):
         with contextlib.suppress(CodecError):
-            _decode_everything(bytes(damaged))
+            _decode_everything(damaged)
 
 
 def test_a_frame_claiming_a_huge_content_is_refused() -> None:
