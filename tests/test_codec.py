@@ -214,15 +214,19 @@ def test_damage_behind_a_valid_checksum_never_crashes_numpy() -> None:
             _decode_everything(damaged)
 
 
-def damaged_behind_checksum(blob: bytes, seed: int, first: int) -> Iterator[bytes]:
+def damaged_behind_checksum(
+    blob: bytes, seed: int, first: int, *, crc_at: int = 6, covered_from: int = 10
+) -> Iterator[bytes]:
     """2,000 copies of `blob`, each with 1-3 bytes from offset `first` on changed and the
-    header's CRC fixed up to match, so the decoder's own checks are what must catch them."""
+    header's CRC (at `crc_at`, over the bytes from `covered_from`) fixed up to match, so the
+    decoder's own checks are what must catch them."""
     rng = random.Random(seed)
     for _ in range(2000):
         damaged = bytearray(blob)
         for _ in range(rng.randrange(1, 4)):
             damaged[rng.randrange(first, len(blob))] = rng.randrange(256)
-        damaged[6:10] = struct.pack("<I", zlib.crc32(bytes(damaged[10:])))
+        crc = zlib.crc32(bytes(damaged[covered_from:]))
+        damaged[crc_at : crc_at + 4] = struct.pack("<I", crc)
         yield bytes(damaged)
 
 

@@ -1,0 +1,393 @@
+"""A time block: consecutive snapshots of one chain coded together (format 1).
+
+Why: one blob per snapshot pays for every value again at every poll, although between two polls
+15 s apart most of a chain does not move (previous closes never, OI at a third of the strikes,
+prices by a tick or two). Coding each value against the same strike's value one poll earlier,
+and the bid, ask and OI change against the columns they follow, halves what a day of chains
+costs; and one strike's series over a day becomes a read of a few dozen blocks instead of
+1,540 blobs. This module is the format only; what stores blocks lives with the tables.
+
+A block holds B members (snapshots, oldest first) over the union U of their strikes (sorted,
+M strikes). Each leg column becomes a B×M matrix, NaN where a member lacks that strike or value.
+
+Layout (little-endian)::
+
+    offset 0   u8   format version (1)
+           1   u8   number of sections S
+           2   u16  members B
+           4   u32  union strikes M
+           8   u32  CRC-32 of every byte from offset 12 to the end
+          12   S × 5-byte directory entries: u8 section id, u32 stored length
+    then the S sections back to back, each a magicless zstandard frame (store/zstdbody.py)
+
+Sections: 0 the member table (JSON: provider_ts, fetched_at, spot, lot_size, prev_close, feed,
+meta, context per member — text compresses across members better than any field coding), 1 the
+union strikes (float64), 2 presence (B×M bits, member-major), then one section per leg column,
+id 16 + its codec column id (store/codec.py COLUMNS), so a reader of two columns decompresses two
+sections.
+
+A leg column's section: u8 kind (0 every value NaN, 1 integers on a grid, 2 raw float64), then
+for kind 2 the B×M float64 values; for kind 1: u8 scale code (codec.SCALES), u8 reference column
+id (255: none), u8 byte width w, the B×M NaN bits (member-major), w byte planes of the zigzagged
+B×M coded integers (strike-major: one strike's values over time are adjacent), u32 count R of
+residuals, then R × (u32 flat index, i64 float64 steps).
+
+Coding of a kind-1 column: q = rint(v · scale); F = q with every gap (NaN or absent) filled with
+the same strike's previous value (0 before the first); with a reference column of the same scale,
+E = F - F_ref, otherwise E = F; the stored integers are E minus E one member earlier (the first
+member against 0). Decoding reverses each step; a value that is not exactly q / scale in float64
+(arithmetic noise such as 972.5500000000001) is put right by its residual. The round trip is
+bit-exact for every value, except -0.0, which comes back as 0.0 (as in store/codec.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from optterm.model import LEG_FIELDS, Legs
+from optterm.store import zstdbody
+from optterm.store.codec import COLUMNS, MAX_ROWS, SCALES
+from optterm.store.errors import CodecError
+
+__all__ = ["BLOCK_VERSION", "Block", "Member", "decode_block", "encode_block"]
+
+BLOCK_VERSION: Final = 1
+_HEADER: Final = struct.Struct("<BBHII")
+_ENTRY: Final = struct.Struct("<BI")
+_RESID: Final = np.dtype([("i", "<u4"), ("d", "<i8")])
+_MEMBERS, _STRIKES, _PRESENCE = 0, 1, 2
+_LEG_BASE: Final = 16
+_NO_REF: Final = 255
+_NAN, _INT, _F64 = 0, 1, 2
+# A block is a bounded piece of one day; these bounds refuse a damaged header before any
+# allocation follows it.
+MAX_MEMBERS: Final = 4096
+# |q| below 2**49 grid steps keeps 4 ulps of tolerance under half a step (as in codec.py).
+_MAX_Q: Final = float(2**49)
+_TOL: Final = 4 * float(np.finfo(np.float64).eps)
+_SCALES_F: Final = np.array(SCALES, dtype=np.float64)
+_COLUMN_IDS: Final = {name: i for i, name in enumerate(COLUMNS)}
+_LEG_COLUMNS: Final = tuple(f"{side}_{f}" for side in ("ce", "pe") for f in LEG_FIELDS)
+# What each column is coded against, when both are on the same grid: the bid and ask move with
+# the last price, OI change with OI (their difference, the previous day's OI, is constant over a
+# day), and the put's IV with the call's (one smile: often equal).
+_REFERENCE: Final = {
+    **{f"{s}_bid": f"{s}_ltp" for s in ("ce", "pe")},
+    **{f"{s}_ask": f"{s}_ltp" for s in ("ce", "pe")},
+    **{f"{s}_oi_change": f"{s}_oi" for s in ("ce", "pe")},
+    "pe_iv": "ce_iv",
+}
+# References first, so a decoder has them when it needs them.
+_ORDER: Final = tuple(
+    sorted(_LEG_COLUMNS, key=lambda c: (c in _REFERENCE, _COLUMN_IDS[c]))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One snapshot in a block: its strikes, its legs and the row fields stored with them."""
+
+    provider_ts: int  # epoch microseconds, UTC
+    fetched_at: int  # epoch microseconds, UTC
+    spot: float
+    lot_size: int | None
+    prev_close: float  # NaN when not given
+    feed: str
+    meta: str | None  # JSON text, as in the snapshots table
+    context: str | None  # JSON text (store/context.py)
+    strikes: np.ndarray
+    ce: Legs
+    pe: Legs
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    members: tuple[Member, ...]
+
+
+def _damaged(what: str) -> CodecError:
+    return CodecError(f"snapshot block is damaged: {what}")
+
+
+# ---------------------------------------------------------------------------------- encoding
+
+
+def _scale_code(v: np.ndarray) -> int:
+    """The first scale that puts every finite value of v on its grid, or -1."""
+    finite = v[~np.isnan(v)]
+    if finite.size == 0:
+        return -2  # every value NaN
+    if not np.isfinite(finite).all():
+        return -1
+    amax = float(np.abs(finite).max())
+    tol = np.abs(finite) * _TOL
+    for code, scale in enumerate(SCALES):
+        if amax * scale >= _MAX_Q:
+            break
+        rec = np.rint(finite * scale) / scale
+        if (np.abs(rec - finite) <= tol).all():
+            return code
+    return -1
+
+
+def _filled(q: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """q with each gap holding the same strike's previous valid value (0 before the first)."""
+    b, m = q.shape
+    idx = np.where(valid, np.arange(1, b + 1)[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    padded = np.concatenate([np.zeros((1, m), dtype=np.int64), q], axis=0)
+    return np.take_along_axis(padded, idx, axis=0)
+
+
+def _planes(u: np.ndarray) -> tuple[int, bytes]:
+    top = int(u.max()) if u.size else 0
+    width = (top.bit_length() + 7) // 8
+    raw = u.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :width]
+    return width, np.ascontiguousarray(raw.T).tobytes()
+
+
+def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarray]]) -> bytes:
+    code = _scale_code(v)
+    if code == -2:
+        return bytes((_NAN,))
+    if code == -1:
+        return bytes((_F64,)) + v.astype("<f8").tobytes()
+    scale = SCALES[code]
+    nan = np.isnan(v)
+    z = np.where(nan, 0.0, v)
+    q = np.rint(z * scale).astype(np.int64)
+    rec = q.astype(np.float64) / scale
+    steps = z.view(np.int64) - rec.view(np.int64)
+    steps[z == 0] = 0  # -0.0 comes back as 0.0, its only inexact case
+    f = _filled(q, ~nan)
+    coded[name] = (code, f)
+    ref = _REFERENCE.get(name)
+    ref_id = _NO_REF
+    if ref is not None and ref in coded and coded[ref][0] == code:
+        f = f - coded[ref][1]
+        ref_id = _COLUMN_IDS[ref]
+    d = np.diff(f, axis=0, prepend=np.zeros((1, f.shape[1]), dtype=np.int64))
+    zig = ((d << 1) ^ (d >> 63)).view(np.uint64).T.ravel()  # strike-major
+    width, planes = _planes(zig)
+    where = np.flatnonzero(steps.ravel())
+    resid = np.empty(where.size, dtype=_RESID)
+    resid["i"] = where
+    resid["d"] = steps.ravel()[where]
+    return b"".join(
+        (
+            bytes((_INT, code, ref_id, width)),
+            np.packbits(nan.ravel(), bitorder="little").tobytes(),
+            planes,
+            struct.pack("<I", where.size),
+            resid.tobytes(),
+        )
+    )
+
+
+def _member_doc(m: Member) -> list[object]:
+    return [
+        m.provider_ts,
+        m.fetched_at,
+        None if math.isnan(m.spot) else m.spot,
+        m.lot_size,
+        None if math.isnan(m.prev_close) else m.prev_close,
+        m.feed,
+        m.meta,
+        m.context,
+    ]
+
+
+def encode_block(members: Sequence[Member]) -> bytes:
+    """The block of `members` (consecutive snapshots of one chain, oldest first)."""
+    if not 1 <= len(members) <= MAX_MEMBERS:
+        raise ValueError(f"a block holds 1 to {MAX_MEMBERS} members, got {len(members)}")
+    union = np.unique(np.concatenate([np.asarray(m.strikes, dtype=np.float64) for m in members]))
+    if union.size > MAX_ROWS or np.isnan(union).any():
+        raise ValueError("a block's strikes must be numbers, at most codec.MAX_ROWS of them")
+    b, n = len(members), union.size
+    rows = [np.searchsorted(union, m.strikes) for m in members]
+    present = np.zeros((b, n), dtype=bool)
+    for i, r in enumerate(rows):
+        present[i, r] = True
+    sections: list[tuple[int, bytes]] = [
+        (_MEMBERS, json.dumps([_member_doc(m) for m in members], separators=(",", ":")).encode()),
+        (_STRIKES, union.astype("<f8").tobytes()),
+        (_PRESENCE, np.packbits(present.ravel(), bitorder="little").tobytes()),
+    ]
+    coded: dict[str, tuple[int, np.ndarray]] = {}
+    for name in _ORDER:
+        side, field = name[:2], name[3:]
+        v = np.full((b, n), np.nan)
+        for i, (m, r) in enumerate(zip(members, rows, strict=True)):
+            v[i, r] = (m.ce if side == "ce" else m.pe).column(field)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sections.append((_LEG_BASE + _COLUMN_IDS[name], _leg_section(name, v, coded)))
+    packed = [(sid, zstdbody.compress(raw)) for sid, raw in sections]
+    body = b"".join(_ENTRY.pack(sid, len(p)) for sid, p in packed) + b"".join(p for _, p in packed)
+    return _HEADER.pack(BLOCK_VERSION, len(packed), b, n, zlib.crc32(body)) + body
+
+
+# ---------------------------------------------------------------------------------- decoding
+
+
+class _Reader:
+    """A block's header, checksum and directory checked up front; sections on demand."""
+
+    def __init__(self, blob: bytes) -> None:
+        if len(blob) < _HEADER.size:
+            raise _damaged(f"truncated: {len(blob)} bytes, the header alone is {_HEADER.size}")
+        version, n_sec, self.b, self.n, crc = _HEADER.unpack_from(blob, 0)
+        if version != BLOCK_VERSION:
+            raise CodecError(
+                f"snapshot block has format version {version}, but this optterm reads version "
+                f"{BLOCK_VERSION}; upgrade optterm to read this store"
+            )
+        if not 1 <= self.b <= MAX_MEMBERS or self.n > MAX_ROWS:
+            raise _damaged("its header claims an impossible size")
+        if zlib.crc32(memoryview(blob)[_HEADER.size :]) != crc:
+            raise _damaged("checksum mismatch")
+        pos = _HEADER.size
+        self._where: dict[int, tuple[int, int]] = {}
+        start = pos + n_sec * _ENTRY.size
+        if start > len(blob):
+            raise _damaged("its directory is truncated")
+        for _ in range(n_sec):
+            sid, length = _ENTRY.unpack_from(blob, pos)
+            pos += _ENTRY.size
+            self._where[sid] = (start, length)
+            start += length
+        if start != len(blob):
+            raise _damaged("its sections do not add up to its size")
+        self._blob = blob
+
+    def section(self, sid: int, limit: int) -> bytes | None:
+        at = self._where.get(sid)
+        if at is None:
+            return None
+        start, length = at
+        return zstdbody.decompress(self._blob[start : start + length], limit, "a block section")
+
+
+def _unzig(u: np.ndarray) -> np.ndarray:
+    return (u >> np.uint64(1)).view(np.int64) ^ -(u & np.uint64(1)).view(np.int64)
+
+
+def _leg_values(
+    raw: bytes, b: int, n: int, filled: dict[int, tuple[int, np.ndarray]], col: int
+) -> np.ndarray:
+    """One leg column's B×M values (NaN where absent or NaN) from its section."""
+    cells = b * n
+    kind = raw[0] if raw else -1
+    if kind == _NAN and len(raw) == 1:
+        return np.full((b, n), np.nan)
+    if kind == _F64 and len(raw) == 1 + 8 * cells:
+        return np.frombuffer(raw, dtype="<f8", offset=1).astype(np.float64).reshape(b, n)
+    if kind != _INT or len(raw) < 4:
+        raise _damaged(f"column {COLUMNS[col]} has an unknown coding")
+    code, ref_id, width = raw[1], raw[2], raw[3]
+    mask_len = (cells + 7) // 8
+    pos = 4 + mask_len
+    end_planes = pos + width * cells
+    if code >= len(SCALES) or width > 8 or end_planes + 4 > len(raw):
+        raise _damaged(f"column {COLUMNS[col]} is truncated")
+    nan = np.unpackbits(np.frombuffer(raw, np.uint8, mask_len, 4), count=cells, bitorder="little")
+    u = np.zeros((cells, 8), dtype=np.uint8)
+    if width:
+        planes = np.frombuffer(raw, np.uint8, width * cells, pos).reshape(width, cells)
+        u[:, :width] = planes.T
+    d = _unzig(u.view("<u8").ravel()).reshape(n, b).T
+    f = np.cumsum(d, axis=0)
+    if ref_id != _NO_REF:
+        ref = filled.get(ref_id)
+        if ref is None or ref[0] != code:
+            raise _damaged(f"column {COLUMNS[col]} refers to a column it does not carry")
+        f = f + ref[1]
+    filled[col] = (code, f)
+    (count,) = struct.unpack_from("<I", raw, end_planes)
+    if end_planes + 4 + count * _RESID.itemsize != len(raw):
+        raise _damaged(f"column {COLUMNS[col]} has the wrong size")
+    scale = _SCALES_F[code]
+    v = f.astype(np.float64).ravel() / scale
+    if count:
+        resid = np.frombuffer(raw, _RESID, count, end_planes + 4)
+        if (resid["i"] >= cells).any():
+            raise _damaged(f"column {COLUMNS[col]} has a residual out of range")
+        bits = v.view(np.int64)
+        bits[resid["i"]] += resid["d"]
+    v[nan.astype(bool)] = np.nan
+    return v.reshape(b, n)
+
+
+def _text(x: object) -> str | None:
+    if x is None or isinstance(x, str):
+        return x
+    raise TypeError("meta and context are text")
+
+
+def _member(
+    row: object, union: np.ndarray, keep: np.ndarray, values: dict[str, np.ndarray], i: int
+) -> Member:
+    if not isinstance(row, list) or len(row) != 8:
+        raise ValueError("wrong fields")
+    ts, fetched, spot, lot, prev, feed, meta, context = row
+    if not isinstance(feed, str):
+        raise TypeError("feed is text")
+    return Member(
+        provider_ts=int(ts),
+        fetched_at=int(fetched),
+        spot=math.nan if spot is None else float(spot),
+        lot_size=None if lot is None else int(lot),
+        prev_close=math.nan if prev is None else float(prev),
+        feed=feed,
+        meta=_text(meta),
+        context=_text(context),
+        strikes=union[keep],
+        ce=Legs(**{f: values[f"ce_{f}"][i, keep] for f in LEG_FIELDS}),
+        pe=Legs(**{f: values[f"pe_{f}"][i, keep] for f in LEG_FIELDS}),
+    )
+
+
+def decode_block(blob: bytes) -> Block:
+    """Every member of a block, as it was encoded (raises CodecError naming what is wrong)."""
+    r = _Reader(blob)
+    b, n = r.b, r.n
+    try:
+        doc = json.loads(r.section(_MEMBERS, 1 << 26) or b"")
+        strikes_raw = r.section(_STRIKES, 8 * n) or b""
+        presence_raw = r.section(_PRESENCE, (b * n + 7) // 8) or b""
+    except ValueError as exc:
+        raise _damaged(f"its member table does not parse ({exc})") from None
+    if not isinstance(doc, list) or len(doc) != b or len(strikes_raw) != 8 * n:
+        raise _damaged("its member table or strikes disagree with its header")
+    if len(presence_raw) != (b * n + 7) // 8:
+        raise _damaged("its presence bits have the wrong size")
+    union = np.frombuffer(strikes_raw, dtype="<f8").astype(np.float64)
+    present = (
+        np.unpackbits(np.frombuffer(presence_raw, np.uint8), count=b * n, bitorder="little")
+        .reshape(b, n)
+        .astype(bool)
+    )
+    filled: dict[int, tuple[int, np.ndarray]] = {}
+    values: dict[str, np.ndarray] = {}
+    limit = 1 + 8 * b * n + 16 * b * n + 4 + (b * n + 7) // 8
+    for name in _ORDER:
+        col = _COLUMN_IDS[name]
+        raw = r.section(_LEG_BASE + col, limit)
+        values[name] = (
+            np.full((b, n), np.nan) if raw is None else _leg_values(raw, b, n, filled, col)
+        )
+    members = []
+    for i, row in enumerate(doc):
+        try:
+            members.append(_member(row, union, present[i], values, i))
+        except (TypeError, ValueError) as exc:
+            raise _damaged(f"member {i} does not read back ({exc})") from None
+    return Block(tuple(members))
