@@ -69,6 +69,7 @@ def _numpy_path(m: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> bl
         return _call(m)
 
 
+@pytest.mark.slow  # numba compiles the loop on the first large call: ~3.5 s
 def test_large_batches_agree_with_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("numba")
     assert blackmath._jit_greeks() is not None
@@ -96,6 +97,7 @@ def test_large_batches_agree_with_the_numpy_path(monkeypatch: pytest.MonkeyPatch
     assert ok.all(), np.flatnonzero(~ok)[:5]
 
 
+@pytest.mark.slow
 def test_large_batches_with_single_valued_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     # A chain-like call at scale: one forward, discount and spot, one option type.
     pytest.importorskip("numba")
