@@ -169,9 +169,11 @@ def _rational_tail(u: float, e: float) -> float:
 
 # scipy's own ndtr (the C function behind scipy.special.ndtr), which the numpy path calls
 # beyond _TAIL_CUT: the C library's erfc there differs from it by up to 5e-14 relative (d ~ 35).
-_ndtr = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_int)(
-    get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr")
-)
+try:  # the double-precision specialisation of scipy.special.cython_special.ndtr
+    _NDTR_ADDRESS = get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr")
+except ValueError as exc:  # another scipy that names it otherwise: blackmath keeps to numpy
+    raise ImportError(f"scipy's ndtr is not exported as expected: {exc}") from exc
+_ndtr = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_int)(_NDTR_ADDRESS)
 
 
 @njit(**_INLINE)
