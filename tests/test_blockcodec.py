@@ -17,7 +17,13 @@ from optterm.market import NSE_INDICES
 from optterm.model import LEG_FIELDS, ChainSnapshot, Legs
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import CodecError
-from optterm.store.blockcodec import MAX_MEMBERS, Member, decode_block, encode_block
+from optterm.store.blockcodec import (
+    MAX_MEMBERS,
+    Member,
+    decode_block,
+    decode_block_columns,
+    encode_block,
+)
 from optterm.store.codec import encode_chain
 from optterm.store.context import context_json
 from optterm.store.timecodec import to_us
@@ -26,9 +32,10 @@ from tests.test_codec import assert_round_trip, damaged_behind_checksum
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST
 
 
-def member(snap: ChainSnapshot, fetched_us: int = 0) -> Member:
+def member(snap: ChainSnapshot, fetched_us: int = 0, snap_id: int = 1) -> Member:
     ts = to_us(snap.provider_ts, "provider_ts")
     return Member(
+        id=snap_id,
         provider_ts=ts,
         fetched_at=ts + fetched_us,
         spot=snap.spot,
@@ -62,7 +69,7 @@ def assert_same(a: Member, b: Member) -> None:
     for side in ("ce", "pe"):
         for f in LEG_FIELDS:
             assert_round_trip(getattr(a, side).column(f), getattr(b, side).column(f))
-    head = ("provider_ts", "fetched_at", "lot_size", "feed", "meta", "context")
+    head = ("id", "provider_ts", "fetched_at", "lot_size", "feed", "meta", "context")
     assert [getattr(a, h) for h in head] == [getattr(b, h) for h in head]
     assert_round_trip(np.array([a.spot, a.prev_close]), np.array([b.spot, b.prev_close]))
 
@@ -70,7 +77,7 @@ def assert_same(a: Member, b: Member) -> None:
 def test_a_day_of_polls_round_trips_bit_for_bit_with_moving_windows() -> None:
     snaps = polls(count=96)
     assert len({tuple(s.strikes) for s in snaps}) > 1  # the window moved: unions are exercised
-    members = [member(s, fetched_us=1234 + i) for i, s in enumerate(snaps)]
+    members = [member(s, fetched_us=1234 + i, snap_id=10 + 9 * i) for i, s in enumerate(snaps)]
     for size in (1, 2, 64, 96):
         back = decode_block(encode_block(members[:size])).members
         assert len(back) == size
@@ -115,6 +122,7 @@ def test_every_kind_of_column_and_gaps_round_trip() -> None:
         ce, pe = legs_from(rng, n, 0.05), legs_from(rng, n, 0.01)  # bid/ask grids differ
         members.append(
             Member(
+                id=i,
                 provider_ts=i,
                 fetched_at=i + 1,
                 spot=float("nan") if i == 4 else 2500.25,
@@ -139,7 +147,7 @@ def test_minus_zero_is_the_only_inexact_value() -> None:
     n = 4
     vals = np.array([-0.0, 0.0, 1.5, -2.25])
     legs = Legs(vals, vals, vals, vals, vals, vals, vals)
-    m = Member(1, 1, 1.0, 1, np.nan, "LIVE", None, None, np.arange(n, dtype=float), legs, legs)
+    m = Member(1, 1, 1, 1.0, 1, np.nan, "LIVE", None, None, np.arange(n, dtype=float), legs, legs)
     got = decode_block(encode_block([m])).members[0].ce.ltp
     assert np.array_equal(got, [0.0, 0.0, 1.5, -2.25])
     assert not np.signbit(got[0])
@@ -165,7 +173,9 @@ def test_any_values_round_trip(rows: list[list[float]]) -> None:
     for i, row in enumerate(rows):
         v = np.array(row)
         legs = Legs(v, v[::-1].copy(), v, v, v[::-1].copy(), v, v)
-        members.append(Member(i, i, 1.0, 1, np.nan, "LIVE", None, None, np.arange(6.0), legs, legs))
+        members.append(
+            Member(i, i, i, 1.0, 1, np.nan, "LIVE", None, None, np.arange(6.0), legs, legs)
+        )
     for a, b in zip(members, decode_block(encode_block(members)).members, strict=True):
         assert_same(a, b)
 
@@ -206,3 +216,17 @@ def test_a_header_claiming_too_many_members_is_refused_before_allocating() -> No
 def test_encoding_refuses_an_empty_block() -> None:
     with pytest.raises(ValueError, match="1 to"):
         encode_block([])
+
+
+def test_some_columns_decode_without_the_others() -> None:
+    snaps = polls(count=10)
+    blob = encode_block([member(s, snap_id=100 + i) for i, s in enumerate(snaps)])
+    cols = decode_block_columns(blob, ["ce_bid", "pe_oi"])  # ce_bid is coded against ce_ltp
+    assert set(cols.values) == {"ce_bid", "pe_oi"}
+    assert cols.ids == list(range(100, 110))
+    for i, s in enumerate(snaps):
+        assert_round_trip(cols.union[cols.present[i]], s.strikes)
+        assert_round_trip(cols.values["ce_bid"][i, cols.present[i]], s.ce.bid)
+        assert_round_trip(cols.values["pe_oi"][i, cols.present[i]], s.pe.oi)
+    with pytest.raises(ValueError, match="unknown block column"):
+        decode_block_columns(blob, ["strike"])

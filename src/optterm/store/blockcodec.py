@@ -20,24 +20,27 @@ Layout (little-endian)::
           12   S × 5-byte directory entries: u8 section id, u32 stored length
     then the S sections back to back, each a magicless zstandard frame (store/zstdbody.py)
 
-Sections: 0 the member table (JSON: provider_ts, fetched_at, spot, lot_size, prev_close, feed,
-meta, context per member — text compresses across members better than any field coding), 1 the
+Sections: 0 the member table (JSON: row id, provider_ts, fetched_at, spot, lot_size, prev_close,
+feed, meta, context per member — text compresses across members better than any field coding), 1 the
 union strikes (float64), 2 presence (B×M bits, member-major), then one section per leg column,
 id 16 + its codec column id (store/codec.py COLUMNS), so a reader of two columns decompresses two
 sections.
 
 A leg column's section: u8 kind (0 every value NaN, 1 integers on a grid, 2 raw float64), then
 for kind 2 the B×M float64 values; for kind 1: u8 scale code (codec.SCALES), u8 reference column
-id (255: none), u8 byte width w, the B×M NaN bits (member-major), w byte planes of the zigzagged
-B×M coded integers (strike-major: one strike's values over time are adjacent), u32 count R of
-residuals, then R × (u32 flat index, i64 float64 steps).
+id (255: none), u8 byte width w, u8 mode (bit 0: against the previous poll), u64 divisor g,
+the B×M NaN bits (member-major), w byte planes of the zigzagged B×M coded integers over g
+(strike-major: one strike's values over time are adjacent), u32 count R of residuals, then
+R × (u32 flat index, i64 float64 steps).
 
 Coding of a kind-1 column: q = rint(v · scale); F = q with every gap (NaN or absent) filled with
 the same strike's previous value (0 before the first); with a reference column of the same scale,
-E = F - F_ref, otherwise E = F; the stored integers are E minus E one member earlier (the first
-member against 0). Decoding reverses each step; a value that is not exactly q / scale in float64
-(arithmetic noise such as 972.5500000000001) is put right by its residual. The round trip is
-bit-exact for every value, except -0.0, which comes back as 0.0 (as in store/codec.py).
+E = F - F_ref, otherwise E = F; the stored integers are E, or E minus E one member earlier (the
+first member against 0), whichever is smaller, divided by their greatest common divisor g
+(quantities come in whole lots). Decoding reverses each step; a value that is not exactly
+q / scale in float64 (arithmetic noise such as 972.5500000000001) is put right by its residual.
+The round trip is bit-exact for every value, except -0.0, which comes back as 0.0 (as in
+store/codec.py).
 """
 
 from __future__ import annotations
@@ -57,7 +60,15 @@ from optterm.store import zstdbody
 from optterm.store.codec import COLUMNS, MAX_ROWS, SCALES
 from optterm.store.errors import CodecError
 
-__all__ = ["BLOCK_VERSION", "Block", "Member", "decode_block", "encode_block"]
+__all__ = [
+    "BLOCK_VERSION",
+    "Block",
+    "BlockColumns",
+    "Member",
+    "decode_block",
+    "decode_block_columns",
+    "encode_block",
+]
 
 BLOCK_VERSION: Final = 1
 _HEADER: Final = struct.Struct("<BBHII")
@@ -67,6 +78,9 @@ _MEMBERS, _STRIKES, _PRESENCE = 0, 1, 2
 _LEG_BASE: Final = 16
 _NO_REF: Final = 255
 _NAN, _INT, _F64 = 0, 1, 2
+_TIME_DELTA: Final = 0x01
+# kind, scale code, reference column, byte width, mode, u64 divisor
+_INT_HEAD: Final = 13
 # A block is a bounded piece of one day; these bounds refuse a damaged header before any
 # allocation follows it.
 MAX_MEMBERS: Final = 4096
@@ -86,15 +100,14 @@ _REFERENCE: Final = {
     "pe_iv": "ce_iv",
 }
 # References first, so a decoder has them when it needs them.
-_ORDER: Final = tuple(
-    sorted(_LEG_COLUMNS, key=lambda c: (c in _REFERENCE, _COLUMN_IDS[c]))
-)
+_ORDER: Final = tuple(sorted(_LEG_COLUMNS, key=lambda c: (c in _REFERENCE, _COLUMN_IDS[c])))
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
     """One snapshot in a block: its strikes, its legs and the row fields stored with them."""
 
+    id: int  # its row in the snapshots table
     provider_ts: int  # epoch microseconds, UTC
     fetched_at: int  # epoch microseconds, UTC
     spot: float
@@ -154,6 +167,16 @@ def _planes(u: np.ndarray) -> tuple[int, bytes]:
     return width, np.ascontiguousarray(raw.T).tobytes()
 
 
+def _cost(x: np.ndarray) -> tuple[float, int]:
+    """(sum of the bit lengths of x over its common divisor, that divisor): a cheap stand-in
+    for what the compressor will see."""
+    div = int(np.gcd.reduce(x.ravel())) if x.size else 0
+    div = max(abs(div), 1)
+    y = x // div if div > 1 else x
+    zig = (y << 1) ^ (y >> 63)
+    return float(np.frexp(zig.astype(np.float64))[1].sum()), div
+
+
 def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarray]]) -> bytes:
     code = _scale_code(v)
     if code == -2:
@@ -174,8 +197,14 @@ def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarra
     if ref is not None and ref in coded and coded[ref][0] == code:
         f = f - coded[ref][1]
         ref_id = _COLUMN_IDS[ref]
+    # Against the previous poll, or as they are (quantities redrawn at every poll would only
+    # double their spread), over their common divisor (quantities in whole lots).
     d = np.diff(f, axis=0, prepend=np.zeros((1, f.shape[1]), dtype=np.int64))
-    zig = ((d << 1) ^ (d >> 63)).view(np.uint64).T.ravel()  # strike-major
+    (cost_d, div_d), (cost_f, div_f) = _cost(d), _cost(f)
+    mode, x, div = (_TIME_DELTA, d, div_d) if cost_d <= cost_f else (0, f, div_f)
+    if div > 1:
+        x = x // div
+    zig = ((x << 1) ^ (x >> 63)).view(np.uint64).T.ravel()  # strike-major
     width, planes = _planes(zig)
     where = np.flatnonzero(steps.ravel())
     resid = np.empty(where.size, dtype=_RESID)
@@ -183,7 +212,8 @@ def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarra
     resid["d"] = steps.ravel()[where]
     return b"".join(
         (
-            bytes((_INT, code, ref_id, width)),
+            bytes((_INT, code, ref_id, width, mode)),
+            struct.pack("<Q", div),
             np.packbits(nan.ravel(), bitorder="little").tobytes(),
             planes,
             struct.pack("<I", where.size),
@@ -194,6 +224,7 @@ def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarra
 
 def _member_doc(m: Member) -> list[object]:
     return [
+        m.id,
         m.provider_ts,
         m.fetched_at,
         None if math.isnan(m.spot) else m.spot,
@@ -290,21 +321,28 @@ def _leg_values(
         return np.full((b, n), np.nan)
     if kind == _F64 and len(raw) == 1 + 8 * cells:
         return np.frombuffer(raw, dtype="<f8", offset=1).astype(np.float64).reshape(b, n)
-    if kind != _INT or len(raw) < 4:
+    if kind != _INT or len(raw) < _INT_HEAD:
         raise _damaged(f"column {COLUMNS[col]} has an unknown coding")
-    code, ref_id, width = raw[1], raw[2], raw[3]
+    code, ref_id, width, mode = raw[1], raw[2], raw[3], raw[4]
+    (div,) = struct.unpack_from("<Q", raw, 5)
+    if mode & ~_TIME_DELTA or not 1 <= div < 2**62:
+        raise _damaged(f"column {COLUMNS[col]} has an unknown coding")
     mask_len = (cells + 7) // 8
-    pos = 4 + mask_len
+    pos = _INT_HEAD + mask_len
     end_planes = pos + width * cells
     if code >= len(SCALES) or width > 8 or end_planes + 4 > len(raw):
         raise _damaged(f"column {COLUMNS[col]} is truncated")
-    nan = np.unpackbits(np.frombuffer(raw, np.uint8, mask_len, 4), count=cells, bitorder="little")
+    nan = np.unpackbits(
+        np.frombuffer(raw, np.uint8, mask_len, _INT_HEAD), count=cells, bitorder="little"
+    )
     u = np.zeros((cells, 8), dtype=np.uint8)
     if width:
         planes = np.frombuffer(raw, np.uint8, width * cells, pos).reshape(width, cells)
         u[:, :width] = planes.T
-    d = _unzig(u.view("<u8").ravel()).reshape(n, b).T
-    f = np.cumsum(d, axis=0)
+    x = _unzig(u.view("<u8").ravel()).reshape(n, b).T
+    if div > 1:
+        x = x * np.int64(div)
+    f = np.cumsum(x, axis=0) if mode & _TIME_DELTA else x
     if ref_id != _NO_REF:
         ref = filled.get(ref_id)
         if ref is None or ref[0] != code:
@@ -335,12 +373,13 @@ def _text(x: object) -> str | None:
 def _member(
     row: object, union: np.ndarray, keep: np.ndarray, values: dict[str, np.ndarray], i: int
 ) -> Member:
-    if not isinstance(row, list) or len(row) != 8:
+    if not isinstance(row, list) or len(row) != 9:
         raise ValueError("wrong fields")
-    ts, fetched, spot, lot, prev, feed, meta, context = row
+    snap_id, ts, fetched, spot, lot, prev, feed, meta, context = row
     if not isinstance(feed, str):
         raise TypeError("feed is text")
     return Member(
+        id=int(snap_id),
         provider_ts=int(ts),
         fetched_at=int(fetched),
         spot=math.nan if spot is None else float(spot),
@@ -355,8 +394,22 @@ def _member(
     )
 
 
-def decode_block(blob: bytes) -> Block:
-    """Every member of a block, as it was encoded (raises CodecError naming what is wrong)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockColumns:
+    """Some columns of a block, undecoded into snapshots: `ids` of its members (oldest first),
+    the union of their strikes, which strikes each member has (`present`, B×M) and each named
+    column as a B×M matrix (NaN where absent)."""
+
+    ids: list[int]
+    union: np.ndarray
+    present: np.ndarray
+    values: dict[str, np.ndarray]
+    rows: list[object]  # each member's row fields, as stored
+
+
+def decode_block_columns(blob: bytes, names: Sequence[str] | None = None) -> BlockColumns:
+    """`names` (leg columns; None: all) of a block: only their sections, and the columns they
+    are coded against, are decompressed."""
     r = _Reader(blob)
     b, n = r.b, r.n
     try:
@@ -369,25 +422,43 @@ def decode_block(blob: bytes) -> Block:
         raise _damaged("its member table or strikes disagree with its header")
     if len(presence_raw) != (b * n + 7) // 8:
         raise _damaged("its presence bits have the wrong size")
+    try:
+        ids = [int(row[0]) for row in doc]
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise _damaged("its member table has no ids") from None
     union = np.frombuffer(strikes_raw, dtype="<f8").astype(np.float64)
     present = (
         np.unpackbits(np.frombuffer(presence_raw, np.uint8), count=b * n, bitorder="little")
         .reshape(b, n)
         .astype(bool)
     )
+    wanted = set(_LEG_COLUMNS if names is None else names)
+    unknown = wanted - set(_LEG_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown block column(s) {sorted(unknown)}")
+    # The columns the wanted ones are coded against must be decoded first.
+    needed = wanted | {_REFERENCE[c] for c in wanted if c in _REFERENCE}
     filled: dict[int, tuple[int, np.ndarray]] = {}
     values: dict[str, np.ndarray] = {}
-    limit = 1 + 8 * b * n + 16 * b * n + 4 + (b * n + 7) // 8
+    limit = _INT_HEAD + 8 * b * n + 12 * b * n + 4 + (b * n + 7) // 8
     for name in _ORDER:
+        if name not in needed:
+            continue
         col = _COLUMN_IDS[name]
         raw = r.section(_LEG_BASE + col, limit)
-        values[name] = (
-            np.full((b, n), np.nan) if raw is None else _leg_values(raw, b, n, filled, col)
-        )
+        v = np.full((b, n), np.nan) if raw is None else _leg_values(raw, b, n, filled, col)
+        if name in wanted:
+            values[name] = v
+    return BlockColumns(ids, union, present, values, doc)
+
+
+def decode_block(blob: bytes) -> Block:
+    """Every member of a block, as it was encoded (raises CodecError naming what is wrong)."""
+    cols = decode_block_columns(blob)
     members = []
-    for i, row in enumerate(doc):
+    for i, row in enumerate(cols.rows):
         try:
-            members.append(_member(row, union, present[i], values, i))
+            members.append(_member(row, cols.union, cols.present[i], cols.values, i))
         except (TypeError, ValueError) as exc:
             raise _damaged(f"member {i} does not read back ({exc})") from None
     return Block(tuple(members))
