@@ -93,6 +93,7 @@ async def _write(path: Path, unds: dict[str, Underlying], expiries: int, steps: 
             provider.step = k
             tick = await poller.tick_once()
             assert not tick.failures, tick.failures
+            await store.snapshots.compact()  # what Poller.run does in the pause
         await store.checkpoint()
         return await store.snapshots.count()
     finally:

@@ -223,10 +223,21 @@ def test_some_columns_decode_without_the_others() -> None:
     blob = encode_block([member(s, snap_id=100 + i) for i, s in enumerate(snaps)])
     cols = decode_block_columns(blob, ["ce_bid", "pe_oi"])  # ce_bid is coded against ce_ltp
     assert set(cols.values) == {"ce_bid", "pe_oi"}
-    assert cols.ids == list(range(100, 110))
+    assert cols.ids.tolist() == list(range(100, 110))
     for i, s in enumerate(snaps):
         assert_round_trip(cols.union[cols.present[i]], s.strikes)
         assert_round_trip(cols.values["ce_bid"][i, cols.present[i]], s.ce.bid)
         assert_round_trip(cols.values["pe_oi"][i, cols.present[i]], s.pe.oi)
     with pytest.raises(ValueError, match="unknown block column"):
         decode_block_columns(blob, ["strike"])
+    # One strike's cells alone (what a strike's series reads), and a strike no member has.
+    strike = float(snaps[0].strikes[3])
+    one = decode_block_columns(blob, ["ce_bid", "pe_iv"], strike=strike)
+    assert one.union.tolist() == [strike]
+    for i, s in enumerate(snaps):
+        at = np.flatnonzero(s.strikes == strike)
+        want = [s.ce.bid[at[0]], s.pe.iv[at[0]]] if at.size else [np.nan, np.nan]
+        assert_round_trip(
+            np.array([one.values["ce_bid"][i, 0], one.values["pe_iv"][i, 0]]), np.array(want)
+        )
+    assert decode_block_columns(blob, ["ce_oi"], strike=1.5).union.size == 0

@@ -84,9 +84,11 @@ async def pair(
 
 
 async def write(stores: tuple[Store, ...], polls: list[list[ChainSnapshot]]) -> None:
+    """Each tick written, then the upkeep the poller runs in the pause after it."""
     for tick in polls:
         for s in stores:
             assert all(await s.snapshots.write_many(tick))
+            await s.snapshots.compact()
 
 
 async def scalar(store: Store, stmt: object) -> int:

@@ -46,7 +46,6 @@ store/codec.py).
 from __future__ import annotations
 
 import json
-import math
 import struct
 import zlib
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ BLOCK_VERSION: Final = 1
 _HEADER: Final = struct.Struct("<BBHII")
 _ENTRY: Final = struct.Struct("<BI")
 _RESID: Final = np.dtype([("i", "<u4"), ("d", "<i8")])
-_MEMBERS, _STRIKES, _PRESENCE = 0, 1, 2
+_MEMBERS, _STRIKES, _PRESENCE, _HEADS = 0, 1, 2, 3
 _LEG_BASE: Final = 16
 _NO_REF: Final = 255
 _NAN, _INT, _F64 = 0, 1, 2
@@ -222,18 +221,17 @@ def _leg_section(name: str, v: np.ndarray, coded: dict[str, tuple[int, np.ndarra
     )
 
 
-def _member_doc(m: Member) -> list[object]:
-    return [
-        m.id,
-        m.provider_ts,
-        m.fetched_at,
-        None if math.isnan(m.spot) else m.spot,
-        m.lot_size,
-        None if math.isnan(m.prev_close) else m.prev_close,
-        m.feed,
-        m.meta,
-        m.context,
-    ]
+def _heads(members: Sequence[Member]) -> bytes:
+    """Ids and times as steps from the one before (a poll's are alike), spots and previous
+    closes as they are: one column after the other."""
+    ints = np.array([[m.id, m.provider_ts, m.fetched_at] for m in members], dtype=np.int64)
+    steps = np.diff(ints, axis=0, prepend=np.zeros((1, 3), dtype=np.int64))
+    floats = np.array([[m.spot, m.prev_close] for m in members], dtype=np.float64)
+    return steps.T.astype("<i8").tobytes() + floats.T.astype("<f8").tobytes()
+
+
+def _texts_doc(m: Member) -> list[object]:
+    return [m.lot_size, m.feed, m.meta, m.context]
 
 
 def encode_block(members: Sequence[Member]) -> bytes:
@@ -249,7 +247,8 @@ def encode_block(members: Sequence[Member]) -> bytes:
     for i, r in enumerate(rows):
         present[i, r] = True
     sections: list[tuple[int, bytes]] = [
-        (_MEMBERS, json.dumps([_member_doc(m) for m in members], separators=(",", ":")).encode()),
+        (_HEADS, _heads(members)),
+        (_MEMBERS, json.dumps([_texts_doc(m) for m in members], separators=(",", ":")).encode()),
         (_STRIKES, union.astype("<f8").tobytes()),
         (_PRESENCE, np.packbits(present.ravel(), bitorder="little").tobytes()),
     ]
@@ -312,15 +311,22 @@ def _unzig(u: np.ndarray) -> np.ndarray:
 
 
 def _leg_values(
-    raw: bytes, b: int, n: int, filled: dict[int, tuple[int, np.ndarray]], col: int
+    raw: bytes,
+    b: int,
+    n: int,
+    filled: dict[int, tuple[int, np.ndarray]],
+    col: int,
+    only: int | None = None,
 ) -> np.ndarray:
-    """One leg column's B×M values (NaN where absent or NaN) from its section."""
+    """One leg column's B×M values (NaN where absent or NaN) from its section; with `only`,
+    that strike's B×1."""
     cells = b * n
     kind = raw[0] if raw else -1
     if kind == _NAN and len(raw) == 1:
-        return np.full((b, n), np.nan)
+        return np.full((b, n if only is None else 1), np.nan)
     if kind == _F64 and len(raw) == 1 + 8 * cells:
-        return np.frombuffer(raw, dtype="<f8", offset=1).astype(np.float64).reshape(b, n)
+        v = np.frombuffer(raw, dtype="<f8", offset=1).astype(np.float64).reshape(b, n)
+        return v if only is None else v[:, only : only + 1]
     if kind != _INT or len(raw) < _INT_HEAD:
         raise _damaged(f"column {COLUMNS[col]} has an unknown coding")
     code, ref_id, width, mode = raw[1], raw[2], raw[3], raw[4]
@@ -335,11 +341,14 @@ def _leg_values(
     nan = np.unpackbits(
         np.frombuffer(raw, np.uint8, mask_len, _INT_HEAD), count=cells, bitorder="little"
     )
-    u = np.zeros((cells, 8), dtype=np.uint8)
+    # Strike-major planes: strike j's cells over time are b bytes at j*b of each plane.
+    cols_n = n if only is None else 1
+    first = 0 if only is None else only * b
+    u = np.zeros((b * cols_n, 8), dtype=np.uint8)
     if width:
         planes = np.frombuffer(raw, np.uint8, width * cells, pos).reshape(width, cells)
-        u[:, :width] = planes.T
-    x = _unzig(u.view("<u8").ravel()).reshape(n, b).T
+        u[:, :width] = planes[:, first : first + b * cols_n].T
+    x = _unzig(u.view("<u8").ravel()).reshape(cols_n, b).T
     if div > 1:
         x = x * np.int64(div)
     f = np.cumsum(x, axis=0) if mode & _TIME_DELTA else x
@@ -354,14 +363,22 @@ def _leg_values(
         raise _damaged(f"column {COLUMNS[col]} has the wrong size")
     scale = _SCALES_F[code]
     v = f.astype(np.float64).ravel() / scale
+    nan_cells = nan.astype(bool)
     if count:
         resid = np.frombuffer(raw, _RESID, count, end_planes + 4)
-        if (resid["i"] >= cells).any():
+        at = resid["i"].astype(np.int64)
+        if (at >= cells).any():
             raise _damaged(f"column {COLUMNS[col]} has a residual out of range")
+        steps = resid["d"]
+        if only is not None:  # member-major flat indexes: this strike's are i*n + only
+            mine = at % n == only
+            at, steps = at[mine] // n, steps[mine]
         bits = v.view(np.int64)
-        bits[resid["i"]] += resid["d"]
-    v[nan.astype(bool)] = np.nan
-    return v.reshape(b, n)
+        bits[at] += steps
+    if only is not None:
+        nan_cells = nan_cells.reshape(b, n)[:, only]
+    v[nan_cells] = np.nan
+    return v.reshape(b, cols_n)
 
 
 def _text(x: object) -> str | None:
@@ -370,68 +387,102 @@ def _text(x: object) -> str | None:
     raise TypeError("meta and context are text")
 
 
-def _member(
-    row: object, union: np.ndarray, keep: np.ndarray, values: dict[str, np.ndarray], i: int
-) -> Member:
-    if not isinstance(row, list) or len(row) != 9:
-        raise ValueError("wrong fields")
-    snap_id, ts, fetched, spot, lot, prev, feed, meta, context = row
-    if not isinstance(feed, str):
-        raise TypeError("feed is text")
-    return Member(
-        id=int(snap_id),
-        provider_ts=int(ts),
-        fetched_at=int(fetched),
-        spot=math.nan if spot is None else float(spot),
-        lot_size=None if lot is None else int(lot),
-        prev_close=math.nan if prev is None else float(prev),
-        feed=feed,
-        meta=_text(meta),
-        context=_text(context),
-        strikes=union[keep],
-        ce=Legs(**{f: values[f"ce_{f}"][i, keep] for f in LEG_FIELDS}),
-        pe=Legs(**{f: values[f"pe_{f}"][i, keep] for f in LEG_FIELDS}),
-    )
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class BlockColumns:
-    """Some columns of a block, undecoded into snapshots: `ids` of its members (oldest first),
-    the union of their strikes, which strikes each member has (`present`, B×M) and each named
-    column as a B×M matrix (NaN where absent)."""
+    """Some columns of a block, undecoded into snapshots: its members' ids, provider and fetch
+    times (epoch µs), spots and previous closes (NaN: none), oldest first; the union of their
+    strikes (or the one strike asked for), which of them each member has (`present`, B×M) and
+    each named column as a B×M matrix (NaN where absent)."""
 
-    ids: list[int]
+    ids: np.ndarray
+    provider_ts: np.ndarray
+    fetched_at: np.ndarray
+    spot: np.ndarray
+    prev_close: np.ndarray
     union: np.ndarray
     present: np.ndarray
     values: dict[str, np.ndarray]
-    rows: list[object]  # each member's row fields, as stored
+    _texts: bytes
+
+    def texts(self) -> list[tuple[int | None, str, str | None, str | None]]:
+        """Each member's lot size, feed, meta and context (parsed on demand: readers of a
+        strike's series never need them)."""
+        try:
+            doc = json.loads(self._texts)
+        except ValueError as exc:
+            raise _damaged(f"its member table does not parse ({exc})") from None
+        if not isinstance(doc, list) or len(doc) != self.ids.size:
+            raise _damaged("its member table disagrees with its header")
+        out = []
+        for row in doc:
+            try:
+                lot, feed, meta, context = row
+                out.append(
+                    (None if lot is None else int(lot), _str(feed), _text(meta), _text(context))
+                )
+            except (TypeError, ValueError) as exc:
+                raise _damaged(f"a member's fields do not read back ({exc})") from None
+        return out
+
+    def member(self, i: int, texts: tuple[int | None, str, str | None, str | None]) -> Member:
+        keep = self.present[i]
+        lot, feed, meta, context = texts
+        return Member(
+            id=int(self.ids[i]),
+            provider_ts=int(self.provider_ts[i]),
+            fetched_at=int(self.fetched_at[i]),
+            spot=float(self.spot[i]),
+            lot_size=lot,
+            prev_close=float(self.prev_close[i]),
+            feed=feed,
+            meta=meta,
+            context=context,
+            strikes=self.union[keep],
+            ce=Legs(**{f: self.values[f"ce_{f}"][i, keep] for f in LEG_FIELDS}),
+            pe=Legs(**{f: self.values[f"pe_{f}"][i, keep] for f in LEG_FIELDS}),
+        )
 
 
-def decode_block_columns(blob: bytes, names: Sequence[str] | None = None) -> BlockColumns:
+def _str(x: object) -> str:
+    if isinstance(x, str):
+        return x
+    raise TypeError("feed is text")
+
+
+def decode_block_columns(
+    blob: bytes, names: Sequence[str] | None = None, *, strike: float | None = None
+) -> BlockColumns:
     """`names` (leg columns; None: all) of a block: only their sections, and the columns they
-    are coded against, are decompressed."""
+    are coded against, are decompressed. With `strike`, only that strike's cells are decoded
+    (`union` is then that strike alone, or empty when no member has it)."""
     r = _Reader(blob)
     b, n = r.b, r.n
-    try:
-        doc = json.loads(r.section(_MEMBERS, 1 << 26) or b"")
-        strikes_raw = r.section(_STRIKES, 8 * n) or b""
-        presence_raw = r.section(_PRESENCE, (b * n + 7) // 8) or b""
-    except ValueError as exc:
-        raise _damaged(f"its member table does not parse ({exc})") from None
-    if not isinstance(doc, list) or len(doc) != b or len(strikes_raw) != 8 * n:
-        raise _damaged("its member table or strikes disagree with its header")
+    heads = r.section(_HEADS, 40 * b) or b""
+    texts = r.section(_MEMBERS, 1 << 26) or b""
+    strikes_raw = r.section(_STRIKES, 8 * n) or b""
+    presence_raw = r.section(_PRESENCE, (b * n + 7) // 8) or b""
+    if len(heads) != 40 * b or len(strikes_raw) != 8 * n:
+        raise _damaged("its member heads or strikes disagree with its header")
     if len(presence_raw) != (b * n + 7) // 8:
         raise _damaged("its presence bits have the wrong size")
-    try:
-        ids = [int(row[0]) for row in doc]
-    except (TypeError, ValueError, IndexError, KeyError):
-        raise _damaged("its member table has no ids") from None
+    ints = np.cumsum(np.frombuffer(heads, "<i8", 3 * b).reshape(3, b), axis=1)
+    floats = np.frombuffer(heads, "<f8", 2 * b, 24 * b).reshape(2, b).astype(np.float64)
     union = np.frombuffer(strikes_raw, dtype="<f8").astype(np.float64)
     present = (
         np.unpackbits(np.frombuffer(presence_raw, np.uint8), count=b * n, bitorder="little")
         .reshape(b, n)
         .astype(bool)
     )
+    only = None
+    if strike is not None:
+        tol = 1e-9 * max(1.0, abs(strike))
+        j = int(np.searchsorted(union, strike - tol))
+        found = j < n and abs(union[j] - strike) <= tol
+        only = j if found else None
+        union, present = (
+            union[j : j + 1] if found else union[:0],
+            present[:, j : j + 1] if found else present[:, :0],
+        )
     wanted = set(_LEG_COLUMNS if names is None else names)
     unknown = wanted - set(_LEG_COLUMNS)
     if unknown:
@@ -441,24 +492,34 @@ def decode_block_columns(blob: bytes, names: Sequence[str] | None = None) -> Blo
     filled: dict[int, tuple[int, np.ndarray]] = {}
     values: dict[str, np.ndarray] = {}
     limit = _INT_HEAD + 8 * b * n + 12 * b * n + 4 + (b * n + 7) // 8
+    width = union.size
     for name in _ORDER:
         if name not in needed:
             continue
+        if strike is not None and only is None:
+            values[name] = np.full((b, 0), np.nan)
+            continue
         col = _COLUMN_IDS[name]
         raw = r.section(_LEG_BASE + col, limit)
-        v = np.full((b, n), np.nan) if raw is None else _leg_values(raw, b, n, filled, col)
+        v = (
+            np.full((b, width), np.nan)
+            if raw is None
+            else _leg_values(raw, b, n, filled, col, only)
+        )
         if name in wanted:
             values[name] = v
-    return BlockColumns(ids, union, present, values, doc)
+    return BlockColumns(
+        ints[0], ints[1], ints[2], floats[0], floats[1], union, present, values, texts
+    )
 
 
 def decode_block(blob: bytes) -> Block:
     """Every member of a block, as it was encoded (raises CodecError naming what is wrong)."""
     cols = decode_block_columns(blob)
     members = []
-    for i, row in enumerate(cols.rows):
+    for i, texts in enumerate(cols.texts()):
         try:
-            members.append(_member(row, cols.union, cols.present[i], cols.values, i))
+            members.append(cols.member(i, texts))
         except (TypeError, ValueError) as exc:
             raise _damaged(f"member {i} does not read back ({exc})") from None
     return Block(tuple(members))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,7 +51,7 @@ class BlockCache:
 
     def __init__(self, keep: int = _KEEP) -> None:
         self._keep = keep
-        self._blocks: OrderedDict[int, tuple[BlockColumns, dict[int, int]]] = OrderedDict()
+        self._blocks: OrderedDict[int, _Entry] = OrderedDict()
 
     def clear(self) -> None:
         self._blocks.clear()
@@ -73,94 +73,111 @@ class BlockCache:
             found = (await conn.execute(stmt)).all()
         for block_id, data in found:
             cols = decode_block_columns(data)
-            self._blocks[block_id] = (cols, {snap_id: i for i, snap_id in enumerate(cols.ids)})
+            texts = cols.texts()
+            self._blocks[block_id] = _Entry(
+                cols, {snap_id: i for i, snap_id in enumerate(cols.ids.tolist())}, texts
+            )
             self._blocks.move_to_end(block_id)
         while len(self._blocks) > max(self._keep, len(needed)):
             self._blocks.popitem(last=False)
 
-    def _member(self, row: Row[*tuple[Any, ...]]) -> tuple[BlockColumns, int] | None:
+    def _member(self, row: Row[*tuple[Any, ...]]) -> tuple[_Entry, int] | None:
         entry = self._blocks.get(row.block_id)
         if entry is None:
             return None
-        cols, index = entry
-        i = index.get(row.id)
+        i = entry.index.get(row.id)
         if i is None:
             raise CodecError(f"snapshot block {row.block_id} does not hold snapshot {row.id}")
-        return cols, i
+        return entry, i
 
     def payload(self, row: Row[*tuple[Any, ...]]) -> Payload | None:
         """The member `row` is of a loaded block; None when that block is gone (purged)."""
         found = self._member(row)
         if found is None:
             return None
-        cols, i = found
-        keep = cols.present[i]
-        legs = {
-            side: Legs(**{f: cols.values[f"{side}_{f}"][i, keep] for f in LEG_FIELDS})
-            for side in ("ce", "pe")
-        }
-        meta, context = _texts(cols.rows[i])
-        return Payload(cols.union[keep], legs["ce"], legs["pe"], meta, context)
-
-    def columns(
-        self, row: Row[*tuple[Any, ...]], names: Sequence[str]
-    ) -> tuple[int, dict[str, np.ndarray]] | None:
-        """`row`'s strikes count and named columns ("strike" and leg columns)."""
-        found = self._member(row)
-        if found is None:
-            return None
-        cols, i = found
-        keep = cols.present[i]
-        out = {
-            name: cols.union[keep] if name == "strike" else cols.values[name][i, keep]
-            for name in names
-        }
-        return int(keep.sum()), out
+        entry, i = found
+        m = entry.cols.member(i, entry.texts[i])
+        return Payload(m.strikes, m.ce, m.pe, m.meta, m.context)
 
     def texts(self, row: Row[*tuple[Any, ...]]) -> tuple[str | None, str | None]:
         """`row`'s meta and context as its block stores them."""
         found = self._member(row)
-        return (None, None) if found is None else _texts(found[0].rows[found[1]])
+        if found is None:
+            return None, None
+        _, _, meta, context = found[0].texts[found[1]]
+        return meta, context
+
+    def place(self, row: Row[*tuple[Any, ...]]) -> tuple[BlockColumns, int] | None:
+        """`row`'s block (decoded) and its member index there; None when purged."""
+        found = self._member(row)
+        return None if found is None else (found[0].cols, found[1])
 
 
-def _texts(doc: object) -> tuple[str | None, str | None]:
-    meta = doc[7] if isinstance(doc, list) and len(doc) == 9 else None
-    context = doc[8] if isinstance(doc, list) and len(doc) == 9 else None
-    return (
-        meta if isinstance(meta, str) else None,
-        context if isinstance(context, str) else None,
-    )
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    cols: BlockColumns
+    index: dict[int, int]
+    texts: list[tuple[int | None, str, str | None, str | None]]
 
 
 def gather_columns(
     rows: Sequence[Row[*tuple[Any, ...]]], names: Sequence[str], cache: BlockCache
 ) -> tuple[list[Row[*tuple[Any, ...]]], np.ndarray, dict[str, np.ndarray]]:
-    """The named columns of every row back to back (as codec.decode_many gives them), rows in a
-    blob decoded together, rows in a block taken from it. Returns the rows kept (a row whose
+    """The named columns of every row back to back (as codec.decode_many gives them): rows
+    with a blob decoded together, rows in a block taken from it a block at a time, then one
+    gather per column puts every row's cells in row order. Returns the rows kept (a row whose
     block was purged meanwhile is dropped), their strike counts and the columns."""
     names = list(names)
     blob_rows = [r for r in rows if r.block_id is None]
-    pieces: dict[int, tuple[int, Mapping[str, np.ndarray]]] = {}
+    parts: list[dict[str, np.ndarray]] = []  # sources, back to back
+    where: dict[int, tuple[int, int]] = {}  # row id -> (start in the sources, strike count)
+    offset = 0
     if blob_rows:
         counts, cols = decode_many([r.data for r in blob_rows], names)
-        lo = 0
-        for r, n in zip(blob_rows, counts.tolist(), strict=True):
-            pieces[r.id] = (n, {k: v[lo : lo + n] for k, v in cols.items()})
-            lo += n
         if len(blob_rows) == len(rows):
             return list(rows), counts, cols
-    kept = []
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+        for r, st, n in zip(blob_rows, starts, counts.tolist(), strict=True):
+            where[r.id] = (st, n)
+        parts.append(cols)
+        offset = int(counts.sum())
+    by_block: dict[int, tuple[BlockColumns, list[int]]] = {}
     for r in rows:
-        if r.block_id is not None:
-            got = cache.columns(r, [n for n in names if n == "strike" or n in _LEG_COLUMNS])
-            if got is None:
-                continue
-            pieces[r.id] = got
-        kept.append(r)
-    counts = np.array([pieces[r.id][0] for r in kept], dtype=np.int64)
+        if r.block_id is None:
+            continue
+        placed = cache.place(r)
+        if placed is None:
+            continue
+        cols_b, i = placed
+        by_block.setdefault(r.block_id, (cols_b, []))[1].append(i)
+        where[r.id] = (-1 - i, r.block_id)  # resolved below
+    for block_id, (cols_b, members) in by_block.items():
+        m = np.array(sorted(set(members)), dtype=np.intp)
+        keep = cols_b.present[m]
+        n_of = keep.sum(axis=1)
+        part = {
+            name: np.broadcast_to(cols_b.union, keep.shape)[keep]
+            if name == "strike"
+            else cols_b.values[name][m][keep]
+            for name in names
+        }
+        starts_of = dict(zip(m.tolist(), (offset + np.cumsum(n_of) - n_of).tolist(), strict=True))
+        counts_of = dict(zip(m.tolist(), n_of.tolist(), strict=True))
+        for r in rows:
+            if r.block_id == block_id and r.id in where:
+                i = -1 - where[r.id][0]
+                where[r.id] = (starts_of[i], counts_of[i])
+        parts.append(part)
+        offset += int(n_of.sum())
+    kept = [r for r in rows if r.id in where]
+    starts = np.array([where[r.id][0] for r in kept], dtype=np.int64)
+    counts = np.array([where[r.id][1] for r in kept], dtype=np.int64)
+    total = int(counts.sum())
+    # Row k's cells are starts[k] .. starts[k] + counts[k] in the sources.
+    idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
     out = {
-        name: np.concatenate([pieces[r.id][1][name] for r in kept])
-        if kept
+        name: np.concatenate([p[name] for p in parts])[idx]
+        if parts
         else np.empty(0, dtype=np.float64)
         for name in names
     }

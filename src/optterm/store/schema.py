@@ -133,7 +133,8 @@ snapshot_blocks = Table(
     Column("last_ts", BigInteger, nullable=False),
     Column("members", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
-    Index("ix_snapshot_blocks_last_ts", "last_ts"),
+    # A chain's blocks over a time range (a strike's series); also what a purge deletes.
+    Index("ix_snapshot_blocks_symbol_expiry_last_ts", "symbol", "expiry", "last_ts"),
     sqlite_autoincrement=True,
 )
 

@@ -383,6 +383,7 @@ class SnapshotRepository:
         # first use, updated after COMMIT); chains whose rows cannot be read are left alone.
         self._unblocked: dict[tuple[str, date, str], int] = {}
         self._stuck: set[tuple[str, date, str]] = set()
+        self._written: set[tuple[str, date, str]] = set()  # chains written since `compact`
         self._blocks = BlockCache()
 
     # ------------------------------------------------------------------------------ writing
@@ -433,18 +434,24 @@ class SnapshotRepository:
                     # Another process wrote these keys behind our cache: re-seed and re-check.
                     for p in pending:
                         self._last.pop(p.key, None)
-            if self.block_size > 0:
-                await self._compact_next({pending[j].key for j in range(len(pending))})
+            self._written.update(p.key for p in pending)
         return stored
 
-    async def _compact_next(self, keys: set[tuple[str, date, str]]) -> None:
-        """Move the oldest `block_size` rows of one written chain into a block, if it has more
-        than that many outside one (the newest always stays: the latest chain is one row).
+    async def compact(self) -> bool:
+        """Move the oldest `block_size` rows of one chain written since into a time block, if
+        it has more than that many outside one (the newest always stays: the latest chain is
+        one row); True when a block was written.
 
-        One chain per write: a tick never pays for more than one block, and chains that all
-        became due together are done on the following ticks. A failure here costs nothing but
-        the saving: the rows stay as they are and are read as they are."""
-        keys -= self._stuck
+        The poller calls this between ticks, in the pause, so no tick waits for it. One chain
+        per call: chains that all became due together are done over the following pauses. A
+        failure costs nothing but the saving: the rows stay as they are and read as they are.
+        """
+        if self.block_size <= 0 or not self._written:
+            return False
+        async with self._lock:
+            return await self._compact_next(self._written - self._stuck)
+
+    async def _compact_next(self, keys: set[tuple[str, date, str]]) -> bool:
         target = None
         try:
             for key in sorted(k for k in keys if k not in self._unblocked):
@@ -453,9 +460,15 @@ class SnapshotRepository:
                         await conn.scalar(_COUNT_UNBLOCKED, _key_params(key)) or 0
                     )
             due = [k for k in keys if self._unblocked.get(k, 0) > self.block_size]
-            if due:
-                target = max(due, key=lambda k: (self._unblocked[k], k))
-                await self._compact(target)
+            # Chains not due have nothing to do until they are written again.
+            self._written -= keys - set(due)
+            if not due:
+                return False
+            target = max(due, key=lambda k: (self._unblocked[k], k))
+            await self._compact(target)
+            if self._unblocked[target] <= self.block_size:
+                self._written.discard(target)
+            return True
         except CodecError as err:
             log.warning("leaving a chain's history out of time blocks: %s", err)
             if target is not None:
@@ -463,6 +476,7 @@ class SnapshotRepository:
         except (StoreError, _Moved) as err:
             log.warning("could not move history into a time block (will retry): %s", err)
             self._unblocked.clear()
+        return False
 
     async def _compact(self, key: tuple[str, date, str]) -> None:
         n = self.block_size
@@ -761,7 +775,7 @@ class SnapshotRepository:
                 .limit(batch)
             )
             async with self._store.read_connection(what) as conn:
-                keys = (await conn.execute(keys_stmt)).all()
+                keys = list((await conn.execute(keys_stmt)).all())
                 if not keys:
                     return
                 ids = [k.id for k in keys]
@@ -812,57 +826,45 @@ class SnapshotRepository:
             raise ValueError(f"unknown field(s) {bad}; choose from {', '.join(SERIES_FIELDS)}")
         lo, hi = to_us(start, "start"), to_us(end, "end")
         blob_fields = [f for f in fields if f != "spot"]
-        cols = [snapshots.c.id, snapshots.c.block_id, snapshots.c.provider_ts, snapshots.c.spot]
-        if blob_fields:
-            cols.append(snapshots.c.data)
-        stmt = (
-            select(*cols)
-            .where(
-                snapshots.c.symbol == symbol,
-                snapshots.c.expiry == expiry,
-                snapshots.c.provider_ts >= lo,
-                snapshots.c.provider_ts < hi,
-            )
-            # The index's order: sorting the rows (blobs and all) by id as well would make
-            # SQLite copy every one through a temporary B-tree; ties are put in id order below.
-            .order_by(snapshots.c.provider_ts)
+        c = snapshots.c
+        in_range = (c.symbol == symbol, c.expiry == expiry, c.provider_ts >= lo, c.provider_ts < hi)
+        # The series' points from the unique index alone (no table pages: a chain's entries
+        # are contiguous there, its rows are not); the rows still holding their own blob from
+        # the partial index; the rest from the blocks that overlap the range.
+        keys_stmt = select(c.id, c.provider_ts).where(*in_range)
+        hot_cols = [c.id, c.spot, *([c.data] if blob_fields else [])]
+        hot_stmt = (
+            select(*hot_cols)
+            .where(*in_range, c.block_id.is_(None))
+            .with_hint(snapshots, "INDEXED BY ix_snapshots_unblocked", "sqlite")
+        )
+        b = snapshot_blocks.c
+        blocks_stmt = select(b.id, b.data).where(
+            b.symbol == symbol, b.expiry == expiry, b.last_ts >= lo, b.first_ts < hi
         )
         what = f"Reading the {symbol} {expiry} {strike:g} series"
         async with self._store.read_connection(what) as conn:
-            found = (await conn.execute(stmt)).all()
-            block_ids = sorted({r.block_id for r in found if r.block_id is not None})
-            blocks = (
-                (
-                    await conn.execute(
-                        select(snapshot_blocks.c.id, snapshot_blocks.c.data).where(
-                            snapshot_blocks.c.id.in_(block_ids)
-                        )
-                    )
-                ).all()
-                if blob_fields and block_ids
-                else []
-            )
-        rows = sorted(found, key=lambda r: (r.provider_ts, r.id))
+            keys = list((await conn.execute(keys_stmt)).all())
+            hot = (await conn.execute(hot_stmt)).all()
+            blocks = (await conn.execute(blocks_stmt)).all() if len(hot) < len(keys) else []
+        keys.sort(key=lambda k: (k.provider_ts, k.id))
+        pos = {k.id: i for i, k in enumerate(keys)}
+        ts = np.fromiter((k.provider_ts for k in keys), dtype=np.int64, count=len(keys))
+        out = {f: np.full(len(keys), np.nan) for f in fields}
         target = float(strike)
         tol = 1e-9 * max(1.0, abs(target))
-        # Only one cell of each field is decoded (and a deflated body is inflated only up to
-        # the strikes and OI it stores first; a zstandard body decompresses whole for less):
-        # measured, that beats decoding whole columns of every blob at once (decode_many),
-        # which export uses, also with zstandard bodies (~37 vs ~47 ms a day, warm).
+        # Rows with their own blob: only one cell of each field is decoded (measured, that
+        # beats decoding whole columns of every blob at once).
         only = frozenset(_COLUMN_ID[f] for f in ("strike", *blob_fields))
         # Strike lists rarely change within a day: find the strike's row once per distinct list.
         row_of: dict[bytes | None, int] = {}
-        ts = np.empty(len(rows), dtype=np.int64)
-        out = {f: np.full(len(rows), np.nan) for f in fields}
-        in_block: dict[int, int] = {}
-        for i, r in enumerate(rows):
-            ts[i] = r.provider_ts
+        for r in hot:
+            i = pos.get(r.id)
+            if i is None:  # stored after the keys were read
+                continue
             if "spot" in out and r.spot is not None:
                 out["spot"][i] = r.spot
             if not blob_fields:
-                continue
-            if r.block_id is not None:
-                in_block[r.id] = i
                 continue
             try:
                 cb = ColumnBlob(r.data, only)
@@ -878,28 +880,26 @@ class SnapshotRepository:
                         out[f][i] = cb.value(f, idx)
             except CodecError as err:
                 what = f"{symbol} {expiry}"
-                raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
-        # Rows in a block: the strike's column of each block, for all its members at once.
+                raise unreadable(r.id, what, keys[i].provider_ts, self._store.url, err) from None
+        # Rows in a block: the strike's cells of each block, for all its members at once.
         for block_id, data in blocks:
             try:
-                cols_of = decode_block_columns(data, blob_fields)
+                got = decode_block_columns(data, blob_fields, strike=target)
             except CodecError as err:
-                r = rows[next(i for i in in_block.values() if rows[i].block_id == block_id)]
-                what = f"{symbol} {expiry}"
-                raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
-            j = int(np.searchsorted(cols_of.union, target - tol))
-            if j >= cols_of.union.size or abs(cols_of.union[j] - target) > tol:
-                continue
-            at = [
-                (m, in_block[snap_id])
-                for m, snap_id in enumerate(cols_of.ids)
-                if snap_id in in_block
-            ]
+                raise CodecError(
+                    f"Snapshot block {block_id} ({symbol} {expiry}) in {self._store.url} cannot "
+                    f"be read: {err}. Delete the snapshots in it or restore the database from "
+                    "a backup."
+                ) from None
+            at = [(m, pos[s]) for m, s in enumerate(got.ids.tolist()) if s in pos]
             if not at:
                 continue
-            members, positions = (np.array(x) for x in zip(*at, strict=True))
-            for f in blob_fields:
-                out[f][positions] = cols_of.values[f][members, j]
+            members, points = (np.array(x) for x in zip(*at, strict=True))
+            if "spot" in out:
+                out["spot"][points] = got.spot[members]
+            if got.union.size:
+                for f in blob_fields:
+                    out[f][points] = got.values[f][members, 0]
         return StrikeSeries(symbol, expiry, target, ts.view("datetime64[us]"), out)
 
     async def history(self) -> list[HistoryRow]:

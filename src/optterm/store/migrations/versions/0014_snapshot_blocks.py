@@ -40,7 +40,11 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_snapshot_blocks_last_ts", "snapshot_blocks", ["last_ts"])
+    op.create_index(
+        "ix_snapshot_blocks_symbol_expiry_last_ts",
+        "snapshot_blocks",
+        ["symbol", "expiry", "last_ts"],
+    )
     # Nullable with no default: added without rewriting rows.
     op.add_column("snapshots", sa.Column("block_id", sa.BigInteger(), nullable=True))
     op.create_index(
@@ -56,5 +60,5 @@ def downgrade() -> None:
     op.drop_index("ix_snapshots_unblocked", table_name="snapshots")
     with op.batch_alter_table("snapshots") as batch:
         batch.drop_column("block_id")
-    op.drop_index("ix_snapshot_blocks_last_ts", table_name="snapshot_blocks")
+    op.drop_index("ix_snapshot_blocks_symbol_expiry_last_ts", table_name="snapshot_blocks")
     op.drop_table("snapshot_blocks")
