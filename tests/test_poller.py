@@ -259,15 +259,13 @@ async def test_the_store_upkeep_runs_in_the_pause_after_each_tick_and_never_stop
 
     clock = [0.0]
     sink = UpkeepSink()
-    poller = Poller(
-        FakeProvider(clock=clock), sink, WATCH, interval=1, timeout=5, clock=lambda: clock[0]
-    )
+    provider = FakeProvider(clock=clock, tick_cost=0.5)  # a tick outlasts the interval: no wait
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=5, clock=lambda: clock[0])
     sub = poller.subscribe()
     stop = asyncio.Event()
     runner = asyncio.create_task(poller.run(stop))
     for _ in range(3):
         await asyncio.wait_for(sub.get(), 5)
-        clock[0] += 1.0
     stop.set()
     await asyncio.wait_for(runner, 5)
     assert sink.upkeeps[:2] == [1, 2]  # after tick 1 (it failed), after tick 2
