@@ -59,7 +59,7 @@ STRIKES_EACH_SIDE = 50
 # Past the detectors' 5-minute window, so they all run, and past the first time block of every
 # chain (64 polls, then one chain a pause), so the store is in its steady state.
 WARM_TICKS = 140
-TICK_RUNS = 40
+TICK_RUNS = 128  # two blocks of every chain: the file grows a block at a time
 DAY_TICKS = 1500  # 09:15-15:30 at one poll per 15 s
 PER_CHAIN_BUDGET_AT = 9
 PER_CHAIN_BUDGET_MS = 1.0

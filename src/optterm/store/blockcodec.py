@@ -252,12 +252,14 @@ def encode_block(members: Sequence[Member]) -> bytes:
         (_STRIKES, union.astype("<f8").tobytes()),
         (_PRESENCE, np.packbits(present.ravel(), bitorder="little").tobytes()),
     ]
+    # Every leg column of every member into one (column, member, strike) array: one
+    # assignment per member instead of one per member and column.
+    grid = np.full((len(_LEG_COLUMNS), b, n), np.nan)
+    for i, (m, r) in enumerate(zip(members, rows, strict=True)):
+        grid[:, i, r] = [(m.ce if c[:2] == "ce" else m.pe).column(c[3:]) for c in _LEG_COLUMNS]
     coded: dict[str, tuple[int, np.ndarray]] = {}
     for name in _ORDER:
-        side, field = name[:2], name[3:]
-        v = np.full((b, n), np.nan)
-        for i, (m, r) in enumerate(zip(members, rows, strict=True)):
-            v[i, r] = (m.ce if side == "ce" else m.pe).column(field)
+        v = grid[_LEG_COLUMNS.index(name)]
         with np.errstate(over="ignore", invalid="ignore"):
             sections.append((_LEG_BASE + _COLUMN_IDS[name], _leg_section(name, v, coded)))
     packed = [(sid, zstdbody.compress(raw)) for sid, raw in sections]

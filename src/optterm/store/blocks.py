@@ -21,7 +21,7 @@ from sqlalchemy import Row, select
 
 from optterm.model import LEG_FIELDS, Legs
 from optterm.store.blockcodec import BlockColumns, Member, decode_block_columns
-from optterm.store.codec import decode_chain, decode_many
+from optterm.store.codec import decode_many
 from optterm.store.errors import CodecError
 from optterm.store.schema import snapshot_blocks
 
@@ -187,9 +187,17 @@ def gather_columns(
 def compaction_members(rows: Sequence[Row[*tuple[Any, ...]]]) -> list[Member]:
     """The rows a block is made of (oldest first), as its members; CodecError if one of their
     blobs does not decode."""
+    # All the blobs decoded together (one numpy pass per byte plane), then cut per row.
+    names = ["strike", *_LEG_COLUMNS]
+    counts, cols = decode_many([r.data for r in rows], names)
     members = []
-    for r in rows:
-        strikes, ce, pe = decode_chain(r.data)
+    lo = 0
+    for r, n in zip(rows, counts.tolist(), strict=True):
+        part = slice(lo, lo + n)
+        lo += n
+        strikes = cols["strike"][part]
+        ce = Legs(**{f: cols[f"ce_{f}"][part] for f in LEG_FIELDS})
+        pe = Legs(**{f: cols[f"pe_{f}"][part] for f in LEG_FIELDS})
         members.append(
             Member(
                 id=int(r.id),
