@@ -23,6 +23,7 @@ from optterm.store.blockcodec import (
     decode_block,
     decode_block_columns,
     encode_block,
+    head_length,
 )
 from optterm.store.codec import encode_chain
 from optterm.store.context import context_json
@@ -193,8 +194,14 @@ def test_truncated_and_damaged_blocks_raise_codec_error() -> None:
     flipped[len(blob) // 2] ^= 0xFF
     with pytest.raises(CodecError, match="checksum"):
         _read_all(bytes(flipped))
-    # Damage behind a valid checksum: the decoder's own checks must name it, never crash.
-    for damaged in damaged_behind_checksum(blob, 5, 12, crc_at=8, covered_from=12):
+    # Damage behind a valid checksum, in the head and in the rest: the decoder's own checks
+    # must name it, never crash.
+    h = head_length(blob)
+    for damaged in damaged_behind_checksum(blob, 5, 20, crc_at=12, covered_from=20, covered_to=h):
+        with contextlib.suppress(CodecError):
+            _read_all(damaged)
+            decode_block_columns(damaged[:h], ["ce_oi", "pe_oi"], strike=float(damaged[0]))
+    for damaged in damaged_behind_checksum(blob, 6, h, crc_at=16, covered_from=h):
         with contextlib.suppress(CodecError):
             _read_all(damaged)
 
@@ -208,7 +215,7 @@ def test_a_newer_block_version_says_so() -> None:
 
 def test_a_header_claiming_too_many_members_is_refused_before_allocating() -> None:
     blob = bytearray(encode_block([member(polls(count=1)[0])]))
-    struct.pack_into("<H", blob, 2, MAX_MEMBERS + 1)
+    struct.pack_into("<H", blob, 2, MAX_MEMBERS + 1)  # offset 2: the member count
     with pytest.raises(CodecError, match="impossible size"):
         decode_block(bytes(blob))
 
@@ -241,3 +248,20 @@ def test_some_columns_decode_without_the_others() -> None:
             np.array([one.values["ce_bid"][i, 0], one.values["pe_iv"][i, 0]]), np.array(want)
         )
     assert decode_block_columns(blob, ["ce_oi"], strike=1.5).union.size == 0
+
+
+def test_the_head_alone_serves_oi_and_says_when_it_is_not_enough() -> None:
+    snaps = polls(count=12)
+    blob = encode_block([member(s, snap_id=i) for i, s in enumerate(snaps)])
+    head = blob[: head_length(blob)]
+    assert len(head) < len(blob) / 3
+    strike = float(snaps[0].strikes[5])
+    whole = decode_block_columns(blob, ["ce_oi", "pe_oi"], strike=strike)
+    alone = decode_block_columns(head, ["ce_oi", "pe_oi"], strike=strike)
+    for name in ("ce_oi", "pe_oi"):
+        assert_round_trip(alone.values[name], whole.values[name])
+    assert_round_trip(alone.spot, np.array([s.spot for s in snaps]))
+    with pytest.raises(ValueError, match="whole block"):
+        decode_block_columns(head, ["ce_ltp"])
+    with pytest.raises(ValueError, match="whole block"):
+        decode_block_columns(head).texts()

@@ -16,12 +16,19 @@ Layout (little-endian)::
            1   u8   number of sections S
            2   u16  members B
            4   u32  union strikes M
-           8   u32  CRC-32 of every byte from offset 12 to the end
-          12   S × 5-byte directory entries: u8 section id, u32 stored length
-    then the S sections back to back, each a magicless zstandard frame (store/zstdbody.py)
+           8   u32  H, where the head ends
+          12   u32  CRC-32 of the bytes from offset 20 to H
+          16   u32  CRC-32 of the bytes from H to the end
+          20   S × 5-byte directory entries: u8 section id, u32 stored length
+    then the S sections back to back, each a magicless zstandard frame (store/zstdbody.py): the
+    head's (members' heads, strikes, presence and HEAD_COLUMNS) up to H, then the rest
 
-Sections: 0 the member table (JSON: row id, provider_ts, fetched_at, spot, lot_size, prev_close,
-feed, meta, context per member — text compresses across members better than any field coding), 1 the
+The head alone (`blob[:H]`, stored in a column of its own) serves a strike's OI series, so that
+read never touches the rest of a block's pages.
+
+Sections: 3 the members' row ids, provider_ts and fetched_at (int64 steps from the one before)
+and spots and previous closes (float64, NaN: none), column after column; 0 their lot size, feed,
+meta and context (JSON: text compresses across members better than any field coding), 1 the
 union strikes (float64), 2 presence (B×M bits, member-major), then one section per leg column,
 id 16 + its codec column id (store/codec.py COLUMNS), so a reader of two columns decompresses two
 sections.
@@ -61,19 +68,24 @@ from optterm.store.errors import CodecError
 
 __all__ = [
     "BLOCK_VERSION",
+    "HEAD_COLUMNS",
     "Block",
     "BlockColumns",
     "Member",
     "decode_block",
     "decode_block_columns",
     "encode_block",
+    "head_length",
 ]
 
 BLOCK_VERSION: Final = 1
-_HEADER: Final = struct.Struct("<BBHII")
+_HEADER: Final = struct.Struct("<BBHIIII")
 _ENTRY: Final = struct.Struct("<BI")
 _RESID: Final = np.dtype([("i", "<u4"), ("d", "<i8")])
 _MEMBERS, _STRIKES, _PRESENCE, _HEADS = 0, 1, 2, 3
+# The columns a block's head holds, with the members' ids, times and spots, strikes and presence:
+# what a strike's OI series needs.
+HEAD_COLUMNS: Final = ("ce_oi", "pe_oi")
 _LEG_BASE: Final = 16
 _NO_REF: Final = 255
 _NAN, _INT, _F64 = 0, 1, 2
@@ -88,6 +100,9 @@ _MAX_Q: Final = float(2**49)
 _TOL: Final = 4 * float(np.finfo(np.float64).eps)
 _SCALES_F: Final = np.array(SCALES, dtype=np.float64)
 _COLUMN_IDS: Final = {name: i for i, name in enumerate(COLUMNS)}
+_HEAD_SECTIONS: Final = frozenset(
+    (_HEADS, _STRIKES, _PRESENCE, *(_LEG_BASE + _COLUMN_IDS[c] for c in HEAD_COLUMNS))
+)
 _LEG_COLUMNS: Final = tuple(f"{side}_{f}" for side in ("ce", "pe") for f in LEG_FIELDS)
 # What each column is coded against, when both are on the same grid: the bid and ask move with
 # the last price, OI change with OI (their difference, the previous day's OI, is constant over a
@@ -262,9 +277,26 @@ def encode_block(members: Sequence[Member]) -> bytes:
         v = grid[_LEG_COLUMNS.index(name)]
         with np.errstate(over="ignore", invalid="ignore"):
             sections.append((_LEG_BASE + _COLUMN_IDS[name], _leg_section(name, v, coded)))
+    # The head's sections first: a strike's OI series reads the head alone.
+    sections.sort(key=lambda sec: sec[0] not in _HEAD_SECTIONS)
     packed = [(sid, zstdbody.compress(raw)) for sid, raw in sections]
-    body = b"".join(_ENTRY.pack(sid, len(p)) for sid, p in packed) + b"".join(p for _, p in packed)
-    return _HEADER.pack(BLOCK_VERSION, len(packed), b, n, zlib.crc32(body)) + body
+    directory = b"".join(_ENTRY.pack(sid, len(p)) for sid, p in packed)
+    head = directory + b"".join(p for sid, p in packed if sid in _HEAD_SECTIONS)
+    rest = b"".join(p for sid, p in packed if sid not in _HEAD_SECTIONS)
+    head_len = _HEADER.size + len(head)
+    crcs = zlib.crc32(head), zlib.crc32(rest)
+    return _HEADER.pack(BLOCK_VERSION, len(packed), b, n, head_len, *crcs) + head + rest
+
+
+def head_length(blob: bytes) -> int:
+    """Where a block's head ends: `blob[:head_length(blob)]` alone serves the columns in
+    HEAD_COLUMNS (and the members' ids, times and spots)."""
+    if len(blob) < _HEADER.size:
+        raise _damaged(f"truncated: {len(blob)} bytes, the header alone is {_HEADER.size}")
+    head_len = int(_HEADER.unpack_from(blob, 0)[4])
+    if not _HEADER.size <= head_len <= len(blob):
+        raise _damaged("its header claims an impossible size")
+    return head_len
 
 
 # ---------------------------------------------------------------------------------- decoding
@@ -274,9 +306,10 @@ class _Reader:
     """A block's header, checksum and directory checked up front; sections on demand."""
 
     def __init__(self, blob: bytes) -> None:
+        """`blob`: a whole block, or its head alone (`head_length`)."""
         if len(blob) < _HEADER.size:
             raise _damaged(f"truncated: {len(blob)} bytes, the header alone is {_HEADER.size}")
-        version, n_sec, self.b, self.n, crc = _HEADER.unpack_from(blob, 0)
+        version, n_sec, self.b, self.n, head_len, crc_head, crc_rest = _HEADER.unpack_from(blob)
         if version != BLOCK_VERSION:
             raise CodecError(
                 f"snapshot block has format version {version}, but this optterm reads version "
@@ -284,23 +317,43 @@ class _Reader:
             )
         if not 1 <= self.b <= MAX_MEMBERS or self.n > MAX_ROWS:
             raise _damaged("its header claims an impossible size")
-        if zlib.crc32(memoryview(blob)[_HEADER.size :]) != crc:
+        if not _HEADER.size <= head_len <= len(blob):
+            raise _damaged(f"truncated: {len(blob)} bytes, its head alone is {head_len}")
+        view = memoryview(blob)
+        whole = len(blob) > head_len  # else the head alone
+        if zlib.crc32(view[_HEADER.size : head_len]) != crc_head or (
+            whole and zlib.crc32(view[head_len:]) != crc_rest
+        ):
             raise _damaged("checksum mismatch")
         pos = _HEADER.size
         self._where: dict[int, tuple[int, int]] = {}
+        self._beyond: set[int] = set()  # sections of the part not given
         start = pos + n_sec * _ENTRY.size
-        if start > len(blob):
+        if start > head_len:
             raise _damaged("its directory is truncated")
+        at_head_end = start == head_len
         for _ in range(n_sec):
             sid, length = _ENTRY.unpack_from(blob, pos)
             pos += _ENTRY.size
-            self._where[sid] = (start, length)
+            if whole or start + length <= head_len:
+                self._where[sid] = (start, length)
+            else:
+                self._beyond.add(sid)
             start += length
-        if start != len(blob):
+            at_head_end |= start == head_len
+        if not at_head_end or (whole and start != len(blob)):
             raise _damaged("its sections do not add up to its size")
         self._blob = blob
 
+    def holds(self, sid: int) -> bool:
+        """Whether the part given has that section (False for one it lacks or never had)."""
+        return sid in self._where
+
     def section(self, sid: int, limit: int) -> bytes | None:
+        if sid in self._beyond:
+            if sid in _HEAD_SECTIONS:  # the writer always puts these in the head
+                raise _damaged("its head does not hold its own sections")
+            raise ValueError("that part of the block was not read: pass the whole block")
         at = self._where.get(sid)
         if at is None:
             return None
@@ -404,11 +457,13 @@ class BlockColumns:
     union: np.ndarray
     present: np.ndarray
     values: dict[str, np.ndarray]
-    _texts: bytes
+    _texts: bytes | None  # None when only the block's head was read
 
     def texts(self) -> list[tuple[int | None, str, str | None, str | None]]:
         """Each member's lot size, feed, meta and context (parsed on demand: readers of a
         strike's series never need them)."""
+        if self._texts is None:
+            raise ValueError("only the block's head was read: pass the whole block")
         try:
             doc = json.loads(self._texts)
         except ValueError as exc:
@@ -460,7 +515,7 @@ def decode_block_columns(
     r = _Reader(blob)
     b, n = r.b, r.n
     heads = r.section(_HEADS, 40 * b) or b""
-    texts = r.section(_MEMBERS, 1 << 26) or b""
+    texts = r.section(_MEMBERS, 1 << 26) if r.holds(_MEMBERS) else None
     strikes_raw = r.section(_STRIKES, 8 * n) or b""
     presence_raw = r.section(_PRESENCE, (b * n + 7) // 8) or b""
     if len(heads) != 40 * b or len(strikes_raw) != 8 * n:

@@ -66,13 +66,12 @@ class BlockCache:
         wanted = needed - set(self._blocks)
         if not wanted:
             return
-        stmt = select(snapshot_blocks.c.id, snapshot_blocks.c.data).where(
-            snapshot_blocks.c.id.in_(sorted(wanted))
-        )
+        b = snapshot_blocks.c
+        stmt = select(b.id, b.head, b.data).where(b.id.in_(sorted(wanted)))
         async with store.read_connection("Reading stored blocks") as conn:
             found = (await conn.execute(stmt)).all()
-        for block_id, data in found:
-            cols = decode_block_columns(data)
+        for block_id, head, data in found:
+            cols = decode_block_columns(head + data)
             texts = cols.texts()
             self._blocks[block_id] = _Entry(
                 cols, {snap_id: i for i, snap_id in enumerate(cols.ids.tolist())}, texts

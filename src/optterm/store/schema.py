@@ -132,6 +132,9 @@ snapshot_blocks = Table(
     Column("first_ts", BigInteger, nullable=False),
     Column("last_ts", BigInteger, nullable=False),
     Column("members", Integer, nullable=False),
+    # The block split where its head ends (blockcodec.head_length), the head first in the row:
+    # a strike's OI series reads `head` alone, never the pages of `data`.
+    Column("head", LargeBinary, nullable=False),
     Column("data", LargeBinary, nullable=False),
     # A chain's blocks over a time range (a strike's series); also what a purge deletes.
     Index("ix_snapshot_blocks_symbol_expiry_last_ts", "symbol", "expiry", "last_ts"),

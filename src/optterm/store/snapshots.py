@@ -29,7 +29,8 @@ import numpy as np
 from sqlalchemy import Row, bindparam, delete, exc, exists, func, insert, or_, select
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
-from optterm.store.blockcodec import decode_block_columns, encode_block
+from optterm.store.blockcodec import HEAD_COLUMNS as IN_BLOCK_HEADS
+from optterm.store.blockcodec import decode_block_columns, encode_block, head_length
 from optterm.store.blocks import BlockCache, compaction_members, gather_columns
 from optterm.store.codec import COLUMNS, ColumnBlob, decode_chain, encode_chain
 from optterm.store.context import context_fields, context_json
@@ -499,7 +500,8 @@ class SnapshotRepository:
             "first_ts": min(r.provider_ts for r in rows),
             "last_ts": max(r.provider_ts for r in rows),
             "members": len(rows),
-            "data": blob,
+            "head": blob[: head_length(blob)],
+            "data": blob[head_length(blob) :],
         }
         async with self._store.write_transaction(f"Storing a {key[0]} {key[1]} block") as conn:
             block_id = await conn.scalar(_INSERT_BLOCK, block)
@@ -839,7 +841,9 @@ class SnapshotRepository:
             .with_hint(snapshots, "INDEXED BY ix_snapshots_unblocked", "sqlite")
         )
         b = snapshot_blocks.c
-        blocks_stmt = select(b.id, b.data).where(
+        # OI (the history screen's series) is in a block's head: its other pages stay unread.
+        parts = [b.head] if set(blob_fields) <= set(IN_BLOCK_HEADS) else [b.head, b.data]
+        blocks_stmt = select(b.id, *parts).where(
             b.symbol == symbol, b.expiry == expiry, b.last_ts >= lo, b.first_ts < hi
         )
         what = f"Reading the {symbol} {expiry} {strike:g} series"
@@ -882,9 +886,9 @@ class SnapshotRepository:
                 what = f"{symbol} {expiry}"
                 raise unreadable(r.id, what, keys[i].provider_ts, self._store.url, err) from None
         # Rows in a block: the strike's cells of each block, for all its members at once.
-        for block_id, data in blocks:
+        for block_id, *part in blocks:
             try:
-                got = decode_block_columns(data, blob_fields, strike=target)
+                got = decode_block_columns(b"".join(part), blob_fields, strike=target)
             except CodecError as err:
                 raise CodecError(
                     f"Snapshot block {block_id} ({symbol} {expiry}) in {self._store.url} cannot "

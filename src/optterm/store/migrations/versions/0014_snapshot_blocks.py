@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("first_ts", sa.BigInteger(), nullable=False),
         sa.Column("last_ts", sa.BigInteger(), nullable=False),
         sa.Column("members", sa.Integer(), nullable=False),
+        sa.Column("head", sa.LargeBinary(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sqlite_autoincrement=True,
     )
