@@ -7,22 +7,15 @@ metrics, signals and provider health rows, in one SQLite file, measured after a 
 - store.bytes_per_trading_day: the default watch (NIFTY, BANKNIFTY, FINNIFTY × 3 expiries = 9
   chains), a whole day written and measured. Budget (issue 15): 25 MB.
 - store.bytes_per_trading_day_64_chains: 16 underlyings × 4 expiries. A whole day would take
-  minutes, so SAMPLE_TICKS polls spread evenly over the session are written (a snapshot's size
-  depends on the time of day: volume and OI grow) after a warm-up, and the file's growth is
-  scaled to the day. Budget: 150 MB.
+  minutes, so stretches of consecutive polls in the morning and the afternoon are written (a
+  snapshot's size depends on the time of day: volume and OI grow) after a warm-up, and the
+  file's growth over them is scaled to the day. Budget: 150 MB.
 - store.bytes_per_snapshot_all_tables: the default watch's day divided by its snapshots.
-- store.block_bytes_per_snapshot: the same day's snapshots read back and coded in time blocks of
-  BLOCK polls per chain (store/blockcodec.py: chain, context, meta and row fields), bytes per
-  snapshot; the reference is what the snapshots table stores of them today (blob, context and
-  meta). The blocks are not written to the store yet: this is what that format would cost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import sqlite3
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,9 +28,6 @@ from optterm.market import NSE_INDICES
 from optterm.model import ChainSnapshot, Underlying
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import open_store
-from optterm.store.blockcodec import Member, encode_block
-from optterm.store.context import context_json
-from optterm.store.timecodec import to_us
 
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST, a Friday
 DAY_TICKS = 1540
@@ -45,9 +35,9 @@ STRIKES_EACH_SIDE = 50
 DEFAULT_SYMBOLS = ("NIFTY", "BANKNIFTY", "FINNIFTY")
 WIDE_CHAINS = 64
 WIDE_EXPIRIES = 4
-WARM_TICKS = 25
-SAMPLE_TICKS = 110
-BLOCK = 64
+# (first poll, warm-up polls, measured polls): consecutive polls, as a day writes them (time
+# blocks code each poll against the one before), in the morning and in the afternoon.
+WIDE_RUNS = ((300, 80, 128), (1000, 0, 128))
 
 
 class _Steps:
@@ -103,52 +93,11 @@ async def _write(path: Path, unds: dict[str, Underlying], expiries: int, steps: 
             provider.step = k
             tick = await poller.tick_once()
             assert not tick.failures, tick.failures
+            await store.snapshots.compact()  # what Poller.run does in the pause
         await store.checkpoint()
         return await store.snapshots.count()
     finally:
         await store.close()
-
-
-def _member(snap: ChainSnapshot) -> Member:
-    ts = to_us(snap.provider_ts, "provider_ts")
-    return Member(
-        provider_ts=ts,
-        fetched_at=to_us(snap.fetched_at, "fetched_at"),
-        spot=snap.spot,
-        lot_size=snap.lot_size,
-        prev_close=snap.prev_close,
-        feed=str(snap.feed),
-        meta=json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
-        context=context_json(snap),
-        strikes=snap.strikes,
-        ce=snap.ce,
-        pe=snap.pe,
-    )
-
-
-async def _blocks(path: Path) -> tuple[int, int, int]:
-    """(snapshots, bytes in blocks of BLOCK polls, bytes the table stores of them today)."""
-    store = await open_store(str(path))
-    n = block_bytes = 0
-    try:
-        for symbol, expiry in sorted(
-            {(r.symbol, r.expiry) for r in await store.snapshots.history()}
-        ):
-            start, end = START - timedelta(days=1), START + timedelta(days=1)
-            members = [
-                _member(s) async for s in store.snapshots.iterate(symbol, expiry, start, end)
-            ]
-            for i in range(0, len(members), BLOCK):
-                block_bytes += len(encode_block(members[i : i + BLOCK]))
-            n += len(members)
-    finally:
-        await store.close()
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        (row_bytes,) = db.execute(
-            "SELECT sum(length(data) + coalesce(length(context), 0) + coalesce(length(meta), 0))"
-            " FROM snapshots"
-        ).fetchone()
-    return n, block_bytes, int(row_bytes)
 
 
 async def _run() -> dict[str, Any]:
@@ -158,16 +107,19 @@ async def _run() -> dict[str, Any]:
         unds = {s: NSE_INDICES[s] for s in DEFAULT_SYMBOLS}
         n_day = await _write(day, unds, 3, list(range(DAY_TICKS)))
         day_bytes = day.stat().st_size
-        n_blocked, block_bytes, row_bytes = await _blocks(day)
 
         wide = folder / "wide.db"
         wide_unds = _universe(WIDE_CHAINS // WIDE_EXPIRIES)
-        await _write(wide, wide_unds, WIDE_EXPIRIES, list(range(WARM_TICKS)))
-        size0 = wide.stat().st_size
-        stride = (DAY_TICKS - WARM_TICKS) // SAMPLE_TICKS
-        sampled = [WARM_TICKS + stride * i for i in range(SAMPLE_TICKS)]
-        await _write(wide, wide_unds, WIDE_EXPIRIES, sampled)
-        wide_day = (wide.stat().st_size - size0) / SAMPLE_TICKS * DAY_TICKS
+        growth = measured = 0
+        for first, warm, count in WIDE_RUNS:
+            if warm:
+                await _write(wide, wide_unds, WIDE_EXPIRIES, list(range(first, first + warm)))
+            size0 = wide.stat().st_size if wide.exists() else 0
+            polls = list(range(first + warm, first + warm + count))
+            await _write(wide, wide_unds, WIDE_EXPIRIES, polls)
+            growth += wide.stat().st_size - size0
+            measured += count
+        wide_day = growth / measured * DAY_TICKS
     return {
         "store.bytes_per_trading_day": {
             "value": round(day_bytes / 1e6, 2),
@@ -182,21 +134,14 @@ async def _run() -> dict[str, Any]:
             "unit": "B",
             "note": "the default watch's day over its snapshots (every table's rows per snapshot)",
         },
-        "store.block_bytes_per_snapshot": {
-            "value": round(block_bytes / n_blocked),
-            "unit": "B",
-            "reference": f"blob + context + meta today {row_bytes / n_blocked:,.0f} B",
-            "note": f"the day's {n_blocked:,} snapshots read back and coded in time blocks of "
-            f"{BLOCK} polls per chain (chain, context, meta, row fields); not yet how the store "
-            "writes them",
-        },
         "store.bytes_per_trading_day_64_chains": {
             "value": round(wide_day / 1e6, 2),
             "unit": "MB",
             "budget": 150,
             "note": f"{WIDE_CHAINS} chains x 101 strikes through Poller.tick_once: file growth "
-            f"over {SAMPLE_TICKS} polls spread over the session (after {WARM_TICKS} warm-up "
-            f"polls), every table, x {DAY_TICKS} polls a day",
+            f"over {measured} consecutive polls in {len(WIDE_RUNS)} stretches of the session "
+            f"(after a warm-up that fills the first time blocks), every table, x {DAY_TICKS} "
+            "polls a day",
         },
     }
 

@@ -17,7 +17,14 @@ from optterm.market import NSE_INDICES
 from optterm.model import LEG_FIELDS, ChainSnapshot, Legs
 from optterm.providers.simulator.provider import SimulatorProvider
 from optterm.store import CodecError
-from optterm.store.blockcodec import MAX_MEMBERS, Member, decode_block, encode_block
+from optterm.store.blockcodec import (
+    MAX_MEMBERS,
+    Member,
+    decode_block,
+    decode_block_columns,
+    encode_block,
+    head_length,
+)
 from optterm.store.codec import encode_chain
 from optterm.store.context import context_json
 from optterm.store.timecodec import to_us
@@ -26,9 +33,10 @@ from tests.test_codec import assert_round_trip, damaged_behind_checksum
 START = datetime(2026, 11, 20, 3, 45, tzinfo=UTC)  # 09:15 IST
 
 
-def member(snap: ChainSnapshot, fetched_us: int = 0) -> Member:
+def member(snap: ChainSnapshot, fetched_us: int = 0, snap_id: int = 1) -> Member:
     ts = to_us(snap.provider_ts, "provider_ts")
     return Member(
+        id=snap_id,
         provider_ts=ts,
         fetched_at=ts + fetched_us,
         spot=snap.spot,
@@ -62,7 +70,7 @@ def assert_same(a: Member, b: Member) -> None:
     for side in ("ce", "pe"):
         for f in LEG_FIELDS:
             assert_round_trip(getattr(a, side).column(f), getattr(b, side).column(f))
-    head = ("provider_ts", "fetched_at", "lot_size", "feed", "meta", "context")
+    head = ("id", "provider_ts", "fetched_at", "lot_size", "feed", "meta", "context")
     assert [getattr(a, h) for h in head] == [getattr(b, h) for h in head]
     assert_round_trip(np.array([a.spot, a.prev_close]), np.array([b.spot, b.prev_close]))
 
@@ -70,7 +78,7 @@ def assert_same(a: Member, b: Member) -> None:
 def test_a_day_of_polls_round_trips_bit_for_bit_with_moving_windows() -> None:
     snaps = polls(count=96)
     assert len({tuple(s.strikes) for s in snaps}) > 1  # the window moved: unions are exercised
-    members = [member(s, fetched_us=1234 + i) for i, s in enumerate(snaps)]
+    members = [member(s, fetched_us=1234 + i, snap_id=10 + 9 * i) for i, s in enumerate(snaps)]
     for size in (1, 2, 64, 96):
         back = decode_block(encode_block(members[:size])).members
         assert len(back) == size
@@ -115,6 +123,7 @@ def test_every_kind_of_column_and_gaps_round_trip() -> None:
         ce, pe = legs_from(rng, n, 0.05), legs_from(rng, n, 0.01)  # bid/ask grids differ
         members.append(
             Member(
+                id=i,
                 provider_ts=i,
                 fetched_at=i + 1,
                 spot=float("nan") if i == 4 else 2500.25,
@@ -139,7 +148,7 @@ def test_minus_zero_is_the_only_inexact_value() -> None:
     n = 4
     vals = np.array([-0.0, 0.0, 1.5, -2.25])
     legs = Legs(vals, vals, vals, vals, vals, vals, vals)
-    m = Member(1, 1, 1.0, 1, np.nan, "LIVE", None, None, np.arange(n, dtype=float), legs, legs)
+    m = Member(1, 1, 1, 1.0, 1, np.nan, "LIVE", None, None, np.arange(n, dtype=float), legs, legs)
     got = decode_block(encode_block([m])).members[0].ce.ltp
     assert np.array_equal(got, [0.0, 0.0, 1.5, -2.25])
     assert not np.signbit(got[0])
@@ -165,7 +174,9 @@ def test_any_values_round_trip(rows: list[list[float]]) -> None:
     for i, row in enumerate(rows):
         v = np.array(row)
         legs = Legs(v, v[::-1].copy(), v, v, v[::-1].copy(), v, v)
-        members.append(Member(i, i, 1.0, 1, np.nan, "LIVE", None, None, np.arange(6.0), legs, legs))
+        members.append(
+            Member(i, i, i, 1.0, 1, np.nan, "LIVE", None, None, np.arange(6.0), legs, legs)
+        )
     for a, b in zip(members, decode_block(encode_block(members)).members, strict=True):
         assert_same(a, b)
 
@@ -183,8 +194,14 @@ def test_truncated_and_damaged_blocks_raise_codec_error() -> None:
     flipped[len(blob) // 2] ^= 0xFF
     with pytest.raises(CodecError, match="checksum"):
         _read_all(bytes(flipped))
-    # Damage behind a valid checksum: the decoder's own checks must name it, never crash.
-    for damaged in damaged_behind_checksum(blob, 5, 12, crc_at=8, covered_from=12):
+    # Damage behind a valid checksum, in the head and in the rest: the decoder's own checks
+    # must name it, never crash.
+    h = head_length(blob)
+    for damaged in damaged_behind_checksum(blob, 5, 20, crc_at=12, covered_from=20, covered_to=h):
+        with contextlib.suppress(CodecError):
+            _read_all(damaged)
+            decode_block_columns(damaged[:h], ["ce_oi", "pe_oi"], strike=float(damaged[0]))
+    for damaged in damaged_behind_checksum(blob, 6, h, crc_at=16, covered_from=h):
         with contextlib.suppress(CodecError):
             _read_all(damaged)
 
@@ -198,7 +215,7 @@ def test_a_newer_block_version_says_so() -> None:
 
 def test_a_header_claiming_too_many_members_is_refused_before_allocating() -> None:
     blob = bytearray(encode_block([member(polls(count=1)[0])]))
-    struct.pack_into("<H", blob, 2, MAX_MEMBERS + 1)
+    struct.pack_into("<H", blob, 2, MAX_MEMBERS + 1)  # offset 2: the member count
     with pytest.raises(CodecError, match="impossible size"):
         decode_block(bytes(blob))
 
@@ -206,3 +223,45 @@ def test_a_header_claiming_too_many_members_is_refused_before_allocating() -> No
 def test_encoding_refuses_an_empty_block() -> None:
     with pytest.raises(ValueError, match="1 to"):
         encode_block([])
+
+
+def test_some_columns_decode_without_the_others() -> None:
+    snaps = polls(count=10)
+    blob = encode_block([member(s, snap_id=100 + i) for i, s in enumerate(snaps)])
+    cols = decode_block_columns(blob, ["ce_bid", "pe_oi"])  # ce_bid is coded against ce_ltp
+    assert set(cols.values) == {"ce_bid", "pe_oi"}
+    assert cols.ids.tolist() == list(range(100, 110))
+    for i, s in enumerate(snaps):
+        assert_round_trip(cols.union[cols.present[i]], s.strikes)
+        assert_round_trip(cols.values["ce_bid"][i, cols.present[i]], s.ce.bid)
+        assert_round_trip(cols.values["pe_oi"][i, cols.present[i]], s.pe.oi)
+    with pytest.raises(ValueError, match="unknown block column"):
+        decode_block_columns(blob, ["strike"])
+    # One strike's cells alone (what a strike's series reads), and a strike no member has.
+    strike = float(snaps[0].strikes[3])
+    one = decode_block_columns(blob, ["ce_bid", "pe_iv"], strike=strike)
+    assert one.union.tolist() == [strike]
+    for i, s in enumerate(snaps):
+        at = np.flatnonzero(s.strikes == strike)
+        want = [s.ce.bid[at[0]], s.pe.iv[at[0]]] if at.size else [np.nan, np.nan]
+        assert_round_trip(
+            np.array([one.values["ce_bid"][i, 0], one.values["pe_iv"][i, 0]]), np.array(want)
+        )
+    assert decode_block_columns(blob, ["ce_oi"], strike=1.5).union.size == 0
+
+
+def test_the_head_alone_serves_oi_and_says_when_it_is_not_enough() -> None:
+    snaps = polls(count=12)
+    blob = encode_block([member(s, snap_id=i) for i, s in enumerate(snaps)])
+    head = blob[: head_length(blob)]
+    assert len(head) < len(blob) / 3
+    strike = float(snaps[0].strikes[5])
+    whole = decode_block_columns(blob, ["ce_oi", "pe_oi"], strike=strike)
+    alone = decode_block_columns(head, ["ce_oi", "pe_oi"], strike=strike)
+    for name in ("ce_oi", "pe_oi"):
+        assert_round_trip(alone.values[name], whole.values[name])
+    assert_round_trip(alone.spot, np.array([s.spot for s in snaps]))
+    with pytest.raises(ValueError, match="whole block"):
+        decode_block_columns(head, ["ce_ltp"])
+    with pytest.raises(ValueError, match="whole block"):
+        decode_block_columns(head).texts()

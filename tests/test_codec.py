@@ -215,17 +215,25 @@ def test_damage_behind_a_valid_checksum_never_crashes_numpy() -> None:
 
 
 def damaged_behind_checksum(
-    blob: bytes, seed: int, first: int, *, crc_at: int = 6, covered_from: int = 10
+    blob: bytes,
+    seed: int,
+    first: int,
+    *,
+    crc_at: int = 6,
+    covered_from: int = 10,
+    covered_to: int | None = None,
 ) -> Iterator[bytes]:
-    """2,000 copies of `blob`, each with 1-3 bytes from offset `first` on changed and the
-    header's CRC (at `crc_at`, over the bytes from `covered_from`) fixed up to match, so the
-    decoder's own checks are what must catch them."""
+    """2,000 copies of `blob`, each with 1-3 bytes from offset `first` on (to `covered_to`)
+    changed and the header's CRC (at `crc_at`, over the bytes from `covered_from` to
+    `covered_to`, else the end) fixed up to match, so the decoder's own checks are what must
+    catch them."""
+    end = len(blob) if covered_to is None else covered_to
     rng = random.Random(seed)
     for _ in range(2000):
         damaged = bytearray(blob)
         for _ in range(rng.randrange(1, 4)):
-            damaged[rng.randrange(first, len(blob))] = rng.randrange(256)
-        crc = zlib.crc32(bytes(damaged[covered_from:]))
+            damaged[rng.randrange(first, end)] = rng.randrange(256)
+        crc = zlib.crc32(bytes(damaged[covered_from:end]))
         damaged[crc_at : crc_at + 4] = struct.pack("<I", crc)
         yield bytes(damaged)
 

@@ -241,3 +241,31 @@ async def test_a_stop_lets_a_fetch_finish_by_default() -> None:
     assert tick is not None and tick.seq == 1  # the tick completed: serve's SIGTERM
     assert {s.symbol for s in sink.rows} == {"BANKNIFTY"}
     assert {(f.symbol, f.kind) for f in tick.failures} == {("NIFTY", "timeout")}
+
+
+async def test_the_store_upkeep_runs_in_the_pause_after_each_tick_and_never_stops_the_feed() -> (
+    None
+):
+    class UpkeepSink(MemorySink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.upkeeps: list[int] = []  # the tick published before each upkeep
+
+        async def compact(self) -> bool:
+            self.upkeeps.append(poller.seq)
+            if len(self.upkeeps) == 1:
+                raise OSError("disk full")  # logged; the feed goes on
+            return True
+
+    clock = [0.0]
+    sink = UpkeepSink()
+    provider = FakeProvider(clock=clock, tick_cost=0.5)  # a tick outlasts the interval: no wait
+    poller = Poller(provider, sink, WATCH, interval=1, timeout=5, clock=lambda: clock[0])
+    sub = poller.subscribe()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(poller.run(stop))
+    for _ in range(3):
+        await asyncio.wait_for(sub.get(), 5)
+    stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert sink.upkeeps[:2] == [1, 2]  # after tick 1 (it failed), after tick 2

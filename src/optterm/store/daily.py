@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import delete, exists, insert, or_, select
 
-from optterm.store.codec import decode_chain
-from optterm.store.errors import CodecError
 from optterm.store.nulls import nan_to_none
 from optterm.store.schema import chains, snapshots
 from optterm.store.schema import daily_spot as _spot_t
 from optterm.store.schema import daily_strikes as _strikes_t
-from optterm.store.snapshots import unreadable
+from optterm.store.snapshots import ROW_COLUMNS
 from optterm.store.timecodec import to_us
 
 if TYPE_CHECKING:
     from optterm.market import MarketCalendar
+    from optterm.model import ChainSnapshot
     from optterm.store.store import Store
 
 __all__ = ["STRIKE_FIELDS", "DailyRepository", "DailySpot", "DailyStrike", "day_bounds"]
@@ -86,10 +85,10 @@ def day_bounds(day: date, calendar: MarketCalendar) -> tuple[datetime, datetime]
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _strike_rows(symbol: str, expiry: date, day: date, blob: bytes) -> list[dict[str, Any]]:
-    strikes, ce, pe = decode_chain(blob)
+def _strike_rows(symbol: str, expiry: date, day: date, snap: ChainSnapshot) -> list[dict[str, Any]]:
+    strikes = snap.strikes
     columns: dict[str, np.ndarray] = {}
-    for side, legs in (("ce", ce), ("pe", pe)):
+    for side, legs in (("ce", snap.ce), ("pe", snap.pe)):
         for name, field in _SIDE_FIELDS:
             columns[f"{side}_{name}"] = legs.column(field)
     return [
@@ -144,25 +143,19 @@ class DailyRepository:
                     .order_by(chains.c.symbol, chains.c.expiry)
                 )
             ).all()
+            lasts = []
             for symbol, expiry in pairs:
                 # One index seek per chain: the newest snapshot of the day.
                 last = (
                     await conn.execute(
-                        select(snapshots.c.id, snapshots.c.provider_ts, snapshots.c.data)
+                        select(*ROW_COLUMNS)
                         .where(snapshots.c.symbol == symbol, snapshots.c.expiry == expiry, *in_day)
                         .order_by(snapshots.c.provider_ts.desc(), snapshots.c.id.desc())
                         .limit(1)
                     )
                 ).one_or_none()
-                if last is None:
-                    continue
-                try:
-                    strike_rows[(symbol, expiry)] = _strike_rows(symbol, expiry, day, last.data)
-                except CodecError as err:
-                    what = f"{symbol} {expiry}"
-                    raise unreadable(
-                        last.id, what, last.provider_ts, self._store.url, err
-                    ) from None
+                if last is not None:
+                    lasts.append(last)
             symbols = sorted({symbol for symbol, _ in pairs})
             if symbols:
                 points: dict[str, list[tuple[int, int, float]]] = {}
@@ -179,6 +172,11 @@ class DailyRepository:
                         points.setdefault(symbol, []).append((ts, snap_id, float(spot)))
                 spot_rows = [_spot_row(s, day, points[s]) for s in sorted(points)]
 
+        # Decoded once the read is over (a row in a time block reads its block with another).
+        for snap in await self._store.snapshots.decode_rows(lasts):
+            if snap is not None:
+                key = (snap.symbol, snap.expiry)
+                strike_rows[key] = _strike_rows(snap.symbol, snap.expiry, day, snap)
         written = sum(len(r) for r in strike_rows.values())
         if not strike_rows and not spot_rows:
             return 0, 0

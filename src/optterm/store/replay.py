@@ -7,8 +7,8 @@ the cursor stays near it: rows are read in small batches in the direction of tra
 raw, decoded on first use, and evicted only once they are more than `radius` steps away. So
 stepping back and forth never decodes twice, and a jump reads only what it shows.
 
-Nothing here writes. The blob format is store/codec.py's; rows become ChainSnapshots through
-its public `decode_chain`, as `store.snapshots` does.
+Nothing here writes. Rows become ChainSnapshots through `store.snapshots.decode_rows`, which
+reads a row's blob (store/codec.py) or its time block (store/blocks.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Row, exists, func, select
 
-from optterm.model import LEG_FIELDS, ChainSnapshot, Legs
-from optterm.store.codec import decode_chain, decode_many
+from optterm.model import ChainSnapshot
 from optterm.store.errors import CodecError
 from optterm.store.schema import chains, snapshots
-from optterm.store.snapshots import BATCH_COLUMNS, HEAD_COLUMNS, snapshot_from_row, unreadable
+from optterm.store.snapshots import ROW_COLUMNS
 from optterm.store.timecodec import from_us, to_us
 
 if TYPE_CHECKING:
@@ -42,45 +41,9 @@ __all__ = [
     "stored_sources",
 ]
 
-_ROW: Final = (
-    *HEAD_COLUMNS,
-    snapshots.c.spot,
-    snapshots.c.lot_size,
-    snapshots.c.meta,
-    snapshots.c.data,
-    snapshots.c.prev_close,
-    snapshots.c.context,
-)
 # Rows read per batch while stepping: a few milliseconds of raw blobs, never decoded ahead
 # (fewer than the radius, so a batch is never evicted before it is used).
 _BATCH: Final = 48
-
-
-def _decode(row: Row[*tuple[Any, ...]], url: str) -> ChainSnapshot:
-    try:
-        strikes, ce, pe = decode_chain(row.data)
-    except CodecError as err:
-        raise unreadable(row.id, f"{row.symbol} {row.expiry}", row.provider_ts, url, err) from None
-    return snapshot_from_row(row, strikes, ce, pe)
-
-
-def _decode_rows(rows: Sequence[Row[*tuple[Any, ...]]], url: str) -> list[ChainSnapshot]:
-    """`_decode` of each row, the blobs decoded together (codec.decode_many: one numpy pass
-    per byte plane for all of them, a fraction of decoding them one by one)."""
-    try:
-        counts, cols = decode_many([r.data for r in rows], BATCH_COLUMNS)
-    except CodecError:
-        for r in rows:  # which one: its own decode raises the error naming it
-            _decode(r, url)
-        raise
-    out, lo = [], 0
-    for row, n in zip(rows, counts.tolist(), strict=True):
-        part = slice(lo, lo + n)
-        lo += n
-        ce = Legs(*(cols[f"ce_{f}"][part] for f in LEG_FIELDS))
-        pe = Legs(*(cols[f"pe_{f}"][part] for f in LEG_FIELDS))
-        out.append(snapshot_from_row(row, cols["strike"][part], ce, pe))
-    return out
 
 
 async def snapshot_at(
@@ -92,10 +55,10 @@ async def snapshot_at(
     where = [c.symbol == symbol, c.expiry == expiry, c.provider_ts <= to_us(at, "at")]
     if provider is not None:
         where.append(c.provider == provider)
-    stmt = select(*_ROW).where(*where).order_by(c.provider_ts.desc(), c.id.desc()).limit(1)
+    stmt = select(*ROW_COLUMNS).where(*where).order_by(c.provider_ts.desc(), c.id.desc()).limit(1)
     async with store.read_connection(f"Reading {symbol} {expiry} as of {at:%H:%M}") as conn:
         row = (await conn.execute(stmt)).one_or_none()
-    return None if row is None else _decode(row, store.url)
+    return None if row is None else (await store.snapshots.decode_rows([row]))[0]
 
 
 async def stored_chains(store: Store, start: datetime, end: datetime) -> list[tuple[str, date]]:
@@ -269,7 +232,9 @@ class SnapshotWindow:
         if i not in self._raw:
             await self._read(i, forward)
         row = self._raw.pop(i)
-        snap = _decode(row, self.store.url)
+        snap = (await self.store.snapshots.decode_rows([row]))[0]
+        if snap is None:  # its block was purged after the row was read
+            raise self._purged(i)
         self.decodes += 1
         self._decoded[i] = snap
         self._evict(i)
@@ -280,7 +245,9 @@ class SnapshotWindow:
         ids = {self.times.ids[j]: j for j in span}
         what = f"Reading {self.times.symbol} {self.times.expiry} snapshots"
         async with self.store.read_connection(what) as conn:
-            rows = (await conn.execute(select(*_ROW).where(snapshots.c.id.in_(list(ids))))).all()
+            rows = (
+                await conn.execute(select(*ROW_COLUMNS).where(snapshots.c.id.in_(list(ids))))
+            ).all()
         self.reads += 1
         return {ids[row.id]: row for row in rows}
 
@@ -311,8 +278,10 @@ class SnapshotWindow:
         if i not in got:  # purged between reading the axis and now
             raise self._purged(i)
         order = sorted(got)
-        snaps = _decode_rows([got[j] for j in order], self.store.url)
-        self._decoded.update(zip(order, snaps, strict=True))
+        snaps = await self.store.snapshots.decode_rows([got[j] for j in order])
+        if snaps[0] is None:  # its block was purged after the row was read
+            raise self._purged(i)
+        self._decoded.update((j, snap) for j, snap in zip(order, snaps, strict=True) if snap)
         self.decodes += len(order)
 
     def _evict(self, i: int) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "scan_runs",
     "scans",
     "signals",
+    "snapshot_blocks",
     "snapshots",
     "store_info",
     "strategies",
@@ -96,12 +98,46 @@ snapshots = Table(
     # object with the futures and India VIX quotes and the listed expiries (store/snapshots.py).
     Column("prev_close", Double, nullable=True),
     Column("context", Text, nullable=True),
+    # Added in revision 0014: the time block (snapshot_blocks) holding this snapshot's chain,
+    # meta and context, its own `data` then empty; NULL while the row holds them itself.
+    Column("block_id", BigInteger, nullable=True),
     # The (symbol, expiry, provider_ts) prefix serves every range read; with provider it also
     # makes a duplicate write impossible even if two processes ever race.
     Index(
         "ux_snapshots_symbol_expiry_ts", "symbol", "expiry", "provider_ts", "provider", unique=True
     ),
+    # A chain's rows not yet in a block, found without reading the rest of its history.
+    Index(
+        "ix_snapshots_unblocked",
+        "symbol",
+        "expiry",
+        "provider",
+        "provider_ts",
+        sqlite_where=text("block_id IS NULL"),
+        postgresql_where=text("block_id IS NULL"),
+    ),
     # Ids never go back after a purge, so "snapshots with id > N" is a safe way to follow the store.
+    sqlite_autoincrement=True,
+)
+
+# Consecutive snapshots of one chain coded together (store/blockcodec.py): what a snapshot row
+# points at with block_id. first_ts/last_ts bound its members' provider_ts.
+snapshot_blocks = Table(
+    "snapshot_blocks",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("symbol", String(32), nullable=False),
+    Column("expiry", Date, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("first_ts", BigInteger, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("members", Integer, nullable=False),
+    # The block split where its head ends (blockcodec.head_length), the head first in the row:
+    # a strike's OI series reads `head` alone, never the pages of `data`.
+    Column("head", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    # A chain's blocks over a time range (a strike's series); also what a purge deletes.
+    Index("ix_snapshot_blocks_symbol_expiry_last_ts", "symbol", "expiry", "last_ts"),
     sqlite_autoincrement=True,
 )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+import logging
 import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +29,13 @@ import numpy as np
 from sqlalchemy import Row, bindparam, delete, exc, exists, func, insert, or_, select
 
 from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
-from optterm.store.codec import COLUMNS, ColumnBlob, decode_chain, decode_many, encode_chain
+from optterm.store.blockcodec import HEAD_COLUMNS as IN_BLOCK_HEADS
+from optterm.store.blockcodec import decode_block_columns, encode_block, head_length
+from optterm.store.blocks import BlockCache, compaction_members, gather_columns
+from optterm.store.codec import COLUMNS, ColumnBlob, decode_chain, encode_chain
 from optterm.store.context import context_fields, context_json
 from optterm.store.errors import CodecError, StoreError
-from optterm.store.schema import chains, snapshots
+from optterm.store.schema import chains, snapshot_blocks, snapshots
 from optterm.store.timecodec import from_us, ist_date, ist_day_number, to_us
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEAD_COLUMNS",
+    "ROW_COLUMNS",
     "SERIES_FIELDS",
     "FuturesColumns",
     "HistoryRow",
@@ -50,7 +55,12 @@ __all__ = [
     "unreadable",
 ]
 
+log = logging.getLogger(__name__)
+
 _PURGE_BATCH: Final = 2000
+# Snapshots per time block (store/blockcodec.py): 16 minutes of a chain at one poll per 15 s.
+# Larger blocks gain little (64 -> 128: -6 % bytes) and cost more to rewrite and to read back.
+BLOCK_SIZE: Final = 64
 _NO_STRIKES: Final = np.empty(0)
 _NO_LEGS: Final = Legs.empty(0)
 _COLUMN_ID: Final = {name: i for i, name in enumerate(COLUMNS)}
@@ -65,6 +75,7 @@ SERIES_FIELDS: Final[tuple[str, ...]] = (
 # every column a snapshot is rebuilt from.
 HEAD_COLUMNS: Final = (
     snapshots.c.id,
+    snapshots.c.block_id,
     snapshots.c.symbol,
     snapshots.c.expiry,
     snapshots.c.provider,
@@ -72,7 +83,7 @@ HEAD_COLUMNS: Final = (
     snapshots.c.provider_ts,
     snapshots.c.fetched_at,
 )
-_ROW_COLUMNS: Final = (
+ROW_COLUMNS: Final = (
     *HEAD_COLUMNS,
     snapshots.c.spot,
     snapshots.c.lot_size,
@@ -84,6 +95,7 @@ _ROW_COLUMNS: Final = (
 # What a reader of prices needs of each row (a backtest): no meta or context to parse.
 _PRICE_ROW: Final = (
     snapshots.c.id,
+    snapshots.c.block_id,
     snapshots.c.symbol,
     snapshots.c.expiry,
     snapshots.c.provider_ts,
@@ -116,6 +128,20 @@ _SEED = select(
     .scalar_subquery(),
 )
 _INSERT_SNAPSHOT = insert(snapshots)
+_UNBLOCKED = (
+    snapshots.c.symbol == bindparam("k_symbol"),
+    snapshots.c.expiry == bindparam("k_expiry"),
+    snapshots.c.provider == bindparam("k_provider"),
+    snapshots.c.block_id.is_(None),
+)
+_COUNT_UNBLOCKED = select(func.count()).select_from(snapshots).where(*_UNBLOCKED)
+_OLDEST_UNBLOCKED = (
+    select(snapshots)
+    .where(*_UNBLOCKED)
+    .order_by(snapshots.c.provider_ts, snapshots.c.id)
+    .limit(bindparam("n"))
+)
+_INSERT_BLOCK = insert(snapshot_blocks).returning(snapshot_blocks.c.id)
 _INSERT_CHAIN = insert(chains)
 _EXISTS = select(snapshots.c.id).where(*_SNAP_KEY, snapshots.c.provider_ts == bindparam("k_ts"))
 _DELETE_EMPTY_CHAINS = delete(chains).where(
@@ -140,7 +166,7 @@ _HEADS = (
 )
 _HEADS_EXPIRY = _HEADS.where(chains.c.expiry == bindparam("expiry"))
 _ROW_AT = (
-    select(*_ROW_COLUMNS)
+    select(*ROW_COLUMNS)
     .where(
         snapshots.c.symbol == bindparam("symbol"),
         snapshots.c.expiry == bindparam("expiry"),
@@ -257,10 +283,10 @@ class FuturesColumns:
     listed: list[tuple[date, ...]]
 
 
-def _futures_of(rows: Sequence[Row[*tuple[Any, ...]]]) -> FuturesColumns:
+def _futures_of(contexts: Sequence[str | None]) -> FuturesColumns:
     out = FuturesColumns([], [], [])
-    for r in rows:
-        ctx = context_fields(r.context)
+    for text in contexts:
+        ctx = context_fields(text)
         q = ctx.get("futures")
         out.ltp.append(math.nan if q is None else q.value)
         out.source.append("" if q is None else q.source)
@@ -318,6 +344,25 @@ def _snapshot_row(snap: ChainSnapshot, ts: int) -> dict[str, Any]:
     }
 
 
+class _Moved(Exception):
+    """Rows chosen for a block changed before it was written: the block is not stored."""
+
+    def __str__(self) -> str:
+        return "its rows changed meanwhile"
+
+
+def _key_params(key: tuple[str, date, str]) -> dict[str, Any]:
+    return {"k_symbol": key[0], "k_expiry": key[1], "k_provider": key[2]}
+
+
+def _unreadable_blob(data: bytes) -> bool:
+    try:
+        decode_chain(data)
+    except CodecError:
+        return True
+    return False
+
+
 def _total(col: np.ndarray) -> float | None:
     finite = col[~np.isnan(col)]
     return float(finite.sum()) if finite.size else None
@@ -333,6 +378,14 @@ class SnapshotRepository:
         # Held across a batch's two attempts (write_many), so no other batch of this process
         # changes the cache between the failed attempt and the careful one.
         self._lock = asyncio.Lock()
+        # Snapshots per time block; 0 keeps every snapshot in its own row (tests compare both).
+        self.block_size = BLOCK_SIZE
+        # Per chain, how many of its rows are not in a block yet (seeded from the database on
+        # first use, updated after COMMIT); chains whose rows cannot be read are left alone.
+        self._unblocked: dict[tuple[str, date, str], int] = {}
+        self._stuck: set[tuple[str, date, str]] = set()
+        self._written: set[tuple[str, date, str]] = set()  # chains written since `compact`
+        self._blocks = BlockCache()
 
     # ------------------------------------------------------------------------------ writing
 
@@ -375,14 +428,95 @@ class SnapshotRepository:
                     with self._store.errors(what):
                         for i in await self._write_batch(pending, careful=attempt == 2):
                             stored[i] = True
-                        return stored
+                        break
                 except StoreError as err:
                     if not isinstance(err.__cause__, exc.IntegrityError) or attempt == 2:
                         raise
                     # Another process wrote these keys behind our cache: re-seed and re-check.
                     for p in pending:
                         self._last.pop(p.key, None)
-        raise AssertionError("unreachable")
+            self._written.update(p.key for p in pending)
+        return stored
+
+    async def compact(self) -> bool:
+        """Move the oldest `block_size` rows of one chain written since into a time block, if
+        it has more than that many outside one (the newest always stays: the latest chain is
+        one row); True when a block was written.
+
+        The poller calls this between ticks, in the pause, so no tick waits for it. One chain
+        per call: chains that all became due together are done over the following pauses. A
+        failure costs nothing but the saving: the rows stay as they are and read as they are.
+        """
+        if self.block_size <= 0 or not self._written:
+            return False
+        async with self._lock:
+            return await self._compact_next(self._written - self._stuck)
+
+    async def _compact_next(self, keys: set[tuple[str, date, str]]) -> bool:
+        target = None
+        try:
+            for key in sorted(k for k in keys if k not in self._unblocked):
+                async with self._store.read_connection("Counting rows outside blocks") as conn:
+                    self._unblocked[key] = int(
+                        await conn.scalar(_COUNT_UNBLOCKED, _key_params(key)) or 0
+                    )
+            due = [k for k in keys if self._unblocked.get(k, 0) > self.block_size]
+            # Chains not due have nothing to do until they are written again.
+            self._written -= keys - set(due)
+            if not due:
+                return False
+            target = max(due, key=lambda k: (self._unblocked[k], k))
+            await self._compact(target)
+            if self._unblocked[target] <= self.block_size:
+                self._written.discard(target)
+            return True
+        except CodecError as err:
+            log.warning("leaving a chain's history out of time blocks: %s", err)
+            if target is not None:
+                self._stuck.add(target)
+        except (StoreError, _Moved) as err:
+            log.warning("could not move history into a time block (will retry): %s", err)
+            self._unblocked.clear()
+        return False
+
+    async def _compact(self, key: tuple[str, date, str]) -> None:
+        n = self.block_size
+        async with self._store.read_connection(f"Reading {key[0]} {key[1]} to block") as conn:
+            rows = (await conn.execute(_OLDEST_UNBLOCKED, {**_key_params(key), "n": n})).all()
+        if len(rows) < n:
+            self._unblocked[key] = len(rows)
+            return
+        try:
+            blob = encode_block(compaction_members(rows))
+        except CodecError as err:
+            bad = next(r for r in rows if _unreadable_blob(r.data))
+            what = f"{key[0]} {key[1]}"
+            raise unreadable(bad.id, what, bad.provider_ts, self._store.url, err) from None
+        ids = [r.id for r in rows]
+        block = {
+            "symbol": key[0],
+            "expiry": key[1],
+            "provider": key[2],
+            "first_ts": min(r.provider_ts for r in rows),
+            "last_ts": max(r.provider_ts for r in rows),
+            "members": len(rows),
+            "head": blob[: head_length(blob)],
+            "data": blob[head_length(blob) :],
+        }
+        async with self._store.write_transaction(f"Storing a {key[0]} {key[1]} block") as conn:
+            block_id = await conn.scalar(_INSERT_BLOCK, block)
+            # Deleted and inserted again (same ids), not updated: SQLite frees and merges the
+            # pages a delete leaves nearly empty, never those an update shrinks, so rows
+            # shrunk in place would keep their old pages forever.
+            moved = await conn.execute(
+                delete(snapshots).where(snapshots.c.id.in_(ids), snapshots.c.block_id.is_(None))
+            )
+            if moved.rowcount != len(ids):
+                # Another writer moved or deleted some of them meanwhile: undo, count again.
+                raise _Moved
+            small = {"block_id": block_id, "data": b"", "meta": None, "context": None}
+            await conn.execute(_INSERT_SNAPSHOT, [{**r._asdict(), **small} for r in rows])
+        self._unblocked[key] -= len(ids)
 
     async def _write_batch(self, pending: list[_Pending], *, careful: bool) -> list[int]:
         """Insert what is new in `pending`; the indexes stored. The cache is updated only after
@@ -426,27 +560,78 @@ class SnapshotRepository:
             if rows:
                 await conn.execute(_INSERT_SNAPSHOT, rows)
         self._last.update((k, v) for k, v in last.items() if v is not None)
+        stored = set(written)
+        for p in pending:
+            if p.index in stored and p.key in self._unblocked:
+                self._unblocked[p.key] += 1
         return written
 
     # ------------------------------------------------------------------------------ reading
 
-    def _to_snapshot(self, row: Row[*tuple[Any, ...]]) -> ChainSnapshot:
+    async def _load(self, rows: Sequence[Row[*tuple[Any, ...]]]) -> None:
+        """Decode the blocks `rows` point at (kept for the next reads); a damaged block is
+        reported as its first member row that was asked for."""
         try:
+            await self._blocks.load(self._store, rows)
+        except CodecError as err:
+            bad = next(r for r in rows if r.block_id is not None)
+            what = f"{bad.symbol} {bad.expiry}"
+            raise unreadable(bad.id, what, bad.provider_ts, self._store.url, err) from None
+
+    def _to_snapshot(self, row: Row[*tuple[Any, ...]]) -> ChainSnapshot | None:
+        """The row's snapshot (its block loaded first); None if its block was purged."""
+        try:
+            if row.block_id is not None:
+                got = self._blocks.payload(row)
+                if got is None:
+                    return None
+                return snapshot_from_row(
+                    row, got.strikes, got.ce, got.pe, texts=(got.meta, got.context)
+                )
             strikes, ce, pe = decode_chain(row.data)
         except CodecError as err:
             what = f"{row.symbol} {row.expiry}"
             raise unreadable(row.id, what, row.provider_ts, self._store.url, err) from None
         return snapshot_from_row(row, strikes, ce, pe)
 
-    def _to_batch(self, rows: Sequence[Row[*tuple[Any, ...]]]) -> SnapshotBatch:
+    async def decode_rows(
+        self, rows: Sequence[Row[*tuple[Any, ...]]]
+    ) -> list[ChainSnapshot | None]:
+        """Rows read with `HEAD_COLUMNS` + spot, lot_size, meta, data, prev_close and context
+        (these reads, replay's and the daily summary's) as snapshots, decoded together (one
+        numpy pass per byte plane for all the blobs; blocks decoded once); None for a row
+        whose block was purged meanwhile."""
+        await self._load(rows)
+        if len(rows) == 1:
+            return [self._to_snapshot(rows[0])]
+        kept, counts, cols = self._gather(rows, BATCH_COLUMNS)
+        out: dict[int, ChainSnapshot] = {}
+        lo = 0
+        for row, n in zip(kept, counts.tolist(), strict=True):
+            part = slice(lo, lo + n)
+            lo += n
+            ce = Legs(*(cols[f"ce_{f}"][part] for f in LEG_FIELDS))
+            pe = Legs(*(cols[f"pe_{f}"][part] for f in LEG_FIELDS))
+            texts = None if row.block_id is None else self._blocks.texts(row)
+            out[row.id] = snapshot_from_row(row, cols["strike"][part], ce, pe, texts=texts)
+        return [out.get(r.id) for r in rows]
+
+    def _gather(
+        self, rows: Sequence[Row[*tuple[Any, ...]]], names: Sequence[str]
+    ) -> tuple[list[Row[*tuple[Any, ...]]], np.ndarray, dict[str, np.ndarray]]:
         try:
-            counts, columns = decode_many([r.data for r in rows], BATCH_COLUMNS)
+            return gather_columns(rows, names, self._blocks)
         except CodecError:
             for r in rows:  # which one: its own decode raises the error naming it
-                self._to_snapshot(r)
+                if r.block_id is None:
+                    self._to_snapshot(r)
             raise
-        heads = [snapshot_from_row(r, _NO_STRIKES, _NO_LEGS, _NO_LEGS) for r in rows]
-        return SnapshotBatch(heads, counts, columns)
+
+    def _head(self, row: Row[*tuple[Any, ...]]) -> ChainSnapshot:
+        texts = None
+        if row.block_id is not None:
+            texts = self._blocks.texts(row)
+        return snapshot_from_row(row, _NO_STRIKES, _NO_LEGS, _NO_LEGS, texts=texts)
 
     async def latest(self, symbol: str, expiry: date | None = None) -> ChainSnapshot | None:
         """The newest snapshot of `symbol` (for `expiry`, or the nearest live expiry if None).
@@ -455,9 +640,10 @@ class SnapshotRepository:
         symbol's newest snapshot and had not expired before that day, the nearest one.
         Two index seeks: the newest provider_ts per registered expiry, then that row.
         """
-        async with self._store.read_connection(f"Reading the latest {symbol} chain") as conn:
-            # A purge may delete the chosen row between the two reads: look once more.
-            for _ in range(2):
+        what = f"Reading the latest {symbol} chain"
+        # A purge may delete the chosen row between the reads: look once more.
+        for _ in range(2):
+            async with self._store.read_connection(what) as conn:
                 if expiry is None:
                     heads = (await conn.execute(_HEADS, {"symbol": symbol})).all()
                 else:
@@ -473,8 +659,11 @@ class SnapshotRepository:
                         {"symbol": symbol, "expiry": head.expiry, "ts": head.newest},
                     )
                 ).one_or_none()
-                if row is not None:
-                    return self._to_snapshot(row)
+            if row is not None:
+                await self._load([row])
+                snap = self._to_snapshot(row)
+                if snap is not None:
+                    return snap
         return None
 
     async def iterate(
@@ -490,8 +679,9 @@ class SnapshotRepository:
         reads, so iterating slowly never holds the database.
         """
         async for rows in self._row_batches(symbol, expiry, start, end, batch):
-            for row in rows:
-                yield self._to_snapshot(row)
+            for snap in await self.decode_rows(rows):
+                if snap is not None:
+                    yield snap
 
     async def iterate_batches(
         self,
@@ -504,7 +694,10 @@ class SnapshotRepository:
         """The snapshots `iterate` yields, `batch` at a time and decoded together: for readers
         of whole ranges (export), where decoding blob by blob would cost most of the time."""
         async for rows in self._row_batches(symbol, expiry, start, end, batch):
-            yield self._to_batch(rows)
+            await self._load(rows)
+            kept, counts, columns = self._gather(rows, BATCH_COLUMNS)
+            if kept:
+                yield SnapshotBatch([self._head(r) for r in kept], counts, columns)
 
     async def iterate_price_batches(
         self,
@@ -522,27 +715,24 @@ class SnapshotRepository:
         `futures`: also each one's stored futures quote (its context column, parsed)."""
         row_columns = _PRICE_ROW_FUT if futures else _PRICE_ROW
         async for rows in self._row_batches(symbol, expiry, start, end, batch, row_columns):
-            try:
-                counts, cols = decode_many([r.data for r in rows], columns)
-            except CodecError:
-                for r in rows:  # which one: name it
-                    try:
-                        decode_chain(r.data)
-                    except CodecError as err:
-                        what = f"{r.symbol} {r.expiry}"
-                        raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
-                raise
+            await self._load(rows)
+            kept, counts, cols = self._gather(rows, columns)
+            if not kept:
+                continue
             yield PriceBatch(
-                [r.provider_ts for r in rows],
-                [r.fetched_at for r in rows],
-                [r.provider for r in rows],
-                [r.feed for r in rows],
-                [math.nan if r.spot is None else float(r.spot) for r in rows],
-                [int(r.lot_size) for r in rows],
+                [r.provider_ts for r in kept],
+                [r.fetched_at for r in kept],
+                [r.provider for r in kept],
+                [r.feed for r in kept],
+                [math.nan if r.spot is None else float(r.spot) for r in kept],
+                [int(r.lot_size) for r in kept],
                 counts,
                 cols,
-                _futures_of(rows) if futures else None,
+                _futures_of([self._context(r) for r in kept]) if futures else None,
             )
+
+    def _context(self, row: Row[*tuple[Any, ...]]) -> str | None:
+        return row.context if row.block_id is None else self._blocks.texts(row)[1]
 
     async def _row_batches(
         self,
@@ -551,7 +741,7 @@ class SnapshotRepository:
         start: datetime,
         end: datetime,
         batch: int,
-        row_columns: Sequence[Any] = _ROW_COLUMNS,
+        row_columns: Sequence[Any] = ROW_COLUMNS,
     ) -> AsyncGenerator[list[Row[*tuple[Any, ...]]], None]:
         lo, hi = to_us(start, "start"), to_us(end, "end")
         if batch < 1:
@@ -587,7 +777,7 @@ class SnapshotRepository:
                 .limit(batch)
             )
             async with self._store.read_connection(what) as conn:
-                keys = (await conn.execute(keys_stmt)).all()
+                keys = list((await conn.execute(keys_stmt)).all())
                 if not keys:
                     return
                 ids = [k.id for k in keys]
@@ -638,38 +828,44 @@ class SnapshotRepository:
             raise ValueError(f"unknown field(s) {bad}; choose from {', '.join(SERIES_FIELDS)}")
         lo, hi = to_us(start, "start"), to_us(end, "end")
         blob_fields = [f for f in fields if f != "spot"]
-        cols = [snapshots.c.id, snapshots.c.provider_ts, snapshots.c.spot]
-        if blob_fields:
-            cols.append(snapshots.c.data)
-        stmt = (
-            select(*cols)
-            .where(
-                snapshots.c.symbol == symbol,
-                snapshots.c.expiry == expiry,
-                snapshots.c.provider_ts >= lo,
-                snapshots.c.provider_ts < hi,
-            )
-            # The index's order: sorting the rows (blobs and all) by id as well would make
-            # SQLite copy every one through a temporary B-tree; ties are put in id order below.
-            .order_by(snapshots.c.provider_ts)
+        c = snapshots.c
+        in_range = (c.symbol == symbol, c.expiry == expiry, c.provider_ts >= lo, c.provider_ts < hi)
+        # The series' points from the unique index alone (no table pages: a chain's entries
+        # are contiguous there, its rows are not); the rows still holding their own blob from
+        # the partial index; the rest from the blocks that overlap the range.
+        keys_stmt = select(c.id, c.provider_ts).where(*in_range)
+        hot_cols = [c.id, c.spot, *([c.data] if blob_fields else [])]
+        hot_stmt = (
+            select(*hot_cols)
+            .where(*in_range, c.block_id.is_(None))
+            .with_hint(snapshots, "INDEXED BY ix_snapshots_unblocked", "sqlite")
+        )
+        b = snapshot_blocks.c
+        # OI (the history screen's series) is in a block's head: its other pages stay unread.
+        parts = [b.head] if set(blob_fields) <= set(IN_BLOCK_HEADS) else [b.head, b.data]
+        blocks_stmt = select(b.id, *parts).where(
+            b.symbol == symbol, b.expiry == expiry, b.last_ts >= lo, b.first_ts < hi
         )
         what = f"Reading the {symbol} {expiry} {strike:g} series"
         async with self._store.read_connection(what) as conn:
-            found = (await conn.execute(stmt)).all()
-        rows = sorted(found, key=lambda r: (r.provider_ts, r.id))
+            keys = list((await conn.execute(keys_stmt)).all())
+            hot = (await conn.execute(hot_stmt)).all()
+            blocks = (await conn.execute(blocks_stmt)).all() if len(hot) < len(keys) else []
+        keys.sort(key=lambda k: (k.provider_ts, k.id))
+        pos = {k.id: i for i, k in enumerate(keys)}
+        ts = np.fromiter((k.provider_ts for k in keys), dtype=np.int64, count=len(keys))
+        out = {f: np.full(len(keys), np.nan) for f in fields}
         target = float(strike)
         tol = 1e-9 * max(1.0, abs(target))
-        # Only one cell of each field is decoded (and a deflated body is inflated only up to
-        # the strikes and OI it stores first; a zstandard body decompresses whole for less):
-        # measured, that beats decoding whole columns of every blob at once (decode_many),
-        # which export uses, also with zstandard bodies (~37 vs ~47 ms a day, warm).
+        # Rows with their own blob: only one cell of each field is decoded (measured, that
+        # beats decoding whole columns of every blob at once).
         only = frozenset(_COLUMN_ID[f] for f in ("strike", *blob_fields))
         # Strike lists rarely change within a day: find the strike's row once per distinct list.
         row_of: dict[bytes | None, int] = {}
-        ts = np.empty(len(rows), dtype=np.int64)
-        out = {f: np.full(len(rows), np.nan) for f in fields}
-        for i, r in enumerate(rows):
-            ts[i] = r.provider_ts
+        for r in hot:
+            i = pos.get(r.id)
+            if i is None:  # stored after the keys were read
+                continue
             if "spot" in out and r.spot is not None:
                 out["spot"][i] = r.spot
             if not blob_fields:
@@ -688,7 +884,26 @@ class SnapshotRepository:
                         out[f][i] = cb.value(f, idx)
             except CodecError as err:
                 what = f"{symbol} {expiry}"
-                raise unreadable(r.id, what, r.provider_ts, self._store.url, err) from None
+                raise unreadable(r.id, what, keys[i].provider_ts, self._store.url, err) from None
+        # Rows in a block: the strike's cells of each block, for all its members at once.
+        for block_id, *part in blocks:
+            try:
+                got = decode_block_columns(b"".join(part), blob_fields, strike=target)
+            except CodecError as err:
+                raise CodecError(
+                    f"Snapshot block {block_id} ({symbol} {expiry}) in {self._store.url} cannot "
+                    f"be read: {err}. Delete the snapshots in it or restore the database from "
+                    "a backup."
+                ) from None
+            at = [(m, pos[s]) for m, s in enumerate(got.ids.tolist()) if s in pos]
+            if not at:
+                continue
+            members, points = (np.array(x) for x in zip(*at, strict=True))
+            if "spot" in out:
+                out["spot"][points] = got.spot[members]
+            if got.union.size:
+                for f in blob_fields:
+                    out[f][points] = got.values[f][members, 0]
         return StrikeSeries(symbol, expiry, target, ts.view("datetime64[us]"), out)
 
     async def history(self) -> list[HistoryRow]:
@@ -730,18 +945,31 @@ class SnapshotRepository:
                         break
                 if total:
                     async with self._store.write_transaction() as conn:
+                        # Blocks whose every member was older (they were just deleted).
+                        await conn.execute(
+                            delete(snapshot_blocks).where(snapshot_blocks.c.last_ts < cutoff)
+                        )
                         # Unregister chains that have no snapshot left.
                         await conn.execute(_DELETE_EMPTY_CHAINS)
                     await self._store.reclaim_space()
             finally:
                 self._last.clear()
+                self._unblocked.clear()
+                self._blocks.clear()
         return total
 
 
 def snapshot_from_row(
-    row: Row[*tuple[Any, ...]], strikes: np.ndarray, ce: Legs, pe: Legs
+    row: Row[*tuple[Any, ...]],
+    strikes: np.ndarray,
+    ce: Legs,
+    pe: Legs,
+    *,
+    texts: tuple[str | None, str | None] | None = None,
 ) -> ChainSnapshot:
-    """A stored row's snapshot around its decoded columns (the history reads and replay's)."""
+    """A stored row's snapshot around its decoded columns (the history reads and replay's);
+    `texts`: its meta and context when they are not the row's own (a member of a block)."""
+    meta, context = (row.meta, row.context) if texts is None else texts
     return ChainSnapshot(
         symbol=row.symbol,
         expiry=row.expiry,
@@ -754,7 +982,7 @@ def snapshot_from_row(
         strikes=strikes,
         ce=ce,
         pe=pe,
-        meta=json.loads(row.meta) if row.meta else {},
+        meta=json.loads(meta) if meta else {},
         prev_close=math.nan if row.prev_close is None else row.prev_close,
-        **context_fields(row.context),
+        **context_fields(context),
     )
