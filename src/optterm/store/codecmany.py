@@ -290,9 +290,7 @@ def _decode_group(
         raw = buf[idx]
     else:
         raw = buf[planes[:, None] + np.arange(depth * mmax)].reshape(len(planes), depth, mmax)
-    x = np.zeros((len(planes), mmax, 8), dtype=np.uint8)
-    x[:, :, :width] = raw[:, :width, :].transpose(0, 2, 1)
-    xi = x.view("<i8")[:, :, 0]
+    xi = _assemble(raw, width)
     xi += base[:, None]
     if enc & _DELTA:
         np.cumsum(xi, axis=1, out=xi)
@@ -300,7 +298,7 @@ def _decode_group(
     if code.any():
         vals /= _SCALES_ARR[code][:, None]
     if enc & _RESID:
-        zz = raw[:, width, :].astype(np.int64)
+        zz = raw[:, width, :].astype(np.int16)  # zigzag of one byte: narrow lanes suffice
         vals.view(np.int64)[...] += (zz >> 1) ^ -(zz & 1)
     if present is not None:
         seg, row = np.nonzero(present)  # row-major: each segment's present rows in order
@@ -313,3 +311,25 @@ def _decode_group(
         ]
     else:
         flat[at.ravel() if present is None else at] = vals.ravel()
+
+
+def _assemble(raw: np.ndarray, width: int) -> np.ndarray:
+    """The int64 values of `width` little-endian byte planes, raw[:, p, :] being byte p.
+
+    Assembled four planes at a time in uint32 lanes: numpy's 64-bit shifts run ~5x slower
+    than 32-bit ones here, and most columns are 1-3 bytes wide."""
+    shape = (raw.shape[0], raw.shape[2])
+    if not width:
+        return np.zeros(shape, dtype=np.int64)
+    halves = []
+    for first in range(0, width, 4):
+        part = raw[:, first, :].astype(np.uint32)
+        for p in range(first + 1, min(width, first + 4)):
+            part |= raw[:, p, :].astype(np.uint32) << np.uint32(8 * (p - first))
+        halves.append(part)
+    if len(halves) == 1:
+        return halves[0].astype(np.int64)
+    both = np.empty((*shape, 2), dtype=np.uint32)  # little-endian: low half first
+    both[:, :, 0] = halves[0]
+    both[:, :, 1] = halves[1]
+    return both.view("<i8")[:, :, 0]
