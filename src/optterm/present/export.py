@@ -242,7 +242,9 @@ class _Numbers:
             if k == 0:  # "0" is written for a zero, so the units digit is always there
                 mask[slot] = self.fast
             else:  # a digit of 10**k is written when the integer part reaches 10**k
-                np.greater_equal(self.ip, _POW10[k], out=mask[slot])
+                # 10**k in ip's own type (it fits: ip reaches it): an int64 scalar would make
+                # numpy widen every int32 of ip first.
+                np.greater_equal(self.ip, self.ip.dtype.type(_POW10[k]), out=mask[slot])
                 if not self.all_fast:
                     mask[slot] &= self.fast
             np.add(next(digits), _ZERO, out=chars[slot], casting="unsafe")
