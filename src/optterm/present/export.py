@@ -42,11 +42,14 @@ _MAX_DEC: Final = 1e9
 _MIN_DEC: Final = 1e-4
 _MAX_D: Final = 6
 _ZERO: Final = ord("0")
+# Byte slots formatted into text per piece: below glibc's 128 KiB mmap threshold, so the
+# allocator reuses the pieces' memory instead of mapping fresh pages for each.
+_PIECE: Final = 64 * 1024
 
 
 class _Blocks:
     """A row-aligned byte matrix under construction: blocks appended left to right, each with
-    the mask of its bytes that belong to the text; `text()` reads it row by row.
+    the mask of its bytes that belong to the text; `pieces()` reads it row by row.
 
     Built transposed (one contiguous line of the matrix per byte slot of a block), so every
     fill is a contiguous write; one transpose at the end."""
@@ -54,7 +57,7 @@ class _Blocks:
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self._parts: list[tuple[int, Callable[[np.ndarray, np.ndarray], None]]] = []
-        self._nul = False  # does a literal or an option hold a NUL byte (see text())
+        self._nul = False  # does a literal or an option hold a NUL byte (see pieces())
 
     def literal(self, text: bytes) -> None:
         if text:
@@ -83,7 +86,7 @@ class _Blocks:
             np.take(table, index, axis=1, out=chars)
             if self._nul:
                 np.take(valid, index, axis=1, out=mask)
-            else:  # a shorter option's padding is NUL already, which text() drops
+            else:  # a shorter option's padding is NUL already, which pieces() drops
                 mask[:] = True
 
         self._parts.append((width, fill))
@@ -92,11 +95,12 @@ class _Blocks:
         num = _Numbers(values, missing)
         self._parts.append((num.width, num.fill))
 
-    def text(self, scratch: _Scratch | None = None) -> str:
-        """The rows' text. `scratch`: buffers kept from the previous batch of the same writer."""
+    def pieces(self, scratch: _Scratch | None = None) -> Iterator[str]:
+        """The rows' text, a few hundred rows at a time (write each before asking for the
+        next). `scratch`: the matrices kept from the previous batch of the same writer."""
         width = sum(w for w, _ in self._parts)
         if not width or not self.rows:
-            return ""
+            return
         if scratch is None:
             scratch = _Scratch()
         chars, mask = scratch.matrices(width, self.rows)
@@ -106,31 +110,31 @@ class _Blocks:
             at += w
         if self._nul:  # a NUL of the text's own: pick its bytes by the mask
             picked = chars.ravel(order="F")[mask.ravel(order="F")]
-            return picked.tobytes().decode("utf-8")
+            yield picked.tobytes().decode("utf-8")
+            return
         # The text has no NUL byte (numbers are digits, signs, points, repr and the missing
-        # marker), so a byte outside it becomes NUL and bytearray.translate drops those in one
-        # C pass over the row-major bytes. A full NIFTY day (462k rows, ~86 MB of byte slots):
+        # marker), so a byte outside it becomes NUL and bytes.translate drops those in one C
+        # pass over the row-major bytes. A full NIFTY day (462k rows, ~86 MB of byte slots):
         # 0.19 s against 0.28 s for boolean indexing and 0.48 s for np.compress, which makes
-        # an index array of every kept byte first. The row-major bytes go to a kept buffer.
+        # an index array of every kept byte first.
         np.multiply(chars, mask, out=chars)
-        raw, rowmajor = scratch.rowmajor(width * self.rows)
-        rowmajor.reshape(self.rows, width)[...] = chars.T
-        return raw.translate(None, b"\0").decode("utf-8")
+        # Whole rows at a time, each piece's bytes, text and encoded text small enough for
+        # the allocator to reuse the same memory: a batch's text in one piece (~3 MB, three
+        # times over) was handed back to the kernel and faulted in again for every batch.
+        step = max(1, _PIECE // width)
+        for lo in range(0, self.rows, step):
+            yield chars[:, lo : lo + step].T.tobytes().translate(None, b"\0").decode("utf-8")
 
 
 class _Scratch:
-    """The byte matrices of `_Blocks.text`, kept by a writer from one batch to the next.
+    """The byte matrices of `_Blocks.pieces`, kept by a writer from one batch to the next.
 
     A day's export formats ~25 batches of ~20k rows. Allocated afresh for every batch, their
-    ~12 MB of matrices went back to the kernel and were faulted in again: a NIFTY day's CSV
-    export in a fresh process took ~90k page faults and ~0.24 s of system CPU, ~45k and
-    ~0.12 s with the buffers kept."""
+    ~8 MB went back to the kernel and were faulted in again each time."""
 
     def __init__(self) -> None:
         self._chars = np.empty(0, dtype=np.uint8)
         self._mask = np.empty(0, dtype=bool)
-        self._raw = bytearray()
-        self._used = 0  # bytes of _raw the last batch wrote (the rest is NUL)
 
     def matrices(self, width: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
         size = width * rows
@@ -138,16 +142,6 @@ class _Scratch:
             self._chars = np.empty(size, dtype=np.uint8)
             self._mask = np.empty(size, dtype=bool)
         return self._chars[:size].reshape(width, rows), self._mask[:size].reshape(width, rows)
-
-    def rowmajor(self, size: int) -> tuple[bytearray, np.ndarray]:
-        """A bytearray whose first `size` bytes the caller fills and whose rest is NUL (which
-        the caller's translate drops), and those `size` bytes as an array."""
-        if len(self._raw) < size:
-            self._raw = bytearray(size)
-        elif self._used > size:
-            self._raw[size : self._used] = bytes(self._used - size)
-        self._used = size
-        return self._raw, np.frombuffer(self._raw, dtype=np.uint8, count=size)
 
 
 class _Numbers:
@@ -338,7 +332,8 @@ class CsvWriter:
                 b.literal(b",")
             b.numbers(batch.columns[name], b"")
         b.literal(b"\n")
-        self._out.write(b.text(self._scratch))
+        for piece in b.pieces(self._scratch):
+            self._out.write(piece)
 
 
 class JsonWriter:
@@ -401,7 +396,8 @@ class JsonWriter:
                     b.numbers(batch.columns[f"{side}_{f}"], b"null")
                 b.literal(b"}")
             b.choice([b"}, ", b"}]}"], last)
-            self._out.write(b.text(self._scratch))
+            for piece in b.pieces(self._scratch):
+                self._out.write(piece)
         if pending:
             self._out.write(pending)
 
