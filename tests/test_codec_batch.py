@@ -96,6 +96,27 @@ def test_the_batch_decoder_equals_each_blob_alone(seed: int) -> None:
     _assert_same([], ["ce_oi"])
 
 
+def test_blobs_of_as_many_rows_each_decode_as_each_alone() -> None:
+    # The decoder's whole-row path (every blob with the same number of rows): masked and
+    # unmasked segments, every body, a version-1 blob and float columns among them.
+    n = 60
+    blobs = []
+    for k in range(12):
+        snap = realistic_chain(n, seed=50 + k)
+        blobs.append(
+            encode_chain(snap, zstd=k % 3 == 0) if k % 3 != 2 else _stored(encode_chain(snap))
+        )
+    snap = realistic_chain(n, seed=70)
+    blobs.insert(4, encode_columns({"strike": snap.strikes, "pe_bid": snap.pe.bid}, version=1))
+    noisy = np.random.default_rng(1).random(n)  # on no grid: float64
+    blobs.insert(9, encode_columns({"strike": snap.strikes, "ce_iv": noisy, "pe_ltp": snap.pe.ltp}))
+    _assert_same(blobs, list(COLUMNS))
+    _assert_same(blobs, ["ce_bid", "strike"])
+    bad = bytearray(blobs[6])
+    bad[-1] ^= 0x10
+    _assert_same([*blobs[:6], bytes(bad), *blobs[7:]], list(COLUMNS))
+
+
 def test_a_damaged_blob_gives_the_error_the_blob_by_blob_reader_gives() -> None:
     blobs = _mix(4)
     for k in (0, 5, len(blobs) - 1):

@@ -105,8 +105,11 @@ def decode_many(
     slow = [(r, k) for k in left for r in range(len(names))]
     col_index = np.full(256, -1, dtype=np.int64)
     col_index[ids] = np.arange(len(ids))
+    # Every blob the same number of rows (a chain's strikes rarely change within a batch): each
+    # decoded segment is then one row of a (columns x blobs, rows) view of the output.
+    same = int(counts[0]) if n_blobs and bool((counts == counts[0]).all()) else 0
     if d.entries:
-        slow += _decode_fast(d, fast_arr, col_index, starts, total, flat)
+        slow += _decode_fast(d, fast_arr, col_index, starts, total, flat, same)
     slow.sort()
     for r, k in slow:  # column-major, as the blob-by-blob reader walks them
         if k not in opened:
@@ -191,6 +194,7 @@ def _decode_fast(
     starts: np.ndarray,
     total: int,
     flat: np.ndarray,
+    same: int,
 ) -> list[tuple[int, int]]:
     """Decode every wanted segment of the sound bodies that the fast path takes into `flat`
     (column r's rows at r * total); returns the (column, blob) pairs it left to ColumnBlob."""
@@ -255,15 +259,15 @@ def _decode_fast(
         if key & _MASK:
             assert present is not None
             pres = present[np.searchsorted(mrows, g)]
-        _decode_group(
-            flat, buf, key >> 8, key & 0xFF, planes[g], m[g], base[g], code[g], dest[g], pres
-        )
+        args = (buf, key >> 8, key & 0xFF, planes[g], m[g], base[g], code[g], dest[g], pres)
+        _decode_group(flat, same, *args)
     left = np.flatnonzero(bad | slow)
     return list(zip(r[left].tolist(), k[left].tolist(), strict=True))
 
 
 def _decode_group(
     flat: np.ndarray,
+    same: int,
     buf: np.ndarray,
     width: int,
     enc: int,
@@ -275,7 +279,8 @@ def _decode_group(
     present: np.ndarray | None,
 ) -> None:
     """Integer segments of one width and encoding (M present rows each, which may differ),
-    decoded together and written to `flat` at `dest` (+ their present rows)."""
+    decoded together and written to `flat` at `dest` (+ their present rows). `same`: the rows
+    of every blob when they all have as many (0 if not)."""
     mmax = int(m.max())
     if not mmax:
         return
@@ -300,6 +305,17 @@ def _decode_group(
     if enc & _RESID:
         zz = raw[:, width, :].astype(np.int16)  # zigzag of one byte: narrow lanes suffice
         vals.view(np.int64)[...] += (zz >> 1) ^ -(zz & 1)
+    if same:
+        # Whole rows of the output: no index per value (at 40k rows a batch, the index arrays
+        # cost more than the values).
+        rows = flat.reshape(-1, same)
+        if present is None:
+            rows[dest // same] = vals
+            return
+        full = np.full((len(planes), same), np.nan)
+        full[present[:, :same]] = vals[np.arange(mmax) < m[:, None]] if ragged else vals.ravel()
+        rows[dest // same] = full
+        return
     if present is not None:
         seg, row = np.nonzero(present)  # row-major: each segment's present rows in order
         at = dest[seg] + row
