@@ -200,7 +200,9 @@ class _Numbers:
         )
         ip: np.ndarray = (ip_f if self.all_fast else np.where(fast, ip_f, 0.0)).astype(itype)
         self.ip = ip
-        self.max_int = len(str(int(top))) if rows else 0
+        # No digit slots when no value takes the fast path (an all-missing column: six of a
+        # simulated chain's twenty-one): they would all be masked out.
+        self.max_int = len(str(int(top))) if rows and fast.any() else 0
         if self.max_d:
             # The fractional digits left-aligned on max_d places: a slot's digit is then a
             # division by the same power of ten for every row.
