@@ -16,43 +16,35 @@ exactly those of decoding each blob alone.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 import numpy as np
 
 from optterm.store import zstdbody
-from optterm.store.codec import (
-    _BODY_DEFLATE,
-    _BODY_ZSTD,
-    _COLUMN_IDS,
-    _DEFLATE,
-    _DELTA,
-    _ENTRY_SIZE,
-    _HEADER,
-    _INT,
-    _KIND_MASK,
-    _KNOWN_FLAGS,
-    _MASK,
-    _NAN,
-    _RESID,
-    _SCALES_ARR,
-    _STORED,
-    COLUMNS,
-    MAX_ROWS,
-    SCALES,
-    ColumnBlob,
-    _inflate,
-)
+from optterm.store.codec import COLUMNS, MAX_ROWS, SCALES, ColumnBlob
 from optterm.store.errors import CodecError
 
 __all__ = ["decode_many"]
 
-# Version 2 never deflates a segment on its own.
-_V2_FLAGS = _KNOWN_FLAGS & ~_DEFLATE
+# The facts of format version 2 that the fast path reads; store/codec.py's docstring is their
+# reference and ColumnBlob their reader. They never change meaning (a new encoding comes with a
+# new version, which goes to ColumnBlob), so they are restated here rather than imported.
+_HEADER: Final = struct.Struct("<BBII")  # version, columns, rows, CRC-32
+_ENTRY_SIZE: Final = 8  # column id, encoding, width, scale code, u32 segment length
+_STORED, _BODY_DEFLATE, _BODY_ZSTD = 0, 1, 2
+_NAN, _INT, _F64 = 0, 1, 3
+_KIND_MASK: Final = 0x0F
+_DELTA, _RESID, _MASK = 0x10, 0x20, 0x40
+# Version 2 never deflates a segment on its own (flag 0x80).
+_V2_FLAGS: Final = _KIND_MASK | _DELTA | _RESID | _MASK
+_COLUMN_IDS: Final = {name: i for i, name in enumerate(COLUMNS)}
+_SCALES_ARR: Final = np.array(SCALES, dtype=np.float64)
 # A base varint of up to 9 bytes holds 63 bits: always a valid int64 after zigzag. Longer ones
 # (and their range check) are left to ColumnBlob.
-_VARINT_FAST = 9
+_VARINT_FAST: Final = 9
 
 
 def decode_many(
@@ -136,9 +128,12 @@ def _body(blob: bytes) -> tuple[bytes, int, int] | None:
         if how == _BODY_ZSTD:
             return zstdbody.decompress(rest, limit, "the chain"), n_rows, n_cols
         if how == _BODY_DEFLATE:
-            return _inflate(rest, limit, "the chain"), n_rows, n_cols
-    except CodecError:
-        return None
+            d = zlib.decompressobj(-15)
+            body = d.decompress(rest, limit + 1)
+            if d.eof and len(body) <= limit and not d.unused_data:
+                return body, n_rows, n_cols
+    except (CodecError, zlib.error):
+        pass  # ColumnBlob says what is wrong
     return None
 
 
@@ -209,7 +204,7 @@ def _decode_fast(
     start, end, length = d.start[sel], d.end[sel], d.length[sel]
     kind = enc & _KIND_MASK
     # ColumnBlob._entry's checks, then the all-NaN column's.
-    bad = ((enc & ~_V2_FLAGS) != 0) | (kind > 3) | (width > 8) | (code >= len(SCALES))
+    bad = ((enc & ~_V2_FLAGS) != 0) | (kind > _F64) | (width > 8) | (code >= len(SCALES))
     bad |= (kind == _NAN) & (length != 0)
     ints = ~bad & (kind == _INT)
     slow = ~bad & (kind != _INT) & (kind != _NAN)  # floats: rare, left to ColumnBlob
