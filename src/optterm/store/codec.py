@@ -51,8 +51,10 @@ floats) is stored as float32 when float32 is exact and as float64 otherwise.
 Column ids are part of the format and never change meaning; a column a blob does not carry (it
 was written before that column existed) decodes as all-NaN.
 
-This is one module, longer than most: the writer and the three readers (a column, one cell,
-many blobs at once) must agree on every byte of the format, and change together.
+This is one module, longer than most: the writer and the readers (a column, one cell) must
+agree on every byte of the format, and change together. The reader of many blobs at once
+(`decode_many`) lives in store/codecmany.py; it decodes what it recognises and hands anything
+else to `ColumnBlob`, so a new kind of segment here only needs ColumnBlob to read it.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 import numpy as np
 
@@ -693,111 +695,8 @@ def decode_many(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Decode the named columns of many blobs at once: (rows per blob, each column of all blobs
     back to back). The same values as `ColumnBlob.column` blob by blob, for a fraction of its
-    per-column cost: the integer segments of every blob are decoded together in one numpy pass
-    per byte plane (what an export of a whole day needs)."""
-    names = list(names)
-    for name in names:
-        if name not in _COLUMN_IDS:
-            raise ValueError(f"unknown column {name!r}; the codec knows {', '.join(COLUMNS)}")
-    only = frozenset(_COLUMN_IDS[n] for n in names)
-    # Reading most columns, a whole inflate is cheaper than stopping part-way.
-    cbs = [ColumnBlob(b, only if len(only) < 8 else None) for b in blobs]
-    counts = np.fromiter((cb.n_rows for cb in cbs), dtype=np.int64, count=len(cbs))
-    starts = np.zeros(len(cbs) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    return counts, {name: _gather(cbs, name, starts) for name in names}
+    per-column cost (what an export of a whole day needs): store/codecmany.py."""
+    # Imported here: that module builds on this one's format constants and ColumnBlob.
+    from optterm.store import codecmany
 
-
-class _Group(NamedTuple):
-    planes: list[bytes]
-    masks: list[bytes]
-    bases: list[int]
-    codes: list[int]
-    dests: list[int]
-
-
-def _gather(cbs: list[ColumnBlob], name: str, starts: np.ndarray) -> np.ndarray:
-    out = np.full(int(starts[-1]), np.nan)
-    # Integer segments grouped by shape (rows N, present rows M, width, flags): each group's
-    # byte planes stack into one (segments, planes, M) array, decoded with a few whole-array
-    # operations. Per group: the segments' planes, masks, bases, scale codes and destinations.
-    groups: dict[tuple[int, int, int, int], _Group] = {}
-    col_id = _COLUMN_IDS[name]
-    n_scales = len(SCALES)
-    for k, cb in enumerate(cbs):
-        # ColumnBlob._entry, _payload and _int_layout inlined for the common case (an export
-        # makes ~100k of these calls): the same checks, in the same order.
-        if cb._only is not None and col_id not in cb._only:
-            cb._entry(name)  # raises: not asked for
-        e = cb._entries.get(col_id)
-        if e is None:
-            continue
-        enc, width, code, start, end = e
-        kind = enc & _KIND_MASK
-        if enc & ~cb._flags or kind > _F64 or width > 8 or code >= n_scales:
-            raise CodecError(f"snapshot blob has an invalid directory entry for {name!r}")
-        if kind == _NAN:
-            if start != end:
-                raise _damaged(f"all-NaN column {name!r}")
-            continue
-        if kind != _INT:
-            out[starts[k] : starts[k + 1]] = cb.column(name)
-            continue
-        seg = cb._payload(name, e) if enc & _DEFLATE else cb._blob[start:end]
-        if enc & _MASK or not seg or seg[0] >= 0x80:
-            off, m, base = cb._int_layout(name, enc, width, seg)
-        else:  # no mask, a one-byte base
-            z = seg[0]
-            off, m, base = 1, cb.n_rows, (z >> 1) ^ -(z & 1)
-            if len(seg) != 1 + (width + (1 if enc & _RESID else 0)) * m:
-                raise _damaged(f"column {name!r}")
-        key = (cb.n_rows, m, width, enc)
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = _Group([], [], [], [], [])
-        g.planes.append(seg[off:])
-        g.masks.append(seg[: (cb.n_rows + 7) // 8] if enc & _MASK else b"")
-        g.bases.append(base)
-        g.codes.append(code)
-        g.dests.append(int(starts[k]))
-    for (n, m, width, enc), g in groups.items():
-        _decode_group(out, n, m, width, enc, g.planes, g.masks, g.bases, g.codes, g.dests)
-    return out
-
-
-def _decode_group(
-    out: np.ndarray,
-    n: int,
-    m: int,
-    width: int,
-    enc: int,
-    planes: list[bytes],
-    masks: list[bytes],
-    bases: list[int],
-    codes: list[int],
-    dests: list[int],
-) -> None:
-    s = len(planes)
-    depth = width + (1 if enc & _RESID else 0)
-    raw = np.frombuffer(b"".join(planes), dtype=np.uint8).reshape(s, depth, m)
-    x = np.zeros((s, m), dtype=np.int64)
-    for p in range(width):
-        x |= raw[:, p, :].astype(np.int64) << (8 * p)
-    x += np.array(bases, dtype=np.int64)[:, None]
-    if enc & _DELTA:
-        np.cumsum(x, axis=1, out=x)
-    vals = x.astype(np.float64)
-    code = np.array(codes, dtype=np.intp)
-    if code.any():
-        vals /= _SCALES_ARR[code][:, None]
-    if enc & _RESID:
-        zz = raw[:, width, :].astype(np.int64)
-        vals.view(np.int64)[...] += (zz >> 1) ^ -(zz & 1)
-    dest = np.array(dests, dtype=np.int64)[:, None]
-    if enc & _MASK:
-        bits = np.frombuffer(b"".join(masks), dtype=np.uint8).reshape(s, -1)
-        present = np.unpackbits(bits, axis=1, count=n, bitorder="little").view(np.bool_)
-        rows, cols = np.nonzero(present)  # row-major: each segment's present rows in order
-        out[dest[rows, 0] + cols] = vals.ravel()
-    else:
-        out[dest + np.arange(m)] = vals
+    return codecmany.decode_many(blobs, names)
