@@ -42,6 +42,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from optterm.engine.analytics.normaltail import INV_SQRT_2PI as _INV_SQRT_2PI
+from optterm.engine.analytics.normaltail import TAIL_CUT as _TAIL_CUT
+from optterm.engine.analytics.normaltail import TAIL_P as _TAIL_P
+from optterm.engine.analytics.normaltail import TAIL_Q as _TAIL_Q
 from optterm.infra.special import erfcx, ndtr, ndtri
 
 __all__ = ["Greeks", "black_price", "greeks", "implied_vol"]
@@ -56,7 +60,7 @@ _CHUNK = 16384
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT3 = math.sqrt(3.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
 _LN_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _TWO_PI = 2.0 * math.pi
 _TWO_PI_OVER_SQRT27 = 2.0 * math.pi / math.sqrt(27.0)
@@ -887,27 +891,7 @@ def _jit_greeks() -> Callable[[list[np.ndarray], np.ndarray], None] | None:
 # 65536 → 49.6 / 48.9 ms per 1e6 options.
 _GREEKS_CHUNK = 32768
 
-# The lower tail N(-u) = e^{-u^2/2} R(u), u >= 0, with R(u) = erfcx(u / sqrt 2) / 2 approximated
-# by the rational function _TAIL_P(u) / _TAIL_Q(u) (coefficients from u^0 up). They were fitted
-# in 50-digit arithmetic by iteratively reweighted least squares on the relative error (Loeb's
-# linearisation with Lawson weights) over [0, _TAIL_CUT], where the fit's relative error is
-# 2.8e-15; evaluated in float64 the tail is within 3.9e-15 of the exact value there, as scipy's
-# ndtr is (3.7e-15; measured on 20,001 points against 40-digit values). Degree (7, 8) reaches
-# 1.6e-15 but costs 8 more array passes per option, ~7 % of the Greeks. Both polynomials have
-# positive coefficients, so Horner's rule on u >= 0 cancels nothing. Unlike scipy's ndtr, which
-# branches per element on the range of its argument (and mispredicts about every other branch
-# on random options), this is a branch-free pass per operation, and it shares e^{-d1^2/2} with
-# phi(d1).
-_TAIL_P = (
-    0.5000000000000013, 0.5193836078186975, 0.2700580227609593, 0.08407365422423915,
-    0.016304072113584842, 0.0018585499231410598, 9.787765693750407e-05,
-)  # fmt: skip
-_TAIL_Q = (
-    1.0, 1.8366517764407353, 1.5055521415016309, 0.7170397498344844, 0.21542571712699085,
-    0.0411118502350349, 0.0046587701117933025, 0.0002453412810431421,
-)  # fmt: skip
-# Beyond this (about 1 % of the d1 and d2 of a typical draw) scipy's ndtr takes over.
-_TAIL_CUT = 4.5
+
 # Every size takes the same path, a single option too: a tick prices its chains in one call and
 # each must get, to the bit, what it gets priced alone (about 30 µs more per call on a chain
 # than one scipy call, paid once per tick).

@@ -31,7 +31,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import get_cython_function_address, intrinsic
 
-from optterm.engine.analytics.blackmath import _INV_SQRT_2PI, _TAIL_CUT, _TAIL_P, _TAIL_Q
+from optterm.engine.analytics.normaltail import INV_SQRT_2PI as _INV_SQRT_2PI
+from optterm.engine.analytics.normaltail import TAIL_CUT as _TAIL_CUT
+from optterm.engine.analytics.normaltail import TAIL_P as _TAIL_P
+from optterm.engine.analytics.normaltail import TAIL_Q as _TAIL_Q
 
 __all__ = ["greeks_into"]
 
