@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,76 @@ async def test_a_broken_chain_costs_its_analytics_not_the_tick(store) -> None:
     tick = await poller.tick_once()
     assert tick.updates and tick.updates[0].stored and tick.updates[0].enriched is None
     assert [f.kind for f in tick.failures] == ["internal"]
+
+
+def _refuse(db: Path, table: str) -> None:
+    """A real database fault on one table: every INSERT into it is refused."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} refused by the test'); END"
+        )
+
+
+async def _forty_ticks(store) -> tuple[Poller, list]:
+    clock = [0.0]
+    poller, _ = sim_poller(store, "call_writing", clock)
+    ticks = []
+    for _ in range(40):  # as in the first test: signals are found within these ticks
+        ticks.append(await poller.tick_once())
+        clock[0] += 15.0
+    return poller, ticks
+
+
+async def test_a_metrics_fault_keeps_the_ticks_snapshots_and_is_reported(store, db) -> None:
+    """The tick's metrics and signals are written in a savepoint of its snapshots'
+    transaction: when the metrics table refuses them, metrics and signals are rolled back, the
+    snapshots are stored, and the failure is the metrics' and signals', as two writes were."""
+    await store.snapshots.latest("NIFTY")  # the schema exists before the trigger is added
+    _refuse(db, "metrics")
+    poller, ticks = await _forty_ticks(store)
+
+    assert any(t.signals for t in ticks), "no tick had signals to write"
+    for tick in ticks:
+        assert tick.updates and all(u.stored for u in tick.updates)
+        assert [(f.symbol, f.kind) for f in tick.failures] == [("*", "store")], tick.failures
+        assert "metrics refused by the test" in tick.failures[0].message
+    kept = await store.snapshots.latest("NIFTY")
+    assert kept is not None and kept.provider_ts == ticks[-1].updates[0].snapshot.provider_ts
+    assert await store.analytics.latest_metrics("NIFTY") is None
+    assert await store.analytics.load_signals("NIFTY") == []  # the same savepoint
+    tables = poller.report.tables
+    assert not tables["snapshots"].failing and tables["snapshots"].errors == 0
+    assert tables["metrics"].failing and tables["metrics"].errors == 40
+    assert tables["signals"].errors == sum(1 for t in ticks if t.signals) > 0
+
+
+async def test_a_snapshot_fault_stores_none_of_the_tick_and_reports_it(store, db) -> None:
+    """When the snapshots cannot be written, the tick's transaction is rolled back whole: no
+    snapshot, no metrics, no signal of it is stored, and each is reported lost."""
+    await store.snapshots.latest("NIFTY")
+    _refuse(db, "snapshots")
+    poller, ticks = await _forty_ticks(store)
+
+    assert any(t.signals for t in ticks), "no tick had signals to write"
+    for tick in ticks:
+        assert tick.updates and not any(u.stored for u in tick.updates)
+        where = sorted((f.symbol, f.kind) for f in tick.failures)
+        assert where == [("*", "store")] * bool(tick.signals) + [("NIFTY", "store")], where
+        assert all("snapshots refused by the test" in f.message for f in tick.failures)
+    assert await store.snapshots.latest("NIFTY") is None
+    assert await store.analytics.latest_metrics("NIFTY") is None
+    assert await store.analytics.load_signals("NIFTY") == []
+    tables = poller.report.tables
+    assert tables["snapshots"].failing and tables["snapshots"].errors == 40
+    assert tables["signals"].errors == sum(1 for t in ticks if t.signals) > 0
+    # No metrics were due: none is written for a snapshot that was not stored (as before).
+    assert not tables["metrics"].failing
+
+    with sqlite3.connect(db) as conn:  # the store working again: the next tick is stored whole
+        conn.execute("DROP TRIGGER refuse_snapshots")
+    tick = await poller.tick_once()
+    assert tick.updates[0].stored and not tick.failures
+    latest = await store.analytics.latest_metrics("NIFTY")
+    assert latest is not None and latest.ts == tick.updates[0].snapshot.provider_ts
+    assert not any(t.failing for t in poller.report.tables.values())

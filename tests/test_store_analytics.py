@@ -24,6 +24,7 @@ from optterm.model import (
     Strength,
 )
 from optterm.store import Store, open_store
+from optterm.store.errors import StoreError
 from optterm.store.migrate import alembic_config, head_revision
 from optterm.store.schema import METRIC_FLOATS
 
@@ -340,6 +341,120 @@ async def test_a_ticks_metrics_and_signals_are_one_transaction(db: Path) -> None
         assert begins == ["BEGIN", "BEGIN"]
         assert len(await store.analytics.metrics_series("NIFTY", EXP1)) == 3
         assert [s.key for s in await store.analytics.load_signals()] == ["a"]
+
+
+async def test_a_tick_written_whole_keeps_the_metrics_of_its_stored_snapshots(
+    store: Store,
+) -> None:
+    """snapshots.write_tick: the tick's snapshots, the metrics of those stored and its
+    signals, in one transaction; a chain not stored (unchanged provider_ts) keeps its metrics
+    row as it was, and the signals are written even when no chain is new."""
+    from tests.test_store import make_chain
+
+    a, b = make_chain(expiry=EXP1), make_chain(expiry=EXP2)
+    got = await store.snapshots.write_tick(
+        [a, b], [make_metrics(T0, EXP1), make_metrics(T0, EXP2)], [make_signal("a")]
+    )
+    assert got == ([True, True], None)
+    later = T0 + timedelta(minutes=1)
+    got = await store.snapshots.write_tick(
+        [a, make_chain(expiry=EXP2, ts=later)],
+        [make_metrics(T0, EXP1, atm_iv=0.5), make_metrics(later, EXP2)],
+        [make_signal("a", last_seen=later, updates=1)],
+    )
+    assert got == ([False, True], None)  # `a` was stored already: its metrics are not rewritten
+    assert [m.atm_iv for m in await store.analytics.metrics_series("NIFTY", EXP1)] == [0.1234]
+    assert len(await store.analytics.metrics_series("NIFTY", EXP2)) == 2
+    got = await store.snapshots.write_tick([a], [make_metrics(T0, EXP1)], [make_signal("b")])
+    assert got == ([False], None)
+    loaded = {s.key: s for s in await store.analytics.load_signals()}
+    assert set(loaded) == {"a", "b"} and loaded["a"].updates == 1
+    assert await store.snapshots.write_tick([a, b], [], []) == ([False, False], None)
+    with pytest.raises(ValueError, match="one element per snapshot"):
+        await store.snapshots.write_tick([a, b], [None], [])
+
+
+async def test_a_metrics_fault_in_a_ticks_write_keeps_its_snapshots(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metrics and signals are a savepoint of the tick's transaction: a database error
+    there (after their rows are in) rolls back only them, is returned named as
+    `store.analytics.save` names it, and the tick's snapshots are committed."""
+    from sqlalchemy import text
+
+    import optterm.store.snapshots as snapshots_module
+    from tests.test_store import make_chain
+
+    real = snapshots_module.write_analytics
+
+    async def then_fail(conn, metrics_, signals_) -> None:
+        await real(conn, metrics_, signals_)
+        await conn.execute(text("SELECT no_such_column FROM metrics"))  # a real database error
+
+    import optterm.store.analytics as analytics_module
+
+    monkeypatch.setattr(snapshots_module, "write_analytics", then_fail)
+    monkeypatch.setattr(analytics_module, "write_analytics", then_fail)
+    a, b = make_chain(expiry=EXP1), make_chain(expiry=EXP2)
+    stored, failed = await store.snapshots.write_tick(
+        [a, b], [make_metrics(T0, EXP1), make_metrics(T0, EXP2)], [make_signal("a")]
+    )
+    assert stored == [True, True]
+    assert isinstance(failed, StoreError)
+    assert str(failed).startswith("Storing metrics and signals failed"), str(failed)
+    for chain in (a, b):
+        kept = await store.snapshots.latest("NIFTY", chain.expiry)
+        assert kept is not None and kept.provider_ts == chain.provider_ts
+    assert await store.analytics.latest_metrics("NIFTY") is None
+    assert await store.analytics.load_signals() == []
+
+    # Nothing new to store: the signals are written alone, and their failure returned too.
+    stored, failed = await store.snapshots.write_tick(
+        [a], [make_metrics(T0, EXP1)], [make_signal("b")]
+    )
+    assert stored == [False] and isinstance(failed, StoreError)
+    assert str(failed).startswith("Storing signals failed"), str(failed)
+
+    monkeypatch.undo()
+    later = T0 + timedelta(minutes=1)
+    got = await store.snapshots.write_tick(
+        [make_chain(expiry=EXP1, ts=later)], [make_metrics(later, EXP1)], [make_signal("a")]
+    )
+    assert got == ([True], None)  # the store is usable: the savepoint left no trace
+    assert (await store.analytics.latest_metrics("NIFTY")) is not None
+    assert [s.key for s in await store.analytics.load_signals()] == ["a"]
+
+
+async def test_a_snapshot_fault_in_a_ticks_write_stores_none_of_the_tick(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the transaction fails outside the savepoint (here after every row of the tick is
+    in, as a failed COMMIT would), the whole tick is rolled back — snapshots, metrics and
+    signals — and the failure raised."""
+    from sqlalchemy.exc import OperationalError
+
+    import optterm.store.snapshots as snapshots_module
+    from tests.test_store import make_chain
+
+    real = snapshots_module.write_analytics
+
+    async def fail_after(conn, metrics_, signals_) -> None:
+        await real(conn, metrics_, signals_)
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    # Raised past the savepoint (not inside it): replace the savepoint's writer itself.
+    async def failing_part(self, conn, due, signals_):
+        await fail_after(conn, due, signals_)
+
+    monkeypatch.setattr(snapshots_module.SnapshotRepository, "_write_analytics", failing_part)
+    a = make_chain(expiry=EXP1)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        await store.snapshots.write_tick([a], [make_metrics(T0, EXP1)], [make_signal("a")])
+    assert await store.snapshots.latest("NIFTY") is None
+    assert await store.analytics.latest_metrics("NIFTY") is None
+    assert await store.analytics.load_signals() == []
+    monkeypatch.undo()
+    assert await store.snapshots.write_tick([a], [make_metrics(T0, EXP1)], []) == ([True], None)
 
 
 async def test_data_survives_reopening_the_store(db: Path) -> None:

@@ -74,7 +74,10 @@ from tests.test_store_alerts import (  # noqa: F401
 from tests.test_store_analytics import (  # noqa: F401
     make_metrics,
     same_metrics,
+    test_a_metrics_fault_in_a_ticks_write_keeps_its_snapshots,
     test_a_persisting_signal_updates_its_row_and_keeps_first_seen,
+    test_a_snapshot_fault_in_a_ticks_write_stores_none_of_the_tick,
+    test_a_tick_written_whole_keeps_the_metrics_of_its_stored_snapshots,
     test_daily_atm_iv_reaches_past_a_long_gap,
     test_daily_atm_iv_takes_the_last_row_of_each_ist_date,
     test_data_survives_reopening_the_store,

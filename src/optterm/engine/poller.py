@@ -17,7 +17,11 @@ the stop had come a moment earlier.
 
 Besides the watch list, the poller follows the symbol a front end shows (`show`): one that is not
 watched is polled with the watch list's depth for as long as it is shown, from a tick started at
-once.
+once. In the pause after a tick the loop runs the store's upkeep (moving history into time
+blocks), so that no tick waits for it.
+
+One module, longer than most: the tick's two phases, its one store transaction and the loop that
+schedules ticks and upkeep share the tick's state and its ordering guarantees.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from optterm.engine.alerts.service import AlertService
 from optterm.engine.analytics.analyzer import Analyzer
@@ -51,7 +55,7 @@ from optterm.providers.base import ErrorKind, HasHealth, Provider, ProviderError
 from optterm.store.errors import StoreError
 from optterm.store.status import DaemonReport
 
-__all__ = ["EXPIRY_TTL_S", "Poller", "SnapshotSink", "TickAbandoned", "Watch"]
+__all__ = ["EXPIRY_TTL_S", "Poller", "SnapshotSink", "TickAbandoned", "TickSink", "Watch"]
 
 log = logging.getLogger("optterm.poller")
 
@@ -62,6 +66,27 @@ EXPIRY_TTL_S = 600.0
 
 class SnapshotSink(Protocol):
     async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]: ...
+
+
+@runtime_checkable
+class TickSink(SnapshotSink, Protocol):
+    """A snapshot sink that also writes a tick's metrics and signals, in a savepoint of the
+    transaction of its snapshots (store.snapshots)."""
+
+    def joins(self, analytics: object) -> bool:
+        """Whether `write_tick` writes what the analytics sink `analytics` would save."""
+        ...
+
+    async def write_tick(
+        self,
+        snaps: Sequence[ChainSnapshot],
+        metrics: Sequence[Metrics | None],
+        signals: Sequence[Signal],
+    ) -> tuple[list[bool], Exception | None]:
+        """As write_many; metrics[i] is written only when snaps[i] is stored, every signal.
+        A failure of the metrics and signals alone is returned (the snapshots are kept); a
+        failure of the snapshots is raised (none of the tick is kept)."""
+        ...
 
 
 class HealthSink(Protocol):
@@ -224,26 +249,53 @@ class Poller:
             except Exception as exc:
                 failures.append(self._failure("*", None, exc, kind="internal"))
         got = [(w, e, _cut(snap, w.strikes)) for w, e, snap in whole]
-        stored = await self._store(got, failures)
-
-        updates: list[ChainUpdate] = []
-        signals: list[Signal] = []
-        metrics: list[Metrics] = []
-        # All of the tick's chains at once: their IV and Greeks are solved in one call.
+        # All of the tick's chains at once: their IV and Greeks are solved in one call. Before
+        # the store, so the tick's metrics and signals can be written with its snapshots (the
+        # analytics read nothing the write changes: `prepare` has read the baselines).
         results = iter(
             self.analyzer.process_many([full for _, _, full in whole if len(full)])
             if self.analyzer is not None
             else ()
         )
-        for (w, expiry, chain), (_, _, full), is_new in zip(got, whole, stored, strict=True):
+        outcome = [
+            next(results) if self.analyzer is not None and len(full) else None
+            for _, _, full in whole
+        ]
+        signals: list[Signal] = []
+        for result in outcome:
+            if result is not None and not isinstance(result, Exception):
+                signals.extend(result[1])
+        # The store writes a tick's snapshots, metrics and signals in one transaction when it
+        # is also the analytics sink: one COMMIT per tick. The metrics and signals are in a
+        # savepoint of it, so their failure still keeps the snapshots, as two writes did.
+        # Asked each tick: `store` and `analytics_sink` may be replaced on a running poller.
+        joined = (
+            isinstance(self.store, TickSink)
+            and self.analytics_sink is not None
+            and self.store.joins(self.analytics_sink)
+        )
+        lost: Exception | None = None  # the whole tick's write
+        saved: Exception | None = None  # the metrics and signals' part
+        if joined:
+            offered = [
+                r[0].metrics if r is not None and not isinstance(r, Exception) else None
+                for r in outcome
+            ]
+            stored, lost, saved = await self._store(got, failures, offered, signals)
+        else:
+            stored, _, _ = await self._store(got, failures)
+
+        updates: list[ChainUpdate] = []
+        metrics: list[Metrics] = []
+        for (w, expiry, chain), (_, _, full), is_new, result in zip(
+            got, whole, stored, outcome, strict=True
+        ):
             enriched = None
-            if self.analyzer is not None and len(full):
-                result = next(results)
+            if result is not None:
                 if isinstance(result, Exception):  # a bad chain must not stop the others'
                     failures.append(self._failure(w.symbol, expiry, result, kind="internal"))
                 else:
-                    analysed, found = result
-                    signals.extend(found)
+                    analysed = result[0]
                     if is_new:
                         metrics.append(analysed.metrics)
                     try:
@@ -255,8 +307,24 @@ class Poller:
                         failures.append(self._failure(w.symbol, expiry, exc, kind="internal"))
             updates.append(ChainUpdate(chain, is_new, enriched))
 
-        if self.analytics_sink is not None:
-            saved: Exception | None = None
+        if joined:
+            if lost is not None:
+                # The snapshots failed, so the whole transaction: no metrics were due (none
+                # is written for a snapshot not stored), the signals were lost with it. Logged
+                # once, as the snapshots' (`_store`): the same failure, one write.
+                if signals:
+                    failures.append(self._failure("*", None, lost, kind="store", quiet=True))
+                self.report.record("metrics", self._now())
+                self.report.record("signals", self._now(), lost if signals else None)
+            else:
+                if saved is not None:  # rolled back to its savepoint: the snapshots are kept
+                    failures.append(self._failure("*", None, saved, kind="store", quiet=True))
+                    self._analytics_writes.failed(failures[-1].message)
+                elif metrics or signals:
+                    self._analytics_writes.succeeded()
+                self.report.record("metrics", self._now(), saved if metrics else None)
+                self.report.record("signals", self._now(), saved if signals else None)
+        elif self.analytics_sink is not None:
             if metrics or signals:
                 try:
                     await self.analytics_sink.save(metrics, signals)
@@ -408,22 +476,33 @@ class Poller:
         return jobs, fetched
 
     async def _store(
-        self, got: list[tuple[Watch, date, ChainSnapshot]], failures: list[FetchFailure]
-    ) -> list[bool]:
-        """Write the tick's snapshots in one transaction; which were new."""
+        self,
+        got: list[tuple[Watch, date, ChainSnapshot]],
+        failures: list[FetchFailure],
+        metrics: Sequence[Metrics | None] | None = None,
+        signals: Sequence[Signal] = (),
+    ) -> tuple[list[bool], Exception | None, Exception | None]:
+        """Write the tick's snapshots in one transaction (with the metrics of those stored and
+        the signals when `metrics` is given: the store is a TickSink); which were new, the
+        write's exception if it failed, and the metrics and signals' if only they failed."""
         if self.store is None:
-            return [False] * len(got)
-        if not got:
+            return [False] * len(got), None, None
+        if not got:  # no chain, so no analytics either
             self.report.record("snapshots", self._now())
-            return []
+            return [], None, None
+        snaps = [snap for _, _, snap in got]
+        saved: Exception | None = None
         try:
-            stored = await self.store.write_many([snap for _, _, snap in got])
+            if metrics is None:
+                stored = await self.store.write_many(snaps)
+            else:  # only when joined, which only a TickSink store is
+                stored, saved = await cast(TickSink, self.store).write_tick(snaps, metrics, signals)
         except Exception as exc:  # a full disk must not kill the feed
             lost = [self._failure(w.symbol, e, exc, kind="store", quiet=True) for w, e, _ in got]
             failures.extend(lost)
             self._snapshot_writes.failed(lost[0].message, len(lost))
             self.report.record("snapshots", self._now(), exc)
-            return [False] * len(got)
+            return [False] * len(got), exc, None
         self._snapshot_writes.succeeded()
         self.report.record("snapshots", self._now())
         for (_, _, snap), new in zip(got, stored, strict=True):
@@ -434,7 +513,7 @@ class Poller:
                     snap.expiry.isoformat(),
                     snap.provider_ts.isoformat(),
                 )
-        return stored
+        return stored, None, saved
 
     def _failure(
         self,
@@ -484,6 +563,7 @@ class Poller:
             self._wake.clear()
             fn = interval_fn or self.interval_fn
             pause: float | None = None
+            stored_ok = False
             try:
                 # The pause is decided at the end of the tick and published with it, so front
                 # ends can show the cadence (and `serve` can pace its watchdog).
@@ -491,13 +571,15 @@ class Poller:
                     partial(self._next_interval, fn), stop=None if finish_tick else stop
                 )
                 pause = tick.next_in
+                stored_ok = not any(f.kind == "store" for f in tick.failures)
             except TickAbandoned:
                 log.info("tick %d abandoned while fetching: stopping", self.seq)
                 return
             except Exception:  # a bug in one tick must not end the feed
                 log.exception("tick %d failed", self.seq)
             next_at += self._next_interval(fn) if pause is None else pause
-            await self._upkeep()
+            if stored_ok:  # a store that just failed a write is left alone until it recovers
+                await self._upkeep()
             delay = next_at - self._clock()
             if delay <= 0:
                 next_at = self._clock()  # overran: start now, don't try to catch up

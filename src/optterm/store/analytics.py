@@ -35,7 +35,7 @@ from optterm.store.timecodec import from_us, ist_date, ist_day_number, ist_day_s
 if TYPE_CHECKING:
     from optterm.store.store import Store
 
-__all__ = ["AnalyticsRepository"]
+__all__ = ["AnalyticsRepository", "write_analytics"]
 
 # None (not NaN) when NULL: "not enough history yet" is not a number that failed to compute.
 _OPTIONAL: Final = frozenset({"iv_rank", "iv_percentile"})
@@ -139,6 +139,19 @@ def _signal_row(s: Signal) -> dict[str, Any]:
     }
 
 
+async def write_analytics(
+    conn: AsyncConnection, metrics_: Sequence[Metrics], signals_: Sequence[Signal]
+) -> None:
+    """Upsert metrics and signals inside the caller's transaction: `save`'s, or the one a
+    tick's snapshots are written in (`SnapshotRepository.write_tick`)."""
+    if metrics_:
+        values = _last_by_key([_metrics_row(m) for m in metrics_], _METRICS_KEY)
+        await _upsert(conn, metrics, values, _METRICS_KEY, ())
+    if signals_:
+        values = _last_by_key([_signal_row(s) for s in signals_], ("key",))
+        await _upsert(conn, signals, values, ("key",), _SIGNAL_KEEP)
+
+
 # ------------------------------------------------------------------------------ repository
 
 
@@ -155,12 +168,7 @@ class AnalyticsRepository:
             return
         what = "Storing metrics" if not signals_ else "Storing signals" if not metrics_ else None
         async with self._store.write_transaction(what or "Storing metrics and signals") as conn:
-            if metrics_:
-                values = _last_by_key([_metrics_row(m) for m in metrics_], _METRICS_KEY)
-                await _upsert(conn, metrics, values, _METRICS_KEY, ())
-            if signals_:
-                values = _last_by_key([_signal_row(s) for s in signals_], ("key",))
-                await _upsert(conn, signals, values, ("key",), _SIGNAL_KEEP)
+            await write_analytics(conn, metrics_, signals_)
 
     async def save_metrics(self, rows: Sequence[Metrics]) -> None:
         """Upsert `rows` on (symbol, expiry, ts), all in one transaction."""

@@ -1,9 +1,12 @@
 """Chain snapshots: writing a tick's chains, and reading them back (`store.snapshots`).
 
-One transaction per tick on the Store's writer; a snapshot whose provider_ts equals the last
-one stored for its (symbol, expiry, provider) is not stored again (the provider has published
-nothing new). The last provider_ts per key is cached, seeded from the database on first use so
-a restart does not re-store the snapshot it stored just before, and updated only after COMMIT.
+One transaction per tick on the Store's writer, which also upserts the tick's metrics and
+signals when the poller hands them over (`write_tick`), inside a SAVEPOINT: a fault there costs
+the metrics and signals, never the tick's snapshots. A snapshot whose provider_ts equals the
+last one stored for its (symbol, expiry, provider) is not stored again (the provider has
+published nothing new). The last provider_ts per key is cached, seeded from the database on
+first use so a restart does not re-store the snapshot it stored just before, and updated only
+after COMMIT.
 
 The whole chain is one column blob (store/codec.py); `strike_series` decodes only the columns
 it needs. Reads are short autocommit statements, batched for long ranges, so nothing pins the
@@ -28,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from sqlalchemy import Row, bindparam, delete, exc, exists, func, insert, or_, select
 
-from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs
+from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs, Metrics, Signal
+from optterm.store.analytics import write_analytics
 from optterm.store.blockcodec import HEAD_COLUMNS as IN_BLOCK_HEADS
 from optterm.store.blockcodec import decode_block_columns, encode_block, head_length
 from optterm.store.blocks import BlockCache, compaction_members, gather_columns
@@ -39,6 +43,8 @@ from optterm.store.schema import chains, snapshot_blocks, snapshots
 from optterm.store.timecodec import from_us, ist_date, ist_day_number, to_us
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from optterm.store.store import Store
 
 __all__ = [
@@ -368,6 +374,10 @@ def _total(col: np.ndarray) -> float | None:
     return float(finite.sum()) if finite.size else None
 
 
+# The savepoint a tick's metrics and signals are written in (`SnapshotRepository.write_tick`).
+_SAVEPOINT: Final = "tick_analytics"
+
+
 class SnapshotRepository:
     """`store.snapshots`: the chain history of one Store."""
 
@@ -394,13 +404,41 @@ class SnapshotRepository:
         return (await self.write_many([snap]))[0]
 
     async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
-        """Store snapshots in one transaction (the poller writes a whole tick at once: one
-        COMMIT and one fence check instead of one per chain). All are stored or none.
+        """Store snapshots in one transaction (one COMMIT and one fence check instead of one
+        per chain). All are stored or none.
 
         Element i is False, nothing written for it, when snaps[i]'s provider_ts equals the last
         one stored for the same (symbol, expiry, provider) — the provider has not published new
         data — or an earlier element of the batch has the same key and provider_ts.
         """
+        return (await self.write_tick(snaps))[0]
+
+    def joins(self, analytics: object) -> bool:
+        """Whether `write_tick` writes the metrics and signals `analytics` would save: it is
+        this store's own `store.analytics`."""
+        return analytics is self._store.analytics
+
+    async def write_tick(
+        self,
+        snaps: Sequence[ChainSnapshot],
+        metrics_: Sequence[Metrics | None] = (),
+        signals_: Sequence[Signal] = (),
+    ) -> tuple[list[bool], Exception | None]:
+        """A tick's snapshots (as `write_many`), the metrics of those stored and the signals,
+        in one transaction: the tick pays for one COMMIT (and fence check) instead of two.
+
+        The metrics and signals are written inside a SAVEPOINT of it: when they fail, only
+        they are rolled back and the snapshots still commit (as when they were two writes);
+        the failure is returned, not raised. When the snapshots fail, nothing of the tick is
+        stored and that failure is raised.
+
+        `metrics_` is empty or has one element per snapshot: metrics_[i], when not None, is
+        upserted (as `store.analytics.save`) only if snaps[i] is stored. The signals are
+        upserted whether or not any snapshot is new. Returns which snapshots were stored, and
+        the metrics and signals' failure (a StoreError for a database error) or None.
+        """
+        if metrics_ and len(metrics_) != len(snaps):
+            raise ValueError("metrics_ must have one element per snapshot, or none")
         stored = [False] * len(snaps)
         pending: list[_Pending] = []
         batch: set[tuple[tuple[str, date, str], int]] = set()
@@ -416,17 +454,26 @@ class SnapshotRepository:
             # Encode before taking the write lock: CPU work must not hold the database lock.
             pending.append(_Pending(i, key, ts, _snapshot_row(snap, ts)))
         if not pending:
-            return stored
+            # Nothing new: no metrics are due, the signals are written alone.
+            try:
+                await self._store.analytics.save((), signals_)
+            except Exception as err:  # the signals' failure, not the snapshots'
+                return stored, err
+            return stored, None
         what = (
             f"Storing {snaps[pending[0].index].symbol} {pending[0].key[1]}"
             if len(pending) == 1
             else f"Storing {len(pending)} snapshots"
         )
+        failed: Exception | None = None
         async with self._lock:
             for attempt in (1, 2):
                 try:
                     with self._store.errors(what):
-                        for i in await self._write_batch(pending, careful=attempt == 2):
+                        written, failed = await self._write_batch(
+                            pending, metrics_, signals_, careful=attempt == 2
+                        )
+                        for i in written:
                             stored[i] = True
                         break
                 except StoreError as err:
@@ -436,7 +483,7 @@ class SnapshotRepository:
                     for p in pending:
                         self._last.pop(p.key, None)
             self._written.update(p.key for p in pending)
-        return stored
+        return stored, failed
 
     async def compact(self) -> bool:
         """Move the oldest `block_size` rows of one chain written since into a time block, if
@@ -518,13 +565,22 @@ class SnapshotRepository:
             await conn.execute(_INSERT_SNAPSHOT, [{**r._asdict(), **small} for r in rows])
         self._unblocked[key] -= len(ids)
 
-    async def _write_batch(self, pending: list[_Pending], *, careful: bool) -> list[int]:
-        """Insert what is new in `pending`; the indexes stored. The cache is updated only after
-        COMMIT: a rolled-back write must not be remembered as stored."""
+    async def _write_batch(
+        self,
+        pending: list[_Pending],
+        metrics_: Sequence[Metrics | None],
+        signals_: Sequence[Signal],
+        *,
+        careful: bool,
+    ) -> tuple[list[int], Exception | None]:
+        """Insert what is new in `pending`, then (in a savepoint) the metrics of those and the
+        signals; the indexes stored and the metrics and signals' failure. The cache is updated
+        only after COMMIT: a rolled-back write must not be remembered as stored."""
         last: dict[tuple[str, date, str], int | None] = {}
         new_chains: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         written: list[int] = []
+        failed: Exception | None = None
         async with self._store.write_transaction() as conn:
             for p in pending:
                 # A key in the cache is registered in `chains`; its value is the last provider_ts.
@@ -559,12 +615,38 @@ class SnapshotRepository:
                 await conn.execute(_INSERT_CHAIN, new_chains)
             if rows:
                 await conn.execute(_INSERT_SNAPSHOT, rows)
+            due = [m for i in written if metrics_ and (m := metrics_[i]) is not None]
+            if due or signals_:
+                failed = await self._write_analytics(conn, due, signals_)
         self._last.update((k, v) for k, v in last.items() if v is not None)
         stored = set(written)
         for p in pending:
             if p.index in stored and p.key in self._unblocked:
                 self._unblocked[p.key] += 1
-        return written
+        return written, failed
+
+    async def _write_analytics(
+        self, conn: AsyncConnection, due: Sequence[Metrics], signals_: Sequence[Signal]
+    ) -> Exception | None:
+        """The metrics and signals in a savepoint of the snapshots' transaction; their failure,
+        rolled back to the savepoint, is returned (worded as `store.analytics.save` words it).
+
+        The savepoint is plain SQL, not `begin_nested`, so that a success costs one statement
+        (SAVEPOINT) rather than two: it is never RELEASEd, the transaction's COMMIT commits it
+        with the rest (on SQLite and PostgreSQL alike). Each statement is a round trip to the
+        driver's thread, which is what the one transaction per tick saves."""
+        what = "Storing metrics" if not signals_ else "Storing signals" if not due else None
+        await conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            with self._store.errors(what or "Storing metrics and signals"):
+                await write_analytics(conn, due, signals_)
+        except Exception as err:
+            # Raised, not caught: when the savepoint cannot be rolled back (the database has
+            # already ended the transaction, the connection is gone) the whole tick is lost,
+            # and COMMIT must not report the snapshots stored.
+            await conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            return err
+        return None
 
     # ------------------------------------------------------------------------------ reading
 

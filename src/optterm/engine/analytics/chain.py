@@ -179,17 +179,21 @@ def _strike_order(k: np.ndarray) -> np.ndarray | None:
     return np.argsort(k, kind="stable")
 
 
-def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple[float, np.ndarray]:
+def max_pain(
+    strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray, *, ascending: bool = False
+) -> tuple[float, np.ndarray]:
     """The settlement strike that pays option holders least, and the payout at every strike.
 
     payout(S) = sum_i CE_i max(S - K_i, 0) + PE_i max(K_i - S, 0), evaluated at S = each strike
     with prefix sums after one sort: O(N log N), exact. Missing OI counts as none. Ties go to the
     lower strike. Strikes need not be sorted; the curve is returned in the input order. With no
-    OI at all every strike "pays least": there is no max pain (NaN), not the lowest strike."""
+    OI at all every strike "pays least": there is no max pain (NaN), not the lowest strike.
+    `ascending` says the caller knows the strikes are ascending (a ChainSnapshot's are checked
+    when it is made), so they are not checked again."""
     k = np.asarray(strikes, dtype=np.float64)
     if k.size == 0:
         return _NAN, np.empty(0)
-    order = _strike_order(k)
+    order = None if ascending else _strike_order(k)
     if order is None:  # already ascending, as every provider lists them
         ks, c, p = k, nz(np.asarray(ce_oi, dtype=np.float64)), nz(np.asarray(pe_oi, np.float64))
     else:
@@ -203,7 +207,7 @@ def max_pain(strikes: np.ndarray, ce_oi: np.ndarray, pe_oi: np.ndarray) -> tuple
     np.multiply(c, ks, out=rows[1])
     rows[2] = p[::-1]
     np.multiply(p[::-1], ks[::-1], out=rows[3])
-    np.cumsum(rows, axis=1, out=rows)
+    rows.cumsum(axis=1, out=rows)  # the method: np.cumsum's dispatch costs more than the sums
     c0, c1 = rows[0], rows[1]
     p0, p1 = rows[2, ::-1], rows[3, ::-1]
     # Calls strictly below S pay S - K; puts strictly above pay K - S (at K = S both pay 0).
@@ -256,9 +260,9 @@ def _gex(
 def _total_gex(gex_c: np.ndarray, gex_p: np.ndarray, gamma: np.ndarray, oi: np.ndarray) -> float:
     # A strike without gamma or OI adds nothing; a chain where no strike has both (a gamma and
     # some open interest) has no GEX at all (NaN, shown "n/a"), which is not a GEX of zero.
-    with np.errstate(invalid="ignore"):
-        if not (np.isfinite(gamma) & (oi > 0)).any():
-            return _NAN
+    # (`oi > 0` with a NaN raises no flag: no np.errstate, which costs more than the test.)
+    if not (np.isfinite(gamma) & (oi > 0)).any():
+        return _NAN
     return float(gex_c.sum() + gex_p.sum())
 
 
@@ -471,8 +475,9 @@ def enrich(
     )
     ce_oi, pe_oi, ce_chg, pe_chg, ce_vol, pe_vol = nansums(cols[:6])
     walls = _argmax_strikes(snap.strikes, cols)
-    pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi)
+    pain_strike, pain = max_pain(snap.strikes, snap.ce.oi, snap.pe.oi, ascending=True)
     support, resistance = walls[1], walls[0]
+    atm: int | None = None
     if n:
         atm = snap.atm_index()
         atm_strike = float(snap.strikes[atm])
@@ -497,7 +502,7 @@ def enrich(
     )
     rank, pct = iv_rank(atm_iv, iv_history, p.iv_rank_min_days)
     pcr = _ratio(pe_oi, ce_oi)
-    vote = buildup_vote(snap, day, BUILDUP_STRIKES)
+    vote = buildup_vote(snap, day, BUILDUP_STRIKES, atm)
     view = market_view(snap.spot, pcr, pain_strike, support, resistance, vote, p)
 
     metrics = Metrics(

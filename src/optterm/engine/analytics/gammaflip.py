@@ -54,7 +54,15 @@ def gamma_flip(
 def signed_oi(oi: np.ndarray, n: int, call_sign: float, put_sign: float) -> np.ndarray:
     """Each leg's OI (CE rows then PE rows, missing as none) times its side's sign: x ±1 is
     exact, so the same values as signing each side apart."""
-    return nz(oi) * np.repeat((call_sign, put_sign), n)
+    return nz(oi) * _signs(n, call_sign, put_sign)
+
+
+@functools.lru_cache(maxsize=64)
+def _signs(n: int, call_sign: float, put_sign: float) -> np.ndarray:
+    """n call signs then n put signs: the same few chain sizes every tick, made once each."""
+    signs = np.repeat((call_sign, put_sign), n)
+    signs.flags.writeable = False
+    return signs
 
 
 @functools.cache

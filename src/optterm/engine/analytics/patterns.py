@@ -33,7 +33,7 @@ import numpy as np
 
 from optterm.config import MarketSettings, PatternSettings
 from optterm.engine.analytics.chain import Enriched
-from optterm.engine.analytics.nanops import nansums
+from optterm.engine.analytics.nanops import median_of_few, nansums
 from optterm.market import calendar_for, segment_of
 from optterm.model import ChainSnapshot, Direction, Metrics, PatternKind, Signal, Strength
 
@@ -108,6 +108,11 @@ def _common_strikes(k1: np.ndarray, k0: np.ndarray) -> tuple[np.ndarray, np.ndar
     if not k0.size:
         empty = np.empty(0, dtype=np.intp)
         return k1[:0], empty, empty
+    if k1.shape == k0.shape and np.array_equal(k1, k0):
+        # The usual case, a chain listing the same strikes as its reference: every strike
+        # matches itself (the same arrays as the lookup's, for a fraction of its calls).
+        every = np.arange(k1.size, dtype=np.intp)
+        return k1[every], every, every.copy()
     pos = np.searchsorted(k0, k1)
     np.minimum(pos, k0.size - 1, out=pos)
     i1 = np.flatnonzero(k0[pos] == k1)
@@ -277,10 +282,12 @@ def put_unwinding(p: _Pair, prm: PatternSettings) -> list[_Hit]:
 def gamma_squeeze(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     hits = []
     move_pct = (p.s1.spot / p.s0.spot - 1.0) * 100.0
+    step: float | None = None
     for side, sign in (("ce", 1.0), ("pe", -1.0)):
         if sign * move_pct < prm.squeeze_min_move_pct:
             continue
-        step = float(np.median(np.diff(p.s1.strikes))) if len(p.s1) > 1 else 0.0
+        if step is None:  # the strike step, once: np.median's machinery costs more than it
+            step = median_of_few(np.diff(p.s1.strikes).tolist()) if len(p.s1) > 1 else 0.0
         oi_ref = getattr(p.s0, side).oi[p.i0]
         if not np.isfinite(oi_ref).any():
             continue
@@ -420,11 +427,13 @@ def unusual_activity(p: _Pair, prm: PatternSettings) -> list[_Hit]:
     v0_both = np.array((s0.ce.volume, s0.pe.volume))[:, p.i0]
     oi_both = np.array((s1.ce.oi, s1.pe.oi))[:, p.i1]
     traded_both = v1_both - v0_both
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vol_oi_both = np.where(oi_both > 0, traded_both / oi_both, np.nan)
-        # A hit is a strike that traded at least `unusual_volume_oi` times its OI: without
-        # one (most ticks) nothing else is needed.
-        over = vol_oi_both >= prm.unusual_volume_oi
+    # Divided by 1 where there is no OI (then NaN): no division by zero to silence, so no
+    # np.errstate, whose context switch costs more than the division on a chain.
+    pos = oi_both > 0
+    vol_oi_both = np.where(pos, traded_both / np.where(pos, oi_both, 1.0), np.nan)
+    # A hit is a strike that traded at least `unusual_volume_oi` times its OI: without one
+    # (most ticks) nothing else is needed. (A comparison with NaN raises no flag.)
+    over = vol_oi_both >= prm.unusual_volume_oi
     if not over.any():
         return []
     top_oi = np.nanmax(oi_both, axis=1).tolist()
@@ -614,6 +623,8 @@ class PatternEngine:
         self.market = market or MarketSettings()  # the exchange day and when it opens
         self._chains: dict[tuple[str, date], _ChainState] = {}
         self._signals: dict[str, Signal] = {}
+        # (day, the market's hours) -> (NSE session open, its seconds): see `_session`.
+        self._sessions: dict[tuple[object, ...], tuple[datetime, float]] = {}
 
     def _reference(self, state: _ChainState, cur: Enriched) -> _Ref | None:
         now = cur.snapshot.provider_ts
@@ -644,15 +655,7 @@ class PatternEngine:
         ref = self._reference(state, cur)
         if ref is None:
             return []
-        tz = self.market.tz
-        day = ref.snapshot.provider_ts.astimezone(tz).date()
-        market = self.market
-        if segment_of(snap.symbol) is None:
-            opened = datetime.combine(day, market.open, tzinfo=tz)
-            session_s = (datetime.combine(day, market.close, tzinfo=tz) - opened).total_seconds()
-        else:  # MCX and CDS: the segment's own session (an MCX day is over 14 hours)
-            opened, closed = calendar_for(segment_of(snap.symbol)).session_bounds(day)
-            session_s = (closed - opened).total_seconds()
+        opened, session_s = self._session(segment_of(snap.symbol), ref.snapshot.provider_ts)
         pair = _pair(cur, ref, opened, TRADING_DAYS * session_s)
         if pair is None:
             return []
@@ -669,6 +672,26 @@ class PatternEngine:
             if hit.confidence >= prm.min_confidence
             and (hit.reverses or not self._contradicts(snap, hit))
         ]
+
+    def _session(self, segment: str | None, ts: datetime) -> tuple[datetime, float]:
+        """(when the session of `ts`'s exchange day opened, its length in seconds) for the
+        segment (None: NSE F&O, from the market's hours: every chain of a tick asks for the
+        same day's, so they are kept per day and hours)."""
+        market = self.market
+        tz = market.tz
+        day = ts.astimezone(tz).date()
+        if segment is not None:  # MCX and CDS: the segment's own session (an MCX day is 14 h+)
+            opened, closed = calendar_for(segment).session_bounds(day)
+            return opened, (closed - opened).total_seconds()
+        key = (day, market.open, market.close, tz)
+        found = self._sessions.get(key)
+        if found is None:
+            opened = datetime.combine(day, market.open, tzinfo=tz)
+            session_s = (datetime.combine(day, market.close, tzinfo=tz) - opened).total_seconds()
+            if len(self._sessions) > 8:  # a long-running daemon: only today's matters
+                self._sessions.clear()
+            self._sessions[key] = found = (opened, session_s)
+        return found
 
     def _key(self, snap: ChainSnapshot, kind: PatternKind, anchor: str) -> str:
         return f"{kind.value}:{snap.symbol}:{snap.expiry.isoformat()}:{anchor}"

@@ -33,14 +33,16 @@ _VOTE_CE = np.array([0.0] + [_BULLISH_CODES["CE", b] for b in list(Buildup)[1:]]
 _VOTE_PE = np.array([0.0] + [_BULLISH_CODES["PE", b] for b in list(Buildup)[1:]])
 
 
-def buildup_vote(snap: ChainSnapshot, day: Changes, width: int) -> float:
+def buildup_vote(snap: ChainSnapshot, day: Changes, width: int, atm: int | None = None) -> float:
     """The day's buildups within `width` strikes of ATM as one number in -1..1: the OI built
     (or shed) in a bullish minus a bearish way, as a share of those strikes' OI, with
     VOTE_FULL_PCT % counting fully. Weighing by the OI rather than by the change alone means a
-    quiet day's small changes — premiums following spot on barely moving OI — say little."""
+    quiet day's small changes — premiums following spot on barely moving OI — say little.
+    `atm` is `snap.atm_index()` when the caller has it already."""
     if not len(snap) or not day.basis.available:
         return 0.0
-    atm = snap.atm_index()
+    if atm is None:
+        atm = snap.atm_index()
     sl = slice(max(atm - width, 0), atm + width + 1)
     w_c = np.abs(nz(day.ce.oi[sl]))
     w_p = np.abs(nz(day.pe.oi[sl]))

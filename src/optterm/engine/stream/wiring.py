@@ -11,14 +11,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import cast
 
 from optterm.config import Settings
-from optterm.engine.poller import SnapshotSink
+from optterm.engine.poller import SnapshotSink, TickSink
 from optterm.engine.stream.feed import StreamFeed
 from optterm.engine.stream.source import StreamingProvider
 from optterm.engine.stream.table import ChainKey, LegToken
 from optterm.market import MarketCalendar, utc_now
-from optterm.model import ChainSnapshot
+from optterm.model import ChainSnapshot, Metrics, Signal
 from optterm.providers.angelone.client import AngelOneProvider
 from optterm.providers.angelone.stream.client import StreamClient
 from optterm.providers.angelone.stream.packets import Exchange, Mode
@@ -146,13 +147,43 @@ class IntervalSink:
         return not self._calendar.for_symbol(snap.symbol).is_open(self._now())
 
     async def write_many(self, snaps: Sequence[ChainSnapshot]) -> list[bool]:
+        return (await self._write(snaps, None, ()))[0]
+
+    def joins(self, analytics: object) -> bool:
+        return isinstance(self.inner, TickSink) and self.inner.joins(analytics)
+
+    async def write_tick(
+        self,
+        snaps: Sequence[ChainSnapshot],
+        metrics: Sequence[Metrics | None],
+        signals: Sequence[Signal],
+    ) -> tuple[list[bool], Exception | None]:
+        return await self._write(snaps, metrics, signals)
+
+    async def _write(
+        self,
+        snaps: Sequence[ChainSnapshot],
+        metrics: Sequence[Metrics | None] | None,
+        signals: Sequence[Signal],
+    ) -> tuple[list[bool], Exception | None]:
+        """The due snapshots written (with the metrics of those and the signals, in one
+        transaction, when `metrics` is given: the inner sink is then a TickSink); and the
+        metrics and signals' failure, as TickSink.write_tick."""
         now = self._clock()
         due = [i for i, s in enumerate(snaps) if self._due(s, now)]
         out = [False] * len(snaps)
-        if not due:
-            return out
-        written = await self.inner.write_many([snaps[i] for i in due])
+        failed: Exception | None = None
+        if metrics is None:
+            if not due:
+                return out, None
+            written = await self.inner.write_many([snaps[i] for i in due])
+        else:
+            # The signals are written even when no snapshot is due, as the poller would.
+            # Only called when `joins` said yes, which only a TickSink inner does.
+            written, failed = await cast(TickSink, self.inner).write_tick(
+                [snaps[i] for i in due], [metrics[i] for i in due] if metrics else [], signals
+            )
         for i, new in zip(due, written, strict=True):
             out[i] = new
             self._last[(snaps[i].symbol, snaps[i].expiry)] = now
-        return out
+        return out, failed
