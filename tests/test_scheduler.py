@@ -7,6 +7,7 @@ with simulator snapshots (20-Nov-2026 is a Friday, 24-Nov-2026 an NSE holiday).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -334,6 +335,30 @@ async def test_a_failing_job_is_recorded_and_the_others_still_run(
     monkeypatch.undo()
     again = await sch.run_due(ist(FRI, 16, 5))
     assert by_name(again, "retention").outcome == "ok"
+
+
+async def test_a_store_error_is_one_line_and_a_bug_keeps_its_traceback(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await fill(store, 0)
+
+    async def gone(older_than: datetime) -> int:
+        raise StoreError("Purging failed: the database system is shutting down")
+
+    async def bug(older_than: datetime) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(store.snapshots, "purge", gone)
+    with caplog.at_level(logging.ERROR, logger="optterm.scheduler"):
+        await make(store).run_due(ist(FRI, 16))
+    (line,) = [r for r in caplog.records if "retention" in r.getMessage()]
+    assert "shutting down" in line.getMessage() and line.exc_info is None
+    caplog.clear()
+    monkeypatch.setattr(store.snapshots, "purge", bug)
+    with caplog.at_level(logging.ERROR, logger="optterm.scheduler"):
+        await make(store).run_due(ist(FRI, 16, 10))
+    (line,) = [r for r in caplog.records if "retention" in r.getMessage()]
+    assert line.exc_info is not None and line.exc_info[0] is ZeroDivisionError
 
 
 async def test_a_dead_store_never_raises_into_the_caller(tmp_path: Path) -> None:

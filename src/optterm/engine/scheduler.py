@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from optterm.store.errors import StoreError
 from optterm.store.jobs import JobRun
 
 if TYPE_CHECKING:
@@ -285,7 +286,14 @@ class Scheduler:
             outcome, detail = await body()
         except Exception as exc:
             outcome, detail = "failed", f"{type(exc).__name__}: {exc}".rstrip(": ")
-            log.error("job %s failed: %s", name, detail, exc_info=exc)
+            # A store error already says what failed and what to do (the database went away
+            # mid-job, say): one line. Anything else is a bug, and its traceback is wanted.
+            log.error(
+                "job %s failed: %s",
+                name,
+                detail,
+                exc_info=None if isinstance(exc, StoreError) else exc,
+            )
         duration_ms = (time.monotonic() - t0) * 1000.0
         finished = now + timedelta(milliseconds=duration_ms)
         if outcome == "failed":
