@@ -4,6 +4,7 @@ the same file, and a damaged block must always be one CodecError naming a snapsh
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import itertools
@@ -30,6 +31,7 @@ from tests.test_store_blocks import (
     START,
     assert_reads_agree,
     assert_same,
+    pair,  # noqa: F401 (the fixture, both backends)
     scalar,
     ticks,
     write,
@@ -531,3 +533,60 @@ async def test_a_damaged_blob_read_for_prices_is_a_codec_error_naming_it(
             await _readers(store)["prices"]()  # type: ignore[operator]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("kind", ["odd", "providers"])
+async def test_odd_chains_and_two_providers_on_either_backend(
+    pair: tuple[Store, Store],  # noqa: F811 (the fixture imported above)
+    kind: str,
+) -> None:
+    rng = random.Random(13)
+    if kind == "odd":
+        polls = [[_odd(s, rng) for s in tick] for tick in ticks()]
+        polls[0] = ticks(count=1)[0]
+    else:
+        polls = [
+            [s for snap in tick for s in (snap, dataclasses.replace(snap, provider="other"))]
+            for tick in ticks()
+        ]
+    plain, blocked = pair
+    await write(pair, polls)
+    assert await scalar(blocked, select(func.count()).select_from(snapshot_blocks)) > 0
+    await assert_reads_agree(plain, blocked)
+    for fmt in ("csv", "json"):
+        assert await _export(plain, fmt) == await _export(blocked, fmt)
+    end = START + timedelta(days=2)
+    assert await plain.snapshots.purge(end) == await blocked.snapshots.purge(end)
+    await write(pair, polls[:12])
+    await assert_reads_agree(plain, blocked)
+
+
+async def test_compaction_purge_and_reads_as_concurrent_tasks(tmp_path: Path) -> None:
+    plain, blocked = await _pair(tmp_path)
+    try:
+        polls = ticks()
+        for s in (plain, blocked):
+            for tick in polls:
+                assert all(await s.snapshots.write_many(tick))
+        cutoff = START + timedelta(seconds=15 * 7 * 8)
+
+        async def reads() -> list[object]:
+            got: list[object] = [
+                x async for x in blocked.snapshots.iterate("NIFTY", None, *FAR, batch=3)
+            ]
+            return got
+
+        async def compacting() -> None:
+            while await blocked.snapshots.compact():
+                pass  # each compact() awaits the database: the other tasks run in between
+
+        results = await asyncio.gather(
+            compacting(), blocked.snapshots.purge(cutoff), reads(), compacting()
+        )
+        await plain.snapshots.purge(cutoff)
+        assert all(s.provider_ts >= START for s in results[2])  # type: ignore[attr-defined]
+        await blocked.snapshots.compact()
+        await assert_reads_agree(plain, blocked)
+    finally:
+        await plain.close()
+        await blocked.close()
