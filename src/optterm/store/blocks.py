@@ -28,7 +28,7 @@ from optterm.store.schema import snapshot_blocks
 if TYPE_CHECKING:
     from optterm.store.store import Store
 
-__all__ = ["BlockCache", "Payload", "compaction_members", "gather_columns"]
+__all__ = ["BlockCache", "Payload", "compaction_members", "gather_columns", "whole_block"]
 
 # Decoded blocks kept: one per chain of a watch list and then some (each is ~1 MB of columns).
 _KEEP: Final = 12
@@ -71,7 +71,7 @@ class BlockCache:
         async with store.read_connection("Reading stored blocks") as conn:
             found = (await conn.execute(stmt)).all()
         for block_id, head, data in found:
-            cols = decode_block_columns(head + data)
+            cols = decode_block_columns(whole_block(head, data))
             texts = cols.texts()
             self._blocks[block_id] = _Entry(
                 cols, {snap_id: i for i, snap_id in enumerate(cols.ids.tolist())}, texts
@@ -117,6 +117,15 @@ class _Entry:
     cols: BlockColumns
     index: dict[int, int]
     texts: list[tuple[int | None, str, str | None, str | None]]
+
+
+def whole_block(head: bytes, data: bytes) -> bytes:
+    """A block as stored (its two columns) made whole again; CodecError if its data is gone.
+    A valid block always has data past its head (the member table is there), and the codec
+    reads a head with nothing after it as a head passed alone, a caller's mistake."""
+    if not data:
+        raise CodecError("snapshot block is damaged: its data part is missing")
+    return head + data
 
 
 def gather_columns(

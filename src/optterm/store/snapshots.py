@@ -35,7 +35,7 @@ from optterm.model import LEG_FIELDS, ChainSnapshot, Feed, Legs, Metrics, Signal
 from optterm.store.analytics import write_analytics
 from optterm.store.blockcodec import HEAD_COLUMNS as IN_BLOCK_HEADS
 from optterm.store.blockcodec import decode_block_columns, encode_block, head_length
-from optterm.store.blocks import BlockCache, compaction_members, gather_columns
+from optterm.store.blocks import BlockCache, compaction_members, gather_columns, whole_block
 from optterm.store.codec import COLUMNS, ColumnBlob, decode_chain, encode_chain
 from optterm.store.context import context_fields, context_json
 from optterm.store.errors import CodecError, StoreError
@@ -703,11 +703,20 @@ class SnapshotRepository:
     ) -> tuple[list[Row[*tuple[Any, ...]]], np.ndarray, dict[str, np.ndarray]]:
         try:
             return gather_columns(rows, names, self._blocks)
-        except CodecError:
-            for r in rows:  # which one: its own decode raises the error naming it
+        except CodecError as err:
+            # Which one: a blob's own decode says; else a block that does not hold its rows.
+            # Only the blob is decoded here: price rows carry no meta to make snapshots of.
+            for r in rows:
                 if r.block_id is None:
-                    self._to_snapshot(r)
-            raise
+                    try:
+                        decode_chain(r.data)
+                    except CodecError as own:
+                        what = f"{r.symbol} {r.expiry}"
+                        url = self._store.url
+                        raise unreadable(r.id, what, r.provider_ts, url, own) from None
+            bad = next((r for r in rows if r.block_id is not None), rows[0])
+            what = f"{bad.symbol} {bad.expiry}"
+            raise unreadable(bad.id, what, bad.provider_ts, self._store.url, err) from None
 
     def _head(self, row: Row[*tuple[Any, ...]]) -> ChainSnapshot:
         texts = None
@@ -925,7 +934,7 @@ class SnapshotRepository:
         b = snapshot_blocks.c
         # OI (the history screen's series) is in a block's head: its other pages stay unread.
         parts = [b.head] if set(blob_fields) <= set(IN_BLOCK_HEADS) else [b.head, b.data]
-        blocks_stmt = select(b.id, *parts).where(
+        blocks_stmt = select(b.id, b.first_ts, b.last_ts, b.members, *parts).where(
             b.symbol == symbol, b.expiry == expiry, b.last_ts >= lo, b.first_ts < hi
         )
         what = f"Reading the {symbol} {expiry} {strike:g} series"
@@ -968,15 +977,17 @@ class SnapshotRepository:
                 what = f"{symbol} {expiry}"
                 raise unreadable(r.id, what, keys[i].provider_ts, self._store.url, err) from None
         # Rows in a block: the strike's cells of each block, for all its members at once.
-        for block_id, *part in blocks:
+        for block_id, first_ts, last_ts, members_n, *part in blocks:
             try:
-                got = decode_block_columns(b"".join(part), blob_fields, strike=target)
+                blob = part[0] if len(part) == 1 else whole_block(*part)
+                got = decode_block_columns(blob, blob_fields, strike=target)
+                # A block row holding another block's (intact) payload would fill the wrong
+                # points: its members must be the ones its row says.
+                times = got.provider_ts
+                if times.size != members_n or (times[0], times[-1]) != (first_ts, last_ts):
+                    raise CodecError("snapshot block does not hold its own snapshots")
             except CodecError as err:
-                raise CodecError(
-                    f"Snapshot block {block_id} ({symbol} {expiry}) in {self._store.url} cannot "
-                    f"be read: {err}. Delete the snapshots in it or restore the database from "
-                    "a backup."
-                ) from None
+                raise await self._block_unreadable(block_id, f"{symbol} {expiry}", err) from None
             at = [(m, pos[s]) for m, s in enumerate(got.ids.tolist()) if s in pos]
             if not at:
                 continue
@@ -987,6 +998,24 @@ class SnapshotRepository:
                 for f in blob_fields:
                     out[f][points] = got.values[f][members, 0]
         return StrikeSeries(symbol, expiry, target, ts.view("datetime64[us]"), out)
+
+    async def _block_unreadable(self, block_id: int, what: str, err: CodecError) -> CodecError:
+        """The error for a block that does not decode, naming its first member snapshot."""
+        c = snapshots.c
+        first = (
+            select(c.id, c.provider_ts)
+            .where(c.block_id == block_id)
+            .order_by(c.provider_ts, c.id)
+            .limit(1)
+        )
+        async with self._store.read_connection(f"Reading {what}") as conn:
+            row = (await conn.execute(first)).one_or_none()
+        if row is not None:
+            return unreadable(row.id, what, row.provider_ts, self._store.url, err)
+        return CodecError(
+            f"Snapshot block {block_id} ({what}) in {self._store.url} cannot be read: {err}. "
+            "Delete the snapshots in it or restore the database from a backup."
+        )
 
     async def history(self) -> list[HistoryRow]:
         """Per (symbol, expiry, trading date in Asia/Kolkata, provider): count, first, last ts."""
